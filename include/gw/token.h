@@ -1,0 +1,92 @@
+/* token.h - verification of incoming JWTs: Forge Invocation Tokens (FIT) and
+ * subscription tokens presented by websocket clients.
+ *
+ * Library "gwcrypto" (gateway/crypto/), OpenSSL 3 + jansson.
+ *
+ * The algorithm is always pinned by configuration, never taken from the token
+ * header: FITs are RS256 only, with the key chosen by `kid` from a JWKS file;
+ * subscription tokens use the algorithm implied by the configured key
+ * (EC P-256 public key -> ES256, RSA public key -> RS256, otherwise the file
+ * is an HS256 secret).
+ *
+ * Ownership: struct gw_jwks and struct gw_subkey are immutable once loaded and
+ * may be shared read-only by any number of threads (each verification uses
+ * its own OpenSSL contexts). Claims handed back are new json_t references
+ * owned by the caller. Error text never contains key material or the token.
+ */
+#ifndef GW_TOKEN_H
+#define GW_TOKEN_H
+
+#include <stddef.h>
+#include <time.h>
+#include <jansson.h>
+
+enum gw_token_err {
+	GW_TOKEN_OK = 0,
+	GW_TOKEN_MISSING,       /* no token at all */
+	GW_TOKEN_MALFORMED,     /* not three base64url parts / bad JSON */
+	GW_TOKEN_BAD_ALG,       /* header alg differs from the pinned one (incl. none) */
+	GW_TOKEN_UNKNOWN_KID,   /* FIT: no JWKS key with that kid (or kid missing) */
+	GW_TOKEN_BAD_SIGNATURE,
+	GW_TOKEN_EXPIRED,       /* exp + leeway <= now */
+	GW_TOKEN_NOT_YET_VALID, /* nbf - leeway > now */
+	GW_TOKEN_BAD_ISSUER,
+	GW_TOKEN_BAD_AUDIENCE,
+	GW_TOKEN_BAD_CLAIMS,    /* a required claim is missing or has the wrong type */
+};
+
+/* A short stable code for logs and error frames, e.g. "token_expired". */
+const char *gw_token_code(enum gw_token_err err);
+
+/* ---- Forge JWKS + FIT ------------------------------------------------ */
+
+struct gw_jwks;
+
+/* Loads a JWKS document ({"keys":[{"kty":"RSA","kid":..,"n":..,"e":..}, ...]}).
+ * Non-RSA keys are skipped; a document without any usable RSA key is an error.
+ * Returns NULL and writes a message into err on failure. */
+struct gw_jwks *gw_jwks_load_file(const char *path, char *err, size_t errlen);
+struct gw_jwks *gw_jwks_load_json(const char *json, size_t len, char *err, size_t errlen);
+size_t gw_jwks_count(const struct gw_jwks *jwks);
+void gw_jwks_free(struct gw_jwks *jwks);
+
+/* Verifies a FIT: RS256 pinned, kid looked up in jwks, signature, iss ==
+ * "forge/invocation-token", aud == audience (string, or array containing it),
+ * exp required and nbf optional, both with `leeway` seconds (callers pass at
+ * most 60). On GW_TOKEN_OK stores the claims in *claims (new reference). On
+ * failure writes a human-readable reason into detail (may be NULL). */
+enum gw_token_err gw_fit_verify(const struct gw_jwks *jwks, const char *token, size_t len,
+				const char *audience, long leeway, time_t now,
+				json_t **claims, char *detail, size_t detail_len);
+
+/* DEVELOPMENT / DEMO TOOLING ONLY: mints an RS256 FIT-shaped compact JWS,
+ * header {"alg":"RS256","typ":"JWT","kid":kid}, payload = claims_json as
+ * given (must be a JSON object). Parses the PEM (unencrypted RSA private key)
+ * on every call, so it is slow by design. Returns malloc'd text (caller
+ * frees) or NULL with err filled. Thread-safe. */
+char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char *claims_json,
+		      char *err, size_t errlen);
+
+/* ---- subscription tokens ---------------------------------------------- */
+
+struct gw_subkey;
+
+/* Loads the subscriber key: a PEM public key (EC P-256 -> ES256, RSA -> RS256)
+ * or, when the file is not PEM, an HS256 secret (surrounding whitespace
+ * trimmed; at least 32 bytes). Private keys are refused with a clear message. */
+struct gw_subkey *gw_subkey_load_file(const char *path, char *err, size_t errlen);
+/* HS256 from bytes in memory (for generated development secrets). */
+struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len, char *err,
+					size_t errlen);
+const char *gw_subkey_alg(const struct gw_subkey *key); /* "ES256" | "RS256" | "HS256" */
+void gw_subkey_free(struct gw_subkey *key);
+
+/* Verifies a subscription token: alg pinned by the key, signature, `sub` a
+ * non-empty string, `exp` a number (required, leeway applies), `nbf` if
+ * present, `ctx` an array of strings, and `aud` == audience when audience is
+ * non-NULL (string or array containing it). */
+enum gw_token_err gw_subtoken_verify(const struct gw_subkey *key, const char *token, size_t len,
+				     const char *audience, long leeway, time_t now,
+				     json_t **claims, char *detail, size_t detail_len);
+
+#endif
