@@ -127,8 +127,7 @@ fail:
 	return -1;
 }
 
-/* memmem is a GNU extension but available (_GNU_SOURCE is defined by
- * gw_warnings); keep a portable fallback-free use here. */
+/* memmem is a GNU extension; gw_warnings defines _GNU_SOURCE. */
 static int has(const char *hay, size_t len, const char *needle)
 {
 	return memmem(hay, len, needle, strlen(needle)) != NULL;

@@ -286,7 +286,11 @@ static void test_kid_and_alg(void)
 	CHECK(tok != NULL);
 	CHECK_INT_EQ(fit(tok, T0, 0, detail, sizeof(detail)), GW_TOKEN_BAD_ALG);
 	CHECK(strstr(detail, "HS256") != NULL);
-	/* Also the DER-less variant some libraries use (PEM without newline). */
+	free(tok);
+	/* Same, keyed with the PEM minus its trailing newline (another common
+	 * spelling of "the public key as the secret"). */
+	tok = mint_raw(JWT_ALG_HS256, (unsigned char *)pub, pub_len - 1, "k1", c);
+	CHECK_INT_EQ(fit_simple(tok, T0, 0), GW_TOKEN_BAD_ALG);
 	free(tok);
 	free(pub);
 
