@@ -1,0 +1,61 @@
+/* broker.h - who receives a signed notification: the seam between the
+ * pipeline (which knows user, context and frame) and the connections.
+ *
+ * A broker maps (user, context) to the connections subscribed to it. The
+ * in-process broker (broker_local.c) is the only one today; a Redis-backed
+ * broker for several gateway nodes implements the same operations: publish
+ * forwards to the other nodes, and their deliveries come back into the local
+ * table. Intake and rules never see a broker.
+ *
+ * Ownership: the broker never owns connections; a connection unsubscribes
+ * itself (gw_broker_unsubscribe_all) before it goes away. publish takes its
+ * own references to msg for every connection it queues to.
+ * Threads: service thread only.
+ */
+#ifndef GW_BROKER_H
+#define GW_BROKER_H
+
+#include <stddef.h>
+
+#include "msg.h"
+
+struct gw_conn; /* a websocket connection (realtime.c) */
+
+/* Implemented by the transport: queue msg (taking a reference) to conn. */
+void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg);
+
+struct gw_broker;
+
+struct gw_broker_ops {
+	/* Returns the number of connections the message was queued to here. */
+	size_t (*publish)(struct gw_broker *b, const char *user, const char *ctx, struct gw_msg *msg);
+	/* 0, or -1 when out of memory. Subscribing twice is a no-op. */
+	int (*subscribe)(struct gw_broker *b, const char *user, const char *ctx, struct gw_conn *conn);
+	void (*unsubscribe)(struct gw_broker *b, const char *user, const char *ctx, struct gw_conn *conn);
+	size_t (*subscription_count)(struct gw_broker *b);
+	void (*destroy)(struct gw_broker *b);
+};
+
+struct gw_broker {
+	const struct gw_broker_ops *ops;
+};
+
+struct gw_broker *gw_broker_local_new(void);
+
+static inline size_t gw_broker_publish(struct gw_broker *b, const char *user, const char *ctx,
+				       struct gw_msg *msg)
+{
+	return b->ops->publish(b, user, ctx, msg);
+}
+static inline int gw_broker_subscribe(struct gw_broker *b, const char *user, const char *ctx,
+				      struct gw_conn *conn)
+{
+	return b->ops->subscribe(b, user, ctx, conn);
+}
+static inline void gw_broker_unsubscribe(struct gw_broker *b, const char *user, const char *ctx,
+					 struct gw_conn *conn)
+{
+	b->ops->unsubscribe(b, user, ctx, conn);
+}
+
+#endif

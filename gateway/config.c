@@ -1,0 +1,476 @@
+/* config.c - the option table, the YAML loader and the command line.
+ *
+ * One table describes every option: its YAML path, its flag (derived: dots
+ * and underscores become dashes), type, default, range and help. Adding an
+ * option is one line here plus a field in struct gw_config. The YAML file is
+ * read with libyaml's document API so every error can name line and column.
+ * Relative paths in a file are resolved against the file's directory; on the
+ * command line, against the working directory.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "version.h"
+
+enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL };
+
+struct opt {
+	const char *name; /* YAML path, dotted */
+	enum opt_type type;
+	size_t offset;
+	const char *def; /* default as text, NULL = unset */
+	long min, max;
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct gw_config, f)
+
+static const struct opt options[] = {
+	{"listen", OPT_LISTEN, OFF(listen), "127.0.0.1:8080", 0, 0,
+	 "HOST:PORT to listen on (port 0: the kernel picks; the line 'listening on http://HOST:PORT' is printed)"},
+	{"state_dir", OPT_PATH, OFF(state_dir), ".notify-gateway", 0, 0,
+	 "directory for generated keys and state"},
+	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file (default: the embedded example rules)"},
+	{"web_root", OPT_PATH, OFF(web_root), GW_DEFAULT_WEB_ROOT, 0, 0, "files served at /"},
+	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
+	{"workers", OPT_INT, OFF(workers), "0", 0, 64, "worker threads (0: one per CPU)"},
+	{"forge.app_id", OPT_STR, OFF(forge_app_id), NULL, 0, 0,
+	 "the app ARI that FITs must name as aud (ari:cloud:ecosystem::app/<uuid>)"},
+	{"forge.jwks", OPT_PATH, OFF(forge_jwks), NULL, 0, 0,
+	 "JWKS file with the RSA keys that sign FITs (default: a development key in state_dir)"},
+	{"forge.leeway", OPT_INT, OFF(forge_leeway), "60", 0, 60, "seconds of clock skew allowed on exp/nbf"},
+	{"subscriber.key", OPT_PATH, OFF(subscriber_key), NULL, 0, 0,
+	 "PEM public key (ES256/RS256) or HS256 secret file for subscription tokens (default: a development secret in state_dir)"},
+	{"subscriber.audience", OPT_STR, OFF(subscriber_audience), NULL, 0, 0,
+	 "required aud of subscription tokens (unset: aud not checked)"},
+	{"subscriber.auth_timeout", OPT_INT, OFF(ws_auth_timeout), "10", 1, 300,
+	 "seconds a new websocket has to send its connect frame"},
+	{"signing.key", OPT_PATH, OFF(signing_key), NULL, 0, 0,
+	 "EC P-256 private key (PEM) that signs notifications (default: state_dir/signing-key.pem, generated)"},
+	{"signing.issuer", OPT_STR, OFF(signing_issuer), "notify-gateway", 0, 0, "iss of notifications"},
+	{"signing.ttl", OPT_INT, OFF(notification_ttl), "3600", 10, 2592000,
+	 "default notification lifetime in seconds (exp - iat)"},
+	{"limits.queue", OPT_INT, OFF(queue_capacity), "10000", 1, 10000000,
+	 "accepted events waiting for the rules; full: 503 + Retry-After"},
+	{"limits.verify_backlog", OPT_INT, OFF(verify_backlog), "1024", 1, 1000000,
+	 "requests waiting for token verification; full: 503 + Retry-After"},
+	{"limits.max_body", OPT_INT, OFF(max_body), "204800", 1024, 16777216,
+	 "largest event body in bytes; larger: 413"},
+	{"limits.ws_max_frame", OPT_INT, OFF(ws_max_frame), "16384", 256, 1048576,
+	 "largest client frame in bytes; larger: error frame and close"},
+	{"limits.ws_max_pending_bytes", OPT_INT, OFF(ws_max_pending_bytes), "1048576", 4096,
+	 268435456, "bytes queued to one connection before it is closed as a slow consumer"},
+	{"limits.ws_max_subscriptions", OPT_INT, OFF(ws_max_subscriptions), "64", 1, 100000,
+	 "contexts one connection may subscribe to"},
+	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
+	 "seconds SIGTERM waits for accepted events to be delivered"},
+};
+#define NOPTS (sizeof(options) / sizeof(options[0]))
+
+static char **field_str(struct gw_config *cfg, const struct opt *o)
+{
+	return (char **)((char *)cfg + o->offset);
+}
+static int *field_int(struct gw_config *cfg, const struct opt *o)
+{
+	return (int *)((char *)cfg + o->offset);
+}
+
+static int parse_listen(struct gw_config *cfg, const char *v, char *msg, size_t msglen)
+{
+	const char *colon = strrchr(v, ':');
+	if (!colon || colon == v) {
+		snprintf(msg, msglen, "expected HOST:PORT, got '%s'", v);
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535) {
+		snprintf(msg, msglen, "invalid port in '%s' (0-65535)", v);
+		return -1;
+	}
+	size_t hlen = (size_t)(colon - v);
+	const char *h = v;
+	if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+		h++;
+		hlen -= 2;
+	}
+	free(cfg->listen_host);
+	cfg->listen_host = strndup(h, hlen);
+	cfg->listen_port = (int)port;
+	return 0;
+}
+
+/* Sets option o from text v. base_dir resolves relative paths (NULL: as is). */
+static int set_option(struct gw_config *cfg, const struct opt *o, const char *v, const char *base_dir,
+		      char *msg, size_t msglen)
+{
+	switch (o->type) {
+	case OPT_INT: {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (errno || !*v || *end) {
+			snprintf(msg, msglen, "'%s' expects an integer, got '%s'", o->name, v);
+			return -1;
+		}
+		if (n < o->min || n > o->max) {
+			snprintf(msg, msglen, "'%s' must be between %ld and %ld, got %ld", o->name,
+				 o->min, o->max, n);
+			return -1;
+		}
+		*field_int(cfg, o) = (int)n;
+		return 0;
+	}
+	case OPT_LISTEN:
+		if (parse_listen(cfg, v, msg, msglen))
+			return -1;
+		break;
+	case OPT_LOGLEVEL:
+		if (!strcmp(v, "warning"))
+			v = "warn";
+		if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "notice") &&
+		    strcmp(v, "info") && strcmp(v, "debug")) {
+			snprintf(msg, msglen, "'%s' must be error, warn, notice, info or debug, got '%s'",
+				 o->name, v);
+			return -1;
+		}
+		break;
+	case OPT_PATH:
+		if (!*v) {
+			snprintf(msg, msglen, "'%s' must not be empty", o->name);
+			return -1;
+		}
+		if (base_dir && v[0] != '/') {
+			char *p = NULL;
+			if (asprintf(&p, "%s/%s", base_dir, v) < 0)
+				return -1;
+			free(*field_str(cfg, o));
+			*field_str(cfg, o) = p;
+			return 0;
+		}
+		break;
+	case OPT_STR:
+		if (!*v) {
+			snprintf(msg, msglen, "'%s' must not be empty", o->name);
+			return -1;
+		}
+		break;
+	}
+	free(*field_str(cfg, o));
+	*field_str(cfg, o) = strdup(v);
+	return 0;
+}
+
+void gw_config_defaults(struct gw_config *cfg)
+{
+	char msg[256];
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NOPTS; i++)
+		if (options[i].def)
+			set_option(cfg, &options[i], options[i].def, NULL, msg, sizeof(msg));
+}
+
+void gw_config_free(struct gw_config *cfg)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (options[i].type != OPT_INT) {
+			free(*field_str(cfg, &options[i]));
+			*field_str(cfg, &options[i]) = NULL;
+		}
+	free(cfg->listen_host);
+	cfg->listen_host = NULL;
+}
+
+static const struct opt *find_option(const char *name)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (!strcmp(options[i].name, name))
+			return &options[i];
+	return NULL;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return 99;
+	size_t d[65][65];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+			d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+	return d[la][lb];
+}
+
+/* The nearest option name within distance 2 of `name`, or NULL. */
+static const char *suggest(const char *name, int as_flag)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+	static char flag[96];
+	for (size_t i = 0; i < 2 * NOPTS; i++) {
+		char cand[96];
+		snprintf(cand, sizeof(cand), "%s", options[i / 2].name);
+		if (i % 2) { /* the section a dotted option lives in, e.g. "limits" */
+			char *dot = strchr(cand, '.');
+			if (!dot || as_flag)
+				continue;
+			*dot = '\0';
+		}
+		if (as_flag)
+			for (char *p = cand; *p; p++)
+				if (*p == '.' || *p == '_')
+					*p = '-';
+		size_t d = edit_distance(name, cand);
+		if (d < best_d) {
+			best_d = d;
+			snprintf(flag, sizeof(flag), "%s", cand);
+			best = flag;
+		}
+	}
+	return best;
+}
+
+/* ---- YAML --------------------------------------------------------------- */
+
+struct yaml_ctx {
+	struct gw_config *cfg;
+	const char *path;
+	char *base_dir;
+	yaml_document_t *doc;
+	FILE *err;
+	int errors;
+};
+
+static void yerr(struct yaml_ctx *y, yaml_node_t *node, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void yerr(struct yaml_ctx *y, yaml_node_t *node, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(y->err, "%s:%zu:%zu: error: ", y->path, node->start_mark.line + 1,
+		node->start_mark.column + 1);
+	va_start(ap, fmt);
+	vfprintf(y->err, fmt, ap);
+	va_end(ap);
+	fputc('\n', y->err);
+	y->errors++;
+}
+
+static void walk_mapping(struct yaml_ctx *y, yaml_node_t *map, const char *prefix)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
+		if (!k || !v)
+			continue;
+		if (k->type != YAML_SCALAR_NODE) {
+			yerr(y, k, "option names must be plain words");
+			continue;
+		}
+		char name[160];
+		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "",
+			 (const char *)k->data.scalar.value);
+		const struct opt *o = find_option(name);
+		if (!o) {
+			/* A section such as forge: or limits: */
+			size_t nl = strlen(name);
+			int is_section = 0;
+			for (size_t i = 0; i < NOPTS; i++)
+				if (!strncmp(options[i].name, name, nl) && options[i].name[nl] == '.')
+					is_section = 1;
+			if (is_section && v->type == YAML_MAPPING_NODE) {
+				walk_mapping(y, v, name);
+				continue;
+			}
+			if (is_section) {
+				yerr(y, v, "'%s' must be a mapping of options", name);
+				continue;
+			}
+			const char *near = suggest(name, 0);
+			if (near)
+				yerr(y, k, "unknown option '%s'; did you mean '%s'?", name, near);
+			else
+				yerr(y, k, "unknown option '%s'", name);
+			continue;
+		}
+		if (v->type != YAML_SCALAR_NODE) {
+			yerr(y, v, "'%s' expects a single value", name);
+			continue;
+		}
+		char msg[256];
+		if (set_option(y->cfg, o, (const char *)v->data.scalar.value,
+			       o->type == OPT_PATH ? y->base_dir : NULL, msg, sizeof(msg)))
+			yerr(y, v, "%s", msg);
+	}
+}
+
+int gw_config_load_file(struct gw_config *cfg, const char *path, FILE *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		fprintf(err, "notify-gateway: cannot read config file '%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	struct yaml_ctx y = {.cfg = cfg, .path = path, .doc = &doc, .err = err};
+	const char *slash = strrchr(path, '/');
+	y.base_dir = slash ? strndup(path, (size_t)(slash - path ? slash - path : 1)) : NULL;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		fprintf(err, "%s:%zu:%zu: error: %s\n", path, parser.problem_mark.line + 1,
+			parser.problem_mark.column + 1, parser.problem ? parser.problem : "invalid YAML");
+		yaml_parser_delete(&parser);
+		fclose(f);
+		free(y.base_dir);
+		return -1;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		/* An empty file: all defaults. */
+	} else if (root->type != YAML_MAPPING_NODE) {
+		yerr(&y, root, "the config file must be a mapping of options");
+	} else {
+		walk_mapping(&y, root, "");
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	fclose(f);
+	free(y.base_dir);
+	return y.errors ? -1 : 0;
+}
+
+/* ---- command line -------------------------------------------------------- */
+
+void gw_config_print_help(FILE *out)
+{
+	fprintf(out,
+		"Usage: notify-gateway [--config FILE] [OPTIONS]\n"
+		"       notify-gateway --version | --help\n\n"
+		"Takes Forge remote invocations (POST /forge/events), evaluates the rule file and\n"
+		"pushes signed per-user notifications over websockets (/realtime).\n"
+		"Without options it runs on the embedded default configuration.\n\n"
+		"Options (each also settable in the YAML config file under the name shown):\n"
+		"  --config FILE                 read options from a YAML file; flags override it\n");
+	for (size_t i = 0; i < NOPTS; i++) {
+		char flag[96];
+		snprintf(flag, sizeof(flag), "%s", options[i].name);
+		for (char *p = flag; *p; p++)
+			if (*p == '.' || *p == '_')
+				*p = '-';
+		char left[128];
+		snprintf(left, sizeof(left), "--%s %s", flag,
+			 options[i].type == OPT_INT ? "N" : options[i].type == OPT_PATH ? "FILE" : "VALUE");
+		fprintf(out, "  %-29s %s", left, options[i].help);
+		if (options[i].def && strcmp(options[i].name, "web_root"))
+			fprintf(out, " [%s]", options[i].def);
+		fprintf(out, "\n      (config: %s)\n", options[i].name);
+	}
+	fprintf(out, "\nSignals: SIGHUP reloads the rules, SIGTERM/SIGINT stop gracefully.\n"
+		     "Exit codes: 0 normal stop, 1 runtime failure, 2 bad command line or config.\n");
+}
+
+static const struct opt *find_flag(const char *flag)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		char f[96];
+		snprintf(f, sizeof(f), "%s", options[i].name);
+		for (char *p = f; *p; p++)
+			if (*p == '.' || *p == '_')
+				*p = '-';
+		if (!strcmp(f, flag))
+			return &options[i];
+	}
+	return NULL;
+}
+
+int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out, FILE *err)
+{
+	const char *config_path = NULL;
+	/* Pass 1: --help/--version/--config, and syntax of every flag. */
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			gw_config_print_help(out);
+			return 1;
+		}
+		if (!strcmp(a, "--version")) {
+			fprintf(out, "notify-gateway %s\n", GW_VERSION);
+			return 1;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(err, "notify-gateway: unexpected argument '%s' (see --help)\n", a);
+			return 2;
+		}
+		const char *eq = strchr(a, '=');
+		char name[96];
+		snprintf(name, sizeof(name), "%.*s", (int)(eq ? (size_t)(eq - a - 2) : strlen(a + 2)), a + 2);
+		if (strcmp(name, "config") && !find_flag(name)) {
+			const char *near = suggest(name, 1);
+			if (near)
+				fprintf(err, "notify-gateway: unknown option '--%s'; did you mean '--%s'?\n", name, near);
+			else
+				fprintf(err, "notify-gateway: unknown option '--%s' (see --help)\n", name);
+			return 2;
+		}
+		if (!eq) {
+			if (i + 1 >= argc) {
+				fprintf(err, "notify-gateway: option '--%s' needs a value\n", name);
+				return 2;
+			}
+			i++;
+		}
+		if (!strcmp(name, "config"))
+			config_path = eq ? eq + 1 : argv[i];
+	}
+	if (config_path && gw_config_load_file(cfg, config_path, err))
+		return 2;
+	/* Pass 2: flags override the file. */
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *eq = strchr(a, '=');
+		char name[96];
+		snprintf(name, sizeof(name), "%.*s", (int)(eq ? (size_t)(eq - a - 2) : strlen(a + 2)), a + 2);
+		const char *value = eq ? eq + 1 : argv[++i];
+		if (!strcmp(name, "config"))
+			continue;
+		char msg[256];
+		if (set_option(cfg, find_flag(name), value, NULL, msg, sizeof(msg))) {
+			fprintf(err, "notify-gateway: --%s: %s\n", name, msg);
+			return 2;
+		}
+	}
+	return gw_config_validate(cfg, err) ? 2 : 0;
+}
+
+int gw_config_validate(struct gw_config *cfg, FILE *err)
+{
+	if (cfg->forge_jwks && !cfg->forge_app_id) {
+		fprintf(err, "notify-gateway: forge.jwks is set but forge.app_id is not: FITs are checked "
+			     "against the app ARI (--forge-app-id ari:cloud:ecosystem::app/<uuid>)\n");
+		return -1;
+	}
+	if (cfg->forge_app_id && strncmp(cfg->forge_app_id, "ari:cloud:ecosystem::app/", 25) != 0) {
+		fprintf(err, "notify-gateway: forge.app_id must look like ari:cloud:ecosystem::app/<uuid>, "
+			     "got '%s'\n", cfg->forge_app_id);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,58 @@
+/* config.h - the gateway configuration: a YAML file, command-line flags that
+ * override it, and defaults, all described by one option table (config.c).
+ *
+ * Ownership: struct gw_config owns its strings (gw_config_free). Threads:
+ * loaded on the main thread before any other thread starts, then read-only.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdio.h>
+
+struct gw_config {
+	char *listen;          /* "HOST:PORT" as given */
+	char *listen_host;     /* parsed from listen */
+	int listen_port;
+	char *state_dir;
+	char *rules;           /* NULL: the embedded example rules */
+	char *web_root;
+	char *forge_app_id;
+	char *forge_jwks;      /* NULL: development key generated in state_dir */
+	int forge_leeway;
+	char *subscriber_key;  /* NULL: development HS256 secret in state_dir */
+	char *subscriber_audience;
+	char *signing_key;     /* NULL: <state_dir>/signing-key.pem, generated */
+	char *signing_issuer;
+	int notification_ttl;
+	int workers;           /* 0: one per CPU */
+	int queue_capacity;
+	int verify_backlog;
+	int max_body;
+	int ws_max_frame;
+	int ws_max_pending_bytes;
+	int ws_max_subscriptions;
+	int ws_auth_timeout;
+	int shutdown_grace;
+	char *log_level;
+};
+
+/* Fills defaults. */
+void gw_config_defaults(struct gw_config *cfg);
+void gw_config_free(struct gw_config *cfg);
+
+/* Parses argv (after the program name) into cfg: --config FILE is read first,
+ * then flags override it. Prints errors to err as "notify-gateway: ..." and
+ * returns 2 on bad input, 1 when the caller should exit 0 (--help,
+ * --version, output already printed to out), 0 to run. */
+int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+/* Loads a YAML file into cfg (values override what is there). Errors are
+ * written as "FILE:LINE:COL: error: message". Returns 0 or -1. */
+int gw_config_load_file(struct gw_config *cfg, const char *path, FILE *err);
+
+/* Checks cross-option consistency after loading; returns 0 or -1. */
+int gw_config_validate(struct gw_config *cfg, FILE *err);
+
+void gw_config_print_help(FILE *out);
+
+#endif

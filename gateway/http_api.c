@@ -1,0 +1,467 @@
+/* http_api.c - the HTTP endpoints served by callback (lws protocol "http-api"):
+ *   POST /forge/events          Forge remote invocations (intake)
+ *   GET  /healthz               health and counters
+ *   GET  /.well-known/jwks.json the keys that verify notifications
+ * Static files at / are served by an lws file mount (server.c).
+ *
+ * Intake does only I/O here: header checks, bounded body accumulation, then a
+ * VERIFY job for the workers; their answer comes back through the outbox
+ * (gw_http_answer_ready), found by request id: if the client went away in the
+ * meantime the id is no longer in app->pending_http and the answer is dropped.
+ *
+ * Ownership: struct http_pss (lws per-session data) owns its body, token and
+ * response buffers; they are freed when lws drops the session.
+ * Threads: service thread only.
+ */
+#include <ctype.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "app.h"
+#include "log.h"
+#include "stats.h"
+#include "version.h"
+
+enum http_state {
+	HTTP_IDLE,
+	HTTP_READING_BODY,
+	HTTP_WAITING_WORKER,
+	HTTP_SEND_HEADERS,
+	HTTP_SEND_BODY,
+	HTTP_DONE,
+};
+
+struct http_pss {
+	struct gw_app *app; /* NULL until LWS_CALLBACK_HTTP ran for this transaction */
+	struct lws *wsi;
+	enum http_state state;
+	int in_pending_map;
+	uint64_t req_id;
+	char *body;
+	size_t body_len, body_cap;
+	char *token;
+	char trace_id[64];
+	int64_t received_ns;
+	int head_only;
+	/* the answer */
+	int status;
+	int retry_after;
+	int close_after; /* body not read to the end: close once answered */
+	char *resp;      /* owned unless resp_borrowed */
+	size_t resp_len;
+	int resp_borrowed;
+	const char *allow; /* Allow header for 405 */
+};
+
+const size_t gw_http_pss_size = sizeof(struct http_pss);
+
+static struct gw_app *app_of(struct lws *wsi)
+{
+	return (struct gw_app *)lws_get_protocol(wsi)->user;
+}
+
+static void pss_release(struct gw_app *app, struct http_pss *pss)
+{
+	if (pss->in_pending_map) {
+		char key[17];
+		gw_id_key(pss->req_id, key);
+		gw_strmap_remove(&app->pending_http, key, 16);
+		pss->in_pending_map = 0;
+	}
+	free(pss->body);
+	free(pss->token);
+	if (!pss->resp_borrowed)
+		free(pss->resp);
+	pss->body = pss->token = pss->resp = NULL;
+}
+
+/* Queues an answer; the body is taken (malloc'd) or borrowed. */
+static void respond(struct http_pss *pss, int status, char *body, int borrowed)
+{
+	pss->status = status;
+	if (!pss->resp_borrowed)
+		free(pss->resp);
+	pss->resp = body;
+	pss->resp_len = body ? strlen(body) : 0;
+	pss->resp_borrowed = borrowed;
+	pss->state = HTTP_SEND_HEADERS;
+	lws_callback_on_writable(pss->wsi);
+}
+
+static void respond_error(struct http_pss *pss, int status, const char *code, const char *message)
+{
+	json_t *j = json_pack("{s:s, s:s}", "error", code, "message", message);
+	respond(pss, status, j ? json_dumps(j, JSON_COMPACT) : NULL, 0);
+	json_decref(j);
+}
+
+static int valid_trace_id(const char *s, size_t n)
+{
+	if (n == 0 || n > 32)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+static void take_trace_id(struct lws *wsi, struct http_pss *pss)
+{
+	char buf[128];
+	int n = lws_hdr_custom_copy(wsi, buf, sizeof(buf), "x-b3-traceid:", 13);
+	if (n > 0 && valid_trace_id(buf, (size_t)n)) {
+		memcpy(pss->trace_id, buf, (size_t)n);
+		pss->trace_id[n] = '\0';
+		return;
+	}
+	/* No (usable) trace id: make one so every log line of this event has one. */
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[8];
+	lws_get_random(lws_get_context(wsi), rnd, sizeof(rnd));
+	for (int i = 0; i < 8; i++) {
+		pss->trace_id[2 * i] = hex[rnd[i] >> 4];
+		pss->trace_id[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	pss->trace_id[16] = '\0';
+}
+
+static int is_json_media_type(const char *ct)
+{
+	/* application/json, optionally with parameters; application/<x>+json too. */
+	size_t n = strcspn(ct, ";");
+	while (n && isspace((unsigned char)ct[n - 1]))
+		n--;
+	if (n == 16 && !strncasecmp(ct, "application/json", 16))
+		return 1;
+	return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *pss)
+{
+	char buf[256];
+	take_trace_id(wsi, pss);
+	pss->received_ns = 0;
+	if (app->stopping) {
+		gw_stat_inc(GW_STAT_events_rejected_stopping);
+		pss->retry_after = 5;
+		pss->close_after = 1;
+		respond_error(pss, 503, "stopping", "the gateway is shutting down; retry later");
+		return;
+	}
+	int ctlen = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE);
+	if (ctlen <= 0 || !is_json_media_type(buf)) {
+		gw_stat_inc(GW_STAT_events_rejected_media_type);
+		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=415 content-type '%s'", pss->trace_id,
+		       ctlen > 0 ? buf : "");
+		pss->close_after = 1;
+		respond_error(pss, 415, "unsupported_media_type",
+			      "the body must be JSON: send Content-Type: application/json");
+		return;
+	}
+	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+		char *end;
+		unsigned long long cl = strtoull(buf, &end, 10);
+		if (cl > (unsigned long long)app->cfg.max_body) {
+			gw_stat_inc(GW_STAT_events_rejected_too_large);
+			gw_log(GW_LOG_NOTICE, "event refused trace=%s status=413 content-length %llu",
+			       pss->trace_id, cl);
+			pss->close_after = 1;
+			snprintf(buf, sizeof(buf), "the body is larger than %d bytes", app->cfg.max_body);
+			respond_error(pss, 413, "payload_too_large", buf);
+			return;
+		}
+		if (cl == 0) {
+			gw_stat_inc(GW_STAT_events_rejected_json);
+			respond_error(pss, 400, "malformed_json", "the request has no body");
+			return;
+		}
+	}
+	int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	char *auth = alen > 0 ? malloc((size_t)alen + 1) : NULL;
+	if (auth && lws_hdr_copy(wsi, auth, alen + 1, WSI_TOKEN_HTTP_AUTHORIZATION) != alen) {
+		free(auth);
+		auth = NULL;
+	}
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
+		free(auth);
+		gw_stat_inc(GW_STAT_events_rejected_token);
+		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=401 reason=token_missing", pss->trace_id);
+		pss->close_after = 1;
+		respond_error(pss, 401, "token_missing",
+			      "missing Authorization: Bearer <Forge Invocation Token>");
+		return;
+	}
+	size_t skip = 7;
+	while (auth[skip] == ' ')
+		skip++;
+	pss->token = strdup(auth + skip);
+	free(auth);
+	pss->state = HTTP_READING_BODY;
+}
+
+static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in, size_t len)
+{
+	if (pss->state != HTTP_READING_BODY)
+		return; /* already answered (413 etc.): the rest is ignored */
+	if (pss->body_len + len > (size_t)app->cfg.max_body) {
+		char msg[96];
+		gw_stat_inc(GW_STAT_events_rejected_too_large);
+		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=413 body over %d bytes", pss->trace_id,
+		       app->cfg.max_body);
+		snprintf(msg, sizeof(msg), "the body is larger than %d bytes", app->cfg.max_body);
+		pss->close_after = 1;
+		respond_error(pss, 413, "payload_too_large", msg);
+		return;
+	}
+	if (pss->body_len + len + 1 > pss->body_cap) {
+		size_t cap = pss->body_cap ? pss->body_cap : 4096;
+		while (cap < pss->body_len + len + 1)
+			cap *= 2;
+		if (cap > (size_t)app->cfg.max_body + 1)
+			cap = (size_t)app->cfg.max_body + 1;
+		char *nb = realloc(pss->body, cap);
+		if (!nb) {
+			pss->close_after = 1;
+			pss->retry_after = 5;
+			respond_error(pss, 503, "out_of_memory", "try again later");
+			return;
+		}
+		pss->body = nb;
+		pss->body_cap = cap;
+	}
+	memcpy(pss->body + pss->body_len, in, len);
+	pss->body_len += len;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void intake_complete(struct gw_app *app, struct http_pss *pss)
+{
+	if (pss->state != HTTP_READING_BODY)
+		return;
+	if (!pss->body_len) {
+		gw_stat_inc(GW_STAT_events_rejected_json);
+		respond_error(pss, 400, "malformed_json", "the request has no body");
+		return;
+	}
+	struct gw_job *job = gw_job_new(GW_JOB_VERIFY);
+	if (!job) {
+		pss->retry_after = 5;
+		respond_error(pss, 503, "out_of_memory", "try again later");
+		return;
+	}
+	pss->body[pss->body_len] = '\0';
+	job->body = pss->body;
+	job->body_len = pss->body_len;
+	job->token = pss->token;
+	pss->body = pss->token = NULL;
+	pss->body_len = pss->body_cap = 0;
+	job->received_ns = now_ns();
+	memcpy(job->trace_id, pss->trace_id, sizeof(job->trace_id));
+	job->req_id = ++app->next_id;
+	int rc = gw_workq_push_verify(&app->workq, job);
+	if (rc) {
+		gw_job_free(job);
+		pss->retry_after = 5;
+		if (rc == -2) {
+			gw_stat_inc(GW_STAT_events_rejected_stopping);
+			respond_error(pss, 503, "stopping", "the gateway is shutting down; retry later");
+		} else {
+			gw_stat_inc(GW_STAT_events_rejected_busy);
+			gw_log(GW_LOG_WARN, "event refused trace=%s status=503 verification backlog full (%d)",
+			       pss->trace_id, app->cfg.verify_backlog);
+			respond_error(pss, 503, "busy", "too many requests waiting for verification; retry later");
+		}
+		return;
+	}
+	pss->req_id = job->req_id;
+	char key[17];
+	gw_id_key(pss->req_id, key);
+	struct gw_strmap_entry *e = gw_strmap_upsert(&app->pending_http, key, 16, NULL);
+	if (e) {
+		e->value = pss;
+		pss->in_pending_map = 1;
+	}
+	pss->state = HTTP_WAITING_WORKER;
+}
+
+void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *item)
+{
+	char key[17];
+	gw_id_key(item->req_id, key);
+	struct http_pss *pss = gw_strmap_remove(&app->pending_http, key, 16);
+	if (!pss) { /* the client went away; the event (if accepted) still proceeds */
+		gw_outbox_item_free(item);
+		return;
+	}
+	pss->in_pending_map = 0;
+	pss->retry_after = item->retry_after;
+	respond(pss, item->status, item->body, 0);
+	item->body = NULL;
+	gw_outbox_item_free(item);
+}
+
+static char *health_json(struct gw_app *app)
+{
+	struct gw_rulebox *rb = &app->rulebox;
+	json_t *counters = json_object();
+	for (int i = 0; i < GW_STAT__COUNT; i++)
+		json_object_set_new(counters, gw_stat_names[i], json_integer((json_int_t)gw_stat_get(i)));
+	char loaded[32] = "";
+	pthread_mutex_lock(&rb->lock);
+	struct tm tm;
+	gmtime_r(&rb->loaded_at, &tm);
+	strftime(loaded, sizeof(loaded), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_t *rules = json_pack("{s:I, s:s, s:s, s:s, s:o, s:{s:I, s:I}}", "count",
+				  (json_int_t)(rb->set ? rules_set_count(rb->set) : 0), "version",
+				  rb->set ? rules_set_version(rb->set) : "", "source",
+				  rb->source ? rb->source : "", "loadedAt", loaded, "lastReloadError",
+				  rb->last_error ? json_string(rb->last_error) : json_null(), "reloads", "ok",
+				  (json_int_t)rb->reloads_ok, "failed", (json_int_t)rb->reloads_failed);
+	pthread_mutex_unlock(&rb->lock);
+	json_t *j = json_pack(
+		"{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:i, s:o}", "status",
+		app->stopping ? "stopping" : "ok", "version", GW_VERSION, "uptimeSeconds",
+		(json_int_t)(time(NULL) - app->started_at), "rules", rules, "queue", "depth",
+		(json_int_t)gw_workq_event_depth(&app->workq), "capacity", (json_int_t)app->cfg.queue_capacity,
+		"verifying", (json_int_t)gw_workq_verify_depth(&app->workq), "verifyCapacity",
+		(json_int_t)app->cfg.verify_backlog, "connections", "websocket",
+		(json_int_t)app->ws_connections, "subscriptions",
+		(json_int_t)app->broker->ops->subscription_count(app->broker), "workers", app->nworkers,
+		"counters", counters);
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_INDENT(0)) : NULL;
+	json_decref(j);
+	return text;
+}
+
+static int write_headers(struct lws *wsi, struct http_pss *pss)
+{
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, "application/json",
+					pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
+		return -1;
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p, end))
+		return -1;
+	if (pss->retry_after > 0) {
+		char ra[16];
+		int n = snprintf(ra, sizeof(ra), "%d", pss->retry_after);
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
+						(const unsigned char *)ra, n, &p, end))
+			return -1;
+	}
+	if (pss->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+						      (const unsigned char *)pss->allow,
+						      (int)strlen(pss->allow), &p, end))
+		return -1;
+	if (pss->close_after && lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+							    (const unsigned char *)"close", 5, &p, end))
+		return -1;
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	return 0;
+}
+
+int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
+{
+	struct http_pss *pss = user;
+	struct gw_app *app;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP: {
+		app = app_of(wsi);
+		if (pss->app)
+			pss_release(app, pss);
+		memset(pss, 0, sizeof(*pss));
+		pss->app = app;
+		pss->wsi = wsi;
+		gw_stat_inc(GW_STAT_http_requests);
+		char *uri;
+		int ulen;
+		int method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+		char path[128];
+		snprintf(path, sizeof(path), "%.*s", ulen > 0 ? ulen : 0, ulen > 0 ? uri : "");
+		path[strcspn(path, "?")] = '\0';
+		if (!strcmp(path, "/forge/events")) {
+			if (method != LWSHUMETH_POST) {
+				pss->allow = "POST";
+				pss->close_after = 1;
+				respond_error(pss, 405, "method_not_allowed", "use POST");
+				return 0;
+			}
+			begin_intake(app, wsi, pss);
+			return 0;
+		}
+		if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
+			pss->allow = "GET, HEAD";
+			pss->close_after = 1;
+			respond_error(pss, 405, "method_not_allowed", "use GET");
+			return 0;
+		}
+		pss->head_only = method == LWSHUMETH_HEAD;
+		if (!strcmp(path, "/healthz")) {
+			respond(pss, 200, health_json(app), 0);
+			return 0;
+		}
+		if (!strcmp(path, "/.well-known/jwks.json")) {
+			respond(pss, 200, app->jwks_json, 1);
+			return 0;
+		}
+		respond_error(pss, 404, "not_found", "no such resource");
+		return 0;
+	}
+	case LWS_CALLBACK_HTTP_BODY:
+		intake_body(app_of(wsi), pss, in, len);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		intake_complete(app_of(wsi), pss);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (pss->state == HTTP_SEND_HEADERS) {
+			if (write_headers(wsi, pss))
+				return -1;
+			pss->state = HTTP_SEND_BODY;
+			if (pss->head_only || !pss->resp_len) {
+				/* nothing more to send */
+				pss->state = HTTP_DONE;
+				if (pss->close_after)
+					return -1;
+				return lws_http_transaction_completed(wsi) ? -1 : 0;
+			}
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		if (pss->state == HTTP_SEND_BODY) {
+			size_t n = pss->resp_len;
+			unsigned char *buf = malloc(LWS_PRE + n);
+			if (!buf)
+				return -1;
+			memcpy(buf + LWS_PRE, pss->resp, n);
+			int w = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL);
+			free(buf);
+			if (w < (int)n)
+				return -1;
+			pss->state = HTTP_DONE;
+			if (pss->close_after)
+				return -1;
+			return lws_http_transaction_completed(wsi) ? -1 : 0;
+		}
+		return 0;
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (pss && pss->app)
+			pss_release(pss->app, pss);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, (enum lws_callback_reasons)reason, user, in, len);
+}

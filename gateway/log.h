@@ -1,0 +1,36 @@
+/* log.h - the gateway's logger: one line per call, safe from any thread.
+ *
+ * lwsl_* in Debian's libwebsockets 4.1.6 formats into a static buffer and is
+ * not thread-safe, so workers log only through gw_log. Each line is formatted
+ * into a stack buffer and written with one write(2) to stderr, so lines from
+ * different threads never interleave. lws's own output is bridged in with
+ * gw_log_lws_emit (service thread).
+ *
+ * Format: "2026-11-22T04:37:53.123Z level component: message". Callers never
+ * pass secrets (tokens, keys) to gw_log.
+ */
+#ifndef GW_LOG_H
+#define GW_LOG_H
+
+enum gw_log_level { GW_LOG_ERR, GW_LOG_WARN, GW_LOG_NOTICE, GW_LOG_INFO, GW_LOG_DEBUG };
+
+extern int gw_log_max_level;
+
+void gw_log_set_level(enum gw_log_level level);
+/* Parses "error|warn|notice|info|debug"; returns -1 if unknown. */
+int gw_log_level_parse(const char *name);
+
+void gw_log_emit(enum gw_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The level is checked before the arguments are evaluated. */
+#define gw_log(level, ...)                                                   \
+	do {                                                                 \
+		if ((int)(level) <= gw_log_max_level)                        \
+			gw_log_emit((level), __VA_ARGS__);                   \
+	} while (0)
+
+/* For lws_set_log_level(): strips the newline lws appends. */
+void gw_log_lws_emit(int lws_level, const char *line);
+
+#endif

@@ -1,0 +1,93 @@
+/* main.c - notify-gateway: parse the command line, load rules and keys,
+ * build the shared state, run the server, tear down in order.
+ * Exit codes: 0 normal stop (also --help/--version), 1 runtime failure,
+ * 2 bad command line, config, rules or keys. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "keys.h"
+#include "log.h"
+#include "rules.h"
+
+extern const char gw_embedded_rules[];
+extern const size_t gw_embedded_rules_len;
+
+static struct rules_set *load_rules(const struct gw_config *cfg)
+{
+	struct rules_diags diags;
+	rules_diags_init(&diags);
+	struct rules_set *set = cfg->rules
+					? rules_load_file(cfg->rules, &diags)
+					: rules_load_string("(embedded default rules)", gw_embedded_rules,
+							    gw_embedded_rules_len, &diags);
+	for (size_t i = 0; i < diags.count; i++) {
+		char *text = rules_diag_format(&diags.items[i]);
+		fprintf(stderr, "%s\n", text ? text : diags.items[i].message);
+		free(text);
+	}
+	if (!set)
+		fprintf(stderr, "notify-gateway: %s: %zu error(s); not starting\n",
+			cfg->rules ? cfg->rules : "embedded rules", diags.errors);
+	rules_diags_free(&diags);
+	return set;
+}
+
+int main(int argc, char **argv)
+{
+	static struct gw_app app;
+	/* jansson's hash seed must be set before any thread could create objects. */
+	json_object_seed(0);
+	gw_config_defaults(&app.cfg);
+	int rc = gw_config_from_args(&app.cfg, argc - 1, argv + 1, stdout, stderr);
+	if (rc) {
+		gw_config_free(&app.cfg);
+		return rc == 1 ? 0 : 2;
+	}
+	gw_log_set_level((enum gw_log_level)gw_log_level_parse(app.cfg.log_level));
+
+	struct rules_set *rules = load_rules(&app.cfg);
+	if (!rules) {
+		gw_config_free(&app.cfg);
+		return 2;
+	}
+	if (gw_keys_load(&app, stderr)) {
+		rules_set_unref(rules);
+		gw_keys_free(&app);
+		gw_config_free(&app.cfg);
+		return 2;
+	}
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	app.nworkers = app.cfg.workers > 0 ? app.cfg.workers : (ncpu > 0 ? (int)ncpu : 2);
+	app.started_at = time(NULL);
+	app.next_id = 0;
+	app.next_release = 1;
+	if (gw_workq_init(&app.workq, (size_t)app.cfg.verify_backlog, (size_t)app.cfg.queue_capacity) ||
+	    gw_outbox_init(&app.outbox, NULL, NULL) || gw_rulebox_init(&app.rulebox) ||
+	    gw_sequencer_init(&app.seq) || gw_strmap_init(&app.pending_http, 256) ||
+	    gw_strmap_init(&app.conns_by_id, 1024) || !(app.broker = gw_broker_local_new())) {
+		fprintf(stderr, "notify-gateway: out of memory at start\n");
+		return 1;
+	}
+	gw_rulebox_install_take(&app.rulebox, rules, app.cfg.rules);
+	gw_log(GW_LOG_NOTICE, "rules: %zu from %s (version %s)", rules_set_count(rules),
+	       app.cfg.rules ? app.cfg.rules : "the embedded default", rules_set_version(rules));
+
+	rc = gw_server_run(&app);
+
+	app.broker->ops->destroy(app.broker);
+	gw_strmap_free(&app.pending_http, NULL);
+	gw_strmap_free(&app.conns_by_id, NULL);
+	gw_sequencer_destroy(&app.seq);
+	gw_rulebox_destroy(&app.rulebox);
+	gw_outbox_destroy(&app.outbox);
+	gw_workq_destroy(&app.workq);
+	gw_keys_free(&app);
+	gw_config_free(&app.cfg);
+	return rc;
+}

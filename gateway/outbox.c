@@ -1,0 +1,72 @@
+/* outbox.c - see outbox.h. */
+#include "outbox.h"
+
+#include <stdlib.h>
+
+void gw_outbox_item_free(struct gw_outbox_item *item)
+{
+	if (!item)
+		return;
+	free(item->body);
+	json_decref(item->claims);
+	for (size_t i = 0; i < item->count; i++) {
+		free(item->items[i].user);
+		free(item->items[i].ctx);
+		gw_msg_unref(item->items[i].msg);
+	}
+	free(item->items);
+	free(item);
+}
+
+int gw_outbox_init(struct gw_outbox *o, gw_outbox_wake_fn wake, void *wake_ud)
+{
+	o->head = o->tail = NULL;
+	o->wake = wake;
+	o->wake_ud = wake_ud;
+	return pthread_mutex_init(&o->lock, NULL) ? -1 : 0;
+}
+
+void gw_outbox_destroy(struct gw_outbox *o)
+{
+	struct gw_outbox_item *it = o->head;
+	while (it) {
+		struct gw_outbox_item *next = it->next;
+		gw_outbox_item_free(it);
+		it = next;
+	}
+	o->head = o->tail = NULL;
+	pthread_mutex_destroy(&o->lock);
+}
+
+void gw_outbox_push_take(struct gw_outbox *o, struct gw_outbox_item *item)
+{
+	int was_empty;
+	item->next = NULL;
+	pthread_mutex_lock(&o->lock); /* ---- outbox lock { */
+	was_empty = o->head == NULL;
+	if (o->tail)
+		o->tail->next = item;
+	else
+		o->head = item;
+	o->tail = item;
+	pthread_mutex_unlock(&o->lock); /* } outbox lock ---- */
+	if (was_empty && o->wake)
+		o->wake(o->wake_ud);
+}
+
+struct gw_outbox_item *gw_outbox_take_all(struct gw_outbox *o)
+{
+	pthread_mutex_lock(&o->lock); /* ---- outbox lock { */
+	struct gw_outbox_item *list = o->head;
+	o->head = o->tail = NULL;
+	pthread_mutex_unlock(&o->lock); /* } outbox lock ---- */
+	return list;
+}
+
+int gw_outbox_is_empty(struct gw_outbox *o)
+{
+	pthread_mutex_lock(&o->lock);
+	int empty = o->head == NULL;
+	pthread_mutex_unlock(&o->lock);
+	return empty;
+}

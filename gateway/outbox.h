@@ -1,0 +1,75 @@
+/* outbox.h - results travelling from the workers back to the service thread.
+ *
+ * Workers push HTTP answers (for requests they verified) and delivery batches
+ * (signed notifications of one accepted event). The service thread takes the
+ * whole list at once in LWS_CALLBACK_EVENT_WAIT_CANCELLED. The wake callback
+ * (lws_cancel_service) runs only when the list goes from empty to non-empty,
+ * after the lock is released: lws coalesces wake-ups, so the drain takes
+ * everything anyway (h2o's multithread queue does the same).
+ *
+ * Ownership: a pushed item belongs to the outbox until taken, then to the
+ * service thread, which frees it with gw_outbox_item_free. Threads: push from
+ * any thread; take from the service thread.
+ */
+#ifndef GW_OUTBOX_H
+#define GW_OUTBOX_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "msg.h"
+
+struct gw_delivery {
+	char *user;         /* owned */
+	char *ctx;          /* owned */
+	uint64_t seq;
+	struct gw_msg *msg; /* one reference */
+};
+
+enum gw_outbox_kind { GW_OUT_ANSWER, GW_OUT_BATCH, GW_OUT_AUTH };
+
+struct gw_outbox_item {
+	struct gw_outbox_item *next;
+	enum gw_outbox_kind kind;
+	/* GW_OUT_ANSWER: req_id is the HTTP request; GW_OUT_AUTH: the connection,
+	 * status a enum gw_token_err, body the reason, claims the verified claims */
+	uint64_t req_id;
+	int status;
+	json_t *claims; /* owned (GW_OUT_AUTH) */
+	int retry_after; /* seconds; 0 = no header */
+	char *body;      /* JSON text, owned */
+	size_t body_len;
+	/* GW_OUT_BATCH: every accepted event yields exactly one batch, possibly
+	 * empty, so the service thread can release batches in intake order. */
+	uint64_t intake_no;
+	int64_t received_ns;
+	size_t count;
+	struct gw_delivery *items; /* owned array */
+};
+
+void gw_outbox_item_free(struct gw_outbox_item *item);
+
+typedef void (*gw_outbox_wake_fn)(void *ud);
+
+struct gw_outbox {
+	pthread_mutex_t lock;
+	struct gw_outbox_item *head, *tail;
+	gw_outbox_wake_fn wake;
+	void *wake_ud;
+};
+
+int gw_outbox_init(struct gw_outbox *o, gw_outbox_wake_fn wake, void *wake_ud);
+void gw_outbox_destroy(struct gw_outbox *o); /* frees items not taken */
+
+/* Takes ownership of item. */
+void gw_outbox_push_take(struct gw_outbox *o, struct gw_outbox_item *item);
+
+/* Returns the whole list (oldest first) and leaves the outbox empty. */
+struct gw_outbox_item *gw_outbox_take_all(struct gw_outbox *o);
+
+int gw_outbox_is_empty(struct gw_outbox *o);
+
+#endif

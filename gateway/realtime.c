@@ -1,0 +1,562 @@
+/* realtime.c - the websocket protocol at /realtime (docs/protocol.md).
+ *
+ * A connection starts unauthenticated. Its first frame must be
+ *   {"op":"connect","token":"<subscription JWT>"}
+ * The token is verified by a worker (AUTH job); frames that arrive meanwhile
+ * wait in order in a bounded inbound queue, so a client may send connect and
+ * its subscribes at once. Then {"op":"subscribe","ctx":...} registers the
+ * connection with the broker for (sub, ctx) if the token's ctx list covers it.
+ *
+ * Outbound frames (notifications, acknowledgements, errors) go through a
+ * per-connection FIFO of shared gw_msg references, bounded in bytes: a
+ * connection that lets more than limits.ws_max_pending_bytes pile up is closed
+ * as a slow consumer (1008). One lws_write per WRITEABLE callback.
+ *
+ * Ownership: struct gw_conn is lws's per-session data; it owns its strings,
+ * queued inbound frames and one reference per queued gw_msg. The broker and
+ * app->conns_by_id only point at it; both forget it in LWS_CALLBACK_CLOSED.
+ * Threads: service thread only.
+ */
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "log.h"
+#include "stats.h"
+
+_Static_assert(LWS_PRE <= GW_MSG_HEADROOM, "gw_msg headroom must cover LWS_PRE");
+
+#define MAX_QUEUED_INBOUND 64
+
+enum conn_state { RT_AWAIT_CONNECT, RT_AUTHENTICATING, RT_READY, RT_CLOSING };
+
+struct inbound {
+	struct inbound *next;
+	size_t len;
+	char data[];
+};
+
+struct outbound {
+	struct outbound *next;
+	struct gw_msg *msg;
+};
+
+struct gw_conn {
+	struct gw_app *app;
+	struct lws *wsi;
+	uint64_t id;
+	enum conn_state state;
+	char *user;
+	char **allowed;
+	size_t nallowed;
+	time_t exp;
+	char **subs;
+	size_t nsubs;
+	struct inbound *in_head, *in_tail;
+	size_t in_count;
+	char *rx;
+	size_t rx_len;
+	struct outbound *out_head, *out_tail;
+	size_t out_bytes;
+	int close_pending;
+	enum lws_close_status close_status;
+	char close_reason[64];
+};
+
+const size_t gw_conn_size = sizeof(struct gw_conn);
+
+/* ---- outbound ------------------------------------------------------------ */
+
+static void queue_msg(struct gw_conn *c, struct gw_msg *msg)
+{
+	struct outbound *o = malloc(sizeof(*o));
+	if (!o)
+		return;
+	o->next = NULL;
+	o->msg = gw_msg_ref(msg);
+	if (c->out_tail)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	c->out_tail = o;
+	c->out_bytes += msg->len;
+	lws_callback_on_writable(c->wsi);
+}
+
+static void send_json(struct gw_conn *c, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text)
+		return;
+	size_t n = strlen(text);
+	struct gw_msg *m = gw_msg_new(n);
+	if (m) {
+		memcpy(gw_msg_payload(m), text, n + 1);
+		queue_msg(c, m);
+		gw_msg_unref(m);
+	}
+	free(text);
+}
+
+/* Closes the connection once everything queued so far has been written. */
+static void close_after_flush(struct gw_conn *c, enum lws_close_status status, const char *reason)
+{
+	if (c->close_pending)
+		return;
+	c->close_pending = 1;
+	c->state = RT_CLOSING;
+	c->close_status = status;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	/* A peer that stops reading would keep us waiting for the flush forever. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+	lws_callback_on_writable(c->wsi);
+}
+
+static void drop_outbound(struct gw_conn *c)
+{
+	while (c->out_head) {
+		struct outbound *o = c->out_head;
+		c->out_head = o->next;
+		gw_msg_unref(o->msg);
+		free(o);
+	}
+	c->out_tail = NULL;
+	c->out_bytes = 0;
+}
+
+static void send_error(struct gw_conn *c, const char *code, const char *message, int close)
+{
+	gw_stat_inc(GW_STAT_ws_frames_refused);
+	send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", code, "message", message));
+	if (close)
+		close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, code);
+}
+
+void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg)
+{
+	if (c->state != RT_READY)
+		return;
+	if (c->out_bytes + msg->len > (size_t)c->app->cfg.ws_max_pending_bytes) {
+		gw_stat_inc(GW_STAT_ws_slow_consumer_closed);
+		gw_log(GW_LOG_WARN, "realtime: closing slow consumer conn=%llu user=%s (%zu bytes queued)",
+		       (unsigned long long)c->id, c->user, c->out_bytes);
+		/* Drop what is queued, say why, close. The client recovers by reconnecting. */
+		drop_outbound(c);
+		send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "slow_consumer", "message",
+				       "this connection fell too far behind and is closed"));
+		close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow_consumer");
+		return;
+	}
+	gw_stat_inc(GW_STAT_notifications_delivered);
+	queue_msg(c, msg);
+}
+
+/* ---- subscriptions --------------------------------------------------------- */
+
+static int ctx_allowed(struct gw_conn *c, const char *ctx)
+{
+	for (size_t i = 0; i < c->nallowed; i++)
+		if (!strcmp(c->allowed[i], ctx))
+			return 1;
+	return 0;
+}
+
+static ssize_t find_sub(struct gw_conn *c, const char *ctx)
+{
+	for (size_t i = 0; i < c->nsubs; i++)
+		if (!strcmp(c->subs[i], ctx))
+			return (ssize_t)i;
+	return -1;
+}
+
+static void unsubscribe_all(struct gw_conn *c)
+{
+	for (size_t i = 0; i < c->nsubs; i++) {
+		if (c->user)
+			gw_broker_unsubscribe(c->app->broker, c->user, c->subs[i], c);
+		free(c->subs[i]);
+	}
+	free(c->subs);
+	c->subs = NULL;
+	c->nsubs = 0;
+}
+
+static void free_allowed(struct gw_conn *c)
+{
+	for (size_t i = 0; i < c->nallowed; i++)
+		free(c->allowed[i]);
+	free(c->allowed);
+	c->allowed = NULL;
+	c->nallowed = 0;
+}
+
+static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
+{
+	json_t *jctx = json_object_get(frame, "ctx");
+	if (!json_is_string(jctx) || !json_string_length(jctx)) {
+		send_error(c, "bad_frame", "\"ctx\" must be a non-empty string", 0);
+		return;
+	}
+	const char *ctx = json_string_value(jctx);
+	ssize_t at = find_sub(c, ctx);
+	if (!subscribe) {
+		if (at >= 0) {
+			gw_broker_unsubscribe(c->app->broker, c->user, ctx, c);
+			free(c->subs[at]);
+			c->subs[at] = c->subs[--c->nsubs];
+		}
+		send_json(c, json_pack("{s:s, s:s}", "op", "unsubscribed", "ctx", ctx));
+		return;
+	}
+	if (!ctx_allowed(c, ctx)) {
+		send_error(c, "ctx_forbidden", "the subscription token does not cover this context", 0);
+		return;
+	}
+	if (at < 0) {
+		if (c->nsubs >= (size_t)c->app->cfg.ws_max_subscriptions) {
+			send_error(c, "too_many_subscriptions", "this connection has reached its subscription limit", 0);
+			return;
+		}
+		char **n = realloc(c->subs, (c->nsubs + 1) * sizeof(*n));
+		char *copy = strdup(ctx);
+		if (!n || !copy || gw_broker_subscribe(c->app->broker, c->user, ctx, c)) {
+			if (n)
+				c->subs = n;
+			free(copy);
+			send_error(c, "internal_error", "could not subscribe; try again", 0);
+			return;
+		}
+		c->subs = n;
+		c->subs[c->nsubs++] = copy;
+	}
+	send_json(c, json_pack("{s:s, s:s}", "op", "subscribed", "ctx", ctx));
+}
+
+static void op_connect(struct gw_conn *c, json_t *frame)
+{
+	json_t *tok = json_object_get(frame, "token");
+	if (!json_is_string(tok) || !json_string_length(tok)) {
+		gw_stat_inc(GW_STAT_ws_auth_failed);
+		send_error(c, "token_missing", "\"token\" must be the subscription token", 1);
+		return;
+	}
+	struct gw_job *job = gw_job_new(GW_JOB_AUTH);
+	if (!job || !(job->token = strdup(json_string_value(tok)))) {
+		gw_job_free(job);
+		send_error(c, "internal_error", "out of memory", 1);
+		return;
+	}
+	job->req_id = c->id;
+	int rc = gw_workq_push_verify(&c->app->workq, job);
+	if (rc) {
+		gw_job_free(job);
+		send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", rc == -2 ? "stopping" : "busy",
+				       "message", "the gateway cannot verify tokens right now; reconnect later"));
+		close_after_flush(c, (enum lws_close_status)1013 /* try again later */, "busy");
+		return;
+	}
+	c->state = RT_AUTHENTICATING;
+}
+
+static void process_frame(struct gw_conn *c, const char *data, size_t len)
+{
+	json_error_t jerr;
+	json_t *frame = json_loadb(data, len, 0, &jerr);
+	const char *op = frame ? json_string_value(json_object_get(frame, "op")) : NULL;
+	if (!frame || !json_is_object(frame) || !op) {
+		char msg[200];
+		if (!frame)
+			snprintf(msg, sizeof(msg), "invalid JSON at column %d: %s", jerr.column, jerr.text);
+		else
+			snprintf(msg, sizeof(msg), "a frame must be an object with a string \"op\"");
+		send_error(c, "bad_frame", msg, c->state == RT_AWAIT_CONNECT);
+		json_decref(frame);
+		return;
+	}
+	if (!strcmp(op, "connect")) {
+		op_connect(c, frame);
+	} else if (c->state == RT_AWAIT_CONNECT) {
+		gw_stat_inc(GW_STAT_ws_auth_failed);
+		send_error(c, "not_connected", "the first frame must be {\"op\":\"connect\",\"token\":...}", 1);
+	} else if (!strcmp(op, "subscribe")) {
+		op_subscribe(c, frame, 1);
+	} else if (!strcmp(op, "unsubscribe")) {
+		op_subscribe(c, frame, 0);
+	} else if (!strcmp(op, "ping")) {
+		json_t *id = json_object_get(frame, "id");
+		json_t *pong = json_pack("{s:s}", "op", "pong");
+		if (id && pong)
+			json_object_set(pong, "id", id);
+		send_json(c, pong);
+	} else {
+		send_error(c, "unknown_op", "op must be connect, subscribe, unsubscribe or ping", 0);
+	}
+	json_decref(frame);
+}
+
+/* Runs queued inbound frames until one starts a verification (or none left). */
+static void drain_inbound(struct gw_conn *c)
+{
+	while (c->in_head && c->state == RT_READY) {
+		struct inbound *f = c->in_head;
+		c->in_head = f->next;
+		if (!c->in_head)
+			c->in_tail = NULL;
+		c->in_count--;
+		process_frame(c, f->data, f->len);
+		free(f);
+	}
+}
+
+static void handle_frame(struct gw_conn *c, const char *data, size_t len)
+{
+	if (c->state == RT_CLOSING)
+		return;
+	if (c->state == RT_AUTHENTICATING) {
+		if (c->in_count >= MAX_QUEUED_INBOUND) {
+			send_error(c, "too_many_frames", "too many frames sent before the token was verified", 1);
+			return;
+		}
+		struct inbound *f = malloc(sizeof(*f) + len);
+		if (!f)
+			return;
+		f->next = NULL;
+		f->len = len;
+		memcpy(f->data, data, len);
+		if (c->in_tail)
+			c->in_tail->next = f;
+		else
+			c->in_head = f;
+		c->in_tail = f;
+		c->in_count++;
+		return;
+	}
+	process_frame(c, data, len);
+}
+
+void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
+{
+	char key[17];
+	gw_id_key(item->req_id, key);
+	struct gw_conn *c = gw_strmap_get(&app->conns_by_id, key, 16);
+	if (!c || c->state != RT_AUTHENTICATING) {
+		gw_outbox_item_free(item);
+		return;
+	}
+	if (item->status != GW_TOKEN_OK) {
+		gw_stat_inc(GW_STAT_ws_auth_failed);
+		gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: %s: %s", (unsigned long long)c->id,
+		       gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "");
+		send_error(c, gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "", 1);
+		gw_outbox_item_free(item);
+		return;
+	}
+	json_t *claims = item->claims;
+	const char *sub = json_string_value(json_object_get(claims, "sub"));
+	if (c->user && strcmp(c->user, sub) != 0) {
+		send_error(c, "sub_mismatch", "a refreshed token must name the same user", 1);
+		gw_outbox_item_free(item);
+		return;
+	}
+	json_t *ctx = json_object_get(claims, "ctx");
+	char **allowed = calloc(json_array_size(ctx) + 1, sizeof(*allowed));
+	if (!allowed) {
+		send_error(c, "internal_error", "out of memory", 1);
+		gw_outbox_item_free(item);
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(ctx); i++)
+		allowed[i] = strdup(json_string_value(json_array_get(ctx, i)));
+	if (c->user) {
+		/* Refresh: subscriptions the new token no longer covers are dropped. */
+		for (size_t i = 0; i < c->nsubs;) {
+			int keep = 0;
+			for (size_t k = 0; k < json_array_size(ctx); k++)
+				if (allowed[k] && !strcmp(allowed[k], c->subs[i]))
+					keep = 1;
+			if (keep) {
+				i++;
+				continue;
+			}
+			gw_broker_unsubscribe(app->broker, c->user, c->subs[i], c);
+			free(c->subs[i]);
+			c->subs[i] = c->subs[--c->nsubs];
+		}
+	} else {
+		c->user = strdup(sub);
+	}
+	free_allowed(c);
+	c->allowed = allowed;
+	c->nallowed = json_array_size(ctx);
+	c->exp = (time_t)json_integer_value(json_object_get(claims, "exp"));
+	if (!json_is_integer(json_object_get(claims, "exp")))
+		c->exp = (time_t)json_number_value(json_object_get(claims, "exp"));
+	time_t now = time(NULL);
+	lws_set_timer_usecs(c->wsi, (lws_usec_t)(c->exp > now ? c->exp - now : 0) * LWS_US_PER_SEC +
+					    LWS_US_PER_SEC / 2);
+	c->state = RT_READY;
+	send_json(c, json_pack("{s:s, s:s, s:O, s:I}", "op", "connected", "sub", c->user, "ctx", ctx, "exp",
+			       (json_int_t)c->exp));
+	gw_outbox_item_free(item);
+	drain_inbound(c);
+}
+
+void gw_realtime_close_all(struct gw_app *app)
+{
+	struct gw_strmap *m = &app->conns_by_id;
+	for (size_t i = 0; i < m->nbuckets; i++)
+		for (struct gw_strmap_entry *e = m->buckets[i]; e; e = e->next) {
+			struct gw_conn *c = e->value;
+			c->close_pending = 0; /* a going-away close overrides a pending one */
+			close_after_flush(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+		}
+}
+
+static int path_is_realtime(struct lws *wsi)
+{
+	char uri[64];
+	int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+	if (n <= 0)
+		return 0;
+	uri[strcspn(uri, "?")] = '\0';
+	return !strcmp(uri, "/realtime");
+}
+
+static void conn_free(struct gw_conn *c)
+{
+	unsubscribe_all(c);
+	free_allowed(c);
+	free(c->user);
+	c->user = NULL;
+	while (c->in_head) {
+		struct inbound *f = c->in_head;
+		c->in_head = f->next;
+		free(f);
+	}
+	drop_outbound(c);
+	c->in_tail = NULL;
+	free(c->rx);
+	c->rx = NULL;
+}
+
+int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
+{
+	struct gw_conn *c = user;
+	struct gw_app *app = lws_get_protocol(wsi) ? (struct gw_app *)lws_get_protocol(wsi)->user : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Refuse the upgrade on any other path, and while stopping. */
+		if (!app || app->stopping || !path_is_realtime(wsi))
+			return 1;
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED: {
+		memset(c, 0, sizeof(*c));
+		c->app = app;
+		c->wsi = wsi;
+		c->id = ++app->next_id;
+		c->state = RT_AWAIT_CONNECT;
+		char key[17];
+		gw_id_key(c->id, key);
+		struct gw_strmap_entry *e = gw_strmap_upsert(&app->conns_by_id, key, 16, NULL);
+		if (!e)
+			return -1;
+		e->value = c;
+		app->ws_connections++;
+		gw_stat_inc(GW_STAT_ws_connections_opened);
+		lws_set_timer_usecs(wsi, (lws_usec_t)app->cfg.ws_auth_timeout * LWS_US_PER_SEC);
+		return 0;
+	}
+	case LWS_CALLBACK_RECEIVE: {
+		if (!c->app || c->state == RT_CLOSING)
+			return 0;
+		if (lws_frame_is_binary(wsi)) {
+			send_error(c, "bad_frame", "frames must be JSON text", 1);
+			return 0;
+		}
+		if (c->rx_len + len > (size_t)app->cfg.ws_max_frame) {
+			free(c->rx);
+			c->rx = NULL;
+			c->rx_len = 0;
+			send_error(c, "frame_too_large", "a frame exceeded limits.ws_max_frame", 1);
+			return 0;
+		}
+		int last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+		if (last && !c->rx) {
+			handle_frame(c, in, len);
+			return 0;
+		}
+		char *n = realloc(c->rx, c->rx_len + len + 1);
+		if (!n)
+			return -1;
+		c->rx = n;
+		memcpy(c->rx + c->rx_len, in, len);
+		c->rx_len += len;
+		if (last) {
+			handle_frame(c, c->rx, c->rx_len);
+			free(c->rx);
+			c->rx = NULL;
+			c->rx_len = 0;
+		}
+		return 0;
+	}
+	case LWS_CALLBACK_SERVER_WRITEABLE: {
+		if (!c->app)
+			return 0;
+		struct outbound *o = c->out_head;
+		if (o) {
+			c->out_head = o->next;
+			if (!c->out_head)
+				c->out_tail = NULL;
+			c->out_bytes -= o->msg->len;
+			int w = lws_write(wsi, gw_msg_payload(o->msg), o->msg->len, LWS_WRITE_TEXT);
+			gw_msg_unref(o->msg);
+			free(o);
+			if (w < 0)
+				return -1;
+			if (c->out_head || c->close_pending)
+				lws_callback_on_writable(wsi);
+			return 0;
+		}
+		if (c->close_pending) {
+			lws_close_reason(wsi, c->close_status, (unsigned char *)c->close_reason,
+					 strlen(c->close_reason));
+			return -1;
+		}
+		return 0;
+	}
+	case LWS_CALLBACK_TIMER: {
+		if (!c->app || c->state == RT_CLOSING)
+			return 0;
+		if (c->state != RT_READY) {
+			gw_stat_inc(GW_STAT_ws_auth_failed);
+			send_error(c, "auth_timeout", "no valid connect frame in time", 1);
+			return 0;
+		}
+		if (time(NULL) >= c->exp) {
+			gw_stat_inc(GW_STAT_ws_token_expired_closed);
+			send_error(c, "token_expired", "the subscription token expired; reconnect with a fresh one", 1);
+		} else {
+			lws_set_timer_usecs(wsi, (lws_usec_t)(c->exp - time(NULL)) * LWS_US_PER_SEC);
+		}
+		return 0;
+	}
+	case LWS_CALLBACK_CLOSED: {
+		if (!c->app)
+			return 0;
+		char key[17];
+		gw_id_key(c->id, key);
+		gw_strmap_remove(&app->conns_by_id, key, 16);
+		app->ws_connections--;
+		conn_free(c);
+		c->app = NULL;
+		return 0;
+	}
+	default:
+		break;
+	}
+	return 0;
+}

@@ -1,0 +1,296 @@
+/* server.c - the lws context, the service loop, signals and the ordered stop.
+ *
+ * The service thread (main) owns the lws context and runs lws_service; it
+ * does I/O only. Workers wake it with lws_cancel_service (outbox wake
+ * callback); LWS_CALLBACK_EVENT_WAIT_CANCELLED then drains the outbox:
+ * HTTP answers, token verdicts for websockets, and delivery batches, which
+ * are released to the broker strictly in intake order.
+ *
+ * Stop (SIGTERM/SIGINT): refuse new requests and upgrades (503 / refused
+ * handshake), let the workers finish every accepted event, deliver the
+ * batches (counting what had no subscriber), flush and close every websocket
+ * with 1001, then destroy the context. limits: shutdown_grace seconds.
+ */
+#include <errno.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "log.h"
+#include "stats.h"
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
+}
+
+/* ---- outbox drain (service thread) -------------------------------------- */
+
+static void hold_batch(struct gw_app *app, struct gw_outbox_item *b)
+{
+	struct gw_outbox_item **pp = &app->held;
+	while (*pp && (*pp)->intake_no < b->intake_no)
+		pp = &(*pp)->next;
+	b->next = *pp;
+	*pp = b;
+}
+
+static void release_batches(struct gw_app *app)
+{
+	while (app->held && app->held->intake_no == app->next_release) {
+		struct gw_outbox_item *b = app->held;
+		app->held = b->next;
+		for (size_t i = 0; i < b->count; i++) {
+			struct gw_delivery *d = &b->items[i];
+			if (!gw_broker_publish(app->broker, d->user, d->ctx, d->msg))
+				gw_stat_inc(GW_STAT_notifications_undelivered);
+		}
+		app->next_release++;
+		gw_outbox_item_free(b);
+	}
+}
+
+static void drain_outbox(struct gw_app *app)
+{
+	struct gw_outbox_item *it = gw_outbox_take_all(&app->outbox);
+	while (it) {
+		struct gw_outbox_item *next = it->next;
+		it->next = NULL;
+		switch (it->kind) {
+		case GW_OUT_ANSWER:
+			gw_http_answer_ready(app, it);
+			break;
+		case GW_OUT_AUTH:
+			gw_realtime_auth_done(app, it);
+			break;
+		case GW_OUT_BATCH:
+			hold_batch(app, it);
+			break;
+		}
+		it = next;
+	}
+	release_batches(app);
+}
+
+static int http_protocol_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			    size_t len)
+{
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+		const struct lws_protocols *p = lws_get_protocol(wsi);
+		if (p && p->user)
+			drain_outbox((struct gw_app *)p->user);
+		return 0;
+	}
+	return gw_http_callback(wsi, (int)reason, user, in, len);
+}
+
+static int realtime_protocol_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+				size_t len)
+{
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+		return 0;
+	return gw_realtime_callback(wsi, (int)reason, user, in, len);
+}
+
+static void wake_service(void *ud)
+{
+	struct gw_app *app = ud;
+	if (app->lws)
+		lws_cancel_service(app->lws);
+}
+
+/* ---- reload ---------------------------------------------------------------- */
+
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Loads the rule file on its own thread: parsing and compiling are CPU work
+ * that must not stall I/O. A broken file keeps the running rules. */
+static void *reload_thread(void *arg)
+{
+	struct gw_app *app = arg;
+	pthread_mutex_lock(&reload_lock);
+	struct rules_diags diags;
+	rules_diags_init(&diags);
+	struct rules_set *set = rules_load_file(app->cfg.rules, &diags);
+	for (size_t i = 0; i < diags.count; i++) {
+		char *text = rules_diag_format(&diags.items[i]);
+		gw_log(diags.items[i].severity == RULES_SEV_ERROR ? GW_LOG_ERR : GW_LOG_WARN, "reload: %s",
+		       text ? text : diags.items[i].message);
+		free(text);
+	}
+	if (set) {
+		gw_log(GW_LOG_NOTICE, "reload: %zu rules from %s (version %s)", rules_set_count(set),
+		       app->cfg.rules, rules_set_version(set));
+		gw_rulebox_install_take(&app->rulebox, set, app->cfg.rules);
+	} else {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", diags.count ? diags.items[0].message : "cannot load rules");
+		gw_rulebox_record_failure(&app->rulebox, msg);
+		gw_log(GW_LOG_ERR, "reload: %s has errors; the running rules stay in force", app->cfg.rules);
+	}
+	rules_diags_free(&diags);
+	pthread_mutex_unlock(&reload_lock);
+	return NULL;
+}
+
+static void start_reload(struct gw_app *app)
+{
+	if (!app->cfg.rules) {
+		gw_log(GW_LOG_NOTICE, "reload: running on the embedded rules; nothing to reload");
+		return;
+	}
+	pthread_t t;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (pthread_create(&t, NULL, reload_thread, app) == 0)
+		pthread_detach(t);
+	else
+		gw_log(GW_LOG_ERR, "reload: cannot start the reload thread");
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ---- run ------------------------------------------------------------------- */
+
+static int pipeline_idle(struct gw_app *app)
+{
+	return gw_workq_event_depth(&app->workq) == 0 && gw_workq_verify_depth(&app->workq) == 0 &&
+	       app->pending_http.count == 0 && app->next_release == gw_workq_next_intake_no(&app->workq) &&
+	       app->held == NULL && gw_outbox_is_empty(&app->outbox);
+}
+
+int gw_server_run(struct gw_app *app)
+{
+	static struct lws_protocols protocols[3];
+	static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
+	static struct lws_protocol_vhost_options pvo_realtime = {NULL, &pvo_default, "notify-gateway", ""};
+	static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
+	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown;
+
+	protocols[0] = (struct lws_protocols){"http-api", http_protocol_cb, gw_http_pss_size, 0, 0, app, 0};
+	protocols[1] = (struct lws_protocols){"notify-gateway", realtime_protocol_cb, gw_conn_size, 4096, 0,
+					      app, 0};
+	protocols[2] = (struct lws_protocols){NULL, NULL, 0, 0, 0, NULL, 0};
+
+	m_root = (struct lws_http_mount){0};
+	m_root.mountpoint = "/";
+	m_root.mountpoint_len = 1;
+	m_root.origin = app->cfg.web_root;
+	m_root.def = "index.html";
+	m_root.origin_protocol = LWSMPRO_FILE;
+	m_root.extra_mimetypes = &mime_mjs;
+	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known"};
+	struct lws_http_mount *prev = &m_root;
+	for (int i = 0; i < 3; i++) {
+		*cb_mounts[i] = (struct lws_http_mount){0};
+		cb_mounts[i]->mountpoint = cb_points[i];
+		cb_mounts[i]->mountpoint_len = (unsigned char)strlen(cb_points[i]);
+		cb_mounts[i]->origin = "http-api";
+		cb_mounts[i]->protocol = "http-api";
+		cb_mounts[i]->origin_protocol = LWSMPRO_CALLBACK;
+		prev->mount_next = cb_mounts[i];
+		prev = cb_mounts[i];
+	}
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = app->cfg.listen_port;
+	info.iface = app->cfg.listen_host;
+	info.protocols = protocols;
+	info.mounts = &m_root;
+	info.pvo = &pvo_realtime;
+	info.vhost_name = "default";
+	info.max_http_header_data = 16384; /* FITs with licence claims run to several KB */
+	info.timeout_secs = 30;
+	info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
+		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (!strchr(app->cfg.listen_host, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, gw_log_lws_emit);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	app->lws = lws_create_context(&info);
+	if (!app->lws) {
+		gw_log(GW_LOG_ERR, "cannot listen on %s (address in use or not available?)", app->cfg.listen);
+		fprintf(stderr, "notify-gateway: cannot listen on %s\n", app->cfg.listen);
+		return 1;
+	}
+	app->vhost = lws_get_vhost_by_name(app->lws, "default");
+	app->listen_port = app->vhost ? lws_get_vhost_listen_port(app->vhost) : app->cfg.listen_port;
+	app->outbox.wake = wake_service;
+	app->outbox.wake_ud = app;
+
+	if (gw_pipeline_start(app)) {
+		gw_log(GW_LOG_ERR, "cannot start worker threads");
+		gw_workq_close(&app->workq);
+		gw_pipeline_join(app);
+		lws_context_destroy(app->lws);
+		return 1;
+	}
+	const char *host = app->cfg.listen_host;
+	int v6 = strchr(host, ':') != NULL;
+	printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "", app->listen_port);
+	fflush(stdout);
+	gw_log(GW_LOG_NOTICE, "notify-gateway listening on %s:%d with %d workers", host, app->listen_port,
+	       app->nworkers);
+
+	while (!stop_requested) {
+		lws_service(app->lws, 0);
+		if (reload_requested) {
+			reload_requested = 0;
+			start_reload(app);
+		}
+	}
+
+	/* ---- ordered stop ---- */
+	gw_log(GW_LOG_NOTICE, "stopping: finishing accepted events");
+	app->stopping = 1;
+	gw_workq_close(&app->workq);
+	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
+	while (!pipeline_idle(app) && time(NULL) < deadline)
+		lws_service(app->lws, 0);
+	if (!pipeline_idle(app))
+		gw_log(GW_LOG_WARN, "stopping: grace period over with events still in flight");
+	gw_realtime_close_all(app);
+	while (app->ws_connections > 0 && time(NULL) < deadline + 2)
+		lws_service(app->lws, 0);
+	gw_pipeline_join(app);
+	drain_outbox(app);
+	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
+	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),
+	       (unsigned long long)gw_stat_get(GW_STAT_notifications_delivered),
+	       (unsigned long long)gw_stat_get(GW_STAT_notifications_undelivered));
+	lws_context_destroy(app->lws);
+	app->lws = NULL;
+	while (app->held) {
+		struct gw_outbox_item *b = app->held;
+		app->held = b->next;
+		gw_outbox_item_free(b);
+	}
+	return 0;
+}

@@ -1,0 +1,58 @@
+/* stats.h - process-wide counters (C11 atomics, no locks), any thread.
+ *
+ * Every limit the gateway enforces has a counter here, so hitting it is
+ * observable in /healthz (and later in Prometheus metrics). The X-macro keeps
+ * the enum and the names in one place. */
+#ifndef GW_STATS_H
+#define GW_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define GW_STATS_COUNTERS(X)                                                         \
+	X(http_requests, "HTTP requests received")                                   \
+	X(events_accepted, "events answered 202")                                    \
+	X(events_rejected_token, "events answered 401")                              \
+	X(events_rejected_json, "events answered 400")                               \
+	X(events_rejected_too_large, "events answered 413")                          \
+	X(events_rejected_media_type, "events answered 415")                         \
+	X(events_rejected_queue_full, "events answered 503: intake queue full")      \
+	X(events_rejected_busy, "events answered 503: verification backlog full")    \
+	X(events_rejected_stopping, "events answered 503: shutting down")            \
+	X(events_processed, "accepted events that went through the rules")           \
+	X(rule_matches, "notifications produced by rules (before fan-out)")          \
+	X(rule_log_lines, "rule evaluation outcomes logged (onError *_AND_LOG etc.)") \
+	X(notifications_signed, "JWS signed (one per user and context)")             \
+	X(notifications_sign_failed, "JWS that could not be signed")                 \
+	X(notifications_delivered, "notification frames queued to connections")      \
+	X(notifications_undelivered, "signed notifications with no subscribed connection") \
+	X(ws_connections_opened, "websocket connections opened")                     \
+	X(ws_auth_failed, "websocket connections refused at connect")                \
+	X(ws_frames_refused, "client frames answered with an error frame")           \
+	X(ws_slow_consumer_closed, "connections closed: send queue over its byte limit") \
+	X(ws_token_expired_closed, "connections closed when their token expired")
+
+enum gw_stat {
+#define GW_STAT_ENUM(name, help) GW_STAT_##name,
+	GW_STATS_COUNTERS(GW_STAT_ENUM)
+#undef GW_STAT_ENUM
+	GW_STAT__COUNT
+};
+
+extern _Atomic uint64_t gw_stats[GW_STAT__COUNT];
+extern const char *const gw_stat_names[GW_STAT__COUNT];
+
+static inline void gw_stat_inc(enum gw_stat s)
+{
+	atomic_fetch_add_explicit(&gw_stats[s], 1, memory_order_relaxed);
+}
+static inline void gw_stat_add(enum gw_stat s, uint64_t n)
+{
+	atomic_fetch_add_explicit(&gw_stats[s], n, memory_order_relaxed);
+}
+static inline uint64_t gw_stat_get(enum gw_stat s)
+{
+	return atomic_load_explicit(&gw_stats[s], memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,162 @@
+/* workq.c - see workq.h. One mutex, one condition variable; pushes never
+ * block (the service thread must not wait), pops do. */
+#include "workq.h"
+
+#include <stdlib.h>
+
+struct gw_job *gw_job_new(enum gw_job_kind kind)
+{
+	struct gw_job *job = calloc(1, sizeof(*job));
+	if (job)
+		job->kind = kind;
+	return job;
+}
+
+void gw_job_free(struct gw_job *job)
+{
+	if (!job)
+		return;
+	free(job->body);
+	free(job->token);
+	json_decref(job->event);
+	json_decref(job->fit);
+	free(job);
+}
+
+int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap)
+{
+	*q = (struct gw_workq){0};
+	q->verify_cap = verify_cap;
+	q->event_cap = event_cap;
+	q->next_intake_no = 1;
+	if (pthread_mutex_init(&q->lock, NULL))
+		return -1;
+	if (pthread_cond_init(&q->not_empty, NULL)) {
+		pthread_mutex_destroy(&q->lock);
+		return -1;
+	}
+	return 0;
+}
+
+static void free_list(struct gw_job *j)
+{
+	while (j) {
+		struct gw_job *next = j->next;
+		gw_job_free(j);
+		j = next;
+	}
+}
+
+void gw_workq_destroy(struct gw_workq *q)
+{
+	free_list(q->verify_head);
+	free_list(q->event_head);
+	pthread_cond_destroy(&q->not_empty);
+	pthread_mutex_destroy(&q->lock);
+}
+
+int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
+{
+	int rc = 0;
+	job->next = NULL;
+	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
+	if (q->closed)
+		rc = -2;
+	else if (q->verify_count >= q->verify_cap)
+		rc = -1;
+	else {
+		if (q->verify_tail)
+			q->verify_tail->next = job;
+		else
+			q->verify_head = job;
+		q->verify_tail = job;
+		q->verify_count++;
+		pthread_cond_signal(&q->not_empty);
+	}
+	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+	return rc;
+}
+
+int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
+{
+	int rc = 0;
+	job->next = NULL;
+	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
+	if (q->event_count >= q->event_cap)
+		rc = -1;
+	else {
+		job->intake_no = q->next_intake_no++;
+		if (q->event_tail)
+			q->event_tail->next = job;
+		else
+			q->event_head = job;
+		q->event_tail = job;
+		q->event_count++;
+		pthread_cond_signal(&q->not_empty);
+	}
+	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+	return rc;
+}
+
+struct gw_job *gw_workq_pop(struct gw_workq *q)
+{
+	struct gw_job *job = NULL;
+	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
+	for (;;) {
+		if (q->verify_head) {
+			job = q->verify_head;
+			q->verify_head = job->next;
+			if (!q->verify_head)
+				q->verify_tail = NULL;
+			q->verify_count--;
+			break;
+		}
+		if (q->event_head) {
+			job = q->event_head;
+			q->event_head = job->next;
+			if (!q->event_head)
+				q->event_tail = NULL;
+			q->event_count--;
+			break;
+		}
+		if (q->closed)
+			break;
+		pthread_cond_wait(&q->not_empty, &q->lock);
+	}
+	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+	if (job)
+		job->next = NULL;
+	return job;
+}
+
+void gw_workq_close(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->closed = 1;
+	pthread_cond_broadcast(&q->not_empty);
+	pthread_mutex_unlock(&q->lock);
+}
+
+size_t gw_workq_event_depth(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	size_t n = q->event_count;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+size_t gw_workq_verify_depth(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	size_t n = q->verify_count;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+uint64_t gw_workq_next_intake_no(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	uint64_t n = q->next_intake_no;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}

@@ -1,0 +1,76 @@
+/* workq.h - the bounded hand-off from the lws service thread to the workers.
+ *
+ * Two lanes under one mutex:
+ *  - verify: raw requests waiting for token verification and JSON parsing,
+ *    bounded so that a flood cannot pile up unverified bodies;
+ *  - events: accepted events waiting for rules and signing: this is "the
+ *    intake queue" whose fullness answers 503.
+ * Workers take verify jobs first, so HTTP answers stay fast under load.
+ * Every accepted event gets an intake number, strictly increasing in the order
+ * events enter the lane; the pipeline uses it to keep per-user order across
+ * parallel workers.
+ *
+ * Ownership: a pushed job belongs to the queue until popped, then to the
+ * popping worker (gw_job_free). Threads: any.
+ */
+#ifndef GW_WORKQ_H
+#define GW_WORKQ_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* VERIFY and AUTH travel in the verify lane, EVENT in the events lane. */
+enum gw_job_kind { GW_JOB_VERIFY, GW_JOB_AUTH, GW_JOB_EVENT };
+
+struct gw_job {
+	struct gw_job *next;
+	enum gw_job_kind kind;
+	uint64_t req_id;       /* VERIFY: the HTTP request; AUTH: the connection */
+	char *body;            /* VERIFY: request body (NUL-terminated), owned */
+	size_t body_len;
+	char *token;           /* VERIFY, AUTH: the token, owned */
+	uint64_t intake_no;    /* EVENT: set by gw_workq_push_event */
+	json_t *event;         /* EVENT: the event payload, owned reference */
+	json_t *fit;           /* EVENT: verified FIT claims, owned reference */
+	int64_t received_ns;   /* CLOCK_MONOTONIC when the request completed */
+	char trace_id[64];     /* x-b3-traceid, or a generated id */
+};
+
+struct gw_job *gw_job_new(enum gw_job_kind kind);
+void gw_job_free(struct gw_job *job);
+
+struct gw_workq {
+	pthread_mutex_t lock;
+	pthread_cond_t not_empty;
+	struct gw_job *verify_head, *verify_tail;
+	struct gw_job *event_head, *event_tail;
+	size_t verify_count, verify_cap;
+	size_t event_count, event_cap;
+	uint64_t next_intake_no;
+	int closed;
+};
+
+int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap);
+void gw_workq_destroy(struct gw_workq *q); /* frees jobs still queued */
+
+/* Returns 0 (taken), -1 (lane full: caller keeps the job), -2 (closed). */
+int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job);
+/* Assigns job->intake_no. Accepted even after close (events verified before
+ * the close still have to be processed). Returns 0 or -1 (full). */
+int gw_workq_push_event(struct gw_workq *q, struct gw_job *job);
+
+/* Blocks until a job is available; verify jobs first. Returns NULL once the
+ * queue is closed and both lanes are empty. */
+struct gw_job *gw_workq_pop(struct gw_workq *q);
+
+/* Refuses further verify pushes and wakes idle workers so they can leave. */
+void gw_workq_close(struct gw_workq *q);
+
+size_t gw_workq_event_depth(struct gw_workq *q);
+size_t gw_workq_verify_depth(struct gw_workq *q);
+/* The intake number the next accepted event will get. */
+uint64_t gw_workq_next_intake_no(struct gw_workq *q);
+
+#endif

@@ -1,0 +1,138 @@
+/* rules.h - the rule engine: load YAML rule files, evaluate events against them.
+ *
+ * Library "gwrules" (rules/). Depends only on jansson, libyaml and PCRE2; it
+ * never logs and never touches gateway state: it returns diagnostics and
+ * results to the caller.
+ *
+ * Ownership: a struct rules_set is immutable once loaded and shared by an
+ * atomic reference count (rules_set_ref / rules_set_unref); any number of
+ * threads may evaluate the same set at once. Values returned as json_t * are
+ * new references owned by the caller. struct rules_diags owns its entries
+ * (rules_diags_free). Parameters are borrowed unless a comment says otherwise.
+ *
+ * Threads: every function may run on any thread. A struct rules_scratch (the
+ * per-thread PCRE2 match data and evaluation stack) belongs to one thread at a
+ * time.
+ */
+#ifndef RULES_H
+#define RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- diagnostics ---------------------------------------------------- */
+
+enum rules_severity { RULES_SEV_ERROR, RULES_SEV_WARNING };
+
+struct rules_diag {
+	enum rules_severity severity;
+	char *file;        /* the file name as given to the loader */
+	int line, col;     /* 1-based; 0 when unknown */
+	char *message;     /* one line, no trailing newline */
+	char *source_line; /* the offending source line without newline, or NULL */
+};
+
+struct rules_diags {
+	struct rules_diag *items;
+	size_t count, cap;
+	size_t errors, warnings;
+};
+
+void rules_diags_init(struct rules_diags *d);
+void rules_diags_free(struct rules_diags *d);
+
+/* Renders one diagnostic the way compilers do:
+ *   file:line:col: error: message
+ *     source line
+ *     ^
+ * Returns a malloc'd string (caller frees), NULL on allocation failure. */
+char *rules_diag_format(const struct rules_diag *d);
+
+/* ---- rule sets ------------------------------------------------------- */
+
+struct rules_set;
+
+/* Loads and compiles a rule file. On any error returns NULL and records every
+ * problem found (not only the first) in diags; warnings may be recorded on
+ * success too. */
+struct rules_set *rules_load_file(const char *path, struct rules_diags *diags);
+
+/* Same from memory; name is used in diagnostics. */
+struct rules_set *rules_load_string(const char *name, const char *yaml, size_t len,
+				    struct rules_diags *diags);
+
+struct rules_set *rules_set_ref(struct rules_set *set);
+void rules_set_unref(struct rules_set *set); /* NULL is fine */
+
+size_t rules_set_count(const struct rules_set *set);
+/* A stable content hash of the loaded source (hex), for /healthz. Borrowed. */
+const char *rules_set_version(const struct rules_set *set);
+
+/* ---- evaluation ------------------------------------------------------ */
+
+struct rules_scratch;
+struct rules_scratch *rules_scratch_new(void);
+void rules_scratch_free(struct rules_scratch *s);
+
+/* Test and tooling hook: lowers (or restores, with 0) the step limit of
+ * evaluations run on this scratch. Default RULES_MAX_EVAL_STEPS. */
+void rules_scratch_set_max_steps(struct rules_scratch *s, unsigned long max_steps);
+
+/* Called for outcomes a rule author asked to see (onError: *_AND_LOG) and for
+ * recipient/template errors. May be NULL. rule_key and message are borrowed
+ * for the duration of the call. */
+typedef void (*rules_log_fn)(void *ud, const char *rule_key, const char *message);
+
+/* Evaluates every enabled rule whose `events` match event.eventType, applying
+ * filter.ignoreSelf, filter.expression and filter.onError as Forge does, and
+ * renders each matching rule's notification.
+ *
+ * Returns a new JSON array (never NULL unless out of memory) with one object
+ * per matching rule that has at least one recipient:
+ *   {"rule": key, "eventType": "...", "to": ["accountId", ...],
+ *    "context": "...", "type": "info|success|warning|error",
+ *    "title": "...", "description": "...",
+ *    "actions": [{"text": "...", "href": "..."}], "ttl": seconds}
+ * "to" holds distinct non-empty strings in first-seen order. "ttl" is present
+ * only when the rule sets notify.ttl. The order of objects is the order of the
+ * rules in the file. */
+json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
+		       struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
+
+/* Same as rules_evaluate with the event type given by the caller instead of
+ * read from event.eventType (Forge lifecycle payloads such as
+ * avi:forge:installed:app carry no eventType field). */
+json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
+			  const json_t *event, struct rules_scratch *scratch, rules_log_fn log,
+			  void *log_ud);
+
+/* ---- single expressions (for tests, tools and the rule loader) --------- */
+
+struct rules_expr;
+
+/* Compiles one expression. On error returns NULL and records diagnostics
+ * positioned relative to the expression text, with `name` as the file name,
+ * line and col counting from line_base/col_base (1,1 for a bare string). */
+struct rules_expr *rules_expr_compile(const char *name, const char *src, size_t len,
+				      int line_base, int col_base, struct rules_diags *diags);
+void rules_expr_free(struct rules_expr *e);
+
+/* Evaluates against `event` (bound to the name `event`). On success returns 0
+ * and stores a new reference in *result. On an evaluation error returns -1
+ * and stores a malloc'd message in *error (caller frees). */
+int rules_expr_eval(const struct rules_expr *e, const json_t *event,
+		    struct rules_scratch *scratch, json_t **result, char **error);
+
+/* Limits that every evaluation honours (Forge's numbers). */
+#define RULES_MAX_EXPR_CHARS 10000
+#define RULES_MAX_EVAL_STEPS 50000
+
+#ifdef __cplusplus
+}
+#endif
+#endif

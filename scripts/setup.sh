@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs whatever notify-gateway needs on Debian 12 and is missing; idempotent.
+# Usage: scripts/setup.sh [--with-browser] [--with-node]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(build-essential cmake pkg-config openssl
+  libwebsockets-dev libjansson-dev libjwt-dev libssl-dev libpcre2-dev libyaml-dev)
+want_node=0; want_browser=0
+for a in "$@"; do
+  case "$a" in
+    --with-node) want_node=1 ;;
+    --with-browser) want_node=1; want_browser=1 ;;
+    *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+[ $want_node = 1 ] && APT_PACKAGES+=(nodejs)
+[ $want_browser = 1 ] && APT_PACKAGES+=(chromium)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs may come from another source than Debian's archive; a working node+npm is enough.
+if [ $want_node = 1 ] && command -v node >/dev/null && command -v npm >/dev/null; then
+  missing=("${missing[@]/nodejs}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" npm 2>/dev/null ||
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ $want_node = 1 ] && [ -f tests/blackbox/package.json ]; then
+  if [ ! -d tests/blackbox/node_modules ] || [ tests/blackbox/package-lock.json -nt tests/blackbox/node_modules ]; then
+    (cd tests/blackbox && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

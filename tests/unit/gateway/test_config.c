@@ -1,0 +1,126 @@
+/* Tests config.c: defaults, YAML loading with positioned errors, flags over
+ * file, unknown options with suggestions, ranges, --help/--version. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../check.h"
+#include "config.h"
+
+static char errbuf[4096];
+
+static FILE *mem(void)
+{
+	memset(errbuf, 0, sizeof(errbuf));
+	return fmemopen(errbuf, sizeof(errbuf), "w");
+}
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[512];
+	const char *dir = getenv("GW_TEST_TMP");
+	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/tmp", name);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static int run(struct gw_config *cfg, int argc, char **argv)
+{
+	FILE *err = mem();
+	FILE *out = fopen("/dev/null", "w");
+	int rc = gw_config_from_args(cfg, argc, argv, out, err);
+	fclose(err);
+	fclose(out);
+	return rc;
+}
+
+int main(void)
+{
+	struct gw_config cfg;
+	gw_config_defaults(&cfg);
+	CHECK_STR_EQ(cfg.listen_host, "127.0.0.1");
+	CHECK_INT_EQ(cfg.listen_port, 8080);
+	CHECK_INT_EQ(cfg.max_body, 204800);
+	CHECK_INT_EQ(cfg.forge_leeway, 60);
+	CHECK(cfg.rules == NULL);
+	CHECK(cfg.forge_jwks == NULL);
+
+	char *a1[] = {"--listen", "0.0.0.0:0", "--workers=3", "--state-dir", "/tmp/x"};
+	CHECK_INT_EQ(run(&cfg, 5, a1), 0);
+	CHECK_STR_EQ(cfg.listen_host, "0.0.0.0");
+	CHECK_INT_EQ(cfg.listen_port, 0);
+	CHECK_INT_EQ(cfg.workers, 3);
+	CHECK_STR_EQ(cfg.state_dir, "/tmp/x");
+	gw_config_free(&cfg);
+
+	gw_config_defaults(&cfg);
+	char *a2[] = {"--forge-jkws", "x"};
+	CHECK_INT_EQ(run(&cfg, 2, a2), 2);
+	CHECK(strstr(errbuf, "unknown option '--forge-jkws'; did you mean '--forge-jwks'?") != NULL);
+	char *a3[] = {"--listen", "nope"};
+	CHECK_INT_EQ(run(&cfg, 2, a3), 2);
+	CHECK(strstr(errbuf, "--listen: expected HOST:PORT, got 'nope'") != NULL);
+	char *a4[] = {"--listen", "127.0.0.1:70000"};
+	CHECK_INT_EQ(run(&cfg, 2, a4), 2);
+	char *a5[] = {"--workers", "abc"};
+	CHECK_INT_EQ(run(&cfg, 2, a5), 2);
+	CHECK(strstr(errbuf, "'workers' expects an integer, got 'abc'") != NULL);
+	char *a6[] = {"--forge-leeway", "61"};
+	CHECK_INT_EQ(run(&cfg, 2, a6), 2);
+	CHECK(strstr(errbuf, "between 0 and 60") != NULL);
+	char *a7[] = {"--rules"};
+	CHECK_INT_EQ(run(&cfg, 1, a7), 2);
+	CHECK(strstr(errbuf, "needs a value") != NULL);
+	char *a8[] = {"--version"};
+	CHECK_INT_EQ(run(&cfg, 1, a8), 1);
+	char *a9[] = {"stray"};
+	CHECK_INT_EQ(run(&cfg, 1, a9), 2);
+	char *a10[] = {"--forge-jwks", "/x.json"};
+	CHECK_INT_EQ(run(&cfg, 2, a10), 2); /* jwks without app id */
+	CHECK(strstr(errbuf, "forge.app_id") != NULL);
+	gw_config_free(&cfg);
+
+	/* A file, nested sections, relative paths resolved against the file. */
+	const char *good = write_file("good.yml", "listen: 127.0.0.1:9999\n"
+						  "forge:\n"
+						  "  app_id: ari:cloud:ecosystem::app/abc\n"
+						  "  jwks: keys/jwks.json\n"
+						  "limits:\n"
+						  "  queue: 5\n");
+	gw_config_defaults(&cfg);
+	char *b1[] = {"--config", (char *)good, "--limits-queue", "7"};
+	CHECK_INT_EQ(run(&cfg, 4, b1), 0);
+	CHECK_INT_EQ(cfg.listen_port, 9999);
+	CHECK_INT_EQ(cfg.queue_capacity, 7); /* the flag wins */
+	CHECK(cfg.forge_jwks && strstr(cfg.forge_jwks, "/keys/jwks.json") && cfg.forge_jwks[0] == '/');
+	gw_config_free(&cfg);
+
+	const char *bad = write_file("bad.yml", "listen: 127.0.0.1:1\n"
+						"limts:\n"
+						"  queue: 5\n"
+						"forge:\n"
+						"  leeway: 99\n"
+						"workers: [1, 2]\n");
+	gw_config_defaults(&cfg);
+	FILE *err = mem();
+	CHECK_INT_EQ(gw_config_load_file(&cfg, bad, err), -1);
+	fclose(err);
+	CHECK(strstr(errbuf, "bad.yml:2:1: error: unknown option 'limts'; did you mean 'limits'?") ||
+	      strstr(errbuf, "bad.yml:2:1: error: unknown option 'limts'"));
+	CHECK(strstr(errbuf, "bad.yml:5:11: error: 'forge.leeway' must be between 0 and 60, got 99") != NULL);
+	CHECK(strstr(errbuf, "bad.yml:6:10: error: 'workers' expects a single value") != NULL);
+	gw_config_free(&cfg);
+
+	const char *broken = write_file("broken.yml", "listen: [\n");
+	gw_config_defaults(&cfg);
+	err = mem();
+	CHECK_INT_EQ(gw_config_load_file(&cfg, broken, err), -1);
+	fclose(err);
+	CHECK(strstr(errbuf, "broken.yml:2:1: error:") != NULL);
+	gw_config_free(&cfg);
+	if (check_failures)
+		fprintf(stderr, "last error output:\n%s\n", errbuf);
+	return CHECK_DONE();
+}
