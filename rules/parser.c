@@ -1,0 +1,738 @@
+/* parser.c - precedence-climbing parser and checker for rule expressions.
+ *
+ *   expr    -> subexpr(0) [ '?' expr ':' expr ]
+ *   subexpr -> (unop subexpr(UNARY) | postfix) { binop subexpr(right priority) }
+ *   postfix -> primary { '.' name | '?.' name | '?.' '[' expr ']' | '[' expr ']' | '(' args ')' }
+ *   primary -> number | string | name | true | false | null | '(' expr ')' | '[' [expr {',' expr}] ']'
+ *
+ * The parser stops at the first syntax error of an expression (reporting it
+ * with its exact position) and never unwinds with longjmp: every production
+ * returns NULL on failure. The check pass then reports every unknown name,
+ * bad method call and invalid regex it finds, not only the first.
+ *
+ * Ownership: nodes, decoded strings and compiled regexes go to the caller's
+ * arena. Threads: one compile per thread; the result is immutable.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules_internal.h"
+
+#define PARSE_MAX_DEPTH 64  /* nested parens / brackets / unary operators */
+#define CHECK_MAX_HEIGHT 1000 /* AST height: bounds evaluator recursion */
+
+struct parser {
+	struct rules_lexer lx;
+	struct rules_token tok; /* current token */
+	struct rules_arena *arena;
+	const struct rules_srcmap *map;
+	struct rules_diags *diags;
+	int depth;
+	bool failed;
+	int errors; /* check-pass errors */
+};
+
+/* Binary operator priorities {left, right}; equal values = left associative.
+ * ORDER RULES_TOK for the operator tokens below; `in` and `matches` are
+ * names and get the relational priority. */
+enum {
+	PRIO_COALESCE = 2,
+	PRIO_OR = 3,
+	PRIO_AND = 4,
+	PRIO_EQUALITY = 7,
+	PRIO_RELATIONAL = 8,
+	PRIO_ADDITIVE = 10,
+	PRIO_MULTIPLICATIVE = 11,
+	PRIO_UNARY = 12,
+};
+
+static void syntax_error(struct parser *p, size_t at, const char *fmt, ...) RULES_FMT(3, 4);
+
+static void syntax_error(struct parser *p, size_t at, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (p->failed)
+		return;
+	p->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	srcmap__diag(p->map, p->diags, RULES_SEV_ERROR, at, "%s", msg);
+}
+
+static void advance(struct parser *p)
+{
+	p->tok = lexer__next(&p->lx);
+	if (p->tok.kind == RULES_T_ERROR)
+		syntax_error(p, p->lx.error_pos, "%s", p->lx.error);
+}
+
+/* Describes the current token for messages: 'name' for identifiers. */
+static const char *tok_desc(struct parser *p, char *buf, size_t n)
+{
+	const struct rules_token *t = &p->tok;
+
+	if (t->kind == RULES_T_IDENT || t->kind == RULES_T_NUMBER) {
+		int len = (int)(t->end - t->start);
+		snprintf(buf, n, "'%.*s'", len > 40 ? 40 : len, p->lx.src + t->start);
+		return buf;
+	}
+	return lexer__token_name(t->kind);
+}
+
+static bool tok_is_name(struct parser *p, const char *name)
+{
+	size_t n = strlen(name);
+	return p->tok.kind == RULES_T_IDENT && p->tok.end - p->tok.start == n &&
+	       memcmp(p->lx.src + p->tok.start, name, n) == 0;
+}
+
+static bool expect(struct parser *p, enum rules_tok kind, const char *context)
+{
+	char buf[64];
+
+	if (p->failed)
+		return false;
+	if (p->tok.kind != kind) {
+		syntax_error(p, p->tok.start, "expected %s %s, found %s", lexer__token_name(kind),
+			     context, tok_desc(p, buf, sizeof(buf)));
+		return false;
+	}
+	advance(p);
+	return !p->failed;
+}
+
+static struct rules_node *new_node(struct parser *p, enum rules_node_kind kind, size_t start,
+				   size_t end)
+{
+	struct rules_node *n = arena__alloc(p->arena, sizeof(*n));
+
+	if (!n) {
+		syntax_error(p, start, "out of memory");
+		return NULL;
+	}
+	n->kind = (unsigned char)kind;
+	n->start = (uint32_t)start;
+	n->end = (uint32_t)end;
+	return n;
+}
+
+static bool enter(struct parser *p)
+{
+	if (++p->depth > PARSE_MAX_DEPTH) {
+		syntax_error(p, p->tok.start, "expression nested too deeply");
+		return false;
+	}
+	return true;
+}
+
+static struct rules_node *parse_expr(struct parser *p);
+static struct rules_node *parse_subexpr(struct parser *p, int limit);
+
+/* Parses `expr {, expr} close`; the opening token is already consumed. */
+static bool parse_list(struct parser *p, enum rules_tok close, const char *what,
+		       struct rules_node ***items_out, size_t *n_out)
+{
+	struct rules_node **items = NULL;
+	size_t n = 0, cap = 0;
+
+	if (p->tok.kind != close) {
+		for (;;) {
+			struct rules_node *e = parse_expr(p);
+			if (!e)
+				return false;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 4;
+				struct rules_node **ni = arena__alloc(p->arena, ncap * sizeof(*ni));
+				if (!ni) {
+					syntax_error(p, p->tok.start, "out of memory");
+					return false;
+				}
+				if (n)
+					memcpy(ni, items, n * sizeof(*ni));
+				items = ni;
+				cap = ncap;
+			}
+			items[n++] = e;
+			if (p->tok.kind != RULES_T_COMMA)
+				break;
+			advance(p);
+			if (p->failed)
+				return false;
+		}
+	}
+	if (!expect(p, close, what))
+		return false;
+	*items_out = items;
+	*n_out = n;
+	return true;
+}
+
+static struct rules_node *parse_primary(struct parser *p)
+{
+	struct rules_token t = p->tok;
+	struct rules_node *n = NULL;
+	char buf[64];
+
+	if (p->failed)
+		return NULL;
+	switch (t.kind) {
+	case RULES_T_NUMBER:
+		n = new_node(p, RULES_N_NUM, t.start, t.end);
+		if (n)
+			n->u.num = t.num;
+		advance(p);
+		break;
+	case RULES_T_STRING: {
+		n = new_node(p, RULES_N_STR, t.start, t.end);
+		if (!n)
+			break;
+		char *out = arena__alloc(p->arena, t.end - t.start + 1);
+		size_t err_at;
+		const char *msg;
+		long len = out ? lexer__decode_string(p->lx.src + t.start, t.end - t.start, out,
+							NULL, &err_at, &msg)
+			       : -1;
+		if (len < 0) { /* the lexer validated escapes; only OOM gets here */
+			syntax_error(p, t.start, "out of memory");
+			return NULL;
+		}
+		n->u.str.s = out;
+		n->u.str.len = (size_t)len;
+		advance(p);
+		break;
+	}
+	case RULES_T_IDENT:
+		if (tok_is_name(p, "true") || tok_is_name(p, "false")) {
+			n = new_node(p, RULES_N_BOOL, t.start, t.end);
+			if (n)
+				n->u.b = tok_is_name(p, "true");
+		} else if (tok_is_name(p, "null")) {
+			n = new_node(p, RULES_N_NULL, t.start, t.end);
+		} else if (tok_is_name(p, "in") || tok_is_name(p, "matches")) {
+			syntax_error(p, t.start, "unexpected %s", tok_desc(p, buf, sizeof(buf)));
+			return NULL;
+		} else {
+			n = new_node(p, RULES_N_IDENT, t.start, t.end);
+			if (n) {
+				n->u.str.s = p->lx.src + t.start;
+				n->u.str.len = t.end - t.start;
+			}
+		}
+		advance(p);
+		break;
+	case RULES_T_LPAREN:
+		if (!enter(p)) /* before advance: the error points at this '(' */
+			return NULL;
+		advance(p);
+		n = parse_expr(p);
+		p->depth--;
+		if (!n || !expect(p, RULES_T_RPAREN, "to close '('"))
+			return NULL;
+		break;
+	case RULES_T_LBRACKET:
+		n = new_node(p, RULES_N_LIST, t.start, t.end);
+		if (!n || !enter(p))
+			return NULL;
+		advance(p);
+		if (!parse_list(p, RULES_T_RBRACKET, "to close the list", &n->u.list.items,
+				&n->u.list.n))
+			return NULL;
+		p->depth--;
+		break;
+	case RULES_T_ERROR:
+		return NULL;
+	default:
+		syntax_error(p, t.start, "unexpected %s", tok_desc(p, buf, sizeof(buf)));
+		return NULL;
+	}
+	return p->failed ? NULL : n;
+}
+
+static struct rules_node *parse_postfix(struct parser *p)
+{
+	struct rules_node *obj = parse_primary(p);
+	bool chained = false;
+	char buf[64];
+
+	while (obj && !p->failed) {
+		struct rules_token t = p->tok;
+		struct rules_node *n;
+
+		if (t.kind == RULES_T_DOT || t.kind == RULES_T_QDOT) {
+			advance(p);
+			if (p->failed)
+				return NULL;
+			if (t.kind == RULES_T_QDOT && p->tok.kind == RULES_T_LBRACKET)
+				goto index; /* a?.[expr] */
+			if (p->tok.kind != RULES_T_IDENT) {
+				syntax_error(p, p->tok.start, "expected a property name after %s, found %s",
+					     lexer__token_name(t.kind), tok_desc(p, buf, sizeof(buf)));
+				return NULL;
+			}
+			n = new_node(p, RULES_N_MEMBER, obj->start, p->tok.end);
+			if (!n)
+				return NULL;
+			n->optional = t.kind == RULES_T_QDOT;
+			n->u.m.obj = obj;
+			n->u.m.name = arena__strndup(p->arena, p->lx.src + p->tok.start,
+						     p->tok.end - p->tok.start);
+			n->u.m.name_len = p->tok.end - p->tok.start;
+			/* errors about the property point at its name */
+			n->start = p->tok.start;
+			advance(p);
+		} else if (t.kind == RULES_T_LBRACKET) {
+index:;
+			size_t open = p->tok.start;
+			advance(p);
+			if (!enter(p))
+				return NULL;
+			struct rules_node *ix = parse_expr(p);
+			p->depth--;
+			if (!ix || !expect(p, RULES_T_RBRACKET, "to close '['"))
+				return NULL;
+			n = new_node(p, RULES_N_INDEX, open, ix->end);
+			if (!n)
+				return NULL;
+			n->optional = t.kind == RULES_T_QDOT;
+			n->u.m.obj = obj;
+			n->u.m.index = ix;
+		} else if (t.kind == RULES_T_LPAREN) {
+			struct rules_node **args;
+			size_t nargs;
+
+			if (obj->kind != RULES_N_MEMBER && obj->kind != RULES_N_IDENT) {
+				syntax_error(p, t.start, "only methods can be called");
+				return NULL;
+			}
+			advance(p);
+			if (!enter(p))
+				return NULL;
+			if (!parse_list(p, RULES_T_RPAREN, "to close the argument list", &args, &nargs))
+				return NULL;
+			p->depth--;
+			if (obj->kind == RULES_N_IDENT) {
+				/* u.str and u.m overlap: read the name first */
+				const char *s = obj->u.str.s;
+				size_t len = obj->u.str.len;
+				obj->kind = RULES_N_FUNC;
+				obj->u.m.obj = NULL;
+				obj->u.m.name = arena__strndup(p->arena, s, len);
+				obj->u.m.name_len = len;
+				obj->u.m.args = args;
+				obj->u.m.nargs = nargs;
+				n = obj;
+			} else {
+				obj->kind = RULES_N_CALL;
+				obj->u.m.args = args;
+				obj->u.m.nargs = nargs;
+				n = obj;
+			}
+		} else {
+			break;
+		}
+		if (n->optional)
+			chained = true;
+		obj = n;
+	}
+	if (obj && chained)
+		obj->chain_end = true;
+	return p->failed ? NULL : obj;
+}
+
+/* Returns the priority of the current token as a binary operator, 0 if it
+ * is none; *kind_out gets the node kind. */
+static int binary_priority(struct parser *p, enum rules_node_kind *kind_out)
+{
+	*kind_out = RULES_N_BINARY;
+	switch (p->tok.kind) {
+	case RULES_T_COALESCE: *kind_out = RULES_N_COALESCE; return PRIO_COALESCE;
+	case RULES_T_OR: *kind_out = RULES_N_OR; return PRIO_OR;
+	case RULES_T_AND: *kind_out = RULES_N_AND; return PRIO_AND;
+	case RULES_T_EQ:
+	case RULES_T_NE: return PRIO_EQUALITY;
+	case RULES_T_LT:
+	case RULES_T_LE:
+	case RULES_T_GT:
+	case RULES_T_GE: return PRIO_RELATIONAL;
+	case RULES_T_PLUS:
+	case RULES_T_MINUS: return PRIO_ADDITIVE;
+	case RULES_T_STAR:
+	case RULES_T_SLASH:
+	case RULES_T_PERCENT: return PRIO_MULTIPLICATIVE;
+	case RULES_T_IDENT:
+		if (tok_is_name(p, "in"))
+			return PRIO_RELATIONAL;
+		if (tok_is_name(p, "matches")) {
+			*kind_out = RULES_N_MATCHES;
+			return PRIO_RELATIONAL;
+		}
+		return 0;
+	default: return 0;
+	}
+}
+
+static struct rules_node *parse_subexpr(struct parser *p, int limit)
+{
+	struct rules_node *left;
+
+	if (p->failed)
+		return NULL;
+	if (p->tok.kind == RULES_T_NOT || p->tok.kind == RULES_T_MINUS) {
+		struct rules_token t = p->tok;
+		if (!enter(p))
+			return NULL;
+		advance(p);
+		struct rules_node *operand = parse_subexpr(p, PRIO_UNARY);
+		p->depth--;
+		if (!operand)
+			return NULL;
+		left = new_node(p, RULES_N_UNARY, t.start, operand->end);
+		if (!left)
+			return NULL;
+		left->op = (unsigned char)t.kind;
+		left->u.ops.a = operand;
+	} else {
+		left = parse_postfix(p);
+	}
+	for (;;) {
+		enum rules_node_kind kind;
+		int prio;
+
+		if (!left || p->failed)
+			return NULL;
+		prio = binary_priority(p, &kind);
+		if (prio == 0 || prio <= limit)
+			break;
+		struct rules_token op = p->tok;
+		advance(p);
+		struct rules_node *right = parse_subexpr(p, prio);
+		if (!right)
+			return NULL;
+		struct rules_node *n = new_node(p, kind, op.start, op.end);
+		if (!n)
+			return NULL;
+		n->op = (unsigned char)op.kind;
+		if (kind == RULES_N_MATCHES) {
+			if (right->kind != RULES_N_STR) {
+				syntax_error(p, right->start,
+					     "the pattern of 'matches' must be a string literal");
+				return NULL;
+			}
+			n->u.match.subject = left;
+			n->u.match.pattern = right;
+		} else {
+			n->u.ops.a = left;
+			n->u.ops.b = right;
+		}
+		left = n;
+	}
+	return left;
+}
+
+static struct rules_node *parse_expr(struct parser *p)
+{
+	struct rules_node *cond = parse_subexpr(p, 0);
+
+	if (!cond || p->tok.kind != RULES_T_QUESTION)
+		return cond;
+	struct rules_token q = p->tok;
+	advance(p);
+	if (!enter(p))
+		return NULL;
+	struct rules_node *a = parse_expr(p);
+	if (!a || !expect(p, RULES_T_COLON, "in conditional expression"))
+		return NULL;
+	struct rules_node *b = parse_expr(p);
+	p->depth--;
+	if (!b)
+		return NULL;
+	struct rules_node *n = new_node(p, RULES_N_COND, q.start, q.end);
+	if (!n)
+		return NULL;
+	n->u.ops.a = cond;
+	n->u.ops.b = a;
+	n->u.ops.c = b;
+	return n;
+}
+
+/* ---- check pass ---- */
+
+static void check_error(struct parser *p, size_t at, const char *fmt, ...) RULES_FMT(3, 4);
+
+static void check_error(struct parser *p, size_t at, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p->errors++;
+	srcmap__diag(p->map, p->diags, RULES_SEV_ERROR, at, "%s", msg);
+}
+
+static void check_regex(struct parser *p, struct rules_node *n)
+{
+	struct rules_node *pat = n->u.match.pattern;
+	size_t raw_len = pat->end - pat->start;
+	size_t *offsets = malloc((raw_len + 1) * sizeof(size_t));
+	char *tmp = malloc(raw_len + 1);
+	size_t err_at, err_off;
+	const char *msg;
+	char pcre_msg[200];
+
+	if (!offsets || !tmp) {
+		check_error(p, pat->start, "out of memory");
+		goto done;
+	}
+	long len = lexer__decode_string(p->lx.src + pat->start, raw_len, tmp, offsets, &err_at, &msg);
+	if (len < 0) {
+		check_error(p, pat->start, "%s", msg);
+		goto done;
+	}
+	n->u.match.re = regex__compile(p->arena, pat->u.str.s, pat->u.str.len, &err_off, pcre_msg,
+				       sizeof(pcre_msg));
+	if (!n->u.match.re) {
+		/* map the offset in the pattern back to the expression source */
+		size_t at = err_off < (size_t)len ? pat->start + offsets[err_off] : pat->end - 1;
+		check_error(p, at, "invalid regular expression: %s", pcre_msg);
+	}
+done:
+	free(offsets);
+	free(tmp);
+}
+
+static int check_node(struct parser *p, struct rules_node *n, int height)
+{
+	if (!n)
+		return 0;
+	if (height > CHECK_MAX_HEIGHT) {
+		check_error(p, n->start, "expression nested too deeply");
+		return -1;
+	}
+	switch ((enum rules_node_kind)n->kind) {
+	case RULES_N_NULL:
+	case RULES_N_BOOL:
+	case RULES_N_NUM:
+	case RULES_N_STR:
+		return 0;
+	case RULES_N_LIST:
+		for (size_t i = 0; i < n->u.list.n; i++)
+			if (check_node(p, n->u.list.items[i], height + 1) < 0)
+				return -1;
+		return 0;
+	case RULES_N_IDENT: {
+		char name[64];
+		int len = (int)n->u.str.len;
+		snprintf(name, sizeof(name), "%.*s", len, n->u.str.s);
+		if (strcmp(name, "event") == 0)
+			return 0;
+		if (diag__edit_distance(name, "event") <= 2)
+			check_error(p, n->start, "unknown identifier '%s'; did you mean 'event'?", name);
+		else
+			check_error(p, n->start, "unknown identifier '%s' (only 'event' is defined)",
+				    name);
+		return 0;
+	}
+	case RULES_N_MEMBER:
+		return check_node(p, n->u.m.obj, height + 1);
+	case RULES_N_INDEX:
+		if (check_node(p, n->u.m.obj, height + 1) < 0)
+			return -1;
+		return check_node(p, n->u.m.index, height + 1);
+	case RULES_N_CALL:
+	case RULES_N_FUNC:
+		if (n->kind == RULES_N_FUNC) {
+			check_error(p, n->start, "unknown function '%s'", n->u.m.name);
+		} else {
+			int bi = builtin__lookup(n->u.m.name, n->u.m.name_len);
+			n->u.m.builtin = bi;
+			if (bi < 0)
+				check_error(p, n->start, "unknown method '%s'", n->u.m.name);
+			else if ((size_t)builtin__arity(bi) != n->u.m.nargs)
+				check_error(p, n->start, "method '%s' takes %d argument%s, got %zu",
+					    n->u.m.name, builtin__arity(bi),
+					    builtin__arity(bi) == 1 ? "" : "s", n->u.m.nargs);
+			if (check_node(p, n->u.m.obj, height + 1) < 0)
+				return -1;
+		}
+		for (size_t i = 0; i < n->u.m.nargs; i++)
+			if (check_node(p, n->u.m.args[i], height + 1) < 0)
+				return -1;
+		return 0;
+	case RULES_N_UNARY:
+		return check_node(p, n->u.ops.a, height + 1);
+	case RULES_N_BINARY:
+	case RULES_N_AND:
+	case RULES_N_OR:
+	case RULES_N_COALESCE:
+	case RULES_N_COND:
+		if (check_node(p, n->u.ops.a, height + 1) < 0 ||
+		    check_node(p, n->u.ops.b, height + 1) < 0)
+			return -1;
+		return check_node(p, n->u.ops.c, height + 1);
+	case RULES_N_MATCHES:
+		if (check_node(p, n->u.match.subject, height + 1) < 0)
+			return -1;
+		check_regex(p, n);
+		return 0;
+	case RULES_N__COUNT:
+		break;
+	}
+	return 0;
+}
+
+static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t len,
+				 const struct rules_srcmap *map, struct rules_diags *d, bool check)
+{
+	struct parser p;
+	char buf[64];
+
+	if (len > RULES_MAX_EXPR_CHARS) {
+		srcmap__diag(map, d, RULES_SEV_ERROR, 0,
+			     "expression is longer than %d characters (%zu)", RULES_MAX_EXPR_CHARS,
+			     len);
+		return NULL;
+	}
+	memset(&p, 0, sizeof(p));
+	p.arena = a;
+	p.map = map;
+	p.diags = d;
+	char *copy = arena__strndup(a, src, len);
+	if (!copy) {
+		srcmap__diag(map, d, RULES_SEV_ERROR, 0, "out of memory");
+		return NULL;
+	}
+	lexer__init(&p.lx, copy, len);
+	advance(&p);
+	if (!p.failed && p.tok.kind == RULES_T_EOF) {
+		syntax_error(&p, 0, "empty expression");
+		return NULL;
+	}
+	struct rules_node *root = parse_expr(&p);
+	if (root && !p.failed && p.tok.kind != RULES_T_EOF)
+		syntax_error(&p, p.tok.start, "unexpected %s after the end of the expression",
+			     tok_desc(&p, buf, sizeof(buf)));
+	if (!root || p.failed)
+		return NULL;
+	if (check)
+		check_node(&p, root, 1);
+	if (p.errors)
+		return NULL;
+	struct rules_expr *e = arena__alloc(a, sizeof(*e));
+	if (!e) {
+		srcmap__diag(map, d, RULES_SEV_ERROR, 0, "out of memory");
+		return NULL;
+	}
+	e->root = root;
+	e->src = copy;
+	e->len = len;
+	return e;
+}
+
+struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t len,
+				 const struct rules_srcmap *map, struct rules_diags *d)
+{
+	return compile(a, src, len, map, d, true);
+}
+
+struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t len,
+			       const struct rules_srcmap *map, struct rules_diags *d)
+{
+	return compile(a, src, len, map, d, false);
+}
+
+/* ---- debug dump (tests, tools) ---- */
+
+static void dump_node(const struct rules_node *n, struct rules_strbuf *b)
+{
+	switch ((enum rules_node_kind)n->kind) {
+	case RULES_N_NULL: strbuf__append(b, "null", 4); return;
+	case RULES_N_BOOL: strbuf__printf(b, "%s", n->u.b ? "true" : "false"); return;
+	case RULES_N_NUM: strbuf__printf(b, "%g", n->u.num); return;
+	case RULES_N_STR: strbuf__printf(b, "'%.*s'", (int)n->u.str.len, n->u.str.s); return;
+	case RULES_N_IDENT: strbuf__printf(b, "%.*s", (int)n->u.str.len, n->u.str.s); return;
+	case RULES_N_LIST:
+		strbuf__append(b, "[", 1);
+		for (size_t i = 0; i < n->u.list.n; i++) {
+			if (i)
+				strbuf__append(b, " ", 1);
+			dump_node(n->u.list.items[i], b);
+		}
+		strbuf__append(b, "]", 1);
+		return;
+	case RULES_N_MEMBER:
+		strbuf__printf(b, "(%s ", n->optional ? "?." : ".");
+		dump_node(n->u.m.obj, b);
+		strbuf__printf(b, " %s)", n->u.m.name);
+		return;
+	case RULES_N_INDEX:
+		strbuf__printf(b, "(%s ", n->optional ? "?.[]" : "[]");
+		dump_node(n->u.m.obj, b);
+		strbuf__append(b, " ", 1);
+		dump_node(n->u.m.index, b);
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_CALL:
+	case RULES_N_FUNC:
+		strbuf__printf(b, "(call %s", n->u.m.name);
+		if (n->u.m.obj) {
+			strbuf__append(b, " ", 1);
+			dump_node(n->u.m.obj, b);
+		}
+		for (size_t i = 0; i < n->u.m.nargs; i++) {
+			strbuf__append(b, " ", 1);
+			dump_node(n->u.m.args[i], b);
+		}
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_UNARY:
+		strbuf__printf(b, "(%s ", n->op == RULES_T_NOT ? "!" : "neg");
+		dump_node(n->u.ops.a, b);
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_MATCHES:
+		strbuf__append(b, "(matches ", 9);
+		dump_node(n->u.match.subject, b);
+		strbuf__append(b, " ", 1);
+		dump_node(n->u.match.pattern, b);
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_COND:
+	case RULES_N_BINARY:
+	case RULES_N_AND:
+	case RULES_N_OR:
+	case RULES_N_COALESCE: {
+		const char *op = n->kind == RULES_N_COND ? "?:" : n->kind == RULES_N_AND ? "&&"
+				 : n->kind == RULES_N_OR ? "||" : n->kind == RULES_N_COALESCE ? "?" "?"
+				 : n->op == RULES_T_IDENT ? "in" : NULL;
+		if (op)
+			strbuf__printf(b, "(%s ", op);
+		else /* token names are quoted: '+' -> + */
+			strbuf__printf(b, "(%.*s ", (int)strlen(lexer__token_name(n->op)) - 2,
+				       lexer__token_name(n->op) + 1);
+		dump_node(n->u.ops.a, b);
+		strbuf__append(b, " ", 1);
+		dump_node(n->u.ops.b, b);
+		if (n->kind == RULES_N_COND) {
+			strbuf__append(b, " ", 1);
+			dump_node(n->u.ops.c, b);
+		}
+		strbuf__append(b, ")", 1);
+		return;
+	}
+	case RULES_N__COUNT: break;
+	}
+}
+
+char *expr__dump(const struct rules_expr *e)
+{
+	struct rules_strbuf b = {0};
+
+	dump_node(e->root, &b);
+	return strbuf__take(&b);
+}

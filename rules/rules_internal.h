@@ -1,0 +1,352 @@
+/* rules_internal.h - private interfaces shared by the files of the gwrules library.
+ *
+ * Nothing here is seen by the gateway; include/rules.h is the public contract.
+ *
+ * Ownership: everything built while compiling (AST nodes, decoded literals,
+ * compiled templates, PCRE2 codes) lives in a struct rules_arena and dies with
+ * it; the owner is a struct rules_set (for rule files) or a struct rules_expr
+ * compiled alone. Strings built while evaluating live in the per-thread scratch
+ * arena and are valid until the next evaluation on that scratch.
+ *
+ * Threads: compiled objects are immutable after compile and may be read by any
+ * number of threads; a struct rules_scratch is used by one thread at a time.
+ * Internal functions shared across files are named module__verb.
+ */
+#ifndef RULES_INTERNAL_H
+#define RULES_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rules.h"
+
+#define RULES_FMT(a, b) __attribute__((format(printf, a, b)))
+
+/* ============================================================
+ * Arena: bump allocation, freed all at once
+ * ============================================================ */
+
+struct rules_arena_block;
+struct rules_regex;
+
+struct rules_arena {
+	struct rules_arena_block *head;
+	struct rules_regex *regexes; /* compiled patterns freed with the arena */
+	pcre2_match_context *mctx;   /* limits shared by this arena's patterns */
+};
+
+void arena__init(struct rules_arena *a);
+/* Zeroed, 16-byte aligned memory; NULL on allocation failure. */
+void *arena__alloc(struct rules_arena *a, size_t n);
+char *arena__strndup(struct rules_arena *a, const char *s, size_t n);
+/* Frees every block but the first (scratch reuse between evaluations). */
+void arena__reset(struct rules_arena *a);
+void arena__free(struct rules_arena *a);
+
+/* Growable malloc'd string; `oom` sticks once an allocation failed. */
+struct rules_strbuf {
+	char *data;
+	size_t len, cap;
+	bool oom;
+};
+void strbuf__append(struct rules_strbuf *b, const char *s, size_t n);
+void strbuf__printf(struct rules_strbuf *b, const char *fmt, ...) RULES_FMT(2, 3);
+/* Returns the NUL-terminated string (caller frees) or NULL after OOM. */
+char *strbuf__take(struct rules_strbuf *b);
+void strbuf__free(struct rules_strbuf *b);
+
+/* ============================================================
+ * Line maps and diagnostics
+ * ============================================================ */
+
+/* Byte offsets of line starts of one text; the text is borrowed. */
+struct rules_linemap {
+	const char *text;
+	size_t len;
+	size_t *starts;
+	size_t nlines;
+};
+
+int linemap__init(struct rules_linemap *lm, const char *text, size_t len);
+void linemap__free(struct rules_linemap *lm);
+/* offset -> 1-based line and 1-based column counted in UTF-8 characters. */
+void linemap__locate(const struct rules_linemap *lm, size_t offset, int *line, int *col);
+/* 1-based line + 1-based character column -> byte offset (clamped). */
+size_t linemap__offset(const struct rules_linemap *lm, int line, int col);
+/* malloc'd copy of line `line` (1-based) without its newline; NULL if none. */
+char *linemap__line_dup(const struct rules_linemap *lm, int line);
+
+/* Adds one diagnostic; source_line is copied (may be NULL). -1 on OOM. */
+int diag__add(struct rules_diags *d, enum rules_severity sev, const char *file, int line,
+	      int col, const char *source_line, const char *fmt, ...) RULES_FMT(7, 8);
+int diag__vadd(struct rules_diags *d, enum rules_severity sev, const char *file, int line,
+	       int col, const char *source_line, const char *fmt, va_list ap) RULES_FMT(7, 0);
+
+/* Where the bytes of an expression (or template) come from: maps a byte
+ * offset inside the decoded text to an offset in lm->text. With offsets ==
+ * NULL the mapping is base_offset + i. line_base/col_base shift the result
+ * for expressions compiled from a bare string (rules_expr_compile). */
+struct rules_srcmap {
+	const char *file;
+	const struct rules_linemap *lm;
+	int line_base, col_base;
+	const size_t *offsets;
+	size_t n_offsets;
+	size_t base_offset;
+	size_t shift; /* added to the decoded offset before the lookup */
+};
+
+void srcmap__locate(const struct rules_srcmap *m, size_t off, int *line, int *col);
+void srcmap__diag(const struct rules_srcmap *m, struct rules_diags *d, enum rules_severity sev,
+		  size_t off, const char *fmt, ...) RULES_FMT(5, 6);
+
+/* Levenshtein distance of two short ASCII words (capped at 99). */
+int diag__edit_distance(const char *a, const char *b);
+
+/* ============================================================
+ * Lexer
+ * ============================================================ */
+
+enum rules_tok { /* ORDER RULES_TOK (lexer.c token_names[]) */
+	RULES_T_EOF,
+	RULES_T_NUMBER,
+	RULES_T_STRING,
+	RULES_T_IDENT,
+	RULES_T_DOT,      /* . */
+	RULES_T_QDOT,     /* ?. */
+	RULES_T_LBRACKET, /* [ */
+	RULES_T_RBRACKET, /* ] */
+	RULES_T_LPAREN,   /* ( */
+	RULES_T_RPAREN,   /* ) */
+	RULES_T_COMMA,    /* , */
+	RULES_T_NOT,      /* ! */
+	RULES_T_MINUS,    /* - */
+	RULES_T_PLUS,     /* + */
+	RULES_T_STAR,     /* * */
+	RULES_T_SLASH,    /* / */
+	RULES_T_PERCENT,  /* % */
+	RULES_T_LT,       /* < */
+	RULES_T_LE,       /* <= */
+	RULES_T_GT,       /* > */
+	RULES_T_GE,       /* >= */
+	RULES_T_EQ,       /* == */
+	RULES_T_NE,       /* != */
+	RULES_T_AND,      /* && */
+	RULES_T_OR,       /* || */
+	RULES_T_COALESCE, /* ?? */
+	RULES_T_QUESTION, /* ? */
+	RULES_T_COLON,    /* : */
+	RULES_T_ERROR,    /* lexical error; message in the lexer */
+	RULES_T__COUNT
+};
+
+struct rules_token {
+	enum rules_tok kind;
+	uint32_t start, end; /* byte range in the source */
+	double num;          /* RULES_T_NUMBER */
+};
+
+struct rules_lexer {
+	const char *src;
+	size_t len, pos;
+	char error[160]; /* set with RULES_T_ERROR */
+	size_t error_pos;
+};
+
+void lexer__init(struct rules_lexer *lx, const char *src, size_t len);
+struct rules_token lexer__next(struct rules_lexer *lx);
+const char *lexer__token_name(enum rules_tok kind);
+
+/* Decodes the string literal whose raw text (with quotes) is raw[0..n).
+ * Writes the bytes to out (at most n bytes are needed) and, when offsets is
+ * not NULL, for each output byte the offset in raw it came from. Returns the
+ * decoded length, or -1 with *err_at / *msg describing a bad escape. */
+long lexer__decode_string(const char *raw, size_t n, char *out, size_t *offsets, size_t *err_at,
+			  const char **msg);
+
+/* ============================================================
+ * AST
+ * ============================================================ */
+
+enum rules_node_kind { /* ORDER RULES_NODE (eval.c dispatch) */
+	RULES_N_NULL,
+	RULES_N_BOOL,
+	RULES_N_NUM,
+	RULES_N_STR,
+	RULES_N_LIST,     /* [a, b] */
+	RULES_N_IDENT,    /* a name; only `event` survives the check */
+	RULES_N_MEMBER,   /* obj.name, obj?.name */
+	RULES_N_INDEX,    /* obj[expr], obj?.[expr] */
+	RULES_N_CALL,     /* obj.name(args): a builtin method */
+	RULES_N_FUNC,     /* name(args): no free functions exist yet */
+	RULES_N_UNARY,    /* ! -  (op holds the token) */
+	RULES_N_BINARY,   /* arithmetic, comparison, in (op holds the token) */
+	RULES_N_AND,
+	RULES_N_OR,
+	RULES_N_COALESCE,
+	RULES_N_COND,     /* c ? a : b */
+	RULES_N_MATCHES,  /* s matches 'pattern' */
+	RULES_N__COUNT
+};
+
+struct rules_regex {
+	pcre2_code *code;
+	pcre2_match_context *mctx;
+	struct rules_regex *next; /* arena list */
+};
+
+struct rules_node {
+	unsigned char kind;
+	unsigned char op;       /* enum rules_tok for UNARY/BINARY, "in" is RULES_T_IDENT */
+	bool optional;          /* ?. or ?.[ */
+	bool chain_end;         /* outermost node of a ?. chain: short-circuit stops here */
+	uint32_t start, end;    /* byte range in the expression source */
+	union {
+		bool b;
+		double num;
+		struct {
+			const char *s;
+			size_t len;
+		} str;                   /* STR, IDENT */
+		struct {
+			struct rules_node **items;
+			size_t n;
+		} list;                  /* LIST */
+		struct {
+			struct rules_node *obj; /* NULL for FUNC */
+			const char *name;
+			size_t name_len;
+			struct rules_node *index;  /* INDEX */
+			struct rules_node **args;  /* CALL, FUNC */
+			size_t nargs;
+			int builtin;               /* CALL: index in the builtin table */
+		} m;
+		struct {
+			struct rules_node *a, *b, *c;
+		} ops;
+		struct {
+			struct rules_node *subject;
+			struct rules_node *pattern; /* the string literal */
+			const struct rules_regex *re;
+		} match;
+	} u;
+};
+
+struct rules_expr {
+	struct rules_node *root;
+	const char *src; /* copy of the source, for runtime error positions */
+	size_t len;
+	struct rules_arena *owned; /* set when compiled alone (rules_expr_compile) */
+};
+
+/* Parses, checks and compiles one expression into arena `a`. Diagnostics
+ * go to d through map. Returns NULL if any error was reported. */
+struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t len,
+				 const struct rules_srcmap *map, struct rules_diags *d);
+
+/* Parses only (no name check, no regex compile): for parser tests. */
+struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t len,
+			       const struct rules_srcmap *map, struct rules_diags *d);
+
+/* S-expression rendering of the AST, e.g. "(+ 1 (* 2 3))"; malloc'd. */
+char *expr__dump(const struct rules_expr *e);
+
+/* Builtin methods: the table in eval.c (ORDER RULES_BI). */
+int builtin__lookup(const char *name, size_t len);
+int builtin__arity(int index);
+
+/* ============================================================
+ * Regex (PCRE2)
+ * ============================================================ */
+
+/* Compiles pattern[0..n) into the arena. On error returns NULL, *err_off is
+ * the offset in the pattern and msg (size msg_size) the PCRE2 message. */
+const struct rules_regex *regex__compile(struct rules_arena *a, const char *pattern, size_t n,
+					 size_t *err_off, char *msg, size_t msg_size);
+void regex__free_all(struct rules_arena *a);
+
+/* ============================================================
+ * Evaluation
+ * ============================================================ */
+
+enum rules_vkind {
+	RULES_V_NULL,
+	RULES_V_BOOL,
+	RULES_V_NUM,
+	RULES_V_STR,
+	RULES_V_LIST, /* built by a list literal; items in the scratch arena */
+	RULES_V_ARR,  /* a JSON array from the event (json) */
+	RULES_V_MAP   /* a JSON object from the event (json) */
+};
+
+struct rules_value {
+	enum rules_vkind kind;
+	const json_t *json; /* the event node it came from, if any (borrowed) */
+	union {
+		bool b;
+		double num;
+		struct {
+			const char *s;
+			size_t len;
+		} str;
+		struct {
+			const struct rules_value *items;
+			size_t n;
+		} list;
+	} u;
+};
+
+struct rules_scratch {
+	pcre2_match_data *match_data;
+	struct rules_arena strings; /* runtime strings and list items */
+	unsigned long max_steps;
+	char error[320];
+};
+
+/* Evaluates e against event; *out may point into scratch until the next call.
+ * Returns 0, or -1 with scratch->error set. */
+int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scratch *s,
+	      struct rules_value *out);
+/* New reference to a JSON rendering of v; NULL on OOM. */
+json_t *eval__to_json(const struct rules_value *v);
+/* Appends the template rendering of v (strings raw, null empty, other JSON). */
+void eval__render(const struct rules_value *v, struct rules_strbuf *b);
+const char *eval__type_name(const struct rules_value *v);
+/* Converts a JSON value to a borrowed runtime value. */
+void eval__from_json(const json_t *j, struct rules_value *out);
+
+/* ============================================================
+ * Templates
+ * ============================================================ */
+
+struct rules_tpart {
+	const char *text; /* literal text, or NULL when expr is set */
+	size_t len;
+	struct rules_expr *expr;
+};
+
+struct rules_template {
+	struct rules_tpart *parts;
+	size_t nparts;
+};
+
+struct rules_template *template__compile(struct rules_arena *a, const char *src, size_t len,
+					 const struct rules_srcmap *map, struct rules_diags *d);
+/* Renders into a malloc'd string. Returns 0, or -1 with *error malloc'd. */
+int template__render(const struct rules_template *t, const json_t *event,
+		     struct rules_scratch *s, char **text, size_t *text_len, char **error);
+
+/* ============================================================
+ * Known Forge events (forge_events.c, generated by gen-forge-events.sh)
+ * ============================================================ */
+
+extern const char *const rules__forge_events[];
+extern const size_t rules__forge_event_count;
+
+bool glob__match(const char *pattern, const char *s);
+
+#endif
