@@ -267,6 +267,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	job->received_ns = now_ns();
 	memcpy(job->trace_id, pss->trace_id, sizeof(job->trace_id));
 	job->req_id = ++app->next_id;
+	uint64_t req_id = job->req_id; /* once pushed, the job belongs to a worker */
 	int rc = gw_workq_push_verify(&app->workq, job);
 	if (rc) {
 		gw_job_free(job);
@@ -282,7 +283,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 		}
 		return;
 	}
-	pss->req_id = job->req_id;
+	pss->req_id = req_id;
 	char key[17];
 	gw_id_key(pss->req_id, key);
 	struct gw_strmap_entry *e = gw_strmap_upsert(&app->pending_http, key, 16, NULL);
