@@ -19,7 +19,7 @@
 struct rules_arena_block {
 	struct rules_arena_block *next;
 	size_t used, cap;
-	/* max_align_t keeps the payload aligned for any type */
+	/* 16-byte alignment suits every type stored here */
 	_Alignas(ARENA_ALIGN) unsigned char data[];
 };
 
