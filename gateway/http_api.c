@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "dev_api.h"
 #include "log.h"
 #include "stats.h"
 #include "version.h"
@@ -415,6 +416,14 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (!strcmp(path, "/.well-known/jwks.json")) {
 			respond(pss, 200, app->jwks_json, 1);
 			return 0;
+		}
+		if (!strncmp(path, "/dev/", 5)) {
+			int status;
+			char *body = NULL;
+			if (!gw_dev_answer(app, wsi, path, &status, &body)) {
+				respond(pss, status, body, 0);
+				return 0;
+			}
 		}
 		respond_error(pss, 404, "not_found", "no such resource");
 		return 0;

@@ -179,7 +179,7 @@ int gw_server_run(struct gw_app *app)
 	static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
 	static struct lws_protocol_vhost_options pvo_realtime = {NULL, &pvo_default, "notify-gateway", ""};
 	static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
-	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown;
+	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown, m_dev;
 
 	protocols[0] = (struct lws_protocols){"http-api", http_protocol_cb, gw_http_pss_size, 0, 0, app, 0};
 	protocols[1] = (struct lws_protocols){"notify-gateway", realtime_protocol_cb, gw_conn_size, 4096, 0,
@@ -193,10 +193,10 @@ int gw_server_run(struct gw_app *app)
 	m_root.def = "index.html";
 	m_root.origin_protocol = LWSMPRO_FILE;
 	m_root.extra_mimetypes = &mime_mjs;
-	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown};
-	const char *cb_points[] = {"/forge", "/healthz", "/.well-known"};
+	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev"};
 	struct lws_http_mount *prev = &m_root;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		*cb_mounts[i] = (struct lws_http_mount){0};
 		cb_mounts[i]->mountpoint = cb_points[i];
 		cb_mounts[i]->mountpoint_len = (unsigned char)strlen(cb_points[i]);

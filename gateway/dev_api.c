@@ -1,0 +1,178 @@
+/* dev_api.c - development-mode endpoints for the web demo and local trials.
+ *
+ *   GET /dev/token?sub=USER&ctx=CTX[&ctx=CTX2...][&ttl=SECONDS]
+ *       a subscription token signed with the generated HS256 secret
+ *   GET /dev/fit
+ *       a Forge Invocation Token signed with the generated development Forge
+ *       key, for POSTing sample events to /forge/events
+ *
+ * Each answers 404 (as if it did not exist) as soon as the corresponding real
+ * key is configured (subscriber.key / forge.jwks): anyone who can reach these
+ * endpoints can mint tokens, which is only acceptable with throw-away keys.
+ * Signing here runs on the service thread: a development-only exception to
+ * "the service thread only does I/O" (one RSA signature per button press).
+ *
+ * Threads: service thread. Ownership: returned strings are malloc'd.
+ */
+#include <libwebsockets.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "dev_api.h"
+#include "log.h"
+
+#define DEV_FORGE_KID "notify-gateway-dev-forge"
+#define DEV_INSTALLATION "ari:cloud:ecosystem::installation/00000000-0000-4000-8000-000000000001"
+
+static char *read_secret(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char buf[4097];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	size_t start = 0;
+	while (start < n && (buf[start] == ' ' || buf[start] == '\n'))
+		start++;
+	char *s = malloc(n - start + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, buf + start, n - start);
+	s[n - start] = '\0';
+	*len = n - start;
+	return s;
+}
+
+static char *hs256_sign(const char *secret, size_t secret_len, const char *claims)
+{
+	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	size_t hl = gw_b64url_encoded_len(sizeof(header) - 1), cl = gw_b64url_encoded_len(strlen(claims));
+	size_t cap = hl + 1 + cl + 1 + gw_b64url_encoded_len(32) + 1;
+	char *out = malloc(cap);
+	if (!out)
+		return NULL;
+	size_t n = gw_b64url_encode((const unsigned char *)header, sizeof(header) - 1, out);
+	out[n++] = '.';
+	n += gw_b64url_encode((const unsigned char *)claims, strlen(claims), out + n);
+	unsigned char mac[32];
+	unsigned int maclen = 0;
+	if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)out, n, mac, &maclen)) {
+		free(out);
+		return NULL;
+	}
+	out[n++] = '.';
+	n += gw_b64url_encode(mac, maclen, out + n);
+	out[n] = '\0';
+	return out;
+}
+
+static int query_values(struct lws *wsi, const char *name, char vals[][256], int max)
+{
+	int count = 0;
+	size_t nl = strlen(name);
+	char frag[300];
+	for (int i = 0; count < max; i++) {
+		int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0)
+			break;
+		if ((size_t)n > nl && !strncmp(frag, name, nl) && frag[nl] == '=') {
+			snprintf(vals[count], 256, "%s", frag + nl + 1);
+			count++;
+		}
+	}
+	return count;
+}
+
+int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *status, char **body)
+{
+	char msg[256];
+	json_t *j = NULL;
+	if (!strcmp(path, "/dev/token")) {
+		if (!app->dev_subscriber_key)
+			return -1;
+		char subs[1][256], ctxs[16][256], ttls[1][256];
+		if (query_values(wsi, "sub", subs, 1) != 1 || !subs[0][0]) {
+			*status = 400;
+			j = json_pack("{s:s, s:s}", "error", "bad_request", "message", "give ?sub=USER&ctx=CONTEXT");
+			goto out;
+		}
+		int nctx = query_values(wsi, "ctx", ctxs, 16);
+		long ttl = 3600;
+		if (query_values(wsi, "ttl", ttls, 1) == 1)
+			ttl = strtol(ttls[0], NULL, 10);
+		if (ttl < 1 || ttl > 86400)
+			ttl = 3600;
+		json_t *ctx = json_array();
+		for (int i = 0; i < nctx; i++)
+			json_array_append_new(ctx, json_string(ctxs[i]));
+		time_t now = time(NULL);
+		json_t *claims = json_pack("{s:s, s:o, s:I, s:I}", "sub", subs[0], "ctx", ctx, "iat",
+					   (json_int_t)now, "exp", (json_int_t)(now + ttl));
+		char *text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
+		json_decref(claims);
+		size_t slen = 0;
+		char *path_secret = NULL;
+		if (asprintf(&path_secret, "%s/dev-subscriber-secret", app->cfg.state_dir) < 0)
+			path_secret = NULL;
+		char *secret = path_secret ? read_secret(path_secret, &slen) : NULL;
+		char *token = text && secret ? hs256_sign(secret, slen, text) : NULL;
+		if (secret)
+			OPENSSL_cleanse(secret, slen);
+		free(secret);
+		free(path_secret);
+		free(text);
+		if (!token) {
+			*status = 500;
+			j = json_pack("{s:s, s:s}", "error", "internal_error", "message", "cannot sign");
+			goto out;
+		}
+		*status = 200;
+		j = json_pack("{s:s, s:I}", "token", token, "exp", (json_int_t)(now + ttl));
+		free(token);
+		goto out;
+	}
+	if (!strcmp(path, "/dev/fit")) {
+		if (!app->dev_forge_key)
+			return -1;
+		time_t now = time(NULL);
+		unsigned char rnd[16];
+		char jti[33];
+		RAND_bytes(rnd, sizeof(rnd));
+		for (int i = 0; i < 16; i++)
+			snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+		json_t *claims = json_pack(
+			"{s:{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}}, s:s, s:s, s:I, s:I, s:I, s:s}", "app",
+			"id", app->forge_app_id, "installationId", DEV_INSTALLATION, "appVersion", "1.0.0",
+			"environment", "type", "DEVELOPMENT", "id", "ari:cloud:ecosystem::environment/dev",
+			"module", "type", "core:endpoint", "key", "notify-gateway-demo", "iss",
+			"forge/invocation-token", "aud", app->forge_app_id, "iat", (json_int_t)now, "nbf",
+			(json_int_t)now, "exp", (json_int_t)(now + 25), "jti", jti);
+		char *text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
+		json_decref(claims);
+		char *fit = text ? gw_fit_sign_dev(app->dev_forge_key_path, DEV_FORGE_KID, text, msg, sizeof(msg))
+				 : NULL;
+		free(text);
+		if (!fit) {
+			*status = 500;
+			j = json_pack("{s:s, s:s}", "error", "internal_error", "message", "cannot sign");
+			goto out;
+		}
+		*status = 200;
+		j = json_pack("{s:s, s:I}", "token", fit, "exp", (json_int_t)(now + 25));
+		free(fit);
+		goto out;
+	}
+	return -1;
+out:
+	*body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return 0;
+}
