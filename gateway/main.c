@@ -14,6 +14,9 @@
 #include "log.h"
 #include "rules.h"
 
+/* rules_cli.c: `notify-gateway rules check|test ...` for rule authors. */
+int gw_rules_cli(int argc, char **argv, FILE *out, FILE *err);
+
 extern const char gw_embedded_rules[];
 extern const size_t gw_embedded_rules_len;
 
@@ -42,6 +45,8 @@ int main(int argc, char **argv)
 	static struct gw_app app;
 	/* jansson's hash seed must be set before any thread could create objects. */
 	json_object_seed(0);
+	if (argc >= 2 && !strcmp(argv[1], "rules"))
+		return gw_rules_cli(argc - 2, argv + 2, stdout, stderr);
 	gw_config_defaults(&app.cfg);
 	int rc = gw_config_from_args(&app.cfg, argc - 1, argv + 1, stdout, stderr);
 	if (rc) {
