@@ -83,3 +83,40 @@ export function postEvent(port, token, body, { headers = {}, agent, timeout } = 
 export function getJson(port, path, opts = {}) {
   return request(port, { method: 'GET', path, ...opts });
 }
+
+/**
+ * Sends a websocket upgrade request by hand (no client-side subprotocol
+ * checks) and resolves {status, headers} of the answer, or {status: 0, error}
+ * when the server drops the connection. The socket is closed afterwards.
+ */
+export function rawUpgrade(port, path, headers = {}, timeout = 5000) {
+  return new Promise((resolve) => {
+    const req = http.request({
+      host: '127.0.0.1', port, path, agent: false,
+      headers: {
+        Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': Buffer.from(Array.from({ length: 16 }, () => Math.floor(Math.random() * 256))).toString('base64'),
+        ...headers,
+      },
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      resolve({ status: 0, error: `no answer within ${timeout} ms` });
+    }, timeout);
+    req.on('upgrade', (res, socket) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: res.statusCode, headers: res.headers });
+    });
+    req.on('response', (res) => {
+      clearTimeout(timer);
+      res.resume();
+      resolve({ status: res.statusCode, headers: res.headers });
+    });
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ status: 0, error: e.message });
+    });
+    req.end();
+  });
+}

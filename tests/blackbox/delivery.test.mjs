@@ -1,0 +1,398 @@
+// delivery.test.mjs - the websocket protocol at /realtime and who receives
+// what: several tabs of one user, other contexts, other users, JWS
+// verification against /.well-known/jwks.json, token refusals, frame errors,
+// unsubscribe, and the rule filters (ignoreSelf, expression).
+//
+// "X receives nothing" is always shown by a later event that X does receive:
+// batches are released in acceptance order, so when X's first notification is
+// the later one (with the expected seq), nothing earlier reached X.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startGateway } from './lib/gateway.mjs';
+import { makeKeys, makeSubscriberKey, mintFit, mintSub, gatewayJwks, jose, now, unsignedToken, b64u } from './lib/keys.mjs';
+import { postEvent, rawUpgrade } from './lib/http.mjs';
+import { WsClient, subscriber } from './lib/ws.mjs';
+import { bugEvent, updatedEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
+
+let keys;
+let gw;
+let jwks;
+const clients = [];
+const track = (c) => {
+  clients.push(c);
+  return c;
+};
+
+before(async () => {
+  keys = await makeKeys({ subscriber: 'es256' });
+  gw = await startGateway({ keys });
+  jwks = await gatewayJwks(gw);
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  if (gw) await gw.stop();
+});
+
+async function post(event) {
+  const res = await postEvent(gw.port, await mintFit(keys), envelope(event));
+  assert.equal(res.status, 202, `event refused: ${res.text}\n${gw.diag()}`);
+  return res;
+}
+
+async function open(name) {
+  return track(await WsClient.open(gw.wsUrl, { name, diag: () => gw.diag() }));
+}
+
+async function sub(user, tokenCtx, subscribeTo, name) {
+  return track(await subscriber(gw, await mintSub(keys, { sub: user, ctx: tokenCtx }), subscribeTo, { name }));
+}
+
+describe('delivery: who receives a notification', () => {
+  test('every tab of the user subscribed to the context gets the same verifiable JWS; no one else does', async () => {
+    const A = uniqueUser('a');
+    const B = uniqueUser('b');
+    const X = ctxOf('DEL-1');
+    const Y = ctxOf('DEL-2');
+    const a1 = await sub(A, [X, Y], [X], 'A-tab1');
+    const a2 = await sub(A, [X, Y], [X], 'A-tab2');
+    const a3 = await sub(A, [X, Y], [Y], 'A-tab3(Y)');
+    const b1 = await sub(B, [X, Y], [X, Y], 'B-tab1');
+
+    const before = now();
+    const ev = bugEvent({ key: 'DEL-1', assignee: A, summary: 'Checkout crashes on empty cart' });
+    await post(ev);
+    const [n1] = await a1.waitNotifications(1);
+    const [n2] = await a2.waitNotifications(1);
+    assert.equal(n1.jws, n2.jws, 'tabs of one user must get the same JWS bytes');
+
+    const { payload, protectedHeader } = await jose.jwtVerify(n1.jws, jwks.keySet, { issuer: 'notify-gateway', algorithms: ['ES256'] });
+    assert.equal(protectedHeader.alg, 'ES256');
+    assert.equal(protectedHeader.typ, 'JWT');
+    assert.ok(jwks.doc.keys.some((k) => k.kid === protectedHeader.kid), `kid ${protectedHeader.kid} not in the JWKS`);
+    assert.equal(payload.iss, 'notify-gateway');
+    assert.equal(payload.sub, A);
+    assert.equal(payload.ctx, X);
+    assert.equal(payload.seq, 1);
+    assert.ok(Number.isInteger(payload.iat) && payload.iat >= before - 5 && payload.iat <= now() + 5, `iat ${payload.iat}`);
+    assert.ok(Number.isInteger(payload.exp) && payload.exp > payload.iat, `exp ${payload.exp}`);
+    assert.equal(typeof payload.jti, 'string');
+    assert.ok(payload.jti.length >= 16);
+    assert.equal(typeof payload.n.id, 'string');
+    assert.ok(payload.n.id.length > 0);
+    assert.deepEqual({ ...payload.n, id: undefined }, {
+      id: undefined,
+      type: 'warning',
+      title: 'New bug DEL-1',
+      description: 'Checkout crashes on empty cart',
+      actions: [{ text: 'Open', href: '/browse/DEL-1' }],
+      rule: 'bug-created',
+      eventType: 'avi:jira:created:issue',
+    });
+
+    // A's tab subscribed to Y only: its first notification is the next one for Y (seq 2).
+    await post(bugEvent({ key: 'DEL-2', assignee: A, summary: 'second' }));
+    const [n3] = await a3.waitNotifications(1);
+    const c3 = jose.decodeJwt(n3.jws);
+    assert.equal(c3.ctx, Y);
+    assert.equal(c3.seq, 2);
+    assert.equal(c3.n.description, 'second');
+    // B, subscribed to X and Y: its first notification is its own (seq 1).
+    await post(bugEvent({ key: 'DEL-1', assignee: B, summary: 'for B' }));
+    const [nb] = await b1.waitNotifications(1);
+    const cb = (await jose.jwtVerify(nb.jws, jwks.keySet)).payload;
+    assert.equal(cb.sub, B);
+    assert.equal(cb.seq, 1);
+    assert.equal(cb.n.description, 'for B');
+    // Nothing else arrived anywhere.
+    for (const [c, n] of [[a1, 1], [a2, 1], [a3, 1], [b1, 1]]) {
+      await c.roundTrip();
+      assert.equal(c.notifications().length, n, `${c.name}: ${c.dump()}`);
+    }
+    // And the jti differs per JWS.
+    assert.notEqual(jose.decodeJwt(n1.jws).jti, c3.jti);
+  });
+
+  test('one notification addressed to two users: each gets its own JWS (own sub), same n.id', async () => {
+    const R = uniqueUser('rep');
+    const S = uniqueUser('asg');
+    const C = ctxOf('DEL-3');
+    const r = await sub(R, [C], [C], 'reporter');
+    const s = await sub(S, [C], [C], 'assignee');
+    await post(updatedEvent({ key: 'DEL-3', reporter: R, assignee: S, summary: 'moved' }));
+    const [nr] = await r.waitNotifications(1);
+    const [ns] = await s.waitNotifications(1);
+    const cr = (await jose.jwtVerify(nr.jws, jwks.keySet)).payload;
+    const cs = (await jose.jwtVerify(ns.jws, jwks.keySet)).payload;
+    assert.equal(cr.sub, R);
+    assert.equal(cs.sub, S);
+    assert.equal(cr.n.id, cs.n.id);
+    assert.notEqual(cr.jti, cs.jti);
+    assert.equal(cr.n.rule, 'issue-updated');
+    assert.equal(cr.n.type, 'info');
+    assert.equal(cr.seq, 1);
+    assert.equal(cs.seq, 1);
+  });
+
+  test('the gateway JWKS has the documented shape', async () => {
+    assert.ok(Array.isArray(jwks.doc.keys) && jwks.doc.keys.length >= 1, JSON.stringify(jwks.doc));
+    for (const k of jwks.doc.keys) {
+      assert.equal(k.kty, 'EC');
+      assert.equal(k.crv, 'P-256');
+      assert.equal(k.alg, 'ES256');
+      assert.equal(k.use, 'sig');
+      assert.equal(typeof k.kid, 'string');
+      assert.equal(Buffer.from(k.x, 'base64url').length, 32);
+      assert.equal(Buffer.from(k.y, 'base64url').length, 32);
+      assert.equal(k.d, undefined, 'the JWKS must not contain the private key');
+    }
+  });
+});
+
+describe('delivery: the websocket protocol', () => {
+  test('connect, subscribe and ping sent at once are answered in order', async () => {
+    const U = uniqueUser('o');
+    const C = ctxOf('ORD-1');
+    const c = await open('at-once');
+    const token = await mintSub(keys, { sub: U, ctx: [C] });
+    c.send({ op: 'connect', token });
+    c.send({ op: 'subscribe', ctx: C });
+    c.send({ op: 'ping', id: 7 });
+    await c.waitOp('pong');
+    const ops = c.frames.map((f) => f.op);
+    assert.deepEqual(ops, ['connected', 'subscribed', 'pong'], c.dump());
+    assert.equal(c.frames[0].sub, U);
+    assert.deepEqual(c.frames[0].ctx, [C]);
+    assert.equal(typeof c.frames[0].exp, 'number');
+    assert.equal(c.frames[1].ctx, C);
+    assert.equal(c.frames[2].id, 7);
+  });
+
+  test('works with the subprotocol "notify-gateway" offered', async () => {
+    const U = uniqueUser('p');
+    const C = ctxOf('PROTO-1');
+    const c = track(await WsClient.open(gw.wsUrl, { name: 'subprotocol', protocols: ['notify-gateway'], diag: () => gw.diag() }));
+    c.send({ op: 'connect', token: await mintSub(keys, { sub: U, ctx: [C] }) });
+    await c.waitOp('connected');
+  });
+
+  test('the upgrade succeeds (101) whatever subprotocol is offered', async () => {
+    for (const proto of ['something-else', 'graphql-ws, v1.notify']) {
+      const res = await rawUpgrade(gw.port, '/realtime', { 'Sec-WebSocket-Protocol': proto });
+      assert.equal(res.status, 101, `subprotocol "${proto}": upgrade answered ${res.status} ${res.error ?? ''}`);
+    }
+    const none = await rawUpgrade(gw.port, '/realtime', {});
+    assert.equal(none.status, 101);
+  });
+
+  test('ping echoes ids of any JSON type', async () => {
+    const c = await sub(uniqueUser('ping'), [], [], 'ping');
+    for (const id of [1, 'abc', { nested: [1, 2] }, null]) {
+      const from = c.frames.length;
+      c.send({ op: 'ping', id });
+      const pong = await c.waitFor((f) => f.op === 'pong', { from, what: `pong for ${JSON.stringify(id)}` });
+      assert.deepEqual(pong.id, id);
+    }
+  });
+
+  test('subscribe to a context not in the token → ctx_forbidden, the connection stays open', async () => {
+    const U = uniqueUser('f');
+    const C = ctxOf('ALLOWED-1');
+    const c = await sub(U, [C], [], 'forbidden');
+    c.send({ op: 'subscribe', ctx: ctxOf('SECRET-1') });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'ctx_forbidden');
+    assert.equal(typeof err.message, 'string');
+    await c.roundTrip();
+    assert.equal(c.closeInfo, null);
+    // And nothing for the forbidden context arrives, while the allowed one works.
+    await post(bugEvent({ key: 'SECRET-1', assignee: U, summary: 'secret' }));
+    c.send({ op: 'subscribe', ctx: C });
+    await c.waitFor((f) => f.op === 'subscribed' && f.ctx === C, { what: 'subscribed' });
+    await post(bugEvent({ key: 'ALLOWED-1', assignee: U, summary: 'allowed' }));
+    const [n] = await c.waitNotifications(1);
+    const claims = jose.decodeJwt(n.jws);
+    assert.equal(claims.n.description, 'allowed');
+    assert.equal(claims.seq, 2);
+  });
+
+  test('a frame before connect → not_connected, then close 1008', async () => {
+    const c = await open('early');
+    c.send({ op: 'subscribe', ctx: ctxOf('X-1') });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'not_connected');
+    const close = await c.waitClose();
+    assert.equal(close.code, 1008);
+  });
+
+  test('invalid JSON after connect → bad_frame, the connection stays open', async () => {
+    const c = await sub(uniqueUser('bf'), [], [], 'bad-json');
+    c.send('{"op": "ping", ');
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'bad_frame');
+    await c.roundTrip();
+    c.send({ no_op: true });
+    await c.waitFor((f) => f.op === 'error' && f !== err, { what: 'a second error' });
+    assert.equal(c.ops('error')[1].code, 'bad_frame');
+    await c.roundTrip();
+    assert.equal(c.closeInfo, null);
+  });
+
+  test('an unknown op → unknown_op, the connection stays open', async () => {
+    const c = await sub(uniqueUser('uo'), [], [], 'unknown-op');
+    c.send({ op: 'teleport' });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'unknown_op');
+    await c.roundTrip();
+    assert.equal(c.closeInfo, null);
+  });
+
+  test('unsubscribe stops delivery for that context only', async () => {
+    const U = uniqueUser('un');
+    const P = ctxOf('UNSUB-1');
+    const Q = ctxOf('UNSUB-2');
+    const c = await sub(U, [P, Q], [P], 'unsub');
+    await post(bugEvent({ key: 'UNSUB-1', assignee: U, summary: 'while subscribed' }));
+    await c.waitNotifications(1);
+    c.send({ op: 'unsubscribe', ctx: P });
+    const ack = await c.waitOp('unsubscribed');
+    assert.equal(ack.ctx, P);
+    await post(bugEvent({ key: 'UNSUB-1', assignee: U, summary: 'after unsubscribe' })); // seq 2, to nobody
+    c.send({ op: 'subscribe', ctx: Q });
+    await c.waitFor((f) => f.op === 'subscribed' && f.ctx === Q, { what: 'subscribed Q' });
+    await post(bugEvent({ key: 'UNSUB-2', assignee: U, summary: 'on Q' })); // seq 3
+    const notes = await c.waitNotifications(2);
+    const claims = notes.map((n) => jose.decodeJwt(n.jws));
+    assert.deepEqual(claims.map((x) => [x.seq, x.n.description]), [[1, 'while subscribed'], [3, 'on Q']], c.dump());
+  });
+
+  test('a refreshed token (connect again) keeps the user and narrows the contexts', async () => {
+    const U = uniqueUser('rf');
+    const P = ctxOf('REF-1');
+    const Q = ctxOf('REF-2');
+    const c = await sub(U, [P, Q], [P, Q], 'refresh');
+    c.send({ op: 'connect', token: await mintSub(keys, { sub: U, ctx: [Q] }) });
+    await c.waitFor((f, i) => f.op === 'connected' && i > 0, { what: 'second connected' });
+    await post(bugEvent({ key: 'REF-1', assignee: U, summary: 'on P' })); // P no longer covered
+    await post(bugEvent({ key: 'REF-2', assignee: U, summary: 'on Q' }));
+    const [n] = await c.waitNotifications(1);
+    const claims = jose.decodeJwt(n.jws);
+    assert.equal(claims.n.description, 'on Q');
+    assert.equal(claims.seq, 2);
+  });
+});
+
+describe('delivery: subscription tokens that are refused (error frame, then close 1008)', () => {
+  const C = ctxOf('TOK-1');
+  const cases = [
+    ['expired', 'token_expired', async (U) => mintSub(keys, { sub: U, ctx: [C], claims: { iat: now() - 600, exp: now() - 60 } })],
+    ['signed with another EC key', 'token_bad_signature', async (U) => {
+      const other = await makeSubscriberKey('es256');
+      return mintSub(keys, { sub: U, ctx: [C], key: other.signKey });
+    }],
+    ['HS256 with the configured public key PEM as secret (wrong alg for the key type)', 'token_bad_alg', async (U) =>
+      mintSub(keys, { sub: U, ctx: [C], alg: 'HS256', key: new TextEncoder().encode(keys.sub.file) })],
+    ['RS256 (wrong alg for an EC key)', 'token_bad_alg', async (U) => {
+      const rsa = await makeSubscriberKey('rs256');
+      return mintSub(keys, { sub: U, ctx: [C], alg: 'RS256', key: rsa.signKey });
+    }],
+    ['alg none', 'token_bad_alg', async (U) => unsignedToken({ sub: U, ctx: [C], exp: now() + 600 })],
+    ['missing ctx', 'token_bad_claims', async (U) => mintSub(keys, { sub: U, omit: ['ctx'] })],
+    ['ctx not an array', 'token_bad_claims', async (U) => mintSub(keys, { sub: U, claims: { ctx: C } })],
+    ['missing sub', 'token_bad_claims', async () => mintSub(keys, { sub: undefined, ctx: [C], omit: ['sub'] })],
+    ['missing exp', 'token_bad_claims', async (U) => mintSub(keys, { sub: U, ctx: [C], omit: ['exp'] })],
+    ['nbf in the future', 'token_not_yet_valid', async (U) => mintSub(keys, { sub: U, ctx: [C], claims: { nbf: now() + 600 } })],
+    ['not a JWT', 'token_malformed', async () => 'hello'],
+    ['tampered payload', 'token_bad_signature', async (U) => {
+      const [h, , s] = (await mintSub(keys, { sub: U, ctx: [C] })).split('.');
+      return `${h}.${b64u({ sub: U, ctx: [C, ctxOf('OTHER')], exp: now() + 600 })}.${s}`;
+    }],
+    ['an empty token', 'token_missing', async () => ''],
+  ];
+  for (const [name, code, make] of cases) {
+    test(`${name} → ${code}`, async () => {
+      const U = uniqueUser('t');
+      const c = await open(`token-${code}`);
+      c.send({ op: 'connect', token: await make(U) });
+      c.send({ op: 'subscribe', ctx: C });
+      const err = await c.waitOp('error');
+      assert.equal(err.code, code, c.dump());
+      const close = await c.waitClose();
+      assert.equal(close.code, 1008);
+      assert.equal(c.ops('connected').length, 0);
+      assert.equal(c.ops('subscribed').length, 0, 'a subscribe queued behind a refused connect must not be acknowledged');
+    });
+  }
+
+  test('connect without a token field → token_missing, close 1008', async () => {
+    const c = await open('no-token');
+    c.send({ op: 'connect' });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'token_missing');
+    assert.equal((await c.waitClose()).code, 1008);
+  });
+});
+
+describe('delivery: rule filters', () => {
+  test('selfGenerated events are ignored (ignoreSelf) and a false expression delivers nothing', async () => {
+    const U = uniqueUser('flt');
+    const C = ctxOf('FLT-1');
+    const c = await sub(U, [C], [C], 'filters');
+    await post(bugEvent({ key: 'FLT-1', assignee: U, summary: 'self', selfGenerated: true }));
+    await post(bugEvent({ key: 'FLT-1', assignee: U, summary: 'a story', issuetype: 'Story' }));
+    await post(bugEvent({ key: 'FLT-1', assignee: null, summary: 'nobody assigned' }));
+    await post(bugEvent({ key: 'FLT-1', assignee: U, summary: 'real bug' }));
+    const [n] = await c.waitNotifications(1);
+    const claims = jose.decodeJwt(n.jws);
+    assert.equal(claims.n.description, 'real bug', c.dump());
+    assert.equal(claims.seq, 1, 'filtered events must not consume a seq');
+    await c.roundTrip();
+    assert.equal(c.notifications().length, 1, c.dump());
+  });
+
+  test('an event type no rule listens to delivers nothing', async () => {
+    const U = uniqueUser('nr');
+    const C = ctxOf('NR-1');
+    const c = await sub(U, [C], [C], 'no-rule');
+    const ev = bugEvent({ key: 'NR-1', assignee: U, summary: 'deleted' });
+    ev.eventType = 'avi:jira:deleted:issue';
+    await post(ev);
+    await post(bugEvent({ key: 'NR-1', assignee: U, summary: 'created' }));
+    const [n] = await c.waitNotifications(1);
+    assert.equal(jose.decodeJwt(n.jws).n.description, 'created');
+    assert.equal(jose.decodeJwt(n.jws).seq, 1);
+  });
+});
+
+describe('delivery: HS256 subscription tokens and subscriber.audience', () => {
+  let keys2;
+  let gw2;
+  before(async () => {
+    keys2 = await makeKeys({ subscriber: 'hs256' });
+    gw2 = await startGateway({ keys: keys2, args: ['--subscriber-audience', 'notify-test-aud'] });
+  });
+  after(async () => {
+    if (gw2) await gw2.stop();
+  });
+
+  test('the right aud connects and receives; a wrong or missing aud is token_bad_audience', async () => {
+    const U = uniqueUser('hs');
+    const C = ctxOf('HS-1');
+    const good = track(await subscriber(gw2, await mintSub(keys2, { sub: U, ctx: [C], claims: { aud: 'notify-test-aud' } }), [C], { name: 'hs-good' }));
+    for (const [name, claims] of [['wrong aud', { aud: 'someone-else' }], ['no aud', {}]]) {
+      const c = track(await WsClient.open(gw2.wsUrl, { name, diag: () => gw2.diag() }));
+      c.send({ op: 'connect', token: await mintSub(keys2, { sub: U, ctx: [C], claims }) });
+      const err = await c.waitOp('error');
+      assert.equal(err.code, 'token_bad_audience', `${name}: ${c.dump()}`);
+      assert.equal((await c.waitClose()).code, 1008);
+    }
+    const res = await postEvent(gw2.port, await mintFit(keys2), envelope(bugEvent({ key: 'HS-1', assignee: U, summary: 'hs' })));
+    assert.equal(res.status, 202, res.text);
+    const [n] = await good.waitNotifications(1);
+    const { keySet } = await gatewayJwks(gw2);
+    const { payload } = await jose.jwtVerify(n.jws, keySet);
+    assert.equal(payload.sub, U);
+    assert.equal(payload.seq, 1);
+  });
+});
