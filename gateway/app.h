@@ -17,6 +17,8 @@
 
 #include "broker.h"
 #include "config.h"
+#include "dedup.h"
+#include "registry.h"
 #include "gw/signer.h"
 #include "gw/token.h"
 #include "outbox.h"
@@ -50,6 +52,9 @@ struct gw_app {
 	struct gw_outbox outbox;
 	struct gw_rulebox rulebox;
 	struct gw_sequencer seq;
+	struct gw_dedup dedup;           /* redelivery guard */
+	struct gw_registry registry;     /* installations, system tokens */
+	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
 
 	pthread_t *workers;
 	int nworkers;

@@ -1,7 +1,9 @@
 /* broker.h - who receives a signed notification: the seam between the
  * pipeline (which knows user, context and frame) and the connections.
  *
- * A broker maps (user, context) to the connections subscribed to it. The
+ * A broker maps (installation, user, context) to the connections subscribed
+ * to it: the same accountId and context string in two installations are two
+ * different addresses. The
  * in-process broker (broker_local.c) is the only one today; a Redis-backed
  * broker for several gateway nodes implements the same operations: publish
  * forwards to the other nodes, and their deliveries come back into the local
@@ -28,10 +30,13 @@ struct gw_broker;
 
 struct gw_broker_ops {
 	/* Returns the number of connections the message was queued to here. */
-	size_t (*publish)(struct gw_broker *b, const char *user, const char *ctx, struct gw_msg *msg);
+	size_t (*publish)(struct gw_broker *b, const char *inst, const char *user, const char *ctx,
+			  struct gw_msg *msg);
 	/* 0, or -1 when out of memory. Subscribing twice is a no-op. */
-	int (*subscribe)(struct gw_broker *b, const char *user, const char *ctx, struct gw_conn *conn);
-	void (*unsubscribe)(struct gw_broker *b, const char *user, const char *ctx, struct gw_conn *conn);
+	int (*subscribe)(struct gw_broker *b, const char *inst, const char *user, const char *ctx,
+			 struct gw_conn *conn);
+	void (*unsubscribe)(struct gw_broker *b, const char *inst, const char *user, const char *ctx,
+			    struct gw_conn *conn);
 	size_t (*subscription_count)(struct gw_broker *b);
 	void (*destroy)(struct gw_broker *b);
 };
@@ -42,20 +47,20 @@ struct gw_broker {
 
 struct gw_broker *gw_broker_local_new(void);
 
-static inline size_t gw_broker_publish(struct gw_broker *b, const char *user, const char *ctx,
-				       struct gw_msg *msg)
+static inline size_t gw_broker_publish(struct gw_broker *b, const char *inst, const char *user,
+				       const char *ctx, struct gw_msg *msg)
 {
-	return b->ops->publish(b, user, ctx, msg);
+	return b->ops->publish(b, inst, user, ctx, msg);
 }
-static inline int gw_broker_subscribe(struct gw_broker *b, const char *user, const char *ctx,
-				      struct gw_conn *conn)
+static inline int gw_broker_subscribe(struct gw_broker *b, const char *inst, const char *user,
+				      const char *ctx, struct gw_conn *conn)
 {
-	return b->ops->subscribe(b, user, ctx, conn);
+	return b->ops->subscribe(b, inst, user, ctx, conn);
 }
-static inline void gw_broker_unsubscribe(struct gw_broker *b, const char *user, const char *ctx,
-					 struct gw_conn *conn)
+static inline void gw_broker_unsubscribe(struct gw_broker *b, const char *inst, const char *user,
+					 const char *ctx, struct gw_conn *conn)
 {
-	b->ops->unsubscribe(b, user, ctx, conn);
+	b->ops->unsubscribe(b, inst, user, ctx, conn);
 }
 
 #endif

@@ -1,7 +1,7 @@
-/* broker_local.c - the in-process broker: a hash map from (user, context) to
- * the array of subscribed connections. Service thread only, so no locks.
- * Keys are "<len(user)>:<user><ctx>" so that no choice of characters in a
- * user id or context can make two different pairs collide. */
+/* broker_local.c - the in-process broker: a hash map from (installation,
+ * user, context) to the array of subscribed connections. Service thread only,
+ * so no locks. Keys are "<len(inst)>:<len(user)>:<inst><user><ctx>" so that
+ * no choice of characters can make two different triples collide. */
 #include "broker.h"
 
 #include <stdio.h>
@@ -21,25 +21,27 @@ struct local_broker {
 	size_t subscriptions;
 };
 
-static char *make_key(const char *user, const char *ctx, size_t *len)
+static char *make_key(const char *inst, const char *user, const char *ctx, size_t *len)
 {
-	size_t ul = strlen(user), cl = strlen(ctx);
-	char *k = malloc(ul + cl + 24);
+	size_t il = strlen(inst), ul = strlen(user), cl = strlen(ctx);
+	char *k = malloc(il + ul + cl + 48);
 	if (!k)
 		return NULL;
-	int n = snprintf(k, 24, "%zu:", ul);
-	memcpy(k + n, user, ul);
-	memcpy(k + n + ul, ctx, cl);
-	*len = (size_t)n + ul + cl;
+	int n = snprintf(k, 48, "%zu:%zu:", il, ul);
+	memcpy(k + n, inst, il);
+	memcpy(k + n + il, user, ul);
+	memcpy(k + n + il + ul, ctx, cl);
+	*len = (size_t)n + il + ul + cl;
 	k[*len] = '\0';
 	return k;
 }
 
-static size_t local_publish(struct gw_broker *b, const char *user, const char *ctx, struct gw_msg *msg)
+static size_t local_publish(struct gw_broker *b, const char *inst, const char *user, const char *ctx,
+			    struct gw_msg *msg)
 {
 	struct local_broker *lb = (struct local_broker *)b;
 	size_t len;
-	char *key = make_key(user, ctx, &len);
+	char *key = make_key(inst, user, ctx, &len);
 	if (!key)
 		return 0;
 	struct conn_list *cl = gw_strmap_get(&lb->topics, key, len);
@@ -51,11 +53,12 @@ static size_t local_publish(struct gw_broker *b, const char *user, const char *c
 	return cl->count;
 }
 
-static int local_subscribe(struct gw_broker *b, const char *user, const char *ctx, struct gw_conn *conn)
+static int local_subscribe(struct gw_broker *b, const char *inst, const char *user, const char *ctx,
+			   struct gw_conn *conn)
 {
 	struct local_broker *lb = (struct local_broker *)b;
 	size_t len;
-	char *key = make_key(user, ctx, &len);
+	char *key = make_key(inst, user, ctx, &len);
 	if (!key)
 		return -1;
 	struct gw_strmap_entry *e = gw_strmap_upsert(&lb->topics, key, len, NULL);
@@ -85,11 +88,12 @@ static int local_subscribe(struct gw_broker *b, const char *user, const char *ct
 	return 0;
 }
 
-static void local_unsubscribe(struct gw_broker *b, const char *user, const char *ctx, struct gw_conn *conn)
+static void local_unsubscribe(struct gw_broker *b, const char *inst, const char *user, const char *ctx,
+			      struct gw_conn *conn)
 {
 	struct local_broker *lb = (struct local_broker *)b;
 	size_t len;
-	char *key = make_key(user, ctx, &len);
+	char *key = make_key(inst, user, ctx, &len);
 	if (!key)
 		return;
 	struct conn_list *cl = gw_strmap_get(&lb->topics, key, len);

@@ -69,6 +69,10 @@ static const struct opt options[] = {
 	 268435456, "bytes queued to one connection before it is closed as a slow consumer"},
 	{"limits.ws_max_subscriptions", OPT_INT, OFF(ws_max_subscriptions), "64", 1, 100000,
 	 "contexts one connection may subscribe to"},
+	{"forge.dedup_ttl", OPT_INT, OFF(dedup_ttl), "900", 600, 86400,
+	 "seconds an accepted event is remembered so that Forge's redeliveries of it are ignored"},
+	{"limits.dedup_entries", OPT_INT, OFF(dedup_capacity), "200000", 1000, 50000000,
+	 "accepted events remembered for redelivery detection"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 };

@@ -33,6 +33,8 @@ struct gw_config {
 	int ws_max_subscriptions;
 	int ws_auth_timeout;
 	int shutdown_grace;
+	int dedup_capacity;
+	int dedup_ttl;
 	char *log_level;
 };
 

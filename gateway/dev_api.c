@@ -114,8 +114,8 @@ int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *st
 		for (int i = 0; i < nctx; i++)
 			json_array_append_new(ctx, json_string(ctxs[i]));
 		time_t now = time(NULL);
-		json_t *claims = json_pack("{s:s, s:o, s:I, s:I}", "sub", subs[0], "ctx", ctx, "iat",
-					   (json_int_t)now, "exp", (json_int_t)(now + ttl));
+		json_t *claims = json_pack("{s:s, s:s, s:o, s:I, s:I}", "installation", DEV_INSTALLATION, "sub",
+					   subs[0], "ctx", ctx, "iat", (json_int_t)now, "exp", (json_int_t)(now + ttl));
 		char *text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
 		json_decref(claims);
 		size_t slen = 0;

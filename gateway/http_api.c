@@ -47,6 +47,9 @@ struct http_pss {
 	char trace_id[64];
 	int64_t received_ns;
 	int head_only;
+	int scheduled;        /* POST /forge/scheduled[/<interval>] */
+	char interval[16];
+	char *system_token;   /* x-forge-oauth-system; never logged */
 	/* the answer */
 	int status;
 	int retry_after;
@@ -74,9 +77,13 @@ static void pss_release(struct gw_app *app, struct http_pss *pss)
 	}
 	free(pss->body);
 	free(pss->token);
+	if (pss->system_token) {
+		memset(pss->system_token, 0, strlen(pss->system_token));
+		free(pss->system_token);
+	}
 	if (!pss->resp_borrowed)
 		free(pss->resp);
-	pss->body = pss->token = pss->resp = NULL;
+	pss->body = pss->token = pss->resp = pss->system_token = NULL;
 }
 
 /* Queues an answer; the body is taken (malloc'd) or borrowed. */
@@ -152,6 +159,14 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 		respond_error(pss, 503, "stopping", "the gateway is shutting down; retry later");
 		return;
 	}
+	if (app->intake_paused) {
+		gw_stat_inc(GW_STAT_events_rejected_paused);
+		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=503 intake paused", pss->trace_id);
+		pss->retry_after = 30;
+		pss->close_after = 1;
+		respond_error(pss, 503, "paused", "intake is paused for maintenance; retry later");
+		return;
+	}
 	int ctlen = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE);
 	if (ctlen <= 0 || !is_json_media_type(buf)) {
 		gw_stat_inc(GW_STAT_events_rejected_media_type);
@@ -174,7 +189,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 			respond_error(pss, 413, "payload_too_large", buf);
 			return;
 		}
-		if (cl == 0) {
+		if (cl == 0 && !pss->scheduled) {
 			gw_stat_inc(GW_STAT_events_rejected_json);
 			respond_error(pss, 400, "malformed_json", "the request has no body");
 			return;
@@ -200,6 +215,17 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 		skip++;
 	pss->token = strdup(auth + skip);
 	free(auth);
+	if (pss->scheduled) {
+		int slen = lws_hdr_custom_length(wsi, "x-forge-oauth-system:", 21);
+		if (slen > 0 && slen < 16384) {
+			pss->system_token = malloc((size_t)slen + 1);
+			if (pss->system_token &&
+			    lws_hdr_custom_copy(wsi, pss->system_token, slen + 1, "x-forge-oauth-system:", 21) < 0) {
+				free(pss->system_token);
+				pss->system_token = NULL;
+			}
+		}
+	}
 	pss->state = HTTP_READING_BODY;
 }
 
@@ -248,10 +274,18 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 {
 	if (pss->state != HTTP_READING_BODY)
 		return;
-	if (!pss->body_len) {
+	if (!pss->body_len && !pss->scheduled) {
 		gw_stat_inc(GW_STAT_events_rejected_json);
 		respond_error(pss, 400, "malformed_json", "the request has no body");
 		return;
+	}
+	if (!pss->body) {
+		pss->body = malloc(1);
+		if (!pss->body) {
+			pss->retry_after = 5;
+			respond_error(pss, 503, "out_of_memory", "try again later");
+			return;
+		}
 	}
 	struct gw_job *job = gw_job_new(GW_JOB_VERIFY);
 	if (!job) {
@@ -263,7 +297,10 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	job->body = pss->body;
 	job->body_len = pss->body_len;
 	job->token = pss->token;
-	pss->body = pss->token = NULL;
+	job->scheduled = pss->scheduled;
+	memcpy(job->interval, pss->interval, sizeof(job->interval));
+	job->system_token = pss->system_token;
+	pss->body = pss->token = pss->system_token = NULL;
 	pss->body_len = pss->body_cap = 0;
 	job->received_ns = now_ns();
 	memcpy(job->trace_id, pss->trace_id, sizeof(job->trace_id));
@@ -339,6 +376,17 @@ static char *health_json(struct gw_app *app)
 		(json_int_t)app->ws_connections, "subscriptions",
 		(json_int_t)app->broker->ops->subscription_count(app->broker), "workers", app->nworkers,
 		"counters", counters);
+	if (j) {
+		json_object_set_new(j, "intake", json_string(app->intake_paused ? "paused" : "open"));
+		json_object_set_new(j, "installations", gw_registry_health(&app->registry, time(NULL)));
+		pthread_mutex_lock(&app->dedup.lock);
+		json_object_set_new(j, "redelivery",
+				    json_pack("{s:I, s:I, s:I, s:I}", "remembered", (json_int_t)app->dedup.index.count,
+					      "capacity", (json_int_t)app->dedup.capacity, "ttlSeconds",
+					      (json_int_t)app->dedup.ttl, "evictedEarly",
+					      (json_int_t)app->dedup.evicted_early));
+		pthread_mutex_unlock(&app->dedup.lock);
+	}
 	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_INDENT(0)) : NULL;
 	json_decref(j);
 	return text;
@@ -392,7 +440,18 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		char path[128];
 		snprintf(path, sizeof(path), "%.*s", ulen > 0 ? ulen : 0, ulen > 0 ? uri : "");
 		path[strcspn(path, "?")] = '\0';
-		if (!strcmp(path, "/forge/events")) {
+		int scheduled = !strcmp(path, "/forge/scheduled") || !strncmp(path, "/forge/scheduled/", 17);
+		if (!strcmp(path, "/forge/events") || scheduled) {
+			if (scheduled) {
+				pss->scheduled = 1;
+				if (path[16] == '/')
+					snprintf(pss->interval, sizeof(pss->interval), "%s", path + 17);
+				else {
+					char v[32];
+					if (lws_get_urlarg_by_name(wsi, "interval=", v, sizeof(v)))
+						snprintf(pss->interval, sizeof(pss->interval), "%s", v + 9);
+				}
+			}
 			if (method != LWSHUMETH_POST) {
 				pss->allow = "POST";
 				pss->close_after = 1;
@@ -400,6 +459,15 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 				return 0;
 			}
 			begin_intake(app, wsi, pss);
+			/* A scheduled trigger may come without a body: then lws has
+			 * nothing to deliver and completion is ours to call. */
+			if (pss->state == HTTP_READING_BODY && pss->scheduled &&
+			    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+				char cl[24];
+				lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+				if (!strcmp(cl, "0"))
+					intake_complete(app, pss);
+			}
 			return 0;
 		}
 		if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {

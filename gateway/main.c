@@ -60,7 +60,7 @@ int main(int argc, char **argv)
 		gw_config_free(&app.cfg);
 		return 2;
 	}
-	if (gw_keys_load(&app, stderr)) {
+	if (gw_keys_load(&app, stderr) || gw_registry_open(&app.registry, app.cfg.state_dir, stderr)) {
 		rules_set_unref(rules);
 		gw_keys_free(&app);
 		gw_config_free(&app.cfg);
@@ -75,7 +75,8 @@ int main(int argc, char **argv)
 	if (gw_workq_init(&app.workq, (size_t)app.cfg.verify_backlog, (size_t)app.cfg.queue_capacity) ||
 	    gw_outbox_init(&app.outbox, NULL, NULL) || gw_rulebox_init(&app.rulebox) ||
 	    gw_sequencer_init(&app.seq) || gw_strmap_init(&app.pending_http, 256) ||
-	    gw_strmap_init(&app.conns_by_id, 1024) || !(app.broker = gw_broker_local_new())) {
+	    gw_strmap_init(&app.conns_by_id, 1024) || !(app.broker = gw_broker_local_new()) ||
+	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity, app.cfg.dedup_ttl)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
@@ -92,6 +93,8 @@ int main(int argc, char **argv)
 	gw_rulebox_destroy(&app.rulebox);
 	gw_outbox_destroy(&app.outbox);
 	gw_workq_destroy(&app.workq);
+	gw_dedup_destroy(&app.dedup);
+	gw_registry_close(&app.registry);
 	gw_keys_free(&app);
 	gw_config_free(&app.cfg);
 	return rc;

@@ -10,6 +10,7 @@ void gw_outbox_item_free(struct gw_outbox_item *item)
 	free(item->body);
 	json_decref(item->claims);
 	for (size_t i = 0; i < item->count; i++) {
+		free(item->items[i].installation);
 		free(item->items[i].user);
 		free(item->items[i].ctx);
 		gw_msg_unref(item->items[i].msg);

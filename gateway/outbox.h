@@ -23,6 +23,7 @@
 #include "msg.h"
 
 struct gw_delivery {
+	char *installation; /* owned */
 	char *user;         /* owned */
 	char *ctx;          /* owned */
 	uint64_t seq;

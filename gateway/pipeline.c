@@ -22,6 +22,7 @@
  * wake callback (lws_cancel_service) and never call lwsl_*.
  */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,23 +112,126 @@ static json_t *error_body(const char *code, const char *message)
 
 /* ---- VERIFY ------------------------------------------------------------- */
 
+static const char *const intervals[] = {"fiveMinute", "hour", "day", "week"};
+
+static int valid_interval(const char *s)
+{
+	for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++)
+		if (s && !strcmp(s, intervals[i]))
+			return 1;
+	return 0;
+}
+
+/* The exp of a JWT-shaped token, read without verifying it (Forge's system
+ * token is opaque to us; we only track when it stops being usable). */
+static time_t unverified_exp(const char *token, time_t fallback)
+{
+	const char *p1 = strchr(token, '.');
+	const char *p2 = p1 ? strchr(p1 + 1, '.') : NULL;
+	if (!p2)
+		return fallback;
+	unsigned char *raw = NULL;
+	size_t n = 0;
+	if (gw_b64url_decode(p1 + 1, (size_t)(p2 - p1 - 1), &raw, &n))
+		return fallback;
+	json_t *j = json_loadb((const char *)raw, n, 0, NULL);
+	free(raw);
+	json_t *exp = json_object_get(j, "exp");
+	time_t t = json_is_number(exp) ? (time_t)json_number_value(exp) : fallback;
+	json_decref(j);
+	return t;
+}
+
+static void count_retry(json_t *event, const char *trace_id)
+{
+	json_t *rc = json_object_get(event, "retryContext");
+	if (!json_is_object(rc))
+		return;
+	const char *reason = json_string_value(json_object_get(rc, "retryReason"));
+	if (!reason)
+		reason = "";
+	if (!strcmp(reason, "INVALID_REMOTE_INVOCATION_ERROR"))
+		gw_stat_inc(GW_STAT_forge_retries_INVALID_REMOTE_INVOCATION_ERROR);
+	else if (!strcmp(reason, "TIMEOUT_ERROR"))
+		gw_stat_inc(GW_STAT_forge_retries_TIMEOUT_ERROR);
+	else if (!strcmp(reason, "INVALID_FORGE_INVOCATION_TOKEN"))
+		gw_stat_inc(GW_STAT_forge_retries_INVALID_FORGE_INVOCATION_TOKEN);
+	else
+		gw_stat_inc(GW_STAT_forge_retries_other);
+	gw_log(GW_LOG_INFO, "event redelivery trace=%s retryCount=%lld retryReason=%s", trace_id,
+	       (long long)json_integer_value(json_object_get(rc, "retryCount")), reason[0] ? reason : "-");
+}
+
+/* The idempotency key: SHA-256 over the installation and the event with
+ * retryContext removed, serialised with sorted keys so that key order in the
+ * redelivered JSON does not matter. */
+static int event_key(const char *inst, json_t *event, unsigned char key[GW_DEDUP_KEY_LEN])
+{
+	json_t *copy = json_copy(event); /* shallow: only the top level changes */
+	if (!copy)
+		return -1;
+	json_object_del(copy, "retryContext");
+	char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(copy);
+	if (!text)
+		return -1;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+		 EVP_DigestUpdate(md, inst, strlen(inst) + 1) && EVP_DigestUpdate(md, text, strlen(text)) &&
+		 EVP_DigestFinal_ex(md, key, &len);
+	EVP_MD_CTX_free(md);
+	free(text);
+	return ok && len == GW_DEDUP_KEY_LEN ? 0 : -1;
+}
+
+/* Lifecycle payloads as documented carry no eventType: infer it. */
+static const char *effective_event_type(json_t *event)
+{
+	json_t *type = json_object_get(event, "eventType");
+	if (json_is_string(type) && json_string_length(type))
+		return json_string_value(type);
+	if (json_object_get(event, "installerAccountId") && json_object_get(event, "app"))
+		return "avi:forge:installed:app";
+	if (json_object_get(event, "upgraderAccountId") && json_object_get(event, "app"))
+		return "avi:forge:upgraded:app";
+	return NULL;
+}
+
+static int is_lifecycle(const char *type)
+{
+	return !strcmp(type, "avi:forge:installed:app") || !strcmp(type, "avi:forge:upgraded:app");
+}
+
 static void do_verify(struct gw_app *app, struct gw_job *job)
 {
 	char detail[256] = "";
-	json_t *claims = NULL;
+	json_t *claims = NULL, *body = NULL, *event = NULL;
+	time_t now = time(NULL);
 	enum gw_token_err te = gw_fit_verify(app->jwks, job->token, strlen(job->token), app->forge_app_id,
-					     app->cfg.forge_leeway, time(NULL), &claims, detail,
-					     sizeof(detail));
+					     app->cfg.forge_leeway, now, &claims, detail, sizeof(detail));
+	const char *inst = NULL;
+	if (te == GW_TOKEN_OK) {
+		inst = json_string_value(json_object_get(json_object_get(claims, "app"), "installationId"));
+		if (!inst || !*inst) {
+			te = GW_TOKEN_BAD_CLAIMS;
+			snprintf(detail, sizeof(detail), "the FIT has no app.installationId");
+		}
+	}
 	if (te != GW_TOKEN_OK) {
 		gw_stat_inc(GW_STAT_events_rejected_token);
 		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=401 reason=%s: %s", job->trace_id,
 		       gw_token_code(te), detail);
 		answer(app, job->req_id, 401, 0, error_body(gw_token_code(te), detail));
+		json_decref(claims);
 		return;
 	}
 
 	json_error_t jerr;
-	json_t *body = json_loadb(job->body, job->body_len, 0, &jerr);
+	if (job->scheduled && job->body_len == 0)
+		body = json_object();
+	else
+		body = json_loadb(job->body, job->body_len, 0, &jerr);
 	if (!body) {
 		gw_stat_inc(GW_STAT_events_rejected_json);
 		json_decref(claims);
@@ -138,60 +242,113 @@ static void do_verify(struct gw_app *app, struct gw_job *job)
 				 "line", jerr.line, "column", jerr.column, "position", jerr.position));
 		return;
 	}
-	const char *why = NULL;
-	json_t *event = NULL;
+	const char *why = NULL, *type = NULL;
+	char scheduled_type[64];
 	if (!json_is_object(body)) {
 		why = "the body must be a JSON object: {\"payload\": {...event...}} or a bare event";
-	} else if (json_object_get(body, "payload")) {
-		event = json_object_get(body, "payload");
+	} else if (job->scheduled) {
+		if (!job->interval[0] && json_is_string(json_object_get(body, "interval")))
+			snprintf(job->interval, sizeof(job->interval), "%s",
+				 json_string_value(json_object_get(body, "interval")));
+		if (!valid_interval(job->interval)) {
+			why = "name the interval: POST /forge/scheduled/fiveMinute|hour|day|week";
+		} else {
+			char when[32];
+			struct tm tm;
+			gmtime_r(&now, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			snprintf(scheduled_type, sizeof(scheduled_type), "scheduled:%s", job->interval);
+			type = scheduled_type;
+			event = json_pack("{s:s, s:s, s:s, s:s}", "eventType", scheduled_type, "interval",
+					  job->interval, "installationId", inst, "time", when);
+		}
+	} else {
+		json_t *payload = json_object_get(body, "payload");
+		event = json_incref(payload ? payload : body);
 		if (!json_is_object(event))
 			why = "\"payload\" must be an object holding the event";
-	} else {
-		event = body;
-	}
-	if (!why) {
-		json_t *type = json_object_get(event, "eventType");
-		if (!json_is_string(type) || !json_string_length(type))
+		else if (!(type = effective_event_type(event)))
 			why = "the event has no \"eventType\" string";
 	}
 	if (why) {
 		gw_stat_inc(GW_STAT_events_rejected_json);
 		json_decref(claims);
 		json_decref(body);
+		json_decref(event);
 		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=400 %s", job->trace_id, why);
 		answer(app, job->req_id, 400, 0, error_body("invalid_event", why));
 		return;
 	}
 
+	/* Redelivery guard (not for scheduled triggers: those carry nothing to
+	 * tell two runs apart, and a duplicate run only repeats a digest). */
+	unsigned char key[GW_DEDUP_KEY_LEN];
+	int keyed = 0;
+	if (!job->scheduled) {
+		count_retry(event, job->trace_id);
+		if (event_key(inst, event, key) == 0) {
+			enum gw_dedup_result dr = gw_dedup_reserve(&app->dedup, key, now);
+			if (dr == GW_DEDUP_DUPLICATE) {
+				gw_stat_inc(GW_STAT_events_duplicate);
+				gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted, not processed again",
+				       job->trace_id, type);
+				answer(app, job->req_id, 202, 0,
+				       json_pack("{s:s, s:s}", "status", "duplicate", "traceId", job->trace_id));
+				goto done;
+			}
+			if (dr == GW_DEDUP_IN_FLIGHT) {
+				gw_stat_inc(GW_STAT_events_retry_in_flight);
+				answer(app, job->req_id, 503, RETRY_AFTER_SECONDS,
+				       error_body("in_flight", "the same event is being accepted right now; retry later"));
+				goto done;
+			}
+			keyed = 1;
+		}
+	}
+
 	struct gw_job *ev = gw_job_new(GW_JOB_EVENT);
-	if (!ev) {
-		json_decref(claims);
-		json_decref(body);
+	if (!ev || !(ev->installation = strdup(inst)) || !(ev->event_type = strdup(type))) {
+		gw_job_free(ev);
+		if (keyed)
+			gw_dedup_release(&app->dedup, key);
 		answer(app, job->req_id, 503, RETRY_AFTER_SECONDS, error_body("out_of_memory", "try again"));
-		return;
+		goto done;
 	}
 	ev->event = json_incref(event);
-	ev->fit = claims;
+	ev->fit = json_incref(claims);
+	ev->scheduled = job->scheduled;
 	ev->received_ns = job->received_ns;
 	memcpy(ev->trace_id, job->trace_id, sizeof(ev->trace_id));
-	const char *event_type = json_string_value(json_object_get(event, "eventType"));
-	char type_copy[128];
-	snprintf(type_copy, sizeof(type_copy), "%s", event_type);
-	json_decref(body);
-
 	if (gw_workq_push_event(&app->workq, ev)) {
 		gw_job_free(ev);
+		if (keyed)
+			gw_dedup_release(&app->dedup, key);
 		gw_stat_inc(GW_STAT_events_rejected_queue_full);
 		gw_log(GW_LOG_WARN, "event refused trace=%s status=503 intake queue full (%d)", job->trace_id,
 		       app->cfg.queue_capacity);
 		answer(app, job->req_id, 503, RETRY_AFTER_SECONDS,
 		       error_body("queue_full", "the intake queue is full; retry later"));
-		return;
+		goto done;
 	}
 	/* ev now belongs to the queue and may already be freed by another worker. */
+	if (keyed)
+		gw_dedup_commit(&app->dedup, key);
+	if (job->scheduled) {
+		gw_stat_inc(GW_STAT_scheduled_invocations);
+		if (job->system_token)
+			gw_registry_set_token(&app->registry, inst, job->system_token,
+					      unverified_exp(job->system_token, now + 2 * 3600));
+	} else if (is_lifecycle(type)) {
+		gw_stat_inc(GW_STAT_lifecycle_events);
+		gw_registry_record(&app->registry, inst, type, event, claims, now);
+	}
 	gw_stat_inc(GW_STAT_events_accepted);
-	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s", job->trace_id, type_copy);
+	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", job->trace_id, type, inst);
 	answer(app, job->req_id, 202, 0, json_pack("{s:s, s:s}", "status", "accepted", "traceId", job->trace_id));
+done:
+	json_decref(claims);
+	json_decref(body);
+	json_decref(event);
 }
 
 /* ---- AUTH --------------------------------------------------------------- */
@@ -237,8 +394,8 @@ static const char frame_head[] = "{\"op\":\"notification\",\"jws\":\"";
 static const char frame_tail[] = "\"}";
 
 /* Builds the signed frame for one (notification, user). NULL on failure. */
-static struct gw_msg *build_frame(struct gw_app *app, json_t *note, const char *user, uint64_t seq,
-				  const char *note_id, time_t now)
+static struct gw_msg *build_frame(struct gw_app *app, json_t *note, const char *inst, const char *user,
+				  uint64_t seq, const char *note_id, time_t now)
 {
 	char jti[33];
 	random_hex(jti, 16);
@@ -249,8 +406,8 @@ static struct gw_msg *build_frame(struct gw_app *app, json_t *note, const char *
 	json_t *actions = json_object_get(note, "actions");
 	actions = actions ? json_incref(actions) : json_array();
 	json_t *claims = json_pack(
-		"{s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:{s:s, s:s, s:s, s:s, s:o, s:s, s:s}}", "iss",
-		app->cfg.signing_issuer, "sub", user, "ctx",
+		"{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:{s:s, s:s, s:s, s:s, s:o, s:s, s:s}}", "iss",
+		app->cfg.signing_issuer, "installation", inst, "sub", user, "ctx",
 		json_string_value(json_object_get(note, "context")), "iat", (json_int_t)now, "exp",
 		(json_int_t)now + ttl, "jti", jti, "seq", (json_int_t)seq, "n", "id", note_id, "type",
 		json_string_value(json_object_get(note, "type")), "title",
@@ -290,10 +447,10 @@ static struct gw_msg *build_frame(struct gw_app *app, json_t *note, const char *
 
 static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratch *scratch)
 {
-	const char *event_type = json_string_value(json_object_get(job->event, "eventType"));
-	struct rule_log_ctx lc = {job->trace_id, event_type ? event_type : "?"};
+	const char *event_type = job->event_type;
+	struct rule_log_ctx lc = {job->trace_id, event_type};
 	struct rules_set *set = gw_rulebox_get1(&app->rulebox);
-	json_t *notes = set ? rules_evaluate(set, job->event, scratch, rule_log, &lc) : NULL;
+	json_t *notes = set ? rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc) : NULL;
 	rules_set_unref(set);
 	size_t nnotes = json_is_array(notes) ? json_array_size(notes) : 0;
 	size_t total = 0;
@@ -319,7 +476,14 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 		json_t *to = json_object_get(json_array_get(notes, i), "to");
 		for (size_t j = 0; j < json_array_size(to); j++) {
 			const char *user = json_string_value(json_array_get(to, j));
-			struct gw_strmap_entry *e = user ? gw_strmap_upsert(&sq->user_seq, user, strlen(user), NULL) : NULL;
+			/* seq is per (installation, user): "<len(inst)>:<inst><user>" */
+			char skey[512];
+			int sk = user ? snprintf(skey, sizeof(skey), "%zu:%s%s", strlen(job->installation),
+						 job->installation, user)
+				      : -1;
+			struct gw_strmap_entry *e =
+				sk > 0 && (size_t)sk < sizeof(skey) ? gw_strmap_upsert(&sq->user_seq, skey, (size_t)sk, NULL)
+								     : NULL;
 			if (!e) {
 				k++; /* no seq, no delivery; the slot stays empty */
 				continue;
@@ -348,7 +512,8 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 		for (size_t j = 0; j < json_array_size(to); j++, k++) {
 			if (!items[k].user)
 				continue;
-			struct gw_msg *msg = build_frame(app, note, items[k].user, items[k].seq, note_id, now);
+			struct gw_msg *msg =
+				build_frame(app, note, job->installation, items[k].user, items[k].seq, note_id, now);
 			if (!msg) {
 				gw_stat_inc(GW_STAT_notifications_sign_failed);
 				gw_log(GW_LOG_ERR, "notification not signed trace=%s rule=%s user=%s", job->trace_id,
@@ -361,6 +526,7 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 			items[out].user = items[k].user;
 			items[out].seq = items[k].seq;
 			items[out].ctx = strdup(json_string_value(json_object_get(note, "context")));
+			items[out].installation = strdup(job->installation);
 			items[out].msg = msg;
 			if (out != k)
 				items[k].user = NULL;

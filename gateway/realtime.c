@@ -48,6 +48,7 @@ struct gw_conn {
 	struct lws *wsi;
 	uint64_t id;
 	enum conn_state state;
+	char *installation; /* from the token's "installation" claim */
 	char *user;
 	char **allowed;
 	size_t nallowed;
@@ -176,7 +177,7 @@ static void unsubscribe_all(struct gw_conn *c)
 {
 	for (size_t i = 0; i < c->nsubs; i++) {
 		if (c->user)
-			gw_broker_unsubscribe(c->app->broker, c->user, c->subs[i], c);
+			gw_broker_unsubscribe(c->app->broker, c->installation, c->user, c->subs[i], c);
 		free(c->subs[i]);
 	}
 	free(c->subs);
@@ -204,7 +205,7 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 	ssize_t at = find_sub(c, ctx);
 	if (!subscribe) {
 		if (at >= 0) {
-			gw_broker_unsubscribe(c->app->broker, c->user, ctx, c);
+			gw_broker_unsubscribe(c->app->broker, c->installation, c->user, ctx, c);
 			free(c->subs[at]);
 			c->subs[at] = c->subs[--c->nsubs];
 		}
@@ -222,7 +223,7 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 		}
 		char **n = realloc(c->subs, (c->nsubs + 1) * sizeof(*n));
 		char *copy = strdup(ctx);
-		if (!n || !copy || gw_broker_subscribe(c->app->broker, c->user, ctx, c)) {
+		if (!n || !copy || gw_broker_subscribe(c->app->broker, c->installation, c->user, ctx, c)) {
 			if (n)
 				c->subs = n;
 			free(copy);
@@ -356,8 +357,16 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	}
 	json_t *claims = item->claims;
 	const char *sub = json_string_value(json_object_get(claims, "sub"));
-	if (c->user && strcmp(c->user, sub) != 0) {
-		send_error(c, "sub_mismatch", "a refreshed token must name the same user", 1);
+	const char *inst = json_string_value(json_object_get(claims, "installation"));
+	if (!inst || !*inst) {
+		gw_stat_inc(GW_STAT_ws_auth_failed);
+		send_error(c, "token_bad_claims",
+			   "the subscription token must name the Forge installation in \"installation\"", 1);
+		gw_outbox_item_free(item);
+		return;
+	}
+	if (c->user && (strcmp(c->user, sub) != 0 || strcmp(c->installation, inst) != 0)) {
+		send_error(c, "sub_mismatch", "a refreshed token must name the same user and installation", 1);
 		gw_outbox_item_free(item);
 		return;
 	}
@@ -381,12 +390,13 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 				i++;
 				continue;
 			}
-			gw_broker_unsubscribe(app->broker, c->user, c->subs[i], c);
+			gw_broker_unsubscribe(app->broker, c->installation, c->user, c->subs[i], c);
 			free(c->subs[i]);
 			c->subs[i] = c->subs[--c->nsubs];
 		}
 	} else {
 		c->user = strdup(sub);
+		c->installation = strdup(inst);
 	}
 	free_allowed(c);
 	c->allowed = allowed;
@@ -398,8 +408,8 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	lws_set_timer_usecs(c->wsi, (lws_usec_t)(c->exp > now ? c->exp - now : 0) * LWS_US_PER_SEC +
 					    LWS_US_PER_SEC / 2);
 	c->state = RT_READY;
-	send_json(c, json_pack("{s:s, s:s, s:O, s:I}", "op", "connected", "sub", c->user, "ctx", ctx, "exp",
-			       (json_int_t)c->exp));
+	send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I}", "op", "connected", "installation",
+			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp));
 	gw_outbox_item_free(item);
 	drain_inbound(c);
 }
@@ -430,7 +440,8 @@ static void conn_free(struct gw_conn *c)
 	unsubscribe_all(c);
 	free_allowed(c);
 	free(c->user);
-	c->user = NULL;
+	free(c->installation);
+	c->user = c->installation = NULL;
 	while (c->in_head) {
 		struct inbound *f = c->in_head;
 		c->in_head = f->next;

@@ -25,6 +25,13 @@
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
+static volatile sig_atomic_t pause_toggle_requested;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	pause_toggle_requested = 1;
+}
 
 static void on_stop_signal(int sig)
 {
@@ -56,7 +63,7 @@ static void release_batches(struct gw_app *app)
 		app->held = b->next;
 		for (size_t i = 0; i < b->count; i++) {
 			struct gw_delivery *d = &b->items[i];
-			if (!gw_broker_publish(app->broker, d->user, d->ctx, d->msg))
+			if (!gw_broker_publish(app->broker, d->installation, d->user, d->ctx, d->msg))
 				gw_stat_inc(GW_STAT_notifications_undelivered);
 		}
 		app->next_release++;
@@ -231,6 +238,8 @@ int gw_server_run(struct gw_app *app)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_hup;
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
@@ -264,6 +273,13 @@ int gw_server_run(struct gw_app *app)
 		if (reload_requested) {
 			reload_requested = 0;
 			start_reload(app);
+		}
+		if (pause_toggle_requested) {
+			pause_toggle_requested = 0;
+			app->intake_paused = !app->intake_paused;
+			gw_log(GW_LOG_NOTICE, "intake %s (SIGUSR1): events are answered %s",
+			       app->intake_paused ? "paused" : "resumed",
+			       app->intake_paused ? "503 + Retry-After until the next SIGUSR1" : "normally again");
 		}
 	}
 

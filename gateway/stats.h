@@ -19,6 +19,15 @@
 	X(events_rejected_queue_full, "events answered 503: intake queue full")      \
 	X(events_rejected_busy, "events answered 503: verification backlog full")    \
 	X(events_rejected_stopping, "events answered 503: shutting down")            \
+	X(events_rejected_paused, "events answered 503: intake paused by the admin (SIGUSR1)") \
+	X(events_duplicate, "redeliveries of accepted events answered 202 without effect") \
+	X(events_retry_in_flight, "redeliveries answered 503 while the first attempt was being queued") \
+	X(forge_retries_INVALID_REMOTE_INVOCATION_ERROR, "deliveries Forge marked as retries after a non-2xx") \
+	X(forge_retries_TIMEOUT_ERROR, "deliveries Forge marked as retries after a timeout") \
+	X(forge_retries_INVALID_FORGE_INVOCATION_TOKEN, "deliveries Forge marked as retries after a 401") \
+	X(forge_retries_other, "deliveries marked as retries with another reason") \
+	X(lifecycle_events, "installed/upgraded events recorded in the registry")     \
+	X(scheduled_invocations, "scheduled triggers accepted")                        \
 	X(events_processed, "accepted events that went through the rules")           \
 	X(rule_matches, "notifications produced by rules (before fan-out)")          \
 	X(rule_log_lines, "rule evaluation outcomes logged (onError *_AND_LOG etc.)") \

@@ -3,6 +3,7 @@
 #include "workq.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct gw_job *gw_job_new(enum gw_job_kind kind)
 {
@@ -18,6 +19,12 @@ void gw_job_free(struct gw_job *job)
 		return;
 	free(job->body);
 	free(job->token);
+	free(job->installation);
+	free(job->event_type);
+	if (job->system_token) {
+		memset(job->system_token, 0, strlen(job->system_token));
+		free(job->system_token);
+	}
 	json_decref(job->event);
 	json_decref(job->fit);
 	free(job);

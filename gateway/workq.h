@@ -36,6 +36,11 @@ struct gw_job {
 	json_t *fit;           /* EVENT: verified FIT claims, owned reference */
 	int64_t received_ns;   /* CLOCK_MONOTONIC when the request completed */
 	char trace_id[64];     /* x-b3-traceid, or a generated id */
+	char *installation;    /* EVENT: app.installationId of the FIT, owned */
+	char *event_type;      /* EVENT: the effective event type, owned */
+	int scheduled;         /* VERIFY/EVENT: a scheduled trigger */
+	char interval[16];     /* scheduled: fiveMinute|hour|day|week or "" */
+	char *system_token;    /* VERIFY: x-forge-oauth-system, owned, never logged */
 };
 
 struct gw_job *gw_job_new(enum gw_job_kind kind);

@@ -1,5 +1,6 @@
-/* Tests broker_local.c: (user, context) routing, several connections per
- * pair, no cross-talk between users or contexts, unsubscribe. gw_conn_deliver
+/* Tests broker_local.c: (installation, user, context) routing, several
+ * connections per address, no cross-talk between installations, users or
+ * contexts, unsubscribe. gw_conn_deliver
  * is the transport's hook; here it records what each connection received. */
 #include <stdlib.h>
 #include <string.h>
@@ -22,31 +23,38 @@ int main(void)
 {
 	struct gw_broker *b = gw_broker_local_new();
 	struct gw_conn a1 = {0}, a2 = {0}, a_other = {0}, bconn = {0}, tricky = {0};
-	CHECK_INT_EQ(gw_broker_subscribe(b, "alice", "jira:issue:SP-1", &a1), 0);
-	CHECK_INT_EQ(gw_broker_subscribe(b, "alice", "jira:issue:SP-1", &a2), 0);
-	CHECK_INT_EQ(gw_broker_subscribe(b, "alice", "jira:issue:SP-1", &a2), 0); /* twice: no-op */
-	CHECK_INT_EQ(gw_broker_subscribe(b, "alice", "jira:issue:SP-2", &a_other), 0);
-	CHECK_INT_EQ(gw_broker_subscribe(b, "bob", "jira:issue:SP-1", &bconn), 0);
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "alice", "jira:issue:SP-1", &a1), 0);
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "alice", "jira:issue:SP-1", &a2), 0);
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "alice", "jira:issue:SP-1", &a2), 0); /* twice: no-op */
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "alice", "jira:issue:SP-2", &a_other), 0);
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "bob", "jira:issue:SP-1", &bconn), 0);
 	/* user "al" + ctx "icejira:issue:SP-1" must not collide with alice's key */
-	CHECK_INT_EQ(gw_broker_subscribe(b, "al", "icejira:issue:SP-1", &tricky), 0);
-	CHECK_INT_EQ(b->ops->subscription_count(b), 5);
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "al", "icejira:issue:SP-1", &tricky), 0);
+	/* the same user and context in another installation is another address */
+	struct gw_conn other_inst = {0};
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I2", "alice", "jira:issue:SP-1", &other_inst), 0);
+	CHECK_INT_EQ(b->ops->subscription_count(b), 6);
 
 	struct gw_msg *m = gw_msg_new(4);
-	CHECK_INT_EQ(gw_broker_publish(b, "alice", "jira:issue:SP-1", m), 2);
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "jira:issue:SP-1", m), 2);
 	CHECK_INT_EQ(a1.received, 1);
 	CHECK_INT_EQ(a2.received, 1);
 	CHECK_INT_EQ(a_other.received, 0);
 	CHECK_INT_EQ(bconn.received, 0);
 	CHECK_INT_EQ(tricky.received, 0);
-	CHECK_INT_EQ(gw_broker_publish(b, "carol", "jira:issue:SP-1", m), 0);
+	CHECK_INT_EQ(other_inst.received, 0);
+	CHECK_INT_EQ(gw_broker_publish(b, "I2", "alice", "jira:issue:SP-1", m), 1);
+	CHECK_INT_EQ(other_inst.received, 1);
+	CHECK_INT_EQ(a1.received, 1);
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "carol", "jira:issue:SP-1", m), 0);
 
-	gw_broker_unsubscribe(b, "alice", "jira:issue:SP-1", &a1);
-	CHECK_INT_EQ(gw_broker_publish(b, "alice", "jira:issue:SP-1", m), 1);
+	gw_broker_unsubscribe(b, "I1", "alice", "jira:issue:SP-1", &a1);
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "jira:issue:SP-1", m), 1);
 	CHECK_INT_EQ(a1.received, 1);
 	CHECK_INT_EQ(a2.received, 2);
-	gw_broker_unsubscribe(b, "alice", "jira:issue:SP-1", &a2);
-	CHECK_INT_EQ(gw_broker_publish(b, "alice", "jira:issue:SP-1", m), 0);
-	CHECK_INT_EQ(b->ops->subscription_count(b), 3);
+	gw_broker_unsubscribe(b, "I1", "alice", "jira:issue:SP-1", &a2);
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "jira:issue:SP-1", m), 0);
+	CHECK_INT_EQ(b->ops->subscription_count(b), 4);
 	gw_msg_unref(m);
 	b->ops->destroy(b);
 	return CHECK_DONE();
