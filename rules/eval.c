@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rules_internal.h"
 
@@ -28,12 +29,14 @@ struct ctx {
 	const json_t *event;
 	struct rules_scratch *s;
 	unsigned long steps, max_steps;
+	bool explain;
+	struct rules_value vars[RULES_MAX_VARS]; /* let / arrow slots */
 };
 
 /* ---- values ---- */
 
 static const char *const type_names[] = { /* ORDER enum rules_vkind */
-	"null", "Boolean", "Number", "String", "List", "List", "Map",
+	"null", "Boolean", "Number", "String", "List", "List", "Map", "Map",
 };
 
 const char *eval__type_name(const struct rules_value *v)
@@ -88,6 +91,36 @@ static void list_at(const struct rules_value *v, size_t i, struct rules_value *o
 		eval__from_json(json_array_get(v->json, i), out);
 }
 
+static bool is_map(const struct rules_value *v)
+{
+	return v->kind == RULES_V_MAP || v->kind == RULES_V_OBJ;
+}
+
+static size_t map_size(const struct rules_value *v)
+{
+	return v->kind == RULES_V_OBJ ? v->u.obj.n : json_object_size(v->json);
+}
+
+/* Looks key up in a Map (event object or literal); false if absent. */
+static bool map_get(const struct rules_value *m, const char *key, size_t len,
+		    struct rules_value *out)
+{
+	if (m->kind == RULES_V_MAP) {
+		const json_t *v = json_object_getn(m->json, key, len);
+		if (!v)
+			return false;
+		eval__from_json(v, out);
+		return true;
+	}
+	for (size_t i = 0; i < m->u.obj.n; i++) {
+		if (m->u.obj.items[i].len == len && !memcmp(m->u.obj.items[i].key, key, len)) {
+			*out = m->u.obj.items[i].v;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Numbers print like JavaScript's String(n) for the common cases: integers
  * without a fraction, others with the shortest round-tripping digits. */
 static void format_number(double x, char *buf, size_t n)
@@ -133,6 +166,17 @@ json_t *eval__to_json(const struct rules_value *v)
 	case RULES_V_MAP:
 		/* a copy, so results never share (and never race on) the caller's event */
 		return json_deep_copy(v->json);
+	case RULES_V_OBJ: {
+		json_t *o = json_object();
+		for (size_t i = 0; o && i < v->u.obj.n; i++) {
+			const struct rules_kv *kv = &v->u.obj.items[i];
+			if (json_object_setn_new(o, kv->key, kv->len, eval__to_json(&kv->v)) < 0) {
+				json_decref(o);
+				return NULL;
+			}
+		}
+		return o;
+	}
 	}
 	return NULL;
 }
@@ -151,7 +195,8 @@ static void render(const struct rules_value *v, struct rules_strbuf *b, const ch
 	case RULES_V_STR: strbuf__append(b, v->u.str.s, v->u.str.len); return;
 	case RULES_V_LIST:
 	case RULES_V_ARR:
-	case RULES_V_MAP: {
+	case RULES_V_MAP:
+	case RULES_V_OBJ: {
 		json_t *j = eval__to_json(v);
 		char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 		if (s)
@@ -237,6 +282,38 @@ static int equal(struct ctx *c, const struct rules_node *n, const struct rules_v
 		*eq = true;
 		return EV_OK;
 	}
+	if (is_map(a) && is_map(b)) {
+		if (map_size(a) != map_size(b))
+			return EV_OK;
+		if (a->kind == RULES_V_OBJ) {
+			for (size_t i = 0; i < a->u.obj.n; i++) {
+				const struct rules_kv *kv = &a->u.obj.items[i];
+				struct rules_value y;
+				if (!map_get(b, kv->key, kv->len, &y))
+					return EV_OK;
+				if (equal(c, n, &kv->v, &y, eq) < 0)
+					return EV_ERR;
+				if (!*eq)
+					return EV_OK;
+			}
+			*eq = true;
+			return EV_OK;
+		}
+		const char *key;
+		json_t *val;
+		json_object_foreach((json_t *)a->json, key, val) {
+			struct rules_value x, y;
+			if (!map_get(b, key, strlen(key), &y))
+				return EV_OK;
+			eval__from_json(val, &x);
+			if (equal(c, n, &x, &y, eq) < 0)
+				return EV_ERR;
+			if (!*eq)
+				return EV_OK;
+		}
+		*eq = true;
+		return EV_OK;
+	}
 	if (a->kind != b->kind)
 		return EV_OK;
 	switch (a->kind) {
@@ -247,26 +324,6 @@ static int equal(struct ctx *c, const struct rules_node *n, const struct rules_v
 		*eq = a->u.str.len == b->u.str.len &&
 		      memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
 		break;
-	case RULES_V_MAP: {
-		const char *key;
-		json_t *val;
-		if (json_object_size(a->json) != json_object_size(b->json))
-			return EV_OK;
-		json_object_foreach((json_t *)a->json, key, val) {
-			json_t *other = json_object_get(b->json, key);
-			struct rules_value x, y;
-			if (!other)
-				return EV_OK;
-			eval__from_json(val, &x);
-			eval__from_json(other, &y);
-			if (equal(c, n, &x, &y, eq) < 0)
-				return EV_ERR;
-			if (!*eq)
-				return EV_OK;
-		}
-		*eq = true;
-		break;
-	}
 	default: break;
 	}
 	return EV_OK;
@@ -327,6 +384,8 @@ static size_t utf16_length(const char *s, size_t n)
 typedef int (*builtin_fn)(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
 			  const struct rules_value *args, struct rules_value *out);
 
+static int ev(struct ctx *c, const struct rules_node *n, struct rules_value *out);
+
 static int want_string_arg(struct ctx *c, const struct rules_node *n, const struct rules_value *arg)
 {
 	if (arg->kind != RULES_V_STR)
@@ -340,6 +399,26 @@ static int want_string_recv(struct ctx *c, const struct rules_node *n, const str
 	if (recv->kind != RULES_V_STR)
 		return fail(c, n, "%s() is not a method of %s", n->u.m.name, eval__type_name(recv));
 	return EV_OK;
+}
+
+static int want_list_recv(struct ctx *c, const struct rules_node *n, const struct rules_value *recv)
+{
+	if (!is_list(recv))
+		return fail(c, n, "%s() is not a method of %s", n->u.m.name, eval__type_name(recv));
+	return EV_OK;
+}
+
+static void set_list(struct rules_value *out, const struct rules_value *items, size_t n)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = RULES_V_LIST;
+	out->u.list.items = items;
+	out->u.list.n = n;
+}
+
+static struct rules_value *alloc_items(struct ctx *c, size_t n)
+{
+	return (struct rules_value *)scratch_alloc(c, (n ? n : 1) * sizeof(struct rules_value));
 }
 
 static int bi_includes(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
@@ -447,6 +526,11 @@ static int bi_to_upper(struct ctx *c, const struct rules_node *n, const struct r
 	return map_case(c, n, recv, out, true);
 }
 
+static bool is_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
 static int bi_trim(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
 		   const struct rules_value *args, struct rules_value *out)
 {
@@ -455,11 +539,338 @@ static int bi_trim(struct ctx *c, const struct rules_node *n, const struct rules
 		return EV_ERR;
 	const char *s = recv->u.str.s;
 	size_t b = 0, e = recv->u.str.len;
-	while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\n' || s[b] == '\r'))
+	while (b < e && is_space(s[b]))
 		b++;
-	while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\n' || s[e - 1] == '\r'))
+	while (e > b && is_space(s[e - 1]))
 		e--;
 	set_str(out, s + b, e - b);
+	return EV_OK;
+}
+
+/* Byte length of the UTF-8 character starting with byte ch. */
+static size_t utf8_width(unsigned char ch)
+{
+	return ch < 0xC0 ? 1 : ch < 0xE0 ? 2 : ch < 0xF0 ? 3 : 4;
+}
+
+static size_t utf8_count(const char *s, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			k++;
+	return k;
+}
+
+/* Byte offset of character k (clamped to n). */
+static size_t utf8_offset(const char *s, size_t n, size_t k)
+{
+	size_t i = 0;
+	while (k-- && i < n)
+		i += utf8_width((unsigned char)s[i]);
+	return i < n ? i : n;
+}
+
+static int bi_split(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		    const struct rules_value *args, struct rules_value *out)
+{
+	if (want_string_recv(c, n, recv) < 0 || want_string_arg(c, n, &args[0]) < 0)
+		return EV_ERR;
+	const char *s = recv->u.str.s, *sep = args[0].u.str.s;
+	size_t len = recv->u.str.len, k = args[0].u.str.len, count = 1;
+	struct rules_value *items;
+
+	if (k == 0) { /* split into characters, as JavaScript does for '' */
+		count = utf8_count(s, len);
+		if (!(items = alloc_items(c, count)))
+			return fail(c, n, "out of memory");
+		for (size_t i = 0, j = 0; i < len; j++) {
+			size_t w = utf8_width((unsigned char)s[i]);
+			if (w > len - i)
+				w = len - i;
+			set_str(&items[j], s + i, w);
+			i += w;
+		}
+		set_list(out, items, count);
+		return EV_OK;
+	}
+	for (const char *p = s; (p = memmem(p, len - (size_t)(p - s), sep, k)); p += k)
+		count++;
+	if (!(items = alloc_items(c, count)))
+		return fail(c, n, "out of memory");
+	const char *from = s;
+	for (size_t j = 0; j < count; j++) {
+		const char *to = j + 1 < count ? memmem(from, len - (size_t)(from - s), sep, k) : s + len;
+		set_str(&items[j], from, (size_t)(to - from));
+		from = to + k;
+	}
+	set_list(out, items, count);
+	return EV_OK;
+}
+
+/* JavaScript's slice() bounds: negative counts from the end, clamped. */
+static int slice_bounds(struct ctx *c, const struct rules_node *n, const struct rules_value *args,
+			size_t len, size_t *from, size_t *to)
+{
+	double b[2] = {0, (double)len};
+
+	for (size_t i = 0; i < n->u.m.nargs && i < 2; i++) {
+		if (args[i].kind != RULES_V_NUM || args[i].u.num != floor(args[i].u.num))
+			return fail(c, n, "slice() expects whole Numbers, got %s",
+				    args[i].kind == RULES_V_NUM ? "a fraction"
+								: eval__type_name(&args[i]));
+		b[i] = args[i].u.num < 0 ? (double)len + args[i].u.num : args[i].u.num;
+		b[i] = b[i] < 0 ? 0 : b[i] > (double)len ? (double)len : b[i];
+	}
+	*from = (size_t)b[0];
+	*to = b[1] < b[0] ? *from : (size_t)b[1];
+	return EV_OK;
+}
+
+static int bi_slice(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		    const struct rules_value *args, struct rules_value *out)
+{
+	size_t from, to;
+
+	if (recv->kind == RULES_V_STR) {
+		const char *s = recv->u.str.s;
+		size_t len = recv->u.str.len;
+		if (slice_bounds(c, n, args, utf8_count(s, len), &from, &to) < 0)
+			return EV_ERR;
+		size_t b = utf8_offset(s, len, from), e = utf8_offset(s, len, to);
+		set_str(out, s + b, e - b);
+		return EV_OK;
+	}
+	if (want_list_recv(c, n, recv) < 0)
+		return EV_ERR;
+	if (slice_bounds(c, n, args, list_len(recv), &from, &to) < 0)
+		return EV_ERR;
+	if (recv->kind == RULES_V_LIST) {
+		set_list(out, recv->u.list.items + from, to - from);
+		return EV_OK;
+	}
+	struct rules_value *items = alloc_items(c, to - from);
+	if (!items)
+		return fail(c, n, "out of memory");
+	for (size_t i = from; i < to; i++)
+		list_at(recv, i, &items[i - from]);
+	set_list(out, items, to - from);
+	return EV_OK;
+}
+
+static int bi_first_last(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+			 struct rules_value *out, bool last)
+{
+	if (want_list_recv(c, n, recv) < 0)
+		return EV_ERR;
+	size_t len = list_len(recv);
+	if (len == 0) {
+		memset(out, 0, sizeof(*out));
+		return EV_OK;
+	}
+	list_at(recv, last ? len - 1 : 0, out);
+	return EV_OK;
+}
+
+static int bi_first(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		    const struct rules_value *args, struct rules_value *out)
+{
+	(void)args;
+	return bi_first_last(c, n, recv, out, false);
+}
+
+static int bi_last(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		   const struct rules_value *args, struct rules_value *out)
+{
+	(void)args;
+	return bi_first_last(c, n, recv, out, true);
+}
+
+static int bi_flatten(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		      const struct rules_value *args, struct rules_value *out)
+{
+	size_t len, total = 0;
+	struct rules_value item, inner;
+
+	(void)args;
+	if (want_list_recv(c, n, recv) < 0)
+		return EV_ERR;
+	len = list_len(recv);
+	for (size_t i = 0; i < len; i++) {
+		list_at(recv, i, &item);
+		total += is_list(&item) ? list_len(&item) : 1;
+	}
+	struct rules_value *items = alloc_items(c, total);
+	if (!items)
+		return fail(c, n, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < len; i++) {
+		list_at(recv, i, &item);
+		if (!is_list(&item)) {
+			items[k++] = item;
+			continue;
+		}
+		for (size_t j = 0; j < list_len(&item); j++) {
+			list_at(&item, j, &inner);
+			items[k++] = inner;
+		}
+	}
+	set_list(out, items, total);
+	return EV_OK;
+}
+
+static void render(const struct rules_value *v, struct rules_strbuf *b, const char *null_text);
+
+static int bi_join(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		   const struct rules_value *args, struct rules_value *out)
+{
+	struct rules_strbuf tmp = {0};
+	struct rules_value item;
+
+	if (want_list_recv(c, n, recv) < 0 || want_string_arg(c, n, &args[0]) < 0)
+		return EV_ERR;
+	strbuf__append(&tmp, "", 0);
+	for (size_t i = 0; i < list_len(recv); i++) {
+		if (i)
+			strbuf__append(&tmp, args[0].u.str.s, args[0].u.str.len);
+		list_at(recv, i, &item);
+		render(&item, &tmp, "");
+	}
+	char *d = tmp.oom ? NULL : scratch_alloc(c, tmp.len + 1);
+	if (!d) {
+		strbuf__free(&tmp);
+		return fail(c, n, "out of memory");
+	}
+	memcpy(d, tmp.data, tmp.len);
+	set_str(out, d, tmp.len);
+	strbuf__free(&tmp);
+	return EV_OK;
+}
+
+/* Calls the arrow function fn with its parameter bound to arg. */
+static int apply(struct ctx *c, const struct rules_node *fn, const struct rules_value *arg,
+		 struct rules_value *out)
+{
+	c->vars[fn->u.bind.slot] = *arg;
+	int r = ev(c, fn->u.bind.body, out);
+	if (r == EV_SHORT) { /* cannot happen: the body closes its chains */
+		memset(out, 0, sizeof(*out));
+		r = EV_OK;
+	}
+	return r;
+}
+
+static int apply_bool(struct ctx *c, const struct rules_node *n, const struct rules_node *fn,
+		      const struct rules_value *arg, bool *b)
+{
+	struct rules_value v;
+
+	if (apply(c, fn, arg, &v) < 0)
+		return EV_ERR;
+	if (v.kind != RULES_V_BOOL)
+		return fail(c, n, "the function passed to %s() must return a Boolean, got %s",
+			    n->u.m.name, eval__type_name(&v));
+	*b = v.u.b;
+	return EV_OK;
+}
+
+/* some / every / filter / map share one loop. */
+enum { LOOP_SOME, LOOP_EVERY, LOOP_FILTER, LOOP_MAP };
+
+static int list_loop(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		     struct rules_value *out, int mode)
+{
+	const struct rules_node *fn = n->u.m.args[0];
+	struct rules_value item, *items = NULL;
+	size_t len, k = 0;
+	bool b = false;
+
+	if (want_list_recv(c, n, recv) < 0)
+		return EV_ERR;
+	len = list_len(recv);
+	if ((mode == LOOP_FILTER || mode == LOOP_MAP) && !(items = alloc_items(c, len)))
+		return fail(c, n, "out of memory");
+	for (size_t i = 0; i < len; i++) {
+		list_at(recv, i, &item);
+		if (mode == LOOP_MAP) {
+			if (apply(c, fn, &item, &items[i]) < 0)
+				return EV_ERR;
+			continue;
+		}
+		if (apply_bool(c, n, fn, &item, &b) < 0)
+			return EV_ERR;
+		if (mode == LOOP_SOME && b) {
+			set_bool(out, true);
+			return EV_OK;
+		}
+		if (mode == LOOP_EVERY && !b) {
+			set_bool(out, false);
+			return EV_OK;
+		}
+		if (mode == LOOP_FILTER && b)
+			items[k++] = item;
+	}
+	if (mode == LOOP_SOME || mode == LOOP_EVERY)
+		set_bool(out, mode == LOOP_EVERY);
+	else
+		set_list(out, items, mode == LOOP_MAP ? len : k);
+	return EV_OK;
+}
+
+static int bi_some(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		   const struct rules_value *args, struct rules_value *out)
+{
+	(void)args;
+	return list_loop(c, n, recv, out, LOOP_SOME);
+}
+
+static int bi_every(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		    const struct rules_value *args, struct rules_value *out)
+{
+	(void)args;
+	return list_loop(c, n, recv, out, LOOP_EVERY);
+}
+
+static int bi_filter(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		     const struct rules_value *args, struct rules_value *out)
+{
+	(void)args;
+	return list_loop(c, n, recv, out, LOOP_FILTER);
+}
+
+static int bi_map(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		  const struct rules_value *args, struct rules_value *out)
+{
+	(void)args;
+	return list_loop(c, n, recv, out, LOOP_MAP);
+}
+
+static int bi_index_of(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		       const struct rules_value *args, struct rules_value *out)
+{
+	if (recv->kind == RULES_V_STR) {
+		if (want_string_arg(c, n, &args[0]) < 0)
+			return EV_ERR;
+		const char *p = memmem(recv->u.str.s, recv->u.str.len, args[0].u.str.s,
+				       args[0].u.str.len);
+		set_num(out, p ? (double)utf16_length(recv->u.str.s, (size_t)(p - recv->u.str.s))
+			       : -1);
+		return EV_OK;
+	}
+	if (want_list_recv(c, n, recv) < 0)
+		return EV_ERR;
+	for (size_t i = 0; i < list_len(recv); i++) {
+		struct rules_value item;
+		bool eq;
+		list_at(recv, i, &item);
+		if (equal(c, n, &item, &args[0], &eq) < 0)
+			return EV_ERR;
+		if (eq) {
+			set_num(out, (double)i);
+			return EV_OK;
+		}
+	}
+	set_num(out, -1);
 	return EV_OK;
 }
 
@@ -467,33 +878,240 @@ static int bi_trim(struct ctx *c, const struct rules_node *n, const struct rules
 
 static const struct builtin {
 	const char *name;
-	int nargs;
+	int min_args, max_args;
+	bool takes_fn; /* args[0] is an arrow function, not evaluated up front */
 	builtin_fn fn;
-} builtins[] = { /* ORDER RULES_BI: append new methods at the end, docs/rules.md lists them */
-	{"includes", 1, bi_includes},
-	{"startsWith", 1, bi_starts_with},
-	{"endsWith", 1, bi_ends_with},
-	{"toLowerCase", 0, bi_to_lower},
-	{"toUpperCase", 0, bi_to_upper},
-	{"trim", 0, bi_trim},
+} builtins[] = { /* ORDER RULES_BI: docs/rules.md §4.5 lists them */
+	{"includes", 1, 1, false, bi_includes},
+	{"startsWith", 1, 1, false, bi_starts_with},
+	{"endsWith", 1, 1, false, bi_ends_with},
+	{"toLowerCase", 0, 0, false, bi_to_lower},
+	{"toUpperCase", 0, 0, false, bi_to_upper},
+	{"trim", 0, 0, false, bi_trim},
+	{"split", 1, 1, false, bi_split},
+	{"slice", 1, 2, false, bi_slice},
+	{"indexOf", 1, 1, false, bi_index_of},
+	{"some", 1, 1, true, bi_some},
+	{"every", 1, 1, true, bi_every},
+	{"filter", 1, 1, true, bi_filter},
+	{"map", 1, 1, true, bi_map},
+	{"first", 0, 0, false, bi_first},
+	{"last", 0, 0, false, bi_last},
+	{"flatten", 0, 0, false, bi_flatten},
+	{"join", 1, 1, false, bi_join},
 };
+
+#define N_BUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
 int builtin__lookup(const char *name, size_t len)
 {
-	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+	for (size_t i = 0; i < N_BUILTINS; i++)
 		if (strlen(builtins[i].name) == len && memcmp(builtins[i].name, name, len) == 0)
 			return (int)i;
 	return -1;
 }
 
-int builtin__arity(int index)
+void builtin__arity(int index, int *min_args, int *max_args, bool *takes_fn)
 {
-	return builtins[index].nargs;
+	*min_args = builtins[index].min_args;
+	*max_args = builtins[index].max_args;
+	*takes_fn = builtins[index].takes_fn;
+}
+
+const char *builtin__name(size_t i)
+{
+	return i < N_BUILTINS ? builtins[i].name : NULL;
+}
+
+/* ---- builtin functions (Forge helpers) ---- */
+
+/* event.changelog.items as a JSON array, or NULL. */
+static const json_t *changelog_items(struct ctx *c)
+{
+	const json_t *items = json_object_get(json_object_get(c->event, "changelog"), "items");
+	return json_is_array(items) ? items : NULL;
+}
+
+static bool json_str_eq(const json_t *j, const struct rules_value *v)
+{
+	return json_is_string(j) && json_string_length(j) == v->u.str.len &&
+	       memcmp(json_string_value(j), v->u.str.s, v->u.str.len) == 0;
+}
+
+/* changed(field) / changedTo(field, value) / changedFrom(field, value):
+ * does a changelog item name the field (field or fieldId) and, when value
+ * is given, have it as its new (toString or to) / old (fromString or from)
+ * value? A payload without a changelog has no changes. */
+static int changelog_test(struct ctx *c, const struct rules_node *n, const struct rules_value *args,
+			  const char *str_key, const char *raw_key, struct rules_value *out)
+{
+	const json_t *items = changelog_items(c), *it;
+	size_t i;
+
+	for (size_t k = 0; k < n->u.m.nargs; k++)
+		if (want_string_arg(c, n, &args[k]) < 0)
+			return EV_ERR;
+	json_array_foreach(items, i, it) {
+		if (step(c, n) < 0)
+			return EV_ERR;
+		if (!json_str_eq(json_object_get(it, "field"), &args[0]) &&
+		    !json_str_eq(json_object_get(it, "fieldId"), &args[0]))
+			continue;
+		if (!str_key || json_str_eq(json_object_get(it, str_key), &args[1]) ||
+		    json_str_eq(json_object_get(it, raw_key), &args[1])) {
+			set_bool(out, true);
+			return EV_OK;
+		}
+	}
+	set_bool(out, false);
+	return EV_OK;
+}
+
+static int fn_changed(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		      const struct rules_value *args, struct rules_value *out)
+{
+	(void)recv;
+	return changelog_test(c, n, args, NULL, NULL, out);
+}
+
+static int fn_changed_to(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+			 const struct rules_value *args, struct rules_value *out)
+{
+	(void)recv;
+	return changelog_test(c, n, args, "toString", "to", out);
+}
+
+static int fn_changed_from(struct ctx *c, const struct rules_node *n,
+			   const struct rules_value *recv, const struct rules_value *args,
+			   struct rules_value *out)
+{
+	(void)recv;
+	return changelog_test(c, n, args, "fromString", "from", out);
+}
+
+static int fn_now(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		  const struct rules_value *args, struct rules_value *out)
+{
+	struct timespec ts;
+
+	(void)c, (void)n, (void)recv, (void)args;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	set_num(out, floor((double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6));
+	return EV_OK;
+}
+
+/* Collects mention ids of an ADF node tree: {type: mention, attrs: {id}}.
+ * items == NULL counts only. */
+static int adf_mentions(struct ctx *c, const struct rules_node *n, const json_t *node,
+			struct rules_value *items, size_t *k, int depth)
+{
+	if (step(c, n) < 0)
+		return EV_ERR;
+	if (depth > 200)
+		return fail(c, n, "mentions(): document nested too deeply");
+	if (json_is_array(node)) {
+		size_t i;
+		const json_t *x;
+		json_array_foreach(node, i, x)
+			if (adf_mentions(c, n, x, items, k, depth + 1) < 0)
+				return EV_ERR;
+		return EV_OK;
+	}
+	if (!json_is_object(node))
+		return EV_OK;
+	const json_t *type = json_object_get(node, "type");
+	const json_t *id = json_object_get(json_object_get(node, "attrs"), "id");
+	if (json_is_string(type) && !strcmp(json_string_value(type), "mention") &&
+	    json_is_string(id)) {
+		if (items)
+			eval__from_json(id, &items[*k]);
+		++*k;
+	}
+	return adf_mentions(c, n, json_object_get(node, "content"), items, k, depth + 1);
+}
+
+/* Wiki markup: [~accountid:ID]. items == NULL counts only. */
+static size_t wiki_mentions(const char *s, size_t len, struct rules_value *items)
+{
+	static const char tag[] = "[~accountid:";
+	const size_t tl = sizeof(tag) - 1;
+	size_t k = 0;
+
+	for (const char *p = s; (p = memmem(p, len - (size_t)(p - s), tag, tl)); p += tl) {
+		const char *id = p + tl, *end = memchr(id, ']', len - (size_t)(id - s));
+		if (!end || end == id)
+			continue;
+		if (items)
+			set_str(&items[k], id, (size_t)(end - id));
+		k++;
+	}
+	return k;
+}
+
+static int fn_mentions(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
+		       const struct rules_value *args, struct rules_value *out)
+{
+	const struct rules_value *v = &args[0];
+	struct rules_value *items;
+	size_t count = 0;
+
+	(void)recv;
+	if (v->kind == RULES_V_NULL) {
+		set_list(out, NULL, 0);
+		return EV_OK;
+	}
+	if (v->kind == RULES_V_STR) {
+		count = wiki_mentions(v->u.str.s, v->u.str.len, NULL);
+		if (!(items = alloc_items(c, count)))
+			return fail(c, n, "out of memory");
+		wiki_mentions(v->u.str.s, v->u.str.len, items);
+		set_list(out, items, count);
+		return EV_OK;
+	}
+	if (v->kind != RULES_V_MAP && v->kind != RULES_V_ARR)
+		return fail(c, n, "mentions() expects a String or an ADF document, got %s",
+			    eval__type_name(v));
+	if (adf_mentions(c, n, v->json, NULL, &count, 0) < 0)
+		return EV_ERR;
+	if (!(items = alloc_items(c, count)))
+		return fail(c, n, "out of memory");
+	count = 0;
+	if (adf_mentions(c, n, v->json, items, &count, 0) < 0)
+		return EV_ERR;
+	set_list(out, items, count);
+	return EV_OK;
+}
+
+static const struct builtin funcs[] = { /* ORDER RULES_FN: docs/rules.md §4.6 lists them */
+	{"changed", 1, 1, false, fn_changed},
+	{"changedTo", 2, 2, false, fn_changed_to},
+	{"changedFrom", 2, 2, false, fn_changed_from},
+	{"now", 0, 0, false, fn_now},
+	{"mentions", 1, 1, false, fn_mentions},
+};
+
+#define N_FUNCS (sizeof(funcs) / sizeof(funcs[0]))
+
+int func__lookup(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_FUNCS; i++)
+		if (strlen(funcs[i].name) == len && memcmp(funcs[i].name, name, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+void func__arity(int index, int *min_args, int *max_args)
+{
+	*min_args = funcs[index].min_args;
+	*max_args = funcs[index].max_args;
+}
+
+const char *func__name(size_t i)
+{
+	return i < N_FUNCS ? funcs[i].name : NULL;
 }
 
 /* ---- evaluation ---- */
-
-static int ev(struct ctx *c, const struct rules_node *n, struct rules_value *out);
 
 /* A ?. met null somewhere inside this chain: the chain's outermost node
  * turns that into null, inner nodes pass it on. */
@@ -524,12 +1142,9 @@ static int ev_member(struct ctx *c, const struct rules_node *n, struct rules_val
 			return short_circuit(n, out);
 		return fail(c, n, "cannot read property '%s' of null", n->u.m.name);
 	}
-	if (obj.kind == RULES_V_MAP) {
-		const json_t *v = json_object_getn(obj.json, n->u.m.name, n->u.m.name_len);
-		if (v) {
-			eval__from_json(v, out);
+	if (is_map(&obj)) {
+		if (map_get(&obj, n->u.m.name, n->u.m.name_len, out))
 			return EV_OK;
-		}
 		if (n->optional) {
 			set_null(out);
 			return EV_OK;
@@ -568,14 +1183,11 @@ static int ev_index(struct ctx *c, const struct rules_node *n, struct rules_valu
 		return r;
 	if (obj.kind == RULES_V_NULL)
 		return fail(c, n, "cannot index null");
-	if (obj.kind == RULES_V_MAP) {
+	if (is_map(&obj)) {
 		if (ix.kind != RULES_V_STR)
 			return fail(c, n, "a Map is indexed by a String, got %s", eval__type_name(&ix));
-		const json_t *v = json_object_getn(obj.json, ix.u.str.s, ix.u.str.len);
-		if (v) {
-			eval__from_json(v, out);
+		if (map_get(&obj, ix.u.str.s, ix.u.str.len, out))
 			return EV_OK;
-		}
 		if (n->optional) {
 			set_null(out);
 			return EV_OK;
@@ -619,10 +1231,80 @@ static int ev_call(struct ctx *c, const struct rules_node *n, struct rules_value
 	}
 	if (n->u.m.builtin < 0 || n->u.m.nargs > BUILTIN_MAX_ARGS)
 		return fail(c, n, "unknown method '%s'", n->u.m.name);
+	const struct builtin *bi = &builtins[n->u.m.builtin];
+	for (size_t i = bi->takes_fn ? 1 : 0; i < n->u.m.nargs; i++)
+		if ((r = ev(c, n->u.m.args[i], &args[i])) != EV_OK)
+			return r;
+	return bi->fn(c, n, &recv, args, out);
+}
+
+static int ev_func(struct ctx *c, const struct rules_node *n, struct rules_value *out)
+{
+	struct rules_value args[BUILTIN_MAX_ARGS];
+	int r;
+
+	if (n->u.m.builtin < 0 || n->u.m.nargs > BUILTIN_MAX_ARGS)
+		return fail(c, n, "unknown function '%s'", n->u.m.name);
 	for (size_t i = 0; i < n->u.m.nargs; i++)
 		if ((r = ev(c, n->u.m.args[i], &args[i])) != EV_OK)
 			return r;
-	return builtins[n->u.m.builtin].fn(c, n, &recv, args, out);
+	return funcs[n->u.m.builtin].fn(c, n, NULL, args, out);
+}
+
+static int ev_map(struct ctx *c, const struct rules_node *n, struct rules_value *out)
+{
+	struct rules_kv *items = NULL;
+	int r;
+
+	if (n->u.map.n && !(items = (struct rules_kv *)scratch_alloc(c, n->u.map.n * sizeof(*items))))
+		return fail(c, n, "out of memory");
+	for (size_t i = 0; i < n->u.map.n; i++) {
+		items[i].key = n->u.map.keys[i];
+		items[i].len = n->u.map.key_lens[i];
+		if ((r = ev(c, n->u.map.values[i], &items[i].v)) != EV_OK)
+			return r;
+	}
+	memset(out, 0, sizeof(*out));
+	out->kind = RULES_V_OBJ;
+	out->u.obj.items = items;
+	out->u.obj.n = n->u.map.n;
+	return EV_OK;
+}
+
+/* rules test: remembers which sub-expression decided a logical operator.
+ * A logical child already recorded its own decider; keep that one. */
+static void decided_by(struct ctx *c, const struct rules_node *child)
+{
+	struct rules_explain *ex = &c->s->ex;
+
+	if (!c->explain)
+		return;
+	switch ((enum rules_node_kind)child->kind) {
+	case RULES_N_AND:
+	case RULES_N_OR:
+	case RULES_N_COND:
+	case RULES_N_LET:
+	case RULES_N_COALESCE:
+		return;
+	case RULES_N_UNARY:
+		if (child->op == RULES_T_NOT)
+			return;
+		break;
+	default:
+		break;
+	}
+	ex->node = child;
+	ex->has_operands = ex->bin == child;
+}
+
+static void remember_operands(struct ctx *c, const struct rules_node *n, const struct rules_value *a,
+			      const struct rules_value *b)
+{
+	if (!c->explain)
+		return;
+	c->s->ex.bin = n;
+	c->s->ex.a = *a;
+	c->s->ex.b = *b;
 }
 
 static const char *op_text(const struct rules_node *n)
@@ -731,6 +1413,7 @@ static int ev_binary(struct ctx *c, const struct rules_node *n, struct rules_val
 
 	if ((r = ev(c, n->u.ops.a, &a)) != EV_OK || (r = ev(c, n->u.ops.b, &b)) != EV_OK)
 		return r;
+	remember_operands(c, n, &a, &b);
 	switch (n->op) {
 	case RULES_T_PLUS:
 		if (a.kind == RULES_V_STR || b.kind == RULES_V_STR)
@@ -759,11 +1442,12 @@ static int ev_binary(struct ctx *c, const struct rules_node *n, struct rules_val
 			set_bool(out, eq);
 			return EV_OK;
 		}
-		if (b.kind == RULES_V_MAP) {
+		if (is_map(&b)) {
+			struct rules_value ignored;
 			if (a.kind != RULES_V_STR)
 				return fail(c, n, "'in' on a Map needs a String key, got %s",
 					    eval__type_name(&a));
-			set_bool(out, json_object_getn(b.json, a.u.str.s, a.u.str.len) != NULL);
+			set_bool(out, map_get(&b, a.u.str.s, a.u.str.len, &ignored));
 			return EV_OK;
 		}
 		return fail(c, n, "the right side of 'in' must be a List or a Map, got %s",
@@ -794,6 +1478,11 @@ static int ev_matches(struct ctx *c, const struct rules_node *n, struct rules_va
 
 	if (r != EV_OK)
 		return r;
+	if (c->explain) {
+		struct rules_value pat;
+		set_str(&pat, n->u.match.pattern->u.str.s, n->u.match.pattern->u.str.len);
+		remember_operands(c, n, &subject, &pat);
+	}
 	if (subject.kind != RULES_V_STR)
 		return fail(c, n, "'matches' expects a String on its left, got %s",
 			    eval__type_name(&subject));
@@ -850,7 +1539,16 @@ static int ev(struct ctx *c, const struct rules_node *n, struct rules_value *out
 	case RULES_N_MEMBER: return ev_member(c, n, out);
 	case RULES_N_INDEX: return ev_index(c, n, out);
 	case RULES_N_CALL: return ev_call(c, n, out);
-	case RULES_N_FUNC: return fail(c, n, "unknown function '%s'", n->u.m.name);
+	case RULES_N_FUNC: return ev_func(c, n, out);
+	case RULES_N_MAP: return ev_map(c, n, out);
+	case RULES_N_VAR: *out = c->vars[n->u.bind.slot]; return EV_OK;
+	case RULES_N_LET:
+		if ((r = ev(c, n->u.bind.value, &c->vars[n->u.bind.slot])) != EV_OK)
+			return r;
+		r = ev(c, n->u.bind.body, out);
+		decided_by(c, n->u.bind.body);
+		return r;
+	case RULES_N_ARROW: return fail(c, n, "an arrow function is not a value");
 	case RULES_N_UNARY: {
 		struct rules_value a;
 		if ((r = ev(c, n->u.ops.a, &a)) != EV_OK)
@@ -858,6 +1556,7 @@ static int ev(struct ctx *c, const struct rules_node *n, struct rules_value *out
 		if (n->op == RULES_T_NOT) {
 			if (a.kind != RULES_V_BOOL)
 				return fail(c, n, "'!' expects a Boolean, got %s", eval__type_name(&a));
+			decided_by(c, n->u.ops.a);
 			set_bool(out, !a.u.b);
 		} else {
 			if (a.kind != RULES_V_NUM)
@@ -874,20 +1573,26 @@ static int ev(struct ctx *c, const struct rules_node *n, struct rules_value *out
 			return r;
 		/* short-circuit: the right side is not evaluated (nor checked) */
 		if (b == (n->kind == RULES_N_OR)) {
+			decided_by(c, n->u.ops.a);
 			set_bool(out, b);
 			return EV_OK;
 		}
 		if ((r = ev_bool_operand(c, n, n->u.ops.b, what, &b)) != EV_OK)
 			return r;
+		decided_by(c, n->u.ops.b);
 		set_bool(out, b);
 		return EV_OK;
 	}
 	case RULES_N_COALESCE:
 		if ((r = ev(c, n->u.ops.a, out)) != EV_OK)
 			return r;
-		if (out->kind != RULES_V_NULL)
+		if (out->kind != RULES_V_NULL) {
+			decided_by(c, n->u.ops.a);
 			return EV_OK;
-		return ev(c, n->u.ops.b, out);
+		}
+		r = ev(c, n->u.ops.b, out);
+		decided_by(c, n->u.ops.b);
+		return r;
 	case RULES_N_COND: {
 		struct rules_value cond;
 		if ((r = ev(c, n->u.ops.a, &cond)) != EV_OK)
@@ -895,7 +1600,9 @@ static int ev(struct ctx *c, const struct rules_node *n, struct rules_value *out
 		if (cond.kind != RULES_V_BOOL)
 			return fail(c, n, "the condition of '?:' must be a Boolean, got %s",
 				    eval__type_name(&cond));
-		return ev(c, cond.u.b ? n->u.ops.b : n->u.ops.c, out);
+		r = ev(c, cond.u.b ? n->u.ops.b : n->u.ops.c, out);
+		decided_by(c, cond.u.b ? n->u.ops.b : n->u.ops.c);
+		return r;
 	}
 	case RULES_N_MATCHES: return ev_matches(c, n, out);
 	case RULES_N__COUNT: break;
@@ -906,14 +1613,116 @@ static int ev(struct ctx *c, const struct rules_node *n, struct rules_value *out
 int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scratch *s,
 	      struct rules_value *out)
 {
-	struct ctx c = {e, event, s, 0, s->max_steps};
+	struct ctx c;
 
+	c.expr = e;
+	c.event = event;
+	c.s = s;
+	c.steps = 0;
+	c.max_steps = s->max_steps;
+	c.explain = s->explain;
 	arena__reset(&s->strings);
 	s->error[0] = '\0';
+	if (c.explain)
+		memset(&s->ex, 0, sizeof(s->ex));
 	int r = ev(&c, e->root, out);
 	if (r == EV_SHORT) /* cannot happen: the root closes every chain */
 		set_null(out);
+	if (c.explain) {
+		decided_by(&c, e->root);
+		s->ex.steps = c.steps;
+	}
 	return r < 0 ? -1 : 0;
+}
+
+/* The source range of a subtree: node ranges point at operators and names,
+ * so take the union over the children. */
+static void node_extent(const struct rules_node *n, uint32_t *lo, uint32_t *hi)
+{
+	if (!n)
+		return;
+	if (n->start < *lo)
+		*lo = n->start;
+	if (n->end > *hi)
+		*hi = n->end;
+	switch ((enum rules_node_kind)n->kind) {
+	case RULES_N_LIST:
+		for (size_t i = 0; i < n->u.list.n; i++)
+			node_extent(n->u.list.items[i], lo, hi);
+		break;
+	case RULES_N_MAP:
+		for (size_t i = 0; i < n->u.map.n; i++)
+			node_extent(n->u.map.values[i], lo, hi);
+		break;
+	case RULES_N_MEMBER:
+	case RULES_N_INDEX:
+	case RULES_N_CALL:
+	case RULES_N_FUNC:
+		node_extent(n->u.m.obj, lo, hi);
+		node_extent(n->u.m.index, lo, hi);
+		for (size_t i = 0; i < n->u.m.nargs; i++)
+			node_extent(n->u.m.args[i], lo, hi);
+		break;
+	case RULES_N_UNARY:
+	case RULES_N_BINARY:
+	case RULES_N_AND:
+	case RULES_N_OR:
+	case RULES_N_COALESCE:
+	case RULES_N_COND:
+		node_extent(n->u.ops.a, lo, hi);
+		node_extent(n->u.ops.b, lo, hi);
+		node_extent(n->u.ops.c, lo, hi);
+		break;
+	case RULES_N_MATCHES:
+		node_extent(n->u.match.subject, lo, hi);
+		node_extent(n->u.match.pattern, lo, hi);
+		break;
+	case RULES_N_LET:
+	case RULES_N_ARROW:
+		node_extent(n->u.bind.value, lo, hi);
+		node_extent(n->u.bind.body, lo, hi);
+		break;
+	default:
+		break;
+	}
+}
+
+static void render_json(const struct rules_value *v, struct rules_strbuf *b)
+{
+	json_t *j = eval__to_json(v);
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+	if (text)
+		strbuf__append(b, text, strlen(text));
+	free(text);
+	json_decref(j);
+}
+
+void eval__explain(const struct rules_expr *e, const struct rules_scratch *s,
+		   struct rules_strbuf *b)
+{
+	const struct rules_node *n = s->ex.node;
+	uint32_t lo = UINT32_MAX, hi = 0;
+	int col = 1;
+
+	if (!n)
+		return;
+	node_extent(n, &lo, &hi);
+	if (hi > e->len)
+		hi = (uint32_t)e->len;
+	for (size_t i = 0; i < lo && i < e->len; i++) {
+		if (e->src[i] == '\n')
+			col = 1;
+		else if (((unsigned char)e->src[i] & 0xC0) != 0x80)
+			col++;
+	}
+	strbuf__printf(b, "`%.*s` (column %d)", (int)(hi - lo), e->src + lo, col);
+	if (s->ex.has_operands) {
+		strbuf__append(b, ": left side ", 12);
+		render_json(&s->ex.a, b);
+		strbuf__append(b, ", right side ", 13);
+		render_json(&s->ex.b, b);
+	}
 }
 
 /* ---- public: scratch and single expressions ---- */

@@ -16,7 +16,8 @@
 static const char *const token_names[RULES_T__COUNT] = { /* ORDER RULES_TOK */
 	"end of expression", "number", "string", "identifier", "'.'", "'?.'", "'['", "']'",
 	"'('", "')'", "','", "'!'", "'-'", "'+'", "'*'", "'/'", "'%'", "'<'", "'<='", "'>'",
-	"'>='", "'=='", "'!='", "'&&'", "'||'", "'?" "?'", "'?'", "':'", "invalid token",
+	"'>='", "'=='", "'!='", "'&&'", "'||'", "'?" "?'", "'?'", "':'", "'{'", "'}'", "'=>'",
+	"'='", "';'", "invalid token",
 };
 
 const char *lexer__token_name(enum rules_tok kind)
@@ -153,6 +154,9 @@ struct rules_token lexer__next(struct rules_lexer *lx)
 	case '/': k = RULES_T_SLASH; break;
 	case '%': k = RULES_T_PERCENT; break;
 	case ':': k = RULES_T_COLON; break;
+	case '{': k = RULES_T_LBRACE; break;
+	case '}': k = RULES_T_RBRACE; break;
+	case ';': k = RULES_T_SEMI; break;
 	case '<':
 		k = n == '=' ? RULES_T_LE : RULES_T_LT;
 		w = n == '=' ? 2 : 1;
@@ -166,10 +170,10 @@ struct rules_token lexer__next(struct rules_lexer *lx)
 		w = n == '=' ? 2 : 1;
 		break;
 	case '=':
-		if (n != '=')
-			return lex_error(lx, i, "unexpected '=' (use '==' to compare)");
-		k = RULES_T_EQ;
-		w = 2;
+		/* a lone '=' is only valid in `let x = ...`; the parser says
+		 * "use '=='" everywhere else */
+		k = n == '=' ? RULES_T_EQ : n == '>' ? RULES_T_ARROW : RULES_T_ASSIGN;
+		w = n == '=' || n == '>' ? 2 : 1;
 		break;
 	case '&':
 		if (n != '&')

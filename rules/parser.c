@@ -1,9 +1,10 @@
 /* parser.c - precedence-climbing parser and checker for rule expressions.
  *
- *   expr    -> subexpr(0) [ '?' expr ':' expr ]
+ *   expr    -> 'let' name '=' expr ';' expr | subexpr(0) [ '?' expr ':' expr ]
  *   subexpr -> (unop subexpr(UNARY) | postfix) { binop subexpr(right priority) }
  *   postfix -> primary { '.' name | '?.' name | '?.' '[' expr ']' | '[' expr ']' | '(' args ')' }
  *   primary -> number | string | name | true | false | null | '(' expr ')' | '[' [expr {',' expr}] ']'
+ *            | '{' [key ':' expr {',' key ':' expr}] '}' | name '=>' expr | '(' name ')' '=>' expr
  *
  * The parser stops at the first syntax error of an expression (reporting it
  * with its exact position) and never unwinds with longjmp: every production
@@ -31,6 +32,10 @@ struct parser {
 	int depth;
 	bool failed;
 	int errors; /* check-pass errors */
+	uint32_t prev_end; /* end of the token before p->tok */
+	/* check pass: variables in scope, innermost last; index = slot */
+	const char *scope[RULES_MAX_VARS];
+	int nscope;
 };
 
 /* Binary operator priorities {left, right}; equal values = left associative.
@@ -65,6 +70,7 @@ static void syntax_error(struct parser *p, size_t at, const char *fmt, ...)
 
 static void advance(struct parser *p)
 {
+	p->prev_end = p->tok.end;
 	p->tok = lexer__next(&p->lx);
 	if (p->tok.kind == RULES_T_ERROR)
 		syntax_error(p, p->lx.error_pos, "%s", p->lx.error);
@@ -97,12 +103,37 @@ static bool expect(struct parser *p, enum rules_tok kind, const char *context)
 	if (p->failed)
 		return false;
 	if (p->tok.kind != kind) {
-		syntax_error(p, p->tok.start, "expected %s %s, found %s", lexer__token_name(kind),
-			     context, tok_desc(p, buf, sizeof(buf)));
+		if (p->tok.kind == RULES_T_ASSIGN)
+			syntax_error(p, p->tok.start, "unexpected '=' (use '==' to compare)");
+		else
+			syntax_error(p, p->tok.start, "expected %s %s, found %s",
+				     lexer__token_name(kind), context, tok_desc(p, buf, sizeof(buf)));
 		return false;
 	}
 	advance(p);
 	return !p->failed;
+}
+
+/* "unexpected X", with the hint for a lone '='. */
+static void unexpected(struct parser *p, const char *after)
+{
+	char buf[64];
+
+	if (p->tok.kind == RULES_T_ASSIGN)
+		syntax_error(p, p->tok.start, "unexpected '=' (use '==' to compare)");
+	else
+		syntax_error(p, p->tok.start, "unexpected %s%s", tok_desc(p, buf, sizeof(buf)), after);
+}
+
+/* True if the tokens after the current one are kinds[0..n). */
+static bool peek_is(struct parser *p, const enum rules_tok *kinds, size_t n)
+{
+	struct rules_lexer copy = p->lx;
+
+	for (size_t i = 0; i < n; i++)
+		if (lexer__next(&copy).kind != kinds[i])
+			return false;
+	return true;
 }
 
 static struct rules_node *new_node(struct parser *p, enum rules_node_kind kind, size_t start,
@@ -171,14 +202,132 @@ static bool parse_list(struct parser *p, enum rules_tok close, const char *what,
 	return true;
 }
 
+/* name '=>' body, or '(' name ')' '=>' body; the current token is the name
+ * or the '('. */
+static struct rules_node *parse_arrow(struct parser *p)
+{
+	struct rules_token name;
+
+	if (p->tok.kind == RULES_T_LPAREN)
+		advance(p);
+	name = p->tok;
+	advance(p);
+	if (p->tok.kind == RULES_T_RPAREN)
+		advance(p);
+	advance(p); /* '=>' */
+	if (p->failed || !enter(p))
+		return NULL;
+	struct rules_node *body = parse_expr(p);
+	p->depth--;
+	if (!body)
+		return NULL;
+	struct rules_node *n = new_node(p, RULES_N_ARROW, name.start, name.end);
+	if (!n)
+		return NULL;
+	n->u.bind.name = arena__strndup(p->arena, p->lx.src + name.start, name.end - name.start);
+	n->u.bind.name_len = name.end - name.start;
+	n->u.bind.body = body;
+	n->end = body->end;
+	return n->u.bind.name ? n : NULL;
+}
+
+/* '{' [key ':' expr {',' key ':' expr}] '}' with key = name | string. */
+static struct rules_node *parse_map(struct parser *p)
+{
+	struct rules_node *n = new_node(p, RULES_N_MAP, p->tok.start, p->tok.end);
+	size_t cap = 0;
+	char buf[64];
+
+	if (!n || !enter(p))
+		return NULL;
+	advance(p);
+	while (!p->failed && p->tok.kind != RULES_T_RBRACE) {
+		struct rules_token k = p->tok;
+		const char *key;
+		size_t klen;
+
+		if (n->u.map.n) {
+			if (p->tok.kind != RULES_T_COMMA)
+				break; /* reported below as a missing '}' */
+			advance(p);
+			k = p->tok;
+		}
+		if (k.kind == RULES_T_IDENT) {
+			key = arena__strndup(p->arena, p->lx.src + k.start, k.end - k.start);
+			klen = k.end - k.start;
+		} else if (k.kind == RULES_T_STRING) {
+			char *out = arena__alloc(p->arena, k.end - k.start + 1);
+			size_t err_at;
+			const char *msg;
+			long len = out ? lexer__decode_string(p->lx.src + k.start, k.end - k.start, out,
+							    NULL, &err_at, &msg)
+				       : -1;
+			if (len < 0) {
+				syntax_error(p, k.start, "out of memory");
+				return NULL;
+			}
+			key = out;
+			klen = (size_t)len;
+		} else {
+			syntax_error(p, k.start, "expected a map key (a name or a string), found %s",
+				     tok_desc(p, buf, sizeof(buf)));
+			return NULL;
+		}
+		advance(p);
+		if (!expect(p, RULES_T_COLON, "after the map key"))
+			return NULL;
+		struct rules_node *v = parse_expr(p);
+		if (!v || !key)
+			return NULL;
+		if (n->u.map.n == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			const char **nk = arena__alloc(p->arena, ncap * sizeof(*nk));
+			size_t *nl = arena__alloc(p->arena, ncap * sizeof(*nl));
+			struct rules_node **nv = arena__alloc(p->arena, ncap * sizeof(*nv));
+			if (!nk || !nl || !nv) {
+				syntax_error(p, k.start, "out of memory");
+				return NULL;
+			}
+			if (n->u.map.n) {
+				memcpy(nk, n->u.map.keys, n->u.map.n * sizeof(*nk));
+				memcpy(nl, n->u.map.key_lens, n->u.map.n * sizeof(*nl));
+				memcpy(nv, n->u.map.values, n->u.map.n * sizeof(*nv));
+			}
+			n->u.map.keys = nk;
+			n->u.map.key_lens = nl;
+			n->u.map.values = nv;
+			cap = ncap;
+		}
+		for (size_t i = 0; i < n->u.map.n; i++) {
+			if (n->u.map.key_lens[i] == klen && !memcmp(n->u.map.keys[i], key, klen)) {
+				syntax_error(p, k.start, "duplicate key '%s' in map literal", key);
+				return NULL;
+			}
+		}
+		n->u.map.keys[n->u.map.n] = key;
+		n->u.map.key_lens[n->u.map.n] = klen;
+		n->u.map.values[n->u.map.n++] = v;
+	}
+	if (!expect(p, RULES_T_RBRACE, "to close the map"))
+		return NULL;
+	p->depth--;
+	n->end = p->prev_end;
+	return n;
+}
+
 static struct rules_node *parse_primary(struct parser *p)
 {
+	static const enum rules_tok arrow1[] = {RULES_T_ARROW};
+	static const enum rules_tok arrow3[] = {RULES_T_IDENT, RULES_T_RPAREN, RULES_T_ARROW};
 	struct rules_token t = p->tok;
 	struct rules_node *n = NULL;
 	char buf[64];
 
 	if (p->failed)
 		return NULL;
+	if ((t.kind == RULES_T_IDENT && peek_is(p, arrow1, 1)) ||
+	    (t.kind == RULES_T_LPAREN && peek_is(p, arrow3, 3)))
+		return parse_arrow(p);
 	switch (t.kind) {
 	case RULES_T_NUMBER:
 		n = new_node(p, RULES_N_NUM, t.start, t.end);
@@ -212,7 +361,8 @@ static struct rules_node *parse_primary(struct parser *p)
 				n->u.b = tok_is_name(p, "true");
 		} else if (tok_is_name(p, "null")) {
 			n = new_node(p, RULES_N_NULL, t.start, t.end);
-		} else if (tok_is_name(p, "in") || tok_is_name(p, "matches")) {
+		} else if (tok_is_name(p, "in") || tok_is_name(p, "matches") ||
+			   tok_is_name(p, "let")) {
 			syntax_error(p, t.start, "unexpected %s", tok_desc(p, buf, sizeof(buf)));
 			return NULL;
 		} else {
@@ -242,11 +392,14 @@ static struct rules_node *parse_primary(struct parser *p)
 				&n->u.list.n))
 			return NULL;
 		p->depth--;
+		n->end = p->prev_end;
 		break;
+	case RULES_T_LBRACE:
+		return parse_map(p);
 	case RULES_T_ERROR:
 		return NULL;
 	default:
-		syntax_error(p, t.start, "unexpected %s", tok_desc(p, buf, sizeof(buf)));
+		unexpected(p, "");
 		return NULL;
 	}
 	return p->failed ? NULL : n;
@@ -294,7 +447,7 @@ index:;
 			p->depth--;
 			if (!ix || !expect(p, RULES_T_RBRACKET, "to close '['"))
 				return NULL;
-			n = new_node(p, RULES_N_INDEX, open, ix->end);
+			n = new_node(p, RULES_N_INDEX, open, p->prev_end);
 			if (!n)
 				return NULL;
 			n->optional = t.kind == RULES_T_QDOT;
@@ -331,6 +484,7 @@ index:;
 				obj->u.m.nargs = nargs;
 				n = obj;
 			}
+			n->end = p->prev_end;
 		} else {
 			break;
 		}
@@ -433,8 +587,52 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 	return left;
 }
 
+static struct rules_node *parse_let(struct parser *p)
+{
+	char buf[64];
+
+	advance(p); /* 'let' */
+	if (p->failed)
+		return NULL;
+	struct rules_token name = p->tok;
+	if (name.kind != RULES_T_IDENT) {
+		syntax_error(p, name.start, "expected a variable name after 'let', found %s",
+			     tok_desc(p, buf, sizeof(buf)));
+		return NULL;
+	}
+	advance(p);
+	if (p->failed)
+		return NULL;
+	if (p->tok.kind != RULES_T_ASSIGN) {
+		syntax_error(p, p->tok.start, "expected '=' after 'let %.*s', found %s",
+			     (int)(name.end - name.start), p->lx.src + name.start,
+			     tok_desc(p, buf, sizeof(buf)));
+		return NULL;
+	}
+	advance(p);
+	if (!enter(p))
+		return NULL;
+	struct rules_node *value = parse_expr(p);
+	if (!value || !expect(p, RULES_T_SEMI, "after the value of 'let'"))
+		return NULL;
+	struct rules_node *body = parse_expr(p);
+	p->depth--;
+	if (!body)
+		return NULL;
+	struct rules_node *n = new_node(p, RULES_N_LET, name.start, name.end);
+	if (!n)
+		return NULL;
+	n->u.bind.name = arena__strndup(p->arena, p->lx.src + name.start, name.end - name.start);
+	n->u.bind.name_len = name.end - name.start;
+	n->u.bind.value = value;
+	n->u.bind.body = body;
+	return n->u.bind.name ? n : NULL;
+}
+
 static struct rules_node *parse_expr(struct parser *p)
 {
+	if (tok_is_name(p, "let"))
+		return parse_let(p);
 	struct rules_node *cond = parse_subexpr(p, 0);
 
 	if (!cond || p->tok.kind != RULES_T_QUESTION)
@@ -506,6 +704,136 @@ done:
 	free(tmp);
 }
 
+/* Closest name to `word` among names[] (NULL-terminated) and extra[0..n),
+ * within an edit distance that suits its length; NULL if none. */
+static const char *suggest(const char *word, const char *(*names)(size_t),
+			   const char *const *extra, int n_extra)
+{
+	size_t wl = strlen(word);
+	int limit = wl >= 6 ? 2 : wl >= 3 ? 1 : 0, best_d = limit + 1;
+	const char *best = NULL;
+	const char *name;
+
+	for (size_t i = 0; names && (name = names(i)); i++) {
+		int d = diag__edit_distance(word, name);
+		if (d < best_d) {
+			best_d = d;
+			best = name;
+		}
+	}
+	for (int i = n_extra - 1; i >= 0; i--) {
+		int d = diag__edit_distance(word, extra[i]);
+		if (d < best_d) {
+			best_d = d;
+			best = extra[i];
+		}
+	}
+	return best;
+}
+
+static bool reserved_name(const char *name)
+{
+	static const char *const words[] = {"event", "true", "false", "null", "let", "in",
+					    "matches", NULL};
+	for (const char *const *w = words; *w; w++)
+		if (!strcmp(*w, name))
+			return true;
+	return false;
+}
+
+static int check_node(struct parser *p, struct rules_node *n, int height);
+
+/* Checks `body` with `name` bound to a new slot (stored in n->u.bind.slot). */
+static int check_scoped(struct parser *p, struct rules_node *n, struct rules_node *body,
+			int height)
+{
+	if (reserved_name(n->u.bind.name)) {
+		check_error(p, n->start, "'%s' cannot be used as a variable name", n->u.bind.name);
+		return 0;
+	}
+	if (p->nscope >= RULES_MAX_VARS) {
+		check_error(p, n->start, "too many variables in scope (at most %d)", RULES_MAX_VARS);
+		return -1;
+	}
+	n->u.bind.slot = p->nscope;
+	p->scope[p->nscope++] = n->u.bind.name;
+	int rc = check_node(p, body, height + 1);
+	p->nscope--;
+	return rc;
+}
+
+static void check_arity(struct parser *p, struct rules_node *n, const char *what, int min,
+			int max)
+{
+	size_t got = n->u.m.nargs;
+
+	if (got >= (size_t)min && got <= (size_t)max)
+		return;
+	if (min == max)
+		check_error(p, n->start, "%s '%s' takes %d argument%s, got %zu", what, n->u.m.name,
+			    min, min == 1 ? "" : "s", got);
+	else
+		check_error(p, n->start, "%s '%s' takes %d to %d arguments, got %zu", what,
+			    n->u.m.name, min, max, got);
+}
+
+static int check_call(struct parser *p, struct rules_node *n, int height)
+{
+	int min = 0, max = 0;
+	bool takes_fn = false;
+	size_t first = 0;
+
+	if (n->kind == RULES_N_FUNC) {
+		int fi = func__lookup(n->u.m.name, n->u.m.name_len);
+		n->u.m.builtin = fi;
+		if (fi < 0) {
+			const char *hint = suggest(n->u.m.name, func__name, NULL, 0);
+			if (hint)
+				check_error(p, n->start, "unknown function '%s'; did you mean '%s'?",
+					    n->u.m.name, hint);
+			else
+				check_error(p, n->start, "unknown function '%s'", n->u.m.name);
+		} else {
+			func__arity(fi, &min, &max);
+			check_arity(p, n, "function", min, max);
+		}
+	} else {
+		int bi = builtin__lookup(n->u.m.name, n->u.m.name_len);
+		n->u.m.builtin = bi;
+		if (bi < 0) {
+			const char *hint = suggest(n->u.m.name, builtin__name, NULL, 0);
+			if (!strcmp(n->u.m.name, "length"))
+				check_error(p, n->start,
+					    "unknown method 'length' ('length' is a property: "
+					    "write '.length')");
+			else if (hint)
+				check_error(p, n->start, "unknown method '%s'; did you mean '%s'?",
+					    n->u.m.name, hint);
+			else
+				check_error(p, n->start, "unknown method '%s'", n->u.m.name);
+		} else {
+			builtin__arity(bi, &min, &max, &takes_fn);
+			check_arity(p, n, "method", min, max);
+		}
+		if (check_node(p, n->u.m.obj, height + 1) < 0)
+			return -1;
+	}
+	if (takes_fn && n->u.m.nargs >= 1) {
+		struct rules_node *fn = n->u.m.args[0];
+		first = 1;
+		if (fn->kind != RULES_N_ARROW)
+			check_error(p, fn->start,
+				    "%s() expects an arrow function such as 'x => x.name'",
+				    n->u.m.name);
+		else if (check_scoped(p, fn, fn->u.bind.body, height + 1) < 0)
+			return -1;
+	}
+	for (size_t i = first; i < n->u.m.nargs; i++)
+		if (check_node(p, n->u.m.args[i], height + 1) < 0)
+			return -1;
+	return 0;
+}
+
 static int check_node(struct parser *p, struct rules_node *n, int height)
 {
 	if (!n)
@@ -519,20 +847,43 @@ static int check_node(struct parser *p, struct rules_node *n, int height)
 	case RULES_N_BOOL:
 	case RULES_N_NUM:
 	case RULES_N_STR:
+	case RULES_N_VAR:
 		return 0;
 	case RULES_N_LIST:
 		for (size_t i = 0; i < n->u.list.n; i++)
 			if (check_node(p, n->u.list.items[i], height + 1) < 0)
 				return -1;
 		return 0;
+	case RULES_N_MAP:
+		for (size_t i = 0; i < n->u.map.n; i++)
+			if (check_node(p, n->u.map.values[i], height + 1) < 0)
+				return -1;
+		return 0;
 	case RULES_N_IDENT: {
 		char name[64];
 		int len = (int)n->u.str.len;
 		snprintf(name, sizeof(name), "%.*s", len, n->u.str.s);
+		for (int i = p->nscope - 1; i >= 0; i--) {
+			if (!strcmp(p->scope[i], name)) {
+				const char *vname = p->scope[i];
+				n->kind = RULES_N_VAR; /* u.str and u.bind overlap: set all */
+				n->u.bind.name = vname;
+				n->u.bind.name_len = strlen(vname);
+				n->u.bind.slot = i;
+				n->u.bind.value = n->u.bind.body = NULL;
+				return 0;
+			}
+		}
 		if (strcmp(name, "event") == 0)
 			return 0;
-		if (diag__edit_distance(name, "event") <= 2)
-			check_error(p, n->start, "unknown identifier '%s'; did you mean 'event'?", name);
+		const char *hint = suggest(name, NULL, p->scope, p->nscope);
+		if (!hint && diag__edit_distance(name, "event") <= 2)
+			hint = "event";
+		if (hint)
+			check_error(p, n->start, "unknown identifier '%s'; did you mean '%s'?", name,
+				    hint);
+		else if (p->nscope)
+			check_error(p, n->start, "unknown identifier '%s'", name);
 		else
 			check_error(p, n->start, "unknown identifier '%s' (only 'event' is defined)",
 				    name);
@@ -546,24 +897,7 @@ static int check_node(struct parser *p, struct rules_node *n, int height)
 		return check_node(p, n->u.m.index, height + 1);
 	case RULES_N_CALL:
 	case RULES_N_FUNC:
-		if (n->kind == RULES_N_FUNC) {
-			check_error(p, n->start, "unknown function '%s'", n->u.m.name);
-		} else {
-			int bi = builtin__lookup(n->u.m.name, n->u.m.name_len);
-			n->u.m.builtin = bi;
-			if (bi < 0)
-				check_error(p, n->start, "unknown method '%s'", n->u.m.name);
-			else if ((size_t)builtin__arity(bi) != n->u.m.nargs)
-				check_error(p, n->start, "method '%s' takes %d argument%s, got %zu",
-					    n->u.m.name, builtin__arity(bi),
-					    builtin__arity(bi) == 1 ? "" : "s", n->u.m.nargs);
-			if (check_node(p, n->u.m.obj, height + 1) < 0)
-				return -1;
-		}
-		for (size_t i = 0; i < n->u.m.nargs; i++)
-			if (check_node(p, n->u.m.args[i], height + 1) < 0)
-				return -1;
-		return 0;
+		return check_call(p, n, height);
 	case RULES_N_UNARY:
 		return check_node(p, n->u.ops.a, height + 1);
 	case RULES_N_BINARY:
@@ -580,6 +914,15 @@ static int check_node(struct parser *p, struct rules_node *n, int height)
 			return -1;
 		check_regex(p, n);
 		return 0;
+	case RULES_N_LET:
+		if (check_node(p, n->u.bind.value, height + 1) < 0)
+			return -1;
+		return check_scoped(p, n, n->u.bind.body, height);
+	case RULES_N_ARROW:
+		check_error(p, n->start,
+			    "an arrow function can only be passed to a list method such as "
+			    "filter() or map()");
+		return 0;
 	case RULES_N__COUNT:
 		break;
 	}
@@ -590,7 +933,6 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 				 const struct rules_srcmap *map, struct rules_diags *d, bool check)
 {
 	struct parser p;
-	char buf[64];
 
 	if (len > RULES_MAX_EXPR_CHARS) {
 		srcmap__diag(map, d, RULES_SEV_ERROR, 0,
@@ -615,8 +957,7 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 	}
 	struct rules_node *root = parse_expr(&p);
 	if (root && !p.failed && p.tok.kind != RULES_T_EOF)
-		syntax_error(&p, p.tok.start, "unexpected %s after the end of the expression",
-			     tok_desc(&p, buf, sizeof(buf)));
+		unexpected(&p, " after the end of the expression");
 	if (!root || p.failed)
 		return NULL;
 	if (check)
@@ -656,6 +997,27 @@ static void dump_node(const struct rules_node *n, struct rules_strbuf *b)
 	case RULES_N_NUM: strbuf__printf(b, "%g", n->u.num); return;
 	case RULES_N_STR: strbuf__printf(b, "'%.*s'", (int)n->u.str.len, n->u.str.s); return;
 	case RULES_N_IDENT: strbuf__printf(b, "%.*s", (int)n->u.str.len, n->u.str.s); return;
+	case RULES_N_VAR: strbuf__printf(b, "%s", n->u.bind.name); return;
+	case RULES_N_MAP:
+		strbuf__append(b, "{", 1);
+		for (size_t i = 0; i < n->u.map.n; i++) {
+			strbuf__printf(b, "%s'%s' ", i ? " " : "", n->u.map.keys[i]);
+			dump_node(n->u.map.values[i], b);
+		}
+		strbuf__append(b, "}", 1);
+		return;
+	case RULES_N_LET:
+		strbuf__printf(b, "(let %s ", n->u.bind.name);
+		dump_node(n->u.bind.value, b);
+		strbuf__append(b, " ", 1);
+		dump_node(n->u.bind.body, b);
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_ARROW:
+		strbuf__printf(b, "(=> %s ", n->u.bind.name);
+		dump_node(n->u.bind.body, b);
+		strbuf__append(b, ")", 1);
+		return;
 	case RULES_N_LIST:
 		strbuf__append(b, "[", 1);
 		for (size_t i = 0; i < n->u.list.n; i++) {

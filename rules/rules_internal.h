@@ -140,6 +140,11 @@ enum rules_tok { /* ORDER RULES_TOK (lexer.c token_names[]) */
 	RULES_T_COALESCE, /* ?? */
 	RULES_T_QUESTION, /* ? */
 	RULES_T_COLON,    /* : */
+	RULES_T_LBRACE,   /* { */
+	RULES_T_RBRACE,   /* } */
+	RULES_T_ARROW,    /* => */
+	RULES_T_ASSIGN,   /* = (only in let) */
+	RULES_T_SEMI,     /* ; */
 	RULES_T_ERROR,    /* lexical error; message in the lexer */
 	RULES_T__COUNT
 };
@@ -178,11 +183,11 @@ enum rules_node_kind { /* ORDER RULES_NODE (eval.c dispatch) */
 	RULES_N_NUM,
 	RULES_N_STR,
 	RULES_N_LIST,     /* [a, b] */
-	RULES_N_IDENT,    /* a name; only `event` survives the check */
+	RULES_N_IDENT,    /* a name; the check turns variables into RULES_N_VAR */
 	RULES_N_MEMBER,   /* obj.name, obj?.name */
 	RULES_N_INDEX,    /* obj[expr], obj?.[expr] */
 	RULES_N_CALL,     /* obj.name(args): a builtin method */
-	RULES_N_FUNC,     /* name(args): no free functions exist yet */
+	RULES_N_FUNC,     /* name(args): a builtin function (changed, now, ...) */
 	RULES_N_UNARY,    /* ! -  (op holds the token) */
 	RULES_N_BINARY,   /* arithmetic, comparison, in (op holds the token) */
 	RULES_N_AND,
@@ -190,6 +195,10 @@ enum rules_node_kind { /* ORDER RULES_NODE (eval.c dispatch) */
 	RULES_N_COALESCE,
 	RULES_N_COND,     /* c ? a : b */
 	RULES_N_MATCHES,  /* s matches 'pattern' */
+	RULES_N_MAP,      /* {a: 1, 'b': x} */
+	RULES_N_LET,      /* let name = value; body */
+	RULES_N_ARROW,    /* name => body (only as a method argument) */
+	RULES_N_VAR,      /* a let or arrow variable, resolved to a slot */
 	RULES_N__COUNT
 };
 
@@ -233,8 +242,25 @@ struct rules_node {
 			struct rules_node *pattern; /* the string literal */
 			const struct rules_regex *re;
 		} match;
+		struct {
+			const char **keys; /* decoded, NUL-terminated */
+			size_t *key_lens;
+			struct rules_node **values;
+			size_t n;
+		} map;
+		struct {
+			const char *name; /* NUL-terminated copy */
+			size_t name_len;
+			int slot;                 /* index in the evaluation's variable stack */
+			struct rules_node *value; /* LET */
+			struct rules_node *body;  /* LET, ARROW */
+		} bind;                           /* LET, ARROW, VAR */
 	} u;
 };
+
+/* Variables (let bindings and arrow parameters) live in a fixed stack of
+ * slots in the evaluation context; a slot is the binding's scope depth. */
+#define RULES_MAX_VARS 32
 
 struct rules_expr {
 	struct rules_node *root;
@@ -255,9 +281,21 @@ struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t le
 /* S-expression rendering of the AST, e.g. "(+ 1 (* 2 3))"; malloc'd. */
 char *expr__dump(const struct rules_expr *e);
 
-/* Builtin methods: the table in eval.c (ORDER RULES_BI). */
+/* Builtin methods and functions: the tables in eval.c (ORDER RULES_BI,
+ * ORDER RULES_FN). takes_fn: the first argument is an arrow function. */
 int builtin__lookup(const char *name, size_t len);
-int builtin__arity(int index);
+void builtin__arity(int index, int *min_args, int *max_args, bool *takes_fn);
+int func__lookup(const char *name, size_t len);
+void func__arity(int index, int *min_args, int *max_args);
+/* Name number i of the methods / functions, NULL past the end (suggestions). */
+const char *builtin__name(size_t i);
+const char *func__name(size_t i);
+
+/* Describes what decided the last evaluation on s (needs s->explain):
+ * "`SUBEXPR` (column N) was false: left side \"x\", right side \"y\"".
+ * Appends to b. */
+void eval__explain(const struct rules_expr *e, const struct rules_scratch *s,
+		   struct rules_strbuf *b);
 
 /* ============================================================
  * Regex (PCRE2)
@@ -280,8 +318,11 @@ enum rules_vkind {
 	RULES_V_STR,
 	RULES_V_LIST, /* built by a list literal; items in the scratch arena */
 	RULES_V_ARR,  /* a JSON array from the event (json) */
-	RULES_V_MAP   /* a JSON object from the event (json) */
+	RULES_V_MAP,  /* a JSON object from the event (json) */
+	RULES_V_OBJ   /* built by a map literal; entries in the scratch arena */
 };
+
+struct rules_kv;
 
 struct rules_value {
 	enum rules_vkind kind;
@@ -297,13 +338,35 @@ struct rules_value {
 			const struct rules_value *items;
 			size_t n;
 		} list;
+		struct {
+			const struct rules_kv *items;
+			size_t n;
+		} obj;
 	} u;
+};
+
+struct rules_kv {
+	const char *key;
+	size_t len;
+	struct rules_value v;
+};
+
+/* What decided the last evaluation (rules test): filled only when
+ * scratch->explain is set, so the normal path pays one branch per && || ?:. */
+struct rules_explain {
+	const struct rules_node *node; /* the deciding sub-expression, or NULL */
+	const struct rules_node *bin;  /* last comparison evaluated and its operands */
+	struct rules_value a, b;
+	bool has_operands;
+	unsigned long steps;
 };
 
 struct rules_scratch {
 	pcre2_match_data *match_data;
 	struct rules_arena strings; /* runtime strings and list items */
 	unsigned long max_steps;
+	bool explain;
+	struct rules_explain ex;
 	char error[320];
 };
 
