@@ -177,6 +177,16 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 			      "the body must be JSON: send Content-Type: application/json");
 		return;
 	}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+		/* libwebsockets 4.1.6 does not decode chunked request bodies on
+		 * HTTP/1.1: without a length the body could never be read. */
+		gw_stat_inc(GW_STAT_events_rejected_json);
+		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=411 no Content-Length", pss->trace_id);
+		pss->close_after = 1;
+		respond_error(pss, 411, "length_required",
+			      "send the body with a Content-Length header (chunked bodies are not accepted)");
+		return;
+	}
 	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
 		char *end;
 		unsigned long long cl = strtoull(buf, &end, 10);

@@ -231,7 +231,7 @@ static void do_verify(struct gw_app *app, struct gw_job *job)
 	if (job->scheduled && job->body_len == 0)
 		body = json_object();
 	else
-		body = json_loadb(job->body, job->body_len, 0, &jerr);
+		body = json_loadb(job->body, job->body_len, JSON_DECODE_ANY, &jerr);
 	if (!body) {
 		gw_stat_inc(GW_STAT_events_rejected_json);
 		json_decref(claims);

@@ -11,6 +11,12 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const FIT_EXAMPLE = JSON.parse(readFileSync(path.join(here, '../fixtures/fit-claims.json'), 'utf8'));
 
 export const FIT_ISSUER = 'forge/invocation-token';
+/** The installation the FITs and subscription tokens name unless told otherwise. */
+export const INSTALLATION = FIT_EXAMPLE.app.installationId;
+/** The installation of development mode (/dev/fit, /dev/token). */
+export const DEV_INSTALLATION = 'ari:cloud:ecosystem::installation/00000000-0000-4000-8000-000000000001';
+export const DEV_APP_ID = 'ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000';
+export const newInstallation = () => `ari:cloud:ecosystem::installation/${randomUUID()}`;
 
 export const b64u = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).toString('base64url');
 export const now = () => Math.floor(Date.now() / 1000);
@@ -42,11 +48,13 @@ export async function makeKeys({ subscriber = 'es256' } = {}) {
   };
 }
 
-/** The claims a well-formed FIT carries (after the saved example), for this app. */
-export function fitClaims(keys, overrides = {}) {
+/** The claims a well-formed FIT carries (after the saved example), for this app and installation. */
+export function fitClaims(keys, overrides = {}, installation = INSTALLATION) {
   const t = now();
   const c = structuredClone(FIT_EXAMPLE);
   c.app.id = keys.appId;
+  c.app.installationId = installation;
+  c.app.installation.id = installation;
   c.aud = keys.appId;
   c.iss = FIT_ISSUER;
   c.iat = t;
@@ -59,8 +67,8 @@ export function fitClaims(keys, overrides = {}) {
 }
 
 /** Signs claims as a FIT: RS256 with the test key (header/key overridable). */
-export async function mintFit(keys, { claims = {}, omit = [], header = {}, key, alg = 'RS256' } = {}) {
-  const c = fitClaims(keys, claims);
+export async function mintFit(keys, { claims = {}, omit = [], header = {}, key, alg = 'RS256', installation } = {}) {
+  const c = fitClaims(keys, claims, installation);
   for (const k of omit) delete c[k];
   return new jose.SignJWT(c)
     .setProtectedHeader({ alg, typ: 'JWT', kid: keys.kid, ...header })
@@ -68,9 +76,11 @@ export async function mintFit(keys, { claims = {}, omit = [], header = {}, key, 
 }
 
 /** A subscription token for account `sub` covering contexts `ctx`. */
-export async function mintSub(keys, { sub, ctx = [], ttl = 3600, claims = {}, omit = [], header = {}, key, alg } = {}) {
+export async function mintSub(keys, { sub, ctx = [], ttl = 3600, claims = {}, omit = [], header = {}, key, alg, installation = INSTALLATION } = {}) {
   const t = now();
-  const c = { sub, ctx, iat: t, exp: t + ttl, ...claims };
+  // Deliveries are scoped to the Forge installation (docs/protocol.md): the
+  // token names the same installation as the FITs minted by fitClaims().
+  const c = { installation, sub, ctx, iat: t, exp: t + ttl, ...claims };
   for (const k of omit) delete c[k];
   return new jose.SignJWT(c)
     .setProtectedHeader({ alg: alg || keys.sub.alg, typ: 'JWT', ...header })
