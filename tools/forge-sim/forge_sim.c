@@ -836,6 +836,10 @@ static char *make_fit(const struct opts *o)
 				   (json_int_t)now, "exp", (json_int_t)(now + o->fit_ttl_ms / 1000), "jti", jti);
 	if (!claims)
 		fatal("cannot build the FIT claims");
+	if (!*o->installation) { /* --installation '': a FIT without the installation */
+		json_object_del(app, "installationId");
+		json_object_del(app, "installation");
+	}
 	char *fit = sign_rs256(o->pkey, o->kid, claims);
 	json_decref(claims);
 	free(jti);
