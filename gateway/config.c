@@ -37,7 +37,7 @@ static const struct opt options[] = {
 	 "HOST:PORT to listen on (port 0: the kernel picks; the line 'listening on http://HOST:PORT' is printed)"},
 	{"state_dir", OPT_PATH, OFF(state_dir), ".notify-gateway", 0, 0,
 	 "directory for generated keys and state"},
-	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file (default: the embedded example rules)"},
+	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
 	{"web_root", OPT_PATH, OFF(web_root), GW_DEFAULT_WEB_ROOT, 0, 0, "files served at /"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
 	{"workers", OPT_INT, OFF(workers), "0", 0, 64, "worker threads (0: one per CPU)"},

@@ -24,8 +24,9 @@ static struct rules_set *load_rules(const struct gw_config *cfg)
 {
 	struct rules_diags diags;
 	rules_diags_init(&diags);
+	const char *paths[] = {cfg->rules}; /* a rule file or a directory of them */
 	struct rules_set *set = cfg->rules
-					? rules_load_file(cfg->rules, &diags)
+					? rules_load_paths(paths, 1, &diags)
 					: rules_load_string("(embedded default rules)", gw_embedded_rules,
 							    gw_embedded_rules_len, &diags);
 	for (size_t i = 0; i < diags.count; i++) {

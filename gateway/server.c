@@ -132,7 +132,8 @@ static void *reload_thread(void *arg)
 	pthread_mutex_lock(&reload_lock);
 	struct rules_diags diags;
 	rules_diags_init(&diags);
-	struct rules_set *set = rules_load_file(app->cfg.rules, &diags);
+	const char *paths[] = {app->cfg.rules}; /* a rule file or a directory of them */
+	struct rules_set *set = rules_load_paths(paths, 1, &diags);
 	for (size_t i = 0; i < diags.count; i++) {
 		char *text = rules_diag_format(&diags.items[i]);
 		gw_log(diags.items[i].severity == RULES_SEV_ERROR ? GW_LOG_ERR : GW_LOG_WARN, "reload: %s",

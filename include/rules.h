@@ -62,6 +62,14 @@ struct rules_set;
  * success too. */
 struct rules_set *rules_load_file(const char *path, struct rules_diags *diags);
 
+/* Loads several files and directories as one set: a directory contributes
+ * its *.yml and *.yaml files (not recursive, sorted by name). Rule keys are
+ * unique across the whole set; rules keep the order of the files. A path
+ * that is neither a readable file nor a directory with rule files is an
+ * error. rules_load_file(p) is rules_load_paths(&p, 1). */
+struct rules_set *rules_load_paths(const char *const *paths, size_t n,
+				   struct rules_diags *diags);
+
 /* Same from memory; name is used in diagnostics. */
 struct rules_set *rules_load_string(const char *name, const char *yaml, size_t len,
 				    struct rules_diags *diags);
@@ -70,8 +78,12 @@ struct rules_set *rules_set_ref(struct rules_set *set);
 void rules_set_unref(struct rules_set *set); /* NULL is fine */
 
 size_t rules_set_count(const struct rules_set *set);
-/* A stable content hash of the loaded source (hex), for /healthz. Borrowed. */
+/* A stable content hash of the loaded sources (16 hex digits, FNV-1a 64 over
+ * the file contents in load order, one NUL byte between files), for
+ * /healthz. Borrowed. */
 const char *rules_set_version(const struct rules_set *set);
+/* How many enabled rules an event of this type meets (exact + glob). */
+size_t rules_set_candidates(const struct rules_set *set, const char *event_type);
 
 /* ---- evaluation ------------------------------------------------------ */
 
@@ -90,17 +102,21 @@ typedef void (*rules_log_fn)(void *ud, const char *rule_key, const char *message
 
 /* Evaluates every enabled rule whose `events` match event.eventType, applying
  * filter.ignoreSelf, filter.expression and filter.onError as Forge does, and
- * renders each matching rule's notification.
+ * renders each matching rule's notification. Rules are indexed by event type
+ * at load (exact names in a hash table, globs resolved per call), so an
+ * event meets only its candidate rules.
  *
  * Returns a new JSON array (never NULL unless out of memory) with one object
  * per matching rule that has at least one recipient:
  *   {"rule": key, "eventType": "...", "to": ["accountId", ...],
  *    "context": "...", "type": "info|success|warning|error",
  *    "title": "...", "description": "...",
- *    "actions": [{"text": "...", "href": "..."}], "ttl": seconds}
- * "to" holds distinct non-empty strings in first-seen order. "ttl" is present
- * only when the rule sets notify.ttl. The order of objects is the order of the
- * rules in the file. */
+ *    "actions": [{"text": "...", "href": "..."}], "ttl": seconds,
+ *    "excludeActor": true}
+ * "to" holds distinct non-empty strings in first-seen order (nested lists
+ * flattened); with notify.excludeActor the event's atlassianId is removed
+ * from it. "ttl" / "excludeActor" are present only when the rule sets them.
+ * The order of objects is the order of the rules in the files. */
 json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
 		       struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
 
@@ -110,6 +126,29 @@ json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
 json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
 			  const json_t *event, struct rules_scratch *scratch, rules_log_fn log,
 			  void *log_ud);
+
+/* Scheduled rules (`schedule: fiveMinute|hour|day|week`). They are indexed
+ * under the event type "scheduled:<interval>", the event the gateway builds
+ * for POST /forge/scheduled/<interval> (docs/protocol.md), so this is
+ * rules_evaluate_as(set, "scheduled:" interval, ...). An unknown interval
+ * yields an empty array. */
+json_t *rules_evaluate_schedule(const struct rules_set *set, const char *interval,
+				const json_t *event, struct rules_scratch *scratch,
+				rules_log_fn log, void *log_ud);
+
+/* Tooling (`notify-gateway rules test`): evaluates the event against every
+ * rule of the set and says what happened to each. event_type NULL reads
+ * event.eventType. Returns a new object:
+ *   {"eventType": T,
+ *    "rules": [{"rule", "file", "line",
+ *               "outcome": "matched" | "skipped",
+ *               "stage": "enabled" | "events" | "ignoreSelf" | "filter" | "notify",
+ *               "reason": "expression was false, decided by `SUBEXPR` (column N):
+ *                          left side X, right side Y" | ...}, ...],
+ *    "notifications": [as rules_evaluate]}
+ * Slow path (renders explanations); not for the gateway's workers. */
+json_t *rules_explain(const struct rules_set *set, const char *event_type, const json_t *event,
+		      struct rules_scratch *scratch);
 
 /* ---- single expressions (for tests, tools and the rule loader) --------- */
 

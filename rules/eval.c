@@ -1710,6 +1710,35 @@ void eval__explain(const struct rules_expr *e, const struct rules_scratch *s,
 	node_extent(n, &lo, &hi);
 	if (hi > e->len)
 		hi = (uint32_t)e->len;
+	/* node ranges leave out grouping parentheses: widen until balanced */
+	for (int guard = 0; guard < 64; guard++) {
+		int depth = 0, min_depth = 0;
+		char quote = 0;
+		for (uint32_t i = lo; i < hi; i++) {
+			char ch = e->src[i];
+			if (quote) {
+				if (ch == '\\')
+					i++;
+				else if (ch == quote)
+					quote = 0;
+			} else if (ch == '\'' || ch == '"') {
+				quote = ch;
+			} else if (ch == '(' || ch == ')') {
+				depth += ch == '(' ? 1 : -1;
+				if (depth < min_depth)
+					min_depth = depth;
+			}
+		}
+		if (min_depth < 0) { /* an unmatched ')': take in the '(' before */
+			while (lo > 0 && e->src[--lo] != '(')
+				;
+		} else if (depth > 0) { /* an unmatched '(': take in the ')' after */
+			while (hi < e->len && e->src[hi++] != ')')
+				;
+		} else {
+			break;
+		}
+	}
 	for (size_t i = 0; i < lo && i < e->len; i++) {
 		if (e->src[i] == '\n')
 			col = 1;

@@ -13,11 +13,13 @@
  * rules_evaluate on it concurrently, each with its own struct rules_scratch.
  * Loading runs on one thread and touches no global state.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "rules_internal.h"
@@ -37,14 +39,24 @@ static const char *const on_error_names[] = { /* ORDER ON_ERROR */
 
 static const char *const notify_types[] = {"info", "success", "warning", "error", NULL};
 
+/* Forge scheduled trigger intervals; a `schedule: X` rule is indexed under
+ * the event type "scheduled:X" (the event the gateway builds for
+ * POST /forge/scheduled/X, docs/protocol.md). */
+static const char *const schedule_names[] = {"fiveMinute", "hour", "day", "week", NULL};
+static const char *const schedule_events[] = {"scheduled:fiveMinute", "scheduled:hour",
+					      "scheduled:day", "scheduled:week", NULL};
+
 struct rules_action {
 	struct rules_template *text, *href;
 };
 
 struct rules_rule {
 	const char *key;
+	const char *file; /* the file it was loaded from (set arena) */
 	int line;
 	bool enabled;
+	const char *schedule; /* interval name for schedule rules, else NULL */
+	bool exclude_actor;
 	const char **events;
 	size_t n_events;
 	bool has_glob;
@@ -69,8 +81,10 @@ struct rules_bucket {
 struct rules_set {
 	atomic_int refs;
 	struct rules_arena arena;
-	struct rules_rule *rules;
-	size_t n_rules;
+	struct rules_rule *rules; /* malloc'd, grows while loading */
+	size_t n_rules, cap_rules;
+	size_t n_files;
+	uint64_t hash; /* FNV-1a over the sources, '\0' between files */
 	struct rules_bucket *buckets; /* power-of-two sized, open addressing */
 	size_t n_buckets;
 	size_t *glob_rules; /* indices of rules with at least one glob */
@@ -82,9 +96,20 @@ struct rules_set {
  * Small helpers
  * ============================================================ */
 
+#define FNV_BASIS 0xcbf29ce484222325ULL
+
+static uint64_t fnv1a_update(uint64_t h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
 static uint64_t fnv1a(const char *s, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = FNV_BASIS;
 
 	for (size_t i = 0; i < n; i++) {
 		h ^= (unsigned char)s[i];
@@ -139,6 +164,7 @@ static bool known_event(const char *name)
 
 struct loader {
 	const char *file;
+	const char *file_copy; /* the same name in the set's arena */
 	struct rules_linemap lm;
 	yaml_document_t doc;
 	struct rules_diags *d;
@@ -522,6 +548,27 @@ static void load_events(struct loader *L, struct rules_rule *r, yaml_node_t *ev)
 	}
 }
 
+static void load_schedule(struct loader *L, struct rules_rule *r, yaml_node_t *sc)
+{
+	int v = is_string(sc) ? enum_index(scalar(sc), schedule_names) : -1;
+	const char *hint = is_string(sc) ? closest(scalar(sc), schedule_names) : NULL;
+
+	if (v < 0) {
+		if (hint)
+			node_diag(L, sc, RULES_SEV_ERROR, "invalid schedule '%s'; did you mean '%s'?",
+				  scalar(sc), hint);
+		else
+			node_diag(L, sc, RULES_SEV_ERROR,
+				  "invalid schedule; expected fiveMinute, hour, day or week");
+		return;
+	}
+	r->events = arena__alloc(&L->set->arena, sizeof(*r->events));
+	if (!r->events)
+		return;
+	r->schedule = schedule_names[v];
+	r->events[r->n_events++] = schedule_events[v];
+}
+
 static void load_filter(struct loader *L, struct rules_rule *r, yaml_node_t *f)
 {
 	static const char *const keys[] = {"ignoreSelf", "expression", "onError", NULL};
@@ -647,8 +694,8 @@ static void load_actions(struct loader *L, struct rules_rule *r, yaml_node_t *ac
 
 static void load_notify(struct loader *L, struct rules_rule *r, yaml_node_t *nt)
 {
-	static const char *const keys[] = {"to",	  "context", "type", "title",
-					   "description", "actions", "ttl",  NULL};
+	static const char *const keys[] = {"to",      "context", "type", "title",
+					   "description", "actions", "ttl", "excludeActor", NULL};
 
 	if (nt->type != YAML_MAPPING_NODE) {
 		node_diag(L, nt, RULES_SEV_ERROR, "'notify' must be a mapping, got %s", node_kind(nt));
@@ -658,7 +705,7 @@ static void load_notify(struct loader *L, struct rules_rule *r, yaml_node_t *nt)
 	yaml_node_t *to = get(L, nt, "to", NULL), *context = get(L, nt, "context", NULL);
 	yaml_node_t *type = get(L, nt, "type", NULL), *title = get(L, nt, "title", NULL);
 	yaml_node_t *desc = get(L, nt, "description", NULL), *acts = get(L, nt, "actions", NULL);
-	yaml_node_t *ttl = get(L, nt, "ttl", NULL);
+	yaml_node_t *ttl = get(L, nt, "ttl", NULL), *excl = get(L, nt, "excludeActor", NULL);
 
 	static const char *const required[] = {"to", "context", "title"};
 	yaml_node_t *req_nodes[] = {to, context, title};
@@ -689,6 +736,8 @@ static void load_notify(struct loader *L, struct rules_rule *r, yaml_node_t *nt)
 	}
 	if (acts)
 		load_actions(L, r, acts);
+	if (excl)
+		get_bool(L, excl, "excludeActor", &r->exclude_actor);
 	if (ttl) {
 		char *end = NULL;
 		long v = -1;
@@ -721,10 +770,12 @@ static bool valid_rule_key(const char *s)
 
 static void load_rule(struct loader *L, yaml_node_t *rn, size_t index)
 {
-	static const char *const keys[] = {"key", "enabled", "events", "filter", "notify", NULL};
+	static const char *const keys[] = {"key", "enabled", "events", "schedule", "filter",
+					   "notify", NULL};
 	struct rules_rule *r = &L->set->rules[index];
 
 	r->enabled = true;
+	r->file = L->file_copy;
 	r->line = (int)rn->start_mark.line + 1;
 	if (rn->type != YAML_MAPPING_NODE) {
 		node_diag(L, rn, RULES_SEV_ERROR, "each rule must be a mapping, got %s", node_kind(rn));
@@ -733,7 +784,8 @@ static void load_rule(struct loader *L, yaml_node_t *rn, size_t index)
 	check_keys(L, rn, keys, "rule");
 	yaml_node_t *key = get(L, rn, "key", NULL), *enabled = get(L, rn, "enabled", NULL);
 	yaml_node_t *events = get(L, rn, "events", NULL), *filter = get(L, rn, "filter", NULL);
-	yaml_node_t *notify = get(L, rn, "notify", NULL);
+	yaml_node_t *notify = get(L, rn, "notify", NULL), *k_schedule = NULL;
+	yaml_node_t *schedule = get(L, rn, "schedule", &k_schedule);
 
 	if (!key) {
 		node_diag(L, rn, RULES_SEV_ERROR, "rule is missing required key 'key'");
@@ -743,17 +795,28 @@ static void load_rule(struct loader *L, yaml_node_t *rn, size_t index)
 	} else {
 		r->key = dup_scalar(L, key);
 		for (size_t i = 0; i < index; i++) {
-			if (L->set->rules[i].key && !strcmp(L->set->rules[i].key, r->key)) {
+			const struct rules_rule *o = &L->set->rules[i];
+			if (!o->key || strcmp(o->key, r->key))
+				continue;
+			if (o->file == r->file)
 				node_diag(L, key, RULES_SEV_ERROR,
 					  "duplicate rule key '%s' (first used at line %d)", r->key,
-					  L->set->rules[i].line);
-				break;
-			}
+					  o->line);
+			else
+				node_diag(L, key, RULES_SEV_ERROR,
+					  "duplicate rule key '%s' (first used at %s:%d)", r->key,
+					  o->file, o->line);
+			break;
 		}
 	}
 	if (enabled)
 		get_bool(L, enabled, "enabled", &r->enabled);
-	if (!events)
+	if (events && schedule)
+		node_diag(L, k_schedule, RULES_SEV_ERROR,
+			  "a rule has either 'events' or 'schedule', not both");
+	else if (schedule)
+		load_schedule(L, r, schedule);
+	else if (!events)
 		node_diag(L, rn, RULES_SEV_ERROR, "rule is missing required key 'events'");
 	else
 		load_events(L, r, events);
@@ -845,6 +908,7 @@ static void set_free(struct rules_set *s)
 	if (!s)
 		return;
 	arena__free(&s->arena);
+	free(s->rules);
 	free(s);
 }
 
@@ -874,15 +938,25 @@ static void load_document(struct loader *L, yaml_node_t *root)
 			  node_kind(rules));
 		return;
 	}
+	struct rules_set *set = L->set;
 	size_t n = (size_t)(rules->data.sequence.items.top - rules->data.sequence.items.start);
-	L->set->rules = arena__alloc(&L->set->arena, (n ? n : 1) * sizeof(*L->set->rules));
-	if (!L->set->rules) {
-		node_diag(L, NULL, RULES_SEV_ERROR, "out of memory");
-		return;
+	size_t base = set->n_rules;
+	if (base + n > set->cap_rules) {
+		size_t cap = set->cap_rules ? set->cap_rules : 16;
+		while (cap < base + n)
+			cap *= 2;
+		struct rules_rule *nr = realloc(set->rules, cap * sizeof(*nr));
+		if (!nr) {
+			node_diag(L, NULL, RULES_SEV_ERROR, "out of memory");
+			return;
+		}
+		set->rules = nr;
+		set->cap_rules = cap;
 	}
-	L->set->n_rules = n;
+	memset(set->rules + base, 0, n * sizeof(*set->rules));
+	set->n_rules = base + n;
 	for (size_t i = 0; i < n; i++)
-		load_rule(L, node_at(L, rules->data.sequence.items.start[i]), i);
+		load_rule(L, node_at(L, rules->data.sequence.items.start[i]), base + i);
 }
 
 static void yaml_error(struct loader *L, yaml_parser_t *p)
@@ -910,33 +984,39 @@ static void yaml_error(struct loader *L, yaml_parser_t *p)
 	free(src);
 }
 
-struct rules_set *rules_load_string(const char *name, const char *yaml, size_t len,
-				    struct rules_diags *diags)
+static struct rules_set *set_new(void)
 {
-	struct rules_diags local;
+	struct rules_set *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	arena__init(&s->arena);
+	atomic_init(&s->refs, 1);
+	s->hash = FNV_BASIS;
+	return s;
+}
+
+/* Parses one YAML source into `set` (appending its rules). Returns the
+ * number of errors found. */
+static size_t load_source(struct rules_set *set, const char *name, const char *yaml, size_t len,
+			  struct rules_diags *diags)
+{
 	struct loader L;
 	yaml_parser_t parser;
 	bool parser_ok = false, doc_ok = false;
 
 	memset(&L, 0, sizeof(L));
-	if (!diags) {
-		rules_diags_init(&local);
-		diags = &local;
-	}
-	L.file = name ? name : "<rules>";
+	L.file = name;
 	L.d = diags;
-	L.set = calloc(1, sizeof(*L.set));
-	if (!L.set || linemap__init(&L.lm, yaml, len) < 0) {
-		diag__add(diags, RULES_SEV_ERROR, L.file, 0, 0, NULL, "out of memory");
-		free(L.set);
-		L.set = NULL;
-		goto done;
+	L.set = set;
+	if (set->n_files++)
+		set->hash = fnv1a_update(set->hash, "", 1); /* '\0' between files */
+	set->hash = fnv1a_update(set->hash, yaml, len);
+	L.file_copy = arena__strndup(&set->arena, name, strlen(name));
+	if (!L.file_copy || linemap__init(&L.lm, yaml, len) < 0) {
+		diag__add(diags, RULES_SEV_ERROR, name, 0, 0, NULL, "out of memory");
+		return 1;
 	}
-	arena__init(&L.set->arena);
-	atomic_init(&L.set->refs, 1);
-	snprintf(L.set->version, sizeof(L.set->version), "%016llx",
-		 (unsigned long long)fnv1a(yaml, len));
-
 	if (!yaml_parser_initialize(&parser)) {
 		node_diag(&L, NULL, RULES_SEV_ERROR, "out of memory");
 		goto done;
@@ -961,34 +1041,64 @@ struct rules_set *rules_load_string(const char *name, const char *yaml, size_t l
 				  "the rule file must contain a single YAML document");
 		yaml_document_delete(&extra);
 	}
-	if (!L.errors && build_index(L.set) < 0)
-		node_diag(&L, NULL, RULES_SEV_ERROR, "out of memory");
 done:
 	if (doc_ok)
 		yaml_document_delete(&L.doc);
 	if (parser_ok)
 		yaml_parser_delete(&parser);
 	linemap__free(&L.lm);
-	if (L.errors && L.set) {
-		set_free(L.set);
-		L.set = NULL;
-	}
-	if (diags == &local)
-		rules_diags_free(&local);
-	return L.set;
+	return L.errors;
 }
 
-struct rules_set *rules_load_file(const char *path, struct rules_diags *diags)
+/* Indexes a fully loaded set; frees it and returns NULL if errors were
+ * found or the index cannot be built. */
+static struct rules_set *finish(struct rules_set *set, size_t errors, const char *name,
+				struct rules_diags *diags)
+{
+	if (!errors && build_index(set) < 0) {
+		diag__add(diags, RULES_SEV_ERROR, name, 0, 0, NULL, "out of memory");
+		errors++;
+	}
+	if (errors) {
+		set_free(set);
+		return NULL;
+	}
+	snprintf(set->version, sizeof(set->version), "%016llx", (unsigned long long)set->hash);
+	return set;
+}
+
+struct rules_set *rules_load_string(const char *name, const char *yaml, size_t len,
+				    struct rules_diags *diags)
+{
+	struct rules_diags local;
+	struct rules_set *set;
+
+	if (!diags) {
+		rules_diags_init(&local);
+		diags = &local;
+	}
+	name = name ? name : "<rules>";
+	set = set_new();
+	if (!set)
+		diag__add(diags, RULES_SEV_ERROR, name, 0, 0, NULL, "out of memory");
+	else
+		set = finish(set, load_source(set, name, yaml, len, diags), name, diags);
+	if (diags == &local)
+		rules_diags_free(&local);
+	return set;
+}
+
+/* Reads a whole file into a malloc'd buffer; -1 (with a diagnostic) on error. */
+static int read_file(const char *path, char **out, size_t *out_len, struct rules_diags *diags)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	struct rules_set *s = NULL;
 
 	if (!f) {
 		diag__add(diags, RULES_SEV_ERROR, path, 0, 0, NULL, "cannot open rule file: %s",
 			  strerror(errno));
-		return NULL;
+		return -1;
 	}
 	for (;;) {
 		if (cap - len < 4096) {
@@ -996,7 +1106,7 @@ struct rules_set *rules_load_file(const char *path, struct rules_diags *diags)
 			char *nb = realloc(buf, cap);
 			if (!nb) {
 				diag__add(diags, RULES_SEV_ERROR, path, 0, 0, NULL, "out of memory");
-				goto done;
+				goto fail;
 			}
 			buf = nb;
 		}
@@ -1008,13 +1118,112 @@ struct rules_set *rules_load_file(const char *path, struct rules_diags *diags)
 	if (ferror(f)) {
 		diag__add(diags, RULES_SEV_ERROR, path, 0, 0, NULL, "cannot read rule file: %s",
 			  strerror(errno));
-		goto done;
+		goto fail;
 	}
-	s = rules_load_string(path, buf, len, diags);
-done:
+	fclose(f);
+	*out = buf;
+	*out_len = len;
+	return 0;
+fail:
 	free(buf);
 	fclose(f);
-	return s;
+	return -1;
+}
+
+static size_t load_file_into(struct rules_set *set, const char *path, struct rules_diags *diags)
+{
+	char *buf;
+	size_t len, errors;
+
+	if (read_file(path, &buf, &len, diags) < 0)
+		return 1;
+	errors = load_source(set, path, buf, len, diags);
+	free(buf);
+	return errors;
+}
+
+static int yaml_name_filter(const struct dirent *de)
+{
+	size_t n = strlen(de->d_name);
+
+	if (de->d_name[0] == '.')
+		return 0;
+	return (n > 4 && !strcmp(de->d_name + n - 4, ".yml")) ||
+	       (n > 5 && !strcmp(de->d_name + n - 5, ".yaml"));
+}
+
+/* Loads every *.yml / *.yaml file of a directory (not recursive), in
+ * byte order of their names. */
+static size_t load_dir_into(struct rules_set *set, const char *dir, struct rules_diags *diags)
+{
+	struct dirent **names = NULL;
+	size_t errors = 0;
+	int n = scandir(dir, &names, yaml_name_filter, alphasort);
+
+	if (n < 0) {
+		diag__add(diags, RULES_SEV_ERROR, dir, 0, 0, NULL, "cannot read directory: %s",
+			  strerror(errno));
+		return 1;
+	}
+	if (n == 0) {
+		diag__add(diags, RULES_SEV_ERROR, dir, 0, 0, NULL,
+			  "the directory holds no rule files (*.yml, *.yaml)");
+		errors++;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t dl = strlen(dir);
+		char *path = NULL;
+		if (asprintf(&path, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/",
+			     names[i]->d_name) < 0) {
+			diag__add(diags, RULES_SEV_ERROR, dir, 0, 0, NULL, "out of memory");
+			errors++;
+		} else {
+			errors += load_file_into(set, path, diags);
+		}
+		free(path);
+		free(names[i]);
+	}
+	free(names);
+	return errors;
+}
+
+struct rules_set *rules_load_paths(const char *const *paths, size_t n, struct rules_diags *diags)
+{
+	struct rules_diags local;
+	struct rules_set *set;
+	size_t errors = 0;
+
+	if (!diags) {
+		rules_diags_init(&local);
+		diags = &local;
+	}
+	set = set_new();
+	if (!set) {
+		diag__add(diags, RULES_SEV_ERROR, n ? paths[0] : "<rules>", 0, 0, NULL,
+			  "out of memory");
+		goto done;
+	}
+	if (n == 0) {
+		diag__add(diags, RULES_SEV_ERROR, "<rules>", 0, 0, NULL, "no rule file given");
+		errors++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		if (stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode))
+			errors += load_dir_into(set, paths[i], diags);
+		else
+			errors += load_file_into(set, paths[i], diags);
+	}
+	set = finish(set, errors, n ? paths[0] : "<rules>", diags);
+done:
+	if (diags == &local)
+		rules_diags_free(&local);
+	return set;
+}
+
+struct rules_set *rules_load_file(const char *path, struct rules_diags *diags)
+{
+	return rules_load_paths(&path, 1, diags);
 }
 
 struct rules_set *rules_set_ref(struct rules_set *set)
@@ -1044,22 +1253,32 @@ const char *rules_set_version(const struct rules_set *set)
  * Evaluation
  * ============================================================ */
 
-static void log_msg(rules_log_fn log, void *ud, const struct rules_rule *r, const char *fmt, ...)
-	RULES_FMT(4, 5);
+/* Where rules_evaluate's messages go: the caller's log callback, and in
+ * rules_explain also a buffer that becomes the rule's reason. */
+struct sink {
+	rules_log_fn log;
+	void *ud;
+	struct rules_strbuf *why; /* NULL outside rules_explain */
+};
 
-static void log_msg(rules_log_fn log, void *ud, const struct rules_rule *r, const char *fmt, ...)
+static void log_msg(const struct sink *k, const struct rules_rule *r, const char *fmt, ...)
+	RULES_FMT(3, 4);
+
+static void log_msg(const struct sink *k, const struct rules_rule *r, const char *fmt, ...)
 {
 	char *msg = NULL;
 	va_list ap;
 
-	if (!log)
+	if (!k->log && !k->why)
 		return;
 	va_start(ap, fmt);
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	va_end(ap);
-	if (msg)
-		log(ud, r->key, msg);
+	if (msg && k->log)
+		k->log(k->ud, r->key, msg);
+	if (msg && k->why && k->why->len == 0)
+		strbuf__append(k->why, msg, strlen(msg));
 	free(msg);
 }
 
@@ -1079,47 +1298,87 @@ static int add_recipient(json_t *to, const struct rules_value *v)
 	return json_array_append_new(to, json_stringn(v->u.str.s, v->u.str.len)) < 0 ? -2 : 0;
 }
 
+/* Adds v (a String, null, or a List of those, nested to any depth) to `to`.
+ * Returns 0, -1 for a wrong type (*bad gets it), -2 on OOM. */
+static int add_recipients(json_t *to, const struct rules_value *v, int depth,
+			  const struct rules_value **bad)
+{
+	struct rules_value item;
+
+	if (v->kind != RULES_V_LIST && v->kind != RULES_V_ARR) {
+		int rc = add_recipient(to, v);
+		if (rc == -1)
+			*bad = v;
+		return rc;
+	}
+	if (depth > 16) {
+		*bad = v;
+		return -1;
+	}
+	size_t n = v->kind == RULES_V_LIST ? v->u.list.n : json_array_size(v->json);
+	for (size_t k = 0; k < n; k++) {
+		if (v->kind == RULES_V_LIST)
+			item = v->u.list.items[k];
+		else
+			eval__from_json(json_array_get(v->json, k), &item);
+		int rc = add_recipients(to, &item, depth + 1, bad);
+		if (rc == -1 && *bad == &item) {
+			/* item lives on this frame: report its type now */
+			static const struct rules_value kinds[] = {
+				{RULES_V_NULL, NULL, {0}}, {RULES_V_BOOL, NULL, {0}},
+				{RULES_V_NUM, NULL, {0}},  {RULES_V_STR, NULL, {0}},
+				{RULES_V_LIST, NULL, {0}}, {RULES_V_ARR, NULL, {0}},
+				{RULES_V_MAP, NULL, {0}},  {RULES_V_OBJ, NULL, {0}},
+			};
+			*bad = &kinds[item.kind];
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* Evaluates the `to` expressions; NULL (after logging) on error. */
 static json_t *recipients(const struct rules_rule *r, const json_t *event,
-			  struct rules_scratch *s, rules_log_fn log, void *ud)
+			  struct rules_scratch *s, const struct sink *k)
 {
 	json_t *to = json_array();
-	struct rules_value v, item;
+	struct rules_value v;
 
 	if (!to)
 		return NULL;
 	for (size_t i = 0; i < r->n_to; i++) {
 		const struct rules_expr *e = r->to[i];
+		const struct rules_value *bad = NULL;
 		if (eval__run(e, event, s, &v) < 0) {
-			log_msg(log, ud, r, "rule '%s': recipient expression '%.*s' failed: %s", r->key,
+			log_msg(k, r, "rule '%s': recipient expression '%.*s' failed: %s", r->key,
 				(int)e->len, e->src, s->error);
 			goto fail;
 		}
-		int rc = 0;
-		if (v.kind == RULES_V_LIST || v.kind == RULES_V_ARR) {
-			size_t n = v.kind == RULES_V_LIST ? v.u.list.n : json_array_size(v.json);
-			for (size_t k = 0; k < n && rc == 0; k++) {
-				if (v.kind == RULES_V_LIST)
-					item = v.u.list.items[k];
-				else
-					eval__from_json(json_array_get(v.json, k), &item);
-				rc = add_recipient(to, &item);
-				if (rc == -1)
-					log_msg(log, ud, r,
-						"rule '%s': recipient expression '%.*s' yielded a List "
-						"holding a %s; expected Strings",
-						r->key, (int)e->len, e->src, eval__type_name(&item));
-			}
-		} else {
-			rc = add_recipient(to, &v);
-			if (rc == -1)
-				log_msg(log, ud, r,
-					"rule '%s': recipient expression '%.*s' yielded a %s; expected a "
-					"String, a List of Strings or null",
-					r->key, (int)e->len, e->src, eval__type_name(&v));
-		}
+		int rc = add_recipients(to, &v, 0, &bad);
+		if (rc == -1 && bad != &v)
+			log_msg(k, r,
+				"rule '%s': recipient expression '%.*s' yielded a List holding a %s; "
+				"expected Strings",
+				r->key, (int)e->len, e->src, eval__type_name(bad));
+		else if (rc == -1)
+			log_msg(k, r,
+				"rule '%s': recipient expression '%.*s' yielded a %s; expected a "
+				"String, a List of Strings or null",
+				r->key, (int)e->len, e->src, eval__type_name(&v));
 		if (rc < 0)
 			goto fail;
+	}
+	if (r->exclude_actor) {
+		const char *actor = json_string_value(json_object_get(event, "atlassianId"));
+		size_t i;
+		json_t *x;
+		json_array_foreach(to, i, x) {
+			if (actor && !strcmp(json_string_value(x), actor)) {
+				json_array_remove(to, i);
+				break; /* entries are distinct */
+			}
+		}
 	}
 	return to;
 fail:
@@ -1129,7 +1388,7 @@ fail:
 
 static json_t *render_field(const struct rules_rule *r, const struct rules_template *t,
 			    const char *what, const json_t *event, struct rules_scratch *s,
-			    rules_log_fn log, void *ud)
+			    const struct sink *k)
 {
 	char *text, *err;
 	size_t len;
@@ -1137,7 +1396,7 @@ static json_t *render_field(const struct rules_rule *r, const struct rules_templ
 	if (!t)
 		return json_string("");
 	if (template__render(t, event, s, &text, &len, &err) < 0) {
-		log_msg(log, ud, r, "rule '%s': %s template failed: %s", r->key, what,
+		log_msg(k, r, "rule '%s': %s template failed: %s", r->key, what,
 			err ? err : "out of memory");
 		free(err);
 		return NULL;
@@ -1147,20 +1406,36 @@ static json_t *render_field(const struct rules_rule *r, const struct rules_templ
 	return j;
 }
 
-/* Applies ignoreSelf and the filter expression; true if the rule matches. */
+/* Applies ignoreSelf and the filter expression; true if the rule matches.
+ * With k->why set (rules_explain) the reason is written there. */
 static bool filter_matches(const struct rules_rule *r, const json_t *event,
-			   struct rules_scratch *s, rules_log_fn log, void *ud)
+			   struct rules_scratch *s, const struct sink *k)
 {
 	struct rules_value v;
 	char reason[400];
 
-	if (r->ignore_self && json_is_true(json_object_get(event, "selfGenerated")))
+	if (r->ignore_self && json_is_true(json_object_get(event, "selfGenerated"))) {
+		if (k->why)
+			strbuf__printf(k->why, "ignoreSelf: the event has selfGenerated: true");
 		return false;
-	if (!r->filter)
+	}
+	if (!r->filter) {
+		if (k->why)
+			strbuf__printf(k->why, "no filter expression");
 		return true;
-	if (eval__run(r->filter, event, s, &v) == 0) {
-		if (v.kind == RULES_V_BOOL)
+	}
+	s->explain = k->why != NULL;
+	int rc = eval__run(r->filter, event, s, &v);
+	s->explain = false;
+	if (rc == 0) {
+		if (v.kind == RULES_V_BOOL) {
+			if (k->why) {
+				strbuf__printf(k->why, "expression was %s, decided by ",
+					       v.u.b ? "true" : "false");
+				eval__explain(r->filter, s, k->why);
+			}
 			return v.u.b;
+		}
 		snprintf(reason, sizeof(reason), "filter expression must yield a Boolean, got %s",
 			 eval__type_name(&v));
 	} else {
@@ -1168,16 +1443,19 @@ static bool filter_matches(const struct rules_rule *r, const json_t *event,
 	}
 	bool receive = r->on_error == ON_ERROR_RECEIVE || r->on_error == ON_ERROR_RECEIVE_AND_LOG;
 	if (r->on_error == ON_ERROR_IGNORE_AND_LOG || r->on_error == ON_ERROR_RECEIVE_AND_LOG)
-		log_msg(log, ud, r, "rule '%s': %s (onError %s: event %s)", r->key, reason,
-			on_error_names[r->on_error], receive ? "received" : "ignored");
+		log_msg(&(struct sink){k->log, k->ud, NULL}, r, "rule '%s': %s (onError %s: event %s)",
+			r->key, reason, on_error_names[r->on_error],
+			receive ? "received" : "ignored");
+	if (k->why)
+		strbuf__printf(k->why, "%s (onError %s: event %s)", reason,
+			       on_error_names[r->on_error], receive ? "received" : "ignored");
 	return receive;
 }
 
 static json_t *notification(const struct rules_rule *r, const char *event_type,
-			    const json_t *event, struct rules_scratch *s, rules_log_fn log,
-			    void *ud)
+			    const json_t *event, struct rules_scratch *s, const struct sink *k)
 {
-	json_t *to = recipients(r, event, s, log, ud);
+	json_t *to = recipients(r, event, s, k);
 	json_t *n = NULL, *actions = NULL;
 
 	if (!to || json_array_size(to) == 0)
@@ -1186,19 +1464,17 @@ static json_t *notification(const struct rules_rule *r, const char *event_type,
 	actions = json_array();
 	if (!n || !actions)
 		goto fail;
-	json_t *context = render_field(r, r->context, "context", event, s, log, ud);
-	json_t *title = context ? render_field(r, r->title, "title", event, s, log, ud) : NULL;
-	json_t *desc = title ? render_field(r, r->description, "description", event, s, log, ud)
-			     : NULL;
+	json_t *context = render_field(r, r->context, "context", event, s, k);
+	json_t *title = context ? render_field(r, r->title, "title", event, s, k) : NULL;
+	json_t *desc = title ? render_field(r, r->description, "description", event, s, k) : NULL;
 	if (!desc) {
 		json_decref(context);
 		json_decref(title);
 		goto fail;
 	}
 	for (size_t i = 0; i < r->n_actions; i++) {
-		json_t *text = render_field(r, r->actions[i].text, "action text", event, s, log, ud);
-		json_t *href = text ? render_field(r, r->actions[i].href, "action href", event, s,
-						   log, ud)
+		json_t *text = render_field(r, r->actions[i].text, "action text", event, s, k);
+		json_t *href = text ? render_field(r, r->actions[i].href, "action href", event, s, k)
 				    : NULL;
 		if (!href) {
 			json_decref(text);
@@ -1219,8 +1495,13 @@ static json_t *notification(const struct rules_rule *r, const char *event_type,
 	json_object_set_new(n, "actions", actions);
 	if (r->ttl)
 		json_object_set_new(n, "ttl", json_integer(r->ttl));
+	if (r->exclude_actor)
+		json_object_set_new(n, "excludeActor", json_true());
 	return n;
 fail:
+	if (to && json_array_size(to) == 0 && k->why && k->why->len == 0)
+		strbuf__printf(k->why, "no recipients: every 'to' expression yielded null or "
+				       "nothing%s", r->exclude_actor ? " (after excludeActor)" : "");
 	json_decref(to);
 	json_decref(n);
 	json_decref(actions);
@@ -1235,12 +1516,22 @@ static bool rule_globs_match(const struct rules_rule *r, const char *event_type)
 	return false;
 }
 
+static bool rule_wants(const struct rules_rule *r, const char *event_type)
+{
+	for (size_t k = 0; k < r->n_events; k++)
+		if (strchr(r->events[k], '*') ? glob__match(r->events[k], event_type)
+					       : !strcmp(r->events[k], event_type))
+			return true;
+	return false;
+}
+
 json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
 			  const json_t *event, struct rules_scratch *scratch, rules_log_fn log,
 			  void *log_ud)
 {
 	json_t *out = json_array();
 	const struct rules_bucket *b;
+	const struct sink k = {log, log_ud, NULL};
 	size_t ei = 0, gi = 0;
 
 	if (!out || !set || !event_type)
@@ -1266,9 +1557,9 @@ json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
 			idx = ex;
 		}
 		const struct rules_rule *r = &set->rules[idx];
-		if (!filter_matches(r, event, scratch, log, log_ud))
+		if (!filter_matches(r, event, scratch, &k))
 			continue;
-		json_t *n = notification(r, event_type, event, scratch, log, log_ud);
+		json_t *n = notification(r, event_type, event, scratch, &k);
 		if (n)
 			json_array_append_new(out, n);
 	}
@@ -1285,4 +1576,97 @@ json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
 		return out;
 	}
 	return rules_evaluate_as(set, type, event, scratch, log, log_ud);
+}
+
+json_t *rules_evaluate_schedule(const struct rules_set *set, const char *interval,
+				const json_t *event, struct rules_scratch *scratch,
+				rules_log_fn log, void *log_ud)
+{
+	int v = interval ? enum_index(interval, schedule_names) : -1;
+
+	if (v < 0)
+		return json_array();
+	return rules_evaluate_as(set, schedule_events[v], event, scratch, log, log_ud);
+}
+
+size_t rules_set_candidates(const struct rules_set *set, const char *event_type)
+{
+	size_t n = 0;
+
+	if (!set || !event_type)
+		return 0;
+	const struct rules_bucket *b = bucket_find(set, event_type);
+	n = b ? b->n : 0;
+	for (size_t i = 0; i < set->n_glob_rules; i++) {
+		const struct rules_rule *r = &set->rules[set->glob_rules[i]];
+		bool exact = false;
+		for (size_t k = 0; b && k < b->n && !exact; k++)
+			exact = b->rules[k] == set->glob_rules[i];
+		if (!exact && rule_globs_match(r, event_type))
+			n++;
+	}
+	return n;
+}
+
+/* ---- rules test ---- */
+
+static json_t *explain_rule(const struct rules_rule *r, const char *event_type, const json_t *event,
+			    struct rules_scratch *s, json_t *notes)
+{
+	struct rules_strbuf why = {0};
+	const struct sink k = {NULL, NULL, &why};
+	const char *outcome = "skipped", *stage;
+	json_t *out;
+
+	if (!r->enabled) {
+		stage = "enabled";
+		strbuf__printf(&why, "the rule is disabled (enabled: false)");
+	} else if (!rule_wants(r, event_type)) {
+		stage = "events";
+		if (r->schedule)
+			strbuf__printf(&why, "a schedule rule (%s); the event is %s", r->schedule,
+				       event_type);
+		else
+			strbuf__printf(&why, "%s is not in its events", event_type);
+	} else if (!filter_matches(r, event, s, &k)) {
+		stage = r->ignore_self && json_is_true(json_object_get(event, "selfGenerated"))
+				? "ignoreSelf"
+				: "filter";
+	} else {
+		/* why holds the filter's reason; the notification's own failure
+		 * (no recipients, a template error) is appended to it */
+		struct rules_strbuf nwhy = {0};
+		const struct sink k2 = {NULL, NULL, &nwhy};
+		json_t *n = notification(r, event_type, event, s, &k2);
+		stage = "notify";
+		if (n) {
+			outcome = "matched";
+			json_array_append_new(notes, n);
+		} else {
+			strbuf__printf(&why, "; %s", nwhy.data ? nwhy.data : "no notification");
+		}
+		strbuf__free(&nwhy);
+	}
+	char *text = strbuf__take(&why);
+	out = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "rule", r->key ? r->key : "", "file",
+			r->file ? r->file : "", "line", r->line, "outcome", outcome, "stage", stage,
+			"reason", text ? text : "out of memory");
+	free(text);
+	return out;
+}
+
+json_t *rules_explain(const struct rules_set *set, const char *event_type, const json_t *event,
+		      struct rules_scratch *scratch)
+{
+	json_t *rules = json_array(), *notes = json_array();
+
+	if (!event_type)
+		event_type = json_string_value(json_object_get(event, "eventType"));
+	if (!event_type)
+		event_type = "";
+	for (size_t i = 0; set && rules && notes && i < set->n_rules; i++)
+		json_array_append_new(rules, explain_rule(&set->rules[i], event_type, event, scratch,
+							  notes));
+	return json_pack("{s:s, s:o, s:o}", "eventType", event_type, "rules", rules,
+			 "notifications", notes);
 }
