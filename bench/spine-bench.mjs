@@ -74,6 +74,7 @@ const b64u = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).t
 const nowS = () => Math.floor(Date.now() / 1000);
 const appId = `ari:cloud:ecosystem::app/${crypto.randomUUID()}`;
 const kid = 'spine-bench-forge';
+const installation = `ari:cloud:ecosystem::installation/${crypto.randomUUID()}`;
 const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...rsa.publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
 const secret = crypto.randomBytes(48).toString('base64url');
@@ -82,13 +83,13 @@ function mintFit() {
   const t = nowS();
   const head = b64u({ alg: 'RS256', typ: 'JWT', kid });
   const body = b64u({ iss: 'forge/invocation-token', aud: appId, iat: t, nbf: t, exp: t + 25, jti: crypto.randomBytes(16).toString('hex'),
-    app: { id: appId, installationId: 'ari:cloud:ecosystem::installation/spine-bench', module: { type: 'core:endpoint', key: 'bench' } } });
+    app: { id: appId, installationId: installation, module: { type: 'core:endpoint', key: 'bench' } } });
   const sig = crypto.sign('sha256', Buffer.from(`${head}.${body}`), rsa.privateKey).toString('base64url');
   return `${head}.${body}.${sig}`;
 }
 function mintSub(sub, ctx) {
   const head = b64u({ alg: 'HS256', typ: 'JWT' });
-  const body = b64u({ sub, ctx, iat: nowS(), exp: nowS() + 3600 });
+  const body = b64u({ installation: 'ari:cloud:ecosystem::installation/spine-bench', sub, ctx, iat: nowS(), exp: nowS() + 3600 });
   const sig = crypto.createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
   return `${head}.${body}.${sig}`;
 }

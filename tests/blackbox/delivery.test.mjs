@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startGateway } from './lib/gateway.mjs';
-import { makeKeys, makeSubscriberKey, mintFit, mintSub, gatewayJwks, jose, now, unsignedToken, b64u } from './lib/keys.mjs';
+import { makeKeys, makeSubscriberKey, mintFit, mintSub, gatewayJwks, jose, now, unsignedToken, b64u, INSTALLATION, newInstallation } from './lib/keys.mjs';
 import { postEvent, rawUpgrade } from './lib/http.mjs';
 import { WsClient, subscriber } from './lib/ws.mjs';
 import { bugEvent, updatedEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -72,6 +72,7 @@ describe('delivery: who receives a notification', () => {
     assert.equal(protectedHeader.typ, 'JWT');
     assert.ok(jwks.doc.keys.some((k) => k.kid === protectedHeader.kid), `kid ${protectedHeader.kid} not in the JWKS`);
     assert.equal(payload.iss, 'notify-gateway');
+    assert.equal(payload.installation, INSTALLATION);
     assert.equal(payload.sub, A);
     assert.equal(payload.ctx, X);
     assert.equal(payload.seq, 1);
@@ -135,6 +136,47 @@ describe('delivery: who receives a notification', () => {
     assert.equal(cs.seq, 1);
   });
 
+  test('a notification reaches only connections of its installation (same user id and context elsewhere get nothing)', async () => {
+    const U = uniqueUser('iso');
+    const C = ctxOf('ISO-1');
+    const I2 = newInstallation();
+    const mine = await sub(U, [C], [C], 'installation-1');
+    const theirs = track(await subscriber(gw, await mintSub(keys, { sub: U, ctx: [C], installation: I2 }), [C], { name: 'installation-2' }));
+    assert.equal(theirs.frames[0].installation, I2);
+    await post(bugEvent({ key: 'ISO-1', assignee: U, summary: 'installation 1 only' }));
+    const [n] = await mine.waitNotifications(1);
+    assert.equal(jose.decodeJwt(n.jws).installation, INSTALLATION);
+    // The other installation's first notification is its own event, with seq 1.
+    const res = await postEvent(gw.port, await mintFit(keys, { installation: I2 }), envelope(bugEvent({ key: 'ISO-1', assignee: U, summary: 'installation 2 only' })));
+    assert.equal(res.status, 202, res.text);
+    const [m] = await theirs.waitNotifications(1);
+    const c = (await jose.jwtVerify(m.jws, jwks.keySet)).payload;
+    assert.equal(c.installation, I2);
+    assert.equal(c.n.description, 'installation 2 only');
+    assert.equal(c.seq, 1);
+    await mine.roundTrip();
+    assert.equal(mine.notifications().length, 1, mine.dump());
+  });
+
+  test('a refreshed token for another installation → sub_mismatch, close 1008', async () => {
+    const U = uniqueUser('mm');
+    const C = ctxOf('MM-1');
+    const c = await sub(U, [C], [C], 'mismatch');
+    c.send({ op: 'connect', token: await mintSub(keys, { sub: U, ctx: [C], installation: newInstallation() }) });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'sub_mismatch');
+    assert.equal((await c.waitClose()).code, 1008);
+  });
+
+  test('a refreshed token for another user → sub_mismatch, close 1008', async () => {
+    const C = ctxOf('MM-2');
+    const c = await sub(uniqueUser('mm'), [C], [C], 'mismatch-user');
+    c.send({ op: 'connect', token: await mintSub(keys, { sub: uniqueUser('other'), ctx: [C] }) });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'sub_mismatch');
+    assert.equal((await c.waitClose()).code, 1008);
+  });
+
   test('the gateway JWKS has the documented shape', async () => {
     assert.ok(Array.isArray(jwks.doc.keys) && jwks.doc.keys.length >= 1, JSON.stringify(jwks.doc));
     for (const k of jwks.doc.keys) {
@@ -163,6 +205,7 @@ describe('delivery: the websocket protocol', () => {
     const ops = c.frames.map((f) => f.op);
     assert.deepEqual(ops, ['connected', 'subscribed', 'pong'], c.dump());
     assert.equal(c.frames[0].sub, U);
+    assert.equal(c.frames[0].installation, INSTALLATION);
     assert.deepEqual(c.frames[0].ctx, [C]);
     assert.equal(typeof c.frames[0].exp, 'number');
     assert.equal(c.frames[1].ctx, C);
@@ -302,6 +345,7 @@ describe('delivery: subscription tokens that are refused (error frame, then clos
     ['ctx not an array', 'token_bad_claims', async (U) => mintSub(keys, { sub: U, claims: { ctx: C } })],
     ['missing sub', 'token_bad_claims', async () => mintSub(keys, { sub: undefined, ctx: [C], omit: ['sub'] })],
     ['missing exp', 'token_bad_claims', async (U) => mintSub(keys, { sub: U, ctx: [C], omit: ['exp'] })],
+    ['missing installation', 'token_bad_claims', async (U) => mintSub(keys, { sub: U, ctx: [C], omit: ['installation'] })],
     ['nbf in the future', 'token_not_yet_valid', async (U) => mintSub(keys, { sub: U, ctx: [C], claims: { nbf: now() + 600 } })],
     ['not a JWT', 'token_malformed', async () => 'hello'],
     ['tampered payload', 'token_bad_signature', async (U) => {

@@ -12,8 +12,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
-import { startGateway } from './lib/gateway.mjs';
-import { makeKeys, mintFit, mintSub, unsignedToken, tamperPayload, fitClaims, jose, now } from './lib/keys.mjs';
+import { startGateway, fixture } from './lib/gateway.mjs';
+import { readFileSync } from 'node:fs';
+import { makeKeys, mintFit, mintSub, unsignedToken, tamperPayload, fitClaims, jose, now, newInstallation, INSTALLATION } from './lib/keys.mjs';
 import { postEvent, request } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -57,6 +58,18 @@ async function assertNothingDeliveredBefore(t) {
   assert.equal(t.client.notifications().length, 1, t.client.dump());
 }
 
+/** Asserts t's client received exactly the notifications with these descriptions (in order), after a round trip. */
+async function assertOnly(t, descriptions) {
+  await t.client.waitNotifications(descriptions.length);
+  // A sentinel proves nothing else is on its way (acceptance order).
+  const summary = `only-sentinel ${t.key} ${randomBytes(4).toString('hex')}`;
+  const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: t.key, assignee: t.user, summary })));
+  assert.equal(res.status, 202, res.text);
+  await t.client.waitFor((f) => f.op === 'notification' && jose.decodeJwt(f.jws).n.description === summary, { what: 'the sentinel' });
+  const got = t.client.notificationClaims().map((c) => c.n.description);
+  assert.deepEqual(got, [...descriptions, summary], t.client.dump());
+}
+
 function assertError(res, status, code) {
   assert.equal(res.status, status, `expected ${status} ${code ?? ''}, got ${res.status} ${res.text}\n${gw.diag()}`);
   assert.match(String(res.headers['content-type']), /application\/json/);
@@ -96,6 +109,14 @@ describe('intake: accepted events', () => {
     const res = await postEvent(gw.port, await mintFit(keys), envelope(ev));
     assert.equal(res.status, 202, res.text);
     await t.client.waitNotifications(1);
+  });
+
+  test('a lifecycle event without eventType (avi:forge:installed:app payload) is accepted', async () => {
+    const installed = JSON.parse(readFileSync(fixture('forge-installed-app.json'), 'utf8'));
+    installed.id = randomBytes(16).toString('hex');
+    const res = await postEvent(gw.port, await mintFit(keys), envelope(installed));
+    assert.equal(res.status, 202, res.text);
+    assert.equal(res.json.status, 'accepted');
   });
 
   test('x-b3-traceid (hex) is echoed as traceId', async () => {
@@ -182,6 +203,12 @@ describe('intake: 401 for every FIT defect, and nothing delivered', () => {
       return `${h}.${p}.`;
     }],
     ['no exp', 'token_bad_claims', async () => mintFit(keys, { omit: ['exp'] })],
+    ['no app.installationId', 'token_bad_claims', async () => {
+      const c = fitClaims(keys);
+      delete c.app.installationId;
+      return mintFit(keys, { claims: { app: c.app } });
+    }],
+    ['no app claim at all', 'token_bad_claims', async () => mintFit(keys, { omit: ['app'] })],
     ['exp not a number', 'token_bad_claims', async () => mintFit(keys, { claims: { exp: 'tomorrow' } })],
   ];
   for (const [name, code, make] of cases) {
@@ -317,6 +344,62 @@ describe('intake: 400/405/413/415 and nothing delivered', () => {
       await assertNothingDeliveredBefore(t);
     });
   }
+});
+
+describe('intake: redelivery and installations', () => {
+  test('the same event posted again is answered 202 duplicate and delivered once', async () => {
+    const t = await target();
+    const first = await postEvent(gw.port, await mintFit(keys), envelope(t.event));
+    assert.equal(first.status, 202, first.text);
+    assert.equal(first.json.status, 'accepted');
+    const again = await postEvent(gw.port, await mintFit(keys), envelope(t.event));
+    assert.equal(again.status, 202, again.text);
+    assert.equal(again.json.status, 'duplicate', again.text);
+    // A redelivery as Forge sends it: retryContext inside payload, members in another order.
+    const retried = { retryContext: { retryData: null, retryCount: 1, retryReason: 'TIMEOUT_ERROR' } };
+    for (const k of Object.keys(t.event).reverse()) retried[k] = t.event[k];
+    const redelivered = await postEvent(gw.port, await mintFit(keys), envelope(retried));
+    assert.equal(redelivered.status, 202, redelivered.text);
+    assert.equal(redelivered.json.status, 'duplicate', redelivered.text);
+    // The bare form of the same event is the same event.
+    const bare = await postEvent(gw.port, await mintFit(keys), t.event);
+    assert.equal(bare.json?.status, 'duplicate', bare.text);
+    await assertOnly(t, [t.event.issue.fields.summary]);
+  });
+
+  test('a refused attempt does not count: the redelivery of a 401 event is accepted', async () => {
+    const t = await target();
+    const bad = await postEvent(gw.port, 'garbage', envelope(t.event));
+    assert.equal(bad.status, 401);
+    const retried = { ...t.event, retryContext: { retryData: null, retryCount: 1, retryReason: 'INVALID_FORGE_INVOCATION_TOKEN' } };
+    const res = await postEvent(gw.port, await mintFit(keys), envelope(retried));
+    assert.equal(res.status, 202, res.text);
+    assert.equal(res.json.status, 'accepted', res.text);
+    await assertOnly(t, [t.event.issue.fields.summary]);
+  });
+
+  test('the same event from another installation is a different event, delivered only there', async () => {
+    const t = await target(); // installation INSTALLATION
+    const other = newInstallation();
+    const oc = await subscriber(gw, await mintSub(keys, { sub: t.user, ctx: [t.ctx], installation: other }), [t.ctx], { name: 'other-installation' });
+    clients.push(oc);
+    const a = await postEvent(gw.port, await mintFit(keys, { installation: other }), envelope(t.event));
+    assert.equal(a.status, 202, a.text);
+    assert.equal(a.json.status, 'accepted');
+    const [n] = await oc.waitNotifications(1);
+    const c = jose.decodeJwt(n.jws);
+    assert.equal(c.installation, other);
+    assert.equal(c.seq, 1);
+    const b = await postEvent(gw.port, await mintFit(keys), envelope(t.event));
+    assert.equal(b.status, 202, b.text);
+    assert.equal(b.json.status, 'accepted', 'the same event of another installation is not a duplicate');
+    const [m] = await t.client.waitNotifications(1);
+    const d = jose.decodeJwt(m.jws);
+    assert.equal(d.installation, INSTALLATION);
+    assert.equal(d.seq, 1, 'seq is per (installation, user)');
+    await oc.roundTrip();
+    assert.equal(oc.notifications().length, 1, oc.dump());
+  });
 });
 
 describe('intake: 503 + Retry-After when the intake queue is full', () => {

@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 import { startGateway, writeTemp, tempDir, DEFAULT_RULES } from './lib/gateway.mjs';
-import { makeKeys, mintFit, mintSub, jose, now } from './lib/keys.mjs';
+import { makeKeys, mintFit, mintSub, jose, now, DEV_INSTALLATION, DEV_APP_ID } from './lib/keys.mjs';
 import { postEvent, request, rawUpgrade } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -63,6 +63,10 @@ describe('lifecycle: /healthz and the GET endpoints', () => {
     assert.equal(h.workers, 3);
     assert.equal(typeof h.connections.websocket, 'number');
     assert.equal(typeof h.connections.subscriptions, 'number');
+    assert.equal(h.intake, 'open');
+    assert.ok(Array.isArray(h.installations), `installations: ${JSON.stringify(h.installations)}`);
+    assert.equal(typeof h.redelivery, 'object');
+    for (const k of ['remembered', 'capacity', 'ttlSeconds']) assert.equal(typeof h.redelivery[k], 'number', `redelivery.${k}`);
     for (const c of ['events_accepted', 'events_rejected_token', 'notifications_delivered', 'http_requests']) {
       assert.equal(typeof h.counters[c], 'number', `counter ${c} missing: ${JSON.stringify(h.counters)}`);
     }
@@ -170,16 +174,51 @@ describe('lifecycle: development mode', () => {
     const secret = new TextEncoder().encode(readFileSync(path.join(d, 'dev-subscriber-secret'), 'utf8').trim());
     const U = uniqueUser('dev');
     const C = ctxOf('DEV-1');
-    const subTok = await new jose.SignJWT({ sub: U, ctx: [C], exp: now() + 600 }).setProtectedHeader({ alg: 'HS256' }).sign(secret);
+    const subTok = await new jose.SignJWT({ installation: DEV_INSTALLATION, sub: U, ctx: [C], exp: now() + 600 }).setProtectedHeader({ alg: 'HS256' }).sign(secret);
     const c = await subscriber(gw, subTok, [C], { name: 'dev' });
     clients.push(c);
     const t = now();
-    const fit = await new jose.SignJWT({ iss: 'forge/invocation-token', aud: 'ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000', iat: t, nbf: t, exp: t + 25 })
+    const fit = await new jose.SignJWT({ iss: 'forge/invocation-token', aud: DEV_APP_ID, iat: t, nbf: t, exp: t + 25, app: { id: DEV_APP_ID, installationId: DEV_INSTALLATION } })
       .setProtectedHeader({ alg: 'RS256', kid: 'notify-gateway-dev-forge' }).sign(forgeKey);
     const res = await postEvent(gw.port, fit, envelope(bugEvent({ key: 'DEV-1', assignee: U, summary: 'dev mode' })));
     assert.equal(res.status, 202, res.text);
     const [n] = await c.waitNotifications(1);
     assert.equal(jose.decodeJwt(n.jws).n.description, 'dev mode');
+  });
+});
+
+describe('lifecycle: development endpoints', () => {
+  test('/dev/fit and /dev/token mint tokens that work end to end', async () => {
+    const gw = await start({ keys: null });
+    const U = uniqueUser('devep');
+    const C = ctxOf('DEVEP-1');
+    const tok = await request(gw.port, { path: `/dev/token?sub=${encodeURIComponent(U)}&ctx=${encodeURIComponent(C)}&ttl=600` });
+    assert.equal(tok.status, 200, tok.text);
+    assert.equal(typeof tok.json.token, 'string');
+    assert.equal(typeof tok.json.exp, 'number');
+    const claims = jose.decodeJwt(tok.json.token);
+    assert.equal(claims.sub, U);
+    assert.deepEqual(claims.ctx, [C]);
+    assert.equal(claims.installation, DEV_INSTALLATION);
+    const c = await subscriber(gw, tok.json.token, [C], { name: 'dev-endpoints' });
+    clients.push(c);
+    const fit = await request(gw.port, { path: '/dev/fit' });
+    assert.equal(fit.status, 200, fit.text);
+    const fc = jose.decodeJwt(fit.json.token);
+    assert.equal(fc.iss, 'forge/invocation-token');
+    assert.equal(fc.app.installationId, DEV_INSTALLATION);
+    const res = await postEvent(gw.port, fit.json.token, envelope(bugEvent({ key: 'DEVEP-1', assignee: U, summary: 'via dev endpoints' })));
+    assert.equal(res.status, 202, res.text);
+    const [n] = await c.waitNotifications(1);
+    assert.equal(jose.decodeJwt(n.jws).n.description, 'via dev endpoints');
+  });
+
+  test('with real keys configured the development endpoints answer 404', async () => {
+    const gw = await start({ keys: await makeKeys() });
+    for (const p of ['/dev/fit', '/dev/token?sub=x&ctx=y']) {
+      const res = await request(gw.port, { path: p });
+      assert.equal(res.status, 404, `${p}: ${res.status} ${res.text}`);
+    }
   });
 });
 
