@@ -1,0 +1,99 @@
+// background.js - the invisible "background script" of the issue view (the
+// role a Forge jira:issueViewBackgroundScript plays): it connects to the
+// gateway's /realtime websocket, subscribes to this issue's context, verifies
+// every notification, and shows each one once as a flag.
+//
+// Tests and the demo panel read window.notifyDemo (client stats, shown flags)
+// and the data-notify-* attributes of <body>.
+import { NotifyClient } from './lib/notify-client.js';
+import { FlagGroup } from './lib/flags.js';
+import { user, contexts, tokenTtl, issueUrl } from './context.js';
+
+const region = document.getElementById('flags');
+
+// Notification actions link to Jira (/browse/KEY); in the demo the issue view is this page.
+function resolveHref(href) {
+  const m = /^\/browse\/([A-Z][A-Z0-9_]{0,19}-[0-9]{1,9})(?:[?#].*)?$/.exec(href || '');
+  return m ? issueUrl(m[1]) : href;
+}
+const flags = new FlagGroup(region, { resolveHref });
+
+// Demo mode: the subscription token comes from the gateway's development
+// endpoint. A real app gets it from its own backend (docs/frontend.md).
+let devTokenMissing = false;
+async function getToken() {
+  const q = new URLSearchParams({ sub: user, ttl: String(tokenTtl) });
+  for (const c of contexts) q.append('ctx', c);
+  const res = await fetch(`/dev/token?${q}`, { cache: 'no-store', credentials: 'same-origin' });
+  if (res.status === 404) {
+    devTokenMissing = true;
+    throw new Error('/dev/token answered 404: the gateway has a real subscriber key (not in development mode)');
+  }
+  if (!res.ok) throw new Error(`/dev/token answered HTTP ${res.status}`);
+  return res.json(); // {token, exp}
+}
+
+const client = new NotifyClient({ getToken, contexts, user, issuer: null });
+
+// Every flag shown, with the time it entered the DOM (MutationObserver, epoch ms).
+const shown = [];
+const appearedAt = new Map();
+new MutationObserver((records) => {
+  const t = performance.timeOrigin + performance.now();
+  for (const r of records) {
+    for (const node of r.addedNodes) {
+      if (node.nodeType === 1 && node.dataset.flagId && !appearedAt.has(node.dataset.flagId)) {
+        appearedAt.set(node.dataset.flagId, t);
+      }
+    }
+  }
+}).observe(region, { childList: true });
+
+client.addEventListener('notification', (e) => {
+  const { n, claims } = e.detail;
+  const handle = flags.show({
+    id: n.id,
+    title: n.title,
+    description: n.description,
+    type: n.type,
+    actions: Array.isArray(n.actions) ? n.actions : [],
+  });
+  if (handle) shown.push({ id: n.id, type: n.type, title: n.title, ctx: claims.ctx, seq: claims.seq, jti: claims.jti });
+  update();
+});
+
+const banner = document.getElementById('banner');
+client.addEventListener('error', (e) => {
+  if (e.detail.code === 'token_provider' && devTokenMissing) {
+    client.stop();
+    banner.textContent = 'Demo mode is off: this gateway has a real subscriber key, so /dev/token answers 404. ' +
+      'A real app gets its subscription token from its own backend (see docs/frontend.md).';
+    banner.hidden = false;
+  }
+  update();
+});
+client.addEventListener('rejected', (e) => {
+  console.warn(`notify-gateway: dropped a notification (${e.detail.reason}): ${e.detail.message}`);
+  update();
+});
+client.addEventListener('state', update);
+
+function update() {
+  const s = client.stats;
+  document.body.dataset.notifyState = client.state;
+  document.body.dataset.notifyDelivered = String(s.delivered);
+  document.body.dataset.notifyRejected = String(s.rejectedTotal);
+  document.body.dataset.notifyShown = String(shown.length);
+  window.dispatchEvent(new CustomEvent('notifydemo:update'));
+}
+
+window.notifyDemo = {
+  client,
+  flags,
+  shown,
+  appearedAt: (id) => appearedAt.get(id),
+  stats: () => JSON.parse(JSON.stringify({ ...client.stats, state: client.state, shown: shown.length })),
+};
+
+update();
+client.start();

@@ -1,0 +1,516 @@
+// notify-client.js - a dependency-free browser client for notify-gateway.
+//
+// It connects to the gateway's websocket (/realtime), authenticates with a
+// subscription token from a token provider, subscribes to contexts, verifies
+// every notification (ES256 JWS, WebCrypto) against the gateway's JWKS, drops
+// what is not for this user and these contexts, and delivers each notification
+// id at most once, across reconnects. It reconnects with exponential backoff
+// and jitter, and refreshes the token before it expires.
+//
+// Contract: docs/protocol.md. Usage: docs/frontend.md.
+//
+//   import { NotifyClient } from './lib/notify-client.js';
+//   const client = new NotifyClient({
+//     url: 'wss://gateway.example.com/realtime',
+//     getToken: async () => (await fetch('/my-backend/notify-token')).json(),  // string or {token}
+//     contexts: ['jira:issue:SP-10'],
+//     onNotification: (n, claims) => showFlag(n),
+//   });
+//   client.start();
+
+const te = new TextEncoder();
+const td = new TextDecoder('utf-8', { fatal: true });
+
+/** base64url → Uint8Array; throws on characters outside the alphabet. */
+export function b64urlDecode(s) {
+  if (typeof s !== 'string' || !/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) throw new Error('bad base64url');
+  const b64 = s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4);
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function decodeJsonPart(part) {
+  const v = JSON.parse(td.decode(b64urlDecode(part)));
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+  return v;
+}
+
+/** The claims of a JWT, NOT verified (used only to read our own token's sub/exp). */
+export function peekClaims(token) {
+  const parts = String(token).split('.');
+  if (parts.length !== 3) throw new Error('not a compact JWS');
+  return decodeJsonPart(parts[1]);
+}
+
+/** Why a message was dropped; each is a counter in client.stats.rejected. */
+export const REJECT_REASONS = Object.freeze([
+  'malformed', // not a compact JWS, bad JSON, missing claims
+  'bad_alg', // header alg is not ES256
+  'unknown_kid', // no key with this kid, even after refetching the JWKS
+  'bad_signature', // the signature does not verify
+  'wrong_sub', // addressed to another user
+  'wrong_ctx', // addressed to a context this client did not subscribe to
+  'expired', // exp has passed
+  'wrong_iss', // issuer differs from options.issuer (when set)
+  'wrong_installation', // another Forge installation than the token's
+]);
+
+class Rejected extends Error {
+  constructor(reason, message) {
+    super(message || reason);
+    this.reason = reason;
+  }
+}
+
+/**
+ * Keys from a JWKS URL, cached by kid. An unknown kid triggers a refetch,
+ * at most once per `minRefetchMs` (concurrent misses share one fetch).
+ */
+export class JwksCache {
+  constructor(url, { fetch: fetchImpl, minRefetchMs = 2000, subtle } = {}) {
+    this.url = url;
+    this.fetch = fetchImpl || globalThis.fetch.bind(globalThis);
+    this.subtle = subtle || globalThis.crypto.subtle;
+    this.minRefetchMs = minRefetchMs;
+    this.keys = new Map(); // kid -> Promise<CryptoKey>
+    this.lastFetch = -Infinity;
+    this.inflight = null;
+    this.fetches = 0;
+  }
+
+  async refresh() {
+    if (this.inflight) return this.inflight;
+    this.lastFetch = Date.now();
+    this.fetches++;
+    this.inflight = (async () => {
+      const res = await this.fetch(this.url, { cache: 'no-store', credentials: 'omit' });
+      if (!res.ok) throw new Error(`JWKS ${this.url}: HTTP ${res.status}`);
+      const body = await res.json();
+      const next = new Map();
+      for (const jwk of Array.isArray(body && body.keys) ? body.keys : []) {
+        if (!jwk || jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.kid !== 'string') continue;
+        if (jwk.alg && jwk.alg !== 'ES256') continue;
+        if (jwk.use && jwk.use !== 'sig') continue;
+        const p = this.subtle.importKey('jwk', { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, ext: true },
+          { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+        p.catch(() => {}); // a bad key only matters when it is used
+        next.set(jwk.kid, p);
+      }
+      this.keys = next;
+    })();
+    try {
+      await this.inflight;
+    } finally {
+      this.inflight = null;
+    }
+  }
+
+  /** The key for kid, or null when the JWKS does not have it. */
+  async get(kid) {
+    if (!this.keys.has(kid)) {
+      if (this.inflight) await this.inflight.catch(() => {});
+      else if (Date.now() - this.lastFetch >= this.minRefetchMs) await this.refresh();
+    }
+    const p = this.keys.get(kid);
+    return p ? p : null;
+  }
+}
+
+/**
+ * Verifies a notification JWS. Resolves the claims, or throws an error with
+ * .reason in REJECT_REASONS.
+ * expect: {sub, contexts: Set | fn(ctx) -> bool, installation?, issuer?, now?, leeway?}
+ */
+export async function verifyNotification(jws, jwks, expect) {
+  const parts = typeof jws === 'string' ? jws.split('.') : [];
+  if (parts.length !== 3) throw new Rejected('malformed', 'not a compact JWS');
+  let header, claims, sig;
+  try {
+    header = decodeJsonPart(parts[0]);
+    claims = decodeJsonPart(parts[1]);
+    sig = b64urlDecode(parts[2]);
+  } catch (e) {
+    throw new Rejected('malformed', `undecodable JWS: ${e.message}`);
+  }
+  if (header.alg !== 'ES256') throw new Rejected('bad_alg', `alg ${JSON.stringify(header.alg)}`);
+  if (sig.length !== 64) throw new Rejected('bad_signature', 'ES256 signature must be 64 bytes');
+  if (typeof header.kid !== 'string') throw new Rejected('unknown_kid', 'no kid');
+  const key = await jwks.get(header.kid);
+  if (!key) throw new Rejected('unknown_kid', `kid ${header.kid}`);
+  const ok = await jwks.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, await key, sig,
+    te.encode(`${parts[0]}.${parts[1]}`));
+  if (!ok) throw new Rejected('bad_signature');
+  // Only signed claims from here on.
+  const now = expect.now ? expect.now() : Date.now();
+  const leeway = (expect.leeway || 0) * 1000;
+  if (typeof claims.exp !== 'number') throw new Rejected('malformed', 'no exp');
+  if (claims.exp * 1000 + leeway <= now) throw new Rejected('expired', `exp ${claims.exp}`);
+  if (expect.issuer && claims.iss !== expect.issuer) throw new Rejected('wrong_iss', `iss ${claims.iss}`);
+  if (expect.installation && claims.installation !== expect.installation) {
+    throw new Rejected('wrong_installation', `installation ${claims.installation}`);
+  }
+  if (typeof claims.sub !== 'string' || claims.sub !== expect.sub) throw new Rejected('wrong_sub', 'another user');
+  const ctxOk = typeof expect.contexts === 'function' ? expect.contexts(claims.ctx) : expect.contexts.has(claims.ctx);
+  if (typeof claims.ctx !== 'string' || !ctxOk) throw new Rejected('wrong_ctx', `ctx ${claims.ctx}`);
+  const n = claims.n;
+  if (!n || typeof n !== 'object' || typeof n.id !== 'string' || !n.id || typeof n.title !== 'string') {
+    throw new Rejected('malformed', 'no notification object');
+  }
+  return claims;
+}
+
+/** A set that forgets its oldest entries beyond `limit`. */
+class BoundedSet {
+  constructor(limit) {
+    this.limit = limit;
+    this.set = new Set();
+  }
+  has(v) {
+    return this.set.has(v);
+  }
+  add(v) {
+    this.set.add(v);
+    while (this.set.size > this.limit) this.set.delete(this.set.values().next().value);
+  }
+}
+
+const DEFAULTS = {
+  jwksUrl: null, // default: /.well-known/jwks.json on the websocket's host
+  issuer: null, // when set, notifications must carry this iss
+  user: null, // expected sub; default: the token's sub
+  leeway: 0, // seconds of clock skew tolerated on exp
+  backoff: { initial: 500, max: 30000, factor: 2 },
+  refreshMargin: null, // ms before exp to refresh; default: a quarter of the lifetime, 2 s .. 60 s
+  rememberIds: 5000, // delivered notification ids remembered for deduplication
+  pingInterval: 25000, // ms between pings while idle; 0 = never
+  pingTimeout: 10000, // no pong within this: reconnect
+};
+
+/**
+ * NotifyClient. Events (addEventListener): 'notification' (detail {n, claims}),
+ * 'rejected' (detail {reason, message}), 'state' (detail {state}), 'error'
+ * (detail {code, message}).
+ * States: idle, connecting, authenticating, open, waiting (backoff), stopped.
+ */
+export class NotifyClient extends EventTarget {
+  constructor(options) {
+    super();
+    if (!options || typeof options.getToken !== 'function') throw new TypeError('NotifyClient: getToken is required');
+    this.opts = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) } };
+    this.url = this.opts.url || defaultUrl();
+    this.WebSocket = this.opts.WebSocket || globalThis.WebSocket;
+    this.jwks = this.opts.jwks || new JwksCache(this.opts.jwksUrl || jwksUrlFor(this.url), { fetch: this.opts.fetch });
+    this.contexts = new Set(this.opts.contexts || []);
+    this.delivered = new BoundedSet(this.opts.rememberIds);
+    this.state = 'idle';
+    this.ws = null;
+    this.attempt = 0;
+    this.timers = { retry: null, refresh: null, ping: null, pong: null };
+    this.token = null;
+    this.sub = this.opts.user || null;
+    this.installation = null; // from our own token, when it names one
+    this.lastSeq = 0;
+    this.queue = Promise.resolve(); // verification keeps message order
+    this.stats = {
+      connects: 0, // websocket connections that reached 'connected'
+      reconnects: 0, // connection attempts after the first
+      refreshes: 0, // tokens refreshed in place
+      received: 0, // notification frames received
+      delivered: 0, // notifications handed to the application
+      duplicates: 0, // verified, but this n.id was delivered already
+      rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])),
+      rejectedTotal: 0,
+      errors: 0, // error frames from the server
+    };
+    if (typeof this.opts.onNotification === 'function') {
+      this.addEventListener('notification', (e) => this.opts.onNotification(e.detail.n, e.detail.claims));
+    }
+    this._online = () => {
+      if (this.state === 'waiting') this._retryNow();
+    };
+  }
+
+  /** Opens the connection (and keeps it open until stop()). */
+  start() {
+    if (this.state !== 'idle' && this.state !== 'stopped') return this;
+    if (globalThis.addEventListener) globalThis.addEventListener('online', this._online);
+    this._open();
+    return this;
+  }
+
+  /** Closes the connection for good; start() may be called again later. */
+  stop() {
+    this._clearTimers();
+    if (globalThis.removeEventListener) globalThis.removeEventListener('online', this._online);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      try {
+        ws.close(1000, 'client stop');
+      } catch {
+        /* ignore */
+      }
+    }
+    this._setState('stopped');
+  }
+
+  subscribe(ctx) {
+    if (this.contexts.has(ctx)) return;
+    this.contexts.add(ctx);
+    this._send({ op: 'subscribe', ctx });
+  }
+
+  unsubscribe(ctx) {
+    if (!this.contexts.delete(ctx)) return;
+    this._send({ op: 'unsubscribe', ctx });
+  }
+
+  // --- internals -------------------------------------------------------
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state } }));
+  }
+
+  _emitError(code, message) {
+    this.dispatchEvent(new CustomEvent('error', { detail: { code, message } }));
+  }
+
+  _clearTimers() {
+    for (const k of Object.keys(this.timers)) {
+      clearTimeout(this.timers[k]);
+      this.timers[k] = null;
+    }
+  }
+
+  _send(frame) {
+    const ws = this.ws;
+    // While authenticating the server queues frames behind 'connect'.
+    if (ws && ws.readyState === 1 && (this.state === 'open' || this.state === 'authenticating')) ws.send(JSON.stringify(frame));
+  }
+
+  async _fetchToken() {
+    const t = await this.opts.getToken();
+    const token = typeof t === 'string' ? t : t && t.token;
+    if (typeof token !== 'string' || !token) throw new Error('token provider returned no token');
+    const claims = peekClaims(token);
+    if (this.opts.user == null) {
+      if (this.sub && claims.sub !== this.sub) throw new Error('token provider changed the user');
+      this.sub = claims.sub;
+    }
+    if (typeof claims.installation === 'string') this.installation = claims.installation;
+    return { token, exp: typeof claims.exp === 'number' ? claims.exp : null, iat: claims.iat };
+  }
+
+  async _open() {
+    this._clearTimers();
+    this._setState('connecting');
+    if (this.stats.connects > 0 || this.attempt > 0) this.stats.reconnects++;
+    let tok;
+    try {
+      tok = await this._fetchToken();
+    } catch (e) {
+      if (this.state === 'stopped') return;
+      this._emitError('token_provider', String(e && e.message ? e.message : e));
+      this._scheduleRetry();
+      return;
+    }
+    if (this.state === 'stopped') return;
+    this.token = tok;
+    let ws;
+    try {
+      ws = new this.WebSocket(this.url);
+    } catch (e) {
+      this._emitError('websocket', String(e.message || e));
+      this._scheduleRetry();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this._setState('authenticating');
+      // connect and the subscriptions in one go (the server keeps the order).
+      ws.send(JSON.stringify({ op: 'connect', token: tok.token }));
+      for (const ctx of this.contexts) ws.send(JSON.stringify({ op: 'subscribe', ctx }));
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      this._onFrame(ev.data);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this._clearTimers();
+      if (this.state === 'stopped') return;
+      this._emitError('closed', `websocket closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`);
+      this._scheduleRetry();
+    };
+    ws.onerror = () => {
+      /* onclose follows */
+    };
+  }
+
+  _scheduleRetry() {
+    if (this.state === 'stopped') return;
+    const b = this.opts.backoff;
+    const ceiling = Math.min(b.max, b.initial * Math.pow(b.factor, this.attempt));
+    // "Equal jitter": half fixed, half random, so clients restarted together spread out.
+    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    this.attempt++;
+    this.nextRetryMs = delay;
+    this._setState('waiting');
+    this.timers.retry = setTimeout(() => this._open(), delay);
+  }
+
+  _retryNow() {
+    clearTimeout(this.timers.retry);
+    this.attempt = 0;
+    this._open();
+  }
+
+  _scheduleRefresh() {
+    clearTimeout(this.timers.refresh);
+    const exp = this.token && this.token.exp;
+    if (!exp) return;
+    const now = Date.now();
+    const lifetime = exp * 1000 - (this.token.iat ? this.token.iat * 1000 : now);
+    const margin = this.opts.refreshMargin != null ? this.opts.refreshMargin
+      : Math.min(60000, Math.max(2000, lifetime / 4));
+    const delay = Math.max(0, exp * 1000 - margin - now);
+    this.timers.refresh = setTimeout(() => this._refresh(), delay);
+  }
+
+  async _refresh() {
+    const ws = this.ws;
+    let tok;
+    try {
+      tok = await this._fetchToken();
+    } catch (e) {
+      this._emitError('token_provider', String(e && e.message ? e.message : e));
+      // Try again soon; if the token expires meanwhile the server closes and we reconnect.
+      this.timers.refresh = setTimeout(() => this._refresh(), 2000);
+      return;
+    }
+    if (this.ws !== ws || !ws || this.state !== 'open') return;
+    this.token = tok;
+    this.refreshPending = true;
+    ws.send(JSON.stringify({ op: 'connect', token: tok.token }));
+  }
+
+  _schedulePing() {
+    clearTimeout(this.timers.ping);
+    if (!this.opts.pingInterval) return;
+    this.timers.ping = setTimeout(() => {
+      const ws = this.ws;
+      if (!ws || this.state !== 'open') return;
+      const id = Date.now();
+      ws.send(JSON.stringify({ op: 'ping', id }));
+      this.timers.pong = setTimeout(() => {
+        if (this.ws === ws) {
+          this._emitError('ping_timeout', 'no pong');
+          try {
+            ws.close(4000, 'ping timeout');
+          } catch {
+            /* ignore */
+          }
+          // Do not wait for the close handshake of a dead connection.
+          this.ws = null;
+          this._scheduleRetry();
+        }
+      }, this.opts.pingTimeout);
+    }, this.opts.pingInterval);
+  }
+
+  _onFrame(data) {
+    let f;
+    try {
+      f = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!f || typeof f !== 'object') return;
+    this._schedulePing();
+    switch (f.op) {
+      case 'connected':
+        if (this.refreshPending) {
+          this.refreshPending = false;
+          this.stats.refreshes++;
+        } else {
+          this.stats.connects++;
+        }
+        this.attempt = 0;
+        this._setState('open');
+        this._scheduleRefresh();
+        break;
+      case 'pong':
+        clearTimeout(this.timers.pong);
+        break;
+      case 'notification':
+        this.stats.received++;
+        this._enqueue(f.jws);
+        break;
+      case 'error':
+        this.stats.errors++;
+        this._emitError(f.code, f.message);
+        break;
+      default:
+        break; // subscribed / unsubscribed / future frames
+    }
+  }
+
+  _enqueue(jws) {
+    this.queue = this.queue.then(() => this._handle(jws));
+  }
+
+  async _handle(jws) {
+    let claims;
+    try {
+      claims = await verifyNotification(jws, this.jwks, {
+        sub: this.sub,
+        contexts: this.contexts,
+        installation: this.installation,
+        issuer: this.opts.issuer,
+        leeway: this.opts.leeway,
+      });
+    } catch (e) {
+      const reason = e instanceof Rejected ? e.reason : 'malformed';
+      this.stats.rejected[reason] = (this.stats.rejected[reason] || 0) + 1;
+      this.stats.rejectedTotal++;
+      this.dispatchEvent(new CustomEvent('rejected', { detail: { reason, message: e.message } }));
+      return;
+    }
+    if (this.delivered.has(claims.n.id)) {
+      this.stats.duplicates++;
+      return;
+    }
+    this.delivered.add(claims.n.id);
+    if (typeof claims.seq === 'number') this.lastSeq = claims.seq;
+    this.stats.delivered++;
+    try {
+      this.dispatchEvent(new CustomEvent('notification', { detail: { n: claims.n, claims } }));
+    } catch (e) {
+      // A throwing listener must not stop later deliveries.
+      setTimeout(() => {
+        throw e;
+      });
+    }
+  }
+}
+
+function defaultUrl() {
+  const loc = globalThis.location;
+  if (!loc) throw new TypeError('NotifyClient: url is required outside a browser page');
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/realtime`;
+}
+
+function jwksUrlFor(wsUrl) {
+  const u = new URL(wsUrl);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  u.pathname = '/.well-known/jwks.json';
+  u.search = '';
+  u.hash = '';
+  return u.toString();
+}
