@@ -328,6 +328,134 @@ static const struct {
 	  "      filter: {ignoreSelf: true, onError: RECEIVE}\n"
 	  "                                 ^\n"
 	  ""},
+	{"arrow_missing",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:updated:issue]\n"
+	  "    filter:\n"
+	  "      expression: \"event.changelog.items.some(i.field == 1)\"\n"
+	  "    notify: {to: \"'x'\", context: c, title: t}\n"
+	  "",
+	 "rules.yml:5:55: error: some() expects an arrow function such as 'x => x.name'\n"
+	 "        expression: \"event.changelog.items.some(i.field == 1)\"\n"
+	 "                                                        ^\n"
+	  ""},
+	{"bad_schedule",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    schedule: hourly\n"
+	  "    notify: {to: \"'x'\", context: c, title: t}\n"
+	  "",
+	 "rules.yml:3:15: error: invalid schedule 'hourly'; did you mean 'hour'?\n"
+	 "      schedule: hourly\n"
+	 "                ^\n"
+	  ""},
+	{"events_and_schedule",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:created:issue]\n"
+	  "    schedule: hour\n"
+	  "    notify: {to: \"'x'\", context: c, title: t}\n"
+	  "",
+	 "rules.yml:4:5: error: a rule has either 'events' or 'schedule', not both\n"
+	 "      schedule: hour\n"
+	 "      ^\n"
+	  ""},
+	{"exclude_actor_type",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:created:issue]\n"
+	  "    notify: {to: \"'x'\", context: c, title: t, excludeActor: maybe}\n"
+	  "",
+	 "rules.yml:4:61: error: 'excludeActor' must be true or false\n"
+	 "      notify: {to: \"'x'\", context: c, title: t, excludeActor: maybe}\n"
+	 "                                                              ^\n"
+	  ""},
+	{"exclude_actor_typo",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:created:issue]\n"
+	  "    notify: {to: \"'x'\", context: c, title: t, excludActor: true}\n"
+	  "",
+	 "rules.yml:4:47: error: unknown key 'excludActor' in notify; did you mean 'excludeActor'?\n"
+	 "      notify: {to: \"'x'\", context: c, title: t, excludActor: true}\n"
+	 "                                                ^\n"
+	  ""},
+	{"func_arity",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:updated:issue]\n"
+	  "    filter:\n"
+	  "      expression: \"changedTo('status')\"\n"
+	  "    notify: {to: \"'x'\", context: c, title: t}\n"
+	  "",
+	 "rules.yml:5:20: error: function 'changedTo' takes 2 arguments, got 1\n"
+	 "        expression: \"changedTo('status')\"\n"
+	 "                     ^\n"
+	  ""},
+	{"ignore_self_schedule",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    schedule: day\n"
+	  "    filter: {ignoreSelf: true}\n"
+	  "    notify: {to: \"'x'\", context: c, title: t}\n"
+	  "",
+	 "rules.yml:4:14: error: ignoreSelf works only with Jira events (Forge refuses it too)\n"
+	 "      filter: {ignoreSelf: true}\n"
+	 "               ^\n"
+	  ""},
+	{"let_unknown_var",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:updated:issue]\n"
+	  "    notify:\n"
+	  "      to: \"let x = event.a; y\"\n"
+	  "      context: c\n"
+	  "      title: t\n"
+	  "",
+	 "rules.yml:5:29: error: unknown identifier 'y'\n"
+	 "        to: \"let x = event.a; y\"\n"
+	 "                              ^\n"
+	  ""},
+	{"regex_in_let_block",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:updated:issue]\n"
+	  "    filter:\n"
+	  "      expression: |\n"
+	  "        let s = event.issue.fields.summary;\n"
+	  "        s matches '(unclosed'\n"
+	  "    notify: {to: \"'x'\", context: c, title: t}\n"
+	  "",
+	 "rules.yml:7:29: error: invalid regular expression: missing closing parenthesis\n"
+	 "          s matches '(unclosed'\n"
+	 "                              ^\n"
+	  ""},
+	{"template_map_dup",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:updated:issue]\n"
+	  "    notify:\n"
+	  "      to: \"'x'\"\n"
+	  "      context: c\n"
+	  "      title: \"{{ {a: 1, a: 2} }}\"\n"
+	  "",
+	 "rules.yml:7:25: error: duplicate key 'a' in map literal\n"
+	 "        title: \"{{ {a: 1, a: 2} }}\"\n"
+	 "                          ^\n"
+	  ""},
+	{"unknown_function_hint",
+	  "rules:\n"
+	  "  - key: a\n"
+	  "    events: [avi:jira:updated:issue]\n"
+	  "    filter:\n"
+	  "      expression: \"chnged('status')\"\n"
+	  "    notify: {to: \"'x'\", context: c, title: t}\n"
+	  "",
+	 "rules.yml:5:20: error: unknown function 'chnged'; did you mean 'changed'?\n"
+	 "        expression: \"chnged('status')\"\n"
+	 "                     ^\n"
+	  ""},
 	{"many_errors",
 	 "rules:\n"
 	  "  - key: a\n"
