@@ -89,7 +89,7 @@ function mintFit() {
 }
 function mintSub(sub, ctx) {
   const head = b64u({ alg: 'HS256', typ: 'JWT' });
-  const body = b64u({ installation: 'ari:cloud:ecosystem::installation/spine-bench', sub, ctx, iat: nowS(), exp: nowS() + 3600 });
+  const body = b64u({ installation, sub, ctx, iat: nowS(), exp: nowS() + 3600 });
   const sig = crypto.createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
   return `${head}.${body}.${sig}`;
 }
@@ -325,6 +325,7 @@ const result = {
     latencyMs: { p50: pct(latencies.B, 50), p99: pct(latencies.B, 99), p999: pct(latencies.B, 99.9), max: pct(latencies.B, 100) },
   },
   duplicates, foreign, undeliveredAtEnd: pending.size, gatewayExit: gwExit,
+  gatewayCounters: health?.counters,
 };
 if (opts.json) {
   console.log(JSON.stringify(result, null, 2));
