@@ -303,6 +303,16 @@ describe('lifecycle events: registry, restart, installer notified', () => {
     assert.equal(inst.systemToken, 'none');
     assert.equal(counter(h, 'lifecycle_events'), counter(before, 'lifecycle_events') + 1);
 
+    // Forge redelivers the installed event (its 202 was lost): a duplicate,
+    // not recorded or notified again.
+    const again = await sim.send(gw, [{ ...installed, retryContext: { retryCount: 1, retryReason: 'TIMEOUT_ERROR', retryData: null } }]);
+    assertDelivered(again, 'the redelivered installed event');
+    assert.equal(again.attempts[0].answer?.status, 'duplicate', again.stdout);
+    h = await health(gw);
+    assert.equal(counter(h, 'lifecycle_events'), counter(before, 'lifecycle_events') + 1);
+    await u.roundTrip();
+    assert.equal(u.notifications().length, 1, u.dump());
+
     // Restart on the same state dir: the installation is still known.
     u.close();
     await gw.stop();
@@ -393,6 +403,18 @@ describe('scheduled triggers and the system token', () => {
     assertDelivered(await e.schedule(gw, { interval: 'week' }));
     const ie = installationOf(await health(gw), e.installation);
     assert.ok(!ie || ie.systemToken === 'none', JSON.stringify(ie));
+  });
+
+  test('a system token without exp counts as 2 h from now (expiring)', async () => {
+    const g = sim.as({ installation: newInstallation() });
+    const token = await new jose.SignJWT({ sub: 'app-system-user' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .sign(new TextEncoder().encode(randomUUID() + randomUUID()));
+    assertDelivered(await g.schedule(gw, { interval: 'hour', headers: [`x-forge-oauth-system: ${token}`] }));
+    const i = installationOf(await health(gw), g.installation);
+    assert.equal(i?.systemToken, 'expiring', JSON.stringify(i));
+    const left = (Date.parse(i.systemTokenExp) - Date.now()) / 1000;
+    assert.ok(left > 7000 && left <= 7200 + 60, `systemTokenExp ${i.systemTokenExp}`);
   });
 
   test('several runs of one trigger are all accepted (not taken for redeliveries)', async () => {
