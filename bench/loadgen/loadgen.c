@@ -354,6 +354,23 @@ static double proc_cpu(int pid)
 	return total;
 }
 
+/* Busy CPU seconds of the whole machine (all CPUs, /proc/stat), to show how
+ * much CPU went to processes other than the server and the load generator. */
+static double machine_busy(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	unsigned long long v[10] = {0};
+	if (!f)
+		return 0;
+	int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		       &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+	fclose(f);
+	if (n < 8)
+		return 0;
+	/* user nice system idle iowait irq softirq steal: busy = all but idle and iowait */
+	return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* Per-thread CPU of PID and its children: tids[] and seconds[]; returns count. */
 static int proc_threads(int pid, int *tids, double *secs, int max)
 {
@@ -1208,7 +1225,7 @@ int main(int argc, char **argv)
 	uint64_t t_pub0 = now_ns();
 	pthread_create(&th, NULL, publisher, NULL);
 	service_for(O.warmup, all_complete);
-	double cpu0 = proc_cpu(O.server_pid);
+	double cpu0 = proc_cpu(O.server_pid), busy0 = machine_busy();
 	int th_t0[256];
 	double th_s0[256];
 	int th_n0 = proc_threads(O.server_pid, th_t0, th_s0, 256);
@@ -1221,7 +1238,7 @@ int main(int argc, char **argv)
 	service_for(O.duration, all_complete);
 	uint64_t w1 = now_ns();
 	atomic_store(&g_win_end, w1);
-	double cpu1 = proc_cpu(O.server_pid);
+	double cpu1 = proc_cpu(O.server_pid), busy1 = machine_busy();
 	char threads[2048];
 	thread_deltas(O.server_pid, th_n0, th_t0, th_s0, threads, sizeof(threads));
 	char lgthreads[256];
@@ -1266,13 +1283,14 @@ int main(int argc, char **argv)
 	       "rejected=%ld http_errors=%ld accepted_per_s=%.0f delivered=%ld delivered_per_s=%.0f "
 	       "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f samples=%zu server_cpu_s=%.2f "
 	       "cpu_ms_per_1k=%.1f cpu_us_per_accepted=%.1f loadgen_cpu_s=%.2f dups=%ld missing=%ld bad_events=%ld "
-	       "misdelivered=%ld unmatched=%ld ws_errors=%ld avg_frame_bytes=%ld threads=%s loadgen_threads=%s\n",
+	       "misdelivered=%ld unmatched=%ld ws_errors=%ld avg_frame_bytes=%ld threads=%s loadgen_threads=%s machine_busy_s=%.2f other_cpu_s=%.2f\n",
 	       scnames[O.sc], tgname, O.users, O.rate, O.window, win, sent, acc, rej, atomic_load(&g_http_err),
 	       acc_rate, frames, deliv_rate, pct(g_lat, g_nlat, 50) / 1000, pct(g_lat, g_nlat, 99) / 1000,
 	       pct(g_lat, g_nlat, 99.9) / 1000, g_nlat ? (double)g_lat[g_nlat - 1] / 1e6 : 0, g_nlat, cpu,
 	       cpu_per_1k, awin ? cpu / (double)awin * 1e6 : 0, lg_cpu, atomic_load(&g_dups), missing, bad,
 	       atomic_load(&g_misdelivered), atomic_load(&g_unmatched), atomic_load(&g_ws_errors),
-	       frames ? g_frame_bytes / frames : 0, threads, lgthreads);
+	       frames ? g_frame_bytes / frames : 0, threads, lgthreads, busy1 - busy0,
+	       busy1 - busy0 - cpu - lg_cpu);
 	fflush(stdout);
 	lws_context_destroy(g_ctx);
 	if (O.expect_exact &&
