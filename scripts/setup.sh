@@ -40,3 +40,9 @@ if [ $want_node = 1 ] && [ -f tests/blackbox/package.json ]; then
     (cd tests/blackbox && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
+
+if [ $want_browser = 1 ] && [ -f tests/browser/package.json ]; then
+  if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

@@ -6,7 +6,7 @@
 #      UndefinedBehaviorSanitizer build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --with-node
+scripts/setup.sh --with-browser
 jobs=$(nproc)
 
 echo "== build (-Werror)"
