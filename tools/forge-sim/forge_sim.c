@@ -812,6 +812,18 @@ static void finish_opts(struct opts *o, int need_url)
 		usage_error("--trace-id must be 1-32 hex digits, got '%s'", o->trace_id);
 }
 
+static void free_opts(struct opts *o)
+{
+	EVP_PKEY_free(o->pkey);
+	free(o->files);
+	free(o->kid_owned);
+	free(o->host);
+	free(o->port);
+	free(o->base_path);
+	free(o->host_header);
+	memset(o, 0, sizeof(*o));
+}
+
 /* ---------------------------------------------------------------- FIT */
 
 static char *make_fit(const struct opts *o)
@@ -1309,7 +1321,7 @@ static int cmd_send(int argc, char **argv)
 		attempt(&o, d);
 	}
 	int rc = finish_run(&r);
-	EVP_PKEY_free(o.pkey);
+	free_opts(&o);
 	return rc;
 }
 
@@ -1379,7 +1391,7 @@ static int cmd_schedule(int argc, char **argv)
 	int rc = finish_run(&r);
 	json_decref(body_tmpl);
 	free(def_route);
-	EVP_PKEY_free(o.pkey);
+	free_opts(&o);
 	return rc;
 }
 
@@ -1392,7 +1404,7 @@ static int cmd_fit(int argc, char **argv)
 	char *fit = make_fit(&o);
 	puts(fit);
 	free(fit);
-	EVP_PKEY_free(o.pkey);
+	free_opts(&o);
 	return EXIT_OK;
 }
 
