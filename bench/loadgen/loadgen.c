@@ -193,6 +193,10 @@ static char *path_join(const char *dir, const char *name)
 	return p;
 }
 
+/* The development installation: the FIT's app.installationId and the
+ * subscription tokens' "installation" claim must agree (docs/protocol.md). */
+#define DEV_INSTALLATION "ari:cloud:ecosystem::installation/00000000-0000-4000-8000-000000000001"
+
 /* An RS256 Forge Invocation Token signed with STATE/dev-forge-key.pem. */
 static char *mint_fit(EVP_PKEY *pk, long ttl)
 {
@@ -208,7 +212,7 @@ static char *mint_fit(EVP_PKEY *pk, long ttl)
 		snprintf(jtihex + 2 * i, 3, "%02x", jti[i]);
 	snprintf(claims, sizeof(claims),
 		 "{\"app\":{\"id\":\"ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000\","
-		 "\"installationId\":\"ari:cloud:ecosystem::installation/00000000-0000-4000-8000-000000000001\","
+		 "\"installationId\":\"" DEV_INSTALLATION "\","
 		 "\"appVersion\":\"1.0.0\",\"environment\":{\"type\":\"DEVELOPMENT\","
 		 "\"id\":\"ari:cloud:ecosystem::environment/dev\"},\"module\":{\"type\":\"core:endpoint\","
 		 "\"key\":\"notify-gateway-demo\"}},\"iss\":\"forge/invocation-token\","
@@ -242,8 +246,10 @@ static char *mint_sub(int i, long ttl)
 	char claims[256], in[1024], sigb[64];
 	unsigned char mac[32];
 	unsigned int maclen = sizeof(mac);
-	snprintf(claims, sizeof(claims), "{\"sub\":\"u%d\",\"ctx\":[\"user:u%d\",\"bcast\"],\"exp\":%ld}", i, i,
-		 (long)time(NULL) + ttl);
+	snprintf(claims, sizeof(claims),
+		 "{\"installation\":\"" DEV_INSTALLATION "\",\"sub\":\"u%d\",\"ctx\":[\"user:u%d\",\"bcast\"],"
+		 "\"exp\":%ld}",
+		 i, i, (long)time(NULL) + ttl);
 	size_t o = b64url_enc((const unsigned char *)hdr, strlen(hdr), in);
 	in[o++] = '.';
 	o += b64url_enc((const unsigned char *)claims, strlen(claims), in + o);
