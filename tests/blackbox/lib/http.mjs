@@ -8,7 +8,7 @@ import http from 'node:http';
  * resolves {status, headers, text, json, writeError}. A server that answers
  * and closes while the body is still being written is fine: the answer wins.
  */
-export function request(port, { method = 'GET', path = '/', headers = {}, body, chunks, agent = false, timeout = 10000 } = {}) {
+export function request(port, { method = 'GET', path = '/', headers = {}, body, chunks, agent = false, timeout = 10000, expectContinue = false } = {}) {
   return new Promise((resolve, reject) => {
     let done = false;
     let writeError = null;
@@ -48,8 +48,23 @@ export function request(port, { method = 'GET', path = '/', headers = {}, body, 
       writeError = e;
       setTimeout(() => finish(reject, e), 200);
     });
+    if (expectContinue) {
+      req.setHeader('Expect', '100-continue');
+      req.flushHeaders();
+    }
+    // With Expect: 100-continue the body waits for "100 Continue"; a server
+    // may instead answer at once (e.g. 411/413), and then nothing is sent.
+    // RFC 9110 10.1.1: a client that gets neither sends the body after a while.
+    const bodyGate = expectContinue
+      ? new Promise((r) => {
+        req.once('continue', r);
+        req.once('response', () => r());
+        setTimeout(r, 1000);
+      })
+      : Promise.resolve();
     if (chunks) {
       (async () => {
+        await bodyGate;
         for (const c of chunks) {
           if (done || req.destroyed) return;
           const ok = req.write(c);
@@ -67,6 +82,10 @@ export function request(port, { method = 'GET', path = '/', headers = {}, body, 
         }
         if (!req.destroyed) req.end();
       })();
+    } else if (expectContinue) {
+      bodyGate.then(() => {
+        if (!done && !req.destroyed) req.end(payload ?? undefined);
+      });
     } else {
       req.end(payload ?? undefined);
     }
