@@ -454,13 +454,15 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (!strcmp(path, "/forge/events") || scheduled) {
 			if (scheduled) {
 				pss->scheduled = 1;
+				const char *iv = NULL;
+				char v[32];
 				if (path[16] == '/')
-					snprintf(pss->interval, sizeof(pss->interval), "%s", path + 17);
-				else {
-					char v[32];
-					if (lws_get_urlarg_by_name(wsi, "interval=", v, sizeof(v)))
-						snprintf(pss->interval, sizeof(pss->interval), "%s", v + 9);
-				}
+					iv = path + 17;
+				else if (lws_get_urlarg_by_name(wsi, "interval=", v, sizeof(v)))
+					iv = v + 9;
+				/* An over-long name cannot be an interval: leave it empty (400). */
+				if (iv && strlen(iv) < sizeof(pss->interval))
+					memcpy(pss->interval, iv, strlen(iv) + 1);
 			}
 			if (method != LWSHUMETH_POST) {
 				pss->allow = "POST";

@@ -201,6 +201,9 @@ int gw_server_run(struct gw_app *app)
 	m_root.def = "index.html";
 	m_root.origin_protocol = LWSMPRO_FILE;
 	m_root.extra_mimetypes = &mime_mjs;
+	/* A file that is not there falls through to our callback for a 404;
+	 * without a protocol bound here lws leaves the request unanswered. */
+	m_root.protocol = "http-api";
 	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev};
 	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev"};
 	struct lws_http_mount *prev = &m_root;
