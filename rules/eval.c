@@ -553,12 +553,26 @@ static size_t utf8_width(unsigned char ch)
 	return ch < 0xC0 ? 1 : ch < 0xE0 ? 2 : ch < 0xF0 ? 3 : 4;
 }
 
+/* Width of the character at s[i]: its lead byte's length, cut short at the
+ * end of the string or at a byte that is not a continuation byte (invalid
+ * UTF-8 in a literal steps one byte at a time). */
+static size_t char_width(const char *s, size_t n, size_t i)
+{
+	size_t w = utf8_width((unsigned char)s[i]);
+
+	if (w > n - i)
+		w = n - i;
+	for (size_t k = 1; k < w; k++)
+		if (((unsigned char)s[i + k] & 0xC0) != 0x80)
+			return k;
+	return w;
+}
+
 static size_t utf8_count(const char *s, size_t n)
 {
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (((unsigned char)s[i] & 0xC0) != 0x80)
-			k++;
+	for (size_t i = 0; i < n; i += char_width(s, n, i))
+		k++;
 	return k;
 }
 
@@ -567,8 +581,8 @@ static size_t utf8_offset(const char *s, size_t n, size_t k)
 {
 	size_t i = 0;
 	while (k-- && i < n)
-		i += utf8_width((unsigned char)s[i]);
-	return i < n ? i : n;
+		i += char_width(s, n, i);
+	return i;
 }
 
 static int bi_split(struct ctx *c, const struct rules_node *n, const struct rules_value *recv,
@@ -585,9 +599,7 @@ static int bi_split(struct ctx *c, const struct rules_node *n, const struct rule
 		if (!(items = alloc_items(c, count)))
 			return fail(c, n, "out of memory");
 		for (size_t i = 0, j = 0; i < len; j++) {
-			size_t w = utf8_width((unsigned char)s[i]);
-			if (w > len - i)
-				w = len - i;
+			size_t w = char_width(s, len, i);
 			set_str(&items[j], s + i, w);
 			i += w;
 		}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# run.sh FUZZER KIND WORKDIR SOURCE_DIR - runs one libFuzzer target for
+# $FUZZ_SECONDS (else $FUZZ_SECONDS_DEFAULT, else 60) seconds on a seed corpus:
+#   expr:  every expression of tests/unit/rules/cases/*.txt, one file each;
+#   rules: docs/examples/*.yml and the rule files under tests/.
+# New inputs go to WORKDIR/corpus (never into the source tree); a crash
+# leaves its reproducer in WORKDIR and fails the test.
+set -eu
+fuzzer=$1 kind=$2 work=$3 src=$4
+secs=${FUZZ_SECONDS:-${FUZZ_SECONDS_DEFAULT:-60}}
+mkdir -p "$work/corpus" "$work/seeds"
+if [ "$kind" = expr ]; then
+  # a case is three lines (expression, event, expected); take the first
+  awk -v dir="$work/seeds" '
+    /^#/ && n == 0 { next }
+    /^$/ { n = 0; next }
+    { if (n == 0) { f = sprintf("%s/case-%05d", dir, ++k); printf "%s", $0 > f; close(f) } n++ }
+  ' "$src"/tests/unit/rules/cases/*.txt
+else
+  cp "$src"/docs/examples/*.yml "$work/seeds/"
+  find "$src/tests" -name '*.yml' -path '*fixtures*' -exec cp {} "$work/seeds/" \; 2>/dev/null || true
+fi
+cd "$work"
+exec "$fuzzer" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+  -print_final_stats=1 corpus seeds
