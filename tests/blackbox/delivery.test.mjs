@@ -9,7 +9,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startGateway } from './lib/gateway.mjs';
+import { rmSync } from 'node:fs';
+
+import { startGateway, tempDir, writeTemp } from './lib/gateway.mjs';
 import { makeKeys, makeSubscriberKey, mintFit, mintSub, gatewayJwks, jose, now, unsignedToken, b64u, INSTALLATION, newInstallation } from './lib/keys.mjs';
 import { postEvent, rawUpgrade } from './lib/http.mjs';
 import { WsClient, subscriber } from './lib/ws.mjs';
@@ -78,6 +80,7 @@ describe('delivery: who receives a notification', () => {
     assert.equal(payload.seq, 1);
     assert.ok(Number.isInteger(payload.iat) && payload.iat >= before - 5 && payload.iat <= now() + 5, `iat ${payload.iat}`);
     assert.ok(Number.isInteger(payload.exp) && payload.exp > payload.iat, `exp ${payload.exp}`);
+    assert.equal(payload.exp - payload.iat, 3600, 'default signing.ttl is 3600 s');
     assert.equal(typeof payload.jti, 'string');
     assert.ok(payload.jti.length >= 16);
     assert.equal(typeof payload.n.id, 'string');
@@ -282,6 +285,21 @@ describe('delivery: the websocket protocol', () => {
     assert.equal(c.closeInfo, null);
   });
 
+  test('a binary frame → bad_frame', async () => {
+    const c = await sub(uniqueUser('bin'), [], [], 'binary');
+    c.ws.send(Buffer.from(JSON.stringify({ op: 'ping', id: 1 })), { binary: true });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'bad_frame');
+  });
+
+  test('a frame over limits.ws_max_frame (16384) → frame_too_large, close 1008', async () => {
+    const c = await sub(uniqueUser('big'), [], [], 'big-frame');
+    c.send({ op: 'ping', id: 'x'.repeat(20000) });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'frame_too_large');
+    assert.equal((await c.waitClose()).code, 1008);
+  });
+
   test('an unknown op → unknown_op, the connection stays open', async () => {
     const c = await sub(uniqueUser('uo'), [], [], 'unknown-op');
     c.send({ op: 'teleport' });
@@ -414,7 +432,7 @@ describe('delivery: HS256 subscription tokens and subscriber.audience', () => {
   let gw2;
   before(async () => {
     keys2 = await makeKeys({ subscriber: 'hs256' });
-    gw2 = await startGateway({ keys: keys2, args: ['--subscriber-audience', 'notify-test-aud'] });
+    gw2 = await startGateway({ keys: keys2, args: ['--subscriber-audience', 'notify-test-aud', '--subscriber-auth-timeout', '1', '--limits-ws-max-subscriptions', '2'] });
   });
   after(async () => {
     if (gw2) await gw2.stop();
@@ -438,5 +456,56 @@ describe('delivery: HS256 subscription tokens and subscriber.audience', () => {
     const { payload } = await jose.jwtVerify(n.jws, keySet);
     assert.equal(payload.sub, U);
     assert.equal(payload.seq, 1);
+  });
+
+  test('no connect frame within subscriber.auth_timeout → auth_timeout, close 1008', async () => {
+    const c = track(await WsClient.open(gw2.wsUrl, { name: 'silent', diag: () => gw2.diag() }));
+    const err = await c.waitOp('error', { timeout: 10000 });
+    assert.equal(err.code, 'auth_timeout');
+    assert.equal((await c.waitClose(10000)).code, 1008);
+  });
+
+  test('more subscriptions than limits.ws_max_subscriptions → too_many_subscriptions, still open', async () => {
+    const U = uniqueUser('many');
+    const ctxs = [ctxOf('M-1'), ctxOf('M-2'), ctxOf('M-3')];
+    const c = track(await subscriber(gw2, await mintSub(keys2, { sub: U, ctx: ctxs, claims: { aud: 'notify-test-aud' } }), ctxs.slice(0, 2), { name: 'many' }));
+    c.send({ op: 'subscribe', ctx: ctxs[2] });
+    const err = await c.waitOp('error');
+    assert.equal(err.code, 'too_many_subscriptions');
+    await c.roundTrip();
+    assert.equal(c.closeInfo, null);
+  });
+});
+
+describe('delivery: a configured signing key', () => {
+  let keys3;
+  let gw3;
+  let publicKey;
+  before(async () => {
+    keys3 = await makeKeys();
+    const pair = await jose.generateKeyPair('ES256', { extractable: true });
+    publicKey = pair.publicKey;
+    const dir = tempDir('ngw-sign-');
+    const keyPath = writeTemp(dir, 'signing.pem', await jose.exportPKCS8(pair.privateKey));
+    gw3 = await startGateway({ keys: keys3, stateDir: dir, args: ['--signing-key', keyPath, '--signing-issuer', 'acme-notify', '--signing-ttl', '120'] });
+  });
+  after(async () => {
+    if (gw3) await gw3.stop();
+    if (gw3) rmSync(gw3.stateDir, { recursive: true, force: true });
+  });
+
+  test('notifications verify with our own public key; the JWKS publishes it; iss and ttl follow the options', async () => {
+    const U = uniqueUser('sig');
+    const C = ctxOf('SIG-1');
+    const c = track(await subscriber(gw3, await mintSub(keys3, { sub: U, ctx: [C] }), [C], { name: 'signing' }));
+    const res = await postEvent(gw3.port, await mintFit(keys3), envelope(bugEvent({ key: 'SIG-1', assignee: U, summary: 'signed by us' })));
+    assert.equal(res.status, 202, res.text);
+    const [n] = await c.waitNotifications(1);
+    const { payload } = await jose.jwtVerify(n.jws, publicKey, { issuer: 'acme-notify', algorithms: ['ES256'] });
+    assert.equal(payload.exp - payload.iat, 120);
+    assert.equal(payload.n.description, 'signed by us');
+    const { doc } = await gatewayJwks(gw3);
+    const ours = await jose.exportJWK(publicKey);
+    assert.ok(doc.keys.some((k) => k.x === ours.x && k.y === ours.y), `the JWKS does not publish the configured key: ${JSON.stringify(doc)}`);
   });
 });

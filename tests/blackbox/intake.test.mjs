@@ -129,6 +129,13 @@ describe('intake: accepted events', () => {
     assert.equal(res.json.traceId, trace);
   });
 
+  test('a non-hex x-b3-traceid is not echoed; the gateway makes a hex traceId', async () => {
+    const t = await target();
+    const res = await postEvent(gw.port, await mintFit(keys), envelope(t.event), { headers: { 'x-b3-traceid': 'not hex <script>' } });
+    assert.equal(res.status, 202, res.text);
+    assert.match(res.json.traceId, /^[0-9a-f]+$/);
+  });
+
   test('Content-Type application/json; charset=utf-8 is accepted', async () => {
     const t = await target();
     const res = await postEvent(gw.port, await mintFit(keys), envelope(t.event), {
