@@ -10,7 +10,7 @@ import { startGateway } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, gatewayJwks, jose } from './lib/keys.mjs';
 import { postEvent } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
-import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
+import { bugEvent, updatedEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
 import http from 'node:http';
 
 const TOTAL = 200;
@@ -102,5 +102,46 @@ describe('burst', () => {
       }
     }
     assert.deepEqual(violations.slice(0, 10), [], `${violations.length} order violations`);
+  });
+
+  test('100 events each addressed to two users, 20 in flight: both see the same notifications in the same order', async () => {
+    const R = uniqueUser('burstR');
+    const S = uniqueUser('burstS');
+    const ctx = ctxOf('BURST-RS');
+    const r = await subscriber(gw, await mintSub(keys, { sub: R, ctx: [ctx] }), [ctx], { name: 'reporter' });
+    const s2 = await subscriber(gw, await mintSub(keys, { sub: S, ctx: [ctx] }), [ctx], { name: 'assignee' });
+    clients.push(r, s2);
+    const N = 100;
+    const fits = await Promise.all(Array.from({ length: N }, () => mintFit(keys)));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+    let next = 0;
+    const failures = [];
+    async function worker() {
+      while (next < N) {
+        const i = next++;
+        const res = await postEvent(gw.port, fits[i], envelope(updatedEvent({ key: 'BURST-RS', reporter: R, assignee: S, summary: `rs${i}` })), { agent, timeout: 20000 });
+        if (res.status !== 202) failures.push(`#${i}: ${res.status} ${res.text}`);
+      }
+    }
+    try {
+      await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+    } finally {
+      agent.destroy();
+    }
+    assert.deepEqual(failures, []);
+    const { keySet } = await gatewayJwks(gw);
+    const seen = [];
+    for (const [c, u] of [[r, R], [s2, S]]) {
+      await c.waitNotifications(N, { timeout: 30000 });
+      await c.roundTrip();
+      const claims = [];
+      for (const n of c.notifications()) claims.push((await jose.jwtVerify(n.jws, keySet)).payload);
+      assert.equal(claims.length, N, c.dump());
+      assert.ok(claims.every((x) => x.sub === u));
+      assert.deepEqual(claims.map((x) => x.seq), claims.map((_, k) => k + 1));
+      seen.push(claims.map((x) => `${x.n.id}/${x.n.description}`));
+    }
+    assert.deepEqual(seen[0], seen[1], 'the two recipients saw different notifications or a different order');
+    assert.equal(new Set(seen[0]).size, N);
   });
 });
