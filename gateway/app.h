@@ -17,6 +17,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "activity.h"
 #include "dedup.h"
 #include "registry.h"
 #include "gw/signer.h"
@@ -54,6 +55,7 @@ struct gw_app {
 	struct gw_sequencer seq;
 	struct gw_dedup dedup;           /* redelivery guard */
 	struct gw_registry registry;     /* installations, system tokens */
+	struct gw_activity activity;     /* per-user activity for scheduled digests */
 	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
 
 	pthread_t *workers;

@@ -77,7 +77,8 @@ int main(int argc, char **argv)
 	    gw_outbox_init(&app.outbox, NULL, NULL) || gw_rulebox_init(&app.rulebox) ||
 	    gw_sequencer_init(&app.seq) || gw_strmap_init(&app.pending_http, 256) ||
 	    gw_strmap_init(&app.conns_by_id, 1024) || !(app.broker = gw_broker_local_new()) ||
-	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity, app.cfg.dedup_ttl)) {
+	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity, app.cfg.dedup_ttl) ||
+	    gw_activity_init(&app.activity, 100000)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
 	gw_outbox_destroy(&app.outbox);
 	gw_workq_destroy(&app.workq);
 	gw_dedup_destroy(&app.dedup);
+	gw_activity_destroy(&app.activity);
 	gw_registry_close(&app.registry);
 	gw_keys_free(&app);
 	gw_config_free(&app.cfg);

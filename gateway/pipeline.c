@@ -449,9 +449,44 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 {
 	const char *event_type = job->event_type;
 	struct rule_log_ctx lc = {job->trace_id, event_type};
+	struct gw_sequencer *sq = &app->seq;
 	struct rules_set *set = gw_rulebox_get1(&app->rulebox);
-	json_t *notes = set ? rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc) : NULL;
+	json_t *notes = NULL;
+	json_t *active = NULL;
+	if (job->scheduled) {
+		/* A scheduled run must see the activity of every event accepted
+		 * before it: take the turn first and keep it through the rules
+		 * (scheduled runs are rare; other workers wait meanwhile). */
+		const char *interval = json_string_value(json_object_get(job->event, "interval"));
+		pthread_mutex_lock(&sq->lock); /* ---- sequencer lock { */
+		while (sq->next_intake_no != job->intake_no)
+			pthread_cond_wait(&sq->turn, &sq->lock);
+		active = gw_activity_take_locked(&app->activity, job->installation, interval ? interval : "");
+		pthread_mutex_unlock(&sq->lock); /* } sequencer lock ---- (the turn stays ours) */
+	}
+	if (set && job->scheduled) {
+		/* Rules on "scheduled:<interval>" run once, with event.activity
+		 * listing who was notified since this interval's last run; rules on
+		 * "scheduled:<interval>:user" run once per such user with event.user
+		 * (per-user digests). */
+		json_object_set(job->event, "activity", active);
+		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
+		char per_user_type[64];
+		snprintf(per_user_type, sizeof(per_user_type), "%s:user", event_type);
+		json_object_set_new(job->event, "eventType", json_string(per_user_type));
+		for (size_t i = 0; notes && i < json_array_size(active); i++) {
+			json_object_set(job->event, "user", json_array_get(active, i));
+			json_t *part = rules_evaluate_as(set, per_user_type, job->event, scratch, rule_log, &lc);
+			json_array_extend(notes, part);
+			json_decref(part);
+		}
+		json_object_del(job->event, "user");
+		json_object_set_new(job->event, "eventType", json_string(event_type));
+	} else if (set) {
+		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
+	}
 	rules_set_unref(set);
+	json_decref(active);
 	size_t nnotes = json_is_array(notes) ? json_array_size(notes) : 0;
 	size_t total = 0;
 	for (size_t i = 0; i < nnotes; i++)
@@ -467,10 +502,19 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 	}
 
 	/* ---- ordered section: seqs in intake order ---- */
-	struct gw_sequencer *sq = &app->seq;
 	pthread_mutex_lock(&sq->lock); /* ---- sequencer lock { */
 	while (sq->next_intake_no != job->intake_no)
 		pthread_cond_wait(&sq->turn, &sq->lock);
+	/* Remember who was notified of what, for scheduled digests (digests
+	 * themselves are not recorded); in order, under the sequencer lock. */
+	for (size_t i = 0; i < nnotes && !job->scheduled; i++) {
+		json_t *note = json_array_get(notes, i);
+		json_t *to = json_object_get(note, "to");
+		for (size_t j = 0; j < json_array_size(to); j++)
+			gw_activity_record_locked(&app->activity, job->installation,
+						  json_string_value(json_array_get(to, j)),
+						  json_string_value(json_object_get(note, "title")));
+	}
 	size_t k = 0;
 	for (size_t i = 0; i < nnotes && items; i++) {
 		json_t *to = json_object_get(json_array_get(notes, i), "to");
@@ -498,6 +542,7 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 	sq->next_intake_no++;
 	pthread_cond_broadcast(&sq->turn);
 	pthread_mutex_unlock(&sq->lock); /* } sequencer lock ---- */
+
 
 	/* ---- sign, in parallel with other workers ---- */
 	time_t now = time(NULL);
