@@ -893,7 +893,7 @@ static const struct builtin {
 	int min_args, max_args;
 	bool takes_fn; /* args[0] is an arrow function, not evaluated up front */
 	builtin_fn fn;
-} builtins[] = { /* ORDER RULES_BI: docs/rules.md §4.5 lists them */
+} builtins[] = { /* ORDER RULES_BI: docs/rules.md §4.4 lists them */
 	{"includes", 1, 1, false, bi_includes},
 	{"startsWith", 1, 1, false, bi_starts_with},
 	{"endsWith", 1, 1, false, bi_ends_with},
@@ -1094,7 +1094,7 @@ static int fn_mentions(struct ctx *c, const struct rules_node *n, const struct r
 	return EV_OK;
 }
 
-static const struct builtin funcs[] = { /* ORDER RULES_FN: docs/rules.md §4.6 lists them */
+static const struct builtin funcs[] = { /* ORDER RULES_FN: docs/rules.md §4.5 lists them */
 	{"changed", 1, 1, false, fn_changed},
 	{"changedTo", 2, 2, false, fn_changed_to},
 	{"changedFrom", 2, 2, false, fn_changed_from},

@@ -953,7 +953,8 @@ static void load_document(struct loader *L, yaml_node_t *root)
 		set->rules = nr;
 		set->cap_rules = cap;
 	}
-	memset(set->rules + base, 0, n * sizeof(*set->rules));
+	if (n)
+		memset(set->rules + base, 0, n * sizeof(*set->rules));
 	set->n_rules = base + n;
 	for (size_t i = 0; i < n; i++)
 		load_rule(L, node_at(L, rules->data.sequence.items.start[i]), base + i);
