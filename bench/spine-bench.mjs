@@ -150,6 +150,17 @@ function cpuOfPid(pid) {
   }
 }
 
+/** Machine-wide busy CPU seconds so far (all CPUs, from /proc/stat). */
+function machineBusy() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] || 0);
+    return (f.reduce((a, b) => a + b, 0) - idle) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 // ---- run ------------------------------------------------------------------------
 const port = await waitPort();
 const userId = (i) => `bench-user-${i.toString().padStart(5, '0')}`;
@@ -272,12 +283,14 @@ const base = delivered;
 phase = 'A';
 const cpu0 = process.cpuUsage();
 const gwCpu0 = cpuOfPid(gw.pid);
+const busy0 = machineBusy();
 const tA = process.hrtime.bigint();
 const A = await postPhase('A', opts.events, opts.concurrency);
 await waitDelivered(base + A.accepted, 60000);
 const wallA = Number(process.hrtime.bigint() - tA) / 1e9;
 const cpuA = process.cpuUsage(cpu0);
 const gwCpuA = cpuOfPid(gw.pid) - gwCpu0;
+const busyA = machineBusy() - busy0;
 const deliveredA = delivered - base;
 
 // Phase B: latency without queueing.
@@ -318,7 +331,7 @@ const result = {
     concurrency: opts.concurrency, postSeconds: A.seconds, acceptedPerSecond: A.accepted / A.seconds,
     deliveredPerSecond: deliveredA / wallA,
     latencyMs: { p50: pct(latencies.A, 50), p99: pct(latencies.A, 99), p999: pct(latencies.A, 99.9), max: pct(latencies.A, 100) },
-    clientCpuSeconds: clientCpuA, gatewayCpuSeconds: gwCpuA, wallSeconds: wallA,
+    clientCpuSeconds: clientCpuA, gatewayCpuSeconds: gwCpuA, machineBusyCpuSeconds: busyA, wallSeconds: wallA,
   },
   phaseB: {
     posted: B.posted, accepted: B.accepted, delivered: deliveredB, acceptedPerSecond: B.accepted / B.seconds,
@@ -348,7 +361,9 @@ if (opts.json) {
   console.log(`binary ${opts.binary}; ${opts.users} websockets connected+subscribed in ${fmt(connectMs / 1000)} s`);
   for (const r of rows) console.log(`  ${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2].padStart(w[2])}`);
   console.log(`latency = POST start -> notification frame arrival at the websocket client (process.hrtime)`);
-  console.log(`phase A CPU: bench client (node) ${fmt(clientCpuA)} s, gateway ${fmt(gwCpuA)} s, over ${fmt(wallA)} s wall`);
+  const otherA = Math.max(0, busyA - clientCpuA - gwCpuA);
+  console.log(`phase A CPU: bench client (node) ${fmt(clientCpuA)} s, gateway ${fmt(gwCpuA)} s, other processes ${fmt(otherA)} s, over ${fmt(wallA)} s wall (${os.cpus().length} CPUs)`);
+  if (otherA / (wallA * os.cpus().length) > 0.1) console.log(`note: other processes used ${Math.round((otherA / (wallA * os.cpus().length)) * 100)}% of the machine during phase A; the numbers are disturbed.`);
   const clientShare = clientCpuA / wallA;
   const machineShare = (clientCpuA + gwCpuA) / (wallA * os.cpus().length);
   console.log(`note: node (the bench client) used ${Math.round(clientShare * 100)}% of one core, the gateway ${Math.round((gwCpuA / wallA) * 100)}%; ` +
