@@ -477,6 +477,38 @@ describe('delivery: HS256 subscription tokens and subscriber.audience', () => {
   });
 });
 
+describe('delivery: an RSA subscriber key (RS256 tokens)', () => {
+  let keys4;
+  let gw4;
+  before(async () => {
+    keys4 = await makeKeys({ subscriber: 'rs256' });
+    gw4 = await startGateway({ keys: keys4 });
+  });
+  after(async () => {
+    if (gw4) await gw4.stop();
+  });
+
+  test('RS256 tokens connect and receive; ES256 and HS256-with-the-PEM tokens are token_bad_alg', async () => {
+    const U = uniqueUser('rs');
+    const C = ctxOf('RS-1');
+    const good = track(await subscriber(gw4, await mintSub(keys4, { sub: U, ctx: [C] }), [C], { name: 'rs-good' }));
+    const es = await makeSubscriberKey('es256');
+    for (const [name, token] of [
+      ['ES256', await mintSub(keys4, { sub: U, ctx: [C], alg: 'ES256', key: es.signKey })],
+      ['HS256 with the PEM', await mintSub(keys4, { sub: U, ctx: [C], alg: 'HS256', key: new TextEncoder().encode(keys4.sub.file) })],
+    ]) {
+      const c = track(await WsClient.open(gw4.wsUrl, { name, diag: () => gw4.diag() }));
+      c.send({ op: 'connect', token });
+      assert.equal((await c.waitOp('error')).code, 'token_bad_alg', `${name}: ${c.dump()}`);
+      assert.equal((await c.waitClose()).code, 1008);
+    }
+    const res = await postEvent(gw4.port, await mintFit(keys4), envelope(bugEvent({ key: 'RS-1', assignee: U, summary: 'rs' })));
+    assert.equal(res.status, 202, res.text);
+    const [n] = await good.waitNotifications(1);
+    assert.equal(jose.decodeJwt(n.jws).sub, U);
+  });
+});
+
 describe('delivery: a configured signing key', () => {
   let keys3;
   let gw3;

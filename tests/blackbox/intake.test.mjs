@@ -479,3 +479,48 @@ describe('intake: 503 + Retry-After when the intake queue is full', () => {
     assert.equal(notes.length >= accepted.length, true);
   });
 });
+
+describe('intake: 503 + Retry-After when the verification backlog is full', () => {
+  let gw3;
+  let keys3;
+  before(async () => {
+    keys3 = await makeKeys();
+    gw3 = await startGateway({ keys: keys3, args: ['--limits-verify-backlog', '1', '--workers', '1'] });
+  });
+  after(async () => {
+    if (gw3) await gw3.stop();
+  });
+
+  test('a concurrent burst gets 503 busy with Retry-After; exactly the 202s are delivered', async () => {
+    const user = uniqueUser('vb');
+    const key = 'BACKLOG-1';
+    const ctx = ctxOf(key);
+    const client = await subscriber(gw3, await mintSub(keys3, { sub: user, ctx: [ctx] }), [ctx], { name: 'backlog-client' });
+    clients.push(client);
+    const accepted = [];
+    const busy = [];
+    let index = 0;
+    for (let round = 0; round < 8 && busy.length === 0; round++) {
+      const toks = await Promise.all(Array.from({ length: 60 }, () => mintFit(keys3)));
+      const results = await Promise.all(toks.map((tok) => {
+        const n = index++;
+        return postEvent(gw3.port, tok, envelope(bugEvent({ key, assignee: user, summary: `vb ${n}` })), { timeout: 20000 }).then((res) => ({ n, res }));
+      }));
+      for (const { n, res } of results) {
+        if (res.status === 202) accepted.push(n);
+        else if (res.status === 503) busy.push(res);
+        else assert.fail(`event ${n}: unexpected ${res.status} ${res.text}`);
+      }
+    }
+    assert.ok(busy.length > 0, `no 503 in ${index} concurrent posts with --limits-verify-backlog 1\n${gw3.diag()}`);
+    for (const res of busy) {
+      assert.match(String(res.headers['retry-after']), /^\d+$/);
+      assert.equal(res.json?.error, 'busy', res.text);
+    }
+    await client.waitNotifications(accepted.length, { timeout: 20000 });
+    await client.roundTrip();
+    const got = client.notificationClaims().map((c) => Number(c.n.description.slice(3)));
+    assert.deepEqual([...got].sort((a, b) => a - b), [...accepted].sort((a, b) => a - b));
+    assert.deepEqual(client.notificationClaims().map((c) => c.seq), got.map((_, i) => i + 1));
+  });
+});
