@@ -328,6 +328,18 @@ describe('delivery: the websocket protocol', () => {
     assert.deepEqual(claims.map((x) => [x.seq, x.n.description]), [[1, 'while subscribed'], [3, 'on Q']], c.dump());
   });
 
+  test('a connection whose token expires gets token_expired, then close 1008', async () => {
+    const U = uniqueUser('exp');
+    const C = ctxOf('EXP-1');
+    const c = await open('expiring');
+    c.send({ op: 'connect', token: await mintSub(keys, { sub: U, ctx: [C], ttl: 3 }) });
+    c.send({ op: 'subscribe', ctx: C });
+    await c.waitOp('connected');
+    const err = await c.waitFor((f) => f.op === 'error', { timeout: 10000, what: 'token_expired' });
+    assert.equal(err.code, 'token_expired');
+    assert.equal((await c.waitClose()).code, 1008);
+  });
+
   test('a refreshed token (connect again) keeps the user and narrows the contexts', async () => {
     const U = uniqueUser('rf');
     const P = ctxOf('REF-1');
