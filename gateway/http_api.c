@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "app.h"
@@ -47,6 +48,7 @@ struct http_pss {
 	char trace_id[64];
 	int64_t received_ns;
 	int head_only;
+	size_t discarded; /* body bytes dropped after an early answer */
 	int scheduled;        /* POST /forge/scheduled[/<interval>] */
 	char interval[16];
 	char *system_token;   /* x-forge-oauth-system; never logged */
@@ -239,10 +241,20 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	pss->state = HTTP_READING_BODY;
 }
 
+/* After an early answer (413, 415, 401...) the client may still be sending
+ * its body. Closing at once would reset the connection and the client would
+ * likely lose our answer, so the answer is followed by a half-close and the
+ * rest of the body is read and dropped, up to this many bytes or
+ * LINGER_SECONDS, whichever comes first. */
+#define LINGER_MAX_BYTES (64u * 1024u * 1024u)
+#define LINGER_SECONDS 5
+
 static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in, size_t len)
 {
-	if (pss->state != HTTP_READING_BODY)
-		return; /* already answered (413 etc.): the rest is ignored */
+	if (pss->state != HTTP_READING_BODY) {
+		pss->discarded += len; /* answered already (413 etc.): dropped unread */
+		return;
+	}
 	if (pss->body_len + len > (size_t)app->cfg.max_body) {
 		char msg[96];
 		gw_stat_inc(GW_STAT_events_rejected_too_large);
@@ -430,6 +442,18 @@ static int write_headers(struct lws *wsi, struct http_pss *pss)
 	return 0;
 }
 
+/* Half-closes after an early answer so that the client reads it before the
+ * connection goes; lws keeps delivering (and we keep dropping) the rest of
+ * the body until the client finishes or the timeout closes the connection. */
+static int linger_close(struct lws *wsi)
+{
+	int fd = (int)lws_get_socket_fd(wsi);
+	if (fd < 0 || shutdown(fd, SHUT_WR) != 0)
+		return -1;
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LINGER_SECONDS);
+	return 0;
+}
+
 int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
 {
 	struct http_pss *pss = user;
@@ -510,8 +534,13 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 	}
 	case LWS_CALLBACK_HTTP_BODY:
 		intake_body(app_of(wsi), pss, in, len);
+		/* lingering after an early answer: stop once enough was dropped */
+		if (pss->state == HTTP_DONE && pss->close_after && pss->discarded > LINGER_MAX_BYTES)
+			return -1;
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (pss->state == HTTP_DONE && pss->close_after)
+			return -1; /* the early answer went out and the client is done */
 		intake_complete(app_of(wsi), pss);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -523,7 +552,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 				/* nothing more to send */
 				pss->state = HTTP_DONE;
 				if (pss->close_after)
-					return -1;
+					return linger_close(wsi);
 				return lws_http_transaction_completed(wsi) ? -1 : 0;
 			}
 			lws_callback_on_writable(wsi);
@@ -541,7 +570,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 				return -1;
 			pss->state = HTTP_DONE;
 			if (pss->close_after)
-				return -1;
+				return linger_close(wsi);
 			return lws_http_transaction_completed(wsi) ? -1 : 0;
 		}
 		return 0;

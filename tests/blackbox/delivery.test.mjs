@@ -223,13 +223,16 @@ describe('delivery: the websocket protocol', () => {
     await c.waitOp('connected');
   });
 
-  test('the upgrade succeeds (101) whatever subprotocol is offered', async () => {
-    for (const proto of ['something-else', 'graphql-ws, v1.notify']) {
+  test('subprotocols: none or notify-gateway is accepted (101), only unknown ones are refused', async () => {
+    for (const proto of ['notify-gateway', 'graphql-ws, notify-gateway']) {
       const res = await rawUpgrade(gw.port, '/realtime', { 'Sec-WebSocket-Protocol': proto });
       assert.equal(res.status, 101, `subprotocol "${proto}": upgrade answered ${res.status} ${res.error ?? ''}`);
+      assert.equal(res.headers?.['sec-websocket-protocol'], 'notify-gateway', `subprotocol "${proto}": the chosen one is echoed`);
     }
     const none = await rawUpgrade(gw.port, '/realtime', {});
     assert.equal(none.status, 101);
+    const unknown = await rawUpgrade(gw.port, '/realtime', { 'Sec-WebSocket-Protocol': 'something-else' });
+    assert.notEqual(unknown.status, 101, 'a client that speaks only other subprotocols is refused');
   });
 
   test('ping echoes ids of any JSON type', async () => {
