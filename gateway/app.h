@@ -95,6 +95,8 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *answer); /* takes item */
 void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item); /* takes item */
 void gw_realtime_close_all(struct gw_app *app);
+void gw_realtime_start_sweep(struct gw_app *app);
+void gw_realtime_stop_sweep(void);
 
 /* Small helpers shared by the service-thread modules. */
 static inline void gw_id_key(uint64_t id, char out[17])

@@ -258,6 +258,7 @@ int gw_server_run(struct gw_app *app)
 	app->outbox.wake = wake_service;
 	app->outbox.wake_ud = app;
 
+	gw_realtime_start_sweep(app);
 	if (gw_pipeline_start(app)) {
 		gw_log(GW_LOG_ERR, "cannot start worker threads");
 		gw_workq_close(&app->workq);
@@ -305,6 +306,7 @@ int gw_server_run(struct gw_app *app)
 	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),
 	       (unsigned long long)gw_stat_get(GW_STAT_notifications_delivered),
 	       (unsigned long long)gw_stat_get(GW_STAT_notifications_undelivered));
+	gw_realtime_stop_sweep();
 	lws_context_destroy(app->lws);
 	app->lws = NULL;
 	while (app->held) {
