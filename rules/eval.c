@@ -658,7 +658,8 @@ static int bi_slice(struct ctx *c, const struct rules_node *n, const struct rule
 	if (slice_bounds(c, n, args, list_len(recv), &from, &to) < 0)
 		return EV_ERR;
 	if (recv->kind == RULES_V_LIST) {
-		set_list(out, recv->u.list.items + from, to - from);
+		/* An empty list may have no items array: no arithmetic on NULL. */
+		set_list(out, to > from ? recv->u.list.items + from : NULL, to - from);
 		return EV_OK;
 	}
 	struct rules_value *items = alloc_items(c, to - from);

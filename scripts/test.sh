@@ -32,7 +32,7 @@ if command -v clang >/dev/null; then
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build-fuzz -j"$jobs" --target fuzz_expr fuzz_rules 2>/dev/null ||
     echo "fuzz: targets not built (no libFuzzer runtime?)"
-  echo "== fuzz (${FUZZ_SECONDS:=60} s per target)"
+  echo "== fuzz (seed ${FUZZ_SEED:-1}, at most ${FUZZ_SECONDS:=90} s per target)"
   FUZZ_SECONDS=$FUZZ_SECONDS ctest --test-dir build-fuzz -L fuzz --output-on-failure --no-tests=ignore
 else
   echo "== fuzz: skipped (clang not installed; scripts/setup.sh installs it)"

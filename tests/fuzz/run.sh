@@ -20,6 +20,14 @@ else
   cp "$src"/docs/examples/*.yml "$work/seeds/"
   find "$src/tests" -name '*.yml' -path '*fixtures*' -exec cp {} "$work/seeds/" \; 2>/dev/null || true
 fi
+# Reproducible by default: a fixed seed and a fresh corpus each run, so a run
+# explores the same inputs on every machine (FUZZ_SEED=0 picks a random seed
+# for exploration). FUZZ_RUNS bounds the executions (defaults: about 50 s of
+# work each on this machine); the time bounds slower machines, which then run
+# a prefix of the same sequence.
+rm -rf "$work/corpus"
+mkdir -p "$work/corpus"
 cd "$work"
-exec "$fuzzer" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-  -print_final_stats=1 corpus seeds
+if [ "$kind" = expr ]; then runs=${FUZZ_RUNS:-1500000}; else runs=${FUZZ_RUNS:-500000}; fi
+exec "$fuzzer" -seed="${FUZZ_SEED:-1}" -runs="$runs" -max_total_time="$secs" -timeout=10 \
+  -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 corpus seeds
