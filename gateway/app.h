@@ -87,6 +87,7 @@ extern const size_t gw_conn_size;     /* sizeof(struct gw_conn) */
 
 /* server.c */
 int gw_server_run(struct gw_app *app);
+void gw_server_drain(struct gw_app *app); /* takes and dispatches the outbox */
 
 /* http_api.c / realtime.c: service-thread entry points used by server.c */
 struct lws;

@@ -36,6 +36,7 @@ struct gw_config {
 	int dedup_capacity;
 	int dedup_ttl;
 	char *log_level;
+	char *event_loop;      /* "poll" (lws's own) or "epoll" (libev) */
 };
 
 /* Fills defaults. */

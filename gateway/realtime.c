@@ -453,6 +453,9 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
 					   "the subscription token expired; reconnect with a fresh one", 1);
 			}
 		}
+	/* Safety net: results waiting in the outbox are drained even if a
+	 * wake-up went missing (seen rarely with event_loop: epoll). */
+	gw_server_drain(app);
 	lws_sul_schedule(app->lws, 0, sul, sweep_cb, LWS_US_PER_SEC);
 }
 

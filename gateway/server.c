@@ -12,6 +12,7 @@
  * with 1001, then destroy the context. limits: shutdown_grace seconds.
  */
 #include <errno.h>
+#include <ev.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
@@ -93,6 +94,14 @@ static void drain_outbox(struct gw_app *app)
 	release_batches(app);
 }
 
+void gw_server_drain(struct gw_app *app)
+{
+	if (!gw_outbox_is_empty(&app->outbox)) {
+		drain_outbox(app);
+		gw_log(GW_LOG_DEBUG, "sweep: drained waiting results (their wake-up was late or lost)");
+	}
+}
+
 static int http_protocol_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			    size_t len)
 {
@@ -111,6 +120,20 @@ static int realtime_protocol_cb(struct lws *wsi, enum lws_callback_reasons reaso
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
 		return 0;
 	return gw_realtime_callback(wsi, (int)reason, user, in, len);
+}
+
+/* One turn of the event loop. With event_loop: epoll, lws runs inside a
+ * libev loop we own (lws 4.1.6's own loop is poll(2), which scans every
+ * socket on each wake-up: O(connections) per event). Signals interrupt
+ * either wait (EINTR), so the caller sees its flags promptly. */
+static struct ev_loop *ev_loop_main;
+
+static void service_once(struct gw_app *app)
+{
+	if (ev_loop_main)
+		ev_run(ev_loop_main, EVRUN_ONCE);
+	else
+		lws_service(app->lws, 0);
 }
 
 static void wake_service(void *ud)
@@ -235,6 +258,18 @@ int gw_server_run(struct gw_app *app)
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, gw_log_lws_emit);
 
+	void *foreign_loops[1];
+	if (!strcmp(app->cfg.event_loop, "epoll")) {
+		ev_loop_main = ev_loop_new(EVBACKEND_EPOLL);
+		if (!ev_loop_main) {
+			gw_log(GW_LOG_ERR, "cannot create the epoll event loop");
+			return 1;
+		}
+		foreign_loops[0] = ev_loop_main;
+		info.foreign_loops = foreign_loops;
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+	}
+
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop_signal;
@@ -250,7 +285,13 @@ int gw_server_run(struct gw_app *app)
 	app->lws = lws_create_context(&info);
 	if (!app->lws) {
 		gw_log(GW_LOG_ERR, "cannot listen on %s (address in use or not available?)", app->cfg.listen);
-		fprintf(stderr, "notify-gateway: cannot listen on %s\n", app->cfg.listen);
+		fprintf(stderr, "notify-gateway: cannot listen on %s%s\n", app->cfg.listen,
+			ev_loop_main ? " (or the libev event-loop plugin of libwebsockets is missing: "
+				       "install libwebsockets-evlib-ev)"
+				     : "");
+		if (ev_loop_main)
+			ev_loop_destroy(ev_loop_main);
+		ev_loop_main = NULL;
 		return 1;
 	}
 	app->vhost = lws_get_vhost_by_name(app->lws, "default");
@@ -274,7 +315,7 @@ int gw_server_run(struct gw_app *app)
 	       app->nworkers);
 
 	while (!stop_requested) {
-		lws_service(app->lws, 0);
+		service_once(app);
 		if (reload_requested) {
 			reload_requested = 0;
 			start_reload(app);
@@ -294,12 +335,12 @@ int gw_server_run(struct gw_app *app)
 	gw_workq_close(&app->workq);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
 	while (!pipeline_idle(app) && time(NULL) < deadline)
-		lws_service(app->lws, 0);
+		service_once(app);
 	if (!pipeline_idle(app))
 		gw_log(GW_LOG_WARN, "stopping: grace period over with events still in flight");
 	gw_realtime_close_all(app);
 	while (app->ws_connections > 0 && time(NULL) < deadline + 2)
-		lws_service(app->lws, 0);
+		service_once(app);
 	gw_pipeline_join(app);
 	drain_outbox(app);
 	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
@@ -309,6 +350,10 @@ int gw_server_run(struct gw_app *app)
 	gw_realtime_stop_sweep();
 	lws_context_destroy(app->lws);
 	app->lws = NULL;
+	if (ev_loop_main) {
+		ev_loop_destroy(ev_loop_main);
+		ev_loop_main = NULL;
+	}
 	while (app->held) {
 		struct gw_outbox_item *b = app->held;
 		app->held = b->next;
