@@ -158,7 +158,8 @@ run() {
 }
 
 field() { # field LABEL TARGET KEY
-	grep "label=$1 " "$RESULTS" | grep " target=$2 " | tail -1 | tr ' ' '\n' | sed -n "s/^$3=//p"
+	{ grep "label=$1 " "$RESULTS" || true; } | { grep " target=$2 " || true; } | tail -1 | tr ' ' '\n' |
+		sed -n "s/^$3=//p"
 }
 
 if [ "$SMOKE" = 1 ]; then
