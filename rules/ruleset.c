@@ -145,6 +145,15 @@ static bool known_event(const char *name)
 {
 	size_t lo = 0, hi = rules__forge_event_count;
 
+	/* The gateway's own scheduled events: "scheduled:X" (once per run) and
+	 * "scheduled:X:user" (once per user with activity), docs/protocol.md. */
+	for (size_t i = 0; schedule_names[i]; i++) {
+		size_t n = strlen(schedule_names[i]);
+		if (!strncmp(name, "scheduled:", 10) && !strncmp(name + 10, schedule_names[i], n) &&
+		    (name[10 + n] == '\0' || !strcmp(name + 10 + n, ":user")))
+			return true;
+	}
+
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		int c = strcmp(rules__forge_events[mid], name);

@@ -273,6 +273,16 @@ static const struct {
 	  "      events: [avi:jira:created:isue, 'avi:jira:*:issue', 'avi:nothing:*']\n"
 	  "                                                          ^\n"
 	  ""},
+	{"scheduled_events_known",
+	 "rules:\n"
+	  "  - key: a\n"
+	  "    events: [scheduled:hour, 'scheduled:week:user', scheduled:minute]\n"
+	  "    notify: {to: \"'x'\", context: c, title: t}\n"
+	  "",
+	 "rules.yml:3:53: warning: unknown event 'scheduled:minute'\n"
+	  "      events: [scheduled:hour, 'scheduled:week:user', scheduled:minute]\n"
+	  "  " "                                                    ^\n"
+	  ""},
 	{"template_error",
 	 "rules:\n"
 	  "  - key: a\n"
