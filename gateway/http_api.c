@@ -414,9 +414,18 @@ static char *health_json(struct gw_app *app)
 	return text;
 }
 
+/* Small bodies travel in the same write as the headers: one syscall and one
+ * loop turn less per answer (the intake's 202 is ~60 bytes). lws 4.1.6 only
+ * insists on separate writes for HTTP/2, which this server does not speak
+ * (no TLS, no ALPN); HTTP/1.1 keep-alive bookkeeping does not look at the
+ * body count. Returns 1 when the body went out too, 0 when it still has to
+ * be written, -1 on error. */
+#define INLINE_BODY_MAX 3072
+
 static int write_headers(struct lws *wsi, struct http_pss *pss)
 {
-	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+	unsigned char buf[LWS_PRE + 1024 + INLINE_BODY_MAX], *start = buf + LWS_PRE, *p = start,
+							     *end = buf + LWS_PRE + 1024 - 1;
 	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, "application/json",
 					pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
 		return -1;
@@ -437,6 +446,14 @@ static int write_headers(struct lws *wsi, struct http_pss *pss)
 	if (pss->close_after && lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
 							    (const unsigned char *)"close", 5, &p, end))
 		return -1;
+	if (!pss->head_only && pss->resp_len && pss->resp_len <= INLINE_BODY_MAX) {
+		if (lws_finalize_http_header(wsi, &p, end))
+			return -1;
+		memcpy(p, pss->resp, pss->resp_len);
+		p += pss->resp_len;
+		int len = (int)(p - start);
+		return lws_write(wsi, start, (size_t)len, LWS_WRITE_HTTP_HEADERS) == len ? 1 : -1;
+	}
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	return 0;
@@ -545,10 +562,11 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (pss->state == HTTP_SEND_HEADERS) {
-			if (write_headers(wsi, pss))
+			int sent = write_headers(wsi, pss);
+			if (sent < 0)
 				return -1;
 			pss->state = HTTP_SEND_BODY;
-			if (pss->head_only || !pss->resp_len) {
+			if (sent || pss->head_only || !pss->resp_len) {
 				/* nothing more to send */
 				pss->state = HTTP_DONE;
 				if (pss->close_after)
