@@ -36,7 +36,6 @@ struct gw_config {
 	int dedup_capacity;
 	int dedup_ttl;
 	char *log_level;
-	char *event_loop;      /* "poll" (lws's own) or "epoll" (libev) */
 };
 
 /* Fills defaults. */

@@ -12,7 +12,6 @@
  * with 1001, then destroy the context. limits: shutdown_grace seconds.
  */
 #include <errno.h>
-#include <ev.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
@@ -122,18 +121,9 @@ static int realtime_protocol_cb(struct lws *wsi, enum lws_callback_reasons reaso
 	return gw_realtime_callback(wsi, (int)reason, user, in, len);
 }
 
-/* One turn of the event loop. With event_loop: epoll, lws runs inside a
- * libev loop we own (lws 4.1.6's own loop is poll(2), which scans every
- * socket on each wake-up: O(connections) per event). Signals interrupt
- * either wait (EINTR), so the caller sees its flags promptly. */
-static struct ev_loop *ev_loop_main;
-
 static void service_once(struct gw_app *app)
 {
-	if (ev_loop_main)
-		ev_run(ev_loop_main, EVRUN_ONCE);
-	else
-		lws_service(app->lws, 0);
+	lws_service(app->lws, 0);
 }
 
 static void wake_service(void *ud)
@@ -258,18 +248,6 @@ int gw_server_run(struct gw_app *app)
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, gw_log_lws_emit);
 
-	void *foreign_loops[1];
-	if (!strcmp(app->cfg.event_loop, "epoll")) {
-		ev_loop_main = ev_loop_new(EVBACKEND_EPOLL);
-		if (!ev_loop_main) {
-			gw_log(GW_LOG_ERR, "cannot create the epoll event loop");
-			return 1;
-		}
-		foreign_loops[0] = ev_loop_main;
-		info.foreign_loops = foreign_loops;
-		info.options |= LWS_SERVER_OPTION_LIBEV;
-	}
-
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop_signal;
@@ -285,13 +263,7 @@ int gw_server_run(struct gw_app *app)
 	app->lws = lws_create_context(&info);
 	if (!app->lws) {
 		gw_log(GW_LOG_ERR, "cannot listen on %s (address in use or not available?)", app->cfg.listen);
-		fprintf(stderr, "notify-gateway: cannot listen on %s%s\n", app->cfg.listen,
-			ev_loop_main ? " (or the libev event-loop plugin of libwebsockets is missing: "
-				       "install libwebsockets-evlib-ev)"
-				     : "");
-		if (ev_loop_main)
-			ev_loop_destroy(ev_loop_main);
-		ev_loop_main = NULL;
+		fprintf(stderr, "notify-gateway: cannot listen on %s\n", app->cfg.listen);
 		return 1;
 	}
 	app->vhost = lws_get_vhost_by_name(app->lws, "default");
@@ -350,10 +322,6 @@ int gw_server_run(struct gw_app *app)
 	gw_realtime_stop_sweep();
 	lws_context_destroy(app->lws);
 	app->lws = NULL;
-	if (ev_loop_main) {
-		ev_loop_destroy(ev_loop_main);
-		ev_loop_main = NULL;
-	}
 	while (app->held) {
 		struct gw_outbox_item *b = app->held;
 		app->held = b->next;
