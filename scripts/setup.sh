@@ -16,7 +16,7 @@ for a in "$@"; do
   esac
 done
 [ $want_node = 1 ] && APT_PACKAGES+=(nodejs)
-[ $want_browser = 1 ] && APT_PACKAGES+=(chromium)
+[ $want_browser = 1 ] && APT_PACKAGES+=(chromium firefox-esr)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
