@@ -408,6 +408,12 @@ static char *health_json(struct gw_app *app)
 					      (json_int_t)app->dedup.ttl, "evictedEarly",
 					      (json_int_t)app->dedup.evicted_early));
 		pthread_mutex_unlock(&app->dedup.lock);
+		pthread_mutex_lock(&app->seq.lock); /* the activity tracker lives under it */
+		json_object_set_new(j, "digests",
+				    json_pack("{s:I, s:I, s:I}", "tracked", (json_int_t)app->activity.users.count,
+					      "capacity", (json_int_t)app->activity.max_users, "untracked",
+					      (json_int_t)app->activity.dropped));
+		pthread_mutex_unlock(&app->seq.lock);
 	}
 	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_INDENT(0)) : NULL;
 	json_decref(j);

@@ -82,6 +82,9 @@ describe('scheduled digests', () => {
     }
     await scheduled('hour');
     const [da] = await a.waitNotifications(1);
+    const health = await (await fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(5000) })).json();
+    assert.equal(health.digests.tracked, 3, JSON.stringify(health.digests)); // A, B, and A in the other installation
+    assert.equal(health.digests.untracked, 0);
     const [db] = await b.waitNotifications(1);
     const [ds] = await admin.waitNotifications(1);
     assert.equal(decode(da).n.title, '2 notifications (hour)');
