@@ -19,7 +19,7 @@
 
 #include "version.h"
 
-enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL };
+enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP };
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -40,6 +40,8 @@ static const struct opt options[] = {
 	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
 	{"web_root", OPT_PATH, OFF(web_root), GW_DEFAULT_WEB_ROOT, 0, 0, "files served at /"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
+	{"event_loop", OPT_EVLOOP, OFF(event_loop), "epoll", 0, 0,
+	 "epoll (libuv; cost does not grow with idle connections) or poll (libwebsockets' own loop)"},
 	{"workers", OPT_INT, OFF(workers), "0", 0, 64, "worker threads (0: one per CPU)"},
 	{"forge.app_id", OPT_STR, OFF(forge_app_id), NULL, 0, 0,
 	 "the app ARI that FITs must name as aud (ari:cloud:ecosystem::app/<uuid>)"},
@@ -145,6 +147,12 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 		    strcmp(v, "info") && strcmp(v, "debug")) {
 			snprintf(msg, msglen, "'%s' must be error, warn, notice, info or debug, got '%s'",
 				 o->name, v);
+			return -1;
+		}
+		break;
+	case OPT_EVLOOP:
+		if (strcmp(v, "epoll") && strcmp(v, "poll")) {
+			snprintf(msg, msglen, "'%s' must be epoll or poll, got '%s'", o->name, v);
 			return -1;
 		}
 		break;

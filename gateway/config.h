@@ -36,6 +36,7 @@ struct gw_config {
 	int dedup_capacity;
 	int dedup_ttl;
 	char *log_level;
+	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
 };
 
 /* Fills defaults. */

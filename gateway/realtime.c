@@ -577,10 +577,24 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 				lws_callback_on_writable(wsi);
 			return 0;
 		}
-		if (c->close_pending) {
-			lws_close_reason(wsi, c->close_status, (unsigned char *)c->close_reason,
-					 strlen(c->close_reason));
-			return -1;
+		if (c->close_pending == 1) {
+			/* Write the close frame ourselves and let the peer's answer end
+			 * the connection (lws closes when it arrives; the timeout set in
+			 * close_after_flush kills a peer that never answers). Returning
+			 * -1 instead takes lws's "close_and_handled" path, which in
+			 * Debian's lws build under libuv closes a second time at once
+			 * and resets the connection before the frame is read. Opcode 4
+			 * is lws's LWS_WRITE_CLOSE, kept out of the public enum
+			 * ("handled by lws_close_reason()", lws-write.h). */
+			unsigned char buf[LWS_PRE + 2 + sizeof(c->close_reason)];
+			size_t rl = strlen(c->close_reason);
+			buf[LWS_PRE] = (unsigned char)((unsigned)c->close_status >> 8);
+			buf[LWS_PRE + 1] = (unsigned char)((unsigned)c->close_status & 0xff);
+			memcpy(buf + LWS_PRE + 2, c->close_reason, rl);
+			c->close_pending = 2;
+			if (lws_write(wsi, buf + LWS_PRE, 2 + rl, (enum lws_write_protocol)4) < 0)
+				return -1;
+			return 0;
 		}
 		return 0;
 	}

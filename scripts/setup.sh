@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake pkg-config openssl
-  libwebsockets-dev libjansson-dev libjwt-dev libssl-dev libpcre2-dev libyaml-dev
+  libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libjwt-dev libssl-dev libpcre2-dev libyaml-dev
   clang libclang-rt-14-dev)  # clang + its libFuzzer runtime: the rule-engine fuzzers
 want_node=0; want_browser=0
 for a in "$@"; do
