@@ -62,7 +62,7 @@ struct gw_conn {
 	size_t rx_len;
 	struct outbound *out_head, *out_tail;
 	size_t out_bytes;
-	int close_pending;
+	int close_pending;   /* 1: close once the queue is flushed; 2: close frame sent */
 	enum lws_close_status close_status;
 	char close_reason[64];
 };
@@ -418,6 +418,8 @@ void gw_realtime_close_all(struct gw_app *app)
 	for (size_t i = 0; i < m->nbuckets; i++)
 		for (struct gw_strmap_entry *e = m->buckets[i]; e; e = e->next) {
 			struct gw_conn *c = e->value;
+			if (c->close_pending == 2)
+				continue; /* its close frame is already out */
 			c->close_pending = 0; /* a going-away close overrides a pending one */
 			close_after_flush(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 		}
