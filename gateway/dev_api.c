@@ -15,7 +15,6 @@
  * Threads: service thread. Ownership: returned strings are malloc'd.
  */
 #include <libwebsockets.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,55 +23,9 @@
 
 #include "app.h"
 #include "dev_api.h"
+#include "keys.h"
 #include "log.h"
 
-#define DEV_FORGE_KID "notify-gateway-dev-forge"
-#define DEV_INSTALLATION "ari:cloud:ecosystem::installation/00000000-0000-4000-8000-000000000001"
-
-static char *read_secret(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	char buf[4097];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		n--;
-	size_t start = 0;
-	while (start < n && (buf[start] == ' ' || buf[start] == '\n'))
-		start++;
-	char *s = malloc(n - start + 1);
-	if (!s)
-		return NULL;
-	memcpy(s, buf + start, n - start);
-	s[n - start] = '\0';
-	*len = n - start;
-	return s;
-}
-
-static char *hs256_sign(const char *secret, size_t secret_len, const char *claims)
-{
-	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	size_t hl = gw_b64url_encoded_len(sizeof(header) - 1), cl = gw_b64url_encoded_len(strlen(claims));
-	size_t cap = hl + 1 + cl + 1 + gw_b64url_encoded_len(32) + 1;
-	char *out = malloc(cap);
-	if (!out)
-		return NULL;
-	size_t n = gw_b64url_encode((const unsigned char *)header, sizeof(header) - 1, out);
-	out[n++] = '.';
-	n += gw_b64url_encode((const unsigned char *)claims, strlen(claims), out + n);
-	unsigned char mac[32];
-	unsigned int maclen = 0;
-	if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)out, n, mac, &maclen)) {
-		free(out);
-		return NULL;
-	}
-	out[n++] = '.';
-	n += gw_b64url_encode(mac, maclen, out + n);
-	out[n] = '\0';
-	return out;
-}
 
 static int query_values(struct lws *wsi, const char *name, char vals[][256], int max)
 {
@@ -114,20 +67,11 @@ int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *st
 		for (int i = 0; i < nctx; i++)
 			json_array_append_new(ctx, json_string(ctxs[i]));
 		time_t now = time(NULL);
-		json_t *claims = json_pack("{s:s, s:s, s:o, s:I, s:I}", "installation", DEV_INSTALLATION, "sub",
+		json_t *claims = json_pack("{s:s, s:s, s:o, s:I, s:I}", "installation", GW_DEV_INSTALLATION, "sub",
 					   subs[0], "ctx", ctx, "iat", (json_int_t)now, "exp", (json_int_t)(now + ttl));
 		char *text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
 		json_decref(claims);
-		size_t slen = 0;
-		char *path_secret = NULL;
-		if (asprintf(&path_secret, "%s/dev-subscriber-secret", app->cfg.state_dir) < 0)
-			path_secret = NULL;
-		char *secret = path_secret ? read_secret(path_secret, &slen) : NULL;
-		char *token = text && secret ? hs256_sign(secret, slen, text) : NULL;
-		if (secret)
-			OPENSSL_cleanse(secret, slen);
-		free(secret);
-		free(path_secret);
+		char *token = text ? gw_subtoken_sign_dev(app->subkey, text, msg, sizeof(msg)) : NULL;
 		free(text);
 		if (!token) {
 			*status = 500;
@@ -150,14 +94,14 @@ int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *st
 			snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
 		json_t *claims = json_pack(
 			"{s:{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}}, s:s, s:s, s:I, s:I, s:I, s:s}", "app",
-			"id", app->forge_app_id, "installationId", DEV_INSTALLATION, "appVersion", "1.0.0",
+			"id", app->forge_app_id, "installationId", GW_DEV_INSTALLATION, "appVersion", "1.0.0",
 			"environment", "type", "DEVELOPMENT", "id", "ari:cloud:ecosystem::environment/dev",
 			"module", "type", "core:endpoint", "key", "notify-gateway-demo", "iss",
 			"forge/invocation-token", "aud", app->forge_app_id, "iat", (json_int_t)now, "nbf",
 			(json_int_t)now, "exp", (json_int_t)(now + 25), "jti", jti);
 		char *text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
 		json_decref(claims);
-		char *fit = text ? gw_fit_sign_dev(app->dev_forge_key_path, DEV_FORGE_KID, text, msg, sizeof(msg))
+		char *fit = text ? gw_fit_sign_dev(app->dev_forge_key_path, GW_DEV_FORGE_KID, text, msg, sizeof(msg))
 				 : NULL;
 		free(text);
 		if (!fit) {

@@ -21,8 +21,6 @@
 #include "keys.h"
 #include "log.h"
 
-#define DEV_APP_ID "ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000"
-#define DEV_FORGE_KID "notify-gateway-dev-forge"
 
 static int mkdir_p(const char *path)
 {
@@ -94,7 +92,7 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 		fkey = join(cfg->state_dir, "dev-forge-key.pem");
 		fjwks = join(cfg->state_dir, "dev-forge-jwks.json");
 		if (!exists(fkey) || !exists(fjwks)) {
-			if (gw_keygen_rsa_jwks(fkey, fjwks, DEV_FORGE_KID, msg, sizeof(msg))) {
+			if (gw_keygen_rsa_jwks(fkey, fjwks, GW_DEV_FORGE_KID, msg, sizeof(msg))) {
 				fprintf(err, "notify-gateway: cannot generate the development Forge key: %s\n", msg);
 				goto out;
 			}
@@ -104,7 +102,7 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 			fprintf(err, "notify-gateway: development JWKS %s: %s\n", fjwks, msg);
 			goto out;
 		}
-		app->forge_app_id = strdup(cfg->forge_app_id ? cfg->forge_app_id : DEV_APP_ID);
+		app->forge_app_id = strdup(cfg->forge_app_id ? cfg->forge_app_id : GW_DEV_APP_ID);
 		app->dev_forge_key = 1;
 		app->dev_forge_key_path = fkey;
 		fkey = NULL;

@@ -393,28 +393,37 @@ static void rule_log(void *ud, const char *rule_key, const char *message)
 static const char frame_head[] = "{\"op\":\"notification\",\"jws\":\"";
 static const char frame_tail[] = "\"}";
 
+/* The claim `n` and the lifetime are the same for every recipient of one
+ * notification: built once per note, shared (by reference) by its frames. */
+static json_t *note_claim(json_t *note, const char *note_id)
+{
+	json_t *actions = json_object_get(note, "actions");
+	actions = actions ? json_incref(actions) : json_array();
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", note_id, "type",
+			 json_string_value(json_object_get(note, "type")), "title",
+			 json_string_value(json_object_get(note, "title")), "description",
+			 json_string_value(json_object_get(note, "description")), "actions", actions, "rule",
+			 json_string_value(json_object_get(note, "rule")), "eventType",
+			 json_string_value(json_object_get(note, "eventType")));
+}
+
+static json_int_t note_ttl(struct gw_app *app, json_t *note)
+{
+	json_t *t = json_object_get(note, "ttl");
+	return json_is_integer(t) && json_integer_value(t) > 0 ? json_integer_value(t)
+								: app->cfg.notification_ttl;
+}
+
 /* Builds the signed frame for one (notification, user). NULL on failure. */
-static struct gw_msg *build_frame(struct gw_app *app, json_t *note, const char *inst, const char *user,
-				  uint64_t seq, const char *note_id, time_t now)
+static struct gw_msg *build_frame(struct gw_app *app, json_t *n, const char *ctx, json_int_t ttl,
+				  const char *inst, const char *user, uint64_t seq, time_t now)
 {
 	char jti[33];
 	random_hex(jti, 16);
-	json_int_t ttl = app->cfg.notification_ttl;
-	json_t *t = json_object_get(note, "ttl");
-	if (json_is_integer(t) && json_integer_value(t) > 0)
-		ttl = json_integer_value(t);
-	json_t *actions = json_object_get(note, "actions");
-	actions = actions ? json_incref(actions) : json_array();
-	json_t *claims = json_pack(
-		"{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:{s:s, s:s, s:s, s:s, s:o, s:s, s:s}}", "iss",
-		app->cfg.signing_issuer, "installation", inst, "sub", user, "ctx",
-		json_string_value(json_object_get(note, "context")), "iat", (json_int_t)now, "exp",
-		(json_int_t)now + ttl, "jti", jti, "seq", (json_int_t)seq, "n", "id", note_id, "type",
-		json_string_value(json_object_get(note, "type")), "title",
-		json_string_value(json_object_get(note, "title")), "description",
-		json_string_value(json_object_get(note, "description")), "actions",
-		actions, "rule", json_string_value(json_object_get(note, "rule")),
-		"eventType", json_string_value(json_object_get(note, "eventType")));
+	json_t *claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:O}", "iss",
+				   app->cfg.signing_issuer, "installation", inst, "sub", user, "ctx", ctx, "iat",
+				   (json_int_t)now, "exp", (json_int_t)now + ttl, "jti", jti, "seq",
+				   (json_int_t)seq, "n", n);
 	if (!claims)
 		return NULL;
 	char *text = json_dumps(claims, JSON_COMPACT);
@@ -431,13 +440,13 @@ static struct gw_msg *build_frame(struct gw_app *app, json_t *note, const char *
 	unsigned char *p = gw_msg_payload(msg);
 	memcpy(p, frame_head, sizeof(frame_head) - 1);
 	size_t off = sizeof(frame_head) - 1;
-	size_t n = gw_signer_sign(app->signer, text, tlen, (char *)p + off, cap - off);
+	size_t signed_len = gw_signer_sign(app->signer, text, tlen, (char *)p + off, cap - off);
 	free(text);
-	if (!n) {
+	if (!signed_len) {
 		gw_msg_unref(msg);
 		return NULL;
 	}
-	off += n;
+	off += signed_len;
 	memcpy(p + off, frame_tail, sizeof(frame_tail) - 1);
 	off += sizeof(frame_tail) - 1;
 	msg->len = off;
@@ -554,11 +563,15 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 		char note_id[33];
 		random_hex(note_id, 16);
 		gw_stat_inc(GW_STAT_rule_matches);
+		json_t *n = note_claim(note, note_id);
+		const char *ctx = json_string_value(json_object_get(note, "context"));
+		json_int_t ttl = note_ttl(app, note);
 		for (size_t j = 0; j < json_array_size(to); j++, k++) {
 			if (!items[k].user)
 				continue;
-			struct gw_msg *msg =
-				build_frame(app, note, job->installation, items[k].user, items[k].seq, note_id, now);
+			struct gw_msg *msg = n ? build_frame(app, n, ctx, ttl, job->installation, items[k].user,
+							     items[k].seq, now)
+					       : NULL;
 			if (!msg) {
 				gw_stat_inc(GW_STAT_notifications_sign_failed);
 				gw_log(GW_LOG_ERR, "notification not signed trace=%s rule=%s user=%s", job->trace_id,
@@ -570,13 +583,14 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 			gw_stat_inc(GW_STAT_notifications_signed);
 			items[out].user = items[k].user;
 			items[out].seq = items[k].seq;
-			items[out].ctx = strdup(json_string_value(json_object_get(note, "context")));
+			items[out].ctx = strdup(ctx);
 			items[out].installation = strdup(job->installation);
 			items[out].msg = msg;
 			if (out != k)
 				items[k].user = NULL;
 			out++;
 		}
+		json_decref(n);
 	}
 	json_decref(notes);
 	gw_stat_inc(GW_STAT_events_processed);

@@ -1,13 +1,11 @@
 /* registry.c - see registry.h. */
 #include "registry.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "gw/signer.h"
 #include "log.h"
 
 #define TOKEN_EXPIRING_SECONDS (2 * 3600)
@@ -62,45 +60,6 @@ void gw_registry_close(struct gw_registry *r)
 	pthread_mutex_destroy(&r->lock);
 }
 
-static int write_atomic(const char *path, const char *data, size_t len)
-{
-	char *tmp = NULL;
-	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
-		return -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		free(tmp);
-		return -1;
-	}
-	size_t off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	int ok = off == len && fsync(fd) == 0;
-	close(fd);
-	if (!ok || rename(tmp, path) != 0) {
-		unlink(tmp);
-		free(tmp);
-		return -1;
-	}
-	free(tmp);
-	char *dircopy = strdup(path);
-	if (dircopy) {
-		int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-		free(dircopy);
-	}
-	return 0;
-}
-
 static void iso_time(time_t t, char out[32])
 {
 	struct tm tm;
@@ -140,11 +99,12 @@ int gw_registry_record(struct gw_registry *r, const char *id, const char *event_
 	json_t *doc = json_pack("{s:i, s:O}", "version", 1, "installations", r->installations);
 	char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	json_decref(doc);
-	int rc = text ? write_atomic(r->path, text, strlen(text)) : -1;
+	char err[256] = "out of memory";
+	int rc = text ? gw_write_file_atomic(r->path, text, strlen(text), 0600, err, sizeof(err)) : -1;
 	pthread_mutex_unlock(&r->lock); /* } registry lock ---- */
 	free(text);
 	if (rc)
-		gw_log(GW_LOG_ERR, "registry: cannot write %s: %s", r->path, strerror(errno));
+		gw_log(GW_LOG_ERR, "registry: cannot write %s: %s", r->path, err);
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "crypto_internal.h"
+#include "gw/signer.h"
 
 const char *crypto__alg_name(enum crypto__alg alg)
 {
@@ -237,4 +238,10 @@ fail:
 	free(tmp);
 	free(dircopy);
 	return -1;
+}
+
+int gw_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode, char *err,
+			 size_t errlen)
+{
+	return crypto__write_atomic(path, data, len, mode, err, errlen);
 }

@@ -49,6 +49,13 @@ int gw_keygen_ec_p256(const char *path, char *err, size_t errlen);
 int gw_keygen_rsa_jwks(const char *priv_path, const char *jwks_path, const char *kid, char *err,
 		       size_t errlen);
 
+/* Writes len bytes to path atomically: a temporary file in the same
+ * directory with the given mode, write, fsync, rename, fsync of the directory.
+ * The shared writer behind the key files; the gateway uses it for its state
+ * files too. Returns 0 or -1 with err filled. */
+int gw_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode, char *err,
+			 size_t errlen);
+
 /* Writes 32 random bytes, base64url, as an HS256 secret file (0600, atomic). */
 int gw_keygen_secret(const char *path, char *err, size_t errlen);
 

@@ -89,4 +89,11 @@ enum gw_token_err gw_subtoken_verify(const struct gw_subkey *key, const char *to
 				     const char *audience, long leeway, time_t now,
 				     json_t **claims, char *detail, size_t detail_len);
 
+/* DEVELOPMENT / DEMO TOOLING ONLY: an HS256 subscription token for claims_json
+ * (a JSON object), signed with the key's secret. Only for HS256 keys (the
+ * generated development secret); other keys answer NULL with err filled.
+ * Returns malloc'd text. Thread-safe. */
+char *gw_subtoken_sign_dev(const struct gw_subkey *key, const char *claims_json, char *err,
+			   size_t errlen);
+
 #endif

@@ -254,6 +254,25 @@ static void test_hs256(void)
 	}
 	gw_subkey_free(key);
 	CHECK(gw_subkey_from_secret(NULL, 40, err, sizeof(err)) == NULL);
+
+	/* Development signing with the loaded secret: verifies with the same key
+	 * and with libjwt; refused for a public-key subscriber key. */
+	key = gw_subkey_from_secret(buf, 32, err, sizeof(err));
+	tok = key ? gw_subtoken_sign_dev(key, GOOD, err, sizeof(err)) : NULL;
+	CHECK(tok != NULL);
+	if (tok) {
+		CHECK_INT_EQ(sv1(key, tok, NULL), GW_TOKEN_OK);
+		jwt_t *jwt = NULL;
+		CHECK_INT_EQ(jwt_decode(&jwt, tok, buf, 32), 0);
+		CHECK_STR_EQ(jwt ? jwt_get_grant(jwt, "sub") : NULL, "user-1");
+		jwt_free(jwt);
+	}
+	free(tok);
+	gw_subkey_free(key);
+	key = load("ec_pub.pem", err, sizeof(err));
+	CHECK(key != NULL);
+	CHECK(gw_subtoken_sign_dev(key, GOOD, err, sizeof(err)) == NULL);
+	gw_subkey_free(key);
 }
 
 static void refused(const char *name, const char *needle)
