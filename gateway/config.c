@@ -59,6 +59,8 @@ static const struct opt options[] = {
 	{"signing.issuer", OPT_STR, OFF(signing_issuer), "notify-gateway", 0, 0, "iss of notifications"},
 	{"signing.ttl", OPT_INT, OFF(notification_ttl), "3600", 10, 2592000,
 	 "default notification lifetime in seconds (exp - iat)"},
+	{"signing.batch_events", OPT_INT, OFF(sign_batch_events), "64", 1, 4096,
+	 "queued events one worker takes at once and covers with one signature"},
 	{"limits.queue", OPT_INT, OFF(queue_capacity), "10000", 1, 10000000,
 	 "accepted events waiting for the rules; full: 503 + Retry-After"},
 	{"limits.verify_backlog", OPT_INT, OFF(verify_backlog), "1024", 1, 1000000,

@@ -24,6 +24,7 @@ struct gw_config {
 	char *signing_key;     /* NULL: <state_dir>/signing-key.pem, generated */
 	char *signing_issuer;
 	int notification_ttl;
+	int sign_batch_events; /* events per worker pass, one signature */
 	int workers;           /* 0: one per CPU */
 	int queue_capacity;
 	int verify_backlog;

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "gw/merkle.h"
 #include "log.h"
 #include "stats.h"
 
@@ -390,21 +391,22 @@ static void rule_log(void *ud, const char *rule_key, const char *message)
 	       rule_key ? rule_key : "-", message);
 }
 
-static const char frame_head[] = "{\"op\":\"notification\",\"jws\":\"";
-static const char frame_tail[] = "\"}";
-
 /* The claim `n` and the lifetime are the same for every recipient of one
- * notification: built once per note, shared (by reference) by its frames. */
-static json_t *note_claim(json_t *note, const char *note_id)
+ * notification: serialised once per note, spliced into every recipient's
+ * claims. */
+static char *note_claim_text(json_t *note, const char *note_id)
 {
 	json_t *actions = json_object_get(note, "actions");
 	actions = actions ? json_incref(actions) : json_array();
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", note_id, "type",
-			 json_string_value(json_object_get(note, "type")), "title",
-			 json_string_value(json_object_get(note, "title")), "description",
-			 json_string_value(json_object_get(note, "description")), "actions", actions, "rule",
-			 json_string_value(json_object_get(note, "rule")), "eventType",
-			 json_string_value(json_object_get(note, "eventType")));
+	json_t *n = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", note_id, "type",
+			      json_string_value(json_object_get(note, "type")), "title",
+			      json_string_value(json_object_get(note, "title")), "description",
+			      json_string_value(json_object_get(note, "description")), "actions", actions,
+			      "rule", json_string_value(json_object_get(note, "rule")), "eventType",
+			      json_string_value(json_object_get(note, "eventType")));
+	char *text = n ? json_dumps(n, JSON_COMPACT) : NULL;
+	json_decref(n);
+	return text;
 }
 
 static json_int_t note_ttl(struct gw_app *app, json_t *note)
@@ -414,47 +416,90 @@ static json_int_t note_ttl(struct gw_app *app, json_t *note)
 								: app->cfg.notification_ttl;
 }
 
-/* Builds the signed frame for one (notification, user). NULL on failure. */
-static struct gw_msg *build_frame(struct gw_app *app, json_t *n, const char *ctx, json_int_t ttl,
-				  const char *inst, const char *user, uint64_t seq, time_t now)
+/* ---- a growable byte buffer for claims text ----------------------------- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
 {
-	char jti[33];
-	random_hex(jti, 16);
-	json_t *claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:O}", "iss",
-				   app->cfg.signing_issuer, "installation", inst, "sub", user, "ctx", ctx, "iat",
-				   (json_int_t)now, "exp", (json_int_t)now + ttl, "jti", jti, "seq",
-				   (json_int_t)seq, "n", n);
-	if (!claims)
-		return NULL;
-	char *text = json_dumps(claims, JSON_COMPACT);
-	json_decref(claims);
-	if (!text)
-		return NULL;
-	size_t tlen = strlen(text);
-	size_t cap = sizeof(frame_head) - 1 + gw_signer_max_jws_len(app->signer, tlen) + sizeof(frame_tail);
-	struct gw_msg *msg = gw_msg_new(cap);
-	if (!msg) {
-		free(text);
-		return NULL;
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (b->len + n + 1 > cap)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->failed = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
 	}
-	unsigned char *p = gw_msg_payload(msg);
-	memcpy(p, frame_head, sizeof(frame_head) - 1);
-	size_t off = sizeof(frame_head) - 1;
-	size_t signed_len = gw_signer_sign(app->signer, text, tlen, (char *)p + off, cap - off);
-	free(text);
-	if (!signed_len) {
-		gw_msg_unref(msg);
-		return NULL;
-	}
-	off += signed_len;
-	memcpy(p + off, frame_tail, sizeof(frame_tail) - 1);
-	off += sizeof(frame_tail) - 1;
-	msg->len = off;
-	p[off] = '\0';
-	return msg;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
 }
 
-static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratch *scratch)
+static void sb_puts(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+/* A JSON string literal, as jansson's encoder writes it (same escapes), so
+ * claims built here read back identically. Input is UTF-8 that jansson
+ * already validated (rule output, token claims). */
+static void sb_json_str(struct sbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	sb_put(b, "\"", 1);
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		char esc[6] = {'\\', 0};
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			sb_put(b, esc, 6);
+			continue;
+		}
+		sb_put(b, esc, 2);
+	}
+	sb_put(b, run, (size_t)(s - run));
+	sb_put(b, "\"", 1);
+}
+
+/* ---- EVENT: rules and seqs, one event at a time --------------------------- */
+
+/* One event of a worker's pass, between its rules and the pass's signature. */
+struct event_work {
+	struct gw_job *job;
+	json_t *notes;             /* rule results, owned */
+	size_t nnotes;
+	struct gw_delivery *items; /* one per (note, recipient); user NULL: no seq, no delivery */
+	size_t nitems;
+	struct gw_outbox_item *batch; /* NULL: out of memory (the event is dropped, logged) */
+};
+
+static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_scratch *scratch,
+			   struct event_work *w)
 {
 	const char *event_type = job->event_type;
 	struct rule_log_ctx lc = {job->trace_id, event_type};
@@ -552,58 +597,267 @@ static void do_event(struct gw_app *app, struct gw_job *job, struct rules_scratc
 	pthread_cond_broadcast(&sq->turn);
 	pthread_mutex_unlock(&sq->lock); /* } sequencer lock ---- */
 
+	w->job = job;
+	w->notes = notes;
+	w->nnotes = items ? nnotes : 0;
+	w->items = items;
+	w->nitems = total;
+	w->batch = batch;
+}
 
-	/* ---- sign, in parallel with other workers ---- */
+/* ---- EVENT: one signature for the whole pass ----------------------------- */
+
+/* A notification of the pass: its claims are bytes [off, off+len) of the
+ * pass's claims buffer. */
+struct leaf {
+	struct event_work *w;
+	size_t item;
+	size_t off, len;
+};
+
+static const char frame_head[] = "{\"op\":\"notification\",\"claims\":\"";
+static const char frame_batch[] = "\",\"proof\":{\"batch\":\"";
+static const char frame_index[] = "\",\"index\":";
+static const char frame_path[] = ",\"path\":[";
+static const char frame_tail[] = "]}}";
+
+/* The frame of one leaf: claims, the shared batch JWS, its inclusion proof. */
+static struct gw_msg *leaf_frame(const char *claims, size_t claims_len, const char *batch_jws,
+				 size_t batch_len, const struct gw_merkle *tree, size_t index)
+{
+	const unsigned char *sib[GW_MERKLE_MAX_PATH];
+	size_t npath = gw_merkle_path(tree, index, sib);
+	if (npath == (size_t)-1)
+		return NULL;
+	char idx[24];
+	int idx_len = snprintf(idx, sizeof(idx), "%zu", index);
+	size_t hash_b64 = gw_b64url_encoded_len(GW_MERKLE_HASH_LEN);
+	size_t cap = sizeof(frame_head) - 1 + gw_b64url_encoded_len(claims_len) + sizeof(frame_batch) - 1 +
+		     batch_len + sizeof(frame_index) - 1 + (size_t)idx_len + sizeof(frame_path) - 1 +
+		     npath * (hash_b64 + 3) + sizeof(frame_tail) + 1;
+	struct gw_msg *msg = gw_msg_new(cap);
+	if (!msg)
+		return NULL;
+	char *p = (char *)gw_msg_payload(msg), *o = p;
+	memcpy(o, frame_head, sizeof(frame_head) - 1);
+	o += sizeof(frame_head) - 1;
+	o += gw_b64url_encode((const unsigned char *)claims, claims_len, o);
+	memcpy(o, frame_batch, sizeof(frame_batch) - 1);
+	o += sizeof(frame_batch) - 1;
+	memcpy(o, batch_jws, batch_len);
+	o += batch_len;
+	memcpy(o, frame_index, sizeof(frame_index) - 1);
+	o += sizeof(frame_index) - 1;
+	memcpy(o, idx, (size_t)idx_len);
+	o += idx_len;
+	memcpy(o, frame_path, sizeof(frame_path) - 1);
+	o += sizeof(frame_path) - 1;
+	for (size_t i = 0; i < npath; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		o += gw_b64url_encode(sib[i], GW_MERKLE_HASH_LEN, o);
+		*o++ = '"';
+	}
+	memcpy(o, frame_tail, sizeof(frame_tail) - 1);
+	o += sizeof(frame_tail) - 1;
+	*o = '\0';
+	msg->len = (size_t)(o - p);
+	return msg;
+}
+
+/* Builds every recipient's claims, one Merkle tree over them, one ES256
+ * signature over its root, and every frame. Returns the number of leaves
+ * signed; on failure none is (the caller counts and logs). */
+static size_t sign_pass(struct gw_app *app, struct event_work *works, size_t nworks, time_t now)
+{
+	size_t nleaves = 0;
+	for (size_t e = 0; e < nworks; e++)
+		for (size_t k = 0; k < works[e].nitems; k++)
+			if (works[e].items[k].user)
+				nleaves++;
+	if (!nleaves)
+		return 0;
+	struct leaf *leaves = calloc(nleaves, sizeof(*leaves));
+	unsigned char *salt = malloc(nleaves * 16);
+	unsigned char *hashes = malloc(nleaves * GW_MERKLE_HASH_LEN);
+	struct sbuf claims = {0}, iss_json = {0}, payload = {0};
+	struct gw_merkle tree = {0};
+	char *batch_jws = NULL;
+	size_t signed_leaves = 0;
+	if (!leaves || !salt || !hashes || RAND_bytes(salt, (int)(nleaves * 16)) != 1)
+		goto done;
+
+	/* Claims, in the key order of the protocol document. */
+	sb_json_str(&iss_json, app->cfg.signing_issuer);
+	if (iss_json.failed)
+		goto done;
+	const char *iss = iss_json.p;
+	size_t li = 0;
+	for (size_t e = 0; e < nworks; e++) {
+		struct event_work *w = &works[e];
+		size_t k = 0;
+		for (size_t i = 0; i < w->nnotes; i++) {
+			json_t *note = json_array_get(w->notes, i);
+			size_t nto = json_array_size(json_object_get(note, "to"));
+			char note_id[33];
+			random_hex(note_id, 16);
+			char *n = note_claim_text(note, note_id);
+			const char *ctx = json_string_value(json_object_get(note, "context"));
+			json_int_t ttl = note_ttl(app, note);
+			gw_stat_inc(GW_STAT_rule_matches);
+			for (size_t j = 0; j < nto; j++, k++) {
+				if (!w->items[k].user)
+					continue;
+				if (!n || !ctx) /* cannot be serialised: counted as not signed */
+					continue;
+				struct leaf *lf = &leaves[li];
+				lf->w = w;
+				lf->item = k;
+				lf->off = claims.len;
+				char num[96], jti[33];
+				static const char hex[] = "0123456789abcdef";
+				for (int b = 0; b < 16; b++) {
+					jti[2 * b] = hex[salt[li * 16 + b] >> 4];
+					jti[2 * b + 1] = hex[salt[li * 16 + b] & 15];
+				}
+				jti[32] = '\0';
+				sb_puts(&claims, "{\"iss\":");
+				sb_puts(&claims, iss);
+				sb_puts(&claims, ",\"installation\":");
+				sb_json_str(&claims, w->job->installation);
+				sb_puts(&claims, ",\"sub\":");
+				sb_json_str(&claims, w->items[k].user);
+				sb_puts(&claims, ",\"ctx\":");
+				sb_json_str(&claims, ctx);
+				snprintf(num, sizeof(num), ",\"iat\":%lld,\"exp\":%lld,\"jti\":\"", (long long)now,
+					 (long long)(now + ttl));
+				sb_puts(&claims, num);
+				sb_puts(&claims, jti);
+				snprintf(num, sizeof(num), "\",\"seq\":%llu,\"n\":",
+					 (unsigned long long)w->items[k].seq);
+				sb_puts(&claims, num);
+				sb_puts(&claims, n);
+				sb_puts(&claims, "}");
+				lf->len = claims.len - lf->off;
+				w->items[k].ctx = strdup(ctx);
+				li++;
+			}
+			free(n);
+		}
+	}
+	nleaves = li; /* notes that could not be serialised dropped theirs */
+	if (claims.failed || !nleaves)
+		goto done;
+	for (size_t i = 0; i < nleaves; i++)
+		if (gw_merkle_leaf_hash(claims.p + leaves[i].off, leaves[i].len,
+					hashes + i * GW_MERKLE_HASH_LEN))
+			goto done;
+	if (gw_merkle_build(&tree, hashes, nleaves))
+		goto done;
+
+	char root[48], num[96];
+	gw_b64url_encode(gw_merkle_root(&tree), GW_MERKLE_HASH_LEN, root);
+	sb_puts(&payload, "{\"iss\":");
+	sb_puts(&payload, iss);
+	snprintf(num, sizeof(num), ",\"iat\":%lld,\"size\":%zu,\"root\":\"", (long long)now, nleaves);
+	sb_puts(&payload, num);
+	sb_puts(&payload, root);
+	sb_puts(&payload, "\"}");
+	if (payload.failed)
+		goto done;
+	size_t jws_cap = gw_signer_max_jws_len(app->signer, payload.len);
+	batch_jws = malloc(jws_cap);
+	size_t jws_len = batch_jws ? gw_signer_sign(app->signer, payload.p, payload.len, batch_jws, jws_cap) : 0;
+	if (!jws_len)
+		goto done;
+	gw_stat_inc(GW_STAT_signatures);
+
+	for (size_t i = 0; i < nleaves; i++) {
+		struct gw_delivery *d = &leaves[i].w->items[leaves[i].item];
+		d->msg = leaf_frame(claims.p + leaves[i].off, leaves[i].len, batch_jws, jws_len, &tree, i);
+		if (d->msg)
+			signed_leaves++;
+	}
+done:
+	free(batch_jws);
+	gw_merkle_free(&tree);
+	free(claims.p);
+	free(iss_json.p);
+	free(payload.p);
+	free(hashes);
+	free(salt);
+	free(leaves);
+	return signed_leaves;
+}
+
+/* Signs the pass, drops what could not be signed, and hands every event's
+ * batch to the service thread in intake order. */
+static void deliver_pass(struct gw_app *app, struct event_work *works, size_t nworks)
+{
 	time_t now = time(NULL);
-	size_t out = 0;
-	k = 0;
-	for (size_t i = 0; i < nnotes && items; i++) {
-		json_t *note = json_array_get(notes, i);
-		json_t *to = json_object_get(note, "to");
-		char note_id[33];
-		random_hex(note_id, 16);
-		gw_stat_inc(GW_STAT_rule_matches);
-		json_t *n = note_claim(note, note_id);
-		const char *ctx = json_string_value(json_object_get(note, "context"));
-		json_int_t ttl = note_ttl(app, note);
-		for (size_t j = 0; j < json_array_size(to); j++, k++) {
-			if (!items[k].user)
+	sign_pass(app, works, nworks, now);
+	for (size_t e = 0; e < nworks; e++) {
+		struct event_work *w = &works[e];
+		size_t out = 0, failed = 0;
+		for (size_t k = 0; k < w->nitems; k++) {
+			struct gw_delivery d = w->items[k];
+			if (!d.user)
 				continue;
-			struct gw_msg *msg = n ? build_frame(app, n, ctx, ttl, job->installation, items[k].user,
-							     items[k].seq, now)
-					       : NULL;
-			if (!msg) {
-				gw_stat_inc(GW_STAT_notifications_sign_failed);
-				gw_log(GW_LOG_ERR, "notification not signed trace=%s rule=%s user=%s", job->trace_id,
-				       json_string_value(json_object_get(note, "rule")), items[k].user);
-				free(items[k].user);
-				items[k].user = NULL;
+			if (!d.msg || !d.ctx || !(d.installation = strdup(w->job->installation))) {
+				failed++;
+				free(d.user);
+				free(d.ctx);
+				gw_msg_unref(d.msg);
 				continue;
 			}
-			gw_stat_inc(GW_STAT_notifications_signed);
-			items[out].user = items[k].user;
-			items[out].seq = items[k].seq;
-			items[out].ctx = strdup(ctx);
-			items[out].installation = strdup(job->installation);
-			items[out].msg = msg;
-			if (out != k)
-				items[k].user = NULL;
-			out++;
+			w->items[out++] = d;
 		}
-		json_decref(n);
+		gw_stat_add(GW_STAT_notifications_signed, out);
+		if (failed) {
+			gw_stat_add(GW_STAT_notifications_sign_failed, failed);
+			gw_log(GW_LOG_ERR, "%zu notifications not signed trace=%s", failed, w->job->trace_id);
+		}
+		json_decref(w->notes);
+		w->notes = NULL;
+		gw_stat_inc(GW_STAT_events_processed);
+		if (!w->batch) {
+			free(w->items);
+			gw_log(GW_LOG_ERR, "pipeline: out of memory; event trace=%s dropped", w->job->trace_id);
+			continue;
+		}
+		w->batch->kind = GW_OUT_BATCH;
+		w->batch->intake_no = w->job->intake_no;
+		w->batch->received_ns = w->job->received_ns;
+		w->batch->items = w->items;
+		w->batch->count = out;
+		gw_outbox_push_take(&app->outbox, w->batch);
 	}
-	json_decref(notes);
-	gw_stat_inc(GW_STAT_events_processed);
-	if (!batch) {
-		gw_log(GW_LOG_ERR, "pipeline: out of memory; event trace=%s dropped", job->trace_id);
-		return;
+}
+
+/* A run of consecutive events: rules and seqs one event after another (each
+ * takes its own turn in the sequencer), then one signature for all of them. */
+static void do_events(struct gw_app *app, struct gw_job *chain, struct rules_scratch *scratch)
+{
+	size_t n = 0;
+	for (struct gw_job *j = chain; j; j = j->next)
+		n++;
+	struct event_work one, *works = n > 1 ? calloc(n, sizeof(*works)) : &one;
+	if (!works) { /* sign each event alone rather than lose the run */
+		works = &one;
+		n = 1;
 	}
-	batch->kind = GW_OUT_BATCH;
-	batch->intake_no = job->intake_no;
-	batch->received_ns = job->received_ns;
-	batch->items = items;
-	batch->count = out;
-	gw_outbox_push_take(&app->outbox, batch);
+	memset(works, 0, n * sizeof(*works));
+	struct gw_job *j = chain;
+	while (j) {
+		size_t count = 0;
+		for (; j && count < n; j = j->next)
+			evaluate_event(app, j, scratch, &works[count++]);
+		deliver_pass(app, works, count);
+		memset(works, 0, n * sizeof(*works));
+	}
+	if (works != &one)
+		free(works);
 }
 
 /* ---- threads ------------------------------------------------------------ */
@@ -613,7 +867,18 @@ static void *worker_main(void *arg)
 	struct gw_app *app = arg;
 	struct rules_scratch *scratch = rules_scratch_new();
 	struct gw_job *job;
-	while ((job = gw_workq_pop(&app->workq))) {
+	size_t batch_events = app->cfg.sign_batch_events > 0 ? (size_t)app->cfg.sign_batch_events : 1;
+	size_t share = app->nworkers > 0 ? (size_t)app->nworkers : 1;
+	while ((job = gw_workq_pop_some(&app->workq, batch_events, share))) {
+		if (job->kind == GW_JOB_EVENT) {
+			do_events(app, job, scratch);
+			while (job) {
+				struct gw_job *next = job->next;
+				gw_job_free(job);
+				job = next;
+			}
+			continue;
+		}
 		switch (job->kind) {
 		case GW_JOB_VERIFY:
 			do_verify(app, job);
@@ -622,7 +887,6 @@ static void *worker_main(void *arg)
 			do_auth(app, job);
 			break;
 		case GW_JOB_EVENT:
-			do_event(app, job, scratch);
 			break;
 		}
 		gw_job_free(job);

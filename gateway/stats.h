@@ -31,8 +31,9 @@
 	X(events_processed, "accepted events that went through the rules")           \
 	X(rule_matches, "notifications produced by rules (before fan-out)")          \
 	X(rule_log_lines, "rule evaluation outcomes logged (onError *_AND_LOG etc.)") \
-	X(notifications_signed, "JWS signed (one per user and context)")             \
-	X(notifications_sign_failed, "JWS that could not be signed")                 \
+	X(notifications_signed, "notifications signed (one per user and context)")  \
+	X(notifications_sign_failed, "notifications that could not be signed")      \
+	X(signatures, "ES256 batch signatures (one per worker pass, covering its notifications)") \
 	X(notifications_delivered, "notification frames queued to connections")      \
 	X(notifications_undelivered, "signed notifications with no subscribed connection") \
 	X(ws_connections_opened, "websocket connections opened")                     \

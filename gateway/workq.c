@@ -107,6 +107,11 @@ int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
 
 struct gw_job *gw_workq_pop(struct gw_workq *q)
 {
+	return gw_workq_pop_some(q, 1, 1);
+}
+
+struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t share)
+{
 	struct gw_job *job = NULL;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	for (;;) {
@@ -119,12 +124,23 @@ struct gw_job *gw_workq_pop(struct gw_workq *q)
 			break;
 		}
 		if (q->event_head) {
+			size_t take = share > 1 ? (q->event_count + share - 1) / share : q->event_count;
+			if (take > max_events)
+				take = max_events;
+			if (take < 1)
+				take = 1;
 			job = q->event_head;
-			q->event_head = job->next;
+			struct gw_job *last = job;
+			for (size_t i = 1; i < take && last->next; i++)
+				last = last->next;
+			q->event_head = last->next;
 			if (!q->event_head)
 				q->event_tail = NULL;
-			q->event_count--;
-			break;
+			last->next = NULL;
+			for (struct gw_job *j = job; j; j = j->next)
+				q->event_count--;
+			pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+			return job;
 		}
 		if (q->closed)
 			break;

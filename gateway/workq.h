@@ -70,6 +70,12 @@ int gw_workq_push_event(struct gw_workq *q, struct gw_job *job);
  * queue is closed and both lanes are empty. */
 struct gw_job *gw_workq_pop(struct gw_workq *q);
 
+/* Like gw_workq_pop, but when the next job is an event, takes a run of
+ * consecutive events linked through ->next: at most max_events, and no more
+ * than a 1/share part of the queued events (rounded up), so that `share`
+ * waking workers split a backlog instead of one taking it all. */
+struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t share);
+
 /* Refuses further verify pushes and wakes idle workers so they can leave. */
 void gw_workq_close(struct gw_workq *q);
 
