@@ -12,9 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startGateway, tempDir, writeTemp } from './lib/gateway.mjs';
-import { makeKeys, mintFit, mintSub, jose, newInstallation, INSTALLATION } from './lib/keys.mjs';
+import { makeKeys, mintFit, mintSub, newInstallation, INSTALLATION } from './lib/keys.mjs';
 import { postEvent } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
+import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
 
 const RULES = `
@@ -63,7 +64,7 @@ async function scheduled(interval, installation = INSTALLATION) {
   assert.equal(res.status, 202, await res.text());
 }
 
-const decode = (n) => jose.decodeJwt(n.jws);
+const decode = (n) => claimsOf(n);
 
 describe('scheduled digests', () => {
   test('per-user digest and installation summary reflect the activity since the last run', async () => {

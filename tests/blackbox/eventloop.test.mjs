@@ -35,7 +35,7 @@ for (const loop of ['epoll', 'poll']) {
       const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: `EL-${loop}`, assignee: user })));
       assert.equal(res.status, 202, res.text);
       const [n] = await c.waitNotifications(1);
-      assert.equal(n.seq, undefined); // frames carry only the JWS ...
+      assert.equal(n.seq, undefined); // frames carry only claims and proof ...
       assert.equal(c.notificationClaims()[0].seq, 1); // ... whose claims hold the seq
 
       // an error frame, then the close: the frame must arrive first

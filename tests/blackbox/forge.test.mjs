@@ -26,6 +26,7 @@ import { startGateway, fixture, tempDir, runCli } from './lib/gateway.mjs';
 import { makeSubscriberKey, mintSub, jose } from './lib/keys.mjs';
 import { request } from './lib/http.mjs';
 import { subscriber, WsClient } from './lib/ws.mjs';
+import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, uniqueUser, ctxOf } from './lib/events.mjs';
 import { ForgeSim, runSim, parseSimOutput, FORGE_SIM } from './lib/forge-sim.mjs';
 
@@ -275,7 +276,7 @@ describe('lifecycle events: registry, restart, installer notified', () => {
 
     // The installer is notified by the rule on avi:forge:installed:app.
     const [n] = await u.waitNotifications(1);
-    const claims = jose.decodeJwt(n.jws);
+    const claims = claimsOf(n);
     assert.equal(claims.sub, installer);
     assert.equal(claims.ctx, 'forge:app');
     assert.equal(claims.n.rule, 'installer-welcome');
@@ -329,7 +330,7 @@ describe('lifecycle events: registry, restart, installer notified', () => {
     const upgraded = { ...structuredClone(UPGRADED), upgraderAccountId: upgrader, app: { ...UPGRADED.app, version: '10.0.0' } };
     assertDelivered(await sim.send(gw, [upgraded], { appVersion: '10.0.0' }), 'the upgraded event');
     const [m] = await v.waitNotifications(1);
-    assert.equal(jose.decodeJwt(m.jws).n.rule, 'upgrader-notice');
+    assert.equal(claimsOf(m).n.rule, 'upgrader-notice');
     h = await health(gw);
     inst = installationOf(h, sim.installation);
     assert.ok(inst.upgradedAt, JSON.stringify(inst));
@@ -387,7 +388,7 @@ describe('scheduled triggers and the system token', () => {
 
     // hourly-digest (events: ["scheduled:hour"]) ran for installation a.
     const [n] = await reader.waitNotifications(1);
-    const claims = jose.decodeJwt(n.jws);
+    const claims = claimsOf(n);
     assert.equal(claims.n.rule, 'hourly-digest');
     assert.equal(claims.installation, a.installation);
     assert.equal(claims.n.title, 'Hourly digest (hour)');
@@ -481,7 +482,7 @@ describe('redelivery: exactly one notification', () => {
   /** Sends a barrier event to assignee and waits for it: anything the earlier events could produce has arrived. */
   async function barrier(client, assignee, key) {
     assertDelivered(await sim.send(gw, [bugEvent({ key, assignee, summary: 'barrier' })]), 'the barrier');
-    await client.waitFor((f) => f.op === 'notification' && jose.decodeJwt(f.jws).n.description === 'barrier', { what: 'the barrier notification', timeout: 10000 });
+    await client.waitFor((f) => f.op === 'notification' && claimsOf(f).n.description === 'barrier', { what: 'the barrier notification', timeout: 10000 });
   }
 
   test('after a 503 (intake paused with SIGUSR1): the retry is accepted, one notification', async () => {

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { makeKeys, mintFit, mintSub, unsignedToken, tamperPayload, fitClaims, jose, now, newInstallation, INSTALLATION } from './lib/keys.mjs';
 import { postEvent, request } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
+import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
 
 let keys;
@@ -51,7 +52,7 @@ async function assertNothingDeliveredBefore(t) {
   const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: t.key, assignee: t.user, summary })));
   assert.equal(res.status, 202, `sentinel refused: ${res.text}\n${gw.diag()}`);
   const [first] = await t.client.waitNotifications(1);
-  const claims = jose.decodeJwt(first.jws);
+  const claims = claimsOf(first);
   assert.equal(claims.n.description, summary, `the first notification is not the sentinel: ${t.client.dump()}`);
   assert.equal(claims.seq, 1, `sentinel has seq ${claims.seq}: a refused event consumed a seq`);
   await t.client.roundTrip();
@@ -65,7 +66,7 @@ async function assertOnly(t, descriptions) {
   const summary = `only-sentinel ${t.key} ${randomBytes(4).toString('hex')}`;
   const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: t.key, assignee: t.user, summary })));
   assert.equal(res.status, 202, res.text);
-  await t.client.waitFor((f) => f.op === 'notification' && jose.decodeJwt(f.jws).n.description === summary, { what: 'the sentinel' });
+  await t.client.waitFor((f) => f.op === 'notification' && claimsOf(f).n.description === summary, { what: 'the sentinel' });
   const got = t.client.notificationClaims().map((c) => c.n.description);
   assert.deepEqual(got, [...descriptions, summary], t.client.dump());
 }
@@ -87,7 +88,7 @@ describe('intake: accepted events', () => {
     assert.equal(typeof res.json.traceId, 'string');
     assert.ok(res.json.traceId.length > 0);
     const [n] = await t.client.waitNotifications(1);
-    const c = jose.decodeJwt(n.jws);
+    const c = claimsOf(n);
     assert.equal(c.sub, t.user);
     assert.equal(c.ctx, t.ctx);
     assert.equal(c.seq, 1);
@@ -100,7 +101,7 @@ describe('intake: accepted events', () => {
     assert.equal(res.status, 202, res.text);
     assert.equal(res.json.status, 'accepted');
     const [n] = await t.client.waitNotifications(1);
-    assert.equal(jose.decodeJwt(n.jws).n.title, `New bug ${t.key}`);
+    assert.equal(claimsOf(n).n.title, `New bug ${t.key}`);
   });
 
   test('a retry redelivery (retryContext inside payload) is accepted', async () => {
@@ -399,14 +400,14 @@ describe('intake: redelivery and installations', () => {
     assert.equal(a.status, 202, a.text);
     assert.equal(a.json.status, 'accepted');
     const [n] = await oc.waitNotifications(1);
-    const c = jose.decodeJwt(n.jws);
+    const c = claimsOf(n);
     assert.equal(c.installation, other);
     assert.equal(c.seq, 1);
     const b = await postEvent(gw.port, await mintFit(keys), envelope(t.event));
     assert.equal(b.status, 202, b.text);
     assert.equal(b.json.status, 'accepted', 'the same event of another installation is not a duplicate');
     const [m] = await t.client.waitNotifications(1);
-    const d = jose.decodeJwt(m.jws);
+    const d = claimsOf(m);
     assert.equal(d.installation, INSTALLATION);
     assert.equal(d.seq, 1, 'seq is per (installation, user)');
     await oc.roundTrip();
@@ -469,7 +470,7 @@ describe('intake: 503 + Retry-After when the intake queue is full', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(sentinel.status, 202, sentinel.text);
-    await client.waitFor((f) => f.op === 'notification' && jose.decodeJwt(f.jws).n.description === 'sentinel', { timeout: 10000, what: 'the sentinel' });
+    await client.waitFor((f) => f.op === 'notification' && claimsOf(f).n.description === 'sentinel', { timeout: 10000, what: 'the sentinel' });
     const claims = client.notificationClaims();
     assert.equal(claims.length, accepted.length + 1, `expected ${accepted.length} + sentinel, got ${claims.length}`);
     assert.deepEqual(claims.map((c) => c.seq), claims.map((_, i) => i + 1), 'seq not 1..N');

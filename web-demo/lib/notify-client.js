@@ -2,7 +2,8 @@
 //
 // It connects to the gateway's websocket (/realtime), authenticates with a
 // subscription token from a token provider, subscribes to contexts, verifies
-// every notification (ES256 JWS, WebCrypto) against the gateway's JWKS, drops
+// every notification against the gateway's JWKS with WebCrypto (the ES256
+// batch JWS, then the Merkle inclusion proof of the claims in it), drops
 // what is not for this user and these contexts, and delivers each notification
 // id at most once, across reconnects. It reconnects with exponential backoff
 // and jitter, and refreshes the token before it expires.
@@ -46,10 +47,10 @@ export function peekClaims(token) {
 
 /** Why a message was dropped; each is a counter in client.stats.rejected. */
 export const REJECT_REASONS = Object.freeze([
-  'malformed', // not a compact JWS, bad JSON, missing claims
-  'bad_alg', // header alg is not ES256
-  'unknown_kid', // no key with this kid, even after refetching the JWKS
-  'bad_signature', // the signature does not verify
+  'malformed', // no claims/proof, undecodable base64url or JSON, missing claims
+  'bad_alg', // the batch JWS header's alg is not ES256
+  'unknown_kid', // no key with the batch's kid, even after refetching the JWKS
+  'bad_signature', // the batch signature or the claims' inclusion proof does not verify
   'wrong_sub', // addressed to another user
   'wrong_ctx', // addressed to a context this client did not subscribe to
   'expired', // exp has passed
@@ -118,21 +119,24 @@ export class JwksCache {
   }
 }
 
+/** How many verified batch signatures each key cache remembers. */
+export const BATCH_CACHE_SIZE = 64;
+const batchCaches = new WeakMap(); // jwks -> Map(batch string -> Promise<{root, size, iss}>)
+
 /**
- * Verifies a notification JWS. Resolves the claims, or throws an error with
- * .reason in REJECT_REASONS.
- * expect: {sub, contexts: Set | fn(ctx) -> bool, installation?, issuer?, now?, leeway?}
+ * Verifies a batch JWS (proof.batch): ES256 over header.payload with the
+ * JWKS key named by kid. Resolves the signed {root (32 bytes), size, iss};
+ * throws Rejected.
  */
-export async function verifyNotification(jws, jwks, expect) {
-  const parts = typeof jws === 'string' ? jws.split('.') : [];
-  if (parts.length !== 3) throw new Rejected('malformed', 'not a compact JWS');
-  let header, claims, sig;
+async function verifyBatch(batch, jwks) {
+  const parts = batch.split('.');
+  if (parts.length !== 3) throw new Rejected('malformed', 'proof.batch is not a compact JWS');
+  let header, payload, sig;
   try {
     header = decodeJsonPart(parts[0]);
-    claims = decodeJsonPart(parts[1]);
     sig = b64urlDecode(parts[2]);
   } catch (e) {
-    throw new Rejected('malformed', `undecodable JWS: ${e.message}`);
+    throw new Rejected('malformed', `undecodable batch JWS: ${e.message}`);
   }
   if (header.alg !== 'ES256') throw new Rejected('bad_alg', `alg ${JSON.stringify(header.alg)}`);
   if (sig.length !== 64) throw new Rejected('bad_signature', 'ES256 signature must be 64 bytes');
@@ -141,13 +145,140 @@ export async function verifyNotification(jws, jwks, expect) {
   if (!key) throw new Rejected('unknown_kid', `kid ${header.kid}`);
   const ok = await jwks.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, await key, sig,
     te.encode(`${parts[0]}.${parts[1]}`));
-  if (!ok) throw new Rejected('bad_signature');
+  if (!ok) throw new Rejected('bad_signature', 'batch signature');
+  // Signed from here on; still check its shape.
+  let root;
+  try {
+    payload = decodeJsonPart(parts[1]);
+  } catch (e) {
+    throw new Rejected('malformed', `undecodable batch payload: ${e.message}`);
+  }
+  try {
+    root = b64urlDecode(payload.root);
+  } catch {
+    throw new Rejected('malformed', 'batch root is not base64url');
+  }
+  if (root.length !== 32) throw new Rejected('malformed', 'batch root must be 32 bytes');
+  const size = payload.size;
+  if (!Number.isSafeInteger(size) || size < 1) throw new Rejected('malformed', `batch size ${JSON.stringify(size)}`);
+  return { root, size, iss: payload.iss };
+}
+
+/** verifyBatch through a bounded per-JWKS cache: one ECDSA check per batch string. */
+function verifiedBatch(batch, jwks) {
+  let cache = batchCaches.get(jwks);
+  if (!cache) {
+    cache = new Map();
+    batchCaches.set(jwks, cache);
+  }
+  let p = cache.get(batch);
+  if (p) {
+    cache.delete(batch); // most recently used last
+  } else {
+    p = verifyBatch(batch, jwks);
+    // A failure is not remembered: the next message re-checks (a kid may appear).
+    p.catch(() => {
+      if (cache.get(batch) === p) cache.delete(batch);
+    });
+  }
+  cache.set(batch, p);
+  while (cache.size > BATCH_CACHE_SIZE) cache.delete(cache.keys().next().value);
+  return p;
+}
+
+function sameBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+  return d === 0;
+}
+
+async function sha256(subtle, prefix, ...parts) {
+  let len = 1;
+  for (const p of parts) len += p.length;
+  const buf = new Uint8Array(len);
+  buf[0] = prefix;
+  let o = 1;
+  for (const p of parts) {
+    buf.set(p, o);
+    o += p.length;
+  }
+  return new Uint8Array(await subtle.digest('SHA-256', buf));
+}
+
+/**
+ * RFC 9162 §2.1.3.2: does `path` prove that the leaf `claimBytes` is entry
+ * `index` of the tree of `size` leaves with root hash `root`?
+ * (leaf = SHA-256(0x00 || claims bytes), node = SHA-256(0x01 || left || right))
+ */
+export async function verifyInclusion(subtle, claimBytes, index, path, size, root) {
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return false;
+  if (!Array.isArray(path) || path.length > 64) return false;
+  let r = await sha256(subtle, 0x00, claimBytes);
+  let fn = index;
+  let sn = size - 1;
+  for (const p of path) {
+    if (sn === 0) return false; // path too long
+    if (p.length !== 32) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = await sha256(subtle, 0x01, p, r);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      r = await sha256(subtle, 0x01, r, p);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && sameBytes(r, root); // sn != 0: path too short
+}
+
+/**
+ * Verifies a notification frame {claims, proof: {batch, index, path}}
+ * (docs/protocol.md, "Notification claims and proof"): the batch JWS
+ * (ES256, key by kid from the JWKS; cached per batch string), then the
+ * RFC 9162 inclusion proof of the claims bytes under the batch's root, then
+ * the claims. Resolves the claims, or throws an error with .reason in
+ * REJECT_REASONS (every failed proof is 'bad_signature'; bad_alg and
+ * unknown_kid concern the batch JWS header).
+ * expect: {sub, contexts: Set | fn(ctx) -> bool, installation?, issuer?, now?, leeway?}
+ */
+export async function verifyNotification(frame, jwks, expect) {
+  const proof = frame && typeof frame === 'object' ? frame.proof : null;
+  if (typeof frame?.claims !== 'string' || !proof || typeof proof !== 'object' ||
+      typeof proof.batch !== 'string' || !Array.isArray(proof.path)) {
+    throw new Rejected('malformed', 'not a notification with claims and proof');
+  }
+  if (!Number.isSafeInteger(proof.index)) throw new Rejected('malformed', `proof.index ${JSON.stringify(proof.index)}`);
+  let claimBytes, path;
+  try {
+    claimBytes = b64urlDecode(frame.claims);
+    path = proof.path.map((p) => b64urlDecode(p));
+  } catch (e) {
+    throw new Rejected('malformed', `undecodable claims or proof: ${e.message}`);
+  }
+  const batch = await verifiedBatch(proof.batch, jwks);
+  if (proof.index < 0 || proof.index >= batch.size) throw new Rejected('bad_signature', `index ${proof.index} outside the batch of ${batch.size}`);
+  if (!(await verifyInclusion(jwks.subtle, claimBytes, proof.index, path, batch.size, batch.root))) {
+    throw new Rejected('bad_signature', 'the claims are not in the signed batch');
+  }
   // Only signed claims from here on.
+  let claims;
+  try {
+    claims = JSON.parse(td.decode(claimBytes));
+  } catch (e) {
+    throw new Rejected('malformed', `undecodable claims: ${e.message}`);
+  }
+  if (!claims || typeof claims !== 'object' || Array.isArray(claims)) throw new Rejected('malformed', 'claims are not a JSON object');
   const now = expect.now ? expect.now() : Date.now();
   const leeway = (expect.leeway || 0) * 1000;
   if (typeof claims.exp !== 'number') throw new Rejected('malformed', 'no exp');
   if (claims.exp * 1000 + leeway <= now) throw new Rejected('expired', `exp ${claims.exp}`);
-  if (expect.issuer && claims.iss !== expect.issuer) throw new Rejected('wrong_iss', `iss ${claims.iss}`);
+  if (expect.issuer && (claims.iss !== expect.issuer || batch.iss !== expect.issuer)) {
+    throw new Rejected('wrong_iss', `iss ${claims.iss} (batch ${batch.iss})`);
+  }
   if (expect.installation && claims.installation !== expect.installation) {
     throw new Rejected('wrong_installation', `installation ${claims.installation}`);
   }
@@ -450,7 +581,7 @@ export class NotifyClient extends EventTarget {
         break;
       case 'notification':
         this.stats.received++;
-        this._enqueue(f.jws);
+        this._enqueue(f);
         break;
       case 'error':
         this.stats.errors++;
@@ -461,14 +592,14 @@ export class NotifyClient extends EventTarget {
     }
   }
 
-  _enqueue(jws) {
-    this.queue = this.queue.then(() => this._handle(jws));
+  _enqueue(frame) {
+    this.queue = this.queue.then(() => this._handle(frame));
   }
 
-  async _handle(jws) {
+  async _handle(frame) {
     let claims;
     try {
-      claims = await verifyNotification(jws, this.jwks, {
+      claims = await verifyNotification(frame, this.jwks, {
         sub: this.sub,
         contexts: this.contexts,
         installation: this.installation,

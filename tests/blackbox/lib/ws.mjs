@@ -1,14 +1,14 @@
 // ws.mjs - a websocket client (the `ws` package) that records every frame and
 // lets a test await predicates over them, always with a timeout.
 import WebSocket from 'ws';
-import * as jose from 'jose';
+import { claimsOf } from './notification.mjs';
 
 export class WsClient {
   constructor(ws, name, diag) {
     this.ws = ws;
     this.name = name;
     this.diag = diag || (() => '');
-    this.frames = []; // parsed JSON frames (raw strings when not JSON)
+    this.frames = []; // parsed JSON frames ({raw, binary} when not JSON); each has a non-enumerable .text
     this.waiters = [];
     this.closeInfo = null;
     this.closed = new Promise((resolve) => {
@@ -26,6 +26,8 @@ export class WsClient {
       } catch {
         f = { raw: text, binary: isBinary };
       }
+      // The exact frame text, for byte comparisons (not enumerable: dumps and deepEqual ignore it).
+      if (f && typeof f === 'object' && !('text' in f)) Object.defineProperty(f, 'text', { value: text, enumerable: false });
       this.frames.push(f);
       this._wake();
     });
@@ -78,7 +80,7 @@ export class WsClient {
 
   /** Decoded (unverified) claims of every notification received so far. */
   notificationClaims() {
-    return this.notifications().map((f) => jose.decodeJwt(f.jws));
+    return this.notifications().map((f) => claimsOf(f));
   }
 
   /**
@@ -145,7 +147,7 @@ export class WsClient {
   }
 
   dump(max = 2000) {
-    const s = JSON.stringify(this.frames.map((f) => (f.op === 'notification' ? { op: f.op, claims: safeDecode(f.jws) } : f)));
+    const s = JSON.stringify(this.frames.map((f) => (f.op === 'notification' ? { op: f.op, claims: safeDecode(f) } : f)));
     return s.length > max ? s.slice(0, max) + '...' : s;
   }
 
@@ -154,12 +156,12 @@ export class WsClient {
   }
 }
 
-function safeDecode(jws) {
+function safeDecode(frame) {
   try {
-    const c = jose.decodeJwt(jws);
-    return { sub: c.sub, ctx: c.ctx, seq: c.seq, title: c.n?.title, description: c.n?.description };
+    const c = claimsOf(frame);
+    return { sub: c.sub, ctx: c.ctx, seq: c.seq, title: c.n?.title, description: c.n?.description, index: frame.proof?.index };
   } catch {
-    return jws;
+    return frame;
   }
 }
 
