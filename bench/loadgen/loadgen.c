@@ -7,7 +7,8 @@
  *     connections driven by ppoll; it stamps CLOCK_MONOTONIC right before the
  *     request's write(2).
  * Every event carries a sequence number that comes back in the frame (the
- * issue key in the notification's title, decoded from the JWS payload, or
+ * issue key in the notification's title, decoded from the frame's base64url
+ * "claims" (signatures and proofs are not checked), or
  * "seq" in the nchan message), so each frame is matched to its POST.
  *
  * Scenarios (first argument):
@@ -21,7 +22,8 @@
  *              --rate 0: closed loop with --window undelivered events at most.
  *   broadcast  --users connections all subscribed to one context; every
  *              event goes to all of them (gateway: one event listing every
- *              user in "watchers" = one JWS per user; nchan: one publish).
+ *              user in "watchers" = one claims+proof frame per user, one
+ *              batch signature per worker pass; nchan: one publish).
  *   conns      open --users connections, --concurrency handshakes at a time;
  *              each authenticates (gateway: connect frame + "connected") and
  *              subscribes; reports connects/s and, after --settle seconds,
@@ -892,11 +894,11 @@ static void on_message(struct wconn *c, const char *m, size_t n)
 	long seq = -1;
 	if (O.tg == TG_GATEWAY) {
 		if (n > 22 && !memcmp(m, "{\"op\":\"notification\"", 20)) {
-			const char *j = memmem(m, n, "\"jws\":\"", 7);
-			const char *d1 = j ? memchr(j + 7, '.', (size_t)(m + n - j - 7)) : NULL;
-			const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(m + n - d1 - 1)) : NULL;
+			/* "claims":"<base64url of the claims JSON>" (the proof is not checked) */
+			const char *j = memmem(m, n, "\"claims\":\"", 10);
+			const char *q = j ? memchr(j + 10, '"', (size_t)(m + n - j - 10)) : NULL;
 			char pl[8192];
-			if (d2 && b64url_dec(d1 + 1, (size_t)(d2 - d1 - 1), pl, sizeof(pl)) > 0) {
+			if (q && b64url_dec(j + 10, (size_t)(q - j - 10), pl, sizeof(pl)) > 0) {
 				const char *tt = strstr(pl, "\"title\":\"B-");
 				if (tt)
 					seq = strtol(tt + 11, NULL, 10);

@@ -1,9 +1,10 @@
 // The demo page in Firefox (Debian's firefox-esr, driven by puppeteer-core
 // over WebDriver BiDi): the same page and client as in chromium load under
-// the strict CSP, verify the JWS with WebCrypto and show the flag for the
-// addressed user only (tampering is covered in chromium). Skipped (with a
-// message) only when firefox-esr is not installed; the project's setup
-// installs it (scripts/setup.sh --with-browser).
+// the strict CSP, verify the batch JWS and the Merkle inclusion proof with
+// Firefox's WebCrypto and show the flag for the addressed user only
+// (tampering is covered in chromium). Skipped (with a message) only when
+// firefox-esr is not installed; the project's setup installs it
+// (scripts/setup.sh --with-browser).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gateway, launchBrowser, openDemo, fireEvent, issueCreated, stats, sleep } from './lib/harness.mjs';
-import { TamperProxy, alterClaims, flipPayloadChar, jwsClaims } from './lib/proxy.mjs';
+import { TamperProxy, alterClaims, flipClaimsChar, flipBatchPayloadChar, frameClaims, shiftIndex } from './lib/proxy.mjs';
 
 let gw;
 let browser;
@@ -15,17 +15,21 @@ before(async () => {
   browser = await launchBrowser();
   proxy = new TamperProxy(gw.port, {
     onServerFrame(text) {
-      const f = JSON.parse(text);
+      let f = JSON.parse(text);
       if (f.op !== 'notification') return text;
-      const title = jwsClaims(f.jws).n.title;
+      const title = frameClaims(f).n.title;
       if (title.includes('[alter-title]')) {
-        f.jws = alterClaims(f.jws, (c) => ({ ...c, n: { ...c.n, title: 'Pay invoice now', actions: [{ text: 'Pay', href: 'https://evil.example/' }] } }));
+        f = alterClaims(f, (c) => ({ ...c, n: { ...c.n, title: 'Pay invoice now', actions: [{ text: 'Pay', href: 'https://evil.example/' }] } }));
       } else if (title.includes('[flip-char]')) {
-        f.jws = flipPayloadChar(f.jws);
+        f = flipClaimsChar(f);
       } else if (title.includes('[other-sub]')) {
-        // A genuine, validly signed JWS for someone else must not show either:
-        // not reachable through the gateway, so the payload is re-addressed (and the signature breaks).
-        f.jws = alterClaims(f.jws, (c) => ({ ...c, sub: 'mallory' }));
+        // Genuine, validly proven claims for someone else must not show either:
+        // not reachable through the gateway, so the claims are re-addressed (and the proof breaks).
+        f = alterClaims(f, (c) => ({ ...c, sub: 'mallory' }));
+      } else if (title.includes('[bad-index]')) {
+        f = shiftIndex(f, 1); // the claims untouched, the proof points elsewhere
+      } else if (title.includes('[flip-batch]')) {
+        f = flipBatchPayloadChar(f); // the batch signature no longer verifies
       } else {
         lastNotification = text;
       }
@@ -44,21 +48,23 @@ const flag = (page, title) => page.locator('#flags .flag', { has: page.locator('
 
 test('a notification altered in transit is rejected, counted and not shown', async () => {
   const page = await openDemo(browser.context, proxy.url, { user: 'alice' });
-  for (const tag of ['[alter-title]', '[flip-char]', '[other-sub]']) {
+  const tags = ['[alter-title]', '[flip-char]', '[other-sub]', '[bad-index]', '[flip-batch]'];
+  for (const tag of tags) {
     assert.equal((await fireEvent(gw.port, issueCreated({ assignee: 'alice', summary: `Invoice ${tag}` }))).status, 202);
   }
   // A clean one afterwards: once it shows, the altered ones (sent before it, in order) were handled.
   await fireEvent(gw.port, issueCreated({ assignee: 'alice', summary: 'Clean after tampering' }));
   await flag(page, 'Clean after tampering').waitFor({ timeout: 5000 });
   const s = await stats(page);
-  assert.equal(s.received, 4);
+  assert.equal(s.received, tags.length + 1);
   assert.equal(s.delivered, 1);
-  assert.equal(s.rejectedTotal, 3, JSON.stringify(s.rejected));
-  assert.ok(s.rejected.bad_signature + s.rejected.malformed === 3, JSON.stringify(s.rejected));
+  assert.equal(s.rejectedTotal, tags.length, JSON.stringify(s.rejected));
+  // every one fails its proof (altered claims, index or batch signature)
+  assert.equal(s.rejected.bad_signature, tags.length, JSON.stringify(s.rejected));
   assert.equal(await page.locator('#flags .flag').count(), 1);
   assert.equal(await flag(page, 'Pay invoice now').count(), 0);
   assert.equal(await flag(page, 'Invoice').count(), 0);
-  assert.equal(await page.locator('body').getAttribute('data-notify-rejected'), '3');
+  assert.equal(await page.locator('body').getAttribute('data-notify-rejected'), String(tags.length));
   await page.close();
 });
 

@@ -88,22 +88,37 @@ export class TamperProxy {
 const b64u = (buf) => Buffer.from(buf).toString('base64url');
 const unb64u = (s) => Buffer.from(s, 'base64url');
 
-/** The claims of a compact JWS (not verified). */
-export function jwsClaims(jws) {
-  return JSON.parse(unb64u(jws.split('.')[1]).toString('utf8'));
+// Notification frames: {"op":"notification","claims":"<base64url claims JSON>",
+// "proof":{"batch":"<compact JWS>","index":i,"path":[...]}} (docs/protocol.md).
+// The helpers below rewrite a parsed frame's fields and keep everything else.
+
+/** The claims of a notification frame (not verified). */
+export function frameClaims(frame) {
+  return JSON.parse(unb64u(frame.claims).toString('utf8'));
 }
 
-/** Rewrites the claims of a compact JWS, keeping header and signature. */
-export function alterClaims(jws, fn) {
-  const [h, , s] = jws.split('.');
-  const claims = fn(jwsClaims(jws));
-  return `${h}.${b64u(JSON.stringify(claims))}.${s}`;
+/** Rewrites the claims of a frame, keeping its proof: a new frame object. */
+export function alterClaims(frame, fn) {
+  return { ...frame, claims: b64u(JSON.stringify(fn(frameClaims(frame)))) };
 }
 
-/** Flips one character in the middle of the payload segment (stays base64url). */
-export function flipPayloadChar(jws) {
-  const [h, p, s] = jws.split('.');
+/** Flips one character in the middle of the base64url claims (stays base64url). */
+export function flipClaimsChar(frame) {
+  const p = frame.claims;
   const i = Math.floor(p.length / 2);
   const c = p[i] === 'A' ? 'B' : 'A';
-  return `${h}.${p.slice(0, i)}${c}${p.slice(i + 1)}.${s}`;
+  return { ...frame, claims: `${p.slice(0, i)}${c}${p.slice(i + 1)}` };
+}
+
+/** Changes proof.index by delta (the claims stay as they are). */
+export function shiftIndex(frame, delta = 1) {
+  return { ...frame, proof: { ...frame.proof, index: frame.proof.index + delta } };
+}
+
+/** Flips one character in the middle of the batch JWS payload (its signature then fails). */
+export function flipBatchPayloadChar(frame) {
+  const [h, p, s] = frame.proof.batch.split('.');
+  const i = Math.floor(p.length / 2);
+  const c = p[i] === 'A' ? 'B' : 'A';
+  return { ...frame, proof: { ...frame.proof, batch: `${h}.${p.slice(0, i)}${c}${p.slice(i + 1)}.${s}` } };
 }
