@@ -54,6 +54,8 @@ static const struct opt options[] = {
 	 "required aud of subscription tokens (unset: aud not checked)"},
 	{"subscriber.auth_timeout", OPT_INT, OFF(ws_auth_timeout), "10", 1, 300,
 	 "seconds a new websocket has to send its connect frame"},
+	{"subscriber.ping_interval", OPT_INT, OFF(ws_ping_interval), "30", 0, 3600,
+	 "seconds of silence after which a websocket is pinged; silent twice as long: closed (0: never)"},
 	{"signing.key", OPT_PATH, OFF(signing_key), NULL, 0, 0,
 	 "EC P-256 private key (PEM) that signs notifications (default: state_dir/signing-key.pem, generated)"},
 	{"signing.issuer", OPT_STR, OFF(signing_issuer), "notify-gateway", 0, 0, "iss of notifications"},

@@ -33,6 +33,7 @@ struct gw_config {
 	int ws_max_pending_bytes;
 	int ws_max_subscriptions;
 	int ws_auth_timeout;
+	int ws_ping_interval;  /* 0: no pings, no idle close */
 	int shutdown_grace;
 	int dedup_capacity;
 	int dedup_ttl;

@@ -266,6 +266,13 @@ int gw_server_run(struct gw_app *app)
 	info.vhost_name = "default";
 	info.max_http_header_data = 16384; /* FITs with licence claims run to several KB */
 	info.timeout_secs = 30;
+	/* No lws "validity" timers: lws 4.1.6 arms one per websocket (ping at
+	 * 300 s) in a sorted list with O(n) insertion, so every new connection
+	 * and every HTTP keep-alive timeout walked all open websockets (23% of
+	 * the CPU while 10,000 clients connected). realtime.c's once-a-second
+	 * sweep pings idle websockets instead (subscriber.ping_interval). */
+	static const lws_retry_bo_t no_validity_timers = {0};
+	info.retry_and_idle_policy = &no_validity_timers;
 	info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (!strchr(app->cfg.listen_host, ':'))

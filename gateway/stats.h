@@ -40,7 +40,9 @@
 	X(ws_auth_failed, "websocket connections refused at connect")                \
 	X(ws_frames_refused, "client frames answered with an error frame")           \
 	X(ws_slow_consumer_closed, "connections closed: send queue over its byte limit") \
-	X(ws_token_expired_closed, "connections closed when their token expired")
+	X(ws_token_expired_closed, "connections closed when their token expired")  \
+	X(ws_pings_sent, "pings sent to websockets silent for subscriber.ping_interval") \
+	X(ws_idle_closed, "websockets closed after two ping intervals of silence")
 
 enum gw_stat {
 #define GW_STAT_ENUM(name, help) GW_STAT_##name,
