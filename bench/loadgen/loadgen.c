@@ -842,6 +842,7 @@ static void start_more(void)
 {
 	char hostport[80], path[128];
 	snprintf(hostport, sizeof(hostport), "%s:%d", O.host, O.port);
+	static const lws_retry_bo_t no_validity_timers = {0};
 	while (g_next_conn < g_nconns && g_pending < O.concurrency) {
 		struct wconn *c = &g_conns[g_next_conn++];
 		struct lws_client_connect_info i;
@@ -861,6 +862,10 @@ static void start_more(void)
 		i.origin = hostport;
 		i.local_protocol_name = "bench";
 		i.opaque_user_data = c;
+		/* No lws validity (ping) timers: lws 4.1.6 inserts one per
+		 * websocket into a sorted list, O(open connections) per connect,
+		 * which made the generator, not the server, bound connects/s. */
+		i.retry_and_idle_policy = &no_validity_timers;
 		if (O.src_addrs > 1) {
 			snprintf(iface, sizeof(iface), "127.0.0.%d", 1 + c->idx % O.src_addrs);
 			i.iface = iface;
