@@ -15,11 +15,12 @@
 #   worker_processes; default: nproc) --pin (taskset: servers on all CPUs,
 #   loadgen too - see docs/performance.md) --keep (keep the temp dir)
 #   --perf (perf record -g the gateway during targeted max, 1000 users)
+#   --event-loop poll|epoll (the gateway's event_loop; default: its default)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SMOKE=0 ONLY="" USERS_S=1000 USERS_L=10000 DUR=10 WARM=3 CONNS=10000 BCAST=1000
-GW_BIN="" LG_BIN="" BUILD_DIR="$ROOT/build-bench" WORKERS=$(nproc) KEEP=0 PERF=0
+GW_BIN="" LG_BIN="" BUILD_DIR="$ROOT/build-bench" WORKERS=$(nproc) KEEP=0 PERF=0 EVENT_LOOP=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--smoke) SMOKE=1 ;;
@@ -36,6 +37,7 @@ while [ $# -gt 0 ]; do
 	--workers) WORKERS=$2; shift ;;
 	--keep) KEEP=1 ;;
 	--perf) PERF=1 ;;
+	--event-loop) EVENT_LOOP=$2; shift ;;
 	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -91,7 +93,8 @@ start_gateway() {
 	local out="$TMP/gw.out"
 	: >"$out"
 	"$GW_BIN" --state-dir "$TMP/state" --listen 127.0.0.1:0 --rules "$TMP/rules.yml" \
-		--log-level warn --workers "$WORKERS" --limits-queue 100000 >"$out" 2>>"$TMP/gw.err" &
+		--log-level warn --workers "$WORKERS" --limits-queue 100000 \
+		${EVENT_LOOP:+--event-loop "$EVENT_LOOP"} >"$out" 2>>"$TMP/gw.err" &
 	SERVER_PID=$!
 	for _ in $(seq 100); do
 		PORT=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$out")
@@ -215,7 +218,7 @@ row() { # row TITLE LABEL KEY
 {
 	echo "notify-gateway vs nginx+nchan  ($(date -u +%FT%TZ), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'))"
 	echo "gateway $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') $GW_BIN; $(nginx -v 2>&1); nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
-	echo "workers=$WORKERS duration=${DUR}s warmup=${WARM}s; nchan messages padded to the gateway's frame size (${FRAME_BYTES} B body)"
+	echo "workers=$WORKERS event_loop=${EVENT_LOOP:-default} duration=${DUR}s warmup=${WARM}s; nchan messages padded to the gateway's frame size (${FRAME_BYTES} B body)"
 	printf '%-52s %12s %12s %8s\n' "metric" "gateway" "nchan" "gw/nchan"
 	row "(a) intake: accepted events/s (gw: FIT RS256 on)" intake accepted_per_s
 	row "    server CPU us per accepted event" intake cpu_us_per_accepted
@@ -240,6 +243,7 @@ row() { # row TITLE LABEL KEY
 	row "(d) idle memory: bytes per subscribed ws ($CONNS)" "conns-$CONNS" bytes_per_conn
 	row "(e) connects/s (gw: authenticated + subscribed)" "conns-$CONNS" connects_per_s
 	row "    connect p99 ms" "conns-$CONNS" connect_p99_ms
+	echo "http errors (requests never answered, all runs): gateway $(grep ' target=gateway ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^http_errors=//p' | awk '{s+=$1} END {print s+0}'), nchan $(grep ' target=nchan ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^http_errors=//p' | awk '{s+=$1} END {print s+0}'); gateway answers re-armed by its sweep: $(grep -c 'unwritten after' "$TMP/gw.err" 2>/dev/null || true)"
 	echo "delivery check (events not delivered exactly as expected, all runs): gateway $(grep ' target=gateway ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^bad_events=//p' | awk '{s+=$1} END {print s+0}'), nchan $(grep ' target=nchan ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^bad_events=//p' | awk '{s+=$1} END {print s+0}')"
 } >"$TMP/table.txt"
 

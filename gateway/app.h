@@ -66,6 +66,7 @@ struct gw_app {
 	struct lws_vhost *vhost;
 	struct gw_broker *broker;
 	struct gw_strmap pending_http;  /* req id -> struct http_pss* */
+	struct http_pss *answers_unwritten; /* answers queued, not yet written (http_api.c) */
 	struct gw_strmap conns_by_id;   /* conn id -> struct gw_conn* */
 	uint64_t next_id;
 	uint64_t next_release;          /* next intake number to hand to the broker */
@@ -94,6 +95,10 @@ struct lws;
 int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
 int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
 void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *answer); /* takes item */
+/* From the 1 s sweep: answers queued for over a second but not written get
+ * their writeable callback requested again (counted, logged). */
+void gw_http_sweep(struct gw_app *app, int64_t now_ns);
+int64_t gw_monotonic_ns(void); /* CLOCK_MONOTONIC in ns (pipeline.c) */
 void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item); /* takes item */
 void gw_realtime_close_all(struct gw_app *app);
 void gw_realtime_start_sweep(struct gw_app *app);

@@ -41,6 +41,10 @@ struct http_pss {
 	struct lws *wsi;
 	enum http_state state;
 	int in_pending_map;
+	/* on app->answers_unwritten from respond() until the answer is written */
+	struct http_pss *unwritten_prev, *unwritten_next;
+	int unwritten;
+	int64_t answer_queued_ns;
 	uint64_t req_id;
 	char *body;
 	size_t body_len, body_cap;
@@ -69,8 +73,36 @@ static struct gw_app *app_of(struct lws *wsi)
 	return (struct gw_app *)lws_get_protocol(wsi)->user;
 }
 
+static void unwritten_remove(struct http_pss *pss)
+{
+	if (!pss->unwritten)
+		return;
+	if (pss->unwritten_prev)
+		pss->unwritten_prev->unwritten_next = pss->unwritten_next;
+	else
+		pss->app->answers_unwritten = pss->unwritten_next;
+	if (pss->unwritten_next)
+		pss->unwritten_next->unwritten_prev = pss->unwritten_prev;
+	pss->unwritten_prev = pss->unwritten_next = NULL;
+	pss->unwritten = 0;
+}
+
+static void unwritten_add(struct http_pss *pss)
+{
+	if (pss->unwritten || !pss->app)
+		return;
+	pss->unwritten_prev = NULL;
+	pss->unwritten_next = pss->app->answers_unwritten;
+	if (pss->unwritten_next)
+		pss->unwritten_next->unwritten_prev = pss;
+	pss->app->answers_unwritten = pss;
+	pss->unwritten = 1;
+	pss->answer_queued_ns = gw_monotonic_ns();
+}
+
 static void pss_release(struct gw_app *app, struct http_pss *pss)
 {
+	unwritten_remove(pss);
 	if (pss->in_pending_map) {
 		char key[17];
 		gw_id_key(pss->req_id, key);
@@ -98,6 +130,7 @@ static void respond(struct http_pss *pss, int status, char *body, int borrowed)
 	pss->resp_len = body ? strlen(body) : 0;
 	pss->resp_borrowed = borrowed;
 	pss->state = HTTP_SEND_HEADERS;
+	unwritten_add(pss);
 	lws_callback_on_writable(pss->wsi);
 }
 
@@ -354,6 +387,21 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	pss->state = HTTP_WAITING_WORKER;
 }
 
+void gw_http_sweep(struct gw_app *app, int64_t now)
+{
+	for (struct http_pss *p = app->answers_unwritten; p; p = p->unwritten_next) {
+		if (now - p->answer_queued_ns < 1000000000LL)
+			continue;
+		/* The writeable callback we asked for has not come in a second:
+		 * ask again. Seen only with the libuv loop (docs/performance.md). */
+		gw_stat_inc(GW_STAT_http_answers_rearmed);
+		gw_log(GW_LOG_WARN, "http: answer %d for request %llu unwritten after %lld ms; writeable requested again",
+		       p->status, (unsigned long long)p->req_id, (long long)((now - p->answer_queued_ns) / 1000000));
+		p->answer_queued_ns = now;
+		lws_callback_on_writable(p->wsi);
+	}
+}
+
 void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *item)
 {
 	char key[17];
@@ -568,6 +616,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (pss->state == HTTP_SEND_HEADERS) {
+			unwritten_remove(pss);
 			int sent = write_headers(wsi, pss);
 			if (sent < 0)
 				return -1;

@@ -11,6 +11,7 @@
 
 #define GW_STATS_COUNTERS(X)                                                         \
 	X(http_requests, "HTTP requests received")                                   \
+	X(http_answers_rearmed, "HTTP answers still unwritten a second after they were queued (writeable requested again)") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \
