@@ -10,7 +10,8 @@
  * Outbound frames (notifications, acknowledgements, errors) go through a
  * per-connection FIFO of shared gw_msg references, bounded in bytes: a
  * connection that lets more than limits.ws_max_pending_bytes pile up is closed
- * as a slow consumer (1008). One lws_write per WRITEABLE callback.
+ * as a slow consumer (1008). A frame is written at once when nothing is
+ * waiting; otherwise one lws_write per WRITEABLE callback.
  *
  * Ownership: struct gw_conn is lws's per-session data; it owns its strings,
  * queued inbound frames and one reference per queued gw_msg. The broker and
@@ -75,6 +76,21 @@ const size_t gw_conn_size = sizeof(struct gw_conn);
 
 static void queue_msg(struct gw_conn *c, struct gw_msg *msg)
 {
+	/* Nothing waiting (ours or lws's): write now. Going through WRITEABLE
+	 * costs two epoll_ctl calls and a loop turn per frame under libuv; lws
+	 * keeps whatever the socket does not take and flushes it on POLLOUT,
+	 * and lws_partial_buffered() sends every later frame through our queue
+	 * until then, so at most one frame sits outside the byte bound. */
+	if (!c->out_head && !c->close_pending && c->ping_due != 1 && c->state != RT_CLOSING &&
+	    !lws_partial_buffered(c->wsi)) {
+		if (lws_write(c->wsi, gw_msg_payload(msg), msg->len, LWS_WRITE_TEXT) < 0) {
+			/* The socket is gone: let lws close it on its next turn. */
+			c->state = RT_CLOSING;
+			c->close_pending = 2;
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		}
+		return;
+	}
 	struct outbound *o = malloc(sizeof(*o));
 	if (!o)
 		return;
