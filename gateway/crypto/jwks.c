@@ -97,6 +97,7 @@ void gw_jwks_free(struct gw_jwks *jwks)
 		return;
 	for (i = 0; i < jwks->n; i++) {
 		free(jwks->keys[i].kid);
+		crypto__key_release(&jwks->keys[i].key);
 		EVP_PKEY_free(jwks->keys[i].key.pkey);
 	}
 	free(jwks->keys);
@@ -176,6 +177,7 @@ struct gw_jwks *gw_jwks_load_json(const char *json, size_t len, char *err, size_
 		jwks->keys[jwks->n].key.alg = CRYPTO__RS256;
 		jwks->keys[jwks->n].key.pkey = pkey;
 		jwks->keys[jwks->n].key.sha256 = jwks->sha256;
+		crypto__key_prepare(&jwks->keys[jwks->n].key);
 		jwks->n++;
 	}
 	if (jwks->n == 0) {

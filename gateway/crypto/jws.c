@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/hmac.h>
+#include <openssl/rsa.h>
 
 #include "crypto_internal.h"
 #include "gw/signer.h"
@@ -47,6 +48,27 @@ const char *gw_token_code(enum gw_token_err err)
 		return "token_bad_claims";
 	}
 	return "token_invalid";
+}
+
+void crypto__key_prepare(struct crypto__key *key)
+{
+	EVP_PKEY_CTX *ctx;
+	if (key->alg == CRYPTO__HS256 || !key->pkey || !key->sha256 || key->verify_proto)
+		return;
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+	if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
+	    (key->alg == CRYPTO__RS256 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, key->sha256) != 1) {
+		EVP_PKEY_CTX_free(ctx);
+		return;
+	}
+	key->verify_proto = ctx;
+}
+
+void crypto__key_release(struct crypto__key *key)
+{
+	EVP_PKEY_CTX_free(key->verify_proto);
+	key->verify_proto = NULL;
 }
 
 /* Decodes one base64url part into a JSON object. */
@@ -112,6 +134,16 @@ static int check_sig(const struct crypto__key *key, const unsigned char *input, 
 		vsig_len = (size_t)der_len;
 	} else if ((size_t)EVP_PKEY_get_size(key->pkey) != sig_len) {
 		goto done; /* RS256: exactly the modulus size */
+	}
+	if (key->verify_proto) {
+		unsigned char digest[32];
+		unsigned int dlen = 0;
+		EVP_PKEY_CTX *ctx = NULL;
+		if (EVP_Digest(input, input_len, digest, &dlen, key->sha256, NULL) && dlen == 32 &&
+		    (ctx = EVP_PKEY_CTX_dup(key->verify_proto)))
+			ok = EVP_PKEY_verify(ctx, vsig, vsig_len, digest, dlen) == 1;
+		EVP_PKEY_CTX_free(ctx);
+		goto done;
 	}
 	md = EVP_MD_CTX_new();
 	if (!md || EVP_DigestVerifyInit(md, NULL, key->sha256, NULL, key->pkey) != 1)

@@ -34,6 +34,7 @@ void gw_subkey_free(struct gw_subkey *key)
 {
 	if (!key)
 		return;
+	crypto__key_release(&key->key);
 	EVP_PKEY_free(key->key.pkey);
 	EVP_MD_free(key->sha256);
 	crypto__free_secret(key->secret, key->secret_len);
@@ -145,6 +146,7 @@ static struct gw_subkey *subkey_from_pem(const char *path, const char *pem, size
 		goto fail;
 	}
 	key->key.pkey = pkey;
+	crypto__key_prepare(&key->key);
 	OSSL_DECODER_CTX_free(dctx);
 	return key;
 fail:
