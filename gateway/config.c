@@ -77,6 +77,8 @@ static const struct opt options[] = {
 	 "contexts one connection may subscribe to"},
 	{"forge.dedup_ttl", OPT_INT, OFF(dedup_ttl), "900", 600, 86400,
 	 "seconds an accepted event is remembered so that Forge's redeliveries of it are ignored"},
+	{"limits.max_fds", OPT_INT, OFF(max_fds), "65536", 256, 4194304,
+	 "file descriptors (connections) the gateway sets as its soft RLIMIT_NOFILE, within the hard limit"},
 	{"limits.dedup_entries", OPT_INT, OFF(dedup_capacity), "200000", 1000, 50000000,
 	 "accepted events remembered for redelivery detection"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,

@@ -36,6 +36,7 @@ struct gw_config {
 	int ws_ping_interval;  /* 0: no pings, no idle close */
 	int shutdown_grace;
 	int dedup_capacity;
+	int max_fds;           /* soft RLIMIT_NOFILE set at start */
 	int dedup_ttl;
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */

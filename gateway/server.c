@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <uv.h>
 #include <libwebsockets.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,8 +221,50 @@ static int pipeline_idle(struct gw_app *app)
 	       app->held == NULL && gw_outbox_is_empty(&app->outbox);
 }
 
+/* The soft open-file limit decides two things in lws 4.1.6: how many
+ * connections it accepts (it sizes its fd table from it when the context is
+ * created), and, in Debian's build (compiled with _DEBUG), the cost of every
+ * close: a sanity check scans the whole table, about 3 ns per slot (60 us
+ * per close at 20,000 slots, 3 ms at 1,048,576). So the gateway sets the
+ * limit itself, from limits.max_fds: before the context is created to size
+ * lws's table, then FD_RESERVE higher for what is not a socket (libuv,
+ * files, pipes). lws stops accepting when its table is full; without the
+ * reserve the process would hit EMFILE first, and lws 4.1.6 retries a
+ * failing accept at once, forever (a busy loop logging "accept: errno 24"). */
+#define FD_RESERVE 64
+
+static void set_fd_limit(struct gw_app *app, int after_context)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = (rlim_t)app->cfg.max_fds;
+	if (rl.rlim_max != RLIM_INFINITY && want + FD_RESERVE > rl.rlim_max) {
+		if (!after_context)
+			gw_log(GW_LOG_WARN,
+			       "limits.max_fds %d does not fit under the hard open-file limit %llu; using %llu",
+			       app->cfg.max_fds, (unsigned long long)rl.rlim_max,
+			       (unsigned long long)(rl.rlim_max - FD_RESERVE));
+		want = rl.rlim_max - FD_RESERVE;
+	}
+	if (after_context)
+		want += FD_RESERVE;
+	if (rl.rlim_cur == want)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		gw_log(GW_LOG_WARN, "cannot set the open-file limit to %llu: %s", (unsigned long long)want,
+		       strerror(errno));
+	else if (after_context)
+		gw_log(GW_LOG_INFO, "open-file limit %llu: %llu connections (limits.max_fds) + %d (was %llu)",
+		       (unsigned long long)want, (unsigned long long)(want - FD_RESERVE), FD_RESERVE,
+		       (unsigned long long)was);
+}
+
 int gw_server_run(struct gw_app *app)
 {
+	set_fd_limit(app, 0);
 	static struct lws_protocols protocols[3];
 	static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
 	static struct lws_protocol_vhost_options pvo_realtime = {NULL, &pvo_default, "notify-gateway", ""};
@@ -316,6 +359,7 @@ int gw_server_run(struct gw_app *app)
 		uv_in_use = 0;
 		return 1;
 	}
+	set_fd_limit(app, 1);
 	if (uv_in_use) {
 		static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 		for (int i = 0; i < 4; i++) {
