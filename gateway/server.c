@@ -240,8 +240,8 @@ static void set_fd_limit(struct gw_app *app, int after_context)
 		return;
 	rlim_t want = (rlim_t)app->cfg.max_fds;
 	if (rl.rlim_max != RLIM_INFINITY && want + FD_RESERVE > rl.rlim_max) {
-		if (!after_context)
-			gw_log(GW_LOG_WARN,
+		if (!after_context) /* worth a warning only when set on purpose (not the default) */
+			gw_log(app->cfg.max_fds == 65536 ? GW_LOG_INFO : GW_LOG_WARN,
 			       "limits.max_fds %d does not fit under the hard open-file limit %llu; using %llu",
 			       app->cfg.max_fds, (unsigned long long)rl.rlim_max,
 			       (unsigned long long)(rl.rlim_max - FD_RESERVE));
