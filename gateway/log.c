@@ -1,5 +1,7 @@
 /* log.c - see log.h. Thread-safe by construction: no shared buffers. */
 #include "log.h"
+#include "stats.h"
+#include <pthread.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +73,13 @@ static void emit_plain(enum gw_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+static struct {
+	pthread_mutex_t lock;
+	time_t second;
+	int used;
+	unsigned long suppressed;
+} lws_budget = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+
 void gw_log_lws_emit(int lws_level, const char *line)
 {
 	/* LLL_ERR=1, LLL_WARN=2, LLL_NOTICE=4, LLL_INFO=8, LLL_DEBUG=16 */
@@ -81,5 +90,31 @@ void gw_log_lws_emit(int lws_level, const char *line)
 						  : GW_LOG_DEBUG;
 	if ((int)level > gw_log_max_level)
 		return;
-	emit_plain(level, "%s", line);
+	pthread_mutex_lock(&lws_budget.lock);
+	time_t now = time(NULL);
+	if (now != lws_budget.second) {
+		lws_budget.second = now;
+		lws_budget.used = 0;
+	}
+	int pass = lws_budget.used < GW_LOG_LWS_PER_SECOND;
+	if (pass)
+		lws_budget.used++;
+	else
+		lws_budget.suppressed++;
+	pthread_mutex_unlock(&lws_budget.lock);
+	if (pass)
+		emit_plain(level, "%s", line);
+	else
+		gw_stat_inc(GW_STAT_lws_log_suppressed);
+}
+
+void gw_log_lws_flush(void)
+{
+	pthread_mutex_lock(&lws_budget.lock);
+	unsigned long n = lws_budget.suppressed;
+	lws_budget.suppressed = 0;
+	pthread_mutex_unlock(&lws_budget.lock);
+	if (n)
+		gw_log_emit(GW_LOG_WARN, "lws: %lu more lines suppressed (over %d a second)", n,
+			    GW_LOG_LWS_PER_SECOND);
 }

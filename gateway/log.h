@@ -30,7 +30,13 @@ void gw_log_emit(enum gw_log_level level, const char *fmt, ...)
 			gw_log_emit((level), __VA_ARGS__);                   \
 	} while (0)
 
-/* For lws_set_log_level(): strips the newline lws appends. */
+/* For lws_set_log_level(): strips the newline lws appends. At most
+ * GW_LOG_LWS_PER_SECOND lines a second get through: some lws errors repeat
+ * once per refused connection, and a flood of connections must not become
+ * a flood of log lines. The rest are counted (stats: lws_log_suppressed) and
+ * summed up in one line by gw_log_lws_flush (the 1 s sweep). */
+#define GW_LOG_LWS_PER_SECOND 20
 void gw_log_lws_emit(int lws_level, const char *line);
+void gw_log_lws_flush(void);
 
 #endif

@@ -488,6 +488,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
 	 * wake-up went missing (a cheap guard: one mutex check per second). */
 	gw_server_drain(app);
 	gw_http_sweep(app, gw_monotonic_ns());
+	gw_log_lws_flush();
 	lws_sul_schedule(app->lws, 0, sul, sweep_cb, LWS_US_PER_SEC);
 }
 

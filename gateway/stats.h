@@ -43,7 +43,8 @@
 	X(ws_slow_consumer_closed, "connections closed: send queue over its byte limit") \
 	X(ws_token_expired_closed, "connections closed when their token expired")  \
 	X(ws_pings_sent, "pings sent to websockets silent for subscriber.ping_interval") \
-	X(ws_idle_closed, "websockets closed after two ping intervals of silence")
+	X(ws_idle_closed, "websockets closed after two ping intervals of silence") \
+	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget")
 
 enum gw_stat {
 #define GW_STAT_ENUM(name, help) GW_STAT_##name,
