@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
-import { startGateway } from './lib/gateway.mjs';
+import { startGateway, runCli, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, gatewayJwks } from './lib/keys.mjs';
 import { postEvent } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
@@ -73,5 +73,13 @@ describe('signing.batch_events', () => {
     const { batches } = await burst(['--signing-batch-events', '1']);
     assert.equal(batches.size, TOTAL);
     for (const b of batches.values()) assert.equal(b.size, 1);
+  });
+
+  test('values outside 1..4096 are refused with the option named', async () => {
+    for (const bad of ['0', '4097', 'lots']) {
+      const r = await runCli(['--signing-batch-events', bad, '--listen', '127.0.0.1:0', '--state-dir', tempDir()], { timeout: 5000 });
+      assert.equal(r.code, 2, `--signing-batch-events ${bad} accepted`);
+      assert.match(r.stderr, /signing\.batch_events/);
+    }
   });
 });
