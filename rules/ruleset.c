@@ -1292,31 +1292,103 @@ static void log_msg(const struct sink *k, const struct rules_rule *r, const char
 	free(msg);
 }
 
-static int add_recipient(json_t *to, const struct rules_value *v)
+/* Recipients already in `to`, for dropping repeats: a linear scan while the
+ * list is short, then an open-addressing set of indices into `to` (a
+ * broadcast to 1,000 watchers made the scan 500,000 string compares per
+ * event: 17 % of the gateway's CPU). Owned by recipients(), freed there. */
+struct recip_seen {
+	size_t cap;      /* slots, a power of two; 0 while the list is short */
+	size_t *slot;    /* index into `to` + 1; 0 = empty */
+};
+
+#define RECIP_SCAN_MAX 16
+
+static uint64_t recip_hash(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+static int recip_same(json_t *x, const char *s, size_t n)
+{
+	return json_string_length(x) == n && memcmp(json_string_value(x), s, n) == 0;
+}
+
+/* Index of s in `to` through the set, or -1; with insert_at >= 0, stores it
+ * in the empty slot found instead. */
+static long recip_probe(const struct recip_seen *seen, json_t *to, const char *s, size_t n,
+			long insert_at)
+{
+	size_t mask = seen->cap - 1;
+	for (size_t i = (size_t)recip_hash(s, n) & mask;; i = (i + 1) & mask) {
+		if (!seen->slot[i]) {
+			if (insert_at >= 0)
+				seen->slot[i] = (size_t)insert_at + 1;
+			return -1;
+		}
+		if (recip_same(json_array_get(to, seen->slot[i] - 1), s, n))
+			return (long)(seen->slot[i] - 1);
+	}
+}
+
+/* (Re)builds the set for the current list with room to double. */
+static int recip_rebuild(struct recip_seen *seen, json_t *to)
+{
+	size_t n = json_array_size(to), cap = 64;
+	while (cap < 4 * (n + 1))
+		cap *= 2;
+	size_t *slot = calloc(cap, sizeof(*slot));
+	if (!slot)
+		return -1;
+	free(seen->slot);
+	seen->slot = slot;
+	seen->cap = cap;
+	for (size_t i = 0; i < n; i++) {
+		json_t *x = json_array_get(to, i);
+		recip_probe(seen, to, json_string_value(x), json_string_length(x), (long)i);
+	}
+	return 0;
+}
+
+static int add_recipient(json_t *to, struct recip_seen *seen, const struct rules_value *v)
 {
 	if (v->kind == RULES_V_NULL || (v->kind == RULES_V_STR && v->u.str.len == 0))
 		return 0;
 	if (v->kind != RULES_V_STR)
 		return -1;
-	size_t i;
-	json_t *x;
-	json_array_foreach(to, i, x) {
-		if (json_string_length(x) == v->u.str.len &&
-		    memcmp(json_string_value(x), v->u.str.s, v->u.str.len) == 0)
-			return 0;
+	size_t count = json_array_size(to);
+	if (!seen->cap && count >= RECIP_SCAN_MAX && recip_rebuild(seen, to))
+		return -2;
+	if (!seen->cap) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(to, i, x)
+			if (recip_same(x, v->u.str.s, v->u.str.len))
+				return 0;
+	} else if (recip_probe(seen, to, v->u.str.s, v->u.str.len, -1) >= 0) {
+		return 0;
 	}
-	return json_array_append_new(to, json_stringn(v->u.str.s, v->u.str.len)) < 0 ? -2 : 0;
+	if (json_array_append_new(to, json_stringn(v->u.str.s, v->u.str.len)) < 0)
+		return -2;
+	if (seen->cap) {
+		if (4 * (count + 1) > seen->cap) /* keep the load at most 1/4... */
+			return recip_rebuild(seen, to) ? -2 : 0;
+		recip_probe(seen, to, v->u.str.s, v->u.str.len, (long)count); /* ...or just insert */
+	}
+	return 0;
 }
 
 /* Adds v (a String, null, or a List of those, nested to any depth) to `to`.
  * Returns 0, -1 for a wrong type (*bad gets it), -2 on OOM. */
-static int add_recipients(json_t *to, const struct rules_value *v, int depth,
+static int add_recipients(json_t *to, struct recip_seen *seen, const struct rules_value *v, int depth,
 			  const struct rules_value **bad)
 {
 	struct rules_value item;
 
 	if (v->kind != RULES_V_LIST && v->kind != RULES_V_ARR) {
-		int rc = add_recipient(to, v);
+		int rc = add_recipient(to, seen, v);
 		if (rc == -1)
 			*bad = v;
 		return rc;
@@ -1331,7 +1403,7 @@ static int add_recipients(json_t *to, const struct rules_value *v, int depth,
 			item = v->u.list.items[k];
 		else
 			eval__from_json(json_array_get(v->json, k), &item);
-		int rc = add_recipients(to, &item, depth + 1, bad);
+		int rc = add_recipients(to, seen, &item, depth + 1, bad);
 		if (rc == -1 && *bad == &item) {
 			/* item lives on this frame: report its type now */
 			static const struct rules_value kinds[] = {
@@ -1354,6 +1426,7 @@ static json_t *recipients(const struct rules_rule *r, const json_t *event,
 {
 	json_t *to = json_array();
 	struct rules_value v;
+	struct recip_seen seen = {0};
 
 	if (!to)
 		return NULL;
@@ -1365,7 +1438,7 @@ static json_t *recipients(const struct rules_rule *r, const json_t *event,
 				(int)e->len, e->src, s->error);
 			goto fail;
 		}
-		int rc = add_recipients(to, &v, 0, &bad);
+		int rc = add_recipients(to, &seen, &v, 0, &bad);
 		if (rc == -1 && bad != &v)
 			log_msg(k, r,
 				"rule '%s': recipient expression '%.*s' yielded a List holding a %s; "
@@ -1390,8 +1463,10 @@ static json_t *recipients(const struct rules_rule *r, const json_t *event,
 			}
 		}
 	}
+	free(seen.slot);
 	return to;
 fail:
+	free(seen.slot);
 	json_decref(to);
 	return NULL;
 }

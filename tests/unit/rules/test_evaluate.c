@@ -247,6 +247,44 @@ static void test_recipients_templates_globs(struct rules_scratch *s)
 	rules_set_unref(set);
 }
 
+/* Large recipient lists: repeats dropped (the hashed path past 16 entries,
+ * across several set rebuilds), first-seen order kept, excludeActor applied,
+ * and the same answer as the short-list scan for a short list. */
+static void test_many_recipients(struct rules_scratch *s)
+{
+	struct rules_set *set = load(
+		"rules:\n"
+		"  - key: many\n    events: [avi:jira:updated:issue]\n"
+		"    notify: {to: [\"event.w\", \"event.w2\", \"'u7'\"], context: c, title: t, excludeActor: true}\n");
+	json_t *ev = json_pack("{s:s,s:s,s:[],s:[]}", "eventType", "avi:jira:updated:issue", "atlassianId",
+			       "u3", "w", "w2");
+	json_t *w = json_object_get(ev, "w"), *w2 = json_object_get(ev, "w2");
+	char id[32];
+	for (int i = 0; i < 3000; i++) { /* u0..u1499, each twice, interleaved */
+		snprintf(id, sizeof(id), "u%d", i % 1500);
+		json_array_append_new(w, json_string(id));
+	}
+	for (int i = 2999; i >= 0; i--) { /* u0..u2999 backwards: 1500 new ones */
+		snprintf(id, sizeof(id), "u%d", i);
+		json_array_append_new(w2, json_string(id));
+	}
+	json_t *r = rules_evaluate(set, ev, s, NULL, NULL);
+	json_t *to = json_object_get(json_array_get(r, 0), "to");
+	CHECK_INT_EQ(json_array_size(to), 2999); /* 3000 distinct minus the actor u3 */
+	int order_ok = 1;
+	for (size_t i = 0; i < json_array_size(to); i++) {
+		/* first seen: u0..u1499 from w (u3 removed), then u2999..u1500 from w2 */
+		int want = i < 3 ? (int)i : i < 1499 ? (int)i + 1 : 2999 - (int)(i - 1499);
+		snprintf(id, sizeof(id), "u%d", want);
+		if (strcmp(json_string_value(json_array_get(to, i)), id))
+			order_ok = 0;
+	}
+	CHECK(order_ok);
+	json_decref(r);
+	json_decref(ev);
+	rules_set_unref(set);
+}
+
 struct worker {
 	const struct rules_set *set;
 	json_t *event;
@@ -292,6 +330,7 @@ int main(void)
 	test_default_rules(s);
 	test_on_error(s);
 	test_recipients_templates_globs(s);
+	test_many_recipients(s);
 	test_threads();
 	rules_scratch_free(s);
 	return CHECK_DONE();
