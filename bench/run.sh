@@ -165,6 +165,10 @@ field() { # field LABEL TARGET KEY
 		sed -n "s/^$3=//p"
 }
 
+total() { # total TARGET KEY: the sum of KEY over every run of TARGET
+	{ grep " target=$1 " "$RESULTS" || true; } | tr ' ' '\n' | sed -n "s/^$2=//p" | awk '{s+=$1} END {print s+0}'
+}
+
 if [ "$SMOKE" = 1 ]; then
 	rc=0
 	run gateway smoke-targeted targeted --users 50 --events 500 --rate 1000 --warmup 0.1 \
@@ -243,8 +247,8 @@ row() { # row TITLE LABEL KEY
 	row "(d) idle memory: bytes per subscribed ws ($CONNS)" "conns-$CONNS" bytes_per_conn
 	row "(e) connects/s (gw: authenticated + subscribed)" "conns-$CONNS" connects_per_s
 	row "    connect p99 ms" "conns-$CONNS" connect_p99_ms
-	echo "http errors (requests never answered, all runs): gateway $(grep ' target=gateway ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^http_errors=//p' | awk '{s+=$1} END {print s+0}'), nchan $(grep ' target=nchan ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^http_errors=//p' | awk '{s+=$1} END {print s+0}'); gateway answers re-armed by its sweep: $(grep -c 'unwritten after' "$TMP/gw.err" 2>/dev/null || true)"
-	echo "delivery check (events not delivered exactly as expected, all runs): gateway $(grep ' target=gateway ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^bad_events=//p' | awk '{s+=$1} END {print s+0}'), nchan $(grep ' target=nchan ' "$RESULTS" | tr ' ' '\n' | sed -n 's/^bad_events=//p' | awk '{s+=$1} END {print s+0}')"
+	echo "http errors (requests never answered, all runs): gateway $(total gateway http_errors), nchan $(total nchan http_errors); gateway answers re-armed by its sweep: $(grep -c 'unwritten after' "$TMP/gw.err" 2>/dev/null || true)"
+	echo "delivery check (events not delivered exactly as expected, all runs): gateway $(total gateway bad_events), nchan $(total nchan bad_events)"
 } >"$TMP/table.txt"
 
 mkdir -p "$ROOT/bench/results"

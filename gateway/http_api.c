@@ -318,13 +318,6 @@ static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in
 	pss->body_len += len;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void intake_complete(struct gw_app *app, struct http_pss *pss)
 {
 	if (pss->state != HTTP_READING_BODY)
@@ -357,7 +350,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	job->system_token = pss->system_token;
 	pss->body = pss->token = pss->system_token = NULL;
 	pss->body_len = pss->body_cap = 0;
-	job->received_ns = now_ns();
+	job->received_ns = gw_monotonic_ns();
 	memcpy(job->trace_id, pss->trace_id, sizeof(job->trace_id));
 	job->req_id = ++app->next_id;
 	uint64_t req_id = job->req_id; /* once pushed, the job belongs to a worker */

@@ -36,17 +36,27 @@
 
 #define RETRY_AFTER_SECONDS 5
 
-static int64_t monotonic_ns(void)
+int64_t gw_monotonic_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* bytes as lowercase hex, NUL-terminated: out holds 2 * n + 1. */
+static void hex_encode(const unsigned char *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 static void random_hex(char *out, size_t bytes)
 {
 	unsigned char buf[32];
-	static const char hex[] = "0123456789abcdef";
 	if (bytes > sizeof(buf))
 		bytes = sizeof(buf);
 	if (RAND_bytes(buf, (int)bytes) != 1) {
@@ -56,11 +66,7 @@ static void random_hex(char *out, size_t bytes)
 		memset(buf, 0, sizeof(buf));
 		memcpy(buf, &v, sizeof(v));
 	}
-	for (size_t i = 0; i < bytes; i++) {
-		out[2 * i] = hex[buf[i] >> 4];
-		out[2 * i + 1] = hex[buf[i] & 15];
-	}
-	out[2 * bytes] = '\0';
+	hex_encode(buf, bytes, out);
 }
 
 /* ---- sequencer ---------------------------------------------------------- */
@@ -284,24 +290,14 @@ static void canon_value(struct canon *c, json_t *v, int depth, const char *skip_
 	}
 }
 
-/* Fetched once: EVP_sha256() makes every EVP_DigestInit_ex look it up. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha256(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 static int event_key(const char *inst, json_t *event, unsigned char key[GW_DEDUP_KEY_LEN])
 {
-	pthread_once(&sha256_once, fetch_sha256);
 	struct canon *c = malloc(sizeof(*c));
 	if (!c)
 		return -1;
 	c->md = EVP_MD_CTX_new();
 	c->len = 0;
-	c->failed = !sha256_md || !c->md || !EVP_DigestInit_ex2(c->md, sha256_md, NULL);
+	c->failed = !gw_sha256() || !c->md || !EVP_DigestInit_ex2(c->md, gw_sha256(), NULL);
 	canon_tagged(c, 'I', inst, strlen(inst));
 	canon_value(c, event, 0, "retryContext");
 	unsigned int len = 0;
@@ -842,12 +838,7 @@ static size_t sign_pass(struct gw_app *app, struct event_work *works, size_t nwo
 				lf->item = k;
 				lf->off = claims.len;
 				char num[96], jti[33];
-				static const char hex[] = "0123456789abcdef";
-				for (int b = 0; b < 16; b++) {
-					jti[2 * b] = hex[salt[li * 16 + b] >> 4];
-					jti[2 * b + 1] = hex[salt[li * 16 + b] & 15];
-				}
-				jti[32] = '\0';
+				hex_encode(salt + li * 16, 16, jti);
 				sb_puts(&claims, "{\"iss\":");
 				sb_puts(&claims, iss);
 				sb_puts(&claims, ",\"installation\":");
@@ -1051,9 +1042,4 @@ void gw_pipeline_join(struct gw_app *app)
 	free(app->workers);
 	app->workers = NULL;
 	app->nworkers = 0;
-}
-
-int64_t gw_monotonic_ns(void)
-{
-	return monotonic_ns();
 }

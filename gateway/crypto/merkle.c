@@ -5,10 +5,9 @@
  * context and an implicit fetch per 65-byte node would cost more than the
  * hash itself.
  *
- * Ownership: see the header. Threads: the fetched EVP_MD is created once
- * (pthread_once) and then only read.
+ * Ownership: see the header. Threads: the SHA-256 implementation is
+ * gwcrypto's shared, fetched-once gw_gw_sha256().
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,26 +15,13 @@
 #include <openssl/evp.h>
 
 #include "gw/merkle.h"
-
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha256(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-static const EVP_MD *sha256(void)
-{
-	pthread_once(&sha256_once, fetch_sha256);
-	return sha256_md;
-}
+#include "gw/signer.h"
 
 static int hash2(EVP_MD_CTX *ctx, unsigned char prefix, const void *a, size_t alen, const void *b,
 		 size_t blen, unsigned char out[GW_MERKLE_HASH_LEN])
 {
 	unsigned int n = 0;
-	return EVP_DigestInit_ex2(ctx, sha256(), NULL) && EVP_DigestUpdate(ctx, &prefix, 1) &&
+	return EVP_DigestInit_ex2(ctx, gw_sha256(), NULL) && EVP_DigestUpdate(ctx, &prefix, 1) &&
 			       EVP_DigestUpdate(ctx, a, alen) && (!blen || EVP_DigestUpdate(ctx, b, blen)) &&
 			       EVP_DigestFinal_ex(ctx, out, &n) && n == GW_MERKLE_HASH_LEN
 		       ? 0
@@ -44,7 +30,7 @@ static int hash2(EVP_MD_CTX *ctx, unsigned char prefix, const void *a, size_t al
 
 int gw_merkle_leaf_hash(const void *data, size_t len, unsigned char out[GW_MERKLE_HASH_LEN])
 {
-	EVP_MD_CTX *ctx = sha256() ? EVP_MD_CTX_new() : NULL;
+	EVP_MD_CTX *ctx = gw_sha256() ? EVP_MD_CTX_new() : NULL;
 	int rc = ctx ? hash2(ctx, 0x00, data, len, NULL, 0, out) : -1;
 	EVP_MD_CTX_free(ctx);
 	return rc;
@@ -64,7 +50,7 @@ int gw_merkle_build(struct gw_merkle *t, const unsigned char *leaf_hashes, size_
 	/* Levels shrink to ceil(len/2): at most 2n nodes plus one carried odd
 	 * node per level. */
 	t->nodes = malloc((2 * n + GW_MERKLE_MAX_PATH) * GW_MERKLE_HASH_LEN);
-	EVP_MD_CTX *ctx = sha256() ? EVP_MD_CTX_new() : NULL;
+	EVP_MD_CTX *ctx = gw_sha256() ? EVP_MD_CTX_new() : NULL;
 	if (!t->nodes || !ctx) {
 		EVP_MD_CTX_free(ctx);
 		gw_merkle_free(t);
@@ -129,7 +115,7 @@ int gw_merkle_verify(const unsigned char leaf[GW_MERKLE_HASH_LEN], size_t index,
 {
 	if (index >= size)
 		return 0;
-	EVP_MD_CTX *ctx = sha256() ? EVP_MD_CTX_new() : NULL;
+	EVP_MD_CTX *ctx = gw_sha256() ? EVP_MD_CTX_new() : NULL;
 	if (!ctx)
 		return 0;
 	unsigned char r[GW_MERKLE_HASH_LEN];

@@ -5,6 +5,7 @@
  * Threads: reentrant; no global state.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -238,6 +239,20 @@ fail:
 	free(tmp);
 	free(dircopy);
 	return -1;
+}
+
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *gw_sha256(void)
+{
+	pthread_once(&sha256_once, fetch_sha256);
+	return sha256_md;
 }
 
 int gw_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode, char *err,

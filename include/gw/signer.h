@@ -56,6 +56,11 @@ int gw_keygen_rsa_jwks(const char *priv_path, const char *jwks_path, const char 
 int gw_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode, char *err,
 			 size_t errlen);
 
+/* OpenSSL 3's SHA-256, fetched once (EVP_sha256() makes every digest init
+ * look it up again). Shared read-only by every thread; NULL if the fetch
+ * failed. */
+const struct evp_md_st *gw_sha256(void);
+
 /* Writes 32 random bytes, base64url, as an HS256 secret file (0600, atomic). */
 int gw_keygen_secret(const char *path, char *err, size_t errlen);
 
