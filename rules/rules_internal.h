@@ -269,9 +269,14 @@ struct rules_expr {
 	struct rules_arena *owned; /* set when compiled alone (rules_expr_compile) */
 };
 
-/* Parses, checks and compiles one expression into arena `a`. Diagnostics
+/* check.c: parses, checks and compiles one expression into arena `a`. Diagnostics
  * go to d through map. Returns NULL if any error was reported. */
 struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t len,
+				 const struct rules_srcmap *map, struct rules_diags *d);
+
+/* parser.c: parses src[0..len) (borrowed for the AST's lifetime) into
+ * nodes in arena a; NULL after reporting the first syntax error. */
+struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
 				 const struct rules_srcmap *map, struct rules_diags *d);
 
 /* Parses only (no name check, no regex compile): for parser tests. */
