@@ -286,7 +286,7 @@ struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t le
 /* S-expression rendering of the AST, e.g. "(+ 1 (* 2 3))"; malloc'd. */
 char *expr__dump(const struct rules_expr *e);
 
-/* Builtin methods and functions: the tables in eval.c (ORDER RULES_BI,
+/* Builtin methods and functions: the tables in builtins.c (ORDER RULES_BI,
  * ORDER RULES_FN). takes_fn: the first argument is an arrow function. */
 int builtin__lookup(const char *name, size_t len);
 void builtin__arity(int index, int *min_args, int *max_args, bool *takes_fn);

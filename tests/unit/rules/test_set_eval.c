@@ -1,5 +1,6 @@
-/* test_evaluate.c - rules_evaluate end to end: the shipped default rule file
- * against the sample payloads (fixtures/), and small rule sets for
+/* test_set_eval.c - rule-set evaluation (rules/set_eval.c, rules_evaluate)
+ * end to end: the shipped default rule file against the sample payloads
+ * (fixtures/), and small rule sets for
  * ignoreSelf, onError, recipients, templates, globs, disabled rules and
  * concurrent evaluation of one set.
  *
