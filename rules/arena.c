@@ -90,7 +90,8 @@ void arena__reset(struct rules_arena *a)
 
 void arena__free(struct rules_arena *a)
 {
-	regex__free_all(a);
+	if (a->release)
+		a->release(a);
 	struct rules_arena_block *b = a->head;
 	while (b) {
 		struct rules_arena_block *next = b->next;

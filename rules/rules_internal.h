@@ -37,6 +37,9 @@ struct rules_arena {
 	struct rules_arena_block *head;
 	struct rules_regex *regexes; /* compiled patterns freed with the arena */
 	pcre2_match_context *mctx;   /* limits shared by this arena's patterns */
+	/* Set by regex.c when it registers a pattern: frees what the arena's
+	 * blocks only point at (the arena does not call regex.c by name). */
+	void (*release)(struct rules_arena *a);
 };
 
 void arena__init(struct rules_arena *a);
@@ -310,7 +313,6 @@ void eval__explain(const struct rules_expr *e, const struct rules_scratch *s,
  * the offset in the pattern and msg (size msg_size) the PCRE2 message. */
 const struct rules_regex *regex__compile(struct rules_arena *a, const char *pattern, size_t n,
 					 size_t *err_off, char *msg, size_t msg_size);
-void regex__free_all(struct rules_arena *a);
 
 /* ============================================================
  * Evaluation
