@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <jansson.h>
 
 #ifdef __cplusplus
@@ -52,6 +53,12 @@ void rules_diags_free(struct rules_diags *d);
  *     ^
  * Returns a malloc'd string (caller frees), NULL on allocation failure. */
 char *rules_diag_format(const struct rules_diag *d);
+
+/* Writes every diagnostic of d to out, each as rules_diag_format renders it
+ * (what `rules check`, `rules test` and the gateway's start print). A
+ * diagnostic that cannot be formatted (out of memory) is written as its bare
+ * message. */
+void rules_diags_print(const struct rules_diags *d, FILE *out);
 
 /* ---- rule sets ------------------------------------------------------- */
 
