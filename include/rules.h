@@ -102,6 +102,31 @@ void rules_scratch_free(struct rules_scratch *s);
  * evaluations run on this scratch. Default RULES_MAX_EVAL_STEPS. */
 void rules_scratch_set_max_steps(struct rules_scratch *s, unsigned long max_steps);
 
+/* Sets (0: restores RULES_MAX_SCRATCH_BYTES) how many bytes one evaluation
+ * may build: strings made by '+', join(), toLowerCase() ..., list and map
+ * literals, and the rendered text of one template field. Going over is an
+ * evaluation error ("... needs more than N bytes ..."), handled like any
+ * other (onError for filters; the notification is dropped for templates),
+ * with status RULES_EVAL_BYTE_LIMIT. The gateway passes
+ * limits.rule_scratch_bytes. */
+void rules_scratch_set_max_bytes(struct rules_scratch *s, size_t max_bytes);
+
+/* How the last evaluation on a scratch ended. */
+enum rules_eval_status {
+	RULES_EVAL_OK,
+	RULES_EVAL_ERROR,      /* a type error, a missing property, ... */
+	RULES_EVAL_STEP_LIMIT, /* more than max_steps steps */
+	RULES_EVAL_BYTE_LIMIT, /* more than max_bytes bytes built */
+};
+enum rules_eval_status rules_scratch_status(const struct rules_scratch *s);
+
+/* Evaluations on this scratch stopped by a limit since the last call (for
+ * the caller's counters); the counts restart from zero. */
+struct rules_limit_counts {
+	uint64_t step_limit, byte_limit;
+};
+void rules_scratch_take_counts(struct rules_scratch *s, struct rules_limit_counts *out);
+
 /* Called for outcomes a rule author asked to see (onError: *_AND_LOG) and for
  * recipient/template errors. May be NULL. rule_key and message are borrowed
  * for the duration of the call. */
@@ -177,6 +202,8 @@ int rules_expr_eval(const struct rules_expr *e, const json_t *event,
 /* Limits that every evaluation honours (Forge's numbers). */
 #define RULES_MAX_EXPR_CHARS 10000
 #define RULES_MAX_EVAL_STEPS 50000
+/* Bytes one evaluation may build (ours: Forge does not publish one). */
+#define RULES_MAX_SCRATCH_BYTES (1024 * 1024)
 
 #ifdef __cplusplus
 }

@@ -93,7 +93,7 @@ static int map_case(struct rules_ctx *c, const struct rules_node *n, const struc
 	unsigned char *d = (unsigned char *)value__scratch_alloc(c, len + 1);
 	const unsigned char *s = (const unsigned char *)recv->u.str.s;
 	if (!d)
-		return value__fail(c, n, "out of memory");
+		return value__oom(c, n);
 	for (size_t i = 0; i < len; i++) {
 		unsigned ch = s[i];
 		if (ch < 0x80) {
@@ -218,7 +218,7 @@ static int bi_split(struct rules_ctx *c, const struct rules_node *n, const struc
 	if (k == 0) { /* split into characters, as JavaScript does for '' */
 		count = utf8_count(s, len);
 		if (!(items = value__alloc_items(c, count)))
-			return value__fail(c, n, "out of memory");
+			return value__oom(c, n);
 		for (size_t i = 0, j = 0; i < len; j++) {
 			size_t w = char_width(s, len, i);
 			value__set_str(&items[j], s + i, w);
@@ -230,7 +230,7 @@ static int bi_split(struct rules_ctx *c, const struct rules_node *n, const struc
 	for (const char *p = s; (p = memmem(p, len - (size_t)(p - s), sep, k)); p += k)
 		count++;
 	if (!(items = value__alloc_items(c, count)))
-		return value__fail(c, n, "out of memory");
+		return value__oom(c, n);
 	const char *from = s;
 	for (size_t j = 0; j < count; j++) {
 		const char *to = j + 1 < count ? memmem(from, len - (size_t)(from - s), sep, k) : s + len;
@@ -285,7 +285,7 @@ static int bi_slice(struct rules_ctx *c, const struct rules_node *n, const struc
 	}
 	struct rules_value *items = value__alloc_items(c, to - from);
 	if (!items)
-		return value__fail(c, n, "out of memory");
+		return value__oom(c, n);
 	for (size_t i = from; i < to; i++)
 		value__list_at(recv, i, &items[i - from]);
 	value__set_list(out, items, to - from);
@@ -336,7 +336,7 @@ static int bi_flatten(struct rules_ctx *c, const struct rules_node *n, const str
 	}
 	struct rules_value *items = value__alloc_items(c, total);
 	if (!items)
-		return value__fail(c, n, "out of memory");
+		return value__oom(c, n);
 	size_t k = 0;
 	for (size_t i = 0; i < len; i++) {
 		value__list_at(recv, i, &item);
@@ -356,13 +356,13 @@ static int bi_flatten(struct rules_ctx *c, const struct rules_node *n, const str
 static int bi_join(struct rules_ctx *c, const struct rules_node *n, const struct rules_value *recv,
 		   const struct rules_value *args, struct rules_value *out)
 {
-	struct rules_strbuf tmp = {0};
+	struct rules_strbuf tmp = {.limit = value__bytes_left(c)};
 	struct rules_value item;
 
 	if (want_list_recv(c, n, recv) < 0 || want_string_arg(c, n, &args[0]) < 0)
 		return EV_ERR;
 	strbuf__append(&tmp, "", 0);
-	for (size_t i = 0; i < value__list_len(recv); i++) {
+	for (size_t i = 0; i < value__list_len(recv) && !tmp.oom; i++) {
 		if (i)
 			strbuf__append(&tmp, args[0].u.str.s, args[0].u.str.len);
 		value__list_at(recv, i, &item);
@@ -589,7 +589,7 @@ static int fn_mentions(struct rules_ctx *c, const struct rules_node *n, const st
 	if (v->kind == RULES_V_STR) {
 		count = wiki_mentions(v->u.str.s, v->u.str.len, NULL);
 		if (!(items = value__alloc_items(c, count)))
-			return value__fail(c, n, "out of memory");
+			return value__oom(c, n);
 		wiki_mentions(v->u.str.s, v->u.str.len, items);
 		value__set_list(out, items, count);
 		return EV_OK;
@@ -600,7 +600,7 @@ static int fn_mentions(struct rules_ctx *c, const struct rules_node *n, const st
 	if (adf_mentions(c, n, v->json, NULL, &count, 0) < 0)
 		return EV_ERR;
 	if (!(items = value__alloc_items(c, count)))
-		return value__fail(c, n, "out of memory");
+		return value__oom(c, n);
 	count = 0;
 	if (adf_mentions(c, n, v->json, items, &count, 0) < 0)
 		return EV_ERR;

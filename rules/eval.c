@@ -67,7 +67,7 @@ static int list_loop(struct rules_ctx *c, const struct rules_node *n, const stru
 				   eval__type_name(recv));
 	len = value__list_len(recv);
 	if ((mode == LOOP_FILTER || mode == LOOP_MAP) && !(items = value__alloc_items(c, len)))
-		return value__fail(c, n, "out of memory");
+		return value__oom(c, n);
 	for (size_t i = 0; i < len; i++) {
 		value__list_at(recv, i, &item);
 		if (mode == LOOP_MAP) {
@@ -238,7 +238,7 @@ static int ev_map(struct rules_ctx *c, const struct rules_node *n, struct rules_
 	int r;
 
 	if (n->u.map.n && !(items = (struct rules_kv *)value__scratch_alloc(c, n->u.map.n * sizeof(*items))))
-		return value__fail(c, n, "out of memory");
+		return value__oom(c, n);
 	for (size_t i = 0; i < n->u.map.n; i++) {
 		items[i].key = n->u.map.keys[i];
 		items[i].len = n->u.map.key_lens[i];
@@ -329,18 +329,35 @@ static int arith(struct rules_ctx *c, const struct rules_node *n, const struct r
 static int concat(struct rules_ctx *c, const struct rules_node *n, const struct rules_value *a,
 		  const struct rules_value *b, struct rules_value *out)
 {
-	struct rules_strbuf tmp = {0};
+	struct rules_strbuf tmp = {.limit = value__bytes_left(c)};
 	const struct rules_value *parts[2] = {a, b};
 	size_t len = 0;
 
 	/* fast path: two strings need no intermediate buffer */
 	if (a->kind == RULES_V_STR && b->kind == RULES_V_STR) {
+		struct rules_scratch *s = c->s;
 		len = a->u.str.len + b->u.str.len;
-		char *d = value__scratch_alloc(c, len + 1);
-		if (!d)
-			return value__fail(c, n, "out of memory");
-		memcpy(d, a->u.str.s, a->u.str.len);
-		memcpy(d + a->u.str.len, b->u.str.s, b->u.str.len);
+		char *d;
+		/* a + b + c ...: the left side is the string the previous '+'
+		 * built, still the arena's last allocation: grow it in place, so
+		 * a chain costs its length, not the sum of its prefixes. Views of
+		 * the shorter string stay valid (strings carry their length). */
+		if (a->u.str.s == s->top_str && a->u.str.len == s->top_len &&
+		    b->u.str.len <= s->max_bytes - s->used_bytes &&
+		    arena__extend(&s->strings, (char *)a->u.str.s, a->u.str.len + 1, len + 1)) {
+			s->used_bytes += b->u.str.len;
+			d = (char *)a->u.str.s;
+			memmove(d + a->u.str.len, b->u.str.s, b->u.str.len);
+			d[len] = '\0';
+		} else {
+			d = value__scratch_alloc(c, len + 1);
+			if (!d)
+				return value__oom(c, n);
+			memcpy(d, a->u.str.s, a->u.str.len);
+			memcpy(d + a->u.str.len, b->u.str.s, b->u.str.len);
+		}
+		s->top_str = d;
+		s->top_len = len;
 		value__set_str(out, d, len);
 		return EV_OK;
 	}
@@ -493,7 +510,7 @@ static int ev(struct rules_ctx *c, const struct rules_node *n, struct rules_valu
 		if (n->u.list.n) {
 			items = (struct rules_value *)value__scratch_alloc(c, n->u.list.n * sizeof(*items));
 			if (!items)
-				return value__fail(c, n, "out of memory");
+				return value__oom(c, n);
 		}
 		for (size_t i = 0; i < n->u.list.n; i++)
 			if ((r = ev(c, n->u.list.items[i], &items[i])) != EV_OK)
@@ -591,6 +608,10 @@ int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scra
 	c.max_steps = s->max_steps;
 	c.explain = s->explain;
 	arena__reset(&s->strings);
+	s->used_bytes = 0;
+	s->over_bytes = false;
+	s->top_str = NULL;
+	s->status = RULES_EVAL_OK;
 	s->error[0] = '\0';
 	if (c.explain)
 		memset(&s->ex, 0, sizeof(s->ex));
@@ -601,6 +622,8 @@ int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scra
 		decided_by(&c, e->root);
 		s->ex.steps = c.steps;
 	}
+	if (r < 0)
+		eval__count(s);
 	return r < 0 ? -1 : 0;
 }
 

@@ -34,6 +34,9 @@ struct rules_ctx {
  * c->s->error for node n; returns EV_ERR. */
 int value__fail(struct rules_ctx *c, const struct rules_node *n, const char *fmt, ...)
 	RULES_FMT(3, 4);
+/* The error for a refused allocation: the byte limit when that was the
+ * cause (status RULES_EVAL_BYTE_LIMIT), else "out of memory". */
+int value__oom(struct rules_ctx *c, const struct rules_node *n);
 /* Deep equality without coercion; numbers compare by value (1 == 1.0).
  * Counts a step per element. */
 int value__equal(struct rules_ctx *c, const struct rules_node *n, const struct rules_value *a,
@@ -51,14 +54,34 @@ size_t value__utf16_length(const char *s, size_t n);
 
 static inline int value__step(struct rules_ctx *c, const struct rules_node *n)
 {
-	if (++c->steps > c->max_steps)
-		return value__fail(c, n, "expression exceeded %lu steps", c->max_steps);
+	if (++c->steps > c->max_steps) {
+		value__fail(c, n, "expression exceeded %lu steps", c->max_steps);
+		c->s->status = RULES_EVAL_STEP_LIMIT;
+		return EV_ERR;
+	}
 	return EV_OK;
 }
 
+/* Scratch memory within the evaluation's byte limit; NULL when over it
+ * (s->over_bytes) or out of memory: the caller reports value__oom. */
 static inline char *value__scratch_alloc(struct rules_ctx *c, size_t n)
 {
-	return arena__alloc(&c->s->strings, n);
+	struct rules_scratch *s = c->s;
+
+	if (n > s->max_bytes - s->used_bytes) {
+		s->over_bytes = true;
+		return NULL;
+	}
+	s->used_bytes += n;
+	return arena__alloc(&s->strings, n);
+}
+
+/* Bytes the evaluation may still build, as a strbuf limit (never 0, which
+ * would mean "no limit"). */
+static inline size_t value__bytes_left(const struct rules_ctx *c)
+{
+	size_t left = c->s->max_bytes - c->s->used_bytes;
+	return left ? left : 1;
 }
 
 static inline struct rules_value *value__alloc_items(struct rules_ctx *c, size_t n)

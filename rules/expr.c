@@ -6,6 +6,7 @@
  * Threads: a scratch belongs to one thread at a time; compiled expressions
  * are immutable and shared freely.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ struct rules_scratch *rules_scratch_new(void)
 	}
 	arena__init(&s->strings);
 	s->max_steps = RULES_MAX_EVAL_STEPS;
+	s->max_bytes = RULES_MAX_SCRATCH_BYTES;
 	return s;
 }
 
@@ -40,6 +42,22 @@ void rules_scratch_free(struct rules_scratch *s)
 void rules_scratch_set_max_steps(struct rules_scratch *s, unsigned long max_steps)
 {
 	s->max_steps = max_steps ? max_steps : RULES_MAX_EVAL_STEPS;
+}
+
+void rules_scratch_set_max_bytes(struct rules_scratch *s, size_t max_bytes)
+{
+	s->max_bytes = max_bytes ? max_bytes : RULES_MAX_SCRATCH_BYTES;
+}
+
+enum rules_eval_status rules_scratch_status(const struct rules_scratch *s)
+{
+	return s->status;
+}
+
+void rules_scratch_take_counts(struct rules_scratch *s, struct rules_limit_counts *out)
+{
+	*out = s->counts;
+	memset(&s->counts, 0, sizeof(s->counts));
 }
 
 struct rules_expr *rules_expr_compile(const char *name, const char *src, size_t len,
@@ -90,6 +108,14 @@ int rules_expr_eval(const struct rules_expr *e, const json_t *event, struct rule
 	if (eval__run(e, event, scratch, &v) < 0) {
 		if (error)
 			*error = strdup(scratch->error);
+		return -1;
+	}
+	if (!eval__fits(&v, scratch->max_bytes)) {
+		scratch->status = RULES_EVAL_BYTE_LIMIT;
+		eval__count(scratch);
+		if (error && asprintf(error, "the result needs more than %zu bytes",
+				      scratch->max_bytes) < 0)
+			*error = NULL;
 		return -1;
 	}
 	*result = eval__to_json(&v);

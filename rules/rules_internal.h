@@ -46,6 +46,9 @@ void arena__init(struct rules_arena *a);
 /* Zeroed, 16-byte aligned memory; NULL on allocation failure. */
 void *arena__alloc(struct rules_arena *a, size_t n);
 char *arena__strndup(struct rules_arena *a, const char *s, size_t n);
+/* Grows p, the last allocation of the current block (n bytes), to m bytes
+ * in place if the block has room; false (nothing changed) otherwise. */
+bool arena__extend(struct rules_arena *a, void *p, size_t n, size_t m);
 /* Frees every block but the first (scratch reuse between evaluations). */
 void arena__reset(struct rules_arena *a);
 void arena__free(struct rules_arena *a);
@@ -55,6 +58,8 @@ struct rules_strbuf {
 	char *data;
 	size_t len, cap;
 	bool oom;
+	size_t limit; /* most bytes it may hold; 0: no limit */
+	bool over;    /* an append went over limit (oom is set too) */
 };
 void strbuf__append(struct rules_strbuf *b, const char *s, size_t n);
 void strbuf__printf(struct rules_strbuf *b, const char *fmt, ...) RULES_FMT(2, 3);
@@ -371,6 +376,12 @@ struct rules_explain {
 struct rules_scratch {
 	pcre2_match_data *match_data;
 	struct rules_arena strings; /* runtime strings and list items */
+	size_t max_bytes, used_bytes; /* byte limit of one evaluation, and use so far */
+	const char *top_str;          /* the last string '+' built, if nothing came after */
+	size_t top_len;
+	bool over_bytes;              /* an allocation was refused for the byte limit */
+	enum rules_eval_status status;
+	struct rules_limit_counts counts;
 	unsigned long max_steps;
 	bool explain;
 	struct rules_explain ex;
@@ -386,6 +397,13 @@ json_t *eval__to_json(const struct rules_value *v);
 /* Appends the template rendering of v (strings raw, null empty, other JSON). */
 void eval__render(const struct rules_value *v, struct rules_strbuf *b);
 const char *eval__type_name(const struct rules_value *v);
+/* Could v be rendered (or converted to JSON) in about `budget` bytes? A
+ * bounded walk, so that a list holding one large string many times is
+ * refused before it is copied. */
+bool eval__fits(const struct rules_value *v, size_t budget);
+/* Counts an evaluation that ended with s->status (eval__run does it; so
+ * does template__render for its output limit). */
+void eval__count(struct rules_scratch *s);
 /* Converts a JSON value to a borrowed runtime value. */
 void eval__from_json(const json_t *j, struct rules_value *out);
 

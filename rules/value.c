@@ -132,6 +132,10 @@ void value__render(const struct rules_value *v, struct rules_strbuf *b, const ch
 	case RULES_V_ARR:
 	case RULES_V_MAP:
 	case RULES_V_OBJ: {
+		if (b->limit && !eval__fits(v, b->limit - (b->len < b->limit ? b->len : b->limit))) {
+			b->oom = b->over = true;
+			return;
+		}
 		json_t *j = eval__to_json(v);
 		char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 		if (s)
@@ -143,6 +147,82 @@ void value__render(const struct rules_value *v, struct rules_strbuf *b, const ch
 		return;
 	}
 	}
+}
+
+/* Subtracts an upper estimate of the JSON text of j from *left; false once
+ * it does not fit. Every node costs at least a byte, so the walk is bounded
+ * by the budget. */
+static bool json_fits(const json_t *j, size_t *left, int depth)
+{
+	size_t need = 8, i;
+	const char *key;
+	json_t *x;
+
+	if (depth > 512)
+		return false;
+	if (json_is_string(j))
+		need = json_string_length(j) + 2;
+	else if (json_is_number(j))
+		need = 24;
+	if (need > *left)
+		return false;
+	*left -= need;
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, x)
+			if (!json_fits(x, left, depth + 1))
+				return false;
+	} else if (json_is_object(j)) {
+		json_object_foreach((json_t *)j, key, x) {
+			size_t kl = strlen(key) + 3;
+			if (kl > *left || !json_fits(x, left, depth + 1))
+				return false;
+			*left -= kl;
+		}
+	}
+	return true;
+}
+
+static bool value_fits(const struct rules_value *v, size_t *left, int depth)
+{
+	size_t need = 8;
+
+	if (v->json)
+		return json_fits(v->json, left, depth);
+	if (depth > 512)
+		return false;
+	if (v->kind == RULES_V_STR)
+		need = v->u.str.len + 2;
+	else if (v->kind == RULES_V_NUM)
+		need = 24;
+	if (need > *left)
+		return false;
+	*left -= need;
+	if (v->kind == RULES_V_LIST) {
+		for (size_t i = 0; i < v->u.list.n; i++)
+			if (!value_fits(&v->u.list.items[i], left, depth + 1))
+				return false;
+	} else if (v->kind == RULES_V_OBJ) {
+		for (size_t i = 0; i < v->u.obj.n; i++) {
+			size_t kl = v->u.obj.items[i].len + 3;
+			if (kl > *left || !value_fits(&v->u.obj.items[i].v, left, depth + 1))
+				return false;
+			*left -= kl;
+		}
+	}
+	return true;
+}
+
+bool eval__fits(const struct rules_value *v, size_t budget)
+{
+	return value_fits(v, &budget, 0);
+}
+
+void eval__count(struct rules_scratch *s)
+{
+	if (s->status == RULES_EVAL_STEP_LIMIT)
+		s->counts.step_limit++;
+	else if (s->status == RULES_EVAL_BYTE_LIMIT)
+		s->counts.byte_limit++;
 }
 
 void eval__render(const struct rules_value *v, struct rules_strbuf *b)
@@ -177,6 +257,17 @@ int value__fail(struct rules_ctx *c, const struct rules_node *n, const char *fmt
 	va_start(ap, fmt);
 	vsnprintf(buf + used, size - (size_t)used, fmt, ap);
 	va_end(ap);
+	c->s->status = RULES_EVAL_ERROR;
+	return EV_ERR;
+}
+
+int value__oom(struct rules_ctx *c, const struct rules_node *n)
+{
+	if (!c->s->over_bytes)
+		return value__fail(c, n, "out of memory");
+	value__fail(c, n, "expression needs more than %zu bytes of scratch memory",
+		    c->s->max_bytes);
+	c->s->status = RULES_EVAL_BYTE_LIMIT;
 	return EV_ERR;
 }
 
@@ -283,9 +374,11 @@ int value__str_from_buf(struct rules_ctx *c, const struct rules_node *n, struct 
 {
 	char *d = b->oom ? NULL : value__scratch_alloc(c, b->len + 1);
 
+	if (b->over)
+		c->s->over_bytes = true;
 	if (!d) {
 		strbuf__free(b);
-		return value__fail(c, n, "out of memory");
+		return value__oom(c, n);
 	}
 	if (b->len)
 		memcpy(d, b->data, b->len);
