@@ -105,7 +105,8 @@ static const char *suggest(const char *word, const char *(*names)(size_t),
 static bool reserved_name(const char *name)
 {
 	static const char *const words[] = {"event", "true", "false", "null", "let", "in",
-					    "matches", NULL};
+					    "matches", "if", "else", "try", "catch", "throw",
+					    "return", "typeof", NULL};
 	for (const char *const *w = words; *w; w++)
 		if (!strcmp(*w, name))
 			return true;
@@ -270,11 +271,36 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 	case RULES_N_FUNC:
 		return check_call(p, n, height);
 	case RULES_N_UNARY:
+	case RULES_N_TYPEOF:
 		return check_node(p, n->u.ops.a, height + 1);
-	case RULES_N_BINARY:
+	case RULES_N_THROW: {
+		const struct rules_node *a = n->u.ops.a;
+		if (a->kind == RULES_N_NUM || a->kind == RULES_N_BOOL || a->kind == RULES_N_NULL ||
+		    a->kind == RULES_N_LIST || a->kind == RULES_N_MAP)
+			check_error(p, n->start, "'throw' needs a String (the error message), got %s",
+				    a->kind == RULES_N_NUM    ? "a Number"
+				    : a->kind == RULES_N_BOOL ? "a Boolean"
+				    : a->kind == RULES_N_NULL ? "null"
+				    : a->kind == RULES_N_LIST ? "a List"
+							      : "a Map");
+		return check_node(p, n->u.ops.a, height + 1);
+	}
 	case RULES_N_AND:
 	case RULES_N_OR:
 	case RULES_N_COALESCE:
+	case RULES_N_TEMPLATE:
+		for (size_t i = 0; i < n->u.list.n; i++)
+			if (check_node(p, n->u.list.items[i], height + 1) < 0)
+				return -1;
+		return 0;
+	case RULES_N_TRY:
+		if (check_node(p, n->u.bind.value, height + 1) < 0)
+			return -1;
+		if (!n->u.bind.name)
+			return check_node(p, n->u.bind.body, height + 1);
+		return check_scoped(p, n, n->u.bind.body, height);
+	case RULES_N_BINARY:
+	case RULES_N_IF:
 	case RULES_N_COND:
 		if (check_node(p, n->u.ops.a, height + 1) < 0 ||
 		    check_node(p, n->u.ops.b, height + 1) < 0)
@@ -304,11 +330,19 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 				 const struct rules_srcmap *map, struct rules_diags *d, bool check)
 {
 	struct checker p;
+	size_t chars = 0;
 
-	if (len > RULES_MAX_EXPR_CHARS) {
+	/* Forge counts characters as JavaScript does (UTF-16 code units), not
+	 * bytes and not nesting: a flat chain of 3,000 '&&' fits */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)src[i];
+		if ((ch & 0xC0) != 0x80)
+			chars += ch >= 0xF0 ? 2 : 1;
+	}
+	if (chars > RULES_MAX_EXPR_CHARS) {
 		srcmap__diag(map, d, RULES_SEV_ERROR, 0,
 			     "expression is longer than %d characters (%zu)", RULES_MAX_EXPR_CHARS,
-			     len);
+			     chars);
 		return NULL;
 	}
 	memset(&p, 0, sizeof(p));

@@ -1,11 +1,23 @@
 /* parser.c - precedence-climbing parser for rule expressions (the check
  * pass that follows is check.c), and the AST dump for tests.
  *
- *   expr    -> 'let' name '=' expr ';' expr | subexpr(0) [ '?' expr ':' expr ]
+ *   program -> letin EOF                      (Jira expressions' top_level_let_in)
+ *   letin   -> { ['let'] name '=' expr ';' } ['return'] body [';']
+ *   body    -> 'if' '(' expr ')' block { 'else' 'if' '(' expr ')' block } 'else' block
+ *            | 'try' block 'catch' '(' [name] ')' block | expr
+ *   block   -> '{' letin '}'
+ *   expr    -> 'let' name '=' expr ';' expr | throw [ '?' expr ':' expr ]
+ *   throw   -> 'throw' throw | subexpr(0)
  *   subexpr -> (unop subexpr(UNARY) | postfix) { binop subexpr(right priority) }
+ *   unop    -> '!' | '-' | 'typeof' 
  *   postfix -> primary { '.' name | '?.' name | '?.' '[' expr ']' | '[' expr ']' | '(' args ')' }
  *   primary -> number | string | name | true | false | null | '(' expr ')' | '[' [expr {',' expr}] ']'
  *            | '{' [key ':' expr {',' key ':' expr}] '}' | name '=>' expr | '(' name ')' '=>' expr
+ *            | '`' text { '${' expr '}' text } '`'
+ *
+ * A flat chain of one logical operator (a && b && c ...) is one node with a
+ * list of operands, so its length is bounded by the expression's length,
+ * not by the nesting limit.
  *
  * The parser stops at the first syntax error of an expression (reporting it
  * with its exact position) and never unwinds with longjmp: every production
@@ -157,6 +169,10 @@ static bool enter(struct parser *p)
 
 static struct rules_node *parse_expr(struct parser *p);
 static struct rules_node *parse_subexpr(struct parser *p, int limit);
+static struct rules_node *parse_template(struct parser *p);
+static struct rules_node *parse_binding(struct parser *p, int statement, bool in_block);
+#define parse_let(p) parse_binding((p), 0, false)
+#define parse_let_stmt(p, in_block) parse_binding((p), 1, (in_block))
 
 /* Parses `expr {, expr} close`; the opening token is already consumed. */
 static bool parse_list(struct parser *p, enum rules_tok close, const char *what,
@@ -310,6 +326,102 @@ static struct rules_node *parse_map(struct parser *p)
 	return n;
 }
 
+/* Appends item to a node's u.list, growing it in the arena (capacity: the
+ * next power of two). */
+static bool list_push(struct parser *p, struct rules_node *n, struct rules_node *item)
+{
+	size_t k = n->u.list.n;
+
+	if (k == 0 || (k >= 2 && (k & (k - 1)) == 0)) {
+		size_t cap = k ? k * 2 : 2;
+		struct rules_node **ni = arena__alloc(p->arena, cap * sizeof(*ni));
+		if (!ni) {
+			syntax_error(p, item->start, "out of memory");
+			return false;
+		}
+		if (k)
+			memcpy(ni, n->u.list.items, k * sizeof(*ni));
+		n->u.list.items = ni;
+	}
+	n->u.list.items[n->u.list.n++] = item;
+	return true;
+}
+
+/* A STR node for the template text raw[a..b) (escapes decoded). */
+static bool template_text(struct parser *p, struct rules_node *t, size_t a, size_t b)
+{
+	const char *src = p->lx.src;
+	size_t err_at;
+	const char *msg;
+
+	if (a == b)
+		return true;
+	struct rules_node *s = new_node(p, RULES_N_STR, a, b);
+	char *out = s ? arena__alloc(p->arena, b - a + 1) : NULL;
+	if (!out) {
+		syntax_error(p, a, "out of memory");
+		return false;
+	}
+	/* decode_string skips its first and last byte (the quotes) */
+	long len = lexer__decode_string(src + a - 1, b - a + 2, out, NULL, &err_at, &msg);
+	if (len < 0) {
+		syntax_error(p, a - 1 + err_at, "%s", msg);
+		return false;
+	}
+	s->u.str.s = out;
+	s->u.str.len = (size_t)len;
+	return list_push(p, t, s);
+}
+
+/* `text ${expr} text`: the lexer delimited the whole literal; each
+ * substitution is parsed by a lexer over just its bytes, so positions stay
+ * those of the source. */
+static struct rules_node *parse_template(struct parser *p)
+{
+	struct rules_token t = p->tok;
+	const char *src = p->lx.src;
+	struct rules_node *n = new_node(p, RULES_N_TEMPLATE, t.start, t.end);
+	size_t i = t.start + 1, text = i, end = t.end - 1;
+
+	if (!n || !enter(p))
+		return NULL;
+	while (i < end) {
+		if (src[i] == '\\') {
+			i += 2;
+			continue;
+		}
+		if (src[i] != '$' || i + 1 >= end || src[i + 1] != '{') {
+			i++;
+			continue;
+		}
+		if (!template_text(p, n, text, i))
+			return NULL;
+		size_t open = i, close = lexer__substitution_end(src, end, i + 2);
+		struct rules_lexer outer = p->lx;
+		struct rules_token outer_tok = p->tok;
+		lexer__init(&p->lx, src, close);
+		p->lx.pos = open + 2;
+		advance(p);
+		if (!p->failed && p->tok.kind == RULES_T_EOF) {
+			syntax_error(p, open, "empty ${} in template literal");
+			return NULL;
+		}
+		struct rules_node *e = parse_expr(p);
+		if (e && !p->failed && p->tok.kind != RULES_T_EOF)
+			unexpected(p, " in ${} (expected '}')");
+		if (!e || p->failed || !list_push(p, n, e))
+			return NULL;
+		p->lx = outer;
+		p->tok = outer_tok;
+		i = text = close + 1;
+	}
+	if (!template_text(p, n, text, end))
+		return NULL;
+	p->depth--;
+	advance(p);
+	return p->failed ? NULL : n;
+}
+
 static struct rules_node *parse_primary(struct parser *p)
 {
 	static const enum rules_tok arrow1[] = {RULES_T_ARROW};
@@ -357,8 +469,14 @@ static struct rules_node *parse_primary(struct parser *p)
 		} else if (tok_is_name(p, "null")) {
 			n = new_node(p, RULES_N_NULL, t.start, t.end);
 		} else if (tok_is_name(p, "in") || tok_is_name(p, "matches") ||
-			   tok_is_name(p, "let")) {
+			   tok_is_name(p, "let") || tok_is_name(p, "else") || tok_is_name(p, "catch")) {
 			syntax_error(p, t.start, "unexpected %s", tok_desc(p, buf, sizeof(buf)));
+			return NULL;
+		} else if (tok_is_name(p, "return") || tok_is_name(p, "if") || tok_is_name(p, "try")) {
+			syntax_error(p, t.start,
+				     "'%.*s' starts a statement: it can only come first in the "
+				     "expression or in a { } block (after the declarations)",
+				     (int)(t.end - t.start), p->lx.src + t.start);
 			return NULL;
 		} else {
 			n = new_node(p, RULES_N_IDENT, t.start, t.end);
@@ -391,6 +509,8 @@ static struct rules_node *parse_primary(struct parser *p)
 		break;
 	case RULES_T_LBRACE:
 		return parse_map(p);
+	case RULES_T_TEMPLATE:
+		return parse_template(p);
 	case RULES_T_ERROR:
 		return NULL;
 	default:
@@ -530,7 +650,7 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 
 	if (p->failed)
 		return NULL;
-	if (p->tok.kind == RULES_T_NOT || p->tok.kind == RULES_T_MINUS) {
+	if (p->tok.kind == RULES_T_NOT || p->tok.kind == RULES_T_MINUS || tok_is_name(p, "typeof")) {
 		struct rules_token t = p->tok;
 		if (!enter(p))
 			return NULL;
@@ -539,7 +659,8 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 		p->depth--;
 		if (!operand)
 			return NULL;
-		left = new_node(p, RULES_N_UNARY, t.start, operand->end);
+		left = new_node(p, t.kind == RULES_T_IDENT ? RULES_N_TYPEOF : RULES_N_UNARY, t.start,
+				operand->end);
 		if (!left)
 			return NULL;
 		left->op = (unsigned char)t.kind;
@@ -565,6 +686,19 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 		if (!n)
 			return NULL;
 		n->op = (unsigned char)op.kind;
+		if (kind == RULES_N_AND || kind == RULES_N_OR || kind == RULES_N_COALESCE) {
+			/* one node per flat chain: a && b && c is AND[a, b, c] */
+			if (left->kind == kind && left->op == 0) {
+				if (!list_push(p, left, right))
+					return NULL;
+				continue;
+			}
+			struct rules_node *chain = new_node(p, kind, op.start, op.end);
+			if (!chain || !list_push(p, chain, left) || !list_push(p, chain, right))
+				return NULL;
+			left = chain;
+			continue;
+		}
 		if (kind == RULES_N_MATCHES) {
 			if (right->kind != RULES_N_STR) {
 				syntax_error(p, right->start,
@@ -582,11 +716,18 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 	return left;
 }
 
-static struct rules_node *parse_let(struct parser *p)
+static struct rules_node *parse_letin(struct parser *p, bool in_block);
+
+/* 'let' name '=' expr ';' rest, where rest is an expression (inside an
+ * expression) or the rest of a statement list (letin, in_block as given;
+ * there 'let' may be left out). */
+static struct rules_node *parse_binding(struct parser *p, int statement, bool in_block)
 {
 	char buf[64];
+	bool has_let = tok_is_name(p, "let");
 
-	advance(p); /* 'let' */
+	if (has_let)
+		advance(p); /* 'let' */
 	if (p->failed)
 		return NULL;
 	struct rules_token name = p->tok;
@@ -604,13 +745,19 @@ static struct rules_node *parse_let(struct parser *p)
 			     tok_desc(p, buf, sizeof(buf)));
 		return NULL;
 	}
+	size_t assign_at = p->tok.start;
 	advance(p);
 	if (!enter(p))
 		return NULL;
 	struct rules_node *value = parse_expr(p);
+	if (value && !p->failed && !has_let && p->tok.kind != RULES_T_SEMI) {
+		/* `a = b` alone is far more often a comparison than a declaration */
+		syntax_error(p, assign_at, "unexpected '=' (use '==' to compare)");
+		return NULL;
+	}
 	if (!value || !expect(p, RULES_T_SEMI, "after the value of 'let'"))
 		return NULL;
-	struct rules_node *body = parse_expr(p);
+	struct rules_node *body = statement ? parse_letin(p, in_block) : parse_expr(p);
 	p->depth--;
 	if (!body)
 		return NULL;
@@ -624,11 +771,30 @@ static struct rules_node *parse_let(struct parser *p)
 	return n->u.bind.name ? n : NULL;
 }
 
+/* 'throw' throw | subexpr(0) */
+static struct rules_node *parse_throw(struct parser *p)
+{
+	if (!tok_is_name(p, "throw"))
+		return parse_subexpr(p, 0);
+	struct rules_token t = p->tok;
+	if (!enter(p))
+		return NULL;
+	advance(p);
+	struct rules_node *operand = p->failed ? NULL : parse_throw(p);
+	p->depth--;
+	if (!operand)
+		return NULL;
+	struct rules_node *n = new_node(p, RULES_N_THROW, t.start, operand->end);
+	if (n)
+		n->u.ops.a = operand;
+	return n;
+}
+
 static struct rules_node *parse_expr(struct parser *p)
 {
 	if (tok_is_name(p, "let"))
 		return parse_let(p);
-	struct rules_node *cond = parse_subexpr(p, 0);
+	struct rules_node *cond = parse_throw(p);
 
 	if (!cond || p->tok.kind != RULES_T_QUESTION)
 		return cond;
@@ -652,6 +818,167 @@ static struct rules_node *parse_expr(struct parser *p)
 	return n;
 }
 
+/* ---- statements (Jira expressions' top_level_let_in) ---- */
+
+static struct rules_node *parse_letin(struct parser *p, bool in_block);
+
+/* '{' letin '}' */
+static struct rules_node *parse_block(struct parser *p, const char *what)
+{
+	char buf[64];
+
+	if (p->failed)
+		return NULL;
+	if (p->tok.kind != RULES_T_LBRACE) {
+		syntax_error(p, p->tok.start, "expected '{' to open the block %s, found %s", what,
+			     tok_desc(p, buf, sizeof(buf)));
+		return NULL;
+	}
+	if (!enter(p))
+		return NULL;
+	advance(p);
+	struct rules_node *body = p->failed ? NULL : parse_letin(p, true);
+	p->depth--;
+	if (!body || !expect(p, RULES_T_RBRACE, "to close the block"))
+		return NULL;
+	return body;
+}
+
+/* 'if' '(' expr ')' block { 'else' 'if' ... } 'else' block */
+static struct rules_node *parse_if(struct parser *p)
+{
+	struct rules_token t = p->tok;
+
+	advance(p); /* 'if' */
+	if (!expect(p, RULES_T_LPAREN, "after 'if'") || !enter(p))
+		return NULL;
+	struct rules_node *cond = parse_expr(p);
+	p->depth--;
+	if (!cond || !expect(p, RULES_T_RPAREN, "to close the condition of 'if'"))
+		return NULL;
+	struct rules_node *then = parse_block(p, "after 'if (...)'");
+	if (!then)
+		return NULL;
+	if (!tok_is_name(p, "else")) {
+		syntax_error(p, p->tok.start,
+			     "'if' needs an 'else' block (every Jira expression has a value)");
+		return NULL;
+	}
+	advance(p);
+	struct rules_node *other = NULL;
+	if (tok_is_name(p, "if")) {
+		if (!enter(p))
+			return NULL;
+		other = parse_if(p);
+		p->depth--;
+	} else {
+		other = parse_block(p, "after 'else'");
+	}
+	if (!other)
+		return NULL;
+	struct rules_node *n = new_node(p, RULES_N_IF, t.start, t.end);
+	if (n) {
+		n->u.ops.a = cond;
+		n->u.ops.b = then;
+		n->u.ops.c = other;
+	}
+	return n;
+}
+
+/* 'try' block 'catch' '(' [name] ')' block */
+static struct rules_node *parse_try(struct parser *p)
+{
+	struct rules_token t = p->tok, name = {RULES_T_EOF, 0, 0, 0};
+	char buf[64];
+
+	advance(p); /* 'try' */
+	struct rules_node *body = parse_block(p, "after 'try'");
+	if (!body)
+		return NULL;
+	if (!tok_is_name(p, "catch")) {
+		syntax_error(p, p->tok.start, "expected 'catch' after the 'try' block, found %s",
+			     tok_desc(p, buf, sizeof(buf)));
+		return NULL;
+	}
+	advance(p);
+	if (!expect(p, RULES_T_LPAREN, "after 'catch'"))
+		return NULL;
+	if (p->tok.kind == RULES_T_IDENT) {
+		name = p->tok;
+		advance(p);
+	}
+	if (!expect(p, RULES_T_RPAREN, "after the name of the caught error"))
+		return NULL;
+	struct rules_node *handler = parse_block(p, "after 'catch (...)'");
+	if (!handler)
+		return NULL;
+	struct rules_node *n = new_node(p, RULES_N_TRY, name.end ? name.start : t.start,
+					name.end ? name.end : t.end);
+	if (!n)
+		return NULL;
+	if (name.end) {
+		n->u.bind.name = arena__strndup(p->arena, p->lx.src + name.start,
+						name.end - name.start);
+		n->u.bind.name_len = name.end - name.start;
+		if (!n->u.bind.name)
+			return NULL;
+	}
+	n->u.bind.value = body;
+	n->u.bind.body = handler;
+	return n;
+}
+
+/* A declaration starts with 'let', or with a name followed by a lone '='. */
+static bool at_declaration(struct parser *p)
+{
+	static const enum rules_tok assign[] = {RULES_T_ASSIGN};
+
+	return tok_is_name(p, "let") || (p->tok.kind == RULES_T_IDENT && peek_is(p, assign, 1));
+}
+
+/* { ['let'] name '=' expr ';' } ['return'] body [';'], ending before '}'
+ * (in a block) or at the end of the expression. */
+static struct rules_node *parse_letin(struct parser *p, bool in_block)
+{
+	char buf[64];
+
+	if (p->failed)
+		return NULL;
+	if (at_declaration(p)) {
+		return parse_let_stmt(p, in_block);
+	}
+	if (tok_is_name(p, "return")) {
+		advance(p);
+		if (p->failed)
+			return NULL;
+		if (p->tok.kind == RULES_T_EOF || p->tok.kind == RULES_T_RBRACE ||
+		    p->tok.kind == RULES_T_SEMI) {
+			syntax_error(p, p->tok.start, "expected a value after 'return', found %s",
+				     tok_desc(p, buf, sizeof(buf)));
+			return NULL;
+		}
+	}
+	struct rules_node *body;
+	if (tok_is_name(p, "if"))
+		body = parse_if(p);
+	else if (tok_is_name(p, "try"))
+		body = parse_try(p);
+	else
+		body = parse_expr(p);
+	if (!body || p->failed)
+		return NULL;
+	if (p->tok.kind == RULES_T_SEMI)
+		advance(p);
+	if (p->failed)
+		return NULL;
+	if (in_block ? p->tok.kind != RULES_T_RBRACE : p->tok.kind != RULES_T_EOF) {
+		unexpected(p, in_block ? " (expected '}': the value of a block comes last)"
+				       : " after the end of the expression");
+		return NULL;
+	}
+	return body;
+}
+
 /* ---- entry point (check.c) ---- */
 
 struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
@@ -669,9 +996,7 @@ struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t 
 		syntax_error(&p, 0, "empty expression");
 		return NULL;
 	}
-	struct rules_node *root = parse_expr(&p);
-	if (root && !p.failed && p.tok.kind != RULES_T_EOF)
-		unexpected(&p, " after the end of the expression");
+	struct rules_node *root = parse_letin(&p, false);
 	if (!root || p.failed)
 		return NULL;
 	return root;
@@ -754,14 +1079,54 @@ static void dump_node(const struct rules_node *n, struct rules_strbuf *b)
 		dump_node(n->u.match.pattern, b);
 		strbuf__append(b, ")", 1);
 		return;
-	case RULES_N_COND:
-	case RULES_N_BINARY:
 	case RULES_N_AND:
 	case RULES_N_OR:
 	case RULES_N_COALESCE: {
-		const char *op = n->kind == RULES_N_COND ? "?:" : n->kind == RULES_N_AND ? "&&"
-				 : n->kind == RULES_N_OR ? "||" : n->kind == RULES_N_COALESCE ? "?" "?"
-				 : n->op == RULES_T_IDENT ? "in" : NULL;
+		/* a flat chain prints as the left-nested pairs it means */
+		const char *op = n->kind == RULES_N_AND ? "&&" : n->kind == RULES_N_OR ? "||" : "?" "?";
+		for (size_t i = 1; i < n->u.list.n; i++)
+			strbuf__printf(b, "(%s ", op);
+		for (size_t i = 0; i < n->u.list.n; i++) {
+			dump_node(n->u.list.items[i], b);
+			strbuf__append(b, i ? ")" : "", i ? 1 : 0);
+			if (i + 1 < n->u.list.n)
+				strbuf__append(b, " ", 1);
+		}
+		return;
+	}
+	case RULES_N_TEMPLATE:
+		strbuf__append(b, "(`", 2);
+		for (size_t i = 0; i < n->u.list.n; i++) {
+			strbuf__append(b, " ", 1);
+			dump_node(n->u.list.items[i], b);
+		}
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_TYPEOF:
+	case RULES_N_THROW:
+		strbuf__printf(b, "(%s ", n->kind == RULES_N_TYPEOF ? "typeof" : "throw");
+		dump_node(n->u.ops.a, b);
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_IF:
+		strbuf__append(b, "(if ", 4);
+		dump_node(n->u.ops.a, b);
+		strbuf__append(b, " ", 1);
+		dump_node(n->u.ops.b, b);
+		strbuf__append(b, " ", 1);
+		dump_node(n->u.ops.c, b);
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_TRY:
+		strbuf__append(b, "(try ", 5);
+		dump_node(n->u.bind.value, b);
+		strbuf__printf(b, " %s ", n->u.bind.name ? n->u.bind.name : "_");
+		dump_node(n->u.bind.body, b);
+		strbuf__append(b, ")", 1);
+		return;
+	case RULES_N_COND:
+	case RULES_N_BINARY: {
+		const char *op = n->kind == RULES_N_COND ? "?:" : n->op == RULES_T_IDENT ? "in" : NULL;
 		if (op)
 			strbuf__printf(b, "(%s ", op);
 		else /* token names are quoted: '+' -> + */

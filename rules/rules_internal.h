@@ -153,6 +153,7 @@ enum rules_tok { /* ORDER RULES_TOK (lexer.c token_names[]) */
 	RULES_T_ARROW,    /* => */
 	RULES_T_ASSIGN,   /* = (only in let) */
 	RULES_T_SEMI,     /* ; */
+	RULES_T_TEMPLATE, /* `text ${expr} text`, with its substitutions */
 	RULES_T_ERROR,    /* lexical error; message in the lexer */
 	RULES_T__COUNT
 };
@@ -173,6 +174,9 @@ struct rules_lexer {
 void lexer__init(struct rules_lexer *lx, const char *src, size_t len);
 struct rules_token lexer__next(struct rules_lexer *lx);
 const char *lexer__token_name(enum rules_tok kind);
+/* In a template literal: the index of the '}' closing the substitution
+ * whose expression starts at s[i] (after "${"), or len if none. */
+size_t lexer__substitution_end(const char *s, size_t len, size_t i);
 
 /* Decodes the string literal whose raw text (with quotes) is raw[0..n).
  * Writes the bytes to out (at most n bytes are needed) and, when offsets is
@@ -198,15 +202,20 @@ enum rules_node_kind { /* ORDER RULES_NODE (eval.c dispatch) */
 	RULES_N_FUNC,     /* name(args): a builtin function (changed, now, ...) */
 	RULES_N_UNARY,    /* ! -  (op holds the token) */
 	RULES_N_BINARY,   /* arithmetic, comparison, in (op holds the token) */
-	RULES_N_AND,
-	RULES_N_OR,
-	RULES_N_COALESCE,
+	RULES_N_AND,      /* a && b && ...: u.list (a flat chain is one node) */
+	RULES_N_OR,       /* a || b || ...: u.list */
+	RULES_N_COALESCE, /* a ?? b ?? ...: u.list */
 	RULES_N_COND,     /* c ? a : b */
 	RULES_N_MATCHES,  /* s matches 'pattern' */
 	RULES_N_MAP,      /* {a: 1, 'b': x} */
 	RULES_N_LET,      /* let name = value; body */
 	RULES_N_ARROW,    /* name => body (only as a method argument) */
 	RULES_N_VAR,      /* a let or arrow variable, resolved to a slot */
+	RULES_N_TEMPLATE, /* `a${x}b`: u.list of STR nodes and expressions */
+	RULES_N_TYPEOF,   /* typeof x: ops.a */
+	RULES_N_IF,       /* if (a) {b} else {c}: ops.a, ops.b, ops.c (c may be an IF) */
+	RULES_N_TRY,      /* try {value} catch (name) {body}: bind; name NULL for catch () */
+	RULES_N_THROW,    /* throw x: ops.a */
 	RULES_N__COUNT
 };
 
@@ -383,6 +392,8 @@ struct rules_scratch {
 	enum rules_eval_status status;
 	struct rules_limit_counts counts;
 	unsigned long max_steps;
+	size_t err_msg_at;      /* error + err_msg_at: the message without its position */
+	int err_line, err_col;  /* where the last error was raised */
 	bool explain;
 	struct rules_explain ex;
 	char error[320];
