@@ -152,6 +152,20 @@ typedef void (*rules_log_fn)(void *ud, const char *rule_key, const char *message
 json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
 		       struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
 
+/* What Forge said about the invocation that delivered the event, beyond the
+ * event itself. */
+struct rules_invocation {
+	const json_t *fit; /* the verified FIT claims (app.license.active for
+			    * appIsLicensed), or NULL: no license */
+};
+
+/* rules_evaluate_as with the invocation: filter.appIsLicensed: true skips a
+ * rule unless inv->fit has app.license.active == true (an absent license is
+ * no license, as for Forge's free apps). inv NULL: no license. */
+json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type,
+			   const json_t *event, const struct rules_invocation *inv,
+			   struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
+
 /* Same as rules_evaluate with the event type given by the caller instead of
  * read from event.eventType (Forge lifecycle payloads such as
  * avi:forge:installed:app carry no eventType field). */
@@ -181,6 +195,11 @@ json_t *rules_evaluate_schedule(const struct rules_set *set, const char *interva
  * Slow path (renders explanations); not for the gateway's workers. */
 json_t *rules_explain(const struct rules_set *set, const char *event_type, const json_t *event,
 		      struct rules_scratch *scratch);
+/* rules_explain with the invocation (stage "appIsLicensed" when that skipped
+ * a rule). */
+json_t *rules_explain_for(const struct rules_set *set, const char *event_type,
+			  const json_t *event, const struct rules_invocation *inv,
+			  struct rules_scratch *scratch);
 
 /* ---- single expressions (for tests, tools and the rule loader) --------- */
 

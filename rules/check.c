@@ -262,10 +262,16 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 		return 0;
 	}
 	case RULES_N_MEMBER:
-		return check_node(p, n->u.m.obj, height + 1);
+		if (check_node(p, n->u.m.obj, height + 1) < 0)
+			return -1;
+		/* event.runtime.X...: Forge resolves what is missing to null */
+		n->runtime = n->u.m.obj->kind == RULES_N_IDENT && !strcmp(n->u.m.name, "runtime");
+		n->lenient = n->u.m.obj->runtime || n->u.m.obj->lenient;
+		return 0;
 	case RULES_N_INDEX:
 		if (check_node(p, n->u.m.obj, height + 1) < 0)
 			return -1;
+		n->lenient = n->u.m.obj->runtime || n->u.m.obj->lenient;
 		return check_node(p, n->u.m.index, height + 1);
 	case RULES_N_CALL:
 	case RULES_N_FUNC:

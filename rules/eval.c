@@ -107,6 +107,19 @@ static int short_circuit(const struct rules_node *n, struct rules_value *out)
 	return EV_OK;
 }
 
+/* event.runtime when the event has no "runtime": the properties Forge
+ * added (runtime.c), built once per evaluation and kept in the scratch
+ * until the next one, since the result may point into it. */
+static int ev_runtime(struct rules_ctx *c, const struct rules_node *n, struct rules_value *out)
+{
+	struct rules_scratch *s = c->s;
+
+	if (!s->runtime && !(s->runtime = runtime__build(c->event)))
+		return value__oom(c, n);
+	eval__from_json(s->runtime, out);
+	return EV_OK;
+}
+
 static int ev_member(struct rules_ctx *c, const struct rules_node *n, struct rules_value *out)
 {
 	struct rules_value obj;
@@ -119,12 +132,18 @@ static int ev_member(struct rules_ctx *c, const struct rules_node *n, struct rul
 	if (obj.kind == RULES_V_NULL) {
 		if (n->optional)
 			return short_circuit(n, out);
+		if (n->lenient) {
+			value__set_null(out);
+			return EV_OK;
+		}
 		return value__fail(c, n, "cannot read property '%s' of null", n->u.m.name);
 	}
 	if (value__is_map(&obj)) {
 		if (value__map_get(&obj, n->u.m.name, n->u.m.name_len, out))
 			return EV_OK;
-		if (n->optional) {
+		if (n->runtime && obj.json == c->event)
+			return ev_runtime(c, n, out);
+		if (n->optional || n->lenient) {
 			value__set_null(out);
 			return EV_OK;
 		}
@@ -140,7 +159,7 @@ static int ev_member(struct rules_ctx *c, const struct rules_node *n, struct rul
 			return EV_OK;
 		}
 	}
-	if (n->optional) {
+	if (n->optional || n->lenient) {
 		value__set_null(out);
 		return EV_OK;
 	}
@@ -160,6 +179,12 @@ static int ev_index(struct rules_ctx *c, const struct rules_node *n, struct rule
 		return short_circuit(n, out);
 	if ((r = ev(c, n->u.m.index, &ix)) != EV_OK)
 		return r;
+	if (n->lenient && (obj.kind == RULES_V_NULL ||
+			   (value__is_map(&obj) && ix.kind == RULES_V_STR &&
+			    !value__map_get(&obj, ix.u.str.s, ix.u.str.len, out)))) {
+		value__set_null(out);
+		return EV_OK;
+	}
 	if (obj.kind == RULES_V_NULL)
 		return value__fail(c, n, "cannot index null");
 	if (value__is_map(&obj)) {
@@ -704,6 +729,10 @@ int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scra
 	s->used_bytes = 0;
 	s->over_bytes = false;
 	s->top_str = NULL;
+	if (s->runtime) {
+		json_decref(s->runtime);
+		s->runtime = NULL;
+	}
 	s->status = RULES_EVAL_OK;
 	s->error[0] = '\0';
 	if (c.explain)

@@ -230,6 +230,8 @@ struct rules_node {
 	unsigned char op;       /* enum rules_tok for UNARY/BINARY, "in" is RULES_T_IDENT */
 	bool optional;          /* ?. or ?.[ */
 	bool chain_end;         /* outermost node of a ?. chain: short-circuit stops here */
+	bool runtime;           /* MEMBER: this is event.runtime */
+	bool lenient;           /* MEMBER/INDEX below event.runtime: what is missing is null */
 	uint32_t start, end;    /* byte range in the expression source */
 	union {
 		bool b;
@@ -386,6 +388,7 @@ struct rules_scratch {
 	pcre2_match_data *match_data;
 	struct rules_arena strings; /* runtime strings and list items */
 	size_t max_bytes, used_bytes; /* byte limit of one evaluation, and use so far */
+	json_t *runtime;              /* event.runtime of the last evaluation, if built */
 	const char *top_str;          /* the last string '+' built, if nothing came after */
 	size_t top_len;
 	bool over_bytes;              /* an allocation was refused for the byte limit */
@@ -447,5 +450,14 @@ extern const char *const rules__forge_events[];
 extern const size_t rules__forge_event_count;
 
 bool glob__match(const char *pattern, const char *s);
+
+/* ============================================================
+ * event.runtime (runtime.c)
+ * ============================================================ */
+
+/* A payload.include.propertyPaths entry: ENTITY.properties[key]... */
+bool runtime__path_valid(const char *path);
+/* The nested object event.payloadIncludeProperties describes (new ref). */
+json_t *runtime__build(const json_t *event);
 
 #endif

@@ -266,7 +266,8 @@ static const struct {
 	  "    events: [avi:jira:created:isue, 'avi:jira:*:issue', 'avi:nothing:*']\n"
 	  "    notify: {to: \"'x'\", context: c, title: t}\n"
 	  "",
-	 "rules.yml:3:14: warning: unknown event 'avi:jira:created:isue'\n"
+	 "rules.yml:3:14: warning: unknown event 'avi:jira:created:isue'; did you mean "
+	 "'avi:jira:created:issue'?\n"
 	  "      events: [avi:jira:created:isue, 'avi:jira:*:issue', 'avi:nothing:*']\n"
 	  "               ^\n"
 	  "rules.yml:3:57: warning: event pattern 'avi:nothing:*' matches no known event\n"

@@ -366,6 +366,114 @@ static void test_byte_limit(struct rules_scratch *s)
 	rules_set_unref(set);
 }
 
+/* Rule keys of a result array, comma separated, for comparison. */
+static void rule_keys(json_t *r, char *out, size_t n)
+{
+	size_t i, used = 0;
+	json_t *x;
+	out[0] = '\0';
+	json_array_foreach(r, i, x)
+		used += (size_t)snprintf(out + used, n - used, "%s%s", i ? "," : "",
+					 json_string_value(json_object_get(x, "rule")));
+	json_decref(r);
+}
+
+/* Issue 17: appIsLicensed from the FIT, the per-event filter form of the
+ * manifest, event.runtime from payload.include.propertyPaths. */
+static void test_forge_filters(struct rules_scratch *s)
+{
+	struct rules_set *set = load(
+		"rules:\n"
+		"  - key: licensed\n    events: [avi:jira:created:issue]\n"
+		"    filter: {appIsLicensed: true}\n" NOTIFY
+		"  - key: any-license\n    events: [avi:jira:created:issue]\n"
+		"    filter: {appIsLicensed: false}\n" NOTIFY
+		"  - key: per-event\n"
+		"    events:\n"
+		"      - eventType: avi:jira:created:issue\n"
+		"        filter: {expression: \"event.issue.key == 'K-1'\"}\n"
+		"      - {eventType: avi:jira:updated:issue, filter: {ignoreSelf: true}}\n"
+		NOTIFY
+		"  - key: runtime\n    events: [avi:jira:created:issue]\n"
+		"    payload: {include: {propertyPaths: [\"issue.properties['flags'].level\"]}}\n"
+		"    filter:\n"
+		"      expression: \"event.runtime.issue.properties['flags'].level == 3 && "
+		"event.runtime.project.properties['x'].y == null\"\n" NOTIFY);
+	json_t *fit_lic = json_pack("{s:{s:{s:b}}}", "app", "license", "active", 1);
+	json_t *fit_inactive = json_pack("{s:{s:{s:b}}}", "app", "license", "active", 0);
+	json_t *fit_free = json_pack("{s:{s:s}}", "app", "id", "ari:x");
+	json_t *ev = json_pack("{s:s,s:{s:s},s:b,s:{s:i}}", "eventType", "avi:jira:created:issue",
+			       "issue", "key", "K-1", "selfGenerated", 1, "payloadIncludeProperties",
+			       "issue.properties['flags'].level", 3);
+	char keys[256];
+	struct rules_invocation inv = {fit_lic};
+	rule_keys(rules_evaluate_for(set, "avi:jira:created:issue", ev, &inv, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "licensed,any-license,per-event,runtime");
+	inv.fit = fit_inactive;
+	rule_keys(rules_evaluate_for(set, "avi:jira:created:issue", ev, &inv, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license,per-event,runtime");
+	inv.fit = fit_free; /* no app.license: unlicensed, as Forge treats free apps */
+	rule_keys(rules_evaluate_for(set, "avi:jira:created:issue", ev, &inv, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license,per-event,runtime");
+	rule_keys(rules_evaluate(set, ev, s, NULL, NULL), keys, sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license,per-event,runtime");
+	/* the updated event's own filter (ignoreSelf) applies, not the created one's */
+	rule_keys(rules_evaluate_as(set, "avi:jira:updated:issue", ev, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "");
+	json_object_set_new(ev, "selfGenerated", json_false());
+	json_object_set_new(json_object_get(ev, "issue"), "key", json_string("K-2"));
+	rule_keys(rules_evaluate_as(set, "avi:jira:updated:issue", ev, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "per-event");
+	rule_keys(rules_evaluate_as(set, "avi:jira:created:issue", ev, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license,runtime");
+	/* runtime: what the event lacks is null, not an error */
+	json_object_del(ev, "payloadIncludeProperties");
+	rule_keys(rules_evaluate_as(set, "avi:jira:created:issue", ev, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license");
+	/* rules test names the step */
+	inv.fit = fit_free;
+	json_t *rep = rules_explain_for(set, NULL, ev, &inv, s);
+	json_t *first = json_array_get(json_object_get(rep, "rules"), 0);
+	CHECK_STR_EQ(json_string_value(json_object_get(first, "stage")), "appIsLicensed");
+	json_decref(rep);
+	json_decref(ev);
+	json_decref(fit_lic);
+	json_decref(fit_inactive);
+	json_decref(fit_free);
+	rules_set_unref(set);
+
+	/* at least one of appIsLicensed, ignoreSelf, expression */
+	struct rules_diags d;
+	rules_diags_init(&d);
+	const char *bad = "rules:\n  - key: k\n    events: [avi:jira:created:issue]\n"
+			  "    filter: {onError: IGNORE}\n" NOTIFY;
+	CHECK(rules_load_string("t.yml", bad, strlen(bad), &d) == NULL);
+	CHECK(d.count >= 1 && !strcmp(d.items[d.count - 1].message,
+				      "'filter' needs at least one of 'appIsLicensed', 'ignoreSelf' "
+				      "or 'expression'"));
+	rules_diags_free(&d);
+	rules_diags_init(&d);
+	bad = "rules:\n  - key: k\n    events: [{eventType: avi:jira:created:issue}]\n" NOTIFY;
+	CHECK(rules_load_string("t.yml", bad, strlen(bad), &d) == NULL);
+	CHECK(d.count == 1 && strstr(d.items[0].message, "needs 'eventType' and 'filter'") &&
+	      d.items[0].line == 3 && d.items[0].col == 14);
+	rules_diags_free(&d);
+	rules_diags_init(&d);
+	bad = "rules:\n  - key: k\n    events: [avi:jira:created:issue]\n"
+	      "    payload: {include: {propertyPaths: [\"issue.flags\"]}}\n" NOTIFY;
+	CHECK(rules_load_string("t.yml", bad, strlen(bad), &d) == NULL);
+	CHECK(d.count == 1 && strstr(d.items[0].message, "invalid property path 'issue.flags'") &&
+	      d.items[0].line == 4);
+	rules_diags_free(&d);
+}
+
 int main(void)
 {
 	struct rules_scratch *s = rules_scratch_new();
@@ -374,6 +482,7 @@ int main(void)
 	test_recipients_templates_globs(s);
 	test_many_recipients(s);
 	test_byte_limit(s);
+	test_forge_filters(s);
 	test_threads();
 	rules_scratch_free(s);
 	return CHECK_DONE();
