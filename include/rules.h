@@ -85,6 +85,15 @@ struct rules_set *rules_set_ref(struct rules_set *set);
 void rules_set_unref(struct rules_set *set); /* NULL is fine */
 
 size_t rules_set_count(const struct rules_set *set);
+/* `rules check --forge`: adds to diags a warning for each place where a
+ * filter (or its trigger) would not deploy to Forge as written: this
+ * gateway's extensions (changed(), mentions(), now(), 'matches', 'in', …),
+ * '//' and block comments (not in Atlassian's documentation), a scheduled
+ * rule's filter beyond appIsLicensed, mixed forms of 'events', more than 5
+ * property paths. Templates and 'to' are not filters and are not checked.
+ * Returns how many were added. */
+size_t rules_forge_check(const struct rules_set *set, struct rules_diags *diags);
+
 /* A stable content hash of the loaded sources (16 hex digits, FNV-1a 64 over
  * the file contents in load order, one NUL byte between files), for
  * /healthz. Borrowed. */

@@ -25,6 +25,7 @@ struct checker {
 	struct rules_diags *diags;
 	const char *src; /* the expression source (arena copy) */
 	int errors;
+	struct rules_diags *notes; /* Forge filters: what Forge would refuse; may be NULL */
 	/* variables in scope, innermost last; index = slot */
 	const char *scope[RULES_MAX_VARS];
 	int nscope;
@@ -42,6 +43,17 @@ static void check_error(struct checker *p, size_t at, const char *fmt, ...)
 	va_end(ap);
 	p->errors++;
 	srcmap__diag(p->map, p->diags, RULES_SEV_ERROR, at, "%s", msg);
+}
+
+/* A construct of this gateway's dialect in a Forge filter (rules check
+ * --forge). */
+static void forge_note(struct checker *p, size_t at, const char *what)
+{
+	if (p->notes)
+		srcmap__diag(p->map, p->notes, RULES_SEV_WARNING, at,
+			     "Forge would refuse this filter: %s is this gateway's extension, not "
+			     "Jira expressions",
+			     what);
 }
 
 static void check_regex(struct checker *p, struct rules_node *n)
@@ -157,6 +169,11 @@ static int check_call(struct checker *p, struct rules_node *n, int height)
 
 	if (n->kind == RULES_N_FUNC) {
 		int fi = func__lookup(n->u.m.name, n->u.m.name_len);
+		if (fi >= 0) {
+			char what[48];
+			snprintf(what, sizeof(what), "%s()", n->u.m.name);
+			forge_note(p, n->start, what);
+		}
 		n->u.m.builtin = fi;
 		if (fi < 0) {
 			const char *hint = suggest(n->u.m.name, func__name, NULL, 0);
@@ -306,6 +323,9 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 			return check_node(p, n->u.bind.body, height + 1);
 		return check_scoped(p, n, n->u.bind.body, height);
 	case RULES_N_BINARY:
+		if (n->op == RULES_T_IDENT)
+			forge_note(p, n->start, "'in'");
+		/* fall through */
 	case RULES_N_IF:
 	case RULES_N_COND:
 		if (check_node(p, n->u.ops.a, height + 1) < 0 ||
@@ -313,6 +333,7 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 			return -1;
 		return check_node(p, n->u.ops.c, height + 1);
 	case RULES_N_MATCHES:
+		forge_note(p, n->start, "'matches'");
 		if (check_node(p, n->u.match.subject, height + 1) < 0)
 			return -1;
 		check_regex(p, n);
@@ -333,7 +354,8 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 }
 
 static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d, bool check)
+				 const struct rules_srcmap *map, struct rules_diags *d, bool check,
+				 struct rules_diags *notes)
 {
 	struct checker p;
 	size_t chars = 0;
@@ -361,9 +383,15 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 		return NULL;
 	}
 	p.src = copy;
-	struct rules_node *root = parser__parse(a, copy, len, map, d);
+	p.notes = notes;
+	size_t js_comment = 0;
+	struct rules_node *root = parser__parse(a, copy, len, map, d, &js_comment);
 	if (!root)
 		return NULL;
+	if (js_comment && notes)
+		srcmap__diag(map, notes, RULES_SEV_WARNING, js_comment - 1,
+			     "Forge may refuse this filter: Atlassian's documentation shows only "
+			     "'#' comments in Jira expressions");
 	if (check)
 		check_node(&p, root, 1);
 	if (p.errors)
@@ -382,12 +410,19 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t len,
 				 const struct rules_srcmap *map, struct rules_diags *d)
 {
-	return compile(a, src, len, map, d, true);
+	return compile(a, src, len, map, d, true, NULL);
+}
+
+struct rules_expr *expr__compile_filter(struct rules_arena *a, const char *src, size_t len,
+					const struct rules_srcmap *map, struct rules_diags *d,
+					struct rules_diags *notes)
+{
+	return compile(a, src, len, map, d, true, notes);
 }
 
 struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t len,
 			       const struct rules_srcmap *map, struct rules_diags *d)
 {
-	return compile(a, src, len, map, d, false);
+	return compile(a, src, len, map, d, false, NULL);
 }
 

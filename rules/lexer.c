@@ -184,7 +184,7 @@ static struct rules_token lex_template(struct rules_lexer *lx, size_t start)
 /* Skips white space and comments: '#' and '//' to the end of the line,
  * '/' '*' to '*' '/'. Returns the next position, or (size_t)-1 for an
  * unterminated block comment (which starts at *open). */
-static size_t skip_space(const struct rules_lexer *lx, size_t i, size_t *open)
+static size_t skip_space(const struct rules_lexer *lx, size_t i, size_t *open, size_t *js)
 {
 	const char *s = lx->src;
 
@@ -192,11 +192,15 @@ static size_t skip_space(const struct rules_lexer *lx, size_t i, size_t *open)
 		while (i < lx->len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 			i++;
 		if (i < lx->len && (s[i] == '#' || (s[i] == '/' && i + 1 < lx->len && s[i + 1] == '/'))) {
+			if (s[i] == '/' && !*js)
+				*js = i + 1;
 			while (i < lx->len && s[i] != '\n')
 				i++;
 			continue;
 		}
 		if (i + 1 < lx->len && s[i] == '/' && s[i + 1] == '*') {
+			if (!*js)
+				*js = i + 1;
 			const char *end = memmem(s + i + 2, lx->len - i - 2, "*/", 2);
 			*open = i;
 			if (!end)
@@ -211,7 +215,7 @@ static size_t skip_space(const struct rules_lexer *lx, size_t i, size_t *open)
 struct rules_token lexer__next(struct rules_lexer *lx)
 {
 	const char *s = lx->src;
-	size_t open = 0, i = skip_space(lx, lx->pos, &open);
+	size_t open = 0, i = skip_space(lx, lx->pos, &open, &lx->js_comment);
 
 	if (i == (size_t)-1)
 		return lex_error(lx, open, "unterminated comment (missing '*/')");

@@ -110,6 +110,16 @@ static void load_events(struct rules_loader *L, struct rules_rule *r, yaml_node_
 	r->event_filters = arena__alloc(&L->set->arena, n * sizeof(*r->event_filters));
 	if (!r->events || !r->event_filters)
 		return;
+	size_t names = 0, objects = 0;
+	for (yaml_node_item_t *it = ev->data.sequence.items.start; it < ev->data.sequence.items.top;
+	     it++)
+		if (yaml__at(L, *it)->type == YAML_MAPPING_NODE)
+			objects++;
+		else
+			names++;
+	if (names && objects)
+		yaml__forge_note(L, ev, "Forge would refuse these events: its manifest takes either "
+					"event names or {eventType, filter} objects, not both");
 	for (yaml_node_item_t *it = ev->data.sequence.items.start; it < ev->data.sequence.items.top;
 	     it++) {
 		yaml_node_t *e = yaml__at(L, *it);
@@ -189,7 +199,7 @@ static void load_filter(struct rules_loader *L, struct rules_filter *out, yaml_n
 		yaml__get_bool(L, ig, "ignoreSelf", &out->ignore_self);
 	if (ex) {
 		if (yaml__is_string(ex))
-			out->expr = yaml__compile_expr(L, ex);
+			out->expr = yaml__compile_expr(L, ex, true);
 		else
 			yaml__diag(L, ex, RULES_SEV_ERROR, "'expression' must be a string, got %s",
 				  yaml__kind(ex));
@@ -224,6 +234,22 @@ static void load_filter(struct rules_loader *L, struct rules_filter *out, yaml_n
 			}
 		}
 	}
+}
+
+/* Distinct property paths of the rules loaded so far (r included). */
+static size_t distinct_paths(struct rules_loader *L, const struct rules_rule *r)
+{
+	size_t n = 0;
+
+	for (const struct rules_rule *a = L->set->rules; a <= r; a++)
+		for (size_t i = 0; i < a->n_property_paths; i++) {
+			bool seen = false;
+			for (const struct rules_rule *b = L->set->rules; b <= a && !seen; b++)
+				for (size_t j = 0; j < (b == a ? i : b->n_property_paths) && !seen; j++)
+					seen = !strcmp(b->property_paths[j], a->property_paths[i]);
+			n += !seen;
+		}
+	return n;
 }
 
 /* payload: {include: {propertyPaths: [...], fields: [...]}} (@forge/manifest
@@ -292,6 +318,9 @@ static void load_payload(struct rules_loader *L, struct rules_rule *r, yaml_node
 					   yaml__scalar(e));
 			else if (!k)
 				all[r->n_property_paths++] = yaml__dup(L, e);
+			if (!k && distinct_paths(L, r) == 6)
+				yaml__forge_note(L, e, "Forge would refuse this path: a manifest may "
+						       "name at most 5 distinct property paths");
 		}
 		if (!k)
 			r->property_paths = all;
@@ -328,7 +357,7 @@ static void load_to(struct rules_loader *L, struct rules_rule *r, yaml_node_t *t
 			yaml__diag(L, e, RULES_SEV_ERROR, "each entry of 'to' must be an expression string");
 			continue;
 		}
-		struct rules_expr *x = yaml__compile_expr(L, e);
+		struct rules_expr *x = yaml__compile_expr(L, e, false);
 		if (x)
 			r->to[r->n_to++] = x;
 	}
@@ -501,6 +530,9 @@ static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 	r->filter.on_error = ON_ERROR_IGNORE_AND_LOG;
 	if (filter)
 		load_filter(L, &r->filter, filter, r->events, r->n_events);
+	if (filter && r->schedule && (r->filter.ignore_self || r->filter.expr))
+		yaml__forge_note(L, filter, "Forge would refuse this filter: a scheduled trigger's "
+					    "filter takes only appIsLicensed");
 	if (payload)
 		load_payload(L, r, payload);
 	if (!notify)

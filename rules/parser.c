@@ -982,7 +982,8 @@ static struct rules_node *parse_letin(struct parser *p, bool in_block)
 /* ---- entry point (check.c) ---- */
 
 struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d)
+				 const struct rules_srcmap *map, struct rules_diags *d,
+				 size_t *js_comment)
 {
 	struct parser p;
 
@@ -997,6 +998,7 @@ struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t 
 		return NULL;
 	}
 	struct rules_node *root = parse_letin(&p, false);
+	*js_comment = p.lx.js_comment;
 	if (!root || p.failed)
 		return NULL;
 	return root;

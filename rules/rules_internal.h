@@ -169,6 +169,7 @@ struct rules_lexer {
 	size_t len, pos;
 	char error[160]; /* set with RULES_T_ERROR */
 	size_t error_pos;
+	size_t js_comment; /* 1 + offset of the first // or block comment; 0: none */
 };
 
 void lexer__init(struct rules_lexer *lx, const char *src, size_t len);
@@ -296,7 +297,14 @@ struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t 
 /* parser.c: parses src[0..len) (borrowed for the AST's lifetime) into
  * nodes in arena a; NULL after reporting the first syntax error. */
 struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d);
+				 const struct rules_srcmap *map, struct rules_diags *d,
+				 size_t *js_comment);
+
+/* expr__compile for a Forge trigger filter: also adds to notes (warnings)
+ * every construct Forge would refuse (rules check --forge). */
+struct rules_expr *expr__compile_filter(struct rules_arena *a, const char *src, size_t len,
+					const struct rules_srcmap *map, struct rules_diags *d,
+					struct rules_diags *notes);
 
 /* Parses only (no name check, no regex compile): for parser tests. */
 struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t len,

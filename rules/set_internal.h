@@ -88,6 +88,7 @@ struct rules_set {
 	size_t *glob_rules; /* indices of rules with at least one glob */
 	size_t n_glob_rules;
 	char version[17];
+	struct rules_diags forge_notes; /* rules check --forge (warnings) */
 };
 
 
