@@ -24,18 +24,13 @@
 #include "gw/token.h"
 #include "outbox.h"
 #include "rulebox.h"
+#include "sequencer.h"
 #include "strmap.h"
+#include "util.h"
 #include "workq.h"
 
 struct lws_context;
 struct lws_vhost;
-
-struct gw_sequencer {
-	pthread_mutex_t lock;
-	pthread_cond_t turn;
-	uint64_t next_intake_no; /* the event whose recipients get seqs next */
-	struct gw_strmap user_seq; /* user -> last seq (uintptr_t) */
-};
 
 struct gw_app {
 	struct gw_config cfg;
@@ -77,12 +72,6 @@ struct gw_app {
 	time_t started_at;
 };
 
-/* pipeline.c: start/stop the worker threads. */
-int gw_pipeline_start(struct gw_app *app);
-void gw_pipeline_join(struct gw_app *app);
-int gw_sequencer_init(struct gw_sequencer *s);
-void gw_sequencer_destroy(struct gw_sequencer *s);
-
 extern const size_t gw_http_pss_size; /* sizeof(struct http_pss) */
 extern const size_t gw_conn_size;     /* sizeof(struct gw_conn) */
 
@@ -98,21 +87,9 @@ void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *answer); /*
 /* From the 1 s sweep: answers queued for over a second but not written get
  * their writeable callback requested again (counted, logged). */
 void gw_http_sweep(struct gw_app *app, int64_t now_ns);
-int64_t gw_monotonic_ns(void); /* CLOCK_MONOTONIC in ns (pipeline.c) */
 void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item); /* takes item */
 void gw_realtime_close_all(struct gw_app *app);
 void gw_realtime_start_sweep(struct gw_app *app);
 void gw_realtime_stop_sweep(void);
-
-/* Small helpers shared by the service-thread modules. */
-static inline void gw_id_key(uint64_t id, char out[17])
-{
-	static const char hex[] = "0123456789abcdef";
-	for (int i = 15; i >= 0; i--) {
-		out[i] = hex[id & 15];
-		id >>= 4;
-	}
-	out[16] = '\0';
-}
 
 #endif

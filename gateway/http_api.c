@@ -5,7 +5,7 @@
  * Static files at / are served by an lws file mount (server.c).
  *
  * Intake does only I/O here: header checks, bounded body accumulation, then a
- * VERIFY job for the workers; their answer comes back through the outbox
+ * INTAKE job for the workers (intake.h); their answer comes back through the outbox
  * (gw_http_answer_ready), found by request id: if the client went away in the
  * meantime the id is no longer in app->pending_http and the answer is dropped.
  *
@@ -161,14 +161,9 @@ static void take_trace_id(struct lws *wsi, struct http_pss *pss)
 		return;
 	}
 	/* No (usable) trace id: make one so every log line of this event has one. */
-	static const char hex[] = "0123456789abcdef";
 	unsigned char rnd[8];
 	lws_get_random(lws_get_context(wsi), rnd, sizeof(rnd));
-	for (int i = 0; i < 8; i++) {
-		pss->trace_id[2 * i] = hex[rnd[i] >> 4];
-		pss->trace_id[2 * i + 1] = hex[rnd[i] & 15];
-	}
-	pss->trace_id[16] = '\0';
+	gw_hex_encode(rnd, sizeof(rnd), pss->trace_id);
 }
 
 static int is_json_media_type(const char *ct)
@@ -335,7 +330,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 			return;
 		}
 	}
-	struct gw_job *job = gw_job_new(GW_JOB_VERIFY);
+	struct gw_job *job = gw_job_new(GW_JOB_INTAKE);
 	if (!job) {
 		pss->retry_after = 5;
 		respond_error(pss, 503, "out_of_memory", "try again later");

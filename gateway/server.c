@@ -24,6 +24,7 @@
 #include "app.h"
 #include "log.h"
 #include "stats.h"
+#include "workers.h"
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -373,10 +374,10 @@ int gw_server_run(struct gw_app *app)
 	app->outbox.wake_ud = app;
 
 	gw_realtime_start_sweep(app);
-	if (gw_pipeline_start(app)) {
+	if (gw_workers_start(app)) {
 		gw_log(GW_LOG_ERR, "cannot start worker threads");
 		gw_workq_close(&app->workq);
-		gw_pipeline_join(app);
+		gw_workers_join(app);
 		lws_context_destroy(app->lws);
 		return 1;
 	}
@@ -414,7 +415,7 @@ int gw_server_run(struct gw_app *app)
 	gw_realtime_close_all(app);
 	while (app->ws_connections > 0 && time(NULL) < deadline + 2)
 		service_once(app);
-	gw_pipeline_join(app);
+	gw_workers_join(app);
 	drain_outbox(app);
 	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
 	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),
