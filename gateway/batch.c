@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "gw/b64url.h"
 #include "gw/signer.h"
 #include "log.h"
 #include "stats.h"

@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "app.h"
-#include "gw/signer.h"
+#include "gw/b64url.h"
+#include "gw/sha256.h"
 #include "log.h"
 #include "stats.h"
 
