@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "version.h"
+#include "webroot.h"
 
 enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP };
 
@@ -38,7 +39,7 @@ static const struct opt options[] = {
 	{"state_dir", OPT_PATH, OFF(state_dir), ".notify-gateway", 0, 0,
 	 "directory for generated keys and state"},
 	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
-	{"web_root", OPT_PATH, OFF(web_root), GW_DEFAULT_WEB_ROOT, 0, 0, "files served at /"},
+	{"web_root", OPT_PATH, OFF(web_root), NULL, 0, 0, "files served at / [the installed web demo, else the source tree's web-demo/]"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
 	{"event_loop", OPT_EVLOOP, OFF(event_loop), "epoll", 0, 0,
 	 "epoll (libwebsockets inside a libuv loop) or poll (libwebsockets' own poll(2) loop); see docs/configuration.md"},
@@ -197,6 +198,7 @@ void gw_config_defaults(struct gw_config *cfg)
 	for (size_t i = 0; i < NOPTS; i++)
 		if (options[i].def)
 			set_option(cfg, &options[i], options[i].def, NULL, msg, sizeof(msg));
+	cfg->web_root = gw_default_web_root();
 }
 
 void gw_config_free(struct gw_config *cfg)
