@@ -972,7 +972,8 @@ int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *o
 	int rc;
 
 	if (mkdir(state_dir, 0700) && errno != EEXIST) {
-		snprintf(msg, msglen, "store %s: cannot create the state directory: %s", s->path, strerror(errno));
+		snprintf(msg, msglen, "store %s: cannot create the state directory: %s (the gateway needs write access "
+				      "to it)", s->path, strerror(errno));
 		rc = errno == ENOSPC || errno == EIO ? GW_STORE_ERR_IO : GW_STORE_ERR_ACCESS;
 		goto fail;
 	}
