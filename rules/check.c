@@ -353,6 +353,30 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 	return 0;
 }
 
+/* Records where each line of e's source sits in its file, so that an
+ * evaluation error can name file:line:col (eval__error_where). */
+static void set_origin(struct rules_arena *a, struct rules_expr *e, const struct rules_srcmap *map)
+{
+	size_t lines = 1;
+	int *loc;
+
+	if (!map->file || !map->lm)
+		return;
+	for (size_t i = 0; i < e->len; i++)
+		lines += e->src[i] == '\n';
+	if (!(loc = arena__alloc(a, 2 * lines * sizeof(int))))
+		return; /* only the position is lost */
+	for (size_t i = 0, k = 0; i <= e->len && k < lines; i++) {
+		if (i == 0 || e->src[i - 1] == '\n') {
+			srcmap__locate(map, i, &loc[2 * k], &loc[2 * k + 1]);
+			k++;
+		}
+	}
+	e->file = map->file;
+	e->loc = loc;
+	e->nlines = lines;
+}
+
 static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t len,
 				 const struct rules_srcmap *map, struct rules_diags *d, bool check,
 				 struct rules_diags *notes)
@@ -404,6 +428,7 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 	e->root = root;
 	e->src = copy;
 	e->len = len;
+	set_origin(a, e, map);
 	return e;
 }
 

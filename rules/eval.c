@@ -749,6 +749,27 @@ int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scra
 	return r < 0 ? -1 : 0;
 }
 
+void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s,
+		       struct rules_strbuf *b)
+{
+	size_t line = 0, start = 0;
+
+	if (!e->file || !e->loc || s->err_at > e->len) {
+		strbuf__append(b, s->error, strlen(s->error));
+		return;
+	}
+	for (size_t i = 0; i < s->err_at; i++)
+		if (e->src[i] == '\n') {
+			line++;
+			start = i + 1;
+		}
+	int col = e->loc[2 * line + 1];
+	for (size_t i = start; i < s->err_at; i++)
+		col += ((unsigned char)e->src[i] & 0xC0) != 0x80;
+	strbuf__printf(b, "%s:%d:%d: %s", e->file, e->loc[2 * line], col,
+		       s->error + s->err_msg_at);
+}
+
 /* The source range of a subtree: node ranges point at operators and names,
  * so take the union over the children. */
 static void node_extent(const struct rules_node *n, uint32_t *lo, uint32_t *hi)

@@ -287,6 +287,9 @@ struct rules_expr {
 	const char *src; /* copy of the source, for runtime error positions */
 	size_t len;
 	struct rules_arena *owned; /* set when compiled alone (rules_expr_compile) */
+	const char *file;          /* where it was compiled from (diagnostics' file) */
+	const int *loc;            /* per line of src: file line, column of its start */
+	size_t nlines;
 };
 
 /* check.c: parses, checks and compiles one expression into arena `a`. Diagnostics
@@ -322,6 +325,11 @@ void func__arity(int index, int *min_args, int *max_args);
 /* Name number i of the methods / functions, NULL past the end (suggestions). */
 const char *builtin__name(size_t i);
 const char *func__name(size_t i);
+
+/* Appends the last evaluation error of e on s as "FILE:LINE:COL: message"
+ * (the position in the rule file), or as s->error when e has no file. */
+void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s,
+		       struct rules_strbuf *b);
 
 /* Describes what decided the last evaluation on s (needs s->explain):
  * "`SUBEXPR` (column N) was false: left side \"x\", right side \"y\"".
@@ -404,6 +412,7 @@ struct rules_scratch {
 	struct rules_limit_counts counts;
 	unsigned long max_steps;
 	size_t err_msg_at;      /* error + err_msg_at: the message without its position */
+	size_t err_at;          /* byte offset in the expression of the node that failed */
 	int err_line, err_col;  /* where the last error was raised */
 	bool explain;
 	struct rules_explain ex;

@@ -177,8 +177,11 @@ static json_t *recipients(const struct rules_rule *r, const json_t *event,
 		const struct rules_expr *e = r->to[i];
 		const struct rules_value *bad = NULL;
 		if (eval__run(e, event, s, &v) < 0) {
+			struct rules_strbuf m = {0};
+			eval__error_where(e, s, &m);
 			log_msg(k, r, "rule '%s': recipient expression '%.*s' failed: %s", r->key,
-				(int)e->len, e->src, s->error);
+				(int)e->len, e->src, m.data ? m.data : s->error);
+			strbuf__free(&m);
 			goto fail;
 		}
 		int rc = add_recipients(to, &seen, &v, 0, &bad);
@@ -299,7 +302,11 @@ bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_fil
 		snprintf(reason, sizeof(reason), "filter expression must yield a Boolean, got %s",
 			 eval__type_name(&v));
 	} else {
-		snprintf(reason, sizeof(reason), "filter expression failed: %s", s->error);
+		struct rules_strbuf m = {0};
+		eval__error_where(f->expr, s, &m);
+		snprintf(reason, sizeof(reason), "filter expression failed: %s",
+			 m.data ? m.data : s->error);
+		strbuf__free(&m);
 	}
 	bool receive = f->on_error == ON_ERROR_RECEIVE || f->on_error == ON_ERROR_RECEIVE_AND_LOG;
 	if (f->on_error == ON_ERROR_IGNORE_AND_LOG || f->on_error == ON_ERROR_RECEIVE_AND_LOG)

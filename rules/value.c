@@ -255,6 +255,7 @@ int value__fail(struct rules_ctx *c, const struct rules_node *n, const char *fmt
 	else
 		used = snprintf(buf, size, "at column %d: ", col);
 	c->s->err_msg_at = (size_t)used;
+	c->s->err_at = n->start;
 	c->s->err_line = line;
 	c->s->err_col = col;
 	va_start(ap, fmt);

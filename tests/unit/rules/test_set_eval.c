@@ -189,7 +189,7 @@ static void test_on_error(struct rules_scratch *s)
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 1), "rule")),
 		     "receive-log");
 	CHECK_STR_EQ(log.text,
-		     "[ignore-log] rule 'ignore-log': filter expression failed: at column 20: "
+		     "[ignore-log] rule 'ignore-log': filter expression failed: t.yml:8:45: "
 		     "property 'name' is not defined (onError IGNORE_AND_LOG: event ignored)\n"
 		     "[receive-log] rule 'receive-log': filter expression must yield a Boolean, got "
 		     "String (onError RECEIVE_AND_LOG: event received)\n");
@@ -234,7 +234,7 @@ static void test_recipients_templates_globs(struct rules_scratch *s)
 		     "[bad-recipient] rule 'bad-recipient': recipient expression 'event.n' yielded "
 		     "a Number; expected a String, a List of Strings or null\n"
 		     "[bad-template] rule 'bad-template': title template failed: in {{ "
-		     "event.obj.missing }}: at column 12: property 'missing' is not defined\n");
+		     "event.obj.missing }}: t.yml:23:61: property 'missing' is not defined\n");
 	/* only the glob rule matches another issue event */
 	json_object_set_new(ev, "eventType", json_string("avi:jira:updated:issue"));
 	json_t *r = rules_evaluate(set, ev, s, NULL, NULL);
@@ -354,8 +354,8 @@ static void test_byte_limit(struct rules_scratch *s)
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 0), "rule")), "doubling");
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 1), "rule")),
 		     "short-title");
-	CHECK(strstr(log.text, "[doubling] rule 'doubling': filter expression failed: at column "
-			       "57: expression needs more than 1048576 bytes of scratch memory "
+	CHECK(strstr(log.text, "[doubling] rule 'doubling': filter expression failed: t.yml:4:83: "
+			       "expression needs more than 1048576 bytes of scratch memory "
 			       "(onError RECEIVE_AND_LOG: event received)") != NULL);
 	CHECK(strstr(log.text, "[long-title]") && strstr(log.text, "the text needs more than "
 								   "1048576 bytes"));
@@ -474,6 +474,52 @@ static void test_forge_filters(struct rules_scratch *s)
 	rules_diags_free(&d);
 }
 
+/* Issue 17: run-time failures of the new constructs name file:line:col and
+ * stop at a limit (a template literal or a notification template of 10 MB,
+ * a throw of a non-String): never a crash or a stall. */
+static void test_bad_runtime(struct rules_scratch *s)
+{
+	char yaml[4096];
+	size_t n = (size_t)snprintf(yaml, sizeof(yaml),
+				    "rules:\n"
+				    "  - key: throw-number\n    events: [avi:jira:created:issue]\n"
+				    "    filter: {expression: \"throw event.n\", onError: IGNORE_AND_LOG}\n"
+				    NOTIFY
+				    "  - key: ten-mb-literal\n    events: [avi:jira:created:issue]\n"
+				    "    filter: {expression: \"`");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "${event.big}");
+	n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+			      "`.length > 0\"}\n" NOTIFY
+			      "  - key: ten-mb-title\n    events: [avi:jira:created:issue]\n"
+			      "    notify: {to: \"'u1'\", context: c, title: '");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "{{event.big}}");
+	snprintf(yaml + n, sizeof(yaml) - n, "'}\n");
+	struct rules_set *set = load(yaml);
+	char *big = malloc(100001);
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	json_t *ev = json_pack("{s:s,s:s,s:i}", "eventType", "avi:jira:created:issue", "big", big,
+			       "n", 42);
+	free(big);
+	struct log_capture log = {{0}, 0};
+	json_t *r = rules_evaluate(set, ev, s, capture, &log);
+	CHECK_INT_EQ(json_array_size(r), 0);
+	CHECK(strstr(log.text, "[throw-number] rule 'throw-number': filter expression failed: "
+			       "t.yml:4:27: 'throw' needs a String, got Number") != NULL);
+	CHECK(strstr(log.text, "[ten-mb-literal] rule 'ten-mb-literal': filter expression failed: "
+			       "t.yml:8:27: expression needs more than 1048576 bytes of scratch "
+			       "memory") != NULL);
+	CHECK(strstr(log.text, "[ten-mb-title] rule 'ten-mb-title': title template failed: "
+			       "t.yml:12:178: the text needs more than 1048576 bytes") != NULL);
+	if (!strstr(log.text, "t.yml:12:178"))
+		fprintf(stderr, "%s", log.text);
+	json_decref(r);
+	json_decref(ev);
+	rules_set_unref(set);
+}
+
 int main(void)
 {
 	struct rules_scratch *s = rules_scratch_new();
@@ -483,6 +529,7 @@ int main(void)
 	test_many_recipients(s);
 	test_byte_limit(s);
 	test_forge_filters(s);
+	test_bad_runtime(s);
 	test_threads();
 	rules_scratch_free(s);
 	return CHECK_DONE();
