@@ -163,6 +163,7 @@ static void test_default_rules(struct rules_scratch *s)
 	json_decref(ev);
 	CHECK_INT_EQ(log.calls, 0);
 	if (log.calls)
+		fprintf(stderr, "%s", log.text);
 	rules_set_unref(set);
 }
 
