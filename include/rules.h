@@ -142,6 +142,7 @@ void rules_scratch_take_counts(struct rules_scratch *s, struct rules_limit_count
 typedef void (*rules_log_fn)(void *ud, const char *rule_key, const char *message);
 
 /* Evaluates every enabled rule whose `events` match event.eventType, applying
+ * filter.appIsLicensed (no FIT here: unlicensed; see rules_evaluate_for),
  * filter.ignoreSelf, filter.expression and filter.onError as Forge does, and
  * renders each matching rule's notification. Rules are indexed by event type
  * at load (exact names in a hash table, globs resolved per call), so an
