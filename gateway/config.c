@@ -72,7 +72,7 @@ static const struct opt options[] = {
 	{"limits.ws_max_frame", OPT_INT, OFF(ws_max_frame), "16384", 256, 1048576,
 	 "largest client frame in bytes; larger: error frame and close"},
 	{"limits.ws_max_pending_bytes", OPT_INT, OFF(ws_max_pending_bytes), "1048576", 4096,
-	 268435456, "bytes queued to one connection before it is closed as a slow consumer"},
+	 268435456, "bytes queued to one connection (every frame counts); replies over half: reading stops; over all: closed as a slow consumer"},
 	{"limits.ws_max_subscriptions", OPT_INT, OFF(ws_max_subscriptions), "64", 1, 100000,
 	 "contexts one connection may subscribe to"},
 	{"forge.dedup_ttl", OPT_INT, OFF(dedup_ttl), "900", 600, 86400,

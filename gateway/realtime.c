@@ -7,11 +7,13 @@
  * its subscribes at once. Then {"op":"subscribe","ctx":...} registers the
  * connection with the broker for (sub, ctx) if the token's ctx list covers it.
  *
- * Outbound frames (notifications, acknowledgements, errors) go through a
- * per-connection FIFO of shared gw_msg references, bounded in bytes: a
- * connection that lets more than limits.ws_max_pending_bytes pile up is closed
- * as a slow consumer (1008). A frame is written at once when nothing is
- * waiting; otherwise one lws_write per WRITEABLE callback.
+ * Outbound frames (notifications, acknowledgements, pongs, errors) go through
+ * a per-connection FIFO of shared gw_msg references, bounded in bytes: every
+ * queued frame counts; a connection that lets more than
+ * limits.ws_max_pending_bytes pile up is closed as a slow consumer (1008), and
+ * reading from it stops while replies to its own frames fill half of that
+ * (rx_throttle). A frame is written at once when nothing is waiting;
+ * otherwise one lws_write per WRITEABLE callback.
  *
  * Ownership: struct gw_conn is lws's per-session data; it owns its strings,
  * queued inbound frames and one reference per queued gw_msg. The broker and
@@ -30,6 +32,9 @@
 _Static_assert(LWS_PRE <= GW_MSG_HEADROOM, "gw_msg headroom must cover LWS_PRE");
 
 #define MAX_QUEUED_INBOUND 64
+/* The echoed "id" of a ping, as compact JSON: a client picks it, and every
+ * byte of it is queued back to the client. */
+#define MAX_PING_ID_BYTES 128
 
 enum conn_state { RT_AWAIT_CONNECT, RT_AUTHENTICATING, RT_READY, RT_CLOSING };
 
@@ -64,7 +69,8 @@ struct gw_conn {
 	char *rx;
 	size_t rx_len;
 	struct outbound *out_head, *out_tail;
-	size_t out_bytes;
+	size_t out_bytes;    /* charged for every queued frame (frame_cost) */
+	int rx_paused;       /* reading stopped until the queue drains (replies over half the budget) */
 	int close_pending;   /* 1: close once the queue is flushed; 2: close frame sent */
 	enum lws_close_status close_status;
 	char close_reason[64];
@@ -74,7 +80,20 @@ const size_t gw_conn_size = sizeof(struct gw_conn);
 
 /* ---- outbound ------------------------------------------------------------ */
 
-static void queue_msg(struct gw_conn *c, struct gw_msg *msg)
+/* What one queued frame costs this connection: its bytes plus our list node,
+ * the frame's header and headroom (charged to every connection it is queued
+ * to, which overstates a frame shared by tabs: the bound stays a bound). */
+static size_t frame_cost(const struct gw_msg *msg)
+{
+	return msg->len + sizeof(struct outbound) + sizeof(struct gw_msg) + GW_MSG_HEADROOM;
+}
+
+static void slow_consumer(struct gw_conn *c);
+
+/* Returns 1 when the frame was written or queued, 0 when it was dropped
+ * (socket gone, out of memory, or the byte budget exceeded: then the
+ * connection is being closed as a slow consumer). */
+static int queue_msg(struct gw_conn *c, struct gw_msg *msg)
 {
 	/* Nothing waiting (ours or lws's): write now. Going through WRITEABLE
 	 * costs two epoll_ctl calls and a loop turn per frame under libuv; lws
@@ -88,12 +107,21 @@ static void queue_msg(struct gw_conn *c, struct gw_msg *msg)
 			c->state = RT_CLOSING;
 			c->close_pending = 2;
 			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+			return 0;
 		}
-		return;
+		return 1;
+	}
+	/* Every queued frame counts against the budget, whatever its kind:
+	 * pongs, acknowledgements and errors as much as notifications. The
+	 * slow_consumer error itself is queued after the queue is dropped. */
+	if (c->out_bytes + frame_cost(msg) > (size_t)c->app->cfg.ws_max_pending_bytes) {
+		if (!c->close_pending)
+			slow_consumer(c);
+		return 0;
 	}
 	struct outbound *o = malloc(sizeof(*o));
 	if (!o)
-		return;
+		return 0;
 	o->next = NULL;
 	o->msg = gw_msg_ref(msg);
 	if (c->out_tail)
@@ -101,8 +129,9 @@ static void queue_msg(struct gw_conn *c, struct gw_msg *msg)
 	else
 		c->out_head = o;
 	c->out_tail = o;
-	c->out_bytes += msg->len;
+	c->out_bytes += frame_cost(msg);
 	lws_callback_on_writable(c->wsi);
+	return 1;
 }
 
 static void send_json(struct gw_conn *c, json_t *j)
@@ -147,6 +176,19 @@ static void drop_outbound(struct gw_conn *c)
 	c->out_bytes = 0;
 }
 
+/* The connection let more than limits.ws_max_pending_bytes pile up: drop
+ * what is queued, say why, close. The client recovers by reconnecting. */
+static void slow_consumer(struct gw_conn *c)
+{
+	gw_stat_inc(GW_STAT_ws_slow_consumer_closed);
+	gw_log(GW_LOG_WARN, "realtime: closing slow consumer conn=%llu user=%s (%zu bytes queued)",
+	       (unsigned long long)c->id, c->user ? c->user : "-", c->out_bytes);
+	drop_outbound(c);
+	close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow_consumer");
+	send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "slow_consumer", "message",
+			       "this connection fell too far behind and is closed"));
+}
+
 static void send_error(struct gw_conn *c, const char *code, const char *message, int close)
 {
 	gw_stat_inc(GW_STAT_ws_frames_refused);
@@ -155,23 +197,36 @@ static void send_error(struct gw_conn *c, const char *code, const char *message,
 		close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, code);
 }
 
+/* Replies (pongs, acknowledgements, errors) are made by the client's own
+ * frames: a client that sends but does not read would grow its queue without
+ * end. Once the queue holds half the budget we stop reading from it (lws
+ * keeps the rest of the current read and stops polling the socket, so TCP
+ * pushes back on the sender) and start again when the queue is down to a
+ * quarter. Notifications keep the other half; past the whole budget the
+ * connection is a slow consumer. */
+static void rx_throttle(struct gw_conn *c)
+{
+	size_t budget = (size_t)c->app->cfg.ws_max_pending_bytes;
+	if (!c->rx_paused && c->out_bytes > budget / 2 && c->state != RT_CLOSING) {
+		c->rx_paused = 1;
+		gw_stat_inc(GW_STAT_ws_rx_paused);
+		lws_rx_flow_control(c->wsi, 0);
+	} else if (c->rx_paused && (c->out_bytes <= budget / 4 || c->state == RT_CLOSING)) {
+		/* Closing: read again so the peer's close frame is seen. */
+		c->rx_paused = 0;
+		lws_rx_flow_control(c->wsi, 1);
+	}
+}
+
 void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg)
 {
-	if (c->state != RT_READY)
-		return;
-	if (c->out_bytes + msg->len > (size_t)c->app->cfg.ws_max_pending_bytes) {
-		gw_stat_inc(GW_STAT_ws_slow_consumer_closed);
-		gw_log(GW_LOG_WARN, "realtime: closing slow consumer conn=%llu user=%s (%zu bytes queued)",
-		       (unsigned long long)c->id, c->user, c->out_bytes);
-		/* Drop what is queued, say why, close. The client recovers by reconnecting. */
-		drop_outbound(c);
-		send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "slow_consumer", "message",
-				       "this connection fell too far behind and is closed"));
-		close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow_consumer");
+	if (c->state == RT_READY && queue_msg(c, msg)) {
+		gw_stat_inc(GW_STAT_notifications_delivered);
 		return;
 	}
-	gw_stat_inc(GW_STAT_notifications_delivered);
-	queue_msg(c, msg);
+	/* Subscribed, but closing or over its byte budget: say so in the
+	 * counters rather than let the broker's count pass it as delivered. */
+	gw_stat_inc(GW_STAT_notifications_dropped);
 }
 
 /* ---- subscriptions --------------------------------------------------------- */
@@ -307,6 +362,11 @@ static void process_frame(struct gw_conn *c, const char *data, size_t len)
 		op_subscribe(c, frame, 0);
 	} else if (!strcmp(op, "ping")) {
 		json_t *id = json_object_get(frame, "id");
+		if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > MAX_PING_ID_BYTES) {
+			send_error(c, "id_too_large", "a ping's \"id\" must be at most 128 bytes of JSON", 0);
+			json_decref(frame);
+			return;
+		}
 		json_t *pong = json_pack("{s:s}", "op", "pong");
 		if (id && pong)
 			json_object_set(pong, "id", id);
@@ -428,6 +488,7 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp));
 	gw_outbox_item_free(item);
 	drain_inbound(c);
+	rx_throttle(c);
 }
 
 void gw_realtime_close_all(struct gw_app *app)
@@ -585,6 +646,7 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		int last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 		if (last && !c->rx) {
 			handle_frame(c, in, len);
+			rx_throttle(c);
 			return 0;
 		}
 		char *n = realloc(c->rx, c->rx_len + len + 1);
@@ -598,6 +660,7 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 			free(c->rx);
 			c->rx = NULL;
 			c->rx_len = 0;
+			rx_throttle(c);
 		}
 		return 0;
 	}
@@ -622,12 +685,14 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 			c->out_head = o->next;
 			if (!c->out_head)
 				c->out_tail = NULL;
-			c->out_bytes -= o->msg->len;
+			c->out_bytes -= frame_cost(o->msg);
 			int w = lws_write(wsi, gw_msg_payload(o->msg), o->msg->len, LWS_WRITE_TEXT);
 			gw_msg_unref(o->msg);
 			free(o);
 			if (w < 0)
 				return -1;
+			if (c->rx_paused)
+				rx_throttle(c);
 			if (c->out_head || c->close_pending)
 				lws_callback_on_writable(wsi);
 			return 0;

@@ -37,10 +37,12 @@
 	X(signatures, "ES256 batch signatures (one per worker pass, covering its notifications)") \
 	X(notifications_delivered, "notification frames queued to connections")      \
 	X(notifications_undelivered, "signed notifications with no subscribed connection") \
+	X(notifications_dropped, "notifications for a subscribed connection that was closing or over its byte budget (limits.ws_max_pending_bytes)") \
 	X(ws_connections_opened, "websocket connections opened")                     \
 	X(ws_auth_failed, "websocket connections refused at connect")                \
 	X(ws_frames_refused, "client frames answered with an error frame")           \
 	X(ws_slow_consumer_closed, "connections closed: send queue over its byte limit") \
+	X(ws_rx_paused, "times reading from a websocket stopped: replies to its frames filled half of limits.ws_max_pending_bytes") \
 	X(ws_token_expired_closed, "connections closed when their token expired")  \
 	X(ws_pings_sent, "pings sent to websockets silent for subscriber.ping_interval") \
 	X(ws_idle_closed, "websockets closed after two ping intervals of silence") \

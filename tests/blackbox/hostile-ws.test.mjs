@@ -1,0 +1,127 @@
+// hostile-ws.test.mjs - websocket clients and token holders that try to
+// exhaust or starve the gateway (issue 10): a reader that never reads and
+// floods pings, oversized ping ids, too many connections per user or per
+// address, token refreshes under verification load, notifications during a
+// refresh, and a flood of bad FITs against websocket logins and events.
+//
+// After every attack: /healthz answers at once and a legitimate event still
+// reaches a legitimate subscriber. Where the attack is about exhaustion, the
+// gateway's RSS is read from /proc/<pid>/status.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+import { startGateway } from './lib/gateway.mjs';
+import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
+import { postEvent, request } from './lib/http.mjs';
+import { WsClient, subscriber } from './lib/ws.mjs';
+import { RawWs, encodeFrame } from './lib/rawws.mjs';
+import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
+
+const gateways = [];
+const sockets = [];
+after(async () => {
+  for (const s of sockets) s.close ? s.close() : s.destroy();
+  for (const g of gateways) await g.stop();
+});
+
+async function start(opts = {}) {
+  const keys = opts.keys || (await makeKeys());
+  const gw = await startGateway({ keys, ...opts });
+  gateways.push(gw);
+  return { gw, keys };
+}
+
+const track = (s) => {
+  sockets.push(s);
+  return s;
+};
+
+function rssKiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]);
+}
+
+async function counters(gw) {
+  const res = await request(gw.port, { path: '/healthz', timeout: 2000 });
+  assert.equal(res.status, 200, res.text);
+  return res.json.counters;
+}
+
+/**
+ * The gateway still serves: /healthz answers (bounded: 2 s) and a legitimate
+ * event reaches a fresh, legitimate subscriber.
+ */
+async function assertServes(gw, keys, tag = 'after') {
+  const health = await request(gw.port, { path: '/healthz', timeout: 2000 });
+  assert.equal(health.status, 200, `${tag}: /healthz ${health.status}\n${gw.diag()}`);
+  const user = uniqueUser('legit');
+  const key = `LEGIT-${Math.floor(Math.random() * 1e6)}`;
+  const c = track(await subscriber(gw, await mintSub(keys, { sub: user, ctx: [ctxOf(key)] }), [ctxOf(key)], { name: `${tag}-legit` }));
+  let res;
+  for (let i = 0; i < 50; i++) {
+    res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key, assignee: user })));
+    if (res.status !== 503) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(res.status, 202, `${tag}: legitimate event refused: ${res.text}\n${gw.diag()}`);
+  const [n] = await c.waitNotifications(1);
+  assert.ok(n, `${tag}: no notification`);
+  c.close();
+}
+
+/** A raw websocket connected with a valid token (waits for "connected"). */
+async function rawConnected(gw, keys, user, ctx = []) {
+  const raw = track(await RawWs.open(gw.port));
+  raw.send({ op: 'connect', token: await mintSub(keys, { sub: user, ctx }) });
+  await raw.waitOp('connected');
+  return raw;
+}
+
+describe('replies count against limits.ws_max_pending_bytes', () => {
+  test('a client that floods pings and never reads is throttled (reading stops), not buffered without bound; every ping is answered once it reads', async (t) => {
+    const { gw, keys } = await start();
+    const raw = await rawConnected(gw, keys, uniqueUser('flood'));
+    raw.keep = false; // count pongs only
+    const base = raw.textCount; // "connected"
+    raw.pause(); // never read: the gateway's writes to us block
+    const before = rssKiB(gw.pid);
+    // 120-byte ids (within the cap): pongs of ~140 bytes. 400,000 pings are
+    // ~70 MB; a gateway that reads them all and queues every pong grows by
+    // far more than 50 MB.
+    const one = encodeFrame({ op: 'ping', id: 'i'.repeat(118) });
+    const chunk = Buffer.concat(Array.from({ length: 500 }, () => one));
+    const { sent, stalled } = await raw.flood(chunk, { count: 800, stallMs: 1500 });
+    const grown = rssKiB(gw.pid) - before;
+    t.diagnostic(`${sent * 500} pings written (stalled: ${stalled}); gateway RSS grew by ${grown} KiB`);
+    assert.ok(grown < 24 * 1024, `RSS grew by ${grown} KiB while a client sent ${sent * 500} pings without reading (stalled: ${stalled})`);
+    assert.ok(stalled, `the gateway read all ${sent * 500} pings of a client that reads nothing`);
+    const c = await counters(gw);
+    assert.ok(c.ws_rx_paused >= 1, JSON.stringify(c));
+    await assertServes(gw, keys, 'during');
+    // Reading again: the gateway resumes reading and answers every ping sent.
+    raw.resume();
+    const total = sent * 500; // a stalled write is still queued in node and goes out on drain
+    await raw.waitUntil(() => raw.textCount - base >= total, { timeout: 60000, what: `${total} pongs` });
+    assert.equal(raw.textCount - base, total);
+    assert.equal(raw.ended, false, `closed: ${JSON.stringify(raw.close)}`);
+    await assertServes(gw, keys);
+  });
+
+  test('the echoed ping id is capped: a larger one gets error id_too_large and the connection stays open', async () => {
+    const { gw, keys } = await start();
+    const c = track(await subscriber(gw, await mintSub(keys, { sub: uniqueUser('id') }), []));
+    const from = c.frames.length;
+    c.send({ op: 'ping', id: 'x'.repeat(200) });
+    const err = await c.waitFor((f) => f.op === 'error' || f.op === 'pong', { from, what: 'an answer to the ping' });
+    assert.equal(err.op, 'error', `a 200-byte id was echoed: ${JSON.stringify(err).slice(0, 100)}`);
+    assert.equal(err.code, 'id_too_large');
+    c.send({ op: 'ping', id: { n: 1, s: 'y'.repeat(100) } }); // 116 bytes of JSON: fine
+    const pong = await c.waitOp('pong', { from });
+    assert.deepEqual(pong.id, { n: 1, s: 'y'.repeat(100) });
+    await c.roundTrip();
+    assert.equal(c.closeInfo, null);
+    c.close();
+    await assertServes(gw, keys);
+  });
+});
