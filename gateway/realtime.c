@@ -6,6 +6,9 @@
  * wait in order in a bounded inbound queue, so a client may send connect and
  * its subscribes at once. Then {"op":"subscribe","ctx":...} registers the
  * connection with the broker for (sub, ctx) if the token's ctx list covers it.
+ * A later connect refreshes the token: the connection stays RT_READY (it keeps
+ * receiving notifications and is not subject to auth_timeout) and only its
+ * frames wait until the new token is verified.
  *
  * Outbound frames (notifications, acknowledgements, pongs, errors) go through
  * a per-connection FIFO of shared gw_msg references, bounded in bytes: every
@@ -71,6 +74,7 @@ struct gw_conn {
 	struct outbound *out_head, *out_tail;
 	size_t out_bytes;    /* charged for every queued frame (frame_cost) */
 	int rx_paused;       /* reading stopped until the queue drains (replies over half the budget) */
+	int refreshing;      /* RT_READY with a new token being verified: still delivers */
 	int close_pending;   /* 1: close once the queue is flushed; 2: close frame sent */
 	enum lws_close_status close_status;
 	char close_reason[64];
@@ -328,12 +332,21 @@ static void op_connect(struct gw_conn *c, json_t *frame)
 	int rc = gw_workq_push_verify(&c->app->workq, job);
 	if (rc) {
 		gw_job_free(job);
+		if (c->state == RT_READY) {
+			/* A refresh: the current token still holds; the client retries. */
+			send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", rc == -2 ? "stopping" : "busy",
+					       "message", "the gateway cannot verify tokens right now; refresh again later"));
+			return;
+		}
 		send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", rc == -2 ? "stopping" : "busy",
 				       "message", "the gateway cannot verify tokens right now; reconnect later"));
 		close_after_flush(c, (enum lws_close_status)1013 /* try again later */, "busy");
 		return;
 	}
-	c->state = RT_AUTHENTICATING;
+	if (c->state == RT_READY)
+		c->refreshing = 1;
+	else
+		c->state = RT_AUTHENTICATING;
 }
 
 static void process_frame(struct gw_conn *c, const char *data, size_t len)
@@ -380,7 +393,7 @@ static void process_frame(struct gw_conn *c, const char *data, size_t len)
 /* Runs queued inbound frames until one starts a verification (or none left). */
 static void drain_inbound(struct gw_conn *c)
 {
-	while (c->in_head && c->state == RT_READY) {
+	while (c->in_head && c->state == RT_READY && !c->refreshing) {
 		struct inbound *f = c->in_head;
 		c->in_head = f->next;
 		if (!c->in_head)
@@ -395,7 +408,7 @@ static void handle_frame(struct gw_conn *c, const char *data, size_t len)
 {
 	if (c->state == RT_CLOSING)
 		return;
-	if (c->state == RT_AUTHENTICATING) {
+	if (c->state == RT_AUTHENTICATING || c->refreshing) {
 		if (c->in_count >= MAX_QUEUED_INBOUND) {
 			send_error(c, "too_many_frames", "too many frames sent before the token was verified", 1);
 			return;
@@ -422,10 +435,11 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	char key[17];
 	gw_id_key(item->req_id, key);
 	struct gw_conn *c = gw_strmap_get(&app->conns_by_id, key, 16);
-	if (!c || c->state != RT_AUTHENTICATING) {
+	if (!c || !(c->state == RT_AUTHENTICATING || (c->state == RT_READY && c->refreshing))) {
 		gw_outbox_item_free(item);
 		return;
 	}
+	c->refreshing = 0;
 	if (item->status != GW_TOKEN_OK) {
 		gw_stat_inc(GW_STAT_ws_auth_failed);
 		gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: %s: %s", (unsigned long long)c->id,
@@ -530,7 +544,8 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
 			if (c->state != RT_READY && now >= c->auth_deadline) {
 				gw_stat_inc(GW_STAT_ws_auth_failed);
 				send_error(c, "auth_timeout", "no valid connect frame in time", 1);
-			} else if (c->state == RT_READY && now >= c->exp) {
+			} else if (c->state == RT_READY && now >= c->exp && !c->refreshing) {
+				/* (A refresh in flight gets its verdict first.) */
 				gw_stat_inc(GW_STAT_ws_token_expired_closed);
 				send_error(c, "token_expired",
 					   "the subscription token expired; reconnect with a fresh one", 1);

@@ -125,3 +125,86 @@ describe('replies count against limits.ws_max_pending_bytes', () => {
     await assertServes(gw, keys);
   });
 });
+
+/**
+ * Keeps `client` refreshing its token without pause: `depth` connect frames
+ * always outstanding (each "connected" answer sends the next), so nearly all
+ * the time a refresh is being verified. Resolves {refreshes} when stop() is
+ * called.
+ */
+function keepRefreshing(client, token, depth = 8) {
+  let stopped = false;
+  let answered = 0;
+  const base = client.ops('connected').length;
+  for (let i = 0; i < depth; i++) client.send({ op: 'connect', token });
+  const tick = () => {
+    const n = client.ops('connected').length - base;
+    while (answered < n) {
+      answered++;
+      if (!stopped && !client.closeInfo) client.send({ op: 'connect', token });
+    }
+  };
+  client.waiters.push(tick);
+  return {
+    stop: async () => {
+      stopped = true;
+      client.waiters = client.waiters.filter((w) => w !== tick);
+      await client.roundTrip(10000); // every refresh sent is answered
+      return { refreshes: client.ops('connected').length - base };
+    },
+  };
+}
+
+describe('token refresh', () => {
+  test('refreshing under verification load never trips auth_timeout', async (t) => {
+    const { gw, keys } = await start({ args: ['--subscriber-auth-timeout', '1', '--workers', '1'] });
+    const user = uniqueUser('refresh');
+    const ctx = ctxOf('REF-1');
+    const token = await mintSub(keys, { sub: user, ctx: [ctx] });
+    const c = track(await subscriber(gw, token, [ctx], { name: 'refresher' }));
+    // Verification load: other connections refreshing just as hard.
+    const others = [];
+    for (let i = 0; i < 4; i++) {
+      const u = uniqueUser('load');
+      const tok = await mintSub(keys, { sub: u, ctx: [] });
+      const o = track(await subscriber(gw, tok, [], { name: `load-${i}` }));
+      others.push(keepRefreshing(o, tok));
+    }
+    const r = keepRefreshing(c, token);
+    // Past three auth_timeouts and three 1 s sweeps after the connection's
+    // first deadline.
+    await new Promise((res) => setTimeout(res, 3500));
+    const { refreshes } = await r.stop();
+    for (const o of others) await o.stop();
+    t.diagnostic(`${refreshes} refreshes in 3.5 s`);
+    assert.ok(refreshes > 10, `only ${refreshes} refreshes`);
+    assert.equal(c.closeInfo, null, `closed: ${JSON.stringify(c.closeInfo)} ${c.dump()}`);
+    assert.deepEqual(c.ops('error'), []);
+    await assertServes(gw, keys);
+  });
+
+  test('notifications that arrive during a refresh are delivered (and not counted as dropped)', async () => {
+    const { gw, keys } = await start();
+    const user = uniqueUser('during');
+    const key = 'DUR-1';
+    const token = await mintSub(keys, { sub: user, ctx: [ctxOf(key)] });
+    const c = track(await subscriber(gw, token, [ctxOf(key)], { name: 'refresher' }));
+    const before = await counters(gw);
+    const r = keepRefreshing(c, token);
+    const N = 30;
+    for (let i = 0; i < N; i++) {
+      const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key, assignee: user, summary: `during ${i}` })));
+      assert.equal(res.status, 202, res.text);
+    }
+    const { refreshes } = await r.stop();
+    assert.ok(refreshes > 0);
+    const notes = await c.waitNotifications(N);
+    assert.equal(notes.length, N);
+    assert.deepEqual(c.notificationClaims().map((x) => x.seq), Array.from({ length: N }, (_, i) => i + 1));
+    const after = await counters(gw);
+    assert.equal(after.notifications_dropped - (before.notifications_dropped ?? 0), 0);
+    assert.equal(after.notifications_delivered - before.notifications_delivered, N);
+    assert.equal(c.closeInfo, null);
+    await assertServes(gw, keys);
+  });
+});
