@@ -68,6 +68,8 @@ struct gw_app {
 	struct gw_strmap pending_http;  /* req id -> struct http_pss* */
 	struct http_pss *answers_unwritten; /* answers queued, not yet written (http_api.c) */
 	struct gw_strmap conns_by_id;   /* conn id -> struct gw_conn* */
+	struct gw_strmap ws_per_user;   /* (installation, user) -> authenticated connections (uintptr_t) */
+	struct gw_strmap ws_per_address; /* client address -> websocket connections (uintptr_t) */
 	uint64_t next_id;
 	uint64_t next_release;          /* next intake number to hand to the broker */
 	struct gw_outbox_item *held;    /* batches that arrived before their turn, sorted */

@@ -32,6 +32,8 @@ struct gw_config {
 	int ws_max_frame;
 	int ws_max_pending_bytes;
 	int ws_max_subscriptions;
+	int ws_max_per_user;    /* authenticated websockets per (installation, user); 0: no cap */
+	int ws_max_per_address; /* websockets per client address; 0: no cap */
 	int ws_auth_timeout;
 	int ws_ping_interval;  /* 0: no pings, no idle close */
 	int shutdown_grace;

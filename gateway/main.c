@@ -82,6 +82,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
+	if (gw_strmap_init(&app.ws_per_user, 256) || gw_strmap_init(&app.ws_per_address, 256)) {
+		fprintf(stderr, "notify-gateway: out of memory at start\n");
+		return 1;
+	}
 	gw_rulebox_install_take(&app.rulebox, rules, app.cfg.rules);
 	gw_log(GW_LOG_NOTICE, "rules: %zu from %s (version %s)", rules_set_count(rules),
 	       app.cfg.rules ? app.cfg.rules : "the embedded default", rules_set_version(rules));
@@ -91,6 +95,8 @@ int main(int argc, char **argv)
 	app.broker->ops->destroy(app.broker);
 	gw_strmap_free(&app.pending_http, NULL);
 	gw_strmap_free(&app.conns_by_id, NULL);
+	gw_strmap_free(&app.ws_per_user, NULL);
+	gw_strmap_free(&app.ws_per_address, NULL);
 	gw_sequencer_destroy(&app.seq);
 	gw_rulebox_destroy(&app.rulebox);
 	gw_outbox_destroy(&app.outbox);

@@ -75,6 +75,9 @@ struct gw_conn {
 	size_t out_bytes;    /* charged for every queued frame (frame_cost) */
 	int rx_paused;       /* reading stopped until the queue drains (replies over half the budget) */
 	int refreshing;      /* RT_READY with a new token being verified: still delivers */
+	char *ukey;          /* counted in app->ws_per_user under this key (owned); NULL: not counted */
+	size_t ukey_len;
+	char addr[48];       /* client address, counted in app->ws_per_address ("": not counted) */
 	int close_pending;   /* 1: close once the queue is flushed; 2: close frame sent */
 	enum lws_close_status close_status;
 	char close_reason[64];
@@ -231,6 +234,57 @@ void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg)
 	/* Subscribed, but closing or over its byte budget: say so in the
 	 * counters rather than let the broker's count pass it as delivered. */
 	gw_stat_inc(GW_STAT_notifications_dropped);
+}
+
+/* ---- connection caps: per (installation, user), per client address ----- */
+
+/* Counts one more connection under key unless cap (0: none) is reached.
+ * Returns 0 (counted), -1 (at the cap), -2 (out of memory). */
+static int cap_take(struct gw_strmap *m, const char *key, size_t len, int cap)
+{
+	int created = 0;
+	struct gw_strmap_entry *e = gw_strmap_upsert(m, key, len, &created);
+	if (!e)
+		return -2;
+	uintptr_t n = (uintptr_t)e->value;
+	if (cap > 0 && n >= (uintptr_t)cap) {
+		if (created)
+			gw_strmap_remove(m, key, len);
+		return -1;
+	}
+	e->value = (void *)(n + 1);
+	return 0;
+}
+
+static void cap_give(struct gw_strmap *m, const char *key, size_t len)
+{
+	struct gw_strmap_entry *e = gw_strmap_upsert(m, key, len, NULL);
+	if (!e)
+		return;
+	uintptr_t n = (uintptr_t)e->value;
+	if (n <= 1)
+		gw_strmap_remove(m, key, len);
+	else
+		e->value = (void *)(n - 1);
+}
+
+/* "<len(inst)>:<inst><user>": no two (installation, user) pairs share a key. */
+static char *user_key(const char *inst, const char *user, size_t *len)
+{
+	char *k = NULL;
+	int n = asprintf(&k, "%zu:%s%s", strlen(inst), inst, user);
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return k;
+}
+
+static void too_many(struct gw_conn *c, const char *which)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg), "too many websocket connections for this %s; close another first", which);
+	send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "too_many_connections", "message", msg));
+	close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too_many_connections");
 }
 
 /* ---- subscriptions --------------------------------------------------------- */
@@ -488,6 +542,25 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 			c->subs[i] = c->subs[--c->nsubs];
 		}
 	} else {
+		size_t klen = 0;
+		char *ukey = user_key(inst, sub, &klen);
+		int rc = ukey ? cap_take(&app->ws_per_user, ukey, klen, app->cfg.ws_max_per_user) : -2;
+		if (rc) {
+			free(ukey);
+			free(allowed);
+			if (rc == -1) {
+				gw_stat_inc(GW_STAT_ws_refused_user_cap);
+				gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: user has limits.ws_max_per_user connections",
+				       (unsigned long long)c->id);
+				too_many(c, "user");
+			} else {
+				send_error(c, "internal_error", "out of memory", 1);
+			}
+			gw_outbox_item_free(item);
+			return;
+		}
+		c->ukey = ukey;
+		c->ukey_len = klen;
 		c->user = strdup(sub);
 		c->installation = strdup(inst);
 	}
@@ -634,6 +707,19 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		gw_stat_inc(GW_STAT_ws_connections_opened);
 		c->last_rx = time(NULL);
 		c->auth_deadline = c->last_rx + app->cfg.ws_auth_timeout;
+		char addr[sizeof(c->addr)];
+		if (!lws_get_peer_simple(wsi, addr, sizeof(addr)))
+			addr[0] = '\0';
+		int rc = addr[0] ? cap_take(&app->ws_per_address, addr, strlen(addr), app->cfg.ws_max_per_address)
+				 : 1; /* no address: nothing to count it under */
+		if (!rc) {
+			memcpy(c->addr, addr, sizeof(addr));
+		} else if (rc == -1) {
+			gw_stat_inc(GW_STAT_ws_refused_address_cap);
+			too_many(c, "address");
+		} else if (rc == -2) {
+			send_error(c, "internal_error", "out of memory", 1);
+		}
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE_PONG:
@@ -740,6 +826,12 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		gw_id_key(c->id, key);
 		gw_strmap_remove(&app->conns_by_id, key, 16);
 		app->ws_connections--;
+		if (c->ukey)
+			cap_give(&app->ws_per_user, c->ukey, c->ukey_len);
+		free(c->ukey);
+		c->ukey = NULL;
+		if (c->addr[0])
+			cap_give(&app->ws_per_address, c->addr, strlen(c->addr));
 		conn_free(c);
 		c->app = NULL;
 		return 0;

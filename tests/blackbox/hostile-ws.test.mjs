@@ -208,3 +208,81 @@ describe('token refresh', () => {
     await assertServes(gw, keys);
   });
 });
+
+describe('connection caps', () => {
+  test('limits.ws_max_per_user: one more authenticated connection of that user gets too_many_connections and 1008; others are unaffected; closing one frees a place', async () => {
+    const { gw, keys } = await start({ args: ['--limits-ws-max-per-user', '3'] });
+    const user = uniqueUser('tabs');
+    const ctx = ctxOf('CAP-1');
+    const token = await mintSub(keys, { sub: user, ctx: [ctx] });
+    const tabs = [];
+    for (let i = 0; i < 3; i++) tabs.push(track(await subscriber(gw, token, [ctx], { name: `tab-${i}` })));
+    const extra = track(await WsClient.open(gw.wsUrl, { name: 'tab-extra' }));
+    extra.send({ op: 'connect', token });
+    const err = await extra.waitOp('error');
+    assert.equal(err.code, 'too_many_connections');
+    assert.equal((await extra.waitClose()).code, 1008);
+    // A refresh on an existing tab is not a new connection.
+    tabs[0].send({ op: 'connect', token });
+    await tabs[0].waitFor((f, i) => f.op === 'connected' && i > 0, { what: 'refreshed' });
+    // Another user is not affected.
+    const other = track(await subscriber(gw, await mintSub(keys, { sub: uniqueUser('other') }), []));
+    assert.equal(other.closeInfo, null);
+    const c = await counters(gw);
+    assert.equal(c.ws_refused_user_cap, 1);
+    // Closing a tab frees its place.
+    tabs[2].close();
+    await tabs[2].waitClose();
+    let again;
+    for (let i = 0; i < 20; i++) {
+      again = track(await WsClient.open(gw.wsUrl, { name: 'tab-again' }));
+      again.send({ op: 'connect', token });
+      again.send({ op: 'subscribe', ctx });
+      const f = await again.waitFor((x) => x.op === 'connected' || x.op === 'error', { what: 'an answer' });
+      if (f.op === 'connected') break;
+      again.close();
+      await new Promise((r) => setTimeout(r, 100)); // the close may not have reached the gateway yet
+    }
+    assert.equal(again.ops('connected').length, 1, again.dump());
+    await again.waitOp('subscribed');
+    // Every tab of the user still receives.
+    const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'CAP-1', assignee: user })));
+    assert.equal(res.status, 202);
+    for (const t of [tabs[0], tabs[1], again]) await t.waitNotifications(1);
+    await assertServes(gw, keys);
+  });
+
+  test('by default a user may have 64 connections (tabs) at once; the 65th is refused', async () => {
+    const { gw, keys } = await start();
+    const user = uniqueUser('many');
+    const token = await mintSub(keys, { sub: user, ctx: [] });
+    const opened = await Promise.all(Array.from({ length: 64 }, (_, i) => subscriber(gw, token, [], { name: `t${i}` })));
+    opened.forEach(track);
+    const extra = track(await WsClient.open(gw.wsUrl, { name: 'tab-65' }));
+    extra.send({ op: 'connect', token });
+    assert.equal((await extra.waitOp('error')).code, 'too_many_connections');
+    assert.equal((await extra.waitClose()).code, 1008);
+    for (const o of opened) {
+      await o.roundTrip();
+      o.close();
+    }
+    await assertServes(gw, keys);
+  });
+
+  test('limits.ws_max_per_address: connections past the cap from one address get too_many_connections and 1008 before any token is checked', async () => {
+    const { gw, keys } = await start({ args: ['--limits-ws-max-per-address', '5'] });
+    const idle = [];
+    for (let i = 0; i < 5; i++) idle.push(track(await WsClient.open(gw.wsUrl, { name: `idle-${i}` })));
+    const extra = track(await WsClient.open(gw.wsUrl, { name: 'extra' }));
+    const err = await extra.waitOp('error');
+    assert.equal(err.code, 'too_many_connections');
+    assert.equal((await extra.waitClose()).code, 1008);
+    const c = await counters(gw);
+    assert.equal(c.ws_refused_address_cap, 1);
+    // Unauthenticated holders leave (or time out): the address has room again.
+    for (const s of idle) s.close();
+    await Promise.all(idle.map((s) => s.waitClose()));
+    await new Promise((r) => setTimeout(r, 200));
+    await assertServes(gw, keys);
+  });
+});
