@@ -67,6 +67,8 @@ static const struct opt options[] = {
 	 "accepted events waiting for the rules; full: 503 + Retry-After"},
 	{"limits.verify_backlog", OPT_INT, OFF(verify_backlog), "1024", 1, 1000000,
 	 "requests waiting for token verification; full: 503 + Retry-After"},
+	{"limits.auth_backlog", OPT_INT, OFF(auth_backlog), "1024", 1, 1000000,
+	 "websocket logins and token refreshes waiting for verification (a lane of their own); full: error busy"},
 	{"limits.max_body", OPT_INT, OFF(max_body), "204800", 1024, 16777216,
 	 "largest event body in bytes; larger: 413"},
 	{"limits.ws_max_frame", OPT_INT, OFF(ws_max_frame), "16384", 256, 1048576,

@@ -28,6 +28,7 @@ struct gw_config {
 	int workers;           /* 0: one per CPU */
 	int queue_capacity;
 	int verify_backlog;
+	int auth_backlog;      /* websocket logins waiting for token verification */
 	int max_body;
 	int ws_max_frame;
 	int ws_max_pending_bytes;

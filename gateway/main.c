@@ -82,6 +82,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
+	gw_workq_set_auth_cap(&app.workq, (size_t)app.cfg.auth_backlog);
 	if (gw_strmap_init(&app.ws_per_user, 256) || gw_strmap_init(&app.ws_per_address, 256)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;

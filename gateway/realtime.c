@@ -386,6 +386,8 @@ static void op_connect(struct gw_conn *c, json_t *frame)
 	int rc = gw_workq_push_verify(&c->app->workq, job);
 	if (rc) {
 		gw_job_free(job);
+		if (rc == -1)
+			gw_stat_inc(GW_STAT_ws_auth_busy);
 		if (c->state == RT_READY) {
 			/* A refresh: the current token still holds; the client retries. */
 			send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", rc == -2 ? "stopping" : "busy",

@@ -34,7 +34,9 @@ int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap)
 {
 	*q = (struct gw_workq){0};
 	q->verify_cap = verify_cap;
+	q->auth_cap = verify_cap;
 	q->event_cap = event_cap;
+	q->turn = 2; /* the verify lane has the first turn */
 	q->next_intake_no = 1;
 	if (pthread_mutex_init(&q->lock, NULL))
 		return -1;
@@ -43,6 +45,13 @@ int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap)
 		return -1;
 	}
 	return 0;
+}
+
+void gw_workq_set_auth_cap(struct gw_workq *q, size_t auth_cap)
+{
+	pthread_mutex_lock(&q->lock);
+	q->auth_cap = auth_cap;
+	pthread_mutex_unlock(&q->lock);
 }
 
 static void free_list(struct gw_job *j)
@@ -57,6 +66,7 @@ static void free_list(struct gw_job *j)
 void gw_workq_destroy(struct gw_workq *q)
 {
 	free_list(q->verify_head);
+	free_list(q->auth_head);
 	free_list(q->event_head);
 	pthread_cond_destroy(&q->not_empty);
 	pthread_mutex_destroy(&q->lock);
@@ -66,18 +76,22 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 {
 	int rc = 0;
 	job->next = NULL;
+	int auth = job->kind == GW_JOB_AUTH;
+	struct gw_job **head = auth ? &q->auth_head : &q->verify_head;
+	struct gw_job **tail = auth ? &q->auth_tail : &q->verify_tail;
+	size_t *count = auth ? &q->auth_count : &q->verify_count;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	if (q->closed)
 		rc = -2;
-	else if (q->verify_count >= q->verify_cap)
+	else if (*count >= (auth ? q->auth_cap : q->verify_cap))
 		rc = -1;
 	else {
-		if (q->verify_tail)
-			q->verify_tail->next = job;
+		if (*tail)
+			(*tail)->next = job;
 		else
-			q->verify_head = job;
-		q->verify_tail = job;
-		q->verify_count++;
+			*head = job;
+		*tail = job;
+		(*count)++;
 		pthread_cond_signal(&q->not_empty);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
@@ -110,45 +124,56 @@ struct gw_job *gw_workq_pop(struct gw_workq *q)
 	return gw_workq_pop_some(q, 1, 1);
 }
 
+/* Takes the head of a one-job lane. Lock held. */
+static struct gw_job *take_one(struct gw_job **head, struct gw_job **tail, size_t *count)
+{
+	struct gw_job *job = *head;
+	*head = job->next;
+	if (!*head)
+		*tail = NULL;
+	(*count)--;
+	job->next = NULL;
+	return job;
+}
+
 struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t share)
 {
 	struct gw_job *job = NULL;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	for (;;) {
-		if (q->verify_head) {
-			job = q->verify_head;
-			q->verify_head = job->next;
-			if (!q->verify_head)
-				q->verify_tail = NULL;
-			q->verify_count--;
-			break;
+		/* The first non-empty lane after the one served last. */
+		for (unsigned k = 1; k <= 3 && !job; k++) {
+			unsigned lane = (q->turn + k) % 3;
+			if (lane == 0 && q->verify_head) {
+				job = take_one(&q->verify_head, &q->verify_tail, &q->verify_count);
+			} else if (lane == 1 && q->auth_head) {
+				job = take_one(&q->auth_head, &q->auth_tail, &q->auth_count);
+			} else if (lane == 2 && q->event_head) {
+				size_t take = share > 1 ? (q->event_count + share - 1) / share : q->event_count;
+				if (take > max_events)
+					take = max_events;
+				if (take < 1)
+					take = 1;
+				job = q->event_head;
+				struct gw_job *last = job;
+				for (size_t i = 1; i < take && last->next; i++)
+					last = last->next;
+				q->event_head = last->next;
+				if (!q->event_head)
+					q->event_tail = NULL;
+				last->next = NULL;
+				for (struct gw_job *j = job; j; j = j->next)
+					q->event_count--;
+			} else {
+				continue;
+			}
+			q->turn = lane;
 		}
-		if (q->event_head) {
-			size_t take = share > 1 ? (q->event_count + share - 1) / share : q->event_count;
-			if (take > max_events)
-				take = max_events;
-			if (take < 1)
-				take = 1;
-			job = q->event_head;
-			struct gw_job *last = job;
-			for (size_t i = 1; i < take && last->next; i++)
-				last = last->next;
-			q->event_head = last->next;
-			if (!q->event_head)
-				q->event_tail = NULL;
-			last->next = NULL;
-			for (struct gw_job *j = job; j; j = j->next)
-				q->event_count--;
-			pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
-			return job;
-		}
-		if (q->closed)
+		if (job || q->closed)
 			break;
 		pthread_cond_wait(&q->not_empty, &q->lock);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
-	if (job)
-		job->next = NULL;
 	return job;
 }
 
@@ -172,6 +197,14 @@ size_t gw_workq_verify_depth(struct gw_workq *q)
 {
 	pthread_mutex_lock(&q->lock);
 	size_t n = q->verify_count;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+size_t gw_workq_auth_depth(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	size_t n = q->auth_count;
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }

@@ -10,9 +10,11 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 
 import { startGateway } from './lib/gateway.mjs';
-import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
+import { makeKeys, mintFit, mintSub, fitClaims, b64u } from './lib/keys.mjs';
 import { postEvent, request } from './lib/http.mjs';
 import { WsClient, subscriber } from './lib/ws.mjs';
 import { RawWs, encodeFrame } from './lib/rawws.mjs';
@@ -283,6 +285,105 @@ describe('connection caps', () => {
     for (const s of idle) s.close();
     await Promise.all(idle.map((s) => s.waitClose()));
     await new Promise((r) => setTimeout(r, 200));
+    await assertServes(gw, keys);
+  });
+});
+
+/**
+ * An RSA public key with a 16,384-bit modulus (OpenSSL's largest) and a FIT
+ * that names it with a forged signature: every check of such a FIT is a
+ * full-size RSA operation (about a millisecond), so a few dozen clients keep
+ * the workers busy with bad FITs. (The modulus is random: no private key
+ * exists; the JWKS is the operator's, the FITs anyone's.)
+ */
+function costlyKid(keys) {
+  const n = randomBytes(2048);
+  n[0] |= 0x80;
+  n[2047] |= 1;
+  keys.jwks.keys.push({ kty: 'RSA', kid: 'costly', alg: 'RS256', use: 'sig', n: n.toString('base64url'), e: 'AQAB' });
+  const sig = randomBytes(2048);
+  sig[0] = 0x01; // below the modulus
+  return `${b64u({ alg: 'RS256', typ: 'JWT', kid: 'costly' })}.${b64u(fitClaims(keys))}.${sig.toString('base64url')}`;
+}
+
+/** `conns` keep-alive clients posting `token` with a small body until stop(). */
+function fitFlood(port, token, conns) {
+  let stopped = false;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const statuses = {};
+  const body = JSON.stringify(envelope(bugEvent({ assignee: 'nobody' })));
+  const one = () => new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/forge/events', agent,
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}`, 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+      statuses[res.statusCode] = (statuses[res.statusCode] || 0) + 1;
+      res.resume();
+      res.on('end', resolve);
+      res.on('error', resolve);
+    });
+    req.on('error', resolve);
+    req.setTimeout(20000, () => req.destroy());
+    req.end(body);
+  });
+  const loops = Array.from({ length: conns }, async () => {
+    while (!stopped) await one();
+  });
+  return {
+    statuses,
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+      agent.destroy();
+      return statuses;
+    },
+  };
+}
+
+describe('verification lanes', () => {
+  test('a flood of bad FITs fills only its own lane: websocket logins still connect and events are still delivered while it lasts', async (t) => {
+    const keys = await makeKeys();
+    const bad = costlyKid(keys);
+    // One worker and a FIT lane a fraction of a second deep: the flood keeps
+    // it full, and a gateway that serves that lane first never gets to the
+    // logins' turn or the events'.
+    const { gw } = await start({ keys, args: ['--workers', '1', '--limits-verify-backlog', '256'] });
+    const user = uniqueUser('lane');
+    const key = 'LANE-1';
+    const victim = track(await subscriber(gw, await mintSub(keys, { sub: user, ctx: [ctxOf(key)] }), [ctxOf(key)], { name: 'victim' }));
+    const flood = fitFlood(gw.port, bad, 320);
+    try {
+      // Wait until the flood holds the FIT lane full (503 busy answers).
+      for (let i = 0; i < 400 && !flood.statuses[503]; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(flood.statuses[503] > 0, `the flood never filled the FIT lane: ${JSON.stringify(flood.statuses)}`);
+      // Logins: each must connect (its own lane), not be refused as busy.
+      const logins = [];
+      for (let i = 0; i < 10; i++) {
+        const c = track(await WsClient.open(gw.wsUrl, { name: `login-${i}` }));
+        c.send({ op: 'connect', token: await mintSub(keys, { sub: uniqueUser('login') }) });
+        logins.push(c);
+      }
+      for (const c of logins) {
+        const f = await c.waitFor((x) => x.op === 'connected' || x.op === 'error', { timeout: 10000, what: 'an answer to connect' });
+        assert.equal(f.op, 'connected', `a login during the FIT flood: ${JSON.stringify(f)}`);
+      }
+      // An event: its own FIT queues in the flooded lane (503 until a slot
+      // frees: Forge retries), but once accepted it is not held back until
+      // the flood ends: it must arrive while the flood still runs.
+      const fit = await mintFit(keys);
+      let res;
+      for (let i = 0; i < 5000; i++) {
+        res = await postEvent(gw.port, fit, envelope(bugEvent({ key, assignee: user })), { timeout: 20000 });
+        if (res.status !== 503) break;
+      }
+      assert.equal(res.status, 202, res.text);
+      await victim.waitNotifications(1, { timeout: 8000 });
+      assert.ok(flood.statuses[503] > 0);
+    } finally {
+      const st = await flood.stop();
+      t.diagnostic(`flood answers: ${JSON.stringify(st)}`);
+    }
+    const c = await counters(gw);
+    assert.equal(c.ws_auth_busy, 0);
+    assert.ok(c.events_rejected_busy > 0);
     await assertServes(gw, keys);
   });
 });
