@@ -549,6 +549,8 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 		int rc = ukey ? cap_take(&app->ws_per_user, ukey, klen, app->cfg.ws_max_per_user) : -2;
 		if (rc) {
 			free(ukey);
+			for (size_t i = 0; i < json_array_size(ctx); i++)
+				free(allowed[i]);
 			free(allowed);
 			if (rc == -1) {
 				gw_stat_inc(GW_STAT_ws_refused_user_cap);
