@@ -70,6 +70,7 @@ struct gw_app {
 	struct gw_strmap conns_by_id;   /* conn id -> struct gw_conn* */
 	struct gw_strmap ws_per_user;   /* (installation, user) -> authenticated connections (uintptr_t) */
 	struct gw_strmap ws_per_address; /* client address -> websocket connections (uintptr_t) */
+	struct gw_strmap ws_unauth_per_address; /* client address -> connections not yet authenticated */
 	uint64_t next_id;
 	uint64_t next_release;          /* next intake number to hand to the broker */
 	struct gw_outbox_item *held;    /* batches that arrived before their turn, sorted */

@@ -35,6 +35,7 @@ struct gw_config {
 	int ws_max_subscriptions;
 	int ws_max_per_user;    /* authenticated websockets per (installation, user); 0: no cap */
 	int ws_max_per_address; /* websockets per client address; 0: no cap */
+	int ws_max_unauth_per_address; /* websockets per client address not yet authenticated; 0: no cap */
 	int ws_auth_timeout;
 	int ws_ping_interval;  /* 0: no pings, no idle close */
 	int shutdown_grace;

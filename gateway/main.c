@@ -83,7 +83,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	gw_workq_set_auth_cap(&app.workq, (size_t)app.cfg.auth_backlog);
-	if (gw_strmap_init(&app.ws_per_user, 256) || gw_strmap_init(&app.ws_per_address, 256)) {
+	if (gw_strmap_init(&app.ws_per_user, 256) || gw_strmap_init(&app.ws_per_address, 256) ||
+	    gw_strmap_init(&app.ws_unauth_per_address, 256)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
 	gw_strmap_free(&app.conns_by_id, NULL);
 	gw_strmap_free(&app.ws_per_user, NULL);
 	gw_strmap_free(&app.ws_per_address, NULL);
+	gw_strmap_free(&app.ws_unauth_per_address, NULL);
 	gw_sequencer_destroy(&app.seq);
 	gw_rulebox_destroy(&app.rulebox);
 	gw_outbox_destroy(&app.outbox);

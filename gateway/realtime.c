@@ -77,7 +77,9 @@ struct gw_conn {
 	int refreshing;      /* RT_READY with a new token being verified: still delivers */
 	char *ukey;          /* counted in app->ws_per_user under this key (owned); NULL: not counted */
 	size_t ukey_len;
-	char addr[48];       /* client address, counted in app->ws_per_address ("": not counted) */
+	char addr[48];       /* client address ("": unknown, not counted) */
+	int addr_counted;    /* counted in app->ws_per_address */
+	int unauth_counted;  /* counted in app->ws_unauth_per_address (until connected) */
 	int close_pending;   /* 1: close once the queue is flushed; 2: close frame sent */
 	enum lws_close_status close_status;
 	char close_reason[64];
@@ -565,6 +567,10 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 		}
 		c->ukey = ukey;
 		c->ukey_len = klen;
+		if (c->unauth_counted) { /* authenticated now: no longer holds a pre-auth place */
+			cap_give(&app->ws_unauth_per_address, c->addr, strlen(c->addr));
+			c->unauth_counted = 0;
+		}
 		c->user = strdup(sub);
 		c->installation = strdup(inst);
 	}
@@ -714,16 +720,25 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		char addr[sizeof(c->addr)];
 		if (!lws_get_peer_simple(wsi, addr, sizeof(addr)))
 			addr[0] = '\0';
-		int rc = addr[0] ? cap_take(&app->ws_per_address, addr, strlen(addr), app->cfg.ws_max_per_address)
-				 : 1; /* no address: nothing to count it under */
+		if (!addr[0])
+			return 0; /* no address: nothing to count it under */
+		memcpy(c->addr, addr, sizeof(addr));
+		int rc = cap_take(&app->ws_per_address, addr, strlen(addr), app->cfg.ws_max_per_address);
 		if (!rc) {
-			memcpy(c->addr, addr, sizeof(addr));
+			c->addr_counted = 1;
+			rc = cap_take(&app->ws_unauth_per_address, addr, strlen(addr),
+				      app->cfg.ws_max_unauth_per_address);
+			if (!rc)
+				c->unauth_counted = 1;
+			else if (rc == -1)
+				gw_stat_inc(GW_STAT_ws_refused_unauthenticated_cap);
 		} else if (rc == -1) {
 			gw_stat_inc(GW_STAT_ws_refused_address_cap);
-			too_many(c, "address");
-		} else if (rc == -2) {
-			send_error(c, "internal_error", "out of memory", 1);
 		}
+		if (rc == -1)
+			too_many(c, "address");
+		else if (rc == -2)
+			send_error(c, "internal_error", "out of memory", 1);
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE_PONG:
@@ -834,8 +849,10 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 			cap_give(&app->ws_per_user, c->ukey, c->ukey_len);
 		free(c->ukey);
 		c->ukey = NULL;
-		if (c->addr[0])
+		if (c->addr_counted)
 			cap_give(&app->ws_per_address, c->addr, strlen(c->addr));
+		if (c->unauth_counted)
+			cap_give(&app->ws_unauth_per_address, c->addr, strlen(c->addr));
 		conn_free(c);
 		c->app = NULL;
 		return 0;

@@ -44,6 +44,7 @@
 	X(ws_slow_consumer_closed, "connections closed: send queue over its byte limit") \
 	X(ws_refused_user_cap, "websockets closed at connect: their user had limits.ws_max_per_user connections") \
 	X(ws_refused_address_cap, "websockets closed on opening: their address had limits.ws_max_per_address connections") \
+	X(ws_refused_unauthenticated_cap, "websockets closed on opening: their address had limits.ws_max_unauthenticated_per_address not yet authenticated") \
 	X(ws_auth_busy, "websocket logins/refreshes answered busy: limits.auth_backlog full") \
 	X(ws_rx_paused, "times reading from a websocket stopped: replies to its frames filled half of limits.ws_max_pending_bytes") \
 	X(ws_token_expired_closed, "connections closed when their token expired")  \

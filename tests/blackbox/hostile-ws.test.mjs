@@ -283,6 +283,28 @@ describe('connection caps', () => {
     await assertServes(gw, keys);
   });
 
+  test('limits.ws_max_unauthenticated_per_address: connections from one address that have not authenticated are capped; authenticating frees the place', async () => {
+    const { gw, keys } = await start({ args: ['--limits-ws-max-unauthenticated-per-address', '5'] });
+    const idle = [];
+    for (let i = 0; i < 5; i++) idle.push(track(await WsClient.open(gw.wsUrl, { name: `pre-${i}` })));
+    const extra = track(await WsClient.open(gw.wsUrl, { name: 'pre-extra' }));
+    assert.equal((await extra.waitOp('error')).code, 'too_many_connections');
+    assert.equal((await extra.waitClose()).code, 1008);
+    // One of the five authenticates: it no longer holds a pre-auth place.
+    idle[0].send({ op: 'connect', token: await mintSub(keys, { sub: uniqueUser('pre') }) });
+    await idle[0].waitOp('connected');
+    const next = track(await WsClient.open(gw.wsUrl, { name: 'pre-next' }));
+    next.send({ op: 'connect', token: await mintSub(keys, { sub: uniqueUser('pre') }) });
+    await next.waitOp('connected');
+    // Authenticated connections do not count: more can be opened and connected.
+    const more = track(await subscriber(gw, await mintSub(keys, { sub: uniqueUser('pre') }), []));
+    assert.equal(more.closeInfo, null);
+    const c = await counters(gw);
+    assert.equal(c.ws_refused_unauthenticated_cap, 1);
+    for (const s of idle) s.close();
+    await assertServes(gw, keys);
+  });
+
   test('limits.ws_max_per_address: connections past the cap from one address get too_many_connections and 1008 before any token is checked', async () => {
     const { gw, keys } = await start({ args: ['--limits-ws-max-per-address', '5'] });
     const idle = [];
