@@ -36,7 +36,6 @@ int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap)
 	q->verify_cap = verify_cap;
 	q->auth_cap = verify_cap;
 	q->event_cap = event_cap;
-	q->turn = 2; /* the verify lane has the first turn */
 	q->next_intake_no = 1;
 	if (pthread_mutex_init(&q->lock, NULL))
 		return -1;
@@ -139,37 +138,40 @@ static struct gw_job *take_one(struct gw_job **head, struct gw_job **tail, size_
 struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t share)
 {
 	struct gw_job *job = NULL;
+	if (max_events < 1)
+		max_events = 1;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	for (;;) {
-		/* The first non-empty lane after the one served last. */
-		for (unsigned k = 1; k <= 3 && !job; k++) {
-			unsigned lane = (q->turn + k) % 3;
-			if (lane == 0 && q->verify_head) {
-				job = take_one(&q->verify_head, &q->verify_tail, &q->verify_count);
-			} else if (lane == 1 && q->auth_head) {
-				job = take_one(&q->auth_head, &q->auth_tail, &q->auth_count);
-			} else if (lane == 2 && q->event_head) {
-				size_t take = share > 1 ? (q->event_count + share - 1) / share : q->event_count;
-				if (take > max_events)
-					take = max_events;
-				if (take < 1)
-					take = 1;
-				job = q->event_head;
-				struct gw_job *last = job;
-				for (size_t i = 1; i < take && last->next; i++)
-					last = last->next;
-				q->event_head = last->next;
-				if (!q->event_head)
-					q->event_tail = NULL;
-				last->next = NULL;
-				for (struct gw_job *j = job; j; j = j->next)
-					q->event_count--;
-			} else {
-				continue;
-			}
-			q->turn = lane;
+		int verifying = q->verify_head || q->auth_head;
+		if (q->event_head && (!verifying || q->verify_streak >= max_events)) {
+			size_t take = share > 1 ? (q->event_count + share - 1) / share : q->event_count;
+			if (take > max_events)
+				take = max_events;
+			if (take < 1)
+				take = 1;
+			job = q->event_head;
+			struct gw_job *last = job;
+			for (size_t i = 1; i < take && last->next; i++)
+				last = last->next;
+			q->event_head = last->next;
+			if (!q->event_head)
+				q->event_tail = NULL;
+			last->next = NULL;
+			for (struct gw_job *j = job; j; j = j->next)
+				q->event_count--;
+			q->verify_streak = 0;
+			break;
 		}
-		if (job || q->closed)
+		if (verifying) {
+			/* FITs and logins alternate when both wait. */
+			int auth = !q->verify_head || (q->auth_head && !q->last_auth);
+			job = auth ? take_one(&q->auth_head, &q->auth_tail, &q->auth_count)
+				   : take_one(&q->verify_head, &q->verify_tail, &q->verify_count);
+			q->last_auth = auth;
+			q->verify_streak = q->event_head ? q->verify_streak + 1 : 0;
+			break;
+		}
+		if (q->closed)
 			break;
 		pthread_cond_wait(&q->not_empty, &q->lock);
 	}

@@ -7,10 +7,13 @@
  *    verification (limits.auth_backlog);
  *  - events: accepted events waiting for rules and signing: this is "the
  *    intake queue" whose fullness answers 503.
- * Workers serve the non-empty lanes in turn (round robin: one verification,
- * one login, one run of events, ...), so a flood into one lane (bad FITs, say)
- * neither fills another lane nor holds back its jobs: it only competes for
- * its share of the workers' turns.
+ * Verifications come first, so HTTP answers stay fast and events gather into
+ * runs that one signature covers; the two verification lanes alternate when
+ * both wait. But once max_events verifications (a pass's worth,
+ * signing.batch_events) have been served in a row while events waited, the
+ * events lane gets a turn. So a flood into one lane (bad FITs, say) neither
+ * fills another lane nor holds back its jobs: logins get every other turn,
+ * events at least one in max_events + 1.
  * Every accepted event gets an intake number, strictly increasing in the order
  * events enter the lane; the pipeline uses it to keep per-user order across
  * parallel workers.
@@ -61,7 +64,8 @@ struct gw_workq {
 	size_t verify_count, verify_cap;
 	size_t event_count, event_cap;
 	size_t auth_count, auth_cap;
-	unsigned turn; /* the lane served last: 0 verify, 1 auth, 2 events */
+	size_t verify_streak; /* verifications served in a row while events waited */
+	int last_auth;        /* the last verification served was a login */
 	uint64_t next_intake_no;
 	int closed;
 };
@@ -78,11 +82,12 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job);
  * the close still have to be processed). Returns 0 or -1 (full). */
 int gw_workq_push_event(struct gw_workq *q, struct gw_job *job);
 
-/* Blocks until a job is available; lanes in turn. Returns NULL once the
- * queue is closed and every lane is empty. */
+/* Blocks until a job is available (lanes served as above, with
+ * max_events 1: events every other turn). Returns NULL once the queue is
+ * closed and every lane is empty. */
 struct gw_job *gw_workq_pop(struct gw_workq *q);
 
-/* Like gw_workq_pop, but when the lane whose turn it is is the events lane, takes a run of
+/* Like gw_workq_pop, but when the events lane has its turn, takes a run of
  * consecutive events linked through ->next: at most max_events, and no more
  * than a 1/share part of the queued events (rounded up), so that `share`
  * waking workers split a backlog instead of one taking it all. */

@@ -113,6 +113,36 @@ int main(void)
 		gw_job_free(j);
 	gw_workq_destroy(&q);
 
+	/* Verifications first (events gather into runs), but after max_events
+	 * of them in a row while events wait, a run of events. */
+	CHECK_INT_EQ(gw_workq_init(&q, 100, 100), 0);
+	for (int i = 0; i < 10; i++)
+		CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_VERIFY)), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	for (int i = 0; i < 4; i++) {
+		j = gw_workq_pop_some(&q, 4, 1);
+		CHECK_INT_EQ(j->kind, GW_JOB_VERIFY);
+		gw_job_free(j);
+	}
+	j = gw_workq_pop_some(&q, 4, 1);
+	CHECK_INT_EQ(j->kind, GW_JOB_EVENT);
+	int run = 0;
+	while (j) {
+		struct gw_job *next = j->next;
+		run++;
+		gw_job_free(j);
+		j = next;
+	}
+	CHECK_INT_EQ(run, 3); /* the whole backlog in one run */
+	j = gw_workq_pop_some(&q, 4, 1);
+	CHECK_INT_EQ(j->kind, GW_JOB_VERIFY);
+	gw_job_free(j);
+	gw_workq_close(&q);
+	while ((j = gw_workq_pop(&q)))
+		gw_job_free(j);
+	gw_workq_destroy(&q);
+
 	/* 4 producers x 5000, 3 consumers, tiny lane: every job popped once. */
 	CHECK_INT_EQ(gw_workq_init(&q, 4, 8), 0);
 	pthread_t prod[4], cons[3];
