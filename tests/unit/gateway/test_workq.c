@@ -33,8 +33,8 @@ static void *producer(void *arg)
 int main(void)
 {
 	CHECK_INT_EQ(gw_workq_init(&q, 2, 3), 0);
-	struct gw_job *v1 = gw_job_new(GW_JOB_VERIFY), *v2 = gw_job_new(GW_JOB_VERIFY),
-		      *v3 = gw_job_new(GW_JOB_VERIFY);
+	struct gw_job *v1 = gw_job_new(GW_JOB_INTAKE), *v2 = gw_job_new(GW_JOB_INTAKE),
+		      *v3 = gw_job_new(GW_JOB_INTAKE);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, v1), 0);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, v2), 0);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, v3), -1); /* verify lane bound */
@@ -66,7 +66,7 @@ int main(void)
 	gw_job_free(j);
 
 	gw_workq_close(&q);
-	struct gw_job *late = gw_job_new(GW_JOB_VERIFY);
+	struct gw_job *late = gw_job_new(GW_JOB_INTAKE);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, late), -2); /* closed for new requests */
 	gw_job_free(late);
 	struct gw_job *ev = gw_job_new(GW_JOB_EVENT);
@@ -86,8 +86,8 @@ int main(void)
 	CHECK_INT_EQ(gw_workq_init(&q, 1000, 10), 0);
 	gw_workq_set_auth_cap(&q, 2);
 	for (int i = 0; i < 1000; i++)
-		CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_VERIFY)), 0);
-	struct gw_job *full = gw_job_new(GW_JOB_VERIFY);
+		CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	struct gw_job *full = gw_job_new(GW_JOB_INTAKE);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, full), -1);
 	gw_job_free(full);
 	struct gw_job *a1 = gw_job_new(GW_JOB_AUTH), *a2 = gw_job_new(GW_JOB_AUTH), *a3 = gw_job_new(GW_JOB_AUTH);
@@ -117,12 +117,12 @@ int main(void)
 	 * of them in a row while events wait, a run of events. */
 	CHECK_INT_EQ(gw_workq_init(&q, 100, 100), 0);
 	for (int i = 0; i < 10; i++)
-		CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_VERIFY)), 0);
+		CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
 	for (int i = 0; i < 3; i++)
 		CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
 	for (int i = 0; i < 4; i++) {
 		j = gw_workq_pop_some(&q, 4, 1);
-		CHECK_INT_EQ(j->kind, GW_JOB_VERIFY);
+		CHECK_INT_EQ(j->kind, GW_JOB_INTAKE);
 		gw_job_free(j);
 	}
 	j = gw_workq_pop_some(&q, 4, 1);
@@ -136,7 +136,7 @@ int main(void)
 	}
 	CHECK_INT_EQ(run, 3); /* the whole backlog in one run */
 	j = gw_workq_pop_some(&q, 4, 1);
-	CHECK_INT_EQ(j->kind, GW_JOB_VERIFY);
+	CHECK_INT_EQ(j->kind, GW_JOB_INTAKE);
 	gw_job_free(j);
 	gw_workq_close(&q);
 	while ((j = gw_workq_pop(&q)))
