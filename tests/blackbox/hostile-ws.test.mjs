@@ -223,6 +223,69 @@ describe('token refresh', () => {
   });
 });
 
+describe('token refresh: a full login lane', () => {
+  test('a refresh answered busy (limits.auth_backlog full) keeps the connection on its current token', async () => {
+    const { gw, keys } = await start({ args: ['--workers', '1', '--limits-auth-backlog', '2'] });
+    const user = uniqueUser('busy');
+    const key = 'BUSY-1';
+    const token = await mintSub(keys, { sub: user, ctx: [ctxOf(key)] });
+    const victim = track(await subscriber(gw, token, [ctxOf(key)], { name: 'victim' }));
+    const all = [victim];
+    const tokens = new Map([[victim, token]]);
+    for (let i = 0; i < 30; i++) {
+      const tok = await mintSub(keys, { sub: uniqueUser('busyload') });
+      let c;
+      for (;;) { // the lane holds 2: connect one by one, again if refused as busy
+        c = track(await WsClient.open(gw.wsUrl, { name: `busyload-${i}` }));
+        c.send({ op: 'connect', token: tok });
+        const f = await c.waitFor((x) => x.op === 'connected' || x.op === 'error', { what: 'an answer' });
+        if (f.op === 'connected') break;
+        c.close();
+      }
+      all.push(c);
+      tokens.set(c, tok);
+    }
+    // Everyone refreshes without pause: every answer (connected or busy) sends the next.
+    let stopped = false;
+    const loops = all.map((c) => {
+      let answered = 0;
+      const base = c.frames.length;
+      const tick = () => {
+        const n = c.frames.slice(base).filter((f) => f.op === 'connected' || (f.op === 'error' && f.code === 'busy')).length;
+        while (answered < n) {
+          answered++;
+          if (!stopped && !c.closeInfo) c.send({ op: 'connect', token: tokens.get(c) });
+        }
+      };
+      c.waiters.push(tick);
+      for (let i = 0; i < 8; i++) c.send({ op: 'connect', token: tokens.get(c) });
+      return { c, tick };
+    });
+    await victim.waitFor((f) => f.op === 'error' && f.code === 'busy', { timeout: 10000, what: 'a refresh answered busy' })
+      .catch((e) => {
+        if (victim.closeInfo) throw e;
+        assert.fail(`no refresh was answered busy under the load: ${e.message.slice(0, 300)}`);
+      });
+    stopped = true;
+    for (const { c, tick } of loops) c.waiters = c.waiters.filter((w) => w !== tick);
+    await victim.roundTrip(10000);
+    assert.equal(victim.closeInfo, null, `closed: ${JSON.stringify(victim.closeInfo)}`);
+    assert.ok(victim.ops('error').every((f) => f.code === 'busy'), victim.dump());
+    const c = await counters(gw);
+    assert.ok(c.ws_auth_busy > 0);
+    // Still subscribed on its token: a notification reaches it.
+    let res;
+    for (let i = 0; i < 50; i++) {
+      res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key, assignee: user })));
+      if (res.status !== 503) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(res.status, 202, res.text);
+    await victim.waitNotifications(1);
+    await assertServes(gw, keys);
+  });
+});
+
 describe('connection caps', () => {
   test('limits.ws_max_per_user: one more authenticated connection of that user gets too_many_connections and 1008; others are unaffected; closing one frees a place', async () => {
     const { gw, keys } = await start({ args: ['--limits-ws-max-per-user', '3'] });
