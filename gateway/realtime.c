@@ -18,6 +18,10 @@
  * (rx_throttle). A frame is written at once when nothing is waiting;
  * otherwise one lws_write per WRITEABLE callback.
  *
+ * Connections are counted per client address (all, and those not yet
+ * authenticated) from the moment they open, and per (installation, user) once
+ * their first token is verified; over a cap: too_many_connections, 1008.
+ *
  * Ownership: struct gw_conn is lws's per-session data; it owns its strings,
  * queued inbound frames and one reference per queued gw_msg. The broker and
  * app->rt.conns_by_id only point at it; both forget it in LWS_CALLBACK_CLOSED.
@@ -76,11 +80,11 @@ struct gw_conn {
 	size_t out_bytes;    /* charged for every queued frame (frame_cost) */
 	int rx_paused;       /* reading stopped until the queue drains (replies over half the budget) */
 	int refreshing;      /* RT_READY with a new token being verified: still delivers */
-	char *ukey;          /* counted in app->ws_per_user under this key (owned); NULL: not counted */
+	char *ukey;          /* counted in app->rt.ws_per_user under this key (owned); NULL: not counted */
 	size_t ukey_len;
 	char addr[48];       /* client address ("": unknown, not counted) */
-	int addr_counted;    /* counted in app->ws_per_address */
-	int unauth_counted;  /* counted in app->ws_unauth_per_address (until connected) */
+	int addr_counted;    /* counted in app->rt.ws_per_address */
+	int unauth_counted;  /* counted in app->rt.ws_unauth_per_address (until connected) */
 	int close_pending;   /* 1: close once the queue is flushed; 2: close frame sent */
 	enum lws_close_status close_status;
 	char close_reason[64];
