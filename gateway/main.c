@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "broker_local.h"
 #include "http_api.h"
 #include "keys.h"
 #include "realtime.h"
