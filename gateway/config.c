@@ -20,7 +20,7 @@
 #include "version.h"
 #include "webroot.h"
 
-enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP };
+enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY };
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -82,8 +82,18 @@ static const struct opt options[] = {
 	 "file descriptors (connections) the gateway sets as its soft RLIMIT_NOFILE, within the hard limit"},
 	{"limits.dedup_entries", OPT_INT, OFF(dedup_capacity), "200000", 1000, 50000000,
 	 "accepted events remembered for redelivery detection"},
+	{"limits.rule_scratch_bytes", OPT_INT, OFF(rule_scratch_bytes), "1048576", 4096, 268435456,
+	 "bytes one rule expression or template may build (strings, lists); more: an evaluation error"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
+	{"store", OPT_STORE, OFF(store), "sqlite", 0, 0,
+	 "sqlite (STATE_DIR/notify.db, survives restarts) or memory (tests, benchmarks); docs/storage.md"},
+	{"durability", OPT_DURABILITY, OFF(durability), "fsync", 0, 0,
+	 "fsync (a commit survives a power loss) or os (survives a process crash, not a power loss)"},
+	{"history.retention", OPT_INT, OFF(history_retention), "2592000", 60, 157680000,
+	 "seconds a notification stays in the inbox at least (kept until max(exp, created + this))"},
+	{"history.per_user", OPT_INT, OFF(history_per_user), "1000", 1, 100000,
+	 "notifications kept per user and installation (the oldest go first)"},
 };
 #define NOPTS (sizeof(options) / sizeof(options[0]))
 
@@ -160,6 +170,18 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 	case OPT_EVLOOP:
 		if (strcmp(v, "epoll") && strcmp(v, "poll")) {
 			snprintf(msg, msglen, "'%s' must be epoll or poll, got '%s'", o->name, v);
+			return -1;
+		}
+		break;
+	case OPT_STORE:
+		if (strcmp(v, "sqlite") && strcmp(v, "memory")) {
+			snprintf(msg, msglen, "'%s' must be sqlite or memory, got '%s'", o->name, v);
+			return -1;
+		}
+		break;
+	case OPT_DURABILITY:
+		if (strcmp(v, "fsync") && strcmp(v, "os")) {
+			snprintf(msg, msglen, "'%s' must be fsync or os, got '%s'", o->name, v);
 			return -1;
 		}
 		break;
