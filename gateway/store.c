@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 const char *gw_store_strerror(int rc)
 {
 	switch (rc) {
@@ -64,15 +66,10 @@ size_t gw_store_clamp_limit(size_t limit)
 
 int gw_store_new_epoch(char out[33])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
 	if (RAND_bytes(b, sizeof(b)) != 1)
-		return -1;
-	for (size_t i = 0; i < sizeof(b); i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[32] = '\0';
+		return -1; /* an epoch must be unpredictable: no fallback (unlike gw_random_hex) */
+	gw_hex_encode(b, sizeof(b), out);
 	return 0;
 }
 
