@@ -1,5 +1,6 @@
-/* store.c - what the store engines share: opening by name, context pattern
- * matching, limits, epochs, freeing results. No engine-specific code.
+/* store.c - what the store engines share: context pattern matching, limits,
+ * epochs, freeing results. No engine-specific code; the engines call it, it
+ * calls none of them (opening by name is store_open.c).
  * Threads: any (no state).
  */
 #include "store.h"
@@ -26,18 +27,6 @@ const char *gw_store_strerror(int rc)
 	case GW_STORE_ERR_INVAL: return "invalid argument";
 	}
 	return "unknown error";
-}
-
-int gw_store_open(const char *kind, const char *state_dir, const struct gw_store_options *opt,
-		  struct gw_store **out, char *msg, size_t msglen)
-{
-	*out = NULL;
-	if (kind && !strcmp(kind, "memory"))
-		return gw_store_memory_open(opt, out, msg, msglen);
-	if (!kind || !strcmp(kind, "sqlite"))
-		return gw_store_sqlite_open(state_dir, opt, out, msg, msglen);
-	snprintf(msg, msglen, "unknown store '%s' (sqlite or memory)", kind);
-	return GW_STORE_ERR_INVAL;
 }
 
 int gw_store_pattern_match(const char *pattern, const char *ctx)
