@@ -161,7 +161,9 @@ static time_t unverified_exp(const char *token, time_t fallback)
 	json_t *j = json_loadb((const char *)raw, n, 0, NULL);
 	free(raw);
 	json_t *exp = json_object_get(j, "exp");
-	time_t t = json_is_number(exp) ? (time_t)json_number_value(exp) : fallback;
+	time_t t; /* clamped: the token is unverified and may say exp: 1e300 */
+	if (gw_claim_time(exp, &t))
+		t = fallback;
 	json_decref(j);
 	return t;
 }

@@ -420,9 +420,9 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	free_allowed(c);
 	c->allowed = allowed;
 	c->nallowed = json_array_size(ctx);
-	c->exp = (time_t)json_integer_value(json_object_get(claims, "exp"));
-	if (!json_is_integer(json_object_get(claims, "exp")))
-		c->exp = (time_t)json_number_value(json_object_get(claims, "exp"));
+	/* Verified, so exp is a finite number; clamped (exp: 1e300 is no UB). */
+	if (gw_claim_time(json_object_get(claims, "exp"), &c->exp))
+		c->exp = 0;
 	c->state = RT_READY; /* the sweep closes it at exp */
 	send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I}", "op", "connected", "installation",
 			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp));

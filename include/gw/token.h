@@ -35,6 +35,16 @@ enum gw_token_err {
 	GW_TOKEN_BAD_CLAIMS,    /* a required claim is missing or has the wrong type */
 };
 
+/* A numeric time claim (exp, nbf, iat) as seconds since the epoch, clamped
+ * to [GW_CLAIM_TIME_MIN, GW_CLAIM_TIME_MAX] (1970 .. the end of year 9999),
+ * so that no claim (1e300, -1e300, 2^63) can overflow a conversion or the
+ * arithmetic done on it afterwards. Returns 0 and stores the clamped value
+ * when v is a finite JSON number (integer or real); -1 (out untouched) when v
+ * is NULL, not a number, or not finite. */
+#define GW_CLAIM_TIME_MIN ((time_t)0)
+#define GW_CLAIM_TIME_MAX ((time_t)253402300799LL)
+int gw_claim_time(const json_t *v, time_t *out);
+
 /* A short stable code for logs and error frames, e.g. "token_expired". */
 const char *gw_token_code(enum gw_token_err err);
 
