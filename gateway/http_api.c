@@ -205,8 +205,8 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	int ctlen = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE);
 	if (ctlen <= 0 || !is_json_media_type(buf)) {
 		gw_stat_inc(GW_STAT_events_rejected_media_type);
-		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=415 content-type '%s'", pss->trace_id,
-		       ctlen > 0 ? buf : "");
+		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=415 content-type %s", pss->trace_id,
+		       GW_Q(ctlen > 0 ? buf : ""));
 		pss->close_after = 1;
 		respond_error(pss, 415, "unsupported_media_type",
 			      "the body must be JSON: send Content-Type: application/json");

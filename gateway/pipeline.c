@@ -185,7 +185,7 @@ static void count_retry(json_t *event, const char *trace_id)
 	else
 		gw_stat_inc(GW_STAT_forge_retries_other);
 	gw_log(GW_LOG_INFO, "event redelivery trace=%s retryCount=%lld retryReason=%s", trace_id,
-	       (long long)json_integer_value(json_object_get(rc, "retryCount")), reason[0] ? reason : "-");
+	       (long long)json_integer_value(json_object_get(rc, "retryCount")), reason[0] ? GW_Q(reason) : "-");
 }
 
 /* The idempotency key: SHA-256 over the installation and the event with
@@ -345,8 +345,8 @@ static void do_verify(struct gw_app *app, struct gw_job *job)
 	}
 	if (te != GW_TOKEN_OK) {
 		gw_stat_inc(GW_STAT_events_rejected_token);
-		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=401 reason=%s: %s", job->trace_id,
-		       gw_token_code(te), detail);
+		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=401 reason=%s detail=%s", job->trace_id,
+		       gw_token_code(te), GW_Q(detail));
 		answer(app, job->req_id, 401, 0, error_body(gw_token_code(te), detail));
 		json_decref(claims);
 		return;
@@ -361,7 +361,7 @@ static void do_verify(struct gw_app *app, struct gw_job *job)
 		gw_stat_inc(GW_STAT_events_rejected_json);
 		json_decref(claims);
 		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=400 malformed JSON at line %d column %d: %s",
-		       job->trace_id, jerr.line, jerr.column, jerr.text);
+		       job->trace_id, jerr.line, jerr.column, GW_Q(jerr.text));
 		answer(app, job->req_id, 400, 0,
 		       json_pack("{s:s, s:s, s:i, s:i, s:i}", "error", "malformed_json", "message", jerr.text,
 				 "line", jerr.line, "column", jerr.column, "position", jerr.position));
@@ -416,7 +416,7 @@ static void do_verify(struct gw_app *app, struct gw_job *job)
 			if (dr == GW_DEDUP_DUPLICATE) {
 				gw_stat_inc(GW_STAT_events_duplicate);
 				gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted, not processed again",
-				       job->trace_id, type);
+				       job->trace_id, GW_Q(type));
 				answer(app, job->req_id, 202, 0,
 				       json_pack("{s:s, s:s}", "status", "duplicate", "traceId", job->trace_id));
 				goto done;
@@ -468,7 +468,7 @@ static void do_verify(struct gw_app *app, struct gw_job *job)
 		gw_registry_record(&app->registry, inst, type, event, claims, now);
 	}
 	gw_stat_inc(GW_STAT_events_accepted);
-	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", job->trace_id, type, inst);
+	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", job->trace_id, GW_Q(type), GW_Q(inst));
 	answer_accepted(app, job->req_id, job->trace_id);
 done:
 	json_decref(claims);
@@ -511,8 +511,8 @@ static void rule_log(void *ud, const char *rule_key, const char *message)
 {
 	struct rule_log_ctx *c = ud;
 	gw_stat_inc(GW_STAT_rule_log_lines);
-	gw_log(GW_LOG_NOTICE, "rule trace=%s type=%s rule=%s: %s", c->trace_id, c->event_type,
-	       rule_key ? rule_key : "-", message);
+	gw_log(GW_LOG_NOTICE, "rule trace=%s type=%s rule=%s: %s", c->trace_id, GW_Q(c->event_type),
+	       GW_Q(rule_key), GW_Q(message));
 }
 
 /* The claim `n` and the lifetime are the same for every recipient of one

@@ -162,7 +162,7 @@ void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg)
 	if (c->out_bytes + msg->len > (size_t)c->app->cfg.ws_max_pending_bytes) {
 		gw_stat_inc(GW_STAT_ws_slow_consumer_closed);
 		gw_log(GW_LOG_WARN, "realtime: closing slow consumer conn=%llu user=%s (%zu bytes queued)",
-		       (unsigned long long)c->id, c->user, c->out_bytes);
+		       (unsigned long long)c->id, GW_Q(c->user), c->out_bytes);
 		/* Drop what is queued, say why, close. The client recovers by reconnecting. */
 		drop_outbound(c);
 		send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "slow_consumer", "message",
@@ -369,7 +369,7 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	if (item->status != GW_TOKEN_OK) {
 		gw_stat_inc(GW_STAT_ws_auth_failed);
 		gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: %s: %s", (unsigned long long)c->id,
-		       gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "");
+		       gw_token_code((enum gw_token_err)item->status), GW_Q(item->body ? item->body : ""));
 		send_error(c, gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "", 1);
 		gw_outbox_item_free(item);
 		return;
