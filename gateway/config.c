@@ -49,7 +49,9 @@ static const struct opt options[] = {
 	 "JWKS file with the RSA keys that sign FITs (default: a development key in state_dir)"},
 	{"forge.leeway", OPT_INT, OFF(forge_leeway), "60", 0, 60, "seconds of clock skew allowed on exp/nbf"},
 	{"subscriber.key", OPT_PATH, OFF(subscriber_key), NULL, 0, 0,
-	 "PEM public key (ES256/RS256) or HS256 secret file for subscription tokens (default: a development secret in state_dir)"},
+	 "PEM public key (EC P-256: ES256, RSA: RS256) that verifies subscription tokens (default: a development HS256 secret in state_dir)"},
+	{"subscriber.hs256_secret", OPT_PATH, OFF(subscriber_secret), NULL, 0, 0,
+	 "file holding an HS256 secret (32-4096 bytes, mode 0600) for subscription tokens, instead of subscriber.key"},
 	{"subscriber.audience", OPT_STR, OFF(subscriber_audience), NULL, 0, 0,
 	 "required aud of subscription tokens (unset: aud not checked)"},
 	{"subscriber.auth_timeout", OPT_INT, OFF(ws_auth_timeout), "10", 1, 300,
@@ -483,6 +485,11 @@ int gw_config_validate(struct gw_config *cfg, FILE *err)
 	if (cfg->forge_jwks && !cfg->forge_app_id) {
 		fprintf(err, "notify-gateway: forge.jwks is set but forge.app_id is not: FITs are checked "
 			     "against the app ARI (--forge-app-id ari:cloud:ecosystem::app/<uuid>)\n");
+		return -1;
+	}
+	if (cfg->subscriber_key && cfg->subscriber_secret) {
+		fprintf(err, "notify-gateway: subscriber.key and subscriber.hs256_secret are both set; "
+			     "subscription tokens are verified with exactly one key: set one of them\n");
 		return -1;
 	}
 	if (cfg->forge_app_id && strncmp(cfg->forge_app_id, "ari:cloud:ecosystem::app/", 25) != 0) {

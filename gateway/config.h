@@ -19,7 +19,8 @@ struct gw_config {
 	char *forge_app_id;
 	char *forge_jwks;      /* NULL: development key generated in state_dir */
 	int forge_leeway;
-	char *subscriber_key;  /* NULL: development HS256 secret in state_dir */
+	char *subscriber_key;  /* PEM public key; NULL (and no secret): development HS256 secret */
+	char *subscriber_secret; /* HS256 secret file (subscriber.hs256_secret) */
 	char *subscriber_audience;
 	char *signing_key;     /* NULL: <state_dir>/signing-key.pem, generated */
 	char *signing_issuer;

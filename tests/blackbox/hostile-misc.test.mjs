@@ -10,12 +10,19 @@
 //   - numeric claims: a subscription token with exp 1e300 / nbf -1e300 and a
 //     FIT with exp 1e300 get a defined answer (clamped; the UBSan build used
 //     to abort on the float-to-integer cast);
+//   - key files: the option names the key type (subscriber.key: PEM public
+//     key; subscriber.hs256_secret: secret); a DER public key given as
+//     subscriber.key used to become an HS256 secret that anyone holding the
+//     public key could sign with; DER, JWK and OpenSSH files are refused by
+//     name; key files open to group/others or owned by another user are
+//     refused; the algorithm of every key is logged at start;
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, rmSync, writeFileSync } from 'node:fs';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
 
-import { startGateway, tempDir } from './lib/gateway.mjs';
+import { runCli, startGateway, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, INSTALLATION } from './lib/keys.mjs';
 import { postEvent, request } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
@@ -134,5 +141,123 @@ describe('hostile values in logs and claims', () => {
     const h = await request(gw.port, { path: '/healthz' });
     assert.equal(h.status, 200);
     assertClean(gw);
+  });
+});
+
+describe('key files: explicit type, refused formats, ownership and mode', () => {
+  test('a DER public key as subscriber.key is refused by name (it used to become an HS256 secret anyone could sign with)', async () => {
+    const keys = await makeKeys({ subscriber: 'es256' });
+    const d = tempDir('ngw-keyfmt-');
+    try {
+      const der = createPublicKey(keys.sub.file).export({ type: 'spki', format: 'der' });
+      const derPath = path.join(d, 'sub.der');
+      writeFileSync(derPath, der, { mode: 0o644 });
+      const r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--subscriber-key', derPath]);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /subscriber\.key .*sub\.der: .*DER \(binary ASN\.1\)/, r.stderr);
+      // ... and as a "secret" too: a public key is never an HMAC key.
+      chmodSync(derPath, 0o600);
+      const r2 = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--subscriber-hs256-secret', derPath]);
+      assert.equal(r2.code, 2, r2.stdout + r2.stderr);
+      assert.match(r2.stderr, /DER \(binary ASN\.1\) file, not an HS256 secret/, r2.stderr);
+
+      const { publicKey } = generateKeyPairSync('ed25519');
+      const cases = [
+        ['sub.jwk', JSON.stringify(publicKey.export({ format: 'jwk' })), /JWK\/JWKS JSON/],
+        ['sub.jwks', JSON.stringify({ keys: [keys.jwks.keys[0]] }), /JWK\/JWKS JSON/],
+        ['sub.ssh', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host\n', /OpenSSH public key/],
+        ['sub.sshkey', '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==\n-----END OPENSSH PRIVATE KEY-----\n', /OpenSSH private key/],
+      ];
+      for (const [name, text, want] of cases) {
+        const p = path.join(d, name);
+        writeFileSync(p, text, { mode: 0o600 });
+        for (const opt of ['--subscriber-key', '--subscriber-hs256-secret']) {
+          const rr = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, opt, p]);
+          assert.equal(rr.code, 2, `${name} ${opt}: ${rr.stderr}`);
+          assert.match(rr.stderr, want, `${name} ${opt}`);
+        }
+      }
+      // A PEM public key as the secret, and a secret as subscriber.key.
+      const pem = path.join(d, 'sub.pem');
+      writeFileSync(pem, keys.sub.file, { mode: 0o600 });
+      const rp = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--subscriber-hs256-secret', pem]);
+      assert.equal(rp.code, 2, rp.stderr);
+      assert.match(rp.stderr, /PEM file, not an HS256 secret/);
+      const sec = path.join(d, 'secret');
+      writeFileSync(sec, 'x'.repeat(48), { mode: 0o600 });
+      const rs = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--subscriber-key', sec]);
+      assert.equal(rs.code, 2, rs.stderr);
+      assert.match(rs.stderr, /not a PEM public key.*subscriber\.hs256_secret/);
+      const both = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--subscriber-key', pem, '--subscriber-hs256-secret', sec]);
+      assert.equal(both.code, 2, both.stderr);
+      assert.match(both.stderr, /both set/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  test('the algorithm of every key is logged at start (ES256 key, HS256 secret, development mode)', async () => {
+    const es = await startGateway({ keys: await makeKeys({ subscriber: 'es256' }) });
+    const hs = await startGateway({ keys: await makeKeys({ subscriber: 'hs256' }) });
+    const dev = await startGateway({ keys: null });
+    try {
+      assert.match(es.stderr, /notice subscription tokens: ES256, key \S+test-subscriber-key \(subscriber\.key\)/, es.diag());
+      assert.match(es.stderr, /notice FITs: RS256, 1 key\(s\) from \S+test-forge-jwks\.json/, es.diag());
+      assert.match(es.stderr, /notice notifications: ES256, signing key \S+signing-key\.pem/, es.diag());
+      assert.match(hs.stderr, /notice subscription tokens: HS256, key \S+ \(subscriber\.hs256_secret\)/, hs.diag());
+      assert.match(dev.stderr, /development mode: subscription tokens are HS256/, dev.diag());
+      assert.match(dev.stderr, /notice FITs: RS256, 1 key\(s\) from \S+dev-forge-jwks\.json/, dev.diag());
+    } finally {
+      await es.stop();
+      await hs.stop();
+      await dev.stop();
+    }
+  });
+
+  test('key files readable by others, writable by others, or owned by another user are refused', async () => {
+    const keys = await makeKeys({ subscriber: 'hs256' });
+    const d = tempDir('ngw-keyperm-');
+    try {
+      const sec = path.join(d, 'secret');
+      writeFileSync(sec, keys.sub.file, { mode: 0o600 });
+      chmodSync(sec, 0o644);
+      let r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--subscriber-hs256-secret', sec]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /permissions 0644 are too open .*chmod 600/, r.stderr);
+      // A signing key (private) open to the group.
+      const sk = path.join(d, 'signing.pem');
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      writeFileSync(sk, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      chmodSync(sk, 0o640);
+      r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--signing-key', sk]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /signing\.pem: permissions 0640 are too open/, r.stderr);
+      // The generated development secret, opened up after the fact.
+      chmodSync(sk, 0o600);
+      const devDir = path.join(d, 'state');
+      const ok = await startGateway({ keys: null, stateDir: devDir });
+      await ok.stop();
+      chmodSync(path.join(devDir, 'dev-subscriber-secret'), 0o604);
+      r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', devDir]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /dev-subscriber-secret: permissions 0604 are too open/, r.stderr);
+      // A public key (JWKS) writable by others.
+      const jwks = path.join(d, 'jwks.json');
+      writeFileSync(jwks, JSON.stringify(keys.jwks), { mode: 0o644 });
+      chmodSync(jwks, 0o666);
+      r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--forge-jwks', jwks, '--forge-app-id', keys.appId]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /jwks\.json: permissions 0666 let group or others write/, r.stderr);
+      // Owned by another user (only root can arrange that here).
+      if (process.getuid() === 0) {
+        chmodSync(jwks, 0o644);
+        chownSync(jwks, 65534, 65534);
+        r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', d, '--forge-jwks', jwks, '--forge-app-id', keys.appId]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /owned by uid 65534/, r.stderr);
+      }
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
