@@ -37,6 +37,7 @@ struct gw_config {
 	int ws_ping_interval;  /* 0: no pings, no idle close */
 	int shutdown_grace;
 	int dedup_capacity;
+	int dedup_per_installation;
 	int max_fds;           /* soft RLIMIT_NOFILE set at start */
 	int dedup_ttl;
 	char *log_level;

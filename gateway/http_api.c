@@ -444,10 +444,13 @@ static char *health_json(struct gw_app *app)
 		json_object_set_new(j, "installations", gw_registry_health(&app->registry, time(NULL)));
 		pthread_mutex_lock(&app->dedup.lock);
 		json_object_set_new(j, "redelivery",
-				    json_pack("{s:I, s:I, s:I, s:I}", "remembered", (json_int_t)app->dedup.index.count,
-					      "capacity", (json_int_t)app->dedup.capacity, "ttlSeconds",
-					      (json_int_t)app->dedup.ttl, "evictedEarly",
-					      (json_int_t)app->dedup.evicted_early));
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "remembered",
+					      (json_int_t)app->dedup.count, "capacity", (json_int_t)app->dedup.capacity,
+					      "perInstallation", (json_int_t)app->dedup.per_installation,
+					      "installations", (json_int_t)app->dedup.insts.count, "ttlSeconds",
+					      (json_int_t)app->dedup.ttl, "evictedEarly", (json_int_t)app->dedup.evicted_early,
+					      "evictedOwnShare", (json_int_t)app->dedup.evicted_own_share,
+					      "evictedFairShare", (json_int_t)app->dedup.evicted_fair_share));
 		pthread_mutex_unlock(&app->dedup.lock);
 		pthread_mutex_lock(&app->seq.lock); /* the activity tracker lives under it */
 		json_object_set_new(j, "digests",

@@ -77,7 +77,8 @@ int main(int argc, char **argv)
 	    gw_outbox_init(&app.outbox, NULL, NULL) || gw_rulebox_init(&app.rulebox) ||
 	    gw_sequencer_init(&app.seq) || gw_strmap_init(&app.pending_http, 256) ||
 	    gw_strmap_init(&app.conns_by_id, 1024) || !(app.broker = gw_broker_local_new()) ||
-	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity, app.cfg.dedup_ttl) ||
+	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity,
+			  (size_t)app.cfg.dedup_per_installation, app.cfg.dedup_ttl) ||
 	    gw_activity_init(&app.activity, 100000)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;

@@ -412,7 +412,7 @@ static void do_verify(struct gw_app *app, struct gw_job *job)
 	if (!job->scheduled) {
 		count_retry(event, job->trace_id);
 		if (event_key(inst, event, key) == 0) {
-			enum gw_dedup_result dr = gw_dedup_reserve(&app->dedup, key, now);
+			enum gw_dedup_result dr = gw_dedup_reserve(&app->dedup, key, inst, now);
 			if (dr == GW_DEDUP_DUPLICATE) {
 				gw_stat_inc(GW_STAT_events_duplicate);
 				gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted, not processed again",

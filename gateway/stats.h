@@ -23,6 +23,8 @@
 	X(events_rejected_paused, "events answered 503: intake paused by the admin (SIGUSR1)") \
 	X(events_duplicate, "redeliveries of accepted events answered 202 without effect") \
 	X(events_retry_in_flight, "redeliveries answered 503 while the first attempt was being queued") \
+	X(redelivery_evicted_own_share, "accepted-event keys forgotten within their ttl: their installation held limits.dedup_per_installation keys") \
+	X(redelivery_evicted_fair_share, "accepted-event keys forgotten within their ttl: the table was full and their installation held the most keys") \
 	X(forge_retries_INVALID_REMOTE_INVOCATION_ERROR, "deliveries Forge marked as retries after a non-2xx") \
 	X(forge_retries_TIMEOUT_ERROR, "deliveries Forge marked as retries after a timeout") \
 	X(forge_retries_INVALID_FORGE_INVOCATION_TOKEN, "deliveries Forge marked as retries after a 401") \

@@ -16,6 +16,9 @@
 //     public key could sign with; DER, JWK and OpenSSH files are refused by
 //     name; key files open to group/others or owned by another user are
 //     refused; the algorithm of every key is logged at start;
+//   - the redelivery table: one installation's flood of events no longer
+//     makes the gateway forget another installation's accepted events (a
+//     retry of those was accepted again: a second notification);
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +26,7 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
 
 import { runCli, startGateway, tempDir } from './lib/gateway.mjs';
-import { makeKeys, mintFit, mintSub, INSTALLATION } from './lib/keys.mjs';
+import { makeKeys, mintFit, mintSub, INSTALLATION, newInstallation } from './lib/keys.mjs';
 import { postEvent, request } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -258,6 +261,43 @@ describe('key files: explicit type, refused formats, ownership and mode', () => 
       }
     } finally {
       rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('redelivery table: a fair share per installation', () => {
+  test('1,200 events of one installation do not evict the keys of another (limits.dedup_entries 1000)', async () => {
+    const keys = await makeKeys();
+    const gw = await startGateway({ keys, args: ['--limits-dedup-entries', '1000', '--limits-queue', '5000'] });
+    try {
+      const quiet = newInstallation();
+      const noisy = newInstallation();
+      const quietEvents = [];
+      for (let i = 0; i < 5; i++) {
+        const body = envelope(bugEvent({ key: `Q-${i}`, assignee: uniqueUser('q') }));
+        quietEvents.push(body);
+        const r = await postEvent(gw.port, await mintFit(keys, { installation: quiet }), body);
+        assert.equal(r.status, 202, r.text);
+        assert.equal(r.json.status, 'accepted');
+      }
+      const fit = await mintFit(keys, { installation: noisy });
+      for (let i = 0; i < 1200; i += 50) {
+        const batch = [];
+        for (let j = i; j < i + 50; j++) batch.push(postEvent(gw.port, fit, envelope(bugEvent({ key: `N-${j}`, assignee: 'nobody' }))));
+        for (const r of await Promise.all(batch)) assert.equal(r.status, 202, r.text);
+      }
+      // Forge retries the quiet installation's events: each is still known.
+      for (const body of quietEvents) {
+        const r = await postEvent(gw.port, await mintFit(keys, { installation: quiet }), { payload: { ...body.payload, retryContext: { retryCount: 1, retryReason: 'TIMEOUT_ERROR' } } });
+        assert.equal(r.status, 202, r.text);
+        assert.equal(r.json.status, 'duplicate', `a quiet installation's key was evicted by another's flood: ${r.text}`);
+      }
+      const h = await request(gw.port, { path: '/healthz' });
+      if (h.status === 200 && h.json.counters) {
+        assert.ok(h.json.counters.redelivery_evicted_fair_share >= 200, JSON.stringify(h.json.counters));
+      }
+    } finally {
+      await gw.stop();
     }
   });
 });
