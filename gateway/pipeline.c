@@ -612,6 +612,9 @@ static void sb_json_str(struct sbuf *b, const char *s)
 
 /* ---- EVENT: rules and seqs, one event at a time --------------------------- */
 
+/* This worker's spare batch item, for when an allocation fails (outbox.h). */
+static _Thread_local struct gw_outbox_item *batch_spare;
+
 /* One event of a worker's pass, between its rules and the pass's signature. */
 struct event_work {
 	struct gw_job *job;
@@ -619,7 +622,7 @@ struct event_work {
 	size_t nnotes;
 	struct gw_delivery *items; /* one per (note, recipient); user NULL: no seq, no delivery */
 	size_t nitems;
-	struct gw_outbox_item *batch; /* NULL: out of memory (the event is dropped, logged) */
+	struct gw_outbox_item *batch; /* never NULL (gw_outbox_batch_new) */
 };
 
 static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_scratch *scratch,
@@ -670,13 +673,16 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	for (size_t i = 0; i < nnotes; i++)
 		total += json_array_size(json_object_get(json_array_get(notes, i), "to"));
 
-	struct gw_outbox_item *batch = calloc(1, sizeof(*batch));
+	/* Never NULL: every event yields exactly one batch (outbox.h). */
+	struct gw_outbox_item *batch = gw_outbox_batch_new(&batch_spare);
 	struct gw_delivery *items = total ? calloc(total, sizeof(*items)) : NULL;
-	if (!batch || (total && !items)) {
-		/* Keep the ticket moving and the release order intact even now. */
+	if (total && !items) {
+		/* Keep the ticket moving and the release order intact even now:
+		 * the batch goes out empty. */
+		gw_stat_inc(GW_STAT_events_batch_emptied_oom);
+		gw_log(GW_LOG_ERR, "pipeline: out of memory; %zu notifications of event trace=%s dropped", total,
+		       job->trace_id);
 		total = 0;
-		free(items);
-		items = NULL;
 	}
 
 	/* ---- ordered section: seqs in intake order ---- */
@@ -940,11 +946,6 @@ static void deliver_pass(struct gw_app *app, struct event_work *works, size_t nw
 		json_decref(w->notes);
 		w->notes = NULL;
 		gw_stat_inc(GW_STAT_events_processed);
-		if (!w->batch) {
-			free(w->items);
-			gw_log(GW_LOG_ERR, "pipeline: out of memory; event trace=%s dropped", w->job->trace_id);
-			continue;
-		}
 		w->batch->kind = GW_OUT_BATCH;
 		w->batch->intake_no = w->job->intake_no;
 		w->batch->received_ns = w->job->received_ns;
@@ -1011,6 +1012,8 @@ static void *worker_main(void *arg)
 		gw_job_free(job);
 	}
 	rules_scratch_free(scratch);
+	free(batch_spare);
+	batch_spare = NULL;
 	return NULL;
 }
 

@@ -36,6 +36,8 @@
 	X(rule_log_lines, "rule evaluation outcomes logged (onError *_AND_LOG etc.)") \
 	X(notifications_signed, "notifications signed (one per user and context)")  \
 	X(notifications_sign_failed, "notifications that could not be signed")      \
+	X(events_batch_emptied_oom, "events whose notifications were dropped for lack of memory; their batch went out empty so later batches are still released") \
+	X(batch_alloc_fallbacks, "batch containers taken from the worker's spare or retried after an allocation failure (nothing lost)") \
 	X(signatures, "ES256 batch signatures (one per worker pass, covering its notifications)") \
 	X(notifications_delivered, "notification frames queued to connections")      \
 	X(notifications_undelivered, "signed notifications with no subscribed connection") \
