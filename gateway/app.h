@@ -24,6 +24,7 @@
 #include "gw/token.h"
 #include "outbox.h"
 #include "rulebox.h"
+#include "seqmap.h"
 #include "strmap.h"
 #include "workq.h"
 
@@ -34,7 +35,7 @@ struct gw_sequencer {
 	pthread_mutex_t lock;
 	pthread_cond_t turn;
 	uint64_t next_intake_no; /* the event whose recipients get seqs next */
-	struct gw_strmap user_seq; /* user -> last seq (uintptr_t) */
+	struct gw_seqmap user_seq; /* "<len(inst)>:<inst><user>" -> last seq, bounded in bytes */
 };
 
 struct gw_app {
@@ -80,7 +81,7 @@ struct gw_app {
 /* pipeline.c: start/stop the worker threads. */
 int gw_pipeline_start(struct gw_app *app);
 void gw_pipeline_join(struct gw_app *app);
-int gw_sequencer_init(struct gw_sequencer *s);
+int gw_sequencer_init(struct gw_sequencer *s, size_t seq_bytes);
 void gw_sequencer_destroy(struct gw_sequencer *s);
 
 extern const size_t gw_http_pss_size; /* sizeof(struct http_pss) */

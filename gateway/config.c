@@ -85,6 +85,12 @@ static const struct opt options[] = {
 	 "accepted events remembered for redelivery detection"},
 	{"limits.dedup_per_installation", OPT_INT, OFF(dedup_per_installation), "50000", 1, 50000000,
 	 "accepted events remembered per installation (its own oldest goes first; capped at limits.dedup_entries)"},
+	{"limits.seq_bytes", OPT_INT, OFF(seq_bytes), "67108864", 4096, 2147483647,
+	 "bytes of per-user seq counters kept; over it the users notified least recently are forgotten (their seq jumps)"},
+	{"limits.digest_bytes", OPT_INT, OFF(digest_bytes), "134217728", 4096, 2147483647,
+	 "bytes of per-user activity kept for scheduled digests; over it new users are not tracked"},
+	{"limits.digest_title_bytes", OPT_INT, OFF(digest_title_bytes), "200", 16, 65536,
+	 "bytes of each title kept for digests (longer titles are cut at a UTF-8 boundary)"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 };

@@ -40,6 +40,9 @@ struct gw_config {
 	int dedup_per_installation;
 	int max_fds;           /* soft RLIMIT_NOFILE set at start */
 	int dedup_ttl;
+	int seq_bytes;          /* per-user seq map budget */
+	int digest_bytes;       /* activity tracker budget */
+	int digest_title_bytes; /* one title in the tracker */
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
 };

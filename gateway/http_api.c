@@ -454,8 +454,9 @@ static char *health_json(struct gw_app *app)
 		pthread_mutex_unlock(&app->dedup.lock);
 		pthread_mutex_lock(&app->seq.lock); /* the activity tracker lives under it */
 		json_object_set_new(j, "digests",
-				    json_pack("{s:I, s:I, s:I}", "tracked", (json_int_t)app->activity.users.count,
-					      "capacity", (json_int_t)app->activity.max_users, "untracked",
+				    json_pack("{s:I, s:I, s:I, s:I}", "tracked", (json_int_t)app->activity.users.count,
+					      "bytes", (json_int_t)app->activity.bytes, "maxBytes",
+					      (json_int_t)app->activity.max_bytes, "untracked",
 					      (json_int_t)app->activity.dropped));
 		pthread_mutex_unlock(&app->seq.lock);
 	}

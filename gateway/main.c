@@ -75,11 +75,11 @@ int main(int argc, char **argv)
 	app.next_release = 1;
 	if (gw_workq_init(&app.workq, (size_t)app.cfg.verify_backlog, (size_t)app.cfg.queue_capacity) ||
 	    gw_outbox_init(&app.outbox, NULL, NULL) || gw_rulebox_init(&app.rulebox) ||
-	    gw_sequencer_init(&app.seq) || gw_strmap_init(&app.pending_http, 256) ||
+	    gw_sequencer_init(&app.seq, (size_t)app.cfg.seq_bytes) || gw_strmap_init(&app.pending_http, 256) ||
 	    gw_strmap_init(&app.conns_by_id, 1024) || !(app.broker = gw_broker_local_new()) ||
 	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity,
 			  (size_t)app.cfg.dedup_per_installation, app.cfg.dedup_ttl) ||
-	    gw_activity_init(&app.activity, 100000)) {
+	    gw_activity_init(&app.activity, (size_t)app.cfg.digest_bytes, (size_t)app.cfg.digest_title_bytes)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}

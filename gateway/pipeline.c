@@ -71,10 +71,10 @@ static void random_hex(char *out, size_t bytes)
 
 /* ---- sequencer ---------------------------------------------------------- */
 
-int gw_sequencer_init(struct gw_sequencer *s)
+int gw_sequencer_init(struct gw_sequencer *s, size_t seq_bytes)
 {
 	s->next_intake_no = 1;
-	if (gw_strmap_init(&s->user_seq, 1024))
+	if (gw_seqmap_init(&s->user_seq, seq_bytes))
 		return -1;
 	if (pthread_mutex_init(&s->lock, NULL))
 		return -1;
@@ -83,7 +83,7 @@ int gw_sequencer_init(struct gw_sequencer *s)
 
 void gw_sequencer_destroy(struct gw_sequencer *s)
 {
-	gw_strmap_free(&s->user_seq, NULL);
+	gw_seqmap_destroy(&s->user_seq);
 	pthread_cond_destroy(&s->turn);
 	pthread_mutex_destroy(&s->lock);
 }
@@ -709,15 +709,13 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 			int sk = user ? snprintf(skey, sizeof(skey), "%zu:%s%s", strlen(job->installation),
 						 job->installation, user)
 				      : -1;
-			struct gw_strmap_entry *e =
-				sk > 0 && (size_t)sk < sizeof(skey) ? gw_strmap_upsert(&sq->user_seq, skey, (size_t)sk, NULL)
-								     : NULL;
-			if (!e) {
+			uint64_t seq = sk > 0 && (size_t)sk < sizeof(skey)
+					       ? gw_seqmap_next(&sq->user_seq, skey, (size_t)sk)
+					       : 0;
+			if (!seq) {
 				k++; /* no seq, no delivery; the slot stays empty */
 				continue;
 			}
-			uint64_t seq = (uint64_t)(uintptr_t)e->value + 1;
-			e->value = (void *)(uintptr_t)seq;
 			items[k].seq = seq;
 			items[k].user = strdup(user);
 			k++;

@@ -48,6 +48,9 @@
 	X(ws_token_expired_closed, "connections closed when their token expired")  \
 	X(ws_pings_sent, "pings sent to websockets silent for subscriber.ping_interval") \
 	X(ws_idle_closed, "websockets closed after two ping intervals of silence") \
+	X(seq_entries_evicted, "per-user seq counters forgotten to stay within limits.seq_bytes (that user's seq jumps)") \
+	X(digest_users_untracked, "notifications to users not tracked for digests: limits.digest_bytes was reached") \
+	X(digest_titles_truncated, "titles cut to limits.digest_title_bytes for digests") \
 	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget")
 
 enum gw_stat {
