@@ -8,7 +8,15 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const interval_names[GW_ACTIVITY_INTERVALS] = {"fiveMinute", "hour", "day", "week"};
+const char *const gw_schedule_intervals[GW_ACTIVITY_INTERVALS] = {"fiveMinute", "hour", "day", "week"};
+
+int gw_schedule_interval_index(const char *name)
+{
+	for (int i = 0; name && i < GW_ACTIVITY_INTERVALS; i++)
+		if (!strcmp(name, gw_schedule_intervals[i]))
+			return i;
+	return -1;
+}
 
 struct activity_entry {
 	size_t charged; /* bytes counted against max_bytes */
@@ -120,10 +128,7 @@ json_t *gw_activity_take_locked(struct gw_activity *a, const char *inst, const c
 json_t *gw_activity_take_at_locked(struct gw_activity *a, const char *inst, const char *interval, time_t now)
 {
 	json_t *list = json_array();
-	int iv = -1;
-	for (int i = 0; i < GW_ACTIVITY_INTERVALS; i++)
-		if (!strcmp(interval, interval_names[i]))
-			iv = i;
+	int iv = gw_schedule_interval_index(interval);
 	if (iv < 0)
 		return list;
 	char prefix[256];

@@ -1,0 +1,51 @@
+/* sequencer.c - see sequencer.h. */
+#include "sequencer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int gw_sequencer_init(struct gw_sequencer *s, size_t seq_bytes)
+{
+	s->next_intake_no = 1;
+	if (gw_seqmap_init(&s->user_seq, seq_bytes))
+		return -1;
+	if (pthread_mutex_init(&s->lock, NULL))
+		return -1;
+	return pthread_cond_init(&s->turn, NULL) ? -1 : 0;
+}
+
+void gw_sequencer_destroy(struct gw_sequencer *s)
+{
+	gw_seqmap_destroy(&s->user_seq);
+	pthread_cond_destroy(&s->turn);
+	pthread_mutex_destroy(&s->lock);
+}
+
+void gw_sequencer_wait_turn(struct gw_sequencer *s, uint64_t intake_no)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->next_intake_no != intake_no)
+		pthread_cond_wait(&s->turn, &s->lock);
+}
+
+void gw_sequencer_unlock(struct gw_sequencer *s)
+{
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, const char *user)
+{
+	if (!inst || !user)
+		return 0;
+	/* seq is per (installation, user): "<len(inst)>:<inst><user>" */
+	char skey[512];
+	int sk = snprintf(skey, sizeof(skey), "%zu:%s%s", strlen(inst), inst, user);
+	return sk > 0 && (size_t)sk < sizeof(skey) ? gw_seqmap_next(&s->user_seq, skey, (size_t)sk) : 0;
+}
+
+void gw_sequencer_pass_turn(struct gw_sequencer *s)
+{
+	s->next_intake_no++;
+	pthread_cond_broadcast(&s->turn);
+	pthread_mutex_unlock(&s->lock);
+}
