@@ -19,6 +19,8 @@
 //   - the redelivery table: one installation's flood of events no longer
 //     makes the gateway forget another installation's accepted events (a
 //     retry of those was accepted again: a second notification);
+//   - the per-user seq map is bounded in bytes (limits.seq_bytes): many users
+//     evict idle ones, and an evicted user's seq still only increases;
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, rmSync, writeFileSync } from 'node:fs';
@@ -296,6 +298,44 @@ describe('redelivery table: a fair share per installation', () => {
       if (h.status === 200 && h.json.counters) {
         assert.ok(h.json.counters.redelivery_evicted_fair_share >= 200, JSON.stringify(h.json.counters));
       }
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('per-user seq counters bounded in bytes', () => {
+  test('limits.seq_bytes 4096: 80 other users evict an idle one; its seq goes on increasing (never back to 1), a busy one stays +1', async () => {
+    const keys = await makeKeys();
+    const gw = await startGateway({ keys, args: ['--limits-seq-bytes', '4096'] });
+    try {
+      const idle = uniqueUser('idle');
+      const C = ctxOf('SEQ-1');
+      const c = await subscriber(gw, await mintSub(keys, { sub: idle, ctx: [C] }), [C]);
+      const seqs = [];
+      const fit = await mintFit(keys);
+      const note = async () => {
+        const r = await postEvent(gw.port, fit, envelope(bugEvent({ key: 'SEQ-1', assignee: idle, summary: `n${seqs.length}` })));
+        assert.equal(r.status, 202, r.text);
+        const f = await c.waitFor((x) => x.op === 'notification' && claimsOf(x).n.description === `n${seqs.length}`, { what: `notification ${seqs.length}`, timeout: 10000 });
+        seqs.push(claimsOf(f).seq);
+      };
+      await note();
+      await note();
+      assert.deepEqual(seqs, [1, 2]);
+      for (let i = 0; i < 80; i++) {
+        const r = await postEvent(gw.port, fit, envelope(bugEvent({ key: `SEQ-O${i}`, assignee: uniqueUser(`o${i}`) })));
+        assert.equal(r.status, 202, r.text);
+      }
+      await note();
+      await note();
+      c.close();
+      assert.ok(seqs[2] > seqs[1], `seq went back after eviction: ${seqs}`);
+      assert.equal(seqs[3], seqs[2] + 1, `a kept entry goes on by one: ${seqs}`);
+      const h = await request(gw.port, { path: '/healthz' });
+      // /healthz may move behind authentication (issue 10 item 6); while it is public, check the count.
+      if (h.status === 200 && h.json.counters) assert.ok(h.json.counters.seq_entries_evicted > 0, JSON.stringify(h.json.counters));
+      else console.log('healthz counters not public; eviction not counted here');
     } finally {
       await gw.stop();
     }
