@@ -20,8 +20,9 @@
  * to come back (503): answering 202 then could lose the event if the first
  * attempt's queueing failed.
  *
- * Memory: capacity slots of ~100 bytes, allocated at init, plus one small
- * record per installation that holds keys (at most one per key).
+ * Memory: capacity slots of 80 bytes, allocated at init, an index entry of
+ * ~80 bytes per key held, and one small record per installation that holds
+ * keys (at most one per key).
  * Ownership: the table owns its keys. Threads: any (one mutex).
  */
 #ifndef GW_DEDUP_H
