@@ -50,7 +50,9 @@ static const struct opt options[] = {
 	 "JWKS file with the RSA keys that sign FITs (default: a development key in state_dir)"},
 	{"forge.leeway", OPT_INT, OFF(forge_leeway), "60", 0, 60, "seconds of clock skew allowed on exp/nbf"},
 	{"subscriber.key", OPT_PATH, OFF(subscriber_key), NULL, 0, 0,
-	 "PEM public key (ES256/RS256) or HS256 secret file for subscription tokens (default: a development secret in state_dir)"},
+	 "PEM public key (EC P-256: ES256, RSA: RS256) that verifies subscription tokens (default: a development HS256 secret in state_dir)"},
+	{"subscriber.hs256_secret", OPT_PATH, OFF(subscriber_secret), NULL, 0, 0,
+	 "file holding an HS256 secret (32-4096 bytes, mode 0600) for subscription tokens, instead of subscriber.key"},
 	{"subscriber.audience", OPT_STR, OFF(subscriber_audience), NULL, 0, 0,
 	 "required aud of subscription tokens (unset: aud not checked)"},
 	{"subscriber.auth_timeout", OPT_INT, OFF(ws_auth_timeout), "10", 1, 300,
@@ -90,6 +92,14 @@ static const struct opt options[] = {
 	 "file descriptors (connections) the gateway sets as its soft RLIMIT_NOFILE, within the hard limit"},
 	{"limits.dedup_entries", OPT_INT, OFF(dedup_capacity), "200000", 1000, 50000000,
 	 "accepted events remembered for redelivery detection"},
+	{"limits.dedup_per_installation", OPT_INT, OFF(dedup_per_installation), "50000", 1, 50000000,
+	 "accepted events remembered per installation (its own oldest goes first; capped at limits.dedup_entries)"},
+	{"limits.seq_bytes", OPT_INT, OFF(seq_bytes), "67108864", 4096, 2147483647,
+	 "bytes of per-user seq counters kept; over it the users notified least recently are forgotten (their seq jumps)"},
+	{"limits.digest_bytes", OPT_INT, OFF(digest_bytes), "134217728", 4096, 2147483647,
+	 "bytes of per-user activity kept for scheduled digests; over it new users are not tracked"},
+	{"limits.digest_title_bytes", OPT_INT, OFF(digest_title_bytes), "200", 16, 65536,
+	 "bytes of each title kept for digests (longer titles are cut at a UTF-8 boundary)"},
 	{"limits.rule_scratch_bytes", OPT_INT, OFF(rule_scratch_bytes), "1048576", 4096, 268435456,
 	 "bytes one rule expression or template may build (strings, lists); more: an evaluation error"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
@@ -515,6 +525,11 @@ int gw_config_validate(struct gw_config *cfg, FILE *err)
 	if (cfg->forge_jwks && !cfg->forge_app_id) {
 		fprintf(err, "notify-gateway: forge.jwks is set but forge.app_id is not: FITs are checked "
 			     "against the app ARI (--forge-app-id ari:cloud:ecosystem::app/<uuid>)\n");
+		return -1;
+	}
+	if (cfg->subscriber_key && cfg->subscriber_secret) {
+		fprintf(err, "notify-gateway: subscriber.key and subscriber.hs256_secret are both set; "
+			     "subscription tokens are verified with exactly one key: set one of them\n");
 		return -1;
 	}
 	if (cfg->forge_app_id && strncmp(cfg->forge_app_id, "ari:cloud:ecosystem::app/", 25) != 0) {

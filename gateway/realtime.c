@@ -210,7 +210,7 @@ static void slow_consumer(struct gw_conn *c)
 {
 	gw_stat_inc(GW_STAT_ws_slow_consumer_closed);
 	gw_log(GW_LOG_WARN, "realtime: closing slow consumer conn=%llu user=%s (%zu bytes queued)",
-	       (unsigned long long)c->id, c->user ? c->user : "-", c->out_bytes);
+	       (unsigned long long)c->id, GW_Q(c->user), c->out_bytes);
 	drop_outbound(c);
 	close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow_consumer");
 	send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "slow_consumer", "message",
@@ -520,7 +520,7 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	if (item->status != GW_TOKEN_OK) {
 		gw_stat_inc(GW_STAT_ws_auth_failed);
 		gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: %s: %s", (unsigned long long)c->id,
-		       gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "");
+		       gw_token_code((enum gw_token_err)item->status), GW_Q(item->body ? item->body : ""));
 		send_error(c, gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "", 1);
 		gw_outbox_item_free(item);
 		return;
@@ -596,9 +596,9 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	free_allowed(c);
 	c->allowed = allowed;
 	c->nallowed = json_array_size(ctx);
-	c->exp = (time_t)json_integer_value(json_object_get(claims, "exp"));
-	if (!json_is_integer(json_object_get(claims, "exp")))
-		c->exp = (time_t)json_number_value(json_object_get(claims, "exp"));
+	/* Verified, so exp is a finite number; clamped (exp: 1e300 is no UB). */
+	if (gw_claim_time(json_object_get(claims, "exp"), &c->exp))
+		c->exp = 0;
 	c->state = RT_READY; /* the sweep closes it at exp */
 	send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I}", "op", "connected", "installation",
 			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp));
