@@ -64,6 +64,7 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	struct rules_set *set = gw_rulebox_get1(&app->rulebox);
 	json_t *notes = NULL;
 	json_t *active = NULL;
+	const struct rules_invocation inv = {job->fit}; /* appIsLicensed reads app.license */
 	if (job->scheduled) {
 		/* A scheduled run must see the activity of every event accepted
 		 * before it: take the turn first and keep it through the rules
@@ -79,20 +80,20 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 		 * "scheduled:<interval>:user" run once per such user with event.user
 		 * (per-user digests). */
 		json_object_set(job->event, "activity", active);
-		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
+		notes = rules_evaluate_for(set, event_type, job->event, &inv, scratch, rule_log, &lc);
 		char per_user_type[64];
 		snprintf(per_user_type, sizeof(per_user_type), "%s:user", event_type);
 		json_object_set_new(job->event, "eventType", json_string(per_user_type));
 		for (size_t i = 0; notes && i < json_array_size(active); i++) {
 			json_object_set(job->event, "user", json_array_get(active, i));
-			json_t *part = rules_evaluate_as(set, per_user_type, job->event, scratch, rule_log, &lc);
+			json_t *part = rules_evaluate_for(set, per_user_type, job->event, &inv, scratch, rule_log, &lc);
 			json_array_extend(notes, part);
 			json_decref(part);
 		}
 		json_object_del(job->event, "user");
 		json_object_set_new(job->event, "eventType", json_string(event_type));
 	} else if (set) {
-		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
+		notes = rules_evaluate_for(set, event_type, job->event, &inv, scratch, rule_log, &lc);
 	}
 	rules_set_unref(set);
 	json_decref(active);
