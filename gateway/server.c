@@ -27,6 +27,7 @@
 #include "server.h"
 #include "log.h"
 #include "stats.h"
+#include "static_guard.h"
 #include "workers.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -388,6 +389,8 @@ int gw_server_run(struct gw_app *app)
 		return 1;
 	}
 	set_fd_limit(app, 1);
+	if (gw_static_guard_install(app->lws, app->cfg.web_root))
+		gw_log(GW_LOG_WARN, "web_root %s has no real path: static files are not served", app->cfg.web_root);
 	if (uv_in_use) {
 		static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 		for (int i = 0; i < 4; i++) {
@@ -451,6 +454,7 @@ int gw_server_run(struct gw_app *app)
 	sweep_stop();
 	lws_context_destroy(app->lws);
 	app->lws = NULL;
+	gw_static_guard_free();
 	if (uv_in_use) {
 		for (int i = 0; i < 4; i++) {
 			uv_signal_stop(&uv_signals[i]);

@@ -13,6 +13,7 @@
 	X(http_requests, "HTTP requests received")                                   \
 	X(http_answers_rearmed, "HTTP answers still unwritten a second after they were queued (written by the sweep, connection closed)") \
 	X(http_pipelined_closed, "connections closed after answering because the client pipelined (sent a request before the previous answer)") \
+	X(http_static_refused, "static file requests refused: the file's real path is outside web_root (symlink)") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \

@@ -7,11 +7,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
-import { startGateway } from './lib/gateway.mjs';
+import { startGateway, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
-import { getJson, postEvent } from './lib/http.mjs';
+import { getJson, postEvent, request } from './lib/http.mjs';
 import { WsClient } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -284,5 +285,35 @@ describe('item 1: pipelined requests on one keep-alive connection', () => {
     }
     assert.equal(c.closed, false);
     c.destroy();
+  });
+});
+
+describe('item 10: static files stay under the real path of web_root', () => {
+  test('symlinks out of web_root are not followed; links inside it still work', async () => {
+    const dir = tempDir('ngw-webroot-');
+    const root = path.join(dir, 'root');
+    mkdirSync(root);
+    writeFileSync(path.join(root, 'index.html'), '<!doctype html><title>demo</title>');
+    writeFileSync(path.join(dir, 'secret.txt'), 'TOPSECRET-OUTSIDE-THE-ROOT');
+    symlinkSync('../secret.txt', path.join(root, 'leak.txt'));
+    symlinkSync('/etc/passwd', path.join(root, 'passwd.txt'));
+    symlinkSync(dir, path.join(root, 'up'));
+    symlinkSync('index.html', path.join(root, 'alias.html'));
+    const g = await startGateway({ keys, args: ['--web-root', root] });
+    try {
+      for (const p of ['/leak.txt', '/passwd.txt', '/up/secret.txt', '/up/root/../secret.txt']) {
+        const r = await request(g.port, { path: p });
+        assert.equal(r.status, 404, `${p} answered ${r.status}: ${r.text.slice(0, 80)}`);
+        assert.doesNotMatch(r.text, /TOPSECRET|root:x:0:0/, `${p} leaked a file outside web_root`);
+      }
+      const inside = await request(g.port, { path: '/alias.html' });
+      assert.equal(inside.status, 200, 'a symlink that stays inside web_root is served');
+      assert.match(inside.text, /<title>demo<\/title>/);
+      assert.equal((await request(g.port, { path: '/' })).status, 200);
+      await assertStillServing(g, keys, 'static');
+    } finally {
+      await g.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
