@@ -10,7 +10,7 @@ import net from 'node:net';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { startGateway, tempDir } from './lib/gateway.mjs';
+import { runCli, startGateway, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
 import { getJson, postEvent, request } from './lib/http.mjs';
 import { WsClient } from './lib/ws.mjs';
@@ -315,5 +315,101 @@ describe('item 10: static files stay under the real path of web_root', () => {
       await g.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** In development mode: a subscriber with a /dev/token gets an event posted with a /dev/fit. */
+async function assertDevStillServing(g, tag) {
+  const h = await getJson(g.port, '/healthz', { timeout: 3000 });
+  assert.equal(h.status, 200);
+  const user = uniqueUser('dev');
+  const key = `DV-${Math.floor(Math.random() * 1e6)}`;
+  const ctx = ctxOf(key);
+  const tok = await getJson(g.port, `/dev/token?sub=${user}&ctx=${encodeURIComponent(ctx)}`);
+  assert.equal(tok.status, 200, `${tag}: /dev/token from a loopback Host: ${tok.text}`);
+  const fit = await getJson(g.port, '/dev/fit');
+  assert.equal(fit.status, 200, `${tag}: /dev/fit: ${fit.text}`);
+  const c = await WsClient.open(g.wsUrl, { name: `dev-${tag}`, diag: () => g.diag() });
+  try {
+    c.send({ op: 'connect', token: tok.json.token });
+    c.send({ op: 'subscribe', ctx });
+    await c.waitOp('subscribed');
+    const res = await postEvent(g.port, fit.json.token, envelope(bugEvent({ key, assignee: user })));
+    assert.equal(res.status, 202, res.text);
+    const [n] = await c.waitNotifications(1);
+    assert.equal(claimsOf(n).sub, user);
+  } finally {
+    c.close();
+  }
+}
+
+describe('item 5: development mode stays on a developer\'s machine', () => {
+  test('dev endpoints refuse a non-loopback Host (DNS rebinding) and serve loopback names', async () => {
+    const g = await startGateway({ keys: null });
+    try {
+      for (const host of ['evil.example', 'evil.example:80', '192.168.1.10', 'localhost.evil.example']) {
+        for (const p of ['/dev/token?sub=x&ctx=c', '/dev/fit']) {
+          const r = await request(g.port, { path: p, headers: { Host: host } });
+          assert.equal(r.status, 403, `${p} with Host ${host}: ${r.status} ${r.text}`);
+          assert.equal(r.json.error, 'forbidden_host');
+          assert.doesNotMatch(r.text, /"token"/);
+        }
+      }
+      for (const host of ['localhost', `localhost:${g.port}`, `127.0.0.1:${g.port}`, `[::1]:${g.port}`, 'app.localhost']) {
+        const r = await request(g.port, { path: '/dev/fit', headers: { Host: host } });
+        assert.equal(r.status, 200, `/dev/fit with Host ${host}: ${r.text}`);
+      }
+      await assertDevStillServing(g, 'host');
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('on a non-loopback listener the dev endpoints are off unless dev_mode: true', async () => {
+    const g = await startGateway({ keys: null, args: ['--listen', '0.0.0.0:0'] });
+    try {
+      for (const p of ['/dev/token?sub=x&ctx=c', '/dev/fit']) {
+        const r = await request(g.port, { path: p });
+        assert.equal(r.status, 404, `${p} on 0.0.0.0: ${r.status} ${r.text}`);
+      }
+      assert.match(g.stderr, /not a loopback listener: \/dev\/token and \/dev\/fit are off/);
+      assert.equal((await getJson(g.port, '/healthz', { timeout: 3000 })).status, 200);
+    } finally {
+      await g.stop();
+    }
+    const on = await startGateway({ keys: null, args: ['--listen', '0.0.0.0:0', '--dev-mode', 'true'] });
+    try {
+      const r = await request(on.port, { path: '/dev/fit', headers: { Host: 'evil.example' } });
+      assert.equal(r.status, 200, 'dev_mode: true is explicit: served for any Host');
+      assert.match(on.stderr, /dev_mode: true/);
+      await assertDevStillServing(on, 'explicit');
+    } finally {
+      await on.stop();
+    }
+  });
+
+  test('half a production setup on a non-loopback listener is refused, naming the missing half', async () => {
+    const dir = tempDir();
+    const jwks = path.join(dir, 'jwks.json');
+    writeFileSync(jwks, JSON.stringify(keys.jwks));
+    const sub = path.join(dir, 'sub.pem');
+    writeFileSync(sub, keys.sub.file);
+    try {
+      const a = await runCli(['--listen', '0.0.0.0:0', '--state-dir', dir, '--forge-jwks', jwks, '--forge-app-id', keys.appId], { timeout: 10000 });
+      assert.equal(a.code, 2, `started half-configured: ${a.stderr}`);
+      assert.match(a.stderr, /forge\.jwks is set but subscriber\.key is not/);
+      const b = await runCli(['--listen', '0.0.0.0:0', '--state-dir', dir, '--subscriber-key', sub], { timeout: 10000 });
+      assert.equal(b.code, 2, `started half-configured: ${b.stderr}`);
+      assert.match(b.stderr, /subscriber\.key is set but forge\.jwks is not/);
+      const c = await runCli(['--listen', '127.0.0.1:0', '--state-dir', dir, '--dev-mode', 'false'], { timeout: 10000 });
+      assert.equal(c.code, 2, 'dev_mode: false without keys must not start');
+      assert.match(c.stderr, /dev_mode is false/);
+      const d = await runCli(['--dev-mode', 'maybe'], { timeout: 10000 });
+      assert.equal(d.code, 2);
+      assert.match(d.stderr, /dev_mode' must be auto, true or false/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await assertStillServing(gw, keys, 'half-config');
   });
 });
