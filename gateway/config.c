@@ -102,6 +102,8 @@ static const struct opt options[] = {
 	 "bytes of each title kept for digests (longer titles are cut at a UTF-8 boundary)"},
 	{"limits.rule_scratch_bytes", OPT_INT, OFF(rule_scratch_bytes), "1048576", 4096, 268435456,
 	 "bytes one rule expression or template may build (strings, lists); more: an evaluation error"},
+	{"dev_mode", OPT_STR, OFF(dev_mode), "auto", 0, 0,
+	 "auto|true|false: development keys and /dev/token, /dev/fit for what has no real key; auto: only on a loopback listener and for loopback Host names"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 	{"store", OPT_STORE, OFF(store), "sqlite", 0, 0,
@@ -520,8 +522,59 @@ int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out,
 	return gw_config_validate(cfg, err) ? 2 : 0;
 }
 
+int gw_host_is_loopback(const char *host, size_t len)
+{
+	char h[256];
+	if (len >= sizeof(h))
+		return 0;
+	memcpy(h, host, len);
+	h[len] = '\0';
+	if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+		memmove(h, h + 1, len - 2);
+		h[len - 2] = '\0';
+	}
+	for (char *c = h; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	size_t n = strlen(h);
+	if (n && h[n - 1] == '.') /* "localhost." */
+		h[--n] = '\0';
+	if (!strcmp(h, "localhost") || (n > 10 && !strcmp(h + n - 10, ".localhost")) || !strcmp(h, "::1"))
+		return 1;
+	unsigned a, b, c, d;
+	char tail;
+	return sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 && c < 256 &&
+	       d < 256;
+}
+
 int gw_config_validate(struct gw_config *cfg, FILE *err)
 {
+	const char *dev_mode = cfg->dev_mode ? cfg->dev_mode : "auto";
+	if (strcmp(dev_mode, "auto") && strcmp(dev_mode, "true") && strcmp(dev_mode, "false")) {
+		fprintf(err, "notify-gateway: 'dev_mode' must be auto, true or false, got '%s'\n", dev_mode);
+		return -1;
+	}
+	/* Development keys stand in for a real key that is not configured.
+	 * Half a production setup (one real key) is refused unless the listener
+	 * is loopback (a developer's machine) or development mode is explicit. */
+	int dev_forge = !cfg->forge_jwks, dev_sub = !cfg->subscriber_key;
+	int loopback = cfg->listen_host && gw_host_is_loopback(cfg->listen_host, strlen(cfg->listen_host));
+	if (dev_forge != dev_sub && !loopback && strcmp(dev_mode, "true")) {
+		fprintf(err, "notify-gateway: %s is set but %s is not: the %s would be checked with a "
+			     "generated development key on %s. Set %s too, or dev_mode: true to run half in "
+			     "development mode on purpose\n",
+			dev_forge ? "subscriber.key" : "forge.jwks", dev_forge ? "forge.jwks" : "subscriber.key",
+			dev_forge ? "Forge Invocation Tokens" : "subscription tokens", cfg->listen,
+			dev_forge ? "forge.jwks and forge.app_id" : "subscriber.key");
+		return -1;
+	}
+	if ((dev_forge || dev_sub) && !strcmp(dev_mode, "false")) {
+		fprintf(err, "notify-gateway: dev_mode is false but %s not set: configure the real keys\n",
+			dev_forge && dev_sub ? "forge.jwks and subscriber.key are"
+			: dev_forge	     ? "forge.jwks is"
+					     : "subscriber.key is");
+		return -1;
+	}
 	if (cfg->forge_jwks && !cfg->forge_app_id) {
 		fprintf(err, "notify-gateway: forge.jwks is set but forge.app_id is not: FITs are checked "
 			     "against the app ARI (--forge-app-id ari:cloud:ecosystem::app/<uuid>)\n");

@@ -50,6 +50,7 @@ struct gw_config {
 	int rule_scratch_bytes; /* bytes one rule evaluation may build */
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
+	char *dev_mode;        /* "auto", "true" or "false" (dev_api.c) */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
 	char *durability;      /* "fsync" or "os" */
 	int history_retention; /* seconds a notification stays in the inbox at least */
@@ -74,5 +75,9 @@ int gw_config_load_file(struct gw_config *cfg, const char *path, FILE *err);
 int gw_config_validate(struct gw_config *cfg, FILE *err);
 
 void gw_config_print_help(FILE *out);
+
+/* 1 when host (an address or name, as in listen or a Host header without
+ * its port) is loopback: localhost, *.localhost, 127.0.0.0/8, ::1. */
+int gw_host_is_loopback(const char *host, size_t len);
 
 #endif

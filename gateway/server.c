@@ -28,6 +28,7 @@
 #include "server.h"
 #include "log.h"
 #include "stats.h"
+#include "static_guard.h"
 #include "workers.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -414,6 +415,17 @@ int gw_server_run(struct gw_app *app)
 		return 1;
 	}
 	set_fd_limit(app, 1);
+	if (app->dev_forge_key || app->dev_subscriber_key) {
+		int lo = gw_host_is_loopback(app->cfg.listen_host, strlen(app->cfg.listen_host));
+		if (!strcmp(app->cfg.dev_mode, "true"))
+			gw_log(GW_LOG_WARN, "dev_mode: true: /dev/token and /dev/fit mint tokens for anyone who reaches %s",
+			       app->cfg.listen);
+		else if (!lo)
+			gw_log(GW_LOG_WARN, "development keys in use but %s is not a loopback listener: /dev/token "
+			       "and /dev/fit are off (dev_mode: true turns them on)", app->cfg.listen);
+	}
+	if (gw_static_guard_install(app->lws, app->cfg.web_root))
+		gw_log(GW_LOG_WARN, "web_root %s has no real path: static files are not served", app->cfg.web_root);
 	if (uv_in_use) {
 		static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 		for (int i = 0; i < 4; i++) {
@@ -478,6 +490,7 @@ int gw_server_run(struct gw_app *app)
 	sweep_stop();
 	lws_context_destroy(app->lws);
 	app->lws = NULL;
+	gw_static_guard_free();
 	if (uv_in_use) {
 		for (int i = 0; i < 4; i++) {
 			uv_signal_stop(&uv_signals[i]);

@@ -11,7 +11,10 @@
 
 #define GW_STATS_COUNTERS(X)                                                         \
 	X(http_requests, "HTTP requests received")                                   \
-	X(http_answers_rearmed, "HTTP answers still unwritten a second after they were queued (writeable requested again)") \
+	X(http_answers_rearmed, "HTTP answers still unwritten a second after they were queued (written by the sweep, connection closed)") \
+	X(http_pipelined_closed, "connections closed after answering because the client pipelined (sent a request before the previous answer)") \
+	X(http_static_refused, "static file requests refused: the file's real path is outside web_root (symlink)") \
+	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \
