@@ -548,6 +548,54 @@ static void case_redelivery(const struct engine *e)
 	t_end(&t);
 }
 
+/* Proofs come back byte for byte, whatever their shape (the SQLite engine
+ * keeps a pass's shared batch signature once); unreferenced batch rows go
+ * with the purge. */
+static void case_proofs(const struct engine *e)
+{
+	struct t t;
+	t_start(&t, e, 1000);
+	const char *proofs[] = {"{\"batch\":\"aa.bb.cc\",\"index\":0,\"path\":[\"x1\"]}",
+				"{\"batch\":\"aa.bb.cc\",\"index\":1,\"path\":[\"x0\"]}",
+				"{\"index\":2,\"path\":[]}",
+				"{\"batch\":\"dd.ee.ff\",\"index\":0,\"path\":[]}",
+				"{\"batch\":\"a\\\"b\",\"index\":0}"};
+	struct gw_store_note notes[5];
+	struct note_buf b[5];
+	for (int i = 0; i < 5; i++) {
+		notes[i] = make_note(&b[i], "u1", "c", (uint64_t)i + 1, 1000, 1100);
+		notes[i].proof = proofs[i];
+		notes[i].proof_len = strlen(proofs[i]);
+	}
+	uint64_t id = journal_one(&t, 1, 0, 1000);
+	struct gw_store_done d = {id, INST, notes, 5};
+	int res;
+	CHECK_INT_EQ(t.s->ops->record(t.s, &d, 1, &res), GW_STORE_OK);
+	t_reopen(&t);
+	const char *all[] = {"*"};
+	struct gw_store_page p;
+	CHECK_INT_EQ(t.s->ops->since(t.s, INST, "u1", all, 1, 0, 10, &p), GW_STORE_OK);
+	CHECK_INT_EQ(p.count, 5);
+	for (size_t i = 0; i < p.count && i < 5; i++) {
+		CHECK_STR_EQ(p.items[i].proof, proofs[i]);
+		CHECK_INT_EQ(p.items[i].proof_len, strlen(proofs[i]));
+	}
+	gw_store_page_free(&p);
+	struct gw_store_purged pr;
+	CHECK_INT_EQ(t.s->ops->purge(t.s, 1000 + 31 * 86400, 100, &pr), GW_STORE_OK);
+	CHECK_INT_EQ(pr.expired, 5);
+	if (e->durable) {
+		char cmd[700], out[64] = "";
+		snprintf(cmd, sizeof(cmd), "sqlite3 '%s/notify.db' 'SELECT count(*) FROM batches'", t.dir);
+		FILE *f = popen(cmd, "r");
+		CHECK(f && fgets(out, sizeof(out), f));
+		if (f)
+			pclose(f);
+		CHECK_STR_EQ(out, "0\n");
+	}
+	t_end(&t);
+}
+
 struct writer_arg {
 	struct gw_store *s;
 	int thread;
@@ -716,6 +764,7 @@ int main(void)
 		case_purge(e);
 		case_redelivery(e);
 		case_concurrent(e);
+		case_proofs(e);
 		fprintf(stderr, "%s: %d failed\n", e->name, check_failures - before);
 	}
 	case_sqlite_refusals();
