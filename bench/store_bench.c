@@ -147,8 +147,6 @@ static void *run_events(void *p)
 			memcpy(keys[k] + 16, &w->s, sizeof(w->s));
 			ev[k] = (struct gw_store_event){INST, "0af7651916cd43dd8448eb211c80319c", now * 1000, keys[k],
 							payload, sizeof(payload) - 1};
-			if (getenv("NOKEY"))
-				ev[k].key = NULL;
 		}
 		if (w->s->ops->journal(w->s, ev, (size_t)n, now, 900, out)) {
 			w->failures++;
