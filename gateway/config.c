@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "version.h"
+#include "webroot.h"
 
 enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY };
 
@@ -38,7 +39,7 @@ static const struct opt options[] = {
 	{"state_dir", OPT_PATH, OFF(state_dir), ".notify-gateway", 0, 0,
 	 "directory for generated keys and state"},
 	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
-	{"web_root", OPT_PATH, OFF(web_root), GW_DEFAULT_WEB_ROOT, 0, 0, "files served at /"},
+	{"web_root", OPT_PATH, OFF(web_root), NULL, 0, 0, "files served at / [the installed web demo, else the source tree's web-demo/]"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
 	{"event_loop", OPT_EVLOOP, OFF(event_loop), "epoll", 0, 0,
 	 "epoll (libwebsockets inside a libuv loop) or poll (libwebsockets' own poll(2) loop); see docs/configuration.md"},
@@ -81,6 +82,8 @@ static const struct opt options[] = {
 	 "file descriptors (connections) the gateway sets as its soft RLIMIT_NOFILE, within the hard limit"},
 	{"limits.dedup_entries", OPT_INT, OFF(dedup_capacity), "200000", 1000, 50000000,
 	 "accepted events remembered for redelivery detection"},
+	{"limits.rule_scratch_bytes", OPT_INT, OFF(rule_scratch_bytes), "1048576", 4096, 268435456,
+	 "bytes one rule expression or template may build (strings, lists); more: an evaluation error"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 	{"store", OPT_STORE, OFF(store), "sqlite", 0, 0,
@@ -215,6 +218,7 @@ void gw_config_defaults(struct gw_config *cfg)
 	for (size_t i = 0; i < NOPTS; i++)
 		if (options[i].def)
 			set_option(cfg, &options[i], options[i].def, NULL, msg, sizeof(msg));
+	cfg->web_root = gw_default_web_root();
 }
 
 void gw_config_free(struct gw_config *cfg)
