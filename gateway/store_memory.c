@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
 #include "store.h"
 #include "strmap.h"
 
@@ -619,6 +620,9 @@ static int m_purge(struct gw_store *s, int64_t now, size_t max_rows, struct gw_s
 	out->keys = nkeys;
 	free(gone);
 	pthread_mutex_unlock(&m->lock);
+	gw_stat_add(GW_STAT_store_purged_expired, out->expired);
+	gw_stat_add(GW_STAT_store_purged_over_cap, out->over_cap);
+	gw_stat_add(GW_STAT_store_keys_expired, out->keys);
 	return GW_STORE_OK;
 }
 

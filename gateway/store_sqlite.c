@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "stats.h"
 #include "store.h"
 #include "strmap.h"
 
@@ -301,6 +302,15 @@ static int submit(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct
 			}
 		}
 
+		size_t nreq = 0, nfailed = 0;
+		for (struct wreq *q = batch; q; q = q->next) {
+			nreq++;
+			nfailed += q->rc < 0;
+		}
+		if (!trc)
+			gw_stat_inc(GW_STAT_store_commits);
+		gw_stat_add(GW_STAT_store_commit_requests, nreq);
+		gw_stat_add(GW_STAT_store_write_errors, nfailed);
 		pthread_mutex_lock(&s->qlock);
 		for (struct wreq *q = batch, *next; q; q = next) {
 			next = q->next;
@@ -932,6 +942,9 @@ static int s_purge(struct gw_store *s, int64_t now, size_t max_rows, struct gw_s
 	int rc = submit(S(s), do_purge, NULL, &a);
 	if (rc < 0)
 		memset(out, 0, sizeof(*out));
+	gw_stat_add(GW_STAT_store_purged_expired, out->expired);
+	gw_stat_add(GW_STAT_store_purged_over_cap, out->over_cap);
+	gw_stat_add(GW_STAT_store_keys_expired, out->keys);
 	return rc < 0 ? rc : GW_STORE_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "stats.h"
 #include "store.h"
 
 #define INST "ari:cloud:ecosystem::installation/1"
@@ -495,6 +496,8 @@ static void case_purge(const struct engine *e)
 	/* bounded: 2 rows per call */
 	struct gw_store_purged pr, sum = {0};
 	int calls = 0;
+	uint64_t stat_expired = gw_stat_get(GW_STAT_store_purged_expired);
+	uint64_t stat_over = gw_stat_get(GW_STAT_store_purged_over_cap);
 	do {
 		CHECK_INT_EQ(t.s->ops->purge(t.s, now, 2, &pr), GW_STORE_OK);
 		CHECK(pr.expired + pr.over_cap <= 2);
@@ -505,6 +508,8 @@ static void case_purge(const struct engine *e)
 	CHECK_INT_EQ(sum.expired, 1);
 	CHECK_INT_EQ(sum.over_cap, 3);
 	CHECK(calls >= 2);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_store_purged_expired) - stat_expired, 1);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_store_purged_over_cap) - stat_over, 3);
 	const char *all[] = {"*"};
 	struct gw_store_page p;
 	CHECK_INT_EQ(t.s->ops->inbox(t.s, INST, "u1", all, 1, NULL, 0, 50, &p), GW_STORE_OK);
@@ -630,6 +635,7 @@ static void case_concurrent(const struct engine *e)
 	t_start(&t, e, 1000);
 	pthread_t th[4];
 	struct writer_arg args[4];
+	uint64_t commits = gw_stat_get(GW_STAT_store_commits), reqs = gw_stat_get(GW_STAT_store_commit_requests);
 	for (int i = 0; i < 4; i++) {
 		args[i] = (struct writer_arg){t.s, i, 0};
 		pthread_create(&th[i], NULL, writer, &args[i]);
@@ -639,6 +645,12 @@ static void case_concurrent(const struct engine *e)
 		CHECK_INT_EQ(args[i].failures, 0);
 	}
 	CHECK_INT_EQ(pending(&t).n, 0);
+	if (e->durable) { /* 400 write calls, grouped into at most as many commits */
+		CHECK_INT_EQ(gw_stat_get(GW_STAT_store_commit_requests) - reqs, 400);
+		CHECK(gw_stat_get(GW_STAT_store_commits) - commits <= 400);
+		fprintf(stderr, "  (group commit: 400 writes in %llu commits)\n",
+			(unsigned long long)(gw_stat_get(GW_STAT_store_commits) - commits));
+	}
 	t_reopen(&t);
 	for (int i = 0; i < 4; i++) {
 		char user[16];
