@@ -433,7 +433,7 @@ static int m_since(struct gw_store *s, const char *inst, const char *user, const
 	page->max_seq = u ? u->max_seq : 0;
 	page->oldest = u && u->count ? u->notes[0].seq : page->max_seq + 1;
 	page->recovered = after <= page->max_seq && page->oldest <= after + 1;
-	if (page->recovered && u) {
+	if (page->recovered && u && limit) {
 		size_t pos;
 		find_seq(u, after + 1, &pos);
 		for (; pos < u->count; pos++) {
