@@ -137,6 +137,9 @@ static int m_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 		     int64_t key_ttl, struct gw_store_journaled *out)
 {
 	struct mstore *m = M(s);
+	for (size_t i = 0; i < n; i++)
+		if (!ev[i].installation)
+			return GW_STORE_ERR_INVAL;
 	/* Allocate everything first: on failure nothing is journaled. */
 	struct mjob **jobs = calloc(n ? n : 1, sizeof(*jobs));
 	if (!jobs)

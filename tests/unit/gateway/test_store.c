@@ -543,13 +543,24 @@ static void case_redelivery(const struct engine *e)
 	struct gw_store_journaled out[2];
 	CHECK_INT_EQ(t.s->ops->journal(t.s, ev, 2, 1500, 900, out), GW_STORE_OK);
 	CHECK(out[0].rc == GW_STORE_OK && out[0].id && out[1].rc == GW_STORE_DUPLICATE && !out[1].id);
+	/* a failing call journals nothing and remembers none of its keys */
+	unsigned char k3[GW_STORE_KEY_LEN];
+	key_of(3, k3);
+	struct gw_store_event bad[2] = {{INST, "c", 0, k3, "z", 1}, {NULL, "d", 0, NULL, "w", 1}};
+	CHECK_INT_EQ(t.s->ops->journal(t.s, bad, 2, 1500, 900, out), GW_STORE_ERR_INVAL);
+	CHECK_INT_EQ(t.s->ops->key_seen(t.s, k3, 1500), 0);
+	CHECK_INT_EQ(pending(&t).n, 2);
+	t_reopen(&t);
+	CHECK_INT_EQ(t.s->ops->key_seen(t.s, k3, 1500), 0);
+	CHECK_INT_EQ(pending(&t).n, 2);
+	CHECK(journal_one(&t, 3, 1, 1500) != 0);
 	/* past the ttl the key is forgotten: accepted again */
 	CHECK_INT_EQ(t.s->ops->key_seen(t.s, k1, 1901), 0);
 	struct gw_store_purged pr;
 	CHECK_INT_EQ(t.s->ops->purge(t.s, 1901, 100, &pr), GW_STORE_OK);
 	CHECK_INT_EQ(pr.keys, 1);
 	CHECK(journal_one(&t, 1, 1, 1901) != 0);
-	CHECK_INT_EQ(pending(&t).n, 3);
+	CHECK_INT_EQ(pending(&t).n, 4);
 	t_end(&t);
 }
 
