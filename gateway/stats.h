@@ -47,6 +47,12 @@
 	X(notifications_delivered, "notification frames queued to connections")      \
 	X(notifications_undelivered, "signed notifications with no subscribed connection") \
 	X(notifications_dropped, "notifications for a subscribed connection that was closing or over its byte budget (limits.ws_max_pending_bytes)") \
+	X(store_commits, "store write transactions committed (group commit: one for all writes queued meanwhile)") \
+	X(store_commit_requests, "store write calls (journal, record, mark, purge) those commits carried") \
+	X(store_write_errors, "store write calls that failed (nothing of them written)") \
+	X(store_purged_expired, "notifications purged past max(exp, created + history.retention)") \
+	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
+	X(store_keys_expired, "redelivery keys purged past their ttl") \
 	X(ws_connections_opened, "websocket connections opened")                     \
 	X(ws_auth_failed, "websocket connections refused at connect")                \
 	X(ws_frames_refused, "client frames answered with an error frame")           \
