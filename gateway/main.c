@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "webroot.h"
 #include "keys.h"
 #include "log.h"
 #include "rules.h"
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	}
 	gw_log_set_level((enum gw_log_level)gw_log_level_parse(app.cfg.log_level));
+	gw_webroot_resolve(&app.cfg);
 
 	struct rules_set *rules = load_rules(&app.cfg);
 	if (!rules) {

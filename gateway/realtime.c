@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "cors.h"
 #include "log.h"
 #include "stats.h"
 
@@ -179,7 +180,7 @@ void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg)
 static int ctx_allowed(struct gw_conn *c, const char *ctx)
 {
 	for (size_t i = 0; i < c->nallowed; i++)
-		if (!strcmp(c->allowed[i], ctx))
+		if (!strcmp(c->allowed[i], ctx) || !strcmp(c->allowed[i], "*")) /* "*": any context */
 			return 1;
 	return 0;
 }
@@ -232,7 +233,9 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 		return;
 	}
 	if (!ctx_allowed(c, ctx)) {
-		send_error(c, "ctx_forbidden", "the subscription token does not cover this context", 0);
+		gw_stat_inc(GW_STAT_ws_frames_refused); /* names the ctx: a client tells its subscriptions apart */
+		send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "op", "error", "code", "ctx_forbidden", "message",
+				       "the subscription token does not cover this context", "ctx", ctx));
 		return;
 	}
 	if (at < 0) {
@@ -558,6 +561,10 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		gw_stat_inc(GW_STAT_ws_connections_opened);
 		c->last_rx = time(NULL);
 		c->auth_deadline = c->last_rx + app->cfg.ws_auth_timeout;
+		if (!gw_cors_ws_origin_allowed(app, wsi)) { /* defence in depth: tokens stay the guard */
+			gw_stat_inc(GW_STAT_ws_origin_refused);
+			send_error(c, "origin_not_allowed", "this page's origin is not in cors.allowed_origins", 1);
+		}
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE_PONG:

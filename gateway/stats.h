@@ -44,7 +44,12 @@
 	X(ws_token_expired_closed, "connections closed when their token expired")  \
 	X(ws_pings_sent, "pings sent to websockets silent for subscriber.ping_interval") \
 	X(ws_idle_closed, "websockets closed after two ping intervals of silence") \
-	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget")
+	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget") \
+	X(subscription_tokens_issued, "subscription tokens minted by /forge/subscription") \
+	X(subscription_refused, "/forge/subscription requests refused (401/403/400/413/405)") \
+	X(cors_preflights, "CORS preflights answered for allowed origins") \
+	X(cors_refused, "cross-origin requests or preflights from origins not in cors.allowed_origins") \
+	X(ws_origin_refused, "websocket upgrades refused: Origin not allowed")
 
 enum gw_stat {
 #define GW_STAT_ENUM(name, help) GW_STAT_##name,

@@ -21,8 +21,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
-/* VERIFY and AUTH travel in the verify lane, EVENT in the events lane. */
-enum gw_job_kind { GW_JOB_VERIFY, GW_JOB_AUTH, GW_JOB_EVENT };
+/* VERIFY, AUTH and SUBSCRIPTION travel in the verify lane, EVENT in the events lane. */
+enum gw_job_kind { GW_JOB_VERIFY, GW_JOB_AUTH, GW_JOB_EVENT, GW_JOB_SUBSCRIPTION };
 
 struct gw_job {
 	struct gw_job *next;
@@ -41,6 +41,7 @@ struct gw_job {
 	int scheduled;         /* VERIFY/EVENT: a scheduled trigger */
 	char interval[16];     /* scheduled: fiveMinute|hour|day|week or "" */
 	char *system_token;    /* VERIFY: x-forge-oauth-system, owned, never logged */
+	char *ws_url;          /* SUBSCRIPTION: the websocket URL to answer, owned */
 };
 
 struct gw_job *gw_job_new(enum gw_job_kind kind);
