@@ -38,6 +38,7 @@ struct gw_config {
 	int dedup_capacity;
 	int max_fds;           /* soft RLIMIT_NOFILE set at start */
 	int dedup_ttl;
+	int rule_scratch_bytes; /* bytes one rule evaluation may build */
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
 	char *subscription_path;        /* POST: subscription tokens for Forge UI invocations */
@@ -45,6 +46,10 @@ struct gw_config {
 	int subscriber_token_ttl;       /* seconds, minted tokens */
 	char *subscriber_websocket_url; /* NULL: from the request's Host */
 	char *cors_allowed_origins;     /* list (one per line): exact origins or https://STAR.domain */
+	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
+	char *durability;      /* "fsync" or "os" */
+	int history_retention; /* seconds a notification stays in the inbox at least */
+	int history_per_user;  /* notifications kept per (installation, user) */
 };
 
 /* Fills defaults. */

@@ -30,7 +30,6 @@ test('an installed binary serves ${prefix}/share/notify-gateway/web-demo at /', 
       const index = await request(gw.port, { path: '/' });
       assert.equal(index.status, 200);
       assert.match(index.text, /notify-gateway demo/);
-      assert.match(gw.stderr + gw.stdout, /web demo served from .*share\/notify-gateway\/web-demo/);
     } finally {
       await gw.stop();
     }
