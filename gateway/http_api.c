@@ -581,7 +581,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			pss->ws_url = sh.ws_url;
 			take_trace_id(wsi, pss);
 			if (sh.status) {
-				pss->close_after = sh.status >= 400 && sh.status != 403;
+				pss->close_after = sh.status >= 400; /* a body may still be on its way */
 				if (sh.code)
 					respond_error(pss, sh.status, sh.code, sh.message);
 				else
