@@ -8,7 +8,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startGateway } from './lib/gateway.mjs';
-import { ForgeSim, DEV_INSTALLATION } from './lib/forge-sim.mjs';
+import { ForgeSim, DEV_INSTALLATION, runSim } from './lib/forge-sim.mjs';
 import { request, getJson } from './lib/http.mjs';
 import { WsClient, subscriber } from './lib/ws.mjs';
 import { bugEvent } from './lib/events.mjs';
@@ -92,6 +92,25 @@ describe('minting', () => {
     c.send({ op: 'connect', token: again.json.token });
     await c.waitFor((f) => f.op === 'connected' && f.exp === again.json.exp);
     c.close();
+  });
+
+  test('forge-sim ui: a UI invocation needs --principal; one of --issue/--content/--context; the FIT carries the module', async () => {
+    let r = await runSim(['ui', '--url', gw.url, '--keys', sim.dir]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--principal ACCOUNT is required/);
+    r = await runSim(['fit', '--keys', sim.dir, '--principal', 'a', '--issue', 'X-1', '--content', '1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /one of --issue, --content and --context/);
+    const claims = JSON.parse(Buffer.from((await sim.fit({ principal: 'a', issue: 'X-1' })).split('.')[1], 'base64url'));
+    assert.equal(claims.principal, 'a');
+    assert.equal(claims.app.module.type, 'jira:issueViewBackgroundScript');
+    assert.equal(claims.context.extension.issue.key, 'X-1');
+    assert.equal(claims.context.moduleKey, claims.app.module.key);
+    assert.equal(typeof claims.context.cloudId, 'string');
+    const backend = JSON.parse(Buffer.from((await sim.fit({})).split('.')[1], 'base64url'));
+    assert.equal(backend.principal, undefined);
+    assert.equal(backend.context, undefined);
+    assert.equal(backend.app.module.type, 'core:endpoint');
   });
 
   test('a Confluence page context, and templates from subscriber.contexts ("*" and the principal)', async () => {
