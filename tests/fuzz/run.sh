@@ -2,7 +2,8 @@
 # run.sh FUZZER KIND WORKDIR SOURCE_DIR - runs one libFuzzer target for
 # $FUZZ_SECONDS (else $FUZZ_SECONDS_DEFAULT, else 60) seconds on a seed corpus:
 #   expr:  every expression of tests/unit/rules/cases/*.txt, one file each;
-#   rules: docs/examples/*.yml and the rule files under tests/.
+#   rules: docs/examples/*.yml and the rule files under tests/;
+#   others: the committed seed corpus tests/fuzz/corpus/KIND/.
 # New inputs go to WORKDIR/corpus (never into the source tree); a crash
 # leaves its reproducer in WORKDIR and fails the test.
 set -eu
@@ -16,9 +17,11 @@ if [ "$kind" = expr ]; then
     /^$/ { n = 0; next }
     { if (n == 0) { f = sprintf("%s/case-%05d", dir, ++k); printf "%s", $0 > f; close(f) } n++ }
   ' "$src"/tests/unit/rules/cases/*.txt
-else
+elif [ "$kind" = rules ]; then
   cp "$src"/docs/examples/*.yml "$work/seeds/"
   find "$src/tests" -name '*.yml' -path '*fixtures*' -exec cp {} "$work/seeds/" \; 2>/dev/null || true
+else
+  cp "$src/tests/fuzz/corpus/$kind"/* "$work/seeds/"
 fi
 # Reproducible by default: a fixed seed and a fresh corpus each run, so a run
 # explores the same inputs on every machine (FUZZ_SEED=0 picks a random seed
@@ -28,6 +31,10 @@ fi
 rm -rf "$work/corpus"
 mkdir -p "$work/corpus"
 cd "$work"
-if [ "$kind" = expr ]; then runs=${FUZZ_RUNS:-1500000}; else runs=${FUZZ_RUNS:-500000}; fi
+case $kind in
+  expr) runs=${FUZZ_RUNS:-1500000} ;;
+  token) runs=${FUZZ_RUNS:-60000} ;; # the RS256 signing modes cost ~1 ms each
+  *) runs=${FUZZ_RUNS:-500000} ;;
+esac
 exec "$fuzzer" -seed="${FUZZ_SEED:-1}" -runs="$runs" -max_total_time="$secs" -timeout=10 \
   -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 corpus seeds
