@@ -163,6 +163,8 @@ static void wake_service(void *ud)
 /* ---- reload ---------------------------------------------------------------- */
 
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t reload_tid;   /* service thread only */
+static int reload_running;     /* reload_tid is a thread not joined yet */
 
 /* Loads the rule file on its own thread: parsing and compiling are CPU work
  * that must not stall I/O. A broken file keeps the running rules. */
@@ -201,15 +203,32 @@ static void start_reload(struct gw_app *app)
 		gw_log(GW_LOG_NOTICE, "reload: running on the embedded rules; nothing to reload");
 		return;
 	}
-	pthread_t t;
+	/* One reload thread at a time, joined (never detached): teardown joins
+	 * it before the configuration it reads is freed (a SIGHUP just before
+	 * SIGTERM used it after free; ThreadSanitizer reported the race). A
+	 * SIGHUP while one runs is retried from the loop once it has ended. */
+	if (reload_running) {
+		if (pthread_tryjoin_np(reload_tid, NULL) == EBUSY) {
+			reload_requested = 1;
+			return;
+		}
+		reload_running = 0;
+	}
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if (pthread_create(&t, NULL, reload_thread, app) == 0)
-		pthread_detach(t);
+	if (pthread_create(&reload_tid, NULL, reload_thread, app) == 0)
+		reload_running = 1;
 	else
 		gw_log(GW_LOG_ERR, "reload: cannot start the reload thread");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void join_reload(void)
+{
+	if (reload_running)
+		pthread_join(reload_tid, NULL);
+	reload_running = 0;
 }
 
 /* ---- run ------------------------------------------------------------------- */
@@ -415,6 +434,7 @@ int gw_server_run(struct gw_app *app)
 	while (app->ws_connections > 0 && time(NULL) < deadline + 2)
 		service_once(app);
 	gw_pipeline_join(app);
+	join_reload();
 	drain_outbox(app);
 	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
 	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),
