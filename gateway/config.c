@@ -81,6 +81,8 @@ static const struct opt options[] = {
 	 "file descriptors (connections) the gateway sets as its soft RLIMIT_NOFILE, within the hard limit"},
 	{"limits.dedup_entries", OPT_INT, OFF(dedup_capacity), "200000", 1000, 50000000,
 	 "accepted events remembered for redelivery detection"},
+	{"limits.rule_scratch_bytes", OPT_INT, OFF(rule_scratch_bytes), "1048576", 4096, 268435456,
+	 "bytes one rule expression or template may build (strings, lists); more: an evaluation error"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 };

@@ -38,6 +38,7 @@ struct gw_config {
 	int dedup_capacity;
 	int max_fds;           /* soft RLIMIT_NOFILE set at start */
 	int dedup_ttl;
+	int rule_scratch_bytes; /* bytes one rule evaluation may build */
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
 };

@@ -29,11 +29,7 @@ static struct rules_set *load_rules(const struct gw_config *cfg)
 					? rules_load_paths(paths, 1, &diags)
 					: rules_load_string("(embedded default rules)", gw_embedded_rules,
 							    gw_embedded_rules_len, &diags);
-	for (size_t i = 0; i < diags.count; i++) {
-		char *text = rules_diag_format(&diags.items[i]);
-		fprintf(stderr, "%s\n", text ? text : diags.items[i].message);
-		free(text);
-	}
+	rules_diags_print(&diags, stderr);
 	if (!set)
 		fprintf(stderr, "notify-gateway: %s: %zu error(s); not starting\n",
 			cfg->rules ? cfg->rules : "embedded rules", diags.errors);

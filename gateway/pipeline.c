@@ -663,6 +663,10 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	}
 	rules_set_unref(set);
 	json_decref(active);
+	struct rules_limit_counts stopped;
+	rules_scratch_take_counts(scratch, &stopped);
+	gw_stat_add(GW_STAT_rules_step_limit, stopped.step_limit);
+	gw_stat_add(GW_STAT_rules_scratch_limit, stopped.byte_limit);
 	size_t nnotes = json_is_array(notes) ? json_array_size(notes) : 0;
 	size_t total = 0;
 	for (size_t i = 0; i < nnotes; i++)
@@ -983,6 +987,8 @@ static void *worker_main(void *arg)
 {
 	struct gw_app *app = arg;
 	struct rules_scratch *scratch = rules_scratch_new();
+	if (scratch)
+		rules_scratch_set_max_bytes(scratch, (size_t)app->cfg.rule_scratch_bytes);
 	struct gw_job *job;
 	size_t batch_events = app->cfg.sign_batch_events > 0 ? (size_t)app->cfg.sign_batch_events : 1;
 	size_t share = app->nworkers > 0 ? (size_t)app->nworkers : 1;

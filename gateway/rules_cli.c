@@ -97,17 +97,6 @@ static json_t *diags_json(const struct rules_diags *d)
 	return list;
 }
 
-static void print_diags(const struct rules_diags *d, FILE *err)
-{
-	for (size_t i = 0; i < d->count; i++) {
-		char *text = rules_diag_format(&d->items[i]);
-		fprintf(err, "%s", text ? text : d->items[i].message);
-		if (!text)
-			fputc('\n', err);
-		free(text);
-	}
-}
-
 static void print_json(json_t *j, FILE *out)
 {
 	if (j)
@@ -134,7 +123,7 @@ static int cmd_check(const struct cli_opts *o, FILE *out, FILE *err)
 		print_json(j, out);
 		json_decref(j);
 	} else {
-		print_diags(&diags, err);
+		rules_diags_print(&diags, err);
 		if (set)
 			fprintf(out, "%s%s: %zu rule%s, ok (version %s)%s\n", o->paths[0],
 				o->npaths > 1 ? " ..." : "", rules_set_count(set),
@@ -219,7 +208,7 @@ static int cmd_test(const struct cli_opts *o, FILE *out, FILE *err)
 	}
 	rules_diags_init(&diags);
 	set = rules_load_paths(o->paths, 1, &diags);
-	print_diags(&diags, err);
+	rules_diags_print(&diags, err);
 	if (!set) {
 		fprintf(err, "%s: %zu error%s; nothing tested\n", o->paths[0], diags.errors,
 			diags.errors == 1 ? "" : "s");

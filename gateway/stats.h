@@ -32,6 +32,8 @@
 	X(events_processed, "accepted events that went through the rules")           \
 	X(rule_matches, "notifications produced by rules (before fan-out)")          \
 	X(rule_log_lines, "rule evaluation outcomes logged (onError *_AND_LOG etc.)") \
+	X(rules_step_limit, "rule evaluations stopped at the step limit (50,000)")   \
+	X(rules_scratch_limit, "rule evaluations stopped at limits.rule_scratch_bytes") \
 	X(notifications_signed, "notifications signed (one per user and context)")  \
 	X(notifications_sign_failed, "notifications that could not be signed")      \
 	X(signatures, "ES256 batch signatures (one per worker pass, covering its notifications)") \

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <jansson.h>
 
 #ifdef __cplusplus
@@ -52,6 +53,12 @@ void rules_diags_free(struct rules_diags *d);
  *     ^
  * Returns a malloc'd string (caller frees), NULL on allocation failure. */
 char *rules_diag_format(const struct rules_diag *d);
+
+/* Writes every diagnostic of d to out, each as rules_diag_format renders it
+ * (what `rules check`, `rules test` and the gateway's start print). A
+ * diagnostic that cannot be formatted (out of memory) is written as its bare
+ * message. */
+void rules_diags_print(const struct rules_diags *d, FILE *out);
 
 /* ---- rule sets ------------------------------------------------------- */
 
@@ -94,6 +101,31 @@ void rules_scratch_free(struct rules_scratch *s);
 /* Test and tooling hook: lowers (or restores, with 0) the step limit of
  * evaluations run on this scratch. Default RULES_MAX_EVAL_STEPS. */
 void rules_scratch_set_max_steps(struct rules_scratch *s, unsigned long max_steps);
+
+/* Sets (0: restores RULES_MAX_SCRATCH_BYTES) how many bytes one evaluation
+ * may build: strings made by '+', join(), toLowerCase() ..., list and map
+ * literals, and the rendered text of one template field. Going over is an
+ * evaluation error ("... needs more than N bytes ..."), handled like any
+ * other (onError for filters; the notification is dropped for templates),
+ * with status RULES_EVAL_BYTE_LIMIT. The gateway passes
+ * limits.rule_scratch_bytes. */
+void rules_scratch_set_max_bytes(struct rules_scratch *s, size_t max_bytes);
+
+/* How the last evaluation on a scratch ended. */
+enum rules_eval_status {
+	RULES_EVAL_OK,
+	RULES_EVAL_ERROR,      /* a type error, a missing property, ... */
+	RULES_EVAL_STEP_LIMIT, /* more than max_steps steps */
+	RULES_EVAL_BYTE_LIMIT, /* more than max_bytes bytes built */
+};
+enum rules_eval_status rules_scratch_status(const struct rules_scratch *s);
+
+/* Evaluations on this scratch stopped by a limit since the last call (for
+ * the caller's counters); the counts restart from zero. */
+struct rules_limit_counts {
+	uint64_t step_limit, byte_limit;
+};
+void rules_scratch_take_counts(struct rules_scratch *s, struct rules_limit_counts *out);
 
 /* Called for outcomes a rule author asked to see (onError: *_AND_LOG) and for
  * recipient/template errors. May be NULL. rule_key and message are borrowed
@@ -170,6 +202,8 @@ int rules_expr_eval(const struct rules_expr *e, const json_t *event,
 /* Limits that every evaluation honours (Forge's numbers). */
 #define RULES_MAX_EXPR_CHARS 10000
 #define RULES_MAX_EVAL_STEPS 50000
+/* Bytes one evaluation may build (ours: Forge does not publish one). */
+#define RULES_MAX_SCRATCH_BYTES (1024 * 1024)
 
 #ifdef __cplusplus
 }

@@ -59,6 +59,20 @@ void *arena__alloc(struct rules_arena *a, size_t n)
 	return p;
 }
 
+bool arena__extend(struct rules_arena *a, void *p, size_t n, size_t m)
+{
+	struct rules_arena_block *b = a->head;
+	size_t old_need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	size_t new_need = (m + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+
+	if (!b || m < n || new_need < m || (unsigned char *)p < b->data ||
+	    (unsigned char *)p + old_need != b->data + b->used ||
+	    new_need - old_need > b->cap - b->used)
+		return false;
+	b->used += new_need - old_need;
+	return true;
+}
+
 char *arena__strndup(struct rules_arena *a, const char *s, size_t n)
 {
 	char *p = arena__alloc(a, n + 1);
@@ -90,7 +104,8 @@ void arena__reset(struct rules_arena *a)
 
 void arena__free(struct rules_arena *a)
 {
-	regex__free_all(a);
+	if (a->release)
+		a->release(a);
 	struct rules_arena_block *b = a->head;
 	while (b) {
 		struct rules_arena_block *next = b->next;
@@ -106,6 +121,10 @@ static bool strbuf_reserve(struct rules_strbuf *b, size_t extra)
 {
 	if (b->oom)
 		return false;
+	if (b->limit && (extra > b->limit || b->len > b->limit - extra)) {
+		b->oom = b->over = true;
+		return false;
+	}
 	if (b->len + extra + 1 <= b->cap)
 		return true;
 	size_t cap = b->cap ? b->cap : 64;

@@ -228,6 +228,18 @@ void srcmap__diag(const struct rules_srcmap *m, struct rules_diags *d, enum rule
 	free(src);
 }
 
+void rules_diags_print(const struct rules_diags *d, FILE *out)
+{
+	for (size_t i = 0; d && i < d->count; i++) {
+		char *text = rules_diag_format(&d->items[i]);
+		if (text)
+			fputs(text, out);
+		else
+			fprintf(out, "%s\n", d->items[i].message);
+		free(text);
+	}
+}
+
 int diag__edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);

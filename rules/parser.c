@@ -1,4 +1,5 @@
-/* parser.c - precedence-climbing parser and checker for rule expressions.
+/* parser.c - precedence-climbing parser for rule expressions (the check
+ * pass that follows is check.c), and the AST dump for tests.
  *
  *   expr    -> 'let' name '=' expr ';' expr | subexpr(0) [ '?' expr ':' expr ]
  *   subexpr -> (unop subexpr(UNARY) | postfix) { binop subexpr(right priority) }
@@ -8,10 +9,9 @@
  *
  * The parser stops at the first syntax error of an expression (reporting it
  * with its exact position) and never unwinds with longjmp: every production
- * returns NULL on failure. The check pass then reports every unknown name,
- * bad method call and invalid regex it finds, not only the first.
+ * returns NULL on failure.
  *
- * Ownership: nodes, decoded strings and compiled regexes go to the caller's
+ * Ownership: nodes and decoded strings go to the caller's
  * arena. Threads: one compile per thread; the result is immutable.
  */
 #include <stdio.h>
@@ -21,7 +21,6 @@
 #include "rules_internal.h"
 
 #define PARSE_MAX_DEPTH 64  /* nested parens / brackets / unary operators */
-#define CHECK_MAX_HEIGHT 1000 /* AST height: bounds evaluator recursion */
 
 struct parser {
 	struct rules_lexer lx;
@@ -31,11 +30,7 @@ struct parser {
 	struct rules_diags *diags;
 	int depth;
 	bool failed;
-	int errors; /* check-pass errors */
 	uint32_t prev_end; /* end of the token before p->tok */
-	/* check pass: variables in scope, innermost last; index = slot */
-	const char *scope[RULES_MAX_VARS];
-	int nscope;
 };
 
 /* Binary operator priorities {left, right}; equal values = left associative.
@@ -657,299 +652,18 @@ static struct rules_node *parse_expr(struct parser *p)
 	return n;
 }
 
-/* ---- check pass ---- */
+/* ---- entry point (check.c) ---- */
 
-static void check_error(struct parser *p, size_t at, const char *fmt, ...) RULES_FMT(3, 4);
-
-static void check_error(struct parser *p, size_t at, const char *fmt, ...)
-{
-	char msg[320];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	p->errors++;
-	srcmap__diag(p->map, p->diags, RULES_SEV_ERROR, at, "%s", msg);
-}
-
-static void check_regex(struct parser *p, struct rules_node *n)
-{
-	struct rules_node *pat = n->u.match.pattern;
-	size_t raw_len = pat->end - pat->start;
-	size_t *offsets = malloc((raw_len + 1) * sizeof(size_t));
-	char *tmp = malloc(raw_len + 1);
-	size_t err_at, err_off;
-	const char *msg;
-	char pcre_msg[200];
-
-	if (!offsets || !tmp) {
-		check_error(p, pat->start, "out of memory");
-		goto done;
-	}
-	long len = lexer__decode_string(p->lx.src + pat->start, raw_len, tmp, offsets, &err_at, &msg);
-	if (len < 0) {
-		check_error(p, pat->start, "%s", msg);
-		goto done;
-	}
-	n->u.match.re = regex__compile(p->arena, pat->u.str.s, pat->u.str.len, &err_off, pcre_msg,
-				       sizeof(pcre_msg));
-	if (!n->u.match.re) {
-		/* map the offset in the pattern back to the expression source */
-		size_t at = err_off < (size_t)len ? pat->start + offsets[err_off] : pat->end - 1;
-		check_error(p, at, "invalid regular expression: %s", pcre_msg);
-	}
-done:
-	free(offsets);
-	free(tmp);
-}
-
-/* Closest name to `word` among names[] (NULL-terminated) and extra[0..n),
- * within an edit distance that suits its length; NULL if none. */
-static const char *suggest(const char *word, const char *(*names)(size_t),
-			   const char *const *extra, int n_extra)
-{
-	size_t wl = strlen(word);
-	int limit = wl >= 6 ? 2 : wl >= 3 ? 1 : 0, best_d = limit + 1;
-	const char *best = NULL;
-	const char *name;
-
-	for (size_t i = 0; names && (name = names(i)); i++) {
-		int d = diag__edit_distance(word, name);
-		if (d < best_d) {
-			best_d = d;
-			best = name;
-		}
-	}
-	for (int i = n_extra - 1; i >= 0; i--) {
-		int d = diag__edit_distance(word, extra[i]);
-		if (d < best_d) {
-			best_d = d;
-			best = extra[i];
-		}
-	}
-	return best;
-}
-
-static bool reserved_name(const char *name)
-{
-	static const char *const words[] = {"event", "true", "false", "null", "let", "in",
-					    "matches", NULL};
-	for (const char *const *w = words; *w; w++)
-		if (!strcmp(*w, name))
-			return true;
-	return false;
-}
-
-static int check_node(struct parser *p, struct rules_node *n, int height);
-
-/* Checks `body` with `name` bound to a new slot (stored in n->u.bind.slot). */
-static int check_scoped(struct parser *p, struct rules_node *n, struct rules_node *body,
-			int height)
-{
-	if (reserved_name(n->u.bind.name)) {
-		check_error(p, n->start, "'%s' cannot be used as a variable name", n->u.bind.name);
-		return 0;
-	}
-	if (p->nscope >= RULES_MAX_VARS) {
-		check_error(p, n->start, "too many variables in scope (at most %d)", RULES_MAX_VARS);
-		return -1;
-	}
-	n->u.bind.slot = p->nscope;
-	p->scope[p->nscope++] = n->u.bind.name;
-	int rc = check_node(p, body, height + 1);
-	p->nscope--;
-	return rc;
-}
-
-static void check_arity(struct parser *p, struct rules_node *n, const char *what, int min,
-			int max)
-{
-	size_t got = n->u.m.nargs;
-
-	if (got >= (size_t)min && got <= (size_t)max)
-		return;
-	if (min == max)
-		check_error(p, n->start, "%s '%s' takes %d argument%s, got %zu", what, n->u.m.name,
-			    min, min == 1 ? "" : "s", got);
-	else
-		check_error(p, n->start, "%s '%s' takes %d to %d arguments, got %zu", what,
-			    n->u.m.name, min, max, got);
-}
-
-static int check_call(struct parser *p, struct rules_node *n, int height)
-{
-	int min = 0, max = 0;
-	bool takes_fn = false;
-	size_t first = 0;
-
-	if (n->kind == RULES_N_FUNC) {
-		int fi = func__lookup(n->u.m.name, n->u.m.name_len);
-		n->u.m.builtin = fi;
-		if (fi < 0) {
-			const char *hint = suggest(n->u.m.name, func__name, NULL, 0);
-			if (hint)
-				check_error(p, n->start, "unknown function '%s'; did you mean '%s'?",
-					    n->u.m.name, hint);
-			else
-				check_error(p, n->start, "unknown function '%s'", n->u.m.name);
-		} else {
-			func__arity(fi, &min, &max);
-			check_arity(p, n, "function", min, max);
-		}
-	} else {
-		int bi = builtin__lookup(n->u.m.name, n->u.m.name_len);
-		n->u.m.builtin = bi;
-		if (bi < 0) {
-			const char *hint = suggest(n->u.m.name, builtin__name, NULL, 0);
-			if (!strcmp(n->u.m.name, "length"))
-				check_error(p, n->start,
-					    "unknown method 'length' ('length' is a property: "
-					    "write '.length')");
-			else if (hint)
-				check_error(p, n->start, "unknown method '%s'; did you mean '%s'?",
-					    n->u.m.name, hint);
-			else
-				check_error(p, n->start, "unknown method '%s'", n->u.m.name);
-		} else {
-			builtin__arity(bi, &min, &max, &takes_fn);
-			check_arity(p, n, "method", min, max);
-		}
-		if (check_node(p, n->u.m.obj, height + 1) < 0)
-			return -1;
-	}
-	if (takes_fn && n->u.m.nargs >= 1) {
-		struct rules_node *fn = n->u.m.args[0];
-		first = 1;
-		if (fn->kind != RULES_N_ARROW)
-			check_error(p, fn->start,
-				    "%s() expects an arrow function such as 'x => x.name'",
-				    n->u.m.name);
-		else if (check_scoped(p, fn, fn->u.bind.body, height + 1) < 0)
-			return -1;
-	}
-	for (size_t i = first; i < n->u.m.nargs; i++)
-		if (check_node(p, n->u.m.args[i], height + 1) < 0)
-			return -1;
-	return 0;
-}
-
-static int check_node(struct parser *p, struct rules_node *n, int height)
-{
-	if (!n)
-		return 0;
-	if (height > CHECK_MAX_HEIGHT) {
-		check_error(p, n->start, "expression nested too deeply");
-		return -1;
-	}
-	switch ((enum rules_node_kind)n->kind) {
-	case RULES_N_NULL:
-	case RULES_N_BOOL:
-	case RULES_N_NUM:
-	case RULES_N_STR:
-	case RULES_N_VAR:
-		return 0;
-	case RULES_N_LIST:
-		for (size_t i = 0; i < n->u.list.n; i++)
-			if (check_node(p, n->u.list.items[i], height + 1) < 0)
-				return -1;
-		return 0;
-	case RULES_N_MAP:
-		for (size_t i = 0; i < n->u.map.n; i++)
-			if (check_node(p, n->u.map.values[i], height + 1) < 0)
-				return -1;
-		return 0;
-	case RULES_N_IDENT: {
-		char name[64];
-		int len = (int)n->u.str.len;
-		snprintf(name, sizeof(name), "%.*s", len, n->u.str.s);
-		for (int i = p->nscope - 1; i >= 0; i--) {
-			if (!strcmp(p->scope[i], name)) {
-				const char *vname = p->scope[i];
-				n->kind = RULES_N_VAR; /* u.str and u.bind overlap: set all */
-				n->u.bind.name = vname;
-				n->u.bind.name_len = strlen(vname);
-				n->u.bind.slot = i;
-				n->u.bind.value = n->u.bind.body = NULL;
-				return 0;
-			}
-		}
-		if (strcmp(name, "event") == 0)
-			return 0;
-		const char *hint = suggest(name, NULL, p->scope, p->nscope);
-		if (!hint && diag__edit_distance(name, "event") <= 2)
-			hint = "event";
-		if (hint)
-			check_error(p, n->start, "unknown identifier '%s'; did you mean '%s'?", name,
-				    hint);
-		else if (p->nscope)
-			check_error(p, n->start, "unknown identifier '%s'", name);
-		else
-			check_error(p, n->start, "unknown identifier '%s' (only 'event' is defined)",
-				    name);
-		return 0;
-	}
-	case RULES_N_MEMBER:
-		return check_node(p, n->u.m.obj, height + 1);
-	case RULES_N_INDEX:
-		if (check_node(p, n->u.m.obj, height + 1) < 0)
-			return -1;
-		return check_node(p, n->u.m.index, height + 1);
-	case RULES_N_CALL:
-	case RULES_N_FUNC:
-		return check_call(p, n, height);
-	case RULES_N_UNARY:
-		return check_node(p, n->u.ops.a, height + 1);
-	case RULES_N_BINARY:
-	case RULES_N_AND:
-	case RULES_N_OR:
-	case RULES_N_COALESCE:
-	case RULES_N_COND:
-		if (check_node(p, n->u.ops.a, height + 1) < 0 ||
-		    check_node(p, n->u.ops.b, height + 1) < 0)
-			return -1;
-		return check_node(p, n->u.ops.c, height + 1);
-	case RULES_N_MATCHES:
-		if (check_node(p, n->u.match.subject, height + 1) < 0)
-			return -1;
-		check_regex(p, n);
-		return 0;
-	case RULES_N_LET:
-		if (check_node(p, n->u.bind.value, height + 1) < 0)
-			return -1;
-		return check_scoped(p, n, n->u.bind.body, height);
-	case RULES_N_ARROW:
-		check_error(p, n->start,
-			    "an arrow function can only be passed to a list method such as "
-			    "filter() or map()");
-		return 0;
-	case RULES_N__COUNT:
-		break;
-	}
-	return 0;
-}
-
-static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d, bool check)
+struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
+				 const struct rules_srcmap *map, struct rules_diags *d)
 {
 	struct parser p;
 
-	if (len > RULES_MAX_EXPR_CHARS) {
-		srcmap__diag(map, d, RULES_SEV_ERROR, 0,
-			     "expression is longer than %d characters (%zu)", RULES_MAX_EXPR_CHARS,
-			     len);
-		return NULL;
-	}
 	memset(&p, 0, sizeof(p));
 	p.arena = a;
 	p.map = map;
 	p.diags = d;
-	char *copy = arena__strndup(a, src, len);
-	if (!copy) {
-		srcmap__diag(map, d, RULES_SEV_ERROR, 0, "out of memory");
-		return NULL;
-	}
-	lexer__init(&p.lx, copy, len);
+	lexer__init(&p.lx, src, len);
 	advance(&p);
 	if (!p.failed && p.tok.kind == RULES_T_EOF) {
 		syntax_error(&p, 0, "empty expression");
@@ -960,31 +674,7 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 		unexpected(&p, " after the end of the expression");
 	if (!root || p.failed)
 		return NULL;
-	if (check)
-		check_node(&p, root, 1);
-	if (p.errors)
-		return NULL;
-	struct rules_expr *e = arena__alloc(a, sizeof(*e));
-	if (!e) {
-		srcmap__diag(map, d, RULES_SEV_ERROR, 0, "out of memory");
-		return NULL;
-	}
-	e->root = root;
-	e->src = copy;
-	e->len = len;
-	return e;
-}
-
-struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d)
-{
-	return compile(a, src, len, map, d, true);
-}
-
-struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t len,
-			       const struct rules_srcmap *map, struct rules_diags *d)
-{
-	return compile(a, src, len, map, d, false);
+	return root;
 }
 
 /* ---- debug dump (tests, tools) ---- */

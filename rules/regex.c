@@ -17,6 +17,15 @@
 #define REGEX_MATCH_LIMIT 100000
 #define REGEX_DEPTH_LIMIT 1000
 
+static void free_all(struct rules_arena *a)
+{
+	for (struct rules_regex *re = a->regexes; re; re = re->next)
+		pcre2_code_free(re->code);
+	a->regexes = NULL;
+	pcre2_match_context_free(a->mctx);
+	a->mctx = NULL;
+}
+
 const struct rules_regex *regex__compile(struct rules_arena *a, const char *pattern, size_t n,
 					 size_t *err_off, char *msg, size_t msg_size)
 {
@@ -50,18 +59,10 @@ const struct rules_regex *regex__compile(struct rules_arena *a, const char *patt
 	re->mctx = a->mctx;
 	re->next = a->regexes;
 	a->regexes = re;
+	a->release = free_all;
 	return re;
 oom:
 	snprintf(msg, msg_size, "out of memory");
 	*err_off = 0;
 	return NULL;
-}
-
-void regex__free_all(struct rules_arena *a)
-{
-	for (struct rules_regex *re = a->regexes; re; re = re->next)
-		pcre2_code_free(re->code);
-	a->regexes = NULL;
-	pcre2_match_context_free(a->mctx);
-	a->mctx = NULL;
 }

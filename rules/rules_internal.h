@@ -37,12 +37,18 @@ struct rules_arena {
 	struct rules_arena_block *head;
 	struct rules_regex *regexes; /* compiled patterns freed with the arena */
 	pcre2_match_context *mctx;   /* limits shared by this arena's patterns */
+	/* Set by regex.c when it registers a pattern: frees what the arena's
+	 * blocks only point at (the arena does not call regex.c by name). */
+	void (*release)(struct rules_arena *a);
 };
 
 void arena__init(struct rules_arena *a);
 /* Zeroed, 16-byte aligned memory; NULL on allocation failure. */
 void *arena__alloc(struct rules_arena *a, size_t n);
 char *arena__strndup(struct rules_arena *a, const char *s, size_t n);
+/* Grows p, the last allocation of the current block (n bytes), to m bytes
+ * in place if the block has room; false (nothing changed) otherwise. */
+bool arena__extend(struct rules_arena *a, void *p, size_t n, size_t m);
 /* Frees every block but the first (scratch reuse between evaluations). */
 void arena__reset(struct rules_arena *a);
 void arena__free(struct rules_arena *a);
@@ -52,6 +58,8 @@ struct rules_strbuf {
 	char *data;
 	size_t len, cap;
 	bool oom;
+	size_t limit; /* most bytes it may hold; 0: no limit */
+	bool over;    /* an append went over limit (oom is set too) */
 };
 void strbuf__append(struct rules_strbuf *b, const char *s, size_t n);
 void strbuf__printf(struct rules_strbuf *b, const char *fmt, ...) RULES_FMT(2, 3);
@@ -269,9 +277,14 @@ struct rules_expr {
 	struct rules_arena *owned; /* set when compiled alone (rules_expr_compile) */
 };
 
-/* Parses, checks and compiles one expression into arena `a`. Diagnostics
+/* check.c: parses, checks and compiles one expression into arena `a`. Diagnostics
  * go to d through map. Returns NULL if any error was reported. */
 struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t len,
+				 const struct rules_srcmap *map, struct rules_diags *d);
+
+/* parser.c: parses src[0..len) (borrowed for the AST's lifetime) into
+ * nodes in arena a; NULL after reporting the first syntax error. */
+struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
 				 const struct rules_srcmap *map, struct rules_diags *d);
 
 /* Parses only (no name check, no regex compile): for parser tests. */
@@ -281,7 +294,7 @@ struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t le
 /* S-expression rendering of the AST, e.g. "(+ 1 (* 2 3))"; malloc'd. */
 char *expr__dump(const struct rules_expr *e);
 
-/* Builtin methods and functions: the tables in eval.c (ORDER RULES_BI,
+/* Builtin methods and functions: the tables in builtins.c (ORDER RULES_BI,
  * ORDER RULES_FN). takes_fn: the first argument is an arrow function. */
 int builtin__lookup(const char *name, size_t len);
 void builtin__arity(int index, int *min_args, int *max_args, bool *takes_fn);
@@ -305,7 +318,6 @@ void eval__explain(const struct rules_expr *e, const struct rules_scratch *s,
  * the offset in the pattern and msg (size msg_size) the PCRE2 message. */
 const struct rules_regex *regex__compile(struct rules_arena *a, const char *pattern, size_t n,
 					 size_t *err_off, char *msg, size_t msg_size);
-void regex__free_all(struct rules_arena *a);
 
 /* ============================================================
  * Evaluation
@@ -364,6 +376,12 @@ struct rules_explain {
 struct rules_scratch {
 	pcre2_match_data *match_data;
 	struct rules_arena strings; /* runtime strings and list items */
+	size_t max_bytes, used_bytes; /* byte limit of one evaluation, and use so far */
+	const char *top_str;          /* the last string '+' built, if nothing came after */
+	size_t top_len;
+	bool over_bytes;              /* an allocation was refused for the byte limit */
+	enum rules_eval_status status;
+	struct rules_limit_counts counts;
 	unsigned long max_steps;
 	bool explain;
 	struct rules_explain ex;
@@ -379,6 +397,13 @@ json_t *eval__to_json(const struct rules_value *v);
 /* Appends the template rendering of v (strings raw, null empty, other JSON). */
 void eval__render(const struct rules_value *v, struct rules_strbuf *b);
 const char *eval__type_name(const struct rules_value *v);
+/* Could v be rendered (or converted to JSON) in about `budget` bytes? A
+ * bounded walk, so that a list holding one large string many times is
+ * refused before it is copied. */
+bool eval__fits(const struct rules_value *v, size_t budget);
+/* Counts an evaluation that ended with s->status (eval__run does it; so
+ * does template__render for its output limit). */
+void eval__count(struct rules_scratch *s);
 /* Converts a JSON value to a borrowed runtime value. */
 void eval__from_json(const json_t *j, struct rules_value *out);
 

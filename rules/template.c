@@ -9,6 +9,7 @@
  * returns malloc'd text. Threads: immutable after compile; one scratch per
  * thread for rendering.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,7 +87,7 @@ struct rules_template *template__compile(struct rules_arena *a, const char *src,
 int template__render(const struct rules_template *t, const json_t *event,
 		     struct rules_scratch *s, char **text, size_t *text_len, char **error)
 {
-	struct rules_strbuf b = {0};
+	struct rules_strbuf b = {.limit = s->max_bytes};
 	struct rules_value v;
 
 	*text = NULL;
@@ -107,6 +108,14 @@ int template__render(const struct rules_template *t, const json_t *event,
 			return -1;
 		}
 		eval__render(&v, &b);
+		if (b.over) {
+			s->status = RULES_EVAL_BYTE_LIMIT;
+			eval__count(s);
+			strbuf__free(&b);
+			if (asprintf(error, "the text needs more than %zu bytes", s->max_bytes) < 0)
+				*error = NULL;
+			return -1;
+		}
 	}
 	*text_len = b.len;
 	*text = strbuf__take(&b);

@@ -1,5 +1,6 @@
 /* test_eval.c - evaluator behaviour that the case files cannot express:
- * the step limit (natural and through the scratch hook), regex limits,
+ * the step limit (natural and through the scratch hook), the scratch byte
+ * limit (per evaluation, configurable, counted), regex limits,
  * scratch reuse across evaluations and result ownership.
  *
  * Ownership: everything allocated here is freed here. Threads: single.
@@ -134,6 +135,101 @@ static void test_scratch_strings(struct rules_scratch *s)
 	json_decref(ev);
 }
 
+/* An event with a 100 kB string field "big". */
+static json_t *big_event(void)
+{
+	char *big = malloc(100001);
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	json_t *ev = json_pack("{s:s}", "big", big);
+	free(big);
+	return ev;
+}
+
+static void test_byte_limit(struct rules_scratch *s)
+{
+	json_t *ev = big_event(), *r = NULL;
+	struct rules_limit_counts counts;
+	rules_scratch_take_counts(s, &counts); /* start from zero */
+
+	/* 12 chained doublings of a 100 kB field would build 800 MB: the
+	 * default limit (1 MiB per evaluation) stops the third, s3 = s2 + s2 (column 69) */
+	char src[600];
+	size_t n = (size_t)snprintf(src, sizeof(src), "let s0 = event.big; ");
+	for (int i = 1; i <= 12; i++)
+		n += (size_t)snprintf(src + n, sizeof(src) - n, "let s%d = s%d + s%d; ", i, i - 1,
+				      i - 1);
+	snprintf(src + n, sizeof(src) - n, "s12.length");
+	char *err = eval(s, src, ev, NULL);
+	CHECK_STR_EQ(err, "at column 69: expression needs more than 1048576 bytes of scratch "
+			  "memory");
+	free(err);
+	CHECK_INT_EQ(rules_scratch_status(s), RULES_EVAL_BYTE_LIMIT);
+	rules_scratch_take_counts(s, &counts);
+	CHECK_INT_EQ(counts.byte_limit, 1);
+	CHECK_INT_EQ(counts.step_limit, 0);
+	rules_scratch_take_counts(s, &counts);
+	CHECK_INT_EQ(counts.byte_limit, 0);
+
+	/* within the limit the same scratch works, and the limit is per evaluation */
+	for (int i = 0; i < 3; i++) {
+		err = eval(s, "(event.big + event.big + event.big).length", ev, &r);
+		CHECK(err == NULL && json_integer_value(r) == 300000);
+		free(err);
+		json_decref(r);
+		CHECK_INT_EQ(rules_scratch_status(s), RULES_EVAL_OK);
+	}
+
+	/* join() builds in a temporary buffer: refused at the limit too */
+	err = eval(s, "[event.big, event.big, event.big, event.big, event.big, event.big, "
+		      "event.big, event.big, event.big, event.big, event.big].join('-')",
+		   ev, NULL);
+	CHECK(err && strstr(err, "needs more than 1048576 bytes"));
+	free(err);
+	/* '+' with a List renders it as JSON: the same */
+	err = eval(s, "'x' + [event.big, event.big, event.big, event.big, event.big, event.big, "
+		      "event.big, event.big, event.big, event.big, event.big]",
+		   ev, NULL);
+	CHECK(err && strstr(err, "needs more than 1048576 bytes"));
+	free(err);
+	/* a result that holds one big string many times is not copied out */
+	err = eval(s, "[event.big, event.big, event.big, event.big, event.big, event.big, "
+		      "event.big, event.big, event.big, event.big, event.big]",
+		   ev, NULL);
+	CHECK_STR_EQ(err, "the result needs more than 1048576 bytes");
+	free(err);
+	rules_scratch_take_counts(s, &counts);
+	CHECK_INT_EQ(counts.byte_limit, 3);
+
+	/* the limit is configurable */
+	rules_scratch_set_max_bytes(s, 150000);
+	err = eval(s, "(event.big + event.big).length", ev, NULL);
+	CHECK(err && strstr(err, "needs more than 150000 bytes"));
+	free(err);
+	rules_scratch_set_max_bytes(s, 16u << 20);
+	err = eval(s, "let a = event.big + event.big; let b = a + a; let c = b + b; c.length", ev,
+		   &r);
+	CHECK(err == NULL && json_integer_value(r) == 800000);
+	free(err);
+	json_decref(r);
+	rules_scratch_set_max_bytes(s, 0); /* back to the default */
+	err = eval(s, "let a = event.big + event.big; let b = a + a; let c = b + b; c.length", ev,
+		   NULL);
+	CHECK(err && strstr(err, "needs more than 1048576 bytes"));
+	free(err);
+
+	/* a step-limit stop is told apart */
+	rules_scratch_set_max_steps(s, 3);
+	err = eval(s, "1 + 2 + 3 + 4", ev, NULL);
+	free(err);
+	CHECK_INT_EQ(rules_scratch_status(s), RULES_EVAL_STEP_LIMIT);
+	rules_scratch_set_max_steps(s, 0);
+	rules_scratch_take_counts(s, &counts);
+	CHECK_INT_EQ(counts.step_limit, 1);
+	CHECK_INT_EQ(counts.byte_limit, 2);
+	json_decref(ev);
+}
+
 int main(void)
 {
 	struct rules_scratch *s = rules_scratch_new();
@@ -142,6 +238,7 @@ int main(void)
 	test_step_limit_hook(s);
 	test_regex_limits(s);
 	test_scratch_strings(s);
+	test_byte_limit(s);
 	rules_scratch_free(s);
 	return CHECK_DONE();
 }
