@@ -5,7 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const interval_names[GW_ACTIVITY_INTERVALS] = {"fiveMinute", "hour", "day", "week"};
+const char *const gw_schedule_intervals[GW_ACTIVITY_INTERVALS] = {"fiveMinute", "hour", "day", "week"};
+
+int gw_schedule_interval_index(const char *name)
+{
+	for (int i = 0; name && i < GW_ACTIVITY_INTERVALS; i++)
+		if (!strcmp(name, gw_schedule_intervals[i]))
+			return i;
+	return -1;
+}
 
 struct activity_entry {
 	char *user;
@@ -81,10 +89,7 @@ void gw_activity_record_locked(struct gw_activity *a, const char *inst, const ch
 json_t *gw_activity_take_locked(struct gw_activity *a, const char *inst, const char *interval)
 {
 	json_t *list = json_array();
-	int iv = -1;
-	for (int i = 0; i < GW_ACTIVITY_INTERVALS; i++)
-		if (!strcmp(interval, interval_names[i]))
-			iv = i;
+	int iv = gw_schedule_interval_index(interval);
 	if (iv < 0)
 		return list;
 	char prefix[256];

@@ -12,7 +12,7 @@
  * users are not tracked and gw_activity.dropped counts them. Titles: the
  * latest GW_ACTIVITY_TITLES per user.
  * Ownership: the tracker owns its entries. Threads: any, but only under the
- * sequencer lock (pipeline.c): recording and taking must happen in intake
+ * sequencer lock (sequencer.h): recording and taking must happen in intake
  * order, which is what the sequencer's turn gives, so the tracker has no lock
  * of its own (no nested locks).
  */
@@ -25,7 +25,14 @@
 
 #include "strmap.h"
 
-#define GW_ACTIVITY_INTERVALS 4 /* ORDER: fiveMinute, hour, day, week */
+#define GW_ACTIVITY_INTERVALS 4
+
+/* The Forge scheduled-trigger intervals, in this order: the gateway's one
+ * list (intake accepts these names, the tracker counts per interval). */
+extern const char *const gw_schedule_intervals[GW_ACTIVITY_INTERVALS];
+
+/* The index of name in gw_schedule_intervals, or -1 (NULL too). */
+int gw_schedule_interval_index(const char *name);
 #define GW_ACTIVITY_TITLES 5
 
 struct gw_activity {

@@ -1,12 +1,23 @@
-/* app.h - the running gateway: everything the threads share, in one struct
- * that main owns and hands to the lws protocols (through the protocol user
- * pointer) and to the workers. There is no global state besides counters.
+/* app.h - the running gateway: the state the threads and modules share, in
+ * one struct that main owns and hands to the lws protocols (through the
+ * protocol user pointer) and to the workers. Functions live in each module's
+ * own header, not here.
+ *
+ * Not everything is in this struct. Process-wide state outside it, each
+ * because it must outlive or precede the app or be reachable from a signal
+ * handler or a library callback:
+ *  - counters (stats.c, atomics) and the log level and lws log budget (log.c);
+ *  - server.c: the signal flags, the libuv loop and its signal handles, the
+ *    reload lock and the 1 s sweep timer (service thread);
+ *  - gwcrypto's SHA-256 fetched once, util.c's fallback id counter.
  *
  * Threads and ownership:
  *  - cfg, jwks, subkey, signer, jwks_json: built before any thread starts,
  *    read-only afterwards, freed by main after every thread has stopped;
- *  - workq, outbox, rulebox, sequencer: shared, each with its own lock;
- *  - broker, lws context, pending requests/connections: service thread only.
+ *  - workq, outbox, rulebox, seq, dedup, registry: shared, each with its own
+ *    lock; activity: under the sequencer's lock (activity.h);
+ *  - lws, broker, ids, counts and the http/rt/release parts (each private to
+ *    the module whose header declares it): service thread only.
  */
 #ifndef GW_APP_H
 #define GW_APP_H
@@ -22,20 +33,18 @@
 #include "registry.h"
 #include "gw/signer.h"
 #include "gw/token.h"
+#include "http_api.h"
 #include "outbox.h"
+#include "realtime.h"
 #include "rulebox.h"
+#include "sequencer.h"
+#include "server.h"
 #include "strmap.h"
+#include "util.h"
 #include "workq.h"
 
 struct lws_context;
 struct lws_vhost;
-
-struct gw_sequencer {
-	pthread_mutex_t lock;
-	pthread_cond_t turn;
-	uint64_t next_intake_no; /* the event whose recipients get seqs next */
-	struct gw_strmap user_seq; /* user -> last seq (uintptr_t) */
-};
 
 struct gw_app {
 	struct gw_config cfg;
@@ -65,54 +74,16 @@ struct gw_app {
 	struct lws_context *lws;
 	struct lws_vhost *vhost;
 	struct gw_broker *broker;
-	struct gw_strmap pending_http;  /* req id -> struct http_pss* */
-	struct http_pss *answers_unwritten; /* answers queued, not yet written (http_api.c) */
-	struct gw_strmap conns_by_id;   /* conn id -> struct gw_conn* */
-	uint64_t next_id;
-	uint64_t next_release;          /* next intake number to hand to the broker */
-	struct gw_outbox_item *held;    /* batches that arrived before their turn, sorted */
-	size_t ws_connections;
+	uint64_t next_id;               /* request and connection ids (http_api.c, realtime.c) */
+	size_t ws_connections;          /* open websockets: counted by realtime.c, read by /healthz and the stop */
 	int listen_port;
 	int stopping;                   /* SIGTERM seen: refuse new work */
 	time_t started_at;
+
+	/* service thread only, each the private state of one module (its header) */
+	struct gw_http_state http;      /* http_api.h */
+	struct gw_realtime_state rt;    /* realtime.h */
+	struct gw_release release;      /* server.h */
 };
-
-/* pipeline.c: start/stop the worker threads. */
-int gw_pipeline_start(struct gw_app *app);
-void gw_pipeline_join(struct gw_app *app);
-int gw_sequencer_init(struct gw_sequencer *s);
-void gw_sequencer_destroy(struct gw_sequencer *s);
-
-extern const size_t gw_http_pss_size; /* sizeof(struct http_pss) */
-extern const size_t gw_conn_size;     /* sizeof(struct gw_conn) */
-
-/* server.c */
-int gw_server_run(struct gw_app *app);
-void gw_server_drain(struct gw_app *app); /* takes and dispatches the outbox */
-
-/* http_api.c / realtime.c: service-thread entry points used by server.c */
-struct lws;
-int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
-int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
-void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *answer); /* takes item */
-/* From the 1 s sweep: answers queued for over a second but not written get
- * their writeable callback requested again (counted, logged). */
-void gw_http_sweep(struct gw_app *app, int64_t now_ns);
-int64_t gw_monotonic_ns(void); /* CLOCK_MONOTONIC in ns (pipeline.c) */
-void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item); /* takes item */
-void gw_realtime_close_all(struct gw_app *app);
-void gw_realtime_start_sweep(struct gw_app *app);
-void gw_realtime_stop_sweep(void);
-
-/* Small helpers shared by the service-thread modules. */
-static inline void gw_id_key(uint64_t id, char out[17])
-{
-	static const char hex[] = "0123456789abcdef";
-	for (int i = 15; i >= 0; i--) {
-		out[i] = hex[id & 15];
-		id >>= 4;
-	}
-	out[16] = '\0';
-}
 
 #endif

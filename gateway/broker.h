@@ -1,5 +1,5 @@
 /* broker.h - who receives a signed notification: the seam between the
- * pipeline (which knows user, context and frame) and the connections.
+ * workers (batch.c knows user, context and frame) and the connections.
  *
  * A broker maps (installation, user, context) to the connections subscribed
  * to it: the same accountId and context string in two installations are two
@@ -10,7 +10,8 @@
  * table. Intake and rules never see a broker.
  *
  * Ownership: the broker never owns connections; a connection unsubscribes
- * itself (gw_broker_unsubscribe_all) before it goes away. publish takes its
+ * itself from each of its subscriptions (gw_broker_unsubscribe, called by
+ * realtime.c's unsubscribe_all) before it goes away. publish takes its
  * own references to msg for every connection it queues to.
  * Threads: service thread only.
  */

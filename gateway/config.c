@@ -18,8 +18,9 @@
 #include <yaml.h>
 
 #include "version.h"
+#include "webroot.h"
 
-enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP };
+enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY };
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -38,7 +39,7 @@ static const struct opt options[] = {
 	{"state_dir", OPT_PATH, OFF(state_dir), ".notify-gateway", 0, 0,
 	 "directory for generated keys and state"},
 	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
-	{"web_root", OPT_PATH, OFF(web_root), GW_DEFAULT_WEB_ROOT, 0, 0, "files served at /"},
+	{"web_root", OPT_PATH, OFF(web_root), NULL, 0, 0, "files served at / [the installed web demo, else the source tree's web-demo/]"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
 	{"event_loop", OPT_EVLOOP, OFF(event_loop), "epoll", 0, 0,
 	 "epoll (libwebsockets inside a libuv loop) or poll (libwebsockets' own poll(2) loop); see docs/configuration.md"},
@@ -85,6 +86,14 @@ static const struct opt options[] = {
 	 "bytes one rule expression or template may build (strings, lists); more: an evaluation error"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
+	{"store", OPT_STORE, OFF(store), "sqlite", 0, 0,
+	 "sqlite (STATE_DIR/notify.db, survives restarts) or memory (tests, benchmarks); docs/storage.md"},
+	{"durability", OPT_DURABILITY, OFF(durability), "fsync", 0, 0,
+	 "fsync (a commit survives a power loss) or os (survives a process crash, not a power loss)"},
+	{"history.retention", OPT_INT, OFF(history_retention), "2592000", 60, 157680000,
+	 "seconds a notification stays in the inbox at least (kept until max(exp, created + this))"},
+	{"history.per_user", OPT_INT, OFF(history_per_user), "1000", 1, 100000,
+	 "notifications kept per user and installation (the oldest go first)"},
 };
 #define NOPTS (sizeof(options) / sizeof(options[0]))
 
@@ -164,6 +173,18 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 			return -1;
 		}
 		break;
+	case OPT_STORE:
+		if (strcmp(v, "sqlite") && strcmp(v, "memory")) {
+			snprintf(msg, msglen, "'%s' must be sqlite or memory, got '%s'", o->name, v);
+			return -1;
+		}
+		break;
+	case OPT_DURABILITY:
+		if (strcmp(v, "fsync") && strcmp(v, "os")) {
+			snprintf(msg, msglen, "'%s' must be fsync or os, got '%s'", o->name, v);
+			return -1;
+		}
+		break;
 	case OPT_PATH:
 		if (!*v) {
 			snprintf(msg, msglen, "'%s' must not be empty", o->name);
@@ -197,6 +218,7 @@ void gw_config_defaults(struct gw_config *cfg)
 	for (size_t i = 0; i < NOPTS; i++)
 		if (options[i].def)
 			set_option(cfg, &options[i], options[i].def, NULL, msg, sizeof(msg));
+	cfg->web_root = gw_default_web_root();
 }
 
 void gw_config_free(struct gw_config *cfg)

@@ -41,6 +41,10 @@ struct gw_config {
 	int rule_scratch_bytes; /* bytes one rule evaluation may build */
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
+	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
+	char *durability;      /* "fsync" or "os" */
+	int history_retention; /* seconds a notification stays in the inbox at least */
+	int history_per_user;  /* notifications kept per (installation, user) */
 };
 
 /* Fills defaults. */

@@ -1,13 +1,18 @@
 /* http_api.c - the HTTP endpoints served by callback (lws protocol "http-api"):
- *   POST /forge/events          Forge remote invocations (intake)
- *   GET  /healthz               health and counters
- *   GET  /.well-known/jwks.json the keys that verify notifications
- * Static files at / are served by an lws file mount (server.c).
+ *   POST /forge/events                 Forge remote invocations (intake)
+ *   POST /forge/scheduled[/<interval>] Forge scheduled triggers (intake; the
+ *                                      interval from the path or the body)
+ *   GET  /healthz                      health and counters
+ *   GET  /.well-known/jwks.json        the keys that verify notifications
+ *   GET  /dev/token, /dev/fit          development keys only (dev_api.c)
+ * GET and HEAD for the GET routes; another method answers 405 with Allow;
+ * anything else under these mounts 404. Static files at / are served by an
+ * lws file mount (server.c, the web root), 404 through here when missing.
  *
  * Intake does only I/O here: header checks, bounded body accumulation, then a
- * VERIFY job for the workers; their answer comes back through the outbox
+ * INTAKE job for the workers (intake.h); their answer comes back through the outbox
  * (gw_http_answer_ready), found by request id: if the client went away in the
- * meantime the id is no longer in app->pending_http and the answer is dropped.
+ * meantime the id is no longer in app->http.pending and the answer is dropped.
  *
  * Ownership: struct http_pss (lws per-session data) owns its body, token and
  * response buffers; they are freed when lws drops the session.
@@ -23,6 +28,8 @@
 
 #include "app.h"
 #include "dev_api.h"
+#include "http_api.h"
+#include "intake.h"
 #include "log.h"
 #include "stats.h"
 #include "version.h"
@@ -41,7 +48,7 @@ struct http_pss {
 	struct lws *wsi;
 	enum http_state state;
 	int in_pending_map;
-	/* on app->answers_unwritten from respond() until the answer is written */
+	/* on app->http.unwritten from respond() until the answer is written */
 	struct http_pss *unwritten_prev, *unwritten_next;
 	int unwritten;
 	int64_t answer_queued_ns;
@@ -68,6 +75,17 @@ struct http_pss {
 
 const size_t gw_http_pss_size = sizeof(struct http_pss);
 
+int gw_http_state_init(struct gw_http_state *h)
+{
+	h->unwritten = NULL;
+	return gw_strmap_init(&h->pending, 256);
+}
+
+void gw_http_state_free(struct gw_http_state *h)
+{
+	gw_strmap_free(&h->pending, NULL);
+}
+
 static struct gw_app *app_of(struct lws *wsi)
 {
 	return (struct gw_app *)lws_get_protocol(wsi)->user;
@@ -80,7 +98,7 @@ static void unwritten_remove(struct http_pss *pss)
 	if (pss->unwritten_prev)
 		pss->unwritten_prev->unwritten_next = pss->unwritten_next;
 	else
-		pss->app->answers_unwritten = pss->unwritten_next;
+		pss->app->http.unwritten = pss->unwritten_next;
 	if (pss->unwritten_next)
 		pss->unwritten_next->unwritten_prev = pss->unwritten_prev;
 	pss->unwritten_prev = pss->unwritten_next = NULL;
@@ -92,10 +110,10 @@ static void unwritten_add(struct http_pss *pss)
 	if (pss->unwritten || !pss->app)
 		return;
 	pss->unwritten_prev = NULL;
-	pss->unwritten_next = pss->app->answers_unwritten;
+	pss->unwritten_next = pss->app->http.unwritten;
 	if (pss->unwritten_next)
 		pss->unwritten_next->unwritten_prev = pss;
-	pss->app->answers_unwritten = pss;
+	pss->app->http.unwritten = pss;
 	pss->unwritten = 1;
 	pss->answer_queued_ns = gw_monotonic_ns();
 }
@@ -106,7 +124,7 @@ static void pss_release(struct gw_app *app, struct http_pss *pss)
 	if (pss->in_pending_map) {
 		char key[17];
 		gw_id_key(pss->req_id, key);
-		gw_strmap_remove(&app->pending_http, key, 16);
+		gw_strmap_remove(&app->http.pending, key, 16);
 		pss->in_pending_map = 0;
 	}
 	free(pss->body);
@@ -141,6 +159,16 @@ static void respond_error(struct http_pss *pss, int status, const char *code, co
 	json_decref(j);
 }
 
+/* An intake refusal before the worker: counted, logged (reason NULL: not
+ * logged), answered {"error": code, "message": message} (intake.h). */
+static void refuse(struct http_pss *pss, enum gw_stat stat, enum gw_log_level level, int status,
+		   const char *reason, const char *code, const char *message)
+{
+	respond(pss, status,
+		gw_intake_refusal(stat, level, pss->trace_id, status, reason, gw_intake_error_body(code, message)),
+		0);
+}
+
 static int valid_trace_id(const char *s, size_t n)
 {
 	if (n == 0 || n > 32)
@@ -161,14 +189,9 @@ static void take_trace_id(struct lws *wsi, struct http_pss *pss)
 		return;
 	}
 	/* No (usable) trace id: make one so every log line of this event has one. */
-	static const char hex[] = "0123456789abcdef";
 	unsigned char rnd[8];
 	lws_get_random(lws_get_context(wsi), rnd, sizeof(rnd));
-	for (int i = 0; i < 8; i++) {
-		pss->trace_id[2 * i] = hex[rnd[i] >> 4];
-		pss->trace_id[2 * i + 1] = hex[rnd[i] & 15];
-	}
-	pss->trace_id[16] = '\0';
+	gw_hex_encode(rnd, sizeof(rnd), pss->trace_id);
 }
 
 static int is_json_media_type(const char *ct)
@@ -188,55 +211,50 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	take_trace_id(wsi, pss);
 	pss->received_ns = 0;
 	if (app->stopping) {
-		gw_stat_inc(GW_STAT_events_rejected_stopping);
 		pss->retry_after = 5;
 		pss->close_after = 1;
-		respond_error(pss, 503, "stopping", "the gateway is shutting down; retry later");
+		refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
+		       "the gateway is shutting down; retry later");
 		return;
 	}
 	if (app->intake_paused) {
-		gw_stat_inc(GW_STAT_events_rejected_paused);
-		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=503 intake paused", pss->trace_id);
 		pss->retry_after = 30;
 		pss->close_after = 1;
-		respond_error(pss, 503, "paused", "intake is paused for maintenance; retry later");
+		refuse(pss, GW_STAT_events_rejected_paused, GW_LOG_NOTICE, 503, "intake paused", "paused",
+		       "intake is paused for maintenance; retry later");
 		return;
 	}
 	int ctlen = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE);
 	if (ctlen <= 0 || !is_json_media_type(buf)) {
-		gw_stat_inc(GW_STAT_events_rejected_media_type);
-		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=415 content-type '%s'", pss->trace_id,
-		       ctlen > 0 ? buf : "");
+		char reason[300];
+		snprintf(reason, sizeof(reason), "content-type '%s'", ctlen > 0 ? buf : "");
 		pss->close_after = 1;
-		respond_error(pss, 415, "unsupported_media_type",
-			      "the body must be JSON: send Content-Type: application/json");
+		refuse(pss, GW_STAT_events_rejected_media_type, GW_LOG_NOTICE, 415, reason, "unsupported_media_type",
+		       "the body must be JSON: send Content-Type: application/json");
 		return;
 	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
 		/* libwebsockets 4.1.6 does not decode chunked request bodies on
 		 * HTTP/1.1: without a length the body could never be read. */
-		gw_stat_inc(GW_STAT_events_rejected_json);
-		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=411 no Content-Length", pss->trace_id);
 		pss->close_after = 1;
-		respond_error(pss, 411, "length_required",
-			      "send the body with a Content-Length header (chunked bodies are not accepted)");
+		refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 411, "no Content-Length", "length_required",
+		       "send the body with a Content-Length header (chunked bodies are not accepted)");
 		return;
 	}
 	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
 		char *end;
 		unsigned long long cl = strtoull(buf, &end, 10);
 		if (cl > (unsigned long long)app->cfg.max_body) {
-			gw_stat_inc(GW_STAT_events_rejected_too_large);
-			gw_log(GW_LOG_NOTICE, "event refused trace=%s status=413 content-length %llu",
-			       pss->trace_id, cl);
+			char reason[64];
+			snprintf(reason, sizeof(reason), "content-length %llu", cl);
 			pss->close_after = 1;
 			snprintf(buf, sizeof(buf), "the body is larger than %d bytes", app->cfg.max_body);
-			respond_error(pss, 413, "payload_too_large", buf);
+			refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason, "payload_too_large", buf);
 			return;
 		}
 		if (cl == 0 && !pss->scheduled) {
-			gw_stat_inc(GW_STAT_events_rejected_json);
-			respond_error(pss, 400, "malformed_json", "the request has no body");
+			refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
+			       "the request has no body");
 			return;
 		}
 	}
@@ -248,11 +266,9 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	}
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
 		free(auth);
-		gw_stat_inc(GW_STAT_events_rejected_token);
-		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=401 reason=token_missing", pss->trace_id);
 		pss->close_after = 1;
-		respond_error(pss, 401, "token_missing",
-			      "missing Authorization: Bearer <Forge Invocation Token>");
+		refuse(pss, GW_STAT_events_rejected_token, GW_LOG_NOTICE, 401, "reason=token_missing", "token_missing",
+		       "missing Authorization: Bearer <Forge Invocation Token>");
 		return;
 	}
 	size_t skip = 7;
@@ -289,13 +305,11 @@ static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in
 		return;
 	}
 	if (pss->body_len + len > (size_t)app->cfg.max_body) {
-		char msg[96];
-		gw_stat_inc(GW_STAT_events_rejected_too_large);
-		gw_log(GW_LOG_NOTICE, "event refused trace=%s status=413 body over %d bytes", pss->trace_id,
-		       app->cfg.max_body);
+		char msg[96], reason[64];
+		snprintf(reason, sizeof(reason), "body over %d bytes", app->cfg.max_body);
 		snprintf(msg, sizeof(msg), "the body is larger than %d bytes", app->cfg.max_body);
 		pss->close_after = 1;
-		respond_error(pss, 413, "payload_too_large", msg);
+		refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason, "payload_too_large", msg);
 		return;
 	}
 	if (pss->body_len + len + 1 > pss->body_cap) {
@@ -323,8 +337,8 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	if (pss->state != HTTP_READING_BODY)
 		return;
 	if (!pss->body_len && !pss->scheduled) {
-		gw_stat_inc(GW_STAT_events_rejected_json);
-		respond_error(pss, 400, "malformed_json", "the request has no body");
+		refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
+		       "the request has no body");
 		return;
 	}
 	if (!pss->body) {
@@ -335,7 +349,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 			return;
 		}
 	}
-	struct gw_job *job = gw_job_new(GW_JOB_VERIFY);
+	struct gw_job *job = gw_job_new(GW_JOB_INTAKE);
 	if (!job) {
 		pss->retry_after = 5;
 		respond_error(pss, 503, "out_of_memory", "try again later");
@@ -359,20 +373,20 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 		gw_job_free(job);
 		pss->retry_after = 5;
 		if (rc == -2) {
-			gw_stat_inc(GW_STAT_events_rejected_stopping);
-			respond_error(pss, 503, "stopping", "the gateway is shutting down; retry later");
+			refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
+			       "the gateway is shutting down; retry later");
 		} else {
-			gw_stat_inc(GW_STAT_events_rejected_busy);
-			gw_log(GW_LOG_WARN, "event refused trace=%s status=503 verification backlog full (%d)",
-			       pss->trace_id, app->cfg.verify_backlog);
-			respond_error(pss, 503, "busy", "too many requests waiting for verification; retry later");
+			char reason[64];
+			snprintf(reason, sizeof(reason), "verification backlog full (%d)", app->cfg.verify_backlog);
+			refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
+			       "too many requests waiting for verification; retry later");
 		}
 		return;
 	}
 	pss->req_id = req_id;
 	char key[17];
 	gw_id_key(pss->req_id, key);
-	struct gw_strmap_entry *e = gw_strmap_upsert(&app->pending_http, key, 16, NULL);
+	struct gw_strmap_entry *e = gw_strmap_upsert(&app->http.pending, key, 16, NULL);
 	if (e) {
 		e->value = pss;
 		pss->in_pending_map = 1;
@@ -382,7 +396,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 
 void gw_http_sweep(struct gw_app *app, int64_t now)
 {
-	for (struct http_pss *p = app->answers_unwritten; p; p = p->unwritten_next) {
+	for (struct http_pss *p = app->http.unwritten; p; p = p->unwritten_next) {
 		if (now - p->answer_queued_ns < 1000000000LL)
 			continue;
 		/* The writeable callback we asked for has not come in a second:
@@ -399,7 +413,7 @@ void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *item)
 {
 	char key[17];
 	gw_id_key(item->req_id, key);
-	struct http_pss *pss = gw_strmap_remove(&app->pending_http, key, 16);
+	struct http_pss *pss = gw_strmap_remove(&app->http.pending, key, 16);
 	if (!pss) { /* the client went away; the event (if accepted) still proceeds */
 		gw_outbox_item_free(item);
 		return;

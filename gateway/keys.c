@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "gw/keygen.h"
 #include "keys.h"
 #include "log.h"
 

@@ -10,30 +10,33 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "http_api.h"
 #include "keys.h"
+#include "realtime.h"
 #include "log.h"
 #include "rules.h"
+#include "rules_cli.h"
+#include "server.h"
 
-/* rules_cli.c: `notify-gateway rules check|test ...` for rule authors. */
-int gw_rules_cli(int argc, char **argv, FILE *out, FILE *err);
 
 extern const char gw_embedded_rules[];
 extern const size_t gw_embedded_rules_len;
 
+static void diag_to_stderr(void *ud, int is_error, const char *text)
+{
+	(void)ud;
+	(void)is_error;
+	fprintf(stderr, "%s\n", text);
+}
+
 static struct rules_set *load_rules(const struct gw_config *cfg)
 {
-	struct rules_diags diags;
-	rules_diags_init(&diags);
-	const char *paths[] = {cfg->rules}; /* a rule file or a directory of them */
-	struct rules_set *set = cfg->rules
-					? rules_load_paths(paths, 1, &diags)
-					: rules_load_string("(embedded default rules)", gw_embedded_rules,
-							    gw_embedded_rules_len, &diags);
-	rules_diags_print(&diags, stderr);
+	size_t errors = 0;
+	struct rules_set *set = gw_rulebox_load(cfg->rules, "(embedded default rules)", gw_embedded_rules,
+						gw_embedded_rules_len, diag_to_stderr, NULL, NULL, 0, &errors);
 	if (!set)
 		fprintf(stderr, "notify-gateway: %s: %zu error(s); not starting\n",
-			cfg->rules ? cfg->rules : "embedded rules", diags.errors);
-	rules_diags_free(&diags);
+			cfg->rules ? cfg->rules : "embedded rules", errors);
 	return set;
 }
 
@@ -68,11 +71,11 @@ int main(int argc, char **argv)
 	app.nworkers = app.cfg.workers > 0 ? app.cfg.workers : (ncpu > 0 ? (int)ncpu : 2);
 	app.started_at = time(NULL);
 	app.next_id = 0;
-	app.next_release = 1;
+	app.release.next = 1;
 	if (gw_workq_init(&app.workq, (size_t)app.cfg.verify_backlog, (size_t)app.cfg.queue_capacity) ||
 	    gw_outbox_init(&app.outbox, NULL, NULL) || gw_rulebox_init(&app.rulebox) ||
-	    gw_sequencer_init(&app.seq) || gw_strmap_init(&app.pending_http, 256) ||
-	    gw_strmap_init(&app.conns_by_id, 1024) || !(app.broker = gw_broker_local_new()) ||
+	    gw_sequencer_init(&app.seq) || gw_http_state_init(&app.http) ||
+	    gw_realtime_state_init(&app.rt) || !(app.broker = gw_broker_local_new()) ||
 	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity, app.cfg.dedup_ttl) ||
 	    gw_activity_init(&app.activity, 100000)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
@@ -85,8 +88,8 @@ int main(int argc, char **argv)
 	rc = gw_server_run(&app);
 
 	app.broker->ops->destroy(app.broker);
-	gw_strmap_free(&app.pending_http, NULL);
-	gw_strmap_free(&app.conns_by_id, NULL);
+	gw_http_state_free(&app.http);
+	gw_realtime_state_free(&app.rt);
 	gw_sequencer_destroy(&app.seq);
 	gw_rulebox_destroy(&app.rulebox);
 	gw_outbox_destroy(&app.outbox);

@@ -15,7 +15,7 @@
  *
  * Ownership: struct gw_conn is lws's per-session data; it owns its strings,
  * queued inbound frames and one reference per queued gw_msg. The broker and
- * app->conns_by_id only point at it; both forget it in LWS_CALLBACK_CLOSED.
+ * app->rt.conns_by_id only point at it; both forget it in LWS_CALLBACK_CLOSED.
  * Threads: service thread only.
  */
 #include <libwebsockets.h>
@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "realtime.h"
 #include "log.h"
 #include "stats.h"
 #include "ws_frames.h"
@@ -71,6 +72,16 @@ struct gw_conn {
 };
 
 const size_t gw_conn_size = sizeof(struct gw_conn);
+
+int gw_realtime_state_init(struct gw_realtime_state *r)
+{
+	return gw_strmap_init(&r->conns_by_id, 1024);
+}
+
+void gw_realtime_state_free(struct gw_realtime_state *r)
+{
+	gw_strmap_free(&r->conns_by_id, NULL);
+}
 
 /* ---- outbound ------------------------------------------------------------ */
 
@@ -339,7 +350,7 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 {
 	char key[17];
 	gw_id_key(item->req_id, key);
-	struct gw_conn *c = gw_strmap_get(&app->conns_by_id, key, 16);
+	struct gw_conn *c = gw_strmap_get(&app->rt.conns_by_id, key, 16);
 	if (!c || c->state != RT_AUTHENTICATING) {
 		gw_outbox_item_free(item);
 		return;
@@ -410,7 +421,7 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 
 void gw_realtime_close_all(struct gw_app *app)
 {
-	struct gw_strmap *m = &app->conns_by_id;
+	struct gw_strmap *m = &app->rt.conns_by_id;
 	for (size_t i = 0; i < m->nbuckets; i++)
 		for (struct gw_strmap_entry *e = m->buckets[i]; e; e = e->next) {
 			struct gw_conn *c = e->value;
@@ -421,24 +432,18 @@ void gw_realtime_close_all(struct gw_app *app)
 		}
 }
 
-/* ---- the sweep: token expiry, authentication deadlines, idle pings -------
+/* ---- realtime's part of the 1 s sweep (server.c) ------------------------
  *
- * One timer for all connections, once a second. lws 4.1.6 keeps per-wsi
- * timers in one sorted list with O(n) insertion, which made every connect
- * cost O(connections) (41% of the CPU while 10,000 clients connected); its
- * own ping ("validity") timers are off for the same reason (server.c). */
+ * Token expiry, authentication deadlines, idle pings: one pass over all
+ * connections a second. lws 4.1.6 keeps per-wsi timers in one sorted list
+ * with O(n) insertion, which made every connect cost O(connections) (41% of
+ * the CPU while 10,000 clients connected); its own ping ("validity") timers
+ * are off for the same reason (server.c). */
 
-static struct {
-	lws_sorted_usec_list_t sul;
-	struct gw_app *app;
-} sweep;
-
-static void sweep_cb(lws_sorted_usec_list_t *sul)
+void gw_realtime_sweep(struct gw_app *app, time_t now)
 {
-	struct gw_app *app = sweep.app;
-	time_t now = time(NULL);
 	time_t ping = app->cfg.ws_ping_interval;
-	struct gw_strmap *m = &app->conns_by_id;
+	struct gw_strmap *m = &app->rt.conns_by_id;
 	for (size_t i = 0; i < m->nbuckets; i++)
 		for (struct gw_strmap_entry *e = m->buckets[i]; e; e = e->next) {
 			struct gw_conn *c = e->value;
@@ -462,23 +467,6 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
 				lws_callback_on_writable(c->wsi);
 			}
 		}
-	/* Safety net: results waiting in the outbox are drained even if a
-	 * wake-up went missing (a cheap guard: one mutex check per second). */
-	gw_server_drain(app);
-	gw_http_sweep(app, gw_monotonic_ns());
-	gw_log_lws_flush();
-	lws_sul_schedule(app->lws, 0, sul, sweep_cb, LWS_US_PER_SEC);
-}
-
-void gw_realtime_start_sweep(struct gw_app *app)
-{
-	sweep.app = app;
-	lws_sul_schedule(app->lws, 0, &sweep.sul, sweep_cb, LWS_US_PER_SEC);
-}
-
-void gw_realtime_stop_sweep(void)
-{
-	lws_sul_cancel(&sweep.sul);
 }
 
 static int path_is_realtime(struct lws *wsi)
@@ -527,7 +515,7 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		c->state = RT_AWAIT_CONNECT;
 		char key[17];
 		gw_id_key(c->id, key);
-		struct gw_strmap_entry *e = gw_strmap_upsert(&app->conns_by_id, key, 16, NULL);
+		struct gw_strmap_entry *e = gw_strmap_upsert(&app->rt.conns_by_id, key, 16, NULL);
 		if (!e)
 			return -1;
 		e->value = c;
@@ -627,7 +615,7 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 			return 0;
 		char key[17];
 		gw_id_key(c->id, key);
-		gw_strmap_remove(&app->conns_by_id, key, 16);
+		gw_strmap_remove(&app->rt.conns_by_id, key, 16);
 		app->ws_connections--;
 		conn_free(c);
 		c->app = NULL;

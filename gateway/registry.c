@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gw/signer.h"
+#include "gw/atomic_file.h"
 #include "log.h"
 
 #define TOKEN_EXPIRING_SECONDS (2 * 3600)

@@ -1,6 +1,7 @@
 /* rulebox.c - see rulebox.h. */
 #include "rulebox.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,5 +51,27 @@ struct rules_set *gw_rulebox_get1(struct gw_rulebox *box)
 	pthread_mutex_lock(&box->lock);
 	struct rules_set *set = box->set ? rules_set_ref(box->set) : NULL;
 	pthread_mutex_unlock(&box->lock);
+	return set;
+}
+
+struct rules_set *gw_rulebox_load(const char *path, const char *text_name, const char *text, size_t text_len,
+				  gw_rules_diag_fn emit, void *ud, char *first_error, size_t first_error_len,
+				  size_t *errors)
+{
+	struct rules_diags diags;
+	rules_diags_init(&diags);
+	const char *paths[] = {path};
+	struct rules_set *set = path ? rules_load_paths(paths, 1, &diags)
+				     : rules_load_string(text_name, text, text_len, &diags);
+	for (size_t i = 0; i < diags.count; i++) {
+		char *formatted = rules_diag_format(&diags.items[i]);
+		emit(ud, diags.items[i].severity == RULES_SEV_ERROR, formatted ? formatted : diags.items[i].message);
+		free(formatted);
+	}
+	if (first_error_len)
+		snprintf(first_error, first_error_len, "%s", diags.count ? diags.items[0].message : "cannot load rules");
+	if (errors)
+		*errors = diags.errors;
+	rules_diags_free(&diags);
 	return set;
 }

@@ -32,4 +32,16 @@ void gw_rulebox_install_take(struct gw_rulebox *box, struct rules_set *set, cons
 void gw_rulebox_record_failure(struct gw_rulebox *box, const char *message);
 struct rules_set *gw_rulebox_get1(struct gw_rulebox *box);
 
+/* Where gw_rulebox_load sends each diagnostic, formatted (file:line:col). */
+typedef void (*gw_rules_diag_fn)(void *ud, int is_error, const char *text);
+
+/* Loads the rules the gateway runs on: path (a rule file or a directory of
+ * them), or when path is NULL the given text (the embedded defaults, named
+ * text_name). Every diagnostic goes to emit. Returns the set, or NULL with
+ * the number of errors in *errors and the first message in first_error.
+ * Runs on whichever thread calls it (main at start, the reload thread). */
+struct rules_set *gw_rulebox_load(const char *path, const char *text_name, const char *text, size_t text_len,
+				  gw_rules_diag_fn emit, void *ud, char *first_error, size_t first_error_len,
+				  size_t *errors);
+
 #endif

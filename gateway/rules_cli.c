@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "rules.h"
+#include "rules_cli.h"
 
 enum cli_format { CLI_TEXT, CLI_JSON };
 

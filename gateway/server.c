@@ -22,8 +22,12 @@
 #include <time.h>
 
 #include "app.h"
+#include "http_api.h"
+#include "realtime.h"
+#include "server.h"
 #include "log.h"
 #include "stats.h"
+#include "workers.h"
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -62,7 +66,7 @@ static void on_hup(int sig)
 
 static void hold_batch(struct gw_app *app, struct gw_outbox_item *b)
 {
-	struct gw_outbox_item **pp = &app->held;
+	struct gw_outbox_item **pp = &app->release.held;
 	while (*pp && (*pp)->intake_no < b->intake_no)
 		pp = &(*pp)->next;
 	b->next = *pp;
@@ -71,15 +75,15 @@ static void hold_batch(struct gw_app *app, struct gw_outbox_item *b)
 
 static void release_batches(struct gw_app *app)
 {
-	while (app->held && app->held->intake_no == app->next_release) {
-		struct gw_outbox_item *b = app->held;
-		app->held = b->next;
+	while (app->release.held && app->release.held->intake_no == app->release.next) {
+		struct gw_outbox_item *b = app->release.held;
+		app->release.held = b->next;
 		for (size_t i = 0; i < b->count; i++) {
 			struct gw_delivery *d = &b->items[i];
 			if (!gw_broker_publish(app->broker, d->installation, d->user, d->ctx, d->msg))
 				gw_stat_inc(GW_STAT_notifications_undelivered);
 		}
-		app->next_release++;
+		app->release.next++;
 		gw_outbox_item_free(b);
 	}
 }
@@ -106,12 +110,41 @@ static void drain_outbox(struct gw_app *app)
 	release_batches(app);
 }
 
-void gw_server_drain(struct gw_app *app)
+/* ---- the 1 s sweep ----------------------------------------------------------
+ *
+ * One process-wide timer on the service thread; each module does its own part:
+ * realtime (deadlines, expiry, pings), the outbox safety net, HTTP (answers
+ * whose writeable callback never came) and the lws log budget. */
+
+static struct {
+	lws_sorted_usec_list_t sul;
+	struct gw_app *app;
+} sweep;
+
+static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
+	struct gw_app *app = sweep.app;
+	gw_realtime_sweep(app, time(NULL));
+	/* Safety net: results waiting in the outbox are drained even if a
+	 * wake-up went missing (a cheap guard: one mutex check per second). */
 	if (!gw_outbox_is_empty(&app->outbox)) {
 		drain_outbox(app);
 		gw_log(GW_LOG_DEBUG, "sweep: drained waiting results (their wake-up was late or lost)");
 	}
+	gw_http_sweep(app, gw_monotonic_ns());
+	gw_log_lws_flush();
+	lws_sul_schedule(app->lws, 0, sul, sweep_cb, LWS_US_PER_SEC);
+}
+
+static void sweep_start(struct gw_app *app)
+{
+	sweep.app = app;
+	lws_sul_schedule(app->lws, 0, &sweep.sul, sweep_cb, LWS_US_PER_SEC);
+}
+
+static void sweep_stop(void)
+{
+	lws_sul_cancel(&sweep.sul);
 }
 
 static int http_protocol_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -166,33 +199,28 @@ static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t reload_tid;   /* service thread only */
 static int reload_running;     /* reload_tid is a thread not joined yet */
 
+static void diag_to_log(void *ud, int is_error, const char *text)
+{
+	(void)ud;
+	gw_log(is_error ? GW_LOG_ERR : GW_LOG_WARN, "reload: %s", text);
+}
+
 /* Loads the rule file on its own thread: parsing and compiling are CPU work
  * that must not stall I/O. A broken file keeps the running rules. */
 static void *reload_thread(void *arg)
 {
 	struct gw_app *app = arg;
 	pthread_mutex_lock(&reload_lock);
-	struct rules_diags diags;
-	rules_diags_init(&diags);
-	const char *paths[] = {app->cfg.rules}; /* a rule file or a directory of them */
-	struct rules_set *set = rules_load_paths(paths, 1, &diags);
-	for (size_t i = 0; i < diags.count; i++) {
-		char *text = rules_diag_format(&diags.items[i]);
-		gw_log(diags.items[i].severity == RULES_SEV_ERROR ? GW_LOG_ERR : GW_LOG_WARN, "reload: %s",
-		       text ? text : diags.items[i].message);
-		free(text);
-	}
+	char msg[512];
+	struct rules_set *set = gw_rulebox_load(app->cfg.rules, NULL, NULL, 0, diag_to_log, NULL, msg, sizeof(msg), NULL);
 	if (set) {
 		gw_log(GW_LOG_NOTICE, "reload: %zu rules from %s (version %s)", rules_set_count(set),
 		       app->cfg.rules, rules_set_version(set));
 		gw_rulebox_install_take(&app->rulebox, set, app->cfg.rules);
 	} else {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", diags.count ? diags.items[0].message : "cannot load rules");
 		gw_rulebox_record_failure(&app->rulebox, msg);
 		gw_log(GW_LOG_ERR, "reload: %s has errors; the running rules stay in force", app->cfg.rules);
 	}
-	rules_diags_free(&diags);
 	pthread_mutex_unlock(&reload_lock);
 	return NULL;
 }
@@ -236,8 +264,8 @@ static void join_reload(void)
 static int pipeline_idle(struct gw_app *app)
 {
 	return gw_workq_event_depth(&app->workq) == 0 && gw_workq_verify_depth(&app->workq) == 0 &&
-	       app->pending_http.count == 0 && app->next_release == gw_workq_next_intake_no(&app->workq) &&
-	       app->held == NULL && gw_outbox_is_empty(&app->outbox);
+	       app->http.pending.count == 0 && app->release.next == gw_workq_next_intake_no(&app->workq) &&
+	       app->release.held == NULL && gw_outbox_is_empty(&app->outbox);
 }
 
 /* The soft open-file limit decides two things in lws 4.1.6: how many
@@ -332,8 +360,8 @@ int gw_server_run(struct gw_app *app)
 	/* No lws "validity" timers: lws 4.1.6 arms one per websocket (ping at
 	 * 300 s) in a sorted list with O(n) insertion, so every new connection
 	 * and every HTTP keep-alive timeout walked all open websockets (23% of
-	 * the CPU while 10,000 clients connected). realtime.c's once-a-second
-	 * sweep pings idle websockets instead (subscriber.ping_interval). */
+	 * the CPU while 10,000 clients connected). The once-a-second sweep
+	 * (realtime's part) pings idle websockets instead (subscriber.ping_interval). */
 	static const lws_retry_bo_t no_validity_timers = {0};
 	info.retry_and_idle_policy = &no_validity_timers;
 	info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
@@ -391,11 +419,11 @@ int gw_server_run(struct gw_app *app)
 	app->outbox.wake = wake_service;
 	app->outbox.wake_ud = app;
 
-	gw_realtime_start_sweep(app);
-	if (gw_pipeline_start(app)) {
+	sweep_start(app);
+	if (gw_workers_start(app)) {
 		gw_log(GW_LOG_ERR, "cannot start worker threads");
 		gw_workq_close(&app->workq);
-		gw_pipeline_join(app);
+		gw_workers_join(app);
 		lws_context_destroy(app->lws);
 		return 1;
 	}
@@ -433,14 +461,14 @@ int gw_server_run(struct gw_app *app)
 	gw_realtime_close_all(app);
 	while (app->ws_connections > 0 && time(NULL) < deadline + 2)
 		service_once(app);
-	gw_pipeline_join(app);
+	gw_workers_join(app);
 	join_reload();
 	drain_outbox(app);
 	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
 	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),
 	       (unsigned long long)gw_stat_get(GW_STAT_notifications_delivered),
 	       (unsigned long long)gw_stat_get(GW_STAT_notifications_undelivered));
-	gw_realtime_stop_sweep();
+	sweep_stop();
 	lws_context_destroy(app->lws);
 	app->lws = NULL;
 	if (uv_in_use) {
@@ -455,9 +483,9 @@ int gw_server_run(struct gw_app *app)
 			gw_log(GW_LOG_WARN, "stopping: libuv handles still open at exit");
 		uv_in_use = 0;
 	}
-	while (app->held) {
-		struct gw_outbox_item *b = app->held;
-		app->held = b->next;
+	while (app->release.held) {
+		struct gw_outbox_item *b = app->release.held;
+		app->release.held = b->next;
 		gw_outbox_item_free(b);
 	}
 	return 0;

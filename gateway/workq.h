@@ -7,7 +7,7 @@
  *    intake queue" whose fullness answers 503.
  * Workers take verify jobs first, so HTTP answers stay fast under load.
  * Every accepted event gets an intake number, strictly increasing in the order
- * events enter the lane; the pipeline uses it to keep per-user order across
+ * events enter the lane; the sequencer uses it to keep per-user order across
  * parallel workers.
  *
  * Ownership: a pushed job belongs to the queue until popped, then to the
@@ -21,16 +21,17 @@
 #include <stdint.h>
 #include <jansson.h>
 
-/* VERIFY and AUTH travel in the verify lane, EVENT in the events lane. */
-enum gw_job_kind { GW_JOB_VERIFY, GW_JOB_AUTH, GW_JOB_EVENT };
+/* INTAKE (an intake request, intake.h) and AUTH travel in the verify lane,
+ * EVENT in the events lane. */
+enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT };
 
 struct gw_job {
 	struct gw_job *next;
 	enum gw_job_kind kind;
-	uint64_t req_id;       /* VERIFY: the HTTP request; AUTH: the connection */
-	char *body;            /* VERIFY: request body (NUL-terminated), owned */
+	uint64_t req_id;       /* INTAKE: the HTTP request; AUTH: the connection */
+	char *body;            /* INTAKE: request body (NUL-terminated), owned */
 	size_t body_len;
-	char *token;           /* VERIFY, AUTH: the token, owned */
+	char *token;           /* INTAKE, AUTH: the token, owned */
 	uint64_t intake_no;    /* EVENT: set by gw_workq_push_event */
 	json_t *event;         /* EVENT: the event payload, owned reference */
 	json_t *fit;           /* EVENT: verified FIT claims, owned reference */
@@ -38,9 +39,9 @@ struct gw_job {
 	char trace_id[64];     /* x-b3-traceid, or a generated id */
 	char *installation;    /* EVENT: app.installationId of the FIT, owned */
 	char *event_type;      /* EVENT: the effective event type, owned */
-	int scheduled;         /* VERIFY/EVENT: a scheduled trigger */
+	int scheduled;         /* INTAKE/EVENT: a scheduled trigger */
 	char interval[16];     /* scheduled: fiveMinute|hour|day|week or "" */
-	char *system_token;    /* VERIFY: x-forge-oauth-system, owned, never logged */
+	char *system_token;    /* INTAKE: x-forge-oauth-system, owned, never logged */
 };
 
 struct gw_job *gw_job_new(enum gw_job_kind kind);

@@ -12,7 +12,7 @@
 #include <openssl/pem.h>
 
 #include "crypto_internal.h"
-#include "gw/signer.h"
+#include "gw/b64url.h"
 
 static char *b64_dup(const void *data, size_t len)
 {

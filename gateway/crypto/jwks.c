@@ -17,7 +17,7 @@
 #include <openssl/param_build.h>
 
 #include "crypto_internal.h"
-#include "gw/signer.h"
+#include "gw/b64url.h"
 
 #define FIT_ISSUER "forge/invocation-token"
 #define JWKS_MIN_RSA_BITS 2048

@@ -19,7 +19,7 @@
 #include <openssl/rsa.h>
 
 #include "crypto_internal.h"
-#include "gw/signer.h"
+#include "gw/b64url.h"
 
 const char *gw_token_code(enum gw_token_err err)
 {

@@ -18,7 +18,8 @@
 #include <openssl/rand.h>
 
 #include "crypto_internal.h"
-#include "gw/signer.h"
+#include "gw/b64url.h"
+#include "gw/keygen.h"
 
 /* PKCS#8 PEM of pkey's private key, written atomically with mode 0600. */
 static int write_private_pem(const char *path, EVP_PKEY *pkey, char *err, size_t errlen)

@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 
 #include "gw/merkle.h"
-#include "gw/signer.h"
+#include "gw/sha256.h"
 
 static int hash2(EVP_MD_CTX *ctx, unsigned char prefix, const void *a, size_t alen, const void *b,
 		 size_t blen, unsigned char out[GW_MERKLE_HASH_LEN])

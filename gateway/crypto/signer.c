@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 
 #include "crypto_internal.h"
+#include "gw/b64url.h"
 #include "gw/signer.h"
 
 #define B64_32 43 /* base64url length of 32 bytes */

@@ -18,7 +18,7 @@
 #include <openssl/hmac.h>
 
 #include "crypto_internal.h"
-#include "gw/signer.h"
+#include "gw/b64url.h"
 
 #define SUBKEY_MIN_SECRET 32
 #define SUBKEY_MIN_RSA_BITS 2048

@@ -18,7 +18,8 @@
 #include <openssl/crypto.h>
 
 #include "crypto_internal.h"
-#include "gw/signer.h"
+#include "gw/atomic_file.h"
+#include "gw/sha256.h"
 
 const char *crypto__alg_name(enum crypto__alg alg)
 {

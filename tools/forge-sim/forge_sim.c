@@ -5,7 +5,10 @@
  *   forge-sim schedule [common options] --interval fiveMinute|hour|day|week
  *   forge-sim fit      [common options]
  *
- * What it imitates (../../../shared/forge-platform.md §1, §2, §6):
+ * What it imitates (Atlassian's Forge remote documentation:
+ * developer.atlassian.com/platform/forge/remote/essentials/,
+ * .../remote/sending-product-events/, .../remote/scheduled-triggers/,
+ * .../events-reference/life-cycle/):
  *  - the remote envelope {"payload": <event>} POSTed to baseUrl + route;
  *  - a Forge Invocation Token per attempt (RS256, kid, iss
  *    forge/invocation-token, aud = app ARI, 25 s lifetime, app{...} claims),

@@ -15,7 +15,7 @@
 
 #include <jwt.h>
 
-#include "gw/signer.h"
+#include "gw/b64url.h"
 
 static const char *crypto_test_keydir = ".";
 

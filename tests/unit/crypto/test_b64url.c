@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "gw/signer.h"
+#include "gw/b64url.h"
 
 static void check_vector(const char *plain, const char *enc)
 {

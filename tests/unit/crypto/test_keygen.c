@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "gw/keygen.h"
 #include "gw/signer.h"
 #include "gw/token.h"
 

@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "crypto_test.h"
+#include "gw/signer.h"
 #include "gw/token.h"
 
 static struct gw_signer *signer;

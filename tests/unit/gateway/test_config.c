@@ -97,6 +97,36 @@ int main(void)
 	CHECK(cfg.forge_jwks && strstr(cfg.forge_jwks, "/keys/jwks.json") && cfg.forge_jwks[0] == '/');
 	gw_config_free(&cfg);
 
+	/* The store options (docs/storage.md): defaults, flags, a file, refusals. */
+	gw_config_defaults(&cfg);
+	CHECK_STR_EQ(cfg.store, "sqlite");
+	CHECK_STR_EQ(cfg.durability, "fsync");
+	CHECK_INT_EQ(cfg.history_retention, 30 * 86400);
+	CHECK_INT_EQ(cfg.history_per_user, 1000);
+	char *s1[] = {"--store", "memory", "--durability=os", "--history-retention", "3600", "--history-per-user", "5"};
+	CHECK_INT_EQ(run(&cfg, 7, s1), 0);
+	CHECK_STR_EQ(cfg.store, "memory");
+	CHECK_STR_EQ(cfg.durability, "os");
+	CHECK_INT_EQ(cfg.history_retention, 3600);
+	CHECK_INT_EQ(cfg.history_per_user, 5);
+	char *s2[] = {"--store", "redis"};
+	CHECK_INT_EQ(run(&cfg, 2, s2), 2);
+	CHECK(strstr(errbuf, "'store' must be sqlite or memory, got 'redis'") != NULL);
+	char *s3[] = {"--durability", "never"};
+	CHECK_INT_EQ(run(&cfg, 2, s3), 2);
+	CHECK(strstr(errbuf, "'durability' must be fsync or os") != NULL);
+	char *s4[] = {"--history-per-user", "0"};
+	CHECK_INT_EQ(run(&cfg, 2, s4), 2);
+	gw_config_free(&cfg);
+	const char *hist = write_file("hist.yml", "store: memory\nhistory:\n  retention: 86400\n  per_user: 50\n");
+	gw_config_defaults(&cfg);
+	char *s5[] = {"--config", (char *)hist};
+	CHECK_INT_EQ(run(&cfg, 2, s5), 0);
+	CHECK_STR_EQ(cfg.store, "memory");
+	CHECK_INT_EQ(cfg.history_retention, 86400);
+	CHECK_INT_EQ(cfg.history_per_user, 50);
+	gw_config_free(&cfg);
+
 	const char *bad = write_file("bad.yml", "listen: 127.0.0.1:1\n"
 						"limts:\n"
 						"  queue: 5\n"

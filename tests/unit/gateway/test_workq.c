@@ -33,8 +33,8 @@ static void *producer(void *arg)
 int main(void)
 {
 	CHECK_INT_EQ(gw_workq_init(&q, 2, 3), 0);
-	struct gw_job *v1 = gw_job_new(GW_JOB_VERIFY), *v2 = gw_job_new(GW_JOB_VERIFY),
-		      *v3 = gw_job_new(GW_JOB_VERIFY);
+	struct gw_job *v1 = gw_job_new(GW_JOB_INTAKE), *v2 = gw_job_new(GW_JOB_INTAKE),
+		      *v3 = gw_job_new(GW_JOB_INTAKE);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, v1), 0);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, v2), 0);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, v3), -1); /* verify lane bound */
@@ -66,7 +66,7 @@ int main(void)
 	gw_job_free(j);
 
 	gw_workq_close(&q);
-	struct gw_job *late = gw_job_new(GW_JOB_VERIFY);
+	struct gw_job *late = gw_job_new(GW_JOB_INTAKE);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, late), -2); /* closed for new requests */
 	gw_job_free(late);
 	struct gw_job *ev = gw_job_new(GW_JOB_EVENT);

@@ -1,0 +1,323 @@
+/* batch.c - see batch.h. */
+#include "batch.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "gw/b64url.h"
+#include "gw/signer.h"
+#include "log.h"
+#include "stats.h"
+#include "util.h"
+
+/* The claim `n` and the lifetime are the same for every recipient of one
+ * notification: serialised once per note, spliced into every recipient's
+ * claims. */
+static char *note_claim_text(json_t *note, const char *note_id)
+{
+	json_t *actions = json_object_get(note, "actions");
+	actions = actions ? json_incref(actions) : json_array();
+	json_t *n = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", note_id, "type",
+			      json_string_value(json_object_get(note, "type")), "title",
+			      json_string_value(json_object_get(note, "title")), "description",
+			      json_string_value(json_object_get(note, "description")), "actions", actions,
+			      "rule", json_string_value(json_object_get(note, "rule")), "eventType",
+			      json_string_value(json_object_get(note, "eventType")));
+	char *text = n ? json_dumps(n, JSON_COMPACT) : NULL;
+	json_decref(n);
+	return text;
+}
+
+static json_int_t note_ttl(const struct gw_batch_signing *how, json_t *note)
+{
+	json_t *t = json_object_get(note, "ttl");
+	return json_is_integer(t) && json_integer_value(t) > 0 ? json_integer_value(t)
+								: (json_int_t)how->default_ttl;
+}
+
+void gw_sbuf_put(struct gw_sbuf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (b->len + n + 1 > cap)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->failed = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void gw_sbuf_puts(struct gw_sbuf *b, const char *s)
+{
+	gw_sbuf_put(b, s, strlen(s));
+}
+
+/* jansson's escapes but lower-case hex (batch.h); claims read back
+ * identically through any JSON parser. */
+void gw_sbuf_json_str(struct gw_sbuf *b, const char *s)
+{
+	gw_sbuf_put(b, "\"", 1);
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		gw_sbuf_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		char esc[7] = {'\\', 0};
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			gw_hex_encode(&c, 1, esc + 4); /* writes a NUL at esc[6] */
+			gw_sbuf_put(b, esc, 6);
+			continue;
+		}
+		gw_sbuf_put(b, esc, 2);
+	}
+	gw_sbuf_put(b, run, (size_t)(s - run));
+	gw_sbuf_put(b, "\"", 1);
+}
+
+/* A notification of the pass: its claims are bytes [off, off+len) of the
+ * pass's claims buffer. */
+struct leaf {
+	struct gw_event_work *w;
+	size_t item;
+	size_t off, len;
+};
+
+static const char frame_head[] = "{\"op\":\"notification\",\"claims\":\"";
+static const char frame_batch[] = "\",\"proof\":{\"batch\":\"";
+static const char frame_index[] = "\",\"index\":";
+static const char frame_path[] = ",\"path\":[";
+static const char frame_tail[] = "]}}";
+
+/* The frame of one leaf: claims, the shared batch JWS, its inclusion proof. */
+struct gw_msg *gw_batch_leaf_frame(const char *claims, size_t claims_len, const char *batch_jws,
+				 size_t batch_len, const struct gw_merkle *tree, size_t index)
+{
+	const unsigned char *sib[GW_MERKLE_MAX_PATH];
+	size_t npath = gw_merkle_path(tree, index, sib);
+	if (npath == (size_t)-1)
+		return NULL;
+	char idx[24];
+	int idx_len = snprintf(idx, sizeof(idx), "%zu", index);
+	size_t hash_b64 = gw_b64url_encoded_len(GW_MERKLE_HASH_LEN);
+	size_t cap = sizeof(frame_head) - 1 + gw_b64url_encoded_len(claims_len) + sizeof(frame_batch) - 1 +
+		     batch_len + sizeof(frame_index) - 1 + (size_t)idx_len + sizeof(frame_path) - 1 +
+		     npath * (hash_b64 + 3) + sizeof(frame_tail) + 1;
+	struct gw_msg *msg = gw_msg_new(cap);
+	if (!msg)
+		return NULL;
+	char *p = (char *)gw_msg_payload(msg), *o = p;
+	memcpy(o, frame_head, sizeof(frame_head) - 1);
+	o += sizeof(frame_head) - 1;
+	o += gw_b64url_encode((const unsigned char *)claims, claims_len, o);
+	memcpy(o, frame_batch, sizeof(frame_batch) - 1);
+	o += sizeof(frame_batch) - 1;
+	memcpy(o, batch_jws, batch_len);
+	o += batch_len;
+	memcpy(o, frame_index, sizeof(frame_index) - 1);
+	o += sizeof(frame_index) - 1;
+	memcpy(o, idx, (size_t)idx_len);
+	o += idx_len;
+	memcpy(o, frame_path, sizeof(frame_path) - 1);
+	o += sizeof(frame_path) - 1;
+	for (size_t i = 0; i < npath; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		o += gw_b64url_encode(sib[i], GW_MERKLE_HASH_LEN, o);
+		*o++ = '"';
+	}
+	memcpy(o, frame_tail, sizeof(frame_tail) - 1);
+	o += sizeof(frame_tail) - 1;
+	*o = '\0';
+	msg->len = (size_t)(o - p);
+	return msg;
+}
+
+/* Builds every recipient's claims, one Merkle tree over them, one ES256
+ * signature over its root, and every frame. Returns the number of leaves
+ * signed; on failure none is (the caller counts and logs). */
+size_t gw_batch_sign(const struct gw_batch_signing *how, struct gw_event_work *works, size_t nworks,
+		     time_t now)
+{
+	size_t nleaves = 0;
+	for (size_t e = 0; e < nworks; e++)
+		for (size_t k = 0; k < works[e].nitems; k++)
+			if (works[e].items[k].user)
+				nleaves++;
+	if (!nleaves)
+		return 0;
+	struct leaf *leaves = calloc(nleaves, sizeof(*leaves));
+	unsigned char *salt = malloc(nleaves * 16);
+	unsigned char *hashes = malloc(nleaves * GW_MERKLE_HASH_LEN);
+	struct gw_sbuf claims = {0}, iss_json = {0}, payload = {0};
+	struct gw_merkle tree = {0};
+	char *batch_jws = NULL;
+	size_t signed_leaves = 0;
+	if (!leaves || !salt || !hashes || RAND_bytes(salt, (int)(nleaves * 16)) != 1)
+		goto done;
+
+	/* Claims, in the key order of the protocol document. */
+	gw_sbuf_json_str(&iss_json, how->issuer);
+	if (iss_json.failed)
+		goto done;
+	const char *iss = iss_json.p;
+	size_t li = 0;
+	for (size_t e = 0; e < nworks; e++) {
+		struct gw_event_work *w = &works[e];
+		size_t k = 0;
+		for (size_t i = 0; i < w->nnotes; i++) {
+			json_t *note = json_array_get(w->notes, i);
+			size_t nto = json_array_size(json_object_get(note, "to"));
+			char note_id[33];
+			gw_random_hex(note_id, 16);
+			char *n = note_claim_text(note, note_id);
+			const char *ctx = json_string_value(json_object_get(note, "context"));
+			json_int_t ttl = note_ttl(how, note);
+			gw_stat_inc(GW_STAT_rule_matches);
+			for (size_t j = 0; j < nto; j++, k++) {
+				if (!w->items[k].user)
+					continue;
+				if (!n || !ctx) /* cannot be serialised: counted as not signed */
+					continue;
+				struct leaf *lf = &leaves[li];
+				lf->w = w;
+				lf->item = k;
+				lf->off = claims.len;
+				char num[96], jti[33];
+				gw_hex_encode(salt + li * 16, 16, jti);
+				gw_sbuf_puts(&claims, "{\"iss\":");
+				gw_sbuf_puts(&claims, iss);
+				gw_sbuf_puts(&claims, ",\"installation\":");
+				gw_sbuf_json_str(&claims, w->job->installation);
+				gw_sbuf_puts(&claims, ",\"sub\":");
+				gw_sbuf_json_str(&claims, w->items[k].user);
+				gw_sbuf_puts(&claims, ",\"ctx\":");
+				gw_sbuf_json_str(&claims, ctx);
+				snprintf(num, sizeof(num), ",\"iat\":%lld,\"exp\":%lld,\"jti\":\"", (long long)now,
+					 (long long)(now + ttl));
+				gw_sbuf_puts(&claims, num);
+				gw_sbuf_puts(&claims, jti);
+				snprintf(num, sizeof(num), "\",\"seq\":%llu,\"n\":",
+					 (unsigned long long)w->items[k].seq);
+				gw_sbuf_puts(&claims, num);
+				gw_sbuf_puts(&claims, n);
+				gw_sbuf_puts(&claims, "}");
+				lf->len = claims.len - lf->off;
+				w->items[k].ctx = strdup(ctx);
+				li++;
+			}
+			free(n);
+		}
+	}
+	nleaves = li; /* notes that could not be serialised dropped theirs */
+	if (claims.failed || !nleaves)
+		goto done;
+	for (size_t i = 0; i < nleaves; i++)
+		if (gw_merkle_leaf_hash(claims.p + leaves[i].off, leaves[i].len,
+					hashes + i * GW_MERKLE_HASH_LEN))
+			goto done;
+	if (gw_merkle_build(&tree, hashes, nleaves))
+		goto done;
+
+	char root[48], num[96];
+	gw_b64url_encode(gw_merkle_root(&tree), GW_MERKLE_HASH_LEN, root);
+	gw_sbuf_puts(&payload, "{\"iss\":");
+	gw_sbuf_puts(&payload, iss);
+	snprintf(num, sizeof(num), ",\"iat\":%lld,\"size\":%zu,\"root\":\"", (long long)now, nleaves);
+	gw_sbuf_puts(&payload, num);
+	gw_sbuf_puts(&payload, root);
+	gw_sbuf_puts(&payload, "\"}");
+	if (payload.failed)
+		goto done;
+	size_t jws_cap = gw_signer_max_jws_len(how->signer, payload.len);
+	batch_jws = malloc(jws_cap);
+	size_t jws_len = batch_jws ? gw_signer_sign(how->signer, payload.p, payload.len, batch_jws, jws_cap) : 0;
+	if (!jws_len)
+		goto done;
+	gw_stat_inc(GW_STAT_signatures);
+
+	for (size_t i = 0; i < nleaves; i++) {
+		struct gw_delivery *d = &leaves[i].w->items[leaves[i].item];
+		d->msg = gw_batch_leaf_frame(claims.p + leaves[i].off, leaves[i].len, batch_jws, jws_len, &tree, i);
+		if (d->msg)
+			signed_leaves++;
+	}
+done:
+	free(batch_jws);
+	gw_merkle_free(&tree);
+	free(claims.p);
+	free(iss_json.p);
+	free(payload.p);
+	free(hashes);
+	free(salt);
+	free(leaves);
+	return signed_leaves;
+}
+
+/* Signs the pass, drops what could not be signed, and hands every event's
+ * batch to the service thread in intake order. */
+void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+{
+	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
+	gw_batch_sign(&how, works, nworks, time(NULL));
+	for (size_t e = 0; e < nworks; e++) {
+		struct gw_event_work *w = &works[e];
+		size_t out = 0, failed = 0;
+		for (size_t k = 0; k < w->nitems; k++) {
+			struct gw_delivery d = w->items[k];
+			if (!d.user)
+				continue;
+			if (!d.msg || !d.ctx || !(d.installation = strdup(w->job->installation))) {
+				failed++;
+				free(d.user);
+				free(d.ctx);
+				gw_msg_unref(d.msg);
+				continue;
+			}
+			w->items[out++] = d;
+		}
+		gw_stat_add(GW_STAT_notifications_signed, out);
+		if (failed) {
+			gw_stat_add(GW_STAT_notifications_sign_failed, failed);
+			gw_log(GW_LOG_ERR, "%zu notifications not signed trace=%s", failed, w->job->trace_id);
+		}
+		json_decref(w->notes);
+		w->notes = NULL;
+		gw_stat_inc(GW_STAT_events_processed);
+		if (!w->batch) {
+			free(w->items);
+			gw_log(GW_LOG_ERR, "batch: out of memory; event trace=%s dropped", w->job->trace_id);
+			continue;
+		}
+		w->batch->kind = GW_OUT_BATCH;
+		w->batch->intake_no = w->job->intake_no;
+		w->batch->received_ns = w->job->received_ns;
+		w->batch->items = w->items;
+		w->batch->count = out;
+		gw_outbox_push_take(&app->outbox, w->batch);
+	}
+}
+

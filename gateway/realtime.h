@@ -1,0 +1,39 @@
+/* realtime.h - the websocket protocol at /realtime (see realtime.c).
+ * Service thread only. */
+#ifndef GW_REALTIME_H
+#define GW_REALTIME_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct gw_app;
+struct gw_outbox_item;
+struct lws;
+
+#include "strmap.h"
+
+/* Realtime's own state in the app. Service thread only. */
+struct gw_realtime_state {
+	struct gw_strmap conns_by_id; /* conn id (gw_id_key) -> struct gw_conn* */
+};
+
+int gw_realtime_state_init(struct gw_realtime_state *r);
+void gw_realtime_state_free(struct gw_realtime_state *r); /* the connections belong to lws */
+
+extern const size_t gw_conn_size; /* sizeof(struct gw_conn): lws per-session data */
+
+/* The lws callback of protocol "notify-realtime" (server.c binds it). */
+int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
+
+/* A worker's verdict on a connect frame; takes item. */
+void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item);
+
+/* Stop: flush and close every websocket with 1001. */
+void gw_realtime_close_all(struct gw_app *app);
+
+/* Realtime's part of the 1 s sweep (server.c): authentication deadlines,
+ * token expiry, idle pings and closes. One pass over all connections instead
+ * of per-wsi lws timers (O(n) insertion in lws 4.1.6). */
+void gw_realtime_sweep(struct gw_app *app, time_t now);
+
+#endif

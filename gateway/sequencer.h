@@ -1,0 +1,52 @@
+/* sequencer.h - per-user seq numbers in intake order across parallel workers.
+ *
+ * Workers evaluate events in parallel, but the seq of every (installation,
+ * user) must follow intake order. Each event holds a ticket: its intake
+ * number (workq.h). A worker waits for its turn (gw_sequencer_wait_turn),
+ * takes seqs for its recipients, and passes the turn on
+ * (gw_sequencer_pass_turn). No deadlock: events are popped in intake order,
+ * so every earlier ticket is held by a running worker that never waits on a
+ * later one.
+ *
+ * The turn also orders what must happen in intake order besides seqs: the
+ * activity tracker (activity.h) is only touched while the turn is held.
+ *
+ * Ownership: the sequencer owns its map of last seqs (keys copied). Threads:
+ * any; one mutex, the innermost lock of the workers (nothing else is taken
+ * while it is held except the activity tracker, which has no lock).
+ */
+#ifndef GW_SEQUENCER_H
+#define GW_SEQUENCER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "strmap.h"
+
+struct gw_sequencer {
+	pthread_mutex_t lock;
+	pthread_cond_t turn;
+	uint64_t next_intake_no; /* the event whose recipients get seqs next */
+	struct gw_strmap user_seq; /* "<len(inst)>:<inst><user>" -> last seq (uintptr_t) */
+};
+
+/* The first turn is intake number 1 (workq's first). */
+int gw_sequencer_init(struct gw_sequencer *s);
+void gw_sequencer_destroy(struct gw_sequencer *s);
+
+/* Locks the sequencer and waits until intake_no has the turn; returns with
+ * the lock held. */
+void gw_sequencer_wait_turn(struct gw_sequencer *s, uint64_t intake_no);
+
+/* Unlocks, keeping the turn (nobody else can get it until it is passed). */
+void gw_sequencer_unlock(struct gw_sequencer *s);
+
+/* With the lock and turn held: the next seq of (inst, user), starting at 1;
+ * 0 when it cannot be tracked (key too long, out of memory): no delivery. */
+uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, const char *user);
+
+/* With the lock and turn held: hands the turn to the next intake number and
+ * unlocks. */
+void gw_sequencer_pass_turn(struct gw_sequencer *s);
+
+#endif

@@ -1,0 +1,243 @@
+/* workers.c - see workers.h. */
+#include "workers.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "batch.h"
+#include "intake.h"
+#include "log.h"
+#include "sequencer.h"
+#include "stats.h"
+
+/* ---- AUTH: a websocket connect frame ------------------------------------ */
+
+static void do_auth(struct gw_app *app, struct gw_job *job)
+{
+	char detail[256] = "";
+	json_t *claims = NULL;
+	enum gw_token_err te = gw_subtoken_verify(app->subkey, job->token, strlen(job->token),
+						  app->cfg.subscriber_audience, 0, time(NULL), &claims,
+						  detail, sizeof(detail));
+	struct gw_outbox_item *it = calloc(1, sizeof(*it));
+	if (!it) {
+		json_decref(claims);
+		return;
+	}
+	it->kind = GW_OUT_AUTH;
+	it->req_id = job->req_id;
+	it->status = (int)te;
+	it->claims = te == GW_TOKEN_OK ? claims : NULL;
+	if (te != GW_TOKEN_OK)
+		json_decref(claims);
+	it->body = strdup(detail);
+	gw_outbox_push_take(&app->outbox, it);
+}
+
+/* ---- EVENT: rules and seqs, one event at a time --------------------------- */
+
+struct rule_log_ctx {
+	const char *trace_id;
+	const char *event_type;
+};
+
+static void rule_log(void *ud, const char *rule_key, const char *message)
+{
+	struct rule_log_ctx *c = ud;
+	gw_stat_inc(GW_STAT_rule_log_lines);
+	gw_log(GW_LOG_NOTICE, "rule trace=%s type=%s rule=%s: %s", c->trace_id, c->event_type,
+	       rule_key ? rule_key : "-", message);
+}
+
+static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_scratch *scratch,
+			   struct gw_event_work *w)
+{
+	const char *event_type = job->event_type;
+	struct rule_log_ctx lc = {job->trace_id, event_type};
+	struct gw_sequencer *sq = &app->seq;
+	struct rules_set *set = gw_rulebox_get1(&app->rulebox);
+	json_t *notes = NULL;
+	json_t *active = NULL;
+	if (job->scheduled) {
+		/* A scheduled run must see the activity of every event accepted
+		 * before it: take the turn first and keep it through the rules
+		 * (scheduled runs are rare; other workers wait meanwhile). */
+		const char *interval = json_string_value(json_object_get(job->event, "interval"));
+		gw_sequencer_wait_turn(sq, job->intake_no); /* ---- sequencer lock { */
+		active = gw_activity_take_locked(&app->activity, job->installation, interval ? interval : "");
+		gw_sequencer_unlock(sq); /* } sequencer lock ---- (the turn stays ours) */
+	}
+	if (set && job->scheduled) {
+		/* Rules on "scheduled:<interval>" run once, with event.activity
+		 * listing who was notified since this interval's last run; rules on
+		 * "scheduled:<interval>:user" run once per such user with event.user
+		 * (per-user digests). */
+		json_object_set(job->event, "activity", active);
+		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
+		char per_user_type[64];
+		snprintf(per_user_type, sizeof(per_user_type), "%s:user", event_type);
+		json_object_set_new(job->event, "eventType", json_string(per_user_type));
+		for (size_t i = 0; notes && i < json_array_size(active); i++) {
+			json_object_set(job->event, "user", json_array_get(active, i));
+			json_t *part = rules_evaluate_as(set, per_user_type, job->event, scratch, rule_log, &lc);
+			json_array_extend(notes, part);
+			json_decref(part);
+		}
+		json_object_del(job->event, "user");
+		json_object_set_new(job->event, "eventType", json_string(event_type));
+	} else if (set) {
+		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
+	}
+	rules_set_unref(set);
+	json_decref(active);
+	struct rules_limit_counts stopped;
+	rules_scratch_take_counts(scratch, &stopped);
+	gw_stat_add(GW_STAT_rules_step_limit, stopped.step_limit);
+	gw_stat_add(GW_STAT_rules_scratch_limit, stopped.byte_limit);
+	size_t nnotes = json_is_array(notes) ? json_array_size(notes) : 0;
+	size_t total = 0;
+	for (size_t i = 0; i < nnotes; i++)
+		total += json_array_size(json_object_get(json_array_get(notes, i), "to"));
+
+	struct gw_outbox_item *batch = calloc(1, sizeof(*batch));
+	struct gw_delivery *items = total ? calloc(total, sizeof(*items)) : NULL;
+	if (!batch || (total && !items)) {
+		/* Keep the ticket moving and the release order intact even now. */
+		total = 0;
+		free(items);
+		items = NULL;
+	}
+
+	/* ---- ordered section: seqs in intake order ---- */
+	gw_sequencer_wait_turn(sq, job->intake_no); /* ---- sequencer lock { */
+	/* Remember who was notified of what, for scheduled digests (digests
+	 * themselves are not recorded); in order, under the sequencer lock. */
+	for (size_t i = 0; i < nnotes && !job->scheduled; i++) {
+		json_t *note = json_array_get(notes, i);
+		json_t *to = json_object_get(note, "to");
+		for (size_t j = 0; j < json_array_size(to); j++)
+			gw_activity_record_locked(&app->activity, job->installation,
+						  json_string_value(json_array_get(to, j)),
+						  json_string_value(json_object_get(note, "title")));
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < nnotes && items; i++) {
+		json_t *to = json_object_get(json_array_get(notes, i), "to");
+		for (size_t j = 0; j < json_array_size(to); j++) {
+			const char *user = json_string_value(json_array_get(to, j));
+			uint64_t seq = gw_sequencer_next_seq_locked(sq, job->installation, user);
+			if (!seq) {
+				k++; /* no seq, no delivery; the slot stays empty */
+				continue;
+			}
+			items[k].seq = seq;
+			items[k].user = strdup(user);
+			k++;
+		}
+	}
+	gw_sequencer_pass_turn(sq); /* } sequencer lock ---- */
+
+	w->job = job;
+	w->notes = notes;
+	w->nnotes = items ? nnotes : 0;
+	w->items = items;
+	w->nitems = total;
+	w->batch = batch;
+}
+
+/* A run of consecutive events: rules and seqs one event after another (each
+ * takes its own turn in the sequencer), then one signature for all of them. */
+static void do_events(struct gw_app *app, struct gw_job *chain, struct rules_scratch *scratch)
+{
+	size_t n = 0;
+	for (struct gw_job *j = chain; j; j = j->next)
+		n++;
+	struct gw_event_work one, *works = n > 1 ? calloc(n, sizeof(*works)) : &one;
+	if (!works) { /* sign each event alone rather than lose the run */
+		works = &one;
+		n = 1;
+	}
+	memset(works, 0, n * sizeof(*works));
+	struct gw_job *j = chain;
+	while (j) {
+		size_t count = 0;
+		for (; j && count < n; j = j->next)
+			evaluate_event(app, j, scratch, &works[count++]);
+		gw_batch_deliver(app, works, count);
+		memset(works, 0, n * sizeof(*works));
+	}
+	if (works != &one)
+		free(works);
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+	struct gw_app *app = arg;
+	struct rules_scratch *scratch = rules_scratch_new();
+	if (scratch)
+		rules_scratch_set_max_bytes(scratch, (size_t)app->cfg.rule_scratch_bytes);
+	struct gw_job *job;
+	size_t batch_events = app->cfg.sign_batch_events > 0 ? (size_t)app->cfg.sign_batch_events : 1;
+	size_t share = app->nworkers > 0 ? (size_t)app->nworkers : 1;
+	while ((job = gw_workq_pop_some(&app->workq, batch_events, share))) {
+		if (job->kind == GW_JOB_EVENT) {
+			do_events(app, job, scratch);
+			while (job) {
+				struct gw_job *next = job->next;
+				gw_job_free(job);
+				job = next;
+			}
+			continue;
+		}
+		switch (job->kind) {
+		case GW_JOB_INTAKE:
+			gw_intake_run(app, job);
+			break;
+		case GW_JOB_AUTH:
+			do_auth(app, job);
+			break;
+		case GW_JOB_EVENT:
+			break;
+		}
+		gw_job_free(job);
+	}
+	rules_scratch_free(scratch);
+	return NULL;
+}
+
+int gw_workers_start(struct gw_app *app)
+{
+	app->workers = calloc((size_t)app->nworkers, sizeof(pthread_t));
+	if (!app->workers)
+		return -1;
+	/* Workers must not receive signals: only the service thread handles them. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int started = 0;
+	for (int i = 0; i < app->nworkers; i++) {
+		if (pthread_create(&app->workers[i], NULL, worker_main, app))
+			break;
+		started++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started != app->nworkers) {
+		app->nworkers = started;
+		return -1;
+	}
+	return 0;
+}
+
+void gw_workers_join(struct gw_app *app)
+{
+	for (int i = 0; i < app->nworkers; i++)
+		pthread_join(app->workers[i], NULL);
+	free(app->workers);
+	app->workers = NULL;
+	app->nworkers = 0;
+}
