@@ -34,6 +34,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "gw/b64url.h"
+#include "gw/keygen.h"
 #include "gw/signer.h"
 #include "gw/token.h"
 
