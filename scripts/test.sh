@@ -68,7 +68,7 @@ export TSAN_OPTIONS="suppressions=$PWD/tests/tsan/suppressions.txt halt_on_error
 tsan_ok=1
 ctest --test-dir build-tsan -j"$jobs" --output-on-failure -L unit || tsan_ok=0
 ctest --test-dir build-tsan -j"$jobs" --output-on-failure \
-  -R '^blackbox-(delivery|intake|burst|reload)$' || tsan_ok=0
+  -R '^blackbox\.(delivery|intake|burst|reload)$' || tsan_ok=0
 unset TSAN_OPTIONS
 if compgen -G "$tsan_logs/report*" >/dev/null; then
   echo "== ThreadSanitizer reports:" >&2; cat "$tsan_logs"/report* >&2; tsan_ok=0
