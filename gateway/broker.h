@@ -46,7 +46,7 @@ struct gw_broker {
 	const struct gw_broker_ops *ops;
 };
 
-struct gw_broker *gw_broker_local_new(void);
+/* The in-process broker: broker_local.h. */
 
 static inline size_t gw_broker_publish(struct gw_broker *b, const char *inst, const char *user,
 				       const char *ctx, struct gw_msg *msg)

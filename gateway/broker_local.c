@@ -1,8 +1,7 @@
-/* broker_local.c - the in-process broker: a hash map from (installation,
- * user, context) to the array of subscribed connections. Service thread only,
- * so no locks. Keys are "<len(inst)>:<len(user)>:<inst><user><ctx>" so that
- * no choice of characters can make two different triples collide. */
-#include "broker.h"
+/* broker_local.c - see broker_local.h. Keys are
+ * "<len(inst)>:<len(user)>:<inst><user><ctx>" so that no choice of characters
+ * can make two different triples collide. */
+#include "broker_local.h"
 
 #include <stdio.h>
 #include <stdlib.h>

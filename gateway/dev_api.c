@@ -15,7 +15,6 @@
  * Threads: service thread. Ownership: returned strings are malloc'd.
  */
 #include <libwebsockets.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "dev_api.h"
 #include "keys.h"
 #include "log.h"
+#include "util.h"
 
 
 static int query_values(struct lws *wsi, const char *name, char vals[][256], int max)
@@ -87,11 +87,8 @@ int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *st
 		if (!app->dev_forge_key)
 			return -1;
 		time_t now = time(NULL);
-		unsigned char rnd[16];
 		char jti[33];
-		RAND_bytes(rnd, sizeof(rnd));
-		for (int i = 0; i < 16; i++)
-			snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+		gw_random_hex(jti, 16);
 		json_t *claims = json_pack(
 			"{s:{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}}, s:s, s:s, s:I, s:I, s:I, s:s}", "app",
 			"id", app->forge_app_id, "installationId", GW_DEV_INSTALLATION, "appVersion", "1.0.0",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "broker_local.h"
 #include "http_api.h"
 #include "keys.h"
 #include "realtime.h"
@@ -26,7 +27,9 @@ static void diag_to_stderr(void *ud, int is_error, const char *text)
 {
 	(void)ud;
 	(void)is_error;
-	fprintf(stderr, "%s\n", text);
+	/* a formatted diagnostic ends with its own newline (as rules_diags_print) */
+	size_t n = strlen(text);
+	fprintf(stderr, n && text[n - 1] == '\n' ? "%s" : "%s\n", text);
 }
 
 static struct rules_set *load_rules(const struct gw_config *cfg)

@@ -1,10 +1,13 @@
 /* msg.h - an outgoing websocket frame, built once and shared.
  *
- * A worker builds the frame text ({"op":"notification","jws":"..."}) once per
- * (user, context) notification, with GW_MSG_HEADROOM bytes in front so lws can
- * prepend the websocket header without copying (LWS_PRE; realtime.c asserts
- * LWS_PRE <= GW_MSG_HEADROOM). Every connection it goes to (several tabs of one
- * user) holds a reference; the last gw_msg_unref frees it.
+ * A worker (batch.c) builds the frame text ({"op":"notification","claims":...,
+ * "proof":{...}}) once per recipient, with GW_MSG_HEADROOM bytes in front so
+ * lws can prepend the websocket header without copying (LWS_PRE; realtime.c
+ * asserts LWS_PRE <= GW_MSG_HEADROOM). Every connection it goes to (several
+ * tabs of one user) holds a reference; the last gw_msg_unref frees it.
+ *
+ * Threads: built on a worker, then handed to the service thread through the
+ * outbox; the reference count is atomic, so any thread may drop a reference.
  */
 #ifndef GW_MSG_H
 #define GW_MSG_H

@@ -261,7 +261,7 @@ static void join_reload(void)
 
 /* ---- run ------------------------------------------------------------------- */
 
-static int pipeline_idle(struct gw_app *app)
+static int work_idle(struct gw_app *app)
 {
 	return gw_workq_event_depth(&app->workq) == 0 && gw_workq_verify_depth(&app->workq) == 0 &&
 	       app->http.pending.count == 0 && app->release.next == gw_workq_next_intake_no(&app->workq) &&
@@ -454,9 +454,9 @@ int gw_server_run(struct gw_app *app)
 	app->stopping = 1;
 	gw_workq_close(&app->workq);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
-	while (!pipeline_idle(app) && time(NULL) < deadline)
+	while (!work_idle(app) && time(NULL) < deadline)
 		service_once(app);
-	if (!pipeline_idle(app))
+	if (!work_idle(app))
 		gw_log(GW_LOG_WARN, "stopping: grace period over with events still in flight");
 	gw_realtime_close_all(app);
 	while (app->ws_connections > 0 && time(NULL) < deadline + 2)

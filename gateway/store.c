@@ -1,5 +1,6 @@
-/* store.c - what the store engines share: opening by name, context pattern
- * matching, limits, epochs, freeing results. No engine-specific code.
+/* store.c - what the store engines share: context pattern matching, limits,
+ * epochs, freeing results. No engine-specific code; the engines call it, it
+ * calls none of them (opening by name is store_open.c).
  * Threads: any (no state).
  */
 #include "store.h"
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 const char *gw_store_strerror(int rc)
 {
@@ -24,18 +27,6 @@ const char *gw_store_strerror(int rc)
 	case GW_STORE_ERR_INVAL: return "invalid argument";
 	}
 	return "unknown error";
-}
-
-int gw_store_open(const char *kind, const char *state_dir, const struct gw_store_options *opt,
-		  struct gw_store **out, char *msg, size_t msglen)
-{
-	*out = NULL;
-	if (kind && !strcmp(kind, "memory"))
-		return gw_store_memory_open(opt, out, msg, msglen);
-	if (!kind || !strcmp(kind, "sqlite"))
-		return gw_store_sqlite_open(state_dir, opt, out, msg, msglen);
-	snprintf(msg, msglen, "unknown store '%s' (sqlite or memory)", kind);
-	return GW_STORE_ERR_INVAL;
 }
 
 int gw_store_pattern_match(const char *pattern, const char *ctx)
@@ -64,15 +55,10 @@ size_t gw_store_clamp_limit(size_t limit)
 
 int gw_store_new_epoch(char out[33])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
 	if (RAND_bytes(b, sizeof(b)) != 1)
-		return -1;
-	for (size_t i = 0; i < sizeof(b); i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[32] = '\0';
+		return -1; /* an epoch must be unpredictable: no fallback (unlike gw_random_hex) */
+	gw_hex_encode(b, sizeof(b), out);
 	return 0;
 }
 

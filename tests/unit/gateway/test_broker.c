@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "../check.h"
-#include "broker.h"
+#include "broker_local.h"
 
 struct gw_conn {
 	int received;
