@@ -84,8 +84,13 @@ void gw_ws_frame_parse(const char *data, size_t len, int connected, struct gw_ws
 		op->kind = op_name[0] == 's' ? GW_WS_OP_SUBSCRIBE : GW_WS_OP_UNSUBSCRIBE;
 		op->ctx = json_string_value(jctx);
 	} else if (!strcmp(op_name, "ping")) {
+		json_t *id = json_object_get(frame, "id");
+		if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > GW_WS_MAX_PING_ID_BYTES) {
+			op_error(op, "id_too_large", 0, 0, "a ping's \"id\" must be at most 128 bytes of JSON");
+			return;
+		}
 		op->kind = GW_WS_OP_PING;
-		op->id = json_object_get(frame, "id");
+		op->id = id;
 	} else {
 		op_error(op, "unknown_op", 0, 0, "op must be connect, subscribe, unsubscribe or ping");
 	}

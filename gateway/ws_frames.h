@@ -43,6 +43,10 @@ void gw_ws_rx_release(struct gw_ws_rx *rx);
 
 /* ---- one frame -> one operation ------------------------------------------ */
 
+/* The echoed "id" of a ping, as compact JSON: a client picks it, and every
+ * byte of it is queued back to the client (id_too_large beyond). */
+#define GW_WS_MAX_PING_ID_BYTES 128
+
 enum gw_ws_op_kind {
 	GW_WS_OP_ERROR,       /* answer {"op":"error",code,message}; close if .close */
 	GW_WS_OP_CONNECT,     /* verify .token (first frame, or a refresh) */

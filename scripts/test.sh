@@ -36,7 +36,7 @@ build() { # name, cmake configure args...
   { cmake -S . -B "$name" "$@" && cmake --build "$name" -j"$jobs"; } >"$logs/$name.log" 2>&1
 }
 build build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_WERROR=ON & p1=$!
-build build-asan -DCMAKE_BUILD_TYPE=Debug -DGW_WERROR=ON -DGW_SANITIZE=address,undefined & p2=$!
+build build-asan -DCMAKE_BUILD_TYPE=Debug -DGW_WERROR=ON -DGW_SANITIZE=address,undefined,float-cast-overflow & p2=$!
 build build-tsan -DCMAKE_BUILD_TYPE=Debug -DGW_WERROR=ON -DGW_SANITIZE=thread -DGW_WITH_LOADGEN=OFF & p3=$!
 # The fuzz tree builds its fuzzers only (target "fuzzers"); tests/fuzz makes
 # no targets without clang's fuzzer runtime, so a missing runtime fails here.

@@ -12,7 +12,8 @@
  * (connect has a non-empty token, (un)subscribe a non-empty ctx, an error a
  * code and a message), an error that closes before connect is what closes
  * the connection, a reassembled message never exceeds the limit, and a pong
- * is a JSON object whose "op" is "pong".
+ * is a JSON object whose "op" is "pong" echoing an id of at most
+ * GW_WS_MAX_PING_ID_BYTES.
  *
  * Ownership: per-input memory is freed before returning.
  * Threads: libFuzzer's single thread.
@@ -67,6 +68,8 @@ static int dispatch(const char *data, size_t len, int *connected)
 		json_t *pong = gw_ws_pong(&op);
 		char *text = pong ? json_dumps(pong, JSON_COMPACT) : NULL;
 		json_t *back = text ? json_loads(text, 0, NULL) : NULL;
+		if (op.id && json_dumpb(op.id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > GW_WS_MAX_PING_ID_BYTES)
+			fail("a pong echoing an id over the cap");
 		const char *back_op = json_string_value(json_object_get(back, "op"));
 		if (pong && (!back_op || strcmp(back_op, "pong")))
 			fail("a pong that is not {\"op\":\"pong\",...}");
