@@ -42,7 +42,8 @@ static void usage(FILE *err)
 {
 	fprintf(err, "usage: notify-gateway rules check [--format text|json] [--forge] FILE|DIR...\n"
 		     "       notify-gateway rules test [--format text|json] [--event-type TYPE] "
-		     "[--fit CLAIMS.json] FILE|DIR EVENT.json...\n");
+		     "[--fit CLAIMS.json] FILE|DIR EVENT.json...\n"
+		     "       notify-gateway rules manifest [--endpoint KEY] FILE|DIR...\n");
 }
 
 /* Parses options mixed with positional arguments. Returns 0 or 2. */
@@ -296,6 +297,8 @@ int gw_rules_cli(int argc, char **argv, FILE *out, FILE *err)
 	struct cli_opts o;
 	int rc;
 
+	if (argc >= 1 && !strcmp(argv[0], "manifest")) /* rules_manifest.c */
+		return gw_rules_manifest(argc - 1, argv + 1, out, err);
 	if (argc < 1 || (strcmp(argv[0], "check") && strcmp(argv[0], "test"))) {
 		usage(err);
 		return 2;
