@@ -86,6 +86,8 @@ static const struct opt options[] = {
 	 "bytes one rule expression or template may build (strings, lists); more: an evaluation error"},
 	{"dev_mode", OPT_STR, OFF(dev_mode), "auto", 0, 0,
 	 "auto|true|false: development keys and /dev/token, /dev/fit for what has no real key; auto: only on a loopback listener and for loopback Host names"},
+	{"admin.token", OPT_PATH, OFF(admin_token), NULL, 0, 0,
+	 "file holding the bearer token for /admin/status (unset: admin routes answer 403)"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 	{"store", OPT_STORE, OFF(store), "sqlite", 0, 0,

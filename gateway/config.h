@@ -42,6 +42,7 @@ struct gw_config {
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
 	char *dev_mode;        /* "auto", "true" or "false" (dev_api.c) */
+	char *admin_token;     /* file holding the admin bearer token (NULL: admin routes off) */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
 	char *durability;      /* "fsync" or "os" */
 	int history_retention; /* seconds a notification stays in the inbox at least */

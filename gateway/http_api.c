@@ -19,6 +19,10 @@
  * Threads: service thread only.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,8 +86,61 @@ int gw_http_state_init(struct gw_http_state *h)
 	return gw_strmap_init(&h->pending, 256);
 }
 
+int gw_http_admin_load(struct gw_http_state *h, const char *path, char *err, size_t errlen)
+{
+	h->admin_enabled = 0;
+	if (!path)
+		return 0;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "cannot read admin.token file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char buf[1024];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	if (n < 16 || n >= sizeof(buf) - 1) {
+		snprintf(err, errlen, "admin.token file %s must hold one token of 16 to 1000 characters", path);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return -1;
+	}
+	unsigned int hl = 0;
+	int ok = EVP_Digest(buf, n, h->admin_hash, &hl, EVP_sha256(), NULL) && hl == 32;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (!ok) {
+		snprintf(err, errlen, "cannot hash the admin token");
+		return -1;
+	}
+	h->admin_enabled = 1;
+	return 0;
+}
+
+/* The Authorization bearer against admin.token: both hashed, compared in
+ * constant time (no length or prefix leaks). */
+static int admin_authorized(struct gw_app *app, struct lws *wsi)
+{
+	if (!app->http.admin_enabled)
+		return 0;
+	char auth[1100];
+	int n = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n < 8 || strncasecmp(auth, "Bearer ", 7))
+		return 0;
+	const char *tok = auth + 7;
+	while (*tok == ' ')
+		tok++;
+	unsigned char hash[32];
+	unsigned int hl = 0;
+	int ok = EVP_Digest(tok, strlen(tok), hash, &hl, EVP_sha256(), NULL) && hl == 32 &&
+		 CRYPTO_memcmp(hash, app->http.admin_hash, 32) == 0;
+	OPENSSL_cleanse(auth, sizeof(auth));
+	return ok;
+}
+
 void gw_http_state_free(struct gw_http_state *h)
 {
+	OPENSSL_cleanse(h->admin_hash, sizeof(h->admin_hash));
 	gw_strmap_free(&h->pending, NULL);
 }
 
@@ -667,7 +724,22 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		}
 		pss->head_only = method == LWSHUMETH_HEAD;
 		if (!strcmp(path, "/healthz")) {
-			respond(pss, 200, health_json(app), 0);
+			/* Public liveness only: details are for operators (/admin/status). */
+			respond(pss, 200,
+				strdup(app->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}"), 0);
+			return 0;
+		}
+		/* The admin surface (issue 14 builds on it): bearer admin.token. */
+		if (!strcmp(path, "/admin/status")) {
+			if (!app->http.admin_enabled) {
+				gw_stat_inc(GW_STAT_http_admin_refused);
+				respond_error(pss, 403, "admin_disabled", "set admin.token to enable the admin routes");
+			} else if (!admin_authorized(app, wsi)) {
+				gw_stat_inc(GW_STAT_http_admin_refused);
+				respond_error(pss, 401, "unauthorized", "send Authorization: Bearer <admin.token>");
+			} else {
+				respond(pss, 200, health_json(app), 0);
+			}
 			return 0;
 		}
 		if (!strcmp(path, "/.well-known/jwks.json")) {

@@ -15,6 +15,7 @@
 	X(http_pipelined_closed, "connections closed after answering because the client pipelined (sent a request before the previous answer)") \
 	X(http_static_refused, "static file requests refused: the file's real path is outside web_root (symlink)") \
 	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name") \
+	X(http_admin_refused, "admin route requests refused (401 bad token, 403 admin.token unset)") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \

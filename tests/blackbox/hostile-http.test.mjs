@@ -12,7 +12,7 @@ import path from 'node:path';
 
 import { runCli, startGateway, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
-import { getJson, postEvent, request } from './lib/http.mjs';
+import { getJson, postEvent, request, adminStatus } from './lib/http.mjs';
 import { WsClient } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -206,7 +206,7 @@ async function assertServedOrClosed(c, expected, what) {
 }
 
 async function counter(name) {
-  return (await getJson(gw.port, '/healthz', { timeout: 3000 })).json.counters[name];
+  return (await adminStatus(gw, { timeout: 3000 })).json.counters[name];
 }
 
 describe('item 1: pipelined requests on one keep-alive connection', () => {
@@ -411,5 +411,64 @@ describe('item 5: development mode stays on a developer\'s machine', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     await assertStillServing(gw, keys, 'half-config');
+  });
+});
+
+describe('item 6: /healthz is liveness only; the details need the admin token', () => {
+  test('public /healthz says only whether the gateway is alive', async () => {
+    // something worth hiding: an installed app in the registry
+    const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'HZ-1', assignee: uniqueUser('hz') })));
+    assert.equal(res.status, 202);
+    const h = await getJson(gw.port, '/healthz', { timeout: 3000 });
+    assert.equal(h.status, 200);
+    assert.deepEqual(h.json, { status: 'ok' });
+    assert.doesNotMatch(h.text, /installation|apiBaseUrl|counters|rules|source|systemToken|accountId/i);
+    const head = await request(gw.port, { method: 'HEAD', path: '/healthz' });
+    assert.equal(head.status, 200);
+  });
+
+  test('/admin/status: 401 without or with a wrong bearer, the details with admin.token', async () => {
+    const before = await counter('http_admin_refused');
+    for (const auth of [undefined, 'Bearer nope', `Bearer ${gw.adminToken}x`, `Bearer ${gw.adminToken.slice(0, -1)}`, gw.adminToken]) {
+      const r = await request(gw.port, { path: '/admin/status', headers: auth ? { Authorization: auth } : {} });
+      assert.equal(r.status, 401, `${auth}: ${r.status}`);
+      assert.equal(r.json.error, 'unauthorized');
+      assert.doesNotMatch(r.text, /counters/);
+    }
+    const ok = await adminStatus(gw);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.status, 'ok');
+    assert.equal(typeof ok.json.counters.events_accepted, 'number');
+    assert.ok(Array.isArray(ok.json.installations) || typeof ok.json.installations === 'object');
+    assert.equal(ok.json.counters.http_admin_refused, before + 5);
+    await assertStillServing(gw, keys, 'admin');
+  });
+
+  test('without admin.token the admin route is off (403) and /healthz still minimal', async () => {
+    const g = await startGateway({ keys, admin: false });
+    try {
+      const r = await request(g.port, { path: '/admin/status', headers: { Authorization: 'Bearer anything-at-all-here' } });
+      assert.equal(r.status, 403);
+      assert.equal(r.json.error, 'admin_disabled');
+      assert.deepEqual((await getJson(g.port, '/healthz')).json, { status: 'ok' });
+      await assertStillServing(g, keys, 'noadmin');
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('an unreadable or too short admin.token file stops the start with a clear error', async () => {
+    const dir = tempDir();
+    try {
+      const short = path.join(dir, 'short');
+      writeFileSync(short, 'abc\n');
+      for (const [file, re] of [[path.join(dir, 'missing'), /cannot read admin\.token/], [short, /16 to 1000 characters/]]) {
+        const r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', dir, '--admin-token', file], { timeout: 15000 });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, re);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

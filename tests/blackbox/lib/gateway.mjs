@@ -5,6 +5,7 @@
 // with a timeout) and keeps its stderr so a failing test can show it.
 // Gateways still running when the node process exits are SIGKILLed.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -176,7 +177,7 @@ export class Gateway {
  *  rules:  rule file (default fixtures/rules.yml); null = no --rules
  *  args:   extra command-line arguments
  */
-export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], stateDir, timeout = 15000, cwd } = {}) {
+export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], stateDir, timeout = 15000, cwd, admin = true } = {}) {
   const ownsStateDir = !stateDir;
   stateDir = stateDir || tempDir();
   if (keys === undefined) keys = await makeKeys();
@@ -189,12 +190,21 @@ export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], sta
     writeFileSync(subPath, keys.sub.file);
     argv.push('--forge-jwks', jwksPath, '--forge-app-id', keys.appId, '--subscriber-key', subPath);
   }
+  // Every test gateway has an admin token: /admin/status carries the details
+  // /healthz no longer publishes (gw.adminToken; lib/http.mjs adminStatus).
+  const adminToken = admin ? randomBytes(24).toString('base64url') : null;
+  if (admin) {
+    const adminPath = path.join(stateDir, 'test-admin-token');
+    writeFileSync(adminPath, adminToken + '\n', { mode: 0o600 });
+    argv.push('--admin-token', adminPath);
+  }
   if (process.env.GW_LOG_LEVEL) argv.push('--log-level', process.env.GW_LOG_LEVEL);
   argv.push(...args);
   if (!existsSync(BINARY)) throw new Error(`gateway binary not found: ${BINARY} (build it, or set GW_BINARY)`);
   const child = spawn(BINARY, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
   live.add(child);
   const gw = new Gateway(child, { stateDir, keys, args: argv, ownsStateDir });
+  gw.adminToken = adminToken;
   try {
     await gw.waitListening(timeout);
   } catch (e) {
