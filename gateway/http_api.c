@@ -325,7 +325,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	int ctlen = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE);
 	if (ctlen <= 0 || !is_json_media_type(buf)) {
 		char reason[300];
-		snprintf(reason, sizeof(reason), "content-type '%s'", ctlen > 0 ? buf : "");
+		snprintf(reason, sizeof(reason), "content-type %s", GW_Q(ctlen > 0 ? buf : ""));
 		pss->close_after = 1;
 		refuse(pss, GW_STAT_events_rejected_media_type, GW_LOG_NOTICE, 415, reason, "unsupported_media_type",
 		       "the body must be JSON: send Content-Type: application/json");
@@ -564,15 +564,19 @@ static char *health_json(struct gw_app *app)
 		json_object_set_new(j, "installations", gw_registry_health(&app->registry, time(NULL)));
 		pthread_mutex_lock(&app->dedup.lock);
 		json_object_set_new(j, "redelivery",
-				    json_pack("{s:I, s:I, s:I, s:I}", "remembered", (json_int_t)app->dedup.index.count,
-					      "capacity", (json_int_t)app->dedup.capacity, "ttlSeconds",
-					      (json_int_t)app->dedup.ttl, "evictedEarly",
-					      (json_int_t)app->dedup.evicted_early));
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "remembered",
+					      (json_int_t)app->dedup.count, "capacity", (json_int_t)app->dedup.capacity,
+					      "perInstallation", (json_int_t)app->dedup.per_installation,
+					      "installations", (json_int_t)app->dedup.insts.count, "ttlSeconds",
+					      (json_int_t)app->dedup.ttl, "evictedEarly", (json_int_t)app->dedup.evicted_early,
+					      "evictedOwnShare", (json_int_t)app->dedup.evicted_own_share,
+					      "evictedFairShare", (json_int_t)app->dedup.evicted_fair_share));
 		pthread_mutex_unlock(&app->dedup.lock);
 		pthread_mutex_lock(&app->seq.lock); /* the activity tracker lives under it */
 		json_object_set_new(j, "digests",
-				    json_pack("{s:I, s:I, s:I}", "tracked", (json_int_t)app->activity.users.count,
-					      "capacity", (json_int_t)app->activity.max_users, "untracked",
+				    json_pack("{s:I, s:I, s:I, s:I}", "tracked", (json_int_t)app->activity.users.count,
+					      "bytes", (json_int_t)app->activity.bytes, "maxBytes",
+					      (json_int_t)app->activity.max_bytes, "untracked",
 					      (json_int_t)app->activity.dropped));
 		pthread_mutex_unlock(&app->seq.lock);
 	}

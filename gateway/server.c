@@ -16,6 +16,7 @@
 #include <libwebsockets.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,7 +197,16 @@ static void wake_service(void *ud)
 
 /* ---- reload ---------------------------------------------------------------- */
 
-static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+/* At most one reload thread exists at a time, and the service thread owns
+ * it: started on SIGHUP, joined once it says it is done, and joined before
+ * the ordered stop tears anything down (a detached thread used the rule
+ * configuration after main had freed it: SIGHUP then SIGTERM was a
+ * use-after-free). One thread at a time also means the reload needs no lock
+ * of its own: the rulebox lock is the only one it takes. A SIGHUP that
+ * arrives while a reload runs is served once that one has finished. */
+static pthread_t reload_tid;
+static int reload_running;            /* service thread only */
+static atomic_int reload_finished;    /* set by the reload thread as it ends */
 
 static void diag_to_log(void *ud, int is_error, const char *text)
 {
@@ -209,7 +219,6 @@ static void diag_to_log(void *ud, int is_error, const char *text)
 static void *reload_thread(void *arg)
 {
 	struct gw_app *app = arg;
-	pthread_mutex_lock(&reload_lock);
 	char msg[512];
 	struct rules_set *set = gw_rulebox_load(app->cfg.rules, NULL, NULL, 0, diag_to_log, NULL, msg, sizeof(msg), NULL);
 	if (set) {
@@ -220,8 +229,21 @@ static void *reload_thread(void *arg)
 		gw_rulebox_record_failure(&app->rulebox, msg);
 		gw_log(GW_LOG_ERR, "reload: %s has errors; the running rules stay in force", app->cfg.rules);
 	}
-	pthread_mutex_unlock(&reload_lock);
+	atomic_store(&reload_finished, 1);
 	return NULL;
+}
+
+/* Joins the reload thread if there is one: at once when wait is set,
+ * otherwise only if it has finished. Returns 1 while one is still running. */
+static int reap_reload(int wait)
+{
+	if (!reload_running)
+		return 0;
+	if (!wait && !atomic_load(&reload_finished))
+		return 1;
+	pthread_join(reload_tid, NULL);
+	reload_running = 0;
+	return 0;
 }
 
 static void start_reload(struct gw_app *app)
@@ -230,12 +252,16 @@ static void start_reload(struct gw_app *app)
 		gw_log(GW_LOG_NOTICE, "reload: running on the embedded rules; nothing to reload");
 		return;
 	}
-	pthread_t t;
+	if (reap_reload(0)) {
+		reload_requested = 1; /* after the running one (the 1 s sweep wakes us) */
+		return;
+	}
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if (pthread_create(&t, NULL, reload_thread, app) == 0)
-		pthread_detach(t);
+	atomic_store(&reload_finished, 0);
+	if (pthread_create(&reload_tid, NULL, reload_thread, app) == 0)
+		reload_running = 1;
 	else
 		gw_log(GW_LOG_ERR, "reload: cannot start the reload thread");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -451,6 +477,7 @@ int gw_server_run(struct gw_app *app)
 
 	/* ---- ordered stop ---- */
 	gw_log(GW_LOG_NOTICE, "stopping: finishing accepted events");
+	reap_reload(1); /* a reload under way finishes first: it uses cfg and the rulebox */
 	app->stopping = 1;
 	gw_workq_close(&app->workq);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
