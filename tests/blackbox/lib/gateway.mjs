@@ -166,6 +166,7 @@ export class Gateway {
     }
     if (process.env.GW_DUMP_STDERR) process.stderr.write(`--- gateway ${this.pid} stderr ---\n${this.stderr}\n`);
     if (this.ownsStateDir && !process.env.GW_KEEP_TMP) rmSync(this.stateDir, { recursive: true, force: true });
+    if (this.adminDir) rmSync(this.adminDir, { recursive: true, force: true });
     return this.exit;
   }
 }
@@ -195,8 +196,10 @@ export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], sta
   // Every test gateway has an admin token: /admin/status carries the details
   // /healthz no longer publishes (gw.adminToken; lib/http.mjs adminStatus).
   const adminToken = admin ? randomBytes(24).toString('base64url') : null;
+  // (in a directory of its own: a test may hand over a state dir the gateway has to create)
+  const adminDir = admin ? tempDir('ngw-admin-') : null;
   if (admin) {
-    const adminPath = path.join(stateDir, 'test-admin-token');
+    const adminPath = path.join(adminDir, 'test-admin-token');
     writeFileSync(adminPath, adminToken + '\n', { mode: 0o600 });
     argv.push('--admin-token', adminPath);
   }
@@ -207,6 +210,7 @@ export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], sta
   live.add(child);
   const gw = new Gateway(child, { stateDir, keys, args: argv, ownsStateDir });
   gw.adminToken = adminToken;
+  gw.adminDir = adminDir;
   try {
     await gw.waitListening(timeout);
   } catch (e) {
