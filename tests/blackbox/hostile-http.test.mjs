@@ -472,3 +472,106 @@ describe('item 6: /healthz is liveness only; the details need the admin token', 
     }
   });
 });
+
+describe('item 2: nothing is buffered for an unverified request; bodies have one deadline and a byte budget', () => {
+  let g;
+  before(async () => {
+    g = await startGateway({ keys, args: ['--limits-body-timeout', '2', '--limits-body-budget', '1048576', '--limits-unverified-per-address', '1', '--workers', '1'] });
+  });
+  after(async () => {
+    if (g) await g.stop();
+  });
+
+  test('the address cap meets only unverified floods; after a valid FIT the address is exempt', async () => {
+    const flood = async () => {
+      const conns = await Promise.all(Array.from({ length: 40 }, () => RawConn.open(g.port)));
+      // well-formed RS256-looking tokens with a bad signature: each costs a worker a verification
+      const bogus = (await mintFit(keys)).replace(/\.[^.]+$/, '.' + Buffer.alloc(256, 7).toString('base64url'));
+      await Promise.all(conns.map((c) => c.write(postHead('/forge/events', { length: 2, token: bogus }) + '{}')));
+      const rs = await Promise.all(conns.map((c) => c.waitResponses(1, 5000)));
+      conns.forEach((c) => c.destroy());
+      return rs.map((r) => r[0]?.status);
+    };
+    const before = (await adminStatus(g)).json.counters.events_rejected_unverified_cap;
+    const first = await flood();
+    assert.ok(first.every((s) => s === 401 || s === 429), JSON.stringify(first));
+    const capped = (await adminStatus(g)).json.counters.events_rejected_unverified_cap - before;
+    assert.ok(capped > 0 && first.filter((s) => s === 429).length === capped,
+      `40 simultaneous unverified requests from one address with a cap of 1: ${capped} capped (${JSON.stringify(first)})`);
+    // a valid FIT from this address exempts it (Forge's egress addresses)
+    await assertStillServing(g, keys, 'cap');
+    const mid = (await adminStatus(g)).json.counters.events_rejected_unverified_cap;
+    const second = await flood();
+    assert.ok(second.every((s) => s === 401), `an address that verified was throttled: ${JSON.stringify(second)}`);
+    assert.equal((await adminStatus(g)).json.counters.events_rejected_unverified_cap, mid);
+  });
+
+  test('a bad FIT is answered before the body is sent, and the body is never read', async () => {
+    const c = await RawConn.open(g.port);
+    await c.write(postHead('/forge/events', { length: 200000, token: 'not.a.token' })); // headers only
+    const rs = await c.waitResponses(1, 5000);
+    assert.equal(rs.length, 1, `no answer before the body was sent (the body is buffered before the FIT is checked)\n${g.diag()}`);
+    assert.equal(rs[0].status, 401);
+    assert.equal(rs[0].headers.connection, 'close');
+    c.destroy();
+  });
+
+  test('40 unauthenticated connections trickling 200 kB bodies hold nothing and are closed', async () => {
+    const rss0 = procUsage(g.pid).rssKb;
+    const conns = await Promise.all(Array.from({ length: 40 }, () => RawConn.open(g.port)));
+    await Promise.all(conns.map((c) => c.write(postHead('/forge/events', { length: 200000, token: 'bogus.bogus.bogus' }))));
+    const chunk = Buffer.alloc(8192, 0x20);
+    for (let i = 0; i < 24; i++) {
+      await Promise.all(conns.map((c) => c.write(chunk)));
+      await sleep(50);
+    }
+    const closed = await Promise.all(conns.map((c) => c.waitClose(8000)));
+    const answered = conns.map((c) => c.responses()[0]?.status);
+    const rss1 = procUsage(g.pid).rssKb;
+    conns.forEach((c) => c.destroy());
+    assert.ok(answered.every((s) => s === 401 || s === 429), JSON.stringify(answered));
+    assert.ok(closed.every(Boolean), `${closed.filter((x) => !x).length} of 40 trickling connections still open`);
+    assert.ok(rss1 - rss0 < 4096, `RSS grew by ${rss1 - rss0} kB while 40 unauthenticated peers trickled bodies`);
+    await assertStillServing(g, keys, 'trickle');
+  });
+
+  test('a verified body that trickles past limits.body_timeout gets 408 and is closed', async () => {
+    const before = (await adminStatus(g)).json.counters.events_rejected_body_timeout;
+    const c = await RawConn.open(g.port);
+    await c.write(postHead('/forge/events', { length: 1000, token: await mintFit(keys) }) + '{"payload":');
+    let sent = 11;
+    const t0 = Date.now();
+    while (!c.closed && c.responses().length === 0 && Date.now() - t0 < 8000 && sent < 990) {
+      await c.write(' ');
+      sent++;
+      await sleep(200); // one byte per 200 ms: lws's per-chunk timeout never fires
+    }
+    const rs = await c.waitResponses(1, 3000);
+    c.destroy();
+    assert.equal(rs[0]?.status, 408, `no 408 for a body trickled over ${Date.now() - t0} ms: ${JSON.stringify(rs)}`);
+    assert.equal(JSON.parse(rs[0].body).error, 'body_timeout');
+    assert.equal((await adminStatus(g)).json.counters.events_rejected_body_timeout, before + 1);
+    await assertStillServing(g, keys, 'deadline');
+  });
+
+  test('bodies in flight beyond limits.body_budget get 503 + Retry-After', async () => {
+    const before = (await adminStatus(g)).json.counters.events_rejected_body_budget;
+    const fit = await mintFit(keys);
+    const conns = [];
+    const answers = [];
+    for (let i = 0; i < 6; i++) { // 6 x 200,000 declared bytes against a 1 MiB budget
+      const c = await RawConn.open(g.port);
+      conns.push(c);
+      await c.write(postHead('/forge/events', { length: 200000, token: fit }));
+      await sleep(100);
+    }
+    for (const c of conns) answers.push((await c.waitResponses(1, 300))[0]);
+    const busy = answers.filter((r) => r && r.status === 503);
+    assert.equal(busy.length, 1, `expected one 503 over the budget: ${JSON.stringify(answers.map((r) => r?.status))}`);
+    assert.equal(busy[0].headers['retry-after'], '5');
+    assert.equal((await adminStatus(g)).json.counters.events_rejected_body_budget, before + 1);
+    conns.forEach((c) => c.destroy());
+    await sleep(2500); // the held reservations go with their connections
+    await assertStillServing(g, keys, 'budget');
+  });
+});
