@@ -97,7 +97,7 @@ int gw_http_state_init(struct gw_http_state *h)
 	h->reading = NULL;
 	h->body_bytes = 0;
 	return gw_strmap_init(&h->pending, 256) || gw_strmap_init(&h->unverified, 64) ||
-	       gw_strmap_init(&h->verified, 64);
+	       gw_strmap_init(&h->verified, 64) || gw_strmap_init(&h->suspect, 64);
 }
 
 int gw_http_admin_load(struct gw_http_state *h, const char *path, char *err, size_t errlen)
@@ -158,6 +158,7 @@ void gw_http_state_free(struct gw_http_state *h)
 	gw_strmap_free(&h->pending, NULL);
 	gw_strmap_free(&h->unverified, NULL);
 	gw_strmap_free(&h->verified, NULL);
+	gw_strmap_free(&h->suspect, NULL);
 }
 
 static struct gw_app *app_of(struct lws *wsi)
@@ -229,10 +230,13 @@ static void rx_hold(struct http_pss *pss)
  * read (fitcheck.h): rx flow control holds the body in the kernel (only
  * what came in the headers' read, at most one lws read buffer, is kept).
  * An unverified request costs its session data and a slot in the FIT lane.
- * Per client address, at most limits.unverified_per_address requests may
- * wait for a verdict; an address that has sent a valid FIT is exempt (the
- * few Forge egress addresses verify all day long), so the cap only ever
- * meets peers without a valid token. Once verified, the body must arrive
+ * Per client address that has sent an invalid FIT (and no valid one), at
+ * most limits.unverified_per_address requests may wait for a verdict. An
+ * address that has sent a valid FIT is exempt for good, and an address not
+ * yet judged is not capped either (its requests are bounded by the FIT
+ * lane, limits.verify_backlog), so a burst from a Forge egress address right
+ * after a start is never throttled: the cap only ever meets peers that have
+ * shown a bad token. Once verified, the body must arrive
  * whole within limits.body_timeout (one deadline, not per chunk), and all
  * bodies in flight share limits.body_budget bytes (by Content-Length). */
 #define VERIFIED_ADDRESSES_MAX 4096
@@ -253,19 +257,26 @@ static void unverified_uncount(struct gw_app *app, struct http_pss *pss)
 	}
 }
 
-static void remember_verified(struct gw_app *app, const char *peer)
+/* Adds peer to an address set bounded at VERIFIED_ADDRESSES_MAX entries;
+ * when full, the set starts over (addresses still active come back at once). */
+static void remember_address(struct gw_strmap *set, const char *peer)
 {
 	size_t n = strlen(peer);
-	if (gw_strmap_get(&app->http.verified, peer, n))
+	if (gw_strmap_get(set, peer, n))
 		return;
-	if (app->http.verified.count >= VERIFIED_ADDRESSES_MAX) {
-		/* bounded: start over (addresses that keep verifying come back at once) */
-		gw_strmap_free(&app->http.verified, NULL);
-		gw_strmap_init(&app->http.verified, 64);
+	if (set->count >= VERIFIED_ADDRESSES_MAX) {
+		gw_strmap_free(set, NULL);
+		gw_strmap_init(set, 64);
 	}
-	struct gw_strmap_entry *e = gw_strmap_upsert(&app->http.verified, peer, n, NULL);
+	struct gw_strmap_entry *e = gw_strmap_upsert(set, peer, n, NULL);
 	if (e)
 		e->value = (void *)1;
+}
+
+static void remember_verified(struct gw_app *app, const char *peer)
+{
+	remember_address(&app->http.verified, peer);
+	gw_strmap_remove(&app->http.suspect, peer, strlen(peer));
 }
 
 static void reading_remove(struct gw_app *app, struct http_pss *pss)
@@ -407,7 +418,7 @@ static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *
 	size_t n = strlen(pss->peer);
 	uintptr_t waiting = (uintptr_t)gw_strmap_get(&app->http.unverified, pss->peer, n);
 	if (app->cfg.unverified_per_address > 0 && waiting >= (uintptr_t)app->cfg.unverified_per_address &&
-	    !gw_strmap_get(&app->http.verified, pss->peer, n)) {
+	    gw_strmap_get(&app->http.suspect, pss->peer, n) && !gw_strmap_get(&app->http.verified, pss->peer, n)) {
 		char reason[96];
 		snprintf(reason, sizeof(reason), "%zu requests from %s already await their FIT verdict",
 			 (size_t)waiting, pss->peer);
@@ -703,6 +714,8 @@ static void verdict(struct gw_app *app, struct http_pss *pss, struct gw_outbox_i
 {
 	unverified_uncount(app, pss);
 	if (item->status != GW_FIT_VERDICT_OK) { /* 401: the body is never read */
+		if (item->status == 401 && !gw_strmap_get(&app->http.verified, pss->peer, strlen(pss->peer)))
+			remember_address(&app->http.suspect, pss->peer);
 		pss->close_after = 1;
 		pss->retry_after = item->retry_after;
 		respond(pss, item->status, item->body, 0);

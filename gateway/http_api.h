@@ -21,6 +21,7 @@ struct gw_http_state {
 	/* intake limits (issue 10 item 2) */
 	struct gw_strmap unverified;  /* client address -> requests awaiting their FIT verdict (uintptr_t) */
 	struct gw_strmap verified;    /* client address -> 1: sent a valid FIT (exempt from that cap) */
+	struct gw_strmap suspect;     /* client address -> 1: sent an invalid FIT and no valid one (capped) */
 	size_t body_bytes;            /* Content-Length reserved by bodies being read or verified */
 	struct http_pss *reading;     /* bodies being read (the whole-body deadline) */
 	unsigned char admin_hash[32]; /* SHA-256 of the admin.token bearer */
