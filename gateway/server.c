@@ -348,10 +348,12 @@ int gw_server_run(struct gw_app *app)
 	 * without a protocol bound here lws leaves the request unanswered. */
 	m_root.protocol = "http-api";
 	static struct lws_http_mount m_admin;
-	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_admin};
-	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/admin"};
+	static struct lws_http_mount m_subscription; /* forge.subscription_path outside /forge/ */
+	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_admin, &m_subscription};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/admin", app->cfg.subscription_path};
+	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 6 : 5;
 	struct lws_http_mount *prev = &m_root;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < ncb; i++) {
 		*cb_mounts[i] = (struct lws_http_mount){0};
 		cb_mounts[i]->mountpoint = cb_points[i];
 		cb_mounts[i]->mountpoint_len = (unsigned char)strlen(cb_points[i]);
