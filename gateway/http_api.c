@@ -31,6 +31,8 @@
 #include "http_api.h"
 #include "intake.h"
 #include "log.h"
+#include "metrics.h"
+#include "ops_api.h"
 #include "stats.h"
 #include "version.h"
 
@@ -71,6 +73,8 @@ struct http_pss {
 	size_t resp_len;
 	int resp_borrowed;
 	const char *allow; /* Allow header for 405 */
+	const char *ctype; /* NULL: application/json */
+	int64_t intake_started_ns; /* intake: headers seen (intake_answer histogram) */
 };
 
 const size_t gw_http_pss_size = sizeof(struct http_pss);
@@ -487,7 +491,7 @@ static int write_headers(struct lws *wsi, struct http_pss *pss)
 {
 	unsigned char buf[LWS_PRE + 1024 + INLINE_BODY_MAX], *start = buf + LWS_PRE, *p = start,
 							     *end = buf + LWS_PRE + 1024 - 1;
-	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, "application/json",
+	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype ? pss->ctype : "application/json",
 					pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
 		return -1;
 	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
@@ -532,6 +536,14 @@ static int linger_close(struct lws *wsi)
 	return 0;
 }
 
+static void answer_written(struct http_pss *pss)
+{
+	if (pss->intake_started_ns) {
+		gw_hist_observe_ns(GW_HIST_intake_answer, gw_monotonic_ns() - pss->intake_started_ns);
+		pss->intake_started_ns = 0;
+	}
+}
+
 int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
 {
 	struct http_pss *pss = user;
@@ -572,6 +584,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 				respond_error(pss, 405, "method_not_allowed", "use POST");
 				return 0;
 			}
+			pss->intake_started_ns = gw_monotonic_ns();
 			begin_intake(app, wsi, pss);
 			/* A scheduled trigger may come without a body: then lws has
 			 * nothing to deliver and completion is ours to call. */
@@ -594,6 +607,14 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (!strcmp(path, "/healthz")) {
 			respond(pss, 200, health_json(app), 0);
 			return 0;
+		}
+		{
+			int status;
+			char *body = NULL;
+			if (!gw_ops_answer(app, path, &status, &body, &pss->ctype)) {
+				respond(pss, status, body, 0);
+				return 0;
+			}
 		}
 		if (!strcmp(path, "/.well-known/jwks.json")) {
 			respond(pss, 200, app->jwks_json, 1);
@@ -631,6 +652,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			if (sent || pss->head_only || !pss->resp_len) {
 				/* nothing more to send */
 				pss->state = HTTP_DONE;
+				answer_written(pss);
 				if (pss->close_after)
 					return linger_close(wsi);
 				return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -649,6 +671,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			if (w < (int)n)
 				return -1;
 			pss->state = HTTP_DONE;
+			answer_written(pss);
 			if (pss->close_after)
 				return linger_close(wsi);
 			return lws_http_transaction_completed(wsi) ? -1 : 0;

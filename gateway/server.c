@@ -26,6 +26,7 @@
 #include "realtime.h"
 #include "server.h"
 #include "log.h"
+#include "metrics.h"
 #include "stats.h"
 #include "workers.h"
 
@@ -78,6 +79,8 @@ static void release_batches(struct gw_app *app)
 	while (app->release.held && app->release.held->intake_no == app->release.next) {
 		struct gw_outbox_item *b = app->release.held;
 		app->release.held = b->next;
+		if (b->count && b->received_ns)
+			gw_hist_observe_ns(GW_HIST_event_to_frame, gw_monotonic_ns() - b->received_ns);
 		for (size_t i = 0; i < b->count; i++) {
 			struct gw_delivery *d = &b->items[i];
 			if (!gw_broker_publish(app->broker, d->installation, d->user, d->ctx, d->msg))
@@ -297,7 +300,7 @@ int gw_server_run(struct gw_app *app)
 	static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
 	static struct lws_protocol_vhost_options pvo_realtime = {NULL, &pvo_default, "notify-gateway", ""};
 	static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
-	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown, m_dev;
+	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown, m_dev, m_metrics, m_livez, m_readyz;
 
 	protocols[0] = (struct lws_protocols){"http-api", http_protocol_cb, gw_http_pss_size, 0, 0, app, 0};
 	protocols[1] = (struct lws_protocols){"notify-gateway", realtime_protocol_cb, gw_conn_size, 4096, 0,
@@ -314,10 +317,10 @@ int gw_server_run(struct gw_app *app)
 	/* A file that is not there falls through to our callback for a 404;
 	 * without a protocol bound here lws leaves the request unanswered. */
 	m_root.protocol = "http-api";
-	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev};
-	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev"};
+	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_metrics, &m_livez, &m_readyz};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/metrics", "/livez", "/readyz"};
 	struct lws_http_mount *prev = &m_root;
-	for (int i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(cb_mounts) / sizeof(cb_mounts[0]); i++) {
 		*cb_mounts[i] = (struct lws_http_mount){0};
 		cb_mounts[i]->mountpoint = cb_points[i];
 		cb_mounts[i]->mountpoint_len = (unsigned char)strlen(cb_points[i]);

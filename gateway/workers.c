@@ -10,6 +10,7 @@
 #include "batch.h"
 #include "intake.h"
 #include "log.h"
+#include "metrics.h"
 #include "sequencer.h"
 #include "stats.h"
 
@@ -70,6 +71,7 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 		active = gw_activity_take_locked(&app->activity, job->installation, interval ? interval : "");
 		gw_sequencer_unlock(sq); /* } sequencer lock ---- (the turn stays ours) */
 	}
+	int64_t eval_started = gw_monotonic_ns();
 	if (set && job->scheduled) {
 		/* Rules on "scheduled:<interval>" run once, with event.activity
 		 * listing who was notified since this interval's last run; rules on
@@ -91,6 +93,8 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	} else if (set) {
 		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
 	}
+	if (set)
+		gw_hist_observe_ns(GW_HIST_rule_evaluation, gw_monotonic_ns() - eval_started);
 	rules_set_unref(set);
 	json_decref(active);
 	struct rules_limit_counts stopped;
