@@ -27,6 +27,7 @@
 #include "server.h"
 #include "log.h"
 #include "metrics.h"
+#include "sdnotify.h"
 #include "stats.h"
 #include "workers.h"
 
@@ -222,6 +223,7 @@ static void *reload_thread(void *arg)
 		gw_rulebox_record_failure(&app->rulebox, msg);
 		gw_log(GW_LOG_ERR, "reload: %s has errors; the running rules stay in force", app->cfg.rules);
 	}
+	gw_sd_ready(set ? "serving; rules reloaded" : "serving; the last reload failed (the running rules stay)");
 	pthread_mutex_unlock(&reload_lock);
 	return NULL;
 }
@@ -232,14 +234,17 @@ static void start_reload(struct gw_app *app)
 		gw_log(GW_LOG_NOTICE, "reload: running on the embedded rules; nothing to reload");
 		return;
 	}
+	gw_sd_reloading();
 	pthread_t t;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (pthread_create(&t, NULL, reload_thread, app) == 0)
 		pthread_detach(t);
-	else
+	else {
 		gw_log(GW_LOG_ERR, "reload: cannot start the reload thread");
+		gw_sd_ready("serving; the last reload could not start");
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -417,6 +422,7 @@ int gw_server_run(struct gw_app *app)
 	fflush(stdout);
 	gw_log(GW_LOG_NOTICE, "notify-gateway listening on %s:%d with %d workers", host, app->listen_port,
 	       app->nworkers);
+	gw_sd_ready("serving");
 
 	while (!stop_requested) {
 		service_once(app);
@@ -435,6 +441,7 @@ int gw_server_run(struct gw_app *app)
 
 	/* ---- ordered stop ---- */
 	gw_log(GW_LOG_NOTICE, "stopping: finishing accepted events");
+	gw_sd_stopping();
 	app->stopping = 1;
 	gw_workq_close(&app->workq);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
