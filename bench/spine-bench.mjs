@@ -108,9 +108,9 @@ const currentFit = () => {
 // ---- gateway ------------------------------------------------------------------
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spine-bench-'));
 fs.writeFileSync(path.join(stateDir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
-fs.writeFileSync(path.join(stateDir, 'subscriber-secret'), secret);
+fs.writeFileSync(path.join(stateDir, 'subscriber-secret'), secret, { mode: 0o600 });
 const gwArgs = ['--listen', '127.0.0.1:0', '--state-dir', stateDir, '--rules', path.join(blackbox, 'fixtures/rules.yml'),
-  '--forge-jwks', path.join(stateDir, 'jwks.json'), '--forge-app-id', appId, '--subscriber-key', path.join(stateDir, 'subscriber-secret'),
+  '--forge-jwks', path.join(stateDir, 'jwks.json'), '--forge-app-id', appId, '--subscriber-hs256-secret', path.join(stateDir, 'subscriber-secret'),
   '--limits-queue', String(Math.max(10000, opts.events + 1000)), '--log-level', 'warn'];
 if (opts.workers) gwArgs.push('--workers', String(opts.workers));
 const gw = spawn(opts.binary, gwArgs, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -11,12 +11,14 @@
  *  3. the time to read 1,000 missed notifications of one user (since()).
  * Claims and proof have the sizes the pipeline produces (printed).
  *
- * Usage: store_bench [DIR]   (DIR: where the temporary stores go; /tmp)
+ * Usage: store_bench [DIR [FILTER]]   (DIR: where the temporary stores go,
+ * default /tmp; FILTER: only the throughput rows whose label contains it)
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,7 +57,7 @@ struct note_text {
 
 /* Claims as the pipeline writes them (docs/protocol.md) and a proof for a
  * batch of 64 leaves (6 path hashes). */
-static struct gw_store_note make_note(struct note_text *t, int user, uint64_t seq, int64_t now)
+static struct gw_store_note make_note(struct note_text *t, int user, uint64_t seq, int64_t now, unsigned batch)
 {
 	snprintf(t->user, sizeof(t->user), "557058:f4a1c2d3-0b6e-4a8f-9c7d-%012d", user);
 	snprintf(t->id, sizeof(t->id), "%016llx%016llx", (unsigned long long)seq * 7919,
@@ -79,9 +81,9 @@ static struct gw_store_note make_note(struct note_text *t, int user, uint64_t se
 		 "{\"batch\":\"eyJhbGciOiJFUzI1NiIsImtpZCI6Im5vdGlmeS1nYXRld2F5LTIwMjYtMTEtMjkifQ."
 		 "eyJpc3MiOiJub3RpZnktZ2F0ZXdheSIsImlhdCI6MTc5NjAwMDAwMCwic2l6ZSI6NjQsInJvb3QiOiJxV2VydHl1aW9w"
 		 "YXNkZmdoamtsenhjdmJubTEyMzQ1Njc4OTBhYmNkZWZnaCJ9."
-		 "MEUCIQDx3kP0q9w8e7r6t5y4u3i2o1p0a9s8d7f6g5h4j3k2l1zXcVbNmQwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUiOpAsDfGhJkLzXcVbNm\","
+		 "MEUCIQDx3kP0q9w8e7r6t5y4u3i2o1p0a9s8d7f6g5h4j3k2l1zXcVbNmQwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUiOpAsDfGhJ%08x\","
 		 "\"index\":%llu,\"path\":[%s]}",
-		 (unsigned long long)(seq % 64), path);
+		 batch, (unsigned long long)(seq % 64), path);
 	return (struct gw_store_note){t->user, "jira:issue/10042", t->id, seq, t->claims, strlen(t->claims),
 				      t->proof, strlen(t->proof), now, now + 3600};
 }
@@ -151,7 +153,8 @@ static void *run_events(void *p)
 			continue;
 		}
 		for (int k = 0; k < n; k++) {
-			notes[k] = make_note(&nt[k], w->thread, ++w->seq, now);
+			/* one signature per call, as one per worker pass */
+			notes[k] = make_note(&nt[k], w->thread, ++w->seq, now, (unsigned)(w->thread * 1000000 + i));
 			done[k] = (struct gw_store_done){out[k].id, INST, &notes[k], 1};
 		}
 		if (w->s->ops->record(w->s, done, (size_t)n, results))
@@ -160,14 +163,24 @@ static void *run_events(void *p)
 	return NULL;
 }
 
-static double events_per_s(const char *kind, enum gw_store_durability d, int threads, int events, int batch)
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+/* events/s (wall clock); *cpu_us: CPU time (user + system) per event. */
+static double events_per_s(const char *kind, enum gw_store_durability d, int threads, int events, int batch,
+			   double *cpu_us)
 {
 	char dir[512];
 	fresh_dir(dir, sizeof(dir));
 	struct gw_store *s = open_store(kind, d, dir);
 	pthread_t th[8];
 	struct worker w[8];
-	double t0 = now_s();
+	double t0 = now_s(), c0 = cpu_s();
 	for (int i = 0; i < threads; i++) {
 		w[i] = (struct worker){s, i, events / threads, batch, 0, 0};
 		pthread_create(&th[i], NULL, run_events, &w[i]);
@@ -178,6 +191,7 @@ static double events_per_s(const char *kind, enum gw_store_durability d, int thr
 		failures += w[i].failures;
 	}
 	double dt = now_s() - t0;
+	*cpu_us = (cpu_s() - c0) * 1e6 / events;
 	s->ops->close(s);
 	rm_dir(dir);
 	if (failures)
@@ -231,7 +245,7 @@ static double read_missed_ms(const char *kind, size_t *count)
 	fill(s, 20, 1000); /* 20 users: the one read shares the file with others */
 	char user[64];
 	struct note_text nt;
-	make_note(&nt, 1005, 1, 0);
+	make_note(&nt, 1005, 1, 0, 0);
 	snprintf(user, sizeof(user), "%s", nt.user);
 	const char *all[] = {"*"};
 	struct gw_store_page p;
@@ -255,10 +269,11 @@ int main(int argc, char **argv)
 {
 	if (argc > 1)
 		base_dir = argv[1];
+	const char *filter = argc > 2 ? argv[2] : NULL;
 	memset(payload, 'x', sizeof(payload) - 1);
 	memcpy(payload, "{\"eventType\":\"avi:jira:assigned:issue\",\"issue\":{\"description\":\"", 63);
 	struct note_text nt;
-	struct gw_store_note n = make_note(&nt, 1, 1, (int64_t)time(NULL));
+	struct gw_store_note n = make_note(&nt, 1, 1, (int64_t)time(NULL), 0);
 	printf("store_bench: medians of %d runs; event payload %zu B, claims %zu B, proof %zu B\n", RUNS,
 	       sizeof(payload) - 1, n.claims_len, n.proof_len);
 
@@ -277,13 +292,19 @@ int main(int argc, char **argv)
 	};
 	printf("\njournal + done (one notification per event):\n");
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		double v[RUNS];
+		if (filter && !strstr(rows[i].label, filter))
+			continue;
+		double v[RUNS], c[RUNS];
 		for (int r = 0; r < RUNS; r++)
-			v[r] = events_per_s(rows[i].kind, rows[i].d, rows[i].threads, rows[i].events, rows[i].batch);
-		printf("  %-42s %9.0f events/s  (runs %.0f %.0f %.0f)\n", rows[i].label, median3(v), v[0], v[1],
-		       v[2]);
+			v[r] = events_per_s(rows[i].kind, rows[i].d, rows[i].threads, rows[i].events, rows[i].batch,
+					    &c[r]);
+		double v0 = v[0], v1 = v[1], v2 = v[2];
+		printf("  %-40s %8.0f events/s %7.1f us CPU/event  (runs %.0f %.0f %.0f)\n", rows[i].label,
+		       median3(v), median3(c), v0, v1, v2);
 	}
 
+	if (filter)
+		return 0;
 	double b[RUNS];
 	for (int r = 0; r < RUNS; r++)
 		b[r] = bytes_per_note();

@@ -1,9 +1,12 @@
 /* activity.c - see activity.h. */
 #include "activity.h"
 
+#include "stats.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *const gw_schedule_intervals[GW_ACTIVITY_INTERVALS] = {"fiveMinute", "hour", "day", "week"};
 
@@ -16,6 +19,8 @@ int gw_schedule_interval_index(const char *name)
 }
 
 struct activity_entry {
+	size_t charged; /* bytes counted against max_bytes */
+	time_t last;    /* last activity */
 	char *user;
 	size_t inst_len;
 	unsigned count[GW_ACTIVITY_INTERVALS];
@@ -34,11 +39,32 @@ static void free_entry(void *v)
 	free(e);
 }
 
-int gw_activity_init(struct gw_activity *a, size_t max_users)
+int gw_activity_init(struct gw_activity *a, size_t max_bytes, size_t title_bytes)
 {
 	memset(a, 0, sizeof(*a));
-	a->max_users = max_users;
+	a->max_bytes = max_bytes;
+	a->title_bytes = title_bytes ? title_bytes : 1;
 	return gw_strmap_init(&a->users, 1024);
+}
+
+/* The worst case of one entry: everything it can ever hold. */
+size_t gw_activity_entry_bytes(const struct gw_activity *a, size_t key_len, size_t user_len)
+{
+	return sizeof(struct activity_entry) + sizeof(struct gw_strmap_entry) + key_len + 1 + user_len + 1 +
+	       GW_ACTIVITY_TITLES * (a->title_bytes + 1) + sizeof(void *);
+}
+
+/* A copy of title cut to at most max bytes, not inside a UTF-8 sequence. */
+static char *title_copy(const char *title, size_t max, int *cut)
+{
+	size_t n = strlen(title);
+	*cut = n > max;
+	if (*cut) {
+		n = max;
+		while (n > 0 && ((unsigned char)title[n] & 0xc0) == 0x80)
+			n--; /* title[n] continues a sequence: cut before its lead byte */
+	}
+	return strndup(title, n);
 }
 
 void gw_activity_destroy(struct gw_activity *a)
@@ -58,35 +84,48 @@ void gw_activity_record_locked(struct gw_activity *a, const char *inst, const ch
 	int n = make_key(key, sizeof(key), inst, user);
 	if (n < 0)
 		return;
-	char *t = strdup(title ? title : "");
+	int cut = 0;
+	char *t = title_copy(title ? title : "", a->title_bytes, &cut);
 	struct activity_entry *e = gw_strmap_get(&a->users, key, (size_t)n);
 	if (!e) {
-		if (a->users.count >= a->max_users || !(e = calloc(1, sizeof(*e))) || !(e->user = strdup(user))) {
+		size_t cost = gw_activity_entry_bytes(a, (size_t)n, strlen(user));
+		if (a->bytes + cost > a->max_bytes || !(e = calloc(1, sizeof(*e))) || !(e->user = strdup(user))) {
 			a->dropped++;
+			gw_stat_inc(GW_STAT_digest_users_untracked);
 			free_entry(e);
 			e = NULL;
 		} else {
 			struct gw_strmap_entry *me = gw_strmap_upsert(&a->users, key, (size_t)n, NULL);
-			if (me)
+			if (me) {
 				me->value = e;
-			else {
+				e->charged = cost;
+				a->bytes += cost;
+			} else {
 				free_entry(e);
 				e = NULL;
 			}
 		}
 	}
-	if (e) {
+	if (e && t) {
+		if (cut)
+			gw_stat_inc(GW_STAT_digest_titles_truncated);
 		for (int i = 0; i < GW_ACTIVITY_INTERVALS; i++)
 			e->count[i]++;
 		free(e->titles[e->next % GW_ACTIVITY_TITLES]);
 		e->titles[e->next % GW_ACTIVITY_TITLES] = t;
 		e->next++;
+		e->last = time(NULL);
 		t = NULL;
 	}
 	free(t);
 }
 
 json_t *gw_activity_take_locked(struct gw_activity *a, const char *inst, const char *interval)
+{
+	return gw_activity_take_at_locked(a, inst, interval, time(NULL));
+}
+
+json_t *gw_activity_take_at_locked(struct gw_activity *a, const char *inst, const char *interval, time_t now)
 {
 	json_t *list = json_array();
 	int iv = gw_schedule_interval_index(interval);
@@ -111,5 +150,25 @@ json_t *gw_activity_take_locked(struct gw_activity *a, const char *inst, const c
 							      (json_int_t)e->count[iv], "titles", titles));
 			e->count[iv] = 0;
 		}
+	/* Entries every interval has taken, or silent for longer than the
+	 * longest interval, are done: remove them. */
+	for (size_t b = 0; b < a->users.nbuckets; b++) {
+		struct gw_strmap_entry *me = a->users.buckets[b];
+		while (me) {
+			struct gw_strmap_entry *next = me->next;
+			struct activity_entry *e = me->value;
+			int pending = 0;
+			for (int i = 0; i < GW_ACTIVITY_INTERVALS; i++)
+				pending |= e->count[i] != 0;
+			if (now - e->last > GW_ACTIVITY_STALE_SECONDS)
+				pending = 0;
+			if (!pending) {
+				a->bytes -= e->charged;
+				gw_strmap_remove(&a->users, me->key, me->key_len);
+				free_entry(e);
+			}
+			me = next;
+		}
+	}
 	return list;
 }

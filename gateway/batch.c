@@ -307,11 +307,6 @@ void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nw
 		json_decref(w->notes);
 		w->notes = NULL;
 		gw_stat_inc(GW_STAT_events_processed);
-		if (!w->batch) {
-			free(w->items);
-			gw_log(GW_LOG_ERR, "batch: out of memory; event trace=%s dropped", w->job->trace_id);
-			continue;
-		}
 		w->batch->kind = GW_OUT_BATCH;
 		w->batch->intake_no = w->job->intake_no;
 		w->batch->received_ns = w->job->received_ns;

@@ -35,7 +35,7 @@ struct gw_event_work {
 	size_t nnotes;
 	struct gw_delivery *items; /* one per (note, recipient) in note order; user NULL: no seq, no delivery */
 	size_t nitems;
-	struct gw_outbox_item *batch; /* NULL: out of memory (the event is dropped, logged) */
+	struct gw_outbox_item *batch; /* never NULL (gw_outbox_batch_new) */
 };
 
 /* What signing needs from the configuration. */

@@ -50,7 +50,9 @@ static const struct opt options[] = {
 	 "JWKS file with the RSA keys that sign FITs (default: a development key in state_dir)"},
 	{"forge.leeway", OPT_INT, OFF(forge_leeway), "60", 0, 60, "seconds of clock skew allowed on exp/nbf"},
 	{"subscriber.key", OPT_PATH, OFF(subscriber_key), NULL, 0, 0,
-	 "PEM public key (ES256/RS256) or HS256 secret file for subscription tokens (default: a development secret in state_dir)"},
+	 "PEM public key (EC P-256: ES256, RSA: RS256) that verifies subscription tokens (default: a development HS256 secret in state_dir)"},
+	{"subscriber.hs256_secret", OPT_PATH, OFF(subscriber_secret), NULL, 0, 0,
+	 "file holding an HS256 secret (32-4096 bytes, mode 0600) for subscription tokens, instead of subscriber.key"},
 	{"subscriber.audience", OPT_STR, OFF(subscriber_audience), NULL, 0, 0,
 	 "required aud of subscription tokens (unset: aud not checked)"},
 	{"subscriber.auth_timeout", OPT_INT, OFF(ws_auth_timeout), "10", 1, 300,
@@ -68,22 +70,40 @@ static const struct opt options[] = {
 	 "accepted events waiting for the rules; full: 503 + Retry-After"},
 	{"limits.verify_backlog", OPT_INT, OFF(verify_backlog), "1024", 1, 1000000,
 	 "requests waiting for token verification; full: 503 + Retry-After"},
+	{"limits.auth_backlog", OPT_INT, OFF(auth_backlog), "1024", 1, 1000000,
+	 "websocket logins and token refreshes waiting for verification (a lane of their own); full: error busy"},
 	{"limits.max_body", OPT_INT, OFF(max_body), "204800", 1024, 16777216,
 	 "largest event body in bytes; larger: 413"},
 	{"limits.ws_max_frame", OPT_INT, OFF(ws_max_frame), "16384", 256, 1048576,
 	 "largest client frame in bytes; larger: error frame and close"},
 	{"limits.ws_max_pending_bytes", OPT_INT, OFF(ws_max_pending_bytes), "1048576", 4096,
-	 268435456, "bytes queued to one connection before it is closed as a slow consumer"},
+	 268435456, "bytes queued to one connection (every frame counts); replies over half: reading stops; over all: closed as a slow consumer"},
 	{"limits.ws_max_subscriptions", OPT_INT, OFF(ws_max_subscriptions), "64", 1, 100000,
 	 "contexts one connection may subscribe to"},
+	{"limits.ws_max_per_user", OPT_INT, OFF(ws_max_per_user), "64", 0, 1000000,
+	 "websockets one user (installation, sub) may have connected at once (tabs); more: error too_many_connections, close 1008 (0: no cap)"},
+	{"limits.ws_max_per_address", OPT_INT, OFF(ws_max_per_address), "0", 0, 4194304,
+	 "websockets open at once from one client address, authenticated or not (0: no cap: many users may share one NAT address); more: error too_many_connections, close 1008"},
+	{"limits.ws_max_unauthenticated_per_address", OPT_INT, OFF(ws_max_unauth_per_address), "1024", 0, 4194304,
+	 "websockets from one client address not yet authenticated; more: error too_many_connections, close 1008 (0: no cap)"},
 	{"forge.dedup_ttl", OPT_INT, OFF(dedup_ttl), "900", 600, 86400,
 	 "seconds an accepted event is remembered so that Forge's redeliveries of it are ignored"},
 	{"limits.max_fds", OPT_INT, OFF(max_fds), "65536", 256, 4194304,
 	 "file descriptors (connections) the gateway sets as its soft RLIMIT_NOFILE, within the hard limit"},
 	{"limits.dedup_entries", OPT_INT, OFF(dedup_capacity), "200000", 1000, 50000000,
 	 "accepted events remembered for redelivery detection"},
+	{"limits.dedup_per_installation", OPT_INT, OFF(dedup_per_installation), "50000", 1, 50000000,
+	 "accepted events remembered per installation (its own oldest goes first; capped at limits.dedup_entries)"},
+	{"limits.seq_bytes", OPT_INT, OFF(seq_bytes), "67108864", 4096, 2147483647,
+	 "bytes of per-user seq counters kept; over it the users notified least recently are forgotten (their seq jumps)"},
+	{"limits.digest_bytes", OPT_INT, OFF(digest_bytes), "134217728", 4096, 2147483647,
+	 "bytes of per-user activity kept for scheduled digests; over it new users are not tracked"},
+	{"limits.digest_title_bytes", OPT_INT, OFF(digest_title_bytes), "200", 16, 65536,
+	 "bytes of each title kept for digests (longer titles are cut at a UTF-8 boundary)"},
 	{"limits.rule_scratch_bytes", OPT_INT, OFF(rule_scratch_bytes), "1048576", 4096, 268435456,
 	 "bytes one rule expression or template may build (strings, lists); more: an evaluation error"},
+	{"dev_mode", OPT_STR, OFF(dev_mode), "auto", 0, 0,
+	 "auto|true|false: development keys and /dev/token, /dev/fit for what has no real key; auto: only on a loopback listener and for loopback Host names"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 	{"store", OPT_STORE, OFF(store), "sqlite", 0, 0,
@@ -502,11 +522,67 @@ int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out,
 	return gw_config_validate(cfg, err) ? 2 : 0;
 }
 
+int gw_host_is_loopback(const char *host, size_t len)
+{
+	char h[256];
+	if (len >= sizeof(h))
+		return 0;
+	memcpy(h, host, len);
+	h[len] = '\0';
+	if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+		memmove(h, h + 1, len - 2);
+		h[len - 2] = '\0';
+	}
+	for (char *c = h; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	size_t n = strlen(h);
+	if (n && h[n - 1] == '.') /* "localhost." */
+		h[--n] = '\0';
+	if (!strcmp(h, "localhost") || (n > 10 && !strcmp(h + n - 10, ".localhost")) || !strcmp(h, "::1"))
+		return 1;
+	unsigned a, b, c, d;
+	char tail;
+	return sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 && c < 256 &&
+	       d < 256;
+}
+
 int gw_config_validate(struct gw_config *cfg, FILE *err)
 {
+	const char *dev_mode = cfg->dev_mode ? cfg->dev_mode : "auto";
+	if (strcmp(dev_mode, "auto") && strcmp(dev_mode, "true") && strcmp(dev_mode, "false")) {
+		fprintf(err, "notify-gateway: 'dev_mode' must be auto, true or false, got '%s'\n", dev_mode);
+		return -1;
+	}
+	/* Development keys stand in for a real key that is not configured.
+	 * Half a production setup (one real key) is refused unless the listener
+	 * is loopback (a developer's machine) or development mode is explicit. */
+	int dev_forge = !cfg->forge_jwks, dev_sub = !cfg->subscriber_key;
+	int loopback = cfg->listen_host && gw_host_is_loopback(cfg->listen_host, strlen(cfg->listen_host));
+	if (dev_forge != dev_sub && !loopback && strcmp(dev_mode, "true")) {
+		fprintf(err, "notify-gateway: %s is set but %s is not: the %s would be checked with a "
+			     "generated development key on %s. Set %s too, or dev_mode: true to run half in "
+			     "development mode on purpose\n",
+			dev_forge ? "subscriber.key" : "forge.jwks", dev_forge ? "forge.jwks" : "subscriber.key",
+			dev_forge ? "Forge Invocation Tokens" : "subscription tokens", cfg->listen,
+			dev_forge ? "forge.jwks and forge.app_id" : "subscriber.key");
+		return -1;
+	}
+	if ((dev_forge || dev_sub) && !strcmp(dev_mode, "false")) {
+		fprintf(err, "notify-gateway: dev_mode is false but %s not set: configure the real keys\n",
+			dev_forge && dev_sub ? "forge.jwks and subscriber.key are"
+			: dev_forge	     ? "forge.jwks is"
+					     : "subscriber.key is");
+		return -1;
+	}
 	if (cfg->forge_jwks && !cfg->forge_app_id) {
 		fprintf(err, "notify-gateway: forge.jwks is set but forge.app_id is not: FITs are checked "
 			     "against the app ARI (--forge-app-id ari:cloud:ecosystem::app/<uuid>)\n");
+		return -1;
+	}
+	if (cfg->subscriber_key && cfg->subscriber_secret) {
+		fprintf(err, "notify-gateway: subscriber.key and subscriber.hs256_secret are both set; "
+			     "subscription tokens are verified with exactly one key: set one of them\n");
 		return -1;
 	}
 	if (cfg->forge_app_id && strncmp(cfg->forge_app_id, "ari:cloud:ecosystem::app/", 25) != 0) {

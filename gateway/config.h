@@ -19,7 +19,8 @@ struct gw_config {
 	char *forge_app_id;
 	char *forge_jwks;      /* NULL: development key generated in state_dir */
 	int forge_leeway;
-	char *subscriber_key;  /* NULL: development HS256 secret in state_dir */
+	char *subscriber_key;  /* PEM public key; NULL (and no secret): development HS256 secret */
+	char *subscriber_secret; /* HS256 secret file (subscriber.hs256_secret) */
 	char *subscriber_audience;
 	char *signing_key;     /* NULL: <state_dir>/signing-key.pem, generated */
 	char *signing_issuer;
@@ -28,19 +29,28 @@ struct gw_config {
 	int workers;           /* 0: one per CPU */
 	int queue_capacity;
 	int verify_backlog;
+	int auth_backlog;      /* websocket logins waiting for token verification */
 	int max_body;
 	int ws_max_frame;
 	int ws_max_pending_bytes;
 	int ws_max_subscriptions;
+	int ws_max_per_user;    /* authenticated websockets per (installation, user); 0: no cap */
+	int ws_max_per_address; /* websockets per client address; 0: no cap */
+	int ws_max_unauth_per_address; /* websockets per client address not yet authenticated; 0: no cap */
 	int ws_auth_timeout;
 	int ws_ping_interval;  /* 0: no pings, no idle close */
 	int shutdown_grace;
 	int dedup_capacity;
+	int dedup_per_installation;
 	int max_fds;           /* soft RLIMIT_NOFILE set at start */
 	int dedup_ttl;
+	int seq_bytes;          /* per-user seq map budget */
+	int digest_bytes;       /* activity tracker budget */
+	int digest_title_bytes; /* one title in the tracker */
 	int rule_scratch_bytes; /* bytes one rule evaluation may build */
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
+	char *dev_mode;        /* "auto", "true" or "false" (dev_api.c) */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
 	char *durability;      /* "fsync" or "os" */
 	int history_retention; /* seconds a notification stays in the inbox at least */
@@ -65,5 +75,9 @@ int gw_config_load_file(struct gw_config *cfg, const char *path, FILE *err);
 int gw_config_validate(struct gw_config *cfg, FILE *err);
 
 void gw_config_print_help(FILE *out);
+
+/* 1 when host (an address or name, as in listen or a Host header without
+ * its port) is loopback: localhost, *.localhost, 127.0.0.0/8, ::1. */
+int gw_host_is_loopback(const char *host, size_t len);
 
 #endif

@@ -9,6 +9,11 @@
  * Each answers 404 (as if it did not exist) as soon as the corresponding real
  * key is configured (subscriber.key / forge.jwks): anyone who can reach these
  * endpoints can mint tokens, which is only acceptable with throw-away keys.
+ * With dev_mode: auto (the default) they also answer 404 unless the gateway
+ * listens on a loopback address, and 403 unless the request's Host is a
+ * loopback name or address: a web page the developer visits could otherwise
+ * point a DNS name at 127.0.0.1 and mint tokens from the browser (DNS
+ * rebinding). dev_mode: true lifts both checks on purpose.
  * Signing here runs on the service thread: a development-only exception to
  * "the service thread only does I/O" (one RSA signature per button press).
  *
@@ -24,6 +29,7 @@
 #include "dev_api.h"
 #include "keys.h"
 #include "log.h"
+#include "stats.h"
 #include "util.h"
 
 
@@ -44,10 +50,44 @@ static int query_values(struct lws *wsi, const char *name, char vals[][256], int
 	return count;
 }
 
+/* 1: serve; 0: answer 404 (not here); -1: answer 403 (set in *j). */
+static int dev_allowed(struct gw_app *app, struct lws *wsi, json_t **j)
+{
+	if (!strcmp(app->cfg.dev_mode, "true"))
+		return 1;
+	if (!gw_host_is_loopback(app->cfg.listen_host, strlen(app->cfg.listen_host)))
+		return 0;
+	char host[256];
+	int n = lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST);
+	size_t hl = n > 0 ? (size_t)n : 0;
+	/* strip the port: "name:port", "[v6]:port" */
+	char *close = hl && host[0] == '[' ? strchr(host, ']') : NULL;
+	char *colon = close ? strchr(close, ':') : (hl ? strrchr(host, ':') : NULL);
+	if (colon && (close || strchr(host, ':') == colon))
+		hl = (size_t)(colon - host);
+	if (hl && gw_host_is_loopback(host, hl))
+		return 1;
+	gw_stat_inc(GW_STAT_http_dev_refused);
+	*j = json_pack("{s:s, s:s}", "error", "forbidden_host", "message",
+		       "development endpoints answer only requests addressed to a loopback name "
+		       "(localhost, 127.0.0.1, [::1]); set dev_mode: true to lift this");
+	return -1;
+}
+
 int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *status, char **body)
 {
 	char msg[256];
 	json_t *j = NULL;
+	if ((!strcmp(path, "/dev/token") && app->dev_subscriber_key) ||
+	    (!strcmp(path, "/dev/fit") && app->dev_forge_key)) {
+		int allowed = dev_allowed(app, wsi, &j);
+		if (!allowed)
+			return -1;
+		if (allowed < 0) {
+			*status = 403;
+			goto out;
+		}
+	}
 	if (!strcmp(path, "/dev/token")) {
 		if (!app->dev_subscriber_key)
 			return -1;

@@ -40,8 +40,7 @@ enum http_state {
 	HTTP_IDLE,
 	HTTP_READING_BODY,
 	HTTP_WAITING_WORKER,
-	HTTP_SEND_HEADERS,
-	HTTP_SEND_BODY,
+	HTTP_SEND_HEADERS, /* answer ready: written at the next WRITEABLE */
 	HTTP_DONE,
 };
 
@@ -75,6 +74,8 @@ struct http_pss {
 	const char *allow; /* Allow header for 405 */
 	const char *ctype; /* NULL: application/json */
 	int64_t intake_started_ns; /* intake: headers seen (intake_answer histogram) */
+	int rx_held;       /* reading stopped until the answer is ready (rx_hold) */
+	int body_done;     /* HTTP_BODY_COMPLETION seen for this request */
 };
 
 const size_t gw_http_pss_size = sizeof(struct http_pss);
@@ -122,6 +123,38 @@ static void unwritten_add(struct http_pss *pss)
 	pss->answer_queued_ns = gw_monotonic_ns();
 }
 
+/* Pipelining (HTTP/1.1 keep-alive, several requests in one write). lws
+ * 4.1.6 keeps the bytes after a request in the connection's buffer list and
+ * works on them whenever the connection is serviced, whether or not the
+ * previous answer went out:
+ *  - after a body, it re-delivers HTTP_BODY_COMPLETION for them on every
+ *    loop turn (a busy loop for as long as the answer waits on a worker:
+ *    issue 10, the gateway froze and ignored SIGTERM);
+ *  - after a request without body it parses the next headers into the same
+ *    header table, after which the pending answer is never written (lws
+ *    only calls WRITEABLE for a request whose headers are complete);
+ *  - a request with a body that is parsed out of that buffer list makes
+ *    lws_http_action feed the buffered bytes, its own headers included, to
+ *    the body parser in a loop that never ends once the body is "complete"
+ *    (lib/roles/http/server/server.c, "if the stream wsi has its own
+ *    buflist"). So no request may ever be parsed from the buffer list.
+ * Hence: reading stops (rx flow control) from the end of a body until its
+ * answer is ready; then it resumes and the answer waits for the next
+ * WRITEABLE. lws services buffered bytes before that WRITEABLE (both event
+ * loops run buffered input ahead of POLLOUT), so pipelined bytes show up
+ * while the answer is still pending, as a second HTTP_BODY_COMPLETION or a
+ * new LWS_CALLBACK_HTTP: the pending answer is written at once and the
+ * connection closed (answer the first, close; http_pipelined_closed).
+ * Clients that wait for each answer (every real HTTP/1.1 client) keep their
+ * keep-alive connection. */
+static void rx_hold(struct http_pss *pss)
+{
+	if (pss->rx_held || !pss->wsi)
+		return;
+	pss->rx_held = 1;
+	lws_rx_flow_control(pss->wsi, 0);
+}
+
 static void pss_release(struct gw_app *app, struct http_pss *pss)
 {
 	unwritten_remove(pss);
@@ -153,6 +186,14 @@ static void respond(struct http_pss *pss, int status, char *body, int borrowed)
 	pss->resp_borrowed = borrowed;
 	pss->state = HTTP_SEND_HEADERS;
 	unwritten_add(pss);
+	/* Reading resumes before the answer goes out: if the client pipelined
+	 * more bytes, lws works on them now (before the WRITEABLE asked for
+	 * here) and they show up as a second HTTP_BODY_COMPLETION or a new
+	 * request while this answer is pending: answer_and_close. */
+	if (pss->rx_held) {
+		pss->rx_held = 0;
+		lws_rx_flow_control(pss->wsi, 1);
+	}
 	lws_callback_on_writable(pss->wsi);
 }
 
@@ -231,7 +272,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	int ctlen = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE);
 	if (ctlen <= 0 || !is_json_media_type(buf)) {
 		char reason[300];
-		snprintf(reason, sizeof(reason), "content-type '%s'", ctlen > 0 ? buf : "");
+		snprintf(reason, sizeof(reason), "content-type %s", GW_Q(ctlen > 0 ? buf : ""));
 		pss->close_after = 1;
 		refuse(pss, GW_STAT_events_rejected_media_type, GW_LOG_NOTICE, 415, reason, "unsupported_media_type",
 		       "the body must be JSON: send Content-Type: application/json");
@@ -398,18 +439,26 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	pss->state = HTTP_WAITING_WORKER;
 }
 
+static int write_answer(struct lws *wsi, struct http_pss *pss);
+
 void gw_http_sweep(struct gw_app *app, int64_t now)
 {
-	for (struct http_pss *p = app->http.unwritten; p; p = p->unwritten_next) {
+	struct http_pss *next;
+	for (struct http_pss *p = app->http.unwritten; p; p = next) {
+		next = p->unwritten_next;
 		if (now - p->answer_queued_ns < 1000000000LL)
 			continue;
-		/* The writeable callback we asked for has not come in a second:
-		 * ask again. Seen only with the libuv loop (docs/performance.md). */
+		/* No WRITEABLE in a second: lws started parsing bytes the client
+		 * sent after this request (pipelined, headers still incomplete),
+		 * and lws 4.1.6 calls WRITEABLE only for complete headers. Write
+		 * the answer directly and end the connection. */
 		gw_stat_inc(GW_STAT_http_answers_rearmed);
-		gw_log(GW_LOG_WARN, "http: answer %d for request %llu unwritten after %lld ms; writeable requested again",
+		gw_log(GW_LOG_NOTICE, "http: answer %d for request %llu pending for %lld ms (client sent more before it): written, connection closed",
 		       p->status, (unsigned long long)p->req_id, (long long)((now - p->answer_queued_ns) / 1000000));
-		p->answer_queued_ns = now;
-		lws_callback_on_writable(p->wsi);
+		p->close_after = 1;
+		struct lws *wsi = p->wsi;
+		write_answer(wsi, p);
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	}
 }
 
@@ -462,15 +511,19 @@ static char *health_json(struct gw_app *app)
 		json_object_set_new(j, "installations", gw_registry_health(&app->registry, time(NULL)));
 		pthread_mutex_lock(&app->dedup.lock);
 		json_object_set_new(j, "redelivery",
-				    json_pack("{s:I, s:I, s:I, s:I}", "remembered", (json_int_t)app->dedup.index.count,
-					      "capacity", (json_int_t)app->dedup.capacity, "ttlSeconds",
-					      (json_int_t)app->dedup.ttl, "evictedEarly",
-					      (json_int_t)app->dedup.evicted_early));
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "remembered",
+					      (json_int_t)app->dedup.count, "capacity", (json_int_t)app->dedup.capacity,
+					      "perInstallation", (json_int_t)app->dedup.per_installation,
+					      "installations", (json_int_t)app->dedup.insts.count, "ttlSeconds",
+					      (json_int_t)app->dedup.ttl, "evictedEarly", (json_int_t)app->dedup.evicted_early,
+					      "evictedOwnShare", (json_int_t)app->dedup.evicted_own_share,
+					      "evictedFairShare", (json_int_t)app->dedup.evicted_fair_share));
 		pthread_mutex_unlock(&app->dedup.lock);
 		pthread_mutex_lock(&app->seq.lock); /* the activity tracker lives under it */
 		json_object_set_new(j, "digests",
-				    json_pack("{s:I, s:I, s:I}", "tracked", (json_int_t)app->activity.users.count,
-					      "capacity", (json_int_t)app->activity.max_users, "untracked",
+				    json_pack("{s:I, s:I, s:I, s:I}", "tracked", (json_int_t)app->activity.users.count,
+					      "bytes", (json_int_t)app->activity.bytes, "maxBytes",
+					      (json_int_t)app->activity.max_bytes, "untracked",
 					      (json_int_t)app->activity.dropped));
 		pthread_mutex_unlock(&app->seq.lock);
 	}
@@ -479,49 +532,75 @@ static char *health_json(struct gw_app *app)
 	return text;
 }
 
-/* Small bodies travel in the same write as the headers: one syscall and one
- * loop turn less per answer (the intake's 202 is ~60 bytes). lws 4.1.6 only
- * insists on separate writes for HTTP/2, which this server does not speak
- * (no TLS, no ALPN); HTTP/1.1 keep-alive bookkeeping does not look at the
- * body count. Returns 1 when the body went out too, 0 when it still has to
- * be written, -1 on error. */
-#define INLINE_BODY_MAX 3072
+/* Headers and body in one write: one syscall per answer, and no second
+ * WRITEABLE to wait for (between two, lws could start parsing a pipelined
+ * request). lws 4.1.6 only insists on separate writes for HTTP/2, which this
+ * server does not speak (no TLS, no ALPN); HTTP/1.1 keep-alive bookkeeping
+ * does not look at the body count; what the socket does not take, lws keeps
+ * and flushes itself. Returns 0, or -1 when the connection must close. */
+#define HEADERS_MAX 1024
+#define STACK_BODY_MAX 3072
 
-static int write_headers(struct lws *wsi, struct http_pss *pss)
+static int write_answer(struct lws *wsi, struct http_pss *pss)
 {
-	unsigned char buf[LWS_PRE + 1024 + INLINE_BODY_MAX], *start = buf + LWS_PRE, *p = start,
-							     *end = buf + LWS_PRE + 1024 - 1;
+	size_t body = pss->head_only ? 0 : pss->resp_len;
+	unsigned char stackbuf[LWS_PRE + HEADERS_MAX + STACK_BODY_MAX];
+	unsigned char *buf = stackbuf;
+	if (body > STACK_BODY_MAX && !(buf = malloc(LWS_PRE + HEADERS_MAX + body)))
+		return -1;
+	unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + LWS_PRE + HEADERS_MAX - 1;
+	int rc = -1;
+	unwritten_remove(pss);
+	pss->state = HTTP_DONE;
 	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype ? pss->ctype : "application/json",
 					pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
-		return -1;
+		goto out;
 	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
 					(const unsigned char *)"no-store", 8, &p, end))
-		return -1;
+		goto out;
 	if (pss->retry_after > 0) {
 		char ra[16];
 		int n = snprintf(ra, sizeof(ra), "%d", pss->retry_after);
 		if (lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
 						(const unsigned char *)ra, n, &p, end))
-			return -1;
+			goto out;
 	}
 	if (pss->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
 						      (const unsigned char *)pss->allow,
 						      (int)strlen(pss->allow), &p, end))
-		return -1;
+		goto out;
 	if (pss->close_after && lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
 							    (const unsigned char *)"close", 5, &p, end))
-		return -1;
-	if (!pss->head_only && pss->resp_len && pss->resp_len <= INLINE_BODY_MAX) {
-		if (lws_finalize_http_header(wsi, &p, end))
-			return -1;
-		memcpy(p, pss->resp, pss->resp_len);
-		p += pss->resp_len;
-		int len = (int)(p - start);
-		return lws_write(wsi, start, (size_t)len, LWS_WRITE_HTTP_HEADERS) == len ? 1 : -1;
+		goto out;
+	if (lws_finalize_http_header(wsi, &p, end))
+		goto out;
+	if (body) {
+		memcpy(p, pss->resp, body);
+		p += body;
 	}
-	if (lws_finalize_write_http_header(wsi, start, &p, end))
-		return -1;
-	return 0;
+	int len = (int)(p - start);
+	rc = lws_write(wsi, start, (size_t)len, LWS_WRITE_HTTP_HEADERS) == len ? 0 : -1;
+	if (pss->intake_started_ns) {
+		gw_hist_observe_ns(GW_HIST_intake_answer, gw_monotonic_ns() - pss->intake_started_ns);
+		pss->intake_started_ns = 0;
+	}
+out:
+	if (buf != stackbuf)
+		free(buf);
+	return rc;
+}
+
+/* A pipelined request showed up while this one's answer was still to be
+ * written (see "Pipelining" above): write the answer now and end the
+ * connection. Returns -1 for the callback to return. */
+static int answer_and_close(struct lws *wsi, struct http_pss *pss)
+{
+	gw_stat_inc(GW_STAT_http_pipelined_closed);
+	if (pss->state == HTTP_SEND_HEADERS) {
+		pss->close_after = 1;
+		write_answer(wsi, pss);
+	}
+	return -1;
 }
 
 /* Half-closes after an early answer so that the client reads it before the
@@ -536,14 +615,6 @@ static int linger_close(struct lws *wsi)
 	return 0;
 }
 
-static void answer_written(struct http_pss *pss)
-{
-	if (pss->intake_started_ns) {
-		gw_hist_observe_ns(GW_HIST_intake_answer, gw_monotonic_ns() - pss->intake_started_ns);
-		pss->intake_started_ns = 0;
-	}
-}
-
 int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
 {
 	struct http_pss *pss = user;
@@ -552,6 +623,10 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 	switch (reason) {
 	case LWS_CALLBACK_HTTP: {
 		app = app_of(wsi);
+		/* The previous request on this connection is not finished: this one
+		 * was pipelined (parsed from bytes lws had buffered). */
+		if (pss->app && pss->state != HTTP_IDLE && pss->state != HTTP_DONE)
+			return answer_and_close(wsi, pss);
 		if (pss->app)
 			pss_release(app, pss);
 		memset(pss, 0, sizeof(*pss));
@@ -640,43 +715,22 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		if (pss->state == HTTP_DONE && pss->close_after)
 			return -1; /* the early answer went out and the client is done */
+		if (pss->body_done) /* re-delivered: pipelined bytes follow the body */
+			return answer_and_close(wsi, pss);
+		pss->body_done = 1;
+		if (pss->state == HTTP_READING_BODY || pss->state == HTTP_WAITING_WORKER)
+			rx_hold(pss); /* nothing more is read until the answer is ready */
 		intake_complete(app_of(wsi), pss);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		if (pss->state == HTTP_SEND_HEADERS) {
-			unwritten_remove(pss);
-			int sent = write_headers(wsi, pss);
-			if (sent < 0)
-				return -1;
-			pss->state = HTTP_SEND_BODY;
-			if (sent || pss->head_only || !pss->resp_len) {
-				/* nothing more to send */
-				pss->state = HTTP_DONE;
-				answer_written(pss);
-				if (pss->close_after)
-					return linger_close(wsi);
-				return lws_http_transaction_completed(wsi) ? -1 : 0;
-			}
-			lws_callback_on_writable(wsi);
+		if (pss->state != HTTP_SEND_HEADERS)
 			return 0;
-		}
-		if (pss->state == HTTP_SEND_BODY) {
-			size_t n = pss->resp_len;
-			unsigned char *buf = malloc(LWS_PRE + n);
-			if (!buf)
-				return -1;
-			memcpy(buf + LWS_PRE, pss->resp, n);
-			int w = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL);
-			free(buf);
-			if (w < (int)n)
-				return -1;
-			pss->state = HTTP_DONE;
-			answer_written(pss);
-			if (pss->close_after)
-				return linger_close(wsi);
-			return lws_http_transaction_completed(wsi) ? -1 : 0;
-		}
-		return 0;
+		if (write_answer(wsi, pss))
+			return -1;
+		if (pss->close_after)
+			return linger_close(wsi);
+		/* frees pss (lws binds the protocol afresh): touch nothing after */
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (pss && pss->app)

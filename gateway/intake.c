@@ -95,7 +95,9 @@ time_t gw_intake_unverified_exp(const char *token, time_t fallback)
 	json_t *j = json_loadb((const char *)raw, n, 0, NULL);
 	free(raw);
 	json_t *exp = json_object_get(j, "exp");
-	time_t t = json_is_number(exp) ? (time_t)json_number_value(exp) : fallback;
+	time_t t; /* clamped: the token is unverified and may say exp: 1e300 */
+	if (gw_claim_time(exp, &t))
+		t = fallback;
 	json_decref(j);
 	return t;
 }
@@ -117,7 +119,7 @@ static void count_retry(json_t *event, const char *trace_id)
 	else
 		gw_stat_inc(GW_STAT_forge_retries_other);
 	gw_log(GW_LOG_INFO, "event redelivery trace=%s retryCount=%lld retryReason=%s", trace_id,
-	       (long long)json_integer_value(json_object_get(rc, "retryCount")), reason[0] ? reason : "-");
+	       (long long)json_integer_value(json_object_get(rc, "retryCount")), reason[0] ? GW_Q(reason) : "-");
 }
 
 /* The idempotency key: SHA-256 over the installation and the event with
@@ -309,7 +311,7 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 		}
 	}
 	if (te != GW_TOKEN_OK) {
-		snprintf(reason, sizeof(reason), "reason=%s: %s", gw_token_code(te), detail);
+		snprintf(reason, sizeof(reason), "reason=%s detail=%s", gw_token_code(te), GW_Q(detail));
 		refuse(app, job, GW_STAT_events_rejected_token, GW_LOG_NOTICE, 401, 0, reason,
 		       gw_intake_error_body(gw_token_code(te), detail));
 		json_decref(claims);
@@ -324,7 +326,7 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 	if (!body) {
 		json_decref(claims);
 		snprintf(reason, sizeof(reason), "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
-			 jerr.text);
+			 GW_Q(jerr.text));
 		refuse(app, job, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, 0, reason,
 		       json_pack("{s:s, s:s, s:i, s:i, s:i}", "error", "malformed_json", "message", jerr.text,
 				 "line", jerr.line, "column", jerr.column, "position", jerr.position));
@@ -350,11 +352,11 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 	if (!job->scheduled) {
 		count_retry(event, job->trace_id);
 		if (gw_intake_event_key(inst, event, key) == 0) {
-			enum gw_dedup_result dr = gw_dedup_reserve(&app->dedup, key, now);
+			enum gw_dedup_result dr = gw_dedup_reserve(&app->dedup, key, inst, now);
 			if (dr == GW_DEDUP_DUPLICATE) {
 				gw_stat_inc(GW_STAT_events_duplicate);
 				gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted, not processed again",
-				       job->trace_id, type);
+				       job->trace_id, GW_Q(type));
 				answer(app, job->req_id, 202, 0,
 				       json_pack("{s:s, s:s}", "status", "duplicate", "traceId", job->trace_id));
 				goto done;
@@ -406,7 +408,7 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 		gw_registry_record(&app->registry, inst, type, event, claims, now);
 	}
 	gw_stat_inc(GW_STAT_events_accepted);
-	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", job->trace_id, type, inst);
+	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", job->trace_id, GW_Q(type), GW_Q(inst));
 	answer_accepted(app, job->req_id, job->trace_id);
 done:
 	json_decref(claims);

@@ -7,7 +7,11 @@
  *   dev-forge-key.pem      RSA key standing in for Forge's FIT signer, with
  *   dev-forge-jwks.json    its public JWKS; only when forge.jwks is not set
  *   dev-subscriber-secret  HS256 secret for subscription tokens; only when
- *                          subscriber.key is not set
+ *                          neither subscriber.key nor subscriber.hs256_secret
+ *                          is set
+ * Key files are checked like OpenSSH checks its own (gwcrypto): owned by the
+ * running user or root; secrets not accessible by group/others, public keys
+ * not writable by them. The algorithm chosen for each key is logged at start.
  * Runs on the main thread before any other thread exists.
  */
 #include <errno.h>
@@ -79,6 +83,7 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 		fprintf(err, "notify-gateway: signing key %s: %s\n", signing, msg);
 		goto out;
 	}
+	gw_log(GW_LOG_NOTICE, "notifications: ES256, signing key %s", signing);
 	app->jwks_json = gw_signer_jwks_json(app->signer);
 	app->jwks_json_len = app->jwks_json ? strlen(app->jwks_json) : 0;
 
@@ -89,6 +94,7 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 			goto out;
 		}
 		app->forge_app_id = strdup(cfg->forge_app_id);
+		gw_log(GW_LOG_NOTICE, "FITs: RS256, %zu key(s) from %s", gw_jwks_count(app->jwks), cfg->forge_jwks);
 	} else {
 		fkey = join(cfg->state_dir, "dev-forge-key.pem");
 		fjwks = join(cfg->state_dir, "dev-forge-jwks.json");
@@ -107,30 +113,36 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 		app->dev_forge_key = 1;
 		app->dev_forge_key_path = fkey;
 		fkey = NULL;
+		gw_log(GW_LOG_NOTICE, "FITs: RS256, %zu key(s) from %s", gw_jwks_count(app->jwks), fjwks);
 		gw_log(GW_LOG_WARN, "development mode: FITs are checked against the generated key %s "
 				    "(set forge.jwks and forge.app_id for real Forge traffic)", fjwks);
 	}
 
-	if (cfg->subscriber_key) {
-		app->subkey = gw_subkey_load_file(cfg->subscriber_key, msg, sizeof(msg));
+	if (cfg->subscriber_key || cfg->subscriber_secret) {
+		const char *path = cfg->subscriber_key ? cfg->subscriber_key : cfg->subscriber_secret;
+		app->subkey = cfg->subscriber_key ? gw_subkey_load_file(path, msg, sizeof(msg))
+						  : gw_subkey_load_secret_file(path, msg, sizeof(msg));
 		if (!app->subkey) {
-			fprintf(err, "notify-gateway: subscriber key %s: %s\n", cfg->subscriber_key, msg);
+			fprintf(err, "notify-gateway: %s %s: %s\n",
+				cfg->subscriber_key ? "subscriber.key" : "subscriber.hs256_secret", path, msg);
 			goto out;
 		}
+		gw_log(GW_LOG_NOTICE, "subscription tokens: %s, key %s (%s)", gw_subkey_alg(app->subkey), path,
+		       cfg->subscriber_key ? "subscriber.key" : "subscriber.hs256_secret");
 	} else {
 		secret = join(cfg->state_dir, "dev-subscriber-secret");
 		if (!exists(secret) && gw_keygen_secret(secret, msg, sizeof(msg))) {
 			fprintf(err, "notify-gateway: cannot generate %s: %s\n", secret, msg);
 			goto out;
 		}
-		app->subkey = gw_subkey_load_file(secret, msg, sizeof(msg));
+		app->subkey = gw_subkey_load_secret_file(secret, msg, sizeof(msg));
 		if (!app->subkey) {
 			fprintf(err, "notify-gateway: %s: %s\n", secret, msg);
 			goto out;
 		}
 		app->dev_subscriber_key = 1;
 		gw_log(GW_LOG_WARN, "development mode: subscription tokens are HS256 with the generated secret %s "
-				    "(set subscriber.key in production)", secret);
+				    "(set subscriber.key or subscriber.hs256_secret in production)", secret);
 	}
 	rc = 0;
 out:

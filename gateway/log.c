@@ -28,9 +28,115 @@ int gw_log_level_parse(const char *name)
 	return -1;
 }
 
+static const char hexdig[] = "0123456789abcdef";
+
+size_t gw_log_escape_controls(const char *line, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+	if (!cap)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if (c >= 0x20 && c != 0x7f) {
+			if (o + 1 >= cap)
+				break;
+			out[o++] = (char)c;
+			continue;
+		}
+		if (o + 4 >= cap)
+			break;
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hexdig[c >> 4];
+		out[o++] = hexdig[c & 15];
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left) that is not a C1
+ * control (U+0080-U+009F), or 0. */
+static size_t utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t need;
+	unsigned cp;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		need = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		need = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		need = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < need)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((need == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (need == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0; /* overlong or surrogate */
+	if (cp >= 0x80 && cp <= 0x9f)
+		return 0;
+	return need;
+}
+
+const char *gw_log_quote(struct gw_log_quoted *q, const char *value, size_t len)
+{
+	const size_t cap = GW_LOG_QUOTED_MAX; /* for the quoted text; "..." fits after it */
+	size_t o = 0;
+	if (!value) {
+		memcpy(q->s, "-", 2);
+		return q->s;
+	}
+	if (len == (size_t)-1)
+		len = strlen(value);
+	const unsigned char *v = (const unsigned char *)value;
+	q->s[o++] = '"';
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = v[i];
+		char esc[4];
+		size_t n = 0;
+		const char *src = (const char *)v + i;
+		size_t adv = 1;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			src = esc;
+			n = 2;
+		} else if (c >= 0x20 && c < 0x7f) {
+			n = 1;
+		} else if (c >= 0x80 && (adv = utf8_ok(v + i, len - i)) > 0) {
+			n = adv;
+		} else {
+			adv = 1;
+			esc[0] = '\\';
+			esc[1] = 'x';
+			esc[2] = hexdig[c >> 4];
+			esc[3] = hexdig[c & 15];
+			src = esc;
+			n = 4;
+		}
+		if (o + n + 1 > cap - 1)
+			break; /* keep room for the closing quote */
+		memcpy(q->s + o, src, n);
+		o += n;
+		i += adv;
+	}
+	q->s[o++] = '"';
+	if (i < len) {
+		memcpy(q->s + o, "...", 3);
+		o += 3;
+	}
+	q->s[o] = '\0';
+	return q->s;
+}
+
 static void emit_line(enum gw_log_level level, const char *prefix, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[2048], out[2048];
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -46,14 +152,10 @@ static void emit_line(enum gw_log_level level, const char *prefix, const char *f
 		used += (size_t)m < sizeof(line) - used ? (size_t)m : sizeof(line) - used - 1;
 	while (used > 0 && (line[used - 1] == '\n' || line[used - 1] == '\r'))
 		used--;
-	/* Keep one line per record even if a message carries newlines. */
-	for (size_t i = 0; i < used; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	if (used >= sizeof(line) - 1)
-		used = sizeof(line) - 2;
-	line[used++] = '\n';
-	ssize_t w = write(STDERR_FILENO, line, used);
+	/* One line per record: every control byte left is escaped. */
+	used = gw_log_escape_controls(line, used, out, sizeof(out) - 1);
+	out[used++] = '\n';
+	ssize_t w = write(STDERR_FILENO, out, used);
 	(void)w;
 }
 

@@ -77,13 +77,15 @@ int main(int argc, char **argv)
 	app.release.next = 1;
 	if (gw_workq_init(&app.workq, (size_t)app.cfg.verify_backlog, (size_t)app.cfg.queue_capacity) ||
 	    gw_outbox_init(&app.outbox, NULL, NULL) || gw_rulebox_init(&app.rulebox) ||
-	    gw_sequencer_init(&app.seq) || gw_http_state_init(&app.http) ||
+	    gw_sequencer_init(&app.seq, (size_t)app.cfg.seq_bytes) || gw_http_state_init(&app.http) ||
 	    gw_realtime_state_init(&app.rt) || !(app.broker = gw_broker_local_new()) ||
-	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity, app.cfg.dedup_ttl) ||
-	    gw_activity_init(&app.activity, 100000)) {
+	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity,
+			  (size_t)app.cfg.dedup_per_installation, app.cfg.dedup_ttl) ||
+	    gw_activity_init(&app.activity, (size_t)app.cfg.digest_bytes, (size_t)app.cfg.digest_title_bytes)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
+	gw_workq_set_auth_cap(&app.workq, (size_t)app.cfg.auth_backlog);
 	gw_rulebox_install_take(&app.rulebox, rules, app.cfg.rules);
 	gw_log(GW_LOG_NOTICE, "rules: %zu from %s (version %s)", rules_set_count(rules),
 	       app.cfg.rules ? app.cfg.rules : "the embedded default", rules_set_version(rules));

@@ -202,21 +202,20 @@ char *gw_metrics_render(struct gw_app *app)
 	fprintf(f, "notify_gateway_rule_reloads_total{result=\"failed\"} %llu\n", (unsigned long long)rfail);
 
 	pthread_mutex_lock(&app->dedup.lock);
-	double remembered = (double)app->dedup.index.count, dcap = (double)app->dedup.capacity;
+	double remembered = (double)app->dedup.count, dcap = (double)app->dedup.capacity;
 	uint64_t evicted = app->dedup.evicted_early;
 	pthread_mutex_unlock(&app->dedup.lock);
 	gauge(f, "redelivery_keys", "accepted events remembered for redelivery detection", remembered);
 	gauge(f, "redelivery_keys_capacity", "limits.dedup_entries", dcap);
-	counter(f, "redelivery_evicted_early_total", "keys forgotten before forge.dedup_ttl because the guard was full",
-		evicted);
+	counter(f, "redelivery_evicted_early_total", "keys forgotten before forge.dedup_ttl (any reason)", evicted);
 
 	pthread_mutex_lock(&app->seq.lock); /* the activity tracker lives under it */
-	double tracked = (double)app->activity.users.count, tcap = (double)app->activity.max_users;
-	uint64_t untracked = app->activity.dropped;
+	double tracked = (double)app->activity.users.count, abytes = (double)app->activity.bytes,
+	       amax = (double)app->activity.max_bytes;
 	pthread_mutex_unlock(&app->seq.lock);
 	gauge(f, "digest_users_tracked", "(installation, user) pairs tracked for digests", tracked);
-	gauge(f, "digest_users_capacity", "the tracker's capacity", tcap);
-	counter(f, "digest_users_untracked_total", "pairs not tracked because the tracker was full", untracked);
+	gauge(f, "digest_tracker_bytes", "bytes the digest tracker holds", abytes);
+	gauge(f, "digest_tracker_max_bytes", "the digest tracker's byte limit", amax);
 
 	if (fclose(f) != 0) {
 		free(buf);

@@ -2,6 +2,33 @@
 #include "outbox.h"
 
 #include <stdlib.h>
+#include <time.h>
+
+#include "stats.h"
+
+void *(*gw_outbox_batch_calloc)(size_t n, size_t size) = calloc;
+
+struct gw_outbox_item *gw_outbox_batch_new(struct gw_outbox_item **spare)
+{
+	struct gw_outbox_item *it = gw_outbox_batch_calloc(1, sizeof(*it));
+	if (it) {
+		if (!*spare)
+			*spare = gw_outbox_batch_calloc(1, sizeof(**spare));
+		return it;
+	}
+	gw_stat_inc(GW_STAT_batch_alloc_fallbacks);
+	if (*spare) {
+		it = *spare;
+		*spare = NULL;
+		return it;
+	}
+	for (long ms = 1;; ms = ms < 100 ? ms * 2 : 100) {
+		struct timespec ts = {0, (ms > 100 ? 100 : ms) * 1000000L};
+		nanosleep(&ts, NULL);
+		if ((it = gw_outbox_batch_calloc(1, sizeof(*it))))
+			return it;
+	}
+}
 
 void gw_outbox_item_free(struct gw_outbox_item *item)
 {

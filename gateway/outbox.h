@@ -53,6 +53,19 @@ struct gw_outbox_item {
 
 void gw_outbox_item_free(struct gw_outbox_item *item);
 
+/* A new, zeroed batch item, never NULL: every accepted event must yield its
+ * batch, or the service thread holds back every later one forever. If the
+ * allocation fails, *spare (allocated ahead by the caller's thread) is used;
+ * if there is none, the allocation is retried after 1, 2, 4 ... 100 ms until
+ * it succeeds (the events behind this one cannot be released meanwhile
+ * anyway). Either way GW_STAT_batch_alloc_fallbacks counts it. After a
+ * successful allocation an empty *spare is refilled. The caller frees
+ * *spare when its thread ends. */
+struct gw_outbox_item *gw_outbox_batch_new(struct gw_outbox_item **spare);
+/* The allocator behind gw_outbox_batch_new (calloc); unit tests replace it
+ * to make allocations fail. */
+extern void *(*gw_outbox_batch_calloc)(size_t n, size_t size);
+
 typedef void (*gw_outbox_wake_fn)(void *ud);
 
 struct gw_outbox {

@@ -6,12 +6,21 @@
  * wait in order in a bounded inbound queue, so a client may send connect and
  * its subscribes at once. Then {"op":"subscribe","ctx":...} registers the
  * connection with the broker for (sub, ctx) if the token's ctx list covers it.
+ * A later connect refreshes the token: the connection stays RT_READY (it keeps
+ * receiving notifications and is not subject to auth_timeout) and only its
+ * frames wait until the new token is verified.
  *
- * Outbound frames (notifications, acknowledgements, errors) go through a
- * per-connection FIFO of shared gw_msg references, bounded in bytes: a
- * connection that lets more than limits.ws_max_pending_bytes pile up is closed
- * as a slow consumer (1008). A frame is written at once when nothing is
- * waiting; otherwise one lws_write per WRITEABLE callback.
+ * Outbound frames (notifications, acknowledgements, pongs, errors) go through
+ * a per-connection FIFO of shared gw_msg references, bounded in bytes: every
+ * queued frame counts; a connection that lets more than
+ * limits.ws_max_pending_bytes pile up is closed as a slow consumer (1008), and
+ * reading from it stops while replies to its own frames fill half of that
+ * (rx_throttle). A frame is written at once when nothing is waiting;
+ * otherwise one lws_write per WRITEABLE callback.
+ *
+ * Connections are counted per client address (all, and those not yet
+ * authenticated) from the moment they open, and per (installation, user) once
+ * their first token is verified; over a cap: too_many_connections, 1008.
  *
  * Ownership: struct gw_conn is lws's per-session data; it owns its strings,
  * queued inbound frames and one reference per queued gw_msg. The broker and
@@ -31,6 +40,9 @@
 _Static_assert(LWS_PRE <= GW_MSG_HEADROOM, "gw_msg headroom must cover LWS_PRE");
 
 #define MAX_QUEUED_INBOUND 64
+/* The echoed "id" of a ping, as compact JSON: a client picks it, and every
+ * byte of it is queued back to the client. */
+#define MAX_PING_ID_BYTES 128
 
 enum conn_state { RT_AWAIT_CONNECT, RT_AUTHENTICATING, RT_READY, RT_CLOSING };
 
@@ -65,7 +77,14 @@ struct gw_conn {
 	char *rx;
 	size_t rx_len;
 	struct outbound *out_head, *out_tail;
-	size_t out_bytes;
+	size_t out_bytes;    /* charged for every queued frame (frame_cost) */
+	int rx_paused;       /* reading stopped until the queue drains (replies over half the budget) */
+	int refreshing;      /* RT_READY with a new token being verified: still delivers */
+	char *ukey;          /* counted in app->rt.ws_per_user under this key (owned); NULL: not counted */
+	size_t ukey_len;
+	char addr[48];       /* client address ("": unknown, not counted) */
+	int addr_counted;    /* counted in app->rt.ws_per_address */
+	int unauth_counted;  /* counted in app->rt.ws_unauth_per_address (until connected) */
 	int close_pending;   /* 1: close once the queue is flushed; 2: close frame sent */
 	enum lws_close_status close_status;
 	char close_reason[64];
@@ -75,17 +94,34 @@ const size_t gw_conn_size = sizeof(struct gw_conn);
 
 int gw_realtime_state_init(struct gw_realtime_state *r)
 {
-	return gw_strmap_init(&r->conns_by_id, 1024);
+	return gw_strmap_init(&r->conns_by_id, 1024) || gw_strmap_init(&r->ws_per_user, 256) ||
+	       gw_strmap_init(&r->ws_per_address, 256) || gw_strmap_init(&r->ws_unauth_per_address, 256);
 }
 
 void gw_realtime_state_free(struct gw_realtime_state *r)
 {
 	gw_strmap_free(&r->conns_by_id, NULL);
+	gw_strmap_free(&r->ws_per_user, NULL);
+	gw_strmap_free(&r->ws_per_address, NULL);
+	gw_strmap_free(&r->ws_unauth_per_address, NULL);
 }
 
 /* ---- outbound ------------------------------------------------------------ */
 
-static void queue_msg(struct gw_conn *c, struct gw_msg *msg)
+/* What one queued frame costs this connection: its bytes plus our list node,
+ * the frame's header and headroom (charged to every connection it is queued
+ * to, which overstates a frame shared by tabs: the bound stays a bound). */
+static size_t frame_cost(const struct gw_msg *msg)
+{
+	return msg->len + sizeof(struct outbound) + sizeof(struct gw_msg) + GW_MSG_HEADROOM;
+}
+
+static void slow_consumer(struct gw_conn *c);
+
+/* Returns 1 when the frame was written or queued, 0 when it was dropped
+ * (socket gone, out of memory, or the byte budget exceeded: then the
+ * connection is being closed as a slow consumer). */
+static int queue_msg(struct gw_conn *c, struct gw_msg *msg)
 {
 	/* Nothing waiting (ours or lws's): write now. Going through WRITEABLE
 	 * costs two epoll_ctl calls and a loop turn per frame under libuv; lws
@@ -99,12 +135,21 @@ static void queue_msg(struct gw_conn *c, struct gw_msg *msg)
 			c->state = RT_CLOSING;
 			c->close_pending = 2;
 			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+			return 0;
 		}
-		return;
+		return 1;
+	}
+	/* Every queued frame counts against the budget, whatever its kind:
+	 * pongs, acknowledgements and errors as much as notifications. The
+	 * slow_consumer error itself is queued after the queue is dropped. */
+	if (c->out_bytes + frame_cost(msg) > (size_t)c->app->cfg.ws_max_pending_bytes) {
+		if (!c->close_pending)
+			slow_consumer(c);
+		return 0;
 	}
 	struct outbound *o = malloc(sizeof(*o));
 	if (!o)
-		return;
+		return 0;
 	o->next = NULL;
 	o->msg = gw_msg_ref(msg);
 	if (c->out_tail)
@@ -112,8 +157,9 @@ static void queue_msg(struct gw_conn *c, struct gw_msg *msg)
 	else
 		c->out_head = o;
 	c->out_tail = o;
-	c->out_bytes += msg->len;
+	c->out_bytes += frame_cost(msg);
 	lws_callback_on_writable(c->wsi);
+	return 1;
 }
 
 static void send_json(struct gw_conn *c, json_t *j)
@@ -158,6 +204,19 @@ static void drop_outbound(struct gw_conn *c)
 	c->out_bytes = 0;
 }
 
+/* The connection let more than limits.ws_max_pending_bytes pile up: drop
+ * what is queued, say why, close. The client recovers by reconnecting. */
+static void slow_consumer(struct gw_conn *c)
+{
+	gw_stat_inc(GW_STAT_ws_slow_consumer_closed);
+	gw_log(GW_LOG_WARN, "realtime: closing slow consumer conn=%llu user=%s (%zu bytes queued)",
+	       (unsigned long long)c->id, GW_Q(c->user), c->out_bytes);
+	drop_outbound(c);
+	close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow_consumer");
+	send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "slow_consumer", "message",
+			       "this connection fell too far behind and is closed"));
+}
+
 static void send_error(struct gw_conn *c, const char *code, const char *message, int close)
 {
 	gw_stat_inc(GW_STAT_ws_frames_refused);
@@ -166,23 +225,87 @@ static void send_error(struct gw_conn *c, const char *code, const char *message,
 		close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, code);
 }
 
+/* Replies (pongs, acknowledgements, errors) are made by the client's own
+ * frames: a client that sends but does not read would grow its queue without
+ * end. Once the queue holds half the budget we stop reading from it (lws
+ * keeps the rest of the current read and stops polling the socket, so TCP
+ * pushes back on the sender) and start again when the queue is down to a
+ * quarter. Notifications keep the other half; past the whole budget the
+ * connection is a slow consumer. */
+static void rx_throttle(struct gw_conn *c)
+{
+	size_t budget = (size_t)c->app->cfg.ws_max_pending_bytes;
+	if (!c->rx_paused && c->out_bytes > budget / 2 && c->state != RT_CLOSING) {
+		c->rx_paused = 1;
+		gw_stat_inc(GW_STAT_ws_rx_paused);
+		lws_rx_flow_control(c->wsi, 0);
+	} else if (c->rx_paused && (c->out_bytes <= budget / 4 || c->state == RT_CLOSING)) {
+		/* Closing: read again so the peer's close frame is seen. */
+		c->rx_paused = 0;
+		lws_rx_flow_control(c->wsi, 1);
+	}
+}
+
 void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg)
 {
-	if (c->state != RT_READY)
-		return;
-	if (c->out_bytes + msg->len > (size_t)c->app->cfg.ws_max_pending_bytes) {
-		gw_stat_inc(GW_STAT_ws_slow_consumer_closed);
-		gw_log(GW_LOG_WARN, "realtime: closing slow consumer conn=%llu user=%s (%zu bytes queued)",
-		       (unsigned long long)c->id, c->user, c->out_bytes);
-		/* Drop what is queued, say why, close. The client recovers by reconnecting. */
-		drop_outbound(c);
-		send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "slow_consumer", "message",
-				       "this connection fell too far behind and is closed"));
-		close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow_consumer");
+	if (c->state == RT_READY && queue_msg(c, msg)) {
+		gw_stat_inc(GW_STAT_notifications_delivered);
 		return;
 	}
-	gw_stat_inc(GW_STAT_notifications_delivered);
-	queue_msg(c, msg);
+	/* Subscribed, but closing or over its byte budget: say so in the
+	 * counters rather than let the broker's count pass it as delivered. */
+	gw_stat_inc(GW_STAT_notifications_dropped);
+}
+
+/* ---- connection caps: per (installation, user), per client address ----- */
+
+/* Counts one more connection under key unless cap (0: none) is reached.
+ * Returns 0 (counted), -1 (at the cap), -2 (out of memory). */
+static int cap_take(struct gw_strmap *m, const char *key, size_t len, int cap)
+{
+	int created = 0;
+	struct gw_strmap_entry *e = gw_strmap_upsert(m, key, len, &created);
+	if (!e)
+		return -2;
+	uintptr_t n = (uintptr_t)e->value;
+	if (cap > 0 && n >= (uintptr_t)cap) {
+		if (created)
+			gw_strmap_remove(m, key, len);
+		return -1;
+	}
+	e->value = (void *)(n + 1);
+	return 0;
+}
+
+static void cap_give(struct gw_strmap *m, const char *key, size_t len)
+{
+	struct gw_strmap_entry *e = gw_strmap_upsert(m, key, len, NULL);
+	if (!e)
+		return;
+	uintptr_t n = (uintptr_t)e->value;
+	if (n <= 1)
+		gw_strmap_remove(m, key, len);
+	else
+		e->value = (void *)(n - 1);
+}
+
+/* "<len(inst)>:<inst><user>": no two (installation, user) pairs share a key. */
+static char *user_key(const char *inst, const char *user, size_t *len)
+{
+	char *k = NULL;
+	int n = asprintf(&k, "%zu:%s%s", strlen(inst), inst, user);
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return k;
+}
+
+static void too_many(struct gw_conn *c, const char *which)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg), "too many websocket connections for this %s; close another first", which);
+	send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "too_many_connections", "message", msg));
+	close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too_many_connections");
 }
 
 /* ---- subscriptions --------------------------------------------------------- */
@@ -284,12 +407,23 @@ static void op_connect(struct gw_conn *c, json_t *frame)
 	int rc = gw_workq_push_verify(&c->app->workq, job);
 	if (rc) {
 		gw_job_free(job);
+		if (rc == -1)
+			gw_stat_inc(GW_STAT_ws_auth_busy);
+		if (c->state == RT_READY) {
+			/* A refresh: the current token still holds; the client retries. */
+			send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", rc == -2 ? "stopping" : "busy",
+					       "message", "the gateway cannot verify tokens right now; refresh again later"));
+			return;
+		}
 		send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", rc == -2 ? "stopping" : "busy",
 				       "message", "the gateway cannot verify tokens right now; reconnect later"));
 		close_after_flush(c, (enum lws_close_status)1013 /* try again later */, "busy");
 		return;
 	}
-	c->state = RT_AUTHENTICATING;
+	if (c->state == RT_READY)
+		c->refreshing = 1;
+	else
+		c->state = RT_AUTHENTICATING;
 }
 
 static void process_frame(struct gw_conn *c, const char *data, size_t len)
@@ -318,6 +452,11 @@ static void process_frame(struct gw_conn *c, const char *data, size_t len)
 		op_subscribe(c, frame, 0);
 	} else if (!strcmp(op, "ping")) {
 		json_t *id = json_object_get(frame, "id");
+		if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > MAX_PING_ID_BYTES) {
+			send_error(c, "id_too_large", "a ping's \"id\" must be at most 128 bytes of JSON", 0);
+			json_decref(frame);
+			return;
+		}
 		json_t *pong = json_pack("{s:s}", "op", "pong");
 		if (id && pong)
 			json_object_set(pong, "id", id);
@@ -331,7 +470,7 @@ static void process_frame(struct gw_conn *c, const char *data, size_t len)
 /* Runs queued inbound frames until one starts a verification (or none left). */
 static void drain_inbound(struct gw_conn *c)
 {
-	while (c->in_head && c->state == RT_READY) {
+	while (c->in_head && c->state == RT_READY && !c->refreshing) {
 		struct inbound *f = c->in_head;
 		c->in_head = f->next;
 		if (!c->in_head)
@@ -346,7 +485,7 @@ static void handle_frame(struct gw_conn *c, const char *data, size_t len)
 {
 	if (c->state == RT_CLOSING)
 		return;
-	if (c->state == RT_AUTHENTICATING) {
+	if (c->state == RT_AUTHENTICATING || c->refreshing) {
 		if (c->in_count >= MAX_QUEUED_INBOUND) {
 			send_error(c, "too_many_frames", "too many frames sent before the token was verified", 1);
 			return;
@@ -373,14 +512,15 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	char key[17];
 	gw_id_key(item->req_id, key);
 	struct gw_conn *c = gw_strmap_get(&app->rt.conns_by_id, key, 16);
-	if (!c || c->state != RT_AUTHENTICATING) {
+	if (!c || !(c->state == RT_AUTHENTICATING || (c->state == RT_READY && c->refreshing))) {
 		gw_outbox_item_free(item);
 		return;
 	}
+	c->refreshing = 0;
 	if (item->status != GW_TOKEN_OK) {
 		gw_stat_inc(GW_STAT_ws_auth_failed);
 		gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: %s: %s", (unsigned long long)c->id,
-		       gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "");
+		       gw_token_code((enum gw_token_err)item->status), GW_Q(item->body ? item->body : ""));
 		send_error(c, gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "", 1);
 		gw_outbox_item_free(item);
 		return;
@@ -425,20 +565,46 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 			c->subs[i] = c->subs[--c->nsubs];
 		}
 	} else {
+		size_t klen = 0;
+		char *ukey = user_key(inst, sub, &klen);
+		int rc = ukey ? cap_take(&app->rt.ws_per_user, ukey, klen, app->cfg.ws_max_per_user) : -2;
+		if (rc) {
+			free(ukey);
+			for (size_t i = 0; i < json_array_size(ctx); i++)
+				free(allowed[i]);
+			free(allowed);
+			if (rc == -1) {
+				gw_stat_inc(GW_STAT_ws_refused_user_cap);
+				gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: user has limits.ws_max_per_user connections",
+				       (unsigned long long)c->id);
+				too_many(c, "user");
+			} else {
+				send_error(c, "internal_error", "out of memory", 1);
+			}
+			gw_outbox_item_free(item);
+			return;
+		}
+		c->ukey = ukey;
+		c->ukey_len = klen;
+		if (c->unauth_counted) { /* authenticated now: no longer holds a pre-auth place */
+			cap_give(&app->rt.ws_unauth_per_address, c->addr, strlen(c->addr));
+			c->unauth_counted = 0;
+		}
 		c->user = strdup(sub);
 		c->installation = strdup(inst);
 	}
 	free_allowed(c);
 	c->allowed = allowed;
 	c->nallowed = json_array_size(ctx);
-	c->exp = (time_t)json_integer_value(json_object_get(claims, "exp"));
-	if (!json_is_integer(json_object_get(claims, "exp")))
-		c->exp = (time_t)json_number_value(json_object_get(claims, "exp"));
+	/* Verified, so exp is a finite number; clamped (exp: 1e300 is no UB). */
+	if (gw_claim_time(json_object_get(claims, "exp"), &c->exp))
+		c->exp = 0;
 	c->state = RT_READY; /* the sweep closes it at exp */
 	send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I}", "op", "connected", "installation",
 			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp));
 	gw_outbox_item_free(item);
 	drain_inbound(c);
+	rx_throttle(c);
 }
 
 void gw_realtime_close_all(struct gw_app *app)
@@ -474,7 +640,8 @@ void gw_realtime_sweep(struct gw_app *app, time_t now)
 			if (c->state != RT_READY && now >= c->auth_deadline) {
 				gw_stat_inc(GW_STAT_ws_auth_failed);
 				send_error(c, "auth_timeout", "no valid connect frame in time", 1);
-			} else if (c->state == RT_READY && now >= c->exp) {
+			} else if (c->state == RT_READY && now >= c->exp && !c->refreshing) {
+				/* (A refresh in flight gets its verdict first.) */
 				gw_stat_inc(GW_STAT_ws_token_expired_closed);
 				send_error(c, "token_expired",
 					   "the subscription token expired; reconnect with a fresh one", 1);
@@ -546,6 +713,28 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		gw_stat_inc(GW_STAT_ws_connections_opened);
 		c->last_rx = time(NULL);
 		c->auth_deadline = c->last_rx + app->cfg.ws_auth_timeout;
+		char addr[sizeof(c->addr)];
+		if (!lws_get_peer_simple(wsi, addr, sizeof(addr)))
+			addr[0] = '\0';
+		if (!addr[0])
+			return 0; /* no address: nothing to count it under */
+		memcpy(c->addr, addr, sizeof(addr));
+		int rc = cap_take(&app->rt.ws_per_address, addr, strlen(addr), app->cfg.ws_max_per_address);
+		if (!rc) {
+			c->addr_counted = 1;
+			rc = cap_take(&app->rt.ws_unauth_per_address, addr, strlen(addr),
+				      app->cfg.ws_max_unauth_per_address);
+			if (!rc)
+				c->unauth_counted = 1;
+			else if (rc == -1)
+				gw_stat_inc(GW_STAT_ws_refused_unauthenticated_cap);
+		} else if (rc == -1) {
+			gw_stat_inc(GW_STAT_ws_refused_address_cap);
+		}
+		if (rc == -1)
+			too_many(c, "address");
+		else if (rc == -2)
+			send_error(c, "internal_error", "out of memory", 1);
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE_PONG:
@@ -573,6 +762,7 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		int last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 		if (last && !c->rx) {
 			handle_frame(c, in, len);
+			rx_throttle(c);
 			return 0;
 		}
 		char *n = realloc(c->rx, c->rx_len + len + 1);
@@ -586,6 +776,7 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 			free(c->rx);
 			c->rx = NULL;
 			c->rx_len = 0;
+			rx_throttle(c);
 		}
 		return 0;
 	}
@@ -610,12 +801,14 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 			c->out_head = o->next;
 			if (!c->out_head)
 				c->out_tail = NULL;
-			c->out_bytes -= o->msg->len;
+			c->out_bytes -= frame_cost(o->msg);
 			int w = lws_write(wsi, gw_msg_payload(o->msg), o->msg->len, LWS_WRITE_TEXT);
 			gw_msg_unref(o->msg);
 			free(o);
 			if (w < 0)
 				return -1;
+			if (c->rx_paused)
+				rx_throttle(c);
 			if (c->out_head || c->close_pending)
 				lws_callback_on_writable(wsi);
 			return 0;
@@ -648,6 +841,14 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		gw_id_key(c->id, key);
 		gw_strmap_remove(&app->rt.conns_by_id, key, 16);
 		app->ws_connections--;
+		if (c->ukey)
+			cap_give(&app->rt.ws_per_user, c->ukey, c->ukey_len);
+		free(c->ukey);
+		c->ukey = NULL;
+		if (c->addr_counted)
+			cap_give(&app->rt.ws_per_address, c->addr, strlen(c->addr));
+		if (c->unauth_counted)
+			cap_give(&app->rt.ws_unauth_per_address, c->addr, strlen(c->addr));
 		conn_free(c);
 		c->app = NULL;
 		return 0;

@@ -1,10 +1,12 @@
 /* rules_cli.c - `notify-gateway rules check|test ...`: the rule author's
  * command line (docs/rules.md §7).
  *
- *   rules check [--format text|json] FILE|DIR...
+ *   rules check [--format text|json] [--forge] FILE|DIR...
  *       loads every path as one rule set (as the gateway would); prints the
  *       diagnostics (errors and warnings) and a summary. Exit 0 when there
- *       is no error, 1 when there is one, 2 on a usage error.
+ *       is no error, 1 when there is one, 2 on a usage error. --forge also
+ *       warns where a filter would not deploy to Forge as written
+ *       (rules_forge_check) and then exits 1 if there is any such place.
  *   rules test [--format text|json] [--event-type TYPE] FILE|DIR EVENT.json...
  *       loads the rules, then for each event file (one JSON object, or an
  *       array of them) shows which rules matched, why every other rule did
@@ -30,13 +32,14 @@ enum cli_format { CLI_TEXT, CLI_JSON };
 struct cli_opts {
 	enum cli_format format;
 	const char *event_type;
+	bool forge; /* check --forge */
 	const char **paths; /* positional arguments (borrowed from argv) */
 	int npaths;
 };
 
 static void usage(FILE *err)
 {
-	fprintf(err, "usage: notify-gateway rules check [--format text|json] FILE|DIR...\n"
+	fprintf(err, "usage: notify-gateway rules check [--format text|json] [--forge] FILE|DIR...\n"
 		     "       notify-gateway rules test [--format text|json] [--event-type TYPE] "
 		     "FILE|DIR EVENT.json...\n");
 }
@@ -71,6 +74,8 @@ static int parse_opts(int argc, char **argv, bool allow_type, struct cli_opts *o
 					val);
 				return 2;
 			}
+		} else if (!allow_type && !strcmp(a, "--forge")) {
+			o->forge = true;
 		} else if (a[0] == '-' && a[1] == '-' && a[2] != '\0') {
 			fprintf(err, "notify-gateway rules: unknown option %s\n", a);
 			return 2;
@@ -116,6 +121,7 @@ static int cmd_check(const struct cli_opts *o, FILE *out, FILE *err)
 	}
 	rules_diags_init(&diags);
 	set = rules_load_paths(o->paths, (size_t)o->npaths, &diags);
+	size_t forge = o->forge ? rules_forge_check(set, &diags) : 0;
 	if (o->format == CLI_JSON) {
 		json_t *j = json_pack("{s:b, s:i, s:s, s:i, s:i, s:o}", "ok", set != NULL, "rules",
 				      (int)rules_set_count(set), "version", rules_set_version(set),
@@ -129,12 +135,13 @@ static int cmd_check(const struct cli_opts *o, FILE *out, FILE *err)
 			fprintf(out, "%s%s: %zu rule%s, ok (version %s)%s\n", o->paths[0],
 				o->npaths > 1 ? " ..." : "", rules_set_count(set),
 				rules_set_count(set) == 1 ? "" : "s", rules_set_version(set),
+				forge ? ", Forge would refuse some filters" :
 				diags.warnings ? ", with warnings" : "");
 		else
 			fprintf(err, "%s%s: %zu error%s\n", o->paths[0], o->npaths > 1 ? " ..." : "",
 				diags.errors, diags.errors == 1 ? "" : "s");
 	}
-	int rc = set ? 0 : 1;
+	int rc = set && !forge ? 0 : 1;
 	rules_set_unref(set);
 	rules_diags_free(&diags);
 	return rc;

@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-int gw_sequencer_init(struct gw_sequencer *s)
+int gw_sequencer_init(struct gw_sequencer *s, size_t seq_bytes)
 {
 	s->next_intake_no = 1;
-	if (gw_strmap_init(&s->user_seq, 1024))
+	if (gw_seqmap_init(&s->user_seq, seq_bytes))
 		return -1;
 	if (pthread_mutex_init(&s->lock, NULL))
 		return -1;
@@ -16,7 +16,7 @@ int gw_sequencer_init(struct gw_sequencer *s)
 
 void gw_sequencer_destroy(struct gw_sequencer *s)
 {
-	gw_strmap_free(&s->user_seq, NULL);
+	gw_seqmap_destroy(&s->user_seq);
 	pthread_cond_destroy(&s->turn);
 	pthread_mutex_destroy(&s->lock);
 }
@@ -40,14 +40,7 @@ uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, 
 	/* seq is per (installation, user): "<len(inst)>:<inst><user>" */
 	char skey[512];
 	int sk = snprintf(skey, sizeof(skey), "%zu:%s%s", strlen(inst), inst, user);
-	struct gw_strmap_entry *e = sk > 0 && (size_t)sk < sizeof(skey)
-					    ? gw_strmap_upsert(&s->user_seq, skey, (size_t)sk, NULL)
-					    : NULL;
-	if (!e)
-		return 0;
-	uint64_t seq = (uint64_t)(uintptr_t)e->value + 1;
-	e->value = (void *)(uintptr_t)seq;
-	return seq;
+	return sk > 0 && (size_t)sk < sizeof(skey) ? gw_seqmap_next(&s->user_seq, skey, (size_t)sk) : 0;
 }
 
 void gw_sequencer_pass_turn(struct gw_sequencer *s)

@@ -11,7 +11,8 @@
  * The turn also orders what must happen in intake order besides seqs: the
  * activity tracker (activity.h) is only touched while the turn is held.
  *
- * Ownership: the sequencer owns its map of last seqs (keys copied). Threads:
+ * Ownership: the sequencer owns its map of last seqs (keys copied), bounded
+ * in bytes (seqmap.h). Threads:
  * any; one mutex, the innermost lock of the workers (nothing else is taken
  * while it is held except the activity tracker, which has no lock).
  */
@@ -21,17 +22,21 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "strmap.h"
+#include <stddef.h>
+
+#include "seqmap.h"
 
 struct gw_sequencer {
 	pthread_mutex_t lock;
 	pthread_cond_t turn;
 	uint64_t next_intake_no; /* the event whose recipients get seqs next */
-	struct gw_strmap user_seq; /* "<len(inst)>:<inst><user>" -> last seq (uintptr_t) */
+	struct gw_seqmap user_seq; /* "<len(inst)>:<inst><user>" -> last seq, within seq_bytes */
 };
 
-/* The first turn is intake number 1 (workq's first). */
-int gw_sequencer_init(struct gw_sequencer *s);
+/* The first turn is intake number 1 (workq's first). The seq counters are
+ * held within seq_bytes (limits.seq_bytes; seqmap.h says what eviction does
+ * to a user's seq). */
+int gw_sequencer_init(struct gw_sequencer *s, size_t seq_bytes);
 void gw_sequencer_destroy(struct gw_sequencer *s);
 
 /* Locks the sequencer and waits until intake_no has the turn; returns with
@@ -41,8 +46,9 @@ void gw_sequencer_wait_turn(struct gw_sequencer *s, uint64_t intake_no);
 /* Unlocks, keeping the turn (nobody else can get it until it is passed). */
 void gw_sequencer_unlock(struct gw_sequencer *s);
 
-/* With the lock and turn held: the next seq of (inst, user), starting at 1;
- * 0 when it cannot be tracked (key too long, out of memory): no delivery. */
+/* With the lock and turn held: the next seq of (inst, user), starting at 1
+ * (after an eviction: above every evicted seq, seqmap.h); 0 when it cannot be
+ * tracked (key too long, out of memory): no delivery. */
 uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, const char *user);
 
 /* With the lock and turn held: hands the turn to the next intake number and

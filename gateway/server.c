@@ -16,6 +16,7 @@
 #include <libwebsockets.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include "metrics.h"
 #include "sdnotify.h"
 #include "stats.h"
+#include "static_guard.h"
 #include "workers.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -199,7 +201,16 @@ static void wake_service(void *ud)
 
 /* ---- reload ---------------------------------------------------------------- */
 
-static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+/* At most one reload thread exists at a time, and the service thread owns
+ * it: started on SIGHUP, joined once it says it is done, and joined before
+ * the ordered stop tears anything down (a detached thread used the rule
+ * configuration after main had freed it: SIGHUP then SIGTERM was a
+ * use-after-free). One thread at a time also means the reload needs no lock
+ * of its own: the rulebox lock is the only one it takes. A SIGHUP that
+ * arrives while a reload runs is served once that one has finished. */
+static pthread_t reload_tid;
+static int reload_running;            /* service thread only */
+static atomic_int reload_finished;    /* set by the reload thread as it ends */
 
 static void diag_to_log(void *ud, int is_error, const char *text)
 {
@@ -212,7 +223,6 @@ static void diag_to_log(void *ud, int is_error, const char *text)
 static void *reload_thread(void *arg)
 {
 	struct gw_app *app = arg;
-	pthread_mutex_lock(&reload_lock);
 	char msg[512];
 	struct rules_set *set = gw_rulebox_load(app->cfg.rules, NULL, NULL, 0, diag_to_log, NULL, msg, sizeof(msg), NULL);
 	if (set) {
@@ -224,8 +234,21 @@ static void *reload_thread(void *arg)
 		gw_log(GW_LOG_ERR, "reload: %s has errors; the running rules stay in force", app->cfg.rules);
 	}
 	gw_sd_ready(set ? "serving; rules reloaded" : "serving; the last reload failed (the running rules stay)");
-	pthread_mutex_unlock(&reload_lock);
+	atomic_store(&reload_finished, 1);
 	return NULL;
+}
+
+/* Joins the reload thread if there is one: at once when wait is set,
+ * otherwise only if it has finished. Returns 1 while one is still running. */
+static int reap_reload(int wait)
+{
+	if (!reload_running)
+		return 0;
+	if (!wait && !atomic_load(&reload_finished))
+		return 1;
+	pthread_join(reload_tid, NULL);
+	reload_running = 0;
+	return 0;
 }
 
 static void start_reload(struct gw_app *app)
@@ -234,13 +257,17 @@ static void start_reload(struct gw_app *app)
 		gw_log(GW_LOG_NOTICE, "reload: running on the embedded rules; nothing to reload");
 		return;
 	}
+	if (reap_reload(0)) {
+		reload_requested = 1; /* after the running one (the 1 s sweep wakes us) */
+		return;
+	}
 	gw_sd_reloading();
-	pthread_t t;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if (pthread_create(&t, NULL, reload_thread, app) == 0)
-		pthread_detach(t);
+	atomic_store(&reload_finished, 0);
+	if (pthread_create(&reload_tid, NULL, reload_thread, app) == 0)
+		reload_running = 1;
 	else {
 		gw_log(GW_LOG_ERR, "reload: cannot start the reload thread");
 		gw_sd_ready("serving; the last reload could not start");
@@ -396,6 +423,17 @@ int gw_server_run(struct gw_app *app)
 		return 1;
 	}
 	set_fd_limit(app, 1);
+	if (app->dev_forge_key || app->dev_subscriber_key) {
+		int lo = gw_host_is_loopback(app->cfg.listen_host, strlen(app->cfg.listen_host));
+		if (!strcmp(app->cfg.dev_mode, "true"))
+			gw_log(GW_LOG_WARN, "dev_mode: true: /dev/token and /dev/fit mint tokens for anyone who reaches %s",
+			       app->cfg.listen);
+		else if (!lo)
+			gw_log(GW_LOG_WARN, "development keys in use but %s is not a loopback listener: /dev/token "
+			       "and /dev/fit are off (dev_mode: true turns them on)", app->cfg.listen);
+	}
+	if (gw_static_guard_install(app->lws, app->cfg.web_root))
+		gw_log(GW_LOG_WARN, "web_root %s has no real path: static files are not served", app->cfg.web_root);
 	if (uv_in_use) {
 		static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 		for (int i = 0; i < 4; i++) {
@@ -442,6 +480,7 @@ int gw_server_run(struct gw_app *app)
 	/* ---- ordered stop ---- */
 	gw_log(GW_LOG_NOTICE, "stopping: finishing accepted events");
 	gw_sd_stopping();
+	reap_reload(1); /* a reload under way finishes first: it uses cfg and the rulebox */
 	app->stopping = 1;
 	gw_workq_close(&app->workq);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
@@ -461,6 +500,7 @@ int gw_server_run(struct gw_app *app)
 	sweep_stop();
 	lws_context_destroy(app->lws);
 	app->lws = NULL;
+	gw_static_guard_free();
 	if (uv_in_use) {
 		for (int i = 0; i < 4; i++) {
 			uv_signal_stop(&uv_signals[i]);

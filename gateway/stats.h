@@ -11,7 +11,10 @@
 
 #define GW_STATS_COUNTERS(X)                                                         \
 	X(http_requests, "HTTP requests received")                                   \
-	X(http_answers_rearmed, "HTTP answers still unwritten a second after they were queued (writeable requested again)") \
+	X(http_answers_rearmed, "HTTP answers still unwritten a second after they were queued (written by the sweep, connection closed)") \
+	X(http_pipelined_closed, "connections closed after answering because the client pipelined (sent a request before the previous answer)") \
+	X(http_static_refused, "static file requests refused: the file's real path is outside web_root (symlink)") \
+	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \
@@ -23,6 +26,8 @@
 	X(events_rejected_paused, "events answered 503: intake paused by the admin (SIGUSR1)") \
 	X(events_duplicate, "redeliveries of accepted events answered 202 without effect") \
 	X(events_retry_in_flight, "redeliveries answered 503 while the first attempt was being queued") \
+	X(redelivery_evicted_own_share, "accepted-event keys forgotten within their ttl: their installation held limits.dedup_per_installation keys") \
+	X(redelivery_evicted_fair_share, "accepted-event keys forgotten within their ttl: the table was full and their installation held the most keys") \
 	X(forge_retries_INVALID_REMOTE_INVOCATION_ERROR, "deliveries Forge marked as retries after a non-2xx") \
 	X(forge_retries_TIMEOUT_ERROR, "deliveries Forge marked as retries after a timeout") \
 	X(forge_retries_INVALID_FORGE_INVOCATION_TOKEN, "deliveries Forge marked as retries after a 401") \
@@ -36,16 +41,33 @@
 	X(rules_scratch_limit, "rule evaluations stopped at limits.rule_scratch_bytes") \
 	X(notifications_signed, "notifications signed (one per user and context)")  \
 	X(notifications_sign_failed, "notifications that could not be signed")      \
+	X(events_batch_emptied_oom, "events whose notifications were dropped for lack of memory; their batch went out empty so later batches are still released") \
+	X(batch_alloc_fallbacks, "batch containers taken from the worker's spare or retried after an allocation failure (nothing lost)") \
 	X(signatures, "ES256 batch signatures (one per worker pass, covering its notifications)") \
 	X(notifications_delivered, "notification frames queued to connections")      \
 	X(notifications_undelivered, "signed notifications with no subscribed connection") \
+	X(notifications_dropped, "notifications for a subscribed connection that was closing or over its byte budget (limits.ws_max_pending_bytes)") \
+	X(store_commits, "store write transactions committed (group commit: one for all writes queued meanwhile)") \
+	X(store_commit_requests, "store write calls (journal, record, mark, purge) those commits carried") \
+	X(store_write_errors, "store write calls that failed (nothing of them written)") \
+	X(store_purged_expired, "notifications purged past max(exp, created + history.retention)") \
+	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
+	X(store_keys_expired, "redelivery keys purged past their ttl") \
 	X(ws_connections_opened, "websocket connections opened")                     \
 	X(ws_auth_failed, "websocket connections refused at connect")                \
 	X(ws_frames_refused, "client frames answered with an error frame")           \
 	X(ws_slow_consumer_closed, "connections closed: send queue over its byte limit") \
+	X(ws_refused_user_cap, "websockets closed at connect: their user had limits.ws_max_per_user connections") \
+	X(ws_refused_address_cap, "websockets closed on opening: their address had limits.ws_max_per_address connections") \
+	X(ws_refused_unauthenticated_cap, "websockets closed on opening: their address had limits.ws_max_unauthenticated_per_address not yet authenticated") \
+	X(ws_auth_busy, "websocket logins/refreshes answered busy: limits.auth_backlog full") \
+	X(ws_rx_paused, "times reading from a websocket stopped: replies to its frames filled half of limits.ws_max_pending_bytes") \
 	X(ws_token_expired_closed, "connections closed when their token expired")  \
 	X(ws_pings_sent, "pings sent to websockets silent for subscriber.ping_interval") \
 	X(ws_idle_closed, "websockets closed after two ping intervals of silence") \
+	X(seq_entries_evicted, "per-user seq counters forgotten to stay within limits.seq_bytes (that user's seq jumps)") \
+	X(digest_users_untracked, "notifications to users not tracked for digests: limits.digest_bytes was reached") \
+	X(digest_titles_truncated, "titles cut to limits.digest_title_bytes for digests") \
 	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget")
 
 enum gw_stat {

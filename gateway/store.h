@@ -169,14 +169,18 @@ struct gw_store_ops {
 	/* 1 when key is known and not expired at now, 0 when not, < 0 on error. */
 	int (*key_seen)(struct gw_store *s, const unsigned char key[GW_STORE_KEY_LEN], int64_t now);
 	/* Calls cb for every journaled, not done event in journal order; cb's
-	 * pointers are valid during the call; cb returning non-zero stops. */
+	 * pointers are valid during the call; cb returning non-zero stops. cb
+	 * must not call the store (the engine holds a lock meanwhile): copy
+	 * what it needs and queue it. */
 	int (*pending)(struct gw_store *s,
 		       int (*cb)(void *ud, uint64_t id, const struct gw_store_event *ev), void *ud);
 	/* Records n events' notifications with their done marks in one
 	 * transaction. results[i]: GW_STORE_OK, or GW_STORE_NOT_PENDING when that
 	 * event is already done or unknown (its notes are not written). */
 	int (*record)(struct gw_store *s, const struct gw_store_done *d, size_t n, int *results);
-	/* The highest seq ever recorded for (installation, user); 0 if none. */
+	/* The highest seq ever recorded for (installation, user); 0 if none.
+	 * Seqs are assigned by the caller's sequencer (one node); an engine
+	 * shared by several nodes will have to assign them inside record. */
 	int (*max_seq)(struct gw_store *s, const char *inst, const char *user, uint64_t *seq);
 	/* Resume: the user's notifications in `pats` with seq > after, in seq
 	 * order, at most limit (page->more when there are more), read in one

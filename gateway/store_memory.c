@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
 #include "store.h"
 #include "strmap.h"
 
@@ -136,6 +137,9 @@ static int m_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 		     int64_t key_ttl, struct gw_store_journaled *out)
 {
 	struct mstore *m = M(s);
+	for (size_t i = 0; i < n; i++)
+		if (!ev[i].installation)
+			return GW_STORE_ERR_INVAL;
 	/* Allocate everything first: on failure nothing is journaled. */
 	struct mjob **jobs = calloc(n ? n : 1, sizeof(*jobs));
 	if (!jobs)
@@ -432,7 +436,7 @@ static int m_since(struct gw_store *s, const char *inst, const char *user, const
 	page->max_seq = u ? u->max_seq : 0;
 	page->oldest = u && u->count ? u->notes[0].seq : page->max_seq + 1;
 	page->recovered = after <= page->max_seq && page->oldest <= after + 1;
-	if (page->recovered && u) {
+	if (page->recovered && u && limit) {
 		size_t pos;
 		find_seq(u, after + 1, &pos);
 		for (; pos < u->count; pos++) {
@@ -619,6 +623,9 @@ static int m_purge(struct gw_store *s, int64_t now, size_t max_rows, struct gw_s
 	out->keys = nkeys;
 	free(gone);
 	pthread_mutex_unlock(&m->lock);
+	gw_stat_add(GW_STAT_store_purged_expired, out->expired);
+	gw_stat_add(GW_STAT_store_purged_over_cap, out->over_cap);
+	gw_stat_add(GW_STAT_store_keys_expired, out->keys);
 	return GW_STORE_OK;
 }
 

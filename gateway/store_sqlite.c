@@ -42,7 +42,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics.h"
+#include "stats.h"
 #include "store.h"
+#include "strmap.h"
+#include "util.h"
 
 #define SCHEMA_VERSION 1
 #define PURGE_USERS_PER_STEP 64
@@ -55,15 +59,17 @@ static const char *const SCHEMA[SCHEMA_VERSION] = {
 	"CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE journal(id INTEGER PRIMARY KEY AUTOINCREMENT, installation TEXT NOT NULL,"
 	" trace_id TEXT NOT NULL, received_ms INTEGER NOT NULL, key BLOB, payload BLOB NOT NULL);"
-	"CREATE TABLE redelivery(key BLOB PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE redelivery(id INTEGER PRIMARY KEY, key BLOB NOT NULL, expires INTEGER NOT NULL);"
 	"CREATE INDEX redelivery_expires ON redelivery(expires);"
 	"CREATE TABLE users(uid INTEGER PRIMARY KEY, installation TEXT NOT NULL, user TEXT NOT NULL,"
 	" max_seq INTEGER NOT NULL DEFAULT 0, stored INTEGER NOT NULL DEFAULT 0,"
 	" UNIQUE(installation, user));"
+	"CREATE TABLE batches(id INTEGER PRIMARY KEY, jws TEXT NOT NULL);"
 	"CREATE TABLE notes(id INTEGER PRIMARY KEY, uid INTEGER NOT NULL REFERENCES users(uid),"
 	" seq INTEGER NOT NULL, ctx TEXT NOT NULL, nid TEXT NOT NULL, created INTEGER NOT NULL,"
 	" exp INTEGER NOT NULL, read INTEGER NOT NULL DEFAULT 0, claims TEXT NOT NULL,"
-	" proof TEXT NOT NULL);"
+	" batch INTEGER REFERENCES batches(id), proof TEXT NOT NULL);"
+	"CREATE INDEX notes_batch ON notes(batch) WHERE batch IS NOT NULL;"
 	"CREATE UNIQUE INDEX notes_user_seq ON notes(uid, seq);"
 	"CREATE INDEX notes_user_nid ON notes(uid, nid);"
 	"CREATE INDEX notes_unread ON notes(uid, ctx) WHERE read = 0;"
@@ -77,9 +83,9 @@ static const char *const SCHEMA[SCHEMA_VERSION] = {
 /* Writer statements (leader only). */
 enum wst {
 	W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-	W_KEY_GET, W_KEY_PUT, W_JOURNAL_ADD, W_JOURNAL_DONE, W_USER_UPSERT, W_NOTE_ADD, W_USER_GET,
+	W_KEY_PUT, W_JOURNAL_ADD, W_JOURNAL_DONE, W_USER_UPSERT, W_NOTE_ADD, W_USER_GET,
 	W_MARK, W_MARK_ALL, W_UNREAD, W_PURGE_AGE, W_PURGE_USERS, W_PURGE_OLDEST, W_PURGE_KEYS,
-	W__COUNT
+	W_BATCH_ADD, W_PURGE_BATCHES, W__COUNT
 };
 static const char *const WSQL[W__COUNT] = {
 	[W_BEGIN] = "BEGIN IMMEDIATE",
@@ -88,17 +94,19 @@ static const char *const WSQL[W__COUNT] = {
 	[W_SAVEPOINT] = "SAVEPOINT req",
 	[W_RELEASE] = "RELEASE req",
 	[W_ROLLBACK_TO] = "ROLLBACK TO req",
-	[W_KEY_GET] = "SELECT expires FROM redelivery WHERE key = ?1",
-	[W_KEY_PUT] = "INSERT INTO redelivery(key, expires) VALUES(?1, ?2)"
-		      " ON CONFLICT(key) DO UPDATE SET expires = excluded.expires",
+	[W_KEY_PUT] = "INSERT INTO redelivery(key, expires) VALUES(?1, ?2)",
 	[W_JOURNAL_ADD] = "INSERT INTO journal(installation, trace_id, received_ms, key, payload)"
 			  " VALUES(?1, ?2, ?3, ?4, ?5)",
 	[W_JOURNAL_DONE] = "DELETE FROM journal WHERE id = ?1",
 	[W_USER_UPSERT] = "INSERT INTO users(installation, user, max_seq) VALUES(?1, ?2, ?3)"
 			  " ON CONFLICT(installation, user) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
 			  " RETURNING uid",
-	[W_NOTE_ADD] = "INSERT INTO notes(uid, seq, ctx, nid, created, exp, claims, proof)"
-		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[W_NOTE_ADD] = "INSERT INTO notes(uid, seq, ctx, nid, created, exp, claims, batch, proof)"
+		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[W_BATCH_ADD] = "INSERT INTO batches(jws) VALUES(?1)",
+	[W_PURGE_BATCHES] = "DELETE FROM batches WHERE id IN (SELECT id FROM batches b WHERE id > ?1"
+			    " AND NOT EXISTS (SELECT 1 FROM notes WHERE batch = b.id) ORDER BY id LIMIT ?2)"
+			    " RETURNING id",
 	[W_USER_GET] = "SELECT uid FROM users WHERE installation = ?1 AND user = ?2",
 	[W_MARK] = "UPDATE notes SET read = ?3 WHERE uid = ?1 AND nid = ?2 AND read <> ?3"
 		   " AND gw_visible(ctx, ?4) RETURNING nid",
@@ -110,25 +118,31 @@ static const char *const WSQL[W__COUNT] = {
 	[W_PURGE_USERS] = "SELECT uid, stored FROM users WHERE uid > ?1 AND stored > ?2 ORDER BY uid LIMIT ?3",
 	[W_PURGE_OLDEST] = "DELETE FROM notes WHERE id IN (SELECT id FROM notes WHERE uid = ?1"
 			   " ORDER BY seq LIMIT ?2)",
-	[W_PURGE_KEYS] = "DELETE FROM redelivery WHERE key IN (SELECT key FROM redelivery"
-			 " WHERE expires <= ?1 LIMIT ?2)",
+	[W_PURGE_KEYS] = "DELETE FROM redelivery WHERE id IN (SELECT id FROM redelivery"
+			 " WHERE expires <= ?1 ORDER BY expires LIMIT ?2) RETURNING key, expires",
 };
+
+/* A proof {"batch":"<JWS>",...} is stored as a batches row (one per signed
+ * pass, shared by its notes) and the rest of the text; this puts it back
+ * together byte for byte. Other proofs are stored whole (batch NULL). */
+#define PROOF_SQL " CASE WHEN n.batch IS NULL THEN n.proof ELSE '{\"batch\":\"' || b.jws || '\"' || n.proof END"
 
 /* Reader statements (reader mutex). */
 enum rst {
-	R_BEGIN, R_COMMIT, R_KEY_GET, R_PENDING, R_USER_GET, R_OLDEST, R_SINCE, R_INBOX, R_UNREAD,
+	R_BEGIN, R_COMMIT, R_PENDING, R_USER_GET, R_OLDEST, R_SINCE, R_INBOX, R_UNREAD,
 	R__COUNT
 };
 static const char *const RSQL[R__COUNT] = {
 	[R_BEGIN] = "BEGIN",
 	[R_COMMIT] = "COMMIT",
-	[R_KEY_GET] = "SELECT expires FROM redelivery WHERE key = ?1",
 	[R_PENDING] = "SELECT id, installation, trace_id, received_ms, key, payload FROM journal ORDER BY id",
 	[R_USER_GET] = "SELECT uid, max_seq FROM users WHERE installation = ?1 AND user = ?2",
 	[R_OLDEST] = "SELECT min(seq) FROM notes WHERE uid = ?1",
-	[R_SINCE] = "SELECT seq, ctx, nid, created, exp, read, claims, proof FROM notes"
+	[R_SINCE] = "SELECT seq, ctx, nid, created, exp, read, claims," PROOF_SQL " FROM notes n"
+		    " LEFT JOIN batches b ON b.id = n.batch"
 		    " WHERE uid = ?1 AND seq > ?2 AND gw_visible(ctx, ?3) ORDER BY seq LIMIT ?4",
-	[R_INBOX] = "SELECT seq, ctx, nid, created, exp, read, claims, proof FROM notes"
+	[R_INBOX] = "SELECT seq, ctx, nid, created, exp, read, claims," PROOF_SQL " FROM notes n"
+		    " LEFT JOIN batches b ON b.id = n.batch"
 		    " WHERE uid = ?1 AND seq < ?2 AND gw_visible(ctx, ?3) ORDER BY seq DESC LIMIT ?4",
 	[R_UNREAD] = "SELECT count(*) FROM notes WHERE uid = ?1 AND read = 0 AND gw_visible(ctx, ?2)",
 };
@@ -148,6 +162,7 @@ typedef int (*wfn)(struct sstore *s, struct wreq *r);
 struct wreq {
 	struct wreq *next;
 	wfn fn;
+	void (*undo)(struct sstore *s, struct wreq *r); /* its effects were rolled back */
 	void *arg;
 	int rc;
 	int done;
@@ -168,6 +183,17 @@ struct sstore {
 	struct wreq *queue, **queue_tail;
 	int leader_active;
 	int64_t purge_cursor; /* writer only: the next uid the per-user cap looks at */
+	/* The redelivery guard's lookups are served from memory: keys are
+	 * SHA-256 digests, so an on-disk index of them would take a random
+	 * page per event (half of the bytes written per event, measured).
+	 * The table is append-only and loaded at open. */
+	pthread_mutex_t klock;
+	struct gw_strmap keys; /* key -> expires (int64 in the pointer) */
+	int64_t batch_cursor; /* writer only: where the purge of unreferenced batches resumes */
+	/* writer only: the last batch JWS stored and its row (notes of one pass
+	 * come in a row); cleared on every rollback and batch purge */
+	char *last_jws;
+	int64_t last_batch;
 };
 
 #define S(s) ((struct sstore *)(s))
@@ -219,11 +245,19 @@ static const char *s_epoch(struct gw_store *s)
 
 /* ---- group commit -------------------------------------------------------- */
 
+static void forget_batch(struct sstore *s)
+{
+	free(s->last_jws);
+	s->last_jws = NULL;
+	s->last_batch = 0;
+}
+
+
 /* Runs fn(arg) in a write transaction shared with concurrent callers and
  * returns once it is committed (or failed). */
-static int submit(struct sstore *s, wfn fn, void *arg)
+static int submit(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct wreq *), void *arg)
 {
-	struct wreq req = {.fn = fn, .arg = arg};
+	struct wreq req = {.fn = fn, .undo = undo, .arg = arg};
 	pthread_mutex_lock(&s->qlock);
 	*s->queue_tail = &req;
 	s->queue_tail = &req.next;
@@ -239,6 +273,7 @@ static int submit(struct sstore *s, wfn fn, void *arg)
 		s->queue_tail = &s->queue;
 		pthread_mutex_unlock(&s->qlock);
 
+		int64_t began_ns = gw_monotonic_ns(); /* the store_commit histogram (metrics.h) */
 		int trc = step_done(s->ws[W_BEGIN]);
 		for (struct wreq *q = batch; q; q = q->next) {
 			if (trc) {
@@ -247,8 +282,12 @@ static int submit(struct sstore *s, wfn fn, void *arg)
 			}
 			int src = step_done(s->ws[W_SAVEPOINT]);
 			q->rc = src ? src : q->fn(s, q);
-			if (q->rc < 0 && !src)
+			if (q->rc < 0 && !src) {
 				step_done(s->ws[W_ROLLBACK_TO]);
+				forget_batch(s); /* its row may be gone */
+			}
+			if (q->rc < 0 && q->undo)
+				q->undo(s, q);
 			if (!src)
 				step_done(s->ws[W_RELEASE]);
 		}
@@ -256,12 +295,27 @@ static int submit(struct sstore *s, wfn fn, void *arg)
 			trc = step_done(s->ws[W_COMMIT]);
 			if (trc) {
 				step_done(s->ws[W_ROLLBACK]);
+				forget_batch(s);
 				for (struct wreq *q = batch; q; q = q->next)
-					if (q->rc >= 0)
+					if (q->rc >= 0) {
 						q->rc = trc;
+						if (q->undo)
+							q->undo(s, q);
+					}
 			}
 		}
 
+		size_t nreq = 0, nfailed = 0;
+		for (struct wreq *q = batch; q; q = q->next) {
+			nreq++;
+			nfailed += q->rc < 0;
+		}
+		if (!trc) {
+			gw_stat_inc(GW_STAT_store_commits);
+			gw_hist_observe_ns(GW_HIST_store_commit, gw_monotonic_ns() - began_ns);
+		}
+		gw_stat_add(GW_STAT_store_commit_requests, nreq);
+		gw_stat_add(GW_STAT_store_write_errors, nfailed);
 		pthread_mutex_lock(&s->qlock);
 		for (struct wreq *q = batch, *next; q; q = next) {
 			next = q->next;
@@ -281,7 +335,15 @@ struct journal_args {
 	size_t n;
 	int64_t now, ttl;
 	struct gw_store_journaled *out;
+	size_t nadded; /* keys this request put in the map (undone on rollback) */
+	const unsigned char **added;
 };
+
+static int key_known(struct sstore *s, const unsigned char *key, int64_t now)
+{
+	void *v = gw_strmap_get(&s->keys, (const char *)key, GW_STORE_KEY_LEN);
+	return v && (int64_t)(intptr_t)v > now;
+}
 
 static int do_journal(struct sstore *s, struct wreq *r)
 {
@@ -290,23 +352,29 @@ static int do_journal(struct sstore *s, struct wreq *r)
 		const struct gw_store_event *e = &a->ev[i];
 		a->out[i].id = 0;
 		a->out[i].rc = GW_STORE_OK;
+		int rc;
 		if (e->key) {
-			sqlite3_stmt *st = s->ws[W_KEY_GET];
-			sqlite3_bind_blob(st, 1, e->key, GW_STORE_KEY_LEN, SQLITE_STATIC);
-			int rc = sqlite3_step(st);
-			int known = rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > a->now;
-			sqlite3_reset(st);
-			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-				return map_rc(rc);
+			pthread_mutex_lock(&s->klock);
+			int known = key_known(s, e->key, a->now);
+			pthread_mutex_unlock(&s->klock);
 			if (known) {
 				a->out[i].rc = GW_STORE_DUPLICATE;
 				continue;
 			}
-			st = s->ws[W_KEY_PUT];
+			sqlite3_stmt *st = s->ws[W_KEY_PUT];
 			sqlite3_bind_blob(st, 1, e->key, GW_STORE_KEY_LEN, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, a->now + a->ttl);
 			if ((rc = step_done(st)))
 				return rc;
+			pthread_mutex_lock(&s->klock);
+			struct gw_strmap_entry *me =
+				gw_strmap_upsert(&s->keys, (const char *)e->key, GW_STORE_KEY_LEN, NULL);
+			if (me)
+				me->value = (void *)(intptr_t)(a->now + a->ttl);
+			pthread_mutex_unlock(&s->klock);
+			if (!me)
+				return GW_STORE_ERR_NOMEM;
+			a->added[a->nadded++] = e->key;
 		}
 		sqlite3_stmt *st = s->ws[W_JOURNAL_ADD];
 		sqlite3_bind_text(st, 1, e->installation, -1, SQLITE_STATIC);
@@ -317,19 +385,32 @@ static int do_journal(struct sstore *s, struct wreq *r)
 		else
 			sqlite3_bind_null(st, 4);
 		sqlite3_bind_blob(st, 5, e->payload ? e->payload : "", (int)e->payload_len, SQLITE_STATIC);
-		int rc = step_done(st);
-		if (rc)
+		if ((rc = step_done(st)))
 			return rc;
 		a->out[i].id = (uint64_t)sqlite3_last_insert_rowid(s->w);
 	}
 	return GW_STORE_OK;
 }
 
+/* The journal request was rolled back: its keys were never stored. */
+static void undo_journal(struct sstore *s, struct wreq *r)
+{
+	struct journal_args *a = r->arg;
+	pthread_mutex_lock(&s->klock);
+	for (size_t i = 0; i < a->nadded; i++)
+		gw_strmap_remove(&s->keys, (const char *)a->added[i], GW_STORE_KEY_LEN);
+	pthread_mutex_unlock(&s->klock);
+	a->nadded = 0;
+}
+
 static int s_journal(struct gw_store *s, const struct gw_store_event *ev, size_t n, int64_t now,
 		     int64_t key_ttl, struct gw_store_journaled *out)
 {
-	struct journal_args a = {ev, n, now, key_ttl, out};
-	int rc = submit(S(s), do_journal, &a);
+	struct journal_args a = {ev, n, now, key_ttl, out, 0, calloc(n ? n : 1, sizeof(unsigned char *))};
+	if (!a.added)
+		return GW_STORE_ERR_NOMEM;
+	int rc = submit(S(s), do_journal, undo_journal, &a);
+	free(a.added);
 	if (rc < 0)
 		for (size_t i = 0; i < n; i++)
 			out[i].id = 0;
@@ -339,13 +420,9 @@ static int s_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 static int s_key_seen(struct gw_store *s, const unsigned char key[GW_STORE_KEY_LEN], int64_t now)
 {
 	struct sstore *ss = S(s);
-	pthread_mutex_lock(&ss->rlock);
-	sqlite3_stmt *st = ss->rs[R_KEY_GET];
-	sqlite3_bind_blob(st, 1, key, GW_STORE_KEY_LEN, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	int r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) > now : rc == SQLITE_DONE ? 0 : map_rc(rc);
-	sqlite3_reset(st);
-	pthread_mutex_unlock(&ss->rlock);
+	pthread_mutex_lock(&ss->klock);
+	int r = key_known(ss, key, now);
+	pthread_mutex_unlock(&ss->klock);
 	return r;
 }
 
@@ -376,6 +453,49 @@ static int s_pending(struct gw_store *s, int (*cb)(void *ud, uint64_t id, const 
 }
 
 /* ---- record ------------------------------------------------------------------ */
+
+/* For a proof {"batch":"<JWS>"<tail>: the JWS (pointer and length) and the
+ * tail; 0 when the proof has another shape (stored whole). */
+static int split_proof(const char *proof, size_t len, const char **jws, size_t *jws_len, const char **tail)
+{
+	static const char head[] = "{\"batch\":\"";
+	if (len < sizeof(head) || memcmp(proof, head, sizeof(head) - 1))
+		return 0;
+	const char *j = proof + sizeof(head) - 1;
+	const char *q = memchr(j, '"', len - (sizeof(head) - 1));
+	if (!q || q == j)
+		return 0;
+	for (const char *c = j; c < q; c++)
+		if (*c == '\\')
+			return 0; /* escapes: not a compact JWS; keep the text as it is */
+	*jws = j;
+	*jws_len = (size_t)(q - j);
+	*tail = q + 1;
+	return 1;
+}
+
+/* The batches row of this JWS: the last one stored when it is the same,
+ * else a new row. 0 on success. */
+static int batch_row(struct sstore *s, const char *jws, size_t len, sqlite3_int64 *id)
+{
+	if (s->last_jws && strlen(s->last_jws) == len && !memcmp(s->last_jws, jws, len)) {
+		*id = s->last_batch;
+		return GW_STORE_OK;
+	}
+	sqlite3_stmt *st = s->ws[W_BATCH_ADD];
+	sqlite3_bind_text(st, 1, jws, (int)len, SQLITE_STATIC);
+	int rc = step_done(st);
+	if (rc)
+		return rc;
+	*id = sqlite3_last_insert_rowid(s->w);
+	forget_batch(s);
+	if ((s->last_jws = malloc(len + 1))) {
+		memcpy(s->last_jws, jws, len);
+		s->last_jws[len] = '\0';
+		s->last_batch = *id;
+	}
+	return GW_STORE_OK;
+}
 
 struct record_args {
 	const struct gw_store_done *d;
@@ -411,6 +531,12 @@ static int do_record(struct sstore *s, struct wreq *r)
 			sqlite3_reset(st);
 			if (rc != SQLITE_ROW)
 				return map_rc(rc);
+			const char *jws, *tail = NULL;
+			size_t jws_len;
+			sqlite3_int64 batch = 0;
+			if (split_proof(n->proof, n->proof_len, &jws, &jws_len, &tail) &&
+			    (rc = batch_row(s, jws, jws_len, &batch)))
+				return rc;
 			st = s->ws[W_NOTE_ADD];
 			sqlite3_bind_int64(st, 1, uid);
 			sqlite3_bind_int64(st, 2, (sqlite3_int64)n->seq);
@@ -419,7 +545,13 @@ static int do_record(struct sstore *s, struct wreq *r)
 			sqlite3_bind_int64(st, 5, n->created);
 			sqlite3_bind_int64(st, 6, n->exp);
 			sqlite3_bind_text(st, 7, n->claims, (int)n->claims_len, SQLITE_STATIC);
-			sqlite3_bind_text(st, 8, n->proof, (int)n->proof_len, SQLITE_STATIC);
+			if (batch) {
+				sqlite3_bind_int64(st, 8, batch);
+				sqlite3_bind_text(st, 9, tail, (int)(n->proof + n->proof_len - tail), SQLITE_STATIC);
+			} else {
+				sqlite3_bind_null(st, 8);
+				sqlite3_bind_text(st, 9, n->proof, (int)n->proof_len, SQLITE_STATIC);
+			}
 			if ((rc = step_done(st)))
 				return rc;
 		}
@@ -430,7 +562,7 @@ static int do_record(struct sstore *s, struct wreq *r)
 static int s_record(struct gw_store *s, const struct gw_store_done *d, size_t n, int *results)
 {
 	struct record_args a = {d, n, results};
-	int rc = submit(S(s), do_record, &a);
+	int rc = submit(S(s), do_record, NULL, &a);
 	return rc < 0 ? rc : GW_STORE_OK;
 }
 
@@ -687,7 +819,7 @@ static int s_mark(struct gw_store *s, const char *inst, const char *user, const 
 	struct mark_args a = {inst, user, {pats, npats, NULL}, ids, nids, read ? 1 : 0, out};
 	if (!nids) /* nothing to change: the unread count only */
 		return s->ops->unread(s, inst, user, pats, npats, NULL, &out->unread);
-	int rc = submit(S(s), do_mark, &a);
+	int rc = submit(S(s), do_mark, NULL, &a);
 	if (rc < 0)
 		gw_store_marked_free(out);
 	return rc < 0 ? rc : GW_STORE_OK;
@@ -698,7 +830,7 @@ static int s_mark_all(struct gw_store *s, const char *inst, const char *user, co
 {
 	memset(out, 0, sizeof(*out));
 	struct mark_args a = {inst, user, {pats, npats, filter}, NULL, 0, 1, out};
-	int rc = submit(S(s), do_mark, &a);
+	int rc = submit(S(s), do_mark, NULL, &a);
 	if (rc < 0)
 		gw_store_marked_free(out);
 	return rc < 0 ? rc : GW_STORE_OK;
@@ -771,10 +903,40 @@ static int do_purge(struct sstore *s, struct wreq *r)
 	st = s->ws[W_PURGE_KEYS];
 	sqlite3_bind_int64(st, 1, a->now);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->max_rows);
-	if ((rc = step_done(st)))
-		return rc;
-	a->out->keys = (uint64_t)sqlite3_changes(s->w);
-	a->out->more = !budget || !complete || a->out->keys == a->max_rows;
+	pthread_mutex_lock(&s->klock);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *k = sqlite3_column_blob(st, 0);
+		int64_t exp = sqlite3_column_int64(st, 1);
+		/* a key journaled again later has a newer row and expiry: keep it */
+		if (k && sqlite3_column_bytes(st, 0) == GW_STORE_KEY_LEN &&
+		    (int64_t)(intptr_t)gw_strmap_get(&s->keys, k, GW_STORE_KEY_LEN) <= exp)
+			gw_strmap_remove(&s->keys, k, GW_STORE_KEY_LEN);
+		a->out->keys++;
+	}
+	pthread_mutex_unlock(&s->klock);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return map_rc(rc);
+
+	/* Batch signatures no notification refers to any more, from a cursor. */
+	st = s->ws[W_PURGE_BATCHES];
+	sqlite3_bind_int64(st, 1, s->batch_cursor);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->max_rows);
+	size_t nbatches = 0;
+	int64_t last = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		if (id > last)
+			last = id;
+		if (id == s->last_batch)
+			forget_batch(s);
+		nbatches++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return map_rc(rc);
+	s->batch_cursor = nbatches == a->max_rows ? last : 0;
+	a->out->more = !budget || !complete || a->out->keys == a->max_rows || nbatches == a->max_rows;
 	return GW_STORE_OK;
 }
 
@@ -782,9 +944,12 @@ static int s_purge(struct gw_store *s, int64_t now, size_t max_rows, struct gw_s
 {
 	memset(out, 0, sizeof(*out));
 	struct purge_args a = {now, max_rows, out};
-	int rc = submit(S(s), do_purge, &a);
+	int rc = submit(S(s), do_purge, NULL, &a);
 	if (rc < 0)
 		memset(out, 0, sizeof(*out));
+	gw_stat_add(GW_STAT_store_purged_expired, out->expired);
+	gw_stat_add(GW_STAT_store_purged_over_cap, out->over_cap);
+	gw_stat_add(GW_STAT_store_keys_expired, out->keys);
 	return rc < 0 ? rc : GW_STORE_OK;
 }
 
@@ -805,9 +970,12 @@ static void s_close(struct gw_store *s)
 	 * every POSIX lock this process holds on it. */
 	if (ss->lock_fd >= 0)
 		close(ss->lock_fd);
+	gw_strmap_free(&ss->keys, NULL);
+	pthread_mutex_destroy(&ss->klock);
 	pthread_mutex_destroy(&ss->rlock);
 	pthread_mutex_destroy(&ss->qlock);
 	pthread_cond_destroy(&ss->qcond);
+	free(ss->last_jws);
 	free(ss->path);
 	free(ss);
 }
@@ -950,6 +1118,29 @@ static int migrate(struct sstore *s, char *msg, size_t msglen)
 	return GW_STORE_OK;
 }
 
+/* The redelivery keys into memory (expired ones too: purge removes them). */
+static int load_keys(struct sstore *s, char *msg, size_t msglen)
+{
+	sqlite3_stmt *st;
+	int src = sqlite3_prepare_v2(s->r, "SELECT key, expires FROM redelivery ORDER BY id", -1, &st, NULL);
+	if (src != SQLITE_OK)
+		return fail(s->r, src, s->path, "cannot read the redelivery keys", msg, msglen);
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != GW_STORE_KEY_LEN)
+			continue;
+		struct gw_strmap_entry *e =
+			gw_strmap_upsert(&s->keys, sqlite3_column_blob(st, 0), GW_STORE_KEY_LEN, NULL);
+		if (!e) {
+			sqlite3_finalize(st);
+			snprintf(msg, msglen, "store %s: out of memory loading the redelivery keys", s->path);
+			return GW_STORE_ERR_NOMEM;
+		}
+		e->value = (void *)(intptr_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return src == SQLITE_DONE ? GW_STORE_OK : fail(s->r, src, s->path, "cannot read the redelivery keys", msg, msglen);
+}
+
 int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *opt, struct gw_store **out,
 			 char *msg, size_t msglen)
 {
@@ -966,7 +1157,14 @@ int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *o
 		s->opt.per_user = 1;
 	s->lock_fd = -1;
 	s->queue_tail = &s->queue;
+	if (gw_strmap_init(&s->keys, 1024)) {
+		free(s->path);
+		free(s);
+		snprintf(msg, msglen, "store: out of memory");
+		return GW_STORE_ERR_NOMEM;
+	}
 	pthread_mutex_init(&s->rlock, NULL);
+	pthread_mutex_init(&s->klock, NULL);
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	int rc;
@@ -1030,6 +1228,8 @@ int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *o
 			rc = fail(s->r, src, s->path, "cannot prepare statements", msg, msglen);
 			goto fail;
 		}
+	if ((rc = load_keys(s, msg, msglen)))
+		goto fail;
 	*out = &s->base;
 	return GW_STORE_OK;
 fail:

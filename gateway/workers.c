@@ -45,12 +45,15 @@ struct rule_log_ctx {
 	const char *event_type;
 };
 
+/* This worker's spare batch item, for when an allocation fails (outbox.h). */
+static _Thread_local struct gw_outbox_item *batch_spare;
+
 static void rule_log(void *ud, const char *rule_key, const char *message)
 {
 	struct rule_log_ctx *c = ud;
 	gw_stat_inc(GW_STAT_rule_log_lines);
-	gw_log(GW_LOG_NOTICE, "rule trace=%s type=%s rule=%s: %s", c->trace_id, c->event_type,
-	       rule_key ? rule_key : "-", message);
+	gw_log(GW_LOG_NOTICE, "rule trace=%s type=%s rule=%s: %s", c->trace_id, GW_Q(c->event_type),
+	       GW_Q(rule_key), GW_Q(message));
 }
 
 static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_scratch *scratch,
@@ -62,6 +65,7 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	struct rules_set *set = gw_rulebox_get1(&app->rulebox);
 	json_t *notes = NULL;
 	json_t *active = NULL;
+	const struct rules_invocation inv = {job->fit}; /* appIsLicensed reads app.license */
 	if (job->scheduled) {
 		/* A scheduled run must see the activity of every event accepted
 		 * before it: take the turn first and keep it through the rules
@@ -78,20 +82,20 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 		 * "scheduled:<interval>:user" run once per such user with event.user
 		 * (per-user digests). */
 		json_object_set(job->event, "activity", active);
-		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
+		notes = rules_evaluate_for(set, event_type, job->event, &inv, scratch, rule_log, &lc);
 		char per_user_type[64];
 		snprintf(per_user_type, sizeof(per_user_type), "%s:user", event_type);
 		json_object_set_new(job->event, "eventType", json_string(per_user_type));
 		for (size_t i = 0; notes && i < json_array_size(active); i++) {
 			json_object_set(job->event, "user", json_array_get(active, i));
-			json_t *part = rules_evaluate_as(set, per_user_type, job->event, scratch, rule_log, &lc);
+			json_t *part = rules_evaluate_for(set, per_user_type, job->event, &inv, scratch, rule_log, &lc);
 			json_array_extend(notes, part);
 			json_decref(part);
 		}
 		json_object_del(job->event, "user");
 		json_object_set_new(job->event, "eventType", json_string(event_type));
 	} else if (set) {
-		notes = rules_evaluate_as(set, event_type, job->event, scratch, rule_log, &lc);
+		notes = rules_evaluate_for(set, event_type, job->event, &inv, scratch, rule_log, &lc);
 	}
 	if (set)
 		gw_hist_observe_ns(GW_HIST_rule_evaluation, gw_monotonic_ns() - eval_started);
@@ -106,13 +110,16 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	for (size_t i = 0; i < nnotes; i++)
 		total += json_array_size(json_object_get(json_array_get(notes, i), "to"));
 
-	struct gw_outbox_item *batch = calloc(1, sizeof(*batch));
+	/* Never NULL: every event yields exactly one batch (outbox.h). */
+	struct gw_outbox_item *batch = gw_outbox_batch_new(&batch_spare);
 	struct gw_delivery *items = total ? calloc(total, sizeof(*items)) : NULL;
-	if (!batch || (total && !items)) {
-		/* Keep the ticket moving and the release order intact even now. */
+	if (total && !items) {
+		/* Keep the ticket moving and the release order intact even now:
+		 * the batch goes out empty. */
+		gw_stat_inc(GW_STAT_events_batch_emptied_oom);
+		gw_log(GW_LOG_ERR, "workers: out of memory; %zu notifications of event trace=%s dropped", total,
+		       job->trace_id);
 		total = 0;
-		free(items);
-		items = NULL;
 	}
 
 	/* ---- ordered section: seqs in intake order ---- */
@@ -211,6 +218,8 @@ static void *worker_main(void *arg)
 		gw_job_free(job);
 	}
 	rules_scratch_free(scratch);
+	free(batch_spare);
+	batch_spare = NULL;
 	return NULL;
 }
 

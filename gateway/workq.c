@@ -34,6 +34,7 @@ int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap)
 {
 	*q = (struct gw_workq){0};
 	q->verify_cap = verify_cap;
+	q->auth_cap = verify_cap;
 	q->event_cap = event_cap;
 	q->next_intake_no = 1;
 	if (pthread_mutex_init(&q->lock, NULL))
@@ -43,6 +44,13 @@ int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap)
 		return -1;
 	}
 	return 0;
+}
+
+void gw_workq_set_auth_cap(struct gw_workq *q, size_t auth_cap)
+{
+	pthread_mutex_lock(&q->lock);
+	q->auth_cap = auth_cap;
+	pthread_mutex_unlock(&q->lock);
 }
 
 static void free_list(struct gw_job *j)
@@ -57,6 +65,7 @@ static void free_list(struct gw_job *j)
 void gw_workq_destroy(struct gw_workq *q)
 {
 	free_list(q->verify_head);
+	free_list(q->auth_head);
 	free_list(q->event_head);
 	pthread_cond_destroy(&q->not_empty);
 	pthread_mutex_destroy(&q->lock);
@@ -66,18 +75,22 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 {
 	int rc = 0;
 	job->next = NULL;
+	int auth = job->kind == GW_JOB_AUTH;
+	struct gw_job **head = auth ? &q->auth_head : &q->verify_head;
+	struct gw_job **tail = auth ? &q->auth_tail : &q->verify_tail;
+	size_t *count = auth ? &q->auth_count : &q->verify_count;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	if (q->closed)
 		rc = -2;
-	else if (q->verify_count >= q->verify_cap)
+	else if (*count >= (auth ? q->auth_cap : q->verify_cap))
 		rc = -1;
 	else {
-		if (q->verify_tail)
-			q->verify_tail->next = job;
+		if (*tail)
+			(*tail)->next = job;
 		else
-			q->verify_head = job;
-		q->verify_tail = job;
-		q->verify_count++;
+			*head = job;
+		*tail = job;
+		(*count)++;
 		pthread_cond_signal(&q->not_empty);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
@@ -110,20 +123,27 @@ struct gw_job *gw_workq_pop(struct gw_workq *q)
 	return gw_workq_pop_some(q, 1, 1);
 }
 
+/* Takes the head of a one-job lane. Lock held. */
+static struct gw_job *take_one(struct gw_job **head, struct gw_job **tail, size_t *count)
+{
+	struct gw_job *job = *head;
+	*head = job->next;
+	if (!*head)
+		*tail = NULL;
+	(*count)--;
+	job->next = NULL;
+	return job;
+}
+
 struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t share)
 {
 	struct gw_job *job = NULL;
+	if (max_events < 1)
+		max_events = 1;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	for (;;) {
-		if (q->verify_head) {
-			job = q->verify_head;
-			q->verify_head = job->next;
-			if (!q->verify_head)
-				q->verify_tail = NULL;
-			q->verify_count--;
-			break;
-		}
-		if (q->event_head) {
+		int verifying = q->verify_head || q->auth_head;
+		if (q->event_head && (!verifying || q->verify_streak >= max_events)) {
 			size_t take = share > 1 ? (q->event_count + share - 1) / share : q->event_count;
 			if (take > max_events)
 				take = max_events;
@@ -139,16 +159,23 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 			last->next = NULL;
 			for (struct gw_job *j = job; j; j = j->next)
 				q->event_count--;
-			pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
-			return job;
+			q->verify_streak = 0;
+			break;
+		}
+		if (verifying) {
+			/* FITs and logins alternate when both wait. */
+			int auth = !q->verify_head || (q->auth_head && !q->last_auth);
+			job = auth ? take_one(&q->auth_head, &q->auth_tail, &q->auth_count)
+				   : take_one(&q->verify_head, &q->verify_tail, &q->verify_count);
+			q->last_auth = auth;
+			q->verify_streak = q->event_head ? q->verify_streak + 1 : 0;
+			break;
 		}
 		if (q->closed)
 			break;
 		pthread_cond_wait(&q->not_empty, &q->lock);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
-	if (job)
-		job->next = NULL;
 	return job;
 }
 
@@ -172,6 +199,14 @@ size_t gw_workq_verify_depth(struct gw_workq *q)
 {
 	pthread_mutex_lock(&q->lock);
 	size_t n = q->verify_count;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+size_t gw_workq_auth_depth(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	size_t n = q->auth_count;
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }

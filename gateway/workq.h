@@ -1,11 +1,19 @@
 /* workq.h - the bounded hand-off from the lws service thread to the workers.
  *
- * Two lanes under one mutex:
- *  - verify: raw requests waiting for token verification and JSON parsing,
- *    bounded so that a flood cannot pile up unverified bodies;
+ * Three lanes under one mutex, each bounded on its own:
+ *  - verify: HTTP requests waiting for FIT verification and JSON parsing
+ *    (limits.verify_backlog), so that a flood cannot pile up unverified bodies;
+ *  - auth: websocket logins and refreshes waiting for subscription-token
+ *    verification (limits.auth_backlog);
  *  - events: accepted events waiting for rules and signing: this is "the
  *    intake queue" whose fullness answers 503.
- * Workers take verify jobs first, so HTTP answers stay fast under load.
+ * Verifications come first, so HTTP answers stay fast and events gather into
+ * runs that one signature covers; the two verification lanes alternate when
+ * both wait. But once max_events verifications (a pass's worth,
+ * signing.batch_events) have been served in a row while events waited, the
+ * events lane gets a turn. So a flood into one lane (bad FITs, say) neither
+ * fills another lane nor holds back its jobs: logins get every other turn,
+ * events at least one in max_events + 1.
  * Every accepted event gets an intake number, strictly increasing in the order
  * events enter the lane; the sequencer uses it to keep per-user order across
  * parallel workers.
@@ -21,8 +29,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
-/* INTAKE (an intake request, intake.h) and AUTH travel in the verify lane,
- * EVENT in the events lane. */
+/* INTAKE (an intake request, intake.h) travels in the verify lane, AUTH in
+ * the auth lane, EVENT in the events lane. */
 enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT };
 
 struct gw_job {
@@ -52,26 +60,34 @@ struct gw_workq {
 	pthread_cond_t not_empty;
 	struct gw_job *verify_head, *verify_tail;
 	struct gw_job *event_head, *event_tail;
+	struct gw_job *auth_head, *auth_tail;
 	size_t verify_count, verify_cap;
 	size_t event_count, event_cap;
+	size_t auth_count, auth_cap;
+	size_t verify_streak; /* verifications served in a row while events waited */
+	int last_auth;        /* the last verification served was a login */
 	uint64_t next_intake_no;
 	int closed;
 };
 
 int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap);
+/* The auth lane's bound (gw_workq_init makes it verify_cap). Before any push. */
+void gw_workq_set_auth_cap(struct gw_workq *q, size_t auth_cap);
 void gw_workq_destroy(struct gw_workq *q); /* frees jobs still queued */
 
-/* Returns 0 (taken), -1 (lane full: caller keeps the job), -2 (closed). */
+/* A VERIFY job into the verify lane, an AUTH job into the auth lane.
+ * Returns 0 (taken), -1 (that lane full: caller keeps the job), -2 (closed). */
 int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job);
 /* Assigns job->intake_no. Accepted even after close (events verified before
  * the close still have to be processed). Returns 0 or -1 (full). */
 int gw_workq_push_event(struct gw_workq *q, struct gw_job *job);
 
-/* Blocks until a job is available; verify jobs first. Returns NULL once the
- * queue is closed and both lanes are empty. */
+/* Blocks until a job is available (lanes served as above, with
+ * max_events 1: events every other turn). Returns NULL once the queue is
+ * closed and every lane is empty. */
 struct gw_job *gw_workq_pop(struct gw_workq *q);
 
-/* Like gw_workq_pop, but when the next job is an event, takes a run of
+/* Like gw_workq_pop, but when the events lane has its turn, takes a run of
  * consecutive events linked through ->next: at most max_events, and no more
  * than a 1/share part of the queued events (rounded up), so that `share`
  * waking workers split a backlog instead of one taking it all. */
@@ -82,6 +98,7 @@ void gw_workq_close(struct gw_workq *q);
 
 size_t gw_workq_event_depth(struct gw_workq *q);
 size_t gw_workq_verify_depth(struct gw_workq *q);
+size_t gw_workq_auth_depth(struct gw_workq *q);
 /* The intake number the next accepted event will get. */
 uint64_t gw_workq_next_intake_no(struct gw_workq *q);
 

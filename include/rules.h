@@ -85,6 +85,15 @@ struct rules_set *rules_set_ref(struct rules_set *set);
 void rules_set_unref(struct rules_set *set); /* NULL is fine */
 
 size_t rules_set_count(const struct rules_set *set);
+/* `rules check --forge`: adds to diags a warning for each place where a
+ * filter (or its trigger) would not deploy to Forge as written: this
+ * gateway's extensions (changed(), mentions(), now(), 'matches', 'in', …),
+ * '//' and block comments (not in Atlassian's documentation), a scheduled
+ * rule's filter beyond appIsLicensed, mixed forms of 'events', more than 5
+ * property paths. Templates and 'to' are not filters and are not checked.
+ * Returns how many were added. */
+size_t rules_forge_check(const struct rules_set *set, struct rules_diags *diags);
+
 /* A stable content hash of the loaded sources (16 hex digits, FNV-1a 64 over
  * the file contents in load order, one NUL byte between files), for
  * /healthz. Borrowed. */
@@ -133,6 +142,7 @@ void rules_scratch_take_counts(struct rules_scratch *s, struct rules_limit_count
 typedef void (*rules_log_fn)(void *ud, const char *rule_key, const char *message);
 
 /* Evaluates every enabled rule whose `events` match event.eventType, applying
+ * filter.appIsLicensed (no FIT here: unlicensed; see rules_evaluate_for),
  * filter.ignoreSelf, filter.expression and filter.onError as Forge does, and
  * renders each matching rule's notification. Rules are indexed by event type
  * at load (exact names in a hash table, globs resolved per call), so an
@@ -151,6 +161,20 @@ typedef void (*rules_log_fn)(void *ud, const char *rule_key, const char *message
  * The order of objects is the order of the rules in the files. */
 json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
 		       struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
+
+/* What Forge said about the invocation that delivered the event, beyond the
+ * event itself. */
+struct rules_invocation {
+	const json_t *fit; /* the verified FIT claims (app.license.active for
+			    * appIsLicensed), or NULL: no license */
+};
+
+/* rules_evaluate_as with the invocation: filter.appIsLicensed: true skips a
+ * rule unless inv->fit has app.license.active == true (an absent license is
+ * no license, as for Forge's free apps). inv NULL: no license. */
+json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type,
+			   const json_t *event, const struct rules_invocation *inv,
+			   struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
 
 /* Same as rules_evaluate with the event type given by the caller instead of
  * read from event.eventType (Forge lifecycle payloads such as
@@ -181,6 +205,11 @@ json_t *rules_evaluate_schedule(const struct rules_set *set, const char *interva
  * Slow path (renders explanations); not for the gateway's workers. */
 json_t *rules_explain(const struct rules_set *set, const char *event_type, const json_t *event,
 		      struct rules_scratch *scratch);
+/* rules_explain with the invocation (stage "appIsLicensed" when that skipped
+ * a rule). */
+json_t *rules_explain_for(const struct rules_set *set, const char *event_type,
+			  const json_t *event, const struct rules_invocation *inv,
+			  struct rules_scratch *scratch);
 
 /* ---- single expressions (for tests, tools and the rule loader) --------- */
 

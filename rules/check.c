@@ -25,6 +25,7 @@ struct checker {
 	struct rules_diags *diags;
 	const char *src; /* the expression source (arena copy) */
 	int errors;
+	struct rules_diags *notes; /* Forge filters: what Forge would refuse; may be NULL */
 	/* variables in scope, innermost last; index = slot */
 	const char *scope[RULES_MAX_VARS];
 	int nscope;
@@ -42,6 +43,17 @@ static void check_error(struct checker *p, size_t at, const char *fmt, ...)
 	va_end(ap);
 	p->errors++;
 	srcmap__diag(p->map, p->diags, RULES_SEV_ERROR, at, "%s", msg);
+}
+
+/* A construct of this gateway's dialect in a Forge filter (rules check
+ * --forge). */
+static void forge_note(struct checker *p, size_t at, const char *what)
+{
+	if (p->notes)
+		srcmap__diag(p->map, p->notes, RULES_SEV_WARNING, at,
+			     "Forge would refuse this filter: %s is this gateway's extension, not "
+			     "Jira expressions",
+			     what);
 }
 
 static void check_regex(struct checker *p, struct rules_node *n)
@@ -105,7 +117,8 @@ static const char *suggest(const char *word, const char *(*names)(size_t),
 static bool reserved_name(const char *name)
 {
 	static const char *const words[] = {"event", "true", "false", "null", "let", "in",
-					    "matches", NULL};
+					    "matches", "if", "else", "try", "catch", "throw",
+					    "return", "typeof", NULL};
 	for (const char *const *w = words; *w; w++)
 		if (!strcmp(*w, name))
 			return true;
@@ -156,6 +169,11 @@ static int check_call(struct checker *p, struct rules_node *n, int height)
 
 	if (n->kind == RULES_N_FUNC) {
 		int fi = func__lookup(n->u.m.name, n->u.m.name_len);
+		if (fi >= 0) {
+			char what[48];
+			snprintf(what, sizeof(what), "%s()", n->u.m.name);
+			forge_note(p, n->start, what);
+		}
 		n->u.m.builtin = fi;
 		if (fi < 0) {
 			const char *hint = suggest(n->u.m.name, func__name, NULL, 0);
@@ -261,26 +279,61 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 		return 0;
 	}
 	case RULES_N_MEMBER:
-		return check_node(p, n->u.m.obj, height + 1);
+		if (check_node(p, n->u.m.obj, height + 1) < 0)
+			return -1;
+		/* event.runtime.X...: Forge resolves what is missing to null */
+		n->runtime = n->u.m.obj->kind == RULES_N_IDENT && !strcmp(n->u.m.name, "runtime");
+		n->lenient = n->u.m.obj->runtime || n->u.m.obj->lenient;
+		return 0;
 	case RULES_N_INDEX:
 		if (check_node(p, n->u.m.obj, height + 1) < 0)
 			return -1;
+		n->lenient = n->u.m.obj->runtime || n->u.m.obj->lenient;
 		return check_node(p, n->u.m.index, height + 1);
 	case RULES_N_CALL:
 	case RULES_N_FUNC:
 		return check_call(p, n, height);
 	case RULES_N_UNARY:
+	case RULES_N_TYPEOF:
 		return check_node(p, n->u.ops.a, height + 1);
-	case RULES_N_BINARY:
+	case RULES_N_THROW: {
+		const struct rules_node *a = n->u.ops.a;
+		if (a->kind == RULES_N_NUM || a->kind == RULES_N_BOOL || a->kind == RULES_N_NULL ||
+		    a->kind == RULES_N_LIST || a->kind == RULES_N_MAP)
+			check_error(p, n->start, "'throw' needs a String (the error message), got %s",
+				    a->kind == RULES_N_NUM    ? "a Number"
+				    : a->kind == RULES_N_BOOL ? "a Boolean"
+				    : a->kind == RULES_N_NULL ? "null"
+				    : a->kind == RULES_N_LIST ? "a List"
+							      : "a Map");
+		return check_node(p, n->u.ops.a, height + 1);
+	}
 	case RULES_N_AND:
 	case RULES_N_OR:
 	case RULES_N_COALESCE:
+	case RULES_N_TEMPLATE:
+		for (size_t i = 0; i < n->u.list.n; i++)
+			if (check_node(p, n->u.list.items[i], height + 1) < 0)
+				return -1;
+		return 0;
+	case RULES_N_TRY:
+		if (check_node(p, n->u.bind.value, height + 1) < 0)
+			return -1;
+		if (!n->u.bind.name)
+			return check_node(p, n->u.bind.body, height + 1);
+		return check_scoped(p, n, n->u.bind.body, height);
+	case RULES_N_BINARY:
+		if (n->op == RULES_T_IDENT)
+			forge_note(p, n->start, "'in'");
+		/* fall through */
+	case RULES_N_IF:
 	case RULES_N_COND:
 		if (check_node(p, n->u.ops.a, height + 1) < 0 ||
 		    check_node(p, n->u.ops.b, height + 1) < 0)
 			return -1;
 		return check_node(p, n->u.ops.c, height + 1);
 	case RULES_N_MATCHES:
+		forge_note(p, n->start, "'matches'");
 		if (check_node(p, n->u.match.subject, height + 1) < 0)
 			return -1;
 		check_regex(p, n);
@@ -300,15 +353,48 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 	return 0;
 }
 
+/* Records where each line of e's source sits in its file, so that an
+ * evaluation error can name file:line:col (eval__error_where). */
+static void set_origin(struct rules_arena *a, struct rules_expr *e, const struct rules_srcmap *map)
+{
+	size_t lines = 1;
+	int *loc;
+
+	if (!map->file || !map->lm)
+		return;
+	for (size_t i = 0; i < e->len; i++)
+		lines += e->src[i] == '\n';
+	if (!(loc = arena__alloc(a, 2 * lines * sizeof(int))))
+		return; /* only the position is lost */
+	for (size_t i = 0, k = 0; i <= e->len && k < lines; i++) {
+		if (i == 0 || e->src[i - 1] == '\n') {
+			srcmap__locate(map, i, &loc[2 * k], &loc[2 * k + 1]);
+			k++;
+		}
+	}
+	e->file = map->file;
+	e->loc = loc;
+	e->nlines = lines;
+}
+
 static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d, bool check)
+				 const struct rules_srcmap *map, struct rules_diags *d, bool check,
+				 struct rules_diags *notes)
 {
 	struct checker p;
+	size_t chars = 0;
 
-	if (len > RULES_MAX_EXPR_CHARS) {
+	/* Forge counts characters as JavaScript does (UTF-16 code units), not
+	 * bytes and not nesting: a flat chain of 3,000 '&&' fits */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)src[i];
+		if ((ch & 0xC0) != 0x80)
+			chars += ch >= 0xF0 ? 2 : 1;
+	}
+	if (chars > RULES_MAX_EXPR_CHARS) {
 		srcmap__diag(map, d, RULES_SEV_ERROR, 0,
 			     "expression is longer than %d characters (%zu)", RULES_MAX_EXPR_CHARS,
-			     len);
+			     chars);
 		return NULL;
 	}
 	memset(&p, 0, sizeof(p));
@@ -321,9 +407,15 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 		return NULL;
 	}
 	p.src = copy;
-	struct rules_node *root = parser__parse(a, copy, len, map, d);
+	p.notes = notes;
+	size_t js_comment = 0;
+	struct rules_node *root = parser__parse(a, copy, len, map, d, &js_comment);
 	if (!root)
 		return NULL;
+	if (js_comment && notes)
+		srcmap__diag(map, notes, RULES_SEV_WARNING, js_comment - 1,
+			     "Forge may refuse this filter: Atlassian's documentation shows only "
+			     "'#' comments in Jira expressions");
 	if (check)
 		check_node(&p, root, 1);
 	if (p.errors)
@@ -336,18 +428,26 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 	e->root = root;
 	e->src = copy;
 	e->len = len;
+	set_origin(a, e, map);
 	return e;
 }
 
 struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t len,
 				 const struct rules_srcmap *map, struct rules_diags *d)
 {
-	return compile(a, src, len, map, d, true);
+	return compile(a, src, len, map, d, true, NULL);
+}
+
+struct rules_expr *expr__compile_filter(struct rules_arena *a, const char *src, size_t len,
+					const struct rules_srcmap *map, struct rules_diags *d,
+					struct rules_diags *notes)
+{
+	return compile(a, src, len, map, d, true, notes);
 }
 
 struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t len,
 			       const struct rules_srcmap *map, struct rules_diags *d)
 {
-	return compile(a, src, len, map, d, false);
+	return compile(a, src, len, map, d, false, NULL);
 }
 

@@ -107,6 +107,19 @@ static int short_circuit(const struct rules_node *n, struct rules_value *out)
 	return EV_OK;
 }
 
+/* event.runtime when the event has no "runtime": the properties Forge
+ * added (runtime.c), built once per evaluation and kept in the scratch
+ * until the next one, since the result may point into it. */
+static int ev_runtime(struct rules_ctx *c, const struct rules_node *n, struct rules_value *out)
+{
+	struct rules_scratch *s = c->s;
+
+	if (!s->runtime && !(s->runtime = runtime__build(c->event)))
+		return value__oom(c, n);
+	eval__from_json(s->runtime, out);
+	return EV_OK;
+}
+
 static int ev_member(struct rules_ctx *c, const struct rules_node *n, struct rules_value *out)
 {
 	struct rules_value obj;
@@ -119,12 +132,18 @@ static int ev_member(struct rules_ctx *c, const struct rules_node *n, struct rul
 	if (obj.kind == RULES_V_NULL) {
 		if (n->optional)
 			return short_circuit(n, out);
+		if (n->lenient) {
+			value__set_null(out);
+			return EV_OK;
+		}
 		return value__fail(c, n, "cannot read property '%s' of null", n->u.m.name);
 	}
 	if (value__is_map(&obj)) {
 		if (value__map_get(&obj, n->u.m.name, n->u.m.name_len, out))
 			return EV_OK;
-		if (n->optional) {
+		if (n->runtime && obj.json == c->event)
+			return ev_runtime(c, n, out);
+		if (n->optional || n->lenient) {
 			value__set_null(out);
 			return EV_OK;
 		}
@@ -140,7 +159,7 @@ static int ev_member(struct rules_ctx *c, const struct rules_node *n, struct rul
 			return EV_OK;
 		}
 	}
-	if (n->optional) {
+	if (n->optional || n->lenient) {
 		value__set_null(out);
 		return EV_OK;
 	}
@@ -160,6 +179,12 @@ static int ev_index(struct rules_ctx *c, const struct rules_node *n, struct rule
 		return short_circuit(n, out);
 	if ((r = ev(c, n->u.m.index, &ix)) != EV_OK)
 		return r;
+	if (n->lenient && (obj.kind == RULES_V_NULL ||
+			   (value__is_map(&obj) && ix.kind == RULES_V_STR &&
+			    !value__map_get(&obj, ix.u.str.s, ix.u.str.len, out)))) {
+		value__set_null(out);
+		return EV_OK;
+	}
 	if (obj.kind == RULES_V_NULL)
 		return value__fail(c, n, "cannot index null");
 	if (value__is_map(&obj)) {
@@ -266,6 +291,8 @@ static void decided_by(struct rules_ctx *c, const struct rules_node *child)
 	case RULES_N_COND:
 	case RULES_N_LET:
 	case RULES_N_COALESCE:
+	case RULES_N_IF:
+	case RULES_N_TRY:
 		return;
 	case RULES_N_UNARY:
 		if (child->op == RULES_T_NOT)
@@ -442,18 +469,77 @@ static int ev_binary(struct rules_ctx *c, const struct rules_node *n, struct rul
 	return value__fail(c, n, "unknown operator");
 }
 
-static int ev_bool_operand(struct rules_ctx *c, const struct rules_node *n, const struct rules_node *operand,
-			   const char *what, bool *b)
+/* JavaScript's truthiness, for && and ||: false, null, 0, NaN and '' are
+ * falsy; everything else (lists and maps too, even empty) is truthy. */
+static bool truthy(const struct rules_value *v)
 {
-	struct rules_value v;
-	int r = ev(c, operand, &v);
+	switch (v->kind) {
+	case RULES_V_NULL: return false;
+	case RULES_V_BOOL: return v->u.b;
+	case RULES_V_NUM: return v->u.num != 0 && v->u.num == v->u.num;
+	case RULES_V_STR: return v->u.str.len != 0;
+	default: return true;
+	}
+}
 
-	if (r != EV_OK)
+/* `a${x}b`: the parts rendered as '+' renders them (null as "null"). */
+static int ev_template(struct rules_ctx *c, const struct rules_node *n, struct rules_value *out)
+{
+	struct rules_strbuf tmp = {.limit = value__bytes_left(c)};
+	struct rules_value part;
+	int r;
+
+	strbuf__append(&tmp, "", 0);
+	for (size_t i = 0; i < n->u.list.n && !tmp.oom; i++) {
+		if ((r = ev(c, n->u.list.items[i], &part)) != EV_OK) {
+			strbuf__free(&tmp);
+			return r;
+		}
+		value__render(&part, &tmp, "null");
+	}
+	return value__str_from_buf(c, n, &tmp, out);
+}
+
+/* try { value } catch (e) { body }: an evaluation error in value (a type
+ * error, a missing property, a throw; not a limit) runs body with e bound
+ * to {message: String, location: "line:column"}. */
+static int ev_try(struct rules_ctx *c, const struct rules_node *n, struct rules_value *out)
+{
+	struct rules_scratch *s = c->s;
+	int r = ev(c, n->u.bind.value, out);
+
+	if (r != EV_ERR || s->status != RULES_EVAL_ERROR) {
+		if (r == EV_OK)
+			decided_by(c, n->u.bind.value);
 		return r;
-	if (v.kind != RULES_V_BOOL)
-		return value__fail(c, n, "%s expects Boolean operands, got %s", what, eval__type_name(&v));
-	*b = v.u.b;
-	return EV_OK;
+	}
+	if (n->u.bind.name) {
+		struct rules_kv *kv = (struct rules_kv *)value__scratch_alloc(c, 2 * sizeof(*kv));
+		const char *msg = s->error + s->err_msg_at;
+		size_t msg_len = strlen(msg);
+		char loc[32];
+		int loc_len = snprintf(loc, sizeof(loc), "%d:%d", s->err_line, s->err_col);
+		char *text = kv ? value__scratch_alloc(c, msg_len + (size_t)loc_len + 2) : NULL;
+		if (!text)
+			return value__oom(c, n);
+		memcpy(text, msg, msg_len + 1);
+		memcpy(text + msg_len + 1, loc, (size_t)loc_len + 1);
+		kv[0].key = "message";
+		kv[0].len = 7;
+		value__set_str(&kv[0].v, text, msg_len);
+		kv[1].key = "location";
+		kv[1].len = 8;
+		value__set_str(&kv[1].v, text + msg_len + 1, (size_t)loc_len);
+		memset(&c->vars[n->u.bind.slot], 0, sizeof(c->vars[0]));
+		c->vars[n->u.bind.slot].kind = RULES_V_OBJ;
+		c->vars[n->u.bind.slot].u.obj.items = kv;
+		c->vars[n->u.bind.slot].u.obj.n = 2;
+	}
+	s->status = RULES_EVAL_OK;
+	s->error[0] = '\0';
+	r = ev(c, n->u.bind.body, out);
+	decided_by(c, n->u.bind.body);
+	return r;
 }
 
 static int ev_matches(struct rules_ctx *c, const struct rules_node *n, struct rules_value *out)
@@ -496,7 +582,6 @@ static int ev_matches(struct rules_ctx *c, const struct rules_node *n, struct ru
 static int ev(struct rules_ctx *c, const struct rules_node *n, struct rules_value *out)
 {
 	int r;
-	bool b = false;
 
 	if (value__step(c, n) < 0)
 		return EV_ERR;
@@ -553,32 +638,65 @@ static int ev(struct rules_ctx *c, const struct rules_node *n, struct rules_valu
 	}
 	case RULES_N_BINARY: return ev_binary(c, n, out);
 	case RULES_N_AND:
-	case RULES_N_OR: {
-		const char *what = n->kind == RULES_N_AND ? "'&&'" : "'||'";
-		if ((r = ev_bool_operand(c, n, n->u.ops.a, what, &b)) != EV_OK)
-			return r;
-		/* short-circuit: the right side is not evaluated (nor checked) */
-		if (b == (n->kind == RULES_N_OR)) {
-			decided_by(c, n->u.ops.a);
-			value__set_bool(out, b);
-			return EV_OK;
+	case RULES_N_OR:
+	case RULES_N_COALESCE:
+		/* Like JavaScript, the operand that decides is the value: a && b
+		 * is a if a is falsy, else b; a || b is a if a is truthy, else
+		 * b; a ?? b is a unless a is null. Later operands are not
+		 * evaluated (nor checked). */
+		for (size_t i = 0; i < n->u.list.n; i++) {
+			const struct rules_node *x = n->u.list.items[i];
+			if ((r = ev(c, x, out)) != EV_OK)
+				return r;
+			bool last = i + 1 == n->u.list.n;
+			bool stop = n->kind == RULES_N_COALESCE ? out->kind != RULES_V_NULL
+				    : n->kind == RULES_N_OR     ? truthy(out)
+								: !truthy(out);
+			if (stop || last) {
+				decided_by(c, x);
+				return EV_OK;
+			}
 		}
-		if ((r = ev_bool_operand(c, n, n->u.ops.b, what, &b)) != EV_OK)
+		return EV_OK;
+	case RULES_N_TYPEOF: {
+		struct rules_value a;
+		if ((r = ev(c, n->u.ops.a, &a)) != EV_OK)
 			return r;
-		decided_by(c, n->u.ops.b);
-		value__set_bool(out, b);
+		const char *name = eval__type_name(&a);
+		value__set_str(out, name, strlen(name));
 		return EV_OK;
 	}
-	case RULES_N_COALESCE:
-		if ((r = ev(c, n->u.ops.a, out)) != EV_OK)
-			return r;
-		if (out->kind != RULES_V_NULL) {
-			decided_by(c, n->u.ops.a);
-			return EV_OK;
+	case RULES_N_TEMPLATE: return ev_template(c, n, out);
+	case RULES_N_IF: {
+		struct rules_value cond;
+		const struct rules_node *branch = n;
+		/* else-if chains are walked here, not by recursion */
+		while (branch->kind == RULES_N_IF) {
+			if (value__step(c, branch) < 0 ||
+			    (r = ev(c, branch->u.ops.a, &cond)) != EV_OK)
+				return r < 0 ? EV_ERR : r;
+			if (cond.kind != RULES_V_BOOL)
+				return value__fail(c, branch->u.ops.a,
+						   "the condition of 'if' must be a Boolean, got %s",
+						   eval__type_name(&cond));
+			branch = cond.u.b ? branch->u.ops.b : branch->u.ops.c;
+			if (cond.u.b)
+				break;
 		}
-		r = ev(c, n->u.ops.b, out);
-		decided_by(c, n->u.ops.b);
+		r = ev(c, branch, out);
+		decided_by(c, branch);
 		return r;
+	}
+	case RULES_N_TRY: return ev_try(c, n, out);
+	case RULES_N_THROW: {
+		struct rules_value a;
+		if ((r = ev(c, n->u.ops.a, &a)) != EV_OK)
+			return r;
+		if (a.kind != RULES_V_STR)
+			return value__fail(c, n, "'throw' needs a String, got %s", eval__type_name(&a));
+		return value__fail(c, n, "%.*s", (int)(a.u.str.len > 250 ? 250 : a.u.str.len),
+				   a.u.str.s);
+	}
 	case RULES_N_COND: {
 		struct rules_value cond;
 		if ((r = ev(c, n->u.ops.a, &cond)) != EV_OK)
@@ -611,6 +729,10 @@ int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scra
 	s->used_bytes = 0;
 	s->over_bytes = false;
 	s->top_str = NULL;
+	if (s->runtime) {
+		json_decref(s->runtime);
+		s->runtime = NULL;
+	}
 	s->status = RULES_EVAL_OK;
 	s->error[0] = '\0';
 	if (c.explain)
@@ -627,6 +749,27 @@ int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scra
 	return r < 0 ? -1 : 0;
 }
 
+void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s,
+		       struct rules_strbuf *b)
+{
+	size_t line = 0, start = 0;
+
+	if (!e->file || !e->loc || s->err_at > e->len) {
+		strbuf__append(b, s->error, strlen(s->error));
+		return;
+	}
+	for (size_t i = 0; i < s->err_at; i++)
+		if (e->src[i] == '\n') {
+			line++;
+			start = i + 1;
+		}
+	int col = e->loc[2 * line + 1];
+	for (size_t i = start; i < s->err_at; i++)
+		col += ((unsigned char)e->src[i] & 0xC0) != 0x80;
+	strbuf__printf(b, "%s:%d:%d: %s", e->file, e->loc[2 * line], col,
+		       s->error + s->err_msg_at);
+}
+
 /* The source range of a subtree: node ranges point at operators and names,
  * so take the union over the children. */
 static void node_extent(const struct rules_node *n, uint32_t *lo, uint32_t *hi)
@@ -639,6 +782,10 @@ static void node_extent(const struct rules_node *n, uint32_t *lo, uint32_t *hi)
 		*hi = n->end;
 	switch ((enum rules_node_kind)n->kind) {
 	case RULES_N_LIST:
+	case RULES_N_AND:
+	case RULES_N_OR:
+	case RULES_N_COALESCE:
+	case RULES_N_TEMPLATE:
 		for (size_t i = 0; i < n->u.list.n; i++)
 			node_extent(n->u.list.items[i], lo, hi);
 		break;
@@ -657,10 +804,10 @@ static void node_extent(const struct rules_node *n, uint32_t *lo, uint32_t *hi)
 		break;
 	case RULES_N_UNARY:
 	case RULES_N_BINARY:
-	case RULES_N_AND:
-	case RULES_N_OR:
-	case RULES_N_COALESCE:
 	case RULES_N_COND:
+	case RULES_N_TYPEOF:
+	case RULES_N_THROW:
+	case RULES_N_IF:
 		node_extent(n->u.ops.a, lo, hi);
 		node_extent(n->u.ops.b, lo, hi);
 		node_extent(n->u.ops.c, lo, hi);
@@ -671,6 +818,7 @@ static void node_extent(const struct rules_node *n, uint32_t *lo, uint32_t *hi)
 		break;
 	case RULES_N_LET:
 	case RULES_N_ARROW:
+	case RULES_N_TRY:
 		node_extent(n->u.bind.value, lo, hi);
 		node_extent(n->u.bind.body, lo, hi);
 		break;

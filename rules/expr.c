@@ -35,6 +35,7 @@ void rules_scratch_free(struct rules_scratch *s)
 	if (!s)
 		return;
 	pcre2_match_data_free(s->match_data);
+	json_decref(s->runtime);
 	arena__free(&s->strings);
 	free(s);
 }

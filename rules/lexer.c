@@ -17,7 +17,7 @@ static const char *const token_names[RULES_T__COUNT] = { /* ORDER RULES_TOK */
 	"end of expression", "number", "string", "identifier", "'.'", "'?.'", "'['", "']'",
 	"'('", "')'", "','", "'!'", "'-'", "'+'", "'*'", "'/'", "'%'", "'<'", "'<='", "'>'",
 	"'>='", "'=='", "'!='", "'&&'", "'||'", "'?" "?'", "'?'", "':'", "'{'", "'}'", "'=>'",
-	"'='", "';'", "invalid token",
+	"'='", "';'", "template literal", "invalid token",
 };
 
 const char *lexer__token_name(enum rules_tok kind)
@@ -112,13 +112,113 @@ static struct rules_token lex_string(struct rules_lexer *lx, size_t start)
 	return t;
 }
 
+#define TEMPLATE_MAX_NESTING 16 /* templates inside ${} inside templates */
+
+static size_t skip_template(const char *s, size_t len, size_t i, int depth);
+
+/* Index of the '}' that closes the ${ whose content starts at i (nested
+ * braces, strings and templates skipped), or len if there is none. */
+static size_t skip_substitution(const char *s, size_t len, size_t i, int depth)
+{
+	int braces = 0;
+
+	while (i < len) {
+		char c = s[i];
+		if (c == '\'' || c == '"') {
+			for (i++; i < len && s[i] != c && s[i] != '\n'; i++)
+				if (s[i] == '\\')
+					i++;
+			if (i >= len || s[i] == '\n')
+				return len;
+		} else if (c == '`') {
+			i = skip_template(s, len, i, depth + 1);
+			if (i >= len)
+				return len;
+		} else if (c == '{') {
+			braces++;
+		} else if (c == '}') {
+			if (braces-- == 0)
+				return i;
+		}
+		i++;
+	}
+	return len;
+}
+
+/* Index of the closing backtick of the template starting at s[i] == '`',
+ * or len if it is unterminated (or nested too deeply). */
+static size_t skip_template(const char *s, size_t len, size_t i, int depth)
+{
+	if (depth > TEMPLATE_MAX_NESTING)
+		return len;
+	for (i++; i < len; i++) {
+		if (s[i] == '\\') {
+			i++;
+		} else if (s[i] == '`') {
+			return i;
+		} else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
+			i = skip_substitution(s, len, i + 2, depth);
+			if (i >= len)
+				return len;
+		}
+	}
+	return len;
+}
+
+size_t lexer__substitution_end(const char *s, size_t len, size_t i)
+{
+	return skip_substitution(s, len, i, 0);
+}
+
+static struct rules_token lex_template(struct rules_lexer *lx, size_t start)
+{
+	size_t end = skip_template(lx->src, lx->len, start, 0);
+
+	if (end >= lx->len)
+		return lex_error(lx, start, "unterminated template literal (missing '`' or '}')");
+	struct rules_token t = {RULES_T_TEMPLATE, (uint32_t)start, (uint32_t)(end + 1), 0};
+	lx->pos = end + 1;
+	return t;
+}
+
+/* Skips white space and comments: '#' and '//' to the end of the line,
+ * '/' '*' to '*' '/'. Returns the next position, or (size_t)-1 for an
+ * unterminated block comment (which starts at *open). */
+static size_t skip_space(const struct rules_lexer *lx, size_t i, size_t *open, size_t *js)
+{
+	const char *s = lx->src;
+
+	for (;;) {
+		while (i < lx->len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+			i++;
+		if (i < lx->len && (s[i] == '#' || (s[i] == '/' && i + 1 < lx->len && s[i + 1] == '/'))) {
+			if (s[i] == '/' && !*js)
+				*js = i + 1;
+			while (i < lx->len && s[i] != '\n')
+				i++;
+			continue;
+		}
+		if (i + 1 < lx->len && s[i] == '/' && s[i + 1] == '*') {
+			if (!*js)
+				*js = i + 1;
+			const char *end = memmem(s + i + 2, lx->len - i - 2, "*/", 2);
+			*open = i;
+			if (!end)
+				return (size_t)-1;
+			i = (size_t)(end - s) + 2;
+			continue;
+		}
+		return i;
+	}
+}
+
 struct rules_token lexer__next(struct rules_lexer *lx)
 {
 	const char *s = lx->src;
-	size_t i = lx->pos;
+	size_t open = 0, i = skip_space(lx, lx->pos, &open, &lx->js_comment);
 
-	while (i < lx->len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-		i++;
+	if (i == (size_t)-1)
+		return lex_error(lx, open, "unterminated comment (missing '*/')");
 	lx->pos = i;
 	if (i >= lx->len) {
 		struct rules_token t = {RULES_T_EOF, (uint32_t)i, (uint32_t)i, 0};
@@ -141,6 +241,8 @@ struct rules_token lexer__next(struct rules_lexer *lx)
 		return lex_number(lx, i);
 	if (c == '\'' || c == '"')
 		return lex_string(lx, i);
+	if (c == '`')
+		return lex_template(lx, i);
 	switch (c) {
 	case '.': k = RULES_T_DOT; break;
 	case '[': k = RULES_T_LBRACKET; break;
@@ -292,6 +394,8 @@ long lexer__decode_string(const char *raw, size_t n, char *out, size_t *offsets,
 			case '\'': enc[0] = '\''; break;
 			case '"': enc[0] = '"'; break;
 			case '/': enc[0] = '/'; break;
+			case '`': enc[0] = '`'; break; /* template literals */
+			case '$': enc[0] = '$'; break;
 			case 'u': {
 				int cp = read_hex4(raw + i + 1, n - 1 - (i + 1));
 				if (cp < 0) {

@@ -42,8 +42,60 @@ static bool known_event(const char *name)
 	return false;
 }
 
+static void load_filter(struct rules_loader *L, struct rules_filter *out, yaml_node_t *f,
+			const char *const *events, size_t n_events);
+static void load_payload(struct rules_loader *L, struct rules_rule *r, yaml_node_t *pl);
+
+/* The known event closest to an unknown name, or NULL if none is close. */
+static const char *closest_event(const char *name)
+{
+	const char *best = NULL;
+	int best_d = (int)strlen(name) / 8 + 2;
+
+	for (size_t k = 0; k < rules__forge_event_count; k++) {
+		int d = diag__edit_distance(name, rules__forge_events[k]);
+		if (d < best_d) {
+			best_d = d;
+			best = rules__forge_events[k];
+		}
+	}
+	return best;
+}
+
+/* One event name (a string node): checked and returned in the set's arena. */
+static const char *load_event_name(struct rules_loader *L, struct rules_rule *r, yaml_node_t *e)
+{
+	if (!yaml__is_string(e) || !*yaml__scalar(e)) {
+		yaml__diag(L, e, RULES_SEV_ERROR, "event names must be non-empty strings");
+		return NULL;
+	}
+	const char *name = yaml__dup(L, e);
+	if (name && strchr(name, '*')) {
+		bool any = false;
+		for (size_t k = 0; k < rules__forge_event_count && !any; k++)
+			any = glob__match(name, rules__forge_events[k]);
+		if (!any)
+			yaml__diag(L, e, RULES_SEV_WARNING, "event pattern '%s' matches no known event",
+				   name);
+		r->has_glob = true;
+	} else if (name && !known_event(name)) {
+		const char *hint = closest_event(name);
+		if (hint)
+			yaml__diag(L, e, RULES_SEV_WARNING, "unknown event '%s'; did you mean '%s'?",
+				   name, hint);
+		else
+			yaml__diag(L, e, RULES_SEV_WARNING, "unknown event '%s'", name);
+	}
+	return name;
+}
+
+/* events: [name, ...] or, as @forge/manifest FilteredProductEvents,
+ * [{eventType: name, filter: {...}, payload: {...}}, ...]: a filter for that
+ * event alone. */
 static void load_events(struct rules_loader *L, struct rules_rule *r, yaml_node_t *ev)
 {
+	static const char *const keys[] = {"eventType", "filter", "payload", NULL};
+
 	if (ev->type != YAML_SEQUENCE_NODE) {
 		yaml__diag(L, ev, RULES_SEV_ERROR, "'events' must be a list of event names, got %s",
 			  yaml__kind(ev));
@@ -55,27 +107,46 @@ static void load_events(struct rules_loader *L, struct rules_rule *r, yaml_node_
 		return;
 	}
 	r->events = arena__alloc(&L->set->arena, n * sizeof(*r->events));
-	if (!r->events)
+	r->event_filters = arena__alloc(&L->set->arena, n * sizeof(*r->event_filters));
+	if (!r->events || !r->event_filters)
 		return;
+	size_t names = 0, objects = 0;
+	for (yaml_node_item_t *it = ev->data.sequence.items.start; it < ev->data.sequence.items.top;
+	     it++)
+		if (yaml__at(L, *it)->type == YAML_MAPPING_NODE)
+			objects++;
+		else
+			names++;
+	if (names && objects)
+		yaml__forge_note(L, ev, "Forge would refuse these events: its manifest takes either "
+					"event names or {eventType, filter} objects, not both");
 	for (yaml_node_item_t *it = ev->data.sequence.items.start; it < ev->data.sequence.items.top;
 	     it++) {
 		yaml_node_t *e = yaml__at(L, *it);
-		if (!yaml__is_string(e) || !*yaml__scalar(e)) {
-			yaml__diag(L, e, RULES_SEV_ERROR, "event names must be non-empty strings");
+		if (e->type != YAML_MAPPING_NODE) {
+			const char *name = load_event_name(L, r, e);
+			if (name)
+				r->events[r->n_events++] = name;
 			continue;
 		}
-		const char *name = yaml__dup(L, e);
-		if (strchr(name, '*')) {
-			bool any = false;
-			for (size_t k = 0; k < rules__forge_event_count && !any; k++)
-				any = glob__match(name, rules__forge_events[k]);
-			if (!any)
-				yaml__diag(L, e, RULES_SEV_WARNING,
-					  "event pattern '%s' matches no known event", name);
-			r->has_glob = true;
-		} else if (!known_event(name)) {
-			yaml__diag(L, e, RULES_SEV_WARNING, "unknown event '%s'", name);
+		yaml__check_keys(L, e, keys, "the event");
+		yaml_node_t *type = yaml__get(L, e, "eventType", NULL);
+		yaml_node_t *f = yaml__get(L, e, "filter", NULL);
+		yaml_node_t *pl = yaml__get(L, e, "payload", NULL);
+		if (!type || !f) {
+			yaml__diag(L, e, RULES_SEV_ERROR,
+				   "an event given as a mapping needs 'eventType' and 'filter' (as in "
+				   "the Forge manifest)");
+			continue;
 		}
+		const char *name = load_event_name(L, r, type);
+		struct rules_filter *rf = arena__alloc(&L->set->arena, sizeof(*rf));
+		if (!name || !rf)
+			continue;
+		load_filter(L, rf, f, &name, 1);
+		if (pl)
+			load_payload(L, r, pl);
+		r->event_filters[r->n_events] = rf;
 		r->events[r->n_events++] = name;
 	}
 }
@@ -101,25 +172,34 @@ static void load_schedule(struct rules_loader *L, struct rules_rule *r, yaml_nod
 	r->events[r->n_events++] = set__schedule_events[v];
 }
 
-static void load_filter(struct rules_loader *L, struct rules_rule *r, yaml_node_t *f)
+/* filter: {appIsLicensed, ignoreSelf, expression, onError} into *out;
+ * events[0..n_events) are the events it applies to (ignoreSelf is for Jira
+ * events only). */
+static void load_filter(struct rules_loader *L, struct rules_filter *out, yaml_node_t *f,
+			const char *const *events, size_t n_events)
 {
-	static const char *const keys[] = {"ignoreSelf", "expression", "onError", NULL};
+	static const char *const keys[] = {"appIsLicensed", "ignoreSelf", "expression", "onError",
+					   NULL};
 	yaml_node_t *k_ignore = NULL, *k_on_error = NULL;
 
-	r->on_error = ON_ERROR_IGNORE_AND_LOG;
+	out->on_error = ON_ERROR_IGNORE_AND_LOG;
+	out->line = (int)f->start_mark.line + 1;
 	if (f->type != YAML_MAPPING_NODE) {
 		yaml__diag(L, f, RULES_SEV_ERROR, "'filter' must be a mapping, got %s", yaml__kind(f));
 		return;
 	}
 	yaml__check_keys(L, f, keys, "filter");
+	yaml_node_t *lic = yaml__get(L, f, "appIsLicensed", NULL);
 	yaml_node_t *ig = yaml__get(L, f, "ignoreSelf", &k_ignore);
 	yaml_node_t *ex = yaml__get(L, f, "expression", NULL);
 	yaml_node_t *oe = yaml__get(L, f, "onError", &k_on_error);
+	if (lic)
+		yaml__get_bool(L, lic, "appIsLicensed", &out->app_licensed);
 	if (ig)
-		yaml__get_bool(L, ig, "ignoreSelf", &r->ignore_self);
+		yaml__get_bool(L, ig, "ignoreSelf", &out->ignore_self);
 	if (ex) {
 		if (yaml__is_string(ex))
-			r->filter = yaml__compile_expr(L, ex);
+			out->expr = yaml__compile_expr(L, ex, true);
 		else
 			yaml__diag(L, ex, RULES_SEV_ERROR, "'expression' must be a string, got %s",
 				  yaml__kind(ex));
@@ -128,7 +208,7 @@ static void load_filter(struct rules_loader *L, struct rules_rule *r, yaml_node_
 		int v = yaml__is_string(oe) ? set__name_index(yaml__scalar(oe), set__on_error_names) : -1;
 		const char *hint = yaml__is_string(oe) ? yaml__closest(yaml__scalar(oe), set__on_error_names) : NULL;
 		if (v >= 0)
-			r->on_error = (enum on_error)v;
+			out->on_error = (enum on_error)v;
 		else if (hint)
 			yaml__diag(L, oe, RULES_SEV_ERROR, "invalid onError '%s'; did you mean '%s'?",
 				  yaml__scalar(oe), hint);
@@ -140,16 +220,110 @@ static void load_filter(struct rules_loader *L, struct rules_rule *r, yaml_node_
 			yaml__diag(L, k_on_error, RULES_SEV_WARNING,
 				  "'onError' has no effect without 'expression'");
 	}
-	if (!ig && !ex)
-		yaml__diag(L, f, RULES_SEV_ERROR, "'filter' needs 'ignoreSelf' or 'expression'");
-	if (r->ignore_self) {
-		for (size_t i = 0; i < r->n_events; i++) {
-			if (!strstr(r->events[i], "jira")) {
+	/* @forge/manifest ProductEventsFilter: anyOf appIsLicensed, ignoreSelf, expression */
+	if (!lic && !ig && !ex)
+		yaml__diag(L, f, RULES_SEV_ERROR,
+			   "'filter' needs at least one of 'appIsLicensed', 'ignoreSelf' or "
+			   "'expression'");
+	if (out->ignore_self) {
+		for (size_t i = 0; i < n_events; i++) {
+			if (events[i] && !strstr(events[i], "jira")) {
 				yaml__diag(L, k_ignore, RULES_SEV_ERROR,
 					  "ignoreSelf works only with Jira events (Forge refuses it too)");
 				break;
 			}
 		}
+	}
+}
+
+/* Distinct property paths of the rules loaded so far (r included). */
+static size_t distinct_paths(struct rules_loader *L, const struct rules_rule *r)
+{
+	size_t n = 0;
+
+	for (const struct rules_rule *a = L->set->rules; a <= r; a++)
+		for (size_t i = 0; i < a->n_property_paths; i++) {
+			bool seen = false;
+			for (const struct rules_rule *b = L->set->rules; b <= a && !seen; b++)
+				for (size_t j = 0; j < (b == a ? i : b->n_property_paths) && !seen; j++)
+					seen = !strcmp(b->property_paths[j], a->property_paths[i]);
+			n += !seen;
+		}
+	return n;
+}
+
+/* payload: {include: {propertyPaths: [...], fields: [...]}} (@forge/manifest
+ * PayloadInclude). The paths name the entity properties Forge adds to the
+ * event (event.payloadIncludeProperties), read in expressions as
+ * event.runtime.<path>. */
+static void load_payload(struct rules_loader *L, struct rules_rule *r, yaml_node_t *pl)
+{
+	static const char *const keys[] = {"include", NULL};
+	static const char *const inc_keys[] = {"propertyPaths", "fields", NULL};
+
+	if (pl->type != YAML_MAPPING_NODE) {
+		yaml__diag(L, pl, RULES_SEV_ERROR, "'payload' must be a mapping, got %s",
+			   yaml__kind(pl));
+		return;
+	}
+	yaml__check_keys(L, pl, keys, "payload");
+	yaml_node_t *inc = yaml__get(L, pl, "include", NULL);
+	if (!inc) {
+		yaml__diag(L, pl, RULES_SEV_ERROR, "'payload' needs 'include'");
+		return;
+	}
+	if (inc->type != YAML_MAPPING_NODE) {
+		yaml__diag(L, inc, RULES_SEV_ERROR, "'include' must be a mapping, got %s",
+			   yaml__kind(inc));
+		return;
+	}
+	yaml__check_keys(L, inc, inc_keys, "payload.include");
+	yaml_node_t *paths = yaml__get(L, inc, "propertyPaths", NULL);
+	yaml_node_t *fields = yaml__get(L, inc, "fields", NULL);
+	if (!paths && !fields)
+		yaml__diag(L, inc, RULES_SEV_ERROR,
+			   "'include' needs 'propertyPaths' or 'fields'");
+	for (int k = 0; k < 2; k++) {
+		yaml_node_t *list = k ? fields : paths;
+		const char *what = k ? "fields" : "propertyPaths";
+		if (!list)
+			continue;
+		if (list->type != YAML_SEQUENCE_NODE ||
+		    list->data.sequence.items.start == list->data.sequence.items.top) {
+			yaml__diag(L, list, RULES_SEV_ERROR, "'%s' must be a non-empty list of strings",
+				   what);
+			continue;
+		}
+		size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+		const char **all = k ? NULL
+				     : arena__alloc(&L->set->arena,
+						    (r->n_property_paths + n) * sizeof(*all));
+		if (!k && !all)
+			return;
+		if (!k && r->n_property_paths)
+			memcpy(all, r->property_paths, r->n_property_paths * sizeof(*all));
+		for (yaml_node_item_t *it = list->data.sequence.items.start;
+		     it < list->data.sequence.items.top; it++) {
+			yaml_node_t *e = yaml__at(L, *it);
+			if (!yaml__is_string(e) || !*yaml__scalar(e)) {
+				yaml__diag(L, e, RULES_SEV_ERROR, "each of '%s' must be a non-empty string",
+					   what);
+				continue;
+			}
+			if (!k && !runtime__path_valid(yaml__scalar(e)))
+				yaml__diag(L, e, RULES_SEV_ERROR,
+					   "invalid property path '%s' (expected ENTITY.properties['key'] "
+					   "followed by .name or ['name'] parts; ENTITY: issue, project, "
+					   "user or issuetype)",
+					   yaml__scalar(e));
+			else if (!k)
+				all[r->n_property_paths++] = yaml__dup(L, e);
+			if (!k && distinct_paths(L, r) == 6)
+				yaml__forge_note(L, e, "Forge would refuse this path: a manifest may "
+						       "name at most 5 distinct property paths");
+		}
+		if (!k)
+			r->property_paths = all;
 	}
 }
 
@@ -183,7 +357,7 @@ static void load_to(struct rules_loader *L, struct rules_rule *r, yaml_node_t *t
 			yaml__diag(L, e, RULES_SEV_ERROR, "each entry of 'to' must be an expression string");
 			continue;
 		}
-		struct rules_expr *x = yaml__compile_expr(L, e);
+		struct rules_expr *x = yaml__compile_expr(L, e, false);
 		if (x)
 			r->to[r->n_to++] = x;
 	}
@@ -303,7 +477,7 @@ static bool valid_rule_key(const char *s)
 static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 {
 	static const char *const keys[] = {"key", "enabled", "events", "schedule", "filter",
-					   "notify", NULL};
+					   "payload", "notify", NULL};
 	struct rules_rule *r = &L->set->rules[index];
 
 	r->enabled = true;
@@ -318,6 +492,7 @@ static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 	yaml_node_t *events = yaml__get(L, rn, "events", NULL), *filter = yaml__get(L, rn, "filter", NULL);
 	yaml_node_t *notify = yaml__get(L, rn, "notify", NULL), *k_schedule = NULL;
 	yaml_node_t *schedule = yaml__get(L, rn, "schedule", &k_schedule);
+	yaml_node_t *payload = yaml__get(L, rn, "payload", NULL);
 
 	if (!key) {
 		yaml__diag(L, rn, RULES_SEV_ERROR, "rule is missing required key 'key'");
@@ -352,9 +527,14 @@ static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 		yaml__diag(L, rn, RULES_SEV_ERROR, "rule is missing required key 'events'");
 	else
 		load_events(L, r, events);
-	r->on_error = ON_ERROR_IGNORE_AND_LOG;
+	r->filter.on_error = ON_ERROR_IGNORE_AND_LOG;
 	if (filter)
-		load_filter(L, r, filter);
+		load_filter(L, &r->filter, filter, r->events, r->n_events);
+	if (filter && r->schedule && (r->filter.ignore_self || r->filter.expr))
+		yaml__forge_note(L, filter, "Forge would refuse this filter: a scheduled trigger's "
+					    "filter takes only appIsLicensed");
+	if (payload)
+		load_payload(L, r, payload);
 	if (!notify)
 		yaml__diag(L, rn, RULES_SEV_ERROR, "rule is missing required key 'notify'");
 	else

@@ -47,7 +47,11 @@ yaml_node_t *yaml__get(struct rules_loader *L, const yaml_node_t *m, const char 
 		       yaml_node_t **key_out);
 /* Compiles the scalar as an expression / a template, with diagnostics at
  * their exact place in the file. NULL on error (reported). */
-struct rules_expr *yaml__compile_expr(struct rules_loader *L, const yaml_node_t *n);
+struct rules_expr *yaml__compile_expr(struct rules_loader *L, const yaml_node_t *n, bool filter);
+/* Adds a note for `rules check --forge` at node n: something Forge would
+ * refuse or run differently. */
+void yaml__forge_note(struct rules_loader *L, const yaml_node_t *n, const char *fmt, ...)
+	RULES_FMT(3, 4);
 struct rules_template *yaml__compile_template(struct rules_loader *L, const yaml_node_t *n,
 					      const char *what);
 /* The scalar copied into the set's arena. */

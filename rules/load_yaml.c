@@ -28,6 +28,18 @@ void yaml__diag(struct rules_loader *L, const yaml_node_t *n, enum rules_severit
 	free(src);
 }
 
+void yaml__forge_note(struct rules_loader *L, const yaml_node_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int line = (int)n->start_mark.line + 1, col = (int)n->start_mark.column + 1;
+	char *src = linemap__line_dup(&L->lm, line);
+
+	va_start(ap, fmt);
+	diag__vadd(&L->set->forge_notes, RULES_SEV_WARNING, L->file, line, col, src, fmt, ap);
+	va_end(ap);
+	free(src);
+}
+
 yaml_node_t *yaml__at(struct rules_loader *L, int id)
 {
 	return yaml_document_get_node(&L->doc, id);
@@ -295,15 +307,16 @@ static void scalar_srcmap(struct rules_loader *L, const yaml_node_t *n, struct r
 	}
 }
 
-struct rules_expr *yaml__compile_expr(struct rules_loader *L, const yaml_node_t *n)
+struct rules_expr *yaml__compile_expr(struct rules_loader *L, const yaml_node_t *n, bool filter)
 {
 	struct rules_srcmap m;
 	size_t *offsets;
 	size_t before = L->d->errors;
 
 	scalar_srcmap(L, n, &m, &offsets);
-	struct rules_expr *e = expr__compile(&L->set->arena, yaml__scalar(n), n->data.scalar.length, &m,
-					     L->d);
+	struct rules_expr *e = expr__compile_filter(&L->set->arena, yaml__scalar(n),
+						    n->data.scalar.length, &m, L->d,
+						    filter ? &L->set->forge_notes : NULL);
 	free(offsets);
 	if (!e && L->d->errors == before) /* make sure a failure always counts */
 		yaml__diag(L, n, RULES_SEV_ERROR, "cannot compile expression");

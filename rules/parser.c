@@ -1,11 +1,24 @@
-/* parser.c - precedence-climbing parser for rule expressions (the check
- * pass that follows is check.c), and the AST dump for tests.
+/* parser.c - the grammar: a precedence-climbing parser for rule expressions
+ * and Jira-expressions statements (tokens, errors and nodes: parse_util.c;
+ * the check pass that follows: check.c; the AST dump: dump.c).
  *
- *   expr    -> 'let' name '=' expr ';' expr | subexpr(0) [ '?' expr ':' expr ]
+ *   program -> letin EOF                      (Jira expressions' top_level_let_in)
+ *   letin   -> { ['let'] name '=' expr ';' } ['return'] body [';']
+ *   body    -> 'if' '(' expr ')' block { 'else' 'if' '(' expr ')' block } 'else' block
+ *            | 'try' block 'catch' '(' [name] ')' block | expr
+ *   block   -> '{' letin '}'
+ *   expr    -> 'let' name '=' expr ';' expr | throw [ '?' expr ':' expr ]
+ *   throw   -> 'throw' throw | subexpr(0)
  *   subexpr -> (unop subexpr(UNARY) | postfix) { binop subexpr(right priority) }
+ *   unop    -> '!' | '-' | 'typeof' 
  *   postfix -> primary { '.' name | '?.' name | '?.' '[' expr ']' | '[' expr ']' | '(' args ')' }
  *   primary -> number | string | name | true | false | null | '(' expr ')' | '[' [expr {',' expr}] ']'
  *            | '{' [key ':' expr {',' key ':' expr}] '}' | name '=>' expr | '(' name ')' '=>' expr
+ *            | '`' text { '${' expr '}' text } '`'
+ *
+ * A flat chain of one logical operator (a && b && c ...) is one node with a
+ * list of operands, so its length is bounded by the expression's length,
+ * not by the nesting limit.
  *
  * The parser stops at the first syntax error of an expression (reporting it
  * with its exact position) and never unwinds with longjmp: every production
@@ -18,20 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules_internal.h"
-
-#define PARSE_MAX_DEPTH 64  /* nested parens / brackets / unary operators */
-
-struct parser {
-	struct rules_lexer lx;
-	struct rules_token tok; /* current token */
-	struct rules_arena *arena;
-	const struct rules_srcmap *map;
-	struct rules_diags *diags;
-	int depth;
-	bool failed;
-	uint32_t prev_end; /* end of the token before p->tok */
-};
+#include "parse_internal.h"
 
 /* Binary operator priorities {left, right}; equal values = left associative.
  * ORDER RULES_TOK for the operator tokens below; `in` and `matches` are
@@ -47,116 +47,12 @@ enum {
 	PRIO_UNARY = 12,
 };
 
-static void syntax_error(struct parser *p, size_t at, const char *fmt, ...) RULES_FMT(3, 4);
-
-static void syntax_error(struct parser *p, size_t at, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	if (p->failed)
-		return;
-	p->failed = true;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	srcmap__diag(p->map, p->diags, RULES_SEV_ERROR, at, "%s", msg);
-}
-
-static void advance(struct parser *p)
-{
-	p->prev_end = p->tok.end;
-	p->tok = lexer__next(&p->lx);
-	if (p->tok.kind == RULES_T_ERROR)
-		syntax_error(p, p->lx.error_pos, "%s", p->lx.error);
-}
-
-/* Describes the current token for messages: 'name' for identifiers. */
-static const char *tok_desc(struct parser *p, char *buf, size_t n)
-{
-	const struct rules_token *t = &p->tok;
-
-	if (t->kind == RULES_T_IDENT || t->kind == RULES_T_NUMBER) {
-		int len = (int)(t->end - t->start);
-		snprintf(buf, n, "'%.*s'", len > 40 ? 40 : len, p->lx.src + t->start);
-		return buf;
-	}
-	return lexer__token_name(t->kind);
-}
-
-static bool tok_is_name(struct parser *p, const char *name)
-{
-	size_t n = strlen(name);
-	return p->tok.kind == RULES_T_IDENT && p->tok.end - p->tok.start == n &&
-	       memcmp(p->lx.src + p->tok.start, name, n) == 0;
-}
-
-static bool expect(struct parser *p, enum rules_tok kind, const char *context)
-{
-	char buf[64];
-
-	if (p->failed)
-		return false;
-	if (p->tok.kind != kind) {
-		if (p->tok.kind == RULES_T_ASSIGN)
-			syntax_error(p, p->tok.start, "unexpected '=' (use '==' to compare)");
-		else
-			syntax_error(p, p->tok.start, "expected %s %s, found %s",
-				     lexer__token_name(kind), context, tok_desc(p, buf, sizeof(buf)));
-		return false;
-	}
-	advance(p);
-	return !p->failed;
-}
-
-/* "unexpected X", with the hint for a lone '='. */
-static void unexpected(struct parser *p, const char *after)
-{
-	char buf[64];
-
-	if (p->tok.kind == RULES_T_ASSIGN)
-		syntax_error(p, p->tok.start, "unexpected '=' (use '==' to compare)");
-	else
-		syntax_error(p, p->tok.start, "unexpected %s%s", tok_desc(p, buf, sizeof(buf)), after);
-}
-
-/* True if the tokens after the current one are kinds[0..n). */
-static bool peek_is(struct parser *p, const enum rules_tok *kinds, size_t n)
-{
-	struct rules_lexer copy = p->lx;
-
-	for (size_t i = 0; i < n; i++)
-		if (lexer__next(&copy).kind != kinds[i])
-			return false;
-	return true;
-}
-
-static struct rules_node *new_node(struct parser *p, enum rules_node_kind kind, size_t start,
-				   size_t end)
-{
-	struct rules_node *n = arena__alloc(p->arena, sizeof(*n));
-
-	if (!n) {
-		syntax_error(p, start, "out of memory");
-		return NULL;
-	}
-	n->kind = (unsigned char)kind;
-	n->start = (uint32_t)start;
-	n->end = (uint32_t)end;
-	return n;
-}
-
-static bool enter(struct parser *p)
-{
-	if (++p->depth > PARSE_MAX_DEPTH) {
-		syntax_error(p, p->tok.start, "expression nested too deeply");
-		return false;
-	}
-	return true;
-}
-
 static struct rules_node *parse_expr(struct parser *p);
 static struct rules_node *parse_subexpr(struct parser *p, int limit);
+static struct rules_node *parse_template(struct parser *p);
+static struct rules_node *parse_binding(struct parser *p, int statement, bool in_block);
+#define parse_let(p) parse_binding((p), 0, false)
+#define parse_let_stmt(p, in_block) parse_binding((p), 1, (in_block))
 
 /* Parses `expr {, expr} close`; the opening token is already consumed. */
 static bool parse_list(struct parser *p, enum rules_tok close, const char *what,
@@ -174,7 +70,7 @@ static bool parse_list(struct parser *p, enum rules_tok close, const char *what,
 				size_t ncap = cap ? cap * 2 : 4;
 				struct rules_node **ni = arena__alloc(p->arena, ncap * sizeof(*ni));
 				if (!ni) {
-					syntax_error(p, p->tok.start, "out of memory");
+					parse__syntax_error(p, p->tok.start, "out of memory");
 					return false;
 				}
 				if (n)
@@ -185,12 +81,12 @@ static bool parse_list(struct parser *p, enum rules_tok close, const char *what,
 			items[n++] = e;
 			if (p->tok.kind != RULES_T_COMMA)
 				break;
-			advance(p);
+			parse__advance(p);
 			if (p->failed)
 				return false;
 		}
 	}
-	if (!expect(p, close, what))
+	if (!parse__expect(p, close, what))
 		return false;
 	*items_out = items;
 	*n_out = n;
@@ -204,19 +100,19 @@ static struct rules_node *parse_arrow(struct parser *p)
 	struct rules_token name;
 
 	if (p->tok.kind == RULES_T_LPAREN)
-		advance(p);
+		parse__advance(p);
 	name = p->tok;
-	advance(p);
+	parse__advance(p);
 	if (p->tok.kind == RULES_T_RPAREN)
-		advance(p);
-	advance(p); /* '=>' */
-	if (p->failed || !enter(p))
+		parse__advance(p);
+	parse__advance(p); /* '=>' */
+	if (p->failed || !parse__enter(p))
 		return NULL;
 	struct rules_node *body = parse_expr(p);
 	p->depth--;
 	if (!body)
 		return NULL;
-	struct rules_node *n = new_node(p, RULES_N_ARROW, name.start, name.end);
+	struct rules_node *n = parse__new_node(p, RULES_N_ARROW, name.start, name.end);
 	if (!n)
 		return NULL;
 	n->u.bind.name = arena__strndup(p->arena, p->lx.src + name.start, name.end - name.start);
@@ -229,13 +125,13 @@ static struct rules_node *parse_arrow(struct parser *p)
 /* '{' [key ':' expr {',' key ':' expr}] '}' with key = name | string. */
 static struct rules_node *parse_map(struct parser *p)
 {
-	struct rules_node *n = new_node(p, RULES_N_MAP, p->tok.start, p->tok.end);
+	struct rules_node *n = parse__new_node(p, RULES_N_MAP, p->tok.start, p->tok.end);
 	size_t cap = 0;
 	char buf[64];
 
-	if (!n || !enter(p))
+	if (!n || !parse__enter(p))
 		return NULL;
-	advance(p);
+	parse__advance(p);
 	while (!p->failed && p->tok.kind != RULES_T_RBRACE) {
 		struct rules_token k = p->tok;
 		const char *key;
@@ -244,7 +140,7 @@ static struct rules_node *parse_map(struct parser *p)
 		if (n->u.map.n) {
 			if (p->tok.kind != RULES_T_COMMA)
 				break; /* reported below as a missing '}' */
-			advance(p);
+			parse__advance(p);
 			k = p->tok;
 		}
 		if (k.kind == RULES_T_IDENT) {
@@ -258,18 +154,18 @@ static struct rules_node *parse_map(struct parser *p)
 							    NULL, &err_at, &msg)
 				       : -1;
 			if (len < 0) {
-				syntax_error(p, k.start, "out of memory");
+				parse__syntax_error(p, k.start, "out of memory");
 				return NULL;
 			}
 			key = out;
 			klen = (size_t)len;
 		} else {
-			syntax_error(p, k.start, "expected a map key (a name or a string), found %s",
-				     tok_desc(p, buf, sizeof(buf)));
+			parse__syntax_error(p, k.start, "expected a map key (a name or a string), found %s",
+				     parse__tok_desc(p, buf, sizeof(buf)));
 			return NULL;
 		}
-		advance(p);
-		if (!expect(p, RULES_T_COLON, "after the map key"))
+		parse__advance(p);
+		if (!parse__expect(p, RULES_T_COLON, "after the map key"))
 			return NULL;
 		struct rules_node *v = parse_expr(p);
 		if (!v || !key)
@@ -280,7 +176,7 @@ static struct rules_node *parse_map(struct parser *p)
 			size_t *nl = arena__alloc(p->arena, ncap * sizeof(*nl));
 			struct rules_node **nv = arena__alloc(p->arena, ncap * sizeof(*nv));
 			if (!nk || !nl || !nv) {
-				syntax_error(p, k.start, "out of memory");
+				parse__syntax_error(p, k.start, "out of memory");
 				return NULL;
 			}
 			if (n->u.map.n) {
@@ -295,7 +191,7 @@ static struct rules_node *parse_map(struct parser *p)
 		}
 		for (size_t i = 0; i < n->u.map.n; i++) {
 			if (n->u.map.key_lens[i] == klen && !memcmp(n->u.map.keys[i], key, klen)) {
-				syntax_error(p, k.start, "duplicate key '%s' in map literal", key);
+				parse__syntax_error(p, k.start, "duplicate key '%s' in map literal", key);
 				return NULL;
 			}
 		}
@@ -303,11 +199,86 @@ static struct rules_node *parse_map(struct parser *p)
 		n->u.map.key_lens[n->u.map.n] = klen;
 		n->u.map.values[n->u.map.n++] = v;
 	}
-	if (!expect(p, RULES_T_RBRACE, "to close the map"))
+	if (!parse__expect(p, RULES_T_RBRACE, "to close the map"))
 		return NULL;
 	p->depth--;
 	n->end = p->prev_end;
 	return n;
+}
+
+/* A STR node for the template text raw[a..b) (escapes decoded). */
+static bool template_text(struct parser *p, struct rules_node *t, size_t a, size_t b)
+{
+	const char *src = p->lx.src;
+	size_t err_at;
+	const char *msg;
+
+	if (a == b)
+		return true;
+	struct rules_node *s = parse__new_node(p, RULES_N_STR, a, b);
+	char *out = s ? arena__alloc(p->arena, b - a + 1) : NULL;
+	if (!out) {
+		parse__syntax_error(p, a, "out of memory");
+		return false;
+	}
+	/* decode_string skips its first and last byte (the quotes) */
+	long len = lexer__decode_string(src + a - 1, b - a + 2, out, NULL, &err_at, &msg);
+	if (len < 0) {
+		parse__syntax_error(p, a - 1 + err_at, "%s", msg);
+		return false;
+	}
+	s->u.str.s = out;
+	s->u.str.len = (size_t)len;
+	return parse__list_push(p, t, s);
+}
+
+/* `text ${expr} text`: the lexer delimited the whole literal; each
+ * substitution is parsed by a lexer over just its bytes, so positions stay
+ * those of the source. */
+static struct rules_node *parse_template(struct parser *p)
+{
+	struct rules_token t = p->tok;
+	const char *src = p->lx.src;
+	struct rules_node *n = parse__new_node(p, RULES_N_TEMPLATE, t.start, t.end);
+	size_t i = t.start + 1, text = i, end = t.end - 1;
+
+	if (!n || !parse__enter(p))
+		return NULL;
+	while (i < end) {
+		if (src[i] == '\\') {
+			i += 2;
+			continue;
+		}
+		if (src[i] != '$' || i + 1 >= end || src[i + 1] != '{') {
+			i++;
+			continue;
+		}
+		if (!template_text(p, n, text, i))
+			return NULL;
+		size_t open = i, close = lexer__substitution_end(src, end, i + 2);
+		struct rules_lexer outer = p->lx;
+		struct rules_token outer_tok = p->tok;
+		lexer__init(&p->lx, src, close);
+		p->lx.pos = open + 2;
+		parse__advance(p);
+		if (!p->failed && p->tok.kind == RULES_T_EOF) {
+			parse__syntax_error(p, open, "empty ${} in template literal");
+			return NULL;
+		}
+		struct rules_node *e = parse_expr(p);
+		if (e && !p->failed && p->tok.kind != RULES_T_EOF)
+			parse__unexpected(p, " in ${} (expected '}')");
+		if (!e || p->failed || !parse__list_push(p, n, e))
+			return NULL;
+		p->lx = outer;
+		p->tok = outer_tok;
+		i = text = close + 1;
+	}
+	if (!template_text(p, n, text, end))
+		return NULL;
+	p->depth--;
+	parse__advance(p);
+	return p->failed ? NULL : n;
 }
 
 static struct rules_node *parse_primary(struct parser *p)
@@ -320,18 +291,18 @@ static struct rules_node *parse_primary(struct parser *p)
 
 	if (p->failed)
 		return NULL;
-	if ((t.kind == RULES_T_IDENT && peek_is(p, arrow1, 1)) ||
-	    (t.kind == RULES_T_LPAREN && peek_is(p, arrow3, 3)))
+	if ((t.kind == RULES_T_IDENT && parse__peek_is(p, arrow1, 1)) ||
+	    (t.kind == RULES_T_LPAREN && parse__peek_is(p, arrow3, 3)))
 		return parse_arrow(p);
 	switch (t.kind) {
 	case RULES_T_NUMBER:
-		n = new_node(p, RULES_N_NUM, t.start, t.end);
+		n = parse__new_node(p, RULES_N_NUM, t.start, t.end);
 		if (n)
 			n->u.num = t.num;
-		advance(p);
+		parse__advance(p);
 		break;
 	case RULES_T_STRING: {
-		n = new_node(p, RULES_N_STR, t.start, t.end);
+		n = parse__new_node(p, RULES_N_STR, t.start, t.end);
 		if (!n)
 			break;
 		char *out = arena__alloc(p->arena, t.end - t.start + 1);
@@ -341,48 +312,54 @@ static struct rules_node *parse_primary(struct parser *p)
 							NULL, &err_at, &msg)
 			       : -1;
 		if (len < 0) { /* the lexer validated escapes; only OOM gets here */
-			syntax_error(p, t.start, "out of memory");
+			parse__syntax_error(p, t.start, "out of memory");
 			return NULL;
 		}
 		n->u.str.s = out;
 		n->u.str.len = (size_t)len;
-		advance(p);
+		parse__advance(p);
 		break;
 	}
 	case RULES_T_IDENT:
-		if (tok_is_name(p, "true") || tok_is_name(p, "false")) {
-			n = new_node(p, RULES_N_BOOL, t.start, t.end);
+		if (parse__tok_is_name(p, "true") || parse__tok_is_name(p, "false")) {
+			n = parse__new_node(p, RULES_N_BOOL, t.start, t.end);
 			if (n)
-				n->u.b = tok_is_name(p, "true");
-		} else if (tok_is_name(p, "null")) {
-			n = new_node(p, RULES_N_NULL, t.start, t.end);
-		} else if (tok_is_name(p, "in") || tok_is_name(p, "matches") ||
-			   tok_is_name(p, "let")) {
-			syntax_error(p, t.start, "unexpected %s", tok_desc(p, buf, sizeof(buf)));
+				n->u.b = parse__tok_is_name(p, "true");
+		} else if (parse__tok_is_name(p, "null")) {
+			n = parse__new_node(p, RULES_N_NULL, t.start, t.end);
+		} else if (parse__tok_is_name(p, "in") || parse__tok_is_name(p, "matches") ||
+			   parse__tok_is_name(p, "let") || parse__tok_is_name(p, "else") || parse__tok_is_name(p, "catch")) {
+			parse__syntax_error(p, t.start, "unexpected %s", parse__tok_desc(p, buf, sizeof(buf)));
+			return NULL;
+		} else if (parse__tok_is_name(p, "return") || parse__tok_is_name(p, "if") || parse__tok_is_name(p, "try")) {
+			parse__syntax_error(p, t.start,
+				     "'%.*s' starts a statement: it can only come first in the "
+				     "expression or in a { } block (after the declarations)",
+				     (int)(t.end - t.start), p->lx.src + t.start);
 			return NULL;
 		} else {
-			n = new_node(p, RULES_N_IDENT, t.start, t.end);
+			n = parse__new_node(p, RULES_N_IDENT, t.start, t.end);
 			if (n) {
 				n->u.str.s = p->lx.src + t.start;
 				n->u.str.len = t.end - t.start;
 			}
 		}
-		advance(p);
+		parse__advance(p);
 		break;
 	case RULES_T_LPAREN:
-		if (!enter(p)) /* before advance: the error points at this '(' */
+		if (!parse__enter(p)) /* before advance: the error points at this '(' */
 			return NULL;
-		advance(p);
+		parse__advance(p);
 		n = parse_expr(p);
 		p->depth--;
-		if (!n || !expect(p, RULES_T_RPAREN, "to close '('"))
+		if (!n || !parse__expect(p, RULES_T_RPAREN, "to close '('"))
 			return NULL;
 		break;
 	case RULES_T_LBRACKET:
-		n = new_node(p, RULES_N_LIST, t.start, t.end);
-		if (!n || !enter(p))
+		n = parse__new_node(p, RULES_N_LIST, t.start, t.end);
+		if (!n || !parse__enter(p))
 			return NULL;
-		advance(p);
+		parse__advance(p);
 		if (!parse_list(p, RULES_T_RBRACKET, "to close the list", &n->u.list.items,
 				&n->u.list.n))
 			return NULL;
@@ -391,10 +368,12 @@ static struct rules_node *parse_primary(struct parser *p)
 		break;
 	case RULES_T_LBRACE:
 		return parse_map(p);
+	case RULES_T_TEMPLATE:
+		return parse_template(p);
 	case RULES_T_ERROR:
 		return NULL;
 	default:
-		unexpected(p, "");
+		parse__unexpected(p, "");
 		return NULL;
 	}
 	return p->failed ? NULL : n;
@@ -411,17 +390,17 @@ static struct rules_node *parse_postfix(struct parser *p)
 		struct rules_node *n;
 
 		if (t.kind == RULES_T_DOT || t.kind == RULES_T_QDOT) {
-			advance(p);
+			parse__advance(p);
 			if (p->failed)
 				return NULL;
 			if (t.kind == RULES_T_QDOT && p->tok.kind == RULES_T_LBRACKET)
 				goto index; /* a?.[expr] */
 			if (p->tok.kind != RULES_T_IDENT) {
-				syntax_error(p, p->tok.start, "expected a property name after %s, found %s",
-					     lexer__token_name(t.kind), tok_desc(p, buf, sizeof(buf)));
+				parse__syntax_error(p, p->tok.start, "expected a property name after %s, found %s",
+					     lexer__token_name(t.kind), parse__tok_desc(p, buf, sizeof(buf)));
 				return NULL;
 			}
-			n = new_node(p, RULES_N_MEMBER, obj->start, p->tok.end);
+			n = parse__new_node(p, RULES_N_MEMBER, obj->start, p->tok.end);
 			if (!n)
 				return NULL;
 			n->optional = t.kind == RULES_T_QDOT;
@@ -431,18 +410,18 @@ static struct rules_node *parse_postfix(struct parser *p)
 			n->u.m.name_len = p->tok.end - p->tok.start;
 			/* errors about the property point at its name */
 			n->start = p->tok.start;
-			advance(p);
+			parse__advance(p);
 		} else if (t.kind == RULES_T_LBRACKET) {
 index:;
 			size_t open = p->tok.start;
-			advance(p);
-			if (!enter(p))
+			parse__advance(p);
+			if (!parse__enter(p))
 				return NULL;
 			struct rules_node *ix = parse_expr(p);
 			p->depth--;
-			if (!ix || !expect(p, RULES_T_RBRACKET, "to close '['"))
+			if (!ix || !parse__expect(p, RULES_T_RBRACKET, "to close '['"))
 				return NULL;
-			n = new_node(p, RULES_N_INDEX, open, p->prev_end);
+			n = parse__new_node(p, RULES_N_INDEX, open, p->prev_end);
 			if (!n)
 				return NULL;
 			n->optional = t.kind == RULES_T_QDOT;
@@ -453,11 +432,11 @@ index:;
 			size_t nargs;
 
 			if (obj->kind != RULES_N_MEMBER && obj->kind != RULES_N_IDENT) {
-				syntax_error(p, t.start, "only methods can be called");
+				parse__syntax_error(p, t.start, "only methods can be called");
 				return NULL;
 			}
-			advance(p);
-			if (!enter(p))
+			parse__advance(p);
+			if (!parse__enter(p))
 				return NULL;
 			if (!parse_list(p, RULES_T_RPAREN, "to close the argument list", &args, &nargs))
 				return NULL;
@@ -513,9 +492,9 @@ static int binary_priority(struct parser *p, enum rules_node_kind *kind_out)
 	case RULES_T_SLASH:
 	case RULES_T_PERCENT: return PRIO_MULTIPLICATIVE;
 	case RULES_T_IDENT:
-		if (tok_is_name(p, "in"))
+		if (parse__tok_is_name(p, "in"))
 			return PRIO_RELATIONAL;
-		if (tok_is_name(p, "matches")) {
+		if (parse__tok_is_name(p, "matches")) {
 			*kind_out = RULES_N_MATCHES;
 			return PRIO_RELATIONAL;
 		}
@@ -530,16 +509,17 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 
 	if (p->failed)
 		return NULL;
-	if (p->tok.kind == RULES_T_NOT || p->tok.kind == RULES_T_MINUS) {
+	if (p->tok.kind == RULES_T_NOT || p->tok.kind == RULES_T_MINUS || parse__tok_is_name(p, "typeof")) {
 		struct rules_token t = p->tok;
-		if (!enter(p))
+		if (!parse__enter(p))
 			return NULL;
-		advance(p);
+		parse__advance(p);
 		struct rules_node *operand = parse_subexpr(p, PRIO_UNARY);
 		p->depth--;
 		if (!operand)
 			return NULL;
-		left = new_node(p, RULES_N_UNARY, t.start, operand->end);
+		left = parse__new_node(p, t.kind == RULES_T_IDENT ? RULES_N_TYPEOF : RULES_N_UNARY, t.start,
+				operand->end);
 		if (!left)
 			return NULL;
 		left->op = (unsigned char)t.kind;
@@ -557,17 +537,30 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 		if (prio == 0 || prio <= limit)
 			break;
 		struct rules_token op = p->tok;
-		advance(p);
+		parse__advance(p);
 		struct rules_node *right = parse_subexpr(p, prio);
 		if (!right)
 			return NULL;
-		struct rules_node *n = new_node(p, kind, op.start, op.end);
+		struct rules_node *n = parse__new_node(p, kind, op.start, op.end);
 		if (!n)
 			return NULL;
 		n->op = (unsigned char)op.kind;
+		if (kind == RULES_N_AND || kind == RULES_N_OR || kind == RULES_N_COALESCE) {
+			/* one node per flat chain: a && b && c is AND[a, b, c] */
+			if (left->kind == kind && left->op == 0) {
+				if (!parse__list_push(p, left, right))
+					return NULL;
+				continue;
+			}
+			struct rules_node *chain = parse__new_node(p, kind, op.start, op.end);
+			if (!chain || !parse__list_push(p, chain, left) || !parse__list_push(p, chain, right))
+				return NULL;
+			left = chain;
+			continue;
+		}
 		if (kind == RULES_N_MATCHES) {
 			if (right->kind != RULES_N_STR) {
-				syntax_error(p, right->start,
+				parse__syntax_error(p, right->start,
 					     "the pattern of 'matches' must be a string literal");
 				return NULL;
 			}
@@ -582,39 +575,52 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 	return left;
 }
 
-static struct rules_node *parse_let(struct parser *p)
+static struct rules_node *parse_letin(struct parser *p, bool in_block);
+
+/* 'let' name '=' expr ';' rest, where rest is an expression (inside an
+ * expression) or the rest of a statement list (letin, in_block as given;
+ * there 'let' may be left out). */
+static struct rules_node *parse_binding(struct parser *p, int statement, bool in_block)
 {
 	char buf[64];
+	bool has_let = parse__tok_is_name(p, "let");
 
-	advance(p); /* 'let' */
+	if (has_let)
+		parse__advance(p); /* 'let' */
 	if (p->failed)
 		return NULL;
 	struct rules_token name = p->tok;
 	if (name.kind != RULES_T_IDENT) {
-		syntax_error(p, name.start, "expected a variable name after 'let', found %s",
-			     tok_desc(p, buf, sizeof(buf)));
+		parse__syntax_error(p, name.start, "expected a variable name after 'let', found %s",
+			     parse__tok_desc(p, buf, sizeof(buf)));
 		return NULL;
 	}
-	advance(p);
+	parse__advance(p);
 	if (p->failed)
 		return NULL;
 	if (p->tok.kind != RULES_T_ASSIGN) {
-		syntax_error(p, p->tok.start, "expected '=' after 'let %.*s', found %s",
+		parse__syntax_error(p, p->tok.start, "expected '=' after 'let %.*s', found %s",
 			     (int)(name.end - name.start), p->lx.src + name.start,
-			     tok_desc(p, buf, sizeof(buf)));
+			     parse__tok_desc(p, buf, sizeof(buf)));
 		return NULL;
 	}
-	advance(p);
-	if (!enter(p))
+	size_t assign_at = p->tok.start;
+	parse__advance(p);
+	if (!parse__enter(p))
 		return NULL;
 	struct rules_node *value = parse_expr(p);
-	if (!value || !expect(p, RULES_T_SEMI, "after the value of 'let'"))
+	if (value && !p->failed && !has_let && p->tok.kind != RULES_T_SEMI) {
+		/* `a = b` alone is far more often a comparison than a declaration */
+		parse__syntax_error(p, assign_at, "unexpected '=' (use '==' to compare)");
 		return NULL;
-	struct rules_node *body = parse_expr(p);
+	}
+	if (!value || !parse__expect(p, RULES_T_SEMI, "after the value of 'let'"))
+		return NULL;
+	struct rules_node *body = statement ? parse_letin(p, in_block) : parse_expr(p);
 	p->depth--;
 	if (!body)
 		return NULL;
-	struct rules_node *n = new_node(p, RULES_N_LET, name.start, name.end);
+	struct rules_node *n = parse__new_node(p, RULES_N_LET, name.start, name.end);
 	if (!n)
 		return NULL;
 	n->u.bind.name = arena__strndup(p->arena, p->lx.src + name.start, name.end - name.start);
@@ -624,26 +630,45 @@ static struct rules_node *parse_let(struct parser *p)
 	return n->u.bind.name ? n : NULL;
 }
 
+/* 'throw' throw | subexpr(0) */
+static struct rules_node *parse_throw(struct parser *p)
+{
+	if (!parse__tok_is_name(p, "throw"))
+		return parse_subexpr(p, 0);
+	struct rules_token t = p->tok;
+	if (!parse__enter(p))
+		return NULL;
+	parse__advance(p);
+	struct rules_node *operand = p->failed ? NULL : parse_throw(p);
+	p->depth--;
+	if (!operand)
+		return NULL;
+	struct rules_node *n = parse__new_node(p, RULES_N_THROW, t.start, operand->end);
+	if (n)
+		n->u.ops.a = operand;
+	return n;
+}
+
 static struct rules_node *parse_expr(struct parser *p)
 {
-	if (tok_is_name(p, "let"))
+	if (parse__tok_is_name(p, "let"))
 		return parse_let(p);
-	struct rules_node *cond = parse_subexpr(p, 0);
+	struct rules_node *cond = parse_throw(p);
 
 	if (!cond || p->tok.kind != RULES_T_QUESTION)
 		return cond;
 	struct rules_token q = p->tok;
-	advance(p);
-	if (!enter(p))
+	parse__advance(p);
+	if (!parse__enter(p))
 		return NULL;
 	struct rules_node *a = parse_expr(p);
-	if (!a || !expect(p, RULES_T_COLON, "in conditional expression"))
+	if (!a || !parse__expect(p, RULES_T_COLON, "in conditional expression"))
 		return NULL;
 	struct rules_node *b = parse_expr(p);
 	p->depth--;
 	if (!b)
 		return NULL;
-	struct rules_node *n = new_node(p, RULES_N_COND, q.start, q.end);
+	struct rules_node *n = parse__new_node(p, RULES_N_COND, q.start, q.end);
 	if (!n)
 		return NULL;
 	n->u.ops.a = cond;
@@ -652,10 +677,172 @@ static struct rules_node *parse_expr(struct parser *p)
 	return n;
 }
 
+/* ---- statements (Jira expressions' top_level_let_in) ---- */
+
+static struct rules_node *parse_letin(struct parser *p, bool in_block);
+
+/* '{' letin '}' */
+static struct rules_node *parse_block(struct parser *p, const char *what)
+{
+	char buf[64];
+
+	if (p->failed)
+		return NULL;
+	if (p->tok.kind != RULES_T_LBRACE) {
+		parse__syntax_error(p, p->tok.start, "expected '{' to open the block %s, found %s", what,
+			     parse__tok_desc(p, buf, sizeof(buf)));
+		return NULL;
+	}
+	if (!parse__enter(p))
+		return NULL;
+	parse__advance(p);
+	struct rules_node *body = p->failed ? NULL : parse_letin(p, true);
+	p->depth--;
+	if (!body || !parse__expect(p, RULES_T_RBRACE, "to close the block"))
+		return NULL;
+	return body;
+}
+
+/* 'if' '(' expr ')' block { 'else' 'if' ... } 'else' block */
+static struct rules_node *parse_if(struct parser *p)
+{
+	struct rules_token t = p->tok;
+
+	parse__advance(p); /* 'if' */
+	if (!parse__expect(p, RULES_T_LPAREN, "after 'if'") || !parse__enter(p))
+		return NULL;
+	struct rules_node *cond = parse_expr(p);
+	p->depth--;
+	if (!cond || !parse__expect(p, RULES_T_RPAREN, "to close the condition of 'if'"))
+		return NULL;
+	struct rules_node *then = parse_block(p, "after 'if (...)'");
+	if (!then)
+		return NULL;
+	if (!parse__tok_is_name(p, "else")) {
+		parse__syntax_error(p, p->tok.start,
+			     "'if' needs an 'else' block (every Jira expression has a value)");
+		return NULL;
+	}
+	parse__advance(p);
+	struct rules_node *other = NULL;
+	if (parse__tok_is_name(p, "if")) {
+		if (!parse__enter(p))
+			return NULL;
+		other = parse_if(p);
+		p->depth--;
+	} else {
+		other = parse_block(p, "after 'else'");
+	}
+	if (!other)
+		return NULL;
+	struct rules_node *n = parse__new_node(p, RULES_N_IF, t.start, t.end);
+	if (n) {
+		n->u.ops.a = cond;
+		n->u.ops.b = then;
+		n->u.ops.c = other;
+	}
+	return n;
+}
+
+/* 'try' block 'catch' '(' [name] ')' block */
+static struct rules_node *parse_try(struct parser *p)
+{
+	struct rules_token t = p->tok, name = {RULES_T_EOF, 0, 0, 0};
+	char buf[64];
+
+	parse__advance(p); /* 'try' */
+	struct rules_node *body = parse_block(p, "after 'try'");
+	if (!body)
+		return NULL;
+	if (!parse__tok_is_name(p, "catch")) {
+		parse__syntax_error(p, p->tok.start, "expected 'catch' after the 'try' block, found %s",
+			     parse__tok_desc(p, buf, sizeof(buf)));
+		return NULL;
+	}
+	parse__advance(p);
+	if (!parse__expect(p, RULES_T_LPAREN, "after 'catch'"))
+		return NULL;
+	if (p->tok.kind == RULES_T_IDENT) {
+		name = p->tok;
+		parse__advance(p);
+	}
+	if (!parse__expect(p, RULES_T_RPAREN, "after the name of the caught error"))
+		return NULL;
+	struct rules_node *handler = parse_block(p, "after 'catch (...)'");
+	if (!handler)
+		return NULL;
+	struct rules_node *n = parse__new_node(p, RULES_N_TRY, name.end ? name.start : t.start,
+					name.end ? name.end : t.end);
+	if (!n)
+		return NULL;
+	if (name.end) {
+		n->u.bind.name = arena__strndup(p->arena, p->lx.src + name.start,
+						name.end - name.start);
+		n->u.bind.name_len = name.end - name.start;
+		if (!n->u.bind.name)
+			return NULL;
+	}
+	n->u.bind.value = body;
+	n->u.bind.body = handler;
+	return n;
+}
+
+/* A declaration starts with 'let', or with a name followed by a lone '='. */
+static bool at_declaration(struct parser *p)
+{
+	static const enum rules_tok assign[] = {RULES_T_ASSIGN};
+
+	return parse__tok_is_name(p, "let") || (p->tok.kind == RULES_T_IDENT && parse__peek_is(p, assign, 1));
+}
+
+/* { ['let'] name '=' expr ';' } ['return'] body [';'], ending before '}'
+ * (in a block) or at the end of the expression. */
+static struct rules_node *parse_letin(struct parser *p, bool in_block)
+{
+	char buf[64];
+
+	if (p->failed)
+		return NULL;
+	if (at_declaration(p)) {
+		return parse_let_stmt(p, in_block);
+	}
+	if (parse__tok_is_name(p, "return")) {
+		parse__advance(p);
+		if (p->failed)
+			return NULL;
+		if (p->tok.kind == RULES_T_EOF || p->tok.kind == RULES_T_RBRACE ||
+		    p->tok.kind == RULES_T_SEMI) {
+			parse__syntax_error(p, p->tok.start, "expected a value after 'return', found %s",
+				     parse__tok_desc(p, buf, sizeof(buf)));
+			return NULL;
+		}
+	}
+	struct rules_node *body;
+	if (parse__tok_is_name(p, "if"))
+		body = parse_if(p);
+	else if (parse__tok_is_name(p, "try"))
+		body = parse_try(p);
+	else
+		body = parse_expr(p);
+	if (!body || p->failed)
+		return NULL;
+	if (p->tok.kind == RULES_T_SEMI)
+		parse__advance(p);
+	if (p->failed)
+		return NULL;
+	if (in_block ? p->tok.kind != RULES_T_RBRACE : p->tok.kind != RULES_T_EOF) {
+		parse__unexpected(p, in_block ? " (expected '}': the value of a block comes last)"
+				       : " after the end of the expression");
+		return NULL;
+	}
+	return body;
+}
+
 /* ---- entry point (check.c) ---- */
 
 struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d)
+				 const struct rules_srcmap *map, struct rules_diags *d,
+				 size_t *js_comment)
 {
 	struct parser p;
 
@@ -664,127 +851,14 @@ struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t 
 	p.map = map;
 	p.diags = d;
 	lexer__init(&p.lx, src, len);
-	advance(&p);
+	parse__advance(&p);
 	if (!p.failed && p.tok.kind == RULES_T_EOF) {
-		syntax_error(&p, 0, "empty expression");
+		parse__syntax_error(&p, 0, "empty expression");
 		return NULL;
 	}
-	struct rules_node *root = parse_expr(&p);
-	if (root && !p.failed && p.tok.kind != RULES_T_EOF)
-		unexpected(&p, " after the end of the expression");
+	struct rules_node *root = parse_letin(&p, false);
+	*js_comment = p.lx.js_comment;
 	if (!root || p.failed)
 		return NULL;
 	return root;
-}
-
-/* ---- debug dump (tests, tools) ---- */
-
-static void dump_node(const struct rules_node *n, struct rules_strbuf *b)
-{
-	switch ((enum rules_node_kind)n->kind) {
-	case RULES_N_NULL: strbuf__append(b, "null", 4); return;
-	case RULES_N_BOOL: strbuf__printf(b, "%s", n->u.b ? "true" : "false"); return;
-	case RULES_N_NUM: strbuf__printf(b, "%g", n->u.num); return;
-	case RULES_N_STR: strbuf__printf(b, "'%.*s'", (int)n->u.str.len, n->u.str.s); return;
-	case RULES_N_IDENT: strbuf__printf(b, "%.*s", (int)n->u.str.len, n->u.str.s); return;
-	case RULES_N_VAR: strbuf__printf(b, "%s", n->u.bind.name); return;
-	case RULES_N_MAP:
-		strbuf__append(b, "{", 1);
-		for (size_t i = 0; i < n->u.map.n; i++) {
-			strbuf__printf(b, "%s'%s' ", i ? " " : "", n->u.map.keys[i]);
-			dump_node(n->u.map.values[i], b);
-		}
-		strbuf__append(b, "}", 1);
-		return;
-	case RULES_N_LET:
-		strbuf__printf(b, "(let %s ", n->u.bind.name);
-		dump_node(n->u.bind.value, b);
-		strbuf__append(b, " ", 1);
-		dump_node(n->u.bind.body, b);
-		strbuf__append(b, ")", 1);
-		return;
-	case RULES_N_ARROW:
-		strbuf__printf(b, "(=> %s ", n->u.bind.name);
-		dump_node(n->u.bind.body, b);
-		strbuf__append(b, ")", 1);
-		return;
-	case RULES_N_LIST:
-		strbuf__append(b, "[", 1);
-		for (size_t i = 0; i < n->u.list.n; i++) {
-			if (i)
-				strbuf__append(b, " ", 1);
-			dump_node(n->u.list.items[i], b);
-		}
-		strbuf__append(b, "]", 1);
-		return;
-	case RULES_N_MEMBER:
-		strbuf__printf(b, "(%s ", n->optional ? "?." : ".");
-		dump_node(n->u.m.obj, b);
-		strbuf__printf(b, " %s)", n->u.m.name);
-		return;
-	case RULES_N_INDEX:
-		strbuf__printf(b, "(%s ", n->optional ? "?.[]" : "[]");
-		dump_node(n->u.m.obj, b);
-		strbuf__append(b, " ", 1);
-		dump_node(n->u.m.index, b);
-		strbuf__append(b, ")", 1);
-		return;
-	case RULES_N_CALL:
-	case RULES_N_FUNC:
-		strbuf__printf(b, "(call %s", n->u.m.name);
-		if (n->u.m.obj) {
-			strbuf__append(b, " ", 1);
-			dump_node(n->u.m.obj, b);
-		}
-		for (size_t i = 0; i < n->u.m.nargs; i++) {
-			strbuf__append(b, " ", 1);
-			dump_node(n->u.m.args[i], b);
-		}
-		strbuf__append(b, ")", 1);
-		return;
-	case RULES_N_UNARY:
-		strbuf__printf(b, "(%s ", n->op == RULES_T_NOT ? "!" : "neg");
-		dump_node(n->u.ops.a, b);
-		strbuf__append(b, ")", 1);
-		return;
-	case RULES_N_MATCHES:
-		strbuf__append(b, "(matches ", 9);
-		dump_node(n->u.match.subject, b);
-		strbuf__append(b, " ", 1);
-		dump_node(n->u.match.pattern, b);
-		strbuf__append(b, ")", 1);
-		return;
-	case RULES_N_COND:
-	case RULES_N_BINARY:
-	case RULES_N_AND:
-	case RULES_N_OR:
-	case RULES_N_COALESCE: {
-		const char *op = n->kind == RULES_N_COND ? "?:" : n->kind == RULES_N_AND ? "&&"
-				 : n->kind == RULES_N_OR ? "||" : n->kind == RULES_N_COALESCE ? "?" "?"
-				 : n->op == RULES_T_IDENT ? "in" : NULL;
-		if (op)
-			strbuf__printf(b, "(%s ", op);
-		else /* token names are quoted: '+' -> + */
-			strbuf__printf(b, "(%.*s ", (int)strlen(lexer__token_name(n->op)) - 2,
-				       lexer__token_name(n->op) + 1);
-		dump_node(n->u.ops.a, b);
-		strbuf__append(b, " ", 1);
-		dump_node(n->u.ops.b, b);
-		if (n->kind == RULES_N_COND) {
-			strbuf__append(b, " ", 1);
-			dump_node(n->u.ops.c, b);
-		}
-		strbuf__append(b, ")", 1);
-		return;
-	}
-	case RULES_N__COUNT: break;
-	}
-}
-
-char *expr__dump(const struct rules_expr *e)
-{
-	struct rules_strbuf b = {0};
-
-	dump_node(e->root, &b);
-	return strbuf__take(&b);
 }

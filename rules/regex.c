@@ -40,6 +40,7 @@ const struct rules_regex *regex__compile(struct rules_arena *a, const char *patt
 		pcre2_set_match_limit(a->mctx, REGEX_MATCH_LIMIT);
 		pcre2_set_depth_limit(a->mctx, REGEX_DEPTH_LIMIT);
 	}
+	a->release = free_all; /* from here on the arena holds PCRE2 objects */
 	re = arena__alloc(a, sizeof(*re));
 	if (!re)
 		goto oom;
@@ -59,7 +60,6 @@ const struct rules_regex *regex__compile(struct rules_arena *a, const char *patt
 	re->mctx = a->mctx;
 	re->next = a->regexes;
 	a->regexes = re;
-	a->release = free_all;
 	return re;
 oom:
 	snprintf(msg, msg_size, "out of memory");

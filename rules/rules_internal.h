@@ -153,6 +153,7 @@ enum rules_tok { /* ORDER RULES_TOK (lexer.c token_names[]) */
 	RULES_T_ARROW,    /* => */
 	RULES_T_ASSIGN,   /* = (only in let) */
 	RULES_T_SEMI,     /* ; */
+	RULES_T_TEMPLATE, /* `text ${expr} text`, with its substitutions */
 	RULES_T_ERROR,    /* lexical error; message in the lexer */
 	RULES_T__COUNT
 };
@@ -168,11 +169,15 @@ struct rules_lexer {
 	size_t len, pos;
 	char error[160]; /* set with RULES_T_ERROR */
 	size_t error_pos;
+	size_t js_comment; /* 1 + offset of the first // or block comment; 0: none */
 };
 
 void lexer__init(struct rules_lexer *lx, const char *src, size_t len);
 struct rules_token lexer__next(struct rules_lexer *lx);
 const char *lexer__token_name(enum rules_tok kind);
+/* In a template literal: the index of the '}' closing the substitution
+ * whose expression starts at s[i] (after "${"), or len if none. */
+size_t lexer__substitution_end(const char *s, size_t len, size_t i);
 
 /* Decodes the string literal whose raw text (with quotes) is raw[0..n).
  * Writes the bytes to out (at most n bytes are needed) and, when offsets is
@@ -198,15 +203,20 @@ enum rules_node_kind { /* ORDER RULES_NODE (eval.c dispatch) */
 	RULES_N_FUNC,     /* name(args): a builtin function (changed, now, ...) */
 	RULES_N_UNARY,    /* ! -  (op holds the token) */
 	RULES_N_BINARY,   /* arithmetic, comparison, in (op holds the token) */
-	RULES_N_AND,
-	RULES_N_OR,
-	RULES_N_COALESCE,
+	RULES_N_AND,      /* a && b && ...: u.list (a flat chain is one node) */
+	RULES_N_OR,       /* a || b || ...: u.list */
+	RULES_N_COALESCE, /* a ?? b ?? ...: u.list */
 	RULES_N_COND,     /* c ? a : b */
 	RULES_N_MATCHES,  /* s matches 'pattern' */
 	RULES_N_MAP,      /* {a: 1, 'b': x} */
 	RULES_N_LET,      /* let name = value; body */
 	RULES_N_ARROW,    /* name => body (only as a method argument) */
 	RULES_N_VAR,      /* a let or arrow variable, resolved to a slot */
+	RULES_N_TEMPLATE, /* `a${x}b`: u.list of STR nodes and expressions */
+	RULES_N_TYPEOF,   /* typeof x: ops.a */
+	RULES_N_IF,       /* if (a) {b} else {c}: ops.a, ops.b, ops.c (c may be an IF) */
+	RULES_N_TRY,      /* try {value} catch (name) {body}: bind; name NULL for catch () */
+	RULES_N_THROW,    /* throw x: ops.a */
 	RULES_N__COUNT
 };
 
@@ -221,6 +231,8 @@ struct rules_node {
 	unsigned char op;       /* enum rules_tok for UNARY/BINARY, "in" is RULES_T_IDENT */
 	bool optional;          /* ?. or ?.[ */
 	bool chain_end;         /* outermost node of a ?. chain: short-circuit stops here */
+	bool runtime;           /* MEMBER: this is event.runtime */
+	bool lenient;           /* MEMBER/INDEX below event.runtime: what is missing is null */
 	uint32_t start, end;    /* byte range in the expression source */
 	union {
 		bool b;
@@ -275,6 +287,9 @@ struct rules_expr {
 	const char *src; /* copy of the source, for runtime error positions */
 	size_t len;
 	struct rules_arena *owned; /* set when compiled alone (rules_expr_compile) */
+	const char *file;          /* where it was compiled from (diagnostics' file) */
+	const int *loc;            /* per line of src: file line, column of its start */
+	size_t nlines;
 };
 
 /* check.c: parses, checks and compiles one expression into arena `a`. Diagnostics
@@ -285,7 +300,14 @@ struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t 
 /* parser.c: parses src[0..len) (borrowed for the AST's lifetime) into
  * nodes in arena a; NULL after reporting the first syntax error. */
 struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d);
+				 const struct rules_srcmap *map, struct rules_diags *d,
+				 size_t *js_comment);
+
+/* expr__compile for a Forge trigger filter: also adds to notes (warnings)
+ * every construct Forge would refuse (rules check --forge). */
+struct rules_expr *expr__compile_filter(struct rules_arena *a, const char *src, size_t len,
+					const struct rules_srcmap *map, struct rules_diags *d,
+					struct rules_diags *notes);
 
 /* Parses only (no name check, no regex compile): for parser tests. */
 struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t len,
@@ -303,6 +325,11 @@ void func__arity(int index, int *min_args, int *max_args);
 /* Name number i of the methods / functions, NULL past the end (suggestions). */
 const char *builtin__name(size_t i);
 const char *func__name(size_t i);
+
+/* Appends the last evaluation error of e on s as "FILE:LINE:COL: message"
+ * (the position in the rule file), or as s->error when e has no file. */
+void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s,
+		       struct rules_strbuf *b);
 
 /* Describes what decided the last evaluation on s (needs s->explain):
  * "`SUBEXPR` (column N) was false: left side \"x\", right side \"y\"".
@@ -377,12 +404,16 @@ struct rules_scratch {
 	pcre2_match_data *match_data;
 	struct rules_arena strings; /* runtime strings and list items */
 	size_t max_bytes, used_bytes; /* byte limit of one evaluation, and use so far */
+	json_t *runtime;              /* event.runtime of the last evaluation, if built */
 	const char *top_str;          /* the last string '+' built, if nothing came after */
 	size_t top_len;
 	bool over_bytes;              /* an allocation was refused for the byte limit */
 	enum rules_eval_status status;
 	struct rules_limit_counts counts;
 	unsigned long max_steps;
+	size_t err_msg_at;      /* error + err_msg_at: the message without its position */
+	size_t err_at;          /* byte offset in the expression of the node that failed */
+	int err_line, err_col;  /* where the last error was raised */
 	bool explain;
 	struct rules_explain ex;
 	char error[320];
@@ -436,5 +467,14 @@ extern const char *const rules__forge_events[];
 extern const size_t rules__forge_event_count;
 
 bool glob__match(const char *pattern, const char *s);
+
+/* ============================================================
+ * event.runtime (runtime.c)
+ * ============================================================ */
+
+/* A payload.include.propertyPaths entry: ENTITY.properties[key]... */
+bool runtime__path_valid(const char *path);
+/* The nested object event.payloadIncludeProperties describes (new ref). */
+json_t *runtime__build(const json_t *event);
 
 #endif

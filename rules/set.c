@@ -146,9 +146,20 @@ void set__free(struct rules_set *s)
 {
 	if (!s)
 		return;
+	rules_diags_free(&s->forge_notes);
 	arena__free(&s->arena);
 	free(s->rules);
 	free(s);
+}
+
+size_t rules_forge_check(const struct rules_set *set, struct rules_diags *diags)
+{
+	for (size_t i = 0; set && i < set->forge_notes.count; i++) {
+		const struct rules_diag *n = &set->forge_notes.items[i];
+		diag__add(diags, n->severity, n->file, n->line, n->col, n->source_line, "%s",
+			  n->message);
+	}
+	return set ? set->forge_notes.count : 0;
 }
 
 struct rules_set *set__new(void)

@@ -177,8 +177,11 @@ static json_t *recipients(const struct rules_rule *r, const json_t *event,
 		const struct rules_expr *e = r->to[i];
 		const struct rules_value *bad = NULL;
 		if (eval__run(e, event, s, &v) < 0) {
+			struct rules_strbuf m = {0};
+			eval__error_where(e, s, &m);
 			log_msg(k, r, "rule '%s': recipient expression '%.*s' failed: %s", r->key,
-				(int)e->len, e->src, s->error);
+				(int)e->len, e->src, m.data ? m.data : s->error);
+			strbuf__free(&m);
 			goto fail;
 		}
 		int rc = add_recipients(to, &seen, &v, 0, &bad);
@@ -234,47 +237,85 @@ static json_t *render_field(const struct rules_rule *r, const struct rules_templ
 	return j;
 }
 
-bool set_eval__filter_matches(const struct rules_rule *r, const json_t *event,
-			   struct rules_scratch *s, const struct rules_sink *k)
+const struct rules_filter *set_eval__filter_for(const struct rules_rule *r, const char *event_type)
+{
+	const struct rules_filter *glob = NULL;
+
+	if (!r->event_filters)
+		return &r->filter;
+	/* an exact name wins over a pattern; the first pattern that matches next */
+	for (size_t i = 0; i < r->n_events; i++) {
+		const struct rules_filter *f = r->event_filters[i] ? r->event_filters[i] : &r->filter;
+		if (!strchr(r->events[i], '*')) {
+			if (!strcmp(r->events[i], event_type))
+				return f;
+		} else if (!glob && glob__match(r->events[i], event_type)) {
+			glob = f;
+		}
+	}
+	return glob ? glob : &r->filter;
+}
+
+bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_filter *f,
+			      const json_t *event, struct rules_scratch *s,
+			      const struct rules_sink *k, const char **stage)
 {
 	struct rules_value v;
 	char reason[400];
 
-	if (r->ignore_self && json_is_true(json_object_get(event, "selfGenerated"))) {
+	if (stage)
+		*stage = "filter";
+	if (f->app_licensed && !k->licensed) {
+		/* Forge: "invocations are skipped if the app does not have an
+		 * active license"; no app.license in the FIT is no license */
 		if (k->why)
-			strbuf__printf(k->why, "ignoreSelf: the event has selfGenerated: true");
+			strbuf__printf(k->why, "appIsLicensed: the invocation's FIT has no active "
+					       "app.license");
+		if (stage)
+			*stage = "appIsLicensed";
 		return false;
 	}
-	if (!r->filter) {
+	if (f->ignore_self && json_is_true(json_object_get(event, "selfGenerated"))) {
+		if (k->why)
+			strbuf__printf(k->why, "ignoreSelf: the event has selfGenerated: true");
+		if (stage)
+			*stage = "ignoreSelf";
+		return false;
+	}
+	if (!f->expr) {
 		if (k->why)
 			strbuf__printf(k->why, "no filter expression");
 		return true;
 	}
 	s->explain = k->why != NULL;
-	int rc = eval__run(r->filter, event, s, &v);
+	int rc = eval__run(f->expr, event, s, &v);
 	s->explain = false;
 	if (rc == 0) {
 		if (v.kind == RULES_V_BOOL) {
 			if (k->why) {
 				strbuf__printf(k->why, "expression was %s, decided by ",
 					       v.u.b ? "true" : "false");
-				eval__explain(r->filter, s, k->why);
+				eval__explain(f->expr, s, k->why);
 			}
 			return v.u.b;
 		}
 		snprintf(reason, sizeof(reason), "filter expression must yield a Boolean, got %s",
 			 eval__type_name(&v));
 	} else {
-		snprintf(reason, sizeof(reason), "filter expression failed: %s", s->error);
+		struct rules_strbuf m = {0};
+		eval__error_where(f->expr, s, &m);
+		snprintf(reason, sizeof(reason), "filter expression failed: %s",
+			 m.data ? m.data : s->error);
+		strbuf__free(&m);
 	}
-	bool receive = r->on_error == ON_ERROR_RECEIVE || r->on_error == ON_ERROR_RECEIVE_AND_LOG;
-	if (r->on_error == ON_ERROR_IGNORE_AND_LOG || r->on_error == ON_ERROR_RECEIVE_AND_LOG)
-		log_msg(&(struct rules_sink){k->log, k->ud, NULL}, r, "rule '%s': %s (onError %s: event %s)",
-			r->key, reason, set__on_error_names[r->on_error],
-			receive ? "received" : "ignored");
+	bool receive = f->on_error == ON_ERROR_RECEIVE || f->on_error == ON_ERROR_RECEIVE_AND_LOG;
+	if (f->on_error == ON_ERROR_IGNORE_AND_LOG || f->on_error == ON_ERROR_RECEIVE_AND_LOG)
+		log_msg(&(struct rules_sink){k->log, k->ud, NULL, k->licensed}, r,
+			"rule '%s': %s (onError %s: event %s)", r->key, reason,
+			set__on_error_names[f->on_error], receive ? "received" : "ignored");
 	if (k->why)
 		strbuf__printf(k->why, "%s (onError %s: event %s)", reason,
-			       set__on_error_names[r->on_error], receive ? "received" : "ignored");
+			       set__on_error_names[f->on_error], receive ? "received" : "ignored");
 	return receive;
 }
 
@@ -334,13 +375,19 @@ fail:
 	return NULL;
 }
 
-json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
-			  const json_t *event, struct rules_scratch *scratch, rules_log_fn log,
-			  void *log_ud)
+bool set_eval__licensed(const struct rules_invocation *inv)
+{
+	return inv && json_is_true(json_object_get(
+			      json_object_get(json_object_get(inv->fit, "app"), "license"), "active"));
+}
+
+json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type,
+			   const json_t *event, const struct rules_invocation *inv,
+			   struct rules_scratch *scratch, rules_log_fn log, void *log_ud)
 {
 	json_t *out = json_array();
 	const struct rules_bucket *b;
-	const struct rules_sink k = {log, log_ud, NULL};
+	const struct rules_sink k = {log, log_ud, NULL, set_eval__licensed(inv)};
 	size_t ei = 0, gi = 0;
 
 	if (!out || !set || !event_type)
@@ -366,13 +413,21 @@ json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
 			idx = ex;
 		}
 		const struct rules_rule *r = &set->rules[idx];
-		if (!set_eval__filter_matches(r, event, scratch, &k))
+		if (!set_eval__filter_matches(r, set_eval__filter_for(r, event_type), event, scratch,
+					      &k, NULL))
 			continue;
 		json_t *n = set_eval__notification(r, event_type, event, scratch, &k);
 		if (n)
 			json_array_append_new(out, n);
 	}
 	return out;
+}
+
+json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
+			  const json_t *event, struct rules_scratch *scratch, rules_log_fn log,
+			  void *log_ud)
+{
+	return rules_evaluate_for(set, event_type, event, NULL, scratch, log, log_ud);
 }
 
 json_t *rules_evaluate(const struct rules_set *set, const json_t *event,

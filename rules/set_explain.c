@@ -11,10 +11,10 @@
 /* ---- rules test ---- */
 
 static json_t *explain_rule(const struct rules_rule *r, const char *event_type, const json_t *event,
-			    struct rules_scratch *s, json_t *notes)
+			    bool licensed, struct rules_scratch *s, json_t *notes)
 {
 	struct rules_strbuf why = {0};
-	const struct rules_sink k = {NULL, NULL, &why};
+	const struct rules_sink k = {NULL, NULL, &why, licensed};
 	const char *outcome = "skipped", *stage;
 	json_t *out;
 
@@ -28,15 +28,14 @@ static json_t *explain_rule(const struct rules_rule *r, const char *event_type, 
 				       event_type);
 		else
 			strbuf__printf(&why, "%s is not in its events", event_type);
-	} else if (!set_eval__filter_matches(r, event, s, &k)) {
-		stage = r->ignore_self && json_is_true(json_object_get(event, "selfGenerated"))
-				? "ignoreSelf"
-				: "filter";
+	} else if (!set_eval__filter_matches(r, set_eval__filter_for(r, event_type), event, s, &k,
+					     &stage)) {
+		/* stage says which part of the filter skipped it */
 	} else {
 		/* why holds the filter's reason; the notification's own failure
 		 * (no recipients, a template error) is appended to it */
 		struct rules_strbuf nwhy = {0};
-		const struct rules_sink k2 = {NULL, NULL, &nwhy};
+		const struct rules_sink k2 = {NULL, NULL, &nwhy, licensed};
 		json_t *n = set_eval__notification(r, event_type, event, s, &k2);
 		stage = "notify";
 		if (n) {
@@ -58,15 +57,23 @@ static json_t *explain_rule(const struct rules_rule *r, const char *event_type, 
 json_t *rules_explain(const struct rules_set *set, const char *event_type, const json_t *event,
 		      struct rules_scratch *scratch)
 {
+	return rules_explain_for(set, event_type, event, NULL, scratch);
+}
+
+json_t *rules_explain_for(const struct rules_set *set, const char *event_type,
+			  const json_t *event, const struct rules_invocation *inv,
+			  struct rules_scratch *scratch)
+{
 	json_t *rules = json_array(), *notes = json_array();
+	bool licensed = set_eval__licensed(inv);
 
 	if (!event_type)
 		event_type = json_string_value(json_object_get(event, "eventType"));
 	if (!event_type)
 		event_type = "";
 	for (size_t i = 0; set && rules && notes && i < set->n_rules; i++)
-		json_array_append_new(rules, explain_rule(&set->rules[i], event_type, event, scratch,
-							  notes));
+		json_array_append_new(rules, explain_rule(&set->rules[i], event_type, event,
+							  licensed, scratch, notes));
 	return json_pack("{s:s, s:o, s:o}", "eventType", event_type, "rules", rules,
 			 "notifications", notes);
 }

@@ -37,6 +37,16 @@ struct rules_action {
 	struct rules_template *text, *href;
 };
 
+/* A trigger filter as Forge applies it: appIsLicensed, then ignoreSelf, then
+ * the expression with onError. */
+struct rules_filter {
+	bool ignore_self;
+	bool app_licensed; /* appIsLicensed: true */
+	struct rules_expr *expr; /* NULL: no expression */
+	enum on_error on_error;
+	int line;          /* of the filter in its file (diagnostics, rules check --forge) */
+};
+
 struct rules_rule {
 	const char *key;
 	const char *file; /* the file it was loaded from (set arena) */
@@ -47,9 +57,10 @@ struct rules_rule {
 	const char **events;
 	size_t n_events;
 	bool has_glob;
-	bool ignore_self;
-	struct rules_expr *filter; /* NULL: no expression */
-	enum on_error on_error;
+	struct rules_filter filter;          /* for the events given by name */
+	struct rules_filter **event_filters; /* per events[i] given as {eventType, filter}, else NULL */
+	const char **property_paths;         /* payload.include.propertyPaths (all forms) */
+	size_t n_property_paths;
 	struct rules_expr **to;
 	size_t n_to;
 	struct rules_template *context, *title, *description; /* description may be NULL */
@@ -77,6 +88,7 @@ struct rules_set {
 	size_t *glob_rules; /* indices of rules with at least one glob */
 	size_t n_glob_rules;
 	char version[17];
+	struct rules_diags forge_notes; /* rules check --forge (warnings) */
 };
 
 
@@ -103,12 +115,19 @@ struct rules_sink {
 	rules_log_fn log;
 	void *ud;
 	struct rules_strbuf *why; /* NULL outside rules_explain */
+	bool licensed;            /* the FIT says app.license.active: true */
 };
 
-/* Applies ignoreSelf and the filter expression; true if the rule matches.
- * With k->why set (rules_explain) the reason is written there. */
-bool set_eval__filter_matches(const struct rules_rule *r, const json_t *event,
-			      struct rules_scratch *s, const struct rules_sink *k);
+/* Does the invocation's FIT say app.license.active: true? */
+bool set_eval__licensed(const struct rules_invocation *inv);
+/* The filter that applies to an event of this type (the rule must take it). */
+const struct rules_filter *set_eval__filter_for(const struct rules_rule *r, const char *event_type);
+/* Applies appIsLicensed, ignoreSelf and the filter expression; true if the
+ * rule matches. With k->why set (rules_explain) the reason is written there,
+ * and *stage (if not NULL) names the step that decided. */
+bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_filter *f,
+			      const json_t *event, struct rules_scratch *s,
+			      const struct rules_sink *k, const char **stage);
 /* The rule's notification for the event, or NULL (no recipients, a template
  * error: said through k). */
 json_t *set_eval__notification(const struct rules_rule *r, const char *event_type,

@@ -101,19 +101,25 @@ int template__render(const struct rules_template *t, const json_t *event,
 		}
 		if (eval__run(p->expr, event, s, &v) < 0) {
 			struct rules_strbuf m = {0};
-			strbuf__printf(&m, "in {{%.*s}}: %s", (int)p->expr->len, p->expr->src,
-				       s->error);
+			strbuf__printf(&m, "in {{%.*s}}: ", (int)p->expr->len, p->expr->src);
+			eval__error_where(p->expr, s, &m);
 			*error = strbuf__take(&m);
 			strbuf__free(&b);
 			return -1;
 		}
 		eval__render(&v, &b);
 		if (b.over) {
+			struct rules_strbuf m = {0};
 			s->status = RULES_EVAL_BYTE_LIMIT;
 			eval__count(s);
 			strbuf__free(&b);
-			if (asprintf(error, "the text needs more than %zu bytes", s->max_bytes) < 0)
-				*error = NULL;
+			/* point at the {{...}} that went over */
+			snprintf(s->error, sizeof(s->error), "the text needs more than %zu bytes",
+				 s->max_bytes);
+			s->err_msg_at = 0;
+			s->err_at = 0;
+			eval__error_where(p->expr, s, &m);
+			*error = strbuf__take(&m);
 			return -1;
 		}
 	}

@@ -254,6 +254,10 @@ int value__fail(struct rules_ctx *c, const struct rules_node *n, const char *fmt
 		used = snprintf(buf, size, "at line %d, column %d: ", line, col);
 	else
 		used = snprintf(buf, size, "at column %d: ", col);
+	c->s->err_msg_at = (size_t)used;
+	c->s->err_at = n->start;
+	c->s->err_line = line;
+	c->s->err_col = col;
 	va_start(ap, fmt);
 	vsnprintf(buf + used, size - (size_t)used, fmt, ap);
 	va_end(ap);

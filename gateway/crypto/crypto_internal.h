@@ -91,6 +91,23 @@ void crypto__printable(const char *s, size_t max, char *out, size_t outlen);
 int crypto__read_file(const char *path, size_t max, char **out, size_t *out_len, char *err,
 		      size_t errlen);
 
+/* The same for a key file, after checking who may change or read it, the
+ * way OpenSSH checks its key files (on the open descriptor, so the checked
+ * file is the one read): the file must be owned by the running user or by
+ * root; a public key file (JWKS, PEM public key) must not be writable by
+ * group or others (whoever can write it chooses whom the gateway trusts); a
+ * secret (private key, HS256 secret) must not be readable, writable or
+ * executable by group or others at all. The message names the mode found and
+ * the fix. */
+enum crypto__key_file { CRYPTO__KEY_PUBLIC, CRYPTO__KEY_SECRET };
+int crypto__read_key_file(const char *path, size_t max, enum crypto__key_file kind, char **out,
+			  size_t *out_len, char *err, size_t errlen);
+
+/* What a key file that is not what was asked for looks like: "DER (binary
+ * ASN.1)", "JWK/JWKS JSON", "OpenSSH public key", "OpenSSH private key",
+ * "PuTTY key", "PEM" - or NULL when it looks like none of them. */
+const char *crypto__sniff_key_format(const char *buf, size_t len);
+
 /* OPENSSL_cleanse + free. */
 void crypto__free_secret(void *p, size_t len);
 

@@ -43,7 +43,8 @@ char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char
 		crypto__errf(err, errlen, "claims are not a JSON object");
 		goto done;
 	}
-	if (crypto__read_file(rsa_priv_pem_path, 64 * 1024, &pem, &pem_len, err, errlen) != 0)
+	if (crypto__read_key_file(rsa_priv_pem_path, 64 * 1024, CRYPTO__KEY_SECRET, &pem, &pem_len, err,
+				  errlen) != 0)
 		goto done;
 	if (crypto__pem_is_encrypted(pem, pem_len)) {
 		crypto__errf(err, errlen, "%s: encrypted keys are not supported", rsa_priv_pem_path);

@@ -201,7 +201,8 @@ struct gw_jwks *gw_jwks_load_file(const char *path, char *err, size_t errlen)
 	char *buf = NULL, sub[192];
 	size_t len = 0;
 
-	if (crypto__read_file(path, CRYPTO__MAX_KEY_FILE, &buf, &len, err, errlen) != 0)
+	if (crypto__read_key_file(path, CRYPTO__MAX_KEY_FILE, CRYPTO__KEY_PUBLIC, &buf, &len, err,
+				  errlen) != 0)
 		return NULL;
 	jwks = gw_jwks_load_json(buf, len, sub, sizeof(sub));
 	if (!jwks)

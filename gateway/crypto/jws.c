@@ -250,32 +250,63 @@ fail:
 	return rc;
 }
 
+int gw_claim_time(const json_t *v, time_t *out)
+{
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+		*out = i < (json_int_t)GW_CLAIM_TIME_MIN   ? GW_CLAIM_TIME_MIN
+		       : i > (json_int_t)GW_CLAIM_TIME_MAX ? GW_CLAIM_TIME_MAX
+							   : (time_t)i;
+		return 0;
+	}
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+		if (!isfinite(d))
+			return -1;
+		/* Compared as doubles first: converting 1e300 to an integer is UB. */
+		*out = d < (double)GW_CLAIM_TIME_MIN   ? GW_CLAIM_TIME_MIN
+		       : d > (double)GW_CLAIM_TIME_MAX ? GW_CLAIM_TIME_MAX
+						       : (time_t)d;
+		return 0;
+	}
+	return -1;
+}
+
 enum gw_token_err crypto__check_times(json_t *claims, long leeway, time_t now, char *detail,
 				      size_t detail_len)
 {
 	json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
-	double lw = leeway > 0 ? (double)leeway : 0.0, t = (double)now;
+	json_t *iat = json_object_get(claims, "iat");
+	long lw = leeway > 0 ? (leeway < 86400 ? leeway : 86400) : 0;
+	time_t texp, tnbf = GW_CLAIM_TIME_MIN, tiat;
 
 	if (!exp) {
 		crypto__errf(detail, detail_len, "exp claim missing");
 		return GW_TOKEN_BAD_CLAIMS;
 	}
-	if (!json_is_number(exp) || !isfinite(json_number_value(exp))) {
+	if (gw_claim_time(exp, &texp)) {
 		crypto__errf(detail, detail_len, "exp claim is not a number");
 		return GW_TOKEN_BAD_CLAIMS;
 	}
-	if (nbf && (!json_is_number(nbf) || !isfinite(json_number_value(nbf)))) {
+	if (nbf && gw_claim_time(nbf, &tnbf)) {
 		crypto__errf(detail, detail_len, "nbf claim is not a number");
 		return GW_TOKEN_BAD_CLAIMS;
 	}
-	if (json_number_value(exp) + lw <= t) {
-		crypto__errf(detail, detail_len, "expired %.0f s ago (leeway %ld s)",
-			     t - json_number_value(exp), leeway > 0 ? leeway : 0);
+	/* iat is not checked against the clock, but when present it must be a
+	 * usable number: callers may read it. */
+	if (iat && gw_claim_time(iat, &tiat)) {
+		crypto__errf(detail, detail_len, "iat claim is not a number");
+		return GW_TOKEN_BAD_CLAIMS;
+	}
+	/* Clamped values and a bounded leeway: no overflow below. */
+	if (texp + lw <= now) {
+		crypto__errf(detail, detail_len, "expired %lld s ago (leeway %ld s)",
+			     (long long)(now - texp), lw);
 		return GW_TOKEN_EXPIRED;
 	}
-	if (nbf && json_number_value(nbf) - lw > t) {
-		crypto__errf(detail, detail_len, "not valid for another %.0f s (leeway %ld s)",
-			     json_number_value(nbf) - t, leeway > 0 ? leeway : 0);
+	if (nbf && tnbf - lw > now) {
+		crypto__errf(detail, detail_len, "not valid for another %lld s (leeway %ld s)",
+			     (long long)(tnbf - now), lw);
 		return GW_TOKEN_NOT_YET_VALID;
 	}
 	return GW_TOKEN_OK;

@@ -93,7 +93,7 @@ struct gw_signer *gw_signer_load_file(const char *path, char *err, size_t errlen
 	size_t len = 0;
 	BIO *bio = NULL;
 
-	if (crypto__read_file(path, 64 * 1024, &buf, &len, err, errlen) != 0)
+	if (crypto__read_key_file(path, 64 * 1024, CRYPTO__KEY_SECRET, &buf, &len, err, errlen) != 0)
 		return NULL;
 	if (!memmem(buf, len, "-----BEGIN", 10)) {
 		crypto__errf(err, errlen, "%s: not a PEM file", path);

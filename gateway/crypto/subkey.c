@@ -1,9 +1,12 @@
 /* subkey.c - the subscriber key and subscription-token verification.
  *
- * The key file decides the algorithm: a PEM public key (EC P-256 -> ES256,
- * RSA >= 2048 bits -> RS256), otherwise the trimmed file content is an HS256
- * secret of at least 32 bytes. A PEM file is never reinterpreted as an HMAC
- * secret (that is exactly the alg-confusion attack), and private keys are
+ * The option decides the algorithm, never the file's content alone:
+ * subscriber.key is a PEM public key (EC P-256 -> ES256, RSA >= 2048 bits ->
+ * RS256); subscriber.hs256_secret is a file whose trimmed content is an HS256
+ * secret of at least 32 bytes. A file in another key format (DER, JWK JSON,
+ * OpenSSH, PuTTY) is refused with a message naming the format, for either
+ * option: such a file read as an HMAC secret is the alg-confusion attack
+ * (anyone holding the public key could mint tokens). Private keys are
  * refused: the gateway only verifies.
  *
  * Ownership: struct gw_subkey owns its EVP_PKEY or a copy of the secret
@@ -165,13 +168,48 @@ static int is_space(char c)
 struct gw_subkey *gw_subkey_load_file(const char *path, char *err, size_t errlen)
 {
 	struct gw_subkey *key = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	const char *kind;
+
+	if (crypto__read_key_file(path, 64 * 1024, CRYPTO__KEY_PUBLIC, &buf, &len, err, errlen) != 0)
+		return NULL;
+	kind = crypto__sniff_key_format(buf, len);
+	if (kind && strcmp(kind, "PEM") == 0) {
+		key = subkey_from_pem(path, buf, len, err, errlen);
+	} else if (kind) {
+		crypto__errf(err, errlen,
+			     "%s: this is a %s file; subscriber.key takes a PEM public key only "
+			     "(EC P-256 or RSA; convert with `openssl pkey -pubin -in KEY -out KEY.pem`, "
+			     "`ssh-keygen -e -m PKCS8 -f KEY`)",
+			     path, kind);
+	} else {
+		crypto__errf(err, errlen,
+			     "%s: not a PEM public key; subscriber.key takes a PEM public key only "
+			     "(an HS256 secret goes in subscriber.hs256_secret)",
+			     path);
+	}
+	free(buf);
+	return key;
+}
+
+struct gw_subkey *gw_subkey_load_secret_file(const char *path, char *err, size_t errlen)
+{
+	struct gw_subkey *key = NULL;
 	char *buf = NULL, sub[160];
 	size_t len = 0, start = 0, end;
+	const char *kind;
 
-	if (crypto__read_file(path, 64 * 1024, &buf, &len, err, errlen) != 0)
+	if (crypto__read_key_file(path, 64 * 1024, CRYPTO__KEY_SECRET, &buf, &len, err, errlen) != 0)
 		return NULL;
-	if (memmem(buf, len, "-----BEGIN", 10)) {
-		key = subkey_from_pem(path, buf, len, err, errlen);
+	/* A key file used as an HMAC secret is the algorithm-confusion hole:
+	 * whoever has the (public) key could mint tokens. */
+	kind = crypto__sniff_key_format(buf, len);
+	if (kind) {
+		crypto__errf(err, errlen,
+			     "%s: this is a %s file, not an HS256 secret; a public key goes in "
+			     "subscriber.key (as PEM)",
+			     path, kind);
 		goto done;
 	}
 	end = len;

@@ -72,8 +72,52 @@ int crypto__no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
+static int read_file_checked(const char *path, size_t max, int check, enum crypto__key_file kind,
+			     char **out, size_t *out_len, char *err, size_t errlen);
+
 int crypto__read_file(const char *path, size_t max, char **out, size_t *out_len, char *err,
 		      size_t errlen)
+{
+	return read_file_checked(path, max, 0, CRYPTO__KEY_PUBLIC, out, out_len, err, errlen);
+}
+
+int crypto__read_key_file(const char *path, size_t max, enum crypto__key_file kind, char **out,
+			  size_t *out_len, char *err, size_t errlen)
+{
+	return read_file_checked(path, max, 1, kind, out, out_len, err, errlen);
+}
+
+/* OpenSSH's rule (sshkey_perm_ok, secure_permissions), see crypto_internal.h. */
+static int key_file_perm_ok(const char *path, const struct stat *st, enum crypto__key_file kind,
+			    char *err, size_t errlen)
+{
+	unsigned mode = (unsigned)(st->st_mode & 07777);
+	if (st->st_uid != geteuid() && st->st_uid != 0) {
+		crypto__errf(err, errlen,
+			     "%s: owned by uid %u, neither the gateway's user (uid %u) nor root; "
+			     "refusing a key file someone else controls (chown it)",
+			     path, (unsigned)st->st_uid, (unsigned)geteuid());
+		return 0;
+	}
+	if (kind == CRYPTO__KEY_SECRET && (mode & 077)) {
+		crypto__errf(err, errlen,
+			     "%s: permissions %04o are too open for a private key or secret: it must "
+			     "not be accessible by group or others (chmod 600 %s)",
+			     path, mode, path);
+		return 0;
+	}
+	if (kind == CRYPTO__KEY_PUBLIC && (mode & 022)) {
+		crypto__errf(err, errlen,
+			     "%s: permissions %04o let group or others write this key file, and so "
+			     "choose whom the gateway trusts (chmod go-w %s)",
+			     path, mode, path);
+		return 0;
+	}
+	return 1;
+}
+
+static int read_file_checked(const char *path, size_t max, int check, enum crypto__key_file kind,
+			     char **out, size_t *out_len, char *err, size_t errlen)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -97,6 +141,8 @@ int crypto__read_file(const char *path, size_t max, char **out, size_t *out_len,
 		crypto__errf(err, errlen, "%s: not a regular file", path);
 		goto fail;
 	}
+	if (check && !key_file_perm_ok(path, &st, kind, err, errlen))
+		goto fail;
 	if ((unsigned long long)st.st_size > max) {
 		crypto__errf(err, errlen, "%s: file too large (%lld bytes, limit %zu)", path,
 			     (long long)st.st_size, max);
@@ -134,6 +180,62 @@ fail:
 static int has(const char *hay, size_t len, const char *needle)
 {
 	return memmem(hay, len, needle, strlen(needle)) != NULL;
+}
+
+/* Whether buf is exactly one DER SEQUENCE (tag 0x30, definite length that
+ * spans the whole buffer) holding at least one byte that is not printable
+ * text: a hex or base64 secret that happens to start with '0' is not DER. */
+static int looks_like_der(const unsigned char *b, size_t len)
+{
+	size_t hdr, body;
+	int binary = 0;
+	if (len < 2 || b[0] != 0x30)
+		return 0;
+	if (b[1] < 0x80) {
+		hdr = 2;
+		body = b[1];
+	} else {
+		size_t n = b[1] & 0x7f;
+		if (n == 0 || n > 4 || len < 2 + n)
+			return 0;
+		body = 0;
+		for (size_t i = 0; i < n; i++)
+			body = (body << 8) | b[2 + i];
+		hdr = 2 + n;
+	}
+	if (hdr + body != len)
+		return 0;
+	for (size_t i = 0; i < len && !binary; i++)
+		binary = b[i] < 0x20 ? !(b[i] == '\n' || b[i] == '\r' || b[i] == '\t') : b[i] >= 0x7f;
+	return binary;
+}
+
+const char *crypto__sniff_key_format(const char *buf, size_t len)
+{
+	size_t i = 0;
+	if (looks_like_der((const unsigned char *)buf, len))
+		return "DER (binary ASN.1)";
+	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+		i++;
+	const char *p = buf + i;
+	size_t n = len - i;
+#define STARTS(s) (n >= sizeof(s) - 1 && memcmp(p, s, sizeof(s) - 1) == 0)
+	if (STARTS("-----BEGIN OPENSSH PRIVATE KEY-----") || STARTS("-----BEGIN SSH2 ENCRYPTED PRIVATE KEY-----"))
+		return "OpenSSH private key";
+	if (STARTS("ssh-rsa ") || STARTS("ssh-ed25519 ") || STARTS("ssh-dss ") ||
+	    STARTS("ecdsa-sha2-") || STARTS("sk-ssh-") || STARTS("sk-ecdsa-") ||
+	    STARTS("---- BEGIN SSH2 PUBLIC KEY ----"))
+		return "OpenSSH public key";
+	if (STARTS("PuTTY-User-Key-File-"))
+		return "PuTTY key";
+	if (STARTS("{") && (has(p, n, "\"kty\"") || has(p, n, "\"keys\"")))
+		return "JWK/JWKS JSON";
+	if (STARTS("{"))
+		return "JSON";
+	if (has(p, n, "-----BEGIN"))
+		return "PEM";
+#undef STARTS
+	return NULL;
 }
 
 int crypto__pem_has_private(const char *pem, size_t len)

@@ -5,9 +5,9 @@
  *
  * The algorithm is always pinned by configuration, never taken from the token
  * header: FITs are RS256 only, with the key chosen by `kid` from a JWKS file;
- * subscription tokens use the algorithm implied by the configured key
- * (EC P-256 public key -> ES256, RSA public key -> RS256, otherwise the file
- * is an HS256 secret).
+ * subscription tokens use the algorithm of the configured key option
+ * (subscriber.key: EC P-256 public key -> ES256, RSA public key -> RS256;
+ * subscriber.hs256_secret: HS256).
  *
  * Ownership: struct gw_jwks and struct gw_subkey are immutable once loaded and
  * may be shared read-only by any number of threads (each verification uses
@@ -34,6 +34,16 @@ enum gw_token_err {
 	GW_TOKEN_BAD_AUDIENCE,
 	GW_TOKEN_BAD_CLAIMS,    /* a required claim is missing or has the wrong type */
 };
+
+/* A numeric time claim (exp, nbf, iat) as seconds since the epoch, clamped
+ * to [GW_CLAIM_TIME_MIN, GW_CLAIM_TIME_MAX] (1970 .. the end of year 9999),
+ * so that no claim (1e300, -1e300, 2^63) can overflow a conversion or the
+ * arithmetic done on it afterwards. Returns 0 and stores the clamped value
+ * when v is a finite JSON number (integer or real); -1 (out untouched) when v
+ * is NULL, not a number, or not finite. */
+#define GW_CLAIM_TIME_MIN ((time_t)0)
+#define GW_CLAIM_TIME_MAX ((time_t)253402300799LL)
+int gw_claim_time(const json_t *v, time_t *out);
 
 /* A short stable code for logs and error frames, e.g. "token_expired". */
 const char *gw_token_code(enum gw_token_err err);
@@ -71,10 +81,16 @@ char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char
 
 struct gw_subkey;
 
-/* Loads the subscriber key: a PEM public key (EC P-256 -> ES256, RSA -> RS256)
- * or, when the file is not PEM, an HS256 secret (surrounding whitespace
- * trimmed; at least 32 bytes). Private keys are refused with a clear message. */
+/* Loads the subscriber public key: PEM only (EC P-256 -> ES256, RSA ->
+ * RS256). Private keys, and DER, JWK JSON, OpenSSH and PuTTY files, are
+ * refused with a message naming what was found. The file must be owned by
+ * the running user or root and not writable by group or others. */
 struct gw_subkey *gw_subkey_load_file(const char *path, char *err, size_t errlen);
+/* Loads an HS256 secret file (surrounding whitespace trimmed; 32..4096
+ * bytes). A file that is a key in any known format (PEM, DER, JWK, OpenSSH)
+ * is refused. The file must be owned by the running user or root and not
+ * accessible by group or others (mode 0600 or stricter). */
+struct gw_subkey *gw_subkey_load_secret_file(const char *path, char *err, size_t errlen);
 /* HS256 from bytes in memory (for generated development secrets). */
 struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len, char *err,
 					size_t errlen);

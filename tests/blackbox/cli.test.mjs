@@ -119,7 +119,7 @@ describe('notify-gateway command line', () => {
   test('an HS256 subscriber secret shorter than 32 bytes exits 2', async () => {
     const state = scratch();
     const short = writeTemp(state, 'short-secret', 'too-short-secret\n');
-    const r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', state, '--subscriber-key', short]);
+    const r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', state, '--subscriber-hs256-secret', short]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /short-secret/);
   });

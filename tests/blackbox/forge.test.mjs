@@ -461,9 +461,30 @@ describe('scheduled triggers and the system token', () => {
     assertDelivered(await h.schedule(gw, { interval: 'day', path: '/forge/scheduled', body: bodyFile }));
   });
 
-  test('issue #4 wording: a rule with `schedule: hour` is accepted by the rule loader', { todo: 'the loader knows only events: ["scheduled:hour"] (mismatch reported)' }, async () => {
-    const r = await runCli(['rules', 'check', fixture('forge-rules-schedule-key.yml')]);
+  test('issue #4 wording: a rule with `schedule: hour` loads, runs on scheduled:hour only, and a bad interval is refused', async () => {
+    const file = fixture('forge-rules-schedule-key.yml');
+    const r = await runCli(['rules', 'check', file]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /1 rule, ok/, r.stdout);
+    const dir = tempDir('ngw-schedule-key-');
+    try {
+      const ev = path.join(dir, 'scheduled.json');
+      writeFileSync(ev, JSON.stringify({ interval: 'hour' }));
+      const hour = await runCli(['rules', 'test', '--format', 'json', '--event-type', 'scheduled:hour', file, ev]);
+      assert.equal(hour.code, 0, hour.stdout + hour.stderr);
+      assert.match(hour.stdout, /hourly-digest/, hour.stdout);
+      assert.match(hour.stdout, /Hourly digest/, hour.stdout);
+      const day = await runCli(['rules', 'test', '--format', 'json', '--event-type', 'scheduled:day', file, ev]);
+      assert.equal(day.code, 0, day.stdout + day.stderr);
+      assert.doesNotMatch(day.stdout, /Hourly digest/, day.stdout);
+      const bad = path.join(dir, 'bad.yml');
+      writeFileSync(bad, readFileSync(file, 'utf8').replace('schedule: hour', 'schedule: minute'));
+      const b = await runCli(['rules', 'check', bad]);
+      assert.notEqual(b.code, 0, b.stdout + b.stderr);
+      assert.match(b.stderr + b.stdout, /invalid schedule; expected fiveMinute, hour, day or week/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,7 +2,8 @@
 // from outside: the scratch byte limit (limits.rule_scratch_bytes, counted
 // in rules_scratch_limit) stops a rule whose filter would build far more
 // than the event holds, the gateway keeps serving, and the limit is
-// configurable.
+// configurable; the verified FIT decides filter.appIsLicensed (issue 17);
+// `rules check --forge` flags what Forge would refuse.
 //
 // "Not delivered" is checked without sleeping: after the stopped event a
 // sentinel event to the same user and context is posted; batches leave in
@@ -11,8 +12,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startGateway, tempDir, writeTemp } from './lib/gateway.mjs';
-import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
+import { startGateway, tempDir, writeTemp, runCli } from './lib/gateway.mjs';
+import { makeKeys, mintFit, mintSub, fitClaims } from './lib/keys.mjs';
 import { postEvent, request } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
@@ -37,9 +38,9 @@ after(async () => {
   for (const fn of cleanups.reverse()) await fn();
 });
 
-async function gatewayWith(args) {
+async function gatewayWith(args, text = RULES) {
   const keys = await makeKeys();
-  const rules = writeTemp(tempDir(), 'limits.yml', RULES);
+  const rules = writeTemp(tempDir(), 'limits.yml', text);
   const gw = await startGateway({ keys, rules, args });
   cleanups.push(() => gw.stop());
   return { gw, keys };
@@ -85,5 +86,65 @@ describe('rule scratch byte limit', () => {
     const [first] = await client.waitNotifications(1);
     assert.equal(claimsOf(first).n.title, '100000');
     assert.equal((await counters(gw)).rules_scratch_limit, 0);
+  });
+});
+
+// Only licensed installations get this rule's notifications.
+const LICENSED = `rules:
+  - key: licensed-only
+    events:
+      - eventType: avi:jira:created:issue
+        filter: {appIsLicensed: true, expression: "typeof event.issue.key == 'String' && \`\${event.issue.key}\`.length > 0"}
+    notify:
+      to: "event.issue.fields.assignee?.accountId"
+      context: "jira:issue:{{ event.issue.key }}"
+      title: "{{ event.issue.fields.summary }}"
+`;
+
+/** A FIT for keys whose app.license is replaced (undefined: removed). */
+async function fitWithLicense(keys, license) {
+  const app = fitClaims(keys).app;
+  if (license === undefined) delete app.license;
+  else app.license = license;
+  return mintFit(keys, { claims: { app } });
+}
+
+describe('filter.appIsLicensed reads the verified FIT', () => {
+  test('no app.license or an inactive one: skipped; an active one: delivered', async () => {
+    const { gw, keys } = await gatewayWith([], LICENSED);
+    const { user, client } = await userOf(gw, keys, 'LIC-1');
+    const post = async (fit, summary) => {
+      const res = await postEvent(gw.port, fit, envelope(bugEvent({ key: 'LIC-1', assignee: user, summary })));
+      assert.equal(res.status, 202, res.text);
+    };
+    await post(await fitWithLicense(keys, undefined), 'free app');
+    await post(await fitWithLicense(keys, { active: false }), 'inactive license');
+    await post(await fitWithLicense(keys, { active: true }), 'licensed');
+    const [first] = await client.waitNotifications(1);
+    assert.equal(claimsOf(first).n.title, 'licensed', client.dump());
+    await client.roundTrip();
+    assert.equal(client.notifications().length, 1, client.dump());
+  });
+});
+
+describe('rules check --forge', () => {
+  test('flags what Forge would refuse, with file:line:col, and exits 1', async () => {
+    const dir = tempDir();
+    const ours = writeTemp(dir, 'ours.yml', `rules:
+  - key: ours
+    events: [avi:jira:updated:issue]
+    filter:
+      expression: "changedTo('status', 'Done')"
+    notify: {to: "'u'", context: c, title: t}
+`);
+    const r = await runCli(['rules', 'check', '--forge', ours]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /ours\.yml:5:20: warning: Forge would refuse this filter: changedTo\(\) is this gateway's extension/);
+    const plain = await runCli(['rules', 'check', ours]);
+    assert.equal(plain.code, 0, plain.stderr);
+    const jira = writeTemp(dir, 'jira.yml', LICENSED);
+    const ok = await runCli(['rules', 'check', '--forge', jira]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stderr, '');
   });
 });

@@ -157,8 +157,8 @@ test('the subscription token is refreshed in place before it expires', async () 
 test('demo mode is off when a real subscriber key is configured: /dev/token 404, a banner, no retries', async () => {
   const dir = tempDir('ngw-browser-key-');
   const secret = path.join(dir, 'subscriber-secret');
-  writeFileSync(secret, 'a-real-hs256-secret-of-at-least-32-bytes-0123456789');
-  const real = await Gateway.start({ args: ['--subscriber-key', secret] });
+  writeFileSync(secret, 'a-real-hs256-secret-of-at-least-32-bytes-0123456789', { mode: 0o600 });
+  const real = await Gateway.start({ args: ['--subscriber-hs256-secret', secret] });
   try {
     const page = await browser.context.newPage();
     await page.goto(`${real.url}/?user=alice`, { waitUntil: 'load', timeout: 15000 });

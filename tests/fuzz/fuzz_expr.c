@@ -19,7 +19,9 @@ static const char event_json[] =
 	"\"issue\":{\"key\":\"SP-1\",\"fields\":{\"summary\":\"Hello Grüße 😀\",\"issuetype\":"
 	"{\"name\":\"Bug\"},\"assignee\":null,\"labels\":[\"a\",\"b\"],\"n\":3,\"f\":1.5,"
 	"\"nested\":[[1,2],[3]]}},\"changelog\":{\"items\":[{\"field\":\"status\",\"fromString\":"
-	"\"To Do\",\"toString\":\"Done\"}]},\"comment\":{\"body\":\"[~accountid:x1] hi\"}}";
+	"\"To Do\",\"toString\":\"Done\"}]},\"comment\":{\"body\":\"[~accountid:x1] hi\"},"
+	"\"payloadIncludeProperties\":{\"issue.properties['flags'].level\":3,"
+	"\"user.properties['p']\":{\"a\":[1]}}}";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

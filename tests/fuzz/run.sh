@@ -1,8 +1,10 @@
 #!/bin/sh
 # run.sh FUZZER KIND WORKDIR SOURCE_DIR - runs one libFuzzer target for
 # $FUZZ_SECONDS (else $FUZZ_SECONDS_DEFAULT, else 60) seconds on a seed corpus:
-#   expr:  every expression of tests/unit/rules/cases/*.txt, one file each;
-#   rules: docs/examples/*.yml and the rule files under tests/.
+#   expr:  every expression of tests/unit/rules/cases/*.txt and of the
+#          Jira-expressions conformance table (conformance/*.txt), one file each;
+#   rules: docs/examples/*.yml, tests/fuzz/seeds/*.yml and the rule files under
+#          tests/.
 # New inputs go to WORKDIR/corpus (never into the source tree); a crash
 # leaves its reproducer in WORKDIR and fails the test.
 set -eu
@@ -11,13 +13,17 @@ secs=${FUZZ_SECONDS:-${FUZZ_SECONDS_DEFAULT:-60}}
 mkdir -p "$work/corpus" "$work/seeds"
 if [ "$kind" = expr ]; then
   # a case is three lines (expression, event, expected); take the first
+  # (conformance cases follow an "@ URL" line; a line ending in a backslash
+  # continues the expression)
   awk -v dir="$work/seeds" '
     /^#/ && n == 0 { next }
+    /^@ / && n == 0 { next }
     /^$/ { n = 0; next }
-    { if (n == 0) { f = sprintf("%s/case-%05d", dir, ++k); printf "%s", $0 > f; close(f) } n++ }
-  ' "$src"/tests/unit/rules/cases/*.txt
+    n == 0 && /\\$/ { acc = acc substr($0, 1, length($0) - 1) "\n"; next }
+    { if (n == 0) { f = sprintf("%s/case-%05d", dir, ++k); printf "%s", acc $0 > f; close(f); acc = "" } n++ }
+  ' "$src"/tests/unit/rules/cases/*.txt "$src"/tests/unit/rules/conformance/*.txt
 else
-  cp "$src"/docs/examples/*.yml "$work/seeds/"
+  cp "$src"/docs/examples/*.yml "$src"/tests/fuzz/seeds/*.yml "$work/seeds/"
   find "$src/tests" -name '*.yml' -path '*fixtures*' -exec cp {} "$work/seeds/" \; 2>/dev/null || true
 fi
 # Reproducible by default: a fixed seed and a fresh corpus each run, so a run

@@ -106,7 +106,7 @@ export class Gateway {
   }
 
   async waitListening(timeout = 15000) {
-    const re = /listening on http:\/\/127\.0\.0\.1:(\d+)/;
+    const re = /listening on http:\/\/(?:\[[^\]]*\]|[^\s:/]+):(\d+)/;
     const deadline = Date.now() + timeout;
     await new Promise((resolve, reject) => {
       const check = () => {
@@ -184,10 +184,12 @@ export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], sta
   if (rules) argv.push('--rules', rules);
   if (keys) {
     const jwksPath = path.join(stateDir, 'test-forge-jwks.json');
-    writeFileSync(jwksPath, JSON.stringify(keys.jwks));
+    writeFileSync(jwksPath, JSON.stringify(keys.jwks), { mode: 0o644 });
     const subPath = path.join(stateDir, 'test-subscriber-key');
-    writeFileSync(subPath, keys.sub.file);
-    argv.push('--forge-jwks', jwksPath, '--forge-app-id', keys.appId, '--subscriber-key', subPath);
+    // A secret must not be readable by others (the gateway refuses it otherwise).
+    writeFileSync(subPath, keys.sub.file, { mode: 0o600 });
+    const subOption = keys.sub.kind === 'hs256' ? '--subscriber-hs256-secret' : '--subscriber-key';
+    argv.push('--forge-jwks', jwksPath, '--forge-app-id', keys.appId, subOption, subPath);
   }
   if (process.env.GW_LOG_LEVEL) argv.push('--log-level', process.env.GW_LOG_LEVEL);
   argv.push(...args);
@@ -204,9 +206,9 @@ export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], sta
   return gw;
 }
 
-/** Writes text to a file in dir and returns its path. */
+/** Writes text to a file in dir (mode 0600: it may be a key) and returns its path. */
 export function writeTemp(dir, name, text) {
   const p = path.join(dir, name);
-  writeFileSync(p, text);
+  writeFileSync(p, text, { mode: 0o600 });
   return p;
 }

@@ -147,7 +147,7 @@ int main(void)
 		CHECK_INT_EQ(n, 44); /* 43 base64url characters + newline */
 		CHECK(n == 44 && buf[43] == '\n');
 	}
-	sk = gw_subkey_load_file(p("secret"), err, sizeof(err));
+	sk = gw_subkey_load_secret_file(p("secret"), err, sizeof(err));
 	CHECK(sk != NULL);
 	CHECK_STR_EQ(gw_subkey_alg(sk), "HS256");
 	gw_subkey_free(sk);

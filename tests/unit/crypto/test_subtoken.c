@@ -3,6 +3,8 @@
  * Usage: test_crypto_subtoken KEYDIR. Single-threaded test program. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/ec.h>
 
@@ -18,6 +20,12 @@ static struct gw_subkey *load(const char *name, char *err, size_t errlen)
 {
 	err[0] = '\0';
 	return gw_subkey_load_file(key_path(name), err, errlen);
+}
+
+static struct gw_subkey *load_secret(const char *name, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	return gw_subkey_load_secret_file(key_path(name), err, errlen);
 }
 
 static enum gw_token_err sv(const struct gw_subkey *key, const char *tok, const char *aud,
@@ -216,7 +224,7 @@ static void test_rs256(void)
 static void test_hs256(void)
 {
 	char err[256], *tok;
-	struct gw_subkey *key = load("secret.txt", err, sizeof(err));
+	struct gw_subkey *key = load_secret("secret.txt", err, sizeof(err));
 	unsigned char buf[64];
 
 	CHECK(key != NULL);
@@ -275,10 +283,11 @@ static void test_hs256(void)
 	gw_subkey_free(key);
 }
 
-static void refused(const char *name, const char *needle)
+static void refused_by(struct gw_subkey *(*loader)(const char *, char *, size_t), const char *name,
+		       const char *needle)
 {
-	char err[256];
-	struct gw_subkey *key = load(name, err, sizeof(err));
+	char err[512];
+	struct gw_subkey *key = loader(name, err, sizeof(err));
 
 	CHECK(key == NULL);
 	gw_subkey_free(key);
@@ -289,6 +298,16 @@ static void refused(const char *name, const char *needle)
 	/* No key material in messages. */
 	CHECK(strstr(err, "MII") == NULL && strstr(err, "-----") == NULL);
 	CHECK(strstr(err, "0123456789") == NULL);
+}
+
+static void refused(const char *name, const char *needle)
+{
+	refused_by(load, name, needle);
+}
+
+static void refused_secret(const char *name, const char *needle)
+{
+	refused_by(load_secret, name, needle);
 }
 
 static void test_refusals(void)
@@ -303,9 +322,145 @@ static void test_refusals(void)
 	refused("ed25519_pub.pem", "unsupported key type");
 	refused("rsa1024_pub.pem", "2048");
 	refused("bad_pub.pem", "PEM public key"); /* never reread as a secret */
-	refused("short_secret.txt", "at least 32");
-	refused("garbage.pem", "at least 32");
+	refused("garbage.pem", "not a PEM public key");
 	refused("missing.pem", "missing.pem");
+	refused_secret("short_secret.txt", "at least 32");
+	refused_secret("garbage.pem", "at least 32");
+	refused_secret("missing.pem", "missing.pem");
+}
+
+/* A file written into the fixture directory with the given mode. */
+static const char *put(const char *name, const void *data, size_t len, mode_t mode)
+{
+	const char *path = key_path(name);
+	FILE *f;
+	unlink(path);
+	f = fopen(path, "wb");
+	CHECK(f != NULL);
+	if (!f)
+		return path;
+	CHECK(fwrite(data, 1, len, f) == len);
+	fclose(f);
+	CHECK(chmod(path, mode) == 0);
+	return path;
+}
+
+static const char *put_copy(const char *name, const char *from, mode_t mode)
+{
+	size_t len = 0;
+	char *buf = slurp(key_path(from), &len);
+	CHECK(buf != NULL);
+	const char *p = put(name, buf ? buf : "", buf ? len : 0, mode);
+	free(buf);
+	return p;
+}
+
+/* Issue 10 item 4: the option decides the algorithm; other key formats are
+ * named and refused by both loaders, so no public key becomes a secret. */
+static void test_key_formats(void)
+{
+	static const char ssh_pub[] =
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host\n";
+	static const char ssh_priv[] = "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+				       "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+				       "-----END OPENSSH PRIVATE KEY-----\n";
+	static const char jwk[] = "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+				  "\"y\":\"x_FEzRu9m36HLN_tvf5BQM6h8P5zCL5-4JmZ5FP5QsU\"}";
+	static const char putty[] = "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: x\n";
+
+	put_copy("t_der", "ec_pub.der", 0600);
+	refused("t_der", "DER (binary ASN.1)");
+	refused_secret("t_der", "DER (binary ASN.1)");
+	put_copy("t_jwks", "jwks.json", 0600);
+	refused("t_jwks", "JWK/JWKS JSON");
+	refused_secret("t_jwks", "JWK/JWKS JSON");
+	put("t_jwk", jwk, sizeof(jwk) - 1, 0600);
+	refused("t_jwk", "JWK/JWKS JSON");
+	refused_secret("t_jwk", "JWK/JWKS JSON");
+	put("t_sshpub", ssh_pub, sizeof(ssh_pub) - 1, 0600);
+	refused("t_sshpub", "OpenSSH public key");
+	refused_secret("t_sshpub", "OpenSSH public key");
+	put("t_sshpriv", ssh_priv, sizeof(ssh_priv) - 1, 0600);
+	refused("t_sshpriv", "OpenSSH private key");
+	refused_secret("t_sshpriv", "OpenSSH private key");
+	put("t_putty", putty, sizeof(putty) - 1, 0600);
+	refused("t_putty", "PuTTY key");
+	refused_secret("t_putty", "PuTTY key");
+	/* A PEM public key is not a secret (the alg-confusion hole), and a
+	 * secret is not a public key: each option takes its own kind only. */
+	refused_secret("ec_pub.pem", "PEM");
+	refused_secret("rsa_pub.pem", "PEM");
+	refused("secret.txt", "subscriber.hs256_secret");
+
+	/* Secrets that merely start like DER are still secrets: printable
+	 * text (hex starting "01" whose length byte matches), and binary bytes
+	 * that are no single DER element. */
+	char err[512];
+	char hex[52];
+	memset(hex, 'a', sizeof(hex));
+	hex[0] = '0';
+	hex[1] = '1'; /* 0x30 0x31: SEQUENCE of 49 bytes: 51 in all */
+	put("t_hex", hex, 51, 0600);
+	struct gw_subkey *k = load_secret("t_hex", err, sizeof(err));
+	CHECK(k != NULL);
+	if (!k)
+		fprintf(stderr, "  t_hex: %s\n", err);
+	gw_subkey_free(k);
+	unsigned char bin[40];
+	for (size_t i = 0; i < sizeof(bin); i++)
+		bin[i] = (unsigned char)(0x30 + i * 37);
+	put("t_bin", bin, sizeof(bin), 0600);
+	k = load_secret("t_bin", err, sizeof(err));
+	CHECK(k != NULL);
+	CHECK_STR_EQ(gw_subkey_alg(k), "HS256");
+	gw_subkey_free(k);
+}
+
+/* Key files are checked like OpenSSH's: secrets 0600 or stricter, public
+ * keys not writable by group/others, owner the running user or root. */
+static void test_permissions(void)
+{
+	char err[512];
+	struct gw_subkey *k;
+	static const mode_t open_secret[] = {0644, 0640, 0604, 0660, 0606, 0610, 0601};
+	for (size_t i = 0; i < sizeof(open_secret) / sizeof(open_secret[0]); i++) {
+		put_copy("t_secret", "secret.txt", open_secret[i]);
+		refused_secret("t_secret", "too open");
+		refused_secret("t_secret", "chmod 600");
+	}
+	put_copy("t_secret", "secret.txt", 0400);
+	k = load_secret("t_secret", err, sizeof(err));
+	CHECK(k != NULL);
+	gw_subkey_free(k);
+	put_copy("t_secret", "secret.txt", 0600);
+	k = load_secret("t_secret", err, sizeof(err));
+	CHECK(k != NULL);
+	gw_subkey_free(k);
+
+	put_copy("t_pub", "ec_pub.pem", 0664);
+	refused("t_pub", "write this key file");
+	put_copy("t_pub", "ec_pub.pem", 0646);
+	refused("t_pub", "chmod go-w");
+	put_copy("t_pub", "ec_pub.pem", 0644);
+	k = load("t_pub", err, sizeof(err));
+	CHECK(k != NULL);
+	gw_subkey_free(k);
+
+	/* Owned by someone else: only root can make such a file here. */
+	if (geteuid() == 0) {
+		put_copy("t_secret", "secret.txt", 0600);
+		CHECK(chown(key_path("t_secret"), 65534, 65534) == 0);
+		refused_secret("t_secret", "owned by uid 65534");
+		put_copy("t_pub", "ec_pub.pem", 0644);
+		CHECK(chown(key_path("t_pub"), 65534, 65534) == 0);
+		refused("t_pub", "owned by uid 65534");
+		CHECK(chown(key_path("t_pub"), 0, 0) == 0); /* root's own: accepted */
+		k = load("t_pub", err, sizeof(err));
+		CHECK(k != NULL);
+		gw_subkey_free(k);
+	} else {
+		fprintf(stderr, "note: not root; the foreign-owner refusal is checked in the black-box suite only when root\n");
+	}
 }
 
 int main(int argc, char **argv)
@@ -319,6 +474,8 @@ int main(int argc, char **argv)
 	test_rs256();
 	test_hs256();
 	test_refusals();
+	test_key_formats();
+	test_permissions();
 	CHECK_INT_EQ(gw_subtoken_verify(NULL, "a.b.c", 5, NULL, 0, T0, NULL, NULL, 0),
 		     GW_TOKEN_BAD_SIGNATURE);
 	CHECK(gw_subkey_alg(NULL) == NULL);

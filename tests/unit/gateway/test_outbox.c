@@ -4,6 +4,55 @@
 
 #include "../check.h"
 #include "outbox.h"
+#include "stats.h"
+
+/* Fails the next `fail_next` allocations (issue 10: a pass must still push
+ * one batch per event when memory runs out). */
+static int fail_next, calls;
+static void *flaky_calloc(size_t n, size_t size)
+{
+	calls++;
+	if (fail_next > 0) {
+		fail_next--;
+		return NULL;
+	}
+	return calloc(n, size);
+}
+
+static void test_batch_new(void)
+{
+	struct gw_outbox_item *spare = NULL, *b;
+	uint64_t fb0 = gw_stat_get(GW_STAT_batch_alloc_fallbacks);
+	gw_outbox_batch_calloc = flaky_calloc;
+	/* normal: a batch, and the spare is filled */
+	b = gw_outbox_batch_new(&spare);
+	CHECK(b != NULL && spare != NULL);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_batch_alloc_fallbacks) - fb0, 0);
+	gw_outbox_item_free(b);
+	/* the allocation fails: the spare is handed out, counted */
+	struct gw_outbox_item *was = spare;
+	fail_next = 1;
+	b = gw_outbox_batch_new(&spare);
+	CHECK(b == was);
+	CHECK(spare == NULL);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_batch_alloc_fallbacks) - fb0, 1);
+	CHECK(b->kind == 0 && b->count == 0 && b->items == NULL && b->next == NULL);
+	gw_outbox_item_free(b);
+	/* fails with no spare: retried until it succeeds, never NULL */
+	fail_next = 4;
+	calls = 0;
+	b = gw_outbox_batch_new(&spare);
+	CHECK(b != NULL);
+	CHECK_INT_EQ(calls, 5);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_batch_alloc_fallbacks) - fb0, 2);
+	gw_outbox_item_free(b);
+	/* the next good allocation refills the spare */
+	b = gw_outbox_batch_new(&spare);
+	CHECK(b != NULL && spare != NULL);
+	gw_outbox_item_free(b);
+	free(spare);
+	gw_outbox_batch_calloc = calloc;
+}
 
 static int wakes;
 static void on_wake(void *ud)
@@ -54,5 +103,6 @@ int main(void)
 	gw_outbox_destroy(&o); /* frees items 4 and 5 */
 	CHECK_INT_EQ(atomic_load(&m->refs), 1);
 	gw_msg_unref(m);
+	test_batch_new();
 	return CHECK_DONE();
 }

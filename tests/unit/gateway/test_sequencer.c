@@ -48,7 +48,7 @@ static void *worker(void *arg)
 
 int main(void)
 {
-	CHECK_INT_EQ(gw_sequencer_init(&seq), 0);
+	CHECK_INT_EQ(gw_sequencer_init(&seq, 1 << 20), 0);
 	pthread_t t[THREADS];
 	for (uintptr_t i = 0; i < THREADS; i++)
 		CHECK_INT_EQ(pthread_create(&t[i], NULL, worker, (void *)(i + 1)), 0);

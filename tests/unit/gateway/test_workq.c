@@ -54,15 +54,15 @@ int main(void)
 	CHECK_INT_EQ(gw_workq_event_depth(&q), 3);
 	CHECK_INT_EQ(gw_workq_next_intake_no(&q), 4);
 
-	/* verify jobs come first, then events in intake order */
+	/* lanes in turn (verify, [auth empty], events, verify, ...); events in intake order */
 	struct gw_job *j = gw_workq_pop(&q);
 	CHECK(j == v1);
 	gw_job_free(j);
 	j = gw_workq_pop(&q);
-	CHECK(j == v2);
+	CHECK(j == e[0]);
 	gw_job_free(j);
 	j = gw_workq_pop(&q);
-	CHECK(j == e[0]);
+	CHECK(j == v2);
 	gw_job_free(j);
 
 	gw_workq_close(&q);
@@ -78,6 +78,69 @@ int main(void)
 	}
 	CHECK_INT_EQ(left, 3);
 	CHECK(gw_workq_pop(&q) == NULL);
+	gw_workq_destroy(&q);
+
+	/* The auth lane: bounded on its own, so a full verify lane does not
+	 * refuse logins; served in turn with the others, so 1,000 queued FIT
+	 * checks do not hold a login back. */
+	CHECK_INT_EQ(gw_workq_init(&q, 1000, 10), 0);
+	gw_workq_set_auth_cap(&q, 2);
+	for (int i = 0; i < 1000; i++)
+		CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	struct gw_job *full = gw_job_new(GW_JOB_INTAKE);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, full), -1);
+	gw_job_free(full);
+	struct gw_job *a1 = gw_job_new(GW_JOB_AUTH), *a2 = gw_job_new(GW_JOB_AUTH), *a3 = gw_job_new(GW_JOB_AUTH);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, a1), 0);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, a2), 0);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, a3), -1); /* auth lane bound */
+	gw_job_free(a3);
+	CHECK_INT_EQ(gw_workq_auth_depth(&q), 2);
+	CHECK_INT_EQ(gw_workq_verify_depth(&q), 1000);
+	struct gw_job *ev1 = gw_job_new(GW_JOB_EVENT);
+	CHECK_INT_EQ(gw_workq_push_event(&q, ev1), 0);
+	int seen_auth = 0, seen_event = 0, pops = 0;
+	while (pops < 6 && (j = gw_workq_pop(&q))) {
+		pops++;
+		seen_auth += j->kind == GW_JOB_AUTH;
+		seen_event += j->kind == GW_JOB_EVENT;
+		gw_job_free(j);
+	}
+	CHECK_INT_EQ(seen_auth, 2);  /* within the first six pops, not after 1,000 */
+	CHECK_INT_EQ(seen_event, 1);
+	gw_workq_close(&q);
+	while ((j = gw_workq_pop(&q)))
+		gw_job_free(j);
+	gw_workq_destroy(&q);
+
+	/* Verifications first (events gather into runs), but after max_events
+	 * of them in a row while events wait, a run of events. */
+	CHECK_INT_EQ(gw_workq_init(&q, 100, 100), 0);
+	for (int i = 0; i < 10; i++)
+		CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	for (int i = 0; i < 4; i++) {
+		j = gw_workq_pop_some(&q, 4, 1);
+		CHECK_INT_EQ(j->kind, GW_JOB_INTAKE);
+		gw_job_free(j);
+	}
+	j = gw_workq_pop_some(&q, 4, 1);
+	CHECK_INT_EQ(j->kind, GW_JOB_EVENT);
+	int run = 0;
+	while (j) {
+		struct gw_job *next = j->next;
+		run++;
+		gw_job_free(j);
+		j = next;
+	}
+	CHECK_INT_EQ(run, 3); /* the whole backlog in one run */
+	j = gw_workq_pop_some(&q, 4, 1);
+	CHECK_INT_EQ(j->kind, GW_JOB_INTAKE);
+	gw_job_free(j);
+	gw_workq_close(&q);
+	while ((j = gw_workq_pop(&q)))
+		gw_job_free(j);
 	gw_workq_destroy(&q);
 
 	/* 4 producers x 5000, 3 consumers, tiny lane: every job popped once. */

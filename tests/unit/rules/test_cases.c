@@ -1,4 +1,10 @@
-/* test_cases.c - data-driven expression tests: runs every .txt file in cases/.
+/* test_cases.c - data-driven expression tests: runs every .txt file in
+ * cases/, or with --conformance every one in conformance/ (the Jira
+ * expressions conformance table, issue 17), where every case must follow a
+ *   @ URL                           line naming the Atlassian page that
+ *                                   documents it (it applies until the next)
+ * An expression line ending in a backslash continues on the next line
+ * (joined with a newline), for statements and '#' comments.
  *
  * Format (jq style), blocks separated by blank lines, '#' lines are comments:
  *   expression                      (one line)
@@ -19,6 +25,7 @@
 #include "rules.h"
 
 static int cases_run;
+static bool need_source; /* --conformance: every case has an @ URL */
 
 static void chomp(char *s)
 {
@@ -98,10 +105,11 @@ done:
 static void run_file(const char *path, struct rules_scratch *scratch)
 {
 	FILE *f = fopen(path, "r");
-	char line[3][12000], where[600];
+	char line[3][12000], where[600], source[400] = "";
 	int have = 0, lineno = 0, start = 0;
 	char buf[12000];
 
+	line[0][0] = '\0';
 	CHECK(f != NULL);
 	if (!f)
 		return;
@@ -110,6 +118,20 @@ static void run_file(const char *path, struct rules_scratch *scratch)
 		chomp(buf);
 		if (buf[0] == '#' && have == 0)
 			continue;
+		if (buf[0] == '@' && buf[1] == ' ' && have == 0) {
+			snprintf(source, sizeof(source), "%.300s", buf + 2);
+			CHECK(strncmp(source, "https://", 8) == 0);
+			continue;
+		}
+		size_t bl = strlen(buf);
+		if (have == 0 && bl && buf[bl - 1] == '\\') {
+			/* continued expression: keep reading into line[0] */
+			if (line[0][0] == '\0' || start == 0)
+				start = lineno;
+			buf[bl - 1] = '\n';
+			strncat(line[0], buf, sizeof(line[0]) - strlen(line[0]) - 1);
+			continue;
+		}
 		if (buf[0] == '\0') {
 			if (have != 0) {
 				fprintf(stderr, "%s:%d: incomplete case\n", path, start);
@@ -118,23 +140,38 @@ static void run_file(const char *path, struct rules_scratch *scratch)
 			}
 			continue;
 		}
+		if (have == 0 && line[0][0]) { /* the last line of a continued expression */
+			strncat(line[0], buf, sizeof(line[0]) - strlen(line[0]) - 1);
+			have = 1;
+			continue;
+		}
 		if (have == 0)
 			start = lineno;
 		snprintf(line[have++], sizeof(line[0]), "%s", buf);
 		if (have == 3) {
-			snprintf(where, sizeof(where), "%s:%d", path, start);
+			snprintf(where, sizeof(where), "%s:%d (%s)", path, start,
+				 source[0] ? source : "no source");
+			if (need_source && !source[0])
+				fprintf(stderr, "%s: a conformance case needs an @ URL line\n", where);
+			CHECK(!need_source || source[0]);
 			run_case(where, line[0], line[1], line[2], scratch);
 			have = 0;
+			line[0][0] = '\0';
+			start = 0;
 		}
 	}
 	CHECK(have == 0);
 	fclose(f);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct rules_scratch *scratch = rules_scratch_new();
-	DIR *dir = opendir(RULES_TEST_DIR "/cases");
+	need_source = argc > 1 && !strcmp(argv[1], "--conformance");
+	const char *sub = need_source ? "conformance" : "cases";
+	char dirpath[900];
+	snprintf(dirpath, sizeof(dirpath), "%s/%s", RULES_TEST_DIR, sub);
+	DIR *dir = opendir(dirpath);
 	struct dirent *de;
 	int files = 0;
 
@@ -144,7 +181,7 @@ int main(void)
 		if (n < 5 || strcmp(de->d_name + n - 4, ".txt") != 0)
 			continue;
 		char path[1024];
-		snprintf(path, sizeof(path), "%s/cases/%s", RULES_TEST_DIR, de->d_name);
+		snprintf(path, sizeof(path), "%s/%.100s", dirpath, de->d_name);
 		run_file(path, scratch);
 		files++;
 	}
@@ -152,6 +189,6 @@ int main(void)
 		closedir(dir);
 	rules_scratch_free(scratch);
 	fprintf(stderr, "%d cases in %d files\n", cases_run, files);
-	CHECK(cases_run >= 100);
+	CHECK(cases_run >= (need_source ? 150 : 100));
 	return CHECK_DONE();
 }

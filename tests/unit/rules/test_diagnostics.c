@@ -266,7 +266,8 @@ static const struct {
 	  "    events: [avi:jira:created:isue, 'avi:jira:*:issue', 'avi:nothing:*']\n"
 	  "    notify: {to: \"'x'\", context: c, title: t}\n"
 	  "",
-	 "rules.yml:3:14: warning: unknown event 'avi:jira:created:isue'\n"
+	 "rules.yml:3:14: warning: unknown event 'avi:jira:created:isue'; did you mean "
+	 "'avi:jira:created:issue'?\n"
 	  "      events: [avi:jira:created:isue, 'avi:jira:*:issue', 'avi:nothing:*']\n"
 	  "               ^\n"
 	  "rules.yml:3:57: warning: event pattern 'avi:nothing:*' matches no known event\n"
@@ -552,6 +553,56 @@ static void test_too_long(void)
 	free(yaml);
 }
 
+/* Issue 17: bad inputs of every new construct are refused at load with
+ * file:line:col (first line of the rendered diagnostics). */
+static void test_bad_statements(void)
+{
+	static const struct {
+		const char *expr, *first_line;
+	} bad[] = {
+		{"`abc ${event.x", "rules.yml:5:20: error: unterminated template literal (missing '`' or '}')"},
+		{"`a ${`b ${`c", "rules.yml:5:20: error: unterminated template literal (missing '`' or '}')"},
+		{"throw 42", "rules.yml:5:20: error: 'throw' needs a String (the error message), got a Number"},
+		{"throw ['x']", "rules.yml:5:20: error: 'throw' needs a String (the error message), got a List"},
+		{"1 + return 2", "rules.yml:5:24: error: 'return' starts a statement: it can only come first in "
+				 "the expression or in a { } block (after the declarations)"},
+		{"[return 1]", "rules.yml:5:21: error: 'return' starts a statement: it can only come first in "
+			       "the expression or in a { } block (after the declarations)"},
+		{"try { 1 } catch (e) { return }", "rules.yml:5:49: error: expected a value after 'return', found '}'"},
+		{"if (true) { 1 } else { return 1; 2 }", "rules.yml:5:53: error: unexpected '2' (expected '}': the "
+							 "value of a block comes last)"},
+		{"if (true) { 1 }", "rules.yml:5:35: error: 'if' needs an 'else' block (every Jira expression has a value)"},
+		{"try { 1 } catch e { 2 }", "rules.yml:5:36: error: expected '(' after 'catch', found 'e'"},
+		{"let if = 1; 2", "rules.yml:5:24: error: 'if' cannot be used as a variable name"},
+		{"1 /* open", "rules.yml:5:22: error: unterminated comment (missing '*/')"},
+	};
+	const char *head = "rules:\n  - key: a\n    events: [avi:jira:created:issue]\n    filter:\n"
+			   "      expression: \"";
+	const char *tail = "\"\n    notify: {to: \"'x'\", context: c, title: t}\n";
+	char yaml[8192];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "%s%s%s", head, bad[i].expr, tail);
+		char *got = load_and_render(yaml, strlen(yaml), NULL);
+		char *nl = strchr(got, '\n');
+		if (nl)
+			*nl = '\0';
+		CHECK_STR_EQ(got, bad[i].first_line);
+		free(got);
+	}
+	/* 70 nested try blocks: the nesting limit, not a stack overflow */
+	size_t n = (size_t)snprintf(yaml, sizeof(yaml), "%s", head);
+	for (int i = 0; i < 70; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "try { ");
+	n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "1");
+	for (int i = 0; i < 70; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, " } catch (e) { 0 }");
+	snprintf(yaml + n, sizeof(yaml) - n, "%s", tail);
+	char *got = load_and_render(yaml, strlen(yaml), NULL);
+	CHECK(strncmp(got, "rules.yml:5:408: error: expression nested too deeply\n", 53) == 0);
+	free(got);
+}
+
 static void test_format(void)
 {
 	struct rules_diag d = {RULES_SEV_WARNING, "f.yml", 2, 3, "unknown event 'x'", "\tab: x"};
@@ -584,6 +635,7 @@ int main(void)
 {
 	test_cases();
 	test_too_long();
+	test_bad_statements();
 	test_format();
 	test_load_file();
 	return CHECK_DONE();

@@ -324,7 +324,7 @@ static void test_explain(struct rules_scratch *s)
 		     "expression was false, decided by `event.n > 5` (column 52): left side 3, right side 5");
 	CHECK_STR_EQ(stage_of(rep, 1), "notify");
 	CHECK_STR_EQ(reason_of(rep, 1),
-		     "filter expression failed: at column 7: property 'missing' is not defined "
+		     "filter expression failed: t.yml:10:33: property 'missing' is not defined "
 		     "(onError RECEIVE: event received); no recipients: every 'to' expression "
 		     "yielded null or nothing");
 	CHECK_STR_EQ(stage_of(rep, 2), "events");
@@ -333,7 +333,7 @@ static void test_explain(struct rules_scratch *s)
 	CHECK_STR_EQ(stage_of(rep, 4), "notify");
 	CHECK_STR_EQ(reason_of(rep, 4),
 		     "no filter expression; rule 'tpl': title template failed: in {{ event.issue.nope }}: "
-		     "at column 14: property 'nope' is not defined");
+		     "t.yml:21:60: property 'nope' is not defined");
 	CHECK_INT_EQ(json_array_size(json_object_get(rep, "notifications")), 0);
 	json_decref(rep);
 

@@ -126,7 +126,7 @@ static void test_syntax_errors(void)
 			 "  1 2\n    ^\n");
 	CHECK_ERR("a.", "expr:1:3: error: expected a property name after '.', found end of "
 			"expression\n  a.\n    ^\n");
-	CHECK_ERR("a # b", "expr:1:3: error: unexpected character '#'\n  a # b\n    ^\n");
+	CHECK_ERR("a @ b", "expr:1:3: error: unexpected character '@'\n  a @ b\n    ^\n");
 	CHECK_ERR("", "expr:1:1: error: empty expression\n  \n  ^\n");
 	CHECK_ERR("a matches b", "expr:1:11: error: the pattern of 'matches' must be a string "
 				 "literal\n  a matches b\n            ^\n");

@@ -163,6 +163,7 @@ static void test_default_rules(struct rules_scratch *s)
 	json_decref(ev);
 	CHECK_INT_EQ(log.calls, 0);
 	if (log.calls)
+		fprintf(stderr, "%s", log.text);
 	rules_set_unref(set);
 }
 
@@ -189,7 +190,7 @@ static void test_on_error(struct rules_scratch *s)
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 1), "rule")),
 		     "receive-log");
 	CHECK_STR_EQ(log.text,
-		     "[ignore-log] rule 'ignore-log': filter expression failed: at column 20: "
+		     "[ignore-log] rule 'ignore-log': filter expression failed: t.yml:8:45: "
 		     "property 'name' is not defined (onError IGNORE_AND_LOG: event ignored)\n"
 		     "[receive-log] rule 'receive-log': filter expression must yield a Boolean, got "
 		     "String (onError RECEIVE_AND_LOG: event received)\n");
@@ -234,7 +235,7 @@ static void test_recipients_templates_globs(struct rules_scratch *s)
 		     "[bad-recipient] rule 'bad-recipient': recipient expression 'event.n' yielded "
 		     "a Number; expected a String, a List of Strings or null\n"
 		     "[bad-template] rule 'bad-template': title template failed: in {{ "
-		     "event.obj.missing }}: at column 12: property 'missing' is not defined\n");
+		     "event.obj.missing }}: t.yml:23:61: property 'missing' is not defined\n");
 	/* only the glob rule matches another issue event */
 	json_object_set_new(ev, "eventType", json_string("avi:jira:updated:issue"));
 	json_t *r = rules_evaluate(set, ev, s, NULL, NULL);
@@ -354,13 +355,167 @@ static void test_byte_limit(struct rules_scratch *s)
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 0), "rule")), "doubling");
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 1), "rule")),
 		     "short-title");
-	CHECK(strstr(log.text, "[doubling] rule 'doubling': filter expression failed: at column "
-			       "57: expression needs more than 1048576 bytes of scratch memory "
+	CHECK(strstr(log.text, "[doubling] rule 'doubling': filter expression failed: t.yml:4:83: "
+			       "expression needs more than 1048576 bytes of scratch memory "
 			       "(onError RECEIVE_AND_LOG: event received)") != NULL);
 	CHECK(strstr(log.text, "[long-title]") && strstr(log.text, "the text needs more than "
 								   "1048576 bytes"));
 	rules_scratch_take_counts(s, &counts);
 	CHECK_INT_EQ(counts.byte_limit, 2);
+	json_decref(r);
+	json_decref(ev);
+	rules_set_unref(set);
+}
+
+/* Rule keys of a result array, comma separated, for comparison. */
+static void rule_keys(json_t *r, char *out, size_t n)
+{
+	size_t i, used = 0;
+	json_t *x;
+	out[0] = '\0';
+	json_array_foreach(r, i, x)
+		used += (size_t)snprintf(out + used, n - used, "%s%s", i ? "," : "",
+					 json_string_value(json_object_get(x, "rule")));
+	json_decref(r);
+}
+
+/* Issue 17: appIsLicensed from the FIT, the per-event filter form of the
+ * manifest, event.runtime from payload.include.propertyPaths. */
+static void test_forge_filters(struct rules_scratch *s)
+{
+	struct rules_set *set = load(
+		"rules:\n"
+		"  - key: licensed\n    events: [avi:jira:created:issue]\n"
+		"    filter: {appIsLicensed: true}\n" NOTIFY
+		"  - key: any-license\n    events: [avi:jira:created:issue]\n"
+		"    filter: {appIsLicensed: false}\n" NOTIFY
+		"  - key: per-event\n"
+		"    events:\n"
+		"      - eventType: avi:jira:created:issue\n"
+		"        filter: {expression: \"event.issue.key == 'K-1'\"}\n"
+		"      - {eventType: avi:jira:updated:issue, filter: {ignoreSelf: true}}\n"
+		NOTIFY
+		"  - key: runtime\n    events: [avi:jira:created:issue]\n"
+		"    payload: {include: {propertyPaths: [\"issue.properties['flags'].level\"]}}\n"
+		"    filter:\n"
+		"      expression: \"event.runtime.issue.properties['flags'].level == 3 && "
+		"event.runtime.project.properties['x'].y == null\"\n" NOTIFY);
+	json_t *fit_lic = json_pack("{s:{s:{s:b}}}", "app", "license", "active", 1);
+	json_t *fit_inactive = json_pack("{s:{s:{s:b}}}", "app", "license", "active", 0);
+	json_t *fit_free = json_pack("{s:{s:s}}", "app", "id", "ari:x");
+	json_t *ev = json_pack("{s:s,s:{s:s},s:b,s:{s:i}}", "eventType", "avi:jira:created:issue",
+			       "issue", "key", "K-1", "selfGenerated", 1, "payloadIncludeProperties",
+			       "issue.properties['flags'].level", 3);
+	char keys[256];
+	struct rules_invocation inv = {fit_lic};
+	rule_keys(rules_evaluate_for(set, "avi:jira:created:issue", ev, &inv, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "licensed,any-license,per-event,runtime");
+	inv.fit = fit_inactive;
+	rule_keys(rules_evaluate_for(set, "avi:jira:created:issue", ev, &inv, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license,per-event,runtime");
+	inv.fit = fit_free; /* no app.license: unlicensed, as Forge treats free apps */
+	rule_keys(rules_evaluate_for(set, "avi:jira:created:issue", ev, &inv, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license,per-event,runtime");
+	rule_keys(rules_evaluate(set, ev, s, NULL, NULL), keys, sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license,per-event,runtime");
+	/* the updated event's own filter (ignoreSelf) applies, not the created one's */
+	rule_keys(rules_evaluate_as(set, "avi:jira:updated:issue", ev, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "");
+	json_object_set_new(ev, "selfGenerated", json_false());
+	json_object_set_new(json_object_get(ev, "issue"), "key", json_string("K-2"));
+	rule_keys(rules_evaluate_as(set, "avi:jira:updated:issue", ev, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "per-event");
+	rule_keys(rules_evaluate_as(set, "avi:jira:created:issue", ev, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license,runtime");
+	/* runtime: what the event lacks is null, not an error */
+	json_object_del(ev, "payloadIncludeProperties");
+	rule_keys(rules_evaluate_as(set, "avi:jira:created:issue", ev, s, NULL, NULL), keys,
+		  sizeof(keys));
+	CHECK_STR_EQ(keys, "any-license");
+	/* rules test names the step */
+	inv.fit = fit_free;
+	json_t *rep = rules_explain_for(set, NULL, ev, &inv, s);
+	json_t *first = json_array_get(json_object_get(rep, "rules"), 0);
+	CHECK_STR_EQ(json_string_value(json_object_get(first, "stage")), "appIsLicensed");
+	json_decref(rep);
+	json_decref(ev);
+	json_decref(fit_lic);
+	json_decref(fit_inactive);
+	json_decref(fit_free);
+	rules_set_unref(set);
+
+	/* at least one of appIsLicensed, ignoreSelf, expression */
+	struct rules_diags d;
+	rules_diags_init(&d);
+	const char *bad = "rules:\n  - key: k\n    events: [avi:jira:created:issue]\n"
+			  "    filter: {onError: IGNORE}\n" NOTIFY;
+	CHECK(rules_load_string("t.yml", bad, strlen(bad), &d) == NULL);
+	CHECK(d.count >= 1 && !strcmp(d.items[d.count - 1].message,
+				      "'filter' needs at least one of 'appIsLicensed', 'ignoreSelf' "
+				      "or 'expression'"));
+	rules_diags_free(&d);
+	rules_diags_init(&d);
+	bad = "rules:\n  - key: k\n    events: [{eventType: avi:jira:created:issue}]\n" NOTIFY;
+	CHECK(rules_load_string("t.yml", bad, strlen(bad), &d) == NULL);
+	CHECK(d.count == 1 && strstr(d.items[0].message, "needs 'eventType' and 'filter'") &&
+	      d.items[0].line == 3 && d.items[0].col == 14);
+	rules_diags_free(&d);
+	rules_diags_init(&d);
+	bad = "rules:\n  - key: k\n    events: [avi:jira:created:issue]\n"
+	      "    payload: {include: {propertyPaths: [\"issue.flags\"]}}\n" NOTIFY;
+	CHECK(rules_load_string("t.yml", bad, strlen(bad), &d) == NULL);
+	CHECK(d.count == 1 && strstr(d.items[0].message, "invalid property path 'issue.flags'") &&
+	      d.items[0].line == 4);
+	rules_diags_free(&d);
+}
+
+/* Issue 17: run-time failures of the new constructs name file:line:col and
+ * stop at a limit (a template literal or a notification template of 10 MB,
+ * a throw of a non-String): never a crash or a stall. */
+static void test_bad_runtime(struct rules_scratch *s)
+{
+	char yaml[4096];
+	size_t n = (size_t)snprintf(yaml, sizeof(yaml),
+				    "rules:\n"
+				    "  - key: throw-number\n    events: [avi:jira:created:issue]\n"
+				    "    filter: {expression: \"throw event.n\", onError: IGNORE_AND_LOG}\n"
+				    NOTIFY
+				    "  - key: ten-mb-literal\n    events: [avi:jira:created:issue]\n"
+				    "    filter: {expression: \"`");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "${event.big}");
+	n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+			      "`.length > 0\"}\n" NOTIFY
+			      "  - key: ten-mb-title\n    events: [avi:jira:created:issue]\n"
+			      "    notify: {to: \"'u1'\", context: c, title: '");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "{{event.big}}");
+	snprintf(yaml + n, sizeof(yaml) - n, "'}\n");
+	struct rules_set *set = load(yaml);
+	char *big = malloc(100001);
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	json_t *ev = json_pack("{s:s,s:s,s:i}", "eventType", "avi:jira:created:issue", "big", big,
+			       "n", 42);
+	free(big);
+	struct log_capture log = {{0}, 0};
+	json_t *r = rules_evaluate(set, ev, s, capture, &log);
+	CHECK_INT_EQ(json_array_size(r), 0);
+	CHECK(strstr(log.text, "[throw-number] rule 'throw-number': filter expression failed: "
+			       "t.yml:4:27: 'throw' needs a String, got Number") != NULL);
+	CHECK(strstr(log.text, "[ten-mb-literal] rule 'ten-mb-literal': filter expression failed: "
+			       "t.yml:8:27: expression needs more than 1048576 bytes of scratch "
+			       "memory") != NULL);
+	CHECK(strstr(log.text, "[ten-mb-title] rule 'ten-mb-title': title template failed: "
+			       "t.yml:12:178: the text needs more than 1048576 bytes") != NULL);
+	if (!strstr(log.text, "t.yml:12:178"))
+		fprintf(stderr, "%s", log.text);
 	json_decref(r);
 	json_decref(ev);
 	rules_set_unref(set);
@@ -374,6 +529,8 @@ int main(void)
 	test_recipients_templates_globs(s);
 	test_many_recipients(s);
 	test_byte_limit(s);
+	test_forge_filters(s);
+	test_bad_runtime(s);
 	test_threads();
 	rules_scratch_free(s);
 	return CHECK_DONE();

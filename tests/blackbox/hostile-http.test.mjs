@@ -1,0 +1,415 @@
+// hostile-http.test.mjs - the HTTP side attacked the way a hostile peer would
+// (issue 10): raw sockets that pipeline, trickle, lie about lengths or point
+// the gateway at things it must not serve. Every attack ends with the same
+// check: /healthz answers at once and a legitimate event still reaches a
+// legitimate subscriber. Where the attack is about exhaustion, the gateway's
+// CPU time and resident memory are read from /proc/<pid>.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { runCli, startGateway, tempDir } from './lib/gateway.mjs';
+import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
+import { getJson, postEvent, request } from './lib/http.mjs';
+import { WsClient } from './lib/ws.mjs';
+import { claimsOf } from './lib/notification.mjs';
+import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** utime+stime of pid in clock ticks, and VmRSS in kB. */
+export function procUsage(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]); // fields 14, 15 (utime, stime)
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+  return { ticks, rssKb: rss };
+}
+
+/** CPU ticks the process used over ms of wall time (USER_HZ is 100 on Linux). */
+async function cpuTicksOver(pid, ms) {
+  const a = procUsage(pid).ticks;
+  await sleep(ms);
+  return procUsage(pid).ticks - a;
+}
+
+/**
+ * A raw TCP client: send bytes, collect everything that comes back, parse
+ * HTTP/1.1 responses (Content-Length bodies) as they complete.
+ */
+export class RawConn {
+  static open(port) {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(new RawConn(s)));
+      s.once('error', reject);
+    });
+  }
+
+  constructor(sock) {
+    this.sock = sock;
+    this.buf = Buffer.alloc(0);
+    this.closed = false;
+    this.waiters = [];
+    sock.on('data', (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this._wake();
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      this.closed = true;
+      this._wake();
+    });
+  }
+
+  _wake() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  write(data) {
+    return new Promise((resolve) => {
+      if (this.sock.destroyed) return resolve(false);
+      this.sock.write(data, (e) => resolve(!e));
+    });
+  }
+
+  /** Every complete response received so far: {status, headers, body}. */
+  responses() {
+    const out = [];
+    let off = 0;
+    const text = this.buf.toString('latin1');
+    for (;;) {
+      const end = text.indexOf('\r\n\r\n', off);
+      if (end < 0) break;
+      const head = text.slice(off, end).split('\r\n');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(head[0]);
+      if (!m) break;
+      const headers = {};
+      for (const line of head.slice(1)) {
+        const i = line.indexOf(':');
+        if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+      }
+      const len = Number(headers['content-length'] || 0);
+      if (text.length < end + 4 + len) break;
+      out.push({ status: Number(m[1]), headers, body: text.slice(end + 4, end + 4 + len) });
+      off = end + 4 + len;
+    }
+    return out;
+  }
+
+  /** Resolves once n responses arrived (or the peer closed), bounded. */
+  waitResponses(n, timeout = 5000) {
+    return new Promise((resolve) => {
+      const check = () => {
+        const r = this.responses();
+        if (r.length >= n || this.closed) {
+          done();
+          resolve(r);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        resolve(this.responses());
+      }, timeout);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+      };
+      this.waiters.push(check);
+      check();
+    });
+  }
+
+  waitClose(timeout = 5000) {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed) {
+          done();
+          resolve(true);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        resolve(false);
+      }, timeout);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+      };
+      this.waiters.push(check);
+      check();
+    });
+  }
+
+  destroy() {
+    this.sock.destroy();
+  }
+}
+
+export function postHead(path, { length, token = 'bogus', extra = '' } = {}) {
+  return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+    (token === null ? '' : `Authorization: Bearer ${token}\r\n`) +
+    `Content-Length: ${length}\r\n${extra}\r\n`;
+}
+
+/**
+ * The check every attack ends with: /healthz answers at once, and a
+ * legitimate event reaches a legitimate subscriber.
+ */
+export async function assertStillServing(gw, keys, tag) {
+  const h = await getJson(gw.port, '/healthz', { timeout: 3000 });
+  assert.equal(h.status, 200, `/healthz after ${tag}: ${h.text}\n${gw.diag()}`);
+  const user = uniqueUser(tag.replace(/\W/g, '').slice(0, 8) || 'h');
+  const key = `HX-${Math.floor(Math.random() * 1e6)}`;
+  const ctx = ctxOf(key);
+  const c = await WsClient.open(gw.wsUrl, { name: `legit-${tag}`, diag: () => gw.diag() });
+  try {
+    c.send({ op: 'connect', token: await mintSub(keys, { sub: user, ctx: [ctx] }) });
+    c.send({ op: 'subscribe', ctx });
+    await c.waitOp('subscribed');
+    const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key, assignee: user })), { timeout: 5000 });
+    assert.equal(res.status, 202, `a legitimate event after ${tag}: ${res.text}`);
+    const [n] = await c.waitNotifications(1);
+    assert.equal(claimsOf(n).sub, user);
+  } finally {
+    c.close();
+  }
+}
+
+let keys;
+let gw;
+
+before(async () => {
+  keys = await makeKeys();
+  gw = await startGateway({ keys });
+});
+
+after(async () => {
+  if (gw) {
+    const exit = await gw.stop();
+    assert.equal(exit.signal, null, `the gateway had to be killed: ${gw.diag()}`);
+  }
+});
+
+/** Answers received in order, and either all of them or the first ones followed by a close. */
+async function assertServedOrClosed(c, expected, what) {
+  const rs = await c.waitResponses(expected.length, 5000);
+  const closed = c.closed || (await c.waitClose(3000));
+  assert.ok(rs.length >= 1, `${what}: no answer at all\n${gw.diag()}`);
+  assert.deepEqual(rs.map((r) => r.status), expected.slice(0, rs.length), `${what}: answers out of order`);
+  assert.ok(rs.length === expected.length || closed,
+    `${what}: ${rs.length} of ${expected.length} answered and the connection neither answered the rest nor closed`);
+  c.destroy();
+  return rs;
+}
+
+async function counter(name) {
+  return (await getJson(gw.port, '/healthz', { timeout: 3000 })).json.counters[name];
+}
+
+describe('item 1: pipelined requests on one keep-alive connection', () => {
+  test('two pipelined POST /forge/events with a bogus token: the first is answered, no spin, SIGTERM still works', async () => {
+    const body = '{"payload":{"eventType":"x"}}'; // 29 bytes
+    assert.equal(body.length, 29);
+    const before = await counter('http_pipelined_closed');
+    const c = await RawConn.open(gw.port);
+    const req = postHead('/forge/events', { length: body.length }) + body;
+    await c.write(req + req);
+    const rs = await assertServedOrClosed(c, [401, 401], 'two pipelined POSTs');
+    if (rs.length < 2) assert.equal(await counter('http_pipelined_closed'), before + 1);
+    const ticks = await cpuTicksOver(gw.pid, 1500);
+    assert.ok(ticks < 75, `the gateway used ${ticks} CPU ticks in 1.5 s of idle after the attack (spinning)`);
+    await assertStillServing(gw, keys, 'pipelined');
+  });
+
+  test('a GET /healthz pipelined after a POST waiting for its verdict: the POST is answered first', async () => {
+    const body = '{"payload":{"eventType":"x"}}';
+    const c = await RawConn.open(gw.port);
+    await c.write(postHead('/forge/events', { length: body.length }) + body +
+      'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await assertServedOrClosed(c, [401, 200], 'POST then GET');
+    await assertStillServing(gw, keys, 'pipelined-get');
+  });
+
+  test('a POST pipelined after a GET is never parsed out of lws\'s buffer (that loops forever in lws 4.1.6)', async () => {
+    const body = '{"payload":{"eventType":"x"}}';
+    const c = await RawConn.open(gw.port);
+    await c.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' + postHead('/forge/events', { length: body.length }) + body);
+    await assertServedOrClosed(c, [200, 401], 'GET then POST');
+    const ticks = await cpuTicksOver(gw.pid, 1500);
+    assert.ok(ticks < 75, `the gateway used ${ticks} CPU ticks in 1.5 s of idle after the attack (spinning)`);
+    await assertStillServing(gw, keys, 'get-then-post');
+  });
+
+  test('Content-Length: 0 followed by extra bytes: the 400 is written and the connection closed', async () => {
+    const c = await RawConn.open(gw.port);
+    await c.write(postHead('/forge/events', { length: 0 }) + 'GARBAGE-AFTER-AN-EMPTY-BODY');
+    const rs = await c.waitResponses(1, 5000);
+    assert.equal(rs.length, 1, `the 400 never arrived\n${gw.diag()}`);
+    assert.equal(rs[0].status, 400);
+    assert.ok(await c.waitClose(5000), 'the connection stayed open with unparsable bytes pending');
+    c.destroy();
+    await sleep(1200);
+    assert.doesNotMatch(gw.stderr, /writeable requested again/, 'the sweep kept re-arming an unwritten answer');
+    const ticks = await cpuTicksOver(gw.pid, 1500);
+    assert.ok(ticks < 75, `the gateway used ${ticks} CPU ticks in 1.5 s of idle after the attack`);
+    await assertStillServing(gw, keys, 'cl0');
+  });
+
+  test('twenty pipelined requests in one write: answered in order up to a close, no spin', async () => {
+    const body = '{"payload":{"eventType":"x"}}';
+    const c = await RawConn.open(gw.port);
+    let all = '';
+    const expected = [];
+    for (let i = 0; i < 20; i++) {
+      all += i % 2 ? 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' : postHead('/forge/events', { length: body.length }) + body;
+      expected.push(i % 2 ? 200 : 401);
+    }
+    await c.write(all);
+    await assertServedOrClosed(c, expected, 'twenty pipelined');
+    const ticks = await cpuTicksOver(gw.pid, 1500);
+    assert.ok(ticks < 75, `the gateway used ${ticks} CPU ticks in 1.5 s of idle after the attack`);
+    await assertStillServing(gw, keys, 'many-pipelined');
+  });
+
+  test('keep-alive clients that wait for each answer keep their connection', async () => {
+    const body = '{"payload":{"eventType":"x"}}';
+    const c = await RawConn.open(gw.port);
+    for (let i = 1; i <= 5; i++) {
+      await c.write(postHead('/forge/events', { length: body.length }) + body);
+      const rs = await c.waitResponses(i, 5000);
+      assert.equal(rs.length, i, `request ${i} on the kept-alive connection got no answer`);
+      assert.equal(rs[i - 1].status, 401);
+    }
+    assert.equal(c.closed, false);
+    c.destroy();
+  });
+});
+
+describe('item 10: static files stay under the real path of web_root', () => {
+  test('symlinks out of web_root are not followed; links inside it still work', async () => {
+    const dir = tempDir('ngw-webroot-');
+    const root = path.join(dir, 'root');
+    mkdirSync(root);
+    writeFileSync(path.join(root, 'index.html'), '<!doctype html><title>demo</title>');
+    writeFileSync(path.join(dir, 'secret.txt'), 'TOPSECRET-OUTSIDE-THE-ROOT');
+    symlinkSync('../secret.txt', path.join(root, 'leak.txt'));
+    symlinkSync('/etc/passwd', path.join(root, 'passwd.txt'));
+    symlinkSync(dir, path.join(root, 'up'));
+    symlinkSync('index.html', path.join(root, 'alias.html'));
+    const g = await startGateway({ keys, args: ['--web-root', root] });
+    try {
+      for (const p of ['/leak.txt', '/passwd.txt', '/up/secret.txt', '/up/root/../secret.txt']) {
+        const r = await request(g.port, { path: p });
+        assert.equal(r.status, 404, `${p} answered ${r.status}: ${r.text.slice(0, 80)}`);
+        assert.doesNotMatch(r.text, /TOPSECRET|root:x:0:0/, `${p} leaked a file outside web_root`);
+      }
+      const inside = await request(g.port, { path: '/alias.html' });
+      assert.equal(inside.status, 200, 'a symlink that stays inside web_root is served');
+      assert.match(inside.text, /<title>demo<\/title>/);
+      assert.equal((await request(g.port, { path: '/' })).status, 200);
+      await assertStillServing(g, keys, 'static');
+    } finally {
+      await g.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** In development mode: a subscriber with a /dev/token gets an event posted with a /dev/fit. */
+async function assertDevStillServing(g, tag) {
+  const h = await getJson(g.port, '/healthz', { timeout: 3000 });
+  assert.equal(h.status, 200);
+  const user = uniqueUser('dev');
+  const key = `DV-${Math.floor(Math.random() * 1e6)}`;
+  const ctx = ctxOf(key);
+  const tok = await getJson(g.port, `/dev/token?sub=${user}&ctx=${encodeURIComponent(ctx)}`);
+  assert.equal(tok.status, 200, `${tag}: /dev/token from a loopback Host: ${tok.text}`);
+  const fit = await getJson(g.port, '/dev/fit');
+  assert.equal(fit.status, 200, `${tag}: /dev/fit: ${fit.text}`);
+  const c = await WsClient.open(g.wsUrl, { name: `dev-${tag}`, diag: () => g.diag() });
+  try {
+    c.send({ op: 'connect', token: tok.json.token });
+    c.send({ op: 'subscribe', ctx });
+    await c.waitOp('subscribed');
+    const res = await postEvent(g.port, fit.json.token, envelope(bugEvent({ key, assignee: user })));
+    assert.equal(res.status, 202, res.text);
+    const [n] = await c.waitNotifications(1);
+    assert.equal(claimsOf(n).sub, user);
+  } finally {
+    c.close();
+  }
+}
+
+describe('item 5: development mode stays on a developer\'s machine', () => {
+  test('dev endpoints refuse a non-loopback Host (DNS rebinding) and serve loopback names', async () => {
+    const g = await startGateway({ keys: null });
+    try {
+      for (const host of ['evil.example', 'evil.example:80', '192.168.1.10', 'localhost.evil.example']) {
+        for (const p of ['/dev/token?sub=x&ctx=c', '/dev/fit']) {
+          const r = await request(g.port, { path: p, headers: { Host: host } });
+          assert.equal(r.status, 403, `${p} with Host ${host}: ${r.status} ${r.text}`);
+          assert.equal(r.json.error, 'forbidden_host');
+          assert.doesNotMatch(r.text, /"token"/);
+        }
+      }
+      for (const host of ['localhost', `localhost:${g.port}`, `127.0.0.1:${g.port}`, `[::1]:${g.port}`, 'app.localhost']) {
+        const r = await request(g.port, { path: '/dev/fit', headers: { Host: host } });
+        assert.equal(r.status, 200, `/dev/fit with Host ${host}: ${r.text}`);
+      }
+      await assertDevStillServing(g, 'host');
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('on a non-loopback listener the dev endpoints are off unless dev_mode: true', async () => {
+    const g = await startGateway({ keys: null, args: ['--listen', '0.0.0.0:0'] });
+    try {
+      for (const p of ['/dev/token?sub=x&ctx=c', '/dev/fit']) {
+        const r = await request(g.port, { path: p });
+        assert.equal(r.status, 404, `${p} on 0.0.0.0: ${r.status} ${r.text}`);
+      }
+      assert.match(g.stderr, /not a loopback listener: \/dev\/token and \/dev\/fit are off/);
+      assert.equal((await getJson(g.port, '/healthz', { timeout: 3000 })).status, 200);
+    } finally {
+      await g.stop();
+    }
+    const on = await startGateway({ keys: null, args: ['--listen', '0.0.0.0:0', '--dev-mode', 'true'] });
+    try {
+      const r = await request(on.port, { path: '/dev/fit', headers: { Host: 'evil.example' } });
+      assert.equal(r.status, 200, 'dev_mode: true is explicit: served for any Host');
+      assert.match(on.stderr, /dev_mode: true/);
+      await assertDevStillServing(on, 'explicit');
+    } finally {
+      await on.stop();
+    }
+  });
+
+  test('half a production setup on a non-loopback listener is refused, naming the missing half', async () => {
+    const dir = tempDir();
+    const jwks = path.join(dir, 'jwks.json');
+    writeFileSync(jwks, JSON.stringify(keys.jwks));
+    const sub = path.join(dir, 'sub.pem');
+    writeFileSync(sub, keys.sub.file);
+    try {
+      const a = await runCli(['--listen', '0.0.0.0:0', '--state-dir', dir, '--forge-jwks', jwks, '--forge-app-id', keys.appId], { timeout: 10000 });
+      assert.equal(a.code, 2, `started half-configured: ${a.stderr}`);
+      assert.match(a.stderr, /forge\.jwks is set but subscriber\.key is not/);
+      const b = await runCli(['--listen', '0.0.0.0:0', '--state-dir', dir, '--subscriber-key', sub], { timeout: 10000 });
+      assert.equal(b.code, 2, `started half-configured: ${b.stderr}`);
+      assert.match(b.stderr, /subscriber\.key is set but forge\.jwks is not/);
+      const c = await runCli(['--listen', '127.0.0.1:0', '--state-dir', dir, '--dev-mode', 'false'], { timeout: 10000 });
+      assert.equal(c.code, 2, 'dev_mode: false without keys must not start');
+      assert.match(c.stderr, /dev_mode is false/);
+      const d = await runCli(['--dev-mode', 'maybe'], { timeout: 10000 });
+      assert.equal(d.code, 2);
+      assert.match(d.stderr, /dev_mode' must be auto, true or false/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await assertStillServing(gw, keys, 'half-config');
+  });
+});
