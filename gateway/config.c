@@ -20,7 +20,7 @@
 #include "version.h"
 #include "webroot.h"
 
-enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY };
+enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY, OPT_LOGFORMAT };
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -41,6 +41,8 @@ static const struct opt options[] = {
 	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
 	{"web_root", OPT_PATH, OFF(web_root), NULL, 0, 0, "files served at / [the installed web demo, else the source tree's web-demo/]"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
+	{"log.format", OPT_LOGFORMAT, OFF(log_format), "text", 0, 0,
+	 "text (one line: time level message) or json (one JSON object a line: ts, level, msg, trace, the event's fields)"},
 	{"event_loop", OPT_EVLOOP, OFF(event_loop), "epoll", 0, 0,
 	 "epoll (libwebsockets inside a libuv loop) or poll (libwebsockets' own poll(2) loop); see docs/configuration.md"},
 	{"workers", OPT_INT, OFF(workers), "0", 0, 64, "worker threads (0: one per CPU)"},
@@ -184,6 +186,12 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 		    strcmp(v, "info") && strcmp(v, "debug")) {
 			snprintf(msg, msglen, "'%s' must be error, warn, notice, info or debug, got '%s'",
 				 o->name, v);
+			return -1;
+		}
+		break;
+	case OPT_LOGFORMAT:
+		if (strcmp(v, "text") && strcmp(v, "json")) {
+			snprintf(msg, msglen, "'%s' must be text or json, got '%s'", o->name, v);
 			return -1;
 		}
 		break;
@@ -425,6 +433,7 @@ void gw_config_print_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: notify-gateway [--config FILE] [OPTIONS]\n"
+		"       notify-gateway --check-config [--config FILE] [OPTIONS]\n"
 		"       notify-gateway --version | --help\n\n"
 		"Takes Forge remote invocations (POST /forge/events), evaluates the rule file and\n"
 		"pushes signed per-user notifications over websockets (/realtime).\n"

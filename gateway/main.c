@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "check_config.h"
 #include "broker_local.h"
 #include "http_api.h"
 #include "keys.h"
@@ -50,6 +51,8 @@ int main(int argc, char **argv)
 	json_object_seed(0);
 	if (argc >= 2 && !strcmp(argv[1], "rules"))
 		return gw_rules_cli(argc - 2, argv + 2, stdout, stderr);
+	if (gw_check_config_requested(argc - 1, argv + 1))
+		return gw_check_config(argc - 1, argv + 1, gw_embedded_rules, gw_embedded_rules_len, stdout, stderr);
 	gw_config_defaults(&app.cfg);
 	int rc = gw_config_from_args(&app.cfg, argc - 1, argv + 1, stdout, stderr);
 	if (rc) {
@@ -57,6 +60,7 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	}
 	gw_log_set_level((enum gw_log_level)gw_log_level_parse(app.cfg.log_level));
+	gw_log_set_json(!strcmp(app.cfg.log_format, "json"));
 
 	struct rules_set *rules = load_rules(&app.cfg);
 	if (!rules) {
