@@ -11,6 +11,7 @@
 #include "gw/signer.h"
 #include "gw/token.h"
 #include "rulebox.h"
+#include "tls.h"
 
 int gw_check_config_requested(int argc, char **argv)
 {
@@ -176,6 +177,13 @@ int gw_check_config(int argc, char **argv, const char *embedded, size_t embedded
 		if (p)
 			problems += check_key(out, err, "subscriber secret", p, 1, load_secret);
 		free(p);
+	}
+	char tmsg[512];
+	if (gw_tls_check(cfg.tls_cert, cfg.tls_key, tmsg, sizeof(tmsg))) {
+		fprintf(err, "%s: error: %s\n", cfg.tls_cert ? cfg.tls_cert : cfg.tls_key, tmsg);
+		problems++;
+	} else if (cfg.tls_cert) {
+		fprintf(out, "  tls: %s, %s\n", cfg.tls_cert, cfg.tls_key);
 	}
 	struct stat st;
 	if (cfg.web_root && (stat(cfg.web_root, &st) || !S_ISDIR(st.st_mode))) {

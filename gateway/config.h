@@ -50,6 +50,7 @@ struct gw_config {
 	int rule_scratch_bytes; /* bytes one rule evaluation may build */
 	char *log_level;
 	char *log_format;      /* "text" or "json" (log.c) */
+	char *tls_cert, *tls_key; /* PEM files: HTTPS/WSS on the public listener (tls.c) */
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
 	char *dev_mode;        /* "auto", "true" or "false" (dev_api.c) */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */

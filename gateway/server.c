@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sdnotify.h"
+#include "tls.h"
 #include "stats.h"
 #include "static_guard.h"
 #include "workers.h"
@@ -384,6 +385,13 @@ int gw_server_run(struct gw_app *app)
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (!strchr(app->cfg.listen_host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	char tmsg[512];
+	if (gw_tls_check(app->cfg.tls_cert, app->cfg.tls_key, tmsg, sizeof(tmsg))) {
+		gw_log(GW_LOG_ERR, "%s", tmsg);
+		fprintf(stderr, "notify-gateway: %s\n", tmsg);
+		return 2;
+	}
+	gw_tls_configure(app, &info);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, gw_log_lws_emit);
 
@@ -456,7 +464,8 @@ int gw_server_run(struct gw_app *app)
 	}
 	const char *host = app->cfg.listen_host;
 	int v6 = strchr(host, ':') != NULL;
-	printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "", app->listen_port);
+	printf("listening on http%s://%s%s%s:%d\n", app->cfg.tls_cert ? "s" : "", v6 ? "[" : "", host, v6 ? "]" : "",
+	       app->listen_port);
 	fflush(stdout);
 	gw_log(GW_LOG_NOTICE, "notify-gateway listening on %s:%d with %d workers", host, app->listen_port,
 	       app->nworkers);
@@ -466,6 +475,7 @@ int gw_server_run(struct gw_app *app)
 		service_once(app);
 		if (reload_requested) {
 			reload_requested = 0;
+			gw_tls_reload(app);
 			start_reload(app);
 		}
 		if (pause_toggle_requested) {
