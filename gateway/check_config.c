@@ -12,6 +12,8 @@
 #include "gw/token.h"
 #include "rulebox.h"
 #include "tls.h"
+#include "admin_api.h"
+#include "app.h"
 
 int gw_check_config_requested(int argc, char **argv)
 {
@@ -177,6 +179,15 @@ int gw_check_config(int argc, char **argv, const char *embedded, size_t embedded
 		if (p)
 			problems += check_key(out, err, "subscriber secret", p, 1, load_secret);
 		free(p);
+	}
+	static struct gw_app probe; /* gw_admin_prepare reads only cfg */
+	probe.cfg = cfg;
+	char amsg[512];
+	if (gw_admin_prepare(&probe, amsg, sizeof(amsg))) {
+		fprintf(err, "%s: error: %s\n", cfg.admin_token_file ? cfg.admin_token_file : "admin.listen", amsg);
+		problems++;
+	} else if (gw_admin_enabled(&probe)) {
+		fprintf(out, "  admin: %s, token from %s\n", cfg.admin_listen, cfg.admin_token_file);
 	}
 	char tmsg[512];
 	if (gw_tls_check(cfg.tls_cert, cfg.tls_key, tmsg, sizeof(tmsg))) {

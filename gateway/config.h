@@ -51,6 +51,10 @@ struct gw_config {
 	char *log_level;
 	char *log_format;      /* "text" or "json" (log.c) */
 	char *tls_cert, *tls_key; /* PEM files: HTTPS/WSS on the public listener (tls.c) */
+	char *admin_listen;    /* HOST:PORT or unix socket path (admin_api.c); NULL: off */
+	char *admin_token_file;
+	int admin_trace_events; /* trace ring entries (trace.h) */
+	int admin_trace_bytes;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
 	char *dev_mode;        /* "auto", "true" or "false" (dev_api.c) */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */

@@ -532,6 +532,12 @@ static char *health_json(struct gw_app *app)
 	return text;
 }
 
+/* The detailed health for the admin API (admin_api.c). */
+char *gw_http_status_json(struct gw_app *app)
+{
+	return health_json(app);
+}
+
 /* Headers and body in one write: one syscall per answer, and no second
  * WRITEABLE to wait for (between two, lws could start parsing a pipelined
  * request). lws 4.1.6 only insists on separate writes for HTTP/2, which this

@@ -25,6 +25,10 @@ void gw_http_state_free(struct gw_http_state *h); /* the sessions belong to lws 
 
 extern const size_t gw_http_pss_size; /* sizeof(struct http_pss): lws per-session data */
 
+/* The detailed health (rules, queues, installations, counters) as JSON text,
+ * malloc'd: GET /admin/status (admin_api.c). Service thread. */
+char *gw_http_status_json(struct gw_app *app);
+
 /* The lws callback of protocol "http-api" (server.c binds it). */
 int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
 

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "sdnotify.h"
 #include "tls.h"
+#include "admin_api.h"
 #include "stats.h"
 #include "static_guard.h"
 #include "workers.h"
@@ -67,6 +68,18 @@ static void on_hup(int sig)
 	reload_requested = 1;
 }
 
+void gw_server_request_reload(void)
+{
+	reload_requested = 1;
+}
+
+void gw_server_set_paused(struct gw_app *app, int paused, const char *by)
+{
+	app->intake_paused = paused;
+	gw_log(GW_LOG_NOTICE, "intake %s (%s): events are answered %s", paused ? "paused" : "resumed", by,
+	       paused ? "503 + Retry-After until resumed" : "normally again");
+}
+
 /* ---- outbox drain (service thread) -------------------------------------- */
 
 static void hold_batch(struct gw_app *app, struct gw_outbox_item *b)
@@ -87,8 +100,11 @@ static void release_batches(struct gw_app *app)
 			gw_hist_observe_ns(GW_HIST_event_to_frame, gw_monotonic_ns() - b->received_ns);
 		for (size_t i = 0; i < b->count; i++) {
 			struct gw_delivery *d = &b->items[i];
-			if (!gw_broker_publish(app->broker, d->installation, d->user, d->ctx, d->msg))
+			size_t n = gw_broker_publish(app->broker, d->installation, d->user, d->ctx, d->msg);
+			if (!n)
 				gw_stat_inc(GW_STAT_notifications_undelivered);
+			if (app->trace.ring && d->user)
+				gw_trace_delivered(&app->trace, b->intake_no, d->user, d->seq, n);
 		}
 		app->release.next++;
 		gw_outbox_item_free(b);
@@ -450,6 +466,11 @@ int gw_server_run(struct gw_app *app)
 		}
 	}
 	app->vhost = lws_get_vhost_by_name(app->lws, "default");
+	if (gw_admin_start(app)) {
+		lws_context_destroy(app->lws);
+		app->lws = NULL;
+		return 1;
+	}
 	app->listen_port = app->vhost ? lws_get_vhost_listen_port(app->vhost) : app->cfg.listen_port;
 	app->outbox.wake = wake_service;
 	app->outbox.wake_ud = app;
@@ -509,6 +530,7 @@ int gw_server_run(struct gw_app *app)
 	       (unsigned long long)gw_stat_get(GW_STAT_notifications_undelivered));
 	sweep_stop();
 	lws_context_destroy(app->lws);
+	gw_admin_stop(app);
 	app->lws = NULL;
 	gw_static_guard_free();
 	if (uv_in_use) {

@@ -68,6 +68,8 @@
 	X(seq_entries_evicted, "per-user seq counters forgotten to stay within limits.seq_bytes (that user's seq jumps)") \
 	X(digest_users_untracked, "notifications to users not tracked for digests: limits.digest_bytes was reached") \
 	X(digest_titles_truncated, "titles cut to limits.digest_title_bytes for digests") \
+	X(trace_entries_evicted, "admin trace entries dropped to stay within admin.trace_events / admin.trace_bytes") \
+	X(admin_refused, "admin requests refused: no or wrong bearer token (401)") \
 	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget")
 
 enum gw_stat {

@@ -11,6 +11,7 @@
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
+#include "trace.h"
 #include "sequencer.h"
 #include "stats.h"
 
@@ -56,6 +57,37 @@ static void rule_log(void *ud, const char *rule_key, const char *message)
 	       GW_Q(rule_key), GW_Q(message));
 }
 
+/* The admin trace (trace.h): the decision, the notifications and their seqs. */
+static void trace_event(struct gw_app *app, const struct rules_set *set, struct rules_scratch *scratch,
+			const struct gw_job *job, json_t *notes, size_t nnotes, const struct gw_delivery *items)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < nnotes; i++)
+		total += json_array_size(json_object_get(json_array_get(notes, i), "to"));
+	struct gw_trace_note one, *tn = total > 1 ? calloc(total, sizeof(*tn)) : &one;
+	if (!tn)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < nnotes; i++) {
+		json_t *note = json_array_get(notes, i), *to = json_object_get(note, "to");
+		for (size_t j = 0; j < json_array_size(to) && k < total; j++, k++) {
+			tn[k].rule = json_string_value(json_object_get(note, "rule"));
+			tn[k].ctx = json_string_value(json_object_get(note, "context"));
+			tn[k].user = json_string_value(json_array_get(to, j));
+			tn[k].seq = items ? items[k].seq : 0;
+		}
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	const struct rules_invocation inv = {job->fit};
+	struct gw_trace_event ev = {job->trace_id, job->event_type, job->installation, job->intake_no,
+				    now_ms - (gw_monotonic_ns() - job->received_ns) / 1000000, job->event, &inv};
+	gw_trace_record(&app->trace, set, scratch, &ev, tn, k);
+	if (tn != &one)
+		free(tn);
+}
+
 static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_scratch *scratch,
 			   struct gw_event_work *w)
 {
@@ -99,7 +131,6 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	}
 	if (set)
 		gw_hist_observe_ns(GW_HIST_rule_evaluation, gw_monotonic_ns() - eval_started);
-	rules_set_unref(set);
 	json_decref(active);
 	struct rules_limit_counts stopped;
 	rules_scratch_take_counts(scratch, &stopped);
@@ -150,6 +181,9 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 		}
 	}
 	gw_sequencer_pass_turn(sq); /* } sequencer lock ---- */
+	if (app->trace.ring)
+		trace_event(app, set, scratch, job, notes, nnotes, items);
+	rules_set_unref(set);
 
 	w->job = job;
 	w->notes = notes;

@@ -106,7 +106,7 @@ export class Gateway {
   }
 
   async waitListening(timeout = 15000) {
-    const re = /listening on https?:\/\/(?:\[[^\]]*\]|[^\s:/]+):(\d+)/;
+    const re = /^listening on https?:\/\/(?:\[[^\]]*\]|[^\s:/]+):(\d+)/m;
     const deadline = Date.now() + timeout;
     await new Promise((resolve, reject) => {
       const check = () => {
