@@ -6,10 +6,15 @@
 //   - /readyz answers 200 when ready and 503 naming the failing check while
 //     intake is paused (SIGUSR1), and 200 again after the second SIGUSR1;
 //     it answers 503 "stopping" while a stop waits for a websocket to close;
-//   - /livez answers 200.
+//   - /livez answers 200;
+//   - a real Prometheus scrapes it: the target is up and a query returns
+//     the accepted-events count.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 
 import { startGateway } from './lib/gateway.mjs';
@@ -143,6 +148,57 @@ describe('/metrics', () => {
   test('promtool fails on a broken exposition (the check can fail)', () => {
     const r = promtool('# TYPE notify_gateway_x counter\nnotify_gateway_x{a="b" 1\n');
     assert.notEqual(r.status, 0);
+  });
+});
+
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const port = srv.address().port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('a real Prometheus', () => {
+  test('scrapes the gateway: up == 1 and the accepted events are queryable', async () => {
+    const gw = await start();
+    const user = uniqueUser('p');
+    for (let i = 0; i < 2; i++)
+      assert.equal((await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'PR-1', assignee: user, summary: `p${i}` })))).status, 202);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ngw-prom-'));
+    const cfg = path.join(dir, 'prometheus.yml');
+    writeFileSync(cfg, `global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: notify-gateway
+    static_configs: [{targets: ['127.0.0.1:${gw.port}']}]
+`);
+    const port = await freePort();
+    const prom = spawn('prometheus', [`--config.file=${cfg}`, `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    prom.stderr.setEncoding('utf8').on('data', (d) => (log += d));
+    const query = async (q) => {
+      const r = await request(port, { path: `/api/v1/query?query=${encodeURIComponent(q)}` }).catch(() => null);
+      return r && r.status === 200 ? r.json.data.result : null;
+    };
+    try {
+      const up = await waitFor(async () => {
+        const x = await query('up{job="notify-gateway"}');
+        return x && x.length && x[0].value[1] === '1' ? x : null;
+      }, `Prometheus to scrape the gateway\n${log.slice(-2000)}`, 30000);
+      assert.equal(up[0].metric.instance, `127.0.0.1:${gw.port}`);
+      const acc = await waitFor(async () => {
+        const x = await query('notify_gateway_events_accepted_total');
+        return x && x.length ? x : null;
+      }, 'the accepted counter', 15000);
+      assert.equal(acc[0].value[1], '2');
+      const h = await query('notify_gateway_rule_evaluation_seconds_count');
+      assert.equal(h[0].value[1], '2');
+    } finally {
+      prom.kill('SIGTERM');
+      await new Promise((r) => prom.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
