@@ -4,8 +4,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libwebsockets.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,28 +12,22 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "http_api.h"
 #include "log.h"
 #include "server.h"
 #include "stats.h"
 #include "trace.h"
 
-#define TOKEN_MAX 4096
+#define HEADERS_MAX 2048 /* the admin requests' headers: a bearer of up to 1,000 characters */
 #define BODY_MAX 4096 /* admin POSTs take no body; a small one is read and ignored */
 
 static struct {
-	unsigned char hash[32];
 	int enabled;
 	char host[256];
 	int port;
 	char unix_path[108];
 	int made_socket;
 } adm;
-
-static int sha256(const void *p, size_t n, unsigned char out[32])
-{
-	unsigned int hl = 0;
-	return EVP_Digest(p, n, out, &hl, EVP_sha256(), NULL) && hl == 32 ? 0 : -1;
-}
 
 int gw_admin_enabled(const struct gw_app *app)
 {
@@ -45,11 +37,14 @@ int gw_admin_enabled(const struct gw_app *app)
 int gw_admin_prepare(struct gw_app *app, char *msg, size_t msglen)
 {
 	const char *listen = app->cfg.admin_listen, *file = app->cfg.admin_token_file;
-	if (!listen && !file)
+	/* the token serves the public GET /admin/status too when there is no
+	 * admin listener (http_api.c): loaded here, once, for both */
+	if (gw_http_admin_load(&app->http, file, msg, msglen))
+		return -1;
+	if (!listen)
 		return 0;
-	if (!listen || !file) {
-		snprintf(msg, msglen, "admin.listen and admin.token_file go together (only %s is set)",
-			 listen ? "admin.listen" : "admin.token_file");
+	if (!file) {
+		snprintf(msg, msglen, "admin.listen needs admin.token_file (the admin listener is off without a token)");
 		return -1;
 	}
 	if (listen[0] == '/' || !strncmp(listen, "./", 2)) {
@@ -76,30 +71,6 @@ int gw_admin_prepare(struct gw_app *app, char *msg, size_t msglen)
 		adm.host[hl] = '\0';
 		adm.port = (int)port;
 	}
-	FILE *f = fopen(file, "rb");
-	if (!f) {
-		snprintf(msg, msglen, "admin.token_file %s: %s", file, strerror(errno));
-		return -1;
-	}
-	char buf[TOKEN_MAX + 2];
-	size_t n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	size_t a = 0;
-	while (a < n && isspace((unsigned char)buf[a]))
-		a++;
-	while (n > a && isspace((unsigned char)buf[n - 1]))
-		n--;
-	if (n - a < 16 || n - a > TOKEN_MAX) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		snprintf(msg, msglen, "admin.token_file %s must hold one token of 16 to %d characters", file, TOKEN_MAX);
-		return -1;
-	}
-	int rc = sha256(buf + a, n - a, adm.hash);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (rc) {
-		snprintf(msg, msglen, "cannot hash the admin token");
-		return -1;
-	}
 	adm.enabled = 1;
 	return 0;
 }
@@ -116,24 +87,6 @@ struct admin_pss {
 	size_t body_len;
 	int answered;
 };
-
-static int authorized(struct lws *wsi)
-{
-	char buf[TOKEN_MAX + 16];
-	int n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_AUTHORIZATION);
-	if (n <= 7 || strncasecmp(buf, "Bearer ", 7))
-		return 0;
-	const char *t = buf + 7;
-	while (*t == ' ')
-		t++;
-	size_t tl = strlen(t);
-	while (tl && t[tl - 1] == ' ')
-		tl--;
-	unsigned char h[32];
-	int ok = tl && !sha256(t, tl, h) && CRYPTO_memcmp(h, adm.hash, 32) == 0;
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return ok;
-}
 
 static void answer(struct lws *wsi, struct admin_pss *p, int status, char *body)
 {
@@ -156,7 +109,7 @@ static char *error_body(const char *code, const char *message)
 static void route(struct gw_app *app, struct lws *wsi, struct admin_pss *p)
 {
 	if (!p->authorized) {
-		gw_stat_inc(GW_STAT_admin_refused);
+		gw_stat_inc(GW_STAT_http_admin_refused);
 		answer(wsi, p, 401, error_body("unauthorized", "send Authorization: Bearer <the token in admin.token_file>"));
 		return;
 	}
@@ -257,7 +210,7 @@ static int admin_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		p->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
 		snprintf(p->path, sizeof(p->path), "%.*s", ulen > 0 ? ulen : 0, ulen > 0 ? uri : "");
 		p->path[strcspn(p->path, "?")] = '\0';
-		p->authorized = authorized(wsi);
+		p->authorized = gw_http_admin_authorized(app, wsi);
 		/* a POST with a body is answered once the body is in */
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
 			char cl[24];
@@ -310,7 +263,7 @@ int gw_admin_start(struct gw_app *app)
 	memset(&info, 0, sizeof(info));
 	info.vhost_name = "admin";
 	info.protocols = protocols;
-	info.max_http_header_data = TOKEN_MAX + 1024;
+	info.max_http_header_data = HEADERS_MAX;
 	info.timeout_secs = 30;
 	static const lws_retry_bo_t no_validity_timers = {0};
 	info.retry_and_idle_policy = &no_validity_timers;

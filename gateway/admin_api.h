@@ -3,8 +3,9 @@
  * unix socket, off unless both options are set (so several gateways on one
  * host never collide on a default port). Every request needs
  * `Authorization: Bearer <token>` (the file's content, surrounding
- * whitespace trimmed; only its SHA-256 is kept, compared in constant time);
- * otherwise 401 and nothing else. Routes:
+ * whitespace trimmed; loaded and compared by http_api.c, which also serves
+ * GET /admin/status on the public listener when there is no admin
+ * listener); otherwise 401 and nothing else. Routes:
  *   GET  /admin/status                 the detailed health (rules, queues,
  *                                      installations, counters)
  *   POST /admin/reload                 as SIGHUP (rules, TLS certificate)
@@ -20,8 +21,9 @@
 
 struct gw_app;
 
-/* Reads the token and checks admin.listen; 0 (also when the admin listener
- * is off), or -1 with a message. Main thread, before the server runs. */
+/* Loads admin.token_file (gw_http_admin_load) and checks admin.listen;
+ * 0 (also when both are unset), or -1 with a message. Main thread, before
+ * the server runs (it sets only the admin fields of app->http). */
 int gw_admin_prepare(struct gw_app *app, char *msg, size_t msglen);
 
 /* Whether both options are set (the listener and the trace ring are on). */

@@ -52,7 +52,7 @@ struct gw_config {
 	char *log_format;      /* "text" or "json" (log.c) */
 	char *tls_cert, *tls_key; /* PEM files: HTTPS/WSS on the public listener (tls.c) */
 	char *admin_listen;    /* HOST:PORT or unix socket path (admin_api.c); NULL: off */
-	char *admin_token_file;
+	char *admin_token_file; /* the admin bearer token (http_api.c loads it; NULL: admin routes off) */
 	int admin_trace_events; /* trace ring entries (trace.h) */
 	int admin_trace_bytes;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
@@ -62,6 +62,9 @@ struct gw_config {
 	char *subscriber_websocket_url; /* NULL: from the request's Host */
 	char *cors_allowed_origins;     /* list (one per line): exact origins or https://STAR.domain */
 	char *dev_mode;        /* "auto", "true" or "false" (dev_api.c) */
+	int body_timeout;      /* seconds for a whole request body, once its FIT is verified */
+	int body_budget;       /* bytes of bodies in flight (Content-Length) */
+	int unverified_per_address; /* requests awaiting a FIT verdict per client address; 0: no cap */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
 	char *durability;      /* "fsync" or "os" */
 	int history_retention; /* seconds a notification stays in the inbox at least */

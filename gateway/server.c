@@ -366,12 +366,13 @@ int gw_server_run(struct gw_app *app)
 	/* A file that is not there falls through to our callback for a 404;
 	 * without a protocol bound here lws leaves the request unanswered. */
 	m_root.protocol = "http-api";
+	static struct lws_http_mount m_admin;
 	static struct lws_http_mount m_subscription; /* forge.subscription_path outside /forge/ */
-	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_metrics, &m_livez, &m_readyz,
-					      &m_subscription};
-	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/metrics", "/livez", "/readyz",
+	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_admin, &m_metrics, &m_livez,
+					      &m_readyz, &m_subscription};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/admin", "/metrics", "/livez", "/readyz",
 				   app->cfg.subscription_path};
-	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 8 : 7;
+	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 9 : 8;
 	struct lws_http_mount *prev = &m_root;
 	for (int i = 0; i < ncb; i++) {
 		*cb_mounts[i] = (struct lws_http_mount){0};
