@@ -53,6 +53,12 @@
 	X(store_purged_expired, "notifications purged past max(exp, created + history.retention)") \
 	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
 	X(store_keys_expired, "redelivery keys purged past their ttl") \
+	X(redis_errors, "Redis calls that failed (unreachable, timed out, backing off, or an error reply)") \
+	X(redis_reconnects, "connections to a Redis server made again after a failure") \
+	X(redis_busy_timeouts, "store calls that gave up waiting cluster.timeout for a shard's connection") \
+	X(redis_epoch_changes, "Redis shards found wiped while running (a new epoch adopted)") \
+	X(redis_claimed, "journal entries taken over from another node after cluster.claim_after") \
+	X(redis_seq_conflicts, "record calls refused because another node recorded the user meanwhile (re-signed)") \
 	X(ws_connections_opened, "websocket connections opened")                     \
 	X(ws_auth_failed, "websocket connections refused at connect")                \
 	X(ws_frames_refused, "client frames answered with an error frame")           \

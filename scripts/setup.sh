@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential cmake pkg-config openssl
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libjwt-dev libssl-dev libpcre2-dev libyaml-dev
   libsqlite3-dev sqlite3  # the embedded store; sqlite3: the shell to inspect notify.db
+  libhiredis-dev redis-server redis-tools  # cluster mode (store_redis.c); redis-server for its tests
   clang libclang-rt-14-dev)  # clang + its libFuzzer runtime: the rule-engine fuzzers
 want_node=0; want_browser=0
 for a in "$@"; do
