@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "broker_local.h"
+#include "cluster.h"
 #include "http_api.h"
 #include "keys.h"
 #include "realtime.h"
@@ -57,6 +58,11 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	}
 	gw_log_set_level((enum gw_log_level)gw_log_level_parse(app.cfg.log_level));
+	/* Cluster mode: a bad Redis URL, password or server is bad input. */
+	if ((rc = gw_cluster_check(&app.cfg, stderr))) {
+		gw_config_free(&app.cfg);
+		return rc;
+	}
 
 	struct rules_set *rules = load_rules(&app.cfg);
 	if (!rules) {
