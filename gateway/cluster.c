@@ -14,6 +14,7 @@ int gw_cluster_settings(const struct gw_config *cfg, struct gw_store_cluster *cl
 	cl->nredis = (size_t)cfg->nredis;
 	cl->timeout_ms = cfg->cluster_timeout;
 	cl->claim_after_ms = cfg->cluster_claim_after;
+	cl->publish = 1; /* cluster mode fans out through broker_redis.c */
 	if (cfg->node_id) {
 		cl->node_id = cfg->node_id;
 	} else {

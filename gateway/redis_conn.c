@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +133,46 @@ void gw_redis_url_name(const struct gw_redis_url *u, char *out, size_t outlen)
 {
 	snprintf(out, outlen, strchr(u->host, ':') ? "redis://[%s]:%d/%d" : "redis://%s:%d/%d", u->host,
 		 u->port, u->db);
+}
+
+void gw_redis_user_key(const char *inst, const char *user, char out[38])
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned dl = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, inst, strlen(inst) + 1) &&
+		 EVP_DigestUpdate(c, user, strlen(user)) && EVP_DigestFinal_ex(c, d, &dl);
+	EVP_MD_CTX_free(c);
+	if (!ok) {
+		out[0] = '\0';
+		return;
+	}
+	static const char hex[] = "0123456789abcdef";
+	memcpy(out, "gw:u:", 5);
+	for (int i = 0; i < 16; i++) {
+		out[5 + 2 * i] = hex[d[i] >> 4];
+		out[6 + 2 * i] = hex[d[i] & 15];
+	}
+	out[37] = '\0';
+}
+
+void gw_redis_user_channel(const char *inst, const char *user, int db, char out[64])
+{
+	char k[38];
+	gw_redis_user_key(inst, user, k);
+	if (!k[0]) {
+		out[0] = '\0';
+		return;
+	}
+	snprintf(out, 64, "gw:ch:%d:%s", db, k + 5);
+}
+
+int gw_redis_note_header(uint64_t seq, const char *inst, const char *user, const char *ctx,
+			 size_t claims_len, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%" PRIu64 " %zu %zu %zu %zu\n%s%s%s", seq, strlen(inst), strlen(user),
+			 strlen(ctx), claims_len, inst, user, ctx);
+	return n < 0 || (size_t)n >= outlen ? -1 : n;
 }
 
 size_t gw_redis_shard_of(const char *inst, const char *user, size_t n)

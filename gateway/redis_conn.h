@@ -45,6 +45,17 @@ void gw_redis_url_name(const struct gw_redis_url *u, char *out, size_t outlen);
  * one moves 1/n of the users. */
 size_t gw_redis_shard_of(const char *inst, const char *user, size_t n);
 
+/* gw:u:<32 hex of SHA-256(inst NUL user)>: the user's key prefix; "" if
+ * the digest failed (the caller refuses). */
+void gw_redis_user_key(const char *inst, const char *user, char out[38]);
+/* gw:ch:<db>:<32 hex>: the user's notification channel (PUBLISH ignores the
+ * database number, so it is part of the name). */
+void gw_redis_user_channel(const char *inst, const char *user, int db, char out[64]);
+/* The message the record script publishes: "<seq> <len inst> <len user>
+ * <len ctx> <len claims>\n" inst user ctx, then claims and proof follow. */
+int gw_redis_note_header(uint64_t seq, const char *inst, const char *user, const char *ctx,
+			 size_t claims_len, char *out, size_t outlen);
+
 enum gw_redis_fail {
 	GW_REDIS_OK = 0,
 	GW_REDIS_UNREACHABLE = -1, /* refused, reset, timed out, backing off */

@@ -92,6 +92,8 @@ struct gw_store_cluster {
 	int64_t timeout_ms;       /* every Redis call returns within about this (0: 2000) */
 	int64_t claim_after_ms;   /* claim: events idle this long in another node's hands (0: 10000) */
 	const char *node_id;      /* this node's consumer name in the journal's group */
+	int publish;              /* record PUBLISHes each note to its user's channel
+				   * (broker_redis.c receives them on every node) */
 };
 
 /* An accepted event as journaled. payload is opaque to the store: whatever

@@ -60,6 +60,7 @@ struct rstore {
 	struct gw_store_options opt;
 	int64_t timeout_ms, claim_after_ms;
 	char node_id[128];
+	int publish;
 	size_t nshards;
 	struct shard *sh;
 	pthread_mutex_t epoch_lock;
@@ -279,22 +280,9 @@ static int command(struct rstore *r, struct shard *sh, int argc, const char **ar
 	return GW_STORE_OK;
 }
 
-/* gw:u:<32 hex of SHA-256(inst NUL user)>: fixed-size key names whatever
- * the ids look like. */
 static void user_base(const char *inst, const char *user, char out[38])
 {
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned dl = 0;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, inst, strlen(inst) + 1) &&
-		 EVP_DigestUpdate(c, user, strlen(user)) && EVP_DigestFinal_ex(c, d, &dl);
-	EVP_MD_CTX_free(c);
-	if (!ok) {
-		out[0] = '\0';
-		return;
-	}
-	memcpy(out, "gw:u:", 5);
-	gw_hex_encode(d, 16, out + 5);
+	gw_redis_user_key(inst, user, out);
 }
 
 static struct shard *user_shard(struct rstore *r, const char *inst, const char *user)
@@ -356,6 +344,20 @@ static void arg_fmt(struct args *a, const char *fmt, ...)
 	}
 	a->owned[a->nowned++] = copy;
 	arg_str(a, copy);
+}
+
+/* Takes a malloc'ed string into the vector. */
+static void arg_own(struct args *a, char *str)
+{
+	char **o = a->oom ? NULL : realloc(a->owned, (a->nowned + 1) * sizeof(*o));
+	if (!o) {
+		free(str);
+		a->oom = 1;
+		return;
+	}
+	a->owned = o;
+	a->owned[a->nowned++] = str;
+	arg_str(a, str);
 }
 
 static void args_free(struct args *a)
@@ -600,6 +602,22 @@ static void add_notes(struct args *a, const struct gw_store_done *d, size_t shar
 		arg_fmt(a, "%" PRId64, n->exp);
 		arg_bin(a, n->claims, n->claims_len);
 		arg_bin(a, n->proof, n->proof_len);
+		if (r->publish) {
+			char chan[64], *hdr = NULL;
+			size_t hl = strlen(d->installation) + strlen(n->user) + strlen(n->ctx) + 96;
+			gw_redis_user_channel(d->installation, n->user, r->sh[shard].conn.url.db, chan);
+			if (!(hdr = malloc(hl)) ||
+			    gw_redis_note_header(n->seq, d->installation, n->user, n->ctx, n->claims_len, hdr, hl) < 0) {
+				free(hdr);
+				a->oom = 1;
+				return;
+			}
+			arg_fmt(a, "%s", chan);
+			arg_own(a, hdr);
+		} else {
+			arg_str(a, "");
+			arg_str(a, "");
+		}
 	}
 }
 
@@ -987,6 +1005,7 @@ int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_stor
 	r->opt = *opt;
 	r->timeout_ms = cl->timeout_ms > 0 ? cl->timeout_ms : 2000;
 	r->claim_after_ms = cl->claim_after_ms > 0 ? cl->claim_after_ms : 10000;
+	r->publish = cl->publish;
 	snprintf(r->node_id, sizeof(r->node_id), "%s", cl->node_id && cl->node_id[0] ? cl->node_id : "node");
 	pthread_mutex_init(&r->epoch_lock, NULL);
 	int rc = GW_STORE_OK;

@@ -47,7 +47,9 @@ static const char lua_key_seen[] = LUA_EPOCH_CHECK
 
 /* ARGV: epoch, retention, per_user, check_pending, do_done, marker_ttl, n,
  * then per event: jid, nnotes, nnotes x (ubase, seq, ctx, nid, created,
- * exp, claims, proof). Checks everything before writing anything: an event
+ * exp, claims, proof, channel, header). A note with a channel is PUBLISHed
+ * there (header..claims..proof) in the same atomic step, so every node
+ * receives a user's notifications in record order, which is seq order. Checks everything before writing anything: an event
  * no longer in the journal is not pending (2); an event whose notes this
  * shard already holds (marker) is not written twice; a seq not above the
  * user's is "SEQ" for the whole call. Returns per event 0 or 2. */
@@ -58,17 +60,17 @@ static const char lua_record[] = LUA_EPOCH_CHECK
 	" local jid,nn=ARGV[i],tonumber(ARGV[i+1]) local ok=1\n"
 	" if chk and #redis.call('XRANGE','gw:journal','0-'..jid,'0-'..jid)==0 then ok=0 end\n"
 	" if ok==1 and mttl>0 and redis.call('EXISTS','gw:ap:'..jid)==1 then ok=3 end\n"
-	" evs[e]={jid=jid,first=i+2,nn=nn,ok=ok} i=i+2+nn*8\n"
+	" evs[e]={jid=jid,first=i+2,nn=nn,ok=ok} i=i+2+nn*10\n"
 	"end\n"
 	"local maxs={}\n"
 	"for e=1,n do local ev=evs[e] if ev.ok==1 then\n"
-	" for k=0,ev.nn-1 do local b=ev.first+k*8 local u,s=ARGV[b],tonumber(ARGV[b+1])\n"
+	" for k=0,ev.nn-1 do local b=ev.first+k*10 local u,s=ARGV[b],tonumber(ARGV[b+1])\n"
 	"  local m=maxs[u] if m==nil then m=tonumber(redis.call('HGET',u..':m','max') or '0') end\n"
 	"  if s<=m then return redis.error_reply('SEQ') end maxs[u]=s end end end\n"
 	"local res={}\n"
 	"for e=1,n do local ev=evs[e]\n"
 	" if ev.ok==1 then\n"
-	"  for k=0,ev.nn-1 do local b=ev.first+k*8 local u,s=ARGV[b],ARGV[b+1]\n"
+	"  for k=0,ev.nn-1 do local b=ev.first+k*10 local u,s=ARGV[b],ARGV[b+1]\n"
 	"   local created,exp,claims=tonumber(ARGV[b+4]),tonumber(ARGV[b+5]),ARGV[b+6]\n"
 	"   redis.call('ZADD',u..':z',s,s)\n"
 	"   redis.call('HSET',u..':c',s,ARGV[b+2])\n"
@@ -77,6 +79,7 @@ static const char lua_record[] = LUA_EPOCH_CHECK
 	"   redis.call('HSET',u..':m','max',s)\n"
 	"   redis.call('ZADD','gw:exp',math.max(exp,created+ret),u..'|'..s)\n"
 	"   if redis.call('ZCARD',u..':z')>cap then redis.call('SADD','gw:over',u) end\n"
+	"   if ARGV[b+8]~='' then redis.call('PUBLISH',ARGV[b+8],ARGV[b+9]..claims..ARGV[b+7]) end\n"
 	"  end\n"
 	"  if mttl>0 then redis.call('SET','gw:ap:'..ev.jid,'1','EX',mttl) end\n"
 	" end\n"
