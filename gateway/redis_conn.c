@@ -1,6 +1,8 @@
 /* redis_conn.c - see redis_conn.h. */
 #include "redis_conn.h"
 
+#include "stats.h"
+
 #include <ctype.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -238,6 +240,7 @@ struct redisReply *gw_redis_conn_cmd(struct gw_redis_conn *rc, int argc, const c
 {
 	if (!rc->c)
 		return NULL;
+	gw_stat_inc(GW_STAT_redis_round_trips);
 	redisReply *r = redisCommandArgv(rc->c, argc, argv, lens);
 	if (!r || rc->c->err) {
 		if (r)

@@ -53,6 +53,7 @@
 	X(store_purged_expired, "notifications purged past max(exp, created + history.retention)") \
 	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
 	X(store_keys_expired, "redelivery keys purged past their ttl") \
+	X(redis_round_trips, "commands the store sent to Redis and waited for (one per call: scripts do the rest server-side)") \
 	X(redis_errors, "Redis calls that failed (unreachable, timed out, backing off, or an error reply)") \
 	X(redis_reconnects, "connections to a Redis server made again after a failure") \
 	X(redis_busy_timeouts, "store calls that gave up waiting cluster.timeout for a shard's connection") \
