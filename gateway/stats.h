@@ -15,6 +15,11 @@
 	X(http_pipelined_closed, "connections closed after answering because the client pipelined (sent a request before the previous answer)") \
 	X(http_static_refused, "static file requests refused: the file's real path is outside web_root (symlink)") \
 	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name") \
+	X(http_admin_refused, "admin route requests refused (401 bad token, 403 admin.token unset)") \
+	X(events_rejected_body_timeout, "events answered 408: the body did not arrive within limits.body_timeout") \
+	X(events_rejected_body_budget, "events answered 503: bodies in flight over limits.body_budget") \
+	X(events_rejected_unverified_cap, "events answered 429: too many requests from one address awaiting their FIT verdict") \
+	X(events_fit_checked_early, "FITs verified from the header before the body was read") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \
@@ -81,7 +86,12 @@
 	X(seq_entries_evicted, "per-user seq counters forgotten to stay within limits.seq_bytes (that user's seq jumps)") \
 	X(digest_users_untracked, "notifications to users not tracked for digests: limits.digest_bytes was reached") \
 	X(digest_titles_truncated, "titles cut to limits.digest_title_bytes for digests") \
-	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget")
+	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget") \
+	X(subscription_tokens_issued, "subscription tokens minted by /forge/subscription") \
+	X(subscription_refused, "/forge/subscription requests refused (401/403/400/413/405)") \
+	X(cors_preflights, "CORS preflights answered for allowed origins") \
+	X(cors_refused, "cross-origin requests or preflights from origins not in cors.allowed_origins") \
+	X(ws_origin_refused, "websocket upgrades refused: Origin not allowed")
 
 enum gw_stat {
 #define GW_STAT_ENUM(name, help) GW_STAT_##name,

@@ -1,5 +1,6 @@
 /* workers.c - see workers.h. */
 #include "workers.h"
+#include "fitcheck.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "sequencer.h"
 #include "stats.h"
+#include "subscription.h"
 
 /* ---- AUTH: a websocket connect frame ------------------------------------ */
 
@@ -19,7 +21,10 @@ static void do_auth(struct gw_app *app, struct gw_job *job)
 {
 	char detail[256] = "";
 	json_t *claims = NULL;
-	enum gw_token_err te = gw_subtoken_verify(app->subkey, job->token, strlen(job->token),
+	/* Tokens minted by /forge/subscription (typ GW_SUBTOKEN_TYP) verify with our own key. */
+	const struct gw_subkey *key =
+		gw_subtoken_is_own(job->token, strlen(job->token)) ? app->own_subkey : app->subkey;
+	enum gw_token_err te = gw_subtoken_verify(key, job->token, strlen(job->token),
 						  app->cfg.subscriber_audience, 0, time(NULL), &claims,
 						  detail, sizeof(detail));
 	struct gw_outbox_item *it = calloc(1, sizeof(*it));
@@ -203,10 +208,16 @@ static void *worker_main(void *arg)
 		}
 		switch (job->kind) {
 		case GW_JOB_INTAKE:
-			gw_intake_run(app, job);
+			if (job->fit_only)
+				gw_fitcheck_run(app, job);
+			else
+				gw_intake_run(app, job);
 			break;
 		case GW_JOB_AUTH:
 			do_auth(app, job);
+			break;
+		case GW_JOB_SUBSCRIPTION:
+			gw_subscription_mint(app, job);
 			break;
 		case GW_JOB_EVENT:
 			break;

@@ -29,9 +29,10 @@
 #include <stdint.h>
 #include <jansson.h>
 
-/* INTAKE (an intake request, intake.h) travels in the verify lane, AUTH in
+/* INTAKE (an intake request, intake.h) and SUBSCRIPTION (a token for a
+ * Forge UI invocation, subscription.h) travel in the verify lane, AUTH in
  * the auth lane, EVENT in the events lane. */
-enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT };
+enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT, GW_JOB_SUBSCRIPTION };
 
 struct gw_job {
 	struct gw_job *next;
@@ -42,7 +43,7 @@ struct gw_job {
 	char *token;           /* INTAKE, AUTH: the token, owned */
 	uint64_t intake_no;    /* EVENT: set by gw_workq_push_event */
 	json_t *event;         /* EVENT: the event payload, owned reference */
-	json_t *fit;           /* EVENT: verified FIT claims, owned reference */
+	json_t *fit;           /* EVENT, INTAKE: verified FIT claims, owned reference */
 	int64_t received_ns;   /* CLOCK_MONOTONIC when the request completed */
 	char trace_id[64];     /* x-b3-traceid, or a generated id */
 	char *installation;    /* EVENT: app.installationId of the FIT, owned */
@@ -50,6 +51,8 @@ struct gw_job {
 	int scheduled;         /* INTAKE/EVENT: a scheduled trigger */
 	char interval[16];     /* scheduled: fiveMinute|hour|day|week or "" */
 	char *system_token;    /* INTAKE: x-forge-oauth-system, owned, never logged */
+	int fit_only;          /* INTAKE: check the FIT only, before the body (fitcheck.h) */
+	char *ws_url;          /* SUBSCRIPTION: the websocket URL to answer, owned */
 };
 
 struct gw_job *gw_job_new(enum gw_job_kind kind);

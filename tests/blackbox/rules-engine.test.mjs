@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 
 import { startGateway, tempDir, writeTemp, runCli } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, fitClaims } from './lib/keys.mjs';
-import { postEvent, request } from './lib/http.mjs';
+import { postEvent, request, adminStatus } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -47,7 +47,7 @@ async function gatewayWith(args, text = RULES) {
 }
 
 async function counters(gw) {
-  const res = await request(gw.port, { path: '/healthz' });
+  const res = await adminStatus(gw);
   assert.equal(res.status, 200, res.text);
   return res.json.counters;
 }
@@ -146,5 +146,18 @@ describe('rules check --forge', () => {
     const ok = await runCli(['rules', 'check', '--forge', jira]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stderr, '');
+  });
+
+  test('rules test --fit decides appIsLicensed as the gateway does', async () => {
+    const dir = tempDir();
+    const rules = writeTemp(dir, 'lic.yml', LICENSED);
+    const ev = writeTemp(dir, 'ev.json', JSON.stringify(bugEvent({ key: 'LIC-2', assignee: 'u1' })));
+    const fit = writeTemp(dir, 'fit.json', JSON.stringify({ app: { license: { active: true } } }));
+    const without = await runCli(['rules', 'test', rules, ev]);
+    assert.equal(without.code, 0, without.stderr);
+    assert.match(without.stdout, /skipped +licensed-only .*\[appIsLicensed\]/);
+    const withFit = await runCli(['rules', 'test', '--fit', fit, rules, ev]);
+    assert.equal(withFit.code, 0, withFit.stderr);
+    assert.match(withFit.stdout, /matched +licensed-only/);
   });
 });
