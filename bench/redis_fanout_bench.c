@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,7 +96,7 @@ static void subscribe(struct node *n, const char *fmt, int count, int every, int
 	for (int i = 0; i < count; i++) {
 		if (i % every != rest)
 			continue;
-		snprintf(names[k], sizeof(names[k]), fmt, i);
+		snprintf(names[k], sizeof(names[k]), "%s%d", fmt, i);
 		argv[k + 1] = names[k];
 		if (++k == 1000 || i >= count - every) {
 			argv[0] = "SUBSCRIBE";
@@ -142,7 +143,7 @@ static void run(const char *label, const char *fmt, int channels, int per_node_s
 	for (long i = 0; i < publishes; i += 1000) {
 		for (int k = 0; k < 1000; k++) {
 			char ch[48];
-			snprintf(ch, sizeof(ch), fmt, (int)(rand_r(&seed) % (unsigned)channels));
+			snprintf(ch, sizeof(ch), "%s%d", fmt, (int)(rand_r(&seed) % (unsigned)channels));
 			redisAppendCommand(pub, "PUBLISH %s %s", ch, payload);
 		}
 		for (int k = 0; k < 1000; k++) {
@@ -190,7 +191,7 @@ int main(int argc, char **argv)
 	host = argv[1];
 	port = atoi(argv[2]);
 	long publishes = argc > 3 ? atol(argv[3]) : 300000;
-	run("per-user", "gw:ch:0:%012d", USERS, 1, publishes);
-	run("shard", "gw:sh:0:%d", SHARDS, 0, publishes);
+	run("per-user", "gw:ch:0:5f3a9c0e12d4b7a8e6f1c2d3b4a5", USERS, 1, publishes);
+	run("shard", "gw:sh:0:", SHARDS, 0, publishes);
 	return 0;
 }
