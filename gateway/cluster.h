@@ -18,8 +18,9 @@
 int gw_cluster_settings(const struct gw_config *cfg, struct gw_store_cluster *cl, char *node_id_buf,
 			size_t buflen);
 
-/* Without cluster.redis: 0. Else connects to every server once and
- * returns 0, 2 (a bad URL, a refused password, not Redis: bad input) or
+/* Without cluster.redis: 0. Else connects to every server once (and warns
+ * on err about one without AOF, which loses accepted events when it
+ * restarts) and returns 0, 2 (a bad URL, a refused password, not Redis: bad input) or
  * GW_STORE_EXIT_CODE (unreachable), with the reason on err. */
 int gw_cluster_check(const struct gw_config *cfg, FILE *err);
 

@@ -71,6 +71,16 @@ describe('cluster mode at start', () => {
   test('the right password starts, from the flag or a YAML list', async () => {
     const gw = await startGateway({ args: ['--redis', redis.url, '--node-id', 'bb-1'] });
     await gw.stop();
+    // this Redis runs without AOF: the operator is told what that loses
+    assert.match(gw.stderr, /appendonly no: events answered 202 since its last snapshot are lost/);
+    const aof = await startRedis({ aof: true });
+    try {
+      const gw3 = await startGateway({ args: ['--redis', aof.url] });
+      await gw3.stop();
+      assert.doesNotMatch(gw3.stderr, /appendonly/);
+    } finally {
+      await aof.stop();
+    }
     const dir = tempDir('ngw-cluster-');
     dirs.push(dir);
     const cfg = writeTemp(dir, 'gw.yml', `cluster:\n  redis:\n    - ${redis.url}\n  timeout: 1000\n`);
