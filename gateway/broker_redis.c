@@ -30,6 +30,9 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SUBSCRIBE_BATCH 512
+/* Frames received but not yet drained by the service thread. Past it new
+ * ones are dropped and counted: their clients recover with since. */
+#define INBOX_MAX_BYTES (64u << 20)
 
 struct request {
 	struct request *next;
@@ -63,6 +66,7 @@ struct rbroker {
 	int64_t timeout_ms, probe_ms;
 	char node_id[128];
 	struct gw_outbox inbox;  /* broker thread -> service thread */
+	_Atomic size_t inbox_bytes;
 	pthread_mutex_t lock;    /* requests, stopping */
 	struct request *req_head, *req_tail;
 	int stopping;
@@ -164,7 +168,7 @@ static void deliver(struct rbroker *b, const char *p, size_t len)
 	struct gw_outbox_item *it = calloc(1, sizeof(*it));
 	struct gw_delivery *d = calloc(1, sizeof(*d));
 	char *ci = malloc(il + 1), *cu = malloc(ul + 1), *cc = malloc(cl + 1);
-	if (!m || !it || !d || !ci || !cu || !cc) {
+	if (!m || !it || !d || !ci || !cu || !cc || atomic_load(&b->inbox_bytes) + cap > INBOX_MAX_BYTES) {
 		gw_stat_inc(GW_STAT_redis_broker_dropped);
 		gw_msg_unref(m);
 		free(it);
@@ -196,6 +200,7 @@ static void deliver(struct rbroker *b, const char *p, size_t len)
 	it->count = 1;
 	it->items = d;
 	gw_stat_inc(GW_STAT_redis_broker_received);
+	atomic_fetch_add(&b->inbox_bytes, m->len);
 	gw_outbox_push_take(&b->inbox, it);
 }
 
@@ -497,6 +502,7 @@ size_t gw_broker_redis_drain(struct gw_broker *gb)
 		for (size_t i = 0; i < it->count; i++) {
 			struct gw_delivery *d = &it->items[i];
 			n += b->inner->ops->publish(b->inner, d->installation, d->user, d->ctx, d->msg);
+			atomic_fetch_sub(&b->inbox_bytes, d->msg->len);
 		}
 		gw_outbox_item_free(it);
 		it = next;

@@ -17,8 +17,10 @@
  * receives, builds each frame ({"op":"notification","claims":...,"proof":...})
  * and hands it to the service thread through an outbox (wake() is called
  * when the outbox goes from empty to non-empty; the service thread then
- * calls gw_broker_redis_drain). Requests to the broker thread go through a
- * locked list and uv_async_send.
+ * calls gw_broker_redis_drain). At most 64 MiB of frames wait there; past
+ * it new ones are dropped (redis_broker_dropped) and their clients recover
+ * with since. Requests to the broker thread go through a locked list and
+ * uv_async_send.
  *
  * Liveness: every probe interval the broker thread PUBLISHes a probe to
  * gw:probe:<db>:<node id> on each shard over a second connection and its own

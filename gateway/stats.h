@@ -66,7 +66,7 @@
 	X(redis_claimed, "journal entries taken over from another node after cluster.claim_after") \
 	X(redis_seq_conflicts, "record calls refused because another node recorded the user meanwhile (re-signed)") \
 	X(redis_broker_received, "notifications received from Redis by this node's broker") \
-	X(redis_broker_dropped, "notifications from Redis dropped for lack of memory (the clients resume with since)") \
+	X(redis_broker_dropped, "notifications from Redis dropped: no memory, or 64 MiB of them waiting for the service thread (the clients resume with since)") \
 	X(redis_broker_malformed, "messages on a notification channel that were not a notification") \
 	X(redis_broker_disconnects, "broker connections to Redis lost (closed, reset, auth refused)") \
 	X(redis_broker_reconnects, "broker subscriber connections made again (messages meanwhile are missed: resume)") \

@@ -196,6 +196,15 @@ static int shard_take(struct rstore *r, struct shard *sh, char *msg, size_t msgl
 	return GW_STORE_OK;
 }
 
+/* A script's own refusal (redis.error_reply): Redis 7 passes the text as
+ * is; older servers prefix it with "ERR ". */
+static int is_script_error(const char *str, const char *what)
+{
+	if (!strncmp(str, "ERR ", 4))
+		str += 4;
+	return !strcmp(str, what);
+}
+
 /* Runs script `which` on sh with args (ARGV[2..]); the epoch is ARGV[1].
  * Reloads scripts on NOSCRIPT and adopts a new epoch on EPOCH (the server
  * was wiped), each once. *out owns the reply. */
@@ -233,10 +242,10 @@ static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const 
 			rc = GW_STORE_ERR_IO;
 			break;
 		}
-		if (rep->type == REDIS_REPLY_ERROR &&
-		    (!strncmp(rep->str, "NOSCRIPT", 8) || strstr(rep->str, "EPOCH")) && attempt < 2) {
+		int epoch_err = rep->type == REDIS_REPLY_ERROR && is_script_error(rep->str, "EPOCH");
+		if (rep->type == REDIS_REPLY_ERROR && (!strncmp(rep->str, "NOSCRIPT", 8) || epoch_err) && attempt < 2) {
 			/* a restarted (NOSCRIPT) or wiped (EPOCH) server: set up again */
-			if (strstr(rep->str, "EPOCH"))
+			if (epoch_err)
 				gw_stat_inc(GW_STAT_redis_epoch_changes);
 			freeReplyObject(rep);
 			if ((rc = shard_setup(r, sh, sh == &r->sh[0], msg, sizeof(msg))))
@@ -244,7 +253,7 @@ static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const 
 			continue;
 		}
 		if (rep->type == REDIS_REPLY_ERROR) {
-			rc = strstr(rep->str, "SEQ") ? GW_STORE_ERR_SEQ : GW_STORE_ERR_IO;
+			rc = is_script_error(rep->str, "SEQ") ? GW_STORE_ERR_SEQ : GW_STORE_ERR_IO;
 			if (rc == GW_STORE_ERR_IO)
 				gw_stat_inc(GW_STAT_redis_errors);
 			freeReplyObject(rep);
