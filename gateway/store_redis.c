@@ -905,11 +905,11 @@ static int mark_common(struct rstore *r, const char *inst, const char *user, con
 		return GW_STORE_ERR_IO;
 	}
 	out->unread = int_of(rep->element[0]);
-	size_t n = rep->elements - 1;
+	size_t n = (rep->elements - 1) / 2; /* id, ctx pairs */
 	if (n && !(out->ids = calloc(n, sizeof(char *))))
 		rc = GW_STORE_ERR_NOMEM;
 	for (size_t i = 0; !rc && i < n; i++) {
-		const redisReply *e = rep->element[i + 1];
+		const redisReply *e = rep->element[1 + 2 * i];
 		if (!(out->ids[i] = e->type == REDIS_REPLY_STRING ? strdup(e->str) : strdup("")))
 			rc = GW_STORE_ERR_NOMEM;
 		else

@@ -144,7 +144,8 @@ static const char lua_unread[] = LUA_EPOCH_CHECK LUA_MATCH
 	"return n\n";
 
 /* ARGV: epoch, ubase, read, all ('1': every note; ids ignored), filter,
- * hasfilter, npats, pats, nids, ids. Returns {unread, changed ids...}. */
+ * hasfilter, npats, pats, nids, ids. Returns {unread, id, ctx, id, ctx, ...}
+ * for the notes whose state changed. */
 static const char lua_mark[] = LUA_EPOCH_CHECK LUA_MATCH
 	"local u,rd,all,np=ARGV[2],ARGV[3]=='1',ARGV[4]=='1',tonumber(ARGV[7])\n"
 	"local f=nil if ARGV[6]=='1' then f=ARGV[5] end\n"
@@ -155,8 +156,8 @@ static const char lua_mark[] = LUA_EPOCH_CHECK LUA_MATCH
 	"for k=1,#ids,2 do local s,id=ids[k],ids[k+1]\n"
 	" if all or want[id] then local c=redis.call('HGET',u..':c',s)\n"
 	"  if vis(pats,f,c) then\n"
-	"   if rd then if redis.call('SADD',u..':r',s)==1 then out[#out+1]=id end\n"
-	"   else if redis.call('SREM',u..':r',s)==1 then out[#out+1]=id end end end end end\n"
+	"   if rd then if redis.call('SADD',u..':r',s)==1 then out[#out+1]=id out[#out+1]=c end\n"
+	"   else if redis.call('SREM',u..':r',s)==1 then out[#out+1]=id out[#out+1]=c end end end end end\n"
 	"local ctx=redis.call('HGETALL',u..':c') local n=0\n"
 	"for k=1,#ctx,2 do if vis(pats,f,ctx[k+1]) and redis.call('SISMEMBER',u..':r',ctx[k])==0 then n=n+1 end end\n"
 	"out[1]=n return out\n";
