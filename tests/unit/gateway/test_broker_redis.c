@@ -250,6 +250,49 @@ int main(void)
 	CHECK_INT_EQ(b1.n, 23);
 	CHECK(a1.seqs[22] == 23 && b1.seqs[22] == 23);
 
+	/* two shards: users spread over both, each tab gets its one note once */
+	struct redis_fixture second;
+	CHECK_INT_EQ(fixture_start(&second, 0, NULL), 0);
+	{
+		const char *urls[] = {srv.url, second.url};
+		struct gw_broker_redis_options o = {urls, 2, 500, 100, "node-s", wake, NULL};
+		char msg[300] = "";
+		struct gw_broker *two = gw_broker_redis_new(&o, msg, sizeof(msg));
+		struct gw_store_options so = {GW_STORE_OS, 86400, 1000};
+		struct gw_store_cluster cl = {urls, 2, 500, 10000, "node-s", 1};
+		struct gw_store *st = NULL;
+		CHECK_INT_EQ(gw_store_open_ex("redis", NULL, &so, &cl, &st, msg, sizeof(msg)), GW_STORE_OK);
+		static char names[10][8];
+		static struct gw_conn tabs[10];
+		struct gw_conn *tp[10];
+		size_t want1[10], on[2] = {0, 0};
+		for (int i = 0; i < 10 && two; i++) {
+			snprintf(names[i], sizeof(names[i]), "s%d", i);
+			tabs[i] = (struct gw_conn){.name = names[i], .user = names[i]};
+			tp[i] = &tabs[i];
+			want1[i] = 1;
+			on[gw_redis_shard_of(INST, names[i], 2)]++;
+			CHECK_INT_EQ(gw_broker_subscribe(two, INST, names[i], "c", &tabs[i]), 0);
+		}
+		CHECK(on[0] && on[1]);
+		if (two && st) {
+			CHECK(wait_ready(&two, 1, 1));
+			for (int i = 0; i < 10; i++)
+				CHECK_INT_EQ(notify(st, names[i]), GW_STORE_OK);
+			drain_until(&two, 1, tp, want1, 10);
+			for (int i = 0; i < 10; i++) {
+				CHECK_INT_EQ(tabs[i].n, 1);
+				CHECK_INT_EQ(tabs[i].foreign, 0);
+				gw_broker_unsubscribe(two, INST, names[i], "c", &tabs[i]);
+			}
+		}
+		if (two)
+			two->ops->destroy(two);
+		if (st)
+			st->ops->close(st);
+	}
+	fixture_stop(&second);
+
 	gw_broker_unsubscribe(nodes[0], INST, "u1", "c", &a1);
 	gw_broker_unsubscribe(nodes[1], INST, "u1", "c", &b1);
 	gw_broker_unsubscribe(nodes[2], INST, "u2", "c", &c1);

@@ -372,6 +372,35 @@ static void case_two_shards(void)
 		CHECK(p.count == 1 && p.max_seq == 1);
 		gw_store_page_free(&p);
 	}
+	/* a conflict on one shard after another shard took its notes: the call
+	 * fails; the retry (signed again) writes the rest once, the first
+	 * shard's notes are not written twice (gw:ap marker) */
+	const char *on0 = NULL, *on1 = NULL;
+	for (int i = 0; i < 20; i++) {
+		if (!on0 && gw_redis_shard_of(INST, users[i], 2) == 0)
+			on0 = users[i];
+		if (!on1 && gw_redis_shard_of(INST, users[i], 2) == 1)
+			on1 = users[i];
+	}
+	uint64_t jc = journal(s, "conflict");
+	struct gw_store_note two[2] = {{on1, "c", "x1", 2, "{\"v\":1}", 7, "{}", 2, 1000, 2000},
+				       {on0, "c", "x0", 1, "{}", 2, "{}", 2, 1000, 2000}}; /* on0 already has 1 */
+	struct gw_store_done dc = {jc, INST, two, 2};
+	CHECK_INT_EQ(s->ops->record(s, &dc, 1, &res), GW_STORE_ERR_SEQ);
+	two[0].claims = "{\"v\":2}";
+	two[1].seq = 2;
+	CHECK_INT_EQ(s->ops->record(s, &dc, 1, &res), GW_STORE_OK);
+	CHECK_INT_EQ(res, GW_STORE_OK);
+	struct gw_store_page p1;
+	CHECK_INT_EQ(s->ops->since(s, INST, on1, all, 1, 1, 10, &p1), GW_STORE_OK);
+	CHECK(p1.count == 1 && p1.max_seq == 2 && !strcmp(p1.items[0].claims, "{\"v\":1}"));
+	gw_store_page_free(&p1);
+	CHECK_INT_EQ(s->ops->since(s, INST, on0, all, 1, 1, 10, &p1), GW_STORE_OK);
+	CHECK(p1.count == 1 && p1.max_seq == 2);
+	gw_store_page_free(&p1);
+	struct claimed left = {{0}, 0};
+	CHECK_INT_EQ(s->ops->pending(s, take, &left), GW_STORE_OK);
+	CHECK_INT_EQ(left.n, 0);
 	/* the notes really are on the other server: a fresh single-shard view of it sees them */
 	redisContext *c = fixture_connect(&second);
 	redisReply *r = c ? redisCommand(c, "KEYS gw:u:*:m") : NULL;
