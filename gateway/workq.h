@@ -43,7 +43,7 @@ struct gw_job {
 	char *token;           /* INTAKE, AUTH: the token, owned */
 	uint64_t intake_no;    /* EVENT: set by gw_workq_push_event */
 	json_t *event;         /* EVENT: the event payload, owned reference */
-	json_t *fit;           /* EVENT: verified FIT claims, owned reference */
+	json_t *fit;           /* EVENT, INTAKE: verified FIT claims, owned reference */
 	int64_t received_ns;   /* CLOCK_MONOTONIC when the request completed */
 	char trace_id[64];     /* x-b3-traceid, or a generated id */
 	char *installation;    /* EVENT: app.installationId of the FIT, owned */
@@ -51,6 +51,7 @@ struct gw_job {
 	int scheduled;         /* INTAKE/EVENT: a scheduled trigger */
 	char interval[16];     /* scheduled: fiveMinute|hour|day|week or "" */
 	char *system_token;    /* INTAKE: x-forge-oauth-system, owned, never logged */
+	int fit_only;          /* INTAKE: check the FIT only, before the body (fitcheck.h) */
 	char *ws_url;          /* SUBSCRIPTION: the websocket URL to answer, owned */
 };
 
