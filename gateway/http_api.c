@@ -430,7 +430,7 @@ static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *
 	uintptr_t waiting = (uintptr_t)gw_strmap_get(&app->http.unverified, pss->peer, n);
 	if (app->cfg.unverified_per_address > 0 && waiting >= (uintptr_t)app->cfg.unverified_per_address &&
 	    gw_strmap_get(&app->http.suspect, pss->peer, n) && !gw_strmap_get(&app->http.verified, pss->peer, n)) {
-		char reason[96];
+		char reason[144]; /* up to 20 digits, a 63-byte address and 47 bytes of text */
 		snprintf(reason, sizeof(reason), "%zu requests from %s already await their FIT verdict",
 			 (size_t)waiting, pss->peer);
 		pss->close_after = 1;
