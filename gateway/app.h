@@ -40,6 +40,7 @@
 #include "sequencer.h"
 #include "server.h"
 #include "strmap.h"
+#include "trace.h"
 #include "util.h"
 #include "workq.h"
 
@@ -66,6 +67,7 @@ struct gw_app {
 	struct gw_dedup dedup;           /* redelivery guard */
 	struct gw_registry registry;     /* installations, system tokens */
 	struct gw_activity activity;     /* per-user activity for scheduled digests */
+	struct gw_trace trace;           /* admin trace ring (trace.h); ring NULL: off */
 	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
 
 	pthread_t *workers;

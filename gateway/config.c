@@ -20,7 +20,8 @@
 #include "version.h"
 #include "webroot.h"
 
-enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY, OPT_LIST };
+enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY, OPT_LIST,
+		OPT_LOGFORMAT };
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -41,6 +42,19 @@ static const struct opt options[] = {
 	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
 	{"web_root", OPT_PATH, OFF(web_root), NULL, 0, 0, "files served at / [the installed web demo, else the source tree's web-demo/]"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
+	{"tls.cert", OPT_PATH, OFF(tls_cert), NULL, 0, 0,
+	 "PEM certificate (chain) for HTTPS/WSS on the public listener; with tls.key; reloaded on SIGHUP"},
+	{"tls.key", OPT_PATH, OFF(tls_key), NULL, 0, 0, "PEM private key of tls.cert (no passphrase)"},
+	{"admin.listen", OPT_STR, OFF(admin_listen), NULL, 0, 0,
+	 "HOST:PORT (port 0: the kernel picks; 'admin listening on http://HOST:PORT' is printed) or a unix socket path for the admin API; off unless admin.token_file is set too"},
+	{"admin.token_file", OPT_PATH, OFF(admin_token_file), NULL, 0, 0,
+	 "file holding the admin bearer token (surrounding whitespace trimmed; 16-1000 characters): the admin listener's, or without admin.listen GET /admin/status on the public listener (unset: the admin routes answer 403)"},
+	{"admin.trace_events", OPT_INT, OFF(admin_trace_events), "10000", 0, 1000000,
+	 "events whose rule decisions the admin API remembers (GET /admin/trace; 0: none)"},
+	{"admin.trace_bytes", OPT_INT, OFF(admin_trace_bytes), "16777216", 65536, 1073741824,
+	 "bytes the remembered decisions may take at most (the oldest go first)"},
+	{"log.format", OPT_LOGFORMAT, OFF(log_format), "text", 0, 0,
+	 "text (one line: time level message) or json (one JSON object a line: ts, level, msg, trace, the event's fields)"},
 	{"event_loop", OPT_EVLOOP, OFF(event_loop), "epoll", 0, 0,
 	 "epoll (libwebsockets inside a libuv loop) or poll (libwebsockets' own poll(2) loop); see docs/configuration.md"},
 	{"workers", OPT_INT, OFF(workers), "0", 0, 64, "worker threads (0: one per CPU)"},
@@ -121,8 +135,6 @@ static const struct opt options[] = {
 	 "bytes of event bodies in flight (by Content-Length) across all requests; over: 503 + Retry-After"},
 	{"limits.unverified_per_address", OPT_INT, OFF(unverified_per_address), "32", 0, 1000000,
 	 "requests from one client address waiting for their FIT verdict (addresses that sent a valid FIT are exempt; 0: no cap); over: 429"},
-	{"admin.token", OPT_PATH, OFF(admin_token), NULL, 0, 0,
-	 "file holding the bearer token for /admin/status (unset: admin routes answer 403)"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 	{"store", OPT_STORE, OFF(store), "sqlite", 0, 0,
@@ -203,6 +215,12 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 		    strcmp(v, "info") && strcmp(v, "debug")) {
 			snprintf(msg, msglen, "'%s' must be error, warn, notice, info or debug, got '%s'",
 				 o->name, v);
+			return -1;
+		}
+		break;
+	case OPT_LOGFORMAT:
+		if (strcmp(v, "text") && strcmp(v, "json")) {
+			snprintf(msg, msglen, "'%s' must be text or json, got '%s'", o->name, v);
 			return -1;
 		}
 		break;
@@ -497,6 +515,7 @@ void gw_config_print_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: notify-gateway [--config FILE] [OPTIONS]\n"
+		"       notify-gateway --check-config [--config FILE] [OPTIONS]\n"
 		"       notify-gateway --version | --help\n\n"
 		"Takes Forge remote invocations (POST /forge/events), evaluates the rule file and\n"
 		"pushes signed per-user notifications over websockets (/realtime).\n"

@@ -15,7 +15,7 @@
 	X(http_pipelined_closed, "connections closed after answering because the client pipelined (sent a request before the previous answer)") \
 	X(http_static_refused, "static file requests refused: the file's real path is outside web_root (symlink)") \
 	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name") \
-	X(http_admin_refused, "admin route requests refused (401 bad token, 403 admin.token unset)") \
+	X(http_admin_refused, "admin route requests refused (401 bad token, 403 admin.token_file unset), on either listener") \
 	X(events_rejected_body_timeout, "events answered 408: the body did not arrive within limits.body_timeout") \
 	X(events_rejected_body_budget, "events answered 503: bodies in flight over limits.body_budget") \
 	X(events_rejected_unverified_cap, "events answered 429: too many requests from one address awaiting their FIT verdict") \
@@ -78,7 +78,8 @@
 	X(subscription_refused, "/forge/subscription requests refused (401/403/400/413/405)") \
 	X(cors_preflights, "CORS preflights answered for allowed origins") \
 	X(cors_refused, "cross-origin requests or preflights from origins not in cors.allowed_origins") \
-	X(ws_origin_refused, "websocket upgrades refused: Origin not allowed")
+	X(ws_origin_refused, "websocket upgrades refused: Origin not allowed") \
+	X(trace_entries_evicted, "admin trace entries dropped to stay within admin.trace_events / admin.trace_bytes")
 
 enum gw_stat {
 #define GW_STAT_ENUM(name, help) GW_STAT_##name,
