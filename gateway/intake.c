@@ -11,6 +11,8 @@
 #include "gw/sha256.h"
 #include "log.h"
 #include "stats.h"
+#include "store.h"
+#include "util.h"
 
 #define RETRY_AFTER_SECONDS 5
 
@@ -293,6 +295,85 @@ const char *gw_intake_extract(json_t *body, int scheduled, char interval[16], co
 	return NULL;
 }
 
+/* ---- the journal (store.h) ------------------------------------------------ */
+
+/* What the pipeline needs to process an event again after a restart. */
+static char *event_payload(const struct gw_job *ev, size_t *len)
+{
+	json_t *p = json_pack("{s:s, s:O, s:O?, s:b}", "type", ev->event_type, "event", ev->event, "fit", ev->fit,
+			      "scheduled", ev->scheduled);
+	char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(p);
+	*len = text ? strlen(text) : 0;
+	return text;
+}
+
+static int journal_event(struct gw_app *app, struct gw_job *ev, const unsigned char *key, time_t now)
+{
+	size_t len = 0;
+	char *payload = event_payload(ev, &len);
+	if (!payload)
+		return GW_STORE_ERR_NOMEM;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct gw_store_event se = {ev->installation, ev->trace_id,
+				    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, key, payload, len};
+	struct gw_store_journaled out = {0};
+	int64_t t0 = gw_monotonic_ns();
+	int rc = app->store->ops->journal(app->store, &se, 1, (int64_t)now, app->cfg.dedup_ttl, &out);
+	gw_stat_add(GW_STAT_store_journal_us, (uint64_t)((gw_monotonic_ns() - t0) / 1000));
+	free(payload);
+	if (rc != GW_STORE_OK)
+		return rc;
+	if (out.rc == GW_STORE_DUPLICATE)
+		return GW_STORE_DUPLICATE;
+	ev->journal_id = out.id;
+	return GW_STORE_OK;
+}
+
+struct replay_ctx {
+	struct gw_app *app;
+	size_t count, failed;
+};
+
+static int replay_one(void *ud, uint64_t id, const struct gw_store_event *se)
+{
+	struct replay_ctx *rc = ud;
+	json_t *p = json_loadb(se->payload, se->payload_len, 0, NULL);
+	const char *type = json_string_value(json_object_get(p, "type"));
+	json_t *event = json_object_get(p, "event");
+	struct gw_job *ev = p && type && json_is_object(event) ? gw_job_new(GW_JOB_EVENT) : NULL;
+	if (!ev || !(ev->installation = strdup(se->installation)) || !(ev->event_type = strdup(type))) {
+		gw_job_free(ev);
+		json_decref(p);
+		rc->failed++;
+		return 0;
+	}
+	ev->event = json_incref(event);
+	json_t *fit = json_object_get(p, "fit");
+	ev->fit = json_is_object(fit) ? json_incref(fit) : NULL;
+	ev->scheduled = json_is_true(json_object_get(p, "scheduled"));
+	ev->received_ns = gw_monotonic_ns();
+	ev->journal_id = id;
+	snprintf(ev->trace_id, sizeof(ev->trace_id), "%s", se->trace_id ? se->trace_id : "");
+	json_decref(p);
+	gw_workq_push_event_force(&rc->app->workq, ev);
+	rc->count++;
+	return 0;
+}
+
+int gw_intake_replay_pending(struct gw_app *app, size_t *count)
+{
+	struct replay_ctx rc = {app, 0, 0};
+	int r = app->store->ops->pending(app->store, replay_one, &rc);
+	*count = rc.count;
+	gw_stat_add(GW_STAT_events_replayed, rc.count);
+	if (rc.failed)
+		gw_log(GW_LOG_ERR, "start: %zu journaled events could not be read back (out of memory or unreadable payload)",
+		       rc.failed);
+	return r;
+}
+
 /* ---- the INTAKE job ---------------------------------------------------- */
 
 void gw_intake_run(struct gw_app *app, struct gw_job *job)
@@ -386,7 +467,10 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 	ev->scheduled = job->scheduled;
 	ev->received_ns = job->received_ns;
 	memcpy(ev->trace_id, job->trace_id, sizeof(ev->trace_id));
-	if (gw_workq_push_event(&app->workq, ev)) {
+	/* The lane is checked before journaling: a journaled event must be
+	 * queued (it cannot be refused any more), so the push below is forced;
+	 * concurrent intakes overshoot the cap by at most one event each. */
+	if (gw_workq_events_full(&app->workq)) {
 		gw_job_free(ev);
 		if (keyed)
 			gw_dedup_release(&app->dedup, key);
@@ -395,6 +479,31 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 		       gw_intake_error_body("queue_full", "the intake queue is full; retry later"));
 		goto done;
 	}
+	/* 202 only once the event is durably journaled (store.h: concurrent
+	 * intakes on several workers share one group-committed transaction). The
+	 * store's redelivery keys survive restarts; the in-memory guard above is
+	 * the fast path in front of them. */
+	int jrc = journal_event(app, ev, keyed ? key : NULL, now);
+	if (jrc == GW_STORE_DUPLICATE) {
+		gw_job_free(ev);
+		if (keyed)
+			gw_dedup_commit(&app->dedup, key);
+		gw_stat_inc(GW_STAT_events_duplicate);
+		gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted (stored key), not processed again",
+		       job->trace_id, GW_Q(type));
+		answer(app, job->req_id, 202, 0, json_pack("{s:s, s:s}", "status", "duplicate", "traceId", job->trace_id));
+		goto done;
+	}
+	if (jrc != GW_STORE_OK) {
+		gw_job_free(ev);
+		if (keyed)
+			gw_dedup_release(&app->dedup, key);
+		snprintf(reason, sizeof(reason), "the store cannot journal the event: %s", gw_store_strerror(jrc));
+		refuse(app, job, GW_STAT_events_rejected_store, GW_LOG_ERR, 503, RETRY_AFTER_SECONDS, reason,
+		       gw_intake_error_body("store_unavailable", "the event could not be stored; retry later"));
+		goto done;
+	}
+	gw_workq_push_event_force(&app->workq, ev);
 	/* ev now belongs to the queue and may already be freed by another worker. */
 	if (keyed)
 		gw_dedup_commit(&app->dedup, key);

@@ -36,10 +36,15 @@
 #include "realtime.h"
 #include "log.h"
 #include "stats.h"
+#include "store_jobs.h"
+#include "gw/b64url.h"
 
 _Static_assert(LWS_PRE <= GW_MSG_HEADROOM, "gw_msg headroom must cover LWS_PRE");
 
 #define MAX_QUEUED_INBOUND 64
+/* Stored notifications one resume page carries (the next page is read once
+ * the connection's queue has drained to a quarter of its budget). */
+#define RESUME_PAGE 200
 /* The echoed "id" of a ping, as compact JSON: a client picks it, and every
  * byte of it is queued back to the client. */
 #define MAX_PING_ID_BYTES 128
@@ -57,6 +62,21 @@ struct outbound {
 	struct gw_msg *msg;
 };
 
+/* One subscription: a context or a pattern the token covers. */
+struct sub {
+	char *ctx;
+	uint64_t skip;    /* live frames of it with seq <= skip were sent by its resume */
+	uint64_t after;   /* resume under way: the next page starts after this seq */
+	int replaying;    /* a resume page is being read or waits for the queue to drain */
+	int next_due;     /* the next page is asked for once the queue is down to a quarter */
+};
+
+struct held {
+	struct held *next;
+	struct gw_msg *msg;
+	char ctx[];
+};
+
 struct gw_conn {
 	struct gw_app *app;
 	struct lws *wsi;
@@ -67,8 +87,12 @@ struct gw_conn {
 	char **allowed;
 	size_t nallowed;
 	time_t exp;
-	char **subs;
+	struct sub *subs;
 	size_t nsubs;
+	int replaying;        /* subscriptions whose resume is under way: live frames are held */
+	struct held *held_head, *held_tail;
+	size_t held_bytes;
+	uint64_t last_live_seq; /* the user's last live seq queued here (a frame reached by two subscriptions goes once) */
 	struct inbound *in_head, *in_tail;
 	size_t in_count;
 	time_t auth_deadline; /* until connected: close with auth_timeout after */
@@ -117,6 +141,10 @@ static size_t frame_cost(const struct gw_msg *msg)
 }
 
 static void slow_consumer(struct gw_conn *c);
+static void flush_held(struct gw_conn *c);
+static int request_page(struct gw_conn *c, size_t at);
+static void send_subscribed(struct gw_conn *c, const char *ctx, int has_since, int recovered);
+static ssize_t find_sub(struct gw_conn *c, const char *ctx);
 
 /* Returns 1 when the frame was written or queued, 0 when it was dropped
  * (socket gone, out of memory, or the byte budget exceeded: then the
@@ -246,15 +274,198 @@ static void rx_throttle(struct gw_conn *c)
 	}
 }
 
-void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg)
+static int sub_wants(struct gw_conn *c, const char *ctx, uint64_t seq)
 {
-	if (c->state == RT_READY && queue_msg(c, msg)) {
+	int matched = 0;
+	for (size_t i = 0; i < c->nsubs; i++)
+		if (gw_store_pattern_match(c->subs[i].ctx, ctx)) {
+			matched = 1;
+			if (!seq || seq > c->subs[i].skip)
+				return 1;
+		}
+	if (matched)
+		gw_stat_inc(GW_STAT_store_live_skipped);
+	return 0;
+}
+
+static void deliver_now(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
+{
+	if (!sub_wants(c, ctx, msg->seq))
+		return;
+	if (queue_msg(c, msg))
 		gw_stat_inc(GW_STAT_notifications_delivered);
+	else
+		gw_stat_inc(GW_STAT_notifications_dropped);
+}
+
+/* Sends the live frames held during a resume, in order. */
+static void flush_held(struct gw_conn *c)
+{
+	while (c->held_head) {
+		struct held *h = c->held_head;
+		c->held_head = h->next;
+		c->held_bytes -= frame_cost(h->msg);
+		if (c->state == RT_READY)
+			deliver_now(c, h->msg, h->ctx);
+		gw_msg_unref(h->msg);
+		free(h);
+	}
+	c->held_tail = NULL;
+	c->held_bytes = 0;
+}
+
+void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
+{
+	if (c->state != RT_READY) {
+		/* Subscribed, but closing: say so in the counters rather than let
+		 * the broker's count pass it as delivered. */
+		gw_stat_inc(GW_STAT_notifications_dropped);
 		return;
 	}
-	/* Subscribed, but closing or over its byte budget: say so in the
-	 * counters rather than let the broker's count pass it as delivered. */
-	gw_stat_inc(GW_STAT_notifications_dropped);
+	/* A user's live frames come in increasing seq: one at or below the last
+	 * reached this connection through another of its subscriptions. */
+	if (msg->seq) {
+		if (msg->seq <= c->last_live_seq)
+			return;
+		c->last_live_seq = msg->seq;
+	}
+	if (!c->replaying) {
+		deliver_now(c, msg, ctx);
+		return;
+	}
+	/* A resume is under way: held, counted against the same byte budget. */
+	size_t cl = strlen(ctx);
+	if (c->out_bytes + c->held_bytes + frame_cost(msg) > (size_t)c->app->cfg.ws_max_pending_bytes) {
+		slow_consumer(c);
+		gw_stat_inc(GW_STAT_notifications_dropped);
+		return;
+	}
+	struct held *h = malloc(sizeof(*h) + cl + 1);
+	if (!h) {
+		gw_stat_inc(GW_STAT_notifications_dropped);
+		return;
+	}
+	h->next = NULL;
+	h->msg = gw_msg_ref(msg);
+	memcpy(h->ctx, ctx, cl + 1);
+	if (c->held_tail)
+		c->held_tail->next = h;
+	else
+		c->held_head = h;
+	c->held_tail = h;
+	c->held_bytes += frame_cost(msg);
+}
+
+/* A stored notification as the frame it was first sent as, byte for byte. */
+static struct gw_msg *stored_frame(const struct gw_store_item *it)
+{
+	static const char head[] = "{\"op\":\"notification\",\"claims\":\"";
+	static const char mid[] = "\",\"proof\":";
+	size_t cap = sizeof(head) + gw_b64url_encoded_len(it->claims_len) + sizeof(mid) + it->proof_len + 2;
+	struct gw_msg *m = gw_msg_new(cap);
+	if (!m)
+		return NULL;
+	char *o = (char *)gw_msg_payload(m), *p = o;
+	memcpy(o, head, sizeof(head) - 1);
+	o += sizeof(head) - 1;
+	o += gw_b64url_encode((const unsigned char *)it->claims, it->claims_len, o);
+	memcpy(o, mid, sizeof(mid) - 1);
+	o += sizeof(mid) - 1;
+	memcpy(o, it->proof, it->proof_len);
+	o += it->proof_len;
+	*o++ = '}';
+	*o = '\0';
+	m->len = (size_t)(o - p);
+	m->seq = it->seq;
+	return m;
+}
+
+/* Resume pages due once the queue is down to a quarter of its budget. */
+static void next_pages(struct gw_conn *c)
+{
+	if (c->state != RT_READY || c->out_bytes > (size_t)c->app->cfg.ws_max_pending_bytes / 4)
+		return;
+	for (size_t i = 0; i < c->nsubs; i++) {
+		if (!c->subs[i].replaying || !c->subs[i].next_due)
+			continue;
+		if (request_page(c, i)) {
+			/* Cannot read on: what was replayed stands, the rest is the
+			 * inbox's (recovered:false); never a silent partial resume. */
+			c->subs[i].replaying = 0;
+			c->subs[i].skip = 0;
+			c->replaying--;
+			send_error(c, "busy", "the gateway cannot read the history right now; read the inbox", 0);
+			send_subscribed(c, c->subs[i].ctx, 1, 0);
+		}
+	}
+	if (!c->replaying)
+		flush_held(c);
+}
+
+static void since_done(struct gw_conn *c, struct gw_store_req *r)
+{
+	ssize_t at = find_sub(c, r->ctx);
+	if (at < 0 || !c->subs[at].replaying)
+		return; /* unsubscribed meanwhile */
+	struct sub *sb = &c->subs[at];
+	int ok = r->rc == GW_STORE_OK && r->page.recovered;
+	if (ok) {
+		for (size_t i = 0; i < r->page.count; i++) {
+			struct gw_msg *m = stored_frame(&r->page.items[i]);
+			if (!m || !queue_msg(c, m)) {
+				gw_msg_unref(m);
+				ok = 0; /* out of memory or the connection is being closed */
+				break;
+			}
+			gw_msg_unref(m);
+			gw_stat_inc(GW_STAT_store_replayed);
+			sb->after = r->page.items[i].seq;
+		}
+		if (ok && r->page.more) {
+			/* The next page once the queue has drained to a quarter of its
+			 * budget: a long history never makes a slow consumer. */
+			sb->next_due = 1;
+			lws_callback_on_writable(c->wsi);
+			return;
+		}
+	}
+	sb->replaying = 0;
+	c->replaying--;
+	/* Everything of this subscription up to the store's seq at the read was
+	 * in the replay (or had seq <= since.seq): not sent again live. */
+	sb->skip = ok ? r->page.max_seq : 0;
+	if (r->rc)
+		send_error(c, "store_unavailable", "the history cannot be read right now; read the inbox later", 0);
+	send_subscribed(c, sb->ctx, 1, ok);
+	if (!c->replaying)
+		flush_held(c);
+}
+
+void gw_realtime_store_done(struct gw_app *app, struct gw_outbox_item *item)
+{
+	char key[17];
+	gw_id_key(item->req_id, key);
+	struct gw_conn *c = item->req_id ? gw_strmap_get(&app->rt.conns_by_id, key, 16) : NULL;
+	struct gw_store_req *r = item->store_req;
+	if (r && r->op == GW_SOP_PURGE) {
+		app->purge_running = 0;
+		if (r->rc == GW_STORE_OK) {
+			gw_stat_add(GW_STAT_store_purged_expired, r->purged.expired);
+			gw_stat_add(GW_STAT_store_purged_over_cap, r->purged.over_cap);
+			gw_stat_add(GW_STAT_store_keys_expired, r->purged.keys);
+			app->purge_more = r->purged.more;
+		}
+	} else if (c && r && c->state == RT_READY) {
+		switch (r->op) {
+		case GW_SOP_SINCE:
+			since_done(c, r);
+			break;
+		default:
+			break;
+		}
+		rx_throttle(c);
+	}
+	gw_outbox_item_free(item);
 }
 
 /* ---- connection caps: per (installation, user), per client address ----- */
@@ -310,10 +521,20 @@ static void too_many(struct gw_conn *c, const char *which)
 
 /* ---- subscriptions --------------------------------------------------------- */
 
+/* A token entry covers a subscription: "*" every context, "abc*" every
+ * context or pattern that starts with "abc", anything else itself only. */
+int gw_ctx_covers(const char *entry, const char *ctx)
+{
+	size_t n = strlen(entry);
+	if (n && entry[n - 1] == '*')
+		return !strncmp(entry, ctx, n - 1);
+	return !strcmp(entry, ctx);
+}
+
 static int ctx_allowed(struct gw_conn *c, const char *ctx)
 {
 	for (size_t i = 0; i < c->nallowed; i++)
-		if (!strcmp(c->allowed[i], ctx))
+		if (gw_ctx_covers(c->allowed[i], ctx))
 			return 1;
 	return 0;
 }
@@ -321,7 +542,7 @@ static int ctx_allowed(struct gw_conn *c, const char *ctx)
 static ssize_t find_sub(struct gw_conn *c, const char *ctx)
 {
 	for (size_t i = 0; i < c->nsubs; i++)
-		if (!strcmp(c->subs[i], ctx))
+		if (!strcmp(c->subs[i].ctx, ctx))
 			return (ssize_t)i;
 	return -1;
 }
@@ -330,8 +551,8 @@ static void unsubscribe_all(struct gw_conn *c)
 {
 	for (size_t i = 0; i < c->nsubs; i++) {
 		if (c->user)
-			gw_broker_unsubscribe(c->app->broker, c->installation, c->user, c->subs[i], c);
-		free(c->subs[i]);
+			gw_broker_unsubscribe(c->app->broker, c->installation, c->user, c->subs[i].ctx, c);
+		free(c->subs[i].ctx);
 	}
 	free(c->subs);
 	c->subs = NULL;
@@ -347,6 +568,88 @@ static void free_allowed(struct gw_conn *c)
 	c->nallowed = 0;
 }
 
+static void remove_sub(struct gw_conn *c, size_t at)
+{
+	if (c->subs[at].replaying)
+		c->replaying--; /* its answer finds no subscription and is dropped */
+	free(c->subs[at].ctx);
+	c->subs[at] = c->subs[--c->nsubs];
+	if (!c->replaying)
+		flush_held(c);
+}
+
+/* {"epoch": 1-64 of [A-Za-z0-9_-], "seq": integer >= 0}; NULL when valid. */
+static const char *since_invalid(json_t *since, const char **epoch, uint64_t *seq)
+{
+	if (!json_is_object(since))
+		return "\"since\" must be an object {\"epoch\":\"<id>\",\"seq\":<integer>}";
+	json_t *e = json_object_get(since, "epoch"), *q = json_object_get(since, "seq");
+	if (!json_is_string(e) || json_string_length(e) < 1 || json_string_length(e) > GW_STORE_EPOCH_MAX)
+		return "\"since.epoch\" must be a string of 1-64 characters [A-Za-z0-9_-]";
+	const char *es = json_string_value(e);
+	for (const char *p = es; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '-'))
+			return "\"since.epoch\" must be a string of 1-64 characters [A-Za-z0-9_-]";
+	/* jansson reads integers beyond int64 as reals: refused here too */
+	if (!json_is_integer(q) || json_integer_value(q) < 0)
+		return "\"since.seq\" must be an integer >= 0";
+	*epoch = es;
+	*seq = (uint64_t)json_integer_value(q);
+	return NULL;
+}
+
+static void send_subscribed(struct gw_conn *c, const char *ctx, int has_since, int recovered)
+{
+	if (!has_since) {
+		send_json(c, json_pack("{s:s, s:s}", "op", "subscribed", "ctx", ctx));
+		return;
+	}
+	if (recovered)
+		gw_stat_inc(GW_STAT_store_resumes);
+	else
+		gw_stat_inc(GW_STAT_store_resumes_refused);
+	send_json(c, json_pack("{s:s, s:s, s:b}", "op", "subscribed", "ctx", ctx, "recovered", recovered));
+}
+
+/* Queues a store request for this connection. 0, or -1 (busy, stopping,
+ * out of memory: the request is freed). */
+static int push_store_req(struct gw_conn *c, struct gw_store_req *r)
+{
+	struct gw_job *job = gw_job_new(GW_JOB_STORE);
+	if (!job) {
+		gw_store_req_free(r);
+		return -1;
+	}
+	r->conn_id = c->id;
+	job->req_id = c->id;
+	job->store_req = r;
+	if (gw_workq_push_verify(&c->app->workq, job)) {
+		gw_job_free(job);
+		return -1;
+	}
+	return 0;
+}
+
+/* Asks for the next resume page of subscription `at`. */
+static int request_page(struct gw_conn *c, size_t at)
+{
+	struct gw_store_req *r = gw_store_req_new(GW_SOP_SINCE);
+	if (!r || !(r->inst = strdup(c->installation)) || !(r->user = strdup(c->user)) ||
+	    !(r->ctx = strdup(c->subs[at].ctx)) || !(r->pats = calloc(1, sizeof(char *))) ||
+	    !(r->pats[0] = strdup(c->subs[at].ctx))) {
+		if (r && r->pats)
+			r->npats = 1;
+		gw_store_req_free(r);
+		return -1;
+	}
+	r->npats = 1;
+	r->after = c->subs[at].after;
+	r->limit = RESUME_PAGE;
+	c->subs[at].next_due = 0;
+	return push_store_req(c, r);
+}
+
 static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 {
 	json_t *jctx = json_object_get(frame, "ctx");
@@ -359,14 +662,27 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 	if (!subscribe) {
 		if (at >= 0) {
 			gw_broker_unsubscribe(c->app->broker, c->installation, c->user, ctx, c);
-			free(c->subs[at]);
-			c->subs[at] = c->subs[--c->nsubs];
+			remove_sub(c, (size_t)at);
 		}
 		send_json(c, json_pack("{s:s, s:s}", "op", "unsubscribed", "ctx", ctx));
 		return;
 	}
+	json_t *since = json_object_get(frame, "since");
+	const char *epoch = NULL;
+	uint64_t after = 0;
+	if (since) {
+		const char *why = since_invalid(since, &epoch, &after);
+		if (why) {
+			send_error(c, "bad_frame", why, 0);
+			return;
+		}
+	}
 	if (!ctx_allowed(c, ctx)) {
 		send_error(c, "ctx_forbidden", "the subscription token does not cover this context", 0);
+		return;
+	}
+	if (at >= 0 && c->subs[at].replaying) {
+		send_error(c, "busy", "a resume of this subscription is under way; subscribe again after it", 0);
 		return;
 	}
 	if (at < 0) {
@@ -374,7 +690,7 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 			send_error(c, "too_many_subscriptions", "this connection has reached its subscription limit", 0);
 			return;
 		}
-		char **n = realloc(c->subs, (c->nsubs + 1) * sizeof(*n));
+		struct sub *n = realloc(c->subs, (c->nsubs + 1) * sizeof(*n));
 		char *copy = strdup(ctx);
 		if (!n || !copy || gw_broker_subscribe(c->app->broker, c->installation, c->user, ctx, c)) {
 			if (n)
@@ -384,9 +700,34 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 			return;
 		}
 		c->subs = n;
-		c->subs[c->nsubs++] = copy;
+		memset(&c->subs[c->nsubs], 0, sizeof(c->subs[0]));
+		c->subs[c->nsubs].ctx = copy;
+		at = (ssize_t)c->nsubs++;
 	}
-	send_json(c, json_pack("{s:s, s:s}", "op", "subscribed", "ctx", ctx));
+	if (!since) {
+		send_subscribed(c, ctx, 0, 0);
+		return;
+	}
+	/* Resume. Another epoch: nothing of that store is here to replay. */
+	if (strcmp(epoch, c->app->store->ops->epoch(c->app->store)) != 0) {
+		c->subs[at].skip = 0;
+		send_subscribed(c, ctx, 1, 0);
+		return;
+	}
+	/* Subscribed to the broker first, then the store is read: what is
+	 * recorded after the read comes live, and live frames wait (held) until
+	 * the replay is out; those the replay already carried are skipped. */
+	c->subs[at].after = after;
+	c->subs[at].replaying = 1;
+	c->replaying++;
+	if (request_page(c, (size_t)at)) {
+		c->subs[at].replaying = 0;
+		c->replaying--;
+		send_error(c, "busy", "the gateway cannot read the history right now; subscribe again later", 0);
+		send_subscribed(c, ctx, 1, 0);
+		if (!c->replaying)
+			flush_held(c);
+	}
 }
 
 static void op_connect(struct gw_conn *c, json_t *frame)
@@ -554,15 +895,14 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 		for (size_t i = 0; i < c->nsubs;) {
 			int keep = 0;
 			for (size_t k = 0; k < json_array_size(ctx); k++)
-				if (allowed[k] && !strcmp(allowed[k], c->subs[i]))
+				if (allowed[k] && gw_ctx_covers(allowed[k], c->subs[i].ctx))
 					keep = 1;
 			if (keep) {
 				i++;
 				continue;
 			}
-			gw_broker_unsubscribe(app->broker, c->installation, c->user, c->subs[i], c);
-			free(c->subs[i]);
-			c->subs[i] = c->subs[--c->nsubs];
+			gw_broker_unsubscribe(app->broker, c->installation, c->user, c->subs[i].ctx, c);
+			remove_sub(c, i);
 		}
 	} else {
 		size_t klen = 0;
@@ -600,8 +940,9 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	if (gw_claim_time(json_object_get(claims, "exp"), &c->exp))
 		c->exp = 0;
 	c->state = RT_READY; /* the sweep closes it at exp */
-	send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I}", "op", "connected", "installation",
-			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp));
+	send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I, s:s}", "op", "connected", "installation",
+			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp, "epoch",
+			       app->store->ops->epoch(app->store)));
 	gw_outbox_item_free(item);
 	drain_inbound(c);
 	rx_throttle(c);
@@ -681,6 +1022,15 @@ static void conn_free(struct gw_conn *c)
 		free(f);
 	}
 	drop_outbound(c);
+	while (c->held_head) {
+		struct held *h = c->held_head;
+		c->held_head = h->next;
+		gw_msg_unref(h->msg);
+		free(h);
+	}
+	c->held_tail = NULL;
+	c->held_bytes = 0;
+	c->replaying = 0;
 	c->in_tail = NULL;
 	free(c->rx);
 	c->rx = NULL;
@@ -796,6 +1146,8 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 				lws_callback_on_writable(wsi);
 			return 0;
 		}
+		if (c->replaying && !c->out_head)
+			next_pages(c);
 		struct outbound *o = c->out_head;
 		if (o) {
 			c->out_head = o->next;
@@ -809,6 +1161,8 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 				return -1;
 			if (c->rx_paused)
 				rx_throttle(c);
+			if (c->replaying)
+				next_pages(c);
 			if (c->out_head || c->close_pending)
 				lws_callback_on_writable(wsi);
 			return 0;

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "stats.h"
 #include "static_guard.h"
+#include "store_jobs.h"
 #include "workers.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -106,6 +107,9 @@ static void drain_outbox(struct gw_app *app)
 		case GW_OUT_BATCH:
 			hold_batch(app, it);
 			break;
+		case GW_OUT_STORE:
+			gw_realtime_store_done(app, it);
+			break;
 		}
 		it = next;
 	}
@@ -123,10 +127,36 @@ static struct {
 	struct gw_app *app;
 } sweep;
 
+/* Retention: one bounded purge job (store_jobs.c) at a time, every
+ * PURGE_INTERVAL seconds, or on the next sweep while the last one hit its
+ * bound; on a worker, never here. */
+#define PURGE_INTERVAL 60
+
+static void schedule_purge(struct gw_app *app, time_t now)
+{
+	if (app->purge_running || app->stopping || (!app->purge_more && now - app->purge_last < PURGE_INTERVAL))
+		return;
+	struct gw_store_req *r = gw_store_req_new(GW_SOP_PURGE);
+	struct gw_job *job = r ? gw_job_new(GW_JOB_STORE) : NULL;
+	if (!job) {
+		gw_store_req_free(r);
+		return;
+	}
+	job->store_req = r;
+	if (gw_workq_push_verify(&app->workq, job)) {
+		gw_job_free(job);
+		return;
+	}
+	app->purge_running = 1;
+	app->purge_more = 0;
+	app->purge_last = now;
+}
+
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
 	struct gw_app *app = sweep.app;
 	gw_realtime_sweep(app, time(NULL));
+	schedule_purge(app, time(NULL));
 	/* Safety net: results waiting in the outbox are drained even if a
 	 * wake-up went missing (a cheap guard: one mutex check per second). */
 	if (!gw_outbox_is_empty(&app->outbox)) {

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "sequencer.h"
 #include "stats.h"
+#include "store_jobs.h"
 
 /* ---- AUTH: a websocket connect frame ------------------------------------ */
 
@@ -207,6 +208,9 @@ static void *worker_main(void *arg)
 			break;
 		case GW_JOB_AUTH:
 			do_auth(app, job);
+			break;
+		case GW_JOB_STORE:
+			gw_store_job_run(app, job);
 			break;
 		case GW_JOB_EVENT:
 			break;
