@@ -145,6 +145,8 @@ static void flush_held(struct gw_conn *c);
 static int request_page(struct gw_conn *c, size_t at);
 static void send_subscribed(struct gw_conn *c, const char *ctx, int has_since, int recovered);
 static ssize_t find_sub(struct gw_conn *c, const char *ctx);
+static int copy_allowed(struct gw_conn *c, struct gw_store_req *r);
+static int push_store_req(struct gw_conn *c, struct gw_store_req *r);
 
 /* Returns 1 when the frame was written or queued, 0 when it was dropped
  * (socket gone, out of memory, or the byte budget exceeded: then the
@@ -441,6 +443,115 @@ static void since_done(struct gw_conn *c, struct gw_store_req *r)
 		flush_held(c);
 }
 
+/* An inbox item: the claims exactly as signed (base64url, like a live frame)
+ * and the proof, so it verifies like one. */
+static json_t *inbox_item(const struct gw_store_item *it)
+{
+	char *b64 = malloc(gw_b64url_encoded_len(it->claims_len) + 1);
+	json_t *proof = json_loadb(it->proof, it->proof_len, 0, NULL);
+	json_t *j = NULL;
+	if (b64 && proof) {
+		size_t n = gw_b64url_encode((const unsigned char *)it->claims, it->claims_len, b64);
+		b64[n] = '\0';
+		j = json_pack("{s:s, s:O, s:b}", "claims", b64, "proof", proof, "read", it->read);
+	}
+	free(b64);
+	json_decref(proof);
+	return j;
+}
+
+static void inbox_done(struct gw_conn *c, struct gw_store_req *r)
+{
+	if (r->rc) {
+		json_t *e = json_pack("{s:s, s:s, s:s}", "op", "error", "code", "store_unavailable", "message",
+				      "the inbox cannot be read right now; try again later");
+		if (e && r->id)
+			json_object_set(e, "id", r->id);
+		send_json(c, e);
+		return;
+	}
+	json_t *items = json_array();
+	for (size_t i = 0; items && i < r->page.count; i++)
+		json_array_append_new(items, inbox_item(&r->page.items[i]));
+	json_t *j = json_pack("{s:s, s:o, s:I, s:b}", "op", "inbox", "items", items, "unread",
+			      (json_int_t)r->page.unread, "more", r->page.more);
+	if (j && r->id)
+		json_object_set(j, "id", r->id);
+	send_json(c, j);
+}
+
+static int same_patterns(const struct gw_conn *a, const struct gw_conn *b)
+{
+	if (a->nallowed != b->nallowed)
+		return 0;
+	for (size_t i = 0; i < a->nallowed; i++) {
+		size_t k = 0;
+		while (k < b->nallowed && strcmp(a->allowed[i], b->allowed[k]))
+			k++;
+		if (k == b->nallowed)
+			return 0;
+	}
+	return 1;
+}
+
+/* Read state changed: every open connection of the user hears of it (each
+ * only of the ids in contexts its own token covers, with its own unread
+ * count); when nothing changed only the sender does, with ids []. */
+static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_req *r)
+{
+	if (r->rc) {
+		send_error(c, "store_unavailable", "the read state cannot be changed right now; try again later", 0);
+		return;
+	}
+	int read = r->op == GW_SOP_MARK_ALL ? 1 : r->read;
+	if (!r->marked.count) {
+		send_json(c, json_pack("{s:s, s:[], s:b, s:I}", "op", "marked", "ids", "read", read, "unread",
+				       (json_int_t)r->marked.unread));
+		return;
+	}
+	struct gw_strmap *m = &app->rt.conns_by_id;
+	for (size_t b = 0; b < m->nbuckets; b++)
+		for (struct gw_strmap_entry *e = m->buckets[b]; e; e = e->next) {
+			struct gw_conn *o = e->value;
+			if (o->state != RT_READY || !o->user || strcmp(o->user, c->user) ||
+			    strcmp(o->installation, c->installation))
+				continue;
+			if (o == c || same_patterns(o, c)) {
+				json_t *ids = json_array();
+				for (size_t i = 0; ids && i < r->marked.count; i++)
+					json_array_append_new(ids, json_string(r->marked.ids[i]));
+				send_json(o, json_pack("{s:s, s:o, s:b, s:I}", "op", "marked", "ids", ids, "read", read,
+						       "unread", (json_int_t)r->marked.unread));
+				continue;
+			}
+			/* Another token: its own ids and its own count, read on a worker. */
+			struct gw_store_req *q = gw_store_req_new(GW_SOP_UNREAD);
+			int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
+				 !copy_allowed(o, q) && (q->ids = calloc(r->marked.count, sizeof(char *)));
+			for (size_t i = 0; ok && i < r->marked.count; i++)
+				if (gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, r->marked.ctxs[i]) &&
+				    !(q->ids[q->nids++] = strdup(r->marked.ids[i])))
+					ok = 0;
+			if (ok && q->nids) {
+				q->read = read;
+				push_store_req(o, q);
+			} else {
+				gw_store_req_free(q);
+			}
+		}
+}
+
+static void unread_done(struct gw_conn *c, struct gw_store_req *r)
+{
+	if (r->rc)
+		return; /* that tab learns the count from its next inbox read */
+	json_t *ids = json_array();
+	for (size_t i = 0; ids && i < r->nids; i++)
+		json_array_append_new(ids, json_string(r->ids[i]));
+	send_json(c, json_pack("{s:s, s:o, s:b, s:I}", "op", "marked", "ids", ids, "read", r->read, "unread",
+			       (json_int_t)r->unread));
+}
+
 void gw_realtime_store_done(struct gw_app *app, struct gw_outbox_item *item)
 {
 	char key[17];
@@ -459,6 +570,16 @@ void gw_realtime_store_done(struct gw_app *app, struct gw_outbox_item *item)
 		switch (r->op) {
 		case GW_SOP_SINCE:
 			since_done(c, r);
+			break;
+		case GW_SOP_INBOX:
+			inbox_done(c, r);
+			break;
+		case GW_SOP_UNREAD:
+			unread_done(c, r);
+			break;
+		case GW_SOP_MARK:
+		case GW_SOP_MARK_ALL:
+			marked_done(app, c, r);
 			break;
 		default:
 			break;
@@ -730,6 +851,111 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 	}
 }
 
+/* A copy of the token's patterns into r (the store filters by them). */
+static int copy_allowed(struct gw_conn *c, struct gw_store_req *r)
+{
+	if (!c->nallowed)
+		return 0;
+	if (!(r->pats = calloc(c->nallowed, sizeof(char *))))
+		return -1;
+	for (size_t i = 0; i < c->nallowed; i++)
+		if (!(r->pats[r->npats++] = strdup(c->allowed[i])))
+			return -1;
+	return 0;
+}
+
+/* Optional "ctx" of inbox / mark_all: a non-empty string (a pattern). */
+static int opt_ctx(struct gw_conn *c, json_t *frame, const char **ctx)
+{
+	json_t *j = json_object_get(frame, "ctx");
+	*ctx = NULL;
+	if (!j)
+		return 0;
+	if (!json_is_string(j) || !json_string_length(j)) {
+		send_error(c, "bad_frame", "\"ctx\" must be a non-empty string (a context or a pattern)", 0);
+		return -1;
+	}
+	*ctx = json_string_value(j);
+	return 0;
+}
+
+static void store_request(struct gw_conn *c, struct gw_store_req *r, const char *ctx)
+{
+	if (!r || !(r->inst = strdup(c->installation)) || !(r->user = strdup(c->user)) || copy_allowed(c, r) ||
+	    (ctx && !(r->ctx = strdup(ctx)))) {
+		gw_store_req_free(r);
+		send_error(c, "internal_error", "out of memory", 0);
+		return;
+	}
+	if (push_store_req(c, r))
+		send_error(c, "busy", "the gateway cannot serve this right now; try again later", 0);
+}
+
+/* {"op":"inbox","id":any,"limit":50,"before":seq,"ctx":pattern} */
+static void op_inbox(struct gw_conn *c, json_t *frame)
+{
+	json_t *id = json_object_get(frame, "id"), *lim = json_object_get(frame, "limit"),
+	       *before = json_object_get(frame, "before");
+	const char *ctx;
+	if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > MAX_PING_ID_BYTES) {
+		send_error(c, "id_too_large", "an inbox \"id\" must be at most 128 bytes of JSON", 0);
+		return;
+	}
+	if ((lim && !json_is_integer(lim)) || (before && (!json_is_integer(before) || json_integer_value(before) < 0))) {
+		send_error(c, "bad_frame", "\"limit\" must be an integer (clamped to 1-200), \"before\" an integer >= 0", 0);
+		return;
+	}
+	if (opt_ctx(c, frame, &ctx))
+		return;
+	struct gw_store_req *r = gw_store_req_new(GW_SOP_INBOX);
+	if (r) {
+		json_int_t l = lim ? json_integer_value(lim) : 50;
+		r->limit = gw_store_clamp_limit(l < 1 ? 1 : (size_t)l);
+		r->before = before ? (uint64_t)json_integer_value(before) : 0;
+		r->id = json_incref(id);
+	}
+	store_request(c, r, ctx);
+}
+
+/* {"op":"mark","ids":[...],"read":true} and {"op":"mark_all","ctx":pattern} */
+static void op_mark(struct gw_conn *c, json_t *frame, int all)
+{
+	const char *ctx = NULL;
+	if (all) {
+		if (!opt_ctx(c, frame, &ctx))
+			store_request(c, gw_store_req_new(GW_SOP_MARK_ALL), ctx);
+		return;
+	}
+	json_t *ids = json_object_get(frame, "ids"), *read = json_object_get(frame, "read");
+	if (!json_is_array(ids) || (read && !json_is_boolean(read))) {
+		send_error(c, "bad_frame", "\"ids\" must be an array of notification ids, \"read\" a boolean", 0);
+		return;
+	}
+	if (json_array_size(ids) > GW_STORE_MARK_MAX_IDS) {
+		send_error(c, "too_many_ids", "at most 500 ids per mark", 0);
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(ids); i++)
+		if (!json_is_string(json_array_get(ids, i))) {
+			send_error(c, "bad_frame", "\"ids\" must be an array of strings", 0);
+			return;
+		}
+	struct gw_store_req *r = gw_store_req_new(GW_SOP_MARK);
+	/* never NULL, even for []: the store reads NULL ids as "every note" */
+	if (r && !(r->ids = calloc(json_array_size(ids) + 1, sizeof(char *)))) {
+		gw_store_req_free(r);
+		r = NULL;
+	}
+	for (size_t i = 0; r && i < json_array_size(ids); i++)
+		if (!(r->ids[r->nids++] = strdup(json_string_value(json_array_get(ids, i))))) {
+			gw_store_req_free(r);
+			r = NULL;
+		}
+	if (r)
+		r->read = read ? json_is_true(read) : 1;
+	store_request(c, r, NULL);
+}
+
 static void op_connect(struct gw_conn *c, json_t *frame)
 {
 	json_t *tok = json_object_get(frame, "token");
@@ -791,6 +1017,12 @@ static void process_frame(struct gw_conn *c, const char *data, size_t len)
 		op_subscribe(c, frame, 1);
 	} else if (!strcmp(op, "unsubscribe")) {
 		op_subscribe(c, frame, 0);
+	} else if (!strcmp(op, "inbox")) {
+		op_inbox(c, frame);
+	} else if (!strcmp(op, "mark")) {
+		op_mark(c, frame, 0);
+	} else if (!strcmp(op, "mark_all")) {
+		op_mark(c, frame, 1);
 	} else if (!strcmp(op, "ping")) {
 		json_t *id = json_object_get(frame, "id");
 		if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > MAX_PING_ID_BYTES) {
@@ -803,7 +1035,7 @@ static void process_frame(struct gw_conn *c, const char *data, size_t len)
 			json_object_set(pong, "id", id);
 		send_json(c, pong);
 	} else {
-		send_error(c, "unknown_op", "op must be connect, subscribe, unsubscribe or ping", 0);
+		send_error(c, "unknown_op", "op must be connect, subscribe, unsubscribe, inbox, mark, mark_all or ping", 0);
 	}
 	json_decref(frame);
 }

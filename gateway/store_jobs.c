@@ -65,6 +65,9 @@ void gw_store_job_run(struct gw_app *app, struct gw_job *job)
 	case GW_SOP_MARK_ALL:
 		r->rc = s->ops->mark_all(s, r->inst, r->user, pats, r->npats, r->ctx, &r->marked);
 		break;
+	case GW_SOP_UNREAD:
+		r->rc = s->ops->unread(s, r->inst, r->user, pats, r->npats, NULL, &r->unread);
+		break;
 	case GW_SOP_PURGE:
 		r->rc = s->ops->purge(s, (int64_t)time(NULL), PURGE_BATCH_ROWS, &r->purged);
 		break;

@@ -23,7 +23,9 @@
 struct gw_app;
 struct gw_job;
 
-enum gw_store_op { GW_SOP_SINCE, GW_SOP_INBOX, GW_SOP_MARK, GW_SOP_MARK_ALL, GW_SOP_PURGE };
+/* UNREAD: another tab's unread count after a mark (its token covers other
+ * contexts than the sender's); ids = the changed ids it covers, read. */
+enum gw_store_op { GW_SOP_SINCE, GW_SOP_INBOX, GW_SOP_MARK, GW_SOP_MARK_ALL, GW_SOP_PURGE, GW_SOP_UNREAD };
 
 struct gw_store_req {
 	enum gw_store_op op;
@@ -39,6 +41,7 @@ struct gw_store_req {
 	size_t nids;
 	int read;             /* mark: 1 read, 0 unread */
 	json_t *id;           /* inbox: the client's id, echoed (owned reference) */
+	uint64_t unread;      /* unread: the result */
 	/* results */
 	int rc;               /* GW_STORE_OK or a negative gw_store_rc */
 	struct gw_store_page page;

@@ -344,3 +344,167 @@ describe('kill -9', () => {
     }
   });
 });
+
+/** Sends a frame and waits for the answer op (or an error) after it. */
+async function ask(c, frame, op) {
+  const from = c.frames.length;
+  c.send(frame);
+  return c.waitFor((f) => f.op === op || f.op === 'error', { from, what: `${op} answer` });
+}
+
+async function watched(gw, user, ctx) {
+  const w = await connect(gw, user, ['*'], 'watch');
+  w.c.send({ op: 'subscribe', ctx: '*' });
+  await w.c.waitOp('subscribed');
+  return w;
+}
+
+describe('inbox and read state', () => {
+  test('pages newest first, limit clamped, only covered contexts, unread counted within them; items verify', async () => {
+    const gw = await startGateway({ keys, stateDir: stateDir() });
+    try {
+      const user = uniqueUser('i');
+      const w = await watched(gw, user);
+      for (let i = 0; i < 5; i++) await post(gw, bugEvent({ key: 'IA-1', assignee: user, summary: `a${i}` }));
+      for (let i = 0; i < 2; i++) await post(gw, bugEvent({ key: 'IB-1', assignee: user, summary: `b${i}` }));
+      await w.c.waitNotifications(7); // delivered = recorded
+      const { c } = await connect(gw, user, ['jira:issue:IA*'], 'ia');
+      let page = await ask(c, { op: 'inbox', id: 'p1', limit: 2 }, 'inbox');
+      assert.equal(page.id, 'p1');
+      assert.equal(page.unread, 5, 'IB-1 is not covered by this token');
+      assert.equal(page.more, true);
+      assert.deepEqual(page.items.map((it) => claimsOf(it).n.description), ['a4', 'a3']);
+      assert.ok(page.items.every((it) => it.read === false));
+      const jwks = await gatewayJwks(gw);
+      for (const it of page.items) await verifyNotification(it, jwks.keySet);
+      const before = claimsOf(page.items[1]).seq;
+      page = await ask(c, { op: 'inbox', limit: 10000, before }, 'inbox');
+      assert.deepEqual(page.items.map((it) => claimsOf(it).n.description), ['a2', 'a1', 'a0']);
+      assert.equal(page.more, false);
+      page = await ask(c, { op: 'inbox', limit: 0 }, 'inbox');
+      assert.equal(page.items.length, 1, 'limit 0 is clamped to 1');
+      page = await ask(c, { op: 'inbox', ctx: 'jira:issue:IB-1' }, 'inbox');
+      assert.deepEqual(page.items, [], 'a filter outside the token shows nothing');
+      assert.equal(page.unread, 0);
+      const all = await connect(gw, user, ['*'], 'all');
+      page = await ask(all.c, { op: 'inbox', limit: 200 }, 'inbox');
+      assert.equal(page.items.length, 7);
+      assert.equal(page.unread, 7);
+      for (const bad of [{ limit: 'x' }, { limit: 1.5 }, { before: -1 }, { before: 'x' }, { ctx: 5 }, { ctx: '' }]) {
+        const e = await ask(c, { op: 'inbox', ...bad }, 'inbox');
+        assert.equal(e.op, 'error', JSON.stringify(bad));
+        assert.equal(e.code, 'bad_frame');
+      }
+      await c.roundTrip();
+      for (const x of [w, all]) x.c.close();
+      c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('mark: every tab of the user hears of it with its own count; nothing changed: only the sender, ids []; foreign ids ignored; 500 ids at most', async () => {
+    const gw = await startGateway({ keys, stateDir: stateDir() });
+    try {
+      const user = uniqueUser('k');
+      const other = uniqueUser('o');
+      const w = await watched(gw, user);
+      for (let i = 0; i < 3; i++) await post(gw, bugEvent({ key: 'MK-1', assignee: user, summary: `m${i}` }));
+      await post(gw, bugEvent({ key: 'MZ-1', assignee: user, summary: 'z' }));
+      await post(gw, bugEvent({ key: 'MK-1', assignee: other, summary: 'theirs' }));
+      await w.c.waitNotifications(4);
+      const t1 = await connect(gw, user, ['jira:issue:MK-1'], 't1');
+      const t2 = await connect(gw, user, ['jira:issue:MK-1'], 't2');
+      const t3 = await connect(gw, user, ['jira:issue:MZ*'], 't3'); // covers only MZ-1
+      const page = await ask(t1.c, { op: 'inbox' }, 'inbox');
+      const ids = page.items.map((it) => claimsOf(it).n.id);
+      assert.equal(ids.length, 3);
+      const m = await ask(t1.c, { op: 'mark', ids: [ids[0]], read: true }, 'marked');
+      assert.deepEqual(m.ids, [ids[0]]);
+      assert.equal(m.unread, 2);
+      const m2 = await t2.c.waitOp('marked');
+      assert.deepEqual(m2.ids, [ids[0]]);
+      assert.equal(m2.unread, 2);
+      // again: nothing changes, only the sender hears, with ids []
+      const again = await ask(t1.c, { op: 'mark', ids: [ids[0]] }, 'marked');
+      assert.deepEqual(again.ids, []);
+      await t2.c.roundTrip();
+      assert.equal(t2.c.ops('marked').length, 1);
+      // another user's ids: ignored like unknown ones, nothing revealed
+      const o = await connect(gw, other, ['*'], 'other');
+      const theirs = (await ask(o.c, { op: 'inbox' }, 'inbox')).items.map((it) => claimsOf(it).n.id);
+      const foreign = await ask(t1.c, { op: 'mark', ids: [...theirs, 'nope'] }, 'marked');
+      assert.deepEqual(foreign.ids, []);
+      assert.equal((await ask(o.c, { op: 'inbox' }, 'inbox')).unread, 1);
+      // mark unread again
+      const un = await ask(t1.c, { op: 'mark', ids: [ids[0]], read: false }, 'marked');
+      assert.deepEqual(un.ids, [ids[0]]);
+      assert.equal(un.unread, 3);
+      // too many ids
+      const big = await ask(t1.c, { op: 'mark', ids: Array.from({ length: 501 }, (_, i) => `i${i}`) }, 'marked');
+      assert.equal(big.op, 'error');
+      assert.equal(big.code, 'too_many_ids');
+      await t1.c.roundTrip(); // still open
+      // 10,000 ids do not even fit in a frame (limits.ws_max_frame): refused before parsing, closed
+      const huge = await connect(gw, user, ['*'], 'huge');
+      const hf = await ask(huge.c, { op: 'mark', ids: Array.from({ length: 10000 }, (_, i) => `id${i}`) }, 'marked');
+      assert.equal(hf.code, 'frame_too_large');
+      await huge.c.waitClose();
+      for (const bad of [{ ids: 'x' }, { ids: [1] }, { ids: [], read: 'yes' }]) {
+        const e = await ask(t1.c, { op: 'mark', ...bad }, 'marked');
+        assert.equal(e.code, 'bad_frame', JSON.stringify(bad));
+      }
+      // mark_all: t3 (MZ only) hears only of its own context's change, with its own count
+      const all = await connect(gw, user, ['*'], 'all');
+      const ma = await ask(all.c, { op: 'mark_all' }, 'marked');
+      assert.equal(ma.ids.length, 4);
+      assert.equal(ma.unread, 0);
+      const m3 = await t3.c.waitFor((f) => f.op === 'marked' && f.ids.length > 0);
+      assert.equal(m3.ids.length, 1, 'a tab whose token covers MZ only hears of MZ only');
+      assert.equal(m3.unread, 0);
+      for (const x of [w, t1, t2, t3, o, all]) x.c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('retention: history.per_user purged in the background; a resume from before the purge is recovered:false, after it true', async () => {
+    const dir = stateDir();
+    const user = uniqueUser('h');
+    const args = ['--history-per-user', '3'];
+    let gw = await startGateway({ keys, stateDir: dir, args });
+    let epoch;
+    try {
+      const w = await watched(gw, user);
+      epoch = w.connected.epoch;
+      for (let i = 0; i < 6; i++) await post(gw, bugEvent({ key: 'HP-1', assignee: user, summary: `h${i}` }));
+      await w.c.waitNotifications(6);
+      w.c.close();
+    } finally {
+      await gw.stop();
+    }
+    gw = await startGateway({ keys, stateDir: dir, args }); // the first sweep after a start purges
+    try {
+      const { c } = await connect(gw, user, ['*']);
+      await c.waitFor(() => false, { timeout: 1 }).catch(() => {});
+      let page;
+      for (let i = 0; i < 50; i++) {
+        page = await ask(c, { op: 'inbox', limit: 200 }, 'inbox');
+        if (page.items.length === 3) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(page.items.map((it) => claimsOf(it).seq), [6, 5, 4]);
+      const r1 = await connect(gw, user, ['*']);
+      r1.c.send({ op: 'subscribe', ctx: '*', since: { epoch, seq: 1 } });
+      assert.equal((await r1.c.waitOp('subscribed')).recovered, false, 'seq 2 and 3 were purged: never a partial recovery');
+      assert.equal(r1.c.notifications().length, 0);
+      const r2 = await connect(gw, user, ['*']);
+      r2.c.send({ op: 'subscribe', ctx: '*', since: { epoch, seq: 3 } });
+      assert.equal((await r2.c.waitOp('subscribed')).recovered, true);
+      assert.deepEqual(seqs(r2.c), [4, 5, 6]);
+      for (const x of [c, r1.c, r2.c]) x.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+});
