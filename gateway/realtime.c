@@ -411,9 +411,18 @@ static void since_done(struct gw_conn *c, struct gw_store_req *r)
 		return; /* unsubscribed meanwhile */
 	struct sub *sb = &c->subs[at];
 	int ok = r->rc == GW_STORE_OK && r->page.recovered;
+	size_t half = (size_t)c->app->cfg.ws_max_pending_bytes / 2;
 	if (ok) {
+		int more = r->page.more;
 		for (size_t i = 0; i < r->page.count; i++) {
 			struct gw_msg *m = stored_frame(&r->page.items[i]);
+			if (m && c->out_bytes && c->out_bytes + frame_cost(m) > half) {
+				/* The rest of this page is read again once the queue drained:
+				 * a replay never makes a slow consumer of a reading client. */
+				gw_msg_unref(m);
+				more = 1;
+				break;
+			}
 			if (!m || !queue_msg(c, m)) {
 				gw_msg_unref(m);
 				ok = 0; /* out of memory or the connection is being closed */
@@ -423,7 +432,7 @@ static void since_done(struct gw_conn *c, struct gw_store_req *r)
 			gw_stat_inc(GW_STAT_store_replayed);
 			sb->after = r->page.items[i].seq;
 		}
-		if (ok && r->page.more) {
+		if (ok && more) {
 			/* The next page once the queue has drained to a quarter of its
 			 * budget: a long history never makes a slow consumer. */
 			sb->next_due = 1;
@@ -1189,7 +1198,13 @@ void gw_realtime_close_all(struct gw_app *app)
 			if (c->close_pending == 2)
 				continue; /* its close frame is already out */
 			c->close_pending = 0; /* a going-away close overrides a pending one */
-			close_after_flush(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+			/* Each client its own delay, so a restart does not bring every
+			 * client back in the same millisecond (docs/protocol.md). */
+			uint32_t spread = (uint32_t)app->cfg.shutdown_reconnect_spread * 1000u;
+			char reason[64];
+			snprintf(reason, sizeof(reason), "server shutting down; reconnect_ms=%u",
+				 spread ? arc4random_uniform(spread) : 0u);
+			close_after_flush(c, LWS_CLOSE_STATUS_GOINGAWAY, reason);
 		}
 }
 

@@ -508,3 +508,96 @@ describe('inbox and read state', () => {
     }
   });
 });
+
+const health = async (gw) => (await fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(5000) })).json();
+
+describe('stop, memory store, slow consumer', () => {
+  test('SIGTERM: everything accepted is stored, then 1001 with a reconnect delay within shutdown.reconnect_spread; the restart resumes', async () => {
+    const dir = stateDir();
+    const user = uniqueUser('s');
+    const gw = await startGateway({ keys, stateDir: dir, args: ['--shutdown-reconnect-spread', '2'] });
+    const w = await watched(gw, user);
+    const epoch = w.connected.epoch;
+    for (let i = 0; i < 20; i++) await post(gw, bugEvent({ key: 'ST-1', assignee: user, summary: `t${i}` }));
+    gw.signal('SIGTERM');
+    const close = await w.c.waitClose(15000);
+    assert.equal(close.code, 1001);
+    const m = /^server shutting down; reconnect_ms=(\d+)$/.exec(close.reason);
+    assert.ok(m, `close reason ${JSON.stringify(close.reason)}`);
+    assert.ok(Number(m[1]) < 2000);
+    assert.equal((await gw.waitExit()).code, 0);
+    const got = seqs(w.c);
+    const gw2 = await startGateway({ keys, stateDir: dir });
+    try {
+      const r = await connect(gw2, user, ['*']);
+      r.c.send({ op: 'subscribe', ctx: '*', since: { epoch, seq: got.length ? got[got.length - 1] : 0 } });
+      assert.equal((await r.c.waitOp('subscribed')).recovered, true);
+      assert.deepEqual([...got, ...seqs(r.c)], Array.from({ length: 20 }, (_, i) => i + 1));
+      r.c.close();
+    } finally {
+      await gw2.stop();
+    }
+  });
+
+  test('store: memory resumes within the process; a restart is a new epoch', async () => {
+    const dir = stateDir();
+    const user = uniqueUser('y');
+    let gw = await startGateway({ keys, stateDir: dir, args: ['--store', 'memory'] });
+    let epoch;
+    try {
+      const w = await watched(gw, user);
+      epoch = w.connected.epoch;
+      for (let i = 0; i < 3; i++) await post(gw, bugEvent({ key: 'MM-1', assignee: user, summary: `y${i}` }));
+      await w.c.waitNotifications(3);
+      const r = await connect(gw, user, ['*']);
+      r.c.send({ op: 'subscribe', ctx: '*', since: { epoch, seq: 1 } });
+      assert.equal((await r.c.waitOp('subscribed')).recovered, true);
+      assert.deepEqual(seqs(r.c), [2, 3]);
+      assert.equal((await ask(r.c, { op: 'inbox' }, 'inbox')).items.length, 3);
+      for (const x of [w, r]) x.c.close();
+    } finally {
+      await gw.stop();
+    }
+    gw = await startGateway({ keys, stateDir: dir, args: ['--store', 'memory'] });
+    try {
+      const r = await connect(gw, user, ['*']);
+      assert.notEqual(r.connected.epoch, epoch);
+      r.c.send({ op: 'subscribe', ctx: '*', since: { epoch, seq: 1 } });
+      assert.equal((await r.c.waitOp('subscribed')).recovered, false);
+      r.c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('a slow consumer closed by the gateway resumes on reconnect and loses nothing', async () => {
+    const gw = await startGateway({ keys, stateDir: stateDir(), args: ['--limits-ws-max-pending-bytes', '65536'] });
+    try {
+      const user = uniqueUser('w');
+      const slow = await connect(gw, user, ['*'], 'slow');
+      slow.c.send({ op: 'subscribe', ctx: '*' });
+      await slow.c.waitOp('subscribed');
+      slow.c.ws._socket.pause(); // stops reading: the kernel buffers fill, then the gateway's queue
+      const big = 'x'.repeat(8000);
+      let n = 0;
+      for (let round = 0; round < 150; round++) {
+        await Promise.all(Array.from({ length: 10 }, () => post(gw, bugEvent({ key: 'SC-1', assignee: user, summary: `${big}${n++}` }))));
+        if ((await health(gw)).counters.ws_slow_consumer_closed >= 1) break;
+      }
+      assert.ok((await health(gw)).counters.ws_slow_consumer_closed >= 1, 'the consumer was never closed as slow');
+      slow.c.ws._socket.resume();
+      await slow.c.waitClose(15000);
+      const first = seqs(slow.c);
+      assert.deepEqual(first, Array.from({ length: first.length }, (_, i) => i + 1));
+      const r = await connect(gw, user, ['*'], 'resume');
+      r.c.send({ op: 'subscribe', ctx: '*', since: { epoch: r.connected.epoch, seq: first.length } });
+      assert.equal((await r.c.waitOp('subscribed', { timeout: 15000 })).recovered, true);
+      await r.c.waitNotifications(n - first.length, { timeout: 15000 });
+      await r.c.roundTrip();
+      assert.deepEqual([...first, ...seqs(r.c)], Array.from({ length: n }, (_, i) => i + 1));
+      r.c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+});
