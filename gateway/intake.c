@@ -11,6 +11,7 @@
 #include "gw/sha256.h"
 #include "log.h"
 #include "stats.h"
+#include "journal.h"
 #include "store.h"
 #include "util.h"
 
@@ -308,27 +309,58 @@ static char *event_payload(const struct gw_job *ev, size_t *len)
 	return text;
 }
 
-static int journal_event(struct gw_app *app, struct gw_job *ev, const unsigned char *key, time_t now)
+void gw_intake_journaled(struct gw_app *app, struct gw_job *ev, int rc)
 {
-	size_t len = 0;
-	char *payload = event_payload(ev, &len);
-	if (!payload)
-		return GW_STORE_ERR_NOMEM;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct gw_store_event se = {ev->installation, ev->trace_id,
-				    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, key, payload, len};
-	struct gw_store_journaled out = {0};
-	int64_t t0 = gw_monotonic_ns();
-	int rc = app->store->ops->journal(app->store, &se, 1, (int64_t)now, app->cfg.dedup_ttl, &out);
-	gw_stat_add(GW_STAT_store_journal_us, (uint64_t)((gw_monotonic_ns() - t0) / 1000));
-	free(payload);
-	if (rc != GW_STORE_OK)
-		return rc;
-	if (out.rc == GW_STORE_DUPLICATE)
-		return GW_STORE_DUPLICATE;
-	ev->journal_id = out.id;
-	return GW_STORE_OK;
+	char reason[200];
+	time_t now = time(NULL);
+	if (rc == GW_STORE_DUPLICATE) {
+		if (ev->keyed)
+			gw_dedup_commit(&app->dedup, ev->key);
+		gw_stat_inc(GW_STAT_events_duplicate);
+		gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted (stored key), not processed again",
+		       ev->trace_id, GW_Q(ev->event_type));
+		answer(app, ev->req_id, 202, 0, json_pack("{s:s, s:s}", "status", "duplicate", "traceId", ev->trace_id));
+		gw_job_free(ev);
+		return;
+	}
+	if (rc != GW_STORE_OK) {
+		if (ev->keyed)
+			gw_dedup_release(&app->dedup, ev->key);
+		snprintf(reason, sizeof(reason), "the store cannot journal the event: %s", gw_store_strerror(rc));
+		answer_text(app, ev->req_id, 503, RETRY_AFTER_SECONDS,
+			    gw_intake_refusal(GW_STAT_events_rejected_store, GW_LOG_ERR, ev->trace_id, 503, reason,
+					      gw_intake_error_body("store_unavailable",
+								   "the event could not be stored; retry later")));
+		gw_job_free(ev);
+		return;
+	}
+	uint64_t req_id = ev->req_id;
+	char trace_id[sizeof(ev->trace_id)];
+	memcpy(trace_id, ev->trace_id, sizeof(trace_id));
+	if (ev->keyed)
+		gw_dedup_commit(&app->dedup, ev->key);
+	if (ev->scheduled) {
+		gw_stat_inc(GW_STAT_scheduled_invocations);
+		if (ev->system_token)
+			gw_registry_set_token(&app->registry, ev->installation, ev->system_token,
+					      gw_intake_unverified_exp(ev->system_token, now + 2 * 3600));
+	} else if (gw_intake_is_lifecycle(ev->event_type)) {
+		gw_stat_inc(GW_STAT_lifecycle_events);
+		gw_registry_record(&app->registry, ev->installation, ev->event_type, ev->event, ev->fit, now);
+	}
+	gw_stat_inc(GW_STAT_events_accepted);
+	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", ev->trace_id, GW_Q(ev->event_type),
+	       GW_Q(ev->installation));
+	free(ev->body); /* the journal has it */
+	ev->body = NULL;
+	if (ev->system_token) {
+		memset(ev->system_token, 0, strlen(ev->system_token));
+		free(ev->system_token);
+		ev->system_token = NULL;
+	}
+	gw_workq_push_event_force(&app->workq, ev);
+	/* ev now belongs to the queue and may already be freed by another worker. */
+	answer_accepted(app, req_id, trace_id);
 }
 
 struct replay_ctx {
@@ -467,10 +499,17 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 	ev->scheduled = job->scheduled;
 	ev->received_ns = job->received_ns;
 	memcpy(ev->trace_id, job->trace_id, sizeof(ev->trace_id));
-	/* The lane is checked before journaling: a journaled event must be
-	 * queued (it cannot be refused any more), so the push below is forced;
-	 * concurrent intakes overshoot the cap by at most one event each. */
-	if (gw_workq_events_full(&app->workq)) {
+	ev->req_id = job->req_id;
+	ev->keyed = keyed;
+	if (keyed)
+		memcpy(ev->key, key, GW_DEDUP_KEY_LEN);
+	ev->system_token = job->system_token; /* scheduled: recorded once journaled */
+	job->system_token = NULL;
+	/* The lane (with what waits for the journal) is checked before
+	 * journaling: a journaled event cannot be refused any more, so its push
+	 * is forced; the overshoot is bounded by the journal's batch. */
+	if (gw_workq_events_full(&app->workq) ||
+	    gw_journal_depth(app->journal) >= (size_t)app->cfg.queue_capacity) {
 		gw_job_free(ev);
 		if (keyed)
 			gw_dedup_release(&app->dedup, key);
@@ -479,46 +518,17 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 		       gw_intake_error_body("queue_full", "the intake queue is full; retry later"));
 		goto done;
 	}
-	/* 202 only once the event is durably journaled (store.h: concurrent
-	 * intakes on several workers share one group-committed transaction). The
-	 * store's redelivery keys survive restarts; the in-memory guard above is
-	 * the fast path in front of them. */
-	int jrc = journal_event(app, ev, keyed ? key : NULL, now);
-	if (jrc == GW_STORE_DUPLICATE) {
-		gw_job_free(ev);
-		if (keyed)
-			gw_dedup_commit(&app->dedup, key);
-		gw_stat_inc(GW_STAT_events_duplicate);
-		gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted (stored key), not processed again",
-		       job->trace_id, GW_Q(type));
-		answer(app, job->req_id, 202, 0, json_pack("{s:s, s:s}", "status", "duplicate", "traceId", job->trace_id));
-		goto done;
-	}
-	if (jrc != GW_STORE_OK) {
+	if (!(ev->body = event_payload(ev, &ev->body_len))) {
 		gw_job_free(ev);
 		if (keyed)
 			gw_dedup_release(&app->dedup, key);
-		snprintf(reason, sizeof(reason), "the store cannot journal the event: %s", gw_store_strerror(jrc));
-		refuse(app, job, GW_STAT_events_rejected_store, GW_LOG_ERR, 503, RETRY_AFTER_SECONDS, reason,
-		       gw_intake_error_body("store_unavailable", "the event could not be stored; retry later"));
+		answer(app, job->req_id, 503, RETRY_AFTER_SECONDS, gw_intake_error_body("out_of_memory", "try again"));
 		goto done;
 	}
-	gw_workq_push_event_force(&app->workq, ev);
-	/* ev now belongs to the queue and may already be freed by another worker. */
-	if (keyed)
-		gw_dedup_commit(&app->dedup, key);
-	if (job->scheduled) {
-		gw_stat_inc(GW_STAT_scheduled_invocations);
-		if (job->system_token)
-			gw_registry_set_token(&app->registry, inst, job->system_token,
-					      gw_intake_unverified_exp(job->system_token, now + 2 * 3600));
-	} else if (gw_intake_is_lifecycle(type)) {
-		gw_stat_inc(GW_STAT_lifecycle_events);
-		gw_registry_record(&app->registry, inst, type, event, claims, now);
-	}
-	gw_stat_inc(GW_STAT_events_accepted);
-	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", job->trace_id, GW_Q(type), GW_Q(inst));
-	answer_accepted(app, job->req_id, job->trace_id);
+	/* 202 only once the event is durably journaled: the journal thread
+	 * commits every event waiting for it in one transaction (group commit)
+	 * and answers through gw_intake_journaled. This worker moves on. */
+	gw_journal_submit(app->journal, ev);
 done:
 	json_decref(claims);
 	json_decref(body);

@@ -42,8 +42,15 @@ struct gw_job;
  * workers and the listener. *count: how many. 0 or a gw_store_rc. */
 int gw_intake_replay_pending(struct gw_app *app, size_t *count);
 
-/* Runs one GW_JOB_INTAKE job to its answer. */
+/* Runs one GW_JOB_INTAKE job to its answer (or hands the event to the
+ * journal thread, which answers through gw_intake_journaled). */
 void gw_intake_run(struct gw_app *app, struct gw_job *job);
+
+/* The journal thread's outcome for an event (rc: GW_STORE_OK,
+ * GW_STORE_DUPLICATE or an error): answers 202 / 202 duplicate / 503, keeps
+ * the redelivery guard in step, and on success records lifecycle events and
+ * system tokens and queues the event (takes ev). */
+void gw_intake_journaled(struct gw_app *app, struct gw_job *ev, int rc);
 
 /* A refusal of an intake request: counts stat, logs reason at level (no
  * line when reason is NULL), and returns body (taken) as compact JSON text

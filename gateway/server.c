@@ -29,6 +29,7 @@
 #include "log.h"
 #include "stats.h"
 #include "static_guard.h"
+#include "journal.h"
 #include "store_jobs.h"
 #include "workers.h"
 
@@ -302,6 +303,7 @@ static void start_reload(struct gw_app *app)
 static int work_idle(struct gw_app *app)
 {
 	return gw_workq_event_depth(&app->workq) == 0 && gw_workq_verify_depth(&app->workq) == 0 &&
+	       gw_journal_depth(app->journal) == 0 &&
 	       app->http.pending.count == 0 && app->release.next == gw_workq_next_intake_no(&app->workq) &&
 	       app->release.held == NULL && gw_outbox_is_empty(&app->outbox);
 }
@@ -469,10 +471,17 @@ int gw_server_run(struct gw_app *app)
 	app->outbox.wake_ud = app;
 
 	sweep_start(app);
+	if (!(app->journal = gw_journal_start(app))) {
+		gw_log(GW_LOG_ERR, "cannot start the journal thread");
+		lws_context_destroy(app->lws);
+		return 1;
+	}
 	if (gw_workers_start(app)) {
 		gw_log(GW_LOG_ERR, "cannot start worker threads");
 		gw_workq_close(&app->workq);
 		gw_workers_join(app);
+		gw_journal_stop(app->journal);
+		app->journal = NULL;
 		lws_context_destroy(app->lws);
 		return 1;
 	}
@@ -512,6 +521,8 @@ int gw_server_run(struct gw_app *app)
 	while (app->ws_connections > 0 && time(NULL) < deadline + 2)
 		service_once(app);
 	gw_workers_join(app);
+	gw_journal_stop(app->journal); /* after the workers: they submit to it */
+	app->journal = NULL;
 	drain_outbox(app);
 	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
 	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),
