@@ -69,6 +69,7 @@ struct sub {
 	uint64_t after;   /* resume under way: the next page starts after this seq */
 	int replaying;    /* a resume page is being read or waits for the queue to drain */
 	int next_due;     /* the next page is asked for once the queue is down to a quarter */
+	uint64_t gen;     /* which resume a page answer belongs to (a re-subscribe starts another) */
 };
 
 struct held {
@@ -93,6 +94,7 @@ struct gw_conn {
 	struct held *held_head, *held_tail;
 	size_t held_bytes;
 	uint64_t last_live_seq; /* the user's last live seq queued here (a frame reached by two subscriptions goes once) */
+	uint64_t next_gen;    /* resume generations */
 	struct inbound *in_head, *in_tail;
 	size_t in_count;
 	time_t auth_deadline; /* until connected: close with auth_timeout after */
@@ -407,8 +409,8 @@ static void next_pages(struct gw_conn *c)
 static void since_done(struct gw_conn *c, struct gw_store_req *r)
 {
 	ssize_t at = find_sub(c, r->ctx);
-	if (at < 0 || !c->subs[at].replaying)
-		return; /* unsubscribed meanwhile */
+	if (at < 0 || !c->subs[at].replaying || c->subs[at].gen != r->gen)
+		return; /* unsubscribed meanwhile (perhaps subscribed again: another resume) */
 	struct sub *sb = &c->subs[at];
 	int ok = r->rc == GW_STORE_OK && r->page.recovered;
 	size_t half = (size_t)c->app->cfg.ws_max_pending_bytes / 2;
@@ -776,6 +778,7 @@ static int request_page(struct gw_conn *c, size_t at)
 	r->npats = 1;
 	r->after = c->subs[at].after;
 	r->limit = RESUME_PAGE;
+	r->gen = c->subs[at].gen;
 	c->subs[at].next_due = 0;
 	return push_store_req(c, r);
 }
@@ -849,6 +852,7 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 	 * the replay is out; those the replay already carried are skipped. */
 	c->subs[at].after = after;
 	c->subs[at].replaying = 1;
+	c->subs[at].gen = ++c->next_gen;
 	c->replaying++;
 	if (request_page(c, (size_t)at)) {
 		c->subs[at].replaying = 0;

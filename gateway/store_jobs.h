@@ -42,6 +42,7 @@ struct gw_store_req {
 	int read;             /* mark: 1 read, 0 unread */
 	json_t *id;           /* inbox: the client's id, echoed (owned reference) */
 	uint64_t unread;      /* unread: the result */
+	uint64_t gen;         /* since: the asking subscription's resume generation (realtime.c) */
 	/* results */
 	int rc;               /* GW_STORE_OK or a negative gw_store_rc */
 	struct gw_store_page page;
