@@ -68,6 +68,7 @@ struct gw_app {
 	struct gw_activity activity;     /* per-user activity for scheduled digests */
 	struct gw_store *store;          /* journal, history, inbox (store.h): workers only, never the service thread */
 	struct gw_journal *journal;      /* the journal thread (journal.h) */
+	struct gw_recorder *recorder;    /* the recorder thread (recorder.h) */
 	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
 
 	pthread_t *workers;

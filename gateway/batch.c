@@ -11,6 +11,7 @@
 #include "gw/signer.h"
 #include "log.h"
 #include "stats.h"
+#include "recorder.h"
 #include "store.h"
 #include "util.h"
 
@@ -370,12 +371,10 @@ out:
 	free(done);
 }
 
-/* Signs the pass, drops what could not be signed, and hands every event's
- * batch to the service thread in intake order. */
-void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+/* Records the pass (the store's transaction), then hands every event's
+ * batch to the service thread and frees the jobs. */
+void gw_batch_finish(struct gw_app *app, struct gw_event_work *works, size_t nworks)
 {
-	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
-	gw_batch_sign(&how, works, nworks, time(NULL));
 	int ok_stack[64];
 	int *ok = nworks <= 64 ? ok_stack : calloc(nworks, sizeof(*ok));
 	if (ok)
@@ -412,8 +411,6 @@ void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nw
 			gw_stat_add(GW_STAT_notifications_sign_failed, failed);
 			gw_log(GW_LOG_ERR, "%zu notifications not signed trace=%s", failed, w->job->trace_id);
 		}
-		json_decref(w->notes);
-		w->notes = NULL;
 		gw_stat_inc(GW_STAT_events_processed);
 		w->batch->kind = GW_OUT_BATCH;
 		w->batch->intake_no = w->job->intake_no;
@@ -421,8 +418,25 @@ void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nw
 		w->batch->items = w->items;
 		w->batch->count = out;
 		gw_outbox_push_take(&app->outbox, w->batch);
+		gw_job_free(w->job);
+		w->job = NULL;
 	}
 	if (ok != ok_stack)
 		free(ok);
 }
 
+/* Signs the pass and hands it to the recorder thread (recorder.h), which
+ * records it with other passes in one store transaction and then delivers;
+ * without a recorder, records and delivers here. Takes the jobs. */
+void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+{
+	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
+	gw_batch_sign(&how, works, nworks, time(NULL));
+	for (size_t e = 0; e < nworks; e++) {
+		json_decref(works[e].notes); /* signed: the claims hold what is needed */
+		works[e].notes = NULL;
+	}
+	if (app->recorder && !gw_recorder_submit(app->recorder, works, nworks))
+		return;
+	gw_batch_finish(app, works, nworks);
+}

@@ -30,6 +30,7 @@
 #include "stats.h"
 #include "static_guard.h"
 #include "journal.h"
+#include "recorder.h"
 #include "store_jobs.h"
 #include "workers.h"
 
@@ -471,8 +472,12 @@ int gw_server_run(struct gw_app *app)
 	app->outbox.wake_ud = app;
 
 	sweep_start(app);
-	if (!(app->journal = gw_journal_start(app))) {
-		gw_log(GW_LOG_ERR, "cannot start the journal thread");
+	if (!(app->journal = gw_journal_start(app)) || !(app->recorder = gw_recorder_start(app))) {
+		gw_log(GW_LOG_ERR, "cannot start the journal and recorder threads");
+		gw_journal_stop(app->journal);
+		app->journal = NULL;
+		gw_recorder_stop(app->recorder);
+		app->recorder = NULL;
 		lws_context_destroy(app->lws);
 		return 1;
 	}
@@ -523,6 +528,8 @@ int gw_server_run(struct gw_app *app)
 	gw_workers_join(app);
 	gw_journal_stop(app->journal); /* after the workers: they submit to it */
 	app->journal = NULL;
+	gw_recorder_stop(app->recorder); /* likewise */
+	app->recorder = NULL;
 	drain_outbox(app);
 	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
 	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),

@@ -56,6 +56,7 @@
 	X(events_rejected_store, "events answered 503: the store could not journal them") \
 	X(store_journal_us, "microseconds the journal thread spent committing accepted events (sum)") \
 	X(journal_batches, "journal transactions (events_accepted / this = events per fsync)") \
+	X(record_batches, "record transactions of the recorder thread (events_processed / this = events per fsync)") \
 	X(events_replayed, "journaled events not done at start, processed again before new intake") \
 	X(store_record_failed, "events whose notifications the store could not record (left pending, not delivered; processed again at the next start)") \
 	X(store_resumes, "subscribes with since answered recovered:true") \

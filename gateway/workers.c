@@ -194,12 +194,7 @@ static void *worker_main(void *arg)
 	size_t share = app->nworkers > 0 ? (size_t)app->nworkers : 1;
 	while ((job = gw_workq_pop_some(&app->workq, batch_events, share))) {
 		if (job->kind == GW_JOB_EVENT) {
-			do_events(app, job, scratch);
-			while (job) {
-				struct gw_job *next = job->next;
-				gw_job_free(job);
-				job = next;
-			}
+			do_events(app, job, scratch); /* the jobs go on with their batches (gw_batch_deliver) */
 			continue;
 		}
 		switch (job->kind) {
