@@ -55,6 +55,7 @@ struct gw_app {
 	char *dev_forge_key_path;
 	struct gw_jwks *jwks;
 	struct gw_subkey *subkey;
+	struct gw_subkey *own_subkey;  /* the signer's public key: tokens minted by /forge/subscription */
 	struct gw_signer *signer;
 	char *jwks_json;             /* our public JWKS, served verbatim */
 	size_t jwks_json_len;

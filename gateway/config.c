@@ -20,7 +20,7 @@
 #include "version.h"
 #include "webroot.h"
 
-enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY };
+enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY, OPT_LIST };
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -92,6 +92,17 @@ static const struct opt options[] = {
 	 "file descriptors (connections) the gateway sets as its soft RLIMIT_NOFILE, within the hard limit"},
 	{"limits.dedup_entries", OPT_INT, OFF(dedup_capacity), "200000", 1000, 50000000,
 	 "accepted events remembered for redelivery detection"},
+	{"forge.subscription_path", OPT_STR, OFF(subscription_path), "/forge/subscription", 0, 0,
+	 "path of the endpoint that mints subscription tokens for Forge UI invocations (FIT with principal)"},
+	{"subscriber.contexts", OPT_LIST, OFF(subscriber_contexts),
+	 "jira:issue:{{ context.extension.issue.key }},confluence:page:{{ context.extension.content.id }}", 0, 0,
+	 "templates of the contexts a minted subscription token covers, from the FIT ('*': any context); a list, comma-separated as a flag"},
+	{"subscriber.token_ttl", OPT_INT, OFF(subscriber_token_ttl), "900", 30, 86400,
+	 "lifetime in seconds of subscription tokens minted by /forge/subscription"},
+	{"subscriber.websocket_url", OPT_STR, OFF(subscriber_websocket_url), NULL, 0, 0,
+	 "the websocket URL /forge/subscription answers (default: ws[s]://<Host of the request>/realtime)"},
+	{"cors.allowed_origins", OPT_LIST, OFF(cors_allowed_origins), "https://*.cdn.prod.atlassian-dev.net", 0, 0,
+	 "origins (exact, or https://*.domain) allowed to call the token endpoint and open websockets; a list, comma-separated as a flag"},
 	{"limits.dedup_per_installation", OPT_INT, OFF(dedup_per_installation), "50000", 1, 50000000,
 	 "accepted events remembered per installation (its own oldest goes first; capped at limits.dedup_entries)"},
 	{"limits.seq_bytes", OPT_INT, OFF(seq_bytes), "67108864", 4096, 2147483647,
@@ -227,6 +238,33 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 			return -1;
 		}
 		break;
+	case OPT_LIST: {
+		/* Stored as its entries, trimmed, one per line; "" is the empty list. */
+		char *out = malloc(strlen(v) + 1), *w = out;
+		if (!out)
+			return -1;
+		for (const char *p = v; *p;) {
+			size_t n = strcspn(p, ",\n");
+			const char *b = p, *e = p + n;
+			while (b < e && (*b == ' ' || *b == '\t'))
+				b++;
+			while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if (e > b) {
+				if (w != out)
+					*w++ = '\n';
+				memcpy(w, b, (size_t)(e - b));
+				w += e - b;
+			}
+			p += n;
+			if (*p)
+				p++;
+		}
+		*w = '\0';
+		free(*field_str(cfg, o));
+		*field_str(cfg, o) = out;
+		return 0;
+	}
 	}
 	free(*field_str(cfg, o));
 	*field_str(cfg, o) = strdup(v);
@@ -373,6 +411,32 @@ static void walk_mapping(struct yaml_ctx *y, yaml_node_t *map, const char *prefi
 				yerr(y, k, "unknown option '%s'", name);
 			continue;
 		}
+		if (o->type == OPT_LIST && v->type == YAML_SEQUENCE_NODE) {
+			/* A YAML list: its scalars, one per line (an entry may not hold a newline). */
+			size_t cap = 1;
+			for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+				yaml_node_t *e = yaml_document_get_node(y->doc, *it);
+				cap += e && e->type == YAML_SCALAR_NODE ? strlen((const char *)e->data.scalar.value) + 1 : 0;
+			}
+			char *joined = calloc(1, cap);
+			int bad = !joined;
+			for (yaml_node_item_t *it = v->data.sequence.items.start; !bad && it < v->data.sequence.items.top; it++) {
+				yaml_node_t *e = yaml_document_get_node(y->doc, *it);
+				if (!e || e->type != YAML_SCALAR_NODE || strpbrk((const char *)e->data.scalar.value, ",\n")) {
+					yerr(y, e ? e : v, "'%s' entries must be single-line strings without commas", name);
+					bad = 1;
+					break;
+				}
+				if (*joined)
+					strcat(joined, "\n");
+				strcat(joined, (const char *)e->data.scalar.value);
+			}
+			char msg[256];
+			if (!bad && set_option(y->cfg, o, joined, NULL, msg, sizeof(msg)))
+				yerr(y, v, "%s", msg);
+			free(joined);
+			continue;
+		}
 		if (v->type != YAML_SCALAR_NODE) {
 			yerr(y, v, "'%s' expects a single value", name);
 			continue;
@@ -441,7 +505,8 @@ void gw_config_print_help(FILE *out)
 				*p = '-';
 		char left[128];
 		snprintf(left, sizeof(left), "--%s %s", flag,
-			 options[i].type == OPT_INT ? "N" : options[i].type == OPT_PATH ? "FILE" : "VALUE");
+			 options[i].type == OPT_INT ? "N" : options[i].type == OPT_PATH ? "FILE"
+			 : options[i].type == OPT_LIST ? "A,B" : "VALUE");
 		fprintf(out, "  %-29s %s", left, options[i].help);
 		if (options[i].def && strcmp(options[i].name, "web_root"))
 			fprintf(out, " [%s]", options[i].def);
@@ -581,6 +646,26 @@ int gw_config_validate(struct gw_config *cfg, FILE *err)
 		fprintf(err, "notify-gateway: forge.jwks is set but forge.app_id is not: FITs are checked "
 			     "against the app ARI (--forge-app-id ari:cloud:ecosystem::app/<uuid>)\n");
 		return -1;
+	}
+	if (cfg->subscription_path && (cfg->subscription_path[0] != '/' || strlen(cfg->subscription_path) > 100 ||
+				       strpbrk(cfg->subscription_path, "?# "))) {
+		fprintf(err, "notify-gateway: forge.subscription_path must be a path such as /forge/subscription "
+			     "(at most 100 characters, no query), got '%s'\n", cfg->subscription_path);
+		return -1;
+	}
+	if (cfg->cors_allowed_origins) {
+		for (const char *p = cfg->cors_allowed_origins; *p;) {
+			size_t n = strcspn(p, "\n");
+			size_t skip = !strncmp(p, "https://", 8) ? 8 : !strncmp(p, "http://", 7) ? 7 : 0;
+			if (!skip || n <= skip || memchr(p + skip, '/', n - skip) || memchr(p + skip, '?', n - skip)) {
+				fprintf(err, "notify-gateway: cors.allowed_origins: '%.*s' is not an origin "
+					     "(scheme://host[:port], or https://*.domain)\n", (int)n, p);
+				return -1;
+			}
+			p += n;
+			if (*p)
+				p++;
+		}
 	}
 	if (cfg->subscriber_key && cfg->subscriber_secret) {
 		fprintf(err, "notify-gateway: subscriber.key and subscriber.hs256_secret are both set; "

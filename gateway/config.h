@@ -50,6 +50,11 @@ struct gw_config {
 	int rule_scratch_bytes; /* bytes one rule evaluation may build */
 	char *log_level;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
+	char *subscription_path;        /* POST: subscription tokens for Forge UI invocations */
+	char *subscriber_contexts;      /* list (one per line): context templates */
+	int subscriber_token_ttl;       /* seconds, minted tokens */
+	char *subscriber_websocket_url; /* NULL: from the request's Host */
+	char *cors_allowed_origins;     /* list (one per line): exact origins or https://STAR.domain */
 	char *dev_mode;        /* "auto", "true" or "false" (dev_api.c) */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
 	char *durability;      /* "fsync" or "os" */

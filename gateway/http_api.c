@@ -27,9 +27,11 @@
 #include <time.h>
 
 #include "app.h"
+#include "cors.h"
 #include "dev_api.h"
 #include "http_api.h"
 #include "intake.h"
+#include "subscription.h"
 #include "log.h"
 #include "stats.h"
 #include "version.h"
@@ -72,6 +74,12 @@ struct http_pss {
 	const char *allow; /* Allow header for 405 */
 	int rx_held;       /* reading stopped until the answer is ready (rx_hold) */
 	int body_done;     /* HTTP_BODY_COMPLETION seen for this request */
+	/* forge.subscription_path and CORS (subscription_http.c, cors.c) */
+	int subscription;
+	int preflight;
+	char *cors_origin;  /* Access-Control-Allow-Origin, owned */
+	char *ws_url;       /* owned until the job takes it */
+	const char *cache_control; /* NULL: no-store */
 };
 
 const size_t gw_http_pss_size = sizeof(struct http_pss);
@@ -162,6 +170,9 @@ static void pss_release(struct gw_app *app, struct http_pss *pss)
 	}
 	free(pss->body);
 	free(pss->token);
+	free(pss->cors_origin);
+	free(pss->ws_url);
+	pss->cors_origin = pss->ws_url = NULL;
 	if (pss->system_token) {
 		memset(pss->system_token, 0, strlen(pss->system_token));
 		free(pss->system_token);
@@ -377,7 +388,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 {
 	if (pss->state != HTTP_READING_BODY)
 		return;
-	if (!pss->body_len && !pss->scheduled) {
+	if (!pss->body_len && !pss->scheduled && !pss->subscription) {
 		refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
 		       "the request has no body");
 		return;
@@ -390,7 +401,11 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 			return;
 		}
 	}
-	struct gw_job *job = gw_job_new(GW_JOB_INTAKE);
+	struct gw_job *job = gw_job_new(pss->subscription ? GW_JOB_SUBSCRIPTION : GW_JOB_INTAKE);
+	if (job && pss->subscription) {
+		job->ws_url = pss->ws_url;
+		pss->ws_url = NULL;
+	}
 	if (!job) {
 		pss->retry_after = 5;
 		respond_error(pss, 503, "out_of_memory", "try again later");
@@ -551,8 +566,11 @@ static int write_answer(struct lws *wsi, struct http_pss *pss)
 	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, "application/json",
 					pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
 		goto out;
+	const char *cc = pss->cache_control ? pss->cache_control : "no-store";
 	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-					(const unsigned char *)"no-store", 8, &p, end))
+					(const unsigned char *)cc, (int)strlen(cc), &p, end))
+		goto out;
+	if (pss->cors_origin && gw_cors_add_headers(wsi, pss->cors_origin, pss->preflight, &p, end))
 		goto out;
 	if (pss->retry_after > 0) {
 		char ra[16];
@@ -631,6 +649,29 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		char path[128];
 		snprintf(path, sizeof(path), "%.*s", ulen > 0 ? ulen : 0, ulen > 0 ? uri : "");
 		path[strcspn(path, "?")] = '\0';
+		if (!strcmp(path, app->cfg.subscription_path)) {
+			struct gw_sub_http sh;
+			gw_subscription_begin(app, wsi, method, &sh);
+			pss->subscription = 1;
+			pss->cors_origin = sh.cors_origin;
+			pss->preflight = sh.preflight;
+			pss->allow = sh.allow;
+			pss->token = sh.token;
+			pss->ws_url = sh.ws_url;
+			take_trace_id(wsi, pss);
+			if (sh.status) {
+				pss->close_after = sh.status >= 400; /* a body may still be on its way */
+				if (sh.code)
+					respond_error(pss, sh.status, sh.code, sh.message);
+				else
+					respond(pss, sh.status, NULL, 0);
+				return 0;
+			}
+			pss->state = HTTP_READING_BODY;
+			if (!sh.body_len)
+				intake_complete(app, pss);
+			return 0;
+		}
 		int scheduled = !strcmp(path, "/forge/scheduled") || !strncmp(path, "/forge/scheduled/", 17);
 		if (!strcmp(path, "/forge/events") || scheduled) {
 			if (scheduled) {
@@ -675,6 +716,10 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			return 0;
 		}
 		if (!strcmp(path, "/.well-known/jwks.json")) {
+			/* Public keys: any page may fetch them (a Forge iframe is never
+			 * our origin); cacheable, short enough for a key rotation. */
+			pss->cors_origin = strdup("*");
+			pss->cache_control = "public, max-age=300";
 			respond(pss, 200, app->jwks_json, 1);
 			return 0;
 		}
@@ -682,6 +727,12 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			int status;
 			char *body = NULL;
 			if (!gw_dev_answer(app, wsi, path, &status, &body)) {
+				/* Development pages on any loopback origin may read these. */
+				char *origin = gw_cors_request_origin(wsi);
+				if (origin && gw_cors_loopback(origin))
+					pss->cors_origin = origin;
+				else
+					free(origin);
 				respond(pss, status, body, 0);
 				return 0;
 			}

@@ -86,6 +86,12 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 	gw_log(GW_LOG_NOTICE, "notifications: ES256, signing key %s", signing);
 	app->jwks_json = gw_signer_jwks_json(app->signer);
 	app->jwks_json_len = app->jwks_json ? strlen(app->jwks_json) : 0;
+	/* Verifies the subscription tokens /forge/subscription mints. */
+	app->own_subkey = gw_subkey_from_signer(app->signer, msg, sizeof(msg));
+	if (!app->own_subkey) {
+		fprintf(err, "notify-gateway: signing key %s: %s\n", signing, msg);
+		goto out;
+	}
 
 	if (cfg->forge_jwks) {
 		app->jwks = gw_jwks_load_file(cfg->forge_jwks, msg, sizeof(msg));
@@ -158,6 +164,8 @@ void gw_keys_free(struct gw_app *app)
 	gw_signer_free(app->signer);
 	gw_jwks_free(app->jwks);
 	gw_subkey_free(app->subkey);
+	gw_subkey_free(app->own_subkey);
+	app->own_subkey = NULL;
 	free(app->jwks_json);
 	free(app->forge_app_id);
 	free(app->dev_forge_key_path);

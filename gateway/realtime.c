@@ -38,6 +38,8 @@
 #include "stats.h"
 #include "store_jobs.h"
 #include "gw/b64url.h"
+#include "cors.h"
+#include "ws_frames.h"
 
 _Static_assert(LWS_PRE <= GW_MSG_HEADROOM, "gw_msg headroom must cover LWS_PRE");
 
@@ -45,9 +47,6 @@ _Static_assert(LWS_PRE <= GW_MSG_HEADROOM, "gw_msg headroom must cover LWS_PRE")
 /* Stored notifications one resume page carries (the next page is read once
  * the connection's queue has drained to a quarter of its budget). */
 #define RESUME_PAGE 200
-/* The echoed "id" of a ping, as compact JSON: a client picks it, and every
- * byte of it is queued back to the client. */
-#define MAX_PING_ID_BYTES 128
 
 enum conn_state { RT_AWAIT_CONNECT, RT_AUTHENTICATING, RT_READY, RT_CLOSING };
 
@@ -100,8 +99,7 @@ struct gw_conn {
 	time_t auth_deadline; /* until connected: close with auth_timeout after */
 	time_t last_rx;       /* last frame or pong from the peer */
 	int ping_due;         /* 1: write a ping next; 2: ping sent, awaiting any answer */
-	char *rx;
-	size_t rx_len;
+	struct gw_ws_rx rx;  /* fragments of the message being received */
 	struct outbound *out_head, *out_tail;
 	size_t out_bytes;    /* charged for every queued frame (frame_cost) */
 	int rx_paused;       /* reading stopped until the queue drains (replies over half the budget) */
@@ -783,14 +781,8 @@ static int request_page(struct gw_conn *c, size_t at)
 	return push_store_req(c, r);
 }
 
-static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
+static void op_subscribe(struct gw_conn *c, const char *ctx, json_t *frame, int subscribe)
 {
-	json_t *jctx = json_object_get(frame, "ctx");
-	if (!json_is_string(jctx) || !json_string_length(jctx)) {
-		send_error(c, "bad_frame", "\"ctx\" must be a non-empty string", 0);
-		return;
-	}
-	const char *ctx = json_string_value(jctx);
 	ssize_t at = find_sub(c, ctx);
 	if (!subscribe) {
 		if (at >= 0) {
@@ -811,7 +803,9 @@ static void op_subscribe(struct gw_conn *c, json_t *frame, int subscribe)
 		}
 	}
 	if (!ctx_allowed(c, ctx)) {
-		send_error(c, "ctx_forbidden", "the subscription token does not cover this context", 0);
+		gw_stat_inc(GW_STAT_ws_frames_refused); /* names the ctx: a client tells its subscriptions apart */
+		send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "op", "error", "code", "ctx_forbidden", "message",
+				       "the subscription token does not cover this context", "ctx", ctx));
 		return;
 	}
 	if (at >= 0 && c->subs[at].replaying) {
@@ -910,7 +904,7 @@ static void op_inbox(struct gw_conn *c, json_t *frame)
 	json_t *id = json_object_get(frame, "id"), *lim = json_object_get(frame, "limit"),
 	       *before = json_object_get(frame, "before");
 	const char *ctx;
-	if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > MAX_PING_ID_BYTES) {
+	if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > GW_WS_MAX_PING_ID_BYTES) {
 		send_error(c, "id_too_large", "an inbox \"id\" must be at most 128 bytes of JSON", 0);
 		return;
 	}
@@ -969,16 +963,10 @@ static void op_mark(struct gw_conn *c, json_t *frame, int all)
 	store_request(c, r, NULL);
 }
 
-static void op_connect(struct gw_conn *c, json_t *frame)
+static void op_connect(struct gw_conn *c, const char *token)
 {
-	json_t *tok = json_object_get(frame, "token");
-	if (!json_is_string(tok) || !json_string_length(tok)) {
-		gw_stat_inc(GW_STAT_ws_auth_failed);
-		send_error(c, "token_missing", "\"token\" must be the subscription token", 1);
-		return;
-	}
 	struct gw_job *job = gw_job_new(GW_JOB_AUTH);
-	if (!job || !(job->token = strdup(json_string_value(tok)))) {
+	if (!job || !(job->token = strdup(token))) {
 		gw_job_free(job);
 		send_error(c, "internal_error", "out of memory", 1);
 		return;
@@ -1006,51 +994,39 @@ static void op_connect(struct gw_conn *c, json_t *frame)
 		c->state = RT_AUTHENTICATING;
 }
 
+/* The frame is parsed and classified by ws_frames.c (no socket there); the
+ * connection carries the operation out here. */
 static void process_frame(struct gw_conn *c, const char *data, size_t len)
 {
-	json_error_t jerr;
-	json_t *frame = json_loadb(data, len, 0, &jerr);
-	const char *op = frame ? json_string_value(json_object_get(frame, "op")) : NULL;
-	if (!frame || !json_is_object(frame) || !op) {
-		char msg[200];
-		if (!frame)
-			snprintf(msg, sizeof(msg), "invalid JSON at column %d: %s", jerr.column, jerr.text);
-		else
-			snprintf(msg, sizeof(msg), "a frame must be an object with a string \"op\"");
-		send_error(c, "bad_frame", msg, c->state == RT_AWAIT_CONNECT);
-		json_decref(frame);
-		return;
+	struct gw_ws_op op;
+	gw_ws_frame_parse(data, len, c->state != RT_AWAIT_CONNECT, &op);
+	switch (op.kind) {
+	case GW_WS_OP_ERROR:
+		if (op.auth_failed)
+			gw_stat_inc(GW_STAT_ws_auth_failed);
+		send_error(c, op.code, op.message, op.close);
+		break;
+	case GW_WS_OP_CONNECT:
+		op_connect(c, op.token);
+		break;
+	case GW_WS_OP_SUBSCRIBE:
+	case GW_WS_OP_UNSUBSCRIBE:
+		op_subscribe(c, op.ctx, op.frame, op.kind == GW_WS_OP_SUBSCRIBE);
+		break;
+	case GW_WS_OP_PING:
+		send_json(c, gw_ws_pong(&op));
+		break;
+	case GW_WS_OP_INBOX:
+		op_inbox(c, op.frame);
+		break;
+	case GW_WS_OP_MARK:
+		op_mark(c, op.frame, 0);
+		break;
+	case GW_WS_OP_MARK_ALL:
+		op_mark(c, op.frame, 1);
+		break;
 	}
-	if (!strcmp(op, "connect")) {
-		op_connect(c, frame);
-	} else if (c->state == RT_AWAIT_CONNECT) {
-		gw_stat_inc(GW_STAT_ws_auth_failed);
-		send_error(c, "not_connected", "the first frame must be {\"op\":\"connect\",\"token\":...}", 1);
-	} else if (!strcmp(op, "subscribe")) {
-		op_subscribe(c, frame, 1);
-	} else if (!strcmp(op, "unsubscribe")) {
-		op_subscribe(c, frame, 0);
-	} else if (!strcmp(op, "inbox")) {
-		op_inbox(c, frame);
-	} else if (!strcmp(op, "mark")) {
-		op_mark(c, frame, 0);
-	} else if (!strcmp(op, "mark_all")) {
-		op_mark(c, frame, 1);
-	} else if (!strcmp(op, "ping")) {
-		json_t *id = json_object_get(frame, "id");
-		if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > MAX_PING_ID_BYTES) {
-			send_error(c, "id_too_large", "a ping's \"id\" must be at most 128 bytes of JSON", 0);
-			json_decref(frame);
-			return;
-		}
-		json_t *pong = json_pack("{s:s}", "op", "pong");
-		if (id && pong)
-			json_object_set(pong, "id", id);
-		send_json(c, pong);
-	} else {
-		send_error(c, "unknown_op", "op must be connect, subscribe, unsubscribe, inbox, mark, mark_all or ping", 0);
-	}
-	json_decref(frame);
+	gw_ws_op_clear(&op);
 }
 
 /* Runs queued inbound frames until one starts a verification (or none left). */
@@ -1283,8 +1259,7 @@ static void conn_free(struct gw_conn *c)
 	c->held_bytes = 0;
 	c->replaying = 0;
 	c->in_tail = NULL;
-	free(c->rx);
-	c->rx = NULL;
+	gw_ws_rx_release(&c->rx);
 }
 
 int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
@@ -1314,6 +1289,11 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		gw_stat_inc(GW_STAT_ws_connections_opened);
 		c->last_rx = time(NULL);
 		c->auth_deadline = c->last_rx + app->cfg.ws_auth_timeout;
+		if (!gw_cors_ws_origin_allowed(app, wsi)) { /* defence in depth: tokens stay the guard */
+			gw_stat_inc(GW_STAT_ws_origin_refused);
+			send_error(c, "origin_not_allowed", "this page's origin is not in cors.allowed_origins", 1);
+			return 0; /* closing: not counted under its address */
+		}
 		char addr[sizeof(c->addr)];
 		if (!lws_get_peer_simple(wsi, addr, sizeof(addr)))
 			addr[0] = '\0';
@@ -1349,35 +1329,26 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 			return 0;
 		c->last_rx = time(NULL);
 		c->ping_due = 0;
-		if (lws_frame_is_binary(wsi)) {
-			send_error(c, "bad_frame", "frames must be JSON text", 1);
-			return 0;
-		}
-		if (c->rx_len + len > (size_t)app->cfg.ws_max_frame) {
-			free(c->rx);
-			c->rx = NULL;
-			c->rx_len = 0;
-			send_error(c, "frame_too_large", "a frame exceeded limits.ws_max_frame", 1);
-			return 0;
-		}
 		int last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
-		if (last && !c->rx) {
-			handle_frame(c, in, len);
+		const char *data = NULL;
+		size_t dlen = 0;
+		switch (gw_ws_rx_feed(&c->rx, in, len, lws_frame_is_binary(wsi), last,
+				      (size_t)app->cfg.ws_max_frame, &data, &dlen)) {
+		case GW_WS_RX_MORE:
+			break;
+		case GW_WS_RX_FRAME:
+			handle_frame(c, data, dlen);
+			gw_ws_rx_release(&c->rx);
 			rx_throttle(c);
-			return 0;
-		}
-		char *n = realloc(c->rx, c->rx_len + len + 1);
-		if (!n)
+			break;
+		case GW_WS_RX_BINARY:
+			send_error(c, "bad_frame", "frames must be JSON text", 1);
+			break;
+		case GW_WS_RX_TOO_LARGE:
+			send_error(c, "frame_too_large", "a frame exceeded limits.ws_max_frame", 1);
+			break;
+		case GW_WS_RX_NOMEM:
 			return -1;
-		c->rx = n;
-		memcpy(c->rx + c->rx_len, in, len);
-		c->rx_len += len;
-		if (last) {
-			handle_frame(c, c->rx, c->rx_len);
-			free(c->rx);
-			c->rx = NULL;
-			c->rx_len = 0;
-			rx_throttle(c);
 		}
 		return 0;
 	}

@@ -7,7 +7,7 @@
  *       is no error, 1 when there is one, 2 on a usage error. --forge also
  *       warns where a filter would not deploy to Forge as written
  *       (rules_forge_check) and then exits 1 if there is any such place.
- *   rules test [--format text|json] [--event-type TYPE] FILE|DIR EVENT.json...
+ *   rules test [--format text|json] [--event-type TYPE] [--fit CLAIMS.json] FILE|DIR EVENT.json...
  *       loads the rules, then for each event file (one JSON object, or an
  *       array of them) shows which rules matched, why every other rule did
  *       not (disabled, event type, ignoreSelf, the filter's value or error
@@ -32,7 +32,8 @@ enum cli_format { CLI_TEXT, CLI_JSON };
 struct cli_opts {
 	enum cli_format format;
 	const char *event_type;
-	bool forge; /* check --forge */
+	bool forge;           /* check --forge */
+	const char *fit_path; /* test --fit: FIT claims for appIsLicensed */
 	const char **paths; /* positional arguments (borrowed from argv) */
 	int npaths;
 };
@@ -41,7 +42,8 @@ static void usage(FILE *err)
 {
 	fprintf(err, "usage: notify-gateway rules check [--format text|json] [--forge] FILE|DIR...\n"
 		     "       notify-gateway rules test [--format text|json] [--event-type TYPE] "
-		     "FILE|DIR EVENT.json...\n");
+		     "[--fit CLAIMS.json] FILE|DIR EVENT.json...\n"
+		     "       notify-gateway rules manifest [--endpoint KEY] FILE|DIR...\n");
 }
 
 /* Parses options mixed with positional arguments. Returns 0 or 2. */
@@ -56,14 +58,17 @@ static int parse_opts(int argc, char **argv, bool allow_type, struct cli_opts *o
 		bool is_format = !strncmp(a, "--format", 8) && (a[8] == '\0' || a[8] == '=');
 		bool is_type = allow_type && !strncmp(a, "--event-type", 12) &&
 			       (a[12] == '\0' || a[12] == '=');
-		if (is_format || is_type) {
+		bool is_fit = allow_type && !strncmp(a, "--fit", 5) && (a[5] == '\0' || a[5] == '=');
+		if (is_format || is_type || is_fit) {
 			const char *eq = strchr(a, '=');
 			val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!val) {
 				fprintf(err, "notify-gateway rules: %s needs a value\n", a);
 				return 2;
 			}
-			if (is_type) {
+			if (is_fit) {
+				o->fit_path = val;
+			} else if (is_type) {
 				o->event_type = val;
 			} else if (!strcmp(val, "json")) {
 				o->format = CLI_JSON;
@@ -207,13 +212,22 @@ static int cmd_test(const struct cli_opts *o, FILE *out, FILE *err)
 	struct rules_diags diags;
 	struct rules_scratch *scratch = NULL;
 	struct rules_set *set;
-	json_t *all = NULL;
+	json_t *all = NULL, *fit = NULL;
 	int rc = 0;
 
 	if (o->npaths < 2) {
 		usage(err);
 		return 2;
 	}
+	if (o->fit_path) {
+		json_error_t jerr;
+		if (!(fit = json_load_file(o->fit_path, 0, &jerr))) {
+			fprintf(err, "%s:%d:%d: error: %s\n", o->fit_path, jerr.line, jerr.column,
+				jerr.text);
+			return 1;
+		}
+	}
+	const struct rules_invocation inv = {fit};
 	rules_diags_init(&diags);
 	set = rules_load_paths(o->paths, 1, &diags);
 	rules_diags_print(&diags, err);
@@ -252,7 +266,7 @@ static int cmd_test(const struct cli_opts *o, FILE *out, FILE *err)
 				snprintf(where, sizeof(where), "%s[%zu]", o->paths[i], k);
 			else
 				snprintf(where, sizeof(where), "%s", o->paths[i]);
-			json_t *report = rules_explain(set, o->event_type, ev, scratch);
+			json_t *report = rules_explain_for(set, o->event_type, ev, &inv, scratch);
 			if (!report) {
 				fprintf(err, "notify-gateway rules: out of memory\n");
 				rc = 1;
@@ -271,6 +285,7 @@ static int cmd_test(const struct cli_opts *o, FILE *out, FILE *err)
 		print_json(all, out);
 done:
 	json_decref(all);
+	json_decref(fit);
 	rules_scratch_free(scratch);
 	rules_set_unref(set);
 	rules_diags_free(&diags);
@@ -282,6 +297,8 @@ int gw_rules_cli(int argc, char **argv, FILE *out, FILE *err)
 	struct cli_opts o;
 	int rc;
 
+	if (argc >= 1 && !strcmp(argv[0], "manifest")) /* rules_manifest.c */
+		return gw_rules_manifest(argc - 1, argv + 1, out, err);
 	if (argc < 1 || (strcmp(argv[0], "check") && strcmp(argv[0], "test"))) {
 		usage(err);
 		return 2;

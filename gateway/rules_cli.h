@@ -9,4 +9,8 @@
 /* argv[0] is "rules". Returns the process exit code. */
 int gw_rules_cli(int argc, char **argv, FILE *out, FILE *err);
 
+/* `rules manifest [--endpoint KEY] FILE|DIR...` (rules_manifest.c): Forge
+ * trigger modules with the filters Forge can evaluate. argv after "manifest". */
+int gw_rules_manifest(int argc, char **argv, FILE *out, FILE *err);
+
 #endif

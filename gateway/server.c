@@ -374,10 +374,12 @@ int gw_server_run(struct gw_app *app)
 	/* A file that is not there falls through to our callback for a 404;
 	 * without a protocol bound here lws leaves the request unanswered. */
 	m_root.protocol = "http-api";
-	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev};
-	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev"};
+	static struct lws_http_mount m_subscription; /* forge.subscription_path outside /forge/ */
+	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_subscription};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", app->cfg.subscription_path};
+	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 5 : 4;
 	struct lws_http_mount *prev = &m_root;
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < ncb; i++) {
 		*cb_mounts[i] = (struct lws_http_mount){0};
 		cb_mounts[i]->mountpoint = cb_points[i];
 		cb_mounts[i]->mountpoint_len = (unsigned char)strlen(cb_points[i]);

@@ -79,7 +79,12 @@
 	X(seq_entries_evicted, "per-user seq counters forgotten to stay within limits.seq_bytes (that user's seq jumps)") \
 	X(digest_users_untracked, "notifications to users not tracked for digests: limits.digest_bytes was reached") \
 	X(digest_titles_truncated, "titles cut to limits.digest_title_bytes for digests") \
-	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget")
+	X(lws_log_suppressed, "libwebsockets log lines dropped over the per-second budget") \
+	X(subscription_tokens_issued, "subscription tokens minted by /forge/subscription") \
+	X(subscription_refused, "/forge/subscription requests refused (401/403/400/413/405)") \
+	X(cors_preflights, "CORS preflights answered for allowed origins") \
+	X(cors_refused, "cross-origin requests or preflights from origins not in cors.allowed_origins") \
+	X(ws_origin_refused, "websocket upgrades refused: Origin not allowed")
 
 enum gw_stat {
 #define GW_STAT_ENUM(name, help) GW_STAT_##name,

@@ -13,6 +13,7 @@
 #include "sequencer.h"
 #include "stats.h"
 #include "store_jobs.h"
+#include "subscription.h"
 
 /* ---- AUTH: a websocket connect frame ------------------------------------ */
 
@@ -20,7 +21,10 @@ static void do_auth(struct gw_app *app, struct gw_job *job)
 {
 	char detail[256] = "";
 	json_t *claims = NULL;
-	enum gw_token_err te = gw_subtoken_verify(app->subkey, job->token, strlen(job->token),
+	/* Tokens minted by /forge/subscription (typ GW_SUBTOKEN_TYP) verify with our own key. */
+	const struct gw_subkey *key =
+		gw_subtoken_is_own(job->token, strlen(job->token)) ? app->own_subkey : app->subkey;
+	enum gw_token_err te = gw_subtoken_verify(key, job->token, strlen(job->token),
 						  app->cfg.subscriber_audience, 0, time(NULL), &claims,
 						  detail, sizeof(detail));
 	struct gw_outbox_item *it = calloc(1, sizeof(*it));
@@ -206,6 +210,9 @@ static void *worker_main(void *arg)
 			break;
 		case GW_JOB_STORE:
 			gw_store_job_run(app, job);
+			break;
+		case GW_JOB_SUBSCRIPTION:
+			gw_subscription_mint(app, job);
 			break;
 		case GW_JOB_EVENT:
 			break;

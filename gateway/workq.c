@@ -22,6 +22,7 @@ void gw_job_free(struct gw_job *job)
 	free(job->token);
 	free(job->installation);
 	free(job->event_type);
+	free(job->ws_url);
 	if (job->system_token) {
 		memset(job->system_token, 0, strlen(job->system_token));
 		free(job->system_token);

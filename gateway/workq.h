@@ -31,11 +31,12 @@
 
 struct gw_store_req;
 
-/* INTAKE (an intake request, intake.h) travels in the verify lane, AUTH in
+/* INTAKE (an intake request, intake.h) and SUBSCRIPTION (a token for a
+ * Forge UI invocation, subscription.h) travel in the verify lane, AUTH in
  * the auth lane, EVENT in the events lane. STORE (a websocket's store
  * request: resume, inbox, mark; or a retention purge; store_jobs.h) travels
  * in the auth lane: it is a websocket's request like a login. */
-enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT, GW_JOB_STORE };
+enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT, GW_JOB_SUBSCRIPTION, GW_JOB_STORE };
 
 struct gw_job {
 	struct gw_job *next;
@@ -58,6 +59,7 @@ struct gw_job {
 	unsigned char key[32]; /* EVENT before it is journaled: the redelivery key (when keyed) */
 	int keyed;
 	struct gw_store_req *store_req; /* STORE: the request, owned (store_jobs.h) */
+	char *ws_url;          /* SUBSCRIPTION: the websocket URL to answer, owned */
 };
 
 struct gw_job *gw_job_new(enum gw_job_kind kind);

@@ -149,6 +149,8 @@ static void load_events(struct rules_loader *L, struct rules_rule *r, yaml_node_
 		r->event_filters[r->n_events] = rf;
 		r->events[r->n_events++] = name;
 	}
+	if (!objects)
+		r->event_filters = NULL; /* the common case: no per-event lookup when evaluating */
 }
 
 static void load_schedule(struct rules_loader *L, struct rules_rule *r, yaml_node_t *sc)

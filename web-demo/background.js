@@ -16,14 +16,16 @@ function resolveHref(href) {
   const m = /^\/browse\/([A-Z][A-Z0-9_]{0,19}-[0-9]{1,9})(?:[?#].*)?$/.exec(href || '');
   return m ? issueUrl(m[1]) : href;
 }
-const flags = new FlagGroup(region, { resolveHref });
+// When the last focused flag closes, focus returns where it came from, else to the issue.
+const flags = new FlagGroup(region, { resolveHref, returnFocus: () => document.getElementById('issue') });
 
 // Demo mode: the subscription token comes from the gateway's development
 // endpoint. A real app gets it from its own backend (docs/frontend.md).
 let devTokenMissing = false;
 async function getToken() {
   const q = new URLSearchParams({ sub: user, ttl: String(tokenTtl) });
-  for (const c of contexts) q.append('ctx', c);
+  // The contexts the client wants now (subscribe() adds to them): a refreshed token covers them.
+  for (const c of client.contexts) q.append('ctx', c);
   const res = await fetch(`/dev/token?${q}`, { cache: 'no-store', credentials: 'same-origin' });
   if (res.status === 404) {
     devTokenMissing = true;
@@ -77,6 +79,23 @@ client.addEventListener('rejected', (e) => {
   update();
 });
 client.addEventListener('state', update);
+client.addEventListener('subscriptions', update);
+client.addEventListener('keys', update);
+
+// What this page is subscribed to: a context the token does not cover is
+// shown as such (the connection stays open, but nothing would arrive for it).
+const subsLine = document.getElementById('demo-subscriptions');
+function showSubscriptions() {
+  const subs = client.subscriptions;
+  const forbidden = Object.keys(subs).filter((c) => subs[c] === 'forbidden');
+  let text = '';
+  if (client.state === 'keys_unavailable') text = 'Cannot fetch the signing keys: notifications are held until they can be verified. ';
+  if (forbidden.length) text += `Not allowed: ${forbidden.join(', ')}.`;
+  if (client.state === 'open' && client.subscribedToNothing && Object.values(subs).every((s) => s !== 'pending')) {
+    text += ' Subscribed to nothing: no notification can arrive.';
+  }
+  if (subsLine) subsLine.textContent = text.trim();
+}
 
 function update() {
   const s = client.stats;
@@ -84,6 +103,8 @@ function update() {
   document.body.dataset.notifyDelivered = String(s.delivered);
   document.body.dataset.notifyRejected = String(s.rejectedTotal);
   document.body.dataset.notifyShown = String(shown.length);
+  document.body.dataset.notifySubscriptions = JSON.stringify(client.subscriptions);
+  showSubscriptions();
   window.dispatchEvent(new CustomEvent('notifydemo:update'));
 }
 

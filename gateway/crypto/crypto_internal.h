@@ -126,6 +126,10 @@ int crypto__pem_is_encrypted(const char *pem, size_t len);
 int crypto__write_atomic(const char *path, const void *data, size_t len, unsigned mode,
 			 char *err, size_t errlen);
 
+/* The signer's key pair (borrowed), for its public half as a verification key. */
+struct gw_signer;
+EVP_PKEY *crypto__signer_pkey(const struct gw_signer *signer);
+
 /* EC group name check for P-256 (OpenSSL names it "prime256v1"). */
 int crypto__is_p256(EVP_PKEY *pkey);
 

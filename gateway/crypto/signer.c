@@ -225,3 +225,52 @@ fail:
 	EVP_MD_CTX_free(md);
 	return 0;
 }
+
+EVP_PKEY *crypto__signer_pkey(const struct gw_signer *signer)
+{
+	return signer ? signer->pkey : NULL;
+}
+
+size_t gw_signer_sign_typ(const struct gw_signer *signer, const char *typ, const char *claims,
+			  size_t claims_len, char *out, size_t out_cap)
+{
+	char header[160];
+	unsigned char der[80], rs[64];
+	const unsigned char *derp = der;
+	size_t der_len = sizeof(der), n;
+	EVP_MD_CTX *md = NULL;
+	ECDSA_SIG *es = NULL;
+	const BIGNUM *r, *s;
+
+	if (!signer || !typ || !claims)
+		return 0;
+	int hl = snprintf(header, sizeof(header), "{\"alg\":\"ES256\",\"typ\":\"%s\",\"kid\":\"%s\"}", typ,
+			  signer->kid);
+	if (hl <= 0 || (size_t)hl >= sizeof(header) || strpbrk(typ, "\"\\"))
+		return 0;
+	if (out_cap < gw_b64url_encoded_len((size_t)hl) + 1 + gw_b64url_encoded_len(claims_len) + 1 +
+			      ES256_SIG_B64 + 1)
+		return 0;
+	n = gw_b64url_encode((const unsigned char *)header, (size_t)hl, out);
+	out[n++] = '.';
+	n += gw_b64url_encode((const unsigned char *)claims, claims_len, out + n);
+	md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestSignInit(md, NULL, signer->sha256, NULL, signer->pkey) != 1 ||
+	    EVP_DigestSign(md, der, &der_len, (const unsigned char *)out, n) != 1)
+		goto fail;
+	es = d2i_ECDSA_SIG(NULL, &derp, (long)der_len);
+	if (!es)
+		goto fail;
+	ECDSA_SIG_get0(es, &r, &s);
+	if (BN_bn2binpad(r, rs, 32) != 32 || BN_bn2binpad(s, rs + 32, 32) != 32)
+		goto fail;
+	out[n++] = '.';
+	n += gw_b64url_encode(rs, sizeof(rs), out + n);
+	ECDSA_SIG_free(es);
+	EVP_MD_CTX_free(md);
+	return n;
+fail:
+	ECDSA_SIG_free(es);
+	EVP_MD_CTX_free(md);
+	return 0;
+}

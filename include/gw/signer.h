@@ -39,4 +39,12 @@ size_t gw_signer_max_jws_len(const struct gw_signer *signer, size_t claims_len);
 size_t gw_signer_sign(const struct gw_signer *signer, const char *claims, size_t claims_len,
 		      char *out, size_t out_cap);
 
+/* Signs claims with header {"alg":"ES256","typ":"<typ>","kid":"<kid>"}: the
+ * subscription tokens the gateway mints for Forge users (typ
+ * GW_SUBTOKEN_TYP, so they can never pass for a batch signature or the
+ * other way round). out must hold at least 512 + 4/3 * claims_len bytes;
+ * a NUL follows the text. Returns the length, or 0. Thread-safe. */
+size_t gw_signer_sign_typ(const struct gw_signer *signer, const char *typ, const char *claims,
+			  size_t claims_len, char *out, size_t out_cap);
+
 #endif

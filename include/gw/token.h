@@ -95,6 +95,19 @@ struct gw_subkey *gw_subkey_load_secret_file(const char *path, char *err, size_t
 struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len, char *err,
 					size_t errlen);
 const char *gw_subkey_alg(const struct gw_subkey *key); /* "ES256" | "RS256" | "HS256" */
+
+/* The JOSE typ of the subscription tokens the gateway mints itself
+ * (POST /forge/subscription), signed with its notification key. */
+#define GW_SUBTOKEN_TYP "notify-subscription+jwt"
+
+struct gw_signer;
+/* The verification key for tokens the gateway minted: the public half of its
+ * signing key, ES256 pinned, and only tokens whose header typ is
+ * GW_SUBTOKEN_TYP (a notification batch JWS is never a subscription token). */
+struct gw_subkey *gw_subkey_from_signer(const struct gw_signer *signer, char *err, size_t errlen);
+/* Whether the (unverified) header says typ GW_SUBTOKEN_TYP: which key to
+ * verify with; the chosen key still pins its algorithm. */
+int gw_subtoken_is_own(const char *token, size_t len);
 void gw_subkey_free(struct gw_subkey *key);
 
 /* Verifies a subscription token: alg pinned by the key, signature, `sub` a

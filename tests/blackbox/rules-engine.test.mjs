@@ -147,4 +147,17 @@ describe('rules check --forge', () => {
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stderr, '');
   });
+
+  test('rules test --fit decides appIsLicensed as the gateway does', async () => {
+    const dir = tempDir();
+    const rules = writeTemp(dir, 'lic.yml', LICENSED);
+    const ev = writeTemp(dir, 'ev.json', JSON.stringify(bugEvent({ key: 'LIC-2', assignee: 'u1' })));
+    const fit = writeTemp(dir, 'fit.json', JSON.stringify({ app: { license: { active: true } } }));
+    const without = await runCli(['rules', 'test', rules, ev]);
+    assert.equal(without.code, 0, without.stderr);
+    assert.match(without.stdout, /skipped +licensed-only .*\[appIsLicensed\]/);
+    const withFit = await runCli(['rules', 'test', '--fit', fit, rules, ev]);
+    assert.equal(withFit.code, 0, withFit.stderr);
+    assert.match(withFit.stdout, /matched +licensed-only/);
+  });
 });

@@ -4,6 +4,7 @@
  *   forge-sim send     [common options] EVENT.json...
  *   forge-sim schedule [common options] --interval fiveMinute|hour|day|week
  *   forge-sim fit      [common options]
+ *   forge-sim ui       [common options] --principal ACCOUNT [--issue KEY | --content ID | --context JSON]
  *
  * What it imitates (Atlassian's Forge remote documentation:
  * developer.atlassian.com/platform/forge/remote/essentials/,
@@ -18,7 +19,11 @@
  *  - the retry policy: 5 s timeout, up to 4 retries 60 s apart on a non-2xx
  *    answer (3xx are not followed), a timeout or a network error, with
  *    payload.retryContext = {retryCount, retryReason, retryData: null};
- *  - scheduled triggers fired every --every, --count times.
+ *  - scheduled triggers fired every --every, --count times;
+ *  - UI invocations (invokeRemote from @forge/bridge, §2.2): a FIT with
+ *    `principal` (the user) and `context` (cloudId, siteUrl, moduleKey,
+ *    localId, extension{type, issue|content...}), app.module of the UI
+ *    module; one POST, no retries (UI invocations are not retried).
  *
  * Output: one line per attempt and one final line per delivery on stdout
  * (line buffered, so a test can follow it); usage errors on stderr.
@@ -536,6 +541,11 @@ struct opts {
 	const char *env_type;
 	const char *env_id;
 	const char *module_key;
+	const char *module_type; /* app.module.type (core:endpoint) */
+	const char *principal;   /* UI invocation: the user's accountId */
+	const char *context;     /* UI invocation: the context claim, JSON or @FILE */
+	const char *issue;       /* UI invocation: context.extension.issue.key */
+	const char *content;     /* UI invocation: context.extension.content.id */
 	const char *trace_id;
 	const char *interval;
 	const char *body_file;
@@ -590,7 +600,7 @@ static const char *const VALUE_OPTS[] = {
 	"--url", "--path", "--keys", "--key", "--kid", "--app-id", "--installation", "--api-base-url",
 	"--app-version", "--environment", "--environment-id", "--module-key", "--trace-id", "--interval",
 	"--body", "--timeout", "--retry-delay", "--fit-ttl", "--system-token-ttl", "--every", "--retries",
-	"--count", "--header", NULL};
+	"--count", "--header", "--principal", "--context", "--issue", "--content", "--module-type", NULL};
 static const char *const FLAG_OPTS[] = {"--bare", "--no-fit", NULL};
 
 static void parse_common(struct opts *o, int argc, char **argv, int accept_files)
@@ -668,6 +678,16 @@ static void parse_common(struct opts *o, int argc, char **argv, int accept_files
 			o->env_type = val;
 		else if (!strcmp(name, "--environment-id"))
 			o->env_id = val;
+		else if (!strcmp(name, "--principal"))
+			o->principal = val;
+		else if (!strcmp(name, "--context"))
+			o->context = val;
+		else if (!strcmp(name, "--issue"))
+			o->issue = val;
+		else if (!strcmp(name, "--content"))
+			o->content = val;
+		else if (!strcmp(name, "--module-type"))
+			o->module_type = val;
 		else if (!strcmp(name, "--module-key"))
 			o->module_key = val;
 		else if (!strcmp(name, "--trace-id"))
@@ -809,6 +829,13 @@ static void finish_opts(struct opts *o, int need_url)
 		o->env_id = DEF_ENV_ID;
 	if (!o->module_key)
 		o->module_key = "forge-sim-endpoint";
+	if (!o->module_type)
+		o->module_type = o->issue ? "jira:issueViewBackgroundScript"
+				 : o->content	 ? "confluence:backgroundScript"
+				 : o->principal	 ? "jira:globalBackgroundScript"
+						 : "core:endpoint";
+	if ((o->issue != NULL) + (o->content != NULL) + (o->context != NULL) > 1)
+		usage_error("give one of --issue, --content and --context");
 	if (!o->api_base_url)
 		o->api_base_url = "https://api.atlassian.com/ex/jira/" DEF_CLOUD_ID;
 	if (o->trace_id && (!is_hex(o->trace_id) || strlen(o->trace_id) > 32))
@@ -829,6 +856,42 @@ static void free_opts(struct opts *o)
 
 /* ---------------------------------------------------------------- FIT */
 
+/* The `context` claim of a UI invocation (forge-platform.md §2.2): from
+ * --context (JSON text, or @FILE), or built for --issue / --content; NULL
+ * for backend invocations ("no context is currently provided"). */
+static json_t *ui_context(const struct opts *o, const char *cloud)
+{
+	json_error_t jerr;
+	if (o->context) {
+		json_t *c = o->context[0] == '@' ? json_load_file(o->context + 1, 0, &jerr)
+						 : json_loads(o->context, 0, &jerr);
+		if (!json_is_object(c))
+			usage_error("--context: expected a JSON object (or @FILE): %s", c ? "not an object" : jerr.text);
+		return c;
+	}
+	if (!o->issue && !o->content && !o->principal)
+		return NULL;
+	char *local = random_hex(16);
+	json_t *ext;
+	if (o->issue) {
+		const char *dash = strchr(o->issue, '-');
+		char project[64];
+		snprintf(project, sizeof(project), "%.*s", dash ? (int)(dash - o->issue) : 0, o->issue);
+		ext = json_pack("{s:s, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}", "type", "jira:issueViewBackgroundScript",
+				"issue", "key", o->issue, "id", "10073", "type", "Story", "project", "key", project, "id",
+				"10000", "type", "software");
+	} else if (o->content) {
+		ext = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}}", "type", "confluence:backgroundScript", "content",
+				"id", o->content, "type", "page", "space", "key", "SP");
+	} else {
+		ext = json_pack("{s:s}", "type", "jira:globalBackgroundScript");
+	}
+	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:o}", "cloudId", cloud, "siteUrl", "https://forge-sim.atlassian.net",
+			      "moduleKey", o->module_key, "localId", local, "extension", ext);
+	free(local);
+	return c;
+}
+
 static char *make_fit(const struct opts *o)
 {
 	int64_t now = wall_s();
@@ -845,12 +908,17 @@ static char *make_fit(const struct opts *o)
 				o->app_id, "installationId", o->installation, "apiBaseUrl", o->api_base_url,
 				"appVersion", o->app_version, "installation", "id", o->installation, "contexts",
 				ctx0, "environment", "type", o->env_type, "id", env_ari, "module", "type",
-				"core:endpoint", "key", o->module_key);
+				o->module_type, "key", o->module_key);
 	json_t *claims = json_pack("{s:o, s:s, s:s, s:I, s:I, s:I, s:s}", "app", app, "iss",
 				   "forge/invocation-token", "aud", o->app_id, "iat", (json_int_t)now, "nbf",
 				   (json_int_t)now, "exp", (json_int_t)(now + o->fit_ttl_ms / 1000), "jti", jti);
 	if (!claims)
 		fatal("cannot build the FIT claims");
+	if (o->principal && *o->principal)
+		json_object_set_new(claims, "principal", json_string(o->principal));
+	json_t *context = ui_context(o, cloud);
+	if (context)
+		json_object_set_new(claims, "context", context);
 	if (!*o->installation) { /* --installation '': a FIT without the installation */
 		json_object_del(app, "installationId");
 		json_object_del(app, "installation");
@@ -1411,6 +1479,52 @@ static int cmd_fit(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* One UI invocation (invokeRemote): POST with the FIT, no retries; prints
+ * "ui status=N answer=..." and the body on its own line. */
+static int cmd_ui(int argc, char **argv)
+{
+	struct opts o;
+	defaults(&o);
+	o.timeout_ms = 25000; /* UI invocations: 25 s, never retried */
+	parse_common(&o, argc, argv, 0);
+	if (!o.principal)
+		usage_error("--principal ACCOUNT is required (a UI invocation names its user)");
+	finish_opts(&o, 1);
+	char *full = route(&o, "/forge/subscription");
+	char *span = random_hex(8), *trace = o.trace_id ? xstrdup(o.trace_id) : random_hex(16);
+	char *hdrs = xasprintf("x-b3-traceid: %s\r\nx-b3-spanid: %s\r\n", trace, span);
+	if (!o.no_fit) {
+		char *fit = make_fit(&o);
+		char *n = xasprintf("%sAuthorization: Bearer %s\r\n", hdrs, fit);
+		free(hdrs);
+		free(fit);
+		hdrs = n;
+	}
+	for (int i = 0; i < o.n_headers; i++) {
+		char *n = xasprintf("%s%s\r\n", hdrs, o.headers[i]);
+		free(hdrs);
+		hdrs = n;
+	}
+	struct answer *a = xmalloc(sizeof(*a));
+	http_post(&o, full, hdrs, "{}", o.timeout_ms, a);
+	printf("ui status=");
+	if (a->status)
+		printf("%d", a->status);
+	else
+		printf("%s error=\"%s\"", a->timed_out ? "timeout" : "error", a->error);
+	putchar('\n');
+	if (a->body_len)
+		printf("%.*s\n", (int)a->body_len, a->body);
+	int rc = a->status >= 200 && a->status < 300 ? EXIT_OK : EXIT_FAILED;
+	free(a);
+	free(hdrs);
+	free(span);
+	free(trace);
+	free(full);
+	free_opts(&o);
+	return rc;
+}
+
 static void help(void)
 {
 	fputs("forge-sim " SIM_VERSION " - plays Forge in front of a Forge remote (notify-gateway)\n"
@@ -1423,6 +1537,8 @@ static void help(void)
 	      "      fire a scheduled trigger (URL/forge/scheduled/INTERVAL) N times (0 = until Ctrl-C)\n"
 	      "  forge-sim fit [OPTIONS]\n"
 	      "      print one FIT (for curl)\n"
+	      "  forge-sim ui [OPTIONS] --principal ACCOUNT [--issue KEY | --content ID | --context JSON|@FILE]\n"
+	      "      one UI invocation (invokeRemote): POST URL/forge/subscription, FIT with principal and context\n"
 	      "\n"
 	      "Options (send, schedule, fit):\n"
 	      "  --url http://HOST:PORT[/BASE]  the remote's baseUrl (send, schedule)\n"
@@ -1431,7 +1547,8 @@ static void help(void)
 	      "  --app-id ARI                   aud and app.id (default " DEV_APP_ID ")\n"
 	      "  --installation ARI             app.installationId (default " DEV_INSTALLATION ")\n"
 	      "  --api-base-url URL  --app-version V (1.0.0)  --environment DEVELOPMENT|STAGING|PRODUCTION\n"
-	      "  --environment-id UUID  --module-key KEY\n"
+	      "  --environment-id UUID  --module-key KEY  --module-type TYPE (core:endpoint; ui: the module)\n"
+	      "  --principal ACCOUNT  --issue KEY  --content ID  --context JSON|@FILE  (UI invocation claims; fit, ui)\n"
 	      "  --timeout D (5s)  --retries N (4)  --retry-delay D (60s)\n"
 	      "  --fit-ttl D (25s, may be negative)  --system-token-ttl D (no token unless given; may be negative)\n"
 	      "  --trace-id HEX  --header 'Name: value'  --bare  --no-fit  --body FILE (schedule)\n"
@@ -1478,6 +1595,8 @@ int main(int argc, char **argv)
 		return cmd_schedule(argc - 2, argv + 2);
 	if (!strcmp(cmd, "fit"))
 		return cmd_fit(argc - 2, argv + 2);
+	if (!strcmp(cmd, "ui"))
+		return cmd_ui(argc - 2, argv + 2);
 	g_cmd = "forge-sim";
 	usage_error("unknown command '%s' (keys, send, schedule, fit)", cmd);
 }

@@ -1,7 +1,11 @@
 // flags.js - native-looking flags, modelled on @forge/bridge showFlag:
 //   showFlag({id, title, description, type, actions:[{text, href}], isAutoDismiss})
 // Newest on top, closable, info/success auto-dismiss after 8 s (paused while
-// hovered or focused), Escape closes the newest, an id is never shown twice.
+// hovered or focused), Escape closes the flag holding the focus (only while
+// focus is inside the region: the host page's own Escape handling is left
+// alone), an id is never shown twice. When the focused flag closes, focus
+// goes to the next flag, else back where it came from, else to
+// options.returnFocus - never to <body>.
 // Everything is rendered as text (never HTML); links only for http(s) URLs.
 // No inline styles: the look lives in flags.css.
 
@@ -55,20 +59,38 @@ export class FlagGroup {
    * region: the aria-live container (a <div aria-live="polite">).
    * options.resolveHref(href) -> href: rewrite action links (the demo maps /browse/KEY to itself).
    * options.autoDismissMs: 8000.
+   * options.returnFocus: element (or () => element) focused when the last
+   *   focused flag closes and the element focus came from is gone.
    */
   constructor(region, options = {}) {
     this.region = region;
     this.resolveHref = options.resolveHref || ((h) => h);
     this.autoDismissMs = options.autoDismissMs ?? AUTO_DISMISS_MS;
+    this.returnFocus = options.returnFocus || null;
+    this.cameFrom = null; // the element outside the region that had focus before it
     this.shownIds = new Set(); // every id ever shown: never twice
     this.open = new Map(); // id -> {el, timer, remaining, startedAt}
+    // Listening on the region, not the document: Escape pressed elsewhere
+    // belongs to the host page (its dialogs, menus) and is not touched.
     this.onKey = (e) => {
-      if (e.key === 'Escape' && this.open.size > 0) {
-        e.preventDefault();
-        this.closeNewest();
-      }
+      if (e.key !== 'Escape' || e.defaultPrevented) return;
+      const el = e.target instanceof Element ? e.target.closest('.flag') : null;
+      if (!el || !this.region.contains(el)) return;
+      e.preventDefault();
+      this.close(el.dataset.flagId);
     };
-    document.addEventListener('keydown', this.onKey);
+    this.onFocusIn = (e) => {
+      const from = e.relatedTarget;
+      if (from instanceof HTMLElement && !this.region.contains(from)) this.cameFrom = from;
+    };
+    region.addEventListener('keydown', this.onKey);
+    region.addEventListener('focusin', this.onFocusIn);
+  }
+
+  /** Removes the listeners (flags stay in the DOM). */
+  destroy() {
+    this.region.removeEventListener('keydown', this.onKey);
+    this.region.removeEventListener('focusin', this.onFocusIn);
   }
 
   get size() {
@@ -178,14 +200,29 @@ export class FlagGroup {
     clearTimeout(entry.timer);
     this.open.delete(key);
     const hadFocus = entry.el.contains(document.activeElement);
+    // The flag below the closed one (older), else the one above.
+    const neighbour = entry.el.nextElementSibling || entry.el.previousElementSibling;
     entry.el.remove();
-    if (hadFocus) {
-      // Keep keyboard users in the stack: focus the next newest flag's first control.
-      const next = this.region.querySelector('.flag a, .flag button');
-      if (next) next.focus();
-    }
+    if (hadFocus) this._moveFocus(neighbour);
     this.region.dispatchEvent(new CustomEvent('flagclosed', { detail: { id: key } }));
     return true;
+  }
+
+  _moveFocus(neighbour) {
+    // Keep keyboard users in the stack: the neighbouring flag's first control.
+    const next = neighbour && this.region.contains(neighbour) ? neighbour.querySelector('a, button') : null;
+    if (next) {
+      next.focus();
+      return;
+    }
+    // The stack is empty: back to where focus came from, else the fallback.
+    const fallback = typeof this.returnFocus === 'function' ? this.returnFocus() : this.returnFocus;
+    for (const el of [this.cameFrom, fallback]) {
+      if (el && el.isConnected && typeof el.focus === 'function') {
+        el.focus();
+        if (document.activeElement === el) return;
+      }
+    }
   }
 
   closeNewest() {

@@ -12,10 +12,11 @@
 //
 //   import { NotifyClient } from './lib/notify-client.js';
 //   const client = new NotifyClient({
-//     url: 'wss://gateway.example.com/realtime',
-//     getToken: async () => (await fetch('/my-backend/notify-token')).json(),  // string or {token}
+//     // a token provider: {token, exp[, url]} (or a string); called again before exp
+//     getToken: async () => (await fetch('/my-backend/notify-token')).json(),
+//     url: 'wss://gateway.example.com/realtime', // or the provider's `url`
 //     contexts: ['jira:issue:SP-10'],
-//     onNotification: (n, claims) => showFlag(n),
+//     onNotification: (n, claims) => flags.show(n),
 //   });
 //   client.start();
 
@@ -66,8 +67,22 @@ class Rejected extends Error {
 }
 
 /**
+ * The JWKS could not be fetched (network, CORS, HTTP status, not a key set).
+ * Not a verdict on the message: the client holds it and retries (state
+ * 'keys_unavailable'), it never delivers it unverified.
+ */
+export class JwksUnavailable extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'JwksUnavailable';
+  }
+}
+
+/**
  * Keys from a JWKS URL, cached by kid. An unknown kid triggers a refetch,
- * at most once per `minRefetchMs` (concurrent misses share one fetch).
+ * at most once per `minRefetchMs` (concurrent misses share one fetch). A
+ * failed fetch is not a verdict: get() throws JwksUnavailable, and the next
+ * get() fetches again (the caller paces retries).
  */
 export class JwksCache {
   constructor(url, { fetch: fetchImpl, minRefetchMs = 2000, subtle } = {}) {
@@ -79,6 +94,7 @@ export class JwksCache {
     this.lastFetch = -Infinity;
     this.inflight = null;
     this.fetches = 0;
+    this.lastError = null; // the last fetch failed: the next get() fetches again
   }
 
   async refresh() {
@@ -86,11 +102,19 @@ export class JwksCache {
     this.lastFetch = Date.now();
     this.fetches++;
     this.inflight = (async () => {
-      const res = await this.fetch(this.url, { cache: 'no-store', credentials: 'omit' });
-      if (!res.ok) throw new Error(`JWKS ${this.url}: HTTP ${res.status}`);
-      const body = await res.json();
+      let body;
+      try {
+        const res = await this.fetch(this.url, { cache: 'no-store', credentials: 'omit' });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        body = await res.json();
+        if (!body || !Array.isArray(body.keys)) throw new Error('not a JWKS (no "keys" array)');
+      } catch (e) {
+        this.lastError = e;
+        throw new JwksUnavailable(`JWKS ${this.url}: ${e && e.message ? e.message : e}`);
+      }
+      this.lastError = null;
       const next = new Map();
-      for (const jwk of Array.isArray(body && body.keys) ? body.keys : []) {
+      for (const jwk of body.keys) {
         if (!jwk || jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.kid !== 'string') continue;
         if (jwk.alg && jwk.alg !== 'ES256') continue;
         if (jwk.use && jwk.use !== 'sig') continue;
@@ -108,11 +132,11 @@ export class JwksCache {
     }
   }
 
-  /** The key for kid, or null when the JWKS does not have it. */
+  /** The key for kid, or null when the JWKS does not have it; throws JwksUnavailable. */
   async get(kid) {
     if (!this.keys.has(kid)) {
-      if (this.inflight) await this.inflight.catch(() => {});
-      else if (Date.now() - this.lastFetch >= this.minRefetchMs) await this.refresh();
+      if (this.inflight) await this.inflight;
+      else if (this.lastError || Date.now() - this.lastFetch >= this.minRefetchMs) await this.refresh();
     }
     const p = this.keys.get(kid);
     return p ? p : null;
@@ -313,37 +337,67 @@ const DEFAULTS = {
   user: null, // expected sub; default: the token's sub
   leeway: 0, // seconds of clock skew tolerated on exp
   backoff: { initial: 500, max: 30000, factor: 2 },
+  jwksBackoff: { initial: 500, max: 30000, factor: 2 }, // retries of an unreachable JWKS
+  maxHeld: 1000, // notifications held (unverified, not shown) while the JWKS is unreachable
   refreshMargin: null, // ms before exp to refresh; default: a quarter of the lifetime, 2 s .. 60 s
   rememberIds: 5000, // delivered notification ids remembered for deduplication
   pingInterval: 25000, // ms between pings while idle; 0 = never
   pingTimeout: 10000, // no pong within this: reconnect
 };
 
+/** Per-context subscription states (client.subscriptionState(ctx), client.subscriptions). */
+export const SUBSCRIPTION_STATES = Object.freeze(['pending', 'subscribed', 'forbidden']);
+
+function backoffDelay(b, attempt) {
+  const ceiling = Math.min(b.max, b.initial * Math.pow(b.factor, attempt));
+  // "Equal jitter": half fixed, half random, so clients restarted together spread out.
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
 /**
  * NotifyClient. Events (addEventListener): 'notification' (detail {n, claims}),
  * 'rejected' (detail {reason, message}), 'state' (detail {state}), 'error'
- * (detail {code, message}).
- * States: idle, connecting, authenticating, open, waiting (backoff), stopped.
+ * (detail {code, message}), 'subscribed' / 'forbidden' / 'recovered'
+ * (detail {ctx}), 'subscriptions' (detail {contexts: {ctx: state}}), 'keys'
+ * (detail {state: 'unavailable'|'ok', message, retryInMs}).
+ * States: idle, connecting, authenticating, open, keys_unavailable (open, but
+ * the JWKS cannot be fetched: notifications are held, not shown), waiting
+ * (backoff), stopped.
  */
 export class NotifyClient extends EventTarget {
   constructor(options) {
     super();
-    if (!options || typeof options.getToken !== 'function') throw new TypeError('NotifyClient: getToken is required');
-    this.opts = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) } };
-    this.url = this.opts.url || defaultUrl();
+    const provider = options && (options.getToken || options.tokenProvider);
+    if (typeof provider !== 'function') throw new TypeError('NotifyClient: getToken (a token provider) is required');
+    this.opts = {
+      ...DEFAULTS,
+      ...options,
+      backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) },
+      jwksBackoff: { ...DEFAULTS.jwksBackoff, ...(options.jwksBackoff || {}) },
+    };
+    this.provider = provider;
+    // The websocket URL: the option, else the token provider's `url`, else this page's host.
+    this.url = this.opts.url || null;
     this.WebSocket = this.opts.WebSocket || globalThis.WebSocket;
-    this.jwks = this.opts.jwks || new JwksCache(this.opts.jwksUrl || jwksUrlFor(this.url), { fetch: this.opts.fetch });
+    this.jwks = this.opts.jwks || null; // made once the URL is known
     this.contexts = new Set(this.opts.contexts || []);
+    this.subState = new Map(); // ctx -> pending | subscribed | forbidden
+    this.everForbidden = new Set(); // contexts refused at least once (for 'recovered')
+    this.pendingSubs = []; // subscribe frames sent, not yet answered, in order
     this.delivered = new BoundedSet(this.opts.rememberIds);
     this.state = 'idle';
     this.ws = null;
     this.attempt = 0;
-    this.timers = { retry: null, refresh: null, ping: null, pong: null };
+    this.timers = { retry: null, refresh: null, ping: null, pong: null, jwks: null };
     this.token = null;
     this.sub = this.opts.user || null;
     this.installation = null; // from our own token, when it names one
     this.lastSeq = 0;
     this.queue = Promise.resolve(); // verification keeps message order
+    this.held = 0; // frames waiting in the queue
+    this.keysState = 'unknown'; // unknown | ok | unavailable
+    this.jwksAttempt = 0;
+    this.jwksWake = null; // resolves the current JWKS retry wait early
     this.stats = {
       connects: 0, // websocket connections that reached 'connected'
       reconnects: 0, // connection attempts after the first
@@ -354,12 +408,15 @@ export class NotifyClient extends EventTarget {
       rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])),
       rejectedTotal: 0,
       errors: 0, // error frames from the server
+      jwksFailures: 0, // JWKS fetches that failed (each retried)
+      heldDropped: 0, // notifications dropped because more than maxHeld waited for the JWKS
     };
     if (typeof this.opts.onNotification === 'function') {
       this.addEventListener('notification', (e) => this.opts.onNotification(e.detail.n, e.detail.claims));
     }
     this._online = () => {
       if (this.state === 'waiting') this._retryNow();
+      if (this.jwksWake) this.jwksWake();
     };
   }
 
@@ -385,17 +442,39 @@ export class NotifyClient extends EventTarget {
       }
     }
     this._setState('stopped');
+    if (this.jwksWake) this.jwksWake();
   }
 
   subscribe(ctx) {
     if (this.contexts.has(ctx)) return;
     this.contexts.add(ctx);
-    this._send({ op: 'subscribe', ctx });
+    if (this._sendSubscribe(ctx)) this._setSub(ctx, 'pending');
   }
 
   unsubscribe(ctx) {
     if (!this.contexts.delete(ctx)) return;
     this._send({ op: 'unsubscribe', ctx });
+    this.subState.delete(ctx);
+    this.everForbidden.delete(ctx);
+    this._emitSubscriptions();
+  }
+
+  /** 'pending' | 'subscribed' | 'forbidden' | undefined (not asked for). */
+  subscriptionState(ctx) {
+    return this.subState.get(ctx);
+  }
+
+  /** {ctx: state} for every context asked for ('pending' until the server answered). */
+  get subscriptions() {
+    const out = {};
+    for (const ctx of this.contexts) out[ctx] = this.subState.get(ctx) || 'pending';
+    return out;
+  }
+
+  /** True when the connection is open but no context is subscribed (all refused or pending). */
+  get subscribedToNothing() {
+    for (const s of this.subState.values()) if (s === 'subscribed') return false;
+    return true;
   }
 
   // --- internals -------------------------------------------------------
@@ -406,8 +485,33 @@ export class NotifyClient extends EventTarget {
     this.dispatchEvent(new CustomEvent('state', { detail: { state } }));
   }
 
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
   _emitError(code, message) {
-    this.dispatchEvent(new CustomEvent('error', { detail: { code, message } }));
+    this._emit('error', { code, message });
+  }
+
+  _emitSubscriptions() {
+    this._emit('subscriptions', { contexts: this.subscriptions });
+  }
+
+  _setSub(ctx, state) {
+    if (!this.contexts.has(ctx)) return;
+    const was = this.subState.get(ctx);
+    this.subState.set(ctx, state);
+    if (state === 'subscribed' && was !== 'subscribed') {
+      this._emit('subscribed', { ctx });
+      if (this.everForbidden.has(ctx)) {
+        this.everForbidden.delete(ctx);
+        this._emit('recovered', { ctx });
+      }
+    } else if (state === 'forbidden' && was !== 'forbidden') {
+      this.everForbidden.add(ctx);
+      this._emit('forbidden', { ctx });
+    }
+    if (was !== state) this._emitSubscriptions();
   }
 
   _clearTimers() {
@@ -420,11 +524,25 @@ export class NotifyClient extends EventTarget {
   _send(frame) {
     const ws = this.ws;
     // While authenticating the server queues frames behind 'connect'.
-    if (ws && ws.readyState === 1 && (this.state === 'open' || this.state === 'authenticating')) ws.send(JSON.stringify(frame));
+    if (ws && ws.readyState === 1 && this._live()) {
+      ws.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  _live() {
+    return this.state === 'open' || this.state === 'authenticating' || this.state === 'keys_unavailable';
+  }
+
+  _sendSubscribe(ctx) {
+    if (!this._send({ op: 'subscribe', ctx })) return false;
+    this.pendingSubs.push(ctx);
+    return true;
   }
 
   async _fetchToken() {
-    const t = await this.opts.getToken();
+    const t = await this.provider();
     const token = typeof t === 'string' ? t : t && t.token;
     if (typeof token !== 'string' || !token) throw new Error('token provider returned no token');
     const claims = peekClaims(token);
@@ -433,7 +551,12 @@ export class NotifyClient extends EventTarget {
       this.sub = claims.sub;
     }
     if (typeof claims.installation === 'string') this.installation = claims.installation;
-    return { token, exp: typeof claims.exp === 'number' ? claims.exp : null, iat: claims.iat };
+    // The provider's exp (seconds) wins when it is earlier: it may know better (a proxy's cache).
+    let exp = typeof claims.exp === 'number' ? claims.exp : null;
+    if (t && typeof t === 'object' && typeof t.exp === 'number' && (exp == null || t.exp < exp)) exp = t.exp;
+    if (!this.url) this.url = t && typeof t === 'object' && typeof t.url === 'string' && t.url ? t.url : defaultUrl();
+    if (!this.jwks) this.jwks = new JwksCache(this.opts.jwksUrl || jwksUrlFor(this.url), { fetch: this.opts.fetch });
+    return { token, exp, iat: claims.iat };
   }
 
   async _open() {
@@ -465,7 +588,11 @@ export class NotifyClient extends EventTarget {
       this._setState('authenticating');
       // connect and the subscriptions in one go (the server keeps the order).
       ws.send(JSON.stringify({ op: 'connect', token: tok.token }));
-      for (const ctx of this.contexts) ws.send(JSON.stringify({ op: 'subscribe', ctx }));
+      this.pendingSubs = [];
+      for (const ctx of this.contexts) {
+        this._sendSubscribe(ctx);
+        this._setSub(ctx, 'pending');
+      }
     };
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
@@ -486,10 +613,7 @@ export class NotifyClient extends EventTarget {
 
   _scheduleRetry() {
     if (this.state === 'stopped') return;
-    const b = this.opts.backoff;
-    const ceiling = Math.min(b.max, b.initial * Math.pow(b.factor, this.attempt));
-    // "Equal jitter": half fixed, half random, so clients restarted together spread out.
-    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const delay = backoffDelay(this.opts.backoff, this.attempt);
     this.attempt++;
     this.nextRetryMs = delay;
     this._setState('waiting');
@@ -525,7 +649,7 @@ export class NotifyClient extends EventTarget {
       this.timers.refresh = setTimeout(() => this._refresh(), 2000);
       return;
     }
-    if (this.ws !== ws || !ws || this.state !== 'open') return;
+    if (this.ws !== ws || !ws || !this._live() || this.state === 'authenticating') return;
     this.token = tok;
     this.refreshPending = true;
     ws.send(JSON.stringify({ op: 'connect', token: tok.token }));
@@ -536,7 +660,7 @@ export class NotifyClient extends EventTarget {
     if (!this.opts.pingInterval) return;
     this.timers.ping = setTimeout(() => {
       const ws = this.ws;
-      if (!ws || this.state !== 'open') return;
+      if (!ws || !this._live() || this.state === 'authenticating') return;
       const id = Date.now();
       ws.send(JSON.stringify({ op: 'ping', id }));
       this.timers.pong = setTimeout(() => {
@@ -555,6 +679,29 @@ export class NotifyClient extends EventTarget {
     }, this.opts.pingInterval);
   }
 
+  /** After a (re)connect: what the token allows now (connected.ctx). */
+  _onConnected(f) {
+    const allowed = Array.isArray(f.ctx) ? new Set(f.ctx) : null;
+    const refresh = this.refreshPending;
+    if (refresh) {
+      this.refreshPending = false;
+      this.stats.refreshes++;
+    } else {
+      this.stats.connects++;
+    }
+    this.attempt = 0;
+    this._setState(this.keysState === 'unavailable' ? 'keys_unavailable' : 'open');
+    this._scheduleRefresh();
+    if (!refresh || !allowed) return;
+    for (const ctx of this.contexts) {
+      const s = this.subState.get(ctx);
+      // The server drops subscriptions a refreshed token no longer covers, silently.
+      if (s === 'subscribed' && !allowed.has(ctx)) this._setSub(ctx, 'forbidden');
+      // A refused context the new token covers: ask again ('recovered' when it works).
+      else if (s === 'forbidden' && allowed.has(ctx) && this._sendSubscribe(ctx)) this._setSub(ctx, 'pending');
+    }
+  }
+
   _onFrame(data) {
     let f;
     try {
@@ -566,15 +713,7 @@ export class NotifyClient extends EventTarget {
     this._schedulePing();
     switch (f.op) {
       case 'connected':
-        if (this.refreshPending) {
-          this.refreshPending = false;
-          this.stats.refreshes++;
-        } else {
-          this.stats.connects++;
-        }
-        this.attempt = 0;
-        this._setState('open');
-        this._scheduleRefresh();
+        this._onConnected(f);
         break;
       case 'pong':
         clearTimeout(this.timers.pong);
@@ -583,35 +722,94 @@ export class NotifyClient extends EventTarget {
         this.stats.received++;
         this._enqueue(f);
         break;
+      case 'subscribed': {
+        const i = this.pendingSubs.indexOf(f.ctx);
+        if (i >= 0) this.pendingSubs.splice(i, 1);
+        if (typeof f.ctx === 'string') this._setSub(f.ctx, 'subscribed');
+        break;
+      }
       case 'error':
         this.stats.errors++;
+        if (f.code === 'ctx_forbidden' || f.code === 'too_many_subscriptions') {
+          // Answers come in the order the subscribes were sent; newer gateways also name the ctx.
+          let ctx = typeof f.ctx === 'string' ? f.ctx : this.pendingSubs[0];
+          const i = this.pendingSubs.indexOf(ctx);
+          if (i >= 0) this.pendingSubs.splice(i, 1);
+          else ctx = typeof f.ctx === 'string' ? f.ctx : undefined;
+          if (ctx !== undefined) this._setSub(ctx, 'forbidden');
+        }
         this._emitError(f.code, f.message);
         break;
       default:
-        break; // subscribed / unsubscribed / future frames
+        break; // unsubscribed / future frames
     }
   }
 
   _enqueue(frame) {
-    this.queue = this.queue.then(() => this._handle(frame));
+    if (this.held >= this.opts.maxHeld) {
+      // Only reachable while the JWKS is down: bounded memory, counted, never shown.
+      this.stats.heldDropped++;
+      this._emit('rejected', { reason: 'held_overflow', message: `more than ${this.opts.maxHeld} notifications waiting for the JWKS` });
+      return;
+    }
+    this.held++;
+    this.queue = this.queue.then(() => this._handle(frame)).finally(() => this.held--);
+  }
+
+  _keysUp() {
+    this.jwksAttempt = 0;
+    if (this.keysState === 'ok') return;
+    const was = this.keysState;
+    this.keysState = 'ok';
+    if (was === 'unavailable') {
+      this._emit('keys', { state: 'ok' });
+      if (this.state === 'keys_unavailable') this._setState('open');
+    }
+  }
+
+  /** The JWKS is unreachable: say so, wait (backoff, cut short by 'online' or stop), try again. */
+  async _keysDown(e) {
+    this.stats.jwksFailures++;
+    const delay = backoffDelay(this.opts.jwksBackoff, this.jwksAttempt++);
+    const first = this.keysState !== 'unavailable';
+    this.keysState = 'unavailable';
+    if (this.state === 'open') this._setState('keys_unavailable');
+    this._emit('keys', { state: 'unavailable', message: e.message, retryInMs: delay });
+    if (first) this._emitError('jwks_unavailable', e.message);
+    await new Promise((resolve) => {
+      this.jwksWake = resolve;
+      this.timers.jwks = setTimeout(resolve, delay);
+    });
+    clearTimeout(this.timers.jwks);
+    this.jwksWake = null;
   }
 
   async _handle(frame) {
     let claims;
-    try {
-      claims = await verifyNotification(frame, this.jwks, {
-        sub: this.sub,
-        contexts: this.contexts,
-        installation: this.installation,
-        issuer: this.opts.issuer,
-        leeway: this.opts.leeway,
-      });
-    } catch (e) {
-      const reason = e instanceof Rejected ? e.reason : 'malformed';
-      this.stats.rejected[reason] = (this.stats.rejected[reason] || 0) + 1;
-      this.stats.rejectedTotal++;
-      this.dispatchEvent(new CustomEvent('rejected', { detail: { reason, message: e.message } }));
-      return;
+    for (;;) {
+      if (this.state === 'stopped') return; // held frames of a stopped client are never shown
+      try {
+        claims = await verifyNotification(frame, this.jwks, {
+          sub: this.sub,
+          contexts: this.contexts,
+          installation: this.installation,
+          issuer: this.opts.issuer,
+          leeway: this.opts.leeway,
+        });
+        this._keysUp();
+        break;
+      } catch (e) {
+        if (e instanceof JwksUnavailable) {
+          await this._keysDown(e);
+          continue;
+        }
+        if (e instanceof Rejected && e.reason === 'unknown_kid') this._keysUp(); // the JWKS answered
+        const reason = e instanceof Rejected ? e.reason : 'malformed';
+        this.stats.rejected[reason] = (this.stats.rejected[reason] || 0) + 1;
+        this.stats.rejectedTotal++;
+        this._emit('rejected', { reason, message: e.message });
+        return;
+      }
     }
     if (this.delivered.has(claims.n.id)) {
       this.stats.duplicates++;
@@ -621,7 +819,7 @@ export class NotifyClient extends EventTarget {
     if (typeof claims.seq === 'number') this.lastSeq = claims.seq;
     this.stats.delivered++;
     try {
-      this.dispatchEvent(new CustomEvent('notification', { detail: { n: claims.n, claims } }));
+      this._emit('notification', { n: claims.n, claims });
     } catch (e) {
       // A throwing listener must not stop later deliveries.
       setTimeout(() => {

@@ -212,6 +212,7 @@ export class ForgeSim {
       timeout: '--timeout', retries: '--retries', retryDelay: '--retry-delay', fitTtl: '--fit-ttl',
       systemTokenTtl: '--system-token-ttl', traceId: '--trace-id', interval: '--interval', every: '--every',
       count: '--count', appVersion: '--app-version', path: '--path', body: '--body',
+      principal: '--principal', issue: '--issue', content: '--content', context: '--context', moduleType: '--module-type',
     };
     for (const [k, flag] of Object.entries(map)) if (opts[k] !== undefined) a.push(flag, String(opts[k]));
     for (const h of opts.headers || []) a.push('--header', h);
@@ -228,6 +229,18 @@ export class ForgeSim {
 
   send(gw, events, opts = {}) {
     return this.startSend(gw, events, opts).done;
+  }
+
+  /** One UI invocation (`forge-sim ui`) against gw's /forge/subscription. */
+  ui(gw, opts = {}) {
+    return new SimRun(this.argv('ui', gw, opts), { timeout: opts.simTimeout ?? 30000 }).done;
+  }
+
+  /** A FIT as `forge-sim fit` prints it (opts: principal, issue, content, context, appId...). */
+  async fit(opts = {}) {
+    const r = await new SimRun(this.argv('fit', 'http://127.0.0.1:1', opts), { timeout: 30000 }).done;
+    if (r.code !== 0) throw new Error(`forge-sim fit failed (${r.code}): ${r.stderr}`);
+    return r.stdout.trim();
   }
 
   startSchedule(gw, opts = {}) {

@@ -37,9 +37,11 @@ export class WsClient {
   }
 
   /** Opens a websocket to url (resolves once open; bounded). */
-  static open(url, { name = 'client', protocols, timeout = 5000, diag } = {}) {
+  static open(url, { name = 'client', protocols, timeout = 5000, diag, origin } = {}) {
     return new Promise((resolve, reject) => {
-      const ws = protocols === undefined ? new WebSocket(url) : new WebSocket(url, protocols);
+      // origin: the Origin header a browser page would send.
+      const opts = origin ? { origin } : undefined;
+      const ws = protocols === undefined ? new WebSocket(url, opts) : new WebSocket(url, protocols, opts);
       const client = new WsClient(ws, name, diag);
       const timer = setTimeout(() => {
         ws.terminate();

@@ -143,6 +143,41 @@ int main(void)
 	CHECK(strstr(errbuf, "bad.yml:6:10: error: 'workers' expects a single value") != NULL);
 	gw_config_free(&cfg);
 
+	/* List options: defaults, a YAML list, a comma-separated flag, bad entries. */
+	gw_config_defaults(&cfg);
+	CHECK_STR_EQ(cfg.cors_allowed_origins, "https://*.cdn.prod.atlassian-dev.net");
+	CHECK_STR_EQ(cfg.subscriber_contexts, "jira:issue:{{ context.extension.issue.key }}\n"
+					      "confluence:page:{{ context.extension.content.id }}");
+	CHECK_STR_EQ(cfg.subscription_path, "/forge/subscription");
+	gw_config_free(&cfg);
+	const char *lists = write_file("lists.yml", "cors:\n  allowed_origins:\n    - https://app.example.com\n"
+						     "    - 'http://127.0.0.1:5173'\n"
+						     "subscriber:\n  contexts: ['*', 'user:{{ principal }}']\n  token_ttl: 120\n");
+	gw_config_defaults(&cfg);
+	char *l1[] = {"--config", (char *)lists};
+	CHECK_INT_EQ(run(&cfg, 2, l1), 0);
+	CHECK_STR_EQ(cfg.cors_allowed_origins, "https://app.example.com\nhttp://127.0.0.1:5173");
+	CHECK_STR_EQ(cfg.subscriber_contexts, "*\nuser:{{ principal }}");
+	CHECK_INT_EQ(cfg.subscriber_token_ttl, 120);
+	gw_config_free(&cfg);
+	gw_config_defaults(&cfg);
+	char *l2[] = {"--cors-allowed-origins", " https://a.example , https://*.b.example ,"};
+	CHECK_INT_EQ(run(&cfg, 2, l2), 0);
+	CHECK_STR_EQ(cfg.cors_allowed_origins, "https://a.example\nhttps://*.b.example");
+	gw_config_free(&cfg);
+	gw_config_defaults(&cfg);
+	char *l3[] = {"--cors-allowed-origins", "a.example"};
+	CHECK_INT_EQ(run(&cfg, 2, l3), 2);
+	CHECK(strstr(errbuf, "'a.example' is not an origin") != NULL);
+	gw_config_free(&cfg);
+	const char *badlist = write_file("badlist.yml", "cors:\n  allowed_origins: [https://a.example, [1]]\n");
+	gw_config_defaults(&cfg);
+	err = mem();
+	CHECK_INT_EQ(gw_config_load_file(&cfg, badlist, err), -1);
+	fclose(err);
+	CHECK(strstr(errbuf, "'cors.allowed_origins' entries must be single-line strings without commas") != NULL);
+	gw_config_free(&cfg);
+
 	const char *broken = write_file("broken.yml", "listen: [\n");
 	gw_config_defaults(&cfg);
 	err = mem();
