@@ -7,7 +7,7 @@
 // verify.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, readFileSync, rmSync, chmodSync } from 'node:fs';
+import { writeFileSync, readFileSync, rmSync, chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { startGateway, tempDir, BINARY } from './lib/gateway.mjs';
@@ -255,7 +255,13 @@ describe('bad input', () => {
     assert.match(r.stderr, /notify\.db/);
     assert.match(r.stderr, /not starting/);
     assert.equal(readFileSync(db, 'utf8'), garbage, 'never replaced by an empty store');
-    if (process.getuid && process.getuid() !== 0) {
+    // cannot be opened for writing (a directory in its place: works as root too)
+    const dir3 = stateDir();
+    mkdirSync(path.join(dir3, 'notify.db'));
+    const r3 = await run(['--listen', '127.0.0.1:0', '--state-dir', dir3]);
+    assert.equal(r3.code, 3, r3.stderr);
+    assert.match(r3.stderr, /notify\.db.*not writable/);
+    if (process.getuid && process.getuid() !== 0) { // file permissions do not bind root
       const dir2 = stateDir();
       let gw = await startGateway({ keys, stateDir: dir2 });
       await gw.stop();
