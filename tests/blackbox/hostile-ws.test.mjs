@@ -15,7 +15,7 @@ import http from 'node:http';
 
 import { startGateway } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, fitClaims, b64u } from './lib/keys.mjs';
-import { postEvent, request } from './lib/http.mjs';
+import { postEvent, request, adminStatus } from './lib/http.mjs';
 import { WsClient, subscriber } from './lib/ws.mjs';
 import { RawWs, encodeFrame } from './lib/rawws.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -45,7 +45,7 @@ function rssKiB(pid) {
 }
 
 async function counters(gw) {
-  const res = await request(gw.port, { path: '/healthz', timeout: 2000 });
+  const res = await adminStatus(gw, { timeout: 2000 });
   assert.equal(res.status, 200, res.text);
   return res.json.counters;
 }
@@ -442,7 +442,10 @@ describe('verification lanes', () => {
     // One worker and a FIT lane a fraction of a second deep: the flood keeps
     // it full, and a gateway that serves that lane first never gets to the
     // logins' turn or the events'.
-    const { gw } = await start({ keys, args: ['--workers', '1', '--limits-verify-backlog', '256'] });
+    // The per-address cap on unverified requests (issue 10 item 2) would
+    // answer this single-address flood 429 before it reaches the lane: off
+    // here, so the lane itself is what is tested.
+    const { gw } = await start({ keys, args: ['--workers', '1', '--limits-verify-backlog', '256', '--limits-unverified-per-address', '0'] });
     const user = uniqueUser('lane');
     const key = 'LANE-1';
     const victim = track(await subscriber(gw, await mintSub(keys, { sub: user, ctx: [ctxOf(key)] }), [ctxOf(key)], { name: 'victim' }));
