@@ -543,14 +543,15 @@ static int mark_common(struct rstore *r, const char *inst, const char *user, con
 	}
 	out->unread = rs_int_of(rep->element[0]);
 	size_t n = (rep->elements - 1) / 2; /* id, ctx pairs */
-	if (n && !(out->ids = calloc(n, sizeof(char *))))
+	if (n && (!(out->ids = calloc(n, sizeof(char *))) || !(out->ctxs = calloc(n, sizeof(char *)))))
 		rc = GW_STORE_ERR_NOMEM;
 	for (size_t i = 0; !rc && i < n; i++) {
-		const redisReply *e = rep->element[1 + 2 * i];
-		if (!(out->ids[i] = e->type == REDIS_REPLY_STRING ? strdup(e->str) : strdup("")))
+		const redisReply *e = rep->element[1 + 2 * i], *c = rep->element[2 + 2 * i];
+		out->ids[i] = e->type == REDIS_REPLY_STRING ? strdup(e->str) : strdup("");
+		out->ctxs[i] = c->type == REDIS_REPLY_STRING ? strdup(c->str) : strdup("");
+		if (!out->ids[i] || !out->ctxs[i])
 			rc = GW_STORE_ERR_NOMEM;
-		else
-			out->count = i + 1;
+		out->count = i + 1; /* freed with the rest on failure */
 	}
 	freeReplyObject(rep);
 	if (rc)
