@@ -1,7 +1,9 @@
 /* store_sqlite.c - the store contract (store.h) on SQLite: STATE_DIR/notify.db.
  *
- * The only file that knows SQL. Layout, durability and retention are
- * described for admins in docs/storage.md (keep it in step with SCHEMA).
+ * This file: the operations, group commit and closing; the statements run
+ * by index (store_sqlite.h). The SQL (schema, migrations, each statement's
+ * text) and opening: store_sqlite_schema.c. Layout, durability and
+ * retention are described for admins in docs/storage.md.
  *
  * Connections: one writer and one reader (WAL: the reader sees the last
  * committed state and never waits for the writer).
@@ -31,174 +33,23 @@
  *
  * Threads: any, except the lws service thread (every call may block on I/O).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "metrics.h"
 #include "stats.h"
 #include "store.h"
+#include "store_sqlite.h"
 #include "strmap.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 1
 #define PURGE_USERS_PER_STEP 64
-#define BUSY_TIMEOUT_MS 5000
 
-/* Migrations: SCHEMA[v] takes user_version v to v + 1. Never edit a step
- * that has shipped; append one. */
-static const char *const SCHEMA[SCHEMA_VERSION] = {
-	/* 0 -> 1 */
-	"CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE journal(id INTEGER PRIMARY KEY AUTOINCREMENT, installation TEXT NOT NULL,"
-	" trace_id TEXT NOT NULL, received_ms INTEGER NOT NULL, key BLOB, payload BLOB NOT NULL);"
-	"CREATE TABLE redelivery(id INTEGER PRIMARY KEY, key BLOB NOT NULL, expires INTEGER NOT NULL);"
-	"CREATE INDEX redelivery_expires ON redelivery(expires);"
-	"CREATE TABLE users(uid INTEGER PRIMARY KEY, installation TEXT NOT NULL, user TEXT NOT NULL,"
-	" max_seq INTEGER NOT NULL DEFAULT 0, stored INTEGER NOT NULL DEFAULT 0,"
-	" UNIQUE(installation, user));"
-	"CREATE TABLE batches(id INTEGER PRIMARY KEY, jws TEXT NOT NULL);"
-	"CREATE TABLE notes(id INTEGER PRIMARY KEY, uid INTEGER NOT NULL REFERENCES users(uid),"
-	" seq INTEGER NOT NULL, ctx TEXT NOT NULL, nid TEXT NOT NULL, created INTEGER NOT NULL,"
-	" exp INTEGER NOT NULL, read INTEGER NOT NULL DEFAULT 0, claims TEXT NOT NULL,"
-	" batch INTEGER REFERENCES batches(id), proof TEXT NOT NULL);"
-	"CREATE INDEX notes_batch ON notes(batch) WHERE batch IS NOT NULL;"
-	"CREATE UNIQUE INDEX notes_user_seq ON notes(uid, seq);"
-	"CREATE INDEX notes_user_nid ON notes(uid, nid);"
-	"CREATE INDEX notes_unread ON notes(uid, ctx) WHERE read = 0;"
-	"CREATE INDEX notes_age ON notes(created, exp);"
-	"CREATE TRIGGER notes_count_ins AFTER INSERT ON notes BEGIN"
-	" UPDATE users SET stored = stored + 1 WHERE uid = new.uid; END;"
-	"CREATE TRIGGER notes_count_del AFTER DELETE ON notes BEGIN"
-	" UPDATE users SET stored = stored - 1 WHERE uid = old.uid; END;",
-};
-
-/* Writer statements (leader only). */
-enum wst {
-	W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-	W_KEY_PUT, W_JOURNAL_ADD, W_JOURNAL_DONE, W_USER_UPSERT, W_NOTE_ADD, W_USER_GET,
-	W_MARK, W_MARK_ALL, W_UNREAD, W_PURGE_AGE, W_PURGE_USERS, W_PURGE_OLDEST, W_PURGE_KEYS,
-	W_BATCH_ADD, W_PURGE_BATCHES, W__COUNT
-};
-static const char *const WSQL[W__COUNT] = {
-	[W_BEGIN] = "BEGIN IMMEDIATE",
-	[W_COMMIT] = "COMMIT",
-	[W_ROLLBACK] = "ROLLBACK",
-	[W_SAVEPOINT] = "SAVEPOINT req",
-	[W_RELEASE] = "RELEASE req",
-	[W_ROLLBACK_TO] = "ROLLBACK TO req",
-	[W_KEY_PUT] = "INSERT INTO redelivery(key, expires) VALUES(?1, ?2)",
-	[W_JOURNAL_ADD] = "INSERT INTO journal(installation, trace_id, received_ms, key, payload)"
-			  " VALUES(?1, ?2, ?3, ?4, ?5)",
-	[W_JOURNAL_DONE] = "DELETE FROM journal WHERE id = ?1",
-	[W_USER_UPSERT] = "INSERT INTO users(installation, user, max_seq) VALUES(?1, ?2, ?3)"
-			  " ON CONFLICT(installation, user) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
-			  " RETURNING uid",
-	[W_NOTE_ADD] = "INSERT INTO notes(uid, seq, ctx, nid, created, exp, claims, batch, proof)"
-		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	[W_BATCH_ADD] = "INSERT INTO batches(jws) VALUES(?1)",
-	[W_PURGE_BATCHES] = "DELETE FROM batches WHERE id IN (SELECT id FROM batches b WHERE id > ?1"
-			    " AND NOT EXISTS (SELECT 1 FROM notes WHERE batch = b.id) ORDER BY id LIMIT ?2)"
-			    " RETURNING id",
-	[W_USER_GET] = "SELECT uid FROM users WHERE installation = ?1 AND user = ?2",
-	[W_MARK] = "UPDATE notes SET read = ?3 WHERE uid = ?1 AND nid = ?2 AND read <> ?3"
-		   " AND gw_visible(ctx, ?4) RETURNING nid, ctx",
-	[W_MARK_ALL] = "UPDATE notes SET read = 1 WHERE uid = ?1 AND read = 0 AND gw_visible(ctx, ?2)"
-		       " RETURNING nid, ctx",
-	[W_UNREAD] = "SELECT count(*) FROM notes WHERE uid = ?1 AND read = 0 AND gw_visible(ctx, ?2)",
-	[W_PURGE_AGE] = "DELETE FROM notes WHERE id IN (SELECT id FROM notes"
-			" WHERE created < ?1 AND exp < ?2 LIMIT ?3)",
-	[W_PURGE_USERS] = "SELECT uid, stored FROM users WHERE uid > ?1 AND stored > ?2 ORDER BY uid LIMIT ?3",
-	[W_PURGE_OLDEST] = "DELETE FROM notes WHERE id IN (SELECT id FROM notes WHERE uid = ?1"
-			   " ORDER BY seq LIMIT ?2)",
-	[W_PURGE_KEYS] = "DELETE FROM redelivery WHERE id IN (SELECT id FROM redelivery"
-			 " WHERE expires <= ?1 ORDER BY expires LIMIT ?2) RETURNING key, expires",
-};
-
-/* A proof {"batch":"<JWS>",...} is stored as a batches row (one per signed
- * pass, shared by its notes) and the rest of the text; this puts it back
- * together byte for byte. Other proofs are stored whole (batch NULL). */
-#define PROOF_SQL " CASE WHEN n.batch IS NULL THEN n.proof ELSE '{\"batch\":\"' || b.jws || '\"' || n.proof END"
-
-/* Reader statements (reader mutex). */
-enum rst {
-	R_BEGIN, R_COMMIT, R_PENDING, R_USER_GET, R_OLDEST, R_SINCE, R_INBOX, R_UNREAD,
-	R__COUNT
-};
-static const char *const RSQL[R__COUNT] = {
-	[R_BEGIN] = "BEGIN",
-	[R_COMMIT] = "COMMIT",
-	[R_PENDING] = "SELECT id, installation, trace_id, received_ms, key, payload FROM journal ORDER BY id",
-	[R_USER_GET] = "SELECT uid, max_seq FROM users WHERE installation = ?1 AND user = ?2",
-	[R_OLDEST] = "SELECT min(seq) FROM notes WHERE uid = ?1",
-	[R_SINCE] = "SELECT seq, ctx, nid, created, exp, read, claims," PROOF_SQL " FROM notes n"
-		    " LEFT JOIN batches b ON b.id = n.batch"
-		    " WHERE uid = ?1 AND seq > ?2 AND gw_visible(ctx, ?3) ORDER BY seq LIMIT ?4",
-	[R_INBOX] = "SELECT seq, ctx, nid, created, exp, read, claims," PROOF_SQL " FROM notes n"
-		    " LEFT JOIN batches b ON b.id = n.batch"
-		    " WHERE uid = ?1 AND seq < ?2 AND gw_visible(ctx, ?3) ORDER BY seq DESC LIMIT ?4",
-	[R_UNREAD] = "SELECT count(*) FROM notes WHERE uid = ?1 AND read = 0 AND gw_visible(ctx, ?2)",
-};
-
-/* What gw_visible(ctx, ?) tests, bound with sqlite3_bind_pointer. */
-struct vis {
-	const char *const *pats;
-	size_t npats;
-	const char *filter;
-};
-static const char VIS_TYPE[] = "gw_store_visibility";
-
-struct sstore;
-struct wreq;
-typedef int (*wfn)(struct sstore *s, struct wreq *r);
-
-struct wreq {
-	struct wreq *next;
-	wfn fn;
-	void (*undo)(struct sstore *s, struct wreq *r); /* its effects were rolled back */
-	void *arg;
-	int rc;
-	int done;
-};
-
-struct sstore {
-	struct gw_store base;
-	struct gw_store_options opt;
-	char epoch[33];
-	char *path;
-	int lock_fd;
-	sqlite3 *w, *r;
-	sqlite3_stmt *ws[W__COUNT], *rs[R__COUNT];
-	pthread_mutex_t rlock;
-	/* group commit */
-	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
-	struct wreq *queue, **queue_tail;
-	int leader_active;
-	int64_t purge_cursor; /* writer only: the next uid the per-user cap looks at */
-	/* The redelivery guard's lookups are served from memory: keys are
-	 * SHA-256 digests, so an on-disk index of them would take a random
-	 * page per event (half of the bytes written per event, measured).
-	 * The table is append-only and loaded at open. */
-	pthread_mutex_t klock;
-	struct gw_strmap keys; /* key -> expires (int64 in the pointer) */
-	int64_t batch_cursor; /* writer only: where the purge of unreferenced batches resumes */
-	/* writer only: the last batch JWS stored and its row (notes of one pass
-	 * come in a row); cleared on every rollback and batch purge */
-	char *last_jws;
-	int64_t last_batch;
-};
-
-#define S(s) ((struct sstore *)(s))
-
-static int map_rc(int rc)
+int sq_map_rc(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -221,7 +72,7 @@ static int map_rc(int rc)
 	}
 }
 
-static void vis_func(sqlite3_context *cx, int argc, sqlite3_value **argv)
+void sq_vis_func(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
 	const struct vis *v = sqlite3_value_pointer(argv[1], VIS_TYPE);
 	const char *ctx = (const char *)sqlite3_value_text(argv[0]);
@@ -235,7 +86,7 @@ static int step_done(sqlite3_stmt *st)
 	while (rc == SQLITE_ROW)
 		rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? GW_STORE_OK : map_rc(rc);
+	return rc == SQLITE_DONE ? GW_STORE_OK : sq_map_rc(rc);
 }
 
 static const char *s_epoch(struct gw_store *s)
@@ -449,7 +300,7 @@ static int s_pending(struct gw_store *s, int (*cb)(void *ud, uint64_t id, const 
 	}
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&ss->rlock);
-	return rc == SQLITE_DONE ? GW_STORE_OK : map_rc(rc);
+	return rc == SQLITE_DONE ? GW_STORE_OK : sq_map_rc(rc);
 }
 
 /* ---- record ------------------------------------------------------------------ */
@@ -530,7 +381,7 @@ static int do_record(struct sstore *s, struct wreq *r)
 			sqlite3_int64 uid = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 			sqlite3_reset(st);
 			if (rc != SQLITE_ROW)
-				return map_rc(rc);
+				return sq_map_rc(rc);
 			const char *jws, *tail = NULL;
 			size_t jws_len;
 			sqlite3_int64 batch = 0;
@@ -584,7 +435,7 @@ static int reader_user(struct sstore *s, const char *inst, const char *user, sql
 		*max_seq = 0;
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : map_rc(rc);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sq_map_rc(rc);
 }
 
 static int s_max_seq(struct gw_store *s, const char *inst, const char *user, uint64_t *seq)
@@ -639,7 +490,7 @@ static int read_items(sqlite3_stmt *st, size_t limit, struct gw_store_page *page
 		}
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? GW_STORE_OK : map_rc(rc);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? GW_STORE_OK : sq_map_rc(rc);
 }
 
 static int s_since(struct gw_store *s, const char *inst, const char *user, const char *const *pats,
@@ -663,7 +514,7 @@ static int s_since(struct gw_store *s, const char *inst, const char *user, const
 			if (src == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 				page->oldest = (uint64_t)sqlite3_column_int64(st, 0);
 			else if (src != SQLITE_ROW)
-				rc = map_rc(src);
+				rc = sq_map_rc(src);
 			sqlite3_reset(st);
 		}
 		page->recovered = !rc && after <= page->max_seq && page->oldest <= after + 1;
@@ -693,7 +544,7 @@ static int reader_unread(struct sstore *s, sqlite3_int64 uid, struct vis *v, uin
 	int rc = sqlite3_step(st);
 	*count = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? GW_STORE_OK : map_rc(rc);
+	return rc == SQLITE_ROW ? GW_STORE_OK : sq_map_rc(rc);
 }
 
 static int s_inbox(struct gw_store *s, const char *inst, const char *user, const char *const *pats,
@@ -786,7 +637,7 @@ static int do_mark(struct sstore *s, struct wreq *r)
 	sqlite3_int64 uid = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
-		return rc == SQLITE_DONE ? GW_STORE_OK : map_rc(rc);
+		return rc == SQLITE_DONE ? GW_STORE_OK : sq_map_rc(rc);
 	size_t cap = 0;
 	for (size_t i = 0; i < (a->ids ? a->nids : 1); i++) {
 		if (a->ids && !a->ids[i])
@@ -807,7 +658,7 @@ static int do_mark(struct sstore *s, struct wreq *r)
 			}
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
-			return map_rc(rc);
+			return sq_map_rc(rc);
 	}
 	st = s->ws[W_UNREAD];
 	sqlite3_bind_int64(st, 1, uid);
@@ -815,7 +666,7 @@ static int do_mark(struct sstore *s, struct wreq *r)
 	rc = sqlite3_step(st);
 	a->out->unread = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? GW_STORE_OK : map_rc(rc);
+	return rc == SQLITE_ROW ? GW_STORE_OK : sq_map_rc(rc);
 }
 
 static int s_mark(struct gw_store *s, const char *inst, const char *user, const char *const *pats,
@@ -883,7 +734,7 @@ static int do_purge(struct sstore *s, struct wreq *r)
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return map_rc(rc);
+		return sq_map_rc(rc);
 	int complete = nover < PURGE_USERS_PER_STEP; /* reached the last user */
 	size_t i = 0;
 	for (; i < nover && budget; i++) {
@@ -924,7 +775,7 @@ static int do_purge(struct sstore *s, struct wreq *r)
 	pthread_mutex_unlock(&s->klock);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return map_rc(rc);
+		return sq_map_rc(rc);
 
 	/* Batch signatures no notification refers to any more, from a cursor. */
 	st = s->ws[W_PURGE_BATCHES];
@@ -942,7 +793,7 @@ static int do_purge(struct sstore *s, struct wreq *r)
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return map_rc(rc);
+		return sq_map_rc(rc);
 	s->batch_cursor = nbatches == a->max_rows ? last : 0;
 	a->out->more = !budget || !complete || a->out->keys == a->max_rows || nbatches == a->max_rows;
 	return GW_STORE_OK;
@@ -963,7 +814,7 @@ static int s_purge(struct gw_store *s, int64_t now, size_t max_rows, struct gw_s
 
 /* ---- open / close ------------------------------------------------------------------ */
 
-static void s_close(struct gw_store *s)
+void sq_close(struct gw_store *s)
 {
 	struct sstore *ss = S(s);
 	if (!ss)
@@ -988,7 +839,7 @@ static void s_close(struct gw_store *s)
 	free(ss);
 }
 
-static const struct gw_store_ops sqlite_ops = {
+const struct gw_store_ops sq_ops = {
 	.name = "sqlite",
 	.epoch = s_epoch,
 	.journal = s_journal,
@@ -1002,245 +853,6 @@ static const struct gw_store_ops sqlite_ops = {
 	.mark = s_mark,
 	.mark_all = s_mark_all,
 	.purge = s_purge,
-	.close = s_close,
+	.close = sq_close,
 };
 
-/* Fills msg for a failed step on db; returns the mapped code. */
-static int fail(sqlite3 *db, int src, const char *path, const char *what, char *msg, size_t msglen)
-{
-	int rc = map_rc(src);
-	const char *hint = "";
-	if (rc == GW_STORE_ERR_CORRUPT)
-		hint = " (the file is damaged or not a notify-gateway database: move it away to start with an "
-		       "empty store and a new epoch; docs/storage.md)";
-	else if (rc == GW_STORE_ERR_ACCESS)
-		hint = " (the gateway needs write access to the file and its directory)";
-	snprintf(msg, msglen, "store %s: %s: %s%s", path, what, db ? sqlite3_errmsg(db) : sqlite3_errstr(src),
-		 hint);
-	return rc;
-}
-
-static int open_conn(const char *path, sqlite3 **db, char *msg, size_t msglen)
-{
-	int src = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-				  NULL);
-	if (src != SQLITE_OK)
-		return fail(*db, src, path, "cannot open", msg, msglen);
-	sqlite3_extended_result_codes(*db, 0);
-	if (sqlite3_db_readonly(*db, "main") == 1) {
-		snprintf(msg, msglen, "store %s: opened read-only (the gateway needs write access to the file "
-				      "and its directory)", path);
-		return GW_STORE_ERR_ACCESS;
-	}
-	sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS);
-	src = sqlite3_create_function_v2(*db, "gw_visible", 2, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL, vis_func,
-					 NULL, NULL, NULL);
-	if (src != SQLITE_OK)
-		return fail(*db, src, path, "cannot register functions", msg, msglen);
-	return GW_STORE_OK;
-}
-
-/* Runs one or more statements of SQL text; fills msg on failure. */
-static int exec(sqlite3 *db, const char *sql, const char *path, const char *what, char *msg, size_t msglen)
-{
-	int src = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	return src == SQLITE_OK ? GW_STORE_OK : fail(db, src, path, what, msg, msglen);
-}
-
-static int query_int(sqlite3 *db, const char *sql, sqlite3_int64 *out)
-{
-	sqlite3_stmt *st;
-	int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-	if (src != SQLITE_OK)
-		return src;
-	src = sqlite3_step(st);
-	*out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return src == SQLITE_ROW || src == SQLITE_DONE ? SQLITE_OK : src;
-}
-
-/* Brings the schema to SCHEMA_VERSION and makes sure there is an epoch. */
-static int migrate(struct sstore *s, char *msg, size_t msglen)
-{
-	sqlite3_int64 version = 0, tables = 0;
-	int src = query_int(s->w, "PRAGMA user_version", &version);
-	if (src == SQLITE_OK)
-		src = query_int(s->w, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", &tables);
-	if (src != SQLITE_OK)
-		return fail(s->w, src, s->path, "cannot read the schema", msg, msglen);
-	if (version > SCHEMA_VERSION) {
-		snprintf(msg, msglen, "store %s: schema version %lld is newer than this gateway's (%d): run a "
-				      "newer notify-gateway or move the file away", s->path, (long long)version,
-			 SCHEMA_VERSION);
-		return GW_STORE_ERR_VERSION;
-	}
-	if (version == 0 && tables > 0) {
-		snprintf(msg, msglen, "store %s: the file is an SQLite database but not a notify-gateway store "
-				      "(it has tables and no schema version): move it away", s->path);
-		return GW_STORE_ERR_CORRUPT;
-	}
-	if (version < SCHEMA_VERSION) {
-		int rc = exec(s->w, "BEGIN IMMEDIATE", s->path, "cannot start the migration", msg, msglen);
-		for (sqlite3_int64 v = version; !rc && v < SCHEMA_VERSION; v++)
-			rc = exec(s->w, SCHEMA[v], s->path, "schema migration failed", msg, msglen);
-		if (!rc && version == 0) {
-			char epoch[33], sql[160];
-			if (gw_store_new_epoch(epoch)) {
-				snprintf(msg, msglen, "store %s: no random bytes for the epoch", s->path);
-				rc = GW_STORE_ERR_IO;
-			} else {
-				snprintf(sql, sizeof(sql),
-					 "INSERT INTO meta(name, value) VALUES('epoch', '%s'),"
-					 " ('created', strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', 'now'))", epoch);
-				rc = exec(s->w, sql, s->path, "cannot write the epoch", msg, msglen);
-			}
-		}
-		if (!rc) {
-			char sql[64];
-			snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
-			rc = exec(s->w, sql, s->path, "cannot set the schema version", msg, msglen);
-		}
-		if (!rc)
-			rc = exec(s->w, "COMMIT", s->path, "cannot commit the migration", msg, msglen);
-		if (rc) {
-			sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
-			return rc;
-		}
-	}
-	sqlite3_stmt *st;
-	src = sqlite3_prepare_v2(s->w, "SELECT value FROM meta WHERE name = 'epoch'", -1, &st, NULL);
-	if (src != SQLITE_OK)
-		return fail(s->w, src, s->path, "cannot read the epoch", msg, msglen);
-	src = sqlite3_step(st);
-	const char *e = src == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-	size_t elen = e ? strlen(e) : 0;
-	int ok = elen >= 1 && elen <= 32 && strspn(e, "0123456789abcdefABCDEF_-") == elen;
-	if (ok)
-		memcpy(s->epoch, e, elen + 1);
-	sqlite3_finalize(st);
-	if (!ok) {
-		snprintf(msg, msglen, "store %s: the epoch is missing or malformed (table meta): the file is "
-				      "damaged; move it away", s->path);
-		return GW_STORE_ERR_CORRUPT;
-	}
-	return GW_STORE_OK;
-}
-
-/* The redelivery keys into memory (expired ones too: purge removes them). */
-static int load_keys(struct sstore *s, char *msg, size_t msglen)
-{
-	sqlite3_stmt *st;
-	int src = sqlite3_prepare_v2(s->r, "SELECT key, expires FROM redelivery ORDER BY id", -1, &st, NULL);
-	if (src != SQLITE_OK)
-		return fail(s->r, src, s->path, "cannot read the redelivery keys", msg, msglen);
-	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(st, 0) != GW_STORE_KEY_LEN)
-			continue;
-		struct gw_strmap_entry *e =
-			gw_strmap_upsert(&s->keys, sqlite3_column_blob(st, 0), GW_STORE_KEY_LEN, NULL);
-		if (!e) {
-			sqlite3_finalize(st);
-			snprintf(msg, msglen, "store %s: out of memory loading the redelivery keys", s->path);
-			return GW_STORE_ERR_NOMEM;
-		}
-		e->value = (void *)(intptr_t)sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	return src == SQLITE_DONE ? GW_STORE_OK : fail(s->r, src, s->path, "cannot read the redelivery keys", msg, msglen);
-}
-
-int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *opt, struct gw_store **out,
-			 char *msg, size_t msglen)
-{
-	*out = NULL;
-	struct sstore *s = calloc(1, sizeof(*s));
-	if (!s || asprintf(&s->path, "%s/notify.db", state_dir) < 0) {
-		free(s);
-		snprintf(msg, msglen, "store: out of memory");
-		return GW_STORE_ERR_NOMEM;
-	}
-	s->base.ops = &sqlite_ops;
-	s->opt = *opt;
-	if (s->opt.per_user < 1)
-		s->opt.per_user = 1;
-	s->lock_fd = -1;
-	s->queue_tail = &s->queue;
-	if (gw_strmap_init(&s->keys, 1024)) {
-		free(s->path);
-		free(s);
-		snprintf(msg, msglen, "store: out of memory");
-		return GW_STORE_ERR_NOMEM;
-	}
-	pthread_mutex_init(&s->rlock, NULL);
-	pthread_mutex_init(&s->klock, NULL);
-	pthread_mutex_init(&s->qlock, NULL);
-	pthread_cond_init(&s->qcond, NULL);
-	int rc;
-
-	if (mkdir(state_dir, 0700) && errno != EEXIST) {
-		snprintf(msg, msglen, "store %s: cannot create the state directory: %s (the gateway needs write access "
-				      "to it)", s->path, strerror(errno));
-		rc = errno == ENOSPC || errno == EIO ? GW_STORE_ERR_IO : GW_STORE_ERR_ACCESS;
-		goto fail;
-	}
-	s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (s->lock_fd < 0) {
-		snprintf(msg, msglen, "store %s: cannot open: %s (the gateway needs write access to the file and "
-				      "its directory)", s->path, strerror(errno));
-		rc = errno == ENOSPC || errno == EIO ? GW_STORE_ERR_IO : GW_STORE_ERR_ACCESS;
-		goto fail;
-	}
-	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
-		snprintf(msg, msglen, "store %s: in use by another notify-gateway process (one process per "
-				      "state directory)", s->path);
-		rc = GW_STORE_ERR_LOCKED;
-		goto fail;
-	}
-	if ((rc = open_conn(s->path, &s->w, msg, msglen)))
-		goto fail;
-	/* The first statement reads the header: a file that is not a database
-	 * fails here (SQLITE_NOTADB). */
-	sqlite3_stmt *st;
-	int src = sqlite3_prepare_v2(s->w, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-	if (src == SQLITE_OK) {
-		src = sqlite3_step(st);
-		const char *mode = src == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-		int wal = mode && !strcmp(mode, "wal");
-		sqlite3_finalize(st);
-		if (src == SQLITE_ROW && !wal) {
-			snprintf(msg, msglen, "store %s: cannot switch to WAL mode (the directory must be writable for "
-					      "notify.db-wal and notify.db-shm)", s->path);
-			rc = GW_STORE_ERR_ACCESS;
-			goto fail;
-		}
-		src = src == SQLITE_ROW ? SQLITE_OK : src;
-	}
-	if (src != SQLITE_OK) {
-		rc = fail(s->w, src, s->path, "cannot open the database", msg, msglen);
-		goto fail;
-	}
-	char pragmas[160];
-	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF; PRAGMA journal_size_limit = 67108864",
-		 opt->durability == GW_STORE_OS ? "NORMAL" : "FULL");
-	if ((rc = exec(s->w, pragmas, s->path, "cannot configure", msg, msglen)) ||
-	    (rc = migrate(s, msg, msglen)) || (rc = open_conn(s->path, &s->r, msg, msglen)))
-		goto fail;
-	for (int i = 0; i < W__COUNT; i++)
-		if ((src = sqlite3_prepare_v3(s->w, WSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->ws[i], NULL))) {
-			rc = fail(s->w, src, s->path, "cannot prepare statements", msg, msglen);
-			goto fail;
-		}
-	for (int i = 0; i < R__COUNT; i++)
-		if ((src = sqlite3_prepare_v3(s->r, RSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->rs[i], NULL))) {
-			rc = fail(s->r, src, s->path, "cannot prepare statements", msg, msglen);
-			goto fail;
-		}
-	if ((rc = load_keys(s, msg, msglen)))
-		goto fail;
-	*out = &s->base;
-	return GW_STORE_OK;
-fail:
-	s_close(&s->base);
-	return rc;
-}
