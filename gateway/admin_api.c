@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "http_admin.h"
 #include "http_api.h"
 #include "log.h"
 #include "server.h"
