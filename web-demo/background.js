@@ -1,7 +1,10 @@
 // background.js - the invisible "background script" of the issue view (the
 // role a Forge jira:issueViewBackgroundScript plays): it connects to the
 // gateway's /realtime websocket, subscribes to this issue's context, verifies
-// every notification, and shows each one once as a flag.
+// every notification, and shows each one once as a flag. After a reload or a
+// reconnect the client resumes: what was missed is replayed, and a flag is
+// shown only for a replayed notification new to this user (no tab of this
+// browser has had it); the rest is in the inbox (the bell, inbox.js).
 //
 // Tests and the demo panel read window.notifyDemo (client stats, shown flags)
 // and the data-notify-* attributes of <body>.
@@ -51,8 +54,40 @@ new MutationObserver((records) => {
   }
 }).observe(region, { childList: true });
 
+// n.ids some tab of this user has had (localStorage: shared by the tabs), the last SEEN_MAX.
+const SEEN_MAX = 500;
+const seenKey = `notify-demo:seen:${user}`;
+function seenList() {
+  try {
+    const v = JSON.parse(localStorage.getItem(seenKey) || '[]');
+    return Array.isArray(v) ? v : [];
+  } catch {
+    return [];
+  }
+}
+function markSeen(id) {
+  const v = seenList();
+  if (v.includes(id)) return;
+  v.push(id);
+  try {
+    localStorage.setItem(seenKey, JSON.stringify(v.slice(-SEEN_MAX)));
+  } catch {
+    /* quota or privacy mode: replayed notifications then always flag */
+  }
+}
+
+let replayedFlagged = 0;
+let replayedQuiet = 0;
 client.addEventListener('notification', (e) => {
-  const { n, claims } = e.detail;
+  const { n, claims, replayed } = e.detail;
+  const isNew = !replayed || !seenList().includes(n.id);
+  markSeen(n.id);
+  if (!isNew) {
+    replayedQuiet++;
+    update();
+    return; // another tab showed it: it waits in the inbox
+  }
+  if (replayed) replayedFlagged++;
   const handle = flags.show({
     id: n.id,
     title: n.title,
@@ -103,6 +138,7 @@ function update() {
   document.body.dataset.notifyDelivered = String(s.delivered);
   document.body.dataset.notifyRejected = String(s.rejectedTotal);
   document.body.dataset.notifyShown = String(shown.length);
+  document.body.dataset.notifyReplayed = String(s.replayed);
   document.body.dataset.notifySubscriptions = JSON.stringify(client.subscriptions);
   showSubscriptions();
   window.dispatchEvent(new CustomEvent('notifydemo:update'));
@@ -113,8 +149,10 @@ window.notifyDemo = {
   flags,
   shown,
   appearedAt: (id) => appearedAt.get(id),
-  stats: () => JSON.parse(JSON.stringify({ ...client.stats, state: client.state, shown: shown.length })),
+  stats: () => JSON.parse(JSON.stringify({ ...client.stats, state: client.state, shown: shown.length, unread: client.unread, replayedFlagged, replayedQuiet })),
 };
+
+export { client };
 
 update();
 client.start();

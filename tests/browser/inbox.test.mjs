@@ -1,0 +1,184 @@
+// Resume, the inbox and read state in the demo page (issue 12), in chromium
+// against the real gateway with its default store (SQLite):
+// - the page is reloaded three times while events flow: every notification
+//   appears as a flag exactly once (replayed after a reload when it was
+//   missed), none twice, and the inbox panel lists them all, newest first;
+// - a tab that was away replays what it missed, but shows no flag for what
+//   another tab of the user already showed (it waits in the inbox);
+// - two tabs: marking one read in one tab drops the count in the other;
+//   "Mark all as read" zeroes both; the bell and the panel work with the
+//   keyboard (Enter opens, Escape closes and focus returns to the bell);
+// - a wiped store (new epoch): the page's resume answers recovered:false,
+//   the client reads the inbox instead, and later notifications arrive once.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Gateway, launchBrowser, openDemo, fireEvent, issueCreated, stats, sleep, waitOpen, tempDir } from './lib/harness.mjs';
+
+let gw;
+let browser;
+before(async () => {
+  gw = await Gateway.start();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await gw?.stop();
+});
+
+const unread = (page) => page.evaluate(() => document.body.dataset.notifyUnread);
+const waitUnread = (page, n, timeout = 5000) =>
+  page.waitForFunction((v) => document.body.dataset.notifyUnread === String(v), n, { timeout });
+const flagTitles = (page) => page.evaluate(() => [...document.querySelectorAll('#flags .flag .flag__title')].map((e) => e.textContent));
+
+/** Records every flag that enters the DOM of this tab, across reloads (a MutationObserver installed before each load). */
+async function recordFlags(page) {
+  const seen = [];
+  await page.exposeFunction('__recordFlag', (id, title) => seen.push({ id, title }));
+  await page.addInitScript(() => {
+    new MutationObserver((records) => {
+      for (const r of records) {
+        for (const node of r.addedNodes) {
+          if (node.nodeType === 1 && node.classList.contains('flag') && node.dataset.flagId) {
+            window.__recordFlag(node.dataset.flagId, node.querySelector('.flag__title')?.textContent || '');
+          }
+        }
+      }
+    }).observe(document, { childList: true, subtree: true });
+  });
+  return seen;
+}
+
+test('reloading while events flow: every notification is shown once, none is missed, the panel lists them newest first', async () => {
+  const user = 'reloader';
+  const page = await openDemo(browser.context, gw.url, { user });
+  const seen = await recordFlags(page);
+  await page.reload({ waitUntil: 'load' }); // the recorder is installed from this load on
+  await waitOpen(page);
+  const N = 24;
+  const summaries = Array.from({ length: N }, (_, i) => `Flow ${i + 1}`);
+  const firing = (async () => {
+    for (const s of summaries) {
+      assert.equal((await fireEvent(gw.port, issueCreated({ assignee: user, summary: s }))).status, 202);
+      await sleep(60);
+    }
+  })();
+  for (let r = 0; r < 3; r++) {
+    await sleep(250);
+    await page.reload({ waitUntil: 'load' });
+  }
+  await firing;
+  await waitOpen(page);
+  // Every event's flag, exactly once, across the reloads.
+  const title = (s) => `SP-10 created: ${s}`;
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline && !summaries.every((s) => seen.some((f) => f.title.endsWith(title(s))))) await sleep(100);
+  await sleep(500); // anything shown twice would show by now
+  for (const s of summaries) {
+    assert.equal(seen.filter((f) => f.title.endsWith(title(s))).length, 1, `${s}: shown ${seen.filter((f) => f.title.endsWith(title(s))).length} times`);
+  }
+  assert.equal(new Set(seen.map((f) => f.id)).size, seen.length, 'no notification id shown twice');
+  const st = await stats(page);
+  assert.equal(st.rejectedTotal, 0);
+  // The reloads resumed (the last load at least subscribed with since) and the count is every notification (none read).
+  assert.ok(st.resumes >= 1, `resumes ${st.resumes}`);
+  await waitUnread(page, N);
+
+  // The panel: all N, newest first, unread.
+  await page.click('#bell');
+  await page.waitForFunction((n) => document.querySelectorAll('#inbox-list .inbox-item').length >= n, 20, { timeout: 5000 });
+  await page.click('#inbox-more');
+  await page.waitForFunction((n) => document.querySelectorAll('#inbox-list .inbox-item').length === n, N, { timeout: 5000 });
+  const items = await page.evaluate(() => [...document.querySelectorAll('#inbox-list .inbox-item')].map((li) => ({
+    seq: Number(li.dataset.seq), read: li.dataset.read, title: li.querySelector('.inbox-item__title').textContent })));
+  assert.deepEqual(items.map((i) => i.title.replace(/^Unread: /, '')), summaries.map(title).reverse());
+  for (let i = 1; i < items.length; i++) assert.ok(items[i - 1].seq > items[i].seq, 'newest first');
+  assert.ok(items.every((i) => i.read === 'false' && i.title.startsWith('Unread: ')));
+  assert.equal(await page.locator('#inbox-more').isHidden(), true);
+  assert.deepEqual(page.logs.filter((l) => /error/i.test(l)), []);
+  await page.close();
+});
+
+test('a tab that was away replays what it missed, without flags for what another tab showed', async () => {
+  const user = 'twotabs';
+  const a = await openDemo(browser.context, gw.url, { user });
+  const b = await openDemo(browser.context, gw.url, { user });
+  await fireEvent(gw.port, issueCreated({ assignee: user, summary: 'Both see it' }));
+  for (const p of [a, b]) await p.locator('#flags .flag', { hasText: 'Both see it' }).waitFor({ timeout: 5000 });
+  const url = b.url();
+  await b.goto('about:blank');
+  await fireEvent(gw.port, issueCreated({ assignee: user, summary: 'While b was away 1' }));
+  await fireEvent(gw.port, issueCreated({ assignee: user, summary: 'While b was away 2' }));
+  await a.locator('#flags .flag', { hasText: 'While b was away 2' }).waitFor({ timeout: 5000 });
+  await b.goto(url, { waitUntil: 'load' }); // same tab: its sessionStorage keeps the resume point
+  await waitOpen(b);
+  await b.waitForFunction(() => window.notifyDemo.stats().replayed === 2, null, { timeout: 5000 });
+  const sb = await stats(b);
+  assert.equal(sb.resumes, 2, 'both subscriptions resumed'); // jira:issue:SP-10 and forge:app
+  assert.equal(sb.replayedQuiet, 2);
+  assert.equal(sb.replayedFlagged, 0);
+  assert.deepEqual(await flagTitles(b), [], 'no flag for what tab a showed');
+  await waitUnread(b, 3);
+  await b.click('#bell');
+  await b.waitForFunction(() => document.querySelectorAll('#inbox-list .inbox-item').length === 3, null, { timeout: 5000 });
+  // Live again in both tabs.
+  await fireEvent(gw.port, issueCreated({ assignee: user, summary: 'After b is back' }));
+  for (const p of [a, b]) await p.locator('#flags .flag', { hasText: 'After b is back' }).waitFor({ timeout: 5000 });
+  await a.close();
+  await b.close();
+});
+
+test('two tabs: mark read in one, the count drops in the other; mark all as read zeroes both; keyboard', async () => {
+  const user = 'marker';
+  const a = await openDemo(browser.context, gw.url, { user });
+  const b = await openDemo(browser.context, gw.url, { user });
+  for (let i = 1; i <= 3; i++) assert.equal((await fireEvent(gw.port, issueCreated({ assignee: user, summary: `Mark ${i}` }))).status, 202);
+  for (const p of [a, b]) await waitUnread(p, 3);
+  assert.equal(await a.getAttribute('#bell', 'aria-label'), 'Notifications, 3 unread');
+  assert.equal(await a.locator('#bell-count').textContent(), '3');
+
+  // Keyboard: focus the bell, Enter opens the panel.
+  await a.focus('#bell');
+  await a.keyboard.press('Enter');
+  assert.equal(await a.getAttribute('#bell', 'aria-expanded'), 'true');
+  await a.waitForFunction(() => document.querySelectorAll('#inbox-list .inbox-item').length === 3, null, { timeout: 5000 });
+  const titles = await a.locator('#inbox-list .inbox-item__title').allTextContents();
+  assert.deepEqual(titles, ['Unread: SP-10 created: Mark 3', 'Unread: SP-10 created: Mark 2', 'Unread: SP-10 created: Mark 1']);
+  await b.click('#bell');
+  await b.waitForFunction(() => document.querySelectorAll('#inbox-list .inbox-item').length === 3, null, { timeout: 5000 });
+
+  // Mark the middle one read in tab a (keyboard: Tab to its button, Enter).
+  const toggle = a.locator('#inbox-list .inbox-item').nth(1).locator('.inbox-item__toggle');
+  await toggle.focus();
+  await a.keyboard.press('Enter');
+  for (const p of [a, b]) await waitUnread(p, 2);
+  await b.waitForFunction(() => document.querySelectorAll('#inbox-list .inbox-item[data-read="true"]').length === 1, null, { timeout: 5000 });
+  assert.equal(await b.locator('#inbox-list .inbox-item[data-read="true"] .inbox-item__title').textContent(), 'SP-10 created: Mark 2');
+  assert.equal(await b.getAttribute('#bell', 'aria-label'), 'Notifications, 2 unread');
+  // Focus stays on the re-rendered toggle, which now says what it does next.
+  assert.match(await a.evaluate(() => document.activeElement.getAttribute('aria-label')), /^Mark as unread: SP-10 created: Mark 2$/);
+
+  // Mark as unread again from tab b, then mark all as read from tab a.
+  await b.locator('#inbox-list .inbox-item[data-read="true"] .inbox-item__toggle').click();
+  for (const p of [a, b]) await waitUnread(p, 3);
+  await a.click('#inbox-mark-all');
+  for (const p of [a, b]) await waitUnread(p, 0);
+  for (const p of [a, b]) {
+    await p.waitForFunction(() => [...document.querySelectorAll('#inbox-list .inbox-item')].every((li) => li.dataset.read === 'true'), null, { timeout: 5000 });
+    assert.equal(await p.locator('#bell-count').isHidden(), true);
+    assert.equal(await p.getAttribute('#bell', 'aria-label'), 'Notifications, 0 unread');
+  }
+  assert.equal(await a.locator('#inbox-mark-all').isDisabled(), true);
+
+  // Escape closes the panel and focus returns to the bell.
+  await a.locator('#inbox-list .inbox-item__toggle').first().focus();
+  await a.keyboard.press('Escape');
+  assert.equal(await a.locator('#inbox-panel').isHidden(), true);
+  assert.equal(await a.getAttribute('#bell', 'aria-expanded'), 'false');
+  assert.equal(await a.evaluate(() => document.activeElement.id), 'bell');
+
+  // A new notification counts again in both tabs.
+  await fireEvent(gw.port, issueCreated({ assignee: user, summary: 'Mark 4' }));
+  for (const p of [a, b]) await waitUnread(p, 1);
+  await a.close();
+  await b.close();
+});
