@@ -1,7 +1,8 @@
 /* main.c - notify-gateway: parse the command line, load rules and keys,
  * build the shared state, run the server, tear down in order.
  * Exit codes: 0 normal stop (also --help/--version), 1 runtime failure,
- * 2 bad command line, config, rules or keys. */
+ * 2 bad command line, config, rules or keys, 3 (GW_STORE_EXIT_CODE) the
+ * store cannot be opened (corrupt, unwritable, newer schema, locked). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "app.h"
 #include "broker_local.h"
 #include "http_api.h"
+#include "intake.h"
 #include "keys.h"
 #include "realtime.h"
 #include "log.h"
@@ -86,6 +88,31 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	gw_workq_set_auth_cap(&app.workq, (size_t)app.cfg.auth_backlog);
+	struct gw_store_options sopt = {
+		.durability = !strcmp(app.cfg.durability, "os") ? GW_STORE_OS : GW_STORE_FSYNC,
+		.retention = app.cfg.history_retention,
+		.per_user = app.cfg.history_per_user,
+	};
+	char smsg[512] = "";
+	int src = gw_store_open(app.cfg.store, app.cfg.state_dir, &sopt, &app.store, smsg, sizeof(smsg));
+	if (src) {
+		fprintf(stderr, "notify-gateway: store %s: %s (%s); not starting\n", app.cfg.store, smsg,
+			gw_store_strerror(src));
+		rules_set_unref(rules);
+		gw_keys_free(&app);
+		gw_config_free(&app.cfg);
+		return GW_STORE_EXIT_CODE;
+	}
+	app.seq.store = app.store;
+	/* Accepted before a crash, not done: first in line, in journal order. */
+	size_t replayed = 0;
+	if ((src = gw_intake_replay_pending(&app, &replayed))) {
+		fprintf(stderr, "notify-gateway: store %s: cannot read the journal: %s; not starting\n", app.cfg.store,
+			gw_store_strerror(src));
+		return GW_STORE_EXIT_CODE;
+	}
+	gw_log(GW_LOG_NOTICE, "store: %s (%s durability), epoch %s, %zu journaled events to finish first",
+	       app.cfg.store, app.cfg.durability, app.store->ops->epoch(app.store), replayed);
 	gw_rulebox_install_take(&app.rulebox, rules, app.cfg.rules);
 	gw_log(GW_LOG_NOTICE, "rules: %zu from %s (version %s)", rules_set_count(rules),
 	       app.cfg.rules ? app.cfg.rules : "the embedded default", rules_set_version(rules));
@@ -102,6 +129,7 @@ int main(int argc, char **argv)
 	gw_dedup_destroy(&app.dedup);
 	gw_activity_destroy(&app.activity);
 	gw_registry_close(&app.registry);
+	app.store->ops->close(app.store);
 	gw_keys_free(&app);
 	gw_config_free(&app.cfg);
 	return rc;

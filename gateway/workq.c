@@ -1,6 +1,7 @@
 /* workq.c - see workq.h. One mutex, one condition variable; pushes never
  * block (the service thread must not wait), pops do. */
 #include "workq.h"
+#include "store_jobs.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ void gw_job_free(struct gw_job *job)
 	}
 	json_decref(job->event);
 	json_decref(job->fit);
+	gw_store_req_free(job->store_req);
 	free(job);
 }
 
@@ -76,7 +78,7 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 {
 	int rc = 0;
 	job->next = NULL;
-	int auth = job->kind == GW_JOB_AUTH;
+	int auth = job->kind == GW_JOB_AUTH || job->kind == GW_JOB_STORE;
 	struct gw_job **head = auth ? &q->auth_head : &q->verify_head;
 	struct gw_job **tail = auth ? &q->auth_tail : &q->verify_tail;
 	size_t *count = auth ? &q->auth_count : &q->verify_count;
@@ -96,6 +98,29 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
 	return rc;
+}
+
+void gw_workq_push_event_force(struct gw_workq *q, struct gw_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
+	job->intake_no = q->next_intake_no++;
+	if (q->event_tail)
+		q->event_tail->next = job;
+	else
+		q->event_head = job;
+	q->event_tail = job;
+	q->event_count++;
+	pthread_cond_signal(&q->not_empty);
+	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+}
+
+int gw_workq_events_full(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	int full = q->event_count >= q->event_cap;
+	pthread_mutex_unlock(&q->lock);
+	return full;
 }
 
 int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
