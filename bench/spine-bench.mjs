@@ -109,7 +109,10 @@ const currentFit = () => {
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spine-bench-'));
 fs.writeFileSync(path.join(stateDir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
 fs.writeFileSync(path.join(stateDir, 'subscriber-secret'), secret, { mode: 0o600 });
+const adminToken = crypto.randomBytes(24).toString('base64url'); // /admin/status holds the counters
+fs.writeFileSync(path.join(stateDir, 'admin-token'), adminToken);
 const gwArgs = ['--listen', '127.0.0.1:0', '--state-dir', stateDir, '--rules', path.join(blackbox, 'fixtures/rules.yml'),
+  '--admin-token', path.join(stateDir, 'admin-token'),
   '--forge-jwks', path.join(stateDir, 'jwks.json'), '--forge-app-id', appId, '--subscriber-hs256-secret', path.join(stateDir, 'subscriber-secret'),
   '--limits-queue', String(Math.max(10000, opts.events + 1000)), '--log-level', 'warn'];
 if (opts.workers) gwArgs.push('--workers', String(opts.workers));
@@ -303,7 +306,7 @@ const deliveredB = delivered - baseB;
 
 // Health counters, then a graceful stop.
 const health = await new Promise((resolve) => {
-  http.get({ host: '127.0.0.1', port, path: '/healthz', agent: false }, (res) => {
+  http.get({ host: '127.0.0.1', port, path: '/admin/status', agent: false, headers: { Authorization: `Bearer ${adminToken}` } }, (res) => {
     let t = '';
     res.on('data', (d) => (t += d));
     res.on('end', () => resolve(JSON.parse(t)));

@@ -56,6 +56,10 @@ struct gw_config {
 	char *subscriber_websocket_url; /* NULL: from the request's Host */
 	char *cors_allowed_origins;     /* list (one per line): exact origins or https://STAR.domain */
 	char *dev_mode;        /* "auto", "true" or "false" (dev_api.c) */
+	int body_timeout;      /* seconds for a whole request body, once its FIT is verified */
+	int body_budget;       /* bytes of bodies in flight (Content-Length) */
+	int unverified_per_address; /* requests awaiting a FIT verdict per client address; 0: no cap */
+	char *admin_token;     /* file holding the admin bearer token (NULL: admin routes off) */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
 	char *durability;      /* "fsync" or "os" */
 	int history_retention; /* seconds a notification stays in the inbox at least */

@@ -19,6 +19,10 @@
  * Threads: service thread only.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,7 @@
 #include "app.h"
 #include "cors.h"
 #include "dev_api.h"
+#include "fitcheck.h"
 #include "http_api.h"
 #include "intake.h"
 #include "subscription.h"
@@ -38,6 +43,7 @@
 
 enum http_state {
 	HTTP_IDLE,
+	HTTP_AWAITING_VERDICT, /* FIT with a worker; the body is not read meanwhile */
 	HTTP_READING_BODY,
 	HTTP_WAITING_WORKER,
 	HTTP_SEND_HEADERS, /* answer ready: written at the next WRITEABLE */
@@ -74,6 +80,15 @@ struct http_pss {
 	const char *allow; /* Allow header for 405 */
 	int rx_held;       /* reading stopped until the answer is ready (rx_hold) */
 	int body_done;     /* HTTP_BODY_COMPLETION seen for this request */
+	/* intake limits (issue 10 item 2) */
+	unsigned long long content_length;
+	json_t *fit_claims;       /* verified from the header (fitcheck.c), owned */
+	char peer[64];            /* client address */
+	int unverified_counted;   /* counted in app->http.unverified */
+	size_t budget_reserved;   /* bytes of app->http.body_bytes held */
+	int64_t body_started_ns;  /* when reading the body began (verdict) */
+	int in_reading;           /* on app->http.reading */
+	struct http_pss *reading_prev, *reading_next;
 	/* forge.subscription_path and CORS (subscription_http.c, cors.c) */
 	int subscription;
 	int preflight;
@@ -87,12 +102,71 @@ const size_t gw_http_pss_size = sizeof(struct http_pss);
 int gw_http_state_init(struct gw_http_state *h)
 {
 	h->unwritten = NULL;
-	return gw_strmap_init(&h->pending, 256);
+	h->reading = NULL;
+	h->body_bytes = 0;
+	return gw_strmap_init(&h->pending, 256) || gw_strmap_init(&h->unverified, 64) ||
+	       gw_strmap_init(&h->verified, 64) || gw_strmap_init(&h->suspect, 64);
+}
+
+int gw_http_admin_load(struct gw_http_state *h, const char *path, char *err, size_t errlen)
+{
+	h->admin_enabled = 0;
+	if (!path)
+		return 0;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "cannot read admin.token file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char buf[1024];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	if (n < 16 || n >= sizeof(buf) - 1) {
+		snprintf(err, errlen, "admin.token file %s must hold one token of 16 to 1000 characters", path);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return -1;
+	}
+	unsigned int hl = 0;
+	int ok = EVP_Digest(buf, n, h->admin_hash, &hl, EVP_sha256(), NULL) && hl == 32;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (!ok) {
+		snprintf(err, errlen, "cannot hash the admin token");
+		return -1;
+	}
+	h->admin_enabled = 1;
+	return 0;
+}
+
+/* The Authorization bearer against admin.token: both hashed, compared in
+ * constant time (no length or prefix leaks). */
+static int admin_authorized(struct gw_app *app, struct lws *wsi)
+{
+	if (!app->http.admin_enabled)
+		return 0;
+	char auth[1100];
+	int n = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n < 8 || strncasecmp(auth, "Bearer ", 7))
+		return 0;
+	const char *tok = auth + 7;
+	while (*tok == ' ')
+		tok++;
+	unsigned char hash[32];
+	unsigned int hl = 0;
+	int ok = EVP_Digest(tok, strlen(tok), hash, &hl, EVP_sha256(), NULL) && hl == 32 &&
+		 CRYPTO_memcmp(hash, app->http.admin_hash, 32) == 0;
+	OPENSSL_cleanse(auth, sizeof(auth));
+	return ok;
 }
 
 void gw_http_state_free(struct gw_http_state *h)
 {
+	OPENSSL_cleanse(h->admin_hash, sizeof(h->admin_hash));
 	gw_strmap_free(&h->pending, NULL);
+	gw_strmap_free(&h->unverified, NULL);
+	gw_strmap_free(&h->verified, NULL);
+	gw_strmap_free(&h->suspect, NULL);
 }
 
 static struct gw_app *app_of(struct lws *wsi)
@@ -159,8 +233,99 @@ static void rx_hold(struct http_pss *pss)
 	lws_rx_flow_control(pss->wsi, 0);
 }
 
+/* ---- intake limits (issue 10 item 2) ------------------------------------
+ * The FIT is checked from the header by a worker before any body byte is
+ * read (fitcheck.h): rx flow control holds the body in the kernel (only
+ * what came in the headers' read, at most one lws read buffer, is kept).
+ * An unverified request costs its session data and a slot in the FIT lane.
+ * Per client address that has sent an invalid FIT (and no valid one), at
+ * most limits.unverified_per_address requests may wait for a verdict. An
+ * address that has sent a valid FIT is exempt for good, and an address not
+ * yet judged is not capped either (its requests are bounded by the FIT
+ * lane, limits.verify_backlog), so a burst from a Forge egress address right
+ * after a start is never throttled: the cap only ever meets peers that have
+ * shown a bad token. Once verified, the body must arrive
+ * whole within limits.body_timeout (one deadline, not per chunk), and all
+ * bodies in flight share limits.body_budget bytes (by Content-Length). */
+#define VERIFIED_ADDRESSES_MAX 4096
+
+static void unverified_uncount(struct gw_app *app, struct http_pss *pss)
+{
+	if (!pss->unverified_counted)
+		return;
+	pss->unverified_counted = 0;
+	size_t n = strlen(pss->peer);
+	uintptr_t c = (uintptr_t)gw_strmap_get(&app->http.unverified, pss->peer, n);
+	if (c <= 1)
+		gw_strmap_remove(&app->http.unverified, pss->peer, n);
+	else {
+		struct gw_strmap_entry *e = gw_strmap_upsert(&app->http.unverified, pss->peer, n, NULL);
+		if (e)
+			e->value = (void *)(c - 1);
+	}
+}
+
+/* Adds peer to an address set bounded at VERIFIED_ADDRESSES_MAX entries;
+ * when full, the set starts over (addresses still active come back at once). */
+static void remember_address(struct gw_strmap *set, const char *peer)
+{
+	size_t n = strlen(peer);
+	if (gw_strmap_get(set, peer, n))
+		return;
+	if (set->count >= VERIFIED_ADDRESSES_MAX) {
+		gw_strmap_free(set, NULL);
+		gw_strmap_init(set, 64);
+	}
+	struct gw_strmap_entry *e = gw_strmap_upsert(set, peer, n, NULL);
+	if (e)
+		e->value = (void *)1;
+}
+
+static void remember_verified(struct gw_app *app, const char *peer)
+{
+	remember_address(&app->http.verified, peer);
+	gw_strmap_remove(&app->http.suspect, peer, strlen(peer));
+}
+
+static void reading_remove(struct gw_app *app, struct http_pss *pss)
+{
+	if (!pss->in_reading)
+		return;
+	if (pss->reading_prev)
+		pss->reading_prev->reading_next = pss->reading_next;
+	else
+		app->http.reading = pss->reading_next;
+	if (pss->reading_next)
+		pss->reading_next->reading_prev = pss->reading_prev;
+	pss->reading_prev = pss->reading_next = NULL;
+	pss->in_reading = 0;
+}
+
+static void reading_add(struct gw_app *app, struct http_pss *pss)
+{
+	if (pss->in_reading)
+		return;
+	pss->reading_prev = NULL;
+	pss->reading_next = app->http.reading;
+	if (pss->reading_next)
+		pss->reading_next->reading_prev = pss;
+	app->http.reading = pss;
+	pss->in_reading = 1;
+}
+
+static void budget_release(struct gw_app *app, struct http_pss *pss)
+{
+	app->http.body_bytes -= pss->budget_reserved;
+	pss->budget_reserved = 0;
+}
+
 static void pss_release(struct gw_app *app, struct http_pss *pss)
 {
+	unverified_uncount(app, pss);
+	reading_remove(app, pss);
+	budget_release(app, pss);
+	json_decref(pss->fit_claims);
+	pss->fit_claims = NULL;
 	unwritten_remove(pss);
 	if (pss->in_pending_map) {
 		char key[17];
@@ -257,6 +422,71 @@ static int is_json_media_type(const char *ct)
 	return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
 }
 
+/* The header is acceptable: the FIT goes to a worker; the body waits. */
+static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *pss)
+{
+	lws_get_peer_simple(wsi, pss->peer, sizeof(pss->peer));
+	size_t n = strlen(pss->peer);
+	uintptr_t waiting = (uintptr_t)gw_strmap_get(&app->http.unverified, pss->peer, n);
+	if (app->cfg.unverified_per_address > 0 && waiting >= (uintptr_t)app->cfg.unverified_per_address &&
+	    gw_strmap_get(&app->http.suspect, pss->peer, n) && !gw_strmap_get(&app->http.verified, pss->peer, n)) {
+		char reason[96];
+		snprintf(reason, sizeof(reason), "%zu requests from %s already await their FIT verdict",
+			 (size_t)waiting, pss->peer);
+		pss->close_after = 1;
+		pss->retry_after = 1;
+		refuse(pss, GW_STAT_events_rejected_unverified_cap, GW_LOG_NOTICE, 429, reason, "too_many_unverified",
+		       "too many requests from this address are waiting for token verification; retry later");
+		return;
+	}
+	struct gw_job *job = gw_job_new(GW_JOB_INTAKE);
+	char *tok = job ? strdup(pss->token) : NULL;
+	if (!tok) {
+		gw_job_free(job);
+		pss->close_after = 1;
+		pss->retry_after = 5;
+		respond_error(pss, 503, "out_of_memory", "try again later");
+		return;
+	}
+	job->fit_only = 1;
+	job->token = tok;
+	memcpy(job->trace_id, pss->trace_id, sizeof(job->trace_id));
+	job->received_ns = gw_monotonic_ns();
+	job->req_id = ++app->next_id;
+	uint64_t req_id = job->req_id; /* once pushed, the job belongs to a worker */
+	int rc = gw_workq_push_verify(&app->workq, job);
+	if (rc) {
+		gw_job_free(job);
+		pss->close_after = 1;
+		pss->retry_after = 5;
+		if (rc == -2) {
+			refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
+			       "the gateway is shutting down; retry later");
+		} else {
+			char reason[64];
+			snprintf(reason, sizeof(reason), "verification backlog full (%d)", app->cfg.verify_backlog);
+			refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
+			       "too many requests waiting for verification; retry later");
+		}
+		return;
+	}
+	pss->req_id = req_id;
+	char key[17];
+	gw_id_key(req_id, key);
+	struct gw_strmap_entry *e = gw_strmap_upsert(&app->http.pending, key, 16, NULL);
+	if (e) {
+		e->value = pss;
+		pss->in_pending_map = 1;
+	}
+	struct gw_strmap_entry *u = gw_strmap_upsert(&app->http.unverified, pss->peer, n, NULL);
+	if (u) {
+		u->value = (void *)(waiting + 1);
+		pss->unverified_counted = 1;
+	}
+	pss->state = HTTP_AWAITING_VERDICT;
+	rx_hold(pss);
+}
+
 static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *pss)
 {
 	char buf[256];
@@ -296,6 +526,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
 		char *end;
 		unsigned long long cl = strtoull(buf, &end, 10);
+		pss->content_length = cl;
 		if (cl > (unsigned long long)app->cfg.max_body) {
 			char reason[64];
 			snprintf(reason, sizeof(reason), "content-length %llu", cl);
@@ -339,7 +570,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 			}
 		}
 	}
-	pss->state = HTTP_READING_BODY;
+	await_verdict(app, wsi, pss);
 }
 
 /* After an early answer (413, 415, 401...) the client may still be sending
@@ -352,7 +583,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 
 static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in, size_t len)
 {
-	if (pss->state != HTTP_READING_BODY) {
+	if (pss->state != HTTP_READING_BODY && pss->state != HTTP_AWAITING_VERDICT) {
 		pss->discarded += len; /* answered already (413 etc.): dropped unread */
 		return;
 	}
@@ -412,6 +643,9 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 		return;
 	}
 	pss->body[pss->body_len] = '\0';
+	reading_remove(app, pss);
+	job->fit = pss->fit_claims;
+	pss->fit_claims = NULL;
 	job->body = pss->body;
 	job->body_len = pss->body_len;
 	job->token = pss->token;
@@ -455,6 +689,23 @@ static int write_answer(struct lws *wsi, struct http_pss *pss);
 void gw_http_sweep(struct gw_app *app, int64_t now)
 {
 	struct http_pss *next;
+	int64_t limit = (int64_t)app->cfg.body_timeout * 1000000000LL;
+	for (struct http_pss *p = app->http.reading; p; p = next) {
+		next = p->reading_next;
+		if (p->state != HTTP_READING_BODY || now - p->body_started_ns < limit)
+			continue;
+		char reason[96];
+		snprintf(reason, sizeof(reason), "%zu of %llu body bytes after %d s", p->body_len, p->content_length,
+			 app->cfg.body_timeout);
+		reading_remove(app, p);
+		budget_release(app, p);
+		free(p->body);
+		p->body = NULL;
+		p->body_len = p->body_cap = 0;
+		p->close_after = 1;
+		refuse(p, GW_STAT_events_rejected_body_timeout, GW_LOG_NOTICE, 408, reason, "body_timeout",
+		       "the request body did not arrive in time");
+	}
 	for (struct http_pss *p = app->http.unwritten; p; p = next) {
 		next = p->unwritten_next;
 		if (now - p->answer_queued_ns < 1000000000LL)
@@ -473,6 +724,49 @@ void gw_http_sweep(struct gw_app *app, int64_t now)
 	}
 }
 
+/* The FIT verdict for a request whose body is held (fitcheck.h); takes item. */
+static void verdict(struct gw_app *app, struct http_pss *pss, struct gw_outbox_item *item)
+{
+	unverified_uncount(app, pss);
+	if (item->status != GW_FIT_VERDICT_OK) { /* 401: the body is never read */
+		if (item->status == 401 && !gw_strmap_get(&app->http.verified, pss->peer, strlen(pss->peer)))
+			remember_address(&app->http.suspect, pss->peer);
+		pss->close_after = 1;
+		pss->retry_after = item->retry_after;
+		respond(pss, item->status, item->body, 0);
+		item->body = NULL;
+		gw_outbox_item_free(item);
+		return;
+	}
+	gw_stat_inc(GW_STAT_events_fit_checked_early);
+	remember_verified(app, pss->peer);
+	pss->fit_claims = item->claims;
+	item->claims = NULL;
+	gw_outbox_item_free(item);
+	size_t want = (size_t)pss->content_length;
+	if (app->http.body_bytes + want > (size_t)app->cfg.body_budget) {
+		char reason[96];
+		snprintf(reason, sizeof(reason), "bodies in flight %zu + %zu bytes over limits.body_budget %d",
+			 app->http.body_bytes, want, app->cfg.body_budget);
+		pss->close_after = 1;
+		pss->retry_after = 5;
+		refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
+		       "too many event bodies in flight; retry later");
+		return;
+	}
+	app->http.body_bytes += want;
+	pss->budget_reserved = want;
+	pss->state = HTTP_READING_BODY;
+	pss->body_started_ns = gw_monotonic_ns();
+	if (pss->body_done) { /* the whole body came with the headers */
+		intake_complete(app, pss);
+		return;
+	}
+	reading_add(app, pss);
+	pss->rx_held = 0;
+	lws_rx_flow_control(pss->wsi, 1);
+}
+
 void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *item)
 {
 	char key[17];
@@ -483,6 +777,11 @@ void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *item)
 		return;
 	}
 	pss->in_pending_map = 0;
+	if (pss->state == HTTP_AWAITING_VERDICT) {
+		verdict(app, pss, item);
+		return;
+	}
+	budget_release(app, pss); /* the worker has the body now, and answered */
 	pss->retry_after = item->retry_after;
 	respond(pss, item->status, item->body, 0);
 	item->body = NULL;
@@ -712,7 +1011,22 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		}
 		pss->head_only = method == LWSHUMETH_HEAD;
 		if (!strcmp(path, "/healthz")) {
-			respond(pss, 200, health_json(app), 0);
+			/* Public liveness only: details are for operators (/admin/status). */
+			respond(pss, 200,
+				strdup(app->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}"), 0);
+			return 0;
+		}
+		/* The admin surface (issue 14 builds on it): bearer admin.token. */
+		if (!strcmp(path, "/admin/status")) {
+			if (!app->http.admin_enabled) {
+				gw_stat_inc(GW_STAT_http_admin_refused);
+				respond_error(pss, 403, "admin_disabled", "set admin.token to enable the admin routes");
+			} else if (!admin_authorized(app, wsi)) {
+				gw_stat_inc(GW_STAT_http_admin_refused);
+				respond_error(pss, 401, "unauthorized", "send Authorization: Bearer <admin.token>");
+			} else {
+				respond(pss, 200, health_json(app), 0);
+			}
 			return 0;
 		}
 		if (!strcmp(path, "/.well-known/jwks.json")) {
@@ -752,7 +1066,8 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (pss->body_done) /* re-delivered: pipelined bytes follow the body */
 			return answer_and_close(wsi, pss);
 		pss->body_done = 1;
-		if (pss->state == HTTP_READING_BODY || pss->state == HTTP_WAITING_WORKER)
+		if (pss->state == HTTP_READING_BODY || pss->state == HTTP_WAITING_WORKER ||
+		    pss->state == HTTP_AWAITING_VERDICT)
 			rx_hold(pss); /* nothing more is read until the answer is ready */
 		intake_complete(app_of(wsi), pss);
 		return 0;

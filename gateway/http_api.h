@@ -18,7 +18,20 @@ struct http_pss;
 struct gw_http_state {
 	struct gw_strmap pending;    /* req id (gw_id_key) -> struct http_pss* waiting for a worker */
 	struct http_pss *unwritten;  /* answers queued, not yet written (the sweep re-arms them) */
+	/* intake limits (issue 10 item 2) */
+	struct gw_strmap unverified;  /* client address -> requests awaiting their FIT verdict (uintptr_t) */
+	struct gw_strmap verified;    /* client address -> 1: sent a valid FIT (exempt from that cap) */
+	struct gw_strmap suspect;     /* client address -> 1: sent an invalid FIT and no valid one (capped) */
+	size_t body_bytes;            /* Content-Length reserved by bodies being read or verified */
+	struct http_pss *reading;     /* bodies being read (the whole-body deadline) */
+	unsigned char admin_hash[32]; /* SHA-256 of the admin.token bearer */
+	int admin_enabled;            /* admin.token configured */
 };
+
+/* Reads the admin bearer token from path (admin.token; NULL: the admin
+ * routes answer 403 admin_disabled). Keeps only its SHA-256, compared in
+ * constant time. Returns 0, or -1 with a message on err. */
+int gw_http_admin_load(struct gw_http_state *h, const char *path, char *err, size_t errlen);
 
 int gw_http_state_init(struct gw_http_state *h);
 void gw_http_state_free(struct gw_http_state *h); /* the sessions belong to lws */

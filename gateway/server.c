@@ -352,6 +352,12 @@ static void set_fd_limit(struct gw_app *app, int after_context)
 
 int gw_server_run(struct gw_app *app)
 {
+	char aerr[256];
+	if (gw_http_admin_load(&app->http, app->cfg.admin_token, aerr, sizeof(aerr))) {
+		gw_log(GW_LOG_ERR, "%s", aerr);
+		fprintf(stderr, "notify-gateway: %s\n", aerr);
+		return 1;
+	}
 	set_fd_limit(app, 0);
 	static struct lws_protocols protocols[3];
 	static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
@@ -374,10 +380,11 @@ int gw_server_run(struct gw_app *app)
 	/* A file that is not there falls through to our callback for a 404;
 	 * without a protocol bound here lws leaves the request unanswered. */
 	m_root.protocol = "http-api";
+	static struct lws_http_mount m_admin;
 	static struct lws_http_mount m_subscription; /* forge.subscription_path outside /forge/ */
-	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_subscription};
-	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", app->cfg.subscription_path};
-	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 5 : 4;
+	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_admin, &m_subscription};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/admin", app->cfg.subscription_path};
+	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 6 : 5;
 	struct lws_http_mount *prev = &m_root;
 	for (int i = 0; i < ncb; i++) {
 		*cb_mounts[i] = (struct lws_http_mount){0};

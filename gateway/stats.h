@@ -15,6 +15,11 @@
 	X(http_pipelined_closed, "connections closed after answering because the client pipelined (sent a request before the previous answer)") \
 	X(http_static_refused, "static file requests refused: the file's real path is outside web_root (symlink)") \
 	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name") \
+	X(http_admin_refused, "admin route requests refused (401 bad token, 403 admin.token unset)") \
+	X(events_rejected_body_timeout, "events answered 408: the body did not arrive within limits.body_timeout") \
+	X(events_rejected_body_budget, "events answered 503: bodies in flight over limits.body_budget") \
+	X(events_rejected_unverified_cap, "events answered 429: too many requests from one address awaiting their FIT verdict") \
+	X(events_fit_checked_early, "FITs verified from the header before the body was read") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \

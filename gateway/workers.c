@@ -1,5 +1,6 @@
 /* workers.c - see workers.h. */
 #include "workers.h"
+#include "fitcheck.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -203,7 +204,10 @@ static void *worker_main(void *arg)
 		}
 		switch (job->kind) {
 		case GW_JOB_INTAKE:
-			gw_intake_run(app, job);
+			if (job->fit_only)
+				gw_fitcheck_run(app, job);
+			else
+				gw_intake_run(app, job);
 			break;
 		case GW_JOB_AUTH:
 			do_auth(app, job);

@@ -47,7 +47,7 @@ struct gw_job {
 	char *token;           /* INTAKE, AUTH: the token, owned */
 	uint64_t intake_no;    /* EVENT: set by gw_workq_push_event */
 	json_t *event;         /* EVENT: the event payload, owned reference */
-	json_t *fit;           /* EVENT: verified FIT claims, owned reference */
+	json_t *fit;           /* EVENT, INTAKE: verified FIT claims, owned reference */
 	int64_t received_ns;   /* CLOCK_MONOTONIC when the request completed */
 	char trace_id[64];     /* x-b3-traceid, or a generated id */
 	char *installation;    /* EVENT: app.installationId of the FIT, owned */
@@ -59,6 +59,7 @@ struct gw_job {
 	unsigned char key[32]; /* EVENT before it is journaled: the redelivery key (when keyed) */
 	int keyed;
 	struct gw_store_req *store_req; /* STORE: the request, owned (store_jobs.h) */
+	int fit_only;          /* INTAKE: check the FIT only, before the body (fitcheck.h) */
 	char *ws_url;          /* SUBSCRIPTION: the websocket URL to answer, owned */
 };
 

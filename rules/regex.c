@@ -41,7 +41,6 @@ const struct rules_regex *regex__compile(struct rules_arena *a, const char *patt
 		pcre2_set_depth_limit(a->mctx, REGEX_DEPTH_LIMIT);
 		a->release = free_all; /* the context is freed even if no pattern compiles */
 	}
-	a->release = free_all; /* from here on the arena holds PCRE2 objects */
 	re = arena__alloc(a, sizeof(*re));
 	if (!re)
 		goto oom;

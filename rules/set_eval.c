@@ -299,6 +299,12 @@ bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_fil
 			}
 			return v.u.b;
 		}
+	}
+	bool receive = f->on_error == ON_ERROR_RECEIVE || f->on_error == ON_ERROR_RECEIVE_AND_LOG;
+	bool logs = f->on_error == ON_ERROR_IGNORE_AND_LOG || f->on_error == ON_ERROR_RECEIVE_AND_LOG;
+	if (!k->why && !(logs && k->log))
+		return receive; /* nobody reads the reason: do not format it */
+	if (rc == 0) {
 		snprintf(reason, sizeof(reason), "filter expression must yield a Boolean, got %s",
 			 eval__type_name(&v));
 	} else {
@@ -308,8 +314,7 @@ bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_fil
 			 m.data ? m.data : s->error);
 		strbuf__free(&m);
 	}
-	bool receive = f->on_error == ON_ERROR_RECEIVE || f->on_error == ON_ERROR_RECEIVE_AND_LOG;
-	if (f->on_error == ON_ERROR_IGNORE_AND_LOG || f->on_error == ON_ERROR_RECEIVE_AND_LOG)
+	if (logs)
 		log_msg(&(struct rules_sink){k->log, k->ud, NULL, k->licensed}, r,
 			"rule '%s': %s (onError %s: event %s)", r->key, reason,
 			set__on_error_names[f->on_error], receive ? "received" : "ignored");
@@ -413,8 +418,9 @@ json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type,
 			idx = ex;
 		}
 		const struct rules_rule *r = &set->rules[idx];
-		if (!set_eval__filter_matches(r, set_eval__filter_for(r, event_type), event, scratch,
-					      &k, NULL))
+		const struct rules_filter *f =
+			r->event_filters ? set_eval__filter_for(r, event_type) : &r->filter;
+		if (!set_eval__filter_matches(r, f, event, scratch, &k, NULL))
 			continue;
 		json_t *n = set_eval__notification(r, event_type, event, scratch, &k);
 		if (n)

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 
 import { startGateway, tempDir, writeTemp } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, newInstallation, INSTALLATION } from './lib/keys.mjs';
-import { postEvent } from './lib/http.mjs';
+import { postEvent, adminStatus } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -83,7 +83,7 @@ describe('scheduled digests', () => {
     }
     await scheduled('hour');
     const [da] = await a.waitNotifications(1);
-    const health = await (await fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(5000) })).json();
+    const health = (await adminStatus(gw)).json;
     assert.equal(health.digests.tracked, 3, JSON.stringify(health.digests)); // A, B, and A in the other installation
     assert.equal(health.digests.untracked, 0);
     const [db] = await b.waitNotifications(1);

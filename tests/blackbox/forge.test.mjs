@@ -24,7 +24,7 @@ import path from 'node:path';
 
 import { startGateway, fixture, tempDir, runCli } from './lib/gateway.mjs';
 import { makeSubscriberKey, mintSub, jose } from './lib/keys.mjs';
-import { request } from './lib/http.mjs';
+import { request, adminStatus } from './lib/http.mjs';
 import { subscriber, WsClient } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -63,7 +63,7 @@ async function gatewayFor(sim, { stateDir, sub, args = [] } = {}) {
 }
 
 async function health(gw) {
-  const res = await request(gw.port, { path: '/healthz' });
+  const res = await adminStatus(gw);
   assert.equal(res.status, 200, res.text);
   return res.json;
 }

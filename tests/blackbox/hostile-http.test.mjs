@@ -12,7 +12,7 @@ import path from 'node:path';
 
 import { runCli, startGateway, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
-import { getJson, postEvent, request } from './lib/http.mjs';
+import { getJson, postEvent, request, adminStatus } from './lib/http.mjs';
 import { WsClient } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -206,7 +206,7 @@ async function assertServedOrClosed(c, expected, what) {
 }
 
 async function counter(name) {
-  return (await getJson(gw.port, '/healthz', { timeout: 3000 })).json.counters[name];
+  return (await adminStatus(gw, { timeout: 3000 })).json.counters[name];
 }
 
 describe('item 1: pipelined requests on one keep-alive connection', () => {
@@ -275,13 +275,13 @@ describe('item 1: pipelined requests on one keep-alive connection', () => {
   });
 
   test('keep-alive clients that wait for each answer keep their connection', async () => {
-    const body = '{"payload":{"eventType":"x"}}';
     const c = await RawConn.open(gw.port);
     for (let i = 1; i <= 5; i++) {
-      await c.write(postHead('/forge/events', { length: body.length }) + body);
+      const body = JSON.stringify(envelope(bugEvent({ key: `KA-${i}`, assignee: uniqueUser('ka') })));
+      await c.write(postHead('/forge/events', { length: Buffer.byteLength(body), token: await mintFit(keys) }) + body);
       const rs = await c.waitResponses(i, 5000);
       assert.equal(rs.length, i, `request ${i} on the kept-alive connection got no answer`);
-      assert.equal(rs[i - 1].status, 401);
+      assert.equal(rs[i - 1].status, 202, rs[i - 1].body);
     }
     assert.equal(c.closed, false);
     c.destroy();
@@ -411,5 +411,192 @@ describe('item 5: development mode stays on a developer\'s machine', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     await assertStillServing(gw, keys, 'half-config');
+  });
+});
+
+describe('item 6: /healthz is liveness only; the details need the admin token', () => {
+  test('public /healthz says only whether the gateway is alive', async () => {
+    // something worth hiding: an installed app in the registry
+    const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'HZ-1', assignee: uniqueUser('hz') })));
+    assert.equal(res.status, 202);
+    const h = await getJson(gw.port, '/healthz', { timeout: 3000 });
+    assert.equal(h.status, 200);
+    assert.deepEqual(h.json, { status: 'ok' });
+    assert.doesNotMatch(h.text, /installation|apiBaseUrl|counters|rules|source|systemToken|accountId/i);
+    const head = await request(gw.port, { method: 'HEAD', path: '/healthz' });
+    assert.equal(head.status, 200);
+  });
+
+  test('/admin/status: 401 without or with a wrong bearer, the details with admin.token', async () => {
+    const before = await counter('http_admin_refused');
+    for (const auth of [undefined, 'Bearer nope', `Bearer ${gw.adminToken}x`, `Bearer ${gw.adminToken.slice(0, -1)}`, gw.adminToken]) {
+      const r = await request(gw.port, { path: '/admin/status', headers: auth ? { Authorization: auth } : {} });
+      assert.equal(r.status, 401, `${auth}: ${r.status}`);
+      assert.equal(r.json.error, 'unauthorized');
+      assert.doesNotMatch(r.text, /counters/);
+    }
+    const ok = await adminStatus(gw);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.status, 'ok');
+    assert.equal(typeof ok.json.counters.events_accepted, 'number');
+    assert.ok(Array.isArray(ok.json.installations) || typeof ok.json.installations === 'object');
+    assert.equal(ok.json.counters.http_admin_refused, before + 5);
+    await assertStillServing(gw, keys, 'admin');
+  });
+
+  test('without admin.token the admin route is off (403) and /healthz still minimal', async () => {
+    const g = await startGateway({ keys, admin: false });
+    try {
+      const r = await request(g.port, { path: '/admin/status', headers: { Authorization: 'Bearer anything-at-all-here' } });
+      assert.equal(r.status, 403);
+      assert.equal(r.json.error, 'admin_disabled');
+      assert.deepEqual((await getJson(g.port, '/healthz')).json, { status: 'ok' });
+      await assertStillServing(g, keys, 'noadmin');
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('an unreadable or too short admin.token file stops the start with a clear error', async () => {
+    const dir = tempDir();
+    try {
+      const short = path.join(dir, 'short');
+      writeFileSync(short, 'abc\n');
+      for (const [file, re] of [[path.join(dir, 'missing'), /cannot read admin\.token/], [short, /16 to 1000 characters/]]) {
+        const r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', dir, '--admin-token', file], { timeout: 15000 });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, re);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('item 2: nothing is buffered for an unverified request; bodies have one deadline and a byte budget', () => {
+  let g;
+  before(async () => {
+    g = await startGateway({ keys, args: ['--limits-body-timeout', '2', '--limits-body-budget', '1048576', '--limits-unverified-per-address', '1', '--workers', '1'] });
+  });
+  after(async () => {
+    if (g) await g.stop();
+  });
+
+  test('the address cap meets only addresses that showed a bad token; bursts of valid FITs are never capped', async () => {
+    const flood = async () => {
+      const conns = await Promise.all(Array.from({ length: 40 }, () => RawConn.open(g.port)));
+      // well-formed RS256-looking tokens with a bad signature: each costs a worker a verification
+      const bogus = (await mintFit(keys)).replace(/\.[^.]+$/, '.' + Buffer.alloc(256, 7).toString('base64url'));
+      await Promise.all(conns.map((c) => c.write(postHead('/forge/events', { length: 2, token: bogus }) + '{}')));
+      const rs = await Promise.all(conns.map((c) => c.waitResponses(1, 5000)));
+      conns.forEach((c) => c.destroy());
+      return rs.map((r) => r[0]?.status);
+    };
+    // a burst from an address not judged yet is not capped (a Forge burst right after a start)
+    const fresh = await Promise.all(Array.from({ length: 20 }, async (_, i) =>
+      postEvent(g.port, await mintFit(keys), envelope(bugEvent({ key: `BR-${i}`, assignee: uniqueUser('br') })))));
+    assert.deepEqual(fresh.map((r) => r.status), fresh.map(() => 202), 'a burst of valid events was throttled');
+    const before = (await adminStatus(g)).json.counters.events_rejected_unverified_cap;
+    assert.equal(before, 0);
+    // (that burst came from 127.0.0.1, so this gateway now knows the address as verified:
+    // the unverified-flood half runs on a gateway of its own)
+    const g2 = await startGateway({ keys, args: ['--limits-unverified-per-address', '1', '--workers', '1'] });
+    try {
+      const one = await postEvent(g2.port, 'not.a.token', '{}');
+      assert.equal(one.status, 401); // the address has now shown a bad token
+      const flood2 = async () => {
+        const conns = await Promise.all(Array.from({ length: 40 }, () => RawConn.open(g2.port)));
+        const bogus = (await mintFit(keys)).replace(/\.[^.]+$/, '.' + Buffer.alloc(256, 7).toString('base64url'));
+        await Promise.all(conns.map((c) => c.write(postHead('/forge/events', { length: 2, token: bogus }) + '{}')));
+        const rs = await Promise.all(conns.map((c) => c.waitResponses(1, 5000)));
+        conns.forEach((c) => c.destroy());
+        return rs.map((r) => r[0]?.status);
+      };
+      const b2 = (await adminStatus(g2)).json.counters.events_rejected_unverified_cap;
+      const statuses = await flood2();
+      assert.ok(statuses.every((s) => s === 401 || s === 429), JSON.stringify(statuses));
+      const capped2 = (await adminStatus(g2)).json.counters.events_rejected_unverified_cap - b2;
+      assert.ok(capped2 > 0 && statuses.filter((s) => s === 429).length === capped2,
+        `40 simultaneous requests from an address that showed a bad token, cap 1: ${capped2} capped (${JSON.stringify(statuses)})`);
+      await assertStillServing(g2, keys, 'cap'); // a valid FIT from the address exempts it
+      const m2 = (await adminStatus(g2)).json.counters.events_rejected_unverified_cap;
+      const again = await flood2();
+      assert.ok(again.every((s) => s === 401), `an address that verified was throttled: ${JSON.stringify(again)}`);
+      assert.equal((await adminStatus(g2)).json.counters.events_rejected_unverified_cap, m2);
+    } finally {
+      await g2.stop();
+    }
+    const first = await flood();
+    assert.ok(first.every((s) => s === 401), `a verified address was throttled: ${JSON.stringify(first)}`);
+    assert.equal((await adminStatus(g)).json.counters.events_rejected_unverified_cap, 0);
+  });
+
+  test('a bad FIT is answered before the body is sent, and the body is never read', async () => {
+    const c = await RawConn.open(g.port);
+    await c.write(postHead('/forge/events', { length: 200000, token: 'not.a.token' })); // headers only
+    const rs = await c.waitResponses(1, 5000);
+    assert.equal(rs.length, 1, `no answer before the body was sent (the body is buffered before the FIT is checked)\n${g.diag()}`);
+    assert.equal(rs[0].status, 401);
+    assert.equal(rs[0].headers.connection, 'close');
+    c.destroy();
+  });
+
+  test('40 unauthenticated connections trickling 200 kB bodies hold nothing and are closed', async () => {
+    const rss0 = procUsage(g.pid).rssKb;
+    const conns = await Promise.all(Array.from({ length: 40 }, () => RawConn.open(g.port)));
+    await Promise.all(conns.map((c) => c.write(postHead('/forge/events', { length: 200000, token: 'bogus.bogus.bogus' }))));
+    const chunk = Buffer.alloc(8192, 0x20);
+    for (let i = 0; i < 24; i++) {
+      await Promise.all(conns.map((c) => c.write(chunk)));
+      await sleep(50);
+    }
+    const closed = await Promise.all(conns.map((c) => c.waitClose(8000)));
+    const answered = conns.map((c) => c.responses()[0]?.status);
+    const rss1 = procUsage(g.pid).rssKb;
+    conns.forEach((c) => c.destroy());
+    assert.ok(answered.every((s) => s === 401 || s === 429), JSON.stringify(answered));
+    assert.ok(closed.every(Boolean), `${closed.filter((x) => !x).length} of 40 trickling connections still open`);
+    assert.ok(rss1 - rss0 < 4096, `RSS grew by ${rss1 - rss0} kB while 40 unauthenticated peers trickled bodies`);
+    await assertStillServing(g, keys, 'trickle');
+  });
+
+  test('a verified body that trickles past limits.body_timeout gets 408 and is closed', async () => {
+    const before = (await adminStatus(g)).json.counters.events_rejected_body_timeout;
+    const c = await RawConn.open(g.port);
+    await c.write(postHead('/forge/events', { length: 1000, token: await mintFit(keys) }) + '{"payload":');
+    let sent = 11;
+    const t0 = Date.now();
+    while (!c.closed && c.responses().length === 0 && Date.now() - t0 < 8000 && sent < 990) {
+      await c.write(' ');
+      sent++;
+      await sleep(200); // one byte per 200 ms: lws's per-chunk timeout never fires
+    }
+    const rs = await c.waitResponses(1, 3000);
+    c.destroy();
+    assert.equal(rs[0]?.status, 408, `no 408 for a body trickled over ${Date.now() - t0} ms: ${JSON.stringify(rs)}`);
+    assert.equal(JSON.parse(rs[0].body).error, 'body_timeout');
+    assert.equal((await adminStatus(g)).json.counters.events_rejected_body_timeout, before + 1);
+    await assertStillServing(g, keys, 'deadline');
+  });
+
+  test('bodies in flight beyond limits.body_budget get 503 + Retry-After', async () => {
+    const before = (await adminStatus(g)).json.counters.events_rejected_body_budget;
+    const fit = await mintFit(keys);
+    const conns = [];
+    const answers = [];
+    for (let i = 0; i < 6; i++) { // 6 x 200,000 declared bytes against a 1 MiB budget
+      const c = await RawConn.open(g.port);
+      conns.push(c);
+      await c.write(postHead('/forge/events', { length: 200000, token: fit }));
+      await sleep(100);
+    }
+    for (const c of conns) answers.push((await c.waitResponses(1, 300))[0]);
+    const busy = answers.filter((r) => r && r.status === 503);
+    assert.equal(busy.length, 1, `expected one 503 over the budget: ${JSON.stringify(answers.map((r) => r?.status))}`);
+    assert.equal(busy[0].headers['retry-after'], '5');
+    assert.equal((await adminStatus(g)).json.counters.events_rejected_body_budget, before + 1);
+    conns.forEach((c) => c.destroy());
+    await sleep(2500); // the held reservations go with their connections
+    await assertStillServing(g, keys, 'budget');
   });
 });

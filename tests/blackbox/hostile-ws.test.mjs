@@ -15,7 +15,7 @@ import http from 'node:http';
 
 import { startGateway } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, fitClaims, b64u } from './lib/keys.mjs';
-import { postEvent, request } from './lib/http.mjs';
+import { postEvent, request, adminStatus } from './lib/http.mjs';
 import { WsClient, subscriber } from './lib/ws.mjs';
 import { RawWs, encodeFrame } from './lib/rawws.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -45,7 +45,7 @@ function rssKiB(pid) {
 }
 
 async function counters(gw) {
-  const res = await request(gw.port, { path: '/healthz', timeout: 2000 });
+  const res = await adminStatus(gw, { timeout: 2000 });
   assert.equal(res.status, 200, res.text);
   return res.json.counters;
 }

@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 
 import { startGateway, runCli, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
-import { getJson, postEvent } from './lib/http.mjs';
+import { getJson, postEvent, adminStatus } from './lib/http.mjs';
 import { WsClient } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -51,7 +51,7 @@ async function open(name, { autoPong = true, ctx } = {}) {
 }
 
 async function counters() {
-  return (await getJson(gw.port, '/healthz')).json.counters;
+  return (await adminStatus(gw)).json.counters;
 }
 
 describe('keepalive: pings for silent websockets', () => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import { startGateway, writeTemp, tempDir, DEFAULT_RULES } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, jose, now, DEV_INSTALLATION, DEV_APP_ID } from './lib/keys.mjs';
-import { postEvent, request, rawUpgrade } from './lib/http.mjs';
+import { postEvent, request, rawUpgrade, adminStatus } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -30,7 +30,7 @@ async function start(opts) {
 }
 
 async function health(gw) {
-  const res = await request(gw.port, { path: '/healthz' });
+  const res = await adminStatus(gw);
   assert.equal(res.status, 200, res.text);
   assert.match(String(res.headers['content-type']), /application\/json/);
   return res.json;

@@ -15,7 +15,7 @@ import path from 'node:path';
 
 import { startGateway, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
-import { postEvent, request } from './lib/http.mjs';
+import { postEvent, request, adminStatus } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
 
@@ -58,7 +58,7 @@ after(async () => {
 });
 
 async function health(gw) {
-  const res = await request(gw.port, { path: '/healthz' });
+  const res = await adminStatus(gw);
   assert.equal(res.status, 200, res.text);
   return res.json.rules;
 }

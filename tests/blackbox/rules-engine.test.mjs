@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 
 import { startGateway, tempDir, writeTemp, runCli } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, fitClaims } from './lib/keys.mjs';
-import { postEvent, request } from './lib/http.mjs';
+import { postEvent, request, adminStatus } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
 import { claimsOf } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
@@ -47,7 +47,7 @@ async function gatewayWith(args, text = RULES) {
 }
 
 async function counters(gw) {
-  const res = await request(gw.port, { path: '/healthz' });
+  const res = await adminStatus(gw);
   assert.equal(res.status, 200, res.text);
   return res.json.counters;
 }

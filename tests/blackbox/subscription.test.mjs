@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 
 import { startGateway } from './lib/gateway.mjs';
 import { ForgeSim, DEV_INSTALLATION, runSim } from './lib/forge-sim.mjs';
-import { request, getJson } from './lib/http.mjs';
+import { request, getJson, adminStatus } from './lib/http.mjs';
 import { WsClient, subscriber } from './lib/ws.mjs';
 import { bugEvent } from './lib/events.mjs';
 import { jose, mintSub, makeKeys } from './lib/keys.mjs';
@@ -45,7 +45,7 @@ async function subKeyFile() {
   return p;
 }
 
-const issued = async () => (await getJson(gw.port, '/healthz')).json.counters.subscription_tokens_issued;
+const issued = async () => (await adminStatus(gw)).json.counters.subscription_tokens_issued;
 const post = (token, { headers = {}, body, path = '/forge/subscription' } = {}) => {
   const h = { ...headers };
   if (token) h.Authorization = `Bearer ${token}`;

@@ -5,6 +5,7 @@
 // with a timeout) and keeps its stderr so a failing test can show it.
 // Gateways still running when the node process exits are SIGKILLed.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -165,6 +166,7 @@ export class Gateway {
     }
     if (process.env.GW_DUMP_STDERR) process.stderr.write(`--- gateway ${this.pid} stderr ---\n${this.stderr}\n`);
     if (this.ownsStateDir && !process.env.GW_KEEP_TMP) rmSync(this.stateDir, { recursive: true, force: true });
+    if (this.adminDir) rmSync(this.adminDir, { recursive: true, force: true });
     return this.exit;
   }
 }
@@ -176,7 +178,7 @@ export class Gateway {
  *  rules:  rule file (default fixtures/rules.yml); null = no --rules
  *  args:   extra command-line arguments
  */
-export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], stateDir, timeout = 15000, cwd } = {}) {
+export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], stateDir, timeout = 15000, cwd, admin = true } = {}) {
   const ownsStateDir = !stateDir;
   stateDir = stateDir || tempDir();
   if (keys === undefined) keys = await makeKeys();
@@ -191,12 +193,24 @@ export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], sta
     const subOption = keys.sub.kind === 'hs256' ? '--subscriber-hs256-secret' : '--subscriber-key';
     argv.push('--forge-jwks', jwksPath, '--forge-app-id', keys.appId, subOption, subPath);
   }
+  // Every test gateway has an admin token: /admin/status carries the details
+  // /healthz no longer publishes (gw.adminToken; lib/http.mjs adminStatus).
+  const adminToken = admin ? randomBytes(24).toString('base64url') : null;
+  // (in a directory of its own: a test may hand over a state dir the gateway has to create)
+  const adminDir = admin ? tempDir('ngw-admin-') : null;
+  if (admin) {
+    const adminPath = path.join(adminDir, 'test-admin-token');
+    writeFileSync(adminPath, adminToken + '\n', { mode: 0o600 });
+    argv.push('--admin-token', adminPath);
+  }
   if (process.env.GW_LOG_LEVEL) argv.push('--log-level', process.env.GW_LOG_LEVEL);
   argv.push(...args);
   if (!existsSync(BINARY)) throw new Error(`gateway binary not found: ${BINARY} (build it, or set GW_BINARY)`);
   const child = spawn(BINARY, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
   live.add(child);
   const gw = new Gateway(child, { stateDir, keys, args: argv, ownsStateDir });
+  gw.adminToken = adminToken;
+  gw.adminDir = adminDir;
   try {
     await gw.waitListening(timeout);
   } catch (e) {

@@ -139,3 +139,8 @@ export function rawUpgrade(port, path, headers = {}, timeout = 5000) {
     req.end();
   });
 }
+
+/** GET /admin/status (the health details, counters) with the gateway's admin token. */
+export function adminStatus(gw, opts = {}) {
+  return request(gw.port, { method: 'GET', path: '/admin/status', headers: { Authorization: `Bearer ${gw.adminToken}` }, ...opts });
+}
