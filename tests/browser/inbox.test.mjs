@@ -30,28 +30,33 @@ const waitUnread = (page, n, timeout = 5000) =>
   page.waitForFunction((v) => document.body.dataset.notifyUnread === String(v), n, { timeout });
 const flagTitles = (page) => page.evaluate(() => [...document.querySelectorAll('#flags .flag .flag__title')].map((e) => e.textContent));
 
-/** Records every flag that enters the DOM of this tab, across reloads (a MutationObserver installed before each load). */
+/**
+ * Records every flag that enters the DOM of this tab, across reloads: a
+ * MutationObserver installed before each load appends to a list in this
+ * tab's sessionStorage, synchronously (a message to the test could be lost
+ * while the old document is torn down by the reload).
+ */
 async function recordFlags(page) {
-  const seen = [];
-  await page.exposeFunction('__recordFlag', (id, title) => seen.push({ id, title }));
   await page.addInitScript(() => {
     new MutationObserver((records) => {
       for (const r of records) {
         for (const node of r.addedNodes) {
           if (node.nodeType === 1 && node.classList.contains('flag') && node.dataset.flagId) {
-            window.__recordFlag(node.dataset.flagId, node.querySelector('.flag__title')?.textContent || '');
+            const seen = JSON.parse(sessionStorage.getItem('test-flags') || '[]');
+            seen.push({ id: node.dataset.flagId, title: node.querySelector('.flag__title')?.textContent || '' });
+            sessionStorage.setItem('test-flags', JSON.stringify(seen));
           }
         }
       }
     }).observe(document, { childList: true, subtree: true });
   });
-  return seen;
+  return () => page.evaluate(() => JSON.parse(sessionStorage.getItem('test-flags') || '[]'));
 }
 
 test('reloading while events flow: every notification is shown once, none is missed, the panel lists them newest first', async () => {
   const user = 'reloader';
   const page = await openDemo(browser.context, gw.url, { user });
-  const seen = await recordFlags(page);
+  const recorded = await recordFlags(page);
   await page.reload({ waitUntil: 'load' }); // the recorder is installed from this load on
   await waitOpen(page);
   const N = 24;
@@ -71,8 +76,13 @@ test('reloading while events flow: every notification is shown once, none is mis
   // Every event's flag, exactly once, across the reloads.
   const title = (s) => `SP-10 created: ${s}`;
   const deadline = Date.now() + 10000;
-  while (Date.now() < deadline && !summaries.every((s) => seen.some((f) => f.title.endsWith(title(s))))) await sleep(100);
+  let seen = await recorded();
+  while (Date.now() < deadline && !summaries.every((s) => seen.some((f) => f.title.endsWith(title(s))))) {
+    await sleep(100);
+    seen = await recorded();
+  }
   await sleep(500); // anything shown twice would show by now
+  seen = await recorded();
   for (const s of summaries) {
     assert.equal(seen.filter((f) => f.title.endsWith(title(s))).length, 1, `${s}: shown ${seen.filter((f) => f.title.endsWith(title(s))).length} times`);
   }
