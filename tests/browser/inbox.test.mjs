@@ -12,7 +12,9 @@
 //   the client reads the inbox instead, and later notifications arrive once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Gateway, launchBrowser, openDemo, fireEvent, issueCreated, stats, sleep, waitOpen, tempDir } from './lib/harness.mjs';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { Gateway, launchBrowser, openDemo, fireEvent, issueCreated, stats, sleep, waitOpen } from './lib/harness.mjs';
 
 let gw;
 let browser;
@@ -191,4 +193,38 @@ test('two tabs: mark read in one, the count drops in the other; mark all as read
   for (const p of [a, b]) await waitUnread(p, 1);
   await a.close();
   await b.close();
+});
+
+test('a wiped store (new epoch): the resume answers recovered:false, the client reads the inbox, later notifications arrive once', async () => {
+  const user = 'wiped';
+  const page = await openDemo(browser.context, gw.url, { user });
+  for (const s of ['Before the wipe 1', 'Before the wipe 2']) await fireEvent(gw.port, issueCreated({ assignee: user, summary: s }));
+  await page.locator('#flags .flag', { hasText: 'Before the wipe 2' }).waitFor({ timeout: 5000 });
+  const oldEpoch = await page.evaluate(() => window.notifyDemo.client.epoch);
+  assert.match(oldEpoch, /^[A-Za-z0-9_-]{1,64}$/);
+
+  await gw.kill();
+  for (const f of ['notify.db', 'notify.db-wal', 'notify.db-shm']) rmSync(path.join(gw.stateDir, f), { force: true });
+  await gw.restart(); // same keys (the state dir keeps them), a new store
+  await page.waitForFunction(() => window.notifyDemo.stats().resyncs === 2 && window.notifyDemo.client.state === 'open', null, { timeout: 20000 });
+  const st = await stats(page);
+  assert.equal(st.resumes, 0);
+  assert.equal(st.replayed, 0);
+  assert.notEqual(await page.evaluate(() => window.notifyDemo.client.epoch), oldEpoch);
+  await waitUnread(page, 0); // the new store has nothing
+
+  await fireEvent(gw.port, issueCreated({ assignee: user, summary: 'After the wipe' }));
+  await page.locator('#flags .flag', { hasText: 'After the wipe' }).waitFor({ timeout: 5000 });
+  await waitUnread(page, 1);
+  // A reload resumes in the new epoch: nothing replayed, nothing shown twice.
+  await page.reload({ waitUntil: 'load' });
+  await waitOpen(page);
+  await page.waitForFunction(() => window.notifyDemo.stats().resumes === 2, null, { timeout: 5000 });
+  await sleep(300);
+  const again = await stats(page);
+  assert.equal(again.replayed, 0);
+  assert.equal(again.resyncs, 0);
+  assert.deepEqual(await flagTitles(page), []);
+  await waitUnread(page, 1);
+  await page.close();
 });
