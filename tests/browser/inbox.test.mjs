@@ -9,12 +9,14 @@
 //   "Mark all as read" zeroes both; the bell and the panel work with the
 //   keyboard (Enter opens, Escape closes and focus returns to the bell);
 // - a wiped store (new epoch): the page's resume answers recovered:false,
-//   the client reads the inbox instead, and later notifications arrive once.
+//   the client reads the inbox instead, and later notifications arrive once;
+// - notifications past their exp (a rule with ttl 1 s): a replayed one is not
+//   shown (the resume point still moves past it), the inbox keeps both.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Gateway, launchBrowser, openDemo, fireEvent, issueCreated, stats, sleep, waitOpen } from './lib/harness.mjs';
+import { Gateway, launchBrowser, openDemo, fireEvent, issueCreated, stats, sleep, waitOpen, tempDir } from './lib/harness.mjs';
 
 let gw;
 let browser;
@@ -227,4 +229,53 @@ test('a wiped store (new epoch): the resume answers recovered:false, the client 
   assert.deepEqual(await flagTitles(page), []);
   await waitUnread(page, 1);
   await page.close();
+});
+
+test('past exp: a replayed notification is not shown, the resume point moves past it, the inbox keeps it', async () => {
+  const dir = tempDir('ngw-inbox-ttl-');
+  const rules = path.join(dir, 'rules.yml');
+  writeFileSync(rules, `rules:
+  - key: short-lived
+    events: [avi:jira:created:issue]
+    notify:
+      to: "event.issue.fields.assignee.accountId"
+      context: "jira:issue:{{ event.issue.key }}"
+      title: "{{ event.issue.fields.summary }}"
+      ttl: 1
+`);
+  const short = await Gateway.start({ rules });
+  try {
+    const user = 'shortlived';
+    const page = await openDemo(browser.context, short.url, { user });
+    await fireEvent(short.port, issueCreated({ assignee: user, summary: 'Seen live' }));
+    await page.locator('#flags .flag', { hasText: 'Seen live' }).waitFor({ timeout: 5000 });
+    const url = page.url();
+    await page.goto('about:blank');
+    await fireEvent(short.port, issueCreated({ assignee: user, summary: 'Expired while away' }));
+    await sleep(2200); // past its exp (1 s, whole seconds)
+    await page.goto(url, { waitUntil: 'load' });
+    await waitOpen(page);
+    await page.waitForFunction(() => window.notifyDemo.stats().rejected.expired === 1, null, { timeout: 5000 });
+    assert.deepEqual(await flagTitles(page), [], 'nothing shown past exp');
+    const st = await stats(page);
+    assert.equal(st.replayed, 0);
+    assert.equal(st.rejectedTotal, 1);
+    // The inbox keeps both, the expired one marked so, and counts both unread.
+    await waitUnread(page, 2);
+    const page1 = await page.evaluate(() => window.notifyDemo.client.inbox({ limit: 10 }).then((p) =>
+      p.items.map((i) => ({ title: i.n.title, expired: i.expired, read: i.read }))));
+    assert.deepEqual(page1, [{ title: 'Expired while away', expired: true, read: false }, { title: 'Seen live', expired: true, read: false }]);
+    // The resume point moved past the expired one: a reload replays nothing and rejects nothing.
+    await page.reload({ waitUntil: 'load' });
+    await waitOpen(page);
+    await page.waitForFunction(() => window.notifyDemo.stats().resumes === 2, null, { timeout: 5000 });
+    await sleep(300);
+    const again = await stats(page);
+    assert.equal(again.rejectedTotal, 0);
+    assert.equal(again.received, 0);
+    await page.close();
+  } finally {
+    await short.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
