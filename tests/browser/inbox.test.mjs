@@ -279,3 +279,39 @@ test('past exp: a replayed notification is not shown, the resume point moves pas
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a resume point for a context the token no longer covers: refused, and later live notifications are not taken for replayed ones', async () => {
+  const user = 'narrowed';
+  const page = await openDemo(browser.context, gw.url, { user });
+  const first = await page.evaluate(async (user) => {
+    const { NotifyClient } = await import('./lib/notify-client.js');
+    const mem = new Map();
+    window.sharedStorage = { getItem: (k) => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, v) };
+    const token = (ctxs) => async () => (await fetch(`/dev/token?sub=${user}&${ctxs.map((c) => `ctx=${c}`).join('&')}`)).json();
+    const wait = async (fn) => {
+      const t0 = Date.now();
+      while (!fn() && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    };
+    // Both contexts covered: both get a resume point.
+    const c1 = new NotifyClient({ getToken: token(['jira:issue:A-1', 'jira:issue:B-2']), contexts: ['jira:issue:A-1', 'jira:issue:B-2'], storage: window.sharedStorage });
+    c1.start();
+    await wait(() => c1.resume && c1.resume.points.size === 2);
+    const points = Object.fromEntries(c1.resume.points);
+    c1.stop();
+    // The next token covers A-1 only: B-2's resume is refused (ctx_forbidden).
+    const c2 = new NotifyClient({ getToken: token(['jira:issue:A-1']), contexts: ['jira:issue:A-1', 'jira:issue:B-2'], storage: window.sharedStorage });
+    window.c2 = c2;
+    window.c2seen = [];
+    c2.addEventListener('notification', (e) => window.c2seen.push({ title: e.detail.n.title, replayed: e.detail.replayed }));
+    c2.start();
+    await wait(() => c2.subscriptionState('jira:issue:B-2') === 'forbidden' && c2.subscriptionState('jira:issue:A-1') === 'subscribed');
+    return { points, subs: c2.subscriptions };
+  }, user);
+  assert.deepEqual(Object.keys(first.points).sort(), ['jira:issue:A-1', 'jira:issue:B-2']);
+  assert.deepEqual(first.subs, { 'jira:issue:A-1': 'subscribed', 'jira:issue:B-2': 'forbidden' });
+  await fireEvent(gw.port, issueCreated({ assignee: user, key: 'A-1', summary: 'Live after the refusal' }));
+  await page.waitForFunction(() => window.c2seen.length === 1, null, { timeout: 5000 });
+  assert.deepEqual(await page.evaluate(() => window.c2seen), [{ title: 'A-1 created: Live after the refusal', replayed: false }]);
+  await page.evaluate(() => window.c2.stop());
+  await page.close();
+});

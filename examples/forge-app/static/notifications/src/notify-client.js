@@ -561,6 +561,8 @@ export class NotifyClient extends EventTarget {
   unsubscribe(ctx) {
     if (!this.contexts.delete(ctx)) return;
     this._send({ op: 'unsubscribe', ctx });
+    this.replaying.delete(ctx); // the gateway ends its replay too
+    this.needBaseline.delete(ctx);
     this.subState.delete(ctx);
     this.everForbidden.delete(ctx);
     this._emitSubscriptions();
@@ -745,7 +747,10 @@ export class NotifyClient extends EventTarget {
     this.inbox({ limit: 1 }).then((page) => {
       if (page.head == null || !this.resume || this.resume.epoch !== this.epoch) return;
       let changed = false;
-      for (const ctx of baseline) if (this.contexts.has(ctx) && !this.resume.points.has(ctx)) changed = this.resume.advance(ctx, page.head) || changed;
+      for (const ctx of baseline) {
+        // Only subscriptions the gateway took: a refused one has nothing to resume.
+        if (this.subState.get(ctx) === 'subscribed' && !this.resume.points.has(ctx)) changed = this.resume.advance(ctx, page.head) || changed;
+      }
       if (changed) this.resume.save();
     }, () => {
       for (const ctx of baseline) if (this.contexts.has(ctx)) this.needBaseline.add(ctx); // the next sync tries again
@@ -1088,7 +1093,10 @@ export class NotifyClient extends EventTarget {
           const i = this.pendingSubs.indexOf(ctx);
           if (i >= 0) this.pendingSubs.splice(i, 1);
           else ctx = typeof f.ctx === 'string' ? f.ctx : undefined;
-          if (ctx !== undefined) this._setSub(ctx, 'forbidden');
+          if (ctx !== undefined) {
+            this.replaying.delete(ctx); // a refused subscribe replays nothing
+            this._setSub(ctx, 'forbidden');
+          }
         }
         this._emitError(f.code, f.message);
         break;
