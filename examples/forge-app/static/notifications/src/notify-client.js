@@ -5,8 +5,12 @@
 // every notification against the gateway's JWKS with WebCrypto (the ES256
 // batch JWS, then the Merkle inclusion proof of the claims in it), drops
 // what is not for this user and these contexts, and delivers each notification
-// id at most once, across reconnects. It reconnects with exponential backoff
-// and jitter, and refreshes the token before it expires.
+// id at most once, across reconnects and page reloads. It reconnects with
+// exponential backoff and jitter, refreshes the token before it expires, and
+// resumes every subscription where it left off (the store's epoch and the
+// highest seq per context, kept in sessionStorage: the gateway replays what
+// was missed). It also reads the user's inbox (pages, unread count) and
+// changes read state (mark, mark all), which every tab of the user hears of.
 //
 // Contract: docs/protocol.md. Usage: docs/frontend.md.
 //
@@ -449,7 +453,11 @@ function backoffDelay(b, attempt) {
  * 'rejected' (detail {reason, message}), 'state' (detail {state}), 'error'
  * (detail {code, message}), 'subscribed' / 'forbidden' / 'recovered'
  * (detail {ctx}), 'subscriptions' (detail {contexts: {ctx: state}}), 'keys'
- * (detail {state: 'unavailable'|'ok', message, retryInMs}).
+ * (detail {state: 'unavailable'|'ok', message, retryInMs}); resume and inbox:
+ * 'resumed' (detail {ctx, recovered}), 'resync' (detail {ctx, items, unread,
+ * more, before}: recovered:false, the inbox read instead), 'unread' (detail
+ * {count}), 'marked' (detail {ids, read, unread}). 'notification' detail also
+ * has `replayed` (sent on resume: missed while away).
  * States: idle, connecting, authenticating, open, keys_unavailable (open, but
  * the JWKS cannot be fetched: notifications are held, not shown), waiting
  * (backoff), stopped.
