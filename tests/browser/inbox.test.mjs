@@ -11,12 +11,17 @@
 // - a wiped store (new epoch): the page's resume answers recovered:false,
 //   the client reads the inbox instead, and later notifications arrive once;
 // - notifications past their exp (a rule with ttl 1 s): a replayed one is not
-//   shown (the resume point still moves past it), the inbox keeps both.
+//   shown (the resume point still moves past it), the inbox keeps both;
+// - a refused resume (the token no longer covers a context) does not make
+//   later live notifications look replayed;
+// - graceful stop (SIGTERM) and restart: the page resumes, nothing lost or
+//   twice; the client waits the reconnect_ms the close names (run in Node:
+//   chromium sees that close as 1006, see the report of issue 12).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Gateway, launchBrowser, openDemo, fireEvent, issueCreated, stats, sleep, waitOpen, tempDir } from './lib/harness.mjs';
+import { Gateway, launchBrowser, openDemo, fireEvent, issueCreated, stats, sleep, waitOpen, tempDir, request, SOURCE_DIR } from './lib/harness.mjs';
 
 let gw;
 let browser;
@@ -314,4 +319,70 @@ test('a resume point for a context the token no longer covers: refused, and late
   assert.deepEqual(await page.evaluate(() => window.c2seen), [{ title: 'A-1 created: Live after the refusal', replayed: false }]);
   await page.evaluate(() => window.c2.stop());
   await page.close();
+});
+
+test('graceful stop (SIGTERM) and restart: the page resumes in the same epoch; nothing lost, nothing twice', async () => {
+  const g = await Gateway.start({ args: ['--shutdown-reconnect-spread', '1'] });
+  try {
+    const user = 'graceful';
+    const page = await openDemo(browser.context, g.url, { user });
+    await fireEvent(g.port, issueCreated({ assignee: user, summary: 'Before the stop' }));
+    await page.locator('#flags .flag', { hasText: 'Before the stop' }).waitFor({ timeout: 5000 });
+    const epoch = await page.evaluate(() => window.notifyDemo.client.epoch);
+    g.child.kill('SIGTERM');
+    await g.exited;
+    await page.waitForFunction(() => window.notifyDemo.client.state !== 'open', null, { timeout: 5000 });
+    await g.restart();
+    await fireEvent(g.port, issueCreated({ assignee: user, summary: 'After the stop' }));
+    await page.locator('#flags .flag', { hasText: 'After the stop' }).waitFor({ timeout: 15000 });
+    await page.waitForFunction(() => window.notifyDemo.stats().resumes === 2, null, { timeout: 5000 });
+    await sleep(300);
+    const st = await stats(page);
+    assert.equal(await page.evaluate(() => window.notifyDemo.client.epoch), epoch);
+    assert.equal(st.resyncs, 0);
+    assert.equal(st.duplicates + st.rejectedTotal, 0);
+    assert.equal(await page.locator('#flags .flag', { hasText: 'After the stop' }).count(), 1);
+    assert.equal(await page.locator('#flags .flag', { hasText: 'Before the stop' }).count(), 1);
+    await waitUnread(page, 2);
+    await page.close();
+  } finally {
+    await g.stop();
+  }
+});
+
+test('graceful stop: the client waits at least the reconnect_ms the close names (the client in Node, ws)', async () => {
+  const { default: WebSocket } = await import('ws');
+  const { NotifyClient } = await import(path.join(SOURCE_DIR, 'web-demo/lib/notify-client.js'));
+  const g = await Gateway.start({ args: ['--shutdown-reconnect-spread', '30'] }); // the retry is not awaited
+  let c;
+  try {
+    c = new NotifyClient({
+      url: `ws://127.0.0.1:${g.port}/realtime`,
+      WebSocket,
+      storage: null,
+      contexts: ['jira:issue:SP-10'],
+      getToken: async () => (await request(g.port, { path: '/dev/token?sub=nodeclient&ctx=jira:issue:SP-10' })).json,
+    });
+    const closes = [];
+    c.addEventListener('error', (e) => {
+      if (e.detail.code === 'closed') closes.push({ message: e.detail.message });
+    });
+    c.addEventListener('state', (e) => {
+      if (e.detail.state === 'waiting' && closes.length && closes[closes.length - 1].next === undefined) closes[closes.length - 1].next = c.nextRetryMs;
+    });
+    c.start();
+    const t0 = Date.now();
+    while (c.state !== 'open' && Date.now() - t0 < 5000) await sleep(20);
+    assert.equal(c.state, 'open');
+    g.child.kill('SIGTERM');
+    await g.exited;
+    while (closes[0]?.next === undefined && Date.now() - t0 < 10000) await sleep(20);
+    const m = /\(1001 server shutting down; reconnect_ms=(\d+)\)/.exec(closes[0]?.message || '');
+    assert.ok(m, JSON.stringify(closes));
+    assert.ok(Number(m[1]) < 30000);
+    assert.ok(closes[0].next >= Number(m[1]), `the retry (${closes[0].next} ms) waits at least the named ${m[1]} ms`);
+  } finally {
+    c?.stop();
+    await g.stop();
+  }
 });
