@@ -7,7 +7,7 @@
 // verify.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, rmSync, chmodSync } from 'node:fs';
+import { writeFileSync, readFileSync, rmSync, chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { startGateway, tempDir, BINARY } from './lib/gateway.mjs';
@@ -248,12 +248,20 @@ describe('bad input', () => {
   test('a corrupt or unwritable notify.db: a clear message and exit code 3, the file left as it was', async () => {
     const dir = stateDir();
     const db = path.join(dir, 'notify.db');
-    writeFileSync(db, 'this is not a database, but somebody\'s data'.repeat(200));
+    const garbage = 'this is not a database, but somebody\'s data'.repeat(200);
+    writeFileSync(db, garbage);
     const r = await run(['--listen', '127.0.0.1:0', '--state-dir', dir]);
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /notify\.db/);
     assert.match(r.stderr, /not starting/);
-    if (process.getuid && process.getuid() !== 0) {
+    assert.equal(readFileSync(db, 'utf8'), garbage, 'never replaced by an empty store');
+    // cannot be opened for writing (a directory in its place: works as root too)
+    const dir3 = stateDir();
+    mkdirSync(path.join(dir3, 'notify.db'));
+    const r3 = await run(['--listen', '127.0.0.1:0', '--state-dir', dir3]);
+    assert.equal(r3.code, 3, r3.stderr);
+    assert.match(r3.stderr, /notify\.db.*not writable/);
+    if (process.getuid && process.getuid() !== 0) { // file permissions do not bind root
       const dir2 = stateDir();
       let gw = await startGateway({ keys, stateDir: dir2 });
       await gw.stop();
