@@ -127,7 +127,8 @@ function render() {
   }
   status.textContent = loading ? 'Loading…' : sorted.length ? '' : 'No notifications yet.';
   more.hidden = older == null;
-  markAll.disabled = !client.unread;
+  // aria-disabled, not disabled: a button that had the focus keeps it (a disabled one drops it to <body>).
+  markAll.setAttribute('aria-disabled', String(!client.unread));
 }
 
 async function load(before) {
@@ -158,7 +159,9 @@ function setOpen(open) {
 }
 
 bell.addEventListener('click', () => setOpen(panel.hidden));
-markAll.addEventListener('click', () => client.markAllRead());
+markAll.addEventListener('click', () => {
+  if (client.unread) client.markAllRead();
+});
 more.addEventListener('click', () => load(older));
 for (const el of [panel, bell]) {
   el.addEventListener('keydown', (e) => {
