@@ -112,7 +112,7 @@ fs.writeFileSync(path.join(stateDir, 'subscriber-secret'), secret, { mode: 0o600
 const adminToken = crypto.randomBytes(24).toString('base64url'); // /admin/status holds the counters
 fs.writeFileSync(path.join(stateDir, 'admin-token'), adminToken);
 const gwArgs = ['--listen', '127.0.0.1:0', '--state-dir', stateDir, '--rules', path.join(blackbox, 'fixtures/rules.yml'),
-  '--admin-token', path.join(stateDir, 'admin-token'),
+  '--admin-token-file', path.join(stateDir, 'admin-token'),
   '--forge-jwks', path.join(stateDir, 'jwks.json'), '--forge-app-id', appId, '--subscriber-hs256-secret', path.join(stateDir, 'subscriber-secret'),
   '--limits-queue', String(Math.max(10000, opts.events + 1000)), '--log-level', 'warn'];
 if (opts.workers) gwArgs.push('--workers', String(opts.workers));

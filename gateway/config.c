@@ -17,10 +17,12 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "redis_conn.h"
 #include "version.h"
 #include "webroot.h"
 
-enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY, OPT_LIST };
+enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY, OPT_LIST,
+		OPT_LOGFORMAT, OPT_REDIS /* redis:// URLs: a YAML sequence, the flag repeatable (appends) */ };
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -41,6 +43,19 @@ static const struct opt options[] = {
 	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
 	{"web_root", OPT_PATH, OFF(web_root), NULL, 0, 0, "files served at / [the installed web demo, else the source tree's web-demo/]"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
+	{"tls.cert", OPT_PATH, OFF(tls_cert), NULL, 0, 0,
+	 "PEM certificate (chain) for HTTPS/WSS on the public listener; with tls.key; reloaded on SIGHUP"},
+	{"tls.key", OPT_PATH, OFF(tls_key), NULL, 0, 0, "PEM private key of tls.cert (no passphrase)"},
+	{"admin.listen", OPT_STR, OFF(admin_listen), NULL, 0, 0,
+	 "HOST:PORT (port 0: the kernel picks; 'admin listening on http://HOST:PORT' is printed) or a unix socket path for the admin API; off unless admin.token_file is set too"},
+	{"admin.token_file", OPT_PATH, OFF(admin_token_file), NULL, 0, 0,
+	 "file holding the admin bearer token (surrounding whitespace trimmed; 16-1000 characters): the admin listener's, or without admin.listen GET /admin/status on the public listener (unset: the admin routes answer 403)"},
+	{"admin.trace_events", OPT_INT, OFF(admin_trace_events), "10000", 0, 1000000,
+	 "events whose rule decisions the admin API remembers (GET /admin/trace; 0: none)"},
+	{"admin.trace_bytes", OPT_INT, OFF(admin_trace_bytes), "16777216", 65536, 1073741824,
+	 "bytes the remembered decisions may take at most (the oldest go first)"},
+	{"log.format", OPT_LOGFORMAT, OFF(log_format), "text", 0, 0,
+	 "text (one line: time level message) or json (one JSON object a line: ts, level, msg, trace, the event's fields)"},
 	{"event_loop", OPT_EVLOOP, OFF(event_loop), "epoll", 0, 0,
 	 "epoll (libwebsockets inside a libuv loop) or poll (libwebsockets' own poll(2) loop); see docs/configuration.md"},
 	{"workers", OPT_INT, OFF(workers), "0", 0, 64, "worker threads (0: one per CPU)"},
@@ -121,8 +136,6 @@ static const struct opt options[] = {
 	 "bytes of event bodies in flight (by Content-Length) across all requests; over: 503 + Retry-After"},
 	{"limits.unverified_per_address", OPT_INT, OFF(unverified_per_address), "32", 0, 1000000,
 	 "requests from one client address waiting for their FIT verdict (addresses that sent a valid FIT are exempt; 0: no cap); over: 429"},
-	{"admin.token", OPT_PATH, OFF(admin_token), NULL, 0, 0,
-	 "file holding the bearer token for /admin/status (unset: admin routes answer 403)"},
 	{"shutdown_grace", OPT_INT, OFF(shutdown_grace), "10", 0, 600,
 	 "seconds SIGTERM waits for accepted events to be delivered"},
 	{"store", OPT_STORE, OFF(store), "sqlite", 0, 0,
@@ -135,6 +148,14 @@ static const struct opt options[] = {
 	 "notifications kept per user and installation (the oldest go first)"},
 	{"shutdown.reconnect_spread", OPT_INT, OFF(shutdown_reconnect_spread), "5", 0, 3600,
 	 "seconds over which clients closed by a stop are told to spread their reconnects (close reason reconnect_ms=N)"},
+	{"cluster.redis", OPT_REDIS, OFF(redis), NULL, 0, 0,
+	 "redis://[:password@]host:port/db of the Redis that several nodes share (cluster mode; --redis URL, repeat to shard users); docs/cluster.md"},
+	{"cluster.timeout", OPT_INT, OFF(cluster_timeout), "2000", 50, 60000,
+	 "milliseconds any one Redis call may take; then it fails (503 at intake) and the connection is made again with backoff"},
+	{"cluster.claim_after", OPT_INT, OFF(cluster_claim_after), "10000", 100, 3600000,
+	 "milliseconds an event may sit unfinished in another node's hands before this node takes it over"},
+	{"node_id", OPT_STR, OFF(node_id), NULL, 0, 0,
+	 "this node's name in the cluster (default: hostname:port)"},
 };
 #define NOPTS (sizeof(options) / sizeof(options[0]))
 
@@ -208,6 +229,12 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 			return -1;
 		}
 		break;
+	case OPT_LOGFORMAT:
+		if (strcmp(v, "text") && strcmp(v, "json")) {
+			snprintf(msg, msglen, "'%s' must be text or json, got '%s'", o->name, v);
+			return -1;
+		}
+		break;
 	case OPT_EVLOOP:
 		if (strcmp(v, "epoll") && strcmp(v, "poll")) {
 			snprintf(msg, msglen, "'%s' must be epoll or poll, got '%s'", o->name, v);
@@ -246,6 +273,23 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 			return -1;
 		}
 		break;
+	case OPT_REDIS: {
+		char why[300];
+		struct gw_redis_url u;
+		if (gw_redis_url_parse(v, &u, why, sizeof(why))) {
+			snprintf(msg, msglen, "'%s': %s", o->name, why);
+			return -1;
+		}
+		if (cfg->nredis >= GW_CONFIG_MAX_REDIS) {
+			snprintf(msg, msglen, "'%s': at most %d URLs", o->name, GW_CONFIG_MAX_REDIS);
+			return -1;
+		}
+		char *copy = strdup(v);
+		if (!copy)
+			return -1;
+		cfg->redis[cfg->nredis++] = copy;
+		return 0;
+	}
 	case OPT_LIST: {
 		/* Stored as its entries, trimmed, one per line; "" is the empty list. */
 		char *out = malloc(strlen(v) + 1), *w = out;
@@ -291,8 +335,11 @@ void gw_config_defaults(struct gw_config *cfg)
 
 void gw_config_free(struct gw_config *cfg)
 {
+	for (int i = 0; i < cfg->nredis; i++)
+		free(cfg->redis[i]);
+	cfg->nredis = 0;
 	for (size_t i = 0; i < NOPTS; i++)
-		if (options[i].type != OPT_INT) {
+		if (options[i].type != OPT_INT && options[i].type != OPT_REDIS) {
 			free(*field_str(cfg, &options[i]));
 			*field_str(cfg, &options[i]) = NULL;
 		}
@@ -419,6 +466,24 @@ static void walk_mapping(struct yaml_ctx *y, yaml_node_t *map, const char *prefi
 				yerr(y, k, "unknown option '%s'", name);
 			continue;
 		}
+		if (o->type == OPT_REDIS) { /* a URL or a list of them; the file's list replaces */
+			for (int i = 0; i < y->cfg->nredis; i++)
+				free(y->cfg->redis[i]);
+			y->cfg->nredis = 0;
+			if (v->type == YAML_SEQUENCE_NODE) {
+				for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+				     it++) {
+					yaml_node_t *e = yaml_document_get_node(y->doc, *it);
+					char msg[400];
+					if (!e || e->type != YAML_SCALAR_NODE)
+						yerr(y, v, "'%s' expects a list of redis:// URLs", name);
+					else if (set_option(y->cfg, o, (const char *)e->data.scalar.value, NULL, msg,
+							    sizeof(msg)))
+						yerr(y, e, "%s", msg);
+				}
+				continue;
+			}
+		}
 		if (o->type == OPT_LIST && v->type == YAML_SEQUENCE_NODE) {
 			/* A YAML list: its scalars, one per line (an entry may not hold a newline). */
 			size_t cap = 1;
@@ -499,6 +564,7 @@ void gw_config_print_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: notify-gateway [--config FILE] [OPTIONS]\n"
+		"       notify-gateway --check-config [--config FILE] [OPTIONS]\n"
 		"       notify-gateway --version | --help\n\n"
 		"Takes Forge remote invocations (POST /forge/events), evaluates the rule file and\n"
 		"pushes signed per-user notifications over websockets (/realtime).\n"
@@ -514,7 +580,7 @@ void gw_config_print_help(FILE *out)
 		char left[128];
 		snprintf(left, sizeof(left), "--%s %s", flag,
 			 options[i].type == OPT_INT ? "N" : options[i].type == OPT_PATH ? "FILE"
-			 : options[i].type == OPT_LIST ? "A,B" : "VALUE");
+			 : options[i].type == OPT_LIST ? "A,B" : options[i].type == OPT_REDIS ? "URL" : "VALUE");
 		fprintf(out, "  %-29s %s", left, options[i].help);
 		if (options[i].def && strcmp(options[i].name, "web_root"))
 			fprintf(out, " [%s]", options[i].def);
@@ -526,6 +592,8 @@ void gw_config_print_help(FILE *out)
 
 static const struct opt *find_flag(const char *flag)
 {
+	if (!strcmp(flag, "redis")) /* --redis URL: short for --cluster-redis */
+		flag = "cluster-redis";
 	for (size_t i = 0; i < NOPTS; i++) {
 		char f[96];
 		snprintf(f, sizeof(f), "%s", options[i].name);
@@ -579,7 +647,8 @@ int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out,
 	}
 	if (config_path && gw_config_load_file(cfg, config_path, err))
 		return 2;
-	/* Pass 2: flags override the file. */
+	/* Pass 2: flags override the file (--redis flags replace the file's list). */
+	int redis_flags = 0;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char *eq = strchr(a, '=');
@@ -588,7 +657,12 @@ int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out,
 		const char *value = eq ? eq + 1 : argv[++i];
 		if (!strcmp(name, "config"))
 			continue;
-		char msg[256];
+		if (find_flag(name)->type == OPT_REDIS && !redis_flags++) {
+			for (int k = 0; k < cfg->nredis; k++)
+				free(cfg->redis[k]);
+			cfg->nredis = 0;
+		}
+		char msg[400];
 		if (set_option(cfg, find_flag(name), value, NULL, msg, sizeof(msg))) {
 			fprintf(err, "notify-gateway: --%s: %s\n", name, msg);
 			return 2;

@@ -9,6 +9,8 @@
 
 #include <stdio.h>
 
+#define GW_CONFIG_MAX_REDIS 8
+
 struct gw_config {
 	char *listen;          /* "HOST:PORT" as given */
 	char *listen_host;     /* parsed from listen */
@@ -49,6 +51,12 @@ struct gw_config {
 	int digest_title_bytes; /* one title in the tracker */
 	int rule_scratch_bytes; /* bytes one rule evaluation may build */
 	char *log_level;
+	char *log_format;      /* "text" or "json" (log.c) */
+	char *tls_cert, *tls_key; /* PEM files: HTTPS/WSS on the public listener (tls.c) */
+	char *admin_listen;    /* HOST:PORT or unix socket path (admin_api.c); NULL: off */
+	char *admin_token_file; /* the admin bearer token (http_api.c loads it; NULL: admin routes off) */
+	int admin_trace_events; /* trace ring entries (trace.h) */
+	int admin_trace_bytes;
 	char *event_loop;      /* "epoll" (libuv) or "poll" (lws's own) */
 	char *subscription_path;        /* POST: subscription tokens for Forge UI invocations */
 	char *subscriber_contexts;      /* list (one per line): context templates */
@@ -59,12 +67,16 @@ struct gw_config {
 	int body_timeout;      /* seconds for a whole request body, once its FIT is verified */
 	int body_budget;       /* bytes of bodies in flight (Content-Length) */
 	int unverified_per_address; /* requests awaiting a FIT verdict per client address; 0: no cap */
-	char *admin_token;     /* file holding the admin bearer token (NULL: admin routes off) */
 	char *store;           /* "sqlite" (STATE_DIR/notify.db) or "memory" (gateway/store.h) */
 	char *durability;      /* "fsync" or "os" */
 	int history_retention; /* seconds a notification stays in the inbox at least */
 	int history_per_user;  /* notifications kept per (installation, user) */
 	int shutdown_reconnect_spread; /* seconds: the close at stop names a random reconnect delay below it */
+	char *redis[8];        /* cluster.redis: redis:// URLs, one per shard (none: no cluster) */
+	int nredis;
+	int cluster_timeout;   /* milliseconds per Redis call */
+	int cluster_claim_after; /* milliseconds before another node's unfinished event is taken over */
+	char *node_id;         /* NULL: hostname:port */
 };
 
 /* Fills defaults. */

@@ -38,6 +38,8 @@
 #include "intake.h"
 #include "subscription.h"
 #include "log.h"
+#include "metrics.h"
+#include "ops_api.h"
 #include "stats.h"
 #include "version.h"
 
@@ -78,6 +80,8 @@ struct http_pss {
 	size_t resp_len;
 	int resp_borrowed;
 	const char *allow; /* Allow header for 405 */
+	const char *ctype; /* NULL: application/json */
+	int64_t intake_started_ns; /* intake: headers seen (intake_answer histogram) */
 	int rx_held;       /* reading stopped until the answer is ready (rx_hold) */
 	int body_done;     /* HTTP_BODY_COMPLETION seen for this request */
 	/* intake limits (issue 10 item 2) */
@@ -115,21 +119,24 @@ int gw_http_admin_load(struct gw_http_state *h, const char *path, char *err, siz
 		return 0;
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		snprintf(err, errlen, "cannot read admin.token file %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot read admin.token_file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	char buf[1024];
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+	size_t a = 0; /* surrounding whitespace is not part of the token */
+	while (a < n && isspace((unsigned char)buf[a]))
+		a++;
+	while (n > a && isspace((unsigned char)buf[n - 1]))
 		n--;
-	if (n < 16 || n >= sizeof(buf) - 1) {
-		snprintf(err, errlen, "admin.token file %s must hold one token of 16 to 1000 characters", path);
+	if (n - a < 16 || n >= sizeof(buf) - 1) {
+		snprintf(err, errlen, "admin.token_file %s must hold one token of 16 to 1000 characters", path);
 		OPENSSL_cleanse(buf, sizeof(buf));
 		return -1;
 	}
 	unsigned int hl = 0;
-	int ok = EVP_Digest(buf, n, h->admin_hash, &hl, EVP_sha256(), NULL) && hl == 32;
+	int ok = EVP_Digest(buf + a, n - a, h->admin_hash, &hl, EVP_sha256(), NULL) && hl == 32;
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (!ok) {
 		snprintf(err, errlen, "cannot hash the admin token");
@@ -139,9 +146,9 @@ int gw_http_admin_load(struct gw_http_state *h, const char *path, char *err, siz
 	return 0;
 }
 
-/* The Authorization bearer against admin.token: both hashed, compared in
- * constant time (no length or prefix leaks). */
-static int admin_authorized(struct gw_app *app, struct lws *wsi)
+/* The Authorization bearer against admin.token_file: both hashed, compared
+ * in constant time (no length or prefix leaks). */
+int gw_http_admin_authorized(struct gw_app *app, struct lws *wsi)
 {
 	if (!app->http.admin_enabled)
 		return 0;
@@ -430,7 +437,7 @@ static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *
 	uintptr_t waiting = (uintptr_t)gw_strmap_get(&app->http.unverified, pss->peer, n);
 	if (app->cfg.unverified_per_address > 0 && waiting >= (uintptr_t)app->cfg.unverified_per_address &&
 	    gw_strmap_get(&app->http.suspect, pss->peer, n) && !gw_strmap_get(&app->http.verified, pss->peer, n)) {
-		char reason[96];
+		char reason[160]; /* peer (<=64) + the text: never truncated */
 		snprintf(reason, sizeof(reason), "%zu requests from %s already await their FIT verdict",
 			 (size_t)waiting, pss->peer);
 		pss->close_after = 1;
@@ -842,6 +849,12 @@ static char *health_json(struct gw_app *app)
 	return text;
 }
 
+/* The detailed health for the admin API (admin_api.c). */
+char *gw_http_status_json(struct gw_app *app)
+{
+	return health_json(app);
+}
+
 /* Headers and body in one write: one syscall per answer, and no second
  * WRITEABLE to wait for (between two, lws could start parsing a pipelined
  * request). lws 4.1.6 only insists on separate writes for HTTP/2, which this
@@ -862,7 +875,7 @@ static int write_answer(struct lws *wsi, struct http_pss *pss)
 	int rc = -1;
 	unwritten_remove(pss);
 	pss->state = HTTP_DONE;
-	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, "application/json",
+	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype ? pss->ctype : "application/json",
 					pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
 		goto out;
 	const char *cc = pss->cache_control ? pss->cache_control : "no-store";
@@ -893,6 +906,10 @@ static int write_answer(struct lws *wsi, struct http_pss *pss)
 	}
 	int len = (int)(p - start);
 	rc = lws_write(wsi, start, (size_t)len, LWS_WRITE_HTTP_HEADERS) == len ? 0 : -1;
+	if (pss->intake_started_ns) {
+		gw_hist_observe_ns(GW_HIST_intake_answer, gw_monotonic_ns() - pss->intake_started_ns);
+		pss->intake_started_ns = 0;
+	}
 out:
 	if (buf != stackbuf)
 		free(buf);
@@ -991,6 +1008,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 				respond_error(pss, 405, "method_not_allowed", "use POST");
 				return 0;
 			}
+			pss->intake_started_ns = gw_monotonic_ns();
 			begin_intake(app, wsi, pss);
 			/* A scheduled trigger may come without a body: then lws has
 			 * nothing to deliver and completion is ours to call. */
@@ -1016,18 +1034,28 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 				strdup(app->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}"), 0);
 			return 0;
 		}
-		/* The admin surface (issue 14 builds on it): bearer admin.token. */
-		if (!strcmp(path, "/admin/status")) {
+		/* The admin surface: bearer admin.token_file. With admin.listen the
+		 * admin routes live on that listener only (admin_api.c) and the
+		 * public listener has none. */
+		if (!strcmp(path, "/admin/status") && !app->cfg.admin_listen) {
 			if (!app->http.admin_enabled) {
 				gw_stat_inc(GW_STAT_http_admin_refused);
-				respond_error(pss, 403, "admin_disabled", "set admin.token to enable the admin routes");
-			} else if (!admin_authorized(app, wsi)) {
+				respond_error(pss, 403, "admin_disabled", "set admin.token_file to enable the admin routes");
+			} else if (!gw_http_admin_authorized(app, wsi)) {
 				gw_stat_inc(GW_STAT_http_admin_refused);
-				respond_error(pss, 401, "unauthorized", "send Authorization: Bearer <admin.token>");
+				respond_error(pss, 401, "unauthorized", "send Authorization: Bearer <admin.token_file>");
 			} else {
 				respond(pss, 200, health_json(app), 0);
 			}
 			return 0;
+		}
+		{
+			int status;
+			char *body = NULL;
+			if (!gw_ops_answer(app, path, &status, &body, &pss->ctype)) {
+				respond(pss, status, body, 0);
+				return 0;
+			}
 		}
 		if (!strcmp(path, "/.well-known/jwks.json")) {
 			/* Public keys: any page may fetch them (a Forge iframe is never

@@ -24,19 +24,27 @@ struct gw_http_state {
 	struct gw_strmap suspect;     /* client address -> 1: sent an invalid FIT and no valid one (capped) */
 	size_t body_bytes;            /* Content-Length reserved by bodies being read or verified */
 	struct http_pss *reading;     /* bodies being read (the whole-body deadline) */
-	unsigned char admin_hash[32]; /* SHA-256 of the admin.token bearer */
-	int admin_enabled;            /* admin.token configured */
+	unsigned char admin_hash[32]; /* SHA-256 of the admin.token_file bearer */
+	int admin_enabled;            /* admin.token_file configured */
 };
 
-/* Reads the admin bearer token from path (admin.token; NULL: the admin
- * routes answer 403 admin_disabled). Keeps only its SHA-256, compared in
- * constant time. Returns 0, or -1 with a message on err. */
+/* Reads the admin bearer token from path (admin.token_file, surrounding
+ * whitespace trimmed; NULL: the admin routes answer 403 admin_disabled).
+ * Keeps only its SHA-256, compared in constant time. Returns 0, or -1 with a
+ * message on err. Main thread, before the server runs (admin_api.c). */
 int gw_http_admin_load(struct gw_http_state *h, const char *path, char *err, size_t errlen);
+/* Whether the request's Authorization bearer is the admin token (service
+ * thread; the public /admin/status and the admin listener, admin_api.c). */
+int gw_http_admin_authorized(struct gw_app *app, struct lws *wsi);
 
 int gw_http_state_init(struct gw_http_state *h);
 void gw_http_state_free(struct gw_http_state *h); /* the sessions belong to lws */
 
 extern const size_t gw_http_pss_size; /* sizeof(struct http_pss): lws per-session data */
+
+/* The detailed health (rules, queues, installations, counters) as JSON text,
+ * malloc'd: GET /admin/status (admin_api.c). Service thread. */
+char *gw_http_status_json(struct gw_app *app);
 
 /* The lws callback of protocol "http-api" (server.c binds it). */
 int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);

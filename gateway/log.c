@@ -134,6 +134,148 @@ const char *gw_log_quote(struct gw_log_quoted *q, const char *value, size_t len)
 	return q->s;
 }
 
+/* ---- log.format: json ------------------------------------------------------
+ *
+ * One JSON object a line: {"ts", "level", "msg", ...fields}. The fields are
+ * the message's own key=value pairs (trace=..., type="...", status=503):
+ * every call site already writes them that way, so no call site changes and
+ * the text and JSON forms carry the same facts. A quoted value (GW_Q) is
+ * unquoted ("\"" and "\\" undone; \xNN escapes stay as text). Keys that
+ * would shadow ts, level, msg or component are left in msg only. */
+
+static int log_json;
+
+void gw_log_set_json(int on)
+{
+	log_json = on;
+}
+
+struct jbuf {
+	char *p;
+	size_t n, cap;
+};
+
+static void jraw(struct jbuf *b, const char *s, size_t n)
+{
+	if (b->n + n >= b->cap)
+		n = b->n + 1 < b->cap ? b->cap - b->n - 1 : 0;
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+}
+
+/* A JSON string: control bytes as \u00XX, invalid UTF-8 as U+FFFD. */
+static void jstr(struct jbuf *b, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	jraw(b, "\"", 1);
+	for (size_t i = 0; i < n;) {
+		unsigned char c = u[i];
+		size_t adv;
+		if (c == '"' || c == '\\') {
+			char e[2] = {'\\', (char)c};
+			jraw(b, e, 2);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			char e[6] = {'\\', 'u', '0', '0', hexdig[c >> 4], hexdig[c & 15]};
+			jraw(b, e, 6);
+			i++;
+		} else if (c < 0x80) {
+			jraw(b, s + i, 1);
+			i++;
+		} else if ((adv = utf8_ok(u + i, n - i)) > 0) {
+			jraw(b, s + i, adv);
+			i += adv;
+		} else {
+			jraw(b, "\\ufffd", 6);
+			i++;
+		}
+	}
+	jraw(b, "\"", 1);
+}
+
+static int reserved_key(const char *k, size_t n)
+{
+	static const char *const names[] = {"ts", "level", "msg", "component"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && !memcmp(names[i], k, n))
+			return 1;
+	return 0;
+}
+
+/* Appends ,"key":"value" for each key=value in msg; at most 16 fields. */
+static void jfields(struct jbuf *b, const char *msg, size_t len)
+{
+	char seen[16][32];
+	int nseen = 0;
+	for (size_t i = 0; i < len && nseen < 16; i++) {
+		if (i > 0 && msg[i - 1] != ' ')
+			continue;
+		size_t k = i;
+		while (k < len && ((msg[k] >= 'a' && msg[k] <= 'z') || (msg[k] >= 'A' && msg[k] <= 'Z') ||
+				   (msg[k] >= '0' && msg[k] <= '9') || msg[k] == '_'))
+			k++;
+		if (k == i || k >= len || msg[k] != '=' || k - i >= 32 || reserved_key(msg + i, k - i))
+			continue;
+		int dup = 0;
+		for (int s = 0; s < nseen; s++)
+			dup |= strlen(seen[s]) == k - i && !memcmp(seen[s], msg + i, k - i);
+		if (dup)
+			continue;
+		memcpy(seen[nseen], msg + i, k - i);
+		seen[nseen++][k - i] = '\0';
+		char val[GW_LOG_QUOTED_MAX + 8];
+		size_t vn = 0, v = k + 1;
+		if (v < len && msg[v] == '"') {
+			for (v++; v < len && msg[v] != '"' && vn < sizeof(val); v++) {
+				if (msg[v] == '\\' && v + 1 < len && (msg[v + 1] == '"' || msg[v + 1] == '\\'))
+					v++;
+				val[vn++] = msg[v];
+			}
+		} else {
+			for (; v < len && msg[v] != ' ' && vn < sizeof(val); v++)
+				val[vn++] = msg[v];
+			while (vn && (val[vn - 1] == ':' || val[vn - 1] == ',' || val[vn - 1] == ';'))
+				vn--;
+		}
+		jraw(b, ",", 1);
+		jstr(b, msg + i, k - i);
+		jraw(b, ":", 1);
+		jstr(b, val, vn);
+		i = v > i ? v - 1 : i;
+	}
+}
+
+static void emit_json(enum gw_log_level level, const char *prefix, const char *msg, size_t len,
+		      const struct timespec *ts, const struct tm *tm)
+{
+	char out[4096], t[96];
+	struct jbuf b = {out, 0, sizeof(out) - 2};
+	snprintf(t, sizeof(t), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm->tm_year + 1900, tm->tm_mon + 1,
+		 tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, ts->tv_nsec / 1000000);
+	jraw(&b, "{\"ts\":", 6);
+	jstr(&b, t, strlen(t));
+	jraw(&b, ",\"level\":", 9);
+	jstr(&b, level_names[level], strlen(level_names[level]));
+	if (*prefix)
+		jraw(&b, ",\"component\":\"lws\"", 18);
+	jraw(&b, ",\"msg\":", 7);
+	jstr(&b, msg, len);
+	jfields(&b, msg, len);
+	/* A line cut at the buffer's end still closes as valid JSON. */
+	if (b.n >= sizeof(out) - 3) {
+		static const char cut[] = "\",\"truncated\":true";
+		b.n = sizeof(out) - 3 - (sizeof(cut) - 1);
+		while (b.n > 0 && (out[b.n - 1] == '\\' || (unsigned char)out[b.n - 1] >= 0x80))
+			b.n--; /* not inside an escape or a UTF-8 sequence */
+		memcpy(out + b.n, cut, sizeof(cut) - 1);
+		b.n += sizeof(cut) - 1;
+	}
+	out[b.n++] = '}';
+	out[b.n++] = '\n';
+	ssize_t w = write(STDERR_FILENO, out, b.n);
+	(void)w;
+}
+
 static void emit_line(enum gw_log_level level, const char *prefix, const char *fmt, va_list ap)
 {
 	char line[2048], out[2048];
@@ -141,6 +283,14 @@ static void emit_line(enum gw_log_level level, const char *prefix, const char *f
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
+	if (log_json) {
+		int m = vsnprintf(line, sizeof(line), fmt, ap);
+		size_t len = m < 0 ? 0 : (size_t)m < sizeof(line) ? (size_t)m : sizeof(line) - 1;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			len--;
+		emit_json(level, prefix, line, len, &ts, &tm);
+		return;
+	}
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s",
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 			 tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], prefix);

@@ -29,6 +29,8 @@ enum gw_log_level { GW_LOG_ERR, GW_LOG_WARN, GW_LOG_NOTICE, GW_LOG_INFO, GW_LOG_
 extern int gw_log_max_level;
 
 void gw_log_set_level(enum gw_log_level level);
+/* log.format: json (1) writes each record as one JSON object a line (log.c). */
+void gw_log_set_json(int on);
 /* Parses "error|warn|notice|info|debug"; returns -1 if unknown. */
 int gw_log_level_parse(const char *name);
 

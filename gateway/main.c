@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "admin_api.h"
+#include "check_config.h"
 #include "broker_local.h"
+#include "cluster.h"
 #include "http_api.h"
 #include "intake.h"
 #include "keys.h"
@@ -52,6 +55,8 @@ int main(int argc, char **argv)
 	json_object_seed(0);
 	if (argc >= 2 && !strcmp(argv[1], "rules"))
 		return gw_rules_cli(argc - 2, argv + 2, stdout, stderr);
+	if (gw_check_config_requested(argc - 1, argv + 1))
+		return gw_check_config(argc - 1, argv + 1, gw_embedded_rules, gw_embedded_rules_len, stdout, stderr);
 	gw_config_defaults(&app.cfg);
 	int rc = gw_config_from_args(&app.cfg, argc - 1, argv + 1, stdout, stderr);
 	if (rc) {
@@ -59,7 +64,19 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	}
 	gw_log_set_level((enum gw_log_level)gw_log_level_parse(app.cfg.log_level));
+	gw_log_set_json(!strcmp(app.cfg.log_format, "json"));
+	/* Cluster mode: a bad Redis URL, password or server is bad input. */
+	if ((rc = gw_cluster_check(&app.cfg, stderr))) {
+		gw_config_free(&app.cfg);
+		return rc;
+	}
 
+	char amsg[512];
+	if (gw_admin_prepare(&app, amsg, sizeof(amsg))) {
+		fprintf(stderr, "notify-gateway: %s\n", amsg);
+		gw_config_free(&app.cfg);
+		return 2;
+	}
 	struct rules_set *rules = load_rules(&app.cfg);
 	if (!rules) {
 		gw_config_free(&app.cfg);
@@ -113,6 +130,12 @@ int main(int argc, char **argv)
 	}
 	gw_log(GW_LOG_NOTICE, "store: %s (%s durability), epoch %s, %zu journaled events to finish first",
 	       app.cfg.store, app.cfg.durability, app.store->ops->epoch(app.store), replayed);
+	/* the trace ring runs the rules twice: only when the admin API can read it */
+	if (gw_admin_enabled(&app) && app.cfg.admin_trace_events > 0 &&
+	    gw_trace_init(&app.trace, (size_t)app.cfg.admin_trace_events, (size_t)app.cfg.admin_trace_bytes)) {
+		fprintf(stderr, "notify-gateway: out of memory at start\n");
+		return 1;
+	}
 	gw_rulebox_install_take(&app.rulebox, rules, app.cfg.rules);
 	gw_log(GW_LOG_NOTICE, "rules: %zu from %s (version %s)", rules_set_count(rules),
 	       app.cfg.rules ? app.cfg.rules : "the embedded default", rules_set_version(rules));
@@ -128,6 +151,7 @@ int main(int argc, char **argv)
 	gw_workq_destroy(&app.workq);
 	gw_dedup_destroy(&app.dedup);
 	gw_activity_destroy(&app.activity);
+	gw_trace_destroy(&app.trace);
 	gw_registry_close(&app.registry);
 	app.store->ops->close(app.store);
 	gw_keys_free(&app);

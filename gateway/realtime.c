@@ -538,7 +538,8 @@ static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_r
 			int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
 				 !copy_allowed(o, q) && (q->ids = calloc(r->marked.count, sizeof(char *)));
 			for (size_t i = 0; ok && i < r->marked.count; i++)
-				if (gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, r->marked.ctxs[i]) &&
+				if (r->marked.ctxs && /* an engine without contexts: that tab reads its inbox */
+				    gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, r->marked.ctxs[i]) &&
 				    !(q->ids[q->nids++] = strdup(r->marked.ids[i])))
 					ok = 0;
 			if (ok && q->nids) {

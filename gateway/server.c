@@ -27,6 +27,10 @@
 #include "realtime.h"
 #include "server.h"
 #include "log.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "tls.h"
+#include "admin_api.h"
 #include "stats.h"
 #include "static_guard.h"
 #include "journal.h"
@@ -67,6 +71,18 @@ static void on_hup(int sig)
 	reload_requested = 1;
 }
 
+void gw_server_request_reload(void)
+{
+	reload_requested = 1;
+}
+
+void gw_server_set_paused(struct gw_app *app, int paused, const char *by)
+{
+	app->intake_paused = paused;
+	gw_log(GW_LOG_NOTICE, "intake %s (%s): events are answered %s", paused ? "paused" : "resumed", by,
+	       paused ? "503 + Retry-After until resumed" : "normally again");
+}
+
 /* ---- outbox drain (service thread) -------------------------------------- */
 
 static void hold_batch(struct gw_app *app, struct gw_outbox_item *b)
@@ -83,10 +99,15 @@ static void release_batches(struct gw_app *app)
 	while (app->release.held && app->release.held->intake_no == app->release.next) {
 		struct gw_outbox_item *b = app->release.held;
 		app->release.held = b->next;
+		if (b->count && b->received_ns)
+			gw_hist_observe_ns(GW_HIST_event_to_frame, gw_monotonic_ns() - b->received_ns);
 		for (size_t i = 0; i < b->count; i++) {
 			struct gw_delivery *d = &b->items[i];
-			if (!gw_broker_publish(app->broker, d->installation, d->user, d->ctx, d->msg))
+			size_t n = gw_broker_publish(app->broker, d->installation, d->user, d->ctx, d->msg);
+			if (!n)
 				gw_stat_inc(GW_STAT_notifications_undelivered);
+			if (app->trace.ring && d->user)
+				gw_trace_delivered(&app->trace, b->intake_no, d->user, d->seq, n);
 		}
 		app->release.next++;
 		gw_outbox_item_free(b);
@@ -261,6 +282,7 @@ static void *reload_thread(void *arg)
 		gw_rulebox_record_failure(&app->rulebox, msg);
 		gw_log(GW_LOG_ERR, "reload: %s has errors; the running rules stay in force", app->cfg.rules);
 	}
+	gw_sd_ready(set ? "serving; rules reloaded" : "serving; the last reload failed (the running rules stay)");
 	atomic_store(&reload_finished, 1);
 	return NULL;
 }
@@ -288,14 +310,17 @@ static void start_reload(struct gw_app *app)
 		reload_requested = 1; /* after the running one (the 1 s sweep wakes us) */
 		return;
 	}
+	gw_sd_reloading();
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	atomic_store(&reload_finished, 0);
 	if (pthread_create(&reload_tid, NULL, reload_thread, app) == 0)
 		reload_running = 1;
-	else
+	else {
 		gw_log(GW_LOG_ERR, "reload: cannot start the reload thread");
+		gw_sd_ready("serving; the last reload could not start");
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -352,18 +377,12 @@ static void set_fd_limit(struct gw_app *app, int after_context)
 
 int gw_server_run(struct gw_app *app)
 {
-	char aerr[256];
-	if (gw_http_admin_load(&app->http, app->cfg.admin_token, aerr, sizeof(aerr))) {
-		gw_log(GW_LOG_ERR, "%s", aerr);
-		fprintf(stderr, "notify-gateway: %s\n", aerr);
-		return 1;
-	}
 	set_fd_limit(app, 0);
 	static struct lws_protocols protocols[3];
 	static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
 	static struct lws_protocol_vhost_options pvo_realtime = {NULL, &pvo_default, "notify-gateway", ""};
 	static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
-	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown, m_dev;
+	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown, m_dev, m_metrics, m_livez, m_readyz;
 
 	protocols[0] = (struct lws_protocols){"http-api", http_protocol_cb, gw_http_pss_size, 0, 0, app, 0};
 	protocols[1] = (struct lws_protocols){"notify-gateway", realtime_protocol_cb, gw_conn_size, 4096, 0,
@@ -382,9 +401,11 @@ int gw_server_run(struct gw_app *app)
 	m_root.protocol = "http-api";
 	static struct lws_http_mount m_admin;
 	static struct lws_http_mount m_subscription; /* forge.subscription_path outside /forge/ */
-	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_admin, &m_subscription};
-	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/admin", app->cfg.subscription_path};
-	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 6 : 5;
+	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_admin, &m_metrics, &m_livez,
+					      &m_readyz, &m_subscription};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/admin", "/metrics", "/livez", "/readyz",
+				   app->cfg.subscription_path};
+	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 9 : 8;
 	struct lws_http_mount *prev = &m_root;
 	for (int i = 0; i < ncb; i++) {
 		*cb_mounts[i] = (struct lws_http_mount){0};
@@ -418,6 +439,13 @@ int gw_server_run(struct gw_app *app)
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (!strchr(app->cfg.listen_host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	char tmsg[512];
+	if (gw_tls_check(app->cfg.tls_cert, app->cfg.tls_key, tmsg, sizeof(tmsg))) {
+		gw_log(GW_LOG_ERR, "%s", tmsg);
+		fprintf(stderr, "notify-gateway: %s\n", tmsg);
+		return 2;
+	}
+	gw_tls_configure(app, &info);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, gw_log_lws_emit);
 
@@ -476,6 +504,11 @@ int gw_server_run(struct gw_app *app)
 		}
 	}
 	app->vhost = lws_get_vhost_by_name(app->lws, "default");
+	if (gw_admin_start(app)) {
+		lws_context_destroy(app->lws);
+		app->lws = NULL;
+		return 1;
+	}
 	app->listen_port = app->vhost ? lws_get_vhost_listen_port(app->vhost) : app->cfg.listen_port;
 	app->outbox.wake = wake_service;
 	app->outbox.wake_ud = app;
@@ -501,15 +534,18 @@ int gw_server_run(struct gw_app *app)
 	}
 	const char *host = app->cfg.listen_host;
 	int v6 = strchr(host, ':') != NULL;
-	printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "", app->listen_port);
+	printf("listening on http%s://%s%s%s:%d\n", app->cfg.tls_cert ? "s" : "", v6 ? "[" : "", host, v6 ? "]" : "",
+	       app->listen_port);
 	fflush(stdout);
 	gw_log(GW_LOG_NOTICE, "notify-gateway listening on %s:%d with %d workers", host, app->listen_port,
 	       app->nworkers);
+	gw_sd_ready("serving");
 
 	while (!stop_requested) {
 		service_once(app);
 		if (reload_requested) {
 			reload_requested = 0;
+			gw_tls_reload(app);
 			start_reload(app);
 		}
 		if (pause_toggle_requested) {
@@ -523,6 +559,7 @@ int gw_server_run(struct gw_app *app)
 
 	/* ---- ordered stop ---- */
 	gw_log(GW_LOG_NOTICE, "stopping: finishing accepted events");
+	gw_sd_stopping();
 	reap_reload(1); /* a reload under way finishes first: it uses cfg and the rulebox */
 	app->stopping = 1;
 	gw_workq_close(&app->workq);
@@ -546,6 +583,7 @@ int gw_server_run(struct gw_app *app)
 	       (unsigned long long)gw_stat_get(GW_STAT_notifications_undelivered));
 	sweep_stop();
 	lws_context_destroy(app->lws);
+	gw_admin_stop(app);
 	app->lws = NULL;
 	gw_static_guard_free();
 	if (uv_in_use) {

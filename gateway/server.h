@@ -20,4 +20,9 @@ struct gw_release {
  * order. Returns the process exit code. */
 int gw_server_run(struct gw_app *app);
 
+/* The admin API's SIGHUP and SIGUSR1 (service thread): a reload as after
+ * SIGHUP; intake paused (1) or resumed (0), logged with who asked. */
+void gw_server_request_reload(void);
+void gw_server_set_paused(struct gw_app *app, int paused, const char *by);
+
 #endif

@@ -15,7 +15,7 @@
 	X(http_pipelined_closed, "connections closed after answering because the client pipelined (sent a request before the previous answer)") \
 	X(http_static_refused, "static file requests refused: the file's real path is outside web_root (symlink)") \
 	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name") \
-	X(http_admin_refused, "admin route requests refused (401 bad token, 403 admin.token unset)") \
+	X(http_admin_refused, "admin route requests refused (401 bad token, 403 admin.token_file unset), on either listener") \
 	X(events_rejected_body_timeout, "events answered 408: the body did not arrive within limits.body_timeout") \
 	X(events_rejected_body_budget, "events answered 503: bodies in flight over limits.body_budget") \
 	X(events_rejected_unverified_cap, "events answered 429: too many requests from one address awaiting their FIT verdict") \
@@ -69,6 +69,19 @@
 	X(store_replayed, "stored notifications replayed on resume") \
 	X(store_live_skipped, "live frames not sent because the resume that preceded them already sent them") \
 	X(store_requests_failed, "websocket store requests (resume, inbox, mark) that failed in the store") \
+	X(redis_round_trips, "commands the store sent to Redis and waited for (one per call: scripts do the rest server-side)") \
+	X(redis_errors, "Redis calls that failed (unreachable, timed out, backing off, or an error reply)") \
+	X(redis_reconnects, "connections to a Redis server made again after a failure") \
+	X(redis_busy_timeouts, "store calls that gave up waiting cluster.timeout for a shard's connection") \
+	X(redis_epoch_changes, "Redis shards found wiped while running (a new epoch adopted)") \
+	X(redis_claimed, "journal entries taken over from another node after cluster.claim_after") \
+	X(redis_seq_conflicts, "record calls refused because another node recorded the user meanwhile (re-signed)") \
+	X(redis_broker_received, "notifications received from Redis by this node's broker") \
+	X(redis_broker_dropped, "notifications from Redis dropped: no memory, or 64 MiB of them waiting for the service thread (the clients resume with since)") \
+	X(redis_broker_malformed, "messages on a notification channel that were not a notification") \
+	X(redis_broker_disconnects, "broker connections to Redis lost (closed, reset, auth refused)") \
+	X(redis_broker_reconnects, "broker subscriber connections made again (messages meanwhile are missed: resume)") \
+	X(redis_broker_probe_failures, "broker connections dropped because their probe did not come back in time") \
 	X(ws_connections_opened, "websocket connections opened")                     \
 	X(ws_auth_failed, "websocket connections refused at connect")                \
 	X(ws_frames_refused, "client frames answered with an error frame")           \
@@ -89,7 +102,8 @@
 	X(subscription_refused, "/forge/subscription requests refused (401/403/400/413/405)") \
 	X(cors_preflights, "CORS preflights answered for allowed origins") \
 	X(cors_refused, "cross-origin requests or preflights from origins not in cors.allowed_origins") \
-	X(ws_origin_refused, "websocket upgrades refused: Origin not allowed")
+	X(ws_origin_refused, "websocket upgrades refused: Origin not allowed") \
+	X(trace_entries_evicted, "admin trace entries dropped to stay within admin.trace_events / admin.trace_bytes")
 
 enum gw_stat {
 #define GW_STAT_ENUM(name, help) GW_STAT_##name,

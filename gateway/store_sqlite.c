@@ -42,9 +42,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "stats.h"
 #include "store.h"
 #include "strmap.h"
+#include "util.h"
 
 #define SCHEMA_VERSION 1
 #define PURGE_USERS_PER_STEP 64
@@ -271,6 +273,7 @@ static int submit(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct
 		s->queue_tail = &s->queue;
 		pthread_mutex_unlock(&s->qlock);
 
+		int64_t began_ns = gw_monotonic_ns(); /* the store_commit histogram (metrics.h) */
 		int trc = step_done(s->ws[W_BEGIN]);
 		for (struct wreq *q = batch; q; q = q->next) {
 			if (trc) {
@@ -307,8 +310,10 @@ static int submit(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct
 			nreq++;
 			nfailed += q->rc < 0;
 		}
-		if (!trc)
+		if (!trc) {
 			gw_stat_inc(GW_STAT_store_commits);
+			gw_hist_observe_ns(GW_HIST_store_commit, gw_monotonic_ns() - began_ns);
+		}
 		gw_stat_add(GW_STAT_store_commit_requests, nreq);
 		gw_stat_add(GW_STAT_store_write_errors, nfailed);
 		pthread_mutex_lock(&s->qlock);

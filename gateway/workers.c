@@ -11,6 +11,8 @@
 #include "batch.h"
 #include "intake.h"
 #include "log.h"
+#include "metrics.h"
+#include "trace.h"
 #include "sequencer.h"
 #include "stats.h"
 #include "store_jobs.h"
@@ -61,6 +63,37 @@ static void rule_log(void *ud, const char *rule_key, const char *message)
 	       GW_Q(rule_key), GW_Q(message));
 }
 
+/* The admin trace (trace.h): the decision, the notifications and their seqs. */
+static void trace_event(struct gw_app *app, const struct rules_set *set, struct rules_scratch *scratch,
+			const struct gw_job *job, json_t *notes, size_t nnotes, const struct gw_delivery *items)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < nnotes; i++)
+		total += json_array_size(json_object_get(json_array_get(notes, i), "to"));
+	struct gw_trace_note one, *tn = total > 1 ? calloc(total, sizeof(*tn)) : &one;
+	if (!tn)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < nnotes; i++) {
+		json_t *note = json_array_get(notes, i), *to = json_object_get(note, "to");
+		for (size_t j = 0; j < json_array_size(to) && k < total; j++, k++) {
+			tn[k].rule = json_string_value(json_object_get(note, "rule"));
+			tn[k].ctx = json_string_value(json_object_get(note, "context"));
+			tn[k].user = json_string_value(json_array_get(to, j));
+			tn[k].seq = items ? items[k].seq : 0;
+		}
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	const struct rules_invocation inv = {job->fit};
+	struct gw_trace_event ev = {job->trace_id, job->event_type, job->installation, job->intake_no,
+				    now_ms - (gw_monotonic_ns() - job->received_ns) / 1000000, job->event, &inv};
+	gw_trace_record(&app->trace, set, scratch, &ev, tn, k);
+	if (tn != &one)
+		free(tn);
+}
+
 static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_scratch *scratch,
 			   struct gw_event_work *w)
 {
@@ -80,6 +113,7 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 		active = gw_activity_take_locked(&app->activity, job->installation, interval ? interval : "");
 		gw_sequencer_unlock(sq); /* } sequencer lock ---- (the turn stays ours) */
 	}
+	int64_t eval_started = gw_monotonic_ns();
 	if (set && job->scheduled) {
 		/* Rules on "scheduled:<interval>" run once, with event.activity
 		 * listing who was notified since this interval's last run; rules on
@@ -101,7 +135,8 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	} else if (set) {
 		notes = rules_evaluate_for(set, event_type, job->event, &inv, scratch, rule_log, &lc);
 	}
-	rules_set_unref(set);
+	if (set)
+		gw_hist_observe_ns(GW_HIST_rule_evaluation, gw_monotonic_ns() - eval_started);
 	json_decref(active);
 	struct rules_limit_counts stopped;
 	rules_scratch_take_counts(scratch, &stopped);
@@ -152,6 +187,9 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 		}
 	}
 	gw_sequencer_pass_turn(sq); /* } sequencer lock ---- */
+	if (app->trace.ring)
+		trace_event(app, set, scratch, job, notes, nnotes, items);
+	rules_set_unref(set);
 
 	w->job = job;
 	w->notes = notes;

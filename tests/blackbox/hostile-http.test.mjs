@@ -462,8 +462,8 @@ describe('item 6: /healthz is liveness only; the details need the admin token', 
     try {
       const short = path.join(dir, 'short');
       writeFileSync(short, 'abc\n');
-      for (const [file, re] of [[path.join(dir, 'missing'), /cannot read admin\.token/], [short, /16 to 1000 characters/]]) {
-        const r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', dir, '--admin-token', file], { timeout: 15000 });
+      for (const [file, re] of [[path.join(dir, 'missing'), /cannot read admin\.token_file/], [short, /16 to 1000 characters/]]) {
+        const r = await runCli(['--listen', '127.0.0.1:0', '--state-dir', dir, '--admin-token-file', file], { timeout: 15000 });
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, re);
       }

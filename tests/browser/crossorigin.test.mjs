@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import puppeteer from 'puppeteer-core';
-import { Gateway, launchBrowser, request, sleep, tempDir } from './lib/harness.mjs';
+import { Gateway, launchBrowser, request, sleep, tempDir, adminStatus } from './lib/harness.mjs';
 import { buildExample, simKeys, staticServer, simSend, bugCreated, APP_ID } from './lib/forge-app.mjs';
 
 const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
@@ -37,7 +37,7 @@ after(async () => {
 const pageUrl = (user, issue) => `${site.url}/index.html?${new URLSearchParams({ user, issue, gateway: gw.url })}`;
 
 async function subscriptions() {
-  return (await request(gw.port, { path: '/healthz' })).json.connections.subscriptions;
+  return (await adminStatus(gw)).json.connections.subscriptions;
 }
 async function waitSubscriptions(n, timeout = 10000) {
   const deadline = Date.now() + timeout;

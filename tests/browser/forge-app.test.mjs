@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { validate } from '@forge/manifest';
-import { Gateway, launchBrowser, SOURCE_DIR, request, sleep } from './lib/harness.mjs';
+import { Gateway, launchBrowser, SOURCE_DIR, request, sleep, adminStatus } from './lib/harness.mjs';
 import { buildExample, simKeys, staticServer, simSend, bugCreated, APP_ID, EXAMPLE_DIR } from './lib/forge-app.mjs';
 
 let example;
@@ -64,7 +64,7 @@ test('manifest.yml passes @forge/manifest full validation (with the built resour
 async function waitSubscriptions(n, timeout = 10000) {
   const deadline = Date.now() + timeout;
   for (;;) {
-    const h = await request(gw.port, { path: '/healthz' });
+    const h = await adminStatus(gw);
     if (h.json.connections.subscriptions >= n) return;
     if (Date.now() > deadline) throw new Error(`${h.json.connections.subscriptions} subscriptions, expected ${n}`);
     await sleep(50);

@@ -107,7 +107,7 @@ export class Gateway {
   }
 
   async waitListening(timeout = 15000) {
-    const re = /listening on http:\/\/(?:\[[^\]]*\]|[^\s:/]+):(\d+)/;
+    const re = /^listening on https?:\/\/(?:\[[^\]]*\]|[^\s:/]+):(\d+)/m;
     const deadline = Date.now() + timeout;
     await new Promise((resolve, reject) => {
       const check = () => {
@@ -201,7 +201,7 @@ export async function startGateway({ keys, rules = DEFAULT_RULES, args = [], sta
   if (admin) {
     const adminPath = path.join(adminDir, 'test-admin-token');
     writeFileSync(adminPath, adminToken + '\n', { mode: 0o600 });
-    argv.push('--admin-token', adminPath);
+    argv.push('--admin-token-file', adminPath);
   }
   if (process.env.GW_LOG_LEVEL) argv.push('--log-level', process.env.GW_LOG_LEVEL);
   argv.push(...args);

@@ -1,7 +1,8 @@
 // harness.mjs - the real notify-gateway (development mode: /dev/token, /dev/fit)
 // and Debian's chromium driven by playwright-core. Every wait is bounded.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +41,11 @@ export class Gateway {
     gw.ownsStateDir = !stateDir;
     gw.stateDir = stateDir || tempDir('ngw-browser-');
     gw.argv = ['--listen', `127.0.0.1:${port}`, '--state-dir', gw.stateDir, '--web-root', WEB_ROOT];
+    // /admin/status holds the details /healthz no longer publishes (adminStatus below)
+    gw.adminToken = randomBytes(24).toString('base64url');
+    gw.adminDir = tempDir('ngw-browser-admin-');
+    writeFileSync(path.join(gw.adminDir, 'admin-token'), gw.adminToken, { mode: 0o600 });
+    gw.argv.push('--admin-token', path.join(gw.adminDir, 'admin-token'));
     if (rules) gw.argv.push('--rules', rules);
     gw.argv.push(...args);
     if (!existsSync(BINARY)) throw new Error(`gateway binary not found: ${BINARY} (build it or set GW_BINARY)`);
@@ -121,6 +127,7 @@ export class Gateway {
     }
     if (process.env.GW_DUMP_STDERR) process.stderr.write(`--- gateway stderr ---\n${this.stderr}\n`);
     if (this.ownsStateDir && !process.env.GW_KEEP_TMP) rmSync(this.stateDir, { recursive: true, force: true });
+    if (this.adminDir) rmSync(this.adminDir, { recursive: true, force: true });
   }
 }
 
@@ -254,3 +261,8 @@ export async function waitOpen(page, timeout = 10000) {
 
 export const stats = (page) => page.evaluate(() => window.notifyDemo.stats());
 export const shown = (page) => page.evaluate(() => window.notifyDemo.shown.map((s) => ({ ...s })));
+
+/** GET /admin/status (health details) with the gateway's admin token. */
+export function adminStatus(gw, opts = {}) {
+  return request(gw.port, { path: '/admin/status', headers: { Authorization: `Bearer ${gw.adminToken}` }, ...opts });
+}

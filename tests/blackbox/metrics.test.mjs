@@ -1,0 +1,254 @@
+// metrics.test.mjs - GET /metrics, /livez, /readyz (issue 14, "Metrics and health"):
+//   - /metrics is valid Prometheus text (checked by Prometheus's own
+//     `promtool check metrics`), every counter /admin/status shows (what
+//     /healthz showed) is there with the same value, and after a known sequence of events the counters,
+//     gauges and histogram counts say exactly what happened;
+//   - /readyz answers 200 when ready and 503 naming the failing check while
+//     intake is paused (SIGUSR1), and 200 again after the second SIGUSR1;
+//     it answers 503 "stopping" while a stop waits for a websocket to close;
+//   - /livez answers 200;
+//   - a real Prometheus scrapes it: the target is up and a query returns
+//     the accepted-events count.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+
+import { startGateway } from './lib/gateway.mjs';
+import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
+import { adminStatus, postEvent, request } from './lib/http.mjs';
+import { subscriber } from './lib/ws.mjs';
+import { bugEvent, envelope, uniqueUser, ctxOf } from './lib/events.mjs';
+
+let keys;
+const gateways = [];
+const clients = [];
+
+before(async () => {
+  keys = await makeKeys();
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  for (const gw of gateways) await gw.stop();
+});
+
+async function start(args = []) {
+  const gw = await startGateway({ keys, args });
+  gateways.push(gw);
+  return gw;
+}
+
+/** Parses the exposition text into a Map "name{labels}" -> number. */
+function parse(text) {
+  const m = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return m;
+}
+
+async function scrape(gw) {
+  const res = await request(gw.port, { path: '/metrics' });
+  assert.equal(res.status, 200, res.text);
+  assert.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  return res.text;
+}
+
+function promtool(text) {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  if (r.error) throw new Error(`promtool not runnable (${r.error.message}): run scripts/setup.sh (Debian package prometheus)`);
+  return r;
+}
+
+/** The series a /healthz counter is exposed as. */
+function seriesOf(counter) {
+  for (const [prefix, fam] of [['events_rejected_', 'events_rejected'], ['forge_retries_', 'forge_retries']])
+    if (counter.startsWith(prefix)) return `notify_gateway_${fam}_total{reason="${counter.slice(prefix.length)}"}`;
+  return `notify_gateway_${counter}_total`;
+}
+
+async function waitFor(pred, what, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('/metrics', () => {
+  test('valid exposition; counters, gauges and histograms after a known sequence', async () => {
+    const gw = await start();
+    const user = uniqueUser('m');
+    const c = await subscriber(gw, await mintSub(keys, { sub: user, ctx: [ctxOf('MT-1')] }), [ctxOf('MT-1')], { name: 'm' });
+    clients.push(c);
+
+    for (let i = 0; i < 3; i++) {
+      const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'MT-1', assignee: user, summary: `m${i}` })));
+      assert.equal(res.status, 202, res.text);
+    }
+    // one event for nobody subscribed: accepted, signed, undelivered
+    assert.equal((await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'MT-2', assignee: uniqueUser('x') })))).status, 202);
+    assert.equal((await postEvent(gw.port, null, envelope(bugEvent({ key: 'MT-1', assignee: user })))).status, 401);
+    assert.equal((await postEvent(gw.port, await mintFit(keys), '{"payload": ')).status, 400);
+    await c.waitNotifications(3);
+
+    const m = parse(await waitFor(async () => {
+      const t = await scrape(gw);
+      return parse(t).get('notify_gateway_notifications_undelivered_total') === 1 ? t : null;
+    }, 'the undelivered notification to be counted'));
+    assert.equal(m.get('notify_gateway_events_accepted_total'), 4);
+    assert.equal(m.get('notify_gateway_events_rejected_total{reason="token"}'), 1);
+    assert.equal(m.get('notify_gateway_events_rejected_total{reason="json"}'), 1);
+    assert.equal(m.get('notify_gateway_events_rejected_total{reason="paused"}'), 0);
+    assert.equal(m.get('notify_gateway_notifications_delivered_total'), 3);
+    assert.equal(m.get('notify_gateway_websocket_connections'), 1);
+    assert.equal(m.get('notify_gateway_subscriptions'), 1);
+    assert.equal(m.get('notify_gateway_intake_paused'), 0);
+    assert.equal(m.get('notify_gateway_rules'), 2);
+    // one observation per event with frames, per evaluated event, per intake answer
+    assert.equal(m.get('notify_gateway_event_to_frame_seconds_count'), 4);
+    assert.equal(m.get('notify_gateway_event_to_frame_seconds_bucket{le="+Inf"}'), 4);
+    assert.equal(m.get('notify_gateway_rule_evaluation_seconds_count'), 4);
+    assert.equal(m.get('notify_gateway_intake_answer_seconds_count'), 6);
+    assert.ok(m.get('notify_gateway_event_to_frame_seconds_sum') > 0);
+    // buckets are cumulative
+    const buckets = [...m].filter(([k]) => k.startsWith('notify_gateway_rule_evaluation_seconds_bucket')).map(([, v]) => v);
+    assert.ok(buckets.length >= 10);
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i] >= buckets[i - 1], `buckets not cumulative: ${buckets}`);
+    // no label carries a user, context or installation
+    const text = await scrape(gw);
+    assert.ok(!text.includes(user) && !text.includes('MT-1') && !text.includes('installation/'), 'an identifier leaked');
+  });
+
+  test('promtool check metrics accepts it, and every /admin/status counter is there with its value', async () => {
+    const gw = await start();
+    const text = await scrape(gw);
+    const r = promtool(text);
+    assert.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`);
+    assert.equal((r.stdout + r.stderr).trim(), '', 'promtool has no complaint, not even a lint warning');
+    const m = parse(text);
+    const h = (await adminStatus(gw)).json; // the counters /healthz showed before issue 10 trimmed it
+    const counters = Object.entries(h.counters);
+    assert.ok(counters.length > 20);
+    for (const [name, value] of counters) {
+      if (name === 'http_requests') continue; // the status request itself counts; checked below
+      assert.equal(m.get(seriesOf(name)), value, `${name} as ${seriesOf(name)}`);
+    }
+    assert.ok(m.get('notify_gateway_http_requests_total') >= 1);
+  });
+
+  test('promtool fails on a broken exposition (the check can fail)', () => {
+    const r = promtool('# TYPE notify_gateway_x counter\nnotify_gateway_x{a="b" 1\n');
+    assert.notEqual(r.status, 0);
+  });
+});
+
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const port = srv.address().port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('a real Prometheus', () => {
+  test('scrapes the gateway: up == 1 and the accepted events are queryable', async () => {
+    const gw = await start();
+    const user = uniqueUser('p');
+    for (let i = 0; i < 2; i++)
+      assert.equal((await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'PR-1', assignee: user, summary: `p${i}` })))).status, 202);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ngw-prom-'));
+    const cfg = path.join(dir, 'prometheus.yml');
+    writeFileSync(cfg, `global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: notify-gateway
+    static_configs: [{targets: ['127.0.0.1:${gw.port}']}]
+`);
+    const port = await freePort();
+    const prom = spawn('prometheus', [`--config.file=${cfg}`, `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    prom.stderr.setEncoding('utf8').on('data', (d) => (log += d));
+    const query = async (q) => {
+      const r = await request(port, { path: `/api/v1/query?query=${encodeURIComponent(q)}` }).catch(() => null);
+      return r && r.status === 200 ? r.json.data.result : null;
+    };
+    try {
+      const up = await waitFor(async () => {
+        const x = await query('up{job="notify-gateway"}');
+        return x && x.length && x[0].value[1] === '1' ? x : null;
+      }, `Prometheus to scrape the gateway\n${log.slice(-2000)}`, 30000);
+      assert.equal(up[0].metric.instance, `127.0.0.1:${gw.port}`);
+      const acc = await waitFor(async () => {
+        const x = await query('notify_gateway_events_accepted_total');
+        return x && x.length ? x : null;
+      }, 'the accepted counter', 15000);
+      assert.equal(acc[0].value[1], '2');
+      const h = await query('notify_gateway_rule_evaluation_seconds_count');
+      assert.equal(h[0].value[1], '2');
+    } finally {
+      prom.kill('SIGTERM');
+      await new Promise((r) => prom.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('/livez and /readyz', () => {
+  test('ready; 503 "intake" while paused by SIGUSR1; ready again after the second', async () => {
+    const gw = await start();
+    assert.equal((await request(gw.port, { path: '/livez' })).status, 200);
+    let r = await request(gw.port, { path: '/readyz' });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { status: 'ready' });
+
+    gw.signal('SIGUSR1');
+    r = await waitFor(async () => {
+      const x = await request(gw.port, { path: '/readyz' });
+      return x.status === 503 ? x : null;
+    }, '/readyz 503 after SIGUSR1');
+    assert.equal(r.json.status, 'not_ready');
+    assert.equal(r.json.check, 'intake');
+    assert.equal((await request(gw.port, { path: '/livez' })).status, 200, 'paused is not dead');
+    const m = parse(await scrape(gw));
+    assert.equal(m.get('notify_gateway_intake_paused'), 1);
+    assert.equal((await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ assignee: 'u' })))).status, 503);
+
+    gw.signal('SIGUSR1');
+    r = await waitFor(async () => {
+      const x = await request(gw.port, { path: '/readyz' });
+      return x.status === 200 ? x : null;
+    }, '/readyz 200 after the second SIGUSR1');
+    assert.equal(parse(await scrape(gw)).get('notify_gateway_events_rejected_total{reason="paused"}'), 1);
+  });
+
+  test('503 "stopping" while a stop waits for a websocket to close', async () => {
+    const gw = await start(['--shutdown-grace', '3']);
+    // A websocket that never answers the close frame keeps the stop waiting
+    // (lws' close timeout) while the listener still answers.
+    const sock = net.connect(gw.port, '127.0.0.1');
+    await new Promise((res) => sock.once('connect', res));
+    sock.write('GET /realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    await new Promise((res) => sock.once('data', res));
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+    await waitFor(async () => parse(await scrape(gw)).get('notify_gateway_websocket_connections') === 1, 'the raw websocket');
+    gw.signal('SIGTERM');
+    const r = await waitFor(async () => {
+      const x = await request(gw.port, { path: '/readyz' }).catch(() => null);
+      return x && x.status === 503 ? x : null;
+    }, '/readyz 503 during the stop');
+    assert.equal(r.json.check, 'stopping');
+    sock.destroy();
+    assert.equal((await gw.waitExit()).code, 0);
+  });
+});
