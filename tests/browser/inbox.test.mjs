@@ -15,8 +15,8 @@
 // - a refused resume (the token no longer covers a context) does not make
 //   later live notifications look replayed;
 // - graceful stop (SIGTERM) and restart: the page resumes, nothing lost or
-//   twice; the client waits the reconnect_ms the close names (run in Node:
-//   chromium sees that close as 1006, see the report of issue 12).
+//   twice; chromium gets the close's code and reason, and the client waits
+//   the reconnect_ms it names (also run in Node with ws).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -341,9 +341,25 @@ test('graceful stop (SIGTERM) and restart: the page resumes in the same epoch; n
     await fireEvent(g.port, issueCreated({ assignee: user, summary: 'Before the stop' }));
     await page.locator('#flags .flag', { hasText: 'Before the stop' }).waitFor({ timeout: 5000 });
     const epoch = await page.evaluate(() => window.notifyDemo.client.epoch);
+    await page.evaluate(() => {
+      window.closes = [];
+      const c = window.notifyDemo.client;
+      c.addEventListener('error', (e) => {
+        if (e.detail.code === 'closed') window.closes.push({ message: e.detail.message });
+      });
+      c.addEventListener('state', (e) => {
+        const last = window.closes[window.closes.length - 1];
+        if (e.detail.state === 'waiting' && last && last.next === undefined) last.next = c.nextRetryMs;
+      });
+    });
     g.child.kill('SIGTERM');
     await g.exited;
-    await page.waitForFunction(() => window.notifyDemo.client.state !== 'open', null, { timeout: 5000 });
+    await page.waitForFunction(() => window.closes.length && window.closes[0].next !== undefined, null, { timeout: 5000 });
+    // The browser gets the close frame with its code and reason (once: a second one made chromium report 1006).
+    const [close] = await page.evaluate(() => window.closes);
+    const m = /\(1001 server shutting down; reconnect_ms=(\d+)\)/.exec(close.message);
+    assert.ok(m, close.message);
+    assert.ok(close.next >= Number(m[1]), `the retry (${close.next} ms) waits at least the named ${m[1]} ms`);
     await g.restart();
     await fireEvent(g.port, issueCreated({ assignee: user, summary: 'After the stop' }));
     await page.locator('#flags .flag', { hasText: 'After the stop' }).waitFor({ timeout: 15000 });
