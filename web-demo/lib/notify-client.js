@@ -504,6 +504,8 @@ export class NotifyClient extends EventTarget {
     this.needBaseline = new Set(); // contexts subscribed without a resume point
     this.unread = null; // unread notifications in the token's contexts (null: not known yet)
     this.countedThrough = 0; // the newest seq the last unread count included
+    this.syncing = false; // an unread/baseline read is in flight
+    this.syncAgain = false; // another was asked for meanwhile
     this.inboxReqs = new Map(); // request id -> {resolve, reject, timer, ctx}
     this.inboxIds = 0;
     this.filteredMarks = 0; // mark_all with ctx in flight: their answer counts within ctx only
