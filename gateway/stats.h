@@ -59,7 +59,6 @@
 	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
 	X(store_keys_expired, "redelivery keys purged past their ttl") \
 	X(events_rejected_store, "events answered 503: the store could not journal them") \
-	X(store_journal_us, "microseconds the journal thread spent committing accepted events (sum)") \
 	X(journal_batches, "journal transactions (events_accepted / this = events per fsync)") \
 	X(record_batches, "record transactions of the recorder thread (events_processed / this = events per fsync)") \
 	X(events_replayed, "journaled events not done at start, processed again before new intake") \
