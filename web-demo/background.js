@@ -76,8 +76,46 @@ function markSeen(id) {
   }
 }
 
+// Replayed notifications new to this user are flagged when their resume
+// ends: the newest REPLAY_FLAGS of each resumed subscription, and one flag
+// saying how many more wait in the inbox (a tab back after a long while
+// does not get a flag per missed notification).
+export const REPLAY_FLAGS = 3;
 let replayedFlagged = 0;
-let replayedQuiet = 0;
+let replayedQuiet = 0; // another tab had it: inbox only
+let replayedSummarized = 0; // over REPLAY_FLAGS: counted in a summary flag
+let pendingReplayed = [];
+
+function showFlag(n, claims) {
+  const handle = flags.show({
+    id: n.id,
+    title: n.title,
+    description: n.description,
+    type: n.type,
+    actions: Array.isArray(n.actions) ? n.actions : [],
+  });
+  if (handle) shown.push({ id: n.id, type: n.type, title: n.title, ctx: claims.ctx, seq: claims.seq, jti: claims.jti });
+}
+
+let summaries = 0;
+function flushReplayed() {
+  const newest = pendingReplayed.sort((a, b) => b.claims.seq - a.claims.seq);
+  pendingReplayed = [];
+  const rest = newest.length - REPLAY_FLAGS;
+  if (rest > 0) {
+    replayedSummarized += rest;
+    const id = `replay-summary-${++summaries}-${Date.now()}`;
+    flags.show({ id, type: 'info', title: `${rest} more notification${rest === 1 ? '' : 's'} while you were away`,
+      description: 'They are in the inbox: the bell at the top.' });
+  }
+  // Oldest first, so the newest ends on top of the stack.
+  for (const d of newest.slice(0, REPLAY_FLAGS).reverse()) {
+    replayedFlagged++;
+    showFlag(d.n, d.claims);
+  }
+  update();
+}
+
 client.addEventListener('notification', (e) => {
   const { n, claims, replayed } = e.detail;
   const isNew = !replayed || !seenList().includes(n.id);
@@ -87,16 +125,17 @@ client.addEventListener('notification', (e) => {
     update();
     return; // another tab showed it: it waits in the inbox
   }
-  if (replayed) replayedFlagged++;
-  const handle = flags.show({
-    id: n.id,
-    title: n.title,
-    description: n.description,
-    type: n.type,
-    actions: Array.isArray(n.actions) ? n.actions : [],
-  });
-  if (handle) shown.push({ id: n.id, type: n.type, title: n.title, ctx: claims.ctx, seq: claims.seq, jti: claims.jti });
+  if (replayed) {
+    pendingReplayed.push({ n, claims });
+    return; // flagged when this resume ends ('resumed')
+  }
+  showFlag(n, claims);
   update();
+});
+// After the replayed notifications of that subscription were delivered.
+client.addEventListener('resumed', flushReplayed);
+client.addEventListener('state', () => {
+  if (client.state === 'waiting' && pendingReplayed.length) flushReplayed(); // the connection dropped mid-resume
 });
 
 const banner = document.getElementById('banner');
@@ -149,7 +188,7 @@ window.notifyDemo = {
   flags,
   shown,
   appearedAt: (id) => appearedAt.get(id),
-  stats: () => JSON.parse(JSON.stringify({ ...client.stats, state: client.state, shown: shown.length, unread: client.unread, replayedFlagged, replayedQuiet })),
+  stats: () => JSON.parse(JSON.stringify({ ...client.stats, state: client.state, shown: shown.length, unread: client.unread, replayedFlagged, replayedQuiet, replayedSummarized })),
 };
 
 export { client };

@@ -4,7 +4,8 @@
 //   appears as a flag exactly once (replayed after a reload when it was
 //   missed), none twice, and the inbox panel lists them all, newest first;
 // - a tab that was away replays what it missed, but shows no flag for what
-//   another tab of the user already showed (it waits in the inbox);
+//   another tab of the user already showed (it waits in the inbox); one
+//   that missed many flags the newest three and sums up the rest;
 // - two tabs: marking one read in one tab drops the count in the other;
 //   "Mark all as read" zeroes both; the bell and the panel work with the
 //   keyboard (Enter opens, Escape closes and focus returns to the bell);
@@ -40,26 +41,42 @@ const waitUnread = (page, n, timeout = 5000) =>
 const flagTitles = (page) => page.evaluate(() => [...document.querySelectorAll('#flags .flag .flag__title')].map((e) => e.textContent));
 
 /**
- * Records every flag that enters the DOM of this tab, across reloads: a
- * MutationObserver installed before each load appends to a list in this
- * tab's sessionStorage, synchronously (a message to the test could be lost
- * while the old document is torn down by the reload).
+ * Records, across reloads, every flag that enters the DOM of this tab and
+ * every notification the client delivers: installed before each load, each
+ * appends to a list in this tab's sessionStorage, synchronously (a message to
+ * the test could be lost while the old document is torn down by the reload).
  */
 async function recordFlags(page) {
   await page.addInitScript(() => {
+    const push = (key, v) => {
+      const list = JSON.parse(sessionStorage.getItem(key) || '[]');
+      list.push(v);
+      sessionStorage.setItem(key, JSON.stringify(list));
+    };
     new MutationObserver((records) => {
       for (const r of records) {
         for (const node of r.addedNodes) {
           if (node.nodeType === 1 && node.classList.contains('flag') && node.dataset.flagId) {
-            const seen = JSON.parse(sessionStorage.getItem('test-flags') || '[]');
-            seen.push({ id: node.dataset.flagId, title: node.querySelector('.flag__title')?.textContent || '' });
-            sessionStorage.setItem('test-flags', JSON.stringify(seen));
+            push('test-flags', { id: node.dataset.flagId, title: node.querySelector('.flag__title')?.textContent || '' });
           }
         }
       }
     }).observe(document, { childList: true, subtree: true });
+    // background.js sets window.notifyDemo before it starts its client.
+    let demo;
+    Object.defineProperty(window, 'notifyDemo', {
+      configurable: true,
+      get: () => demo,
+      set(v) {
+        demo = v;
+        v.client.addEventListener('notification', (e) => push('test-delivered', { id: e.detail.n.id, title: e.detail.n.title, replayed: e.detail.replayed }));
+      },
+    });
   });
-  return () => page.evaluate(() => JSON.parse(sessionStorage.getItem('test-flags') || '[]'));
+  return {
+    flags: () => page.evaluate(() => JSON.parse(sessionStorage.getItem('test-flags') || '[]')),
+    delivered: () => page.evaluate(() => JSON.parse(sessionStorage.getItem('test-delivered') || '[]')),
+  };
 }
 
 test('reloading while events flow: every notification is shown once, none is missed, the panel lists them newest first', async () => {
@@ -82,20 +99,29 @@ test('reloading while events flow: every notification is shown once, none is mis
   }
   await firing;
   await waitOpen(page);
-  // Every event's flag, exactly once, across the reloads.
+  // Every notification delivered exactly once across the reloads (replayed
+  // when the reload missed it), flagged at most once, and flagged when it
+  // came live or was among the newest replayed (REPLAY_FLAGS per resume).
   const title = (s) => `SP-10 created: ${s}`;
   const deadline = Date.now() + 10000;
-  let seen = await recorded();
-  while (Date.now() < deadline && !summaries.every((s) => seen.some((f) => f.title.endsWith(title(s))))) {
+  let delivered = await recorded.delivered();
+  while (Date.now() < deadline && !summaries.every((s) => delivered.some((d) => d.title === title(s)))) {
     await sleep(100);
-    seen = await recorded();
+    delivered = await recorded.delivered();
   }
-  await sleep(500); // anything shown twice would show by now
-  seen = await recorded();
+  await sleep(500); // anything delivered twice would be by now
+  delivered = await recorded.delivered();
+  const flagsSeen = await recorded.flags();
   for (const s of summaries) {
-    assert.equal(seen.filter((f) => f.title.endsWith(title(s))).length, 1, `${s}: shown ${seen.filter((f) => f.title.endsWith(title(s))).length} times`);
+    const d = delivered.filter((x) => x.title === title(s));
+    assert.equal(d.length, 1, `${s}: delivered ${d.length} times`);
+    const f = flagsSeen.filter((x) => x.title.endsWith(title(s)));
+    assert.ok(f.length <= 1, `${s}: flagged ${f.length} times`);
+    if (!d[0].replayed) assert.equal(f.length, 1, `${s}: came live, not flagged`);
   }
-  assert.equal(new Set(seen.map((f) => f.id)).size, seen.length, 'no notification id shown twice');
+  assert.equal(new Set(flagsSeen.map((f) => f.id)).size, flagsSeen.length, 'no flag shown twice');
+  const replayed = delivered.filter((d) => d.replayed).length;
+  console.log(`reload test: ${N} notifications, ${replayed} replayed after a reload, ${flagsSeen.length} flags`);
   const st = await stats(page);
   assert.equal(st.rejectedTotal, 0);
   // The reloads resumed (the last load at least subscribed with since) and the count is every notification (none read).
@@ -130,9 +156,9 @@ test('a tab that was away replays what it missed, without flags for what another
   await a.locator('#flags .flag', { hasText: 'While b was away 2' }).waitFor({ timeout: 5000 });
   await b.goto(url, { waitUntil: 'load' }); // same tab: its sessionStorage keeps the resume point
   await waitOpen(b);
-  await b.waitForFunction(() => window.notifyDemo.stats().replayed === 2, null, { timeout: 5000 });
+  // Both subscriptions resume (jira:issue:SP-10 and forge:app).
+  await b.waitForFunction(() => window.notifyDemo.stats().replayed === 2 && window.notifyDemo.stats().resumes === 2, null, { timeout: 5000 });
   const sb = await stats(b);
-  assert.equal(sb.resumes, 2, 'both subscriptions resumed'); // jira:issue:SP-10 and forge:app
   assert.equal(sb.replayedQuiet, 2);
   assert.equal(sb.replayedFlagged, 0);
   assert.deepEqual(await flagTitles(b), [], 'no flag for what tab a showed');
@@ -144,6 +170,28 @@ test('a tab that was away replays what it missed, without flags for what another
   for (const p of [a, b]) await p.locator('#flags .flag', { hasText: 'After b is back' }).waitFor({ timeout: 5000 });
   await a.close();
   await b.close();
+});
+
+test('a tab back after missing many: flags for the newest three, one flag for the rest, all in the inbox', async () => {
+  const user = 'longaway';
+  const page = await openDemo(browser.context, gw.url, { user });
+  const url = page.url();
+  await page.goto('about:blank');
+  for (let i = 1; i <= 7; i++) await fireEvent(gw.port, issueCreated({ assignee: user, summary: `Away ${i}` }));
+  await page.goto(url, { waitUntil: 'load' });
+  await waitOpen(page);
+  await page.waitForFunction(() => window.notifyDemo.stats().replayed === 7, null, { timeout: 5000 });
+  await page.waitForFunction(() => window.notifyDemo.stats().replayedFlagged === 3, null, { timeout: 5000 });
+  const st = await stats(page);
+  assert.equal(st.replayedSummarized, 4);
+  assert.equal(st.replayedQuiet, 0);
+  // Newest on top: the summary first came, then Away 5, 6, 7.
+  assert.deepEqual((await flagTitles(page)).map((t) => t.replace(/^Info: /, '')),
+    ['SP-10 created: Away 7', 'SP-10 created: Away 6', 'SP-10 created: Away 5', '4 more notifications while you were away']);
+  await waitUnread(page, 7);
+  await page.click('#bell');
+  await page.waitForFunction(() => document.querySelectorAll('#inbox-list .inbox-item').length === 7, null, { timeout: 5000 });
+  await page.close();
 });
 
 test('two tabs: mark read in one, the count drops in the other; mark all as read zeroes both; keyboard', async () => {
