@@ -562,7 +562,11 @@ int gw_server_run(struct gw_app *app)
 	gw_sd_stopping();
 	reap_reload(1); /* a reload under way finishes first: it uses cfg and the rulebox */
 	app->stopping = 1;
-	gw_workq_close(&app->workq);
+	/* New verifications are refused, but the workers stay until everything
+	 * accepted is processed: an event answered 202 may still be on its way
+	 * from the journal thread to the events lane (a closed queue would let
+	 * an idle worker leave before it arrives). */
+	gw_workq_refuse(&app->workq);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
 	while (!work_idle(app) && time(NULL) < deadline)
 		service_once(app);
@@ -571,6 +575,7 @@ int gw_server_run(struct gw_app *app)
 	gw_realtime_close_all(app);
 	while (app->ws_connections > 0 && time(NULL) < deadline + 2)
 		service_once(app);
+	gw_workq_close(&app->workq);
 	gw_workers_join(app);
 	gw_journal_stop(app->journal); /* after the workers: they submit to it */
 	app->journal = NULL;

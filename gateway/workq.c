@@ -83,7 +83,7 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 	struct gw_job **tail = auth ? &q->auth_tail : &q->verify_tail;
 	size_t *count = auth ? &q->auth_count : &q->verify_count;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
-	if (q->closed)
+	if (q->closed || q->refusing)
 		rc = -2;
 	else if (*count >= (auth ? q->auth_cap : q->verify_cap))
 		rc = -1;
@@ -203,6 +203,13 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
 	return job;
+}
+
+void gw_workq_refuse(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->refusing = 1;
+	pthread_mutex_unlock(&q->lock);
 }
 
 void gw_workq_close(struct gw_workq *q)

@@ -79,6 +79,7 @@ struct gw_workq {
 	int last_auth;        /* the last verification served was a login */
 	uint64_t next_intake_no;
 	int closed;
+	int refusing;         /* verify pushes refused; workers stay (gw_workq_refuse) */
 };
 
 int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap);
@@ -111,6 +112,11 @@ struct gw_job *gw_workq_pop(struct gw_workq *q);
  * than a 1/share part of the queued events (rounded up), so that `share`
  * waking workers split a backlog instead of one taking it all. */
 struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t share);
+
+/* Refuses further verify pushes (-2) but keeps the workers: at a stop,
+ * events still on their way to the events lane (the journal thread) must
+ * find a worker. */
+void gw_workq_refuse(struct gw_workq *q);
 
 /* Refuses further verify pushes and wakes idle workers so they can leave. */
 void gw_workq_close(struct gw_workq *q);
