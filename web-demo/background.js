@@ -76,8 +76,8 @@ function markSeen(id) {
   }
 }
 
-// Replayed notifications new to this user are flagged when their resume
-// ends: the newest REPLAY_FLAGS of each resumed subscription, and one flag
+// Replayed notifications new to this user are flagged when the resume ends
+// (every subscription answered): the newest REPLAY_FLAGS, and one flag
 // saying how many more wait in the inbox (a tab back after a long while
 // does not get a flag per missed notification).
 export const REPLAY_FLAGS = 3;
@@ -132,8 +132,10 @@ client.addEventListener('notification', (e) => {
   showFlag(n, claims);
   update();
 });
-// After the replayed notifications of that subscription were delivered.
-client.addEventListener('resumed', flushReplayed);
+// After the last resume under way: every replayed notification is in.
+client.addEventListener('resumed', (e) => {
+  if (e.detail.last) flushReplayed();
+});
 client.addEventListener('state', () => {
   if (client.state === 'waiting' && pendingReplayed.length) flushReplayed(); // the connection dropped mid-resume
 });

@@ -454,7 +454,7 @@ function backoffDelay(b, attempt) {
  * (detail {code, message}), 'subscribed' / 'forbidden' / 'recovered'
  * (detail {ctx}), 'subscriptions' (detail {contexts: {ctx: state}}), 'keys'
  * (detail {state: 'unavailable'|'ok', message, retryInMs}); resume and inbox:
- * 'resumed' (detail {ctx, recovered}), 'resync' (detail {ctx, items, unread,
+ * 'resumed' (detail {ctx, recovered, last}), 'resync' (detail {ctx, items, unread,
  * more, before}: recovered:false, the inbox read instead), 'unread' (detail
  * {count}), 'marked' (detail {ids, read, unread}). 'notification' detail also
  * has `replayed` (sent on resume: missed while away).
@@ -1075,8 +1075,10 @@ export class NotifyClient extends EventTarget {
             if (f.recovered) this.stats.resumes++;
             else this.stats.resyncs++;
             const recovered = f.recovered;
+            // last: no other resume was under way, so every replayed notification is in.
+            const last = this.replaying.size === 0;
             // After the replayed notifications are delivered.
-            this._afterQueue(() => this._emit('resumed', { ctx, recovered }));
+            this._afterQueue(() => this._emit('resumed', { ctx, recovered, last }));
             if (!recovered) this._resync(ctx);
             else if (resuming && !this.replaying.size) this._syncUnread(); // what was replayed may be read already
           }
