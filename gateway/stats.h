@@ -55,6 +55,7 @@
 	X(store_commits, "store write transactions committed (group commit: one for all writes queued meanwhile)") \
 	X(store_commit_requests, "store write calls (journal, record, mark, purge) those commits carried") \
 	X(store_write_errors, "store write calls that failed (nothing of them written)") \
+	X(store_probe_failures, "store round trips of the readiness probe that failed (/readyz answers 503 meanwhile)") \
 	X(store_purged_expired, "notifications purged past max(exp, created + history.retention)") \
 	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
 	X(store_keys_expired, "redelivery keys purged past their ttl") \
