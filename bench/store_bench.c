@@ -13,6 +13,9 @@
  *
  * Usage: store_bench [DIR [FILTER]]   (DIR: where the temporary stores go,
  * default /tmp; FILTER: only the throughput rows whose label contains it)
+ * With GW_BENCH_REDIS=redis://host:port/db the redis engine gets rows too
+ * (that server is FLUSHALLed before each run; its own CPU per event and
+ * the Redis round trips per event are printed; docs/cluster.md).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
+#include "redis_conn.h"
+#include "stats.h"
 #include "store.h"
 
 #define INST "ari:cloud:ecosystem::installation/8db33809-1f32-48bb-8c52-5877dab48107"
@@ -105,12 +112,56 @@ static void rm_dir(const char *dir)
 		fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* The bench's own connection to GW_BENCH_REDIS (FLUSHALL, INFO). */
+static redisReply *redis_cmd(const char *cmd)
+{
+	struct gw_redis_url u;
+	char msg[300];
+	if (gw_redis_url_parse(getenv("GW_BENCH_REDIS"), &u, msg, sizeof(msg)))
+		return NULL;
+	redisContext *c = redisConnect(u.host, u.port);
+	if (!c || c->err) {
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	redisReply *r = NULL;
+	if (u.password[0])
+		freeReplyObject(redisCommand(c, "AUTH %s", u.password));
+	if (u.db)
+		freeReplyObject(redisCommand(c, "SELECT %d", u.db));
+	r = redisCommand(c, cmd);
+	redisFree(c);
+	return r;
+}
+
+/* Redis' own CPU seconds (user + system) so far. */
+static double redis_cpu_s(void)
+{
+	redisReply *r = redis_cmd("INFO cpu");
+	double v = 0;
+	if (r && r->type == REDIS_REPLY_STRING) {
+		const char *a = strstr(r->str, "used_cpu_sys:"), *b = strstr(r->str, "used_cpu_user:");
+		v = (a ? atof(a + 13) : 0) + (b ? atof(b + 14) : 0);
+	}
+	if (r)
+		freeReplyObject(r);
+	return v;
+}
+
 static struct gw_store *open_store(const char *kind, enum gw_store_durability d, const char *dir)
 {
 	struct gw_store_options o = {d, 30 * 86400, 1000};
 	struct gw_store *s = NULL;
 	char msg[512];
-	if (gw_store_open(kind, dir, &o, &s, msg, sizeof(msg))) {
+	const char *url = getenv("GW_BENCH_REDIS");
+	struct gw_store_cluster cl = {&url, 1, 2000, 10000, "bench", 1};
+	if (!strcmp(kind, "redis")) {
+		redisReply *r = redis_cmd("FLUSHALL");
+		if (r)
+			freeReplyObject(r);
+	}
+	if (gw_store_open_ex(kind, dir, &o, !strcmp(kind, "redis") ? &cl : NULL, &s, msg, sizeof(msg))) {
 		fprintf(stderr, "%s\n", msg);
 		exit(1);
 	}
@@ -180,7 +231,8 @@ static double events_per_s(const char *kind, enum gw_store_durability d, int thr
 	struct gw_store *s = open_store(kind, d, dir);
 	pthread_t th[8];
 	struct worker w[8];
-	double t0 = now_s(), c0 = cpu_s();
+	double t0 = now_s(), c0 = cpu_s(), rc0 = strcmp(kind, "redis") ? 0 : redis_cpu_s();
+	uint64_t trips = gw_stat_get(GW_STAT_redis_round_trips);
 	for (int i = 0; i < threads; i++) {
 		w[i] = (struct worker){s, i, events / threads, batch, 0, 0};
 		pthread_create(&th[i], NULL, run_events, &w[i]);
@@ -192,6 +244,10 @@ static double events_per_s(const char *kind, enum gw_store_durability d, int thr
 	}
 	double dt = now_s() - t0;
 	*cpu_us = (cpu_s() - c0) * 1e6 / events;
+	if (!strcmp(kind, "redis"))
+		printf("    (redis: %.1f us Redis CPU/event, %.2f round trips/event)\n",
+		       (redis_cpu_s() - rc0) * 1e6 / events,
+		       (double)(gw_stat_get(GW_STAT_redis_round_trips) - trips) / events);
 	s->ops->close(s);
 	rm_dir(dir);
 	if (failures)
@@ -289,10 +345,15 @@ int main(int argc, char **argv)
 		{"sqlite os, 4 threads, 1 event/call", "sqlite", GW_STORE_OS, 4, 8000, 1},
 		{"sqlite os, 1 thread, 64 events/call", "sqlite", GW_STORE_OS, 1, 20000, 64},
 		{"memory, 1 thread, 1 event/call", "memory", GW_STORE_OS, 1, 20000, 1},
+		{"redis, 1 thread, 1 event/call", "redis", GW_STORE_OS, 1, 4000, 1},
+		{"redis, 4 threads, 1 event/call", "redis", GW_STORE_OS, 4, 8000, 1},
+		{"redis, 1 thread, 64 events/call", "redis", GW_STORE_OS, 1, 20000, 64},
 	};
 	printf("\njournal + done (one notification per event):\n");
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		if (filter && !strstr(rows[i].label, filter))
+			continue;
+		if (!strcmp(rows[i].kind, "redis") && !getenv("GW_BENCH_REDIS"))
 			continue;
 		double v[RUNS], c[RUNS];
 		for (int r = 0; r < RUNS; r++)

@@ -17,11 +17,12 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "redis_conn.h"
 #include "version.h"
 #include "webroot.h"
 
 enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY, OPT_LIST,
-		OPT_LOGFORMAT };
+		OPT_LOGFORMAT, OPT_REDIS /* redis:// URLs: a YAML sequence, the flag repeatable (appends) */ };
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -145,6 +146,14 @@ static const struct opt options[] = {
 	 "seconds a notification stays in the inbox at least (kept until max(exp, created + this))"},
 	{"history.per_user", OPT_INT, OFF(history_per_user), "1000", 1, 100000,
 	 "notifications kept per user and installation (the oldest go first)"},
+	{"cluster.redis", OPT_REDIS, OFF(redis), NULL, 0, 0,
+	 "redis://[:password@]host:port/db of the Redis that several nodes share (cluster mode; --redis URL, repeat to shard users); docs/cluster.md"},
+	{"cluster.timeout", OPT_INT, OFF(cluster_timeout), "2000", 50, 60000,
+	 "milliseconds any one Redis call may take; then it fails (503 at intake) and the connection is made again with backoff"},
+	{"cluster.claim_after", OPT_INT, OFF(cluster_claim_after), "10000", 100, 3600000,
+	 "milliseconds an event may sit unfinished in another node's hands before this node takes it over"},
+	{"node_id", OPT_STR, OFF(node_id), NULL, 0, 0,
+	 "this node's name in the cluster (default: hostname:port)"},
 };
 #define NOPTS (sizeof(options) / sizeof(options[0]))
 
@@ -262,6 +271,23 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 			return -1;
 		}
 		break;
+	case OPT_REDIS: {
+		char why[300];
+		struct gw_redis_url u;
+		if (gw_redis_url_parse(v, &u, why, sizeof(why))) {
+			snprintf(msg, msglen, "'%s': %s", o->name, why);
+			return -1;
+		}
+		if (cfg->nredis >= GW_CONFIG_MAX_REDIS) {
+			snprintf(msg, msglen, "'%s': at most %d URLs", o->name, GW_CONFIG_MAX_REDIS);
+			return -1;
+		}
+		char *copy = strdup(v);
+		if (!copy)
+			return -1;
+		cfg->redis[cfg->nredis++] = copy;
+		return 0;
+	}
 	case OPT_LIST: {
 		/* Stored as its entries, trimmed, one per line; "" is the empty list. */
 		char *out = malloc(strlen(v) + 1), *w = out;
@@ -307,8 +333,11 @@ void gw_config_defaults(struct gw_config *cfg)
 
 void gw_config_free(struct gw_config *cfg)
 {
+	for (int i = 0; i < cfg->nredis; i++)
+		free(cfg->redis[i]);
+	cfg->nredis = 0;
 	for (size_t i = 0; i < NOPTS; i++)
-		if (options[i].type != OPT_INT) {
+		if (options[i].type != OPT_INT && options[i].type != OPT_REDIS) {
 			free(*field_str(cfg, &options[i]));
 			*field_str(cfg, &options[i]) = NULL;
 		}
@@ -435,6 +464,24 @@ static void walk_mapping(struct yaml_ctx *y, yaml_node_t *map, const char *prefi
 				yerr(y, k, "unknown option '%s'", name);
 			continue;
 		}
+		if (o->type == OPT_REDIS) { /* a URL or a list of them; the file's list replaces */
+			for (int i = 0; i < y->cfg->nredis; i++)
+				free(y->cfg->redis[i]);
+			y->cfg->nredis = 0;
+			if (v->type == YAML_SEQUENCE_NODE) {
+				for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+				     it++) {
+					yaml_node_t *e = yaml_document_get_node(y->doc, *it);
+					char msg[400];
+					if (!e || e->type != YAML_SCALAR_NODE)
+						yerr(y, v, "'%s' expects a list of redis:// URLs", name);
+					else if (set_option(y->cfg, o, (const char *)e->data.scalar.value, NULL, msg,
+							    sizeof(msg)))
+						yerr(y, e, "%s", msg);
+				}
+				continue;
+			}
+		}
 		if (o->type == OPT_LIST && v->type == YAML_SEQUENCE_NODE) {
 			/* A YAML list: its scalars, one per line (an entry may not hold a newline). */
 			size_t cap = 1;
@@ -531,7 +578,7 @@ void gw_config_print_help(FILE *out)
 		char left[128];
 		snprintf(left, sizeof(left), "--%s %s", flag,
 			 options[i].type == OPT_INT ? "N" : options[i].type == OPT_PATH ? "FILE"
-			 : options[i].type == OPT_LIST ? "A,B" : "VALUE");
+			 : options[i].type == OPT_LIST ? "A,B" : options[i].type == OPT_REDIS ? "URL" : "VALUE");
 		fprintf(out, "  %-29s %s", left, options[i].help);
 		if (options[i].def && strcmp(options[i].name, "web_root"))
 			fprintf(out, " [%s]", options[i].def);
@@ -543,6 +590,8 @@ void gw_config_print_help(FILE *out)
 
 static const struct opt *find_flag(const char *flag)
 {
+	if (!strcmp(flag, "redis")) /* --redis URL: short for --cluster-redis */
+		flag = "cluster-redis";
 	for (size_t i = 0; i < NOPTS; i++) {
 		char f[96];
 		snprintf(f, sizeof(f), "%s", options[i].name);
@@ -596,7 +645,8 @@ int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out,
 	}
 	if (config_path && gw_config_load_file(cfg, config_path, err))
 		return 2;
-	/* Pass 2: flags override the file. */
+	/* Pass 2: flags override the file (--redis flags replace the file's list). */
+	int redis_flags = 0;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char *eq = strchr(a, '=');
@@ -605,7 +655,12 @@ int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out,
 		const char *value = eq ? eq + 1 : argv[++i];
 		if (!strcmp(name, "config"))
 			continue;
-		char msg[256];
+		if (find_flag(name)->type == OPT_REDIS && !redis_flags++) {
+			for (int k = 0; k < cfg->nredis; k++)
+				free(cfg->redis[k]);
+			cfg->nredis = 0;
+		}
+		char msg[400];
 		if (set_option(cfg, find_flag(name), value, NULL, msg, sizeof(msg))) {
 			fprintf(err, "notify-gateway: --%s: %s\n", name, msg);
 			return 2;

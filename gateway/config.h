@@ -9,6 +9,8 @@
 
 #include <stdio.h>
 
+#define GW_CONFIG_MAX_REDIS 8
+
 struct gw_config {
 	char *listen;          /* "HOST:PORT" as given */
 	char *listen_host;     /* parsed from listen */
@@ -69,6 +71,11 @@ struct gw_config {
 	char *durability;      /* "fsync" or "os" */
 	int history_retention; /* seconds a notification stays in the inbox at least */
 	int history_per_user;  /* notifications kept per (installation, user) */
+	char *redis[8];        /* cluster.redis: redis:// URLs, one per shard (none: no cluster) */
+	int nredis;
+	int cluster_timeout;   /* milliseconds per Redis call */
+	int cluster_claim_after; /* milliseconds before another node's unfinished event is taken over */
+	char *node_id;         /* NULL: hostname:port */
 };
 
 /* Fills defaults. */

@@ -13,6 +13,7 @@
 #include "admin_api.h"
 #include "check_config.h"
 #include "broker_local.h"
+#include "cluster.h"
 #include "http_api.h"
 #include "keys.h"
 #include "realtime.h"
@@ -62,6 +63,11 @@ int main(int argc, char **argv)
 	}
 	gw_log_set_level((enum gw_log_level)gw_log_level_parse(app.cfg.log_level));
 	gw_log_set_json(!strcmp(app.cfg.log_format, "json"));
+	/* Cluster mode: a bad Redis URL, password or server is bad input. */
+	if ((rc = gw_cluster_check(&app.cfg, stderr))) {
+		gw_config_free(&app.cfg);
+		return rc;
+	}
 
 	char amsg[512];
 	if (gw_admin_prepare(&app, amsg, sizeof(amsg))) {

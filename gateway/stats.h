@@ -59,6 +59,19 @@
 	X(store_purged_expired, "notifications purged past max(exp, created + history.retention)") \
 	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
 	X(store_keys_expired, "redelivery keys purged past their ttl") \
+	X(redis_round_trips, "commands the store sent to Redis and waited for (one per call: scripts do the rest server-side)") \
+	X(redis_errors, "Redis calls that failed (unreachable, timed out, backing off, or an error reply)") \
+	X(redis_reconnects, "connections to a Redis server made again after a failure") \
+	X(redis_busy_timeouts, "store calls that gave up waiting cluster.timeout for a shard's connection") \
+	X(redis_epoch_changes, "Redis shards found wiped while running (a new epoch adopted)") \
+	X(redis_claimed, "journal entries taken over from another node after cluster.claim_after") \
+	X(redis_seq_conflicts, "record calls refused because another node recorded the user meanwhile (re-signed)") \
+	X(redis_broker_received, "notifications received from Redis by this node's broker") \
+	X(redis_broker_dropped, "notifications from Redis dropped: no memory, or 64 MiB of them waiting for the service thread (the clients resume with since)") \
+	X(redis_broker_malformed, "messages on a notification channel that were not a notification") \
+	X(redis_broker_disconnects, "broker connections to Redis lost (closed, reset, auth refused)") \
+	X(redis_broker_reconnects, "broker subscriber connections made again (messages meanwhile are missed: resume)") \
+	X(redis_broker_probe_failures, "broker connections dropped because their probe did not come back in time") \
 	X(ws_connections_opened, "websocket connections opened")                     \
 	X(ws_auth_failed, "websocket connections refused at connect")                \
 	X(ws_frames_refused, "client frames answered with an error frame")           \

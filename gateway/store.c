@@ -25,6 +25,7 @@ const char *gw_store_strerror(int rc)
 	case GW_STORE_ERR_LOCKED: return "in use by another process";
 	case GW_STORE_ERR_NOMEM: return "out of memory";
 	case GW_STORE_ERR_INVAL: return "invalid argument";
+	case GW_STORE_ERR_SEQ: return "seq already taken by another node";
 	}
 	return "unknown error";
 }

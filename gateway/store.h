@@ -4,7 +4,8 @@
  *  - store_sqlite.c: the embedded default, STATE_DIR/notify.db (docs/storage.md);
  *  - store_memory.c: the same contract in process memory (tests, benchmarks;
  *    resume works within one process, nothing survives a restart);
- *  - a Redis engine (cluster mode) implements the same operations later.
+ *  - store_redis.c: the same contract on one or more Redis servers shared by
+ *    several gateway nodes (cluster mode, docs/cluster.md).
  * Nothing outside an engine knows its query language or its layout.
  *
  * What the contract promises:
@@ -67,6 +68,9 @@ enum gw_store_rc {
 	GW_STORE_ERR_LOCKED = -5,   /* another process has the store open */
 	GW_STORE_ERR_NOMEM = -6,
 	GW_STORE_ERR_INVAL = -7,    /* bad argument (e.g. a seq that was already recorded) */
+	GW_STORE_ERR_SEQ = -8,      /* record, shared engines: a note's seq is not above the user's
+				     * stored seq (another node recorded that user meanwhile):
+				     * nothing written; re-read max_seq, sign again, record again */
 };
 const char *gw_store_strerror(int rc);
 
@@ -79,6 +83,17 @@ struct gw_store_options {
 	enum gw_store_durability durability;
 	int64_t retention; /* seconds a notification stays in the inbox at least (history.retention) */
 	int64_t per_user;  /* notifications kept per (installation, user) (history.per_user) */
+};
+
+/* Cluster mode: what the redis engine needs besides the options. */
+struct gw_store_cluster {
+	const char *const *redis; /* redis://[user:password@]host:port/db, one per shard */
+	size_t nredis;
+	int64_t timeout_ms;       /* every Redis call returns within about this (0: 2000) */
+	int64_t claim_after_ms;   /* claim: events idle this long in another node's hands (0: 10000) */
+	const char *node_id;      /* this node's consumer name in the journal's group */
+	int publish;              /* record PUBLISHes each note to its user's channel
+				   * (broker_redis.c receives them on every node) */
 };
 
 /* An accepted event as journaled. payload is opaque to the store: whatever
@@ -179,8 +194,12 @@ struct gw_store_ops {
 	 * event is already done or unknown (its notes are not written). */
 	int (*record)(struct gw_store *s, const struct gw_store_done *d, size_t n, int *results);
 	/* The highest seq ever recorded for (installation, user); 0 if none.
-	 * Seqs are assigned by the caller's sequencer (one node); an engine
-	 * shared by several nodes will have to assign them inside record. */
+	 * Seqs are assigned by the caller's sequencer. An engine shared by
+	 * several nodes checks them inside record, atomically with the notes and
+	 * the done mark: every seq must be above the user's stored one, else the
+	 * call writes nothing and returns GW_STORE_ERR_SEQ (the caller reads
+	 * max_seq again and signs again: seqs stay contiguous and in order
+	 * across nodes without a shared counter to reserve from). */
 	int (*max_seq)(struct gw_store *s, const char *inst, const char *user, uint64_t *seq);
 	/* Resume: the user's notifications in `pats` with seq > after, in seq
 	 * order, at most limit (page->more when there are more), read in one
@@ -210,22 +229,40 @@ struct gw_store_ops {
 	int (*purge)(struct gw_store *s, int64_t now, size_t max_rows, struct gw_store_purged *out);
 	/* Closes the handle (pending writes are complete: every call returned). */
 	void (*close)(struct gw_store *s);
+	/* Shared engines only (NULL in the embedded ones, whose single node
+	 * reads pending at start): hands this node up to max events nobody is
+	 * processing: first those idle in another node's hands for claim_after
+	 * (a dead node's), then new ones, in journal order within each; they
+	 * count as this node's until recorded. cb as in pending. Processing is
+	 * idempotent by journal id: record answers GW_STORE_NOT_PENDING to the
+	 * slower of two nodes that processed the same event. */
+	int (*claim)(struct gw_store *s, size_t max,
+		     int (*cb)(void *ud, uint64_t id, const struct gw_store_event *ev), void *ud);
 };
 
 struct gw_store {
 	const struct gw_store_ops *ops;
 };
 
-/* Opens the engine `kind` ("sqlite" or "memory") on state_dir (sqlite:
+/* Opens the engine `kind` ("sqlite", "memory" or "redis") on state_dir (sqlite:
  * state_dir/notify.db, created with a new epoch when absent). On failure
  * returns a negative gw_store_rc, *out = NULL, and a message naming the file
  * and the cause in msg. */
 int gw_store_open(const char *kind, const char *state_dir, const struct gw_store_options *opt,
 		  struct gw_store **out, char *msg, size_t msglen);
+/* The same with the cluster settings ("redis" needs them; NULL otherwise). */
+int gw_store_open_ex(const char *kind, const char *state_dir, const struct gw_store_options *opt,
+		     const struct gw_store_cluster *cluster, struct gw_store **out, char *msg, size_t msglen);
 int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *opt,
 			 struct gw_store **out, char *msg, size_t msglen);
 int gw_store_memory_open(const struct gw_store_options *opt, struct gw_store **out, char *msg,
 			 size_t msglen);
+/* cluster->redis names the servers. Refusals (msg names the URL, never the
+ * password): GW_STORE_ERR_INVAL an unparsable URL or rediss:// (this hiredis
+ * has no TLS), GW_STORE_ERR_ACCESS a refused password, GW_STORE_ERR_CORRUPT
+ * a server that does not speak Redis, GW_STORE_ERR_IO unreachable. */
+int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_store_cluster *cluster,
+			struct gw_store **out, char *msg, size_t msglen);
 
 /* Shared by the engines and the callers (store.c). */
 int gw_store_pattern_match(const char *pattern, const char *ctx);

@@ -304,6 +304,8 @@ static void load_payload(struct rules_loader *L, struct rules_rule *r, yaml_node
 			return;
 		if (!k && r->n_property_paths)
 			memcpy(all, r->property_paths, r->n_property_paths * sizeof(*all));
+		if (!k)
+			r->property_paths = all; /* distinct_paths() reads it as paths are added */
 		for (yaml_node_item_t *it = list->data.sequence.items.start;
 		     it < list->data.sequence.items.top; it++) {
 			yaml_node_t *e = yaml__at(L, *it);

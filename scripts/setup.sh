@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential cmake pkg-config openssl
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libjwt-dev libssl-dev libpcre2-dev libyaml-dev
   libsqlite3-dev sqlite3  # the embedded store; sqlite3: the shell to inspect notify.db
+  libhiredis-dev redis-server redis-tools  # cluster mode (store_redis.c); redis-server for its tests
   clang libclang-rt-14-dev  # clang + its libFuzzer runtime: the rule-engine fuzzers
   libsystemd-dev  # sd_notify (Type=notify service)
   prometheus lintian dpkg-dev file man-db)  # ops tests: promtool check metrics, the .deb (dpkg-shlibdeps, lintian), man -l

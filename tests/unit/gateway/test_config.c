@@ -187,5 +187,29 @@ int main(void)
 	gw_config_free(&cfg);
 	if (check_failures)
 		fprintf(stderr, "last error output:\n%s\n", errbuf);
+	/* cluster.redis: repeatable flag, a URL list; bad URLs are bad input */
+	gw_config_defaults(&cfg);
+	CHECK_INT_EQ(cfg.nredis, 0);
+	CHECK_INT_EQ(cfg.cluster_timeout, 2000);
+	CHECK_INT_EQ(cfg.cluster_claim_after, 10000);
+	char *r1[] = {"--redis", "redis://127.0.0.1:7001/0", "--cluster-redis=redis://:pw@10.0.0.2:7002",
+		      "--node-id", "n-1", "--cluster-timeout", "500"};
+	CHECK_INT_EQ(run(&cfg, 7, r1), 0);
+	CHECK_INT_EQ(cfg.nredis, 2);
+	CHECK(cfg.nredis == 2 && !strcmp(cfg.redis[1], "redis://:pw@10.0.0.2:7002"));
+	CHECK_STR_EQ(cfg.node_id, "n-1");
+	CHECK_INT_EQ(cfg.cluster_timeout, 500);
+	gw_config_free(&cfg);
+	gw_config_defaults(&cfg);
+	char *r2[] = {"--redis", "rediss://127.0.0.1:7001"};
+	CHECK_INT_EQ(run(&cfg, 2, r2), 2);
+	CHECK(strstr(errbuf, "no TLS") != NULL);
+	char *r3[] = {"--redis", "redis://127.0.0.1:0"};
+	CHECK_INT_EQ(run(&cfg, 2, r3), 2);
+	CHECK(strstr(errbuf, "bad port") != NULL);
+	char *r4[] = {"--cluster-timeout", "10"};
+	CHECK_INT_EQ(run(&cfg, 2, r4), 2);
+	gw_config_free(&cfg);
+
 	return CHECK_DONE();
 }

@@ -4,7 +4,9 @@
  * and limits, read state, retention purge, the redelivery guard, concurrent
  * writers (group commit); and, for SQLite only, a corrupt file, a foreign
  * database, a newer schema, an unwritable directory and a second process.
- * Real SQLite in temporary directories. */
+ * Real SQLite in temporary directories; the redis engine against a real
+ * redis-server this test starts on a free port (GW_REDIS_SERVER), each case
+ * on an emptied server, "restart" = close and open a new handle. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -19,6 +21,10 @@
 #include "../check.h"
 #include "stats.h"
 #include "store.h"
+#ifdef GW_REDIS_SERVER
+#include "redis_fixture.h"
+static struct redis_fixture redis;
+#endif
 
 #define INST "ari:cloud:ecosystem::installation/1"
 
@@ -27,7 +33,16 @@ struct engine {
 	int durable; /* survives close + open */
 };
 
-static const struct engine engines[] = {{"sqlite", 1}, {"memory", 0}};
+static const struct engine engines[] = {{"sqlite", 1}, {"memory", 0},
+#ifdef GW_REDIS_SERVER
+					{"redis", 1},
+#endif
+};
+
+static int is_redis(const struct engine *e)
+{
+	return !strcmp(e->name, "redis");
+}
 
 struct t {
 	const struct engine *e;
@@ -46,7 +61,12 @@ static int rm_rf(const char *path)
 static void t_open(struct t *t)
 {
 	char msg[512] = "";
-	int rc = gw_store_open(t->e->name, t->dir, &t->opt, &t->s, msg, sizeof(msg));
+	struct gw_store_cluster cl = {0};
+#ifdef GW_REDIS_SERVER
+	const char *urls[] = {redis.url};
+	cl = (struct gw_store_cluster){urls, 1, 2000, 10000, "test-node", 0};
+#endif
+	int rc = gw_store_open_ex(t->e->name, t->dir, &t->opt, is_redis(t->e) ? &cl : NULL, &t->s, msg, sizeof(msg));
 	if (rc)
 		fprintf(stderr, "open %s: %s\n", t->e->name, msg);
 	CHECK_INT_EQ(rc, GW_STORE_OK);
@@ -59,6 +79,10 @@ static void t_start(struct t *t, const struct engine *e, int64_t per_user)
 	snprintf(t->dir, sizeof(t->dir), "%s/store-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
 	CHECK(mkdtemp(t->dir) != NULL);
 	t->opt = (struct gw_store_options){GW_STORE_OS, 30 * 86400, per_user};
+#ifdef GW_REDIS_SERVER
+	if (is_redis(e))
+		CHECK_INT_EQ(fixture_cmd(&redis, "FLUSHALL"), 0);
+#endif
 	t_open(t);
 }
 
@@ -279,7 +303,11 @@ static void case_seq_epoch(const struct engine *e)
 	/* a wiped database (or, in memory, a restart) has a new epoch */
 	t.s->ops->close(t.s);
 	t.s = NULL;
-	if (e->durable) {
+#ifdef GW_REDIS_SERVER
+	if (is_redis(e))
+		CHECK_INT_EQ(fixture_cmd(&redis, "FLUSHALL"), 0);
+#endif
+	if (e->durable && !is_redis(e)) {
 		const char *files[] = {"notify.db", "notify.db-wal", "notify.db-shm"};
 		for (int i = 0; i < 3; i++) {
 			char p[600];
@@ -600,7 +628,7 @@ static void case_proofs(const struct engine *e)
 	struct gw_store_purged pr;
 	CHECK_INT_EQ(t.s->ops->purge(t.s, 1000 + 31 * 86400, 100, &pr), GW_STORE_OK);
 	CHECK_INT_EQ(pr.expired, 5);
-	if (e->durable) {
+	if (!strcmp(e->name, "sqlite")) {
 		char cmd[700], out[64] = "";
 		snprintf(cmd, sizeof(cmd), "sqlite3 '%s/notify.db' 'SELECT count(*) FROM batches'", t.dir);
 		FILE *f = popen(cmd, "r");
@@ -775,6 +803,12 @@ static void case_sqlite_refusals(void)
 
 int main(void)
 {
+#ifdef GW_REDIS_SERVER
+	if (fixture_start(&redis, 1, NULL)) {
+		fprintf(stderr, "cannot start %s\n", GW_REDIS_SERVER);
+		return 1;
+	}
+#endif
 	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
 		const struct engine *e = &engines[i];
 		int before = check_failures;
@@ -791,5 +825,8 @@ int main(void)
 		fprintf(stderr, "%s: %d failed\n", e->name, check_failures - before);
 	}
 	case_sqlite_refusals();
+#ifdef GW_REDIS_SERVER
+	fixture_stop(&redis);
+#endif
 	return CHECK_DONE();
 }

@@ -1,0 +1,617 @@
+/* broker_redis.c - see broker_redis.h. */
+#include "broker_redis.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wconversion"
+#include <hiredis/adapters/libuv.h>
+#pragma GCC diagnostic pop
+
+#include "broker_local.h"
+#include "gw/b64url.h"
+#include "outbox.h"
+#include "redis_conn.h"
+#include "stats.h"
+#include "strmap.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define SUBSCRIBE_BATCH 512
+/* Frames received but not yet drained by the service thread. Past it new
+ * ones are dropped and counted: their clients recover with since. */
+#define INBOX_MAX_BYTES (64u << 20)
+
+struct request {
+	struct request *next;
+	int subscribe; /* 1 SUBSCRIBE, 0 UNSUBSCRIBE */
+	size_t shard;
+	char channel[64];
+};
+
+struct rbroker;
+
+struct bshard {
+	struct rbroker *b;
+	size_t idx;
+	struct gw_redis_url url;
+	redisAsyncContext *sub, *pub;
+	int sub_up;              /* AUTH answered, probe channel subscribed */
+	int64_t connected_ms;    /* when sub was made (monotonic) */
+	int64_t retry_at_ms;     /* 0: no reconnect pending */
+	int64_t backoff_ms;
+	char probe_channel[200];
+	_Atomic int64_t last_probe_ms; /* written by the broker thread, read by ready() */
+	_Atomic int up;
+};
+
+struct rbroker {
+	struct gw_broker base;
+	struct gw_broker *inner; /* service thread */
+	struct gw_strmap users;  /* service thread: "inst\0user" -> count of subscriptions */
+	size_t nshards;
+	struct bshard *sh;
+	int64_t timeout_ms, probe_ms;
+	char node_id[128];
+	struct gw_outbox inbox;  /* broker thread -> service thread */
+	_Atomic size_t inbox_bytes;
+	pthread_mutex_t lock;    /* requests, stopping */
+	struct request *req_head, *req_tail;
+	int stopping;
+	_Atomic uint64_t generation;
+	/* broker thread */
+	pthread_t thread;
+	uv_loop_t loop;
+	uv_async_t async;
+	uv_timer_t tick;
+	struct gw_strmap wanted; /* channel -> shard + 1 */
+};
+
+static int64_t now_ms(void)
+{
+	return gw_redis_now_ms();
+}
+
+/* ---- the broker thread --------------------------------------------------- */
+
+static void connect_shard(struct bshard *s);
+
+static void schedule_retry(struct bshard *s)
+{
+	unsigned r = 0;
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (unsigned)now_ms();
+	s->retry_at_ms = now_ms() + s->backoff_ms / 2 + (int64_t)(r % (unsigned)(s->backoff_ms / 2 + 1));
+	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+/* Drops both connections (their disconnect callbacks clear the pointers). */
+static void drop_shard(struct bshard *s)
+{
+	atomic_store(&s->up, 0);
+	s->sub_up = 0;
+	redisAsyncContext *sub = s->sub, *pub = s->pub;
+	s->sub = s->pub = NULL;
+	/* detached first: their disconnect callbacks then ignore them */
+	if (sub) {
+		sub->data = NULL;
+		redisAsyncFree(sub);
+	}
+	if (pub) {
+		pub->data = NULL;
+		redisAsyncFree(pub);
+	}
+	if (!s->retry_at_ms && !s->b->stopping)
+		schedule_retry(s);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	(void)status;
+	struct bshard *s = ac->data;
+	if (!s)
+		return;
+	if (ac == s->sub)
+		s->sub = NULL;
+	if (ac == s->pub)
+		s->pub = NULL;
+	if (s->b->stopping)
+		return;
+	gw_stat_inc(GW_STAT_redis_broker_disconnects);
+	drop_shard(s);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct bshard *s = ac->data;
+	if (status != REDIS_OK && s) {
+		/* hiredis frees the context after this callback */
+		if (ac == s->sub)
+			s->sub = NULL;
+		if (ac == s->pub)
+			s->pub = NULL;
+		if (!s->b->stopping)
+			drop_shard(s);
+	}
+}
+
+/* Parses a published note and queues its frame for the service thread. */
+static void deliver(struct rbroker *b, const char *p, size_t len)
+{
+	unsigned long long seq;
+	size_t il, ul, cl, claims_len;
+	int used = 0;
+	if (sscanf(p, "%llu %zu %zu %zu %zu\n%n", &seq, &il, &ul, &cl, &claims_len, &used) != 5 || !used ||
+	    (size_t)used + il + ul + cl + claims_len > len) {
+		gw_stat_inc(GW_STAT_redis_broker_malformed);
+		return;
+	}
+	const char *inst = p + used, *user = inst + il, *ctx = user + ul, *claims = ctx + cl;
+	const char *proof = claims + claims_len;
+	size_t proof_len = len - (size_t)used - il - ul - cl - claims_len;
+	static const char head[] = "{\"op\":\"notification\",\"claims\":\"";
+	static const char mid[] = "\",\"proof\":";
+	size_t cap = sizeof(head) + gw_b64url_encoded_len(claims_len) + sizeof(mid) + proof_len + 2;
+	struct gw_msg *m = gw_msg_new(cap);
+	struct gw_outbox_item *it = calloc(1, sizeof(*it));
+	struct gw_delivery *d = calloc(1, sizeof(*d));
+	char *ci = malloc(il + 1), *cu = malloc(ul + 1), *cc = malloc(cl + 1);
+	if (!m || !it || !d || !ci || !cu || !cc || atomic_load(&b->inbox_bytes) + cap > INBOX_MAX_BYTES) {
+		gw_stat_inc(GW_STAT_redis_broker_dropped);
+		gw_msg_unref(m);
+		free(it);
+		free(d);
+		free(ci);
+		free(cu);
+		free(cc);
+		return;
+	}
+	char *o = (char *)gw_msg_payload(m), *start = o;
+	memcpy(o, head, sizeof(head) - 1);
+	o += sizeof(head) - 1;
+	o += gw_b64url_encode((const unsigned char *)claims, claims_len, o);
+	memcpy(o, mid, sizeof(mid) - 1);
+	o += sizeof(mid) - 1;
+	memcpy(o, proof, proof_len);
+	o += proof_len;
+	*o++ = '}';
+	*o = '\0';
+	m->len = (size_t)(o - start);
+	memcpy(ci, inst, il);
+	ci[il] = '\0';
+	memcpy(cu, user, ul);
+	cu[ul] = '\0';
+	memcpy(cc, ctx, cl);
+	cc[cl] = '\0';
+	*d = (struct gw_delivery){ci, cu, cc, seq, m};
+	it->kind = GW_OUT_BATCH;
+	it->count = 1;
+	it->items = d;
+	gw_stat_inc(GW_STAT_redis_broker_received);
+	atomic_fetch_add(&b->inbox_bytes, m->len);
+	gw_outbox_push_take(&b->inbox, it);
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)priv;
+	struct bshard *s = ac->data;
+	redisReply *r = reply;
+	if (!s || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	const char *kind = r->element[0]->str;
+	if (!strcmp(kind, "message") && r->element[1]->type == REDIS_REPLY_STRING &&
+	    r->element[2]->type == REDIS_REPLY_STRING) {
+		if (!strcmp(r->element[1]->str, s->probe_channel)) {
+			atomic_store(&s->last_probe_ms, now_ms());
+			if (!s->sub_up) {
+				s->sub_up = 1;
+				s->backoff_ms = BACKOFF_MIN_MS;
+				atomic_store(&s->up, 1);
+			}
+			return;
+		}
+		deliver(s->b, r->element[2]->str, r->element[2]->len);
+	}
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)priv;
+	struct bshard *s = ac->data;
+	redisReply *r = reply;
+	if (s && r && r->type == REDIS_REPLY_ERROR) {
+		gw_stat_inc(GW_STAT_redis_broker_disconnects);
+		drop_shard(s);
+	}
+}
+
+static void send_channels(struct bshard *s, int subscribe, const char **chans, size_t n)
+{
+	if (!n || !s->sub)
+		return;
+	const char *argv[SUBSCRIBE_BATCH + 1];
+	argv[0] = subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE";
+	for (size_t i = 0; i < n; i++)
+		argv[i + 1] = chans[i];
+	redisAsyncCommandArgv(s->sub, on_sub_reply, NULL, (int)n + 1, argv, NULL);
+}
+
+static redisAsyncContext *open_async(struct bshard *s)
+{
+	redisAsyncContext *ac = redisAsyncConnect(s->url.host, s->url.port);
+	if (!ac)
+		return NULL;
+	if (ac->err) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = s;
+	if (redisLibuvAttach(ac, &s->b->loop) != REDIS_OK) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	if (s->url.password[0]) {
+		if (s->url.user[0]) {
+			const char *argv[] = {"AUTH", s->url.user, s->url.password};
+			redisAsyncCommandArgv(ac, on_auth, NULL, 3, argv, NULL);
+		} else {
+			const char *argv[] = {"AUTH", s->url.password};
+			redisAsyncCommandArgv(ac, on_auth, NULL, 2, argv, NULL);
+		}
+	}
+	return ac;
+}
+
+static void connect_shard(struct bshard *s)
+{
+	s->retry_at_ms = 0;
+	s->sub = open_async(s);
+	s->pub = s->sub ? open_async(s) : NULL;
+	if (!s->sub || !s->pub) {
+		drop_shard(s);
+		return;
+	}
+	s->connected_ms = now_ms();
+	if (atomic_load(&s->last_probe_ms))
+		gw_stat_inc(GW_STAT_redis_broker_reconnects);
+	atomic_fetch_add(&s->b->generation, 1);
+	/* the probe channel, then every channel wanted on this shard */
+	const char *batch[SUBSCRIBE_BATCH];
+	size_t n = 0;
+	batch[n++] = s->probe_channel;
+	struct gw_strmap *w = &s->b->wanted;
+	for (size_t i = 0; i < w->nbuckets; i++)
+		for (struct gw_strmap_entry *e = w->buckets[i]; e; e = e->next) {
+			if ((size_t)(uintptr_t)e->value - 1 != s->idx)
+				continue;
+			batch[n++] = e->key;
+			if (n == SUBSCRIBE_BATCH) {
+				send_channels(s, 1, batch, n);
+				n = 0;
+			}
+		}
+	send_channels(s, 1, batch, n);
+}
+
+static void on_probe_published(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)ac;
+	(void)reply;
+	(void)priv;
+}
+
+/* Every probe interval: reconnect what is due, drop what is silent, probe. */
+static void on_tick(uv_timer_t *t)
+{
+	struct rbroker *b = t->data;
+	int64_t now = now_ms();
+	for (size_t i = 0; i < b->nshards; i++) {
+		struct bshard *s = &b->sh[i];
+		if (!s->sub && !s->pub) {
+			if (!s->retry_at_ms)
+				schedule_retry(s);
+			if (now >= s->retry_at_ms)
+				connect_shard(s);
+			continue;
+		}
+		int64_t since = s->sub_up ? atomic_load(&s->last_probe_ms) : s->connected_ms;
+		if (now - since > 2 * b->probe_ms + b->timeout_ms) {
+			gw_stat_inc(GW_STAT_redis_broker_probe_failures);
+			drop_shard(s);
+			continue;
+		}
+		if (s->pub) {
+			char ts[24];
+			snprintf(ts, sizeof(ts), "%" PRId64, now);
+			const char *argv[] = {"PUBLISH", s->probe_channel, ts};
+			redisAsyncCommandArgv(s->pub, on_probe_published, NULL, 3, argv, NULL);
+		}
+	}
+}
+
+static void close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct rbroker *b = a->data;
+	pthread_mutex_lock(&b->lock);
+	struct request *r = b->req_head;
+	b->req_head = b->req_tail = NULL;
+	int stopping = b->stopping;
+	pthread_mutex_unlock(&b->lock);
+	while (r) {
+		struct request *next = r->next;
+		struct bshard *s = &b->sh[r->shard];
+		size_t len = strlen(r->channel);
+		const char *chan[1] = {r->channel};
+		if (r->subscribe) {
+			struct gw_strmap_entry *e = gw_strmap_upsert(&b->wanted, r->channel, len, NULL);
+			if (e)
+				e->value = (void *)(uintptr_t)(r->shard + 1);
+			else
+				gw_stat_inc(GW_STAT_redis_broker_dropped);
+			if (e && s->sub)
+				send_channels(s, 1, chan, 1);
+		} else {
+			gw_strmap_remove(&b->wanted, r->channel, len);
+			if (s->sub)
+				send_channels(s, 0, chan, 1);
+		}
+		free(r);
+		r = next;
+	}
+	if (stopping) {
+		for (size_t i = 0; i < b->nshards; i++)
+			drop_shard(&b->sh[i]);
+		uv_timer_stop(&b->tick);
+		uv_close((uv_handle_t *)&b->tick, close_cb);
+		uv_close((uv_handle_t *)&b->async, close_cb);
+	}
+}
+
+static void *broker_thread(void *p)
+{
+	struct rbroker *b = p;
+	for (size_t i = 0; i < b->nshards; i++)
+		connect_shard(&b->sh[i]);
+	uv_run(&b->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+/* ---- the service thread -------------------------------------------------- */
+
+static int queue_request(struct rbroker *b, int subscribe, const char *inst, const char *user)
+{
+	struct request *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	r->subscribe = subscribe;
+	r->shard = gw_redis_shard_of(inst, user, b->nshards);
+	gw_redis_user_channel(inst, user, b->sh[r->shard].url.db, r->channel);
+	pthread_mutex_lock(&b->lock);
+	if (b->req_tail)
+		b->req_tail->next = r;
+	else
+		b->req_head = r;
+	b->req_tail = r;
+	pthread_mutex_unlock(&b->lock);
+	uv_async_send(&b->async);
+	return 0;
+}
+
+static char *user_key(const char *inst, const char *user, size_t *len)
+{
+	size_t il = strlen(inst), ul = strlen(user);
+	char *k = malloc(il + ul + 2);
+	if (!k)
+		return NULL;
+	memcpy(k, inst, il + 1);
+	memcpy(k + il + 1, user, ul + 1);
+	*len = il + 1 + ul;
+	return k;
+}
+
+static size_t r_publish(struct gw_broker *gb, const char *inst, const char *user, const char *ctx,
+			struct gw_msg *msg)
+{
+	/* Published by the store's record script; delivered by drain. */
+	(void)gb;
+	(void)inst;
+	(void)user;
+	(void)ctx;
+	(void)msg;
+	return 0;
+}
+
+static int r_subscribe(struct gw_broker *gb, const char *inst, const char *user, const char *ctx,
+		       struct gw_conn *conn)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	size_t before = b->inner->ops->subscription_count(b->inner);
+	if (b->inner->ops->subscribe(b->inner, inst, user, ctx, conn))
+		return -1;
+	if (b->inner->ops->subscription_count(b->inner) == before)
+		return 0; /* already subscribed */
+	size_t len;
+	char *k = user_key(inst, user, &len);
+	struct gw_strmap_entry *e = k ? gw_strmap_upsert(&b->users, k, len, NULL) : NULL;
+	free(k);
+	if (!e || (!e->value && queue_request(b, 1, inst, user))) {
+		b->inner->ops->unsubscribe(b->inner, inst, user, ctx, conn);
+		return -1;
+	}
+	e->value = (void *)((uintptr_t)e->value + 1);
+	return 0;
+}
+
+static void r_unsubscribe(struct gw_broker *gb, const char *inst, const char *user, const char *ctx,
+			  struct gw_conn *conn)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	size_t before = b->inner->ops->subscription_count(b->inner);
+	b->inner->ops->unsubscribe(b->inner, inst, user, ctx, conn);
+	if (b->inner->ops->subscription_count(b->inner) == before)
+		return;
+	size_t len;
+	char *k = user_key(inst, user, &len);
+	if (!k)
+		return;
+	struct gw_strmap_entry *e = gw_strmap_upsert(&b->users, k, len, NULL);
+	if (e && (uintptr_t)e->value <= 1) {
+		gw_strmap_remove(&b->users, k, len);
+		/* out of memory here only leaves a subscription Redis keeps sending */
+		queue_request(b, 0, inst, user);
+	} else if (e) {
+		e->value = (void *)((uintptr_t)e->value - 1);
+	}
+	free(k);
+}
+
+static size_t r_count(struct gw_broker *gb)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	return b->inner->ops->subscription_count(b->inner);
+}
+
+size_t gw_broker_redis_drain(struct gw_broker *gb)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	size_t n = 0;
+	struct gw_outbox_item *it = gw_outbox_take_all(&b->inbox);
+	while (it) {
+		struct gw_outbox_item *next = it->next;
+		for (size_t i = 0; i < it->count; i++) {
+			struct gw_delivery *d = &it->items[i];
+			n += b->inner->ops->publish(b->inner, d->installation, d->user, d->ctx, d->msg);
+			atomic_fetch_sub(&b->inbox_bytes, d->msg->len);
+		}
+		gw_outbox_item_free(it);
+		it = next;
+	}
+	return n;
+}
+
+int gw_broker_redis_ready(struct gw_broker *gb, int64_t *oldest_ms)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	int64_t now = now_ms(), oldest = 0;
+	int ready = 1;
+	for (size_t i = 0; i < b->nshards; i++) {
+		int64_t last = atomic_load(&b->sh[i].last_probe_ms);
+		int64_t age = last ? now - last : INT64_MAX;
+		if (age > oldest)
+			oldest = age;
+		if (!atomic_load(&b->sh[i].up) || age > 2 * b->probe_ms + b->timeout_ms)
+			ready = 0;
+	}
+	if (oldest_ms)
+		*oldest_ms = oldest;
+	return ready;
+}
+
+uint64_t gw_broker_redis_generation(struct gw_broker *gb)
+{
+	return atomic_load(&((struct rbroker *)gb)->generation);
+}
+
+static void r_destroy(struct gw_broker *gb)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	pthread_mutex_lock(&b->lock);
+	b->stopping = 1;
+	pthread_mutex_unlock(&b->lock);
+	uv_async_send(&b->async);
+	pthread_join(b->thread, NULL);
+	uv_loop_close(&b->loop);
+	struct request *r = b->req_head;
+	while (r) {
+		struct request *next = r->next;
+		free(r);
+		r = next;
+	}
+	gw_outbox_destroy(&b->inbox);
+	gw_strmap_free(&b->wanted, NULL);
+	gw_strmap_free(&b->users, NULL);
+	b->inner->ops->destroy(b->inner);
+	pthread_mutex_destroy(&b->lock);
+	free(b->sh);
+	free(b);
+}
+
+static const struct gw_broker_ops redis_broker_ops = {
+	.publish = r_publish,
+	.subscribe = r_subscribe,
+	.unsubscribe = r_unsubscribe,
+	.subscription_count = r_count,
+	.destroy = r_destroy,
+};
+
+struct gw_broker *gw_broker_redis_new(const struct gw_broker_redis_options *o, char *msg, size_t msglen)
+{
+	if (!o->nredis) {
+		snprintf(msg, msglen, "the redis broker needs at least one redis:// URL");
+		return NULL;
+	}
+	struct rbroker *b = calloc(1, sizeof(*b));
+	if (!b || !(b->sh = calloc(o->nredis, sizeof(*b->sh)))) {
+		free(b);
+		snprintf(msg, msglen, "out of memory");
+		return NULL;
+	}
+	b->base.ops = &redis_broker_ops;
+	b->nshards = o->nredis;
+	b->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
+	b->probe_ms = o->probe_interval_ms > 0 ? o->probe_interval_ms : 1000;
+	snprintf(b->node_id, sizeof(b->node_id), "%s", o->node_id && o->node_id[0] ? o->node_id : "node");
+	for (size_t i = 0; i < o->nredis; i++) {
+		struct bshard *s = &b->sh[i];
+		char why[300];
+		if (gw_redis_url_parse(o->redis[i], &s->url, why, sizeof(why))) {
+			snprintf(msg, msglen, "cluster.redis #%zu: %s", i + 1, why);
+			free(b->sh);
+			free(b);
+			return NULL;
+		}
+		s->b = b;
+		s->idx = i;
+		s->backoff_ms = BACKOFF_MIN_MS;
+		snprintf(s->probe_channel, sizeof(s->probe_channel), "gw:probe:%d:%s", s->url.db, b->node_id);
+	}
+	int inited = 0;
+	if (!(b->inner = gw_broker_local_new()) || gw_strmap_init(&b->users, 1024) ||
+	    gw_strmap_init(&b->wanted, 1024) || gw_outbox_init(&b->inbox, o->wake, o->wake_ud) ||
+	    pthread_mutex_init(&b->lock, NULL) || uv_loop_init(&b->loop) || (inited = 1, 0) ||
+	    uv_async_init(&b->loop, &b->async, on_async) || uv_timer_init(&b->loop, &b->tick)) {
+		snprintf(msg, msglen, "out of memory or no event loop for the redis broker");
+		/* a partial start is not worth unwinding piecewise: fatal at start */
+		(void)inited;
+		return NULL;
+	}
+	b->async.data = b;
+	b->tick.data = b;
+	uv_timer_start(&b->tick, on_tick, (uint64_t)b->probe_ms, (uint64_t)b->probe_ms);
+	if (pthread_create(&b->thread, NULL, broker_thread, b)) {
+		snprintf(msg, msglen, "cannot start the redis broker thread");
+		return NULL;
+	}
+	return &b->base;
+}

@@ -1,0 +1,69 @@
+// redis.mjs - a real redis-server for a test: a free port, a temporary
+// directory, AOF as asked; stopped when the test process exits.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const live = new Set();
+process.on('exit', () => {
+  for (const c of live) {
+    try { c.kill('SIGKILL'); } catch { /* gone */ }
+  }
+});
+
+export function redisServerPath() {
+  for (const p of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) {
+    try { execFileSync(p, ['--version']); return p; } catch { /* next */ }
+  }
+  return null;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+function ping(port, password) {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    let buf = '';
+    c.on('connect', () => c.write((password ? `AUTH ${password}\r\n` : '') + 'PING\r\n'));
+    c.on('data', (d) => {
+      buf += d;
+      if (buf.includes('PONG')) { c.destroy(); resolve(true); }
+    });
+    c.on('error', () => resolve(false));
+    setTimeout(() => { c.destroy(); resolve(false); }, 500);
+  });
+}
+
+/** Starts redis-server; resolves {port, url, stop()}. */
+export async function startRedis({ password, aof = false } = {}) {
+  const bin = redisServerPath();
+  if (!bin) throw new Error('redis-server not installed (scripts/setup.sh installs it)');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ngw-redis-'));
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', aof ? 'yes' : 'no', '--daemonize', 'no'];
+  if (password) args.push('--requirepass', password);
+  const child = spawn(bin, args, { stdio: 'ignore' });
+  live.add(child);
+  for (let i = 0; i < 100 && !(await ping(port, password)); i++) await new Promise((r) => setTimeout(r, 50));
+  const url = password ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}/0` : `redis://127.0.0.1:${port}/0`;
+  return {
+    port, url, child,
+    async stop() {
+      live.delete(child);
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
