@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Set on a thread once it pops: a worker, which comes back for more when its
+ * job is done. An event such a thread pushes into an idle queue is left for
+ * it instead of waking another worker (gw_workq_push_event). */
+static _Thread_local int tl_consumer;
+
 struct gw_job *gw_job_new(enum gw_job_kind kind)
 {
 	struct gw_job *job = calloc(1, sizeof(*job));
@@ -113,7 +118,12 @@ int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
 			q->event_head = job;
 		q->event_tail = job;
 		q->event_count++;
-		pthread_cond_signal(&q->not_empty);
+		/* A worker that verified this event takes it on its next pop when
+		 * nothing else waits: waking a second worker for it costs two
+		 * context switches and gains nothing (issue 15). With other work
+		 * queued, another worker is woken as before. */
+		if (!tl_consumer || q->event_count > 1 || q->verify_head || q->auth_head)
+			pthread_cond_signal(&q->not_empty);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
 	return rc;
@@ -141,6 +151,7 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 	struct gw_job *job = NULL;
 	if (max_events < 1)
 		max_events = 1;
+	tl_consumer = 1;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	for (;;) {
 		int verifying = q->verify_head || q->auth_head;

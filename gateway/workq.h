@@ -82,7 +82,10 @@ void gw_workq_destroy(struct gw_workq *q); /* frees jobs still queued */
  * Returns 0 (taken), -1 (that lane full: caller keeps the job), -2 (closed). */
 int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job);
 /* Assigns job->intake_no. Accepted even after close (events verified before
- * the close still have to be processed). Returns 0 or -1 (full). */
+ * the close still have to be processed). Returns 0 or -1 (full). A thread
+ * that pops (a worker) and pushes an event into an otherwise idle queue wakes
+ * no one: it takes the event itself on its next pop, so it must come back to
+ * pop. Threads that never pop wake a worker as usual. */
 int gw_workq_push_event(struct gw_workq *q, struct gw_job *job);
 
 /* Blocks until a job is available (lanes served as above, with
