@@ -46,6 +46,18 @@ static struct rules_set *load_rules(const struct gw_config *cfg)
 	return set;
 }
 
+/* workq's handback (workq.h): a worker's answer and its own event's frames
+ * go to the service thread together. */
+static void outbox_hold(void *ud)
+{
+	gw_outbox_hold(ud);
+}
+
+static void outbox_flush(void *ud)
+{
+	gw_outbox_flush(ud);
+}
+
 int main(int argc, char **argv)
 {
 	static struct gw_app app;
@@ -103,6 +115,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	gw_workq_set_auth_cap(&app.workq, (size_t)app.cfg.auth_backlog);
+	gw_workq_set_handback(&app.workq, outbox_hold, outbox_flush, &app.outbox);
 	/* the trace ring runs the rules twice: only when the admin API can read it */
 	if (gw_admin_enabled(&app) && app.cfg.admin_trace_events > 0 &&
 	    gw_trace_init(&app.trace, (size_t)app.cfg.admin_trace_events, (size_t)app.cfg.admin_trace_bytes)) {

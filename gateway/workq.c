@@ -9,6 +9,25 @@
  * job is done. An event such a thread pushes into an idle queue is left for
  * it instead of waking another worker (gw_workq_push_event). */
 static _Thread_local int tl_consumer;
+/* This thread pushed an event without waking anyone and holds its results
+ * (gw_workq_set_handback) until the pop after the one that takes it. */
+static _Thread_local int tl_self_event;
+static _Thread_local struct gw_workq *tl_holding;
+
+void gw_workq_set_handback(struct gw_workq *q, void (*hold)(void *ud), void (*flush)(void *ud), void *ud)
+{
+	q->hold = hold;
+	q->flush = flush;
+	q->handback_ud = ud;
+}
+
+static void handback_flush(struct gw_workq *q)
+{
+	if (tl_holding == q) {
+		tl_holding = NULL;
+		q->flush(q->handback_ud);
+	}
+}
 
 struct gw_job *gw_job_new(enum gw_job_kind kind)
 {
@@ -122,8 +141,13 @@ int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
 		 * nothing else waits: waking a second worker for it costs two
 		 * context switches and gains nothing (issue 15). With other work
 		 * queued, another worker is woken as before. */
-		if (!tl_consumer || q->event_count > 1 || q->verify_head || q->auth_head)
+		if (!tl_consumer || q->event_count > 1 || q->verify_head || q->auth_head) {
 			pthread_cond_signal(&q->not_empty);
+		} else if (q->hold && !tl_holding) {
+			tl_holding = q;
+			tl_self_event = 1;
+			q->hold(q->handback_ud);
+		}
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
 	return rc;
@@ -152,6 +176,10 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 	if (max_events < 1)
 		max_events = 1;
 	tl_consumer = 1;
+	if (tl_self_event)
+		tl_self_event = 0; /* the next job is likely that event: keep holding */
+	else
+		handback_flush(q);
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	for (;;) {
 		int verifying = q->verify_head || q->auth_head;
@@ -185,9 +213,17 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 		}
 		if (q->closed)
 			break;
+		if (tl_holding == q) { /* never sleep on held results */
+			pthread_mutex_unlock(&q->lock);
+			handback_flush(q);
+			pthread_mutex_lock(&q->lock);
+			continue;
+		}
 		pthread_cond_wait(&q->not_empty, &q->lock);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+	if (!job)
+		handback_flush(q);
 	return job;
 }
 

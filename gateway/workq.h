@@ -71,12 +71,22 @@ struct gw_workq {
 	int last_auth;        /* the last verification served was a login */
 	uint64_t next_intake_no;
 	int closed;
+	/* gw_workq_set_handback */
+	void (*hold)(void *ud);
+	void (*flush)(void *ud);
+	void *handback_ud;
 };
 
 int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap);
 /* The auth lane's bound (gw_workq_init makes it verify_cap). Before any push. */
 void gw_workq_set_auth_cap(struct gw_workq *q, size_t auth_cap);
 void gw_workq_destroy(struct gw_workq *q); /* frees jobs still queued */
+/* Results a worker produces between handing an event to itself (below) and
+ * its next pop but one are held (hold(ud)) and released by flush(ud) when it
+ * pops again without such an event, and always before it blocks or leaves:
+ * so a request's answer and its event's frames travel back together. The
+ * gateway passes gw_outbox_hold/gw_outbox_flush. Before any pop. */
+void gw_workq_set_handback(struct gw_workq *q, void (*hold)(void *ud), void (*flush)(void *ud), void *ud);
 
 /* A VERIFY job into the verify lane, an AUTH job into the auth lane.
  * Returns 0 (taken), -1 (that lane full: caller keeps the job), -2 (closed). */
