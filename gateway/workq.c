@@ -12,6 +12,7 @@ static _Thread_local int tl_consumer;
 /* This thread pushed an event without waking anyone and holds its results
  * (gw_workq_set_handback) until the pop after the one that takes it. */
 static _Thread_local int tl_self_event;
+static _Thread_local uint64_t tl_self_no; /* its intake number */
 static _Thread_local struct gw_workq *tl_holding;
 
 void gw_workq_set_handback(struct gw_workq *q, void (*hold)(void *ud), void (*flush)(void *ud), void *ud)
@@ -146,6 +147,7 @@ int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
 		} else if (q->hold && !tl_holding) {
 			tl_holding = q;
 			tl_self_event = 1;
+			tl_self_no = job->intake_no;
 			q->hold(q->handback_ud);
 		}
 	}
@@ -176,9 +178,9 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 	if (max_events < 1)
 		max_events = 1;
 	tl_consumer = 1;
-	if (tl_self_event)
-		tl_self_event = 0; /* the next job is likely that event: keep holding */
-	else
+	int expect_own = tl_self_event; /* keep holding only if the next job is that event */
+	tl_self_event = 0;
+	if (!expect_own)
 		handback_flush(q);
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	for (;;) {
@@ -222,7 +224,7 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 		pthread_cond_wait(&q->not_empty, &q->lock);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
-	if (!job)
+	if (!job || job->kind != GW_JOB_EVENT || job->intake_no != tl_self_no)
 		handback_flush(q);
 	return job;
 }

@@ -56,17 +56,29 @@ static void *handback(void *arg)
 	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
 	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
 	CHECK_INT_EQ(holds, 1);
-	/* held results never wait for a blocking pop: closing returns NULL after a flush */
 	while ((j = gw_workq_pop(&q)) && j->kind != GW_JOB_EVENT)
 		gw_job_free(j);
 	gw_job_free(j);
 	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
 	CHECK_INT_EQ(holds, 2);
+	/* the next pop takes something else first (a verification): released at once */
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	j = gw_workq_pop(&q);
+	CHECK_INT_EQ(j->kind, GW_JOB_INTAKE);
+	gw_job_free(j);
+	CHECK_INT_EQ(flushes, 2);
+	/* held results never wait for a blocking pop: the last pop flushes */
+	j = gw_workq_pop(&q);
+	CHECK_INT_EQ(j->kind, GW_JOB_EVENT);
+	gw_job_free(j);
+	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	CHECK_INT_EQ(holds, 3);
 	gw_workq_close(&q);
 	j = gw_workq_pop(&q);
 	gw_job_free(j);
-	CHECK(gw_workq_pop(&q) == NULL);
 	CHECK_INT_EQ(flushes, 2);
+	CHECK(gw_workq_pop(&q) == NULL);
+	CHECK_INT_EQ(flushes, 3);
 	gw_workq_destroy(&q);
 	return NULL;
 }
