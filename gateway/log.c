@@ -245,30 +245,44 @@ static void jfields(struct jbuf *b, const char *msg, size_t len)
 	}
 }
 
-static void emit_json(enum gw_log_level level, const char *prefix, const char *msg, size_t len,
+static void json_head(struct jbuf *b, enum gw_log_level level, const char *prefix, const char *t)
+{
+	jraw(b, "{\"ts\":", 6);
+	jstr(b, t, strlen(t));
+	jraw(b, ",\"level\":", 9);
+	jstr(b, level_names[level], strlen(level_names[level]));
+	if (*prefix)
+		jraw(b, ",\"component\":\"lws\"", 18);
+	jraw(b, ",\"msg\":", 7);
+}
+
+/* Bytes of a message that always fit the line as JSON with its head: each
+ * byte escapes to at most 6 ("\u00XX", "\ufffd"). */
+#define JSON_SAFE_MSG 600
+
+static void emit_json(enum gw_log_level level, const char *prefix, const char *msg, size_t len, int cut,
 		      const struct timespec *ts, const struct tm *tm)
 {
 	char out[4096], t[96];
 	struct jbuf b = {out, 0, sizeof(out) - 2};
 	snprintf(t, sizeof(t), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm->tm_year + 1900, tm->tm_mon + 1,
 		 tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, ts->tv_nsec / 1000000);
-	jraw(&b, "{\"ts\":", 6);
-	jstr(&b, t, strlen(t));
-	jraw(&b, ",\"level\":", 9);
-	jstr(&b, level_names[level], strlen(level_names[level]));
-	if (*prefix)
-		jraw(&b, ",\"component\":\"lws\"", 18);
-	jraw(&b, ",\"msg\":", 7);
+	json_head(&b, level, prefix, t);
 	jstr(&b, msg, len);
 	jfields(&b, msg, len);
-	/* A line cut at the buffer's end still closes as valid JSON. */
-	if (b.n >= sizeof(out) - 3) {
-		static const char cut[] = "\",\"truncated\":true";
-		b.n = sizeof(out) - 3 - (sizeof(cut) - 1);
-		while (b.n > 0 && (out[b.n - 1] == '\\' || (unsigned char)out[b.n - 1] >= 0x80))
-			b.n--; /* not inside an escape or a UTF-8 sequence */
-		memcpy(out + b.n, cut, sizeof(cut) - 1);
-		b.n += sizeof(cut) - 1;
+	if (cut || b.n >= sizeof(out) - 3) {
+		/* Too long for one line (or cut by the formatter): the head and
+		 * the start of the message only, still one valid object. */
+		if (b.n >= sizeof(out) - 3) {
+			b.n = 0;
+			json_head(&b, level, prefix, t);
+			while (len > JSON_SAFE_MSG)
+				len = JSON_SAFE_MSG;
+			while (len > 0 && ((unsigned char)msg[len] & 0xc0) == 0x80)
+				len--; /* not inside a UTF-8 sequence */
+			jstr(&b, msg, len);
+		}
+		jraw(&b, ",\"truncated\":true", 17);
 	}
 	out[b.n++] = '}';
 	out[b.n++] = '\n';
@@ -288,7 +302,7 @@ static void emit_line(enum gw_log_level level, const char *prefix, const char *f
 		size_t len = m < 0 ? 0 : (size_t)m < sizeof(line) ? (size_t)m : sizeof(line) - 1;
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			len--;
-		emit_json(level, prefix, line, len, &ts, &tm);
+		emit_json(level, prefix, line, len, m >= (int)sizeof(line), &ts, &tm);
 		return;
 	}
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s",

@@ -45,7 +45,7 @@ export class Gateway {
     gw.adminToken = randomBytes(24).toString('base64url');
     gw.adminDir = tempDir('ngw-browser-admin-');
     writeFileSync(path.join(gw.adminDir, 'admin-token'), gw.adminToken, { mode: 0o600 });
-    gw.argv.push('--admin-token', path.join(gw.adminDir, 'admin-token'));
+    gw.argv.push('--admin-token-file', path.join(gw.adminDir, 'admin-token'));
     if (rules) gw.argv.push('--rules', rules);
     gw.argv.push(...args);
     if (!existsSync(BINARY)) throw new Error(`gateway binary not found: ${BINARY} (build it or set GW_BINARY)`);
