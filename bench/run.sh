@@ -251,7 +251,7 @@ thread_split() { # thread_split LABEL: the gateway's CPU per delivered notificat
 	# main<tid> is the lws service thread; name/<tid> a thread the gateway named; the rest are workers
 	echo "$th" | tr ',' '\n' | awk -F: -v n="$(awk -v w="$w" -v d="$d" 'BEGIN{print w*d}')" '
 		{ k = $1; if (k ~ /^main/) k = "service"; else if (k ~ /\//) sub(/\/.*/, "", k); else k = "worker"
-		  v = $2 / n * 1e6; s[k] = (k in s) ? s[k] "+" sprintf("%.0f", v) : sprintf("%.0f", v); t += v }
+		  v = sprintf("%.0f", $2 / n * 1e6); if (k in s) s[k] = s[k] "+" v; else s[k] = v; t += v }
 		END { for (k in s) printf "%s %s, ", k, s[k]; printf "total %.0f\n", t }'
 }
 {
