@@ -97,12 +97,17 @@ EOF
 
 # ---- servers -----------------------------------------------------------------
 PORT=""
+GW_EXTRA=() # store variant rows: --store memory, --durability os
+DB_BYTES_PER_NOTE=""
 start_gateway() {
 	local out="$TMP/gw.out"
 	: >"$out"
+	# every run starts on an empty store (the keys in the state dir stay)
+	rm -f "$TMP/state/notify.db" "$TMP/state/notify.db-wal" "$TMP/state/notify.db-shm"
 	"$GW_BIN" --state-dir "$TMP/state" --listen 127.0.0.1:0 --rules "$TMP/rules.yml" \
 		--log-level warn --workers "$WORKERS" --limits-queue 100000 \
-		${EVENT_LOOP:+--event-loop "$EVENT_LOOP"} ${GW_STORE:+--store "$GW_STORE"} >"$out" 2>>"$TMP/gw.err" &
+		${EVENT_LOOP:+--event-loop "$EVENT_LOOP"} ${GW_STORE:+--store "$GW_STORE"} ${GW_EXTRA[@]+"${GW_EXTRA[@]}"} \
+		>"$out" 2>>"$TMP/gw.err" &
 	SERVER_PID=$!
 	for _ in $(seq 100); do
 		PORT=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$out")
@@ -165,6 +170,14 @@ run() {
 	sed 's/^/   /' "$TMP/err" | grep -v '^   $' >&2 || true
 	sed "s/^RESULT /RESULT label=$label /" "$TMP/out" | tee -a "$RESULTS" >/dev/null
 	stop_server
+	if [ "$tg" = gateway ] && [ "$label" = "targeted-${USERS_S}-max" ] && command -v sqlite3 >/dev/null &&
+		[ -f "$TMP/state/notify.db" ]; then
+		# database growth per stored notification (after the stop: WAL checkpointed into the file)
+		local notes bytes
+		notes=$(sqlite3 "$TMP/state/notify.db" 'SELECT count(*) FROM notes' 2>/dev/null || echo 0)
+		bytes=$(du -cb "$TMP/state"/notify.db* | tail -1 | cut -f1)
+		[ "${notes:-0}" -gt 0 ] && DB_BYTES_PER_NOTE=$((bytes / notes))
+	fi
 	return $rc
 }
 
@@ -233,6 +246,20 @@ for tg in $TARGETS; do
 	run "$tg" "broadcast-$BCAST-single" broadcast --users "$BCAST" "${common[@]}" --window 1 "${extra[@]}" ||
 		true
 	run "$tg" "conns-$CONNS" conns --users "$CONNS" --concurrency 256 --src-addrs 4 --settle 3 || true
+	if [ "$tg" = gateway ]; then
+		# the same targeted load with history in memory, and with durability os; "half" at the
+		# default (sqlite, fsync) half rate, so CPU per delivered notification compares at one load
+		half=$(field "targeted-$USERS_S-half" gateway rate)
+		for v in memory os; do
+			if [ "$v" = memory ]; then GW_EXTRA=(--store memory); else GW_EXTRA=(--durability os); fi
+			run gateway "intake-$v" intake "${common[@]}" --http-conns 64 || true
+			run gateway "targeted-$USERS_S-max-$v" targeted --users "$USERS_S" "${common[@]}" --http-conns 64 \
+				--window 1024 || true
+			run gateway "targeted-$USERS_S-half-$v" targeted --users "$USERS_S" "${common[@]}" \
+				--rate "${half:-1000}" --http-conns 64 || true
+			GW_EXTRA=()
+		done
+	fi
 done
 
 # ---- table --------------------------------------------------------------------------
@@ -289,6 +316,19 @@ thread_split() { # thread_split LABEL: the gateway's CPU per delivered notificat
 	row "    one event at a time: events/s" "broadcast-$BCAST-single" accepted_per_s
 	row "    one at a time: p50 ms POST -> frame" "broadcast-$BCAST-single" p50_ms
 	row "    one at a time: max ms POST -> last frame" "broadcast-$BCAST-single" max_ms
+	for v in memory os; do
+		d="store: sqlite, durability: fsync (the rows above)"
+		[ "$v" = memory ] && d="store: memory" || true
+		[ "$v" = os ] && d="store: sqlite, durability: os" || true
+		echo "$d"
+		row "    (a) intake: accepted events/s" "intake-$v" accepted_per_s
+		row "    (b) targeted $USERS_S users, max: delivered/s" "targeted-$USERS_S-max-$v" delivered_per_s
+		row "        CPU ms per 1000 delivered" "targeted-$USERS_S-max-$v" cpu_ms_per_1k
+		row "        at the default's half rate: delivered/s" "targeted-$USERS_S-half-$v" delivered_per_s
+		row "        CPU ms per 1000 delivered at that rate" "targeted-$USERS_S-half-$v" cpu_ms_per_1k
+		row "        latency p99 ms at that rate" "targeted-$USERS_S-half-$v" p99_ms
+	done
+	echo "store growth (sqlite, after targeted $USERS_S max): ${DB_BYTES_PER_NOTE:--} bytes per stored notification"
 	row "(d) idle memory: bytes per subscribed ws ($CONNS)" "conns-$CONNS" bytes_per_conn
 	row "(e) connects/s (gw: authenticated + subscribed)" "conns-$CONNS" connects_per_s
 	row "    connect p99 ms" "conns-$CONNS" connect_p99_ms

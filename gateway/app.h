@@ -39,6 +39,7 @@
 #include "rulebox.h"
 #include "sequencer.h"
 #include "server.h"
+#include "store.h"
 #include "strmap.h"
 #include "trace.h"
 #include "util.h"
@@ -67,6 +68,9 @@ struct gw_app {
 	struct gw_dedup dedup;           /* redelivery guard */
 	struct gw_registry registry;     /* installations, system tokens */
 	struct gw_activity activity;     /* per-user activity for scheduled digests */
+	struct gw_store *store;          /* journal, history, inbox (store.h): workers only, never the service thread */
+	struct gw_journal *journal;      /* the journal thread (journal.h) */
+	struct gw_recorder *recorder;    /* the recorder thread (recorder.h) */
 	struct gw_trace trace;           /* admin trace ring (trace.h); ring NULL: off */
 	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
 
@@ -81,6 +85,9 @@ struct gw_app {
 	size_t ws_connections;          /* open websockets: counted by realtime.c, read by /healthz and the stop */
 	int listen_port;
 	int stopping;                   /* SIGTERM seen: refuse new work */
+	int purge_running;              /* a retention purge job is queued or running (server.c sweep) */
+	int purge_more;                 /* the last purge hit its bound: the next sweep purges again */
+	time_t purge_last;              /* when the last purge was queued */
 	time_t started_at;
 
 	/* service thread only, each the private state of one module (its header) */

@@ -11,6 +11,8 @@
 #include "gw/signer.h"
 #include "log.h"
 #include "stats.h"
+#include "recorder.h"
+#include "store.h"
 #include "util.h"
 
 /* The claim `n` and the lifetime are the same for every recipient of one
@@ -227,6 +229,9 @@ size_t gw_batch_sign(const struct gw_batch_signing *how, struct gw_event_work *w
 				gw_sbuf_puts(&claims, "}");
 				lf->len = claims.len - lf->off;
 				w->items[k].ctx = strdup(ctx);
+				memcpy(w->items[k].nid, note_id, sizeof(note_id));
+				w->items[k].iat = (int64_t)now;
+				w->items[k].exp = (int64_t)(now + ttl);
 				li++;
 			}
 			free(n);
@@ -262,8 +267,16 @@ size_t gw_batch_sign(const struct gw_batch_signing *how, struct gw_event_work *w
 	for (size_t i = 0; i < nleaves; i++) {
 		struct gw_delivery *d = &leaves[i].w->items[leaves[i].item];
 		d->msg = gw_batch_leaf_frame(claims.p + leaves[i].off, leaves[i].len, batch_jws, jws_len, &tree, i);
-		if (d->msg)
+		if (d->msg && (d->claims = malloc(leaves[i].len + 1))) {
+			memcpy(d->claims, claims.p + leaves[i].off, leaves[i].len);
+			d->claims[leaves[i].len] = '\0';
+			d->claims_len = leaves[i].len;
+			d->msg->seq = d->seq;
 			signed_leaves++;
+		} else {
+			gw_msg_unref(d->msg);
+			d->msg = NULL;
+		}
 	}
 done:
 	free(batch_jws);
@@ -277,19 +290,113 @@ done:
 	return signed_leaves;
 }
 
-/* Signs the pass, drops what could not be signed, and hands every event's
- * batch to the service thread in intake order. */
-void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+/* The proof object of a frame built by gw_batch_leaf_frame: from after
+ * "proof": to before the final '}' (claims are base64url: no quote inside). */
+static const char *frame_proof(const struct gw_msg *msg, size_t *len)
 {
-	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
-	gw_batch_sign(&how, works, nworks, time(NULL));
+	const char *p = (const char *)msg->buf + GW_MSG_HEADROOM;
+	const char *at = strstr(p, "\",\"proof\":");
+	if (!at || msg->len < 2)
+		return NULL;
+	at += 10;
+	*len = (size_t)(p + msg->len - 1 - at);
+	return at;
+}
+
+/* The pass's notifications and every event's done mark in one store
+ * transaction, before anything is delivered: after a crash an event is
+ * either pending (processed again, same seqs) or done with all its
+ * notifications stored, never delivered without being stored. ok[e] = 1 when
+ * event e may be delivered. */
+static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks, int *ok)
+{
+	size_t nnotes = 0;
+	for (size_t e = 0; e < nworks; e++)
+		nnotes += works[e].nitems;
+	struct gw_store_done *done = calloc(nworks, sizeof(*done));
+	struct gw_store_note *notes = nnotes ? calloc(nnotes, sizeof(*notes)) : NULL;
+	int *results = calloc(nworks, sizeof(*results));
+	size_t nd = 0, ni = 0;
+	size_t *map = calloc(nworks, sizeof(*map));
+	int rc = GW_STORE_ERR_NOMEM;
+	if (!done || (nnotes && !notes) || !results || !map)
+		goto out;
+	for (size_t e = 0; e < nworks; e++) {
+		struct gw_event_work *w = &works[e];
+		if (!w->job->journal_id) {
+			ok[e] = 1; /* not journaled (cannot happen with a store): deliver as before */
+			continue;
+		}
+		done[nd].journal_id = w->job->journal_id;
+		done[nd].installation = w->job->installation;
+		done[nd].notes = notes + ni;
+		for (size_t k = 0; k < w->nitems; k++) {
+			struct gw_delivery *d = &w->items[k];
+			size_t plen = 0;
+			const char *proof = d->msg && d->claims ? frame_proof(d->msg, &plen) : NULL;
+			if (!d->user || !proof || !d->ctx)
+				continue;
+			struct gw_store_note *n = &notes[ni++];
+			n->user = d->user;
+			n->ctx = d->ctx;
+			n->id = d->nid;
+			n->seq = d->seq;
+			n->claims = d->claims;
+			n->claims_len = d->claims_len;
+			n->proof = proof;
+			n->proof_len = plen;
+			n->created = d->iat;
+			n->exp = d->exp;
+			done[nd].count++;
+		}
+		map[nd++] = e;
+	}
+	rc = nd ? app->store->ops->record(app->store, done, nd, results) : GW_STORE_OK;
+	if (rc == GW_STORE_OK)
+		for (size_t i = 0; i < nd; i++)
+			ok[map[i]] = results[i] == GW_STORE_OK;
+out:
+	if (rc != GW_STORE_OK) {
+		gw_stat_add(GW_STAT_store_record_failed, nd);
+		gw_log(GW_LOG_ERR, "store: cannot record %zu events' notifications (%s): not delivered, left pending for the next start",
+		       nd, gw_store_strerror(rc));
+	}
+	for (size_t i = 0; rc == GW_STORE_OK && i < nd; i++)
+		if (results[i] != GW_STORE_OK)
+			gw_log(GW_LOG_WARN, "store: event trace=%s was already done: its notifications are not sent again",
+			       works[map[i]].job->trace_id);
+	free(map);
+	free(results);
+	free(notes);
+	free(done);
+}
+
+/* Records the pass (the store's transaction), then hands every event's
+ * batch to the service thread and frees the jobs. */
+void gw_batch_finish(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+{
+	int ok_stack[64];
+	int *ok = nworks <= 64 ? ok_stack : calloc(nworks, sizeof(*ok));
+	if (ok)
+		memset(ok, 0, nworks * sizeof(*ok));
+	if (ok && app->store)
+		record_pass(app, works, nworks, ok);
 	for (size_t e = 0; e < nworks; e++) {
 		struct gw_event_work *w = &works[e];
 		size_t out = 0, failed = 0;
+		int deliver = !app->store || (ok && ok[e]);
 		for (size_t k = 0; k < w->nitems; k++) {
 			struct gw_delivery d = w->items[k];
 			if (!d.user)
 				continue;
+			free(d.claims); /* recorded (or not): not needed any more */
+			d.claims = NULL;
+			if (!deliver) {
+				free(d.user);
+				free(d.ctx);
+				gw_msg_unref(d.msg);
+				continue;
+			}
 			if (!d.msg || !d.ctx || !(d.installation = strdup(w->job->installation))) {
 				failed++;
 				free(d.user);
@@ -304,8 +411,6 @@ void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nw
 			gw_stat_add(GW_STAT_notifications_sign_failed, failed);
 			gw_log(GW_LOG_ERR, "%zu notifications not signed trace=%s", failed, w->job->trace_id);
 		}
-		json_decref(w->notes);
-		w->notes = NULL;
 		gw_stat_inc(GW_STAT_events_processed);
 		w->batch->kind = GW_OUT_BATCH;
 		w->batch->intake_no = w->job->intake_no;
@@ -313,6 +418,25 @@ void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nw
 		w->batch->items = w->items;
 		w->batch->count = out;
 		gw_outbox_push_take(&app->outbox, w->batch);
+		gw_job_free(w->job);
+		w->job = NULL;
 	}
+	if (ok != ok_stack)
+		free(ok);
 }
 
+/* Signs the pass and hands it to the recorder thread (recorder.h), which
+ * records it with other passes in one store transaction and then delivers;
+ * without a recorder, records and delivers here. Takes the jobs. */
+void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+{
+	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
+	gw_batch_sign(&how, works, nworks, time(NULL));
+	for (size_t e = 0; e < nworks; e++) {
+		json_decref(works[e].notes); /* signed: the claims hold what is needed */
+		works[e].notes = NULL;
+	}
+	if (app->recorder && !gw_recorder_submit(app->recorder, works, nworks))
+		return;
+	gw_batch_finish(app, works, nworks);
+}

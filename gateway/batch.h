@@ -52,9 +52,16 @@ struct gw_batch_signing {
 size_t gw_batch_sign(const struct gw_batch_signing *how, struct gw_event_work *works, size_t nworks,
 		     time_t now);
 
-/* Signs the pass (now = time(NULL)), drops what could not be signed (counted,
- * logged), and pushes every event's batch to the outbox in intake order. */
+/* Signs the pass (now = time(NULL)) and hands it on to be recorded in the
+ * store and delivered (gw_batch_finish, on the recorder thread). Takes the
+ * works' jobs (freed once delivered). */
 void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nworks);
+
+/* Records the works' notifications and done marks in one store transaction
+ * (before any delivery: exactly once after a crash), drops what could not be
+ * signed or recorded (counted, logged), pushes every event's batch to the
+ * outbox, and frees the jobs. */
+void gw_batch_finish(struct gw_app *app, struct gw_event_work *works, size_t nworks);
 
 /* The frame of one leaf: claims, the shared batch JWS, its inclusion proof.
  * NULL on out of memory or an index outside the tree. */

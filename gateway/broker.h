@@ -2,7 +2,8 @@
  * workers (batch.c knows user, context and frame) and the connections.
  *
  * A broker maps (installation, user, context) to the connections subscribed
- * to it: the same accountId and context string in two installations are two
+ * to it, where a subscription may be a pattern ("*": every context of the
+ * user, "abc*": every context starting with "abc"; store.h): the same accountId and context string in two installations are two
  * different addresses. The
  * in-process broker (broker_local.c) is the only one today; a Redis-backed
  * broker for several gateway nodes implements the same operations: publish
@@ -24,8 +25,10 @@
 
 struct gw_conn; /* a websocket connection (realtime.c) */
 
-/* Implemented by the transport: queue msg (taking a reference) to conn. */
-void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg);
+/* Implemented by the transport: queue msg (taking a reference) to conn;
+ * ctx is the notification's context (the connection's subscriptions may be
+ * patterns: it filters and holds by it). */
+void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg, const char *ctx);
 
 struct gw_broker;
 

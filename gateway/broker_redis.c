@@ -195,7 +195,8 @@ static void deliver(struct rbroker *b, const char *p, size_t len)
 	cu[ul] = '\0';
 	memcpy(cc, ctx, cl);
 	cc[cl] = '\0';
-	*d = (struct gw_delivery){ci, cu, cc, seq, m};
+	m->seq = seq; /* realtime.c's resume seam and once-per-connection check */
+	*d = (struct gw_delivery){.installation = ci, .user = cu, .ctx = cc, .seq = seq, .msg = m};
 	it->kind = GW_OUT_BATCH;
 	it->count = 1;
 	it->items = d;

@@ -146,6 +146,8 @@ static const struct opt options[] = {
 	 "seconds a notification stays in the inbox at least (kept until max(exp, created + this))"},
 	{"history.per_user", OPT_INT, OFF(history_per_user), "1000", 1, 100000,
 	 "notifications kept per user and installation (the oldest go first)"},
+	{"shutdown.reconnect_spread", OPT_INT, OFF(shutdown_reconnect_spread), "5", 0, 3600,
+	 "seconds over which clients closed by a stop are told to spread their reconnects (close reason reconnect_ms=N)"},
 	{"cluster.redis", OPT_REDIS, OFF(redis), NULL, 0, 0,
 	 "redis://[:password@]host:port/db of the Redis that several nodes share (cluster mode; --redis URL, repeat to shard users); docs/cluster.md"},
 	{"cluster.timeout", OPT_INT, OFF(cluster_timeout), "2000", 50, 60000,

@@ -71,6 +71,7 @@ struct gw_config {
 	char *durability;      /* "fsync" or "os" */
 	int history_retention; /* seconds a notification stays in the inbox at least */
 	int history_per_user;  /* notifications kept per (installation, user) */
+	int shutdown_reconnect_spread; /* seconds: the close at stop names a random reconnect delay below it */
 	char *redis[8];        /* cluster.redis: redis:// URLs, one per shard (none: no cluster) */
 	int nredis;
 	int cluster_timeout;   /* milliseconds per Redis call */

@@ -11,6 +11,9 @@
 #include "gw/sha256.h"
 #include "log.h"
 #include "stats.h"
+#include "journal.h"
+#include "store.h"
+#include "util.h"
 
 #define RETRY_AFTER_SECONDS 5
 
@@ -293,6 +296,116 @@ const char *gw_intake_extract(json_t *body, int scheduled, char interval[16], co
 	return NULL;
 }
 
+/* ---- the journal (store.h) ------------------------------------------------ */
+
+/* What the pipeline needs to process an event again after a restart. */
+static char *event_payload(const struct gw_job *ev, size_t *len)
+{
+	json_t *p = json_pack("{s:s, s:O, s:O?, s:b}", "type", ev->event_type, "event", ev->event, "fit", ev->fit,
+			      "scheduled", ev->scheduled);
+	char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(p);
+	*len = text ? strlen(text) : 0;
+	return text;
+}
+
+void gw_intake_journaled(struct gw_app *app, struct gw_job *ev, int rc)
+{
+	char reason[200];
+	time_t now = time(NULL);
+	if (rc == GW_STORE_DUPLICATE) {
+		if (ev->keyed)
+			gw_dedup_commit(&app->dedup, ev->key);
+		gw_stat_inc(GW_STAT_events_duplicate);
+		gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted (stored key), not processed again",
+		       ev->trace_id, GW_Q(ev->event_type));
+		answer(app, ev->req_id, 202, 0, json_pack("{s:s, s:s}", "status", "duplicate", "traceId", ev->trace_id));
+		gw_job_free(ev);
+		return;
+	}
+	if (rc != GW_STORE_OK) {
+		if (ev->keyed)
+			gw_dedup_release(&app->dedup, ev->key);
+		snprintf(reason, sizeof(reason), "the store cannot journal the event: %s", gw_store_strerror(rc));
+		answer_text(app, ev->req_id, 503, RETRY_AFTER_SECONDS,
+			    gw_intake_refusal(GW_STAT_events_rejected_store, GW_LOG_ERR, ev->trace_id, 503, reason,
+					      gw_intake_error_body("store_unavailable",
+								   "the event could not be stored; retry later")));
+		gw_job_free(ev);
+		return;
+	}
+	uint64_t req_id = ev->req_id;
+	char trace_id[sizeof(ev->trace_id)];
+	memcpy(trace_id, ev->trace_id, sizeof(trace_id));
+	if (ev->keyed)
+		gw_dedup_commit(&app->dedup, ev->key);
+	if (ev->scheduled) {
+		gw_stat_inc(GW_STAT_scheduled_invocations);
+		if (ev->system_token)
+			gw_registry_set_token(&app->registry, ev->installation, ev->system_token,
+					      gw_intake_unverified_exp(ev->system_token, now + 2 * 3600));
+	} else if (gw_intake_is_lifecycle(ev->event_type)) {
+		gw_stat_inc(GW_STAT_lifecycle_events);
+		gw_registry_record(&app->registry, ev->installation, ev->event_type, ev->event, ev->fit, now);
+	}
+	gw_stat_inc(GW_STAT_events_accepted);
+	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", ev->trace_id, GW_Q(ev->event_type),
+	       GW_Q(ev->installation));
+	free(ev->body); /* the journal has it */
+	ev->body = NULL;
+	if (ev->system_token) {
+		memset(ev->system_token, 0, strlen(ev->system_token));
+		free(ev->system_token);
+		ev->system_token = NULL;
+	}
+	gw_workq_push_event_force(&app->workq, ev);
+	/* ev now belongs to the queue and may already be freed by another worker. */
+	answer_accepted(app, req_id, trace_id);
+}
+
+struct replay_ctx {
+	struct gw_app *app;
+	size_t count, failed;
+};
+
+static int replay_one(void *ud, uint64_t id, const struct gw_store_event *se)
+{
+	struct replay_ctx *rc = ud;
+	json_t *p = json_loadb(se->payload, se->payload_len, 0, NULL);
+	const char *type = json_string_value(json_object_get(p, "type"));
+	json_t *event = json_object_get(p, "event");
+	struct gw_job *ev = p && type && json_is_object(event) ? gw_job_new(GW_JOB_EVENT) : NULL;
+	if (!ev || !(ev->installation = strdup(se->installation)) || !(ev->event_type = strdup(type))) {
+		gw_job_free(ev);
+		json_decref(p);
+		rc->failed++;
+		return 0;
+	}
+	ev->event = json_incref(event);
+	json_t *fit = json_object_get(p, "fit");
+	ev->fit = json_is_object(fit) ? json_incref(fit) : NULL;
+	ev->scheduled = json_is_true(json_object_get(p, "scheduled"));
+	ev->received_ns = gw_monotonic_ns();
+	ev->journal_id = id;
+	snprintf(ev->trace_id, sizeof(ev->trace_id), "%s", se->trace_id ? se->trace_id : "");
+	json_decref(p);
+	gw_workq_push_event_force(&rc->app->workq, ev);
+	rc->count++;
+	return 0;
+}
+
+int gw_intake_replay_pending(struct gw_app *app, size_t *count)
+{
+	struct replay_ctx rc = {app, 0, 0};
+	int r = app->store->ops->pending(app->store, replay_one, &rc);
+	*count = rc.count;
+	gw_stat_add(GW_STAT_events_replayed, rc.count);
+	if (rc.failed)
+		gw_log(GW_LOG_ERR, "start: %zu journaled events could not be read back (out of memory or unreadable payload)",
+		       rc.failed);
+	return r;
+}
+
 /* ---- the INTAKE job ---------------------------------------------------- */
 
 void gw_intake_run(struct gw_app *app, struct gw_job *job)
@@ -392,7 +505,17 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 	ev->scheduled = job->scheduled;
 	ev->received_ns = job->received_ns;
 	memcpy(ev->trace_id, job->trace_id, sizeof(ev->trace_id));
-	if (gw_workq_push_event(&app->workq, ev)) {
+	ev->req_id = job->req_id;
+	ev->keyed = keyed;
+	if (keyed)
+		memcpy(ev->key, key, GW_DEDUP_KEY_LEN);
+	ev->system_token = job->system_token; /* scheduled: recorded once journaled */
+	job->system_token = NULL;
+	/* The lane (with what waits for the journal) is checked before
+	 * journaling: a journaled event cannot be refused any more, so its push
+	 * is forced; the overshoot is bounded by the journal's batch. */
+	if (gw_workq_events_full(&app->workq) ||
+	    gw_journal_depth(app->journal) >= (size_t)app->cfg.queue_capacity) {
 		gw_job_free(ev);
 		if (keyed)
 			gw_dedup_release(&app->dedup, key);
@@ -401,21 +524,17 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 		       gw_intake_error_body("queue_full", "the intake queue is full; retry later"));
 		goto done;
 	}
-	/* ev now belongs to the queue and may already be freed by another worker. */
-	if (keyed)
-		gw_dedup_commit(&app->dedup, key);
-	if (job->scheduled) {
-		gw_stat_inc(GW_STAT_scheduled_invocations);
-		if (job->system_token)
-			gw_registry_set_token(&app->registry, inst, job->system_token,
-					      gw_intake_unverified_exp(job->system_token, now + 2 * 3600));
-	} else if (gw_intake_is_lifecycle(type)) {
-		gw_stat_inc(GW_STAT_lifecycle_events);
-		gw_registry_record(&app->registry, inst, type, event, claims, now);
+	if (!(ev->body = event_payload(ev, &ev->body_len))) {
+		gw_job_free(ev);
+		if (keyed)
+			gw_dedup_release(&app->dedup, key);
+		answer(app, job->req_id, 503, RETRY_AFTER_SECONDS, gw_intake_error_body("out_of_memory", "try again"));
+		goto done;
 	}
-	gw_stat_inc(GW_STAT_events_accepted);
-	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", job->trace_id, GW_Q(type), GW_Q(inst));
-	answer_accepted(app, job->req_id, job->trace_id);
+	/* 202 only once the event is durably journaled: the journal thread
+	 * commits every event waiting for it in one transaction (group commit)
+	 * and answers through gw_intake_journaled. This worker moves on. */
+	gw_journal_submit(app->journal, ev);
 done:
 	json_decref(claims);
 	json_decref(body);

@@ -9,8 +9,11 @@
  *  lifecycle    -> installed/upgraded payloads carry no eventType: inferred
  *  redelivery   -> 202 duplicate / 503 in_flight (dedup.h, keyed by
  *                  gw_intake_event_key)
- *  events lane  -> 503 queue_full, or 202 accepted (only once the event sits
- *                  in the bounded lane), registry updated for lifecycle
+ *  events lane  -> 503 queue_full when the lane is full
+ *  journal      -> 202 duplicate (redelivery key known to the store, also
+ *                  across restarts), 503 store_unavailable, or 202 accepted
+ *                  once the event is durably journaled (store.h) and queued
+ *                  in the lane; registry updated for lifecycle
  *                  events and scheduled triggers' system tokens.
  *
  * Every refusal of an intake request, on either thread, goes through
@@ -34,8 +37,20 @@
 struct gw_app;
 struct gw_job;
 
-/* Runs one GW_JOB_INTAKE job to its answer. */
+/* Queues every journaled, not done event (store.h pending) into the events
+ * lane, in journal order, before any new intake: at start, before the
+ * workers and the listener. *count: how many. 0 or a gw_store_rc. */
+int gw_intake_replay_pending(struct gw_app *app, size_t *count);
+
+/* Runs one GW_JOB_INTAKE job to its answer (or hands the event to the
+ * journal thread, which answers through gw_intake_journaled). */
 void gw_intake_run(struct gw_app *app, struct gw_job *job);
+
+/* The journal thread's outcome for an event (rc: GW_STORE_OK,
+ * GW_STORE_DUPLICATE or an error): answers 202 / 202 duplicate / 503, keeps
+ * the redelivery guard in step, and on success records lifecycle events and
+ * system tokens and queues the event (takes ev). */
+void gw_intake_journaled(struct gw_app *app, struct gw_job *ev, int rc);
 
 /* A refusal of an intake request: counts stat, logs reason at level (no
  * line when reason is NULL), and returns body (taken) as compact JSON text

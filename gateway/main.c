@@ -1,7 +1,8 @@
 /* main.c - notify-gateway: parse the command line, load rules and keys,
  * build the shared state, run the server, tear down in order.
  * Exit codes: 0 normal stop (also --help/--version), 1 runtime failure,
- * 2 bad command line, config, rules or keys. */
+ * 2 bad command line, config, rules or keys, 3 (GW_STORE_EXIT_CODE) the
+ * store cannot be opened (corrupt, unwritable, newer schema, locked). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "broker_local.h"
 #include "cluster.h"
 #include "http_api.h"
+#include "intake.h"
 #include "keys.h"
 #include "realtime.h"
 #include "log.h"
@@ -116,6 +118,31 @@ int main(int argc, char **argv)
 	}
 	gw_workq_set_auth_cap(&app.workq, (size_t)app.cfg.auth_backlog);
 	gw_workq_set_handback(&app.workq, outbox_hold, outbox_flush, &app.outbox);
+	struct gw_store_options sopt = {
+		.durability = !strcmp(app.cfg.durability, "os") ? GW_STORE_OS : GW_STORE_FSYNC,
+		.retention = app.cfg.history_retention,
+		.per_user = app.cfg.history_per_user,
+	};
+	char smsg[512] = "";
+	int src = gw_store_open(app.cfg.store, app.cfg.state_dir, &sopt, &app.store, smsg, sizeof(smsg));
+	if (src) {
+		fprintf(stderr, "notify-gateway: store %s: %s (%s); not starting\n", app.cfg.store, smsg,
+			gw_store_strerror(src));
+		rules_set_unref(rules);
+		gw_keys_free(&app);
+		gw_config_free(&app.cfg);
+		return GW_STORE_EXIT_CODE;
+	}
+	app.seq.store = app.store;
+	/* Accepted before a crash, not done: first in line, in journal order. */
+	size_t replayed = 0;
+	if ((src = gw_intake_replay_pending(&app, &replayed))) {
+		fprintf(stderr, "notify-gateway: store %s: cannot read the journal: %s; not starting\n", app.cfg.store,
+			gw_store_strerror(src));
+		return GW_STORE_EXIT_CODE;
+	}
+	gw_log(GW_LOG_NOTICE, "store: %s (%s durability), epoch %s, %zu journaled events to finish first",
+	       app.cfg.store, app.cfg.durability, app.store->ops->epoch(app.store), replayed);
 	/* the trace ring runs the rules twice: only when the admin API can read it */
 	if (gw_admin_enabled(&app) && app.cfg.admin_trace_events > 0 &&
 	    gw_trace_init(&app.trace, (size_t)app.cfg.admin_trace_events, (size_t)app.cfg.admin_trace_bytes)) {
@@ -139,6 +166,7 @@ int main(int argc, char **argv)
 	gw_activity_destroy(&app.activity);
 	gw_trace_destroy(&app.trace);
 	gw_registry_close(&app.registry);
+	app.store->ops->close(app.store);
 	gw_keys_free(&app);
 	gw_config_free(&app.cfg);
 	return rc;

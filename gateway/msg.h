@@ -21,6 +21,7 @@
 struct gw_msg {
 	_Atomic unsigned refs;
 	size_t len; /* frame length, excluding headroom */
+	uint64_t seq; /* a notification's seq (realtime.c's resume seam); 0 for other frames */
 	unsigned char buf[]; /* GW_MSG_HEADROOM + len + 1 (NUL) */
 };
 
@@ -31,6 +32,7 @@ static inline struct gw_msg *gw_msg_new(size_t len)
 		return NULL;
 	atomic_init(&m->refs, 1);
 	m->len = len;
+	m->seq = 0;
 	m->buf[GW_MSG_HEADROOM + len] = '\0';
 	return m;
 }

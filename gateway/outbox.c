@@ -1,5 +1,6 @@
 /* outbox.c - see outbox.h. */
 #include "outbox.h"
+#include "store_jobs.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -40,9 +41,11 @@ void gw_outbox_item_free(struct gw_outbox_item *item)
 		free(item->items[i].installation);
 		free(item->items[i].user);
 		free(item->items[i].ctx);
+		free(item->items[i].claims);
 		gw_msg_unref(item->items[i].msg);
 	}
 	free(item->items);
+	gw_store_req_free(item->store_req);
 	free(item);
 }
 

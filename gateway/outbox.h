@@ -22,15 +22,22 @@
 
 #include "msg.h"
 
+struct gw_store_req;
+
 struct gw_delivery {
 	char *installation; /* owned */
 	char *user;         /* owned */
 	char *ctx;          /* owned */
 	uint64_t seq;
 	struct gw_msg *msg; /* one reference */
+	/* Filled by batch.c for the store's record, freed once recorded. */
+	char *claims;       /* the claims as signed (JSON text), owned */
+	size_t claims_len;
+	char nid[33];       /* n.id */
+	int64_t iat, exp;
 };
 
-enum gw_outbox_kind { GW_OUT_ANSWER, GW_OUT_BATCH, GW_OUT_AUTH };
+enum gw_outbox_kind { GW_OUT_ANSWER, GW_OUT_BATCH, GW_OUT_AUTH, GW_OUT_STORE };
 
 struct gw_outbox_item {
 	struct gw_outbox_item *next;
@@ -49,6 +56,8 @@ struct gw_outbox_item {
 	int64_t received_ns;
 	size_t count;
 	struct gw_delivery *items; /* owned array */
+	/* GW_OUT_STORE: a store request with its result (store_jobs.h), owned */
+	struct gw_store_req *store_req;
 };
 
 void gw_outbox_item_free(struct gw_outbox_item *item);

@@ -33,15 +33,20 @@
 #include <time.h>
 
 #include "app.h"
-#include "cors.h"
 #include "realtime.h"
 #include "log.h"
 #include "stats.h"
+#include "store_jobs.h"
+#include "gw/b64url.h"
+#include "cors.h"
 #include "ws_frames.h"
 
 _Static_assert(LWS_PRE <= GW_MSG_HEADROOM, "gw_msg headroom must cover LWS_PRE");
 
 #define MAX_QUEUED_INBOUND 64
+/* Stored notifications one resume page carries (the next page is read once
+ * the connection's queue has drained to a quarter of its budget). */
+#define RESUME_PAGE 200
 
 enum conn_state { RT_AWAIT_CONNECT, RT_AUTHENTICATING, RT_READY, RT_CLOSING };
 
@@ -56,6 +61,22 @@ struct outbound {
 	struct gw_msg *msg;
 };
 
+/* One subscription: a context or a pattern the token covers. */
+struct sub {
+	char *ctx;
+	uint64_t skip;    /* live frames of it with seq <= skip were sent by its resume */
+	uint64_t after;   /* resume under way: the next page starts after this seq */
+	int replaying;    /* a resume page is being read or waits for the queue to drain */
+	int next_due;     /* the next page is asked for once the queue is down to a quarter */
+	uint64_t gen;     /* which resume a page answer belongs to (a re-subscribe starts another) */
+};
+
+struct held {
+	struct held *next;
+	struct gw_msg *msg;
+	char ctx[];
+};
+
 struct gw_conn {
 	struct gw_app *app;
 	struct lws *wsi;
@@ -66,8 +87,13 @@ struct gw_conn {
 	char **allowed;
 	size_t nallowed;
 	time_t exp;
-	char **subs;
+	struct sub *subs;
 	size_t nsubs;
+	int replaying;        /* subscriptions whose resume is under way: live frames are held */
+	struct held *held_head, *held_tail;
+	size_t held_bytes;
+	uint64_t last_live_seq; /* the user's last live seq queued here (a frame reached by two subscriptions goes once) */
+	uint64_t next_gen;    /* resume generations */
 	struct inbound *in_head, *in_tail;
 	size_t in_count;
 	time_t auth_deadline; /* until connected: close with auth_timeout after */
@@ -115,6 +141,12 @@ static size_t frame_cost(const struct gw_msg *msg)
 }
 
 static void slow_consumer(struct gw_conn *c);
+static void flush_held(struct gw_conn *c);
+static int request_page(struct gw_conn *c, size_t at);
+static void send_subscribed(struct gw_conn *c, const char *ctx, int has_since, int recovered);
+static ssize_t find_sub(struct gw_conn *c, const char *ctx);
+static int copy_allowed(struct gw_conn *c, struct gw_store_req *r);
+static int push_store_req(struct gw_conn *c, struct gw_store_req *r);
 
 /* Returns 1 when the frame was written or queued, 0 when it was dropped
  * (socket gone, out of memory, or the byte budget exceeded: then the
@@ -244,15 +276,327 @@ static void rx_throttle(struct gw_conn *c)
 	}
 }
 
-void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg)
+static int sub_wants(struct gw_conn *c, const char *ctx, uint64_t seq)
 {
-	if (c->state == RT_READY && queue_msg(c, msg)) {
+	int matched = 0;
+	for (size_t i = 0; i < c->nsubs; i++)
+		if (gw_store_pattern_match(c->subs[i].ctx, ctx)) {
+			matched = 1;
+			if (!seq || seq > c->subs[i].skip)
+				return 1;
+		}
+	if (matched)
+		gw_stat_inc(GW_STAT_store_live_skipped);
+	return 0;
+}
+
+static void deliver_now(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
+{
+	if (!sub_wants(c, ctx, msg->seq))
+		return;
+	if (queue_msg(c, msg))
 		gw_stat_inc(GW_STAT_notifications_delivered);
+	else
+		gw_stat_inc(GW_STAT_notifications_dropped);
+}
+
+/* Sends the live frames held during a resume, in order. */
+static void flush_held(struct gw_conn *c)
+{
+	while (c->held_head) {
+		struct held *h = c->held_head;
+		c->held_head = h->next;
+		c->held_bytes -= frame_cost(h->msg);
+		if (c->state == RT_READY)
+			deliver_now(c, h->msg, h->ctx);
+		gw_msg_unref(h->msg);
+		free(h);
+	}
+	c->held_tail = NULL;
+	c->held_bytes = 0;
+}
+
+void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
+{
+	if (c->state != RT_READY) {
+		/* Subscribed, but closing: say so in the counters rather than let
+		 * the broker's count pass it as delivered. */
+		gw_stat_inc(GW_STAT_notifications_dropped);
 		return;
 	}
-	/* Subscribed, but closing or over its byte budget: say so in the
-	 * counters rather than let the broker's count pass it as delivered. */
-	gw_stat_inc(GW_STAT_notifications_dropped);
+	/* A user's live frames come in increasing seq: one at or below the last
+	 * reached this connection through another of its subscriptions. */
+	if (msg->seq) {
+		if (msg->seq <= c->last_live_seq)
+			return;
+		c->last_live_seq = msg->seq;
+	}
+	if (!c->replaying) {
+		deliver_now(c, msg, ctx);
+		return;
+	}
+	/* A resume is under way: held, counted against the same byte budget. */
+	size_t cl = strlen(ctx);
+	if (c->out_bytes + c->held_bytes + frame_cost(msg) > (size_t)c->app->cfg.ws_max_pending_bytes) {
+		slow_consumer(c);
+		gw_stat_inc(GW_STAT_notifications_dropped);
+		return;
+	}
+	struct held *h = malloc(sizeof(*h) + cl + 1);
+	if (!h) {
+		gw_stat_inc(GW_STAT_notifications_dropped);
+		return;
+	}
+	h->next = NULL;
+	h->msg = gw_msg_ref(msg);
+	memcpy(h->ctx, ctx, cl + 1);
+	if (c->held_tail)
+		c->held_tail->next = h;
+	else
+		c->held_head = h;
+	c->held_tail = h;
+	c->held_bytes += frame_cost(msg);
+}
+
+/* A stored notification as the frame it was first sent as, byte for byte. */
+static struct gw_msg *stored_frame(const struct gw_store_item *it)
+{
+	static const char head[] = "{\"op\":\"notification\",\"claims\":\"";
+	static const char mid[] = "\",\"proof\":";
+	size_t cap = sizeof(head) + gw_b64url_encoded_len(it->claims_len) + sizeof(mid) + it->proof_len + 2;
+	struct gw_msg *m = gw_msg_new(cap);
+	if (!m)
+		return NULL;
+	char *o = (char *)gw_msg_payload(m), *p = o;
+	memcpy(o, head, sizeof(head) - 1);
+	o += sizeof(head) - 1;
+	o += gw_b64url_encode((const unsigned char *)it->claims, it->claims_len, o);
+	memcpy(o, mid, sizeof(mid) - 1);
+	o += sizeof(mid) - 1;
+	memcpy(o, it->proof, it->proof_len);
+	o += it->proof_len;
+	*o++ = '}';
+	*o = '\0';
+	m->len = (size_t)(o - p);
+	m->seq = it->seq;
+	return m;
+}
+
+/* Resume pages due once the queue is down to a quarter of its budget. */
+static void next_pages(struct gw_conn *c)
+{
+	if (c->state != RT_READY || c->out_bytes > (size_t)c->app->cfg.ws_max_pending_bytes / 4)
+		return;
+	for (size_t i = 0; i < c->nsubs; i++) {
+		if (!c->subs[i].replaying || !c->subs[i].next_due)
+			continue;
+		if (request_page(c, i)) {
+			/* Cannot read on: what was replayed stands, the rest is the
+			 * inbox's (recovered:false); never a silent partial resume. */
+			c->subs[i].replaying = 0;
+			c->subs[i].skip = 0;
+			c->replaying--;
+			send_error(c, "busy", "the gateway cannot read the history right now; read the inbox", 0);
+			send_subscribed(c, c->subs[i].ctx, 1, 0);
+		}
+	}
+	if (!c->replaying)
+		flush_held(c);
+}
+
+static void since_done(struct gw_conn *c, struct gw_store_req *r)
+{
+	ssize_t at = find_sub(c, r->ctx);
+	if (at < 0 || !c->subs[at].replaying || c->subs[at].gen != r->gen)
+		return; /* unsubscribed meanwhile (perhaps subscribed again: another resume) */
+	struct sub *sb = &c->subs[at];
+	int ok = r->rc == GW_STORE_OK && r->page.recovered;
+	size_t half = (size_t)c->app->cfg.ws_max_pending_bytes / 2;
+	if (ok) {
+		int more = r->page.more;
+		for (size_t i = 0; i < r->page.count; i++) {
+			struct gw_msg *m = stored_frame(&r->page.items[i]);
+			if (m && c->out_bytes && c->out_bytes + frame_cost(m) > half) {
+				/* The rest of this page is read again once the queue drained:
+				 * a replay never makes a slow consumer of a reading client. */
+				gw_msg_unref(m);
+				more = 1;
+				break;
+			}
+			if (!m || !queue_msg(c, m)) {
+				gw_msg_unref(m);
+				ok = 0; /* out of memory or the connection is being closed */
+				break;
+			}
+			gw_msg_unref(m);
+			gw_stat_inc(GW_STAT_store_replayed);
+			sb->after = r->page.items[i].seq;
+		}
+		if (ok && more) {
+			/* The next page once the queue has drained to a quarter of its
+			 * budget: a long history never makes a slow consumer. */
+			sb->next_due = 1;
+			lws_callback_on_writable(c->wsi);
+			return;
+		}
+	}
+	sb->replaying = 0;
+	c->replaying--;
+	/* Everything of this subscription up to the store's seq at the read was
+	 * in the replay (or had seq <= since.seq): not sent again live. */
+	sb->skip = ok ? r->page.max_seq : 0;
+	if (r->rc)
+		send_error(c, "store_unavailable", "the history cannot be read right now; read the inbox later", 0);
+	send_subscribed(c, sb->ctx, 1, ok);
+	if (!c->replaying)
+		flush_held(c);
+}
+
+/* An inbox item: the claims exactly as signed (base64url, like a live frame)
+ * and the proof, so it verifies like one. */
+static json_t *inbox_item(const struct gw_store_item *it)
+{
+	char *b64 = malloc(gw_b64url_encoded_len(it->claims_len) + 1);
+	json_t *proof = json_loadb(it->proof, it->proof_len, 0, NULL);
+	json_t *j = NULL;
+	if (b64 && proof) {
+		size_t n = gw_b64url_encode((const unsigned char *)it->claims, it->claims_len, b64);
+		b64[n] = '\0';
+		j = json_pack("{s:s, s:O, s:b}", "claims", b64, "proof", proof, "read", it->read);
+	}
+	free(b64);
+	json_decref(proof);
+	return j;
+}
+
+static void inbox_done(struct gw_conn *c, struct gw_store_req *r)
+{
+	if (r->rc) {
+		json_t *e = json_pack("{s:s, s:s, s:s}", "op", "error", "code", "store_unavailable", "message",
+				      "the inbox cannot be read right now; try again later");
+		if (e && r->id)
+			json_object_set(e, "id", r->id);
+		send_json(c, e);
+		return;
+	}
+	json_t *items = json_array();
+	for (size_t i = 0; items && i < r->page.count; i++)
+		json_array_append_new(items, inbox_item(&r->page.items[i]));
+	json_t *j = json_pack("{s:s, s:o, s:I, s:b}", "op", "inbox", "items", items, "unread",
+			      (json_int_t)r->page.unread, "more", r->page.more);
+	if (j && r->id)
+		json_object_set(j, "id", r->id);
+	send_json(c, j);
+}
+
+static int same_patterns(const struct gw_conn *a, const struct gw_conn *b)
+{
+	if (a->nallowed != b->nallowed)
+		return 0;
+	for (size_t i = 0; i < a->nallowed; i++) {
+		size_t k = 0;
+		while (k < b->nallowed && strcmp(a->allowed[i], b->allowed[k]))
+			k++;
+		if (k == b->nallowed)
+			return 0;
+	}
+	return 1;
+}
+
+/* Read state changed: every open connection of the user hears of it (each
+ * only of the ids in contexts its own token covers, with its own unread
+ * count); when nothing changed only the sender does, with ids []. */
+static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_req *r)
+{
+	if (r->rc) {
+		send_error(c, "store_unavailable", "the read state cannot be changed right now; try again later", 0);
+		return;
+	}
+	int read = r->op == GW_SOP_MARK_ALL ? 1 : r->read;
+	if (!r->marked.count) {
+		send_json(c, json_pack("{s:s, s:[], s:b, s:I}", "op", "marked", "ids", "read", read, "unread",
+				       (json_int_t)r->marked.unread));
+		return;
+	}
+	struct gw_strmap *m = &app->rt.conns_by_id;
+	for (size_t b = 0; b < m->nbuckets; b++)
+		for (struct gw_strmap_entry *e = m->buckets[b]; e; e = e->next) {
+			struct gw_conn *o = e->value;
+			if (o->state != RT_READY || !o->user || strcmp(o->user, c->user) ||
+			    strcmp(o->installation, c->installation))
+				continue;
+			if (o == c || same_patterns(o, c)) {
+				json_t *ids = json_array();
+				for (size_t i = 0; ids && i < r->marked.count; i++)
+					json_array_append_new(ids, json_string(r->marked.ids[i]));
+				send_json(o, json_pack("{s:s, s:o, s:b, s:I}", "op", "marked", "ids", ids, "read", read,
+						       "unread", (json_int_t)r->marked.unread));
+				continue;
+			}
+			/* Another token: its own ids and its own count, read on a worker. */
+			struct gw_store_req *q = gw_store_req_new(GW_SOP_UNREAD);
+			int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
+				 !copy_allowed(o, q) && (q->ids = calloc(r->marked.count, sizeof(char *)));
+			for (size_t i = 0; ok && i < r->marked.count; i++)
+				if (r->marked.ctxs && /* an engine without contexts: that tab reads its inbox */
+				    gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, r->marked.ctxs[i]) &&
+				    !(q->ids[q->nids++] = strdup(r->marked.ids[i])))
+					ok = 0;
+			if (ok && q->nids) {
+				q->read = read;
+				push_store_req(o, q);
+			} else {
+				gw_store_req_free(q);
+			}
+		}
+}
+
+static void unread_done(struct gw_conn *c, struct gw_store_req *r)
+{
+	if (r->rc)
+		return; /* that tab learns the count from its next inbox read */
+	json_t *ids = json_array();
+	for (size_t i = 0; ids && i < r->nids; i++)
+		json_array_append_new(ids, json_string(r->ids[i]));
+	send_json(c, json_pack("{s:s, s:o, s:b, s:I}", "op", "marked", "ids", ids, "read", r->read, "unread",
+			       (json_int_t)r->unread));
+}
+
+void gw_realtime_store_done(struct gw_app *app, struct gw_outbox_item *item)
+{
+	char key[17];
+	gw_id_key(item->req_id, key);
+	struct gw_conn *c = item->req_id ? gw_strmap_get(&app->rt.conns_by_id, key, 16) : NULL;
+	struct gw_store_req *r = item->store_req;
+	if (r && r->op == GW_SOP_PURGE) {
+		app->purge_running = 0;
+		if (r->rc == GW_STORE_OK) {
+			gw_stat_add(GW_STAT_store_purged_expired, r->purged.expired);
+			gw_stat_add(GW_STAT_store_purged_over_cap, r->purged.over_cap);
+			gw_stat_add(GW_STAT_store_keys_expired, r->purged.keys);
+			app->purge_more = r->purged.more;
+		}
+	} else if (c && r && c->state == RT_READY) {
+		switch (r->op) {
+		case GW_SOP_SINCE:
+			since_done(c, r);
+			break;
+		case GW_SOP_INBOX:
+			inbox_done(c, r);
+			break;
+		case GW_SOP_UNREAD:
+			unread_done(c, r);
+			break;
+		case GW_SOP_MARK:
+		case GW_SOP_MARK_ALL:
+			marked_done(app, c, r);
+			break;
+		default:
+			break;
+		}
+		rx_throttle(c);
+	}
+	gw_outbox_item_free(item);
 }
 
 /* ---- connection caps: per (installation, user), per client address ----- */
@@ -308,10 +652,20 @@ static void too_many(struct gw_conn *c, const char *which)
 
 /* ---- subscriptions --------------------------------------------------------- */
 
+/* A token entry covers a subscription: "*" every context, "abc*" every
+ * context or pattern that starts with "abc", anything else itself only. */
+int gw_ctx_covers(const char *entry, const char *ctx)
+{
+	size_t n = strlen(entry);
+	if (n && entry[n - 1] == '*')
+		return !strncmp(entry, ctx, n - 1);
+	return !strcmp(entry, ctx);
+}
+
 static int ctx_allowed(struct gw_conn *c, const char *ctx)
 {
 	for (size_t i = 0; i < c->nallowed; i++)
-		if (!strcmp(c->allowed[i], ctx) || !strcmp(c->allowed[i], "*")) /* "*": any context */
+		if (gw_ctx_covers(c->allowed[i], ctx))
 			return 1;
 	return 0;
 }
@@ -319,7 +673,7 @@ static int ctx_allowed(struct gw_conn *c, const char *ctx)
 static ssize_t find_sub(struct gw_conn *c, const char *ctx)
 {
 	for (size_t i = 0; i < c->nsubs; i++)
-		if (!strcmp(c->subs[i], ctx))
+		if (!strcmp(c->subs[i].ctx, ctx))
 			return (ssize_t)i;
 	return -1;
 }
@@ -328,8 +682,8 @@ static void unsubscribe_all(struct gw_conn *c)
 {
 	for (size_t i = 0; i < c->nsubs; i++) {
 		if (c->user)
-			gw_broker_unsubscribe(c->app->broker, c->installation, c->user, c->subs[i], c);
-		free(c->subs[i]);
+			gw_broker_unsubscribe(c->app->broker, c->installation, c->user, c->subs[i].ctx, c);
+		free(c->subs[i].ctx);
 	}
 	free(c->subs);
 	c->subs = NULL;
@@ -345,17 +699,109 @@ static void free_allowed(struct gw_conn *c)
 	c->nallowed = 0;
 }
 
-static void op_subscribe(struct gw_conn *c, const char *ctx, int subscribe)
+static void remove_sub(struct gw_conn *c, size_t at)
+{
+	if (c->subs[at].replaying)
+		c->replaying--; /* its answer finds no subscription and is dropped */
+	free(c->subs[at].ctx);
+	c->subs[at] = c->subs[--c->nsubs];
+	if (!c->replaying)
+		flush_held(c);
+}
+
+/* {"epoch": 1-64 of [A-Za-z0-9_-], "seq": integer >= 0}; NULL when valid. */
+static const char *since_invalid(json_t *since, const char **epoch, uint64_t *seq)
+{
+	if (!json_is_object(since))
+		return "\"since\" must be an object {\"epoch\":\"<id>\",\"seq\":<integer>}";
+	json_t *e = json_object_get(since, "epoch"), *q = json_object_get(since, "seq");
+	if (!json_is_string(e) || json_string_length(e) < 1 || json_string_length(e) > GW_STORE_EPOCH_MAX)
+		return "\"since.epoch\" must be a string of 1-64 characters [A-Za-z0-9_-]";
+	const char *es = json_string_value(e);
+	for (const char *p = es; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '-'))
+			return "\"since.epoch\" must be a string of 1-64 characters [A-Za-z0-9_-]";
+	/* jansson reads integers beyond int64 as reals: refused here too */
+	if (!json_is_integer(q) || json_integer_value(q) < 0)
+		return "\"since.seq\" must be an integer >= 0";
+	*epoch = es;
+	*seq = (uint64_t)json_integer_value(q);
+	return NULL;
+}
+
+static void send_subscribed(struct gw_conn *c, const char *ctx, int has_since, int recovered)
+{
+	if (!has_since) {
+		send_json(c, json_pack("{s:s, s:s}", "op", "subscribed", "ctx", ctx));
+		return;
+	}
+	if (recovered)
+		gw_stat_inc(GW_STAT_store_resumes);
+	else
+		gw_stat_inc(GW_STAT_store_resumes_refused);
+	send_json(c, json_pack("{s:s, s:s, s:b}", "op", "subscribed", "ctx", ctx, "recovered", recovered));
+}
+
+/* Queues a store request for this connection. 0, or -1 (busy, stopping,
+ * out of memory: the request is freed). */
+static int push_store_req(struct gw_conn *c, struct gw_store_req *r)
+{
+	struct gw_job *job = gw_job_new(GW_JOB_STORE);
+	if (!job) {
+		gw_store_req_free(r);
+		return -1;
+	}
+	r->conn_id = c->id;
+	job->req_id = c->id;
+	job->store_req = r;
+	if (gw_workq_push_verify(&c->app->workq, job)) {
+		gw_job_free(job);
+		return -1;
+	}
+	return 0;
+}
+
+/* Asks for the next resume page of subscription `at`. */
+static int request_page(struct gw_conn *c, size_t at)
+{
+	struct gw_store_req *r = gw_store_req_new(GW_SOP_SINCE);
+	if (!r || !(r->inst = strdup(c->installation)) || !(r->user = strdup(c->user)) ||
+	    !(r->ctx = strdup(c->subs[at].ctx)) || !(r->pats = calloc(1, sizeof(char *))) ||
+	    !(r->pats[0] = strdup(c->subs[at].ctx))) {
+		if (r && r->pats)
+			r->npats = 1;
+		gw_store_req_free(r);
+		return -1;
+	}
+	r->npats = 1;
+	r->after = c->subs[at].after;
+	r->limit = RESUME_PAGE;
+	r->gen = c->subs[at].gen;
+	c->subs[at].next_due = 0;
+	return push_store_req(c, r);
+}
+
+static void op_subscribe(struct gw_conn *c, const char *ctx, json_t *frame, int subscribe)
 {
 	ssize_t at = find_sub(c, ctx);
 	if (!subscribe) {
 		if (at >= 0) {
 			gw_broker_unsubscribe(c->app->broker, c->installation, c->user, ctx, c);
-			free(c->subs[at]);
-			c->subs[at] = c->subs[--c->nsubs];
+			remove_sub(c, (size_t)at);
 		}
 		send_json(c, json_pack("{s:s, s:s}", "op", "unsubscribed", "ctx", ctx));
 		return;
+	}
+	json_t *since = json_object_get(frame, "since");
+	const char *epoch = NULL;
+	uint64_t after = 0;
+	if (since) {
+		const char *why = since_invalid(since, &epoch, &after);
+		if (why) {
+			send_error(c, "bad_frame", why, 0);
+			return;
+		}
 	}
 	if (!ctx_allowed(c, ctx)) {
 		gw_stat_inc(GW_STAT_ws_frames_refused); /* names the ctx: a client tells its subscriptions apart */
@@ -363,12 +809,16 @@ static void op_subscribe(struct gw_conn *c, const char *ctx, int subscribe)
 				       "the subscription token does not cover this context", "ctx", ctx));
 		return;
 	}
+	if (at >= 0 && c->subs[at].replaying) {
+		send_error(c, "busy", "a resume of this subscription is under way; subscribe again after it", 0);
+		return;
+	}
 	if (at < 0) {
 		if (c->nsubs >= (size_t)c->app->cfg.ws_max_subscriptions) {
 			send_error(c, "too_many_subscriptions", "this connection has reached its subscription limit", 0);
 			return;
 		}
-		char **n = realloc(c->subs, (c->nsubs + 1) * sizeof(*n));
+		struct sub *n = realloc(c->subs, (c->nsubs + 1) * sizeof(*n));
 		char *copy = strdup(ctx);
 		if (!n || !copy || gw_broker_subscribe(c->app->broker, c->installation, c->user, ctx, c)) {
 			if (n)
@@ -378,9 +828,140 @@ static void op_subscribe(struct gw_conn *c, const char *ctx, int subscribe)
 			return;
 		}
 		c->subs = n;
-		c->subs[c->nsubs++] = copy;
+		memset(&c->subs[c->nsubs], 0, sizeof(c->subs[0]));
+		c->subs[c->nsubs].ctx = copy;
+		at = (ssize_t)c->nsubs++;
 	}
-	send_json(c, json_pack("{s:s, s:s}", "op", "subscribed", "ctx", ctx));
+	if (!since) {
+		send_subscribed(c, ctx, 0, 0);
+		return;
+	}
+	/* Resume. Another epoch: nothing of that store is here to replay. */
+	if (strcmp(epoch, c->app->store->ops->epoch(c->app->store)) != 0) {
+		c->subs[at].skip = 0;
+		send_subscribed(c, ctx, 1, 0);
+		return;
+	}
+	/* Subscribed to the broker first, then the store is read: what is
+	 * recorded after the read comes live, and live frames wait (held) until
+	 * the replay is out; those the replay already carried are skipped. */
+	c->subs[at].after = after;
+	c->subs[at].replaying = 1;
+	c->subs[at].gen = ++c->next_gen;
+	c->replaying++;
+	if (request_page(c, (size_t)at)) {
+		c->subs[at].replaying = 0;
+		c->replaying--;
+		send_error(c, "busy", "the gateway cannot read the history right now; subscribe again later", 0);
+		send_subscribed(c, ctx, 1, 0);
+		if (!c->replaying)
+			flush_held(c);
+	}
+}
+
+/* A copy of the token's patterns into r (the store filters by them). */
+static int copy_allowed(struct gw_conn *c, struct gw_store_req *r)
+{
+	if (!c->nallowed)
+		return 0;
+	if (!(r->pats = calloc(c->nallowed, sizeof(char *))))
+		return -1;
+	for (size_t i = 0; i < c->nallowed; i++)
+		if (!(r->pats[r->npats++] = strdup(c->allowed[i])))
+			return -1;
+	return 0;
+}
+
+/* Optional "ctx" of inbox / mark_all: a non-empty string (a pattern). */
+static int opt_ctx(struct gw_conn *c, json_t *frame, const char **ctx)
+{
+	json_t *j = json_object_get(frame, "ctx");
+	*ctx = NULL;
+	if (!j)
+		return 0;
+	if (!json_is_string(j) || !json_string_length(j)) {
+		send_error(c, "bad_frame", "\"ctx\" must be a non-empty string (a context or a pattern)", 0);
+		return -1;
+	}
+	*ctx = json_string_value(j);
+	return 0;
+}
+
+static void store_request(struct gw_conn *c, struct gw_store_req *r, const char *ctx)
+{
+	if (!r || !(r->inst = strdup(c->installation)) || !(r->user = strdup(c->user)) || copy_allowed(c, r) ||
+	    (ctx && !(r->ctx = strdup(ctx)))) {
+		gw_store_req_free(r);
+		send_error(c, "internal_error", "out of memory", 0);
+		return;
+	}
+	if (push_store_req(c, r))
+		send_error(c, "busy", "the gateway cannot serve this right now; try again later", 0);
+}
+
+/* {"op":"inbox","id":any,"limit":50,"before":seq,"ctx":pattern} */
+static void op_inbox(struct gw_conn *c, json_t *frame)
+{
+	json_t *id = json_object_get(frame, "id"), *lim = json_object_get(frame, "limit"),
+	       *before = json_object_get(frame, "before");
+	const char *ctx;
+	if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > GW_WS_MAX_PING_ID_BYTES) {
+		send_error(c, "id_too_large", "an inbox \"id\" must be at most 128 bytes of JSON", 0);
+		return;
+	}
+	if ((lim && !json_is_integer(lim)) || (before && (!json_is_integer(before) || json_integer_value(before) < 0))) {
+		send_error(c, "bad_frame", "\"limit\" must be an integer (clamped to 1-200), \"before\" an integer >= 0", 0);
+		return;
+	}
+	if (opt_ctx(c, frame, &ctx))
+		return;
+	struct gw_store_req *r = gw_store_req_new(GW_SOP_INBOX);
+	if (r) {
+		json_int_t l = lim ? json_integer_value(lim) : 50;
+		r->limit = gw_store_clamp_limit(l < 1 ? 1 : (size_t)l);
+		r->before = before ? (uint64_t)json_integer_value(before) : 0;
+		r->id = json_incref(id);
+	}
+	store_request(c, r, ctx);
+}
+
+/* {"op":"mark","ids":[...],"read":true} and {"op":"mark_all","ctx":pattern} */
+static void op_mark(struct gw_conn *c, json_t *frame, int all)
+{
+	const char *ctx = NULL;
+	if (all) {
+		if (!opt_ctx(c, frame, &ctx))
+			store_request(c, gw_store_req_new(GW_SOP_MARK_ALL), ctx);
+		return;
+	}
+	json_t *ids = json_object_get(frame, "ids"), *read = json_object_get(frame, "read");
+	if (!json_is_array(ids) || (read && !json_is_boolean(read))) {
+		send_error(c, "bad_frame", "\"ids\" must be an array of notification ids, \"read\" a boolean", 0);
+		return;
+	}
+	if (json_array_size(ids) > GW_STORE_MARK_MAX_IDS) {
+		send_error(c, "too_many_ids", "at most 500 ids per mark", 0);
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(ids); i++)
+		if (!json_is_string(json_array_get(ids, i))) {
+			send_error(c, "bad_frame", "\"ids\" must be an array of strings", 0);
+			return;
+		}
+	struct gw_store_req *r = gw_store_req_new(GW_SOP_MARK);
+	/* never NULL, even for []: the store reads NULL ids as "every note" */
+	if (r && !(r->ids = calloc(json_array_size(ids) + 1, sizeof(char *)))) {
+		gw_store_req_free(r);
+		r = NULL;
+	}
+	for (size_t i = 0; r && i < json_array_size(ids); i++)
+		if (!(r->ids[r->nids++] = strdup(json_string_value(json_array_get(ids, i))))) {
+			gw_store_req_free(r);
+			r = NULL;
+		}
+	if (r)
+		r->read = read ? json_is_true(read) : 1;
+	store_request(c, r, NULL);
 }
 
 static void op_connect(struct gw_conn *c, const char *token)
@@ -431,10 +1012,19 @@ static void process_frame(struct gw_conn *c, const char *data, size_t len)
 		break;
 	case GW_WS_OP_SUBSCRIBE:
 	case GW_WS_OP_UNSUBSCRIBE:
-		op_subscribe(c, op.ctx, op.kind == GW_WS_OP_SUBSCRIBE);
+		op_subscribe(c, op.ctx, op.frame, op.kind == GW_WS_OP_SUBSCRIBE);
 		break;
 	case GW_WS_OP_PING:
 		send_json(c, gw_ws_pong(&op));
+		break;
+	case GW_WS_OP_INBOX:
+		op_inbox(c, op.frame);
+		break;
+	case GW_WS_OP_MARK:
+		op_mark(c, op.frame, 0);
+		break;
+	case GW_WS_OP_MARK_ALL:
+		op_mark(c, op.frame, 1);
 		break;
 	}
 	gw_ws_op_clear(&op);
@@ -527,15 +1117,14 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 		for (size_t i = 0; i < c->nsubs;) {
 			int keep = 0;
 			for (size_t k = 0; k < json_array_size(ctx); k++)
-				if (allowed[k] && !strcmp(allowed[k], c->subs[i]))
+				if (allowed[k] && gw_ctx_covers(allowed[k], c->subs[i].ctx))
 					keep = 1;
 			if (keep) {
 				i++;
 				continue;
 			}
-			gw_broker_unsubscribe(app->broker, c->installation, c->user, c->subs[i], c);
-			free(c->subs[i]);
-			c->subs[i] = c->subs[--c->nsubs];
+			gw_broker_unsubscribe(app->broker, c->installation, c->user, c->subs[i].ctx, c);
+			remove_sub(c, i);
 		}
 	} else {
 		size_t klen = 0;
@@ -573,8 +1162,9 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	if (gw_claim_time(json_object_get(claims, "exp"), &c->exp))
 		c->exp = 0;
 	c->state = RT_READY; /* the sweep closes it at exp */
-	send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I}", "op", "connected", "installation",
-			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp));
+	send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I, s:s}", "op", "connected", "installation",
+			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp, "epoch",
+			       app->store->ops->epoch(app->store)));
 	gw_outbox_item_free(item);
 	drain_inbound(c);
 	rx_throttle(c);
@@ -589,7 +1179,13 @@ void gw_realtime_close_all(struct gw_app *app)
 			if (c->close_pending == 2)
 				continue; /* its close frame is already out */
 			c->close_pending = 0; /* a going-away close overrides a pending one */
-			close_after_flush(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+			/* Each client its own delay, so a restart does not bring every
+			 * client back in the same millisecond (docs/protocol.md). */
+			uint32_t spread = (uint32_t)app->cfg.shutdown_reconnect_spread * 1000u;
+			char reason[64];
+			snprintf(reason, sizeof(reason), "server shutting down; reconnect_ms=%u",
+				 spread ? arc4random_uniform(spread) : 0u);
+			close_after_flush(c, LWS_CLOSE_STATUS_GOINGAWAY, reason);
 		}
 }
 
@@ -654,6 +1250,15 @@ static void conn_free(struct gw_conn *c)
 		free(f);
 	}
 	drop_outbound(c);
+	while (c->held_head) {
+		struct held *h = c->held_head;
+		c->held_head = h->next;
+		gw_msg_unref(h->msg);
+		free(h);
+	}
+	c->held_tail = NULL;
+	c->held_bytes = 0;
+	c->replaying = 0;
 	c->in_tail = NULL;
 	gw_ws_rx_release(&c->rx);
 }
@@ -764,6 +1369,8 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 				lws_callback_on_writable(wsi);
 			return 0;
 		}
+		if (c->replaying && !c->out_head)
+			next_pages(c);
 		struct outbound *o = c->out_head;
 		if (o) {
 			c->out_head = o->next;
@@ -777,6 +1384,8 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 				return -1;
 			if (c->rx_paused)
 				rx_throttle(c);
+			if (c->replaying)
+				next_pages(c);
 			if (c->out_head || c->close_pending)
 				lws_callback_on_writable(wsi);
 			return 0;

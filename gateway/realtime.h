@@ -31,6 +31,14 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 /* A worker's verdict on a connect frame; takes item. */
 void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item);
 
+/* A worker's answer to a connection's store request (resume page, inbox,
+ * mark); takes item. */
+void gw_realtime_store_done(struct gw_app *app, struct gw_outbox_item *item);
+
+/* A token ctx entry covers a subscription: "*" every context, "abc*" every
+ * context or pattern starting with "abc", anything else itself only. */
+int gw_ctx_covers(const char *entry, const char *ctx);
+
 /* Stop: flush and close every websocket with 1001. */
 void gw_realtime_close_all(struct gw_app *app);
 

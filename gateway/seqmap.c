@@ -73,7 +73,17 @@ static void evict_oldest(struct gw_seqmap *m)
 	gw_stat_inc(GW_STAT_seq_entries_evicted);
 }
 
+int gw_seqmap_has(struct gw_seqmap *m, const char *key, size_t len)
+{
+	return gw_strmap_get(&m->map, key, len) != NULL;
+}
+
 uint64_t gw_seqmap_next(struct gw_seqmap *m, const char *key, size_t len)
+{
+	return gw_seqmap_next_from(m, key, len, 0);
+}
+
+uint64_t gw_seqmap_next_from(struct gw_seqmap *m, const char *key, size_t len, uint64_t base)
 {
 	struct gw_seq_node *n = gw_strmap_get(&m->map, key, len);
 	if (n) {
@@ -98,7 +108,7 @@ uint64_t gw_seqmap_next(struct gw_seqmap *m, const char *key, size_t len)
 	e->value = n;
 	n->entry = e;
 	n->key_len = len;
-	n->seq = m->floor + 1;
+	n->seq = (base > m->floor ? base : m->floor) + 1;
 	m->bytes += cost;
 	append_node(m, n);
 	return n->seq;

@@ -41,5 +41,10 @@ void gw_seqmap_destroy(struct gw_seqmap *m);
  * 0 when out of memory or when the key alone exceeds max_bytes: no seq, the
  * caller does not deliver. */
 uint64_t gw_seqmap_next(struct gw_seqmap *m, const char *key, size_t len);
+/* Like gw_seqmap_next, but a new entry starts above max(base, floor):
+ * base is the user's last seq known elsewhere (the store). */
+uint64_t gw_seqmap_next_from(struct gw_seqmap *m, const char *key, size_t len, uint64_t base);
+/* 1 when key has an entry. */
+int gw_seqmap_has(struct gw_seqmap *m, const char *key, size_t len);
 
 #endif

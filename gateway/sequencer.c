@@ -4,9 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+#include "store.h"
+
 int gw_sequencer_init(struct gw_sequencer *s, size_t seq_bytes)
 {
 	s->next_intake_no = 1;
+	s->store = NULL;
 	if (gw_seqmap_init(&s->user_seq, seq_bytes))
 		return -1;
 	if (pthread_mutex_init(&s->lock, NULL))
@@ -40,7 +44,17 @@ uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, 
 	/* seq is per (installation, user): "<len(inst)>:<inst><user>" */
 	char skey[512];
 	int sk = snprintf(skey, sizeof(skey), "%zu:%s%s", strlen(inst), inst, user);
-	return sk > 0 && (size_t)sk < sizeof(skey) ? gw_seqmap_next(&s->user_seq, skey, (size_t)sk) : 0;
+	if (sk <= 0 || (size_t)sk >= sizeof(skey))
+		return 0;
+	uint64_t base = 0;
+	if (s->store && !gw_seqmap_has(&s->user_seq, skey, (size_t)sk)) {
+		int rc = s->store->ops->max_seq(s->store, inst, user, &base);
+		if (rc) {
+			gw_log(GW_LOG_ERR, "sequencer: the store cannot read a user's seq: %s", gw_store_strerror(rc));
+			return 0;
+		}
+	}
+	return gw_seqmap_next_from(&s->user_seq, skey, (size_t)sk, base);
 }
 
 void gw_sequencer_pass_turn(struct gw_sequencer *s)

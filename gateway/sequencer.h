@@ -26,11 +26,14 @@
 
 #include "seqmap.h"
 
+struct gw_store;
+
 struct gw_sequencer {
 	pthread_mutex_t lock;
 	pthread_cond_t turn;
 	uint64_t next_intake_no; /* the event whose recipients get seqs next */
 	struct gw_seqmap user_seq; /* "<len(inst)>:<inst><user>" -> last seq, within seq_bytes */
+	struct gw_store *store;    /* NULL: counters start at 1; else a miss continues from the store's max seq */
 };
 
 /* The first turn is intake number 1 (workq's first). The seq counters are
@@ -46,9 +49,13 @@ void gw_sequencer_wait_turn(struct gw_sequencer *s, uint64_t intake_no);
 /* Unlocks, keeping the turn (nobody else can get it until it is passed). */
 void gw_sequencer_unlock(struct gw_sequencer *s);
 
-/* With the lock and turn held: the next seq of (inst, user), starting at 1
- * (after an eviction: above every evicted seq, seqmap.h); 0 when it cannot be
- * tracked (key too long, out of memory): no delivery. */
+/* With the lock and turn held: the next seq of (inst, user). The map is a
+ * cache in front of the store: on a miss the counter continues from the
+ * store's max seq of the user (a read under the lock: only the first
+ * notification of a user after a start or an eviction pays it), and never
+ * below the eviction floor (seqmap.h: seqs an evicted entry handed out may
+ * still be in flight, not yet recorded). 0 when it cannot be tracked (key
+ * too long, out of memory, store read failed): no delivery. */
 uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, const char *user);
 
 /* With the lock and turn held: hands the turn to the next intake number and

@@ -33,6 +33,9 @@
 #include "admin_api.h"
 #include "stats.h"
 #include "static_guard.h"
+#include "journal.h"
+#include "recorder.h"
+#include "store_jobs.h"
 #include "workers.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -127,6 +130,9 @@ static void drain_outbox(struct gw_app *app)
 		case GW_OUT_BATCH:
 			hold_batch(app, it);
 			break;
+		case GW_OUT_STORE:
+			gw_realtime_store_done(app, it);
+			break;
 		}
 		it = next;
 	}
@@ -144,10 +150,36 @@ static struct {
 	struct gw_app *app;
 } sweep;
 
+/* Retention: one bounded purge job (store_jobs.c) at a time, every
+ * PURGE_INTERVAL seconds, or on the next sweep while the last one hit its
+ * bound; on a worker, never here. */
+#define PURGE_INTERVAL 60
+
+static void schedule_purge(struct gw_app *app, time_t now)
+{
+	if (app->purge_running || app->stopping || (!app->purge_more && now - app->purge_last < PURGE_INTERVAL))
+		return;
+	struct gw_store_req *r = gw_store_req_new(GW_SOP_PURGE);
+	struct gw_job *job = r ? gw_job_new(GW_JOB_STORE) : NULL;
+	if (!job) {
+		gw_store_req_free(r);
+		return;
+	}
+	job->store_req = r;
+	if (gw_workq_push_verify(&app->workq, job)) {
+		gw_job_free(job);
+		return;
+	}
+	app->purge_running = 1;
+	app->purge_more = 0;
+	app->purge_last = now;
+}
+
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
 	struct gw_app *app = sweep.app;
 	gw_realtime_sweep(app, time(NULL));
+	schedule_purge(app, time(NULL));
 	/* Safety net: results waiting in the outbox are drained even if a
 	 * wake-up went missing (a cheap guard: one mutex check per second). */
 	if (!gw_outbox_is_empty(&app->outbox)) {
@@ -297,6 +329,7 @@ static void start_reload(struct gw_app *app)
 static int work_idle(struct gw_app *app)
 {
 	return gw_workq_event_depth(&app->workq) == 0 && gw_workq_verify_depth(&app->workq) == 0 &&
+	       gw_journal_depth(app->journal) == 0 &&
 	       app->http.pending.count == 0 && app->release.next == gw_workq_next_intake_no(&app->workq) &&
 	       app->release.held == NULL && gw_outbox_is_empty(&app->outbox);
 }
@@ -481,10 +514,21 @@ int gw_server_run(struct gw_app *app)
 	app->outbox.wake_ud = app;
 
 	sweep_start(app);
+	if (!(app->journal = gw_journal_start(app)) || !(app->recorder = gw_recorder_start(app))) {
+		gw_log(GW_LOG_ERR, "cannot start the journal and recorder threads");
+		gw_journal_stop(app->journal);
+		app->journal = NULL;
+		gw_recorder_stop(app->recorder);
+		app->recorder = NULL;
+		lws_context_destroy(app->lws);
+		return 1;
+	}
 	if (gw_workers_start(app)) {
 		gw_log(GW_LOG_ERR, "cannot start worker threads");
 		gw_workq_close(&app->workq);
 		gw_workers_join(app);
+		gw_journal_stop(app->journal);
+		app->journal = NULL;
 		lws_context_destroy(app->lws);
 		return 1;
 	}
@@ -518,7 +562,11 @@ int gw_server_run(struct gw_app *app)
 	gw_sd_stopping();
 	reap_reload(1); /* a reload under way finishes first: it uses cfg and the rulebox */
 	app->stopping = 1;
-	gw_workq_close(&app->workq);
+	/* New verifications are refused, but the workers stay until everything
+	 * accepted is processed: an event answered 202 may still be on its way
+	 * from the journal thread to the events lane (a closed queue would let
+	 * an idle worker leave before it arrives). */
+	gw_workq_refuse(&app->workq);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
 	while (!work_idle(app) && time(NULL) < deadline)
 		service_once(app);
@@ -527,7 +575,12 @@ int gw_server_run(struct gw_app *app)
 	gw_realtime_close_all(app);
 	while (app->ws_connections > 0 && time(NULL) < deadline + 2)
 		service_once(app);
+	gw_workq_close(&app->workq);
 	gw_workers_join(app);
+	gw_journal_stop(app->journal); /* after the workers: they submit to it */
+	app->journal = NULL;
+	gw_recorder_stop(app->recorder); /* likewise */
+	app->recorder = NULL;
 	drain_outbox(app);
 	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
 	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),

@@ -59,6 +59,16 @@
 	X(store_purged_expired, "notifications purged past max(exp, created + history.retention)") \
 	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
 	X(store_keys_expired, "redelivery keys purged past their ttl") \
+	X(events_rejected_store, "events answered 503: the store could not journal them") \
+	X(journal_batches, "journal transactions (events_accepted / this = events per fsync)") \
+	X(record_batches, "record transactions of the recorder thread (events_processed / this = events per fsync)") \
+	X(events_replayed, "journaled events not done at start, processed again before new intake") \
+	X(store_record_failed, "events whose notifications the store could not record (left pending, not delivered; processed again at the next start)") \
+	X(store_resumes, "subscribes with since answered recovered:true") \
+	X(store_resumes_refused, "subscribes with since answered recovered:false") \
+	X(store_replayed, "stored notifications replayed on resume") \
+	X(store_live_skipped, "live frames not sent because the resume that preceded them already sent them") \
+	X(store_requests_failed, "websocket store requests (resume, inbox, mark) that failed in the store") \
 	X(redis_round_trips, "commands the store sent to Redis and waited for (one per call: scripts do the rest server-side)") \
 	X(redis_errors, "Redis calls that failed (unreachable, timed out, backing off, or an error reply)") \
 	X(redis_reconnects, "connections to a Redis server made again after a failure") \

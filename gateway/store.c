@@ -82,9 +82,14 @@ void gw_store_marked_free(struct gw_store_marked *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->count; i++)
+	for (size_t i = 0; i < m->count; i++) {
 		free(m->ids[i]);
+		if (m->ctxs)
+			free(m->ctxs[i]);
+	}
 	free(m->ids);
+	free(m->ctxs);
 	m->ids = NULL;
+	m->ctxs = NULL;
 	m->count = 0;
 }

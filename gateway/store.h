@@ -151,6 +151,7 @@ struct gw_store_page {
 
 struct gw_store_marked {
 	char **ids;         /* the ids whose state changed */
+	char **ctxs;        /* ctxs[i]: the context of ids[i] (a tab whose token covers less sees only its own) */
 	size_t count;
 	uint64_t unread;    /* unread in the caller's patterns after the change */
 };

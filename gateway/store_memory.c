@@ -523,7 +523,7 @@ static int mark_common(struct mstore *m, const char *inst, const char *user, con
 	pthread_mutex_lock(&m->lock);
 	struct muser *u = find_user(m, inst, user);
 	size_t cap = ids ? nids : (u ? u->count : 0);
-	if (cap && !(out->ids = calloc(cap, sizeof(char *))))
+	if (cap && (!(out->ids = calloc(cap, sizeof(char *))) || !(out->ctxs = calloc(cap, sizeof(char *)))))
 		rc = GW_STORE_ERR_NOMEM;
 	for (size_t i = 0; u && rc == GW_STORE_OK && i < u->count; i++) {
 		struct mnote *n = &u->notes[i];
@@ -537,12 +537,15 @@ static int mark_common(struct mstore *m, const char *inst, const char *user, con
 		/* Two notes of one user never share an id, but stay bounded anyway. */
 		if (out->count == cap)
 			break;
-		char *copy = strdup(n->id);
-		if (!copy) {
+		char *copy = strdup(n->id), *cc = strdup(n->ctx);
+		if (!copy || !cc) {
+			free(copy);
+			free(cc);
 			rc = GW_STORE_ERR_NOMEM;
 			break;
 		}
 		n->read = read;
+		out->ctxs[out->count] = cc;
 		out->ids[out->count++] = copy;
 	}
 	out->unread = count_unread(u, pats, npats, filter);

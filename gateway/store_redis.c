@@ -23,388 +23,25 @@
  * (pthread_mutex_timedlock) so that a caller never waits longer than about
  * twice cluster.timeout even behind a frozen server. epoch() reads a copy
  * under its own lock and never blocks on Redis.
+ *
+ * This file: the operations and the engine (vtable, open, close); the shards,
+ * scripts and argument vectors they run on: store_redis_shard.c.
  */
 #include "store.h"
 
-#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "redis_conn.h"
 #include "stats.h"
-#include "store_redis_lua.h"
+#include "store_redis_shard.h"
 #include "util.h"
 
-enum { S_JOURNAL, S_KEY_SEEN, S_RECORD, S_IS_PENDING, S_SINCE, S_INBOX, S_UNREAD, S_MARK, S_PURGE, NSCRIPTS };
-static const char *const scripts[NSCRIPTS] = {lua_journal, lua_key_seen, lua_record, lua_is_pending,
-					      lua_since,   lua_inbox,    lua_unread, lua_mark, lua_purge};
-
 #define MARKER_TTL "604800" /* a week: far beyond any claim_after */
-
-struct shard {
-	pthread_mutex_t lock;
-	struct gw_redis_conn conn;
-	char sha[NSCRIPTS][41];
-	char epoch[GW_STORE_EPOCH_MAX + 1];
-};
-
-struct rstore {
-	struct gw_store base;
-	struct gw_store_options opt;
-	int64_t timeout_ms, claim_after_ms;
-	char node_id[128];
-	int publish;
-	size_t nshards;
-	struct shard *sh;
-	pthread_mutex_t epoch_lock;
-	char epoch[GW_STORE_EPOCH_MAX + 1];
-};
-
-#define R(s) ((struct rstore *)(s))
-
-static void set_epoch(struct rstore *r)
-{
-	char e[GW_STORE_EPOCH_MAX + 1];
-	if (r->nshards == 1) {
-		snprintf(e, sizeof(e), "%s", r->sh[0].epoch);
-	} else {
-		unsigned char d[EVP_MAX_MD_SIZE];
-		unsigned dl = 0;
-		EVP_MD_CTX *c = EVP_MD_CTX_new();
-		int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-		for (size_t i = 0; ok && i < r->nshards; i++)
-			ok = EVP_DigestUpdate(c, r->sh[i].epoch, strlen(r->sh[i].epoch) + 1);
-		ok = ok && EVP_DigestFinal_ex(c, d, &dl);
-		EVP_MD_CTX_free(c);
-		if (!ok) /* keep the old one: the shards' own checks still refuse stale writes */
-			return;
-		gw_hex_encode(d, 16, e);
-	}
-	pthread_mutex_lock(&r->epoch_lock);
-	memcpy(r->epoch, e, sizeof(e));
-	pthread_mutex_unlock(&r->epoch_lock);
-}
-
-/* After every (re)connect: the scripts (a restarted Redis forgot them), the
- * shard's epoch (created when absent: a new or wiped server) and, on shard
- * 0, the journal's consumer group. */
-static int shard_setup(struct rstore *r, struct shard *sh, int is_journal, char *msg, size_t msglen)
-{
-	char name[300];
-	gw_redis_url_name(&sh->conn.url, name, sizeof(name));
-	for (int i = 0; i < NSCRIPTS; i++) {
-		const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
-		redisReply *rep = gw_redis_conn_cmd(&sh->conn, 3, argv, NULL);
-		if (!rep || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-			snprintf(msg, msglen, "%s: SCRIPT LOAD failed: %.160s", name,
-				 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no answer");
-			if (rep)
-				freeReplyObject(rep);
-			gw_redis_conn_fail(&sh->conn);
-			return GW_STORE_ERR_IO;
-		}
-		memcpy(sh->sha[i], rep->str, 41);
-		freeReplyObject(rep);
-	}
-	char fresh[33];
-	if (gw_store_new_epoch(fresh)) {
-		snprintf(msg, msglen, "%s: no randomness for a new epoch", name);
-		return GW_STORE_ERR_IO;
-	}
-	const char *setnx[] = {"SET", "gw:epoch", fresh, "NX"};
-	const char *get[] = {"GET", "gw:epoch"};
-	redisReply *a = gw_redis_conn_cmd(&sh->conn, 4, setnx, NULL);
-	redisReply *b = a ? gw_redis_conn_cmd(&sh->conn, 2, get, NULL) : NULL;
-	int ok = b && b->type == REDIS_REPLY_STRING && b->len >= 1 && b->len <= GW_STORE_EPOCH_MAX;
-	if (ok)
-		memcpy(sh->epoch, b->str, b->len + 1);
-	if (a)
-		freeReplyObject(a);
-	if (b)
-		freeReplyObject(b);
-	if (!ok) {
-		snprintf(msg, msglen, "%s: cannot read or create gw:epoch", name);
-		gw_redis_conn_fail(&sh->conn);
-		return GW_STORE_ERR_IO;
-	}
-	if (is_journal) {
-		const char *grp[] = {"XGROUP", "CREATE", "gw:journal", "gw", "0", "MKSTREAM"};
-		redisReply *g = gw_redis_conn_cmd(&sh->conn, 6, grp, NULL);
-		ok = g && (g->type == REDIS_REPLY_STATUS ||
-			   (g->type == REDIS_REPLY_ERROR && !strncmp(g->str, "BUSYGROUP", 9)));
-		if (g)
-			freeReplyObject(g);
-		if (!ok) {
-			snprintf(msg, msglen, "%s: cannot create the journal's consumer group", name);
-			gw_redis_conn_fail(&sh->conn);
-			return GW_STORE_ERR_IO;
-		}
-	}
-	set_epoch(r);
-	return GW_STORE_OK;
-}
-
-static int code_of(int fail)
-{
-	switch (fail) {
-	case GW_REDIS_AUTH: return GW_STORE_ERR_ACCESS;
-	case GW_REDIS_NOT_REDIS: return GW_STORE_ERR_CORRUPT;
-	default: return GW_STORE_ERR_IO;
-	}
-}
-
-/* Takes the shard with a deadline and makes sure it is connected. */
-static int shard_take(struct rstore *r, struct shard *sh, char *msg, size_t msglen)
-{
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += r->timeout_ms / 1000;
-	dl.tv_nsec += (r->timeout_ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
-	if (pthread_mutex_timedlock(&sh->lock, &dl)) {
-		gw_stat_inc(GW_STAT_redis_busy_timeouts);
-		snprintf(msg, msglen, "the shard's connection is busy past cluster.timeout");
-		return GW_STORE_ERR_IO;
-	}
-	int fresh = 0;
-	int f = gw_redis_conn_ensure(&sh->conn, &fresh, msg, msglen);
-	if (f) {
-		gw_stat_inc(GW_STAT_redis_errors);
-		pthread_mutex_unlock(&sh->lock);
-		return code_of(f);
-	}
-	if (fresh) {
-		if (sh->conn.connects > 1)
-			gw_stat_inc(GW_STAT_redis_reconnects);
-		int rc = shard_setup(r, sh, sh == &r->sh[0], msg, msglen);
-		if (rc) {
-			gw_stat_inc(GW_STAT_redis_errors);
-			pthread_mutex_unlock(&sh->lock);
-			return rc;
-		}
-	}
-	return GW_STORE_OK;
-}
-
-/* A script's own refusal (redis.error_reply): Redis 7 passes the text as
- * is; older servers prefix it with "ERR ". */
-static int is_script_error(const char *str, const char *what)
-{
-	if (!strncmp(str, "ERR ", 4))
-		str += 4;
-	return !strcmp(str, what);
-}
-
-/* Runs script `which` on sh with args (ARGV[2..]); the epoch is ARGV[1].
- * Reloads scripts on NOSCRIPT and adopts a new epoch on EPOCH (the server
- * was wiped), each once. *out owns the reply. */
-static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const char **args,
-		const size_t *lens, redisReply **out)
-{
-	*out = NULL;
-	char msg[400];
-	int rc = shard_take(r, sh, msg, sizeof(msg));
-	if (rc)
-		return rc;
-	size_t argc = (size_t)nargs + 4;
-	const char **argv = malloc(argc * sizeof(*argv));
-	size_t *alen = malloc(argc * sizeof(*alen));
-	if (!argv || !alen) {
-		free(argv);
-		free(alen);
-		pthread_mutex_unlock(&sh->lock);
-		return GW_STORE_ERR_NOMEM;
-	}
-	for (int attempt = 0; attempt < 3; attempt++) {
-		argv[0] = "EVALSHA";
-		argv[1] = sh->sha[which];
-		argv[2] = "0";
-		argv[3] = sh->epoch;
-		for (int i = 0; i < 4; i++)
-			alen[i] = strlen(argv[i]);
-		for (int i = 0; i < nargs; i++) {
-			argv[4 + i] = args[i];
-			alen[4 + i] = lens ? lens[i] : strlen(args[i]);
-		}
-		redisReply *rep = gw_redis_conn_cmd(&sh->conn, (int)argc, argv, alen);
-		if (!rep) {
-			gw_stat_inc(GW_STAT_redis_errors);
-			rc = GW_STORE_ERR_IO;
-			break;
-		}
-		int epoch_err = rep->type == REDIS_REPLY_ERROR && is_script_error(rep->str, "EPOCH");
-		if (rep->type == REDIS_REPLY_ERROR && (!strncmp(rep->str, "NOSCRIPT", 8) || epoch_err) && attempt < 2) {
-			/* a restarted (NOSCRIPT) or wiped (EPOCH) server: set up again */
-			if (epoch_err)
-				gw_stat_inc(GW_STAT_redis_epoch_changes);
-			freeReplyObject(rep);
-			if ((rc = shard_setup(r, sh, sh == &r->sh[0], msg, sizeof(msg))))
-				break;
-			continue;
-		}
-		if (rep->type == REDIS_REPLY_ERROR) {
-			rc = is_script_error(rep->str, "SEQ") ? GW_STORE_ERR_SEQ : GW_STORE_ERR_IO;
-			if (rc == GW_STORE_ERR_IO)
-				gw_stat_inc(GW_STAT_redis_errors);
-			freeReplyObject(rep);
-			break;
-		}
-		*out = rep;
-		rc = GW_STORE_OK;
-		break;
-	}
-	free(argv);
-	free(alen);
-	pthread_mutex_unlock(&sh->lock);
-	return rc;
-}
-
-/* A plain command on a shard (stream reads). */
-static int command(struct rstore *r, struct shard *sh, int argc, const char **argv, redisReply **out)
-{
-	*out = NULL;
-	char msg[400];
-	int rc = shard_take(r, sh, msg, sizeof(msg));
-	if (rc)
-		return rc;
-	redisReply *rep = gw_redis_conn_cmd(&sh->conn, argc, argv, NULL);
-	pthread_mutex_unlock(&sh->lock);
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		gw_stat_inc(GW_STAT_redis_errors);
-		if (rep)
-			freeReplyObject(rep);
-		return GW_STORE_ERR_IO;
-	}
-	*out = rep;
-	return GW_STORE_OK;
-}
-
-static void user_base(const char *inst, const char *user, char out[38])
-{
-	gw_redis_user_key(inst, user, out);
-}
-
-static struct shard *user_shard(struct rstore *r, const char *inst, const char *user)
-{
-	return &r->sh[gw_redis_shard_of(inst, user, r->nshards)];
-}
-
-/* ---- argument vectors ---------------------------------------------------- */
-
-struct args {
-	const char **v;
-	size_t *len;
-	char **owned;
-	size_t n, cap, nowned;
-	int oom;
-};
-
-static void arg_bin(struct args *a, const void *p, size_t len)
-{
-	if (a->oom)
-		return;
-	if (a->n == a->cap) {
-		size_t nc = a->cap ? a->cap * 2 : 32;
-		const char **v = realloc(a->v, nc * sizeof(*v));
-		size_t *l = v ? realloc(a->len, nc * sizeof(*l)) : NULL;
-		if (v)
-			a->v = v;
-		if (!v || !l) {
-			a->oom = 1;
-			return;
-		}
-		a->len = l;
-		a->cap = nc;
-	}
-	a->v[a->n] = p ? p : "";
-	a->len[a->n++] = p ? len : 0;
-}
-
-static void arg_str(struct args *a, const char *s)
-{
-	arg_bin(a, s, s ? strlen(s) : 0);
-}
-
-static void arg_fmt(struct args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void arg_fmt(struct args *a, const char *fmt, ...)
-{
-	char buf[64];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	char **o = a->oom ? NULL : realloc(a->owned, (a->nowned + 1) * sizeof(*o));
-	char *copy = o ? strdup(buf) : NULL;
-	if (o)
-		a->owned = o;
-	if (!copy) {
-		a->oom = 1;
-		return;
-	}
-	a->owned[a->nowned++] = copy;
-	arg_str(a, copy);
-}
-
-/* Takes a malloc'ed string into the vector. */
-static void arg_own(struct args *a, char *str)
-{
-	char **o = a->oom ? NULL : realloc(a->owned, (a->nowned + 1) * sizeof(*o));
-	if (!o) {
-		free(str);
-		a->oom = 1;
-		return;
-	}
-	a->owned = o;
-	a->owned[a->nowned++] = str;
-	arg_str(a, str);
-}
-
-static void args_free(struct args *a)
-{
-	for (size_t i = 0; i < a->nowned; i++)
-		free(a->owned[i]);
-	free(a->owned);
-	free(a->v);
-	free(a->len);
-	memset(a, 0, sizeof(*a));
-}
-
-static void arg_pats(struct args *a, const char *const *pats, size_t npats)
-{
-	arg_fmt(a, "%zu", npats);
-	for (size_t i = 0; i < npats; i++)
-		arg_str(a, pats[i]);
-}
-
-static int run(struct rstore *r, struct shard *sh, int which, struct args *a, redisReply **out)
-{
-	if (a->oom) {
-		args_free(a);
-		return GW_STORE_ERR_NOMEM;
-	}
-	int rc = eval(r, sh, which, (int)a->n, a->v, a->len, out);
-	args_free(a);
-	return rc;
-}
-
-static uint64_t int_of(const redisReply *e)
-{
-	if (e->type == REDIS_REPLY_INTEGER)
-		return (uint64_t)e->integer;
-	if (e->type == REDIS_REPLY_STRING)
-		return strtoull(e->str, NULL, 10);
-	return 0;
-}
 
 /* ---- operations ---------------------------------------------------------- */
 
@@ -429,21 +66,21 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 	char (*hex)[GW_STORE_KEY_LEN * 2 + 1] = calloc(n ? n : 1, sizeof(*hex));
 	if (!hex)
 		return GW_STORE_ERR_NOMEM;
-	arg_fmt(&a, "%" PRId64, now);
-	arg_fmt(&a, "%" PRId64, key_ttl);
-	arg_fmt(&a, "%zu", n);
+	rs_arg_fmt(&a, "%" PRId64, now);
+	rs_arg_fmt(&a, "%" PRId64, key_ttl);
+	rs_arg_fmt(&a, "%zu", n);
 	for (size_t i = 0; i < n; i++) {
 		if (ev[i].key)
 			gw_hex_encode(ev[i].key, GW_STORE_KEY_LEN, hex[i]);
-		arg_str(&a, hex[i]);
-		arg_str(&a, ev[i].installation);
-		arg_str(&a, ev[i].trace_id ? ev[i].trace_id : "");
-		arg_fmt(&a, "%" PRId64, ev[i].received_ms);
-		arg_bin(&a, ev[i].payload, ev[i].payload_len);
+		rs_arg_str(&a, hex[i]);
+		rs_arg_str(&a, ev[i].installation);
+		rs_arg_str(&a, ev[i].trace_id ? ev[i].trace_id : "");
+		rs_arg_fmt(&a, "%" PRId64, ev[i].received_ms);
+		rs_arg_bin(&a, ev[i].payload, ev[i].payload_len);
 	}
 	redisReply *rep;
 	gw_stat_inc(GW_STAT_store_commit_requests);
-	int rc = run(r, &r->sh[0], S_JOURNAL, &a, &rep);
+	int rc = rs_run(r, &r->sh[0], S_JOURNAL, &a, &rep);
 	free(hex);
 	if (rc) {
 		gw_stat_inc(GW_STAT_store_write_errors);
@@ -455,7 +92,7 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 		return GW_STORE_ERR_IO;
 	}
 	for (size_t i = 0; i < n; i++) {
-		out[i].id = int_of(rep->element[i]);
+		out[i].id = rs_int_of(rep->element[i]);
 		out[i].rc = out[i].id ? GW_STORE_OK : GW_STORE_DUPLICATE;
 	}
 	freeReplyObject(rep);
@@ -468,10 +105,10 @@ static int r_key_seen(struct gw_store *s, const unsigned char key[GW_STORE_KEY_L
 	char hex[GW_STORE_KEY_LEN * 2 + 1];
 	gw_hex_encode(key, GW_STORE_KEY_LEN, hex);
 	struct args a = {0};
-	arg_fmt(&a, "%" PRId64, now);
-	arg_str(&a, hex);
+	rs_arg_fmt(&a, "%" PRId64, now);
+	rs_arg_str(&a, hex);
 	redisReply *rep;
-	int rc = run(r, &r->sh[0], S_KEY_SEEN, &a, &rep);
+	int rc = rs_run(r, &r->sh[0], S_KEY_SEEN, &a, &rep);
 	if (rc)
 		return rc;
 	int seen = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
@@ -541,7 +178,7 @@ static int r_pending(struct gw_store *s, int (*cb)(void *ud, uint64_t id, const 
 	for (;;) {
 		const char *argv[] = {"XRANGE", "gw:journal", start, "+", "COUNT", "512"};
 		redisReply *rep;
-		int rc = command(r, &r->sh[0], 6, argv, &rep);
+		int rc = rs_command(r, &r->sh[0], 6, argv, &rep);
 		if (rc)
 			return rc;
 		size_t got = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
@@ -564,7 +201,7 @@ static int r_claim(struct gw_store *s, size_t max,
 	/* A dead node's entries first: they are the oldest. */
 	const char *ac[] = {"XAUTOCLAIM", "gw:journal", "gw", r->node_id, idle, "0-0", "COUNT", count};
 	redisReply *rep;
-	int rc = command(r, &r->sh[0], 8, ac, &rep);
+	int rc = rs_command(r, &r->sh[0], 8, ac, &rep);
 	if (rc)
 		return rc;
 	size_t taken = 0;
@@ -580,7 +217,7 @@ static int r_claim(struct gw_store *s, size_t max,
 		return GW_STORE_OK;
 	snprintf(count, sizeof(count), "%zu", max - taken);
 	const char *rg[] = {"XREADGROUP", "GROUP", "gw", r->node_id, "COUNT", count, "STREAMS", "gw:journal", ">"};
-	if ((rc = command(r, &r->sh[0], 9, rg, &rep)))
+	if ((rc = rs_command(r, &r->sh[0], 9, rg, &rep)))
 		return rc;
 	/* [[stream, [entries]]] or nil when nothing is new */
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
@@ -595,22 +232,22 @@ static void add_notes(struct args *a, const struct gw_store_done *d, size_t shar
 	size_t nn = 0;
 	for (size_t k = 0; k < d->count; k++)
 		nn += gw_redis_shard_of(d->installation, d->notes[k].user, r->nshards) == shard;
-	arg_fmt(a, "%" PRIu64, d->journal_id);
-	arg_fmt(a, "%zu", nn);
+	rs_arg_fmt(a, "%" PRIu64, d->journal_id);
+	rs_arg_fmt(a, "%zu", nn);
 	for (size_t k = 0; k < d->count; k++) {
 		const struct gw_store_note *n = &d->notes[k];
 		if (gw_redis_shard_of(d->installation, n->user, r->nshards) != shard)
 			continue;
 		char base[38];
-		user_base(d->installation, n->user, base);
-		arg_fmt(a, "%s", base);
-		arg_fmt(a, "%" PRIu64, n->seq);
-		arg_str(a, n->ctx);
-		arg_str(a, n->id);
-		arg_fmt(a, "%" PRId64, n->created);
-		arg_fmt(a, "%" PRId64, n->exp);
-		arg_bin(a, n->claims, n->claims_len);
-		arg_bin(a, n->proof, n->proof_len);
+		rs_user_base(d->installation, n->user, base);
+		rs_arg_fmt(a, "%s", base);
+		rs_arg_fmt(a, "%" PRIu64, n->seq);
+		rs_arg_str(a, n->ctx);
+		rs_arg_str(a, n->id);
+		rs_arg_fmt(a, "%" PRId64, n->created);
+		rs_arg_fmt(a, "%" PRId64, n->exp);
+		rs_arg_bin(a, n->claims, n->claims_len);
+		rs_arg_bin(a, n->proof, n->proof_len);
 		if (r->publish) {
 			char chan[64], *hdr = NULL;
 			size_t hl = strlen(d->installation) + strlen(n->user) + strlen(n->ctx) + 96;
@@ -621,11 +258,11 @@ static void add_notes(struct args *a, const struct gw_store_done *d, size_t shar
 				a->oom = 1;
 				return;
 			}
-			arg_fmt(a, "%s", chan);
-			arg_own(a, hdr);
+			rs_arg_fmt(a, "%s", chan);
+			rs_arg_own(a, hdr);
 		} else {
-			arg_str(a, "");
-			arg_str(a, "");
+			rs_arg_str(a, "");
+			rs_arg_str(a, "");
 		}
 	}
 }
@@ -635,20 +272,20 @@ static int record_on(struct rstore *r, size_t shard, const struct gw_store_done 
 		     int chk, int done, int *results)
 {
 	struct args a = {0};
-	arg_fmt(&a, "%" PRId64, r->opt.retention);
-	arg_fmt(&a, "%" PRId64, r->opt.per_user);
-	arg_str(&a, chk ? "1" : "0");
-	arg_str(&a, done ? "1" : "0");
-	arg_str(&a, r->nshards > 1 ? MARKER_TTL : "0");
+	rs_arg_fmt(&a, "%" PRId64, r->opt.retention);
+	rs_arg_fmt(&a, "%" PRId64, r->opt.per_user);
+	rs_arg_str(&a, chk ? "1" : "0");
+	rs_arg_str(&a, done ? "1" : "0");
+	rs_arg_str(&a, r->nshards > 1 ? MARKER_TTL : "0");
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++)
 		m += !which || which[i];
-	arg_fmt(&a, "%zu", m);
+	rs_arg_fmt(&a, "%zu", m);
 	for (size_t i = 0; i < n; i++)
 		if (!which || which[i])
 			add_notes(&a, &d[i], shard, r);
 	redisReply *rep;
-	int rc = run(r, &r->sh[shard], S_RECORD, &a, &rep);
+	int rc = rs_run(r, &r->sh[shard], S_RECORD, &a, &rep);
 	if (rc)
 		return rc;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
@@ -657,7 +294,7 @@ static int record_on(struct rstore *r, size_t shard, const struct gw_store_done 
 	}
 	for (size_t i = 0, j = 0; results && i < n; i++)
 		if (!which || which[i])
-			results[i] = int_of(rep->element[j++]) == 2 ? GW_STORE_NOT_PENDING : GW_STORE_OK;
+			results[i] = rs_int_of(rep->element[j++]) == 2 ? GW_STORE_NOT_PENDING : GW_STORE_OK;
 	freeReplyObject(rep);
 	return GW_STORE_OK;
 }
@@ -666,11 +303,11 @@ static int record_sharded(struct rstore *r, const struct gw_store_done *d, size_
 {
 	/* Which events are still pending (shard 0 holds the journal)? */
 	struct args a = {0};
-	arg_fmt(&a, "%zu", n);
+	rs_arg_fmt(&a, "%zu", n);
 	for (size_t i = 0; i < n; i++)
-		arg_fmt(&a, "%" PRIu64, d[i].journal_id);
+		rs_arg_fmt(&a, "%" PRIu64, d[i].journal_id);
 	redisReply *rep;
-	int rc = run(r, &r->sh[0], S_IS_PENDING, &a, &rep);
+	int rc = rs_run(r, &r->sh[0], S_IS_PENDING, &a, &rep);
 	if (rc)
 		return rc;
 	int *pend = calloc(n ? n : 1, sizeof(int));
@@ -680,7 +317,7 @@ static int record_sharded(struct rstore *r, const struct gw_store_done *d, size_
 		return pend ? GW_STORE_ERR_IO : GW_STORE_ERR_NOMEM;
 	}
 	for (size_t i = 0; i < n; i++)
-		pend[i] = int_of(rep->element[i]) == 1;
+		pend[i] = rs_int_of(rep->element[i]) == 1;
 	freeReplyObject(rep);
 	/* Notes on the other shards first; the markers make a retry skip
 	 * what already landed. Shard 0 last: its notes and the done marks. */
@@ -721,11 +358,11 @@ static int r_max_seq(struct gw_store *s, const char *inst, const char *user, uin
 {
 	struct rstore *r = R(s);
 	char base[38], field[48];
-	user_base(inst, user, base);
+	rs_user_base(inst, user, base);
 	snprintf(field, sizeof(field), "%s:m", base);
 	const char *argv[] = {"HGET", field, "max"};
 	redisReply *rep;
-	int rc = command(r, user_shard(r, inst, user), 3, argv, &rep);
+	int rc = rs_command(r, rs_user_shard(r, inst, user), 3, argv, &rep);
 	if (rc)
 		return rc;
 	*seq = rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
@@ -758,10 +395,10 @@ static int parse_item(const redisReply *e, struct gw_store_item *it)
 	if (sscanf(b->str, "%lld %lld %zu\n%n", &created, &exp, &clen, &used) != 3 || !used ||
 	    (size_t)used + clen > b->len)
 		return GW_STORE_ERR_CORRUPT;
-	it->seq = int_of(e->element[0]);
+	it->seq = rs_int_of(e->element[0]);
 	it->created = created;
 	it->exp = exp;
-	it->read = int_of(e->element[4]) == 1;
+	it->read = rs_int_of(e->element[4]) == 1;
 	it->ctx = strdup(e->element[1]->str);
 	it->id = strdup(e->element[2]->str);
 	it->claims = dupn(b->str + used, clen);
@@ -796,24 +433,24 @@ static int r_since(struct gw_store *s, const char *inst, const char *user, const
 	struct rstore *r = R(s);
 	memset(page, 0, sizeof(*page));
 	char base[38];
-	user_base(inst, user, base);
+	rs_user_base(inst, user, base);
 	struct args a = {0};
-	arg_str(&a, base);
-	arg_fmt(&a, "%" PRIu64, after);
-	arg_fmt(&a, "%zu", limit);
-	arg_pats(&a, pats, npats);
+	rs_arg_str(&a, base);
+	rs_arg_fmt(&a, "%" PRIu64, after);
+	rs_arg_fmt(&a, "%zu", limit);
+	rs_arg_pats(&a, pats, npats);
 	redisReply *rep;
-	int rc = run(r, user_shard(r, inst, user), S_SINCE, &a, &rep);
+	int rc = rs_run(r, rs_user_shard(r, inst, user), S_SINCE, &a, &rep);
 	if (rc)
 		return rc;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 4) {
 		freeReplyObject(rep);
 		return GW_STORE_ERR_IO;
 	}
-	page->max_seq = int_of(rep->element[0]);
-	page->oldest = int_of(rep->element[1]);
-	page->recovered = int_of(rep->element[2]) == 1;
-	page->more = int_of(rep->element[3]) == 1;
+	page->max_seq = rs_int_of(rep->element[0]);
+	page->oldest = rs_int_of(rep->element[1]);
+	page->recovered = rs_int_of(rep->element[2]) == 1;
+	page->more = rs_int_of(rep->element[3]) == 1;
 	rc = parse_items(rep, 4, page);
 	freeReplyObject(rep);
 	if (rc)
@@ -823,8 +460,8 @@ static int r_since(struct gw_store *s, const char *inst, const char *user, const
 
 static void arg_filter(struct args *a, const char *filter)
 {
-	arg_str(a, filter ? filter : "");
-	arg_str(a, filter ? "1" : "0");
+	rs_arg_str(a, filter ? filter : "");
+	rs_arg_str(a, filter ? "1" : "0");
 }
 
 static int r_inbox(struct gw_store *s, const char *inst, const char *user, const char *const *pats,
@@ -833,24 +470,24 @@ static int r_inbox(struct gw_store *s, const char *inst, const char *user, const
 	struct rstore *r = R(s);
 	memset(page, 0, sizeof(*page));
 	char base[38];
-	user_base(inst, user, base);
+	rs_user_base(inst, user, base);
 	struct args a = {0};
-	arg_str(&a, base);
-	arg_fmt(&a, "%" PRIu64, before);
-	arg_fmt(&a, "%zu", gw_store_clamp_limit(limit));
+	rs_arg_str(&a, base);
+	rs_arg_fmt(&a, "%" PRIu64, before);
+	rs_arg_fmt(&a, "%zu", gw_store_clamp_limit(limit));
 	arg_filter(&a, filter);
-	arg_pats(&a, pats, npats);
+	rs_arg_pats(&a, pats, npats);
 	redisReply *rep;
-	int rc = run(r, user_shard(r, inst, user), S_INBOX, &a, &rep);
+	int rc = rs_run(r, rs_user_shard(r, inst, user), S_INBOX, &a, &rep);
 	if (rc)
 		return rc;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) {
 		freeReplyObject(rep);
 		return GW_STORE_ERR_IO;
 	}
-	page->max_seq = int_of(rep->element[0]);
-	page->unread = int_of(rep->element[1]);
-	page->more = int_of(rep->element[2]) == 1;
+	page->max_seq = rs_int_of(rep->element[0]);
+	page->unread = rs_int_of(rep->element[1]);
+	page->more = rs_int_of(rep->element[2]) == 1;
 	rc = parse_items(rep, 3, page);
 	freeReplyObject(rep);
 	if (rc)
@@ -863,16 +500,16 @@ static int r_unread(struct gw_store *s, const char *inst, const char *user, cons
 {
 	struct rstore *r = R(s);
 	char base[38];
-	user_base(inst, user, base);
+	rs_user_base(inst, user, base);
 	struct args a = {0};
-	arg_str(&a, base);
+	rs_arg_str(&a, base);
 	arg_filter(&a, filter);
-	arg_pats(&a, pats, npats);
+	rs_arg_pats(&a, pats, npats);
 	redisReply *rep;
-	int rc = run(r, user_shard(r, inst, user), S_UNREAD, &a, &rep);
+	int rc = rs_run(r, rs_user_shard(r, inst, user), S_UNREAD, &a, &rep);
 	if (rc)
 		return rc;
-	*count = int_of(rep);
+	*count = rs_int_of(rep);
 	freeReplyObject(rep);
 	return GW_STORE_OK;
 }
@@ -882,19 +519,19 @@ static int mark_common(struct rstore *r, const char *inst, const char *user, con
 		       struct gw_store_marked *out)
 {
 	char base[38];
-	user_base(inst, user, base);
+	rs_user_base(inst, user, base);
 	struct args a = {0};
-	arg_str(&a, base);
-	arg_str(&a, read ? "1" : "0");
-	arg_str(&a, ids ? "0" : "1");
+	rs_arg_str(&a, base);
+	rs_arg_str(&a, read ? "1" : "0");
+	rs_arg_str(&a, ids ? "0" : "1");
 	arg_filter(&a, filter);
-	arg_pats(&a, pats, npats);
-	arg_fmt(&a, "%zu", ids ? nids : 0);
+	rs_arg_pats(&a, pats, npats);
+	rs_arg_fmt(&a, "%zu", ids ? nids : 0);
 	for (size_t i = 0; ids && i < nids; i++)
-		arg_str(&a, ids[i]);
+		rs_arg_str(&a, ids[i]);
 	redisReply *rep;
 	gw_stat_inc(GW_STAT_store_commit_requests);
-	int rc = run(r, user_shard(r, inst, user), S_MARK, &a, &rep);
+	int rc = rs_run(r, rs_user_shard(r, inst, user), S_MARK, &a, &rep);
 	if (rc) {
 		gw_stat_inc(GW_STAT_store_write_errors);
 		return rc;
@@ -904,16 +541,17 @@ static int mark_common(struct rstore *r, const char *inst, const char *user, con
 		freeReplyObject(rep);
 		return GW_STORE_ERR_IO;
 	}
-	out->unread = int_of(rep->element[0]);
+	out->unread = rs_int_of(rep->element[0]);
 	size_t n = (rep->elements - 1) / 2; /* id, ctx pairs */
-	if (n && !(out->ids = calloc(n, sizeof(char *))))
+	if (n && (!(out->ids = calloc(n, sizeof(char *))) || !(out->ctxs = calloc(n, sizeof(char *)))))
 		rc = GW_STORE_ERR_NOMEM;
 	for (size_t i = 0; !rc && i < n; i++) {
-		const redisReply *e = rep->element[1 + 2 * i];
-		if (!(out->ids[i] = e->type == REDIS_REPLY_STRING ? strdup(e->str) : strdup("")))
+		const redisReply *e = rep->element[1 + 2 * i], *c = rep->element[2 + 2 * i];
+		out->ids[i] = e->type == REDIS_REPLY_STRING ? strdup(e->str) : strdup("");
+		out->ctxs[i] = c->type == REDIS_REPLY_STRING ? strdup(c->str) : strdup("");
+		if (!out->ids[i] || !out->ctxs[i])
 			rc = GW_STORE_ERR_NOMEM;
-		else
-			out->count = i + 1;
+		out->count = i + 1; /* freed with the rest on failure */
 	}
 	freeReplyObject(rep);
 	if (rc)
@@ -945,18 +583,18 @@ static int r_purge(struct gw_store *s, int64_t now, size_t max_rows, struct gw_s
 	 * one script (Redis runs nothing else meanwhile), per server. */
 	for (size_t i = 0; i < r->nshards; i++) {
 		struct args a = {0};
-		arg_fmt(&a, "%" PRId64, now);
-		arg_fmt(&a, "%zu", max_rows);
-		arg_fmt(&a, "%" PRId64, r->opt.per_user);
+		rs_arg_fmt(&a, "%" PRId64, now);
+		rs_arg_fmt(&a, "%zu", max_rows);
+		rs_arg_fmt(&a, "%" PRId64, r->opt.per_user);
 		redisReply *rep;
-		int rc = run(r, &r->sh[i], S_PURGE, &a, &rep);
+		int rc = rs_run(r, &r->sh[i], S_PURGE, &a, &rep);
 		if (rc)
 			return rc;
 		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
-			out->expired += int_of(rep->element[0]);
-			out->over_cap += int_of(rep->element[1]);
-			out->keys += int_of(rep->element[2]);
-			out->more |= int_of(rep->element[3]) == 1;
+			out->expired += rs_int_of(rep->element[0]);
+			out->over_cap += rs_int_of(rep->element[1]);
+			out->keys += rs_int_of(rep->element[2]);
+			out->more |= rs_int_of(rep->element[3]) == 1;
 		}
 		freeReplyObject(rep);
 	}
@@ -1033,7 +671,7 @@ int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_stor
 	/* Connect every shard now: a wrong password or a server that is not
 	 * Redis is a start-up error, not a runtime surprise. */
 	for (size_t i = 0; !rc && i < r->nshards; i++) {
-		if ((rc = shard_take(r, &r->sh[i], msg, msglen)) == GW_STORE_OK)
+		if ((rc = rs_shard_take(r, &r->sh[i], msg, msglen)) == GW_STORE_OK)
 			pthread_mutex_unlock(&r->sh[i].lock);
 	}
 	if (rc) {

@@ -3,7 +3,7 @@
  * names and types: docs/cluster.md. Every script takes the epoch the caller
  * believes in as ARGV[1] and refuses with "EPOCH" when the shard's differs
  * (the shard was wiped: its seqs restarted), so no write lands in a new
- * epoch under an old one. Included by store_redis.c only. */
+ * epoch under an old one. Included by store_redis_shard.c only. */
 #ifndef GW_STORE_REDIS_LUA_H
 #define GW_STORE_REDIS_LUA_H
 

@@ -109,9 +109,9 @@ static const char *const WSQL[W__COUNT] = {
 			    " RETURNING id",
 	[W_USER_GET] = "SELECT uid FROM users WHERE installation = ?1 AND user = ?2",
 	[W_MARK] = "UPDATE notes SET read = ?3 WHERE uid = ?1 AND nid = ?2 AND read <> ?3"
-		   " AND gw_visible(ctx, ?4) RETURNING nid",
+		   " AND gw_visible(ctx, ?4) RETURNING nid, ctx",
 	[W_MARK_ALL] = "UPDATE notes SET read = 1 WHERE uid = ?1 AND read = 0 AND gw_visible(ctx, ?2)"
-		       " RETURNING nid",
+		       " RETURNING nid, ctx",
 	[W_UNREAD] = "SELECT count(*) FROM notes WHERE uid = ?1 AND read = 0 AND gw_visible(ctx, ?2)",
 	[W_PURGE_AGE] = "DELETE FROM notes WHERE id IN (SELECT id FROM notes"
 			" WHERE created < ?1 AND exp < ?2 LIMIT ?3)",
@@ -760,10 +760,18 @@ static int marked_add(struct gw_store_marked *m, size_t *cap, sqlite3_stmt *st)
 		if (!ids)
 			return -1;
 		m->ids = ids;
+		char **ctxs = realloc(m->ctxs, c * sizeof(*ctxs));
+		if (!ctxs)
+			return -1;
+		m->ctxs = ctxs;
 		*cap = c;
 	}
 	if (!(m->ids[m->count] = col_dup(st, 0, NULL)))
 		return -1;
+	if (!(m->ctxs[m->count] = col_dup(st, 1, NULL))) {
+		free(m->ids[m->count]);
+		return -1;
+	}
 	m->count++;
 	return 0;
 }

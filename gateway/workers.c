@@ -15,6 +15,7 @@
 #include "trace.h"
 #include "sequencer.h"
 #include "stats.h"
+#include "store_jobs.h"
 #include "subscription.h"
 
 /* ---- AUTH: a websocket connect frame ------------------------------------ */
@@ -236,12 +237,7 @@ static void *worker_main(void *arg)
 	size_t share = app->nworkers > 0 ? (size_t)app->nworkers : 1;
 	while ((job = gw_workq_pop_some(&app->workq, batch_events, share))) {
 		if (job->kind == GW_JOB_EVENT) {
-			do_events(app, job, scratch);
-			while (job) {
-				struct gw_job *next = job->next;
-				gw_job_free(job);
-				job = next;
-			}
+			do_events(app, job, scratch); /* the jobs go on with their batches (gw_batch_deliver) */
 			continue;
 		}
 		switch (job->kind) {
@@ -253,6 +249,9 @@ static void *worker_main(void *arg)
 			break;
 		case GW_JOB_AUTH:
 			do_auth(app, job);
+			break;
+		case GW_JOB_STORE:
+			gw_store_job_run(app, job);
 			break;
 		case GW_JOB_SUBSCRIPTION:
 			gw_subscription_mint(app, job);

@@ -1,6 +1,7 @@
 /* workq.c - see workq.h. One mutex, one condition variable; pushes never
  * block (the service thread must not wait), pops do. */
 #include "workq.h"
+#include "store_jobs.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ void gw_job_free(struct gw_job *job)
 	}
 	json_decref(job->event);
 	json_decref(job->fit);
+	gw_store_req_free(job->store_req);
 	free(job);
 }
 
@@ -101,12 +103,12 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 {
 	int rc = 0;
 	job->next = NULL;
-	int auth = job->kind == GW_JOB_AUTH;
+	int auth = job->kind == GW_JOB_AUTH || job->kind == GW_JOB_STORE;
 	struct gw_job **head = auth ? &q->auth_head : &q->verify_head;
 	struct gw_job **tail = auth ? &q->auth_tail : &q->verify_tail;
 	size_t *count = auth ? &q->auth_count : &q->verify_count;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
-	if (q->closed)
+	if (q->closed || q->refusing)
 		rc = -2;
 	else if (*count >= (auth ? q->auth_cap : q->verify_cap))
 		rc = -1;
@@ -121,6 +123,45 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
 	return rc;
+}
+
+/* A worker that verified this event takes it on its next pop when nothing
+ * else waits: waking a second worker for it costs two context switches and
+ * gains nothing (issue 15). With other work queued, or from a thread that
+ * never pops (the journal's), a worker is woken as before. Lock held. */
+static void wake_for_event(struct gw_workq *q, struct gw_job *job)
+{
+	if (!tl_consumer || q->event_count > 1 || q->verify_head || q->auth_head) {
+		pthread_cond_signal(&q->not_empty);
+	} else if (q->hold && !tl_holding) {
+		tl_holding = q;
+		tl_self_event = 1;
+		tl_self_no = job->intake_no;
+		q->hold(q->handback_ud);
+	}
+}
+
+void gw_workq_push_event_force(struct gw_workq *q, struct gw_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
+	job->intake_no = q->next_intake_no++;
+	if (q->event_tail)
+		q->event_tail->next = job;
+	else
+		q->event_head = job;
+	q->event_tail = job;
+	q->event_count++;
+	wake_for_event(q, job);
+	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+}
+
+int gw_workq_events_full(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	int full = q->event_count >= q->event_cap;
+	pthread_mutex_unlock(&q->lock);
+	return full;
 }
 
 int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
@@ -138,18 +179,7 @@ int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
 			q->event_head = job;
 		q->event_tail = job;
 		q->event_count++;
-		/* A worker that verified this event takes it on its next pop when
-		 * nothing else waits: waking a second worker for it costs two
-		 * context switches and gains nothing (issue 15). With other work
-		 * queued, another worker is woken as before. */
-		if (!tl_consumer || q->event_count > 1 || q->verify_head || q->auth_head) {
-			pthread_cond_signal(&q->not_empty);
-		} else if (q->hold && !tl_holding) {
-			tl_holding = q;
-			tl_self_event = 1;
-			tl_self_no = job->intake_no;
-			q->hold(q->handback_ud);
-		}
+		wake_for_event(q, job);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
 	return rc;
@@ -227,6 +257,13 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 	if (!job || job->kind != GW_JOB_EVENT || job->intake_no != tl_self_no)
 		handback_flush(q);
 	return job;
+}
+
+void gw_workq_refuse(struct gw_workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->refusing = 1;
+	pthread_mutex_unlock(&q->lock);
 }
 
 void gw_workq_close(struct gw_workq *q)

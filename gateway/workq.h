@@ -29,10 +29,14 @@
 #include <stdint.h>
 #include <jansson.h>
 
+struct gw_store_req;
+
 /* INTAKE (an intake request, intake.h) and SUBSCRIPTION (a token for a
  * Forge UI invocation, subscription.h) travel in the verify lane, AUTH in
- * the auth lane, EVENT in the events lane. */
-enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT, GW_JOB_SUBSCRIPTION };
+ * the auth lane, EVENT in the events lane. STORE (a websocket's store
+ * request: resume, inbox, mark; or a retention purge; store_jobs.h) travels
+ * in the auth lane: it is a websocket's request like a login. */
+enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT, GW_JOB_SUBSCRIPTION, GW_JOB_STORE };
 
 struct gw_job {
 	struct gw_job *next;
@@ -51,6 +55,10 @@ struct gw_job {
 	int scheduled;         /* INTAKE/EVENT: a scheduled trigger */
 	char interval[16];     /* scheduled: fiveMinute|hour|day|week or "" */
 	char *system_token;    /* INTAKE: x-forge-oauth-system, owned, never logged */
+	uint64_t journal_id;   /* EVENT: its row in the store's journal (store.h) */
+	unsigned char key[32]; /* EVENT before it is journaled: the redelivery key (when keyed) */
+	int keyed;
+	struct gw_store_req *store_req; /* STORE: the request, owned (store_jobs.h) */
 	int fit_only;          /* INTAKE: check the FIT only, before the body (fitcheck.h) */
 	char *ws_url;          /* SUBSCRIPTION: the websocket URL to answer, owned */
 };
@@ -71,6 +79,7 @@ struct gw_workq {
 	int last_auth;        /* the last verification served was a login */
 	uint64_t next_intake_no;
 	int closed;
+	int refusing;         /* verify pushes refused; workers stay (gw_workq_refuse) */
 	/* gw_workq_set_handback */
 	void (*hold)(void *ud);
 	void (*flush)(void *ud);
@@ -98,6 +107,14 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job);
  * pop. Threads that never pop wake a worker as usual. */
 int gw_workq_push_event(struct gw_workq *q, struct gw_job *job);
 
+/* Like gw_workq_push_event but never refused: for an event already
+ * journaled (intake checked the lane had room just before journaling it, so
+ * the lane overshoots its cap by at most one event per worker) and for the
+ * journal's pending events replayed at start. */
+void gw_workq_push_event_force(struct gw_workq *q, struct gw_job *job);
+/* 1 when the events lane is at its cap. */
+int gw_workq_events_full(struct gw_workq *q);
+
 /* Blocks until a job is available (lanes served as above, with
  * max_events 1: events every other turn). Returns NULL once the queue is
  * closed and every lane is empty. */
@@ -108,6 +125,11 @@ struct gw_job *gw_workq_pop(struct gw_workq *q);
  * than a 1/share part of the queued events (rounded up), so that `share`
  * waking workers split a backlog instead of one taking it all. */
 struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t share);
+
+/* Refuses further verify pushes (-2) but keeps the workers: at a stop,
+ * events still on their way to the events lane (the journal thread) must
+ * find a worker. */
+void gw_workq_refuse(struct gw_workq *q);
 
 /* Refuses further verify pushes and wakes idle workers so they can leave. */
 void gw_workq_close(struct gw_workq *q);

@@ -91,8 +91,15 @@ void gw_ws_frame_parse(const char *data, size_t len, int connected, struct gw_ws
 		}
 		op->kind = GW_WS_OP_PING;
 		op->id = id;
+	} else if (!strcmp(op_name, "inbox")) {
+		op->kind = GW_WS_OP_INBOX;
+	} else if (!strcmp(op_name, "mark")) {
+		op->kind = GW_WS_OP_MARK;
+	} else if (!strcmp(op_name, "mark_all")) {
+		op->kind = GW_WS_OP_MARK_ALL;
 	} else {
-		op_error(op, "unknown_op", 0, 0, "op must be connect, subscribe, unsubscribe or ping");
+		op_error(op, "unknown_op", 0, 0,
+			 "op must be connect, subscribe, unsubscribe, inbox, mark, mark_all or ping");
 	}
 }
 

@@ -53,13 +53,16 @@ enum gw_ws_op_kind {
 	GW_WS_OP_SUBSCRIBE,   /* .ctx */
 	GW_WS_OP_UNSUBSCRIBE, /* .ctx */
 	GW_WS_OP_PING,        /* answer gw_ws_pong(op) */
+	GW_WS_OP_INBOX,       /* .frame: limit, before, ctx, id (checked by realtime.c) */
+	GW_WS_OP_MARK,        /* .frame: ids, read */
+	GW_WS_OP_MARK_ALL,    /* .frame: ctx */
 };
 
 struct gw_ws_op {
 	enum gw_ws_op_kind kind;
 	json_t *frame;       /* the parsed frame (one reference) or NULL */
 	const char *token;   /* CONNECT: a non-empty string */
-	const char *ctx;     /* (UN)SUBSCRIBE: a non-empty string */
+	const char *ctx;     /* (UN)SUBSCRIBE: a non-empty string (SUBSCRIBE: .frame may hold "since") */
 	json_t *id;          /* PING: the "id" to echo (borrowed from frame) or NULL */
 	const char *code;    /* ERROR: the error code for the client */
 	int close;           /* ERROR: close the connection once it is said */

@@ -78,6 +78,15 @@ static int dispatch(const char *data, size_t len, int *connected)
 		json_decref(pong);
 		break;
 	}
+	case GW_WS_OP_INBOX:
+	case GW_WS_OP_MARK:
+	case GW_WS_OP_MARK_ALL:
+		/* fields are checked where the store request is built (realtime.c) */
+		if (!*connected)
+			fail("a store request before connect");
+		if (!op.frame)
+			fail("a store request without its frame");
+		break;
 	}
 	gw_ws_op_clear(&op);
 	return closed;

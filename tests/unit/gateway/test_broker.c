@@ -13,8 +13,9 @@ struct gw_conn {
 	struct gw_msg *last;
 };
 
-void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg)
+void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg, const char *ctx)
 {
+	(void)ctx;
 	conn->received++;
 	conn->last = msg;
 }
@@ -55,6 +56,19 @@ int main(void)
 	gw_broker_unsubscribe(b, "I1", "alice", "jira:issue:SP-1", &a2);
 	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "jira:issue:SP-1", m), 0);
 	CHECK_INT_EQ(b->ops->subscription_count(b), 4);
+
+	/* patterns: "jira:*" gets every jira context of alice in I1, "*" all */
+	struct gw_conn pj = {0}, pall = {0};
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "alice", "jira:*", &pj), 0);
+	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "alice", "*", &pall), 0);
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "jira:issue:SP-9", m), 2);
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "confluence:page:1", m), 1);
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "bob", "jira:issue:SP-9", m), 0); /* alice's patterns are not bob's */
+	CHECK_INT_EQ(pj.received, 1);
+	CHECK_INT_EQ(pall.received, 2);
+	gw_broker_unsubscribe(b, "I1", "alice", "*", &pall);
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "confluence:page:1", m), 0);
+	CHECK_INT_EQ(pall.received, 2);
 	gw_msg_unref(m);
 	b->ops->destroy(b);
 	return CHECK_DONE();

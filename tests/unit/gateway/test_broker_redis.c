@@ -65,8 +65,9 @@ static void seq_of(struct gw_conn *c, const struct gw_msg *m)
 		c->seqs[c->n++] = seq;
 }
 
-void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg)
+void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg, const char *ctx)
 {
+	(void)ctx;
 	seq_of(conn, msg);
 }
 

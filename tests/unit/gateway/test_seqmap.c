@@ -57,5 +57,19 @@ int main(void)
 	}
 	CHECK(m.map.count <= 3);
 	gw_seqmap_destroy(&m);
+
+	/* a cache in front of the store: a miss continues from the stored max,
+	 * but never at or below the eviction floor (seqs in flight) */
+	struct gw_seqmap cache;
+	CHECK_INT_EQ(gw_seqmap_init(&cache, 3 * gw_seqmap_entry_bytes(5)), 0);
+	CHECK_INT_EQ(gw_seqmap_has(&cache, "userA", 5), 0);
+	CHECK_INT_EQ(gw_seqmap_next_from(&cache, "userA", 5, 41), 42);
+	CHECK_INT_EQ(gw_seqmap_has(&cache, "userA", 5), 1);
+	CHECK_INT_EQ(gw_seqmap_next_from(&cache, "userA", 5, 0), 43); /* a hit ignores base */
+	CHECK_INT_EQ(gw_seqmap_next_from(&cache, "userB", 5, 0), 1);
+	CHECK_INT_EQ(gw_seqmap_next_from(&cache, "userC", 5, 0), 1);
+	CHECK_INT_EQ(gw_seqmap_next_from(&cache, "userD", 5, 0), 44); /* userA (43) evicted: floor 43 */
+	CHECK_INT_EQ(gw_seqmap_next_from(&cache, "userE", 5, 100), 101);
+	gw_seqmap_destroy(&cache);
 	return CHECK_DONE();
 }

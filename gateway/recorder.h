@@ -1,0 +1,33 @@
+/* recorder.h - the recorder thread: group commit of signed passes.
+ *
+ * A worker that signed a pass (batch.c) hands it here and pops its next run
+ * of events. The recorder takes every pass waiting, records all their
+ * notifications and done marks in one store transaction (one fsync), then
+ * delivers each (gw_batch_finish: batches to the outbox, released by the
+ * service thread in intake order). So many passes share one fsync, and
+ * nothing is delivered before it is stored. Submitters wait while
+ * GW_RECORDER_MAX_EVENTS events are waiting (back-pressure onto the events
+ * lane, whose bound answers 503).
+ *
+ * Ownership: a submitted pass (its works, their jobs, items and batches)
+ * belongs to the recorder. Threads: submit from workers; one recorder thread.
+ */
+#ifndef GW_RECORDER_H
+#define GW_RECORDER_H
+
+#include <stddef.h>
+
+#define GW_RECORDER_MAX_EVENTS 4096
+
+struct gw_app;
+struct gw_event_work;
+struct gw_recorder;
+
+struct gw_recorder *gw_recorder_start(struct gw_app *app);
+/* Copies the works array (taking what it points to). 0, or -1 when out of
+ * memory (the caller still owns everything and records it itself). */
+int gw_recorder_submit(struct gw_recorder *r, struct gw_event_work *works, size_t n);
+/* Records and delivers what waits, then stops and joins the thread. */
+void gw_recorder_stop(struct gw_recorder *r);
+
+#endif
