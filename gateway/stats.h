@@ -20,6 +20,7 @@
 	X(events_rejected_body_budget, "events answered 503: bodies in flight over limits.body_budget") \
 	X(events_rejected_unverified_cap, "events answered 429: too many requests from one address awaiting their FIT verdict") \
 	X(events_fit_checked_early, "FITs verified from the header before the body was read") \
+	X(events_fit_checked_with_body, "FITs verified with a body that came in the headers' read (one worker job)") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \
