@@ -53,6 +53,7 @@ struct wreq {
 	void *arg;
 	int rc;
 	int done;
+	int quiet; /* a readiness ping (store.h): not counted as a write */
 };
 
 struct sstore {
