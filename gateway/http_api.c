@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include "app.h"
 #include "cors.h"
@@ -33,74 +32,13 @@
 #include "fitcheck.h"
 #include "http_admin.h"
 #include "http_api.h"
+#include "http_pss.h"
 #include "intake.h"
 #include "subscription.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops_api.h"
 #include "stats.h"
-
-enum http_state {
-	HTTP_IDLE,
-	HTTP_AWAITING_VERDICT, /* FIT with a worker; the body is not read meanwhile */
-	HTTP_READING_BODY,
-	HTTP_WAITING_WORKER,
-	HTTP_SEND_HEADERS, /* answer ready: written at the next WRITEABLE */
-	HTTP_DONE,
-};
-
-struct http_pss {
-	/* The FIT-only check waits for the end of the headers' read pass (see
-	 * await_verdict); lws zeroes the session data, so it starts unscheduled. */
-	lws_sorted_usec_list_t fit_sul;
-	int fit_deferred; /* FIT not yet handed to a worker */
-	struct gw_app *app; /* NULL until LWS_CALLBACK_HTTP ran for this transaction */
-	struct lws *wsi;
-	enum http_state state;
-	int in_pending_map;
-	/* on app->http.unwritten from respond() until the answer is written */
-	struct http_pss *unwritten_prev, *unwritten_next;
-	int unwritten;
-	int64_t answer_queued_ns;
-	uint64_t req_id;
-	char *body;
-	size_t body_len, body_cap;
-	char *token;
-	char trace_id[64];
-	int64_t received_ns;
-	int head_only;
-	size_t discarded; /* body bytes dropped after an early answer */
-	int scheduled;        /* POST /forge/scheduled[/<interval>] */
-	char interval[16];
-	char *system_token;   /* x-forge-oauth-system; never logged */
-	/* the answer */
-	int status;
-	int retry_after;
-	int close_after; /* body not read to the end: close once answered */
-	char *resp;      /* owned unless resp_borrowed */
-	size_t resp_len;
-	int resp_borrowed;
-	const char *allow; /* Allow header for 405 */
-	const char *ctype; /* NULL: application/json */
-	int64_t intake_started_ns; /* intake: headers seen (intake_answer histogram) */
-	int rx_held;       /* reading stopped until the answer is ready (rx_hold) */
-	int body_done;     /* HTTP_BODY_COMPLETION seen for this request */
-	/* intake limits (issue 10 item 2) */
-	unsigned long long content_length;
-	json_t *fit_claims;       /* verified from the header (fitcheck.c), owned */
-	char peer[64];            /* client address */
-	int unverified_counted;   /* counted in app->http.unverified */
-	size_t budget_reserved;   /* bytes of app->http.body_bytes held */
-	int64_t body_started_ns;  /* when reading the body began (verdict) */
-	int in_reading;           /* on app->http.reading */
-	struct http_pss *reading_prev, *reading_next;
-	/* forge.subscription_path and CORS (subscription_http.c, cors.c) */
-	int subscription;
-	int preflight;
-	char *cors_origin;  /* Access-Control-Allow-Origin, owned */
-	char *ws_url;       /* owned until the job takes it */
-	const char *cache_control; /* NULL: no-store */
-};
 
 const size_t gw_http_pss_size = sizeof(struct http_pss);
 
@@ -125,65 +63,6 @@ void gw_http_state_free(struct gw_http_state *h)
 static struct gw_app *app_of(struct lws *wsi)
 {
 	return (struct gw_app *)lws_get_protocol(wsi)->user;
-}
-
-static void unwritten_remove(struct http_pss *pss)
-{
-	if (!pss->unwritten)
-		return;
-	if (pss->unwritten_prev)
-		pss->unwritten_prev->unwritten_next = pss->unwritten_next;
-	else
-		pss->app->http.unwritten = pss->unwritten_next;
-	if (pss->unwritten_next)
-		pss->unwritten_next->unwritten_prev = pss->unwritten_prev;
-	pss->unwritten_prev = pss->unwritten_next = NULL;
-	pss->unwritten = 0;
-}
-
-static void unwritten_add(struct http_pss *pss)
-{
-	if (pss->unwritten || !pss->app)
-		return;
-	pss->unwritten_prev = NULL;
-	pss->unwritten_next = pss->app->http.unwritten;
-	if (pss->unwritten_next)
-		pss->unwritten_next->unwritten_prev = pss;
-	pss->app->http.unwritten = pss;
-	pss->unwritten = 1;
-	pss->answer_queued_ns = gw_monotonic_ns();
-}
-
-/* Pipelining (HTTP/1.1 keep-alive, several requests in one write). lws
- * 4.1.6 keeps the bytes after a request in the connection's buffer list and
- * works on them whenever the connection is serviced, whether or not the
- * previous answer went out:
- *  - after a body, it re-delivers HTTP_BODY_COMPLETION for them on every
- *    loop turn (a busy loop for as long as the answer waits on a worker:
- *    issue 10, the gateway froze and ignored SIGTERM);
- *  - after a request without body it parses the next headers into the same
- *    header table, after which the pending answer is never written (lws
- *    only calls WRITEABLE for a request whose headers are complete);
- *  - a request with a body that is parsed out of that buffer list makes
- *    lws_http_action feed the buffered bytes, its own headers included, to
- *    the body parser in a loop that never ends once the body is "complete"
- *    (lib/roles/http/server/server.c, "if the stream wsi has its own
- *    buflist"). So no request may ever be parsed from the buffer list.
- * Hence: reading stops (rx flow control) from the end of a body until its
- * answer is ready; then it resumes and the answer waits for the next
- * WRITEABLE. lws services buffered bytes before that WRITEABLE (both event
- * loops run buffered input ahead of POLLOUT), so pipelined bytes show up
- * while the answer is still pending, as a second HTTP_BODY_COMPLETION or a
- * new LWS_CALLBACK_HTTP: the pending answer is written at once and the
- * connection closed (answer the first, close; http_pipelined_closed).
- * Clients that wait for each answer (every real HTTP/1.1 client) keep their
- * keep-alive connection. */
-static void rx_hold(struct http_pss *pss)
-{
-	if (pss->rx_held || !pss->wsi)
-		return;
-	pss->rx_held = 1;
-	lws_rx_flow_control(pss->wsi, 0);
 }
 
 /* ---- intake limits (issue 10 item 2) ------------------------------------
@@ -281,7 +160,7 @@ static void pss_release(struct gw_app *app, struct http_pss *pss)
 	budget_release(app, pss);
 	json_decref(pss->fit_claims);
 	pss->fit_claims = NULL;
-	unwritten_remove(pss);
+	gw_http_unwritten_remove(pss);
 	if (pss->in_pending_map) {
 		char key[17];
 		gw_id_key(pss->req_id, key);
@@ -300,45 +179,6 @@ static void pss_release(struct gw_app *app, struct http_pss *pss)
 	if (!pss->resp_borrowed)
 		free(pss->resp);
 	pss->body = pss->token = pss->resp = pss->system_token = NULL;
-}
-
-/* Queues an answer; the body is taken (malloc'd) or borrowed. */
-static void respond(struct http_pss *pss, int status, char *body, int borrowed)
-{
-	pss->status = status;
-	if (!pss->resp_borrowed)
-		free(pss->resp);
-	pss->resp = body;
-	pss->resp_len = body ? strlen(body) : 0;
-	pss->resp_borrowed = borrowed;
-	pss->state = HTTP_SEND_HEADERS;
-	unwritten_add(pss);
-	/* Reading resumes before the answer goes out: if the client pipelined
-	 * more bytes, lws works on them now (before the WRITEABLE asked for
-	 * here) and they show up as a second HTTP_BODY_COMPLETION or a new
-	 * request while this answer is pending: answer_and_close. */
-	if (pss->rx_held) {
-		pss->rx_held = 0;
-		lws_rx_flow_control(pss->wsi, 1);
-	}
-	lws_callback_on_writable(pss->wsi);
-}
-
-static void respond_error(struct http_pss *pss, int status, const char *code, const char *message)
-{
-	json_t *j = json_pack("{s:s, s:s}", "error", code, "message", message);
-	respond(pss, status, j ? json_dumps(j, JSON_COMPACT) : NULL, 0);
-	json_decref(j);
-}
-
-/* An intake refusal before the worker: counted, logged (reason NULL: not
- * logged), answered {"error": code, "message": message} (intake.h). */
-static void refuse(struct http_pss *pss, enum gw_stat stat, enum gw_log_level level, int status,
-		   const char *reason, const char *code, const char *message)
-{
-	respond(pss, status,
-		gw_intake_refusal(stat, level, pss->trace_id, status, reason, gw_intake_error_body(code, message)),
-		0);
 }
 
 static int valid_trace_id(const char *s, size_t n)
@@ -393,7 +233,7 @@ static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *
 			 (size_t)waiting, pss->peer);
 		pss->close_after = 1;
 		pss->retry_after = 1;
-		refuse(pss, GW_STAT_events_rejected_unverified_cap, GW_LOG_NOTICE, 429, reason, "too_many_unverified",
+		gw_http_refuse(pss, GW_STAT_events_rejected_unverified_cap, GW_LOG_NOTICE, 429, reason, "too_many_unverified",
 		       "too many requests from this address are waiting for token verification; retry later");
 		return;
 	}
@@ -403,7 +243,7 @@ static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *
 		pss->unverified_counted = 1;
 	}
 	pss->state = HTTP_AWAITING_VERDICT;
-	rx_hold(pss);
+	gw_http_rx_hold(pss);
 	/* The FIT goes to a worker at the end of this read pass, not now: when the
 	 * body came in the same read as the headers (the usual case: Forge sends
 	 * small bodies), lws hands it over right after this callback, and one
@@ -432,7 +272,7 @@ static void push_fit_check(struct gw_app *app, struct http_pss *pss)
 		gw_job_free(job);
 		pss->close_after = 1;
 		pss->retry_after = 5;
-		respond_error(pss, 503, "out_of_memory", "try again later");
+		gw_http_respond_error(pss, 503, "out_of_memory", "try again later");
 		return;
 	}
 	job->fit_only = 1;
@@ -447,12 +287,12 @@ static void push_fit_check(struct gw_app *app, struct http_pss *pss)
 		pss->close_after = 1;
 		pss->retry_after = 5;
 		if (rc == -2) {
-			refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
+			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
 			       "the gateway is shutting down; retry later");
 		} else {
 			char reason[64];
 			snprintf(reason, sizeof(reason), "verification backlog full (%d)", app->cfg.verify_backlog);
-			refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
+			gw_http_refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
 			       "too many requests waiting for verification; retry later");
 		}
 		return;
@@ -475,14 +315,14 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	if (app->stopping) {
 		pss->retry_after = 5;
 		pss->close_after = 1;
-		refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
+		gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
 		       "the gateway is shutting down; retry later");
 		return;
 	}
 	if (app->intake_paused) {
 		pss->retry_after = 30;
 		pss->close_after = 1;
-		refuse(pss, GW_STAT_events_rejected_paused, GW_LOG_NOTICE, 503, "intake paused", "paused",
+		gw_http_refuse(pss, GW_STAT_events_rejected_paused, GW_LOG_NOTICE, 503, "intake paused", "paused",
 		       "intake is paused for maintenance; retry later");
 		return;
 	}
@@ -491,7 +331,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 		char reason[300];
 		snprintf(reason, sizeof(reason), "content-type %s", GW_Q(ctlen > 0 ? buf : ""));
 		pss->close_after = 1;
-		refuse(pss, GW_STAT_events_rejected_media_type, GW_LOG_NOTICE, 415, reason, "unsupported_media_type",
+		gw_http_refuse(pss, GW_STAT_events_rejected_media_type, GW_LOG_NOTICE, 415, reason, "unsupported_media_type",
 		       "the body must be JSON: send Content-Type: application/json");
 		return;
 	}
@@ -499,7 +339,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 		/* libwebsockets 4.1.6 does not decode chunked request bodies on
 		 * HTTP/1.1: without a length the body could never be read. */
 		pss->close_after = 1;
-		refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 411, "no Content-Length", "length_required",
+		gw_http_refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 411, "no Content-Length", "length_required",
 		       "send the body with a Content-Length header (chunked bodies are not accepted)");
 		return;
 	}
@@ -512,11 +352,11 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 			snprintf(reason, sizeof(reason), "content-length %llu", cl);
 			pss->close_after = 1;
 			snprintf(buf, sizeof(buf), "the body is larger than %d bytes", app->cfg.max_body);
-			refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason, "payload_too_large", buf);
+			gw_http_refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason, "payload_too_large", buf);
 			return;
 		}
 		if (cl == 0 && !pss->scheduled) {
-			refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
+			gw_http_refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
 			       "the request has no body");
 			return;
 		}
@@ -530,7 +370,7 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
 		free(auth);
 		pss->close_after = 1;
-		refuse(pss, GW_STAT_events_rejected_token, GW_LOG_NOTICE, 401, "reason=token_missing", "token_missing",
+		gw_http_refuse(pss, GW_STAT_events_rejected_token, GW_LOG_NOTICE, 401, "reason=token_missing", "token_missing",
 		       "missing Authorization: Bearer <Forge Invocation Token>");
 		return;
 	}
@@ -553,14 +393,6 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	await_verdict(app, wsi, pss);
 }
 
-/* After an early answer (413, 415, 401...) the client may still be sending
- * its body. Closing at once would reset the connection and the client would
- * likely lose our answer, so the answer is followed by a half-close and the
- * rest of the body is read and dropped, up to this many bytes or
- * LINGER_SECONDS, whichever comes first. */
-#define LINGER_MAX_BYTES (64u * 1024u * 1024u)
-#define LINGER_SECONDS 5
-
 static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in, size_t len)
 {
 	if (pss->state != HTTP_READING_BODY && pss->state != HTTP_AWAITING_VERDICT) {
@@ -572,7 +404,7 @@ static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in
 		snprintf(reason, sizeof(reason), "body over %d bytes", app->cfg.max_body);
 		snprintf(msg, sizeof(msg), "the body is larger than %d bytes", app->cfg.max_body);
 		pss->close_after = 1;
-		refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason, "payload_too_large", msg);
+		gw_http_refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason, "payload_too_large", msg);
 		return;
 	}
 	if (pss->body_len + len + 1 > pss->body_cap) {
@@ -585,7 +417,7 @@ static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in
 		if (!nb) {
 			pss->close_after = 1;
 			pss->retry_after = 5;
-			respond_error(pss, 503, "out_of_memory", "try again later");
+			gw_http_respond_error(pss, 503, "out_of_memory", "try again later");
 			return;
 		}
 		pss->body = nb;
@@ -600,7 +432,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	if (pss->state != HTTP_READING_BODY)
 		return;
 	if (!pss->body_len && !pss->scheduled && !pss->subscription) {
-		refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
+		gw_http_refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
 		       "the request has no body");
 		return;
 	}
@@ -608,7 +440,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 		pss->body = malloc(1);
 		if (!pss->body) {
 			pss->retry_after = 5;
-			respond_error(pss, 503, "out_of_memory", "try again later");
+			gw_http_respond_error(pss, 503, "out_of_memory", "try again later");
 			return;
 		}
 	}
@@ -619,7 +451,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	}
 	if (!job) {
 		pss->retry_after = 5;
-		respond_error(pss, 503, "out_of_memory", "try again later");
+		gw_http_respond_error(pss, 503, "out_of_memory", "try again later");
 		return;
 	}
 	pss->body[pss->body_len] = '\0';
@@ -643,12 +475,12 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 		gw_job_free(job);
 		pss->retry_after = 5;
 		if (rc == -2) {
-			refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
+			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
 			       "the gateway is shutting down; retry later");
 		} else {
 			char reason[64];
 			snprintf(reason, sizeof(reason), "verification backlog full (%d)", app->cfg.verify_backlog);
-			refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
+			gw_http_refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
 			       "too many requests waiting for verification; retry later");
 		}
 		return;
@@ -680,7 +512,7 @@ static void fit_with_body(struct gw_app *app, struct http_pss *pss)
 		unverified_uncount(app, pss);
 		pss->close_after = 1;
 		pss->retry_after = 5;
-		refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
+		gw_http_refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
 		       "too many event bodies in flight; retry later");
 		return;
 	}
@@ -691,8 +523,6 @@ static void fit_with_body(struct gw_app *app, struct http_pss *pss)
 	gw_stat_inc(GW_STAT_events_fit_checked_with_body);
 	intake_complete(app, pss);
 }
-
-static int write_answer(struct lws *wsi, struct http_pss *pss);
 
 void gw_http_sweep(struct gw_app *app, int64_t now)
 {
@@ -711,7 +541,7 @@ void gw_http_sweep(struct gw_app *app, int64_t now)
 		p->body = NULL;
 		p->body_len = p->body_cap = 0;
 		p->close_after = 1;
-		refuse(p, GW_STAT_events_rejected_body_timeout, GW_LOG_NOTICE, 408, reason, "body_timeout",
+		gw_http_refuse(p, GW_STAT_events_rejected_body_timeout, GW_LOG_NOTICE, 408, reason, "body_timeout",
 		       "the request body did not arrive in time");
 	}
 	for (struct http_pss *p = app->http.unwritten; p; p = next) {
@@ -727,7 +557,7 @@ void gw_http_sweep(struct gw_app *app, int64_t now)
 		       p->status, (unsigned long long)p->req_id, (long long)((now - p->answer_queued_ns) / 1000000));
 		p->close_after = 1;
 		struct lws *wsi = p->wsi;
-		write_answer(wsi, p);
+		gw_http_write_answer(wsi, p);
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	}
 }
@@ -741,7 +571,7 @@ static void verdict(struct gw_app *app, struct http_pss *pss, struct gw_outbox_i
 			remember_address(&app->http.suspect, pss->peer);
 		pss->close_after = 1;
 		pss->retry_after = item->retry_after;
-		respond(pss, item->status, item->body, 0);
+		gw_http_respond(pss, item->status, item->body, 0);
 		item->body = NULL;
 		gw_outbox_item_free(item);
 		return;
@@ -758,7 +588,7 @@ static void verdict(struct gw_app *app, struct http_pss *pss, struct gw_outbox_i
 			 app->http.body_bytes, want, app->cfg.body_budget);
 		pss->close_after = 1;
 		pss->retry_after = 5;
-		refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
+		gw_http_refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
 		       "too many event bodies in flight; retry later");
 		return;
 	}
@@ -800,95 +630,9 @@ void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *item)
 	}
 	budget_release(app, pss); /* the worker has the body now, and answered */
 	pss->retry_after = item->retry_after;
-	respond(pss, item->status, item->body, 0);
+	gw_http_respond(pss, item->status, item->body, 0);
 	item->body = NULL;
 	gw_outbox_item_free(item);
-}
-
-/* Headers and body in one write: one syscall per answer, and no second
- * WRITEABLE to wait for (between two, lws could start parsing a pipelined
- * request). lws 4.1.6 only insists on separate writes for HTTP/2, which this
- * server does not speak (no TLS, no ALPN); HTTP/1.1 keep-alive bookkeeping
- * does not look at the body count; what the socket does not take, lws keeps
- * and flushes itself. Returns 0, or -1 when the connection must close. */
-#define HEADERS_MAX 1024
-#define STACK_BODY_MAX 3072
-
-static int write_answer(struct lws *wsi, struct http_pss *pss)
-{
-	size_t body = pss->head_only ? 0 : pss->resp_len;
-	unsigned char stackbuf[LWS_PRE + HEADERS_MAX + STACK_BODY_MAX];
-	unsigned char *buf = stackbuf;
-	if (body > STACK_BODY_MAX && !(buf = malloc(LWS_PRE + HEADERS_MAX + body)))
-		return -1;
-	unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + LWS_PRE + HEADERS_MAX - 1;
-	int rc = -1;
-	unwritten_remove(pss);
-	pss->state = HTTP_DONE;
-	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype ? pss->ctype : "application/json",
-					pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
-		goto out;
-	const char *cc = pss->cache_control ? pss->cache_control : "no-store";
-	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-					(const unsigned char *)cc, (int)strlen(cc), &p, end))
-		goto out;
-	if (pss->cors_origin && gw_cors_add_headers(wsi, pss->cors_origin, pss->preflight, &p, end))
-		goto out;
-	if (pss->retry_after > 0) {
-		char ra[16];
-		int n = snprintf(ra, sizeof(ra), "%d", pss->retry_after);
-		if (lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
-						(const unsigned char *)ra, n, &p, end))
-			goto out;
-	}
-	if (pss->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-						      (const unsigned char *)pss->allow,
-						      (int)strlen(pss->allow), &p, end))
-		goto out;
-	if (pss->close_after && lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
-							    (const unsigned char *)"close", 5, &p, end))
-		goto out;
-	if (lws_finalize_http_header(wsi, &p, end))
-		goto out;
-	if (body) {
-		memcpy(p, pss->resp, body);
-		p += body;
-	}
-	int len = (int)(p - start);
-	rc = lws_write(wsi, start, (size_t)len, LWS_WRITE_HTTP_HEADERS) == len ? 0 : -1;
-	if (pss->intake_started_ns) {
-		gw_hist_observe_ns(GW_HIST_intake_answer, gw_monotonic_ns() - pss->intake_started_ns);
-		pss->intake_started_ns = 0;
-	}
-out:
-	if (buf != stackbuf)
-		free(buf);
-	return rc;
-}
-
-/* A pipelined request showed up while this one's answer was still to be
- * written (see "Pipelining" above): write the answer now and end the
- * connection. Returns -1 for the callback to return. */
-static int answer_and_close(struct lws *wsi, struct http_pss *pss)
-{
-	gw_stat_inc(GW_STAT_http_pipelined_closed);
-	if (pss->state == HTTP_SEND_HEADERS) {
-		pss->close_after = 1;
-		write_answer(wsi, pss);
-	}
-	return -1;
-}
-
-/* Half-closes after an early answer so that the client reads it before the
- * connection goes; lws keeps delivering (and we keep dropping) the rest of
- * the body until the client finishes or the timeout closes the connection. */
-static int linger_close(struct lws *wsi)
-{
-	int fd = (int)lws_get_socket_fd(wsi);
-	if (fd < 0 || shutdown(fd, SHUT_WR) != 0)
-		return -1;
-	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LINGER_SECONDS);
-	return 0;
 }
 
 int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
@@ -902,7 +646,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		/* The previous request on this connection is not finished: this one
 		 * was pipelined (parsed from bytes lws had buffered). */
 		if (pss->app && pss->state != HTTP_IDLE && pss->state != HTTP_DONE)
-			return answer_and_close(wsi, pss);
+			return gw_http_answer_and_close(wsi, pss);
 		if (pss->app)
 			pss_release(app, pss);
 		memset(pss, 0, sizeof(*pss));
@@ -928,9 +672,9 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			if (sh.status) {
 				pss->close_after = sh.status >= 400; /* a body may still be on its way */
 				if (sh.code)
-					respond_error(pss, sh.status, sh.code, sh.message);
+					gw_http_respond_error(pss, sh.status, sh.code, sh.message);
 				else
-					respond(pss, sh.status, NULL, 0);
+					gw_http_respond(pss, sh.status, NULL, 0);
 				return 0;
 			}
 			pss->state = HTTP_READING_BODY;
@@ -955,7 +699,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			if (method != LWSHUMETH_POST) {
 				pss->allow = "POST";
 				pss->close_after = 1;
-				respond_error(pss, 405, "method_not_allowed", "use POST");
+				gw_http_respond_error(pss, 405, "method_not_allowed", "use POST");
 				return 0;
 			}
 			pss->intake_started_ns = gw_monotonic_ns();
@@ -974,13 +718,13 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
 			pss->allow = "GET, HEAD";
 			pss->close_after = 1;
-			respond_error(pss, 405, "method_not_allowed", "use GET");
+			gw_http_respond_error(pss, 405, "method_not_allowed", "use GET");
 			return 0;
 		}
 		pss->head_only = method == LWSHUMETH_HEAD;
 		if (!strcmp(path, "/healthz")) {
 			/* Public liveness only: details are for operators (/admin/status). */
-			respond(pss, 200,
+			gw_http_respond(pss, 200,
 				strdup(app->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}"), 0);
 			return 0;
 		}
@@ -990,12 +734,12 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (!strcmp(path, "/admin/status") && !app->cfg.admin_listen) {
 			if (!app->http.admin_enabled) {
 				gw_stat_inc(GW_STAT_http_admin_refused);
-				respond_error(pss, 403, "admin_disabled", "set admin.token_file to enable the admin routes");
+				gw_http_respond_error(pss, 403, "admin_disabled", "set admin.token_file to enable the admin routes");
 			} else if (!gw_http_admin_authorized(app, wsi)) {
 				gw_stat_inc(GW_STAT_http_admin_refused);
-				respond_error(pss, 401, "unauthorized", "send Authorization: Bearer <admin.token_file>");
+				gw_http_respond_error(pss, 401, "unauthorized", "send Authorization: Bearer <admin.token_file>");
 			} else {
-				respond(pss, 200, gw_http_status_json(app), 0);
+				gw_http_respond(pss, 200, gw_http_status_json(app), 0);
 			}
 			return 0;
 		}
@@ -1003,7 +747,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			int status;
 			char *body = NULL;
 			if (!gw_ops_answer(app, path, &status, &body, &pss->ctype)) {
-				respond(pss, status, body, 0);
+				gw_http_respond(pss, status, body, 0);
 				return 0;
 			}
 		}
@@ -1012,7 +756,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 			 * our origin); cacheable, short enough for a key rotation. */
 			pss->cors_origin = strdup("*");
 			pss->cache_control = "public, max-age=300";
-			respond(pss, 200, app->jwks_json, 1);
+			gw_http_respond(pss, 200, app->jwks_json, 1);
 			return 0;
 		}
 		if (!strncmp(path, "/dev/", 5)) {
@@ -1025,11 +769,11 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 					pss->cors_origin = origin;
 				else
 					free(origin);
-				respond(pss, status, body, 0);
+				gw_http_respond(pss, status, body, 0);
 				return 0;
 			}
 		}
-		respond_error(pss, 404, "not_found", "no such resource");
+		gw_http_respond_error(pss, 404, "not_found", "no such resource");
 		return 0;
 	}
 	case LWS_CALLBACK_HTTP_BODY:
@@ -1042,11 +786,11 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (pss->state == HTTP_DONE && pss->close_after)
 			return -1; /* the early answer went out and the client is done */
 		if (pss->body_done) /* re-delivered: pipelined bytes follow the body */
-			return answer_and_close(wsi, pss);
+			return gw_http_answer_and_close(wsi, pss);
 		pss->body_done = 1;
 		if (pss->state == HTTP_READING_BODY || pss->state == HTTP_WAITING_WORKER ||
 		    pss->state == HTTP_AWAITING_VERDICT)
-			rx_hold(pss); /* nothing more is read until the answer is ready */
+			gw_http_rx_hold(pss); /* nothing more is read until the answer is ready */
 		if (pss->state == HTTP_AWAITING_VERDICT && pss->fit_deferred)
 			fit_with_body(app_of(wsi), pss);
 		else
@@ -1055,10 +799,10 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (pss->state != HTTP_SEND_HEADERS)
 			return 0;
-		if (write_answer(wsi, pss))
+		if (gw_http_write_answer(wsi, pss))
 			return -1;
 		if (pss->close_after)
-			return linger_close(wsi);
+			return gw_http_linger_close(wsi);
 		/* frees pss (lws binds the protocol afresh): touch nothing after */
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
