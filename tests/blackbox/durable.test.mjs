@@ -614,4 +614,47 @@ describe('stop, memory store, slow consumer', () => {
       await gw.stop();
     }
   });
+
+  test('live frames that arrive during a stalled replay and overflow the budget are read again from the store: no slow_consumer, no gap, no duplicate', async () => {
+    const gw = await startGateway({ keys, stateDir: stateDir(), args: ['--limits-ws-max-pending-bytes', '65536'] });
+    try {
+      const user = uniqueUser('h');
+      const big = 'x'.repeat(8000);
+      let n = 0;
+      const round = () => Promise.all(Array.from({ length: 10 }, () => post(gw, bugEvent({ key: 'SC-2', assignee: user, summary: `${big}${n++}` }))));
+      // A history larger than what the kernel buffers of a paused reader
+      // hold: measured by filling a paused live reader until it is closed,
+      // then half as much again.
+      const probe = await connect(gw, user, ['*'], 'probe');
+      probe.c.send({ op: 'subscribe', ctx: '*' });
+      await probe.c.waitOp('subscribed');
+      probe.c.ws._socket.pause();
+      for (let i = 0; i < 150 && (await counter(gw, 'ws_slow_consumer_closed')) < 1; i++) await round();
+      assert.ok((await counter(gw, 'ws_slow_consumer_closed')) >= 1, 'the probe was never closed as slow');
+      probe.c.ws._socket.resume();
+      await probe.c.waitClose(15000);
+      const extra = Math.ceil(n / 20);
+      for (let i = 0; i < extra; i++) await round();
+      // The resume stalls (its reader is paused) while more events arrive
+      // live: they are held, and soon more than the budget.
+      const r = await connect(gw, user, ['*'], 'resume');
+      r.c.send({ op: 'subscribe', ctx: '*', since: { epoch: r.connected.epoch, seq: 0 } });
+      r.c.ws._socket.pause();
+      const closedBefore = await counter(gw, 'ws_slow_consumer_closed');
+      for (let i = 0; i < 20 && (await counter(gw, 'store_live_deferred')) < 1 && (await counter(gw, 'ws_slow_consumer_closed')) === closedBefore; i++) await round();
+      await round(); // and more after the held frames were given up
+      assert.equal(await counter(gw, 'ws_slow_consumer_closed'), closedBefore, 'the resuming connection was closed as a slow consumer');
+      assert.ok((await counter(gw, 'store_live_deferred')) >= 1, 'no live frame was deferred to the store: the path was not taken');
+      r.c.ws._socket.resume();
+      assert.equal((await r.c.waitOp('subscribed', { timeout: 30000 })).recovered, true);
+      await r.c.waitNotifications(n, { timeout: 30000 });
+      await r.c.roundTrip();
+      assert.deepEqual(seqs(r.c), Array.from({ length: n }, (_, i) => i + 1));
+      assert.equal(r.c.frames.filter((f) => f.op === 'subscribed').length, 1);
+      assert.equal(r.c.closeInfo, null);
+      r.c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
 });
