@@ -622,28 +622,31 @@ describe('stop, memory store, slow consumer', () => {
       const big = 'x'.repeat(8000);
       let n = 0;
       const round = () => Promise.all(Array.from({ length: 10 }, () => post(gw, bugEvent({ key: 'SC-2', assignee: user, summary: `${big}${n++}` }))));
-      // A history larger than what the kernel buffers of a paused reader
-      // hold: measured by filling a paused live reader until it is closed,
-      // then half as much again.
-      const probe = await connect(gw, user, ['*'], 'probe');
-      probe.c.send({ op: 'subscribe', ctx: '*' });
-      await probe.c.waitOp('subscribed');
-      probe.c.ws._socket.pause();
-      for (let i = 0; i < 150 && (await counter(gw, 'ws_slow_consumer_closed')) < 1; i++) await round();
-      assert.ok((await counter(gw, 'ws_slow_consumer_closed')) >= 1, 'the probe was never closed as slow');
-      probe.c.ws._socket.resume();
-      await probe.c.waitClose(15000);
-      const extra = Math.ceil(n / 20);
-      for (let i = 0; i < extra; i++) await round();
+      // A history far larger than what the kernel buffers of a paused reader
+      // take (here ~2 MB; the sender's grow to tcp_wmem max, 4 MiB by
+      // default), all recorded before the resume.
+      for (let i = 0; i < 80; i++) await round();
+      for (let i = 0; i < 300 && (await counter(gw, 'events_processed')) < n; i++) await new Promise((res) => setTimeout(res, 50));
+      assert.equal(await counter(gw, 'events_processed'), n);
       // The resume stalls (its reader is paused) while more events arrive
       // live: they are held, and soon more than the budget.
       const r = await connect(gw, user, ['*'], 'resume');
       r.c.send({ op: 'subscribe', ctx: '*', since: { epoch: r.connected.epoch, seq: 0 } });
       r.c.ws._socket.pause();
+      // The replay stalls: the reader's kernel buffers and half the budget full.
+      let replayed = -1;
+      for (let i = 0; i < 100; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        const now = await counter(gw, 'store_replayed');
+        if (now === replayed) break;
+        replayed = now;
+      }
+      assert.ok(replayed > 0 && replayed < n, `the replay did not stall: ${replayed} of ${n} replayed`);
+      assert.equal(await counter(gw, 'store_resumes'), 0, 'the resume is not under way');
       const closedBefore = await counter(gw, 'ws_slow_consumer_closed');
       for (let i = 0; i < 20 && (await counter(gw, 'store_live_deferred')) < 1 && (await counter(gw, 'ws_slow_consumer_closed')) === closedBefore; i++) await round();
       await round(); // and more after the held frames were given up
-      assert.equal(await counter(gw, 'ws_slow_consumer_closed'), closedBefore, 'the resuming connection was closed as a slow consumer');
+      assert.equal(await counter(gw, 'ws_slow_consumer_closed'), closedBefore, `the resuming connection was closed as a slow consumer (n ${n} deferred: ${await counter(gw, 'store_live_deferred')} replayed: ${await counter(gw, 'store_replayed')} resumes: ${await counter(gw, 'store_resumes')})\n${gw.diag()}`);
       assert.ok((await counter(gw, 'store_live_deferred')) >= 1, 'no live frame was deferred to the store: the path was not taken');
       r.c.ws._socket.resume();
       assert.equal((await r.c.waitOp('subscribed', { timeout: 30000 })).recovered, true);
