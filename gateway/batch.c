@@ -353,8 +353,11 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 	}
 	rc = nd ? app->store->ops->record(app->store, done, nd, results) : GW_STORE_OK;
 	if (rc == GW_STORE_OK)
-		for (size_t i = 0; i < nd; i++)
+		for (size_t i = 0; i < nd; i++) {
 			ok[map[i]] = results[i] == GW_STORE_OK;
+			if (ok[map[i]])
+				gw_trace_stored(&app->trace, works[map[i]].job->intake_no, done[i].notes, done[i].count);
+		}
 out:
 	if (rc != GW_STORE_OK) {
 		gw_stat_add(GW_STAT_store_record_failed, nd);
