@@ -54,6 +54,8 @@ struct sub {
 	int replaying;    /* a resume page is being read or waits for the queue to drain */
 	int next_due;     /* the next page is asked for once the queue is down to a quarter */
 	uint64_t gen;     /* which resume a page answer belongs to (a re-subscribe starts another) */
+	int silent;       /* re-reading live frames given up while held (defer_held): no subscribed frame */
+	uint64_t drops;   /* c->drops when its last page was asked for */
 };
 
 struct held {
@@ -78,6 +80,8 @@ struct gw_conn {
 	struct held *held_head, *held_tail;
 	size_t held_bytes;
 	uint64_t last_live_seq; /* the user's last live seq queued here (a frame reached by two subscriptions goes once) */
+	uint64_t dropped_max; /* highest seq of held live frames given up during this resume (0: none) */
+	uint64_t drops;       /* times held live frames were given up (a page asked before the last one may miss some) */
 	uint64_t next_gen;    /* resume generations */
 	struct inbound *in_head, *in_tail;
 	size_t in_count;
@@ -107,6 +111,8 @@ int rt_queue_msg(struct gw_conn *c, struct gw_msg *msg);
 void rt_send_json(struct gw_conn *c, json_t *j);
 void rt_close_after_flush(struct gw_conn *c, enum lws_close_status status, const char *reason);
 void rt_drop_outbound(struct gw_conn *c);
+/* Closes the connection as a slow consumer (1008, counted). */
+void rt_slow_consumer(struct gw_conn *c);
 /* {"op":"error",...}; close: then close the connection once flushed. */
 void rt_send_error(struct gw_conn *c, const char *code, const char *message, int close);
 /* Stops or resumes reading by what the replies queued to the client weigh. */

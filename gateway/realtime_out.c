@@ -20,7 +20,6 @@
 #include "realtime_conn.h"
 #include "stats.h"
 
-static void slow_consumer(struct gw_conn *c);
 
 /* What one queued frame costs this connection: its bytes plus our list node,
  * the frame's header and headroom (charged to every connection it is queued
@@ -56,7 +55,7 @@ int rt_queue_msg(struct gw_conn *c, struct gw_msg *msg)
 	 * slow_consumer error itself is queued after the queue is dropped. */
 	if (c->out_bytes + rt_frame_cost(msg) > (size_t)c->app->cfg.ws_max_pending_bytes) {
 		if (!c->close_pending)
-			slow_consumer(c);
+			rt_slow_consumer(c);
 		return 0;
 	}
 	struct outbound *o = malloc(sizeof(*o));
@@ -118,7 +117,7 @@ void rt_drop_outbound(struct gw_conn *c)
 
 /* The connection let more than limits.ws_max_pending_bytes pile up: drop
  * what is queued, say why, close. The client recovers by reconnecting. */
-static void slow_consumer(struct gw_conn *c)
+void rt_slow_consumer(struct gw_conn *c)
 {
 	gw_stat_inc(GW_STAT_ws_slow_consumer_closed);
 	gw_log(GW_LOG_WARN, "realtime: closing slow consumer conn=%llu user=%s (%zu bytes queued)",
@@ -182,11 +181,19 @@ static void deliver_now(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
 		gw_stat_inc(GW_STAT_notifications_dropped);
 }
 
-/* Sends the live frames held during a resume, in order. */
+static int defer_held(struct gw_conn *c, struct gw_msg *msg);
+
+/* Sends the live frames held during a resume, in order. The replay may have
+ * queued more since they were held: those that no longer fit the budget are
+ * given up and read again from the store (defer_held), not a slow consumer. */
 void rt_flush_held(struct gw_conn *c)
 {
 	while (c->held_head) {
 		struct held *h = c->held_head;
+		if (c->state == RT_READY &&
+		    c->out_bytes + rt_frame_cost(h->msg) > (size_t)c->app->cfg.ws_max_pending_bytes &&
+		    defer_held(c, NULL))
+			return;
 		c->held_head = h->next;
 		c->held_bytes -= rt_frame_cost(h->msg);
 		if (c->state == RT_READY)
@@ -196,6 +203,61 @@ void rt_flush_held(struct gw_conn *c)
 	}
 	c->held_tail = NULL;
 	c->held_bytes = 0;
+	c->dropped_max = 0; /* every resume is out: what was given up has been read again */
+}
+
+/* The live frames held during a resume (and msg, if any) would take more than
+ * limits.ws_max_pending_bytes. The recorder stores every notification before
+ * it is delivered live (recorder.h), so each of them can be read again: they
+ * are given up, and the store is read past the highest of them before live
+ * frames flow again. Replaying subscriptions page on until a read saw
+ * dropped_max (since_done); live ones are put back into a silent replay from
+ * before the first frame given up (what they had already been sent is below
+ * it, or at most their skip). A reading client is never made a slow consumer
+ * by a replay (docs/protocol.md). Returns 0 when this cannot be done (a frame
+ * without seq): the caller then closes the connection as a slow consumer. */
+static int defer_held(struct gw_conn *c, struct gw_msg *msg)
+{
+	uint64_t first = msg ? msg->seq : UINT64_MAX, last = msg ? msg->seq : 0;
+	if (!first)
+		return 0;
+	for (struct held *h = c->held_head; h; h = h->next) {
+		if (!h->msg->seq)
+			return 0;
+		if (h->msg->seq < first)
+			first = h->msg->seq;
+		if (h->msg->seq > last)
+			last = h->msg->seq;
+	}
+	if (!last)
+		return 0;
+	for (size_t i = 0; i < c->nsubs; i++) {
+		struct sub *sb = &c->subs[i];
+		if (sb->replaying)
+			continue;
+		sb->after = sb->skip > first - 1 ? sb->skip : first - 1;
+		sb->replaying = 1;
+		sb->silent = 1;
+		sb->gen = ++c->next_gen;
+		sb->next_due = 1; /* asked for by next_pages once the queue has drained */
+		c->replaying++;
+	}
+	while (c->held_head) {
+		struct held *h = c->held_head;
+		c->held_head = h->next;
+		gw_msg_unref(h->msg);
+		free(h);
+		gw_stat_inc(GW_STAT_store_live_deferred);
+	}
+	c->held_tail = NULL;
+	c->held_bytes = 0;
+	if (msg)
+		gw_stat_inc(GW_STAT_store_live_deferred);
+	if (last > c->dropped_max)
+		c->dropped_max = last;
+	c->drops++;
+	lws_callback_on_writable(c->wsi);
+	return 1;
 }
 
 void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
@@ -217,11 +279,14 @@ void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
 		deliver_now(c, msg, ctx);
 		return;
 	}
-	/* A resume is under way: held, counted against the same byte budget. */
+	/* A resume is under way: held, counted against the same byte budget;
+	 * beyond it, given up and read again from the store (defer_held). */
 	size_t cl = strlen(ctx);
 	if (c->out_bytes + c->held_bytes + rt_frame_cost(msg) > (size_t)c->app->cfg.ws_max_pending_bytes) {
-		slow_consumer(c);
-		gw_stat_inc(GW_STAT_notifications_dropped);
+		if (!defer_held(c, msg)) {
+			rt_slow_consumer(c);
+			gw_stat_inc(GW_STAT_notifications_dropped);
+		}
 		return;
 	}
 	struct held *h = malloc(sizeof(*h) + cl + 1);

@@ -56,6 +56,12 @@ void rt_next_pages(struct gw_conn *c)
 		if (!c->subs[i].replaying || !c->subs[i].next_due)
 			continue;
 		if (rt_request_page(c, i)) {
+			if (c->subs[i].silent) {
+				/* Live frames were given up for it: the old answer, the
+				 * client resumes on reconnect. */
+				rt_slow_consumer(c);
+				return;
+			}
 			/* Cannot read on: what was replayed stands, the rest is the
 			 * inbox's (recovered:false); never a silent partial resume. */
 			c->subs[i].replaying = 0;
@@ -97,6 +103,15 @@ static void since_done(struct gw_conn *c, struct gw_store_req *r)
 			gw_stat_inc(GW_STAT_store_replayed);
 			sb->after = r->page.items[i].seq;
 		}
+		/* Live frames were given up while held: page on until a read
+		 * asked after the last of them saw them (the recorder stores
+		 * before it delivers); a read that should have and did not fails. */
+		if (ok && !more && r->page.max_seq < c->dropped_max) {
+			if (sb->drops == c->drops)
+				ok = 0;
+			else
+				more = 1;
+		}
 		if (ok && more) {
 			/* The next page once the queue has drained to a quarter of its
 			 * budget: a long history never makes a slow consumer. */
@@ -110,6 +125,18 @@ static void since_done(struct gw_conn *c, struct gw_store_req *r)
 	/* Everything of this subscription up to the store's seq at the read was
 	 * in the replay (or had seq <= since.seq): not sent again live. */
 	sb->skip = ok ? r->page.max_seq : 0;
+	if (sb->silent) {
+		sb->silent = 0;
+		if (!ok) {
+			/* What was given up cannot be read again: the old answer, the
+			 * client resumes on reconnect. */
+			rt_slow_consumer(c);
+			return;
+		}
+		if (!c->replaying)
+			rt_flush_held(c);
+		return;
+	}
 	if (r->rc)
 		rt_send_error(c, "store_unavailable", "the history cannot be read right now; read the inbox later", 0);
 	rt_send_subscribed(c, sb->ctx, 1, ok);
@@ -299,6 +326,7 @@ int rt_request_page(struct gw_conn *c, size_t at)
 	r->after = c->subs[at].after;
 	r->limit = RESUME_PAGE;
 	r->gen = c->subs[at].gen;
+	c->subs[at].drops = c->drops;
 	c->subs[at].next_due = 0;
 	return push_store_req(c, r);
 }

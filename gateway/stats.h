@@ -69,6 +69,7 @@
 	X(store_resumes_refused, "subscribes with since answered recovered:false") \
 	X(store_replayed, "stored notifications replayed on resume") \
 	X(store_live_skipped, "live frames not sent because the resume that preceded them already sent them") \
+	X(store_live_deferred, "live frames held during a resume beyond limits.ws_max_pending_bytes, given up and read again from the store") \
 	X(store_requests_failed, "websocket store requests (resume, inbox, mark) that failed in the store") \
 	X(redis_round_trips, "commands the store sent to Redis and waited for (one per call: scripts do the rest server-side)") \
 	X(redis_errors, "Redis calls that failed (unreachable, timed out, backing off, or an error reply)") \
