@@ -15,7 +15,6 @@
 #include "http_admin.h"
 #include "http_api.h"
 #include "log.h"
-#include "server.h"
 #include "stats.h"
 #include "trace.h"
 
@@ -23,6 +22,7 @@
 #define BODY_MAX 4096 /* admin POSTs take no body; a small one is read and ignored */
 
 static struct {
+	const struct gw_admin_control *control;
 	int enabled;
 	char host[256];
 	int port;
@@ -129,11 +129,11 @@ static void route(struct gw_app *app, struct lws *wsi, struct admin_pss *p)
 			return;
 		}
 		if (!strcmp(path, "/admin/reload")) {
-			gw_server_request_reload();
+			adm.control->request_reload();
 			answer(wsi, p, 202, strdup("{\"reload\":\"started\",\"result\":\"GET /admin/status: rules.reloads, rules.lastReloadError\"}"));
 			return;
 		}
-		gw_server_set_paused(app, !strcmp(path, "/admin/pause"), "admin API");
+		adm.control->set_paused(app, !strcmp(path, "/admin/pause"), "admin API");
 		answer(wsi, p, 200, strdup(app->intake_paused ? "{\"intake\":\"paused\"}" : "{\"intake\":\"open\"}"));
 		return;
 	}
@@ -253,8 +253,9 @@ static int admin_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-int gw_admin_start(struct gw_app *app)
+int gw_admin_start(struct gw_app *app, const struct gw_admin_control *control)
 {
+	adm.control = control;
 	if (!adm.enabled)
 		return 0;
 	static struct lws_protocols protocols[2];

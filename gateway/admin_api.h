@@ -31,7 +31,14 @@ int gw_admin_enabled(const struct gw_app *app);
 
 /* Creates the admin vhost on app->lws and prints "admin listening on
  * http://HOST:PORT" (or "unix:PATH"). Returns 0 or -1 (logged). */
-int gw_admin_start(struct gw_app *app);
+/* What the admin routes may ask of the server: given by the server at
+ * start, so this module does not call the server back (no cycle). */
+struct gw_admin_control {
+	void (*request_reload)(void);                                   /* as SIGHUP */
+	void (*set_paused)(struct gw_app *app, int paused, const char *by); /* as SIGUSR1 */
+};
+
+int gw_admin_start(struct gw_app *app, const struct gw_admin_control *control);
 
 /* Removes the unix socket file, if one was made. */
 void gw_admin_stop(struct gw_app *app);

@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include "app.h"
-#include "intake.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
@@ -16,6 +15,7 @@
 
 struct gw_journal {
 	struct gw_app *app;
+	gw_journal_done_fn done;
 	pthread_t tid;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -70,7 +70,7 @@ static void commit(struct gw_journal *j, struct gw_job **evs, size_t n)
 			r = out[i].rc;
 			evs[i]->journal_id = out[i].id;
 		}
-		gw_intake_journaled(app, evs[i], r);
+		j->done(app, evs[i], r);
 	}
 }
 
@@ -102,12 +102,13 @@ static void *journal_main(void *arg)
 	return NULL;
 }
 
-struct gw_journal *gw_journal_start(struct gw_app *app)
+struct gw_journal *gw_journal_start(struct gw_app *app, gw_journal_done_fn done)
 {
 	struct gw_journal *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
 	j->app = app;
+	j->done = done;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	sigset_t all, old;

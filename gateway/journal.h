@@ -24,8 +24,14 @@ struct gw_app;
 struct gw_job;
 struct gw_journal;
 
+/* Called on the journal thread for each event once its transaction ended:
+ * rc is the store's answer for it (GW_STORE_OK, a duplicate, an error); the
+ * callee takes ev. Given at start (intake's gw_intake_journaled), so the
+ * journal does not call intake back. */
+typedef void (*gw_journal_done_fn)(struct gw_app *app, struct gw_job *ev, int rc);
+
 /* Starts the thread. NULL on failure. */
-struct gw_journal *gw_journal_start(struct gw_app *app);
+struct gw_journal *gw_journal_start(struct gw_app *app, gw_journal_done_fn done);
 /* Takes ev (an EVENT job with body = its payload, req_id = the request). */
 void gw_journal_submit(struct gw_journal *j, struct gw_job *ev);
 /* Events waiting or being committed. */

@@ -1,6 +1,6 @@
 /* outbox.c - see outbox.h. */
 #include "outbox.h"
-#include "store_jobs.h"
+#include "store_req.h"
 
 #include <stdlib.h>
 #include <time.h>

@@ -56,7 +56,7 @@ struct gw_outbox_item {
 	int64_t received_ns;
 	size_t count;
 	struct gw_delivery *items; /* owned array */
-	/* GW_OUT_STORE: a store request with its result (store_jobs.h), owned */
+	/* GW_OUT_STORE: a store request with its result (store_req.h), owned */
 	struct gw_store_req *store_req;
 };
 

@@ -18,6 +18,7 @@ struct pass {
 
 struct gw_recorder {
 	struct gw_app *app;
+	gw_recorder_done_fn done;
 	pthread_t tid;
 	pthread_mutex_t lock;
 	pthread_cond_t work, room;
@@ -81,13 +82,13 @@ static void *recorder_main(void *arg)
 				memcpy(all + k, p->works, p->n * sizeof(p->works[0]));
 				k += p->n;
 			} else {
-				gw_batch_finish(r->app, p->works, p->n); /* no room to gather: alone */
+				r->done(r->app, p->works, p->n); /* no room to gather: alone */
 			}
 			free(p);
 		}
 		if (k) {
 			gw_stat_inc(GW_STAT_record_batches);
-			gw_batch_finish(r->app, all, k);
+			r->done(r->app, all, k);
 		}
 		pthread_mutex_lock(&r->lock);
 	}
@@ -96,12 +97,13 @@ static void *recorder_main(void *arg)
 	return NULL;
 }
 
-struct gw_recorder *gw_recorder_start(struct gw_app *app)
+struct gw_recorder *gw_recorder_start(struct gw_app *app, gw_recorder_done_fn done)
 {
 	struct gw_recorder *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
 	r->app = app;
+	r->done = done;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->work, NULL);
 	pthread_cond_init(&r->room, NULL);

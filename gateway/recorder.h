@@ -23,7 +23,12 @@ struct gw_app;
 struct gw_event_work;
 struct gw_recorder;
 
-struct gw_recorder *gw_recorder_start(struct gw_app *app);
+/* Called on the recorder thread with the works it recorded (or could not:
+ * each work says), to sign off and deliver them (batch's gw_batch_finish).
+ * Given at start so the recorder does not call batch back. */
+typedef void (*gw_recorder_done_fn)(struct gw_app *app, struct gw_event_work *works, size_t n);
+
+struct gw_recorder *gw_recorder_start(struct gw_app *app, gw_recorder_done_fn done);
 /* Copies the works array (taking what it points to). 0, or -1 when out of
  * memory (the caller still owns everything and records it itself). */
 int gw_recorder_submit(struct gw_recorder *r, struct gw_event_work *works, size_t n);

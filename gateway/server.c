@@ -36,6 +36,8 @@
 #include "static_guard.h"
 #include "journal.h"
 #include "recorder.h"
+#include "batch.h"
+#include "intake.h"
 #include "store_jobs.h"
 #include "workers.h"
 
@@ -505,7 +507,8 @@ int gw_server_run(struct gw_app *app)
 		}
 	}
 	app->vhost = lws_get_vhost_by_name(app->lws, "default");
-	if (gw_admin_start(app)) {
+	static const struct gw_admin_control admin_control = {gw_server_request_reload, gw_server_set_paused};
+	if (gw_admin_start(app, &admin_control)) {
 		lws_context_destroy(app->lws);
 		app->lws = NULL;
 		return 1;
@@ -515,7 +518,8 @@ int gw_server_run(struct gw_app *app)
 	app->outbox.wake_ud = app;
 
 	sweep_start(app);
-	if (!(app->journal = gw_journal_start(app)) || !(app->recorder = gw_recorder_start(app))) {
+	if (!(app->journal = gw_journal_start(app, gw_intake_journaled)) ||
+	    !(app->recorder = gw_recorder_start(app, gw_batch_finish))) {
 		gw_log(GW_LOG_ERR, "cannot start the journal and recorder threads");
 		gw_journal_stop(app->journal);
 		app->journal = NULL;

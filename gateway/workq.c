@@ -1,7 +1,7 @@
 /* workq.c - see workq.h. One mutex, one condition variable; pushes never
  * block (the service thread must not wait), pops do. */
 #include "workq.h"
-#include "store_jobs.h"
+#include "store_req.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -58,7 +58,7 @@ struct gw_job {
 	uint64_t journal_id;   /* EVENT: its row in the store's journal (store.h) */
 	unsigned char key[32]; /* EVENT before it is journaled: the redelivery key (when keyed) */
 	int keyed;
-	struct gw_store_req *store_req; /* STORE: the request, owned (store_jobs.h) */
+	struct gw_store_req *store_req; /* STORE: the request, owned (store_req.h) */
 	int fit_only;          /* INTAKE: check the FIT only, before the body (fitcheck.h) */
 	char *ws_url;          /* SUBSCRIPTION: the websocket URL to answer, owned */
 };
