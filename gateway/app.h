@@ -71,6 +71,7 @@ struct gw_app {
 	struct gw_store *store;          /* journal, history, inbox (store.h): workers only, never the service thread */
 	struct gw_journal *journal;      /* the journal thread (journal.h) */
 	struct gw_recorder *recorder;    /* the recorder thread (recorder.h) */
+	struct gw_claimer *claimer;      /* cluster mode: the claim thread (claimer.h); NULL otherwise */
 	struct gw_trace trace;           /* admin trace ring (trace.h); ring NULL: off */
 	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
 

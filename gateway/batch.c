@@ -303,11 +303,72 @@ static const char *frame_proof(const struct gw_msg *msg, size_t *len)
 	return at;
 }
 
+#define GW_RESEQ_MAX 16 /* cluster mode: re-numberings of one pass before giving up (left pending) */
+
+/* A shared store (cluster mode) keeps each work's rule results until the
+ * pass is recorded: a seq conflict means signing again. */
+static int clustered(const struct gw_app *app)
+{
+	return app->store && app->store->ops->claim;
+}
+
+/* Cluster mode, after GW_STORE_ERR_SEQ (nothing was written): another node
+ * recorded some of these users since this node's sequencer cached their
+ * seq. Reads each user's seq from the store again, numbers the pass's items
+ * after it (in pass order, so a user's notes stay in intake order), tells
+ * the sequencer, and signs the pass again (seq is inside the signed claims).
+ * 0, or a gw_store_rc (the pass is then left pending: claimed again later). */
+static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+{
+	for (size_t e = 0; e < nworks; e++) {
+		struct gw_event_work *w = &works[e];
+		for (size_t k = 0; k < w->nitems; k++) {
+			struct gw_delivery *d = &w->items[k];
+			if (!d->user)
+				continue;
+			/* the nearest earlier item of the same (installation, user) */
+			uint64_t prev = 0;
+			for (size_t pe = e + 1; pe-- > 0 && !prev;) {
+				struct gw_event_work *pw = &works[pe];
+				if (strcmp(pw->job->installation, w->job->installation))
+					continue;
+				for (size_t pk = pe == e ? k : pw->nitems; pk-- > 0;)
+					if (pw->items[pk].user && !strcmp(pw->items[pk].user, d->user)) {
+						prev = pw->items[pk].seq;
+						break;
+					}
+			}
+			if (!prev) {
+				int rc = app->store->ops->max_seq(app->store, w->job->installation, d->user, &prev);
+				if (rc)
+					return rc;
+			}
+			d->seq = prev + 1;
+			gw_msg_unref(d->msg);
+			d->msg = NULL;
+			free(d->claims);
+			d->claims = NULL;
+			free(d->ctx);
+			d->ctx = NULL;
+		}
+	}
+	/* the last seq of each user: later passes continue from it */
+	for (size_t e = 0; e < nworks; e++)
+		for (size_t k = 0; k < works[e].nitems; k++)
+			if (works[e].items[k].user)
+				gw_sequencer_reseat(&app->seq, works[e].job->installation, works[e].items[k].user,
+						    works[e].items[k].seq);
+	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
+	gw_batch_sign(&how, works, nworks, time(NULL));
+	return GW_STORE_OK;
+}
+
 /* The pass's notifications and every event's done mark in one store
  * transaction, before anything is delivered: after a crash an event is
  * either pending (processed again, same seqs) or done with all its
  * notifications stored, never delivered without being stored. ok[e] = 1 when
- * event e may be delivered. */
+ * event e may be delivered. A shared store refusing the seqs
+ * (GW_STORE_ERR_SEQ) gets the pass numbered and signed again. */
 static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks, int *ok)
 {
 	size_t nnotes = 0;
@@ -321,45 +382,58 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 	int rc = GW_STORE_ERR_NOMEM;
 	if (!done || (nnotes && !notes) || !results || !map)
 		goto out;
-	for (size_t e = 0; e < nworks; e++) {
-		struct gw_event_work *w = &works[e];
-		if (!w->job->journal_id) {
-			ok[e] = 1; /* not journaled (cannot happen with a store): deliver as before */
-			continue;
-		}
-		done[nd].journal_id = w->job->journal_id;
-		done[nd].installation = w->job->installation;
-		done[nd].notes = notes + ni;
-		for (size_t k = 0; k < w->nitems; k++) {
-			struct gw_delivery *d = &w->items[k];
-			size_t plen = 0;
-			const char *proof = d->msg && d->claims ? frame_proof(d->msg, &plen) : NULL;
-			if (!d->user || !proof || !d->ctx)
+	for (int attempt = 0;; attempt++) {
+		nd = ni = 0;
+		for (size_t e = 0; e < nworks; e++) {
+			struct gw_event_work *w = &works[e];
+			if (!w->job->journal_id) {
+				ok[e] = 1; /* not journaled (cannot happen with a store): deliver as before */
 				continue;
-			struct gw_store_note *n = &notes[ni++];
-			n->user = d->user;
-			n->ctx = d->ctx;
-			n->id = d->nid;
-			n->seq = d->seq;
-			n->claims = d->claims;
-			n->claims_len = d->claims_len;
-			n->proof = proof;
-			n->proof_len = plen;
-			n->created = d->iat;
-			n->exp = d->exp;
-			done[nd].count++;
+			}
+			done[nd].journal_id = w->job->journal_id;
+			done[nd].installation = w->job->installation;
+			done[nd].notes = notes + ni;
+			done[nd].count = 0;
+			for (size_t k = 0; k < w->nitems; k++) {
+				struct gw_delivery *d = &w->items[k];
+				size_t plen = 0;
+				const char *proof = d->msg && d->claims ? frame_proof(d->msg, &plen) : NULL;
+				if (!d->user || !proof || !d->ctx)
+					continue;
+				struct gw_store_note *n = &notes[ni++];
+				n->user = d->user;
+				n->ctx = d->ctx;
+				n->id = d->nid;
+				n->seq = d->seq;
+				n->claims = d->claims;
+				n->claims_len = d->claims_len;
+				n->proof = proof;
+				n->proof_len = plen;
+				n->created = d->iat;
+				n->exp = d->exp;
+				done[nd].count++;
+			}
+			map[nd++] = e;
 		}
-		map[nd++] = e;
+		rc = nd ? app->store->ops->record(app->store, done, nd, results) : GW_STORE_OK;
+		if (rc != GW_STORE_ERR_SEQ || !clustered(app) || attempt >= GW_RESEQ_MAX)
+			break;
+		gw_stat_inc(GW_STAT_cluster_resigned_passes);
+		int r2 = reseq_pass(app, works, nworks);
+		if (r2) {
+			rc = r2;
+			break;
+		}
 	}
-	rc = nd ? app->store->ops->record(app->store, done, nd, results) : GW_STORE_OK;
 	if (rc == GW_STORE_OK)
 		for (size_t i = 0; i < nd; i++)
 			ok[map[i]] = results[i] == GW_STORE_OK;
 out:
 	if (rc != GW_STORE_OK) {
 		gw_stat_add(GW_STAT_store_record_failed, nd);
-		gw_log(GW_LOG_ERR, "store: cannot record %zu events' notifications (%s): not delivered, left pending for the next start",
-		       nd, gw_store_strerror(rc));
+		gw_log(GW_LOG_ERR, "store: cannot record %zu events' notifications (%s): not delivered, left pending %s",
+		       nd, gw_store_strerror(rc),
+		       clustered(app) ? "(claimed again after cluster.claim_after)" : "for the next start");
 	}
 	for (size_t i = 0; rc == GW_STORE_OK && i < nd; i++)
 		if (results[i] != GW_STORE_OK)
@@ -412,6 +486,8 @@ void gw_batch_finish(struct gw_app *app, struct gw_event_work *works, size_t nwo
 			gw_log(GW_LOG_ERR, "%zu notifications not signed trace=%s", failed, w->job->trace_id);
 		}
 		gw_stat_inc(GW_STAT_events_processed);
+		json_decref(w->notes); /* cluster mode kept them for a re-signing */
+		w->notes = NULL;
 		w->batch->kind = GW_OUT_BATCH;
 		w->batch->intake_no = w->job->intake_no;
 		w->batch->received_ns = w->job->received_ns;
@@ -432,7 +508,7 @@ void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nw
 {
 	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
 	gw_batch_sign(&how, works, nworks, time(NULL));
-	for (size_t e = 0; e < nworks; e++) {
+	for (size_t e = 0; e < nworks && !clustered(app); e++) {
 		json_decref(works[e].notes); /* signed: the claims hold what is needed */
 		works[e].notes = NULL;
 	}

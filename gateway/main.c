@@ -111,9 +111,15 @@ int main(int argc, char **argv)
 		.per_user = app.cfg.history_per_user,
 	};
 	char smsg[512] = "";
-	int src = gw_store_open(app.cfg.store, app.cfg.state_dir, &sopt, &app.store, smsg, sizeof(smsg));
+	/* Cluster mode (--redis): the shared engine; the node id must outlive the store. */
+	static char node_id[256];
+	struct gw_store_cluster cl;
+	int clustered = !gw_cluster_settings(&app.cfg, &cl, node_id, sizeof(node_id));
+	const char *kind = clustered ? "redis" : app.cfg.store;
+	int src = gw_store_open_ex(kind, app.cfg.state_dir, &sopt, clustered ? &cl : NULL, &app.store, smsg,
+				   sizeof(smsg));
 	if (src) {
-		fprintf(stderr, "notify-gateway: store %s: %s (%s); not starting\n", app.cfg.store, smsg,
+		fprintf(stderr, "notify-gateway: store %s: %s (%s); not starting\n", kind, smsg,
 			gw_store_strerror(src));
 		rules_set_unref(rules);
 		gw_keys_free(&app);
@@ -123,13 +129,18 @@ int main(int argc, char **argv)
 	app.seq.store = app.store;
 	/* Accepted before a crash, not done: first in line, in journal order. */
 	size_t replayed = 0;
-	if ((src = gw_intake_replay_pending(&app, &replayed))) {
+	/* Cluster mode: the claim thread takes them instead (claimer.h); every
+	 * node replaying every pending event would process each on all nodes. */
+	if (!clustered && (src = gw_intake_replay_pending(&app, &replayed))) {
 		fprintf(stderr, "notify-gateway: store %s: cannot read the journal: %s; not starting\n", app.cfg.store,
 			gw_store_strerror(src));
 		return GW_STORE_EXIT_CODE;
 	}
+	if (clustered)
+		gw_log(GW_LOG_NOTICE, "cluster: node %s on %d Redis server(s), timeout %d ms, claim after %d ms", cl.node_id,
+		       app.cfg.nredis, app.cfg.cluster_timeout, app.cfg.cluster_claim_after);
 	gw_log(GW_LOG_NOTICE, "store: %s (%s durability), epoch %s, %zu journaled events to finish first",
-	       app.cfg.store, app.cfg.durability, app.store->ops->epoch(app.store), replayed);
+	       kind, app.cfg.durability, app.store->ops->epoch(app.store), replayed);
 	/* the trace ring runs the rules twice: only when the admin API can read it */
 	if (gw_admin_enabled(&app) && app.cfg.admin_trace_events > 0 &&
 	    gw_trace_init(&app.trace, (size_t)app.cfg.admin_trace_events, (size_t)app.cfg.admin_trace_bytes)) {

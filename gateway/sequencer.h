@@ -58,6 +58,11 @@ void gw_sequencer_unlock(struct gw_sequencer *s);
  * too long, out of memory, store read failed): no delivery. */
 uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, const char *user);
 
+/* Cluster mode (batch.c, after GW_STORE_ERR_SEQ): (inst, user)'s last seq
+ * is now seq, as numbered against the shared store. Takes the lock, not the
+ * turn. */
+void gw_sequencer_reseat(struct gw_sequencer *s, const char *inst, const char *user, uint64_t seq);
+
 /* With the lock and turn held: hands the turn to the next intake number and
  * unlocks. */
 void gw_sequencer_pass_turn(struct gw_sequencer *s);

@@ -35,6 +35,7 @@
 #include "static_guard.h"
 #include "journal.h"
 #include "recorder.h"
+#include "claimer.h"
 #include "store_jobs.h"
 #include "workers.h"
 
@@ -523,6 +524,17 @@ int gw_server_run(struct gw_app *app)
 		lws_context_destroy(app->lws);
 		return 1;
 	}
+	int claim_failed = 0;
+	app->claimer = gw_claimer_start(app, &claim_failed);
+	if (claim_failed) {
+		gw_log(GW_LOG_ERR, "cannot start the claim thread");
+		gw_journal_stop(app->journal);
+		app->journal = NULL;
+		gw_recorder_stop(app->recorder);
+		app->recorder = NULL;
+		lws_context_destroy(app->lws);
+		return 1;
+	}
 	if (gw_workers_start(app)) {
 		gw_log(GW_LOG_ERR, "cannot start worker threads");
 		gw_workq_close(&app->workq);
@@ -567,6 +579,9 @@ int gw_server_run(struct gw_app *app)
 	 * from the journal thread to the events lane (a closed queue would let
 	 * an idle worker leave before it arrives). */
 	gw_workq_refuse(&app->workq);
+	/* Cluster mode: take no more events; what this node journaled from now
+	 * on is claimed by the others (the journal thread still answers). */
+	gw_claimer_stop(app->claimer);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
 	while (!work_idle(app) && time(NULL) < deadline)
 		service_once(app);
@@ -579,6 +594,8 @@ int gw_server_run(struct gw_app *app)
 	gw_workers_join(app);
 	gw_journal_stop(app->journal); /* after the workers: they submit to it */
 	app->journal = NULL;
+	gw_claimer_free(app->claimer); /* after the journal thread: it kicks it */
+	app->claimer = NULL;
 	gw_recorder_stop(app->recorder); /* likewise */
 	app->recorder = NULL;
 	drain_outbox(app);
