@@ -9,11 +9,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <libwebsockets.h>
 
 #include "app.h"
 #include "admin_api.h"
 #include "check_config.h"
 #include "broker_local.h"
+#include "broker_redis.h"
 #include "cluster.h"
 #include "http_api.h"
 #include "intake.h"
@@ -35,6 +37,14 @@ static void diag_to_stderr(void *ud, int is_error, const char *text)
 	/* a formatted diagnostic ends with its own newline (as rules_diags_print) */
 	size_t n = strlen(text);
 	fprintf(stderr, n && text[n - 1] == '\n' ? "%s" : "%s\n", text);
+}
+
+/* The Redis broker's wake-up (its thread): the service thread drains it. */
+static void wake_for_broker(void *ud)
+{
+	struct gw_app *app = ud;
+	if (app->lws)
+		lws_cancel_service(app->lws);
 }
 
 static struct rules_set *load_rules(const struct gw_config *cfg)
@@ -127,6 +137,21 @@ int main(int argc, char **argv)
 		return GW_STORE_EXIT_CODE;
 	}
 	app.seq.store = app.store;
+	if (clustered) {
+		/* Every node delivers from the users' channels, its own notes included. */
+		struct gw_broker_redis_options bo = {
+			.redis = cl.redis, .nredis = cl.nredis, .timeout_ms = cl.timeout_ms,
+			.node_id = cl.node_id, .wake = wake_for_broker, .wake_ud = &app,
+		};
+		char bmsg[400] = "";
+		struct gw_broker *rb = gw_broker_redis_new(&bo, bmsg, sizeof(bmsg));
+		if (!rb) {
+			fprintf(stderr, "notify-gateway: cluster broker: %s; not starting\n", bmsg);
+			return 2;
+		}
+		app.broker->ops->destroy(app.broker);
+		app.broker = app.redis_broker = rb;
+	}
 	/* Accepted before a crash, not done: first in line, in journal order. */
 	size_t replayed = 0;
 	/* Cluster mode: the claim thread takes them instead (claimer.h); every

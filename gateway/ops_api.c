@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "broker_redis.h"
 #include "metrics.h"
 
 /* A check returns NULL when it passes, else a short reason (static text). */
@@ -47,11 +48,21 @@ static const char *check_queue(struct gw_app *app)
 										      : NULL;
 }
 
+static const char *check_cluster(struct gw_app *app)
+{
+	/* The probe went through Redis and back: a node that silently stopped
+	 * receiving (or whose Redis froze) is not ready. */
+	return app->redis_broker && !gw_broker_redis_ready(app->redis_broker, NULL)
+		       ? "the Redis broker's probe did not come back (Redis down, frozen or unreachable)"
+		       : NULL;
+}
+
 static const struct ready_check checks[] = {
 	{"stopping", check_stopping},
 	{"intake", check_intake},
 	{"rules", check_rules},
 	{"queue", check_queue},
+	{"cluster", check_cluster},
 };
 
 char *gw_ops_readiness(struct gw_app *app, int *ready)

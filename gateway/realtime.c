@@ -1189,6 +1189,24 @@ void gw_realtime_close_all(struct gw_app *app)
 		}
 }
 
+void gw_realtime_resume_all(struct gw_app *app)
+{
+	struct gw_strmap *m = &app->rt.conns_by_id;
+	for (size_t i = 0; i < m->nbuckets; i++)
+		for (struct gw_strmap_entry *e = m->buckets[i]; e; e = e->next) {
+			struct gw_conn *c = e->value;
+			if (c->close_pending == 2)
+				continue;
+			c->close_pending = 0;
+			uint32_t spread = (uint32_t)app->cfg.shutdown_reconnect_spread * 1000u;
+			char reason[64];
+			snprintf(reason, sizeof(reason), "resume with since; reconnect_ms=%u",
+				 spread ? arc4random_uniform(spread) : 0u);
+			gw_stat_inc(GW_STAT_cluster_resume_closes);
+			close_after_flush(c, (enum lws_close_status)1012, reason);
+		}
+}
+
 /* ---- realtime's part of the 1 s sweep (server.c) ------------------------
  *
  * Token expiry, authentication deadlines, idle pings: one pass over all

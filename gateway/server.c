@@ -36,6 +36,7 @@
 #include "journal.h"
 #include "recorder.h"
 #include "claimer.h"
+#include "broker_redis.h"
 #include "store_jobs.h"
 #include "workers.h"
 
@@ -176,10 +177,32 @@ static void schedule_purge(struct gw_app *app, time_t now)
 	app->purge_last = now;
 }
 
+/* Cluster mode: frames the Redis broker received go to their connections;
+ * when its feed is back after a loss (a new generation seen ready), the
+ * connections resume through their clients (realtime.h resume_all). */
+static void cluster_service(struct gw_app *app)
+{
+	if (!app->redis_broker)
+		return;
+	gw_broker_redis_drain(app->redis_broker);
+	if (!gw_broker_redis_ready(app->redis_broker, NULL))
+		return;
+	uint64_t gen = gw_broker_redis_generation(app->redis_broker);
+	if (gen == app->redis_ready_gen)
+		return;
+	if (app->redis_ready_gen) {
+		gw_log(GW_LOG_WARN, "cluster: the broker's Redis feed is back; notifications published meanwhile did "
+				    "not reach this node: its websockets are closed with 1012 to resume with since");
+		gw_realtime_resume_all(app);
+	}
+	app->redis_ready_gen = gen;
+}
+
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
 	struct gw_app *app = sweep.app;
 	gw_realtime_sweep(app, time(NULL));
+	cluster_service(app);
 	schedule_purge(app, time(NULL));
 	/* Safety net: results waiting in the outbox are drained even if a
 	 * wake-up went missing (a cheap guard: one mutex check per second). */
@@ -208,8 +231,10 @@ static int http_protocol_cb(struct lws *wsi, enum lws_callback_reasons reason, v
 {
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
 		const struct lws_protocols *p = lws_get_protocol(wsi);
-		if (p && p->user)
+		if (p && p->user) {
 			drain_outbox((struct gw_app *)p->user);
+			cluster_service((struct gw_app *)p->user);
+		}
 		return 0;
 	}
 	return gw_http_callback(wsi, (int)reason, user, in, len);
