@@ -363,12 +363,58 @@ static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nw
 	return GW_STORE_OK;
 }
 
+/* The store's view of works[from, to): their notes and done marks, recorded
+ * in one call. *nd: events in the call (map[i]: which work; results[i]:
+ * its outcome when the call succeeded). Unjournaled works get ok = 1. */
+static int record_range(struct gw_app *app, struct gw_event_work *works, size_t from, size_t to,
+			struct gw_store_done *done, struct gw_store_note *notes, int *results, size_t *map,
+			size_t *nd_out, int *ok)
+{
+	size_t nd = 0, ni = 0;
+	for (size_t e = from; e < to; e++) {
+		struct gw_event_work *w = &works[e];
+		if (!w->job->journal_id) {
+			ok[e] = 1; /* not journaled (cannot happen with a store): deliver as before */
+			continue;
+		}
+		done[nd].journal_id = w->job->journal_id;
+		done[nd].installation = w->job->installation;
+		done[nd].notes = notes + ni;
+		done[nd].count = 0;
+		for (size_t k = 0; k < w->nitems; k++) {
+			struct gw_delivery *d = &w->items[k];
+			size_t plen = 0;
+			const char *proof = d->msg && d->claims ? frame_proof(d->msg, &plen) : NULL;
+			if (!d->user || !proof || !d->ctx)
+				continue;
+			struct gw_store_note *n = &notes[ni++];
+			n->user = d->user;
+			n->ctx = d->ctx;
+			n->id = d->nid;
+			n->seq = d->seq;
+			n->claims = d->claims;
+			n->claims_len = d->claims_len;
+			n->proof = proof;
+			n->proof_len = plen;
+			n->created = d->iat;
+			n->exp = d->exp;
+			done[nd].count++;
+		}
+		map[nd++] = e;
+	}
+	*nd_out = nd;
+	return nd ? app->store->ops->record(app->store, done, nd, results) : GW_STORE_OK;
+}
+
 /* The pass's notifications and every event's done mark in one store
  * transaction, before anything is delivered: after a crash an event is
  * either pending (processed again, same seqs) or done with all its
  * notifications stored, never delivered without being stored. ok[e] = 1 when
- * event e may be delivered. A shared store refusing the seqs
- * (GW_STORE_ERR_SEQ) gets the pass numbered and signed again. */
+ * event e may be delivered.
+ * Cluster mode: a shared store refusing the seqs (GW_STORE_ERR_SEQ) gets the
+ * pass numbered and signed again; refused again, the events go one at a
+ * time (an event another node already did is not pending and takes no seq,
+ * which only a call of its own tells). */
 static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks, int *ok)
 {
 	size_t nnotes = 0;
@@ -377,62 +423,52 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 	struct gw_store_done *done = calloc(nworks, sizeof(*done));
 	struct gw_store_note *notes = nnotes ? calloc(nnotes, sizeof(*notes)) : NULL;
 	int *results = calloc(nworks, sizeof(*results));
-	size_t nd = 0, ni = 0;
+	size_t nd = 0, failed = 0;
 	size_t *map = calloc(nworks, sizeof(*map));
 	int rc = GW_STORE_ERR_NOMEM;
-	if (!done || (nnotes && !notes) || !results || !map)
+	if (!done || (nnotes && !notes) || !results || !map) {
+		failed = nworks;
 		goto out;
-	for (int attempt = 0;; attempt++) {
-		nd = ni = 0;
-		for (size_t e = 0; e < nworks; e++) {
-			struct gw_event_work *w = &works[e];
-			if (!w->job->journal_id) {
-				ok[e] = 1; /* not journaled (cannot happen with a store): deliver as before */
-				continue;
-			}
-			done[nd].journal_id = w->job->journal_id;
-			done[nd].installation = w->job->installation;
-			done[nd].notes = notes + ni;
-			done[nd].count = 0;
-			for (size_t k = 0; k < w->nitems; k++) {
-				struct gw_delivery *d = &w->items[k];
-				size_t plen = 0;
-				const char *proof = d->msg && d->claims ? frame_proof(d->msg, &plen) : NULL;
-				if (!d->user || !proof || !d->ctx)
-					continue;
-				struct gw_store_note *n = &notes[ni++];
-				n->user = d->user;
-				n->ctx = d->ctx;
-				n->id = d->nid;
-				n->seq = d->seq;
-				n->claims = d->claims;
-				n->claims_len = d->claims_len;
-				n->proof = proof;
-				n->proof_len = plen;
-				n->created = d->iat;
-				n->exp = d->exp;
-				done[nd].count++;
-			}
-			map[nd++] = e;
-		}
-		rc = nd ? app->store->ops->record(app->store, done, nd, results) : GW_STORE_OK;
-		if (rc != GW_STORE_ERR_SEQ || !clustered(app) || attempt >= GW_RESEQ_MAX)
-			break;
+	}
+	rc = record_range(app, works, 0, nworks, done, notes, results, map, &nd, ok);
+	if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
 		gw_stat_inc(GW_STAT_cluster_resigned_passes);
 		int r2 = reseq_pass(app, works, nworks);
-		if (r2) {
-			rc = r2;
-			break;
-		}
+		rc = r2 ? r2 : record_range(app, works, 0, nworks, done, notes, results, map, &nd, ok);
 	}
-	if (rc == GW_STORE_OK)
+	if (rc == GW_STORE_OK) {
 		for (size_t i = 0; i < nd; i++)
 			ok[map[i]] = results[i] == GW_STORE_OK;
+	} else if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
+		for (size_t e = 0; e < nworks; e++) {
+			int r1;
+			size_t n1 = 0;
+			for (int attempt = 0;; attempt++) {
+				r1 = record_range(app, works, e, e + 1, done, notes, results, map, &n1, ok);
+				if (r1 != GW_STORE_ERR_SEQ || attempt >= GW_RESEQ_MAX)
+					break;
+				gw_stat_inc(GW_STAT_cluster_resigned_passes);
+				if (reseq_pass(app, works + e, nworks - e))
+					break;
+			}
+			if (r1 == GW_STORE_OK && n1)
+				ok[e] = results[0] == GW_STORE_OK;
+			else if (r1)
+				failed++;
+			if (r1 == GW_STORE_OK && n1 && results[0] != GW_STORE_OK)
+				gw_log(GW_LOG_WARN, "store: event trace=%s was already done: its notifications are not sent again",
+				       works[e].job->trace_id);
+		}
+		rc = failed ? GW_STORE_ERR_SEQ : GW_STORE_OK;
+		nd = 0; /* logged per event above */
+	} else {
+		failed = nd;
+	}
 out:
-	if (rc != GW_STORE_OK) {
-		gw_stat_add(GW_STAT_store_record_failed, nd);
+	if (failed) {
+		gw_stat_add(GW_STAT_store_record_failed, failed);
 		gw_log(GW_LOG_ERR, "store: cannot record %zu events' notifications (%s): not delivered, left pending %s",
-		       nd, gw_store_strerror(rc),
+		       failed, gw_store_strerror(rc),
 		       clustered(app) ? "(claimed again after cluster.claim_after)" : "for the next start");
 	}
 	for (size_t i = 0; rc == GW_STORE_OK && i < nd; i++)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
@@ -19,7 +20,13 @@ struct gw_claimer {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int kicked, stop;
+	_Atomic int failing; /* the last claim failed (read by /readyz) */
 };
+
+int gw_claimer_failing(struct gw_claimer *c)
+{
+	return c && atomic_load(&c->failing);
+}
 
 void gw_claimer_kick(struct gw_claimer *c)
 {
@@ -51,6 +58,7 @@ static void *claimer_main(void *arg)
 			else if (!rc && failing)
 				gw_log(GW_LOG_NOTICE, "cluster: claiming events again");
 			failing = rc != GW_STORE_OK;
+			atomic_store(&c->failing, failing);
 		}
 		pthread_mutex_lock(&c->lock);
 		if (!got || rc) {

@@ -30,6 +30,9 @@ struct gw_claimer;
  * (*failed = 1 then). */
 struct gw_claimer *gw_claimer_start(struct gw_app *app, int *failed);
 void gw_claimer_kick(struct gw_claimer *c);
+/* 1 while the last claim failed: the claim thread calls the store every
+ * GW_CLAIM_POLL_MS, so this is a live probe of the store (/readyz). */
+int gw_claimer_failing(struct gw_claimer *c);
 /* Stops and joins the thread (kick stays harmless: the journal thread may
  * still call it); gw_claimer_free after the journal thread has stopped. */
 void gw_claimer_stop(struct gw_claimer *c);

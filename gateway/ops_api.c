@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "broker_redis.h"
+#include "claimer.h"
 #include "metrics.h"
 
 /* A check returns NULL when it passes, else a short reason (static text). */
@@ -52,9 +53,10 @@ static const char *check_cluster(struct gw_app *app)
 {
 	/* The probe went through Redis and back: a node that silently stopped
 	 * receiving (or whose Redis froze) is not ready. */
-	return app->redis_broker && !gw_broker_redis_ready(app->redis_broker, NULL)
-		       ? "the Redis broker's probe did not come back (Redis down, frozen or unreachable)"
-		       : NULL;
+	if (app->redis_broker && !gw_broker_redis_ready(app->redis_broker, NULL))
+		return "the Redis broker's probe did not come back (Redis down, frozen or unreachable)";
+	/* the claim thread reads the journal every few ms: its last call failed */
+	return gw_claimer_failing(app->claimer) ? "the shared store (Redis) does not answer" : NULL;
 }
 
 static const struct ready_check checks[] = {

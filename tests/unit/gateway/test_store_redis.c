@@ -29,7 +29,7 @@ static struct gw_store *open_on(const char *const *urls, size_t n, const char *n
 				int *rc_out, char *msg, size_t msglen)
 {
 	struct gw_store_options o = {GW_STORE_OS, 30 * 86400, 1000};
-	struct gw_store_cluster cl = {urls, n, TIMEOUT_MS, claim_after, node, 1};
+	struct gw_store_cluster cl = {urls, n, TIMEOUT_MS, claim_after, node, 1, 0};
 	struct gw_store *s = NULL;
 	int rc = gw_store_open_ex("redis", NULL, &o, &cl, &s, msg, msglen);
 	if (rc_out)
