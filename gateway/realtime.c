@@ -1337,6 +1337,12 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 			send_error(c, "internal_error", "out of memory", 1);
 		return 0;
 	}
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* The peer answers our close frame (written by hand below, so lws
+		 * does not know it went out): nonzero makes lws close without
+		 * echoing a second close frame, which browsers take for a protocol
+		 * error (chromium reports 1006 and loses code and reason). */
+		return c->app && c->close_pending == 2 ? -1 : 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (c->app) {
 			c->last_rx = time(NULL);

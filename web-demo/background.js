@@ -1,7 +1,10 @@
 // background.js - the invisible "background script" of the issue view (the
 // role a Forge jira:issueViewBackgroundScript plays): it connects to the
 // gateway's /realtime websocket, subscribes to this issue's context, verifies
-// every notification, and shows each one once as a flag.
+// every notification, and shows each one once as a flag. After a reload or a
+// reconnect the client resumes: what was missed is replayed, and a flag is
+// shown only for a replayed notification new to this user (no tab of this
+// browser has had it); the rest is in the inbox (the bell, inbox.js).
 //
 // Tests and the demo panel read window.notifyDemo (client stats, shown flags)
 // and the data-notify-* attributes of <body>.
@@ -51,8 +54,39 @@ new MutationObserver((records) => {
   }
 }).observe(region, { childList: true });
 
-client.addEventListener('notification', (e) => {
-  const { n, claims } = e.detail;
+// n.ids some tab of this user has had (localStorage: shared by the tabs), the last SEEN_MAX.
+const SEEN_MAX = 500;
+const seenKey = `notify-demo:seen:${user}`;
+function seenList() {
+  try {
+    const v = JSON.parse(localStorage.getItem(seenKey) || '[]');
+    return Array.isArray(v) ? v : [];
+  } catch {
+    return [];
+  }
+}
+function markSeen(id) {
+  const v = seenList();
+  if (v.includes(id)) return;
+  v.push(id);
+  try {
+    localStorage.setItem(seenKey, JSON.stringify(v.slice(-SEEN_MAX)));
+  } catch {
+    /* quota or privacy mode: replayed notifications then always flag */
+  }
+}
+
+// Replayed notifications new to this user are flagged when the resume ends
+// (every subscription answered): the newest REPLAY_FLAGS, and one flag
+// saying how many more wait in the inbox (a tab back after a long while
+// does not get a flag per missed notification).
+export const REPLAY_FLAGS = 3;
+let replayedFlagged = 0;
+let replayedQuiet = 0; // another tab had it: inbox only
+let replayedSummarized = 0; // over REPLAY_FLAGS: counted in a summary flag
+let pendingReplayed = [];
+
+function showFlag(n, claims) {
   const handle = flags.show({
     id: n.id,
     title: n.title,
@@ -61,7 +95,49 @@ client.addEventListener('notification', (e) => {
     actions: Array.isArray(n.actions) ? n.actions : [],
   });
   if (handle) shown.push({ id: n.id, type: n.type, title: n.title, ctx: claims.ctx, seq: claims.seq, jti: claims.jti });
+}
+
+let summaries = 0;
+function flushReplayed() {
+  const newest = pendingReplayed.sort((a, b) => b.claims.seq - a.claims.seq);
+  pendingReplayed = [];
+  const rest = newest.length - REPLAY_FLAGS;
+  if (rest > 0) {
+    replayedSummarized += rest;
+    const id = `replay-summary-${++summaries}-${Date.now()}`;
+    flags.show({ id, type: 'info', title: `${rest} more notification${rest === 1 ? '' : 's'} while you were away`,
+      description: 'They are in the inbox: the bell at the top.' });
+  }
+  // Oldest first, so the newest ends on top of the stack.
+  for (const d of newest.slice(0, REPLAY_FLAGS).reverse()) {
+    replayedFlagged++;
+    showFlag(d.n, d.claims);
+  }
   update();
+}
+
+client.addEventListener('notification', (e) => {
+  const { n, claims, replayed } = e.detail;
+  const isNew = !replayed || !seenList().includes(n.id);
+  markSeen(n.id);
+  if (!isNew) {
+    replayedQuiet++;
+    update();
+    return; // another tab showed it: it waits in the inbox
+  }
+  if (replayed) {
+    pendingReplayed.push({ n, claims });
+    return; // flagged when this resume ends ('resumed')
+  }
+  showFlag(n, claims);
+  update();
+});
+// After the last resume under way: every replayed notification is in.
+client.addEventListener('resumed', (e) => {
+  if (e.detail.last) flushReplayed();
+});
+client.addEventListener('state', () => {
+  if (client.state === 'waiting' && pendingReplayed.length) flushReplayed(); // the connection dropped mid-resume
 });
 
 const banner = document.getElementById('banner');
@@ -103,6 +179,7 @@ function update() {
   document.body.dataset.notifyDelivered = String(s.delivered);
   document.body.dataset.notifyRejected = String(s.rejectedTotal);
   document.body.dataset.notifyShown = String(shown.length);
+  document.body.dataset.notifyReplayed = String(s.replayed);
   document.body.dataset.notifySubscriptions = JSON.stringify(client.subscriptions);
   showSubscriptions();
   window.dispatchEvent(new CustomEvent('notifydemo:update'));
@@ -113,8 +190,10 @@ window.notifyDemo = {
   flags,
   shown,
   appearedAt: (id) => appearedAt.get(id),
-  stats: () => JSON.parse(JSON.stringify({ ...client.stats, state: client.state, shown: shown.length })),
+  stats: () => JSON.parse(JSON.stringify({ ...client.stats, state: client.state, shown: shown.length, unread: client.unread, replayedFlagged, replayedQuiet, replayedSummarized })),
 };
+
+export { client };
 
 update();
 client.start();

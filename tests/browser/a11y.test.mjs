@@ -93,6 +93,44 @@ test('at 420 px the page reflows: no horizontal scrolling, nothing overlaps', as
   await page.close();
 });
 
+test('the bell and its open inbox panel: axe-core clean at 1280 and 420 px, reflow, keyboard only', async () => {
+  for (const width of [1280, 420]) {
+    const user = `bell${width}`;
+    const page = await openDemo(browser.context, gw.url, { user });
+    await page.setViewportSize({ width, height: 800 });
+    await showFlags(page, user, `Bell ${width}`);
+    await page.waitForFunction(() => document.body.dataset.notifyUnread === '2', null, { timeout: 5000 });
+    // Keyboard only: Tab from the product link reaches the bell; Enter opens the panel.
+    await page.locator('.topbar__product').focus();
+    for (let i = 0; i < 5 && (await page.evaluate(() => document.activeElement.id)) !== 'bell'; i++) await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'bell', 'the bell is in the tab order');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelectorAll('#inbox-list .inbox-item').length === 2, null, { timeout: 5000 });
+    // One item read, one unread: both looks are checked.
+    await page.keyboard.press('Tab'); // "Mark all as read"
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'inbox-mark-all');
+    await page.locator('#inbox-list .inbox-item__toggle').first().focus();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.body.dataset.notifyUnread === '1', null, { timeout: 5000 });
+    await page.waitForTimeout(300);
+    const v = await axe(page);
+    report[`${width}px inbox open`] = v;
+    console.log(`axe-core ${width}px with the inbox panel open: ${JSON.stringify(v)}`);
+    // Not even a moderate one (the panel is a region: its name differs from the flags' "Notifications").
+    assert.deepEqual(v, [], `inbox panel open at ${width}px`);
+    const geo = await page.evaluate(() => {
+      const b = document.getElementById('inbox-panel').getBoundingClientRect();
+      return { scrollWidth: document.documentElement.scrollWidth, left: b.left, right: b.right };
+    });
+    assert.ok(geo.scrollWidth <= width, `horizontal scrolling with the panel open: ${geo.scrollWidth}px wide`);
+    assert.ok(geo.left >= 0 && geo.right <= width, `the panel leaves the viewport: ${JSON.stringify(geo)}`);
+    await page.keyboard.press('Escape');
+    assert.equal(await page.locator('#inbox-panel').isHidden(), true);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'bell', 'Escape returns focus to the bell');
+    await page.close();
+  }
+});
+
 test('closing the last focused flag moves focus back, never to <body>', async () => {
   const page = await openDemo(browser.context, gw.url, { user: 'focus' });
   await showFlags(page, 'focus', 'Focus');

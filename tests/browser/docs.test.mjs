@@ -4,6 +4,10 @@
 //   chromium;
 // - the README's curl example, run twice with bash against that gateway: both
 //   answer "accepted" (not "duplicate") and each shows its flags;
+// - "Resume and the inbox": its inbox.html and inbox.js, in the same
+//   directory: the count and the list follow the README's curl example, mark
+//   read and mark all read work, and after a reload the list is the same,
+//   nothing twice;
 // - every js/html block of docs/frontend.md names its file in its first line
 //   and is either written and run here or found verbatim in that file of the
 //   repository (examples/..., whose own test runs it).
@@ -87,6 +91,47 @@ test('"Serve your own page" works as written, and the README curl example works 
   const s = await page.evaluate(() => window.myClient.stats);
   assert.equal(s.delivered, 4);
   assert.equal(s.rejectedTotal, 0);
+  assert.deepEqual(logs.filter((l) => /error|Refused/i.test(l)), []);
+  await page.close();
+});
+
+test('the inbox example of "Resume and the inbox" works as written', async () => {
+  const page = await browser.context.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  const ready = () => page.waitForFunction(() => window.inboxClient && window.inboxClient.state === 'open' &&
+    window.inboxClient.unread != null, null, { timeout: 10000 });
+  const list = () => page.evaluate(() => [...document.querySelectorAll('#list li')].map((li) => ({ id: li.dataset.id, seq: Number(li.dataset.seq), read: li.dataset.read })));
+  const count = async () => Number(await page.locator('#count').textContent());
+  await page.goto(`${gw.url}/inbox.html`, { waitUntil: 'load', timeout: 15000 });
+  await ready();
+  const before = (await list()).length;
+
+  const curl = fencedBlocks(README).find((b) => b.lang === 'sh' && b.text.includes('/forge/events'));
+  const out = execFileSync('bash', ['-euo', 'pipefail', '-c', curl.text.replaceAll('127.0.0.1:8080', `127.0.0.1:${gw.port}`)], { encoding: 'utf8', timeout: 15000 });
+  assert.match(out, /"status":"accepted"/);
+  await page.waitForFunction((n) => document.querySelectorAll('#list li').length === n, before + 2, { timeout: 5000 });
+  await page.waitForFunction(() => Number(document.getElementById('count').textContent) ===
+    document.querySelectorAll('#list li[data-read="false"]').length, null, { timeout: 5000 });
+  const unread = await count();
+  assert.ok(unread >= 2, `unread ${unread}`);
+  const items = await list();
+  for (let i = 1; i < items.length; i++) assert.ok(items[i - 1].seq > items[i].seq, 'newest first');
+
+  await page.locator('#list li[data-read="false"] button').first().click();
+  await page.waitForFunction((n) => Number(document.getElementById('count').textContent) === n, unread - 1, { timeout: 5000 });
+  await page.click('#all');
+  await page.waitForFunction(() => document.getElementById('count').textContent === '0' &&
+    [...document.querySelectorAll('#list li')].every((li) => li.dataset.read === 'true'), null, { timeout: 5000 });
+
+  await page.reload({ waitUntil: 'load' });
+  await ready();
+  await page.waitForFunction((n) => document.querySelectorAll('#list li').length === n, items.length, { timeout: 5000 });
+  const again = await list();
+  assert.deepEqual(again.map((i) => i.id), items.map((i) => i.id), 'the same list after a reload, nothing twice');
+  assert.ok(again.every((i) => i.read === 'true'));
+  assert.equal(await count(), 0);
   assert.deepEqual(logs.filter((l) => /error|Refused/i.test(l)), []);
   await page.close();
 });

@@ -88,3 +88,25 @@ test('firefox: the flag appears for the addressed user only, verified, under the
   await alice.close();
   await bob.close();
 });
+
+test('firefox: a page that was away resumes (sessionStorage), the missed notifications are flagged once, the bell counts and clears', { skip: !haveFirefox && `${FIREFOX} not installed` }, async () => {
+  const page = await open('ffresume');
+  await fireEvent(gw.port, issueCreated({ assignee: 'ffresume', summary: 'Before leaving' }));
+  await page.waitForFunction(() => document.body.dataset.notifyUnread === '1', { timeout: 10000 });
+  const url = page.url();
+  await page.goto('about:blank');
+  for (const s of ['Missed 1', 'Missed 2']) await fireEvent(gw.port, issueCreated({ assignee: 'ffresume', summary: s }));
+  await page.goto(url, { waitUntil: 'load', timeout: 15000 });
+  await page.waitForFunction(() => document.body.dataset.notifyState === 'open', { timeout: 10000 });
+  await page.waitForFunction(() => window.notifyDemo.stats().replayed === 2 && document.body.dataset.notifyUnread === '3', { timeout: 10000 });
+  const titles = await flagTitles(page);
+  assert.deepEqual(titles.filter((t) => /Missed|Before leaving/.test(t)).map((t) => t.replace(/^.*created: /, '')).sort(), ['Missed 1', 'Missed 2']);
+  await page.click('#bell');
+  await page.waitForFunction(() => document.querySelectorAll('#inbox-list .inbox-item').length === 3, { timeout: 10000 });
+  await page.click('#inbox-mark-all');
+  await page.waitForFunction(() => document.body.dataset.notifyUnread === '0', { timeout: 10000 });
+  const st = await page.evaluate(() => window.notifyDemo.stats());
+  assert.equal(st.rejectedTotal, 0, JSON.stringify(st));
+  assert.equal(st.duplicates, 0, JSON.stringify(st));
+  await page.close();
+});

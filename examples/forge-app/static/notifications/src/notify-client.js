@@ -5,8 +5,12 @@
 // every notification against the gateway's JWKS with WebCrypto (the ES256
 // batch JWS, then the Merkle inclusion proof of the claims in it), drops
 // what is not for this user and these contexts, and delivers each notification
-// id at most once, across reconnects. It reconnects with exponential backoff
-// and jitter, and refreshes the token before it expires.
+// id at most once, across reconnects and page reloads. It reconnects with
+// exponential backoff and jitter, refreshes the token before it expires, and
+// resumes every subscription where it left off (the store's epoch and the
+// highest seq per context, kept in sessionStorage: the gateway replays what
+// was missed). It also reads the user's inbox (pages, unread count) and
+// changes read state (mark, mark all), which every tab of the user hears of.
 //
 // Contract: docs/protocol.md. Usage: docs/frontend.md.
 //
@@ -267,7 +271,7 @@ export async function verifyInclusion(subtle, claimBytes, index, path, size, roo
  * the claims. Resolves the claims, or throws an error with .reason in
  * REJECT_REASONS (every failed proof is 'bad_signature'; bad_alg and
  * unknown_kid concern the batch JWS header).
- * expect: {sub, contexts: Set | fn(ctx) -> bool, installation?, issuer?, now?, leeway?}
+ * expect: {sub, contexts: Set | fn(ctx) -> bool, installation?, issuer?, now?, leeway?, keepExpired?}
  */
 export async function verifyNotification(frame, jwks, expect) {
   const proof = frame && typeof frame === 'object' ? frame.proof : null;
@@ -299,7 +303,8 @@ export async function verifyNotification(frame, jwks, expect) {
   const now = expect.now ? expect.now() : Date.now();
   const leeway = (expect.leeway || 0) * 1000;
   if (typeof claims.exp !== 'number') throw new Rejected('malformed', 'no exp');
-  if (claims.exp * 1000 + leeway <= now) throw new Rejected('expired', `exp ${claims.exp}`);
+  // History (inbox items) is verified but kept past exp: exp bounds showing a flag, not keeping it.
+  if (!expect.keepExpired && claims.exp * 1000 + leeway <= now) throw new Rejected('expired', `exp ${claims.exp}`);
   if (expect.issuer && (claims.iss !== expect.issuer || batch.iss !== expect.issuer)) {
     throw new Rejected('wrong_iss', `iss ${claims.iss} (batch ${batch.iss})`);
   }
@@ -331,6 +336,90 @@ class BoundedSet {
   }
 }
 
+/**
+ * Does the context entry or pattern `entry` cover context `ctx`? An entry
+ * ending in `*` is a prefix pattern (`*` alone: every context), as in the
+ * gateway's tokens and subscriptions (docs/protocol.md, "Context patterns").
+ */
+export function ctxCovers(entry, ctx) {
+  if (typeof entry !== 'string' || typeof ctx !== 'string') return false;
+  if (entry.endsWith('*')) return ctx.startsWith(entry.slice(0, -1));
+  return entry === ctx;
+}
+
+/** Ids per `mark` frame (the gateway takes 500, in a frame of at most 16 KiB by default). */
+const MARK_CHUNK = 200;
+
+/** How many recently delivered n.ids the resume record keeps (a reloaded page drops them). */
+export const RESUME_IDS = 200;
+
+/**
+ * Where a client keeps what it needs to resume after a reconnect or a page
+ * reload: the store's epoch, per subscribed context the highest seq
+ * delivered (a safe resume point: every connection gets a subscription's
+ * notifications in increasing seq), and the last RESUME_IDS delivered n.ids.
+ * One JSON record per (installation, user) in a Storage (sessionStorage by
+ * default: per tab, survives reloads, not shared with other tabs, whose
+ * streams are their own). A storage that throws (quota, privacy mode) only
+ * costs the resume across reloads; within the page the record lives on.
+ */
+class ResumeRecord {
+  constructor(storage, key) {
+    this.storage = storage;
+    this.key = key;
+    this.epoch = null;
+    this.points = new Map(); // ctx -> highest seq delivered
+    this.ids = [];
+    let rec = null;
+    try {
+      rec = storage ? JSON.parse(storage.getItem(key) || 'null') : null;
+    } catch {
+      rec = null;
+    }
+    if (rec && typeof rec === 'object' && typeof rec.epoch === 'string') {
+      this.epoch = rec.epoch;
+      for (const [ctx, seq] of Object.entries(rec.points || {})) if (Number.isSafeInteger(seq) && seq >= 0) this.points.set(ctx, seq);
+      if (Array.isArray(rec.ids)) this.ids = rec.ids.filter((x) => typeof x === 'string').slice(-RESUME_IDS);
+    }
+  }
+
+  /** A new epoch: every old resume point is void. */
+  setEpoch(epoch) {
+    if (this.epoch === epoch) return;
+    this.epoch = epoch;
+    this.points.clear();
+    this.save();
+  }
+
+  advance(ctx, seq) {
+    if (!(seq > (this.points.get(ctx) ?? -1))) return false;
+    this.points.set(ctx, seq);
+    return true;
+  }
+
+  addId(id) {
+    this.ids.push(id);
+    if (this.ids.length > RESUME_IDS) this.ids.splice(0, this.ids.length - RESUME_IDS);
+  }
+
+  save() {
+    if (!this.storage) return;
+    try {
+      this.storage.setItem(this.key, JSON.stringify({ epoch: this.epoch, points: Object.fromEntries(this.points), ids: this.ids }));
+    } catch {
+      /* quota or privacy mode: resume within this page only */
+    }
+  }
+}
+
+function defaultStorage() {
+  try {
+    return globalThis.sessionStorage || null; // throws in sandboxed iframes without allow-same-origin
+  } catch {
+    return null;
+  }
+}
+
 const DEFAULTS = {
   jwksUrl: null, // default: /.well-known/jwks.json on the websocket's host
   issuer: null, // when set, notifications must carry this iss
@@ -343,6 +432,11 @@ const DEFAULTS = {
   rememberIds: 5000, // delivered notification ids remembered for deduplication
   pingInterval: 25000, // ms between pings while idle; 0 = never
   pingTimeout: 10000, // no pong within this: reconnect
+  resume: true, // subscribe with `since` (the gateway replays what was missed)
+  storage: undefined, // where the resume record lives; default sessionStorage, null: this page only
+  storageKey: 'notify-client', // prefix of the resume record's key
+  inboxTimeout: 15000, // ms before inbox() gives up on an answer
+  unreadSyncMs: 3000, // after live notifications, re-read the unread count once this long quiet; 0: never
 };
 
 /** Per-context subscription states (client.subscriptionState(ctx), client.subscriptions). */
@@ -359,7 +453,11 @@ function backoffDelay(b, attempt) {
  * 'rejected' (detail {reason, message}), 'state' (detail {state}), 'error'
  * (detail {code, message}), 'subscribed' / 'forbidden' / 'recovered'
  * (detail {ctx}), 'subscriptions' (detail {contexts: {ctx: state}}), 'keys'
- * (detail {state: 'unavailable'|'ok', message, retryInMs}).
+ * (detail {state: 'unavailable'|'ok', message, retryInMs}); resume and inbox:
+ * 'resumed' (detail {ctx, recovered, last}), 'resync' (detail {ctx, items, unread,
+ * more, before}: recovered:false, the inbox read instead), 'unread' (detail
+ * {count}), 'marked' (detail {ids, read, unread}). 'notification' detail also
+ * has `replayed` (sent on resume: missed while away).
  * States: idle, connecting, authenticating, open, keys_unavailable (open, but
  * the JWKS cannot be fetched: notifications are held, not shown), waiting
  * (backoff), stopped.
@@ -388,7 +486,7 @@ export class NotifyClient extends EventTarget {
     this.state = 'idle';
     this.ws = null;
     this.attempt = 0;
-    this.timers = { retry: null, refresh: null, ping: null, pong: null, jwks: null };
+    this.timers = { retry: null, refresh: null, ping: null, pong: null, jwks: null, unread: null };
     this.token = null;
     this.sub = this.opts.user || null;
     this.installation = null; // from our own token, when it names one
@@ -398,6 +496,19 @@ export class NotifyClient extends EventTarget {
     this.keysState = 'unknown'; // unknown | ok | unavailable
     this.jwksAttempt = 0;
     this.jwksWake = null; // resolves the current JWKS retry wait early
+    this.storage = this.opts.storage === undefined ? defaultStorage() : this.opts.storage;
+    this.resume = null; // ResumeRecord, once the user is known
+    this.epoch = null; // the gateway store's epoch (connected.epoch)
+    this.allowed = null; // what the token covers (connected.ctx)
+    this.replaying = new Set(); // contexts subscribed with `since`, not answered yet
+    this.needBaseline = new Set(); // contexts subscribed without a resume point
+    this.unread = null; // unread notifications in the token's contexts (null: not known yet)
+    this.countedThrough = 0; // the newest seq the last unread count included
+    this.syncing = false; // an unread/baseline read is in flight
+    this.syncAgain = false; // another was asked for meanwhile
+    this.inboxReqs = new Map(); // request id -> {resolve, reject, timer, ctx}
+    this.inboxIds = 0;
+    this.filteredMarks = 0; // mark_all with ctx in flight: their answer counts within ctx only
     this.stats = {
       connects: 0, // websocket connections that reached 'connected'
       reconnects: 0, // connection attempts after the first
@@ -410,6 +521,10 @@ export class NotifyClient extends EventTarget {
       errors: 0, // error frames from the server
       jwksFailures: 0, // JWKS fetches that failed (each retried)
       heldDropped: 0, // notifications dropped because more than maxHeld waited for the JWKS
+      replayed: 0, // delivered from a resume (missed while away)
+      resumes: 0, // subscriptions resumed (recovered:true)
+      resyncs: 0, // resumes refused (recovered:false): the inbox was read instead
+      inboxItems: 0, // inbox items verified and returned
     };
     if (typeof this.opts.onNotification === 'function') {
       this.addEventListener('notification', (e) => this.opts.onNotification(e.detail.n, e.detail.claims));
@@ -442,6 +557,8 @@ export class NotifyClient extends EventTarget {
       }
     }
     this._setState('stopped');
+    this._rejectInbox('client stopped');
+    this.replaying.clear();
     if (this.jwksWake) this.jwksWake();
   }
 
@@ -454,6 +571,8 @@ export class NotifyClient extends EventTarget {
   unsubscribe(ctx) {
     if (!this.contexts.delete(ctx)) return;
     this._send({ op: 'unsubscribe', ctx });
+    this.replaying.delete(ctx); // the gateway ends its replay too
+    this.needBaseline.delete(ctx);
     this.subState.delete(ctx);
     this.everForbidden.delete(ctx);
     this._emitSubscriptions();
@@ -474,6 +593,57 @@ export class NotifyClient extends EventTarget {
   /** True when the connection is open but no context is subscribed (all refused or pending). */
   get subscribedToNothing() {
     for (const s of this.subState.values()) if (s === 'subscribed') return false;
+    return true;
+  }
+
+  /**
+   * A page of the user's inbox, newest first: {items: [{n, claims, seq, ctx,
+   * read, expired}], unread, more, before}. `before` is the cursor of the
+   * next (older) page when `more`. Items are verified like live
+   * notifications (signature, inclusion proof, user, installation, contexts
+   * the token covers) but kept past their exp; an item that fails is dropped
+   * and counted (stats.rejected, a 'rejected' event with source 'inbox').
+   * opts: {limit (1-200, default 50), before (seq), ctx (context or pattern)}.
+   * Rejects when not connected, on close, on a store error, after inboxTimeout.
+   */
+  inbox({ limit = 50, before, ctx } = {}) {
+    return new Promise((resolve, reject) => {
+      const id = ++this.inboxIds;
+      const frame = { op: 'inbox', id, limit };
+      if (before) frame.before = before;
+      if (ctx) frame.ctx = ctx;
+      if (!this._send(frame)) {
+        reject(new Error('inbox: not connected'));
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.inboxReqs.delete(id);
+        reject(new Error(`inbox: no answer within ${this.opts.inboxTimeout} ms`));
+      }, this.opts.inboxTimeout);
+      this.inboxReqs.set(id, { resolve, reject, timer, ctx: ctx || null, baseline: null });
+    });
+  }
+
+  /**
+   * Marks notifications (by n.id) read, or unread with read=false. Every tab
+   * of the user then gets a 'marked' event and the new unread count. Returns
+   * false when not connected (nothing was sent).
+   */
+  markRead(ids, read = true) {
+    if (typeof ids === 'string') ids = [ids];
+    if (!Array.isArray(ids) || !ids.every((x) => typeof x === 'string' && x)) throw new TypeError('markRead: ids must be n.id strings');
+    let ok = true;
+    // The gateway takes at most 500 per frame, and a frame is at most 16 KiB by default.
+    for (let i = 0; i < ids.length; i += MARK_CHUNK) ok = this._send({ op: 'mark', ids: ids.slice(i, i + MARK_CHUNK), read: read !== false }) && ok;
+    return ok;
+  }
+
+  /** Marks every notification read (within the context or pattern `ctx` when given). */
+  markAllRead(ctx) {
+    const frame = { op: 'mark_all' };
+    if (ctx) frame.ctx = ctx;
+    if (!this._send(frame)) return false;
+    if (ctx) this.filteredMarks++;
     return true;
   }
 
@@ -536,9 +706,159 @@ export class NotifyClient extends EventTarget {
   }
 
   _sendSubscribe(ctx) {
-    if (!this._send({ op: 'subscribe', ctx })) return false;
+    const frame = { op: 'subscribe', ctx };
+    const r = this.opts.resume ? this.resume : null;
+    const point = r && r.epoch ? r.points.get(ctx) : undefined;
+    if (point !== undefined) frame.since = { epoch: r.epoch, seq: point };
+    if (!this._send(frame)) return false;
     this.pendingSubs.push(ctx);
+    if (point !== undefined) {
+      this.replaying.add(ctx);
+      this.needBaseline.delete(ctx);
+    } else {
+      this.replaying.delete(ctx);
+      // No resume point yet: the newest stored seq when subscribed is one (_syncUnread).
+      if (this.opts.resume) {
+        this.needBaseline.add(ctx);
+        if (this.state !== 'authenticating' && this.epoch) this._syncUnread();
+      }
+    }
     return true;
+  }
+
+  /** Runs fn after every frame received so far has been verified and delivered. */
+  _afterQueue(fn) {
+    this.queue = this.queue.then(fn).catch((e) => setTimeout(() => {
+      throw e;
+    }));
+  }
+
+  _setUnread(count) {
+    if (!Number.isSafeInteger(count) || count < 0 || count === this.unread) return;
+    this.unread = count;
+    this._emit('unread', { count });
+  }
+
+  /**
+   * One inbox item: the unread count, and the newest stored seq, which is the
+   * resume point of the contexts subscribed without one (needBaseline) before
+   * this request was sent (the gateway handles frames in order).
+   */
+  _syncUnread() {
+    clearTimeout(this.timers.unread);
+    this.timers.unread = null;
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    const baseline = [...this.needBaseline];
+    this.needBaseline.clear();
+    this.syncing = true;
+    this.inbox({ limit: 1 }).then((page) => {
+      if (page.head == null || !this.resume || this.resume.epoch !== this.epoch) return;
+      let changed = false;
+      for (const ctx of baseline) {
+        // Only subscriptions the gateway took: a refused one has nothing to resume.
+        if (this.subState.get(ctx) === 'subscribed' && !this.resume.points.has(ctx)) changed = this.resume.advance(ctx, page.head) || changed;
+      }
+      if (changed) this.resume.save();
+    }, () => {
+      for (const ctx of baseline) if (this.contexts.has(ctx)) this.needBaseline.add(ctx); // the next sync tries again
+    }).finally(() => {
+      this.syncing = false;
+      if (this.syncAgain) {
+        this.syncAgain = false;
+        if (this._live()) this._syncUnread();
+      }
+    });
+  }
+
+  /** recovered:false: nothing was replayed; the inbox of ctx is read instead, and its newest seq is the new resume point. */
+  async _resync(ctx) {
+    let page;
+    try {
+      page = await this.inbox({ ctx, limit: 50 });
+    } catch (e) {
+      this._emitError('resync', `cannot read the inbox of ${ctx}: ${e.message}`);
+      return;
+    }
+    if (page.head != null && this.resume && this.resume.epoch === this.epoch && this.resume.advance(ctx, page.head)) this.resume.save();
+    this._emit('resync', { ctx, items: page.items, unread: page.unread, more: page.more, before: page.before });
+  }
+
+  async _onInbox(f) {
+    const req = this.inboxReqs.get(f.id);
+    if (!req) return; // timed out, or not ours
+    this.inboxReqs.delete(f.id);
+    clearTimeout(req.timer);
+    const raw = Array.isArray(f.items) ? f.items : [];
+    const contexts = (ctx) => (!this.allowed || this.allowed.some((a) => ctxCovers(a, ctx))) && (!req.ctx || ctxCovers(req.ctx, ctx));
+    const now = Date.now();
+    let results;
+    try {
+      results = await Promise.all(raw.map((item) => verifyNotification(item, this.jwks, {
+        sub: this.sub,
+        contexts,
+        installation: this.installation,
+        issuer: this.opts.issuer,
+        keepExpired: true,
+      }).then((claims) => ({ claims, item }), (e) => {
+        if (e instanceof JwksUnavailable) throw e;
+        return { error: e };
+      })));
+    } catch (e) {
+      req.reject(e); // the JWKS is unreachable: nothing can be shown verified
+      return;
+    }
+    const items = [];
+    let minSeq = null;
+    for (const r of results) {
+      if (r.error) {
+        const reason = r.error instanceof Rejected ? r.error.reason : 'malformed';
+        this.stats.rejected[reason] = (this.stats.rejected[reason] || 0) + 1;
+        this.stats.rejectedTotal++;
+        this._emit('rejected', { reason, message: r.error.message, source: 'inbox' });
+        continue;
+      }
+      const c = r.claims;
+      const seq = Number.isSafeInteger(c.seq) ? c.seq : null;
+      if (seq != null && (minSeq == null || seq < minSeq)) minSeq = seq;
+      items.push({ n: c.n, claims: c, seq, ctx: c.ctx, read: r.item.read === true, expired: c.exp * 1000 <= now });
+    }
+    items.sort((a, b) => (b.seq ?? 0) - (a.seq ?? 0));
+    this.stats.inboxItems += items.length;
+    // head: the newest stored seq of this page (0: nothing stored; null: nothing verified).
+    const head = raw.length === 0 ? 0 : items.length && items[0].seq != null ? items[0].seq : null;
+    const unread = Number.isSafeInteger(f.unread) ? f.unread : null;
+    if (!req.ctx && unread != null) {
+      if (head) this.countedThrough = Math.max(this.countedThrough, head);
+      this._setUnread(unread);
+    }
+    req.resolve({ items, unread, more: f.more === true, before: f.more === true ? minSeq : null, head });
+  }
+
+  _onMarked(f) {
+    const ids = Array.isArray(f.ids) ? f.ids.filter((x) => typeof x === 'string') : [];
+    const read = f.read !== false;
+    let unread = Number.isSafeInteger(f.unread) ? f.unread : null;
+    if (this.filteredMarks > 0) {
+      // The answer to a mark_all with ctx counts within that ctx only: read the whole count.
+      this.filteredMarks--;
+      unread = null;
+      this._syncUnread();
+    }
+    this._afterQueue(() => {
+      this._emit('marked', { ids, read, unread });
+      if (unread != null) this._setUnread(unread);
+    });
+  }
+
+  _rejectInbox(why) {
+    for (const [id, req] of this.inboxReqs) {
+      clearTimeout(req.timer);
+      req.reject(new Error(`inbox: ${why}`));
+      this.inboxReqs.delete(id);
+    }
   }
 
   async _fetchToken() {
@@ -551,6 +871,10 @@ export class NotifyClient extends EventTarget {
       this.sub = claims.sub;
     }
     if (typeof claims.installation === 'string') this.installation = claims.installation;
+    if (!this.resume) {
+      this.resume = new ResumeRecord(this.storage, `${this.opts.storageKey}:${this.installation || ''}:${this.sub}`);
+      for (const id of this.resume.ids) this.delivered.add(id); // shown before this page (re)loaded
+    }
     // The provider's exp (seconds) wins when it is earlier: it may know better (a proxy's cache).
     let exp = typeof claims.exp === 'number' ? claims.exp : null;
     if (t && typeof t === 'object' && typeof t.exp === 'number' && (exp == null || t.exp < exp)) exp = t.exp;
@@ -602,18 +926,24 @@ export class NotifyClient extends EventTarget {
       if (this.ws !== ws) return;
       this.ws = null;
       this._clearTimers();
+      this._rejectInbox('connection closed');
+      this.replaying.clear();
+      this.needBaseline.clear();
+      this.syncing = false;
       if (this.state === 'stopped') return;
       this._emitError('closed', `websocket closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`);
-      this._scheduleRetry();
+      // A gateway that stops names a random delay, so its clients do not all come back at once.
+      const m = /reconnect_ms=(\d{1,7})/.exec(ev.reason || '');
+      this._scheduleRetry(m ? Number(m[1]) : 0);
     };
     ws.onerror = () => {
       /* onclose follows */
     };
   }
 
-  _scheduleRetry() {
+  _scheduleRetry(extraMs = 0) {
     if (this.state === 'stopped') return;
-    const delay = backoffDelay(this.opts.backoff, this.attempt);
+    const delay = extraMs + backoffDelay(this.opts.backoff, this.attempt);
     this.attempt++;
     this.nextRetryMs = delay;
     this._setState('waiting');
@@ -673,6 +1003,10 @@ export class NotifyClient extends EventTarget {
           }
           // Do not wait for the close handshake of a dead connection.
           this.ws = null;
+          this._rejectInbox('ping timeout');
+          this.replaying.clear();
+          this.needBaseline.clear();
+          this.syncing = false;
           this._scheduleRetry();
         }
       }, this.opts.pingTimeout);
@@ -690,8 +1024,15 @@ export class NotifyClient extends EventTarget {
       this.stats.connects++;
     }
     this.attempt = 0;
+    if (Array.isArray(f.ctx)) this.allowed = f.ctx.filter((x) => typeof x === 'string');
+    if (typeof f.epoch === 'string' && f.epoch) {
+      // A new or wiped store: old resume points are void (the subscribes already sent with one answer recovered:false).
+      this.epoch = f.epoch;
+      if (this.resume) this.resume.setEpoch(f.epoch);
+    }
     this._setState(this.keysState === 'unavailable' ? 'keys_unavailable' : 'open');
     this._scheduleRefresh();
+    if (!refresh && this.epoch) this._syncUnread(); // the unread count, and resume points for new subscriptions
     if (!refresh || !allowed) return;
     for (const ctx of this.contexts) {
       const s = this.subState.get(ctx);
@@ -720,23 +1061,54 @@ export class NotifyClient extends EventTarget {
         break;
       case 'notification':
         this.stats.received++;
-        this._enqueue(f);
+        // Frames that arrive while a resume is under way are replayed ones (the gateway holds live frames meanwhile).
+        this._enqueue(f, this.replaying.size ? new Set(this.replaying) : null);
         break;
       case 'subscribed': {
         const i = this.pendingSubs.indexOf(f.ctx);
         if (i >= 0) this.pendingSubs.splice(i, 1);
-        if (typeof f.ctx === 'string') this._setSub(f.ctx, 'subscribed');
+        if (typeof f.ctx === 'string') {
+          const ctx = f.ctx;
+          const resuming = this.replaying.delete(ctx);
+          this._setSub(ctx, 'subscribed');
+          if (typeof f.recovered === 'boolean') {
+            if (f.recovered) this.stats.resumes++;
+            else this.stats.resyncs++;
+            const recovered = f.recovered;
+            // last: no other resume was under way, so every replayed notification is in.
+            const last = this.replaying.size === 0;
+            // After the replayed notifications are delivered.
+            this._afterQueue(() => this._emit('resumed', { ctx, recovered, last }));
+            if (!recovered) this._resync(ctx);
+            else if (resuming && !this.replaying.size) this._syncUnread(); // what was replayed may be read already
+          }
+        }
         break;
       }
+      case 'inbox':
+        this._onInbox(f);
+        break;
+      case 'marked':
+        this._onMarked(f);
+        break;
       case 'error':
         this.stats.errors++;
+        if (f.id !== undefined && this.inboxReqs.has(f.id)) {
+          const req = this.inboxReqs.get(f.id);
+          this.inboxReqs.delete(f.id);
+          clearTimeout(req.timer);
+          req.reject(new Error(`inbox: ${f.code}: ${f.message}`));
+        }
         if (f.code === 'ctx_forbidden' || f.code === 'too_many_subscriptions') {
           // Answers come in the order the subscribes were sent; newer gateways also name the ctx.
           let ctx = typeof f.ctx === 'string' ? f.ctx : this.pendingSubs[0];
           const i = this.pendingSubs.indexOf(ctx);
           if (i >= 0) this.pendingSubs.splice(i, 1);
           else ctx = typeof f.ctx === 'string' ? f.ctx : undefined;
-          if (ctx !== undefined) this._setSub(ctx, 'forbidden');
+          if (ctx !== undefined) {
+            this.replaying.delete(ctx); // a refused subscribe replays nothing
+            this._setSub(ctx, 'forbidden');
+          }
         }
         this._emitError(f.code, f.message);
         break;
@@ -745,7 +1117,7 @@ export class NotifyClient extends EventTarget {
     }
   }
 
-  _enqueue(frame) {
+  _enqueue(frame, replaying) {
     if (this.held >= this.opts.maxHeld) {
       // Only reachable while the JWKS is down: bounded memory, counted, never shown.
       this.stats.heldDropped++;
@@ -753,7 +1125,7 @@ export class NotifyClient extends EventTarget {
       return;
     }
     this.held++;
-    this.queue = this.queue.then(() => this._handle(frame)).finally(() => this.held--);
+    this.queue = this.queue.then(() => this._handle(frame, replaying)).finally(() => this.held--);
   }
 
   _keysUp() {
@@ -784,17 +1156,32 @@ export class NotifyClient extends EventTarget {
     this.jwksWake = null;
   }
 
-  async _handle(frame) {
+  /** Moves the resume point of the subscriptions this verified notification belongs to. */
+  _advance(claims, replaying) {
+    if (!this.resume || !Number.isSafeInteger(claims.seq) || this.resume.epoch !== this.epoch) return false;
+    let subs = [...this.contexts].filter((s) => ctxCovers(s, claims.ctx));
+    if (replaying) {
+      // During a resume every frame is a replayed one: it belongs to the resuming
+      // subscription that covers it; with two such, to neither (only a repeat is risked).
+      subs = subs.filter((s) => replaying.has(s));
+      if (subs.length !== 1) return false;
+    }
+    let moved = false;
+    for (const s of subs) moved = this.resume.advance(s, claims.seq) || moved;
+    return moved;
+  }
+
+  async _handle(frame, replaying) {
     let claims;
     for (;;) {
       if (this.state === 'stopped') return; // held frames of a stopped client are never shown
       try {
         claims = await verifyNotification(frame, this.jwks, {
           sub: this.sub,
-          contexts: this.contexts,
+          contexts: (ctx) => [...this.contexts].some((s) => ctxCovers(s, ctx)),
           installation: this.installation,
           issuer: this.opts.issuer,
-          leeway: this.opts.leeway,
+          keepExpired: true, // checked below, once the resume point has moved past it
         });
         this._keysUp();
         break;
@@ -811,15 +1198,40 @@ export class NotifyClient extends EventTarget {
         return;
       }
     }
-    if (this.delivered.has(claims.n.id)) {
+    // Verified: the resume point moves past it whatever happens next (a replay would only repeat it).
+    const moved = this._advance(claims, replaying);
+    const expired = claims.exp * 1000 + (this.opts.leeway || 0) * 1000 <= Date.now();
+    const dup = this.delivered.has(claims.n.id);
+    if (!expired && !dup) {
+      this.delivered.add(claims.n.id);
+      if (this.resume) this.resume.addId(claims.n.id);
+    }
+    // Saved before the application sees it: a reload right after never shows it again.
+    if (this.resume && (moved || (!expired && !dup))) this.resume.save();
+    if (expired) {
+      this.stats.rejected.expired++;
+      this.stats.rejectedTotal++;
+      this._emit('rejected', { reason: 'expired', message: `exp ${claims.exp}` });
+      return;
+    }
+    if (dup) {
       this.stats.duplicates++;
       return;
     }
-    this.delivered.add(claims.n.id);
     if (typeof claims.seq === 'number') this.lastSeq = claims.seq;
     this.stats.delivered++;
+    const replayed = !!replaying;
+    if (replayed) this.stats.replayed++;
+    else if (this.unread != null && !(claims.seq <= this.countedThrough)) {
+      // New, so unread; a quiet while later the count is read again (another tab may have marked it).
+      this._setUnread(this.unread + 1);
+      if (this.opts.unreadSyncMs > 0) {
+        clearTimeout(this.timers.unread);
+        this.timers.unread = setTimeout(() => this._syncUnread(), this.opts.unreadSyncMs);
+      }
+    }
     try {
-      this._emit('notification', { n: claims.n, claims });
+      this._emit('notification', { n: claims.n, claims, replayed });
     } catch (e) {
       // A throwing listener must not stop later deliveries.
       setTimeout(() => {
