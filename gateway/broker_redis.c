@@ -20,6 +20,8 @@
 #include <hiredis/adapters/libuv.h>
 #pragma GCC diagnostic pop
 
+#include <jansson.h>
+
 #include "broker_local.h"
 #include "gw/b64url.h"
 #include "outbox.h"
@@ -30,13 +32,15 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SUBSCRIBE_BATCH 512
+#define GW_BROKER_MARKED_MAX 500 /* ids per read-state message (a mark's own bound) */
 /* Frames received but not yet drained by the service thread. Past it new
  * ones are dropped and counted: their clients recover with since. */
 #define INBOX_MAX_BYTES (64u << 20)
 
 struct request {
 	struct request *next;
-	int subscribe; /* 1 SUBSCRIBE, 0 UNSUBSCRIBE */
+	int subscribe; /* 1 SUBSCRIBE, 0 UNSUBSCRIBE, 2 PUBLISH payload */
+	char *payload; /* PUBLISH: owned */
 	size_t shard;
 	char channel[64];
 };
@@ -71,6 +75,9 @@ struct rbroker {
 	struct request *req_head, *req_tail;
 	int stopping;
 	_Atomic uint64_t generation;
+	void (*marked)(void *ud, const char *inst, const char *user, int read, const char *const *ids,
+		       const char *const *ctxs, size_t n);
+	void *marked_ud;
 	/* broker thread */
 	pthread_t thread;
 	uv_loop_t loop;
@@ -205,6 +212,38 @@ static void deliver(struct rbroker *b, const char *p, size_t len)
 	gw_outbox_push_take(&b->inbox, it);
 }
 
+/* A read-state change another node published: queued as a GW_OUT_ANSWER
+ * item whose body is the JSON (this node's own are ignored). */
+static void deliver_marked(struct rbroker *b, const char *p, size_t len)
+{
+	json_t *j = json_loadb(p, len, 0, NULL);
+	const char *node = json_string_value(json_object_get(j, "node"));
+	if (!j || !node) {
+		json_decref(j);
+		gw_stat_inc(GW_STAT_redis_broker_malformed);
+		return;
+	}
+	int own = !strcmp(node, b->node_id);
+	json_decref(j);
+	if (own)
+		return;
+	struct gw_outbox_item *it = calloc(1, sizeof(*it));
+	char *body = malloc(len + 1);
+	if (!it || !body || atomic_load(&b->inbox_bytes) + len > INBOX_MAX_BYTES) {
+		gw_stat_inc(GW_STAT_redis_broker_dropped);
+		free(it);
+		free(body);
+		return;
+	}
+	memcpy(body, p, len);
+	body[len] = '\0';
+	it->kind = GW_OUT_ANSWER;
+	it->body = body;
+	it->body_len = len;
+	atomic_fetch_add(&b->inbox_bytes, len);
+	gw_outbox_push_take(&b->inbox, it);
+}
+
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)priv;
@@ -225,7 +264,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 			}
 			return;
 		}
-		deliver(s->b, r->element[2]->str, r->element[2]->len);
+		if (r->element[2]->str[0] == 'M')
+			deliver_marked(s->b, r->element[2]->str + 1, r->element[2]->len - 1);
+		else
+			deliver(s->b, r->element[2]->str, r->element[2]->len);
 	}
 }
 
@@ -364,7 +406,15 @@ static void on_async(uv_async_t *a)
 		struct bshard *s = &b->sh[r->shard];
 		size_t len = strlen(r->channel);
 		const char *chan[1] = {r->channel};
-		if (r->subscribe) {
+		if (r->subscribe == 2) {
+			if (s->pub) {
+				const char *argv[] = {"PUBLISH", r->channel, r->payload};
+				redisAsyncCommandArgv(s->pub, on_probe_published, NULL, 3, argv, NULL);
+			} else {
+				gw_stat_inc(GW_STAT_redis_broker_dropped);
+			}
+			free(r->payload);
+		} else if (r->subscribe) {
 			struct gw_strmap_entry *e = gw_strmap_upsert(&b->wanted, r->channel, len, NULL);
 			if (e)
 				e->value = (void *)(uintptr_t)(r->shard + 1);
@@ -400,12 +450,15 @@ static void *broker_thread(void *p)
 
 /* ---- the service thread -------------------------------------------------- */
 
-static int queue_request(struct rbroker *b, int subscribe, const char *inst, const char *user)
+static int queue_request(struct rbroker *b, int subscribe, const char *inst, const char *user, char *payload)
 {
 	struct request *r = calloc(1, sizeof(*r));
-	if (!r)
+	if (!r) {
+		free(payload);
 		return -1;
+	}
 	r->subscribe = subscribe;
+	r->payload = payload;
 	r->shard = gw_redis_shard_of(inst, user, b->nshards);
 	gw_redis_user_channel(inst, user, b->sh[r->shard].url.db, r->channel);
 	pthread_mutex_lock(&b->lock);
@@ -456,7 +509,7 @@ static int r_subscribe(struct gw_broker *gb, const char *inst, const char *user,
 	char *k = user_key(inst, user, &len);
 	struct gw_strmap_entry *e = k ? gw_strmap_upsert(&b->users, k, len, NULL) : NULL;
 	free(k);
-	if (!e || (!e->value && queue_request(b, 1, inst, user))) {
+	if (!e || (!e->value && queue_request(b, 1, inst, user, NULL))) {
 		b->inner->ops->unsubscribe(b->inner, inst, user, ctx, conn);
 		return -1;
 	}
@@ -480,7 +533,7 @@ static void r_unsubscribe(struct gw_broker *gb, const char *inst, const char *us
 	if (e && (uintptr_t)e->value <= 1) {
 		gw_strmap_remove(&b->users, k, len);
 		/* out of memory here only leaves a subscription Redis keeps sending */
-		queue_request(b, 0, inst, user);
+		queue_request(b, 0, inst, user, NULL);
 	} else if (e) {
 		e->value = (void *)((uintptr_t)e->value - 1);
 	}
@@ -493,6 +546,56 @@ static size_t r_count(struct gw_broker *gb)
 	return b->inner->ops->subscription_count(b->inner);
 }
 
+/* {"node","i","u","r","ids":[…],"ctxs":[…]} to the marked callback. */
+static void remote_marked(struct rbroker *b, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	const char *inst = json_string_value(json_object_get(j, "i"));
+	const char *user = json_string_value(json_object_get(j, "u"));
+	json_t *ids = json_object_get(j, "ids"), *ctxs = json_object_get(j, "ctxs");
+	size_t n = json_array_size(ids);
+	if (!inst || !user || !n || n > GW_BROKER_MARKED_MAX || json_array_size(ctxs) != n || !b->marked) {
+		json_decref(j);
+		return;
+	}
+	const char *iv[GW_BROKER_MARKED_MAX], *cv[GW_BROKER_MARKED_MAX];
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		iv[k] = json_string_value(json_array_get(ids, i));
+		cv[k] = json_string_value(json_array_get(ctxs, i));
+		k += iv[k] && cv[k];
+	}
+	if (k)
+		b->marked(b->marked_ud, inst, user, json_is_true(json_object_get(j, "r")), iv, cv, k);
+	json_decref(j);
+}
+
+void gw_broker_redis_publish_marked(struct gw_broker *gb, const char *inst, const char *user, int read,
+				    char *const *ids, char *const *ctxs, size_t n)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	if (!n || n > GW_BROKER_MARKED_MAX || !ctxs)
+		return;
+	json_t *ja = json_array(), *jc = json_array();
+	for (size_t i = 0; ja && jc && i < n; i++) {
+		json_array_append_new(ja, json_string(ids[i]));
+		json_array_append_new(jc, json_string(ctxs[i]));
+	}
+	json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "node", b->node_id, "i", inst, "u", user, "r", read,
+			      "ids", ja, "ctxs", jc);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	size_t tl = text ? strlen(text) : 0;
+	char *payload = text ? malloc(tl + 2) : NULL;
+	if (payload) {
+		payload[0] = 'M';
+		memcpy(payload + 1, text, tl + 1);
+	}
+	free(text);
+	if (!payload || queue_request(b, 2, inst, user, payload))
+		gw_stat_inc(GW_STAT_redis_broker_dropped);
+}
+
 size_t gw_broker_redis_drain(struct gw_broker *gb)
 {
 	struct rbroker *b = (struct rbroker *)gb;
@@ -500,6 +603,10 @@ size_t gw_broker_redis_drain(struct gw_broker *gb)
 	struct gw_outbox_item *it = gw_outbox_take_all(&b->inbox);
 	while (it) {
 		struct gw_outbox_item *next = it->next;
+		if (it->kind == GW_OUT_ANSWER) {
+			atomic_fetch_sub(&b->inbox_bytes, it->body_len);
+			remote_marked(b, it->body, it->body_len);
+		}
 		for (size_t i = 0; i < it->count; i++) {
 			struct gw_delivery *d = &it->items[i];
 			n += b->inner->ops->publish(b->inner, d->installation, d->user, d->ctx, d->msg);
@@ -546,6 +653,7 @@ static void r_destroy(struct gw_broker *gb)
 	struct request *r = b->req_head;
 	while (r) {
 		struct request *next = r->next;
+		free(r->payload);
 		free(r);
 		r = next;
 	}
@@ -582,6 +690,8 @@ struct gw_broker *gw_broker_redis_new(const struct gw_broker_redis_options *o, c
 	b->nshards = o->nredis;
 	b->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
 	b->probe_ms = o->probe_interval_ms > 0 ? o->probe_interval_ms : 1000;
+	b->marked = o->marked;
+	b->marked_ud = o->marked_ud;
 	snprintf(b->node_id, sizeof(b->node_id), "%s", o->node_id && o->node_id[0] ? o->node_id : "node");
 	for (size_t i = 0; i < o->nredis; i++) {
 		struct bshard *s = &b->sh[i];

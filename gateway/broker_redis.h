@@ -52,6 +52,11 @@ struct gw_broker_redis_options {
 	const char *node_id;
 	void (*wake)(void *ud);     /* called on the broker thread: deliveries wait */
 	void *wake_ud;
+	/* Service thread, from drain: another node changed the read state of
+	 * these ids (ctxs[i]: the context of ids[i]) of (inst, user). */
+	void (*marked)(void *ud, const char *inst, const char *user, int read, const char *const *ids,
+		       const char *const *ctxs, size_t n);
+	void *marked_ud;
 };
 
 /* NULL with msg on a bad URL or out of memory. Connecting happens on the
@@ -63,6 +68,12 @@ size_t gw_broker_redis_drain(struct gw_broker *b);
 /* 1 when every shard's subscriber is up and its last probe came back
  * within two intervals plus the timeout; *oldest_ms: the oldest probe age. */
 int gw_broker_redis_ready(struct gw_broker *b, int64_t *oldest_ms);
+/* Service thread, never waits: tells the other nodes' tabs of (inst, user)
+ * that the read state of ids changed (published on the user's channel as
+ * "M\n" + JSON with this node's id, which this node ignores when it comes
+ * back). Lost when Redis is down: those tabs read it with their next inbox. */
+void gw_broker_redis_publish_marked(struct gw_broker *b, const char *inst, const char *user, int read,
+				    char *const *ids, char *const *ctxs, size_t n);
 /* Changes every time a subscriber connection is made again. */
 uint64_t gw_broker_redis_generation(struct gw_broker *b);
 

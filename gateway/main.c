@@ -142,6 +142,7 @@ int main(int argc, char **argv)
 		struct gw_broker_redis_options bo = {
 			.redis = cl.redis, .nredis = cl.nredis, .timeout_ms = cl.timeout_ms,
 			.node_id = cl.node_id, .wake = wake_for_broker, .wake_ud = &app,
+			.marked = gw_realtime_remote_marked, .marked_ud = &app,
 		};
 		char bmsg[400] = "";
 		struct gw_broker *rb = gw_broker_redis_new(&bo, bmsg, sizeof(bmsg));

@@ -155,6 +155,51 @@ describe('three nodes, one Redis', () => {
   });
 });
 
+describe('read state across nodes', () => {
+  test('a mark on one node reaches the user\'s tabs on the other nodes, with their own unread count; the inbox agrees from every node', async () => {
+    const nodes = await startNodes(3);
+    try {
+      const user = uniqueUser('mk');
+      const a = await tab(nodes[0], user, 'a');
+      const b = await tab(nodes[1], user, 'b');
+      // a narrower token on the third node: it hears only of its own context
+      const cc = await WsClient.open(nodes[2].wsUrl, { name: 'c', diag: () => nodes[2].diag() });
+      cc.send({ op: 'connect', token: await mintSub(keys, { sub: user, ctx: ['jira:issue:MK-2'] }) });
+      await cc.waitOp('connected');
+      cc.send({ op: 'subscribe', ctx: 'jira:issue:MK-2' });
+      await cc.waitOp('subscribed');
+      await waitSubscribers(user, 3);
+      for (const k of ['MK-1', 'MK-2']) {
+        const res = await postEvent(nodes[2].port, await mintFit(keys), envelope(bugEvent({ key: k, assignee: user, summary: k })));
+        assert.equal(res.status, 202);
+      }
+      await a.c.waitNotifications(2);
+      await b.c.waitNotifications(2);
+      await cc.waitNotifications(1);
+      const [n1, n2] = a.c.notificationClaims();
+      const fromB = b.c.frames.length, fromC = cc.frames.length;
+      a.c.send({ op: 'mark', ids: [n1.n.id, n2.n.id], read: true });
+      const mine = await a.c.waitOp('marked');
+      assert.equal(mine.unread, 0);
+      const onB = await b.c.waitFor((f) => f.op === 'marked', { from: fromB, what: 'marked from another node' });
+      assert.deepEqual([...onB.ids].sort(), [n1.n.id, n2.n.id].sort());
+      assert.equal(onB.read, true);
+      assert.equal(onB.unread, 0);
+      const onC = await cc.waitFor((f) => f.op === 'marked', { from: fromC, what: 'marked from another node' });
+      assert.deepEqual(onC.ids, [n2.n.id], 'a tab hears only of the contexts its token covers');
+      // the inbox from another node shows the read state
+      const fromI = b.c.frames.length;
+      b.c.send({ op: 'inbox', id: 'ib', limit: 10 });
+      const ib = await b.c.waitFor((f) => f.op === 'inbox', { from: fromI });
+      assert.equal(ib.unread, 0);
+      assert.ok(ib.items.every((it) => it.read === true), JSON.stringify(ib.items));
+      for (const c of [a.c, b.c, cc]) c.close();
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+});
+
 /** Posts events to the nodes in turn until stop() (a dead node's refusals
  * and lost answers promise nothing); resolves the summaries answered 202. */
 function stream(nodes, user, tag) {

@@ -83,7 +83,7 @@ static struct redis_fixture srv;
 static struct gw_broker *node(const char *id)
 {
 	const char *urls[] = {srv.url};
-	struct gw_broker_redis_options o = {urls, 1, 500, 100, id, wake, NULL};
+	struct gw_broker_redis_options o = {urls, 1, 500, 100, id, wake, NULL, NULL, NULL};
 	char msg[300] = "";
 	struct gw_broker *b = gw_broker_redis_new(&o, msg, sizeof(msg));
 	if (!b)
@@ -256,7 +256,7 @@ int main(void)
 	CHECK_INT_EQ(fixture_start(&second, 0, NULL), 0);
 	{
 		const char *urls[] = {srv.url, second.url};
-		struct gw_broker_redis_options o = {urls, 2, 500, 100, "node-s", wake, NULL};
+		struct gw_broker_redis_options o = {urls, 2, 500, 100, "node-s", wake, NULL, NULL, NULL};
 		char msg[300] = "";
 		struct gw_broker *two = gw_broker_redis_new(&o, msg, sizeof(msg));
 		struct gw_store_options so = {GW_STORE_OS, 86400, 1000};
