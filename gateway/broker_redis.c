@@ -24,6 +24,7 @@
 
 #include "broker_local.h"
 #include "gw/b64url.h"
+#include "log.h"
 #include "outbox.h"
 #include "redis_conn.h"
 #include "stats.h"
@@ -32,6 +33,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SUBSCRIBE_BATCH 512
+#define GW_BROKER_NODES_MAX 64 /* nodes whose rule version is tracked (more: not listed) */
 #define GW_BROKER_MARKED_MAX 500 /* ids per read-state message (a mark's own bound) */
 /* Frames received but not yet drained by the service thread. Past it new
  * ones are dropped and counted: their clients recover with since. */
@@ -78,6 +80,15 @@ struct rbroker {
 	void (*marked)(void *ud, const char *inst, const char *user, int read, const char *const *ids,
 		       const char *const *ctxs, size_t n);
 	void *marked_ud;
+	/* rule versions of the nodes (shard 0's gw:nodes:<db> channel), under lock */
+	char nodes_channel[64];
+	char version[64];
+	struct node_seen {
+		char node[128], version[64];
+		int64_t seen_ms;
+		int warned;
+	} nodes[GW_BROKER_NODES_MAX];
+	size_t nnodes;
 	/* broker thread */
 	pthread_t thread;
 	uv_loop_t loop;
@@ -244,6 +255,40 @@ static void deliver_marked(struct rbroker *b, const char *p, size_t len)
 	gw_outbox_push_take(&b->inbox, it);
 }
 
+/* "<rules version> <node id>" from gw:nodes: remembered with the time;
+ * a version other than this node's is logged once per node and version. */
+static void node_seen(struct rbroker *b, const char *msg)
+{
+	char version[64] = "", node[128] = "";
+	if (sscanf(msg, "%63s %127[^\n]", version, node) != 2)
+		return;
+	pthread_mutex_lock(&b->lock);
+	struct node_seen *n = NULL;
+	for (size_t i = 0; i < b->nnodes && !n; i++)
+		if (!strcmp(b->nodes[i].node, node))
+			n = &b->nodes[i];
+	if (!n && b->nnodes < GW_BROKER_NODES_MAX) {
+		n = &b->nodes[b->nnodes++];
+		snprintf(n->node, sizeof(n->node), "%s", node);
+	}
+	int warn = 0;
+	if (n) {
+		if (strcmp(n->version, version))
+			n->warned = 0;
+		snprintf(n->version, sizeof(n->version), "%s", version);
+		n->seen_ms = now_ms();
+		warn = strcmp(version, b->version) && !n->warned && b->version[0];
+		if (warn)
+			n->warned = 1;
+	}
+	char own[64];
+	snprintf(own, sizeof(own), "%s", b->version);
+	pthread_mutex_unlock(&b->lock);
+	if (warn)
+		gw_log(GW_LOG_WARN, "cluster: node %s runs rules version %s, this node %s: the nodes' rule files differ",
+		       node, version, own);
+}
+
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)priv;
@@ -262,6 +307,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 				s->backoff_ms = BACKOFF_MIN_MS;
 				atomic_store(&s->up, 1);
 			}
+			return;
+		}
+		if (!strcmp(r->element[1]->str, s->b->nodes_channel)) {
+			node_seen(s->b, r->element[2]->str);
 			return;
 		}
 		if (r->element[2]->str[0] == 'M')
@@ -338,6 +387,8 @@ static void connect_shard(struct bshard *s)
 	const char *batch[SUBSCRIBE_BATCH];
 	size_t n = 0;
 	batch[n++] = s->probe_channel;
+	if (s->idx == 0)
+		batch[n++] = s->b->nodes_channel;
 	struct gw_strmap *w = &s->b->wanted;
 	for (size_t i = 0; i < w->nbuckets; i++)
 		for (struct gw_strmap_entry *e = w->buckets[i]; e; e = e->next) {
@@ -384,6 +435,14 @@ static void on_tick(uv_timer_t *t)
 			snprintf(ts, sizeof(ts), "%" PRId64, now);
 			const char *argv[] = {"PUBLISH", s->probe_channel, ts};
 			redisAsyncCommandArgv(s->pub, on_probe_published, NULL, 3, argv, NULL);
+			if (i == 0) {
+				char vmsg[256];
+				pthread_mutex_lock(&b->lock);
+				snprintf(vmsg, sizeof(vmsg), "%s %s", b->version, b->node_id);
+				pthread_mutex_unlock(&b->lock);
+				const char *av[] = {"PUBLISH", b->nodes_channel, vmsg};
+				redisAsyncCommandArgv(s->pub, on_probe_published, NULL, 3, av, NULL);
+			}
 		}
 	}
 }
@@ -636,6 +695,37 @@ int gw_broker_redis_ready(struct gw_broker *gb, int64_t *oldest_ms)
 	return ready;
 }
 
+void gw_broker_redis_set_rules_version(struct gw_broker *gb, const char *version)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	pthread_mutex_lock(&b->lock);
+	snprintf(b->version, sizeof(b->version), "%s", version ? version : "");
+	for (size_t i = 0; i < b->nnodes; i++)
+		b->nodes[i].warned = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+json_t *gw_broker_redis_nodes_json(struct gw_broker *gb)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	int64_t now = now_ms(), fresh = 3 * b->probe_ms + b->timeout_ms;
+	json_t *list = json_array();
+	int differ = 0;
+	pthread_mutex_lock(&b->lock);
+	for (size_t i = 0; list && i < b->nnodes; i++) {
+		if (now - b->nodes[i].seen_ms > fresh)
+			continue; /* gone (or partitioned away) */
+		differ |= strcmp(b->nodes[i].version, b->version) != 0;
+		json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "node", b->nodes[i].node, "rulesVersion",
+						      b->nodes[i].version, "seenMsAgo",
+						      (json_int_t)(now - b->nodes[i].seen_ms)));
+	}
+	json_t *j = json_pack("{s:s, s:s, s:o, s:b}", "node", b->node_id, "rulesVersion", b->version, "nodes", list,
+			      "rulesVersionsDiffer", differ);
+	pthread_mutex_unlock(&b->lock);
+	return j;
+}
+
 uint64_t gw_broker_redis_generation(struct gw_broker *gb)
 {
 	return atomic_load(&((struct rbroker *)gb)->generation);
@@ -706,6 +796,8 @@ struct gw_broker *gw_broker_redis_new(const struct gw_broker_redis_options *o, c
 		s->idx = i;
 		s->backoff_ms = BACKOFF_MIN_MS;
 		snprintf(s->probe_channel, sizeof(s->probe_channel), "gw:probe:%d:%s", s->url.db, b->node_id);
+		if (i == 0)
+			snprintf(b->nodes_channel, sizeof(b->nodes_channel), "gw:nodes:%d", s->url.db);
 	}
 	int inited = 0;
 	if (!(b->inner = gw_broker_local_new()) || gw_strmap_init(&b->users, 1024) ||

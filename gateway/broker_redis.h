@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "broker.h"
 
 struct gw_broker_redis_options {
@@ -74,6 +76,15 @@ int gw_broker_redis_ready(struct gw_broker *b, int64_t *oldest_ms);
  * back). Lost when Redis is down: those tabs read it with their next inbox. */
 void gw_broker_redis_publish_marked(struct gw_broker *b, const char *inst, const char *user, int read,
 				    char *const *ids, char *const *ctxs, size_t n);
+/* Rule versions across the nodes: every probe interval each node publishes
+ * "<rules version> <node id>" on gw:nodes:<db> (shard 0); a node whose
+ * version differs from this one's is logged (warning, once per node and
+ * version). set: service thread, at start and after each reload. */
+void gw_broker_redis_set_rules_version(struct gw_broker *b, const char *version);
+/* {"node","rulesVersion","nodes":[{"node","rulesVersion","seenMsAgo"}],
+ * "rulesVersionsDiffer"}: the nodes heard from within 3 probe intervals +
+ * the timeout (this one included once its own message came back). */
+json_t *gw_broker_redis_nodes_json(struct gw_broker *b);
 /* Changes every time a subscriber connection is made again. */
 uint64_t gw_broker_redis_generation(struct gw_broker *b);
 

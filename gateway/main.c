@@ -173,6 +173,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
+	if (app.redis_broker)
+		gw_broker_redis_set_rules_version(app.redis_broker, rules_set_version(rules));
 	gw_rulebox_install_take(&app.rulebox, rules, app.cfg.rules);
 	gw_log(GW_LOG_NOTICE, "rules: %zu from %s (version %s)", rules_set_count(rules),
 	       app.cfg.rules ? app.cfg.rules : "the embedded default", rules_set_version(rules));

@@ -303,6 +303,8 @@ static void *reload_thread(void *arg)
 	if (set) {
 		gw_log(GW_LOG_NOTICE, "reload: %zu rules from %s (version %s)", rules_set_count(set),
 		       app->cfg.rules, rules_set_version(set));
+		if (app->redis_broker) /* the other nodes compare (broker_redis.h) */
+			gw_broker_redis_set_rules_version(app->redis_broker, rules_set_version(set));
 		gw_rulebox_install_take(&app->rulebox, set, app->cfg.rules);
 	} else {
 		gw_rulebox_record_failure(&app->rulebox, msg);

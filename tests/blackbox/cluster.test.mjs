@@ -11,12 +11,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { startGateway, tempDir } from './lib/gateway.mjs';
+import { DEFAULT_RULES, startGateway, tempDir } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub, gatewayJwks, INSTALLATION } from './lib/keys.mjs';
-import { postEvent, getJson } from './lib/http.mjs';
+import { adminStatus, postEvent, getJson } from './lib/http.mjs';
 import { WsClient } from './lib/ws.mjs';
 import { claimsOf, verifyNotification } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser } from './lib/events.mjs';
@@ -196,6 +196,36 @@ describe('read state across nodes', () => {
       for (const c of [a.c, b.c, cc]) c.close();
     } finally {
       await stopAll(nodes);
+    }
+  });
+});
+
+describe('rule versions', () => {
+  test('every node\'s rule version is in /admin/status; a node whose rules differ is flagged and logged', async () => {
+    const dir = tempDir('ngw-cluster-rules-');
+    const other = path.join(dir, 'rules.yml');
+    writeFileSync(other, readFileSync(DEFAULT_RULES, 'utf8').replace('title: "New bug', 'title: "A new bug'));
+    const nodes = [await startNode(`ra-${process.pid}`), await startNode(`rb-${process.pid}`),
+      await startGateway({ keys, rules: other, args: ['--redis', redis.url, '--node-id', `rc-${process.pid}`, '--signing-key', signingKey] })];
+    try {
+      let st;
+      for (let i = 0; i < 100; i++) {
+        st = JSON.parse((await adminStatus(nodes[0])).text).cluster;
+        if (st?.nodes?.filter((n) => n.node.endsWith(`-${process.pid}`)).length === 3) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const byNode = Object.fromEntries(st.nodes.map((n) => [n.node, n.rulesVersion]));
+      assert.equal(st.node, `ra-${process.pid}`);
+      assert.equal(byNode[`ra-${process.pid}`], st.rulesVersion);
+      assert.equal(byNode[`rb-${process.pid}`], st.rulesVersion);
+      assert.notEqual(byNode[`rc-${process.pid}`], st.rulesVersion);
+      assert.match(byNode[`rc-${process.pid}`], /^[0-9a-f]+$/);
+      assert.equal(st.rulesVersionsDiffer, true);
+      assert.match(nodes[0].stderr, new RegExp(`node rc-${process.pid} runs rules version ${byNode[`rc-${process.pid}`]}`));
+      assert.doesNotMatch(nodes[0].stderr, new RegExp(`node rb-${process.pid} runs rules version`));
+    } finally {
+      await stopAll(nodes);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
