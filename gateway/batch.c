@@ -377,6 +377,10 @@ static int record_range(struct gw_app *app, struct gw_event_work *works, size_t 
 			ok[e] = 1; /* not journaled (cannot happen with a store): deliver as before */
 			continue;
 		}
+		if (w->job->leave_pending) {
+			ok[e] = 0; /* workers.c: a seq could not be read; the journal keeps it */
+			continue;
+		}
 		done[nd].journal_id = w->job->journal_id;
 		done[nd].installation = w->job->installation;
 		done[nd].notes = notes + ni;
@@ -521,7 +525,13 @@ void gw_batch_finish(struct gw_app *app, struct gw_event_work *works, size_t nwo
 			gw_stat_add(GW_STAT_notifications_sign_failed, failed);
 			gw_log(GW_LOG_ERR, "%zu notifications not signed trace=%s", failed, w->job->trace_id);
 		}
-		gw_stat_inc(GW_STAT_events_processed);
+		if (w->job->leave_pending) {
+			gw_stat_inc(GW_STAT_cluster_events_left_pending);
+			gw_log(GW_LOG_WARN, "event trace=%s left pending: a recipient's seq could not be read from the store; claimed again after cluster.claim_after",
+			       w->job->trace_id);
+		} else {
+			gw_stat_inc(GW_STAT_events_processed);
+		}
 		json_decref(w->notes); /* cluster mode kept them for a re-signing */
 		w->notes = NULL;
 		w->batch->kind = GW_OUT_BATCH;

@@ -51,6 +51,7 @@ uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, 
 		int rc = s->store->ops->max_seq(s->store, inst, user, &base);
 		if (rc) {
 			gw_log(GW_LOG_ERR, "sequencer: the store cannot read a user's seq: %s", gw_store_strerror(rc));
+			s->store_failures++;
 			return 0;
 		}
 	}
