@@ -16,10 +16,15 @@
 #   loadgen too - see docs/performance.md) --keep (keep the temp dir)
 #   --perf (perf record -g the gateway during targeted max, 1000 users)
 #   --event-loop poll|epoll (the gateway's event_loop; default: its default)
+#   --rate "N ..." (1000 3000) fixed-rate rows: targeted, --users-small users,
+#   16 keep-alive connections, open loop at N events/s, both servers; the
+#   gateway once per --stores entry ("sqlite memory"; "" = its default store)
+#   --rate-only (only the fixed-rate rows) --stores "KIND ..."
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SMOKE=0 ONLY="" USERS_S=1000 USERS_L=10000 DUR=10 WARM=3 CONNS=10000 BCAST=1000
+RATES="1000 3000" RATE_ONLY=0 STORES="sqlite memory" GW_STORE=""
 GW_BIN="" LG_BIN="" BUILD_DIR="$ROOT/build-bench" WORKERS=$(nproc) KEEP=0 PERF=0 EVENT_LOOP=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -38,7 +43,10 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1 ;;
 	--perf) PERF=1 ;;
 	--event-loop) EVENT_LOOP=$2; shift ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	--rate) RATES=${2//,/ }; shift ;;
+	--rate-only) RATE_ONLY=1 ;;
+	--stores) STORES=${2//,/ }; shift ;;
+	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -98,7 +106,8 @@ start_gateway() {
 	rm -f "$TMP/state/notify.db" "$TMP/state/notify.db-wal" "$TMP/state/notify.db-shm"
 	"$GW_BIN" --state-dir "$TMP/state" --listen 127.0.0.1:0 --rules "$TMP/rules.yml" \
 		--log-level warn --workers "$WORKERS" --limits-queue 100000 \
-		${EVENT_LOOP:+--event-loop "$EVENT_LOOP"} ${GW_EXTRA[@]+"${GW_EXTRA[@]}"} >"$out" 2>>"$TMP/gw.err" &
+		${EVENT_LOOP:+--event-loop "$EVENT_LOOP"} ${GW_STORE:+--store "$GW_STORE"} ${GW_EXTRA[@]+"${GW_EXTRA[@]}"} \
+		>"$out" 2>>"$TMP/gw.err" &
 	SERVER_PID=$!
 	for _ in $(seq 100); do
 		PORT=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$out")
@@ -194,11 +203,28 @@ fi
 
 TARGETS="gateway nchan"
 [ -n "$ONLY" ] && TARGETS=$ONLY
-FRAME_BYTES=700
+FRAME_BYTES=1080
 for tg in $TARGETS; do
 	common=(--warmup "$WARM" --duration "$DUR")
 	extra=()
 	[ "$tg" = nchan ] && extra=(--msg-size "$FRAME_BYTES")
+	# fixed rate: the light, steady load real installations run (issue 15)
+	for r in $RATES; do
+		if [ "$tg" = gateway ]; then
+			for st in ${STORES:-default}; do
+				GW_STORE=$st; [ "$st" = default ] && GW_STORE=""
+				run gateway "rate-$r-$st" targeted --users "$USERS_S" "${common[@]}" --rate "$r" \
+					--http-conns 16 || true
+				GW_STORE=""
+				fb=$(field "rate-$r-$st" gateway avg_frame_bytes)
+				[ -n "$fb" ] && [ "$fb" -gt 0 ] && FRAME_BYTES=$((fb - 30))
+			done
+		else
+			run "$tg" "rate-$r" targeted --users "$USERS_S" "${common[@]}" --rate "$r" --http-conns 16 \
+				"${extra[@]}" || true
+		fi
+	done
+	[ "$RATE_ONLY" = 1 ] && continue
 	run "$tg" intake intake "${common[@]}" --http-conns 64 "${extra[@]}" || true
 	for n in "$USERS_S" "$USERS_L"; do
 		run "$tg" "targeted-$n-max" targeted --users "$n" "${common[@]}" --http-conns 64 --window 1024 \
@@ -240,16 +266,36 @@ done
 ratio() { # a/b with 2 decimals, or -
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
 }
-row() { # row TITLE LABEL KEY
+row() { # row TITLE LABEL KEY [NCHAN_LABEL]
 	local g n
-	g=$(field "$2" gateway "$3"); n=$(field "$2" nchan "$3")
+	g=$(field "$2" gateway "$3"); n=$(field "${4:-$2}" nchan "$3")
 	printf '%-52s %12s %12s %8s\n' "$1" "${g:--}" "${n:--}" "$(ratio "$g" "$n")"
+}
+thread_split() { # thread_split LABEL: the gateway's CPU per delivered notification, per thread
+	local th w d
+	th=$(field "$1" gateway threads); w=$(field "$1" gateway window_s); d=$(field "$1" gateway delivered_per_s)
+	[ -z "$th" ] || [ -z "$d" ] || [ "$d" = 0 ] && { echo "-"; return; }
+	# main<tid> is the lws service thread; name/<tid> a thread the gateway named; the rest are workers
+	echo "$th" | tr ',' '\n' | awk -F: -v n="$(awk -v w="$w" -v d="$d" 'BEGIN{print w*d}')" '
+		{ k = $1; if (k ~ /^main/) k = "service"; else if (k ~ /\//) sub(/\/.*/, "", k); else k = "worker"
+		  v = sprintf("%.0f", $2 / n * 1e6); if (k in s) s[k] = s[k] "+" v; else s[k] = v; t += v }
+		END { for (k in s) printf "%s %s, ", k, s[k]; printf "total %.0f\n", t }'
 }
 {
 	echo "notify-gateway vs nginx+nchan  ($(date -u +%FT%TZ), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'))"
 	echo "gateway $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') $GW_BIN; $(nginx -v 2>&1); nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
 	echo "workers=$WORKERS event_loop=${EVENT_LOOP:-default} duration=${DUR}s warmup=${WARM}s; nchan messages padded to the gateway's frame size (${FRAME_BYTES} B body)"
 	printf '%-52s %12s %12s %8s\n' "metric" "gateway" "nchan" "gw/nchan"
+	for r in $RATES; do
+		for st in ${STORES:-default}; do
+			row "(r) fixed $r ev/s, $USERS_S users, store $st: delivered/s" "rate-$r-$st" delivered_per_s "rate-$r"
+			row "    CPU us per delivered (server)" "rate-$r-$st" cpu_ms_per_1k "rate-$r"
+			row "    latency p50 ms" "rate-$r-$st" p50_ms "rate-$r"
+			row "    latency p99 ms" "rate-$r-$st" p99_ms "rate-$r"
+			echo "    gateway CPU us per delivered by thread: $(thread_split "rate-$r-$st")"
+		done
+	done
+	[ "$RATE_ONLY" = 1 ] || {
 	row "(a) intake: accepted events/s (gw: FIT RS256 on)" intake accepted_per_s
 	row "    server CPU us per accepted event" intake cpu_us_per_accepted
 	for n in "$USERS_S" "$USERS_L"; do
@@ -286,6 +332,8 @@ row() { # row TITLE LABEL KEY
 	row "(d) idle memory: bytes per subscribed ws ($CONNS)" "conns-$CONNS" bytes_per_conn
 	row "(e) connects/s (gw: authenticated + subscribed)" "conns-$CONNS" connects_per_s
 	row "    connect p99 ms" "conns-$CONNS" connect_p99_ms
+	echo "gateway CPU us per delivered by thread, targeted $USERS_S max: $(thread_split "targeted-$USERS_S-max")"
+	}
 	echo "http errors (requests never answered, all runs): gateway $(total gateway http_errors), nchan $(total nchan http_errors); gateway answers re-armed by its sweep: $(grep -c 'unwritten after' "$TMP/gw.err" 2>/dev/null || true)"
 	echo "delivery check (events not delivered exactly as expected, all runs): gateway $(total gateway bad_events), nchan $(total nchan bad_events)"
 } >"$TMP/table.txt"

@@ -72,6 +72,7 @@ struct gw_app {
 	struct gw_journal *journal;      /* the journal thread (journal.h) */
 	struct gw_recorder *recorder;    /* the recorder thread (recorder.h) */
 	struct gw_claimer *claimer;      /* cluster mode: the claim thread (claimer.h); NULL otherwise */
+	struct gw_store_probe *store_probe; /* the readiness round trip (store_probe.h) */
 	struct gw_trace trace;           /* admin trace ring (trace.h); ring NULL: off */
 	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
 

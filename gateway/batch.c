@@ -441,8 +441,11 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 		rc = r2 ? r2 : record_range(app, works, 0, nworks, done, notes, results, map, &nd, ok);
 	}
 	if (rc == GW_STORE_OK) {
-		for (size_t i = 0; i < nd; i++)
+		for (size_t i = 0; i < nd; i++) {
 			ok[map[i]] = results[i] == GW_STORE_OK;
+			if (ok[map[i]])
+				gw_trace_stored(&app->trace, works[map[i]].job->intake_no, done[i].notes, done[i].count);
+		}
 	} else if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
 		for (size_t e = 0; e < nworks; e++) {
 			int r1;
@@ -455,9 +458,11 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 				if (reseq_pass(app, works + e, nworks - e))
 					break;
 			}
-			if (r1 == GW_STORE_OK && n1)
+			if (r1 == GW_STORE_OK && n1) {
 				ok[e] = results[0] == GW_STORE_OK;
-			else if (r1)
+				if (ok[e])
+					gw_trace_stored(&app->trace, works[e].job->intake_no, done[0].notes, done[0].count);
+			} else if (r1)
 				failed++;
 			if (r1 == GW_STORE_OK && n1 && results[0] != GW_STORE_OK)
 				gw_log(GW_LOG_WARN, "store: event trace=%s was already done: its notifications are not sent again",

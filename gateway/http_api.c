@@ -54,6 +54,10 @@ enum http_state {
 };
 
 struct http_pss {
+	/* The FIT-only check waits for the end of the headers' read pass (see
+	 * await_verdict); lws zeroes the session data, so it starts unscheduled. */
+	lws_sorted_usec_list_t fit_sul;
+	int fit_deferred; /* FIT not yet handed to a worker */
 	struct gw_app *app; /* NULL until LWS_CALLBACK_HTTP ran for this transaction */
 	struct lws *wsi;
 	enum http_state state;
@@ -329,6 +333,8 @@ static void budget_release(struct gw_app *app, struct http_pss *pss)
 
 static void pss_release(struct gw_app *app, struct http_pss *pss)
 {
+	lws_sul_cancel(&pss->fit_sul);
+	pss->fit_deferred = 0;
 	unverified_uncount(app, pss);
 	reading_remove(app, pss);
 	budget_release(app, pss);
@@ -430,6 +436,9 @@ static int is_json_media_type(const char *ct)
 	return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
 }
 
+static void fit_sul_cb(lws_sorted_usec_list_t *sul);
+static void push_fit_check(struct gw_app *app, struct http_pss *pss);
+
 /* The header is acceptable: the FIT goes to a worker; the body waits. */
 static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *pss)
 {
@@ -447,6 +456,35 @@ static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *
 		       "too many requests from this address are waiting for token verification; retry later");
 		return;
 	}
+	struct gw_strmap_entry *u = gw_strmap_upsert(&app->http.unverified, pss->peer, n, NULL);
+	if (u) {
+		u->value = (void *)(waiting + 1);
+		pss->unverified_counted = 1;
+	}
+	pss->state = HTTP_AWAITING_VERDICT;
+	rx_hold(pss);
+	/* The FIT goes to a worker at the end of this read pass, not now: when the
+	 * body came in the same read as the headers (the usual case: Forge sends
+	 * small bodies), lws hands it over right after this callback, and one
+	 * worker job then verifies the FIT and takes the event (fit_with_body),
+	 * saving a hand-off to a worker and back per event. Nothing more is read
+	 * meanwhile (rx_hold): what is kept is what lws had already read. */
+	pss->fit_deferred = 1;
+	lws_sul_schedule(lws_get_context(wsi), 0, &pss->fit_sul, fit_sul_cb, 1);
+}
+
+/* The body did not come with the headers: the FIT alone goes to a worker. */
+static void fit_sul_cb(lws_sorted_usec_list_t *sul)
+{
+	struct http_pss *pss = lws_container_of(sul, struct http_pss, fit_sul);
+	if (!pss->fit_deferred || pss->state != HTTP_AWAITING_VERDICT)
+		return;
+	pss->fit_deferred = 0;
+	push_fit_check(pss->app, pss);
+}
+
+static void push_fit_check(struct gw_app *app, struct http_pss *pss)
+{
 	struct gw_job *job = gw_job_new(GW_JOB_INTAKE);
 	char *tok = job ? strdup(pss->token) : NULL;
 	if (!tok) {
@@ -486,13 +524,6 @@ static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *
 		e->value = pss;
 		pss->in_pending_map = 1;
 	}
-	struct gw_strmap_entry *u = gw_strmap_upsert(&app->http.unverified, pss->peer, n, NULL);
-	if (u) {
-		u->value = (void *)(waiting + 1);
-		pss->unverified_counted = 1;
-	}
-	pss->state = HTTP_AWAITING_VERDICT;
-	rx_hold(pss);
 }
 
 static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *pss)
@@ -692,6 +723,34 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	pss->state = HTTP_WAITING_WORKER;
 }
 
+/* The whole body came in the headers' read, before the FIT went to a worker
+ * (await_verdict): one job verifies the FIT and takes the event (intake.c
+ * verifies when job->fit is NULL). The answer settles the address's standing
+ * as a verdict would (gw_http_answer_ready). */
+static void fit_with_body(struct gw_app *app, struct http_pss *pss)
+{
+	lws_sul_cancel(&pss->fit_sul);
+	pss->fit_deferred = 0;
+	size_t want = (size_t)pss->content_length;
+	if (app->http.body_bytes + want > (size_t)app->cfg.body_budget) {
+		char reason[96];
+		snprintf(reason, sizeof(reason), "bodies in flight %zu + %zu bytes over limits.body_budget %d",
+			 app->http.body_bytes, want, app->cfg.body_budget);
+		unverified_uncount(app, pss);
+		pss->close_after = 1;
+		pss->retry_after = 5;
+		refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
+		       "too many event bodies in flight; retry later");
+		return;
+	}
+	app->http.body_bytes += want;
+	pss->budget_reserved = want;
+	pss->state = HTTP_READING_BODY;
+	pss->body_started_ns = gw_monotonic_ns();
+	gw_stat_inc(GW_STAT_events_fit_checked_with_body);
+	intake_complete(app, pss);
+}
+
 static int write_answer(struct lws *wsi, struct http_pss *pss);
 
 void gw_http_sweep(struct gw_app *app, int64_t now)
@@ -788,6 +847,15 @@ void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *item)
 	if (pss->state == HTTP_AWAITING_VERDICT) {
 		verdict(app, pss, item);
 		return;
+	}
+	if (pss->unverified_counted) { /* FIT and body went together (fit_with_body) */
+		unverified_uncount(app, pss);
+		if (item->status == 401) {
+			if (!gw_strmap_get(&app->http.verified, pss->peer, strlen(pss->peer)))
+				remember_address(&app->http.suspect, pss->peer);
+		} else if (item->status >= 200 && item->status < 300) {
+			remember_verified(app, pss->peer);
+		}
 	}
 	budget_release(app, pss); /* the worker has the body now, and answered */
 	pss->retry_after = item->retry_after;
@@ -1100,7 +1168,10 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (pss->state == HTTP_READING_BODY || pss->state == HTTP_WAITING_WORKER ||
 		    pss->state == HTTP_AWAITING_VERDICT)
 			rx_hold(pss); /* nothing more is read until the answer is ready */
-		intake_complete(app_of(wsi), pss);
+		if (pss->state == HTTP_AWAITING_VERDICT && pss->fit_deferred)
+			fit_with_body(app_of(wsi), pss);
+		else
+			intake_complete(app_of(wsi), pss);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (pss->state != HTTP_SEND_HEADERS)

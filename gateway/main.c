@@ -58,6 +58,18 @@ static struct rules_set *load_rules(const struct gw_config *cfg)
 	return set;
 }
 
+/* workq's handback (workq.h): a worker's answer and its own event's frames
+ * go to the service thread together. */
+static void outbox_hold(void *ud)
+{
+	gw_outbox_hold(ud);
+}
+
+static void outbox_flush(void *ud)
+{
+	gw_outbox_flush(ud);
+}
+
 int main(int argc, char **argv)
 {
 	static struct gw_app app;
@@ -115,6 +127,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	gw_workq_set_auth_cap(&app.workq, (size_t)app.cfg.auth_backlog);
+	gw_workq_set_handback(&app.workq, outbox_hold, outbox_flush, &app.outbox);
 	struct gw_store_options sopt = {
 		.durability = !strcmp(app.cfg.durability, "os") ? GW_STORE_OS : GW_STORE_FSYNC,
 		.retention = app.cfg.history_retention,

@@ -9,6 +9,7 @@
 
 #include "app.h"
 #include "stats.h"
+#include "store_probe.h"
 #include "version.h"
 
 /* Upper bounds in nanoseconds: 100 us to 10 s, roughly 1-2.5-5 per decade.
@@ -188,6 +189,13 @@ char *gw_metrics_render(struct gw_app *app)
 	gauge(f, "workers", "worker threads", (double)app->nworkers);
 	gauge(f, "intake_paused", "1 while intake is paused (SIGUSR1 or the admin API)", app->intake_paused ? 1 : 0);
 	gauge(f, "stopping", "1 once a stop was requested", app->stopping ? 1 : 0);
+	if (app->store_probe) {
+		struct gw_store_probe_state st;
+		gw_store_probe_read(app->store_probe, &st);
+		gauge(f, "store_round_trip_age_seconds",
+		      "seconds since the readiness probe's last successful store round trip (/readyz fails past 5)",
+		      st.ok_ns ? (double)(gw_monotonic_ns() - st.ok_ns) / 1e9 : -1);
+	}
 
 	struct gw_rulebox *rb = &app->rulebox;
 	pthread_mutex_lock(&rb->lock);

@@ -12,8 +12,10 @@ struct gw_app;
  * body and its content type, returns 0. Returns -1 for any other path. */
 int gw_ops_answer(struct gw_app *app, const char *path, int *status, char **body, const char **content_type);
 
-/* Readiness as one line of JSON ({"status":"ready"} or {"status":
- * "not_ready","check":NAME,"reason":TEXT}), and whether it is ready. */
+/* Readiness as one line of JSON ({"status":"ready","store":S} or {"status":
+ * "not_ready","check":NAME,"reason":TEXT,"store":S}; S is the store round
+ * trip's last result: {"ok":BOOL,"checkedMsAgo":N,"okMsAgo":N or null}),
+ * and whether it is ready. */
 char *gw_ops_readiness(struct gw_app *app, int *ready);
 
 #endif

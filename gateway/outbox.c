@@ -69,20 +69,55 @@ void gw_outbox_destroy(struct gw_outbox *o)
 	pthread_mutex_destroy(&o->lock);
 }
 
-void gw_outbox_push_take(struct gw_outbox *o, struct gw_outbox_item *item)
+/* This thread's held items (gw_outbox_hold), for tl_held only. */
+static _Thread_local struct gw_outbox *tl_held;
+static _Thread_local struct gw_outbox_item *tl_head, *tl_tail;
+
+/* Appends the list first..last; wakes the service thread if it was empty. */
+static void push_list(struct gw_outbox *o, struct gw_outbox_item *first, struct gw_outbox_item *last)
 {
 	int was_empty;
-	item->next = NULL;
 	pthread_mutex_lock(&o->lock); /* ---- outbox lock { */
 	was_empty = o->head == NULL;
 	if (o->tail)
-		o->tail->next = item;
+		o->tail->next = first;
 	else
-		o->head = item;
-	o->tail = item;
+		o->head = first;
+	o->tail = last;
 	pthread_mutex_unlock(&o->lock); /* } outbox lock ---- */
 	if (was_empty && o->wake)
 		o->wake(o->wake_ud);
+}
+
+void gw_outbox_push_take(struct gw_outbox *o, struct gw_outbox_item *item)
+{
+	item->next = NULL;
+	if (tl_held == o) {
+		if (tl_tail)
+			tl_tail->next = item;
+		else
+			tl_head = item;
+		tl_tail = item;
+		return;
+	}
+	push_list(o, item, item);
+}
+
+void gw_outbox_hold(struct gw_outbox *o)
+{
+	if (tl_held && tl_held != o)
+		gw_outbox_flush(tl_held);
+	tl_held = o;
+}
+
+void gw_outbox_flush(struct gw_outbox *o)
+{
+	if (tl_held != o)
+		return;
+	tl_held = NULL;
+	if (tl_head)
+		push_list(o, tl_head, tl_tail);
+	tl_head = tl_tail = NULL;
 }
 
 struct gw_outbox_item *gw_outbox_take_all(struct gw_outbox *o)

@@ -87,8 +87,17 @@ struct gw_outbox {
 int gw_outbox_init(struct gw_outbox *o, gw_outbox_wake_fn wake, void *wake_ud);
 void gw_outbox_destroy(struct gw_outbox *o); /* frees items not taken */
 
-/* Takes ownership of item. */
+/* Takes ownership of item. Held back while this thread holds o (below). */
 void gw_outbox_push_take(struct gw_outbox *o, struct gw_outbox_item *item);
+
+/* Holding: this thread's pushes to o are kept on a thread-local list until
+ * gw_outbox_flush, which appends them all under one lock with at most one
+ * wake-up. A worker holds while it answers a request and then signs that
+ * request's own event (workq.h): the 202 and the frames reach the service
+ * thread in one wake-up instead of two. Flush before anything that may
+ * block. Threads: the holding thread only. */
+void gw_outbox_hold(struct gw_outbox *o);
+void gw_outbox_flush(struct gw_outbox *o);
 
 /* Returns the whole list (oldest first) and leaves the outbox empty. */
 struct gw_outbox_item *gw_outbox_take_all(struct gw_outbox *o);

@@ -70,6 +70,8 @@ struct sub {
 	int replaying;    /* a resume page is being read or waits for the queue to drain */
 	int next_due;     /* the next page is asked for once the queue is down to a quarter */
 	uint64_t gen;     /* which resume a page answer belongs to (a re-subscribe starts another) */
+	int silent;       /* re-reading live frames given up while held (defer_held): no subscribed frame */
+	uint64_t drops;   /* c->drops when its last page was asked for */
 };
 
 struct held {
@@ -94,6 +96,8 @@ struct gw_conn {
 	struct held *held_head, *held_tail;
 	size_t held_bytes;
 	uint64_t last_live_seq; /* the user's last live seq queued here (a frame reached by two subscriptions goes once) */
+	uint64_t dropped_max; /* highest seq of held live frames given up during this resume (0: none) */
+	uint64_t drops;       /* times held live frames were given up (a page asked before the last one may miss some) */
 	uint64_t next_gen;    /* resume generations */
 	struct inbound *in_head, *in_tail;
 	size_t in_count;
@@ -301,11 +305,19 @@ static void deliver_now(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
 		gw_stat_inc(GW_STAT_notifications_dropped);
 }
 
-/* Sends the live frames held during a resume, in order. */
+static int defer_held(struct gw_conn *c, struct gw_msg *msg);
+
+/* Sends the live frames held during a resume, in order. The replay may have
+ * queued more since they were held: those that no longer fit the budget are
+ * given up and read again from the store (defer_held), not a slow consumer. */
 static void flush_held(struct gw_conn *c)
 {
 	while (c->held_head) {
 		struct held *h = c->held_head;
+		if (c->state == RT_READY &&
+		    c->out_bytes + frame_cost(h->msg) > (size_t)c->app->cfg.ws_max_pending_bytes &&
+		    defer_held(c, NULL))
+			return;
 		c->held_head = h->next;
 		c->held_bytes -= frame_cost(h->msg);
 		if (c->state == RT_READY)
@@ -315,6 +327,61 @@ static void flush_held(struct gw_conn *c)
 	}
 	c->held_tail = NULL;
 	c->held_bytes = 0;
+	c->dropped_max = 0; /* every resume is out: what was given up has been read again */
+}
+
+/* The live frames held during a resume (and msg, if any) would take more than
+ * limits.ws_max_pending_bytes. The recorder stores every notification before
+ * it is delivered live (recorder.h), so each of them can be read again: they
+ * are given up, and the store is read past the highest of them before live
+ * frames flow again. Replaying subscriptions page on until a read saw
+ * dropped_max (since_done); live ones are put back into a silent replay from
+ * before the first frame given up (what they had already been sent is below
+ * it, or at most their skip). A reading client is never made a slow consumer
+ * by a replay (docs/protocol.md). Returns 0 when this cannot be done (a frame
+ * without seq): the caller then closes the connection as a slow consumer. */
+static int defer_held(struct gw_conn *c, struct gw_msg *msg)
+{
+	uint64_t first = msg ? msg->seq : UINT64_MAX, last = msg ? msg->seq : 0;
+	if (!first)
+		return 0;
+	for (struct held *h = c->held_head; h; h = h->next) {
+		if (!h->msg->seq)
+			return 0;
+		if (h->msg->seq < first)
+			first = h->msg->seq;
+		if (h->msg->seq > last)
+			last = h->msg->seq;
+	}
+	if (!last)
+		return 0;
+	for (size_t i = 0; i < c->nsubs; i++) {
+		struct sub *sb = &c->subs[i];
+		if (sb->replaying)
+			continue;
+		sb->after = sb->skip > first - 1 ? sb->skip : first - 1;
+		sb->replaying = 1;
+		sb->silent = 1;
+		sb->gen = ++c->next_gen;
+		sb->next_due = 1; /* asked for by next_pages once the queue has drained */
+		c->replaying++;
+	}
+	while (c->held_head) {
+		struct held *h = c->held_head;
+		c->held_head = h->next;
+		gw_msg_unref(h->msg);
+		free(h);
+		gw_stat_inc(GW_STAT_store_live_deferred);
+	}
+	c->held_tail = NULL;
+	c->held_bytes = 0;
+	if (msg)
+		gw_stat_inc(GW_STAT_store_live_deferred);
+	if (last > c->dropped_max)
+		c->dropped_max = last;
+	c->drops++;
+	lws_callback_on_writable(c->wsi);
+	return 1;
 }
 
 void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
@@ -336,11 +403,14 @@ void gw_conn_deliver(struct gw_conn *c, struct gw_msg *msg, const char *ctx)
 		deliver_now(c, msg, ctx);
 		return;
 	}
-	/* A resume is under way: held, counted against the same byte budget. */
+	/* A resume is under way: held, counted against the same byte budget;
+	 * beyond it, given up and read again from the store (defer_held). */
 	size_t cl = strlen(ctx);
 	if (c->out_bytes + c->held_bytes + frame_cost(msg) > (size_t)c->app->cfg.ws_max_pending_bytes) {
-		slow_consumer(c);
-		gw_stat_inc(GW_STAT_notifications_dropped);
+		if (!defer_held(c, msg)) {
+			slow_consumer(c);
+			gw_stat_inc(GW_STAT_notifications_dropped);
+		}
 		return;
 	}
 	struct held *h = malloc(sizeof(*h) + cl + 1);
@@ -392,6 +462,12 @@ static void next_pages(struct gw_conn *c)
 		if (!c->subs[i].replaying || !c->subs[i].next_due)
 			continue;
 		if (request_page(c, i)) {
+			if (c->subs[i].silent) {
+				/* Live frames were given up for it: the old answer, the
+				 * client resumes on reconnect. */
+				slow_consumer(c);
+				return;
+			}
 			/* Cannot read on: what was replayed stands, the rest is the
 			 * inbox's (recovered:false); never a silent partial resume. */
 			c->subs[i].replaying = 0;
@@ -433,6 +509,15 @@ static void since_done(struct gw_conn *c, struct gw_store_req *r)
 			gw_stat_inc(GW_STAT_store_replayed);
 			sb->after = r->page.items[i].seq;
 		}
+		/* Live frames were given up while held: page on until a read
+		 * asked after the last of them saw them (the recorder stores
+		 * before it delivers); a read that should have and did not fails. */
+		if (ok && !more && r->page.max_seq < c->dropped_max) {
+			if (sb->drops == c->drops)
+				ok = 0;
+			else
+				more = 1;
+		}
 		if (ok && more) {
 			/* The next page once the queue has drained to a quarter of its
 			 * budget: a long history never makes a slow consumer. */
@@ -446,6 +531,18 @@ static void since_done(struct gw_conn *c, struct gw_store_req *r)
 	/* Everything of this subscription up to the store's seq at the read was
 	 * in the replay (or had seq <= since.seq): not sent again live. */
 	sb->skip = ok ? r->page.max_seq : 0;
+	if (sb->silent) {
+		sb->silent = 0;
+		if (!ok) {
+			/* What was given up cannot be read again: the old answer, the
+			 * client resumes on reconnect. */
+			slow_consumer(c);
+			return;
+		}
+		if (!c->replaying)
+			flush_held(c);
+		return;
+	}
 	if (r->rc)
 		send_error(c, "store_unavailable", "the history cannot be read right now; read the inbox later", 0);
 	send_subscribed(c, sb->ctx, 1, ok);
@@ -810,6 +907,7 @@ static int request_page(struct gw_conn *c, size_t at)
 	r->after = c->subs[at].after;
 	r->limit = RESUME_PAGE;
 	r->gen = c->subs[at].gen;
+	c->subs[at].drops = c->drops;
 	c->subs[at].next_due = 0;
 	return push_store_req(c, r);
 }

@@ -31,6 +31,7 @@
 #include "sdnotify.h"
 #include "tls.h"
 #include "admin_api.h"
+#include "store_probe.h"
 #include "stats.h"
 #include "static_guard.h"
 #include "journal.h"
@@ -562,12 +563,26 @@ int gw_server_run(struct gw_app *app)
 		lws_context_destroy(app->lws);
 		return 1;
 	}
+	if (!(app->store_probe = gw_store_probe_start(app->store))) {
+		gw_log(GW_LOG_ERR, "cannot start the store probe thread");
+		gw_claimer_stop(app->claimer);
+		gw_journal_stop(app->journal);
+		gw_claimer_free(app->claimer);
+		app->claimer = NULL;
+		app->journal = NULL;
+		gw_recorder_stop(app->recorder);
+		app->recorder = NULL;
+		lws_context_destroy(app->lws);
+		return 1;
+	}
 	if (gw_workers_start(app)) {
 		gw_log(GW_LOG_ERR, "cannot start worker threads");
 		gw_workq_close(&app->workq);
 		gw_workers_join(app);
 		gw_journal_stop(app->journal);
 		app->journal = NULL;
+		gw_store_probe_stop(app->store_probe);
+		app->store_probe = NULL;
 		lws_context_destroy(app->lws);
 		return 1;
 	}
@@ -625,6 +640,8 @@ int gw_server_run(struct gw_app *app)
 	app->claimer = NULL;
 	gw_recorder_stop(app->recorder); /* likewise */
 	app->recorder = NULL;
+	gw_store_probe_stop(app->store_probe);
+	app->store_probe = NULL;
 	drain_outbox(app);
 	gw_log(GW_LOG_NOTICE, "stopped: %llu events accepted, %llu notifications delivered, %llu undelivered",
 	       (unsigned long long)gw_stat_get(GW_STAT_events_accepted),

@@ -20,6 +20,7 @@
 	X(events_rejected_body_budget, "events answered 503: bodies in flight over limits.body_budget") \
 	X(events_rejected_unverified_cap, "events answered 429: too many requests from one address awaiting their FIT verdict") \
 	X(events_fit_checked_early, "FITs verified from the header before the body was read") \
+	X(events_fit_checked_with_body, "FITs verified with a body that came in the headers' read (one worker job)") \
 	X(events_accepted, "events answered 202")                                    \
 	X(events_rejected_token, "events answered 401")                              \
 	X(events_rejected_json, "events answered 400")                               \
@@ -55,6 +56,7 @@
 	X(store_commits, "store write transactions committed (group commit: one for all writes queued meanwhile)") \
 	X(store_commit_requests, "store write calls (journal, record, mark, purge) those commits carried") \
 	X(store_write_errors, "store write calls that failed (nothing of them written)") \
+	X(store_probe_failures, "store round trips of the readiness probe that failed (/readyz answers 503 meanwhile)") \
 	X(store_purged_expired, "notifications purged past max(exp, created + history.retention)") \
 	X(store_purged_over_cap, "notifications purged beyond history.per_user (oldest first)") \
 	X(store_keys_expired, "redelivery keys purged past their ttl") \
@@ -67,6 +69,7 @@
 	X(store_resumes_refused, "subscribes with since answered recovered:false") \
 	X(store_replayed, "stored notifications replayed on resume") \
 	X(store_live_skipped, "live frames not sent because the resume that preceded them already sent them") \
+	X(store_live_deferred, "live frames held during a resume beyond limits.ws_max_pending_bytes, given up and read again from the store") \
 	X(store_requests_failed, "websocket store requests (resume, inbox, mark) that failed in the store") \
 	X(redis_round_trips, "commands the store sent to Redis and waited for (one per call: scripts do the rest server-side)") \
 	X(redis_errors, "Redis calls that failed (unreachable, timed out, backing off, or an error reply)") \

@@ -242,6 +242,14 @@ struct gw_store_ops {
 	 * slower of two nodes that processed the same event. */
 	int (*claim)(struct gw_store *s, size_t max,
 		     int (*cb)(void *ud, uint64_t id, const struct gw_store_event *ev), void *ud);
+	/* A round trip for readiness (store_probe.h): GW_STORE_OK when the store
+	 * would take a write now. sqlite: begins a write transaction on the
+	 * writer (so waits for the write lock like any write, up to its busy
+	 * timeout) and commits it empty: nothing written, no fsync; memory: its
+	 * lock; redis: PING on every shard. Not counted as a commit (neither
+	 * store_commits nor the store_commit histogram) unless it shared one
+	 * with real writes. */
+	int (*ping)(struct gw_store *s);
 };
 
 struct gw_store {

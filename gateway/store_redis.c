@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "redis_conn.h"
 #include "stats.h"
 #include "store_redis_shard.h"
@@ -80,6 +81,7 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 	}
 	redisReply *rep;
 	gw_stat_inc(GW_STAT_store_commit_requests);
+	int64_t began_ns = gw_monotonic_ns(); /* the store_commit histogram (metrics.h) */
 	int rc = rs_run(r, &r->sh[0], S_JOURNAL, &a, &rep);
 	free(hex);
 	if (rc) {
@@ -87,6 +89,7 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 		return rc;
 	}
 	gw_stat_inc(GW_STAT_store_commits);
+	gw_hist_observe_ns(GW_HIST_store_commit, gw_monotonic_ns() - began_ns);
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
 		freeReplyObject(rep);
 		return GW_STORE_ERR_IO;
@@ -345,13 +348,16 @@ static int r_record(struct gw_store *s, const struct gw_store_done *d, size_t n,
 			    !d[i].notes[k].seq)
 				return GW_STORE_ERR_INVAL;
 	gw_stat_inc(GW_STAT_store_commit_requests);
+	int64_t began_ns = gw_monotonic_ns();
 	int rc = r->nshards == 1 ? record_on(r, 0, d, n, NULL, 1, 1, results) : record_sharded(r, d, n, results);
 	if (rc == GW_STORE_ERR_SEQ)
 		gw_stat_inc(GW_STAT_redis_seq_conflicts);
-	if (rc)
+	if (rc) {
 		gw_stat_inc(GW_STAT_store_write_errors);
-	else
+	} else {
 		gw_stat_inc(GW_STAT_store_commits);
+		gw_hist_observe_ns(GW_HIST_store_commit, gw_monotonic_ns() - began_ns);
+	}
 	return rc;
 }
 
@@ -532,12 +538,14 @@ static int mark_common(struct rstore *r, const char *inst, const char *user, con
 		rs_arg_str(&a, ids[i]);
 	redisReply *rep;
 	gw_stat_inc(GW_STAT_store_commit_requests);
+	int64_t began_ns = gw_monotonic_ns();
 	int rc = rs_run(r, rs_user_shard(r, inst, user), S_MARK, &a, &rep);
 	if (rc) {
 		gw_stat_inc(GW_STAT_store_write_errors);
 		return rc;
 	}
 	gw_stat_inc(GW_STAT_store_commits);
+	gw_hist_observe_ns(GW_HIST_store_commit, gw_monotonic_ns() - began_ns);
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
 		freeReplyObject(rep);
 		return GW_STORE_ERR_IO;
@@ -617,6 +625,21 @@ static void r_close(struct gw_store *s)
 	free(r);
 }
 
+/* PING on every shard (connecting one that is down, within cluster.timeout). */
+static int r_ping(struct gw_store *s)
+{
+	struct rstore *r = R(s);
+	static const char *argv[] = {"PING"};
+	for (size_t i = 0; i < r->nshards; i++) {
+		redisReply *rep;
+		int rc = rs_command(r, &r->sh[i], 1, argv, &rep);
+		if (rc)
+			return rc;
+		freeReplyObject(rep);
+	}
+	return GW_STORE_OK;
+}
+
 static const struct gw_store_ops redis_ops = {
 	.name = "redis",
 	.epoch = r_epoch,
@@ -633,6 +656,7 @@ static const struct gw_store_ops redis_ops = {
 	.purge = r_purge,
 	.close = r_close,
 	.claim = r_claim,
+	.ping = r_ping,
 };
 
 int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_store_cluster *cl,

@@ -7,6 +7,7 @@
 
 #include "rules.h"
 #include "stats.h"
+#include "store.h"
 #include "util.h"
 
 #define MAX_USERS 32 /* account ids remembered per entry for ?user= */
@@ -15,6 +16,7 @@ struct note {
 	char *user;
 	uint64_t seq;
 	long connections; /* -1: not written yet (or nobody subscribed: 0) */
+	int stored;       /* recorded with the event's done mark */
 };
 
 struct gw_trace_entry {
@@ -237,6 +239,24 @@ void gw_trace_record(struct gw_trace *t, const struct rules_set *set, struct rul
 	pthread_mutex_unlock(&t->lock);
 }
 
+void gw_trace_stored(struct gw_trace *t, uint64_t intake_no, const struct gw_store_note *notes, size_t n)
+{
+	if (!t->ring || !n)
+		return;
+	char key[17];
+	gw_id_key(intake_no, key);
+	pthread_mutex_lock(&t->lock);
+	struct gw_trace_entry *e = gw_strmap_get(&t->by_intake, key, 16);
+	/* notes are in the entry's order (one per recipient with a seq) */
+	for (size_t i = 0, k = 0; e && i < e->nnotes && k < n; i++)
+		if (e->notes[i].seq == notes[k].seq && e->notes[i].user && notes[k].user &&
+		    !strcmp(e->notes[i].user, notes[k].user)) {
+			e->notes[i].stored = 1;
+			k++;
+		}
+	pthread_mutex_unlock(&t->lock);
+}
+
 void gw_trace_delivered(struct gw_trace *t, uint64_t intake_no, const char *user, uint64_t seq, size_t connections)
 {
 	if (!t->ring)
@@ -261,8 +281,7 @@ static json_t *entry_json(const struct gw_trace_entry *e)
 	json_t *notes = json_object_get(j, "notifications");
 	for (size_t i = 0; i < e->nnotes && i < json_array_size(notes); i++) {
 		json_t *n = json_array_get(notes, i);
-		/* No store is wired into the pipeline yet (store.h): nothing is stored. */
-		json_object_set_new(n, "stored", json_false());
+		json_object_set_new(n, "stored", json_boolean(e->notes[i].stored));
 		json_object_set_new(n, "connections", e->notes[i].connections < 0
 								 ? json_null()
 								 : json_integer((json_int_t)e->notes[i].connections));

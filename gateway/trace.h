@@ -20,7 +20,8 @@
  * only when the admin listener is (admin.listen and admin.token_file).
  *
  * Ownership: the ring owns its entries. Threads: any (one mutex): workers
- * record, the service thread adds delivery counts and answers queries.
+ * record, the recorder thread marks what it stored, the service thread
+ * adds delivery counts and answers queries.
  */
 #ifndef GW_TRACE_H
 #define GW_TRACE_H
@@ -36,6 +37,7 @@
 #define GW_TRACE_USER_LIMIT_MAX 100     /* ?limit= is clamped to this */
 
 struct gw_trace_entry;
+struct gw_store_note;
 struct rules_set;
 struct rules_scratch;
 struct rules_invocation;
@@ -69,6 +71,10 @@ void gw_trace_destroy(struct gw_trace *t);
 /* Worker: explains the event against set and records it with its notes. */
 void gw_trace_record(struct gw_trace *t, const struct rules_set *set, struct rules_scratch *scratch,
 		     const struct gw_trace_event *ev, const struct gw_trace_note *notes, size_t nnotes);
+
+/* Recorder: these notifications of event intake_no were stored, in the
+ * transaction that marked the event done (store.h record). */
+void gw_trace_stored(struct gw_trace *t, uint64_t intake_no, const struct gw_store_note *notes, size_t n);
 
 /* Service thread: the notification (user, seq) of event intake_no was
  * written to `connections` connections. */

@@ -6,6 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Set on a thread once it pops: a worker, which comes back for more when its
+ * job is done. An event such a thread pushes into an idle queue is left for
+ * it instead of waking another worker (gw_workq_push_event). */
+static _Thread_local int tl_consumer;
+/* This thread pushed an event without waking anyone and holds its results
+ * (gw_workq_set_handback) until the pop after the one that takes it. */
+static _Thread_local int tl_self_event;
+static _Thread_local uint64_t tl_self_no; /* its intake number */
+static _Thread_local struct gw_workq *tl_holding;
+
+void gw_workq_set_handback(struct gw_workq *q, void (*hold)(void *ud), void (*flush)(void *ud), void *ud)
+{
+	q->hold = hold;
+	q->flush = flush;
+	q->handback_ud = ud;
+}
+
+static void handback_flush(struct gw_workq *q)
+{
+	if (tl_holding == q) {
+		tl_holding = NULL;
+		q->flush(q->handback_ud);
+	}
+}
+
 struct gw_job *gw_job_new(enum gw_job_kind kind)
 {
 	struct gw_job *job = calloc(1, sizeof(*job));
@@ -100,6 +125,22 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 	return rc;
 }
 
+/* A worker that verified this event takes it on its next pop when nothing
+ * else waits: waking a second worker for it costs two context switches and
+ * gains nothing (issue 15). With other work queued, or from a thread that
+ * never pops (the journal's), a worker is woken as before. Lock held. */
+static void wake_for_event(struct gw_workq *q, struct gw_job *job)
+{
+	if (!tl_consumer || q->event_count > 1 || q->verify_head || q->auth_head) {
+		pthread_cond_signal(&q->not_empty);
+	} else if (q->hold && !tl_holding) {
+		tl_holding = q;
+		tl_self_event = 1;
+		tl_self_no = job->intake_no;
+		q->hold(q->handback_ud);
+	}
+}
+
 void gw_workq_push_event_force(struct gw_workq *q, struct gw_job *job)
 {
 	job->next = NULL;
@@ -111,7 +152,7 @@ void gw_workq_push_event_force(struct gw_workq *q, struct gw_job *job)
 		q->event_head = job;
 	q->event_tail = job;
 	q->event_count++;
-	pthread_cond_signal(&q->not_empty);
+	wake_for_event(q, job);
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
 }
 
@@ -138,7 +179,7 @@ int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
 			q->event_head = job;
 		q->event_tail = job;
 		q->event_count++;
-		pthread_cond_signal(&q->not_empty);
+		wake_for_event(q, job);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
 	return rc;
@@ -166,6 +207,11 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 	struct gw_job *job = NULL;
 	if (max_events < 1)
 		max_events = 1;
+	tl_consumer = 1;
+	int expect_own = tl_self_event; /* keep holding only if the next job is that event */
+	tl_self_event = 0;
+	if (!expect_own)
+		handback_flush(q);
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	for (;;) {
 		int verifying = q->verify_head || q->auth_head;
@@ -199,9 +245,17 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 		}
 		if (q->closed)
 			break;
+		if (tl_holding == q) { /* never sleep on held results */
+			pthread_mutex_unlock(&q->lock);
+			handback_flush(q);
+			pthread_mutex_lock(&q->lock);
+			continue;
+		}
 		pthread_cond_wait(&q->not_empty, &q->lock);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+	if (!job || job->kind != GW_JOB_EVENT || job->intake_no != tl_self_no)
+		handback_flush(q);
 	return job;
 }
 

@@ -81,18 +81,31 @@ struct gw_workq {
 	uint64_t next_intake_no;
 	int closed;
 	int refusing;         /* verify pushes refused; workers stay (gw_workq_refuse) */
+	/* gw_workq_set_handback */
+	void (*hold)(void *ud);
+	void (*flush)(void *ud);
+	void *handback_ud;
 };
 
 int gw_workq_init(struct gw_workq *q, size_t verify_cap, size_t event_cap);
 /* The auth lane's bound (gw_workq_init makes it verify_cap). Before any push. */
 void gw_workq_set_auth_cap(struct gw_workq *q, size_t auth_cap);
 void gw_workq_destroy(struct gw_workq *q); /* frees jobs still queued */
+/* Results a worker produces between handing an event to itself (below) and
+ * its next pop but one are held (hold(ud)) and released by flush(ud) when it
+ * pops again without such an event, and always before it blocks or leaves:
+ * so a request's answer and its event's frames travel back together. The
+ * gateway passes gw_outbox_hold/gw_outbox_flush. Before any pop. */
+void gw_workq_set_handback(struct gw_workq *q, void (*hold)(void *ud), void (*flush)(void *ud), void *ud);
 
 /* A VERIFY job into the verify lane, an AUTH job into the auth lane.
  * Returns 0 (taken), -1 (that lane full: caller keeps the job), -2 (closed). */
 int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job);
 /* Assigns job->intake_no. Accepted even after close (events verified before
- * the close still have to be processed). Returns 0 or -1 (full). */
+ * the close still have to be processed). Returns 0 or -1 (full). A thread
+ * that pops (a worker) and pushes an event into an otherwise idle queue wakes
+ * no one: it takes the event itself on its next pop, so it must come back to
+ * pop. Threads that never pop wake a worker as usual. */
 int gw_workq_push_event(struct gw_workq *q, struct gw_job *job);
 
 /* Like gw_workq_push_event but never refused: for an event already

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs whatever notify-gateway needs on Debian 12 and is missing; idempotent.
-# Usage: scripts/setup.sh [--with-browser] [--with-node]
+# Usage: scripts/setup.sh [--with-browser] [--with-node] [--with-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,16 +11,18 @@ APT_PACKAGES=(build-essential cmake pkg-config openssl
   clang libclang-rt-14-dev  # clang + its libFuzzer runtime: the rule-engine fuzzers
   libsystemd-dev  # sd_notify (Type=notify service)
   prometheus lintian dpkg-dev file man-db)  # ops tests: promtool check metrics, the .deb (dpkg-shlibdeps, lintian), man -l
-want_node=0; want_browser=0
+want_node=0; want_browser=0; want_bench=0
 for a in "$@"; do
   case "$a" in
     --with-node) want_node=1 ;;
     --with-browser) want_node=1; want_browser=1 ;;
+    --with-bench) want_bench=1 ;;  # bench/run.sh's other server: nginx + nchan
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
 [ $want_node = 1 ] && APT_PACKAGES+=(nodejs)
 [ $want_browser = 1 ] && APT_PACKAGES+=(chromium firefox-esr)
+[ $want_bench = 1 ] && APT_PACKAGES+=(nginx-light libnginx-mod-nchan)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -164,6 +164,23 @@ static int proc_threads(int pid, int *tids, double *secs, int max)
 }
 
 /* "tid:seconds,..." for the window; the first entry is PID's main thread. */
+/* The name of thread TID of process PID ("" when unreadable); spaces become '_'. */
+static void read_comm(int pid, int tid, char *out, size_t cap)
+{
+	char p[96];
+	snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", pid, tid);
+	out[0] = '\0';
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return;
+	if (fgets(out, (int)cap, f))
+		out[strcspn(out, "\n")] = '\0';
+	fclose(f);
+	for (char *c = out; *c; c++)
+		if (*c == ' ' || *c == ',' || *c == ':')
+			*c = '_';
+}
+
 static void thread_deltas(int pid, int n0, const int *t0, const double *s0, char *out, size_t cap)
 {
 	int t1[256];
@@ -171,13 +188,20 @@ static void thread_deltas(int pid, int n0, const int *t0, const double *s0, char
 	int n1 = proc_threads(pid, t1, s1, 256);
 	size_t o = 0;
 	out[0] = '\0';
-	for (int i = 0; i < n1 && o + 32 < cap; i++) {
+	char pcomm[32];
+	read_comm(pid, pid, pcomm, sizeof(pcomm));
+	for (int i = 0; i < n1 && o + 64 < cap; i++) {
 		double before = 0;
 		for (int j = 0; j < n0; j++)
 			if (t0[j] == t1[i])
 				before = s0[j];
-		o += (size_t)snprintf(out + o, cap - o, "%s%s%d:%.2f", i ? "," : "",
-				      t1[i] == pid ? "main" : "", t1[i], s1[i] - before);
+		/* a thread the server named itself (pthread_setname_np) shows as name/tid */
+		char comm[32];
+		read_comm(pid, t1[i], comm, sizeof(comm));
+		int named = comm[0] && strcmp(comm, pcomm) != 0;
+		o += (size_t)snprintf(out + o, cap - o, "%s%s%s%s%d:%.2f", i ? "," : "",
+				      t1[i] == pid ? "main" : "", named ? comm : "", named ? "/" : "", t1[i],
+				      s1[i] - before);
 	}
 	if (!o)
 		snprintf(out, cap, "-");

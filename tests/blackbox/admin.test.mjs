@@ -8,7 +8,7 @@
 //   - /admin/status, POST /admin/pause|resume (seen by /readyz and intake),
 //     POST /admin/reload (seen in /admin/status);
 //   - /admin/trace/<traceId> explains a delivered event (the rule matched,
-//     its notification written to 1 connection), a filtered-out one (the
+//     its notification stored and written to 1 connection), a filtered-out one (the
 //     deciding sub-expression), an ignoreSelf one and an onError one (the
 //     error and the onError mode); /admin/trace?user= finds all four for the
 //     user, including the ones whose rules excluded them, newest first.
@@ -227,7 +227,8 @@ describe('/admin/trace', () => {
     assert.equal(d.rules[0].outcome, 'matched');
     assert.deepEqual(d.recipients, [user]);
     assert.equal(d.notifications.length, 1);
-    assert.deepEqual({ ...d.notifications[0] }, { rule: 'bugs', user, context: ctxOf('TR-1'), seq: 1, stored: false, connections: 1 });
+    // stored: recorded with the event's done mark (before it was written to the connection)
+    assert.deepEqual({ ...d.notifications[0] }, { rule: 'bugs', user, context: ctxOf('TR-1'), seq: 1, stored: true, connections: 1 });
 
     const f = await get('filtered');
     assert.equal(f.rules[0].outcome, 'skipped');

@@ -614,4 +614,103 @@ describe('stop, memory store, slow consumer', () => {
       await gw.stop();
     }
   });
+
+  test('live frames that arrive during a stalled replay and overflow the budget are read again from the store: no slow_consumer, no gap, no duplicate', async () => {
+    const gw = await startGateway({ keys, stateDir: stateDir(), args: ['--limits-ws-max-pending-bytes', '65536'] });
+    try {
+      const user = uniqueUser('h');
+      const big = 'x'.repeat(8000);
+      let n = 0;
+      const round = () => Promise.all(Array.from({ length: 10 }, () => post(gw, bugEvent({ key: 'SC-2', assignee: user, summary: `${big}${n++}` }))));
+      // A history far larger than what the kernel buffers of a paused reader
+      // take (here ~2 MB; the sender's grow to tcp_wmem max, 4 MiB by
+      // default), all recorded before the resume.
+      for (let i = 0; i < 80; i++) await round();
+      for (let i = 0; i < 300 && (await counter(gw, 'events_processed')) < n; i++) await new Promise((res) => setTimeout(res, 50));
+      assert.equal(await counter(gw, 'events_processed'), n);
+      // The resume stalls (its reader is paused) while more events arrive
+      // live: they are held, and soon more than the budget.
+      const r = await connect(gw, user, ['*'], 'resume');
+      r.c.send({ op: 'subscribe', ctx: '*', since: { epoch: r.connected.epoch, seq: 0 } });
+      r.c.ws._socket.pause();
+      // The replay stalls: the reader's kernel buffers and half the budget full.
+      let replayed = -1;
+      for (let i = 0; i < 100; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        const now = await counter(gw, 'store_replayed');
+        if (now === replayed) break;
+        replayed = now;
+      }
+      assert.ok(replayed > 0 && replayed < n, `the replay did not stall: ${replayed} of ${n} replayed`);
+      assert.equal(await counter(gw, 'store_resumes'), 0, 'the resume is not under way');
+      const closedBefore = await counter(gw, 'ws_slow_consumer_closed');
+      for (let i = 0; i < 20 && (await counter(gw, 'store_live_deferred')) < 1 && (await counter(gw, 'ws_slow_consumer_closed')) === closedBefore; i++) await round();
+      await round(); // and more after the held frames were given up
+      assert.equal(await counter(gw, 'ws_slow_consumer_closed'), closedBefore, `the resuming connection was closed as a slow consumer (n ${n} deferred: ${await counter(gw, 'store_live_deferred')} replayed: ${await counter(gw, 'store_replayed')} resumes: ${await counter(gw, 'store_resumes')})\n${gw.diag()}`);
+      assert.ok((await counter(gw, 'store_live_deferred')) >= 1, 'no live frame was deferred to the store: the path was not taken');
+      r.c.ws._socket.resume();
+      assert.equal((await r.c.waitOp('subscribed', { timeout: 30000 })).recovered, true);
+      await r.c.waitNotifications(n, { timeout: 30000 });
+      await r.c.roundTrip();
+      assert.deepEqual(seqs(r.c), Array.from({ length: n }, (_, i) => i + 1));
+      assert.equal(r.c.frames.filter((f) => f.op === 'subscribed').length, 1);
+      assert.equal(r.c.closeInfo, null);
+      r.c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('a live subscription beside a stalled resume: its held frames given up are read again from the store, once each, in order, without a second subscribed', async () => {
+    const gw = await startGateway({ keys, stateDir: stateDir(), args: ['--limits-ws-max-pending-bytes', '65536'] });
+    try {
+      const user = uniqueUser('m');
+      const big = 'x'.repeat(8000);
+      let n = 0;
+      const posted = { 'jira:issue:SA-1': 0, 'jira:issue:SB-1': 0 };
+      const one = (key) => {
+        posted[`jira:issue:${key}`]++;
+        return post(gw, bugEvent({ key, assignee: user, summary: `${big}${n++}` }));
+      };
+      for (let i = 0; i < 80; i++) await Promise.all(Array.from({ length: 10 }, () => one('SB-1')));
+      for (let i = 0; i < 300 && (await counter(gw, 'events_processed')) < n; i++) await new Promise((res) => setTimeout(res, 50));
+      assert.equal(await counter(gw, 'events_processed'), n);
+      const r = await connect(gw, user, ['jira:issue:SA-1', 'jira:issue:SB-1'], 'two');
+      r.c.send({ op: 'subscribe', ctx: 'jira:issue:SA-1' });
+      await r.c.waitOp('subscribed');
+      r.c.send({ op: 'subscribe', ctx: 'jira:issue:SB-1', since: { epoch: r.connected.epoch, seq: 0 } });
+      r.c.ws._socket.pause();
+      let replayed = -1;
+      for (let i = 0; i < 100; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        const now = await counter(gw, 'store_replayed');
+        if (now === replayed) break;
+        replayed = now;
+      }
+      assert.ok(replayed > 0 && replayed < n, `the replay did not stall: ${replayed} of ${n} replayed`);
+      assert.equal(await counter(gw, 'store_resumes'), 0, 'the resume is not under way');
+      const mixed = () => Promise.all(Array.from({ length: 10 }, (_, k) => one(k % 2 ? 'SA-1' : 'SB-1')));
+      for (let i = 0; i < 20 && (await counter(gw, 'store_live_deferred')) < 1; i++) await mixed();
+      await mixed();
+      assert.ok((await counter(gw, 'store_live_deferred')) >= 1, 'no live frame was deferred to the store: the path was not taken');
+      assert.equal(await counter(gw, 'ws_slow_consumer_closed'), 0);
+      r.c.ws._socket.resume();
+      assert.equal((await r.c.waitFor((f) => f.op === 'subscribed' && f.ctx === 'jira:issue:SB-1', { timeout: 30000, what: 'subscribed SB-1' })).recovered, true);
+      await r.c.waitNotifications(n, { timeout: 30000 });
+      await r.c.roundTrip();
+      const got = r.c.notifications().map((f) => claimsOf(f));
+      assert.deepEqual(got.map((c) => c.seq).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i + 1));
+      for (const ctx of Object.keys(posted)) {
+        const mine = got.filter((c) => c.ctx === ctx).map((c) => c.seq);
+        assert.equal(mine.length, posted[ctx], ctx);
+        assert.deepEqual(mine, [...mine].sort((a, b) => a - b), `${ctx} out of order`);
+      }
+      assert.deepEqual(r.c.frames.filter((f) => f.op === 'subscribed').map((f) => f.ctx), ['jira:issue:SA-1', 'jira:issue:SB-1']);
+      assert.equal(await counter(gw, 'store_resumes'), 1);
+      assert.equal(r.c.closeInfo, null);
+      r.c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
 });

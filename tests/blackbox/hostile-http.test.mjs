@@ -531,6 +531,31 @@ describe('item 2: nothing is buffered for an unverified request; bodies have one
     assert.equal((await adminStatus(g)).json.counters.events_rejected_unverified_cap, 0);
   });
 
+  test('a body in the headers\' read goes with its FIT in one worker job; a later body waits for the header check', async () => {
+    const counters = async () => (await adminStatus(g)).json.counters;
+    const c0 = await counters();
+    const body = JSON.stringify(envelope(bugEvent({ key: 'ONE-1', assignee: uniqueUser('one') })));
+    const a = await RawConn.open(g.port);
+    await a.write(postHead('/forge/events', { length: Buffer.byteLength(body), token: await mintFit(keys) }) + body);
+    const ra = await a.waitResponses(1, 5000);
+    a.destroy();
+    assert.equal(ra[0]?.status, 202, JSON.stringify(ra));
+    const c1 = await counters();
+    assert.equal(c1.events_fit_checked_with_body, c0.events_fit_checked_with_body + 1);
+    assert.equal(c1.events_fit_checked_early, c0.events_fit_checked_early);
+    const b = await RawConn.open(g.port);
+    const body2 = JSON.stringify(envelope(bugEvent({ key: 'ONE-2', assignee: uniqueUser('one') })));
+    await b.write(postHead('/forge/events', { length: Buffer.byteLength(body2), token: await mintFit(keys) }));
+    await sleep(300); // the header check runs alone
+    await b.write(body2);
+    const rb = await b.waitResponses(1, 5000);
+    b.destroy();
+    assert.equal(rb[0]?.status, 202, JSON.stringify(rb));
+    const c2 = await counters();
+    assert.equal(c2.events_fit_checked_early, c1.events_fit_checked_early + 1);
+    assert.equal(c2.events_fit_checked_with_body, c1.events_fit_checked_with_body);
+  });
+
   test('a bad FIT is answered before the body is sent, and the body is never read', async () => {
     const c = await RawConn.open(g.port);
     await c.write(postHead('/forge/events', { length: 200000, token: 'not.a.token' })); // headers only

@@ -6,6 +6,11 @@
 //   - /readyz answers 200 when ready and 503 naming the failing check while
 //     intake is paused (SIGUSR1), and 200 again after the second SIGUSR1;
 //     it answers 503 "stopping" while a stop waits for a websocket to close;
+//     it reports the store round trip's last result and age (sqlite and
+//     memory), answers 503 "store" while another process holds notify.db's
+//     write lock (the sqlite3 shell in BEGIN IMMEDIATE) and 200 once it lets go;
+//   - the store_commit_seconds histogram counts the journal's and the
+//     recorder's commits of an event;
 //   - /livez answers 200;
 //   - a real Prometheus scrapes it: the target is up and a query returns
 //     the accepted-events count.
@@ -128,6 +133,32 @@ describe('/metrics', () => {
     assert.ok(!text.includes(user) && !text.includes('MT-1') && !text.includes('installation/'), 'an identifier leaked');
   });
 
+  test('store_commit_seconds counts the journal and recorder commits of an event, not the readiness round trips', async () => {
+    const gw = await start();
+    const user = uniqueUser('sc');
+    const c = await subscriber(gw, await mintSub(keys, { sub: user, ctx: [ctxOf('SC-1')] }), [ctxOf('SC-1')], { name: 'sc' });
+    clients.push(c);
+    const count = 'notify_gateway_store_commit_seconds_count';
+    const before = parse(await scrape(gw));
+    assert.equal((await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'SC-1', assignee: user })))).status, 202);
+    await c.waitNotifications(1);
+    const m = parse(await scrape(gw));
+    // the journal's commit is over before the rules run, the recorder's after: two transactions at least
+    assert.ok(m.get(count) - before.get(count) >= 2, `${before.get(count)} -> ${m.get(count)}`);
+    assert.ok(m.get('notify_gateway_store_commit_seconds_sum') > before.get('notify_gateway_store_commit_seconds_sum'));
+    assert.equal(m.get('notify_gateway_store_commit_seconds_bucket{le="+Inf"}'), m.get(count));
+
+    // Three readiness round trips later the count has not moved by three
+    // (a retention purge, once a minute, may commit once meanwhile).
+    const idle = parse(await scrape(gw)).get(count);
+    for (let i = 0; i < 3; i++) {
+      const since = Date.now();
+      await waitFor(async () => (await request(gw.port, { path: '/readyz' })).json.store.okMsAgo < Date.now() - since,
+        'a newer store round trip', 15000);
+    }
+    assert.ok(parse(await scrape(gw)).get(count) - idle <= 1, 'readiness round trips are not commits');
+  });
+
   test('promtool check metrics accepts it, and every /admin/status counter is there with its value', async () => {
     const gw = await start();
     const text = await scrape(gw);
@@ -208,7 +239,8 @@ describe('/livez and /readyz', () => {
     assert.equal((await request(gw.port, { path: '/livez' })).status, 200);
     let r = await request(gw.port, { path: '/readyz' });
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json, { status: 'ready' });
+    assert.equal(r.json.status, 'ready');
+    assert.deepEqual(Object.keys(r.json).sort(), ['status', 'store']);
 
     gw.signal('SIGUSR1');
     r = await waitFor(async () => {
@@ -228,6 +260,66 @@ describe('/livez and /readyz', () => {
       return x.status === 200 ? x : null;
     }, '/readyz 200 after the second SIGUSR1');
     assert.equal(parse(await scrape(gw)).get('notify_gateway_events_rejected_total{reason="paused"}'), 1);
+  });
+
+  for (const store of ['sqlite', 'memory']) {
+    test(`store ${store}: the store check reports its last round trip and its age, and runs again`, async () => {
+      const gw = await start(['--store', store]);
+      const first = await request(gw.port, { path: '/readyz' });
+      assert.equal(first.status, 200, first.text);
+      const s = first.json.store;
+      assert.equal(s.ok, true);
+      assert.ok(Number.isInteger(s.checkedMsAgo) && s.checkedMsAgo >= 0, first.text);
+      assert.ok(Number.isInteger(s.okMsAgo) && s.okMsAgo >= s.checkedMsAgo, first.text);
+      const firstAt = Date.now();
+      // a later answer shows a round trip made after the first answer
+      await waitFor(async () => {
+        const x = await request(gw.port, { path: '/readyz' });
+        return x.json.store.okMsAgo < Date.now() - firstAt ? x : null;
+      }, 'a newer store round trip', 15000);
+      const m = parse(await scrape(gw));
+      assert.ok(m.get('notify_gateway_store_round_trip_age_seconds') >= 0);
+      assert.equal(m.get('notify_gateway_store_probe_failures_total'), 0);
+    });
+  }
+
+  test('store sqlite: 503 "store" while another process holds the write lock, 200 once it lets go', async () => {
+    const gw = await start();
+    assert.equal((await request(gw.port, { path: '/readyz' })).status, 200);
+    // The sqlite3 shell takes the database's write lock and keeps it: every
+    // write of the gateway (and its readiness round trip) waits for it.
+    const shell = spawn('sqlite3', [path.join(gw.stateDir, 'notify.db')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    shell.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    shell.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+    try {
+      shell.stdin.write(".timeout 10000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
+      await waitFor(async () => out.includes('locked'), `the shell to take the write lock (${out})`, 15000);
+      const r = await waitFor(async () => {
+        const x = await request(gw.port, { path: '/readyz' });
+        return x.status === 503 ? x : null;
+      }, '/readyz 503 while the store is locked', 30000);
+      assert.equal(r.json.status, 'not_ready');
+      assert.equal(r.json.check, 'store');
+      assert.match(r.json.reason, /store round trip/);
+      assert.ok(!r.json.reason.includes(gw.stateDir), 'no path on the public listener');
+      assert.ok(r.json.store.okMsAgo > 0);
+      assert.equal((await request(gw.port, { path: '/livez' })).status, 200, 'a locked store is not a dead process');
+      // a round trip that gave up waiting is counted
+      await waitFor(async () => parse(await scrape(gw)).get('notify_gateway_store_probe_failures_total') >= 1,
+        'the failed round trip to be counted', 30000);
+      assert.match((await request(gw.port, { path: '/readyz' })).json.reason, /store round trip failed: in use by another process|no store round trip has succeeded/);
+
+      shell.stdin.write('ROLLBACK;\n');
+      const ok = await waitFor(async () => {
+        const x = await request(gw.port, { path: '/readyz' });
+        return x.status === 200 ? x : null;
+      }, '/readyz 200 once the lock is released', 30000);
+      assert.equal(ok.json.store.ok, true);
+    } finally {
+      shell.stdin.end('.quit\n');
+      await new Promise((res) => (shell.exitCode !== null ? res() : shell.once('exit', res)));
+    }
   });
 
   test('503 "stopping" while a stop waits for a websocket to close', async () => {

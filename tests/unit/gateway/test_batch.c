@@ -336,6 +336,7 @@ int main(void)
 			free(w[e].items[k].user);
 			free(w[e].items[k].ctx);
 			gw_msg_unref(w[e].items[k].msg);
+			free(w[e].items[k].claims); /* gw_batch_sign keeps them for the store's record */
 		}
 		free(w[e].items);
 		json_decref(w[e].notes);

@@ -104,5 +104,29 @@ int main(void)
 	CHECK_INT_EQ(atomic_load(&m->refs), 1);
 	gw_msg_unref(m);
 	test_batch_new();
+
+	/* Held pushes reach the outbox together, with one wake-up, in order. */
+	CHECK_INT_EQ(gw_outbox_init(&o, on_wake, NULL), 0);
+	wakes = 0;
+	gw_outbox_hold(&o);
+	gw_outbox_push_take(&o, item(6));
+	gw_outbox_push_take(&o, item(7));
+	CHECK(gw_outbox_is_empty(&o));
+	CHECK_INT_EQ(wakes, 0);
+	gw_outbox_flush(&o);
+	CHECK_INT_EQ(wakes, 1);
+	gw_outbox_push_take(&o, item(8)); /* no longer held */
+	list = gw_outbox_take_all(&o);
+	n = 0;
+	for (struct gw_outbox_item *it = list; it; n++) {
+		CHECK_INT_EQ(it->intake_no, (uint64_t)n + 6);
+		struct gw_outbox_item *next = it->next;
+		gw_outbox_item_free(it);
+		it = next;
+	}
+	CHECK_INT_EQ(n, 3);
+	gw_outbox_flush(&o); /* nothing held: nothing happens */
+	CHECK_INT_EQ(wakes, 1);
+	gw_outbox_destroy(&o);
 	return CHECK_DONE();
 }

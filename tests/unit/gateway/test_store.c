@@ -2,7 +2,8 @@
  * the vtable): journal order and recovery, done atomicity across a simulated
  * crash, seq continuity, epoch, all-or-nothing since, patterns, inbox paging
  * and limits, read state, retention purge, the redelivery guard, concurrent
- * writers (group commit); and, for SQLite only, a corrupt file, a foreign
+ * writers (group commit), the readiness ping (answers, is not counted as a
+ * commit, and for SQLite reports a write lock another process holds); and, for SQLite only, a corrupt file, a foreign
  * database, a newer schema, an unwritable directory and a second process.
  * Real SQLite in temporary directories; the redis engine against a real
  * redis-server this test starts on a free port (GW_REDIS_SERVER), each case
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "metrics.h"
 #include "stats.h"
 #include "store.h"
 #ifdef GW_REDIS_SERVER
@@ -701,7 +704,51 @@ static void case_concurrent(const struct engine *e)
 	t_end(&t);
 }
 
+/* The readiness round trip (store_probe.h): OK, and neither a commit nor a
+ * commit time, so an idle gateway's metrics stay still; a journal next to
+ * it still counts. */
+static void case_ping(const struct engine *e)
+{
+	struct t t;
+	t_start(&t, e, 1000);
+	CHECK(t.s->ops->ping != NULL);
+	uint64_t commits = gw_stat_get(GW_STAT_store_commits), reqs = gw_stat_get(GW_STAT_store_commit_requests),
+		 hist = gw_hist_count(GW_HIST_store_commit);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT_EQ(t.s->ops->ping(t.s), GW_STORE_OK);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_store_commits) - commits, 0);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_store_commit_requests) - reqs, 0);
+	CHECK_INT_EQ(gw_hist_count(GW_HIST_store_commit) - hist, 0);
+	CHECK(journal_one(&t, 1, 1, 1000) != 0);
+	if (strcmp(e->name, "memory")) { /* the engines with transactions time them */
+		CHECK_INT_EQ(gw_stat_get(GW_STAT_store_commits) - commits, 1);
+		CHECK_INT_EQ(gw_hist_count(GW_HIST_store_commit) - hist, 1);
+	}
+	t_end(&t);
+}
+
 /* ---- SQLite only: files that cannot be used ------------------------------ */
+
+/* Another process (here: another connection, as the sqlite3 shell would)
+ * holds the write lock: the ping waits the busy timeout and says LOCKED,
+ * then answers again once the lock is gone. */
+static void case_sqlite_ping_locked(void)
+{
+	struct t t;
+	t_start(&t, &engines[0], 1000);
+	char db[600];
+	snprintf(db, sizeof(db), "%s/notify.db", t.dir);
+	sqlite3 *other = NULL;
+	CHECK_INT_EQ(sqlite3_open(db, &other), SQLITE_OK);
+	CHECK_INT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	uint64_t failed = gw_stat_get(GW_STAT_store_write_errors);
+	CHECK_INT_EQ(t.s->ops->ping(t.s), GW_STORE_ERR_LOCKED);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_store_write_errors) - failed, 0); /* the probe counts its own */
+	CHECK_INT_EQ(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK_INT_EQ(t.s->ops->ping(t.s), GW_STORE_OK);
+	t_end(&t);
+}
 
 static int open_sqlite(const char *dir, char *msg, size_t msglen, struct gw_store **s)
 {
@@ -822,9 +869,11 @@ int main(void)
 		case_redelivery(e);
 		case_concurrent(e);
 		case_proofs(e);
+		case_ping(e);
 		fprintf(stderr, "%s: %d failed\n", e->name, check_failures - before);
 	}
 	case_sqlite_refusals();
+	case_sqlite_ping_locked();
 #ifdef GW_REDIS_SERVER
 	fixture_stop(&redis);
 #endif

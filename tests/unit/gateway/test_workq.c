@@ -19,6 +19,70 @@ static void *consumer(void *arg)
 	return NULL;
 }
 
+static int holds, flushes;
+static void on_hold(void *ud)
+{
+	(void)ud;
+	holds++;
+}
+static void on_flush(void *ud)
+{
+	(void)ud;
+	flushes++;
+}
+
+/* A worker hands an event it accepted to itself (no other worker woken) and
+ * holds its results until the pop after the one that takes the event. */
+static void *handback(void *arg)
+{
+	(void)arg;
+	struct gw_job *j;
+	CHECK_INT_EQ(gw_workq_init(&q, 10, 10), 0);
+	gw_workq_set_handback(&q, on_hold, on_flush, NULL);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	j = gw_workq_pop(&q); /* this thread is a worker now */
+	gw_job_free(j);
+	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	CHECK_INT_EQ(holds, 1);
+	j = gw_workq_pop(&q);
+	CHECK_INT_EQ(j->kind, GW_JOB_EVENT);
+	gw_job_free(j);
+	CHECK_INT_EQ(flushes, 0); /* still held while the event is signed */
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	j = gw_workq_pop(&q);
+	gw_job_free(j);
+	CHECK_INT_EQ(flushes, 1); /* released at the next pop */
+	/* with other work queued, the event is left to another worker: no hold */
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	CHECK_INT_EQ(holds, 1);
+	while ((j = gw_workq_pop(&q)) && j->kind != GW_JOB_EVENT)
+		gw_job_free(j);
+	gw_job_free(j);
+	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	CHECK_INT_EQ(holds, 2);
+	/* the next pop takes something else first (a verification): released at once */
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	j = gw_workq_pop(&q);
+	CHECK_INT_EQ(j->kind, GW_JOB_INTAKE);
+	gw_job_free(j);
+	CHECK_INT_EQ(flushes, 2);
+	/* held results never wait for a blocking pop: the last pop flushes */
+	j = gw_workq_pop(&q);
+	CHECK_INT_EQ(j->kind, GW_JOB_EVENT);
+	gw_job_free(j);
+	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	CHECK_INT_EQ(holds, 3);
+	gw_workq_close(&q);
+	j = gw_workq_pop(&q);
+	gw_job_free(j);
+	CHECK_INT_EQ(flushes, 2);
+	CHECK(gw_workq_pop(&q) == NULL);
+	CHECK_INT_EQ(flushes, 3);
+	gw_workq_destroy(&q);
+	return NULL;
+}
+
 static void *producer(void *arg)
 {
 	(void)arg;
@@ -32,6 +96,11 @@ static void *producer(void *arg)
 
 int main(void)
 {
+	/* on a thread of its own: it becomes a worker (thread-local state) */
+	pthread_t hb;
+	CHECK_INT_EQ(pthread_create(&hb, NULL, handback, NULL), 0);
+	pthread_join(hb, NULL);
+
 	CHECK_INT_EQ(gw_workq_init(&q, 2, 3), 0);
 	struct gw_job *v1 = gw_job_new(GW_JOB_INTAKE), *v2 = gw_job_new(GW_JOB_INTAKE),
 		      *v3 = gw_job_new(GW_JOB_INTAKE);
