@@ -71,6 +71,7 @@ struct gw_app {
 	struct gw_store *store;          /* journal, history, inbox (store.h): workers only, never the service thread */
 	struct gw_journal *journal;      /* the journal thread (journal.h) */
 	struct gw_recorder *recorder;    /* the recorder thread (recorder.h) */
+	struct gw_claimer *claimer;      /* cluster mode: the claim thread (claimer.h); NULL otherwise */
 	struct gw_store_probe *store_probe; /* the readiness round trip (store_probe.h) */
 	struct gw_trace trace;           /* admin trace ring (trace.h); ring NULL: off */
 	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
@@ -82,6 +83,8 @@ struct gw_app {
 	struct lws_context *lws;
 	struct lws_vhost *vhost;
 	struct gw_broker *broker;
+	struct gw_broker *redis_broker; /* cluster mode: the same broker as broker_redis.h; NULL otherwise */
+	uint64_t redis_ready_gen;       /* cluster mode: the broker generation last seen ready (server.c) */
 	uint64_t next_id;               /* request and connection ids (http_api.c, realtime.c) */
 	size_t ws_connections;          /* open websockets: counted by realtime.c, read by /healthz and the stop */
 	int listen_port;

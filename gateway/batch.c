@@ -303,33 +303,88 @@ static const char *frame_proof(const struct gw_msg *msg, size_t *len)
 	return at;
 }
 
-/* The pass's notifications and every event's done mark in one store
- * transaction, before anything is delivered: after a crash an event is
- * either pending (processed again, same seqs) or done with all its
- * notifications stored, never delivered without being stored. ok[e] = 1 when
- * event e may be delivered. */
-static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks, int *ok)
+#define GW_RESEQ_MAX 16 /* cluster mode: re-numberings of one pass before giving up (left pending) */
+
+/* A shared store (cluster mode) keeps each work's rule results until the
+ * pass is recorded: a seq conflict means signing again. */
+static int clustered(const struct gw_app *app)
 {
-	size_t nnotes = 0;
-	for (size_t e = 0; e < nworks; e++)
-		nnotes += works[e].nitems;
-	struct gw_store_done *done = calloc(nworks, sizeof(*done));
-	struct gw_store_note *notes = nnotes ? calloc(nnotes, sizeof(*notes)) : NULL;
-	int *results = calloc(nworks, sizeof(*results));
-	size_t nd = 0, ni = 0;
-	size_t *map = calloc(nworks, sizeof(*map));
-	int rc = GW_STORE_ERR_NOMEM;
-	if (!done || (nnotes && !notes) || !results || !map)
-		goto out;
+	return app->store && app->store->ops->claim;
+}
+
+/* Cluster mode, after GW_STORE_ERR_SEQ (nothing was written): another node
+ * recorded some of these users since this node's sequencer cached their
+ * seq. Reads each user's seq from the store again, numbers the pass's items
+ * after it (in pass order, so a user's notes stay in intake order), tells
+ * the sequencer, and signs the pass again (seq is inside the signed claims).
+ * 0, or a gw_store_rc (the pass is then left pending: claimed again later). */
+static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+{
 	for (size_t e = 0; e < nworks; e++) {
+		struct gw_event_work *w = &works[e];
+		for (size_t k = 0; k < w->nitems; k++) {
+			struct gw_delivery *d = &w->items[k];
+			if (!d->user)
+				continue;
+			/* the nearest earlier item of the same (installation, user) */
+			uint64_t prev = 0;
+			for (size_t pe = e + 1; pe-- > 0 && !prev;) {
+				struct gw_event_work *pw = &works[pe];
+				if (strcmp(pw->job->installation, w->job->installation))
+					continue;
+				for (size_t pk = pe == e ? k : pw->nitems; pk-- > 0;)
+					if (pw->items[pk].user && !strcmp(pw->items[pk].user, d->user)) {
+						prev = pw->items[pk].seq;
+						break;
+					}
+			}
+			if (!prev) {
+				int rc = app->store->ops->max_seq(app->store, w->job->installation, d->user, &prev);
+				if (rc)
+					return rc;
+			}
+			d->seq = prev + 1;
+			gw_msg_unref(d->msg);
+			d->msg = NULL;
+			free(d->claims);
+			d->claims = NULL;
+			free(d->ctx);
+			d->ctx = NULL;
+		}
+	}
+	/* the last seq of each user: later passes continue from it */
+	for (size_t e = 0; e < nworks; e++)
+		for (size_t k = 0; k < works[e].nitems; k++)
+			if (works[e].items[k].user)
+				gw_sequencer_reseat(&app->seq, works[e].job->installation, works[e].items[k].user,
+						    works[e].items[k].seq);
+	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
+	gw_batch_sign(&how, works, nworks, time(NULL));
+	return GW_STORE_OK;
+}
+
+/* The store's view of works[from, to): their notes and done marks, recorded
+ * in one call. *nd: events in the call (map[i]: which work; results[i]:
+ * its outcome when the call succeeded). Unjournaled works get ok = 1. */
+static int record_range(struct gw_app *app, struct gw_event_work *works, size_t from, size_t to,
+			struct gw_store_done *done, struct gw_store_note *notes, int *results, size_t *map,
+			size_t *nd_out, int *ok)
+{
+	size_t nd = 0, ni = 0;
+	for (size_t e = from; e < to; e++) {
 		struct gw_event_work *w = &works[e];
 		if (!w->job->journal_id) {
 			ok[e] = 1; /* not journaled (cannot happen with a store): deliver as before */
 			continue;
 		}
+		if (w->job->leave_pending) {
+			ok[e] = 0; /* workers.c: a seq could not be read; the journal keeps it */
+			continue;
+		}
 		done[nd].journal_id = w->job->journal_id;
 		done[nd].installation = w->job->installation;
 		done[nd].notes = notes + ni;
+		done[nd].count = 0;
 		for (size_t k = 0; k < w->nitems; k++) {
 			struct gw_delivery *d = &w->items[k];
 			size_t plen = 0;
@@ -351,18 +406,79 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 		}
 		map[nd++] = e;
 	}
-	rc = nd ? app->store->ops->record(app->store, done, nd, results) : GW_STORE_OK;
-	if (rc == GW_STORE_OK)
+	*nd_out = nd;
+	return nd ? app->store->ops->record(app->store, done, nd, results) : GW_STORE_OK;
+}
+
+/* The pass's notifications and every event's done mark in one store
+ * transaction, before anything is delivered: after a crash an event is
+ * either pending (processed again, same seqs) or done with all its
+ * notifications stored, never delivered without being stored. ok[e] = 1 when
+ * event e may be delivered.
+ * Cluster mode: a shared store refusing the seqs (GW_STORE_ERR_SEQ) gets the
+ * pass numbered and signed again; refused again, the events go one at a
+ * time (an event another node already did is not pending and takes no seq,
+ * which only a call of its own tells). */
+static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks, int *ok)
+{
+	size_t nnotes = 0;
+	for (size_t e = 0; e < nworks; e++)
+		nnotes += works[e].nitems;
+	struct gw_store_done *done = calloc(nworks, sizeof(*done));
+	struct gw_store_note *notes = nnotes ? calloc(nnotes, sizeof(*notes)) : NULL;
+	int *results = calloc(nworks, sizeof(*results));
+	size_t nd = 0, failed = 0;
+	size_t *map = calloc(nworks, sizeof(*map));
+	int rc = GW_STORE_ERR_NOMEM;
+	if (!done || (nnotes && !notes) || !results || !map) {
+		failed = nworks;
+		goto out;
+	}
+	rc = record_range(app, works, 0, nworks, done, notes, results, map, &nd, ok);
+	if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
+		gw_stat_inc(GW_STAT_cluster_resigned_passes);
+		int r2 = reseq_pass(app, works, nworks);
+		rc = r2 ? r2 : record_range(app, works, 0, nworks, done, notes, results, map, &nd, ok);
+	}
+	if (rc == GW_STORE_OK) {
 		for (size_t i = 0; i < nd; i++) {
 			ok[map[i]] = results[i] == GW_STORE_OK;
 			if (ok[map[i]])
 				gw_trace_stored(&app->trace, works[map[i]].job->intake_no, done[i].notes, done[i].count);
 		}
+	} else if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
+		for (size_t e = 0; e < nworks; e++) {
+			int r1;
+			size_t n1 = 0;
+			for (int attempt = 0;; attempt++) {
+				r1 = record_range(app, works, e, e + 1, done, notes, results, map, &n1, ok);
+				if (r1 != GW_STORE_ERR_SEQ || attempt >= GW_RESEQ_MAX)
+					break;
+				gw_stat_inc(GW_STAT_cluster_resigned_passes);
+				if (reseq_pass(app, works + e, nworks - e))
+					break;
+			}
+			if (r1 == GW_STORE_OK && n1) {
+				ok[e] = results[0] == GW_STORE_OK;
+				if (ok[e])
+					gw_trace_stored(&app->trace, works[e].job->intake_no, done[0].notes, done[0].count);
+			} else if (r1)
+				failed++;
+			if (r1 == GW_STORE_OK && n1 && results[0] != GW_STORE_OK)
+				gw_log(GW_LOG_WARN, "store: event trace=%s was already done: its notifications are not sent again",
+				       works[e].job->trace_id);
+		}
+		rc = failed ? GW_STORE_ERR_SEQ : GW_STORE_OK;
+		nd = 0; /* logged per event above */
+	} else {
+		failed = nd;
+	}
 out:
-	if (rc != GW_STORE_OK) {
-		gw_stat_add(GW_STAT_store_record_failed, nd);
-		gw_log(GW_LOG_ERR, "store: cannot record %zu events' notifications (%s): not delivered, left pending for the next start",
-		       nd, gw_store_strerror(rc));
+	if (failed) {
+		gw_stat_add(GW_STAT_store_record_failed, failed);
+		gw_log(GW_LOG_ERR, "store: cannot record %zu events' notifications (%s): not delivered, left pending %s",
+		       failed, gw_store_strerror(rc),
+		       clustered(app) ? "(claimed again after cluster.claim_after)" : "for the next start");
 	}
 	for (size_t i = 0; rc == GW_STORE_OK && i < nd; i++)
 		if (results[i] != GW_STORE_OK)
@@ -414,7 +530,15 @@ void gw_batch_finish(struct gw_app *app, struct gw_event_work *works, size_t nwo
 			gw_stat_add(GW_STAT_notifications_sign_failed, failed);
 			gw_log(GW_LOG_ERR, "%zu notifications not signed trace=%s", failed, w->job->trace_id);
 		}
-		gw_stat_inc(GW_STAT_events_processed);
+		if (w->job->leave_pending) {
+			gw_stat_inc(GW_STAT_cluster_events_left_pending);
+			gw_log(GW_LOG_WARN, "event trace=%s left pending: a recipient's seq could not be read from the store; claimed again after cluster.claim_after",
+			       w->job->trace_id);
+		} else {
+			gw_stat_inc(GW_STAT_events_processed);
+		}
+		json_decref(w->notes); /* cluster mode kept them for a re-signing */
+		w->notes = NULL;
 		w->batch->kind = GW_OUT_BATCH;
 		w->batch->intake_no = w->job->intake_no;
 		w->batch->received_ns = w->job->received_ns;
@@ -435,7 +559,7 @@ void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nw
 {
 	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
 	gw_batch_sign(&how, works, nworks, time(NULL));
-	for (size_t e = 0; e < nworks; e++) {
+	for (size_t e = 0; e < nworks && !clustered(app); e++) {
 		json_decref(works[e].notes); /* signed: the claims hold what is needed */
 		works[e].notes = NULL;
 	}

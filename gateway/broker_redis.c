@@ -20,8 +20,11 @@
 #include <hiredis/adapters/libuv.h>
 #pragma GCC diagnostic pop
 
+#include <jansson.h>
+
 #include "broker_local.h"
 #include "gw/b64url.h"
+#include "log.h"
 #include "outbox.h"
 #include "redis_conn.h"
 #include "stats.h"
@@ -30,13 +33,16 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SUBSCRIBE_BATCH 512
+#define GW_BROKER_NODES_MAX 64 /* nodes whose rule version is tracked (more: not listed) */
+#define GW_BROKER_MARKED_MAX 500 /* ids per read-state message (a mark's own bound) */
 /* Frames received but not yet drained by the service thread. Past it new
  * ones are dropped and counted: their clients recover with since. */
 #define INBOX_MAX_BYTES (64u << 20)
 
 struct request {
 	struct request *next;
-	int subscribe; /* 1 SUBSCRIBE, 0 UNSUBSCRIBE */
+	int subscribe; /* 1 SUBSCRIBE, 0 UNSUBSCRIBE, 2 PUBLISH payload */
+	char *payload; /* PUBLISH: owned */
 	size_t shard;
 	char channel[64];
 };
@@ -71,6 +77,18 @@ struct rbroker {
 	struct request *req_head, *req_tail;
 	int stopping;
 	_Atomic uint64_t generation;
+	void (*marked)(void *ud, const char *inst, const char *user, int read, const char *const *ids,
+		       const char *const *ctxs, size_t n);
+	void *marked_ud;
+	/* rule versions of the nodes (shard 0's gw:nodes:<db> channel), under lock */
+	char nodes_channel[64];
+	char version[64];
+	struct node_seen {
+		char node[128], version[64];
+		int64_t seen_ms;
+		int warned;
+	} nodes[GW_BROKER_NODES_MAX];
+	size_t nnodes;
 	/* broker thread */
 	pthread_t thread;
 	uv_loop_t loop;
@@ -205,6 +223,72 @@ static void deliver(struct rbroker *b, const char *p, size_t len)
 	gw_outbox_push_take(&b->inbox, it);
 }
 
+/* A read-state change another node published: queued as a GW_OUT_ANSWER
+ * item whose body is the JSON (this node's own are ignored). */
+static void deliver_marked(struct rbroker *b, const char *p, size_t len)
+{
+	json_t *j = json_loadb(p, len, 0, NULL);
+	const char *node = json_string_value(json_object_get(j, "node"));
+	if (!j || !node) {
+		json_decref(j);
+		gw_stat_inc(GW_STAT_redis_broker_malformed);
+		return;
+	}
+	int own = !strcmp(node, b->node_id);
+	json_decref(j);
+	if (own)
+		return;
+	struct gw_outbox_item *it = calloc(1, sizeof(*it));
+	char *body = malloc(len + 1);
+	if (!it || !body || atomic_load(&b->inbox_bytes) + len > INBOX_MAX_BYTES) {
+		gw_stat_inc(GW_STAT_redis_broker_dropped);
+		free(it);
+		free(body);
+		return;
+	}
+	memcpy(body, p, len);
+	body[len] = '\0';
+	it->kind = GW_OUT_ANSWER;
+	it->body = body;
+	it->body_len = len;
+	atomic_fetch_add(&b->inbox_bytes, len);
+	gw_outbox_push_take(&b->inbox, it);
+}
+
+/* "<rules version> <node id>" from gw:nodes: remembered with the time;
+ * a version other than this node's is logged once per node and version. */
+static void node_seen(struct rbroker *b, const char *msg)
+{
+	char version[64] = "", node[128] = "";
+	if (sscanf(msg, "%63s %127[^\n]", version, node) != 2)
+		return;
+	pthread_mutex_lock(&b->lock);
+	struct node_seen *n = NULL;
+	for (size_t i = 0; i < b->nnodes && !n; i++)
+		if (!strcmp(b->nodes[i].node, node))
+			n = &b->nodes[i];
+	if (!n && b->nnodes < GW_BROKER_NODES_MAX) {
+		n = &b->nodes[b->nnodes++];
+		snprintf(n->node, sizeof(n->node), "%s", node);
+	}
+	int warn = 0;
+	if (n) {
+		if (strcmp(n->version, version))
+			n->warned = 0;
+		snprintf(n->version, sizeof(n->version), "%s", version);
+		n->seen_ms = now_ms();
+		warn = strcmp(version, b->version) && !n->warned && b->version[0];
+		if (warn)
+			n->warned = 1;
+	}
+	char own[64];
+	snprintf(own, sizeof(own), "%s", b->version);
+	pthread_mutex_unlock(&b->lock);
+	if (warn)
+		gw_log(GW_LOG_WARN, "cluster: node %s runs rules version %s, this node %s: the nodes' rule files differ",
+		       node, version, own);
+}
+
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)priv;
@@ -225,7 +309,14 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 			}
 			return;
 		}
-		deliver(s->b, r->element[2]->str, r->element[2]->len);
+		if (!strcmp(r->element[1]->str, s->b->nodes_channel)) {
+			node_seen(s->b, r->element[2]->str);
+			return;
+		}
+		if (r->element[2]->str[0] == 'M')
+			deliver_marked(s->b, r->element[2]->str + 1, r->element[2]->len - 1);
+		else
+			deliver(s->b, r->element[2]->str, r->element[2]->len);
 	}
 }
 
@@ -296,6 +387,8 @@ static void connect_shard(struct bshard *s)
 	const char *batch[SUBSCRIBE_BATCH];
 	size_t n = 0;
 	batch[n++] = s->probe_channel;
+	if (s->idx == 0)
+		batch[n++] = s->b->nodes_channel;
 	struct gw_strmap *w = &s->b->wanted;
 	for (size_t i = 0; i < w->nbuckets; i++)
 		for (struct gw_strmap_entry *e = w->buckets[i]; e; e = e->next) {
@@ -342,6 +435,14 @@ static void on_tick(uv_timer_t *t)
 			snprintf(ts, sizeof(ts), "%" PRId64, now);
 			const char *argv[] = {"PUBLISH", s->probe_channel, ts};
 			redisAsyncCommandArgv(s->pub, on_probe_published, NULL, 3, argv, NULL);
+			if (i == 0) {
+				char vmsg[256];
+				pthread_mutex_lock(&b->lock);
+				snprintf(vmsg, sizeof(vmsg), "%s %s", b->version, b->node_id);
+				pthread_mutex_unlock(&b->lock);
+				const char *av[] = {"PUBLISH", b->nodes_channel, vmsg};
+				redisAsyncCommandArgv(s->pub, on_probe_published, NULL, 3, av, NULL);
+			}
 		}
 	}
 }
@@ -364,7 +465,15 @@ static void on_async(uv_async_t *a)
 		struct bshard *s = &b->sh[r->shard];
 		size_t len = strlen(r->channel);
 		const char *chan[1] = {r->channel};
-		if (r->subscribe) {
+		if (r->subscribe == 2) {
+			if (s->pub) {
+				const char *argv[] = {"PUBLISH", r->channel, r->payload};
+				redisAsyncCommandArgv(s->pub, on_probe_published, NULL, 3, argv, NULL);
+			} else {
+				gw_stat_inc(GW_STAT_redis_broker_dropped);
+			}
+			free(r->payload);
+		} else if (r->subscribe) {
 			struct gw_strmap_entry *e = gw_strmap_upsert(&b->wanted, r->channel, len, NULL);
 			if (e)
 				e->value = (void *)(uintptr_t)(r->shard + 1);
@@ -400,12 +509,15 @@ static void *broker_thread(void *p)
 
 /* ---- the service thread -------------------------------------------------- */
 
-static int queue_request(struct rbroker *b, int subscribe, const char *inst, const char *user)
+static int queue_request(struct rbroker *b, int subscribe, const char *inst, const char *user, char *payload)
 {
 	struct request *r = calloc(1, sizeof(*r));
-	if (!r)
+	if (!r) {
+		free(payload);
 		return -1;
+	}
 	r->subscribe = subscribe;
+	r->payload = payload;
 	r->shard = gw_redis_shard_of(inst, user, b->nshards);
 	gw_redis_user_channel(inst, user, b->sh[r->shard].url.db, r->channel);
 	pthread_mutex_lock(&b->lock);
@@ -456,7 +568,7 @@ static int r_subscribe(struct gw_broker *gb, const char *inst, const char *user,
 	char *k = user_key(inst, user, &len);
 	struct gw_strmap_entry *e = k ? gw_strmap_upsert(&b->users, k, len, NULL) : NULL;
 	free(k);
-	if (!e || (!e->value && queue_request(b, 1, inst, user))) {
+	if (!e || (!e->value && queue_request(b, 1, inst, user, NULL))) {
 		b->inner->ops->unsubscribe(b->inner, inst, user, ctx, conn);
 		return -1;
 	}
@@ -480,7 +592,7 @@ static void r_unsubscribe(struct gw_broker *gb, const char *inst, const char *us
 	if (e && (uintptr_t)e->value <= 1) {
 		gw_strmap_remove(&b->users, k, len);
 		/* out of memory here only leaves a subscription Redis keeps sending */
-		queue_request(b, 0, inst, user);
+		queue_request(b, 0, inst, user, NULL);
 	} else if (e) {
 		e->value = (void *)((uintptr_t)e->value - 1);
 	}
@@ -493,6 +605,56 @@ static size_t r_count(struct gw_broker *gb)
 	return b->inner->ops->subscription_count(b->inner);
 }
 
+/* {"node","i","u","r","ids":[…],"ctxs":[…]} to the marked callback. */
+static void remote_marked(struct rbroker *b, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	const char *inst = json_string_value(json_object_get(j, "i"));
+	const char *user = json_string_value(json_object_get(j, "u"));
+	json_t *ids = json_object_get(j, "ids"), *ctxs = json_object_get(j, "ctxs");
+	size_t n = json_array_size(ids);
+	if (!inst || !user || !n || n > GW_BROKER_MARKED_MAX || json_array_size(ctxs) != n || !b->marked) {
+		json_decref(j);
+		return;
+	}
+	const char *iv[GW_BROKER_MARKED_MAX], *cv[GW_BROKER_MARKED_MAX];
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		iv[k] = json_string_value(json_array_get(ids, i));
+		cv[k] = json_string_value(json_array_get(ctxs, i));
+		k += iv[k] && cv[k];
+	}
+	if (k)
+		b->marked(b->marked_ud, inst, user, json_is_true(json_object_get(j, "r")), iv, cv, k);
+	json_decref(j);
+}
+
+void gw_broker_redis_publish_marked(struct gw_broker *gb, const char *inst, const char *user, int read,
+				    char *const *ids, char *const *ctxs, size_t n)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	if (!n || n > GW_BROKER_MARKED_MAX || !ctxs)
+		return;
+	json_t *ja = json_array(), *jc = json_array();
+	for (size_t i = 0; ja && jc && i < n; i++) {
+		json_array_append_new(ja, json_string(ids[i]));
+		json_array_append_new(jc, json_string(ctxs[i]));
+	}
+	json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "node", b->node_id, "i", inst, "u", user, "r", read,
+			      "ids", ja, "ctxs", jc);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	size_t tl = text ? strlen(text) : 0;
+	char *payload = text ? malloc(tl + 2) : NULL;
+	if (payload) {
+		payload[0] = 'M';
+		memcpy(payload + 1, text, tl + 1);
+	}
+	free(text);
+	if (!payload || queue_request(b, 2, inst, user, payload))
+		gw_stat_inc(GW_STAT_redis_broker_dropped);
+}
+
 size_t gw_broker_redis_drain(struct gw_broker *gb)
 {
 	struct rbroker *b = (struct rbroker *)gb;
@@ -500,6 +662,10 @@ size_t gw_broker_redis_drain(struct gw_broker *gb)
 	struct gw_outbox_item *it = gw_outbox_take_all(&b->inbox);
 	while (it) {
 		struct gw_outbox_item *next = it->next;
+		if (it->kind == GW_OUT_ANSWER) {
+			atomic_fetch_sub(&b->inbox_bytes, it->body_len);
+			remote_marked(b, it->body, it->body_len);
+		}
 		for (size_t i = 0; i < it->count; i++) {
 			struct gw_delivery *d = &it->items[i];
 			n += b->inner->ops->publish(b->inner, d->installation, d->user, d->ctx, d->msg);
@@ -529,6 +695,37 @@ int gw_broker_redis_ready(struct gw_broker *gb, int64_t *oldest_ms)
 	return ready;
 }
 
+void gw_broker_redis_set_rules_version(struct gw_broker *gb, const char *version)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	pthread_mutex_lock(&b->lock);
+	snprintf(b->version, sizeof(b->version), "%s", version ? version : "");
+	for (size_t i = 0; i < b->nnodes; i++)
+		b->nodes[i].warned = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+json_t *gw_broker_redis_nodes_json(struct gw_broker *gb)
+{
+	struct rbroker *b = (struct rbroker *)gb;
+	int64_t now = now_ms(), fresh = 3 * b->probe_ms + b->timeout_ms;
+	json_t *list = json_array();
+	int differ = 0;
+	pthread_mutex_lock(&b->lock);
+	for (size_t i = 0; list && i < b->nnodes; i++) {
+		if (now - b->nodes[i].seen_ms > fresh)
+			continue; /* gone (or partitioned away) */
+		differ |= strcmp(b->nodes[i].version, b->version) != 0;
+		json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "node", b->nodes[i].node, "rulesVersion",
+						      b->nodes[i].version, "seenMsAgo",
+						      (json_int_t)(now - b->nodes[i].seen_ms)));
+	}
+	json_t *j = json_pack("{s:s, s:s, s:o, s:b}", "node", b->node_id, "rulesVersion", b->version, "nodes", list,
+			      "rulesVersionsDiffer", differ);
+	pthread_mutex_unlock(&b->lock);
+	return j;
+}
+
 uint64_t gw_broker_redis_generation(struct gw_broker *gb)
 {
 	return atomic_load(&((struct rbroker *)gb)->generation);
@@ -546,6 +743,7 @@ static void r_destroy(struct gw_broker *gb)
 	struct request *r = b->req_head;
 	while (r) {
 		struct request *next = r->next;
+		free(r->payload);
 		free(r);
 		r = next;
 	}
@@ -582,6 +780,8 @@ struct gw_broker *gw_broker_redis_new(const struct gw_broker_redis_options *o, c
 	b->nshards = o->nredis;
 	b->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
 	b->probe_ms = o->probe_interval_ms > 0 ? o->probe_interval_ms : 1000;
+	b->marked = o->marked;
+	b->marked_ud = o->marked_ud;
 	snprintf(b->node_id, sizeof(b->node_id), "%s", o->node_id && o->node_id[0] ? o->node_id : "node");
 	for (size_t i = 0; i < o->nredis; i++) {
 		struct bshard *s = &b->sh[i];
@@ -596,6 +796,8 @@ struct gw_broker *gw_broker_redis_new(const struct gw_broker_redis_options *o, c
 		s->idx = i;
 		s->backoff_ms = BACKOFF_MIN_MS;
 		snprintf(s->probe_channel, sizeof(s->probe_channel), "gw:probe:%d:%s", s->url.db, b->node_id);
+		if (i == 0)
+			snprintf(b->nodes_channel, sizeof(b->nodes_channel), "gw:nodes:%d", s->url.db);
 	}
 	int inited = 0;
 	if (!(b->inner = gw_broker_local_new()) || gw_strmap_init(&b->users, 1024) ||

@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "broker.h"
 
 struct gw_broker_redis_options {
@@ -52,6 +54,11 @@ struct gw_broker_redis_options {
 	const char *node_id;
 	void (*wake)(void *ud);     /* called on the broker thread: deliveries wait */
 	void *wake_ud;
+	/* Service thread, from drain: another node changed the read state of
+	 * these ids (ctxs[i]: the context of ids[i]) of (inst, user). */
+	void (*marked)(void *ud, const char *inst, const char *user, int read, const char *const *ids,
+		       const char *const *ctxs, size_t n);
+	void *marked_ud;
 };
 
 /* NULL with msg on a bad URL or out of memory. Connecting happens on the
@@ -63,6 +70,21 @@ size_t gw_broker_redis_drain(struct gw_broker *b);
 /* 1 when every shard's subscriber is up and its last probe came back
  * within two intervals plus the timeout; *oldest_ms: the oldest probe age. */
 int gw_broker_redis_ready(struct gw_broker *b, int64_t *oldest_ms);
+/* Service thread, never waits: tells the other nodes' tabs of (inst, user)
+ * that the read state of ids changed (published on the user's channel as
+ * "M\n" + JSON with this node's id, which this node ignores when it comes
+ * back). Lost when Redis is down: those tabs read it with their next inbox. */
+void gw_broker_redis_publish_marked(struct gw_broker *b, const char *inst, const char *user, int read,
+				    char *const *ids, char *const *ctxs, size_t n);
+/* Rule versions across the nodes: every probe interval each node publishes
+ * "<rules version> <node id>" on gw:nodes:<db> (shard 0); a node whose
+ * version differs from this one's is logged (warning, once per node and
+ * version). set: service thread, at start and after each reload. */
+void gw_broker_redis_set_rules_version(struct gw_broker *b, const char *version);
+/* {"node","rulesVersion","nodes":[{"node","rulesVersion","seenMsAgo"}],
+ * "rulesVersionsDiffer"}: the nodes heard from within 3 probe intervals +
+ * the timeout (this one included once its own message came back). */
+json_t *gw_broker_redis_nodes_json(struct gw_broker *b);
 /* Changes every time a subscriber connection is made again. */
 uint64_t gw_broker_redis_generation(struct gw_broker *b);
 

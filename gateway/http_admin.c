@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "broker_redis.h"
 #include "http_api.h"
 #include "stats.h"
 #include "version.h"
@@ -112,6 +113,8 @@ static char *health_json(struct gw_app *app)
 		"counters", counters);
 	if (j) {
 		json_object_set_new(j, "intake", json_string(app->intake_paused ? "paused" : "open"));
+		if (app->redis_broker) /* cluster mode: every node's rule version */
+			json_object_set_new(j, "cluster", gw_broker_redis_nodes_json(app->redis_broker));
 		json_object_set_new(j, "installations", gw_registry_health(&app->registry, time(NULL)));
 		pthread_mutex_lock(&app->dedup.lock);
 		json_object_set_new(j, "redelivery",

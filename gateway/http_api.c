@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "app.h"
+#include "broker_redis.h"
 #include "cors.h"
 #include "dev_api.h"
 #include "fitcheck.h"

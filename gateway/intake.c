@@ -13,6 +13,7 @@
 #include "stats.h"
 #include "journal.h"
 #include "store.h"
+#include "claimer.h"
 #include "util.h"
 
 #define RETRY_AFTER_SECONDS 5
@@ -358,7 +359,14 @@ void gw_intake_journaled(struct gw_app *app, struct gw_job *ev, int rc)
 		free(ev->system_token);
 		ev->system_token = NULL;
 	}
-	gw_workq_push_event_force(&app->workq, ev);
+	if (app->claimer) {
+		/* Cluster mode: whichever node claims it processes it (claimer.h);
+		 * queueing it here too would process it twice. */
+		gw_job_free(ev);
+		gw_claimer_kick(app->claimer);
+	} else {
+		gw_workq_push_event_force(&app->workq, ev);
+	}
 	/* ev now belongs to the queue and may already be freed by another worker. */
 	answer_accepted(app, req_id, trace_id);
 }
@@ -402,6 +410,17 @@ int gw_intake_replay_pending(struct gw_app *app, size_t *count)
 	gw_stat_add(GW_STAT_events_replayed, rc.count);
 	if (rc.failed)
 		gw_log(GW_LOG_ERR, "start: %zu journaled events could not be read back (out of memory or unreadable payload)",
+		       rc.failed);
+	return r;
+}
+
+int gw_intake_claim(struct gw_app *app, size_t max, size_t *count)
+{
+	struct replay_ctx rc = {app, 0, 0};
+	int r = app->store->ops->claim(app->store, max, replay_one, &rc);
+	*count = rc.count;
+	if (rc.failed)
+		gw_log(GW_LOG_ERR, "cluster: %zu claimed events could not be read (out of memory or unreadable payload)",
 		       rc.failed);
 	return r;
 }

@@ -42,6 +42,10 @@ struct gw_job;
  * workers and the listener. *count: how many. 0 or a gw_store_rc. */
 int gw_intake_replay_pending(struct gw_app *app, size_t *count);
 
+/* Cluster mode (claimer.h): queues up to max events the shared store hands
+ * this node (store.h claim). *count: how many. 0 or a gw_store_rc. */
+int gw_intake_claim(struct gw_app *app, size_t max, size_t *count);
+
 /* Runs one GW_JOB_INTAKE job to its answer (or hands the event to the
  * journal thread, which answers through gw_intake_journaled). */
 void gw_intake_run(struct gw_app *app, struct gw_job *job);

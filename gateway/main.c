@@ -9,11 +9,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <libwebsockets.h>
 
 #include "app.h"
 #include "admin_api.h"
 #include "check_config.h"
 #include "broker_local.h"
+#include "broker_redis.h"
 #include "cluster.h"
 #include "http_api.h"
 #include "intake.h"
@@ -35,6 +37,14 @@ static void diag_to_stderr(void *ud, int is_error, const char *text)
 	/* a formatted diagnostic ends with its own newline (as rules_diags_print) */
 	size_t n = strlen(text);
 	fprintf(stderr, n && text[n - 1] == '\n' ? "%s" : "%s\n", text);
+}
+
+/* The Redis broker's wake-up (its thread): the service thread drains it. */
+static void wake_for_broker(void *ud)
+{
+	struct gw_app *app = ud;
+	if (app->lws)
+		lws_cancel_service(app->lws);
 }
 
 static struct rules_set *load_rules(const struct gw_config *cfg)
@@ -124,9 +134,15 @@ int main(int argc, char **argv)
 		.per_user = app.cfg.history_per_user,
 	};
 	char smsg[512] = "";
-	int src = gw_store_open(app.cfg.store, app.cfg.state_dir, &sopt, &app.store, smsg, sizeof(smsg));
+	/* Cluster mode (--redis): the shared engine; the node id must outlive the store. */
+	static char node_id[256];
+	struct gw_store_cluster cl;
+	int clustered = !gw_cluster_settings(&app.cfg, &cl, node_id, sizeof(node_id));
+	const char *kind = clustered ? "redis" : app.cfg.store;
+	int src = gw_store_open_ex(kind, app.cfg.state_dir, &sopt, clustered ? &cl : NULL, &app.store, smsg,
+				   sizeof(smsg));
 	if (src) {
-		fprintf(stderr, "notify-gateway: store %s: %s (%s); not starting\n", app.cfg.store, smsg,
+		fprintf(stderr, "notify-gateway: store %s: %s (%s); not starting\n", kind, smsg,
 			gw_store_strerror(src));
 		rules_set_unref(rules);
 		gw_keys_free(&app);
@@ -134,21 +150,44 @@ int main(int argc, char **argv)
 		return GW_STORE_EXIT_CODE;
 	}
 	app.seq.store = app.store;
+	if (clustered) {
+		/* Every node delivers from the users' channels, its own notes included. */
+		struct gw_broker_redis_options bo = {
+			.redis = cl.redis, .nredis = cl.nredis, .timeout_ms = cl.timeout_ms,
+			.node_id = cl.node_id, .wake = wake_for_broker, .wake_ud = &app,
+			.marked = gw_realtime_remote_marked, .marked_ud = &app,
+		};
+		char bmsg[400] = "";
+		struct gw_broker *rb = gw_broker_redis_new(&bo, bmsg, sizeof(bmsg));
+		if (!rb) {
+			fprintf(stderr, "notify-gateway: cluster broker: %s; not starting\n", bmsg);
+			return 2;
+		}
+		app.broker->ops->destroy(app.broker);
+		app.broker = app.redis_broker = rb;
+	}
 	/* Accepted before a crash, not done: first in line, in journal order. */
 	size_t replayed = 0;
-	if ((src = gw_intake_replay_pending(&app, &replayed))) {
+	/* Cluster mode: the claim thread takes them instead (claimer.h); every
+	 * node replaying every pending event would process each on all nodes. */
+	if (!clustered && (src = gw_intake_replay_pending(&app, &replayed))) {
 		fprintf(stderr, "notify-gateway: store %s: cannot read the journal: %s; not starting\n", app.cfg.store,
 			gw_store_strerror(src));
 		return GW_STORE_EXIT_CODE;
 	}
+	if (clustered)
+		gw_log(GW_LOG_NOTICE, "cluster: node %s on %d Redis server(s), timeout %d ms, claim after %d ms", cl.node_id,
+		       app.cfg.nredis, app.cfg.cluster_timeout, app.cfg.cluster_claim_after);
 	gw_log(GW_LOG_NOTICE, "store: %s (%s durability), epoch %s, %zu journaled events to finish first",
-	       app.cfg.store, app.cfg.durability, app.store->ops->epoch(app.store), replayed);
+	       kind, app.cfg.durability, app.store->ops->epoch(app.store), replayed);
 	/* the trace ring runs the rules twice: only when the admin API can read it */
 	if (gw_admin_enabled(&app) && app.cfg.admin_trace_events > 0 &&
 	    gw_trace_init(&app.trace, (size_t)app.cfg.admin_trace_events, (size_t)app.cfg.admin_trace_bytes)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
+	if (app.redis_broker)
+		gw_broker_redis_set_rules_version(app.redis_broker, rules_set_version(rules));
 	gw_rulebox_install_take(&app.rulebox, rules, app.cfg.rules);
 	gw_log(GW_LOG_NOTICE, "rules: %zu from %s (version %s)", rules_set_count(rules),
 	       app.cfg.rules ? app.cfg.rules : "the embedded default", rules_set_version(rules));

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "app.h"
+#include "broker_redis.h"
+#include "claimer.h"
 #include "metrics.h"
 #include "store_probe.h"
 
@@ -58,6 +60,18 @@ static const char *check_queue(struct gw_app *app, char *buf, size_t len)
 										      : NULL;
 }
 
+static const char *check_cluster(struct gw_app *app, char *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	/* The probe went through Redis and back: a node that silently stopped
+	 * receiving (or whose Redis froze) is not ready. */
+	if (app->redis_broker && !gw_broker_redis_ready(app->redis_broker, NULL))
+		return "the Redis broker's probe did not come back (Redis down, frozen or unreachable)";
+	/* the claim thread reads the journal every few ms: its last call failed */
+	return gw_claimer_failing(app->claimer) ? "the shared store (Redis) does not answer" : NULL;
+}
+
 static const char *check_store(struct gw_app *app, char *buf, size_t len)
 {
 	if (!app->store_probe)
@@ -82,6 +96,7 @@ static const struct ready_check checks[] = {
 	{"intake", check_intake},
 	{"rules", check_rules},
 	{"queue", check_queue},
+	{"cluster", check_cluster},
 	{"store", check_store},
 };
 

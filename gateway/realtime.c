@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "broker_redis.h"
 #include "realtime.h"
 #include "realtime_conn.h"
 #include "log.h"
@@ -733,4 +734,25 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		break;
 	}
 	return 0;
+}
+
+/* Cluster mode: this node's broker feed came back after a loss, so its tabs
+ * may have missed notifications: each is closed with 1012 and a spread delay,
+ * and resumes with since (docs/protocol.md). */
+void gw_realtime_resume_all(struct gw_app *app)
+{
+	struct gw_strmap *m = &app->rt.conns_by_id;
+	for (size_t i = 0; i < m->nbuckets; i++)
+		for (struct gw_strmap_entry *e = m->buckets[i]; e; e = e->next) {
+			struct gw_conn *c = e->value;
+			if (c->close_pending == 2)
+				continue;
+			c->close_pending = 0;
+			uint32_t spread = (uint32_t)app->cfg.shutdown_reconnect_spread * 1000u;
+			char reason[64];
+			snprintf(reason, sizeof(reason), "resume with since; reconnect_ms=%u",
+				 spread ? arc4random_uniform(spread) : 0u);
+			gw_stat_inc(GW_STAT_cluster_resume_closes);
+			rt_close_after_flush(c, (enum lws_close_status)1012, reason);
+		}
 }

@@ -41,6 +41,16 @@ int gw_ctx_covers(const char *entry, const char *ctx);
 
 /* Stop: flush and close every websocket with 1001. */
 void gw_realtime_close_all(struct gw_app *app);
+/* Cluster mode: the node's broker feed was lost and is back (notifications
+ * published meanwhile never reached it): every connection is closed with
+ * 1012 and "resume with since", so each client reconnects (to any node) and
+ * its resume fetches what it missed from the store. */
+void gw_realtime_resume_all(struct gw_app *app);
+/* Cluster mode (broker_redis.h marked callback, ud = the app): another node
+ * changed the read state of these ids of (inst, user); each local tab of the
+ * user gets "marked" with the ids its token covers and its own unread. */
+void gw_realtime_remote_marked(void *ud, const char *inst, const char *user, int read, const char *const *ids,
+			       const char *const *ctxs, size_t n);
 
 /* Realtime's part of the 1 s sweep (server.c): authentication deadlines,
  * token expiry, idle pings and closes. One pass over all connections instead

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "broker_redis.h"
 #include "gw/b64url.h"
 #include "realtime.h"
 #include "realtime_conn.h"
@@ -233,6 +234,37 @@ static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_r
 				if (r->marked.ctxs && /* an engine without contexts: that tab reads its inbox */
 				    gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, r->marked.ctxs[i]) &&
 				    !(q->ids[q->nids++] = strdup(r->marked.ids[i])))
+					ok = 0;
+			if (ok && q->nids) {
+				q->read = read;
+				push_store_req(o, q);
+			} else {
+				gw_store_req_free(q);
+			}
+		}
+	/* Cluster mode: the user's tabs on the other nodes (gw_realtime_remote_marked there). */
+	if (app->redis_broker)
+		gw_broker_redis_publish_marked(app->redis_broker, c->installation, c->user, read, r->marked.ids,
+					       r->marked.ctxs, r->marked.count);
+}
+
+void gw_realtime_remote_marked(void *ud, const char *inst, const char *user, int read, const char *const *ids,
+			       const char *const *ctxs, size_t n)
+{
+	struct gw_app *app = ud;
+	struct gw_strmap *m = &app->rt.conns_by_id;
+	for (size_t b = 0; b < m->nbuckets; b++)
+		for (struct gw_strmap_entry *e = m->buckets[b]; e; e = e->next) {
+			struct gw_conn *o = e->value;
+			if (o->state != RT_READY || !o->user || strcmp(o->user, user) || strcmp(o->installation, inst))
+				continue;
+			/* its own ids and its own unread count, read on a worker */
+			struct gw_store_req *q = gw_store_req_new(GW_SOP_UNREAD);
+			int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
+				 !copy_allowed(o, q) && (q->ids = calloc(n, sizeof(char *)));
+			for (size_t i = 0; ok && i < n; i++)
+				if (gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, ctxs[i]) &&
+				    !(q->ids[q->nids++] = strdup(ids[i])))
 					ok = 0;
 			if (ok && q->nids) {
 				q->read = read;

@@ -113,3 +113,15 @@ uint64_t gw_seqmap_next_from(struct gw_seqmap *m, const char *key, size_t len, u
 	append_node(m, n);
 	return n->seq;
 }
+
+int gw_seqmap_set(struct gw_seqmap *m, const char *key, size_t len, uint64_t seq)
+{
+	struct gw_seq_node *n = gw_strmap_get(&m->map, key, len);
+	if (!n && !gw_seqmap_next_from(m, key, len, 0))
+		return -1;
+	n = gw_strmap_get(&m->map, key, len);
+	if (!n)
+		return -1;
+	n->seq = seq;
+	return 0;
+}

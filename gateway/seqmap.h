@@ -44,6 +44,10 @@ uint64_t gw_seqmap_next(struct gw_seqmap *m, const char *key, size_t len);
 /* Like gw_seqmap_next, but a new entry starts above max(base, floor):
  * base is the user's last seq known elsewhere (the store). */
 uint64_t gw_seqmap_next_from(struct gw_seqmap *m, const char *key, size_t len, uint64_t base);
+/* Sets key's last seq to seq (creating the entry): cluster mode, after the
+ * shared store said another node numbered this user (sequencer.h reseat).
+ * 0, or -1 when out of memory or the key alone exceeds max_bytes. */
+int gw_seqmap_set(struct gw_seqmap *m, const char *key, size_t len, uint64_t seq);
 /* 1 when key has an entry. */
 int gw_seqmap_has(struct gw_seqmap *m, const char *key, size_t len);
 

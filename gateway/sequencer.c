@@ -51,10 +51,22 @@ uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, 
 		int rc = s->store->ops->max_seq(s->store, inst, user, &base);
 		if (rc) {
 			gw_log(GW_LOG_ERR, "sequencer: the store cannot read a user's seq: %s", gw_store_strerror(rc));
+			s->store_failures++;
 			return 0;
 		}
 	}
 	return gw_seqmap_next_from(&s->user_seq, skey, (size_t)sk, base);
+}
+
+void gw_sequencer_reseat(struct gw_sequencer *s, const char *inst, const char *user, uint64_t seq)
+{
+	char skey[512];
+	int sk = snprintf(skey, sizeof(skey), "%zu:%s%s", strlen(inst), inst, user);
+	if (sk <= 0 || (size_t)sk >= sizeof(skey))
+		return;
+	pthread_mutex_lock(&s->lock);
+	gw_seqmap_set(&s->user_seq, skey, (size_t)sk, seq);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void gw_sequencer_pass_turn(struct gw_sequencer *s)

@@ -34,6 +34,7 @@ struct gw_sequencer {
 	uint64_t next_intake_no; /* the event whose recipients get seqs next */
 	struct gw_seqmap user_seq; /* "<len(inst)>:<inst><user>" -> last seq, within seq_bytes */
 	struct gw_store *store;    /* NULL: counters start at 1; else a miss continues from the store's max seq */
+	uint64_t store_failures;   /* max_seq reads that failed (under the lock): cluster mode leaves that event pending */
 };
 
 /* The first turn is intake number 1 (workq's first). The seq counters are
@@ -57,6 +58,11 @@ void gw_sequencer_unlock(struct gw_sequencer *s);
  * still be in flight, not yet recorded). 0 when it cannot be tracked (key
  * too long, out of memory, store read failed): no delivery. */
 uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, const char *user);
+
+/* Cluster mode (batch.c, after GW_STORE_ERR_SEQ): (inst, user)'s last seq
+ * is now seq, as numbered against the shared store. Takes the lock, not the
+ * turn. */
+void gw_sequencer_reseat(struct gw_sequencer *s, const char *inst, const char *user, uint64_t seq);
 
 /* With the lock and turn held: hands the turn to the next intake number and
  * unlocks. */

@@ -38,6 +38,8 @@
 #include "recorder.h"
 #include "batch.h"
 #include "intake.h"
+#include "claimer.h"
+#include "broker_redis.h"
 #include "store_jobs.h"
 #include "workers.h"
 
@@ -178,10 +180,32 @@ static void schedule_purge(struct gw_app *app, time_t now)
 	app->purge_last = now;
 }
 
+/* Cluster mode: frames the Redis broker received go to their connections;
+ * when its feed is back after a loss (a new generation seen ready), the
+ * connections resume through their clients (realtime.h resume_all). */
+static void cluster_service(struct gw_app *app)
+{
+	if (!app->redis_broker)
+		return;
+	gw_broker_redis_drain(app->redis_broker);
+	if (!gw_broker_redis_ready(app->redis_broker, NULL))
+		return;
+	uint64_t gen = gw_broker_redis_generation(app->redis_broker);
+	if (gen == app->redis_ready_gen)
+		return;
+	if (app->redis_ready_gen) {
+		gw_log(GW_LOG_WARN, "cluster: the broker's Redis feed is back; notifications published meanwhile did "
+				    "not reach this node: its websockets are closed with 1012 to resume with since");
+		gw_realtime_resume_all(app);
+	}
+	app->redis_ready_gen = gen;
+}
+
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
 	struct gw_app *app = sweep.app;
 	gw_realtime_sweep(app, time(NULL));
+	cluster_service(app);
 	schedule_purge(app, time(NULL));
 	/* Safety net: results waiting in the outbox are drained even if a
 	 * wake-up went missing (a cheap guard: one mutex check per second). */
@@ -210,8 +234,10 @@ static int http_protocol_cb(struct lws *wsi, enum lws_callback_reasons reason, v
 {
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
 		const struct lws_protocols *p = lws_get_protocol(wsi);
-		if (p && p->user)
+		if (p && p->user) {
 			drain_outbox((struct gw_app *)p->user);
+			cluster_service((struct gw_app *)p->user);
+		}
 		return 0;
 	}
 	return gw_http_callback(wsi, (int)reason, user, in, len);
@@ -280,6 +306,8 @@ static void *reload_thread(void *arg)
 	if (set) {
 		gw_log(GW_LOG_NOTICE, "reload: %zu rules from %s (version %s)", rules_set_count(set),
 		       app->cfg.rules, rules_set_version(set));
+		if (app->redis_broker) /* the other nodes compare (broker_redis.h) */
+			gw_broker_redis_set_rules_version(app->redis_broker, rules_set_version(set));
 		gw_rulebox_install_take(&app->rulebox, set, app->cfg.rules);
 	} else {
 		gw_rulebox_record_failure(&app->rulebox, msg);
@@ -528,9 +556,23 @@ int gw_server_run(struct gw_app *app)
 		lws_context_destroy(app->lws);
 		return 1;
 	}
+	int claim_failed = 0;
+	app->claimer = gw_claimer_start(app, gw_intake_claim, &claim_failed);
+	if (claim_failed) {
+		gw_log(GW_LOG_ERR, "cannot start the claim thread");
+		gw_journal_stop(app->journal);
+		app->journal = NULL;
+		gw_recorder_stop(app->recorder);
+		app->recorder = NULL;
+		lws_context_destroy(app->lws);
+		return 1;
+	}
 	if (!(app->store_probe = gw_store_probe_start(app->store))) {
 		gw_log(GW_LOG_ERR, "cannot start the store probe thread");
+		gw_claimer_stop(app->claimer);
 		gw_journal_stop(app->journal);
+		gw_claimer_free(app->claimer);
+		app->claimer = NULL;
 		app->journal = NULL;
 		gw_recorder_stop(app->recorder);
 		app->recorder = NULL;
@@ -583,6 +625,9 @@ int gw_server_run(struct gw_app *app)
 	 * from the journal thread to the events lane (a closed queue would let
 	 * an idle worker leave before it arrives). */
 	gw_workq_refuse(&app->workq);
+	/* Cluster mode: take no more events; what this node journaled from now
+	 * on is claimed by the others (the journal thread still answers). */
+	gw_claimer_stop(app->claimer);
 	time_t deadline = time(NULL) + app->cfg.shutdown_grace;
 	while (!work_idle(app) && time(NULL) < deadline)
 		service_once(app);
@@ -595,6 +640,8 @@ int gw_server_run(struct gw_app *app)
 	gw_workers_join(app);
 	gw_journal_stop(app->journal); /* after the workers: they submit to it */
 	app->journal = NULL;
+	gw_claimer_free(app->claimer); /* after the journal thread: it kicks it */
+	app->claimer = NULL;
 	gw_recorder_stop(app->recorder); /* likewise */
 	app->recorder = NULL;
 	gw_store_probe_stop(app->store_probe);

@@ -78,6 +78,9 @@
 	X(redis_epoch_changes, "Redis shards found wiped while running (a new epoch adopted)") \
 	X(redis_claimed, "journal entries taken over from another node after cluster.claim_after") \
 	X(redis_seq_conflicts, "record calls refused because another node recorded the user meanwhile (re-signed)") \
+	X(cluster_resume_closes, "websockets closed with 1012 (resume with since) after this node's broker feed came back") \
+	X(cluster_events_left_pending, "events not recorded because a recipient's seq could not be read from the shared store (claimed again after cluster.claim_after)") \
+	X(cluster_resigned_passes, "worker passes numbered and signed again after a seq conflict with another node") \
 	X(redis_broker_received, "notifications received from Redis by this node's broker") \
 	X(redis_broker_dropped, "notifications from Redis dropped: no memory, or 64 MiB of them waiting for the service thread (the clients resume with since)") \
 	X(redis_broker_malformed, "messages on a notification channel that were not a notification") \

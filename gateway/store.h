@@ -94,6 +94,9 @@ struct gw_store_cluster {
 	const char *node_id;      /* this node's consumer name in the journal's group */
 	int publish;              /* record PUBLISHes each note to its user's channel
 				   * (broker_redis.c receives them on every node) */
+	int contiguous;           /* record refuses (GW_STORE_ERR_SEQ) a seq that does not follow
+				   * the user's stored one, not only one at or below it: the
+				   * gateway renumbers, so a seq a failed pass took leaves no gap */
 };
 
 /* An accepted event as journaled. payload is opaque to the store: whatever

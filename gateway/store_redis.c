@@ -284,6 +284,7 @@ static int record_on(struct rstore *r, size_t shard, const struct gw_store_done 
 	for (size_t i = 0; i < n; i++)
 		m += !which || which[i];
 	rs_arg_fmt(&a, "%zu", m);
+	rs_arg_str(&a, r->contiguous ? "1" : "0");
 	for (size_t i = 0; i < n; i++)
 		if (!which || which[i])
 			add_notes(&a, &d[i], shard, r);
@@ -677,6 +678,7 @@ int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_stor
 	r->timeout_ms = cl->timeout_ms > 0 ? cl->timeout_ms : 2000;
 	r->claim_after_ms = cl->claim_after_ms > 0 ? cl->claim_after_ms : 10000;
 	r->publish = cl->publish;
+	r->contiguous = cl->contiguous;
 	snprintf(r->node_id, sizeof(r->node_id), "%s", cl->node_id && cl->node_id[0] ? cl->node_id : "node");
 	pthread_mutex_init(&r->epoch_lock, NULL);
 	int rc = GW_STORE_OK;

@@ -52,10 +52,13 @@ static const char lua_key_seen[] = LUA_EPOCH_CHECK
  * receives a user's notifications in record order, which is seq order. Checks everything before writing anything: an event
  * no longer in the journal is not pending (2); an event whose notes this
  * shard already holds (marker) is not written twice; a seq not above the
- * user's is "SEQ" for the whole call. Returns per event 0 or 2. */
+ * user's is "SEQ" for the whole call, and with ARGV[8] = 1 (contiguous, the
+ * gateway's cluster mode) so is one that does not follow it (stored + 1,
+ * then + 1 per note of the call): seqs stay contiguous across nodes (a seq
+ * taken by a pass that was not recorded is caught here and numbered again). Returns per event 0 or 2. */
 static const char lua_record[] = LUA_EPOCH_CHECK
 	"local ret,cap,chk,done,mttl,n=tonumber(ARGV[2]),tonumber(ARGV[3]),ARGV[4]=='1',ARGV[5]=='1',tonumber(ARGV[6]),tonumber(ARGV[7])\n"
-	"local evs,i={},8\n"
+	"local strict,evs,i=ARGV[8]=='1',{},9\n"
 	"for e=1,n do\n"
 	" local jid,nn=ARGV[i],tonumber(ARGV[i+1]) local ok=1\n"
 	" if chk and #redis.call('XRANGE','gw:journal','0-'..jid,'0-'..jid)==0 then ok=0 end\n"
@@ -66,7 +69,7 @@ static const char lua_record[] = LUA_EPOCH_CHECK
 	"for e=1,n do local ev=evs[e] if ev.ok==1 then\n"
 	" for k=0,ev.nn-1 do local b=ev.first+k*10 local u,s=ARGV[b],tonumber(ARGV[b+1])\n"
 	"  local m=maxs[u] if m==nil then m=tonumber(redis.call('HGET',u..':m','max') or '0') end\n"
-	"  if s<=m then return redis.error_reply('SEQ') end maxs[u]=s end end end\n"
+	"  if s<=m or (strict and s~=m+1) then return redis.error_reply('SEQ') end maxs[u]=s end end end\n"
 	"local res={}\n"
 	"for e=1,n do local ev=evs[e]\n"
 	" if ev.ok==1 then\n"

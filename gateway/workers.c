@@ -172,6 +172,7 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 						  json_string_value(json_object_get(note, "title")));
 	}
 	size_t k = 0;
+	uint64_t seq_failures = sq->store_failures;
 	for (size_t i = 0; i < nnotes && items; i++) {
 		json_t *to = json_object_get(json_array_get(notes, i), "to");
 		for (size_t j = 0; j < json_array_size(to); j++) {
@@ -186,6 +187,11 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 			k++;
 		}
 	}
+	/* Cluster mode: a shared store that cannot say a user's seq now is down
+	 * or frozen; recording the event without that notification would lose
+	 * it, so it stays pending and is claimed again after claim_after. */
+	if (sq->store_failures != seq_failures && app->store && app->store->ops->claim)
+		job->leave_pending = 1;
 	gw_sequencer_pass_turn(sq); /* } sequencer lock ---- */
 	if (app->trace.ring)
 		trace_event(app, set, scratch, job, notes, nnotes, items);

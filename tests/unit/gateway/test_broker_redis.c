@@ -83,7 +83,7 @@ static struct redis_fixture srv;
 static struct gw_broker *node(const char *id)
 {
 	const char *urls[] = {srv.url};
-	struct gw_broker_redis_options o = {urls, 1, 500, 100, id, wake, NULL};
+	struct gw_broker_redis_options o = {urls, 1, 500, 100, id, wake, NULL, NULL, NULL};
 	char msg[300] = "";
 	struct gw_broker *b = gw_broker_redis_new(&o, msg, sizeof(msg));
 	if (!b)
@@ -96,7 +96,7 @@ static struct gw_store *store(const char *id)
 {
 	const char *urls[] = {srv.url};
 	struct gw_store_options o = {GW_STORE_OS, 86400, 1000};
-	struct gw_store_cluster cl = {urls, 1, 500, 10000, id, 1};
+	struct gw_store_cluster cl = {urls, 1, 500, 10000, id, 1, 0};
 	struct gw_store *s = NULL;
 	char msg[300];
 	CHECK_INT_EQ(gw_store_open_ex("redis", NULL, &o, &cl, &s, msg, sizeof(msg)), GW_STORE_OK);
@@ -256,11 +256,11 @@ int main(void)
 	CHECK_INT_EQ(fixture_start(&second, 0, NULL), 0);
 	{
 		const char *urls[] = {srv.url, second.url};
-		struct gw_broker_redis_options o = {urls, 2, 500, 100, "node-s", wake, NULL};
+		struct gw_broker_redis_options o = {urls, 2, 500, 100, "node-s", wake, NULL, NULL, NULL};
 		char msg[300] = "";
 		struct gw_broker *two = gw_broker_redis_new(&o, msg, sizeof(msg));
 		struct gw_store_options so = {GW_STORE_OS, 86400, 1000};
-		struct gw_store_cluster cl = {urls, 2, 500, 10000, "node-s", 1};
+		struct gw_store_cluster cl = {urls, 2, 500, 10000, "node-s", 1, 0};
 		struct gw_store *st = NULL;
 		CHECK_INT_EQ(gw_store_open_ex("redis", NULL, &so, &cl, &st, msg, sizeof(msg)), GW_STORE_OK);
 		static char names[10][8];

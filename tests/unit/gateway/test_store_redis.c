@@ -29,7 +29,7 @@ static struct gw_store *open_on(const char *const *urls, size_t n, const char *n
 				int *rc_out, char *msg, size_t msglen)
 {
 	struct gw_store_options o = {GW_STORE_OS, 30 * 86400, 1000};
-	struct gw_store_cluster cl = {urls, n, TIMEOUT_MS, claim_after, node, 1};
+	struct gw_store_cluster cl = {urls, n, TIMEOUT_MS, claim_after, node, 1, 0};
 	struct gw_store *s = NULL;
 	int rc = gw_store_open_ex("redis", NULL, &o, &cl, &s, msg, msglen);
 	if (rc_out)
@@ -312,6 +312,35 @@ static void case_two_nodes(void)
 	b->ops->close(b);
 }
 
+/* Cluster mode's contiguous check: a seq that skips one is refused (nothing
+ * written), the next one is taken; the plain check takes any seq above. */
+static void case_contiguous(void)
+{
+	const char *urls[] = {srv.url};
+	struct gw_store_options o = {GW_STORE_OS, 30 * 86400, 1000};
+	struct gw_store_cluster cl = {urls, 1, TIMEOUT_MS, 10000, "nc", 1, 1};
+	struct gw_store *s = NULL;
+	char msg[400] = "";
+	CHECK_INT_EQ(gw_store_open_ex("redis", NULL, &o, &cl, &s, msg, sizeof(msg)), GW_STORE_OK);
+	if (!s)
+		return;
+	int res;
+	uint64_t j1 = journal(s, "c1"), j2 = journal(s, "c2"), j3 = journal(s, "c3");
+	CHECK_INT_EQ(record(s, j1, "uc", 1, &res), GW_STORE_OK);
+	CHECK_INT_EQ(record(s, j2, "uc", 3, &res), GW_STORE_ERR_SEQ); /* 2 was taken by a pass never recorded */
+	uint64_t seq = 0;
+	CHECK_INT_EQ(s->ops->max_seq(s, INST, "uc", &seq), GW_STORE_OK);
+	CHECK_INT_EQ(seq, 1);
+	CHECK_INT_EQ(record(s, j2, "uc", 2, &res), GW_STORE_OK);
+	CHECK_INT_EQ(record(s, j3, "uc", 2, &res), GW_STORE_ERR_SEQ);
+	s->ops->close(s);
+	/* without contiguous (the embedded engines' contract): any seq above */
+	struct gw_store *p = open_node("np", 10000);
+	uint64_t j4 = journal(p, "c4");
+	CHECK_INT_EQ(record(p, j4, "uc", 9, &res), GW_STORE_OK);
+	p->ops->close(p);
+}
+
 static void case_wiped_epoch(void)
 {
 	struct gw_store *s = open_node("n1", 10000);
@@ -425,6 +454,7 @@ int main(void)
 	case_killed_and_aof();
 	case_frozen();
 	case_two_nodes();
+	case_contiguous();
 	case_wiped_epoch();
 	case_two_shards();
 	fixture_stop(&srv);
