@@ -78,9 +78,11 @@ static void *reader(void *p)
 	struct node *n = p;
 	redisReply *r;
 	while (redisGetReply(n->c, (void **)&r) == REDIS_OK) {
-		if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && !strcmp(r->element[0]->str, "message")) {
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+		    !strcmp(r->element[0]->str, "message")) {
 			atomic_fetch_add(&n->msgs, 1);
-			atomic_fetch_add(&n->bytes, (long long)(r->element[1]->len + r->element[2]->len + 40));
+			atomic_fetch_add(&n->bytes,
+					 (long long)(r->element[1]->len + r->element[2]->len + 40));
 		}
 		freeReplyObject(r);
 	}

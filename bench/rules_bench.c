@@ -37,9 +37,8 @@ static const char *const filters[] = {
 };
 
 static const char *const event_types[] = {
-	"avi:jira:created:issue", "avi:jira:updated:issue", "avi:jira:commented:issue",
-	"avi:confluence:created:page", "avi:confluence:created:comment",
-	"avi:forge:installed:app",
+	"avi:jira:created:issue",      "avi:jira:updated:issue",	 "avi:jira:commented:issue",
+	"avi:confluence:created:page", "avi:confluence:created:comment", "avi:forge:installed:app",
 };
 
 static const char *const samples[] = {
@@ -92,9 +91,9 @@ static void subst(char *out, size_t n, const char *t, int i)
 static void append_rule(struct rules_strbuf *b, int i)
 {
 	int f = i % 10;
-	const char *type = f == 7 ? "avi:confluence:created:page"
+	const char *type = f == 7   ? "avi:confluence:created:page"
 			   : f == 8 ? "avi:forge:installed:app"
-			   : event_types[(i / 10) % 3];
+				    : event_types[(i / 10) % 3];
 	char expr[256];
 
 	/* every 50th rule matches its events: the filter is made true */
@@ -130,8 +129,8 @@ int main(int argc, char **argv)
 	double load_ms = (now_s() - t0) * 1e3;
 	if (!set) {
 		for (size_t i = 0; i < d.count && i < 5; i++)
-			fprintf(stderr, "%s:%d:%d: %s\n", d.items[i].file, d.items[i].line,
-				d.items[i].col, d.items[i].message);
+			fprintf(stderr, "%s:%d:%d: %s\n", d.items[i].file, d.items[i].line, d.items[i].col,
+				d.items[i].message);
 		goto done;
 	}
 	struct rules_scratch *s = rules_scratch_new();
@@ -168,8 +167,8 @@ int main(int argc, char **argv)
 	printf("set:  %lu rules_evaluate calls, %.1f candidate rules per event, %.2f notifications "
 	       "per event\n      %.0f filter evaluations/s, %.0f ns per evaluation, %.1f us per "
 	       "event\n",
-	       calls, (double)evals / (double)calls, (double)notes / (double)calls,
-	       (double)evals / elapsed, elapsed * 1e9 / (double)evals, elapsed * 1e6 / (double)calls);
+	       calls, (double)evals / (double)calls, (double)notes / (double)calls, (double)evals / elapsed,
+	       elapsed * 1e9 / (double)evals, elapsed * 1e6 / (double)calls);
 	printf("      %.0f filter evaluations per CPU second\n", (double)evals / (cpu_s() - cpu0));
 
 	if (argc > 1 && argv[1][0] == 'x')

@@ -64,35 +64,39 @@ struct note_text {
 
 /* Claims as the pipeline writes them (docs/protocol.md) and a proof for a
  * batch of 64 leaves (6 path hashes). */
-static struct gw_store_note make_note(struct note_text *t, int user, uint64_t seq, int64_t now, unsigned batch)
+static struct gw_store_note make_note(struct note_text *t, int user, uint64_t seq, int64_t now,
+				      unsigned batch)
 {
 	snprintf(t->user, sizeof(t->user), "557058:f4a1c2d3-0b6e-4a8f-9c7d-%012d", user);
 	snprintf(t->id, sizeof(t->id), "%016llx%016llx", (unsigned long long)seq * 7919,
 		 (unsigned long long)user * 104729);
-	snprintf(t->claims, sizeof(t->claims),
-		 "{\"iss\":\"notify-gateway\",\"installation\":\"%s\",\"sub\":\"%s\",\"ctx\":\"jira:issue/%d\","
-		 "\"iat\":%lld,\"exp\":%lld,\"jti\":\"9f2c4e1a7b3d5f60%016llx\",\"seq\":%llu,\"n\":{\"id\":\"%s\","
-		 "\"type\":\"info\",\"title\":\"PROJ-%d was assigned to you\",\"description\":\"Bug: checkout "
-		 "fails when the cart holds more than 99 items\",\"actions\":[{\"label\":\"Open issue\",\"url\":"
-		 "\"https://example.atlassian.net/browse/PROJ-%d\"}],\"rule\":\"assigned-to-me\",\"eventType\":"
-		 "\"avi:jira:assigned:issue\"}}",
-		 INST, t->user, 10000 + (int)(seq % 50), (long long)now, (long long)now + 3600,
-		 (unsigned long long)seq, (unsigned long long)seq, t->id, (int)seq, (int)seq);
+	snprintf(
+		t->claims, sizeof(t->claims),
+		"{\"iss\":\"notify-gateway\",\"installation\":\"%s\",\"sub\":\"%s\",\"ctx\":\"jira:issue/%d\","
+		"\"iat\":%lld,\"exp\":%lld,\"jti\":\"9f2c4e1a7b3d5f60%016llx\",\"seq\":%llu,\"n\":{\"id\":\"%s\","
+		"\"type\":\"info\",\"title\":\"PROJ-%d was assigned to you\",\"description\":\"Bug: checkout "
+		"fails when the cart holds more than 99 items\",\"actions\":[{\"label\":\"Open issue\",\"url\":"
+		"\"https://example.atlassian.net/browse/PROJ-%d\"}],\"rule\":\"assigned-to-me\",\"eventType\":"
+		"\"avi:jira:assigned:issue\"}}",
+		INST, t->user, 10000 + (int)(seq % 50), (long long)now, (long long)now + 3600,
+		(unsigned long long)seq, (unsigned long long)seq, t->id, (int)seq, (int)seq);
 	/* ES256 compact JWS: header {"alg":"ES256","kid":...} + payload
 	 * {"iss","iat","size","root"} + 64-byte signature, all base64url. */
 	char path[400] = "";
 	for (int i = 0; i < 6; i++)
 		strcat(path, i ? ",\"Qm9vdHN0cmFwcGVkIGhhc2ggb2YgYSBzaWJsaW5nIGxlYWYhIQ\""
 			       : "\"Qm9vdHN0cmFwcGVkIGhhc2ggb2YgYSBzaWJsaW5nIGxlYWYhIQ\"");
-	snprintf(t->proof, sizeof(t->proof),
-		 "{\"batch\":\"eyJhbGciOiJFUzI1NiIsImtpZCI6Im5vdGlmeS1nYXRld2F5LTIwMjYtMTEtMjkifQ."
-		 "eyJpc3MiOiJub3RpZnktZ2F0ZXdheSIsImlhdCI6MTc5NjAwMDAwMCwic2l6ZSI6NjQsInJvb3QiOiJxV2VydHl1aW9w"
-		 "YXNkZmdoamtsenhjdmJubTEyMzQ1Njc4OTBhYmNkZWZnaCJ9."
-		 "MEUCIQDx3kP0q9w8e7r6t5y4u3i2o1p0a9s8d7f6g5h4j3k2l1zXcVbNmQwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUiOpAsDfGhJ%08x\","
-		 "\"index\":%llu,\"path\":[%s]}",
-		 batch, (unsigned long long)(seq % 64), path);
-	return (struct gw_store_note){t->user, "jira:issue/10042", t->id, seq, t->claims, strlen(t->claims),
-				      t->proof, strlen(t->proof), now, now + 3600};
+	snprintf(
+		t->proof, sizeof(t->proof),
+		"{\"batch\":\"eyJhbGciOiJFUzI1NiIsImtpZCI6Im5vdGlmeS1nYXRld2F5LTIwMjYtMTEtMjkifQ."
+		"eyJpc3MiOiJub3RpZnktZ2F0ZXdheSIsImlhdCI6MTc5NjAwMDAwMCwic2l6ZSI6NjQsInJvb3QiOiJxV2VydHl1aW9w"
+		"YXNkZmdoamtsenhjdmJubTEyMzQ1Njc4OTBhYmNkZWZnaCJ9."
+		"MEUCIQDx3kP0q9w8e7r6t5y4u3i2o1p0a9s8d7f6g5h4j3k2l1zXcVbNmQwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUiOpAsDfGhJ%08x\","
+		"\"index\":%llu,\"path\":[%s]}",
+		batch, (unsigned long long)(seq % 64), path);
+	return (struct gw_store_note){t->user,	 "jira:issue/10042", t->id,    seq,
+				      t->claims, strlen(t->claims),  t->proof, strlen(t->proof),
+				      now,	 now + 3600};
 }
 
 static void fresh_dir(char *dir, size_t n)
@@ -196,8 +200,9 @@ static void *run_events(void *p)
 			memcpy(keys[k], &e, sizeof(e));
 			memcpy(keys[k] + 8, &w->thread, sizeof(w->thread));
 			memcpy(keys[k] + 16, &w->s, sizeof(w->s));
-			ev[k] = (struct gw_store_event){INST, "0af7651916cd43dd8448eb211c80319c", now * 1000, keys[k],
-							payload, sizeof(payload) - 1};
+			ev[k] = (struct gw_store_event){INST,	    "0af7651916cd43dd8448eb211c80319c",
+							now * 1000, keys[k],
+							payload,    sizeof(payload) - 1};
 		}
 		if (w->s->ops->journal(w->s, ev, (size_t)n, now, 900, out)) {
 			w->failures++;
@@ -205,7 +210,8 @@ static void *run_events(void *p)
 		}
 		for (int k = 0; k < n; k++) {
 			/* one signature per call, as one per worker pass */
-			notes[k] = make_note(&nt[k], w->thread, ++w->seq, now, (unsigned)(w->thread * 1000000 + i));
+			notes[k] = make_note(&nt[k], w->thread, ++w->seq, now,
+					     (unsigned)(w->thread * 1000000 + i));
 			done[k] = (struct gw_store_done){out[k].id, INST, &notes[k], 1};
 		}
 		if (w->s->ops->record(w->s, done, (size_t)n, results))
@@ -357,8 +363,8 @@ int main(int argc, char **argv)
 			continue;
 		double v[RUNS], c[RUNS];
 		for (int r = 0; r < RUNS; r++)
-			v[r] = events_per_s(rows[i].kind, rows[i].d, rows[i].threads, rows[i].events, rows[i].batch,
-					    &c[r]);
+			v[r] = events_per_s(rows[i].kind, rows[i].d, rows[i].threads, rows[i].events,
+					    rows[i].batch, &c[r]);
 		double v0 = v[0], v1 = v[1], v2 = v[2];
 		printf("  %-40s %8.0f events/s %7.1f us CPU/event  (runs %.0f %.0f %.0f)\n", rows[i].label,
 		       median3(v), median3(c), v0, v1, v2);

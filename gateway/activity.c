@@ -20,7 +20,7 @@ int gw_schedule_interval_index(const char *name)
 
 struct activity_entry {
 	size_t charged; /* bytes counted against max_bytes */
-	time_t last;    /* last activity */
+	time_t last; /* last activity */
 	char *user;
 	size_t inst_len;
 	unsigned count[GW_ACTIVITY_INTERVALS];
@@ -89,7 +89,8 @@ void gw_activity_record_locked(struct gw_activity *a, const char *inst, const ch
 	struct activity_entry *e = gw_strmap_get(&a->users, key, (size_t)n);
 	if (!e) {
 		size_t cost = gw_activity_entry_bytes(a, (size_t)n, strlen(user));
-		if (a->bytes + cost > a->max_bytes || !(e = calloc(1, sizeof(*e))) || !(e->user = strdup(user))) {
+		if (a->bytes + cost > a->max_bytes || !(e = calloc(1, sizeof(*e))) ||
+		    !(e->user = strdup(user))) {
 			a->dropped++;
 			gw_stat_inc(GW_STAT_digest_users_untracked);
 			free_entry(e);
@@ -146,8 +147,9 @@ json_t *gw_activity_take_at_locked(struct gw_activity *a, const char *inst, cons
 				const char *t = e->titles[(e->next - 1 - k) % GW_ACTIVITY_TITLES];
 				json_array_append_new(titles, json_string(t ? t : ""));
 			}
-			json_array_append_new(list, json_pack("{s:s, s:I, s:o}", "accountId", e->user, "count",
-							      (json_int_t)e->count[iv], "titles", titles));
+			json_array_append_new(list,
+					      json_pack("{s:s, s:I, s:o}", "accountId", e->user, "count",
+							(json_int_t)e->count[iv], "titles", titles));
 			e->count[iv] = 0;
 		}
 	/* Entries every interval has taken, or silent for longer than the

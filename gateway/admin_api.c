@@ -45,7 +45,8 @@ int gw_admin_prepare(struct gw_app *app, char *msg, size_t msglen)
 	if (!listen)
 		return 0;
 	if (!file) {
-		snprintf(msg, msglen, "admin.listen needs admin.token_file (the admin listener is off without a token)");
+		snprintf(msg, msglen,
+			 "admin.listen needs admin.token_file (the admin listener is off without a token)");
 		return -1;
 	}
 	if (listen[0] == '/' || !strncmp(listen, "./", 2)) {
@@ -61,7 +62,8 @@ int gw_admin_prepare(struct gw_app *app, char *msg, size_t msglen)
 		long port = colon ? strtol(colon + 1, &end, 10) : -1;
 		if (!colon || colon == listen || !colon[1] || *end || port < 0 || port > 65535 ||
 		    (size_t)(colon - listen) >= sizeof(adm.host)) {
-			snprintf(msg, msglen, "admin.listen: expected HOST:PORT or a unix socket path, got '%s'", listen);
+			snprintf(msg, msglen,
+				 "admin.listen: expected HOST:PORT or a unix socket path, got '%s'", listen);
 			return -1;
 		}
 		const char *h = listen;
@@ -80,7 +82,7 @@ int gw_admin_prepare(struct gw_app *app, char *msg, size_t msglen)
 
 struct admin_pss {
 	char path[512];
-	int method;        /* LWSHUMETH_* */
+	int method; /* LWSHUMETH_* */
 	int authorized;
 	int status;
 	char *resp;
@@ -111,7 +113,9 @@ static void route(struct gw_app *app, struct lws *wsi, struct admin_pss *p)
 {
 	if (!p->authorized) {
 		gw_stat_inc(GW_STAT_http_admin_refused);
-		answer(wsi, p, 401, error_body("unauthorized", "send Authorization: Bearer <the token in admin.token_file>"));
+		answer(wsi, p, 401,
+		       error_body("unauthorized",
+				  "send Authorization: Bearer <the token in admin.token_file>"));
 		return;
 	}
 	const char *path = p->path;
@@ -123,18 +127,21 @@ static void route(struct gw_app *app, struct lws *wsi, struct admin_pss *p)
 			answer(wsi, p, 200, gw_http_status_json(app));
 		return;
 	}
-	if (!strcmp(path, "/admin/reload") || !strcmp(path, "/admin/pause") || !strcmp(path, "/admin/resume")) {
+	if (!strcmp(path, "/admin/reload") || !strcmp(path, "/admin/pause") ||
+	    !strcmp(path, "/admin/resume")) {
 		if (!post) {
 			answer(wsi, p, 405, error_body("method_not_allowed", "use POST"));
 			return;
 		}
 		if (!strcmp(path, "/admin/reload")) {
 			adm.control->request_reload();
-			answer(wsi, p, 202, strdup("{\"reload\":\"started\",\"result\":\"GET /admin/status: rules.reloads, rules.lastReloadError\"}"));
+			answer(wsi, p, 202,
+			       strdup("{\"reload\":\"started\",\"result\":\"GET /admin/status: rules.reloads, rules.lastReloadError\"}"));
 			return;
 		}
 		adm.control->set_paused(app, !strcmp(path, "/admin/pause"), "admin API");
-		answer(wsi, p, 200, strdup(app->intake_paused ? "{\"intake\":\"paused\"}" : "{\"intake\":\"open\"}"));
+		answer(wsi, p, 200,
+		       strdup(app->intake_paused ? "{\"intake\":\"paused\"}" : "{\"intake\":\"open\"}"));
 		return;
 	}
 	if (!strcmp(path, "/admin/trace") || !strncmp(path, "/admin/trace/", 13)) {
@@ -150,12 +157,17 @@ static void route(struct gw_app *app, struct lws *wsi, struct admin_pss *p)
 				answer(wsi, p, 200, body);
 			else
 				answer(wsi, p, oom ? 503 : 404,
-				       error_body("not_found", "no such trace id among the remembered events (admin.trace_events)"));
+				       error_body(
+					       "not_found",
+					       "no such trace id among the remembered events (admin.trace_events)"));
 			return;
 		}
 		char user[300], lim[40];
 		if (lws_get_urlarg_by_name(wsi, "user=", user, sizeof(user)) == NULL || !user[5]) {
-			answer(wsi, p, 400, error_body("bad_request", "use /admin/trace/<traceId> or /admin/trace?user=<accountId>&limit=N"));
+			answer(wsi, p, 400,
+			       error_body(
+				       "bad_request",
+				       "use /admin/trace/<traceId> or /admin/trace?user=<accountId>&limit=N"));
 			return;
 		}
 		long limit = 20;
@@ -163,7 +175,8 @@ static void route(struct gw_app *app, struct lws *wsi, struct admin_pss *p)
 			char *end;
 			limit = strtol(lim + 6, &end, 10);
 			if (*end || limit < 1) {
-				answer(wsi, p, 400, error_body("bad_request", "limit must be a positive integer"));
+				answer(wsi, p, 400,
+				       error_body("bad_request", "limit must be a positive integer"));
 				return;
 			}
 		}
@@ -181,9 +194,10 @@ static int write_answer(struct lws *wsi, struct admin_pss *p)
 		return -1;
 	unsigned char *start = buf + LWS_PRE, *q = start, *end = start + hdr - 1;
 	int rc = -1;
-	if (lws_add_http_common_headers(wsi, (unsigned int)p->status, "application/json", p->resp_len, &q, end) ||
-	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-store",
-					8, &q, end))
+	if (lws_add_http_common_headers(wsi, (unsigned int)p->status, "application/json", p->resp_len, &q,
+					end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &q, end))
 		goto out;
 	if (p->status == 401 && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
 							    (const unsigned char *)"Bearer", 6, &q, end))
@@ -247,8 +261,7 @@ static int admin_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			p->resp = NULL;
 		}
 		return 0;
-	default:
-		break;
+	default: break;
 	}
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }

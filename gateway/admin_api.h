@@ -34,7 +34,7 @@ int gw_admin_enabled(const struct gw_app *app);
 /* What the admin routes may ask of the server: given by the server at
  * start, so this module does not call the server back (no cycle). */
 struct gw_admin_control {
-	void (*request_reload)(void);                                   /* as SIGHUP */
+	void (*request_reload)(void); /* as SIGHUP */
 	void (*set_paused)(struct gw_app *app, int paused, const char *by); /* as SIGUSR1 */
 };
 

@@ -50,30 +50,31 @@ struct lws_vhost;
 
 struct gw_app {
 	struct gw_config cfg;
-	char *forge_app_id;          /* the effective aud (configured or dev) */
-	int dev_forge_key;           /* FIT key generated in state_dir */
-	int dev_subscriber_key;      /* subscriber secret generated in state_dir */
+	char *forge_app_id; /* the effective aud (configured or dev) */
+	int dev_forge_key; /* FIT key generated in state_dir */
+	int dev_subscriber_key; /* subscriber secret generated in state_dir */
 	char *dev_forge_key_path;
 	struct gw_jwks *jwks;
 	struct gw_subkey *subkey;
-	struct gw_subkey *own_subkey;  /* the signer's public key: tokens minted by /forge/subscription */
+	struct gw_subkey *own_subkey; /* the signer's public key: tokens minted by /forge/subscription */
 	struct gw_signer *signer;
-	char *jwks_json;             /* our public JWKS, served verbatim */
+	char *jwks_json; /* our public JWKS, served verbatim */
 	size_t jwks_json_len;
 
 	struct gw_workq workq;
 	struct gw_outbox outbox;
 	struct gw_rulebox rulebox;
 	struct gw_sequencer seq;
-	struct gw_dedup dedup;           /* redelivery guard */
-	struct gw_registry registry;     /* installations, system tokens */
-	struct gw_activity activity;     /* per-user activity for scheduled digests */
-	struct gw_store *store;          /* journal, history, inbox (store.h): workers only, never the service thread */
-	struct gw_journal *journal;      /* the journal thread (journal.h) */
-	struct gw_recorder *recorder;    /* the recorder thread (recorder.h) */
-	struct gw_claimer *claimer;      /* cluster mode: the claim thread (claimer.h); NULL otherwise */
+	struct gw_dedup dedup; /* redelivery guard */
+	struct gw_registry registry; /* installations, system tokens */
+	struct gw_activity activity; /* per-user activity for scheduled digests */
+	struct gw_store
+		*store; /* journal, history, inbox (store.h): workers only, never the service thread */
+	struct gw_journal *journal; /* the journal thread (journal.h) */
+	struct gw_recorder *recorder; /* the recorder thread (recorder.h) */
+	struct gw_claimer *claimer; /* cluster mode: the claim thread (claimer.h); NULL otherwise */
 	struct gw_store_probe *store_probe; /* the readiness round trip (store_probe.h) */
-	struct gw_trace trace;           /* admin trace ring (trace.h); ring NULL: off */
+	struct gw_trace trace; /* admin trace ring (trace.h); ring NULL: off */
 	volatile sig_atomic_t intake_paused; /* SIGUSR1 toggles; read by the service thread */
 
 	pthread_t *workers;
@@ -84,20 +85,20 @@ struct gw_app {
 	struct lws_vhost *vhost;
 	struct gw_broker *broker;
 	struct gw_broker *redis_broker; /* cluster mode: the same broker as broker_redis.h; NULL otherwise */
-	uint64_t redis_ready_gen;       /* cluster mode: the broker generation last seen ready (server.c) */
-	uint64_t next_id;               /* request and connection ids (http_api.c, realtime.c) */
-	size_t ws_connections;          /* open websockets: counted by realtime.c, read by /healthz and the stop */
+	uint64_t redis_ready_gen; /* cluster mode: the broker generation last seen ready (server.c) */
+	uint64_t next_id; /* request and connection ids (http_api.c, realtime.c) */
+	size_t ws_connections; /* open websockets: counted by realtime.c, read by /healthz and the stop */
 	int listen_port;
-	int stopping;                   /* SIGTERM seen: refuse new work */
-	int purge_running;              /* a retention purge job is queued or running (server.c sweep) */
-	int purge_more;                 /* the last purge hit its bound: the next sweep purges again */
-	time_t purge_last;              /* when the last purge was queued */
+	int stopping; /* SIGTERM seen: refuse new work */
+	int purge_running; /* a retention purge job is queued or running (server.c sweep) */
+	int purge_more; /* the last purge hit its bound: the next sweep purges again */
+	time_t purge_last; /* when the last purge was queued */
 	time_t started_at;
 
 	/* service thread only, each the private state of one module (its header) */
-	struct gw_http_state http;      /* http_api.h */
-	struct gw_realtime_state rt;    /* realtime.h */
-	struct gw_release release;      /* server.h */
+	struct gw_http_state http; /* http_api.h */
+	struct gw_realtime_state rt; /* realtime.h */
+	struct gw_release release; /* server.h */
 };
 
 #endif

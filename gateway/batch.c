@@ -37,7 +37,7 @@ static json_int_t note_ttl(const struct gw_batch_signing *how, json_t *note)
 {
 	json_t *t = json_object_get(note, "ttl");
 	return json_is_integer(t) && json_integer_value(t) > 0 ? json_integer_value(t)
-								: (json_int_t)how->default_ttl;
+							       : (json_int_t)how->default_ttl;
 }
 
 void gw_sbuf_put(struct gw_sbuf *b, const char *s, size_t n)
@@ -115,7 +115,7 @@ static const char frame_tail[] = "]}}";
 
 /* The frame of one leaf: claims, the shared batch JWS, its inclusion proof. */
 struct gw_msg *gw_batch_leaf_frame(const char *claims, size_t claims_len, const char *batch_jws,
-				 size_t batch_len, const struct gw_merkle *tree, size_t index)
+				   size_t batch_len, const struct gw_merkle *tree, size_t index)
 {
 	const unsigned char *sib[GW_MERKLE_MAX_PATH];
 	size_t npath = gw_merkle_path(tree, index, sib);
@@ -218,12 +218,12 @@ size_t gw_batch_sign(const struct gw_batch_signing *how, struct gw_event_work *w
 				gw_sbuf_json_str(&claims, w->items[k].user);
 				gw_sbuf_puts(&claims, ",\"ctx\":");
 				gw_sbuf_json_str(&claims, ctx);
-				snprintf(num, sizeof(num), ",\"iat\":%lld,\"exp\":%lld,\"jti\":\"", (long long)now,
-					 (long long)(now + ttl));
+				snprintf(num, sizeof(num), ",\"iat\":%lld,\"exp\":%lld,\"jti\":\"",
+					 (long long)now, (long long)(now + ttl));
 				gw_sbuf_puts(&claims, num);
 				gw_sbuf_puts(&claims, jti);
-				snprintf(num, sizeof(num), "\",\"seq\":%llu,\"n\":",
-					 (unsigned long long)w->items[k].seq);
+				snprintf(num, sizeof(num),
+					 "\",\"seq\":%llu,\"n\":", (unsigned long long)w->items[k].seq);
 				gw_sbuf_puts(&claims, num);
 				gw_sbuf_puts(&claims, n);
 				gw_sbuf_puts(&claims, "}");
@@ -259,14 +259,16 @@ size_t gw_batch_sign(const struct gw_batch_signing *how, struct gw_event_work *w
 		goto done;
 	size_t jws_cap = gw_signer_max_jws_len(how->signer, payload.len);
 	batch_jws = malloc(jws_cap);
-	size_t jws_len = batch_jws ? gw_signer_sign(how->signer, payload.p, payload.len, batch_jws, jws_cap) : 0;
+	size_t jws_len =
+		batch_jws ? gw_signer_sign(how->signer, payload.p, payload.len, batch_jws, jws_cap) : 0;
 	if (!jws_len)
 		goto done;
 	gw_stat_inc(GW_STAT_signatures);
 
 	for (size_t i = 0; i < nleaves; i++) {
 		struct gw_delivery *d = &leaves[i].w->items[leaves[i].item];
-		d->msg = gw_batch_leaf_frame(claims.p + leaves[i].off, leaves[i].len, batch_jws, jws_len, &tree, i);
+		d->msg = gw_batch_leaf_frame(claims.p + leaves[i].off, leaves[i].len, batch_jws, jws_len,
+					     &tree, i);
 		if (d->msg && (d->claims = malloc(leaves[i].len + 1))) {
 			memcpy(d->claims, claims.p + leaves[i].off, leaves[i].len);
 			d->claims[leaves[i].len] = '\0';
@@ -339,7 +341,8 @@ static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nw
 					}
 			}
 			if (!prev) {
-				int rc = app->store->ops->max_seq(app->store, w->job->installation, d->user, &prev);
+				int rc = app->store->ops->max_seq(app->store, w->job->installation, d->user,
+								  &prev);
 				if (rc)
 					return rc;
 			}
@@ -356,8 +359,8 @@ static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nw
 	for (size_t e = 0; e < nworks; e++)
 		for (size_t k = 0; k < works[e].nitems; k++)
 			if (works[e].items[k].user)
-				gw_sequencer_reseat(&app->seq, works[e].job->installation, works[e].items[k].user,
-						    works[e].items[k].seq);
+				gw_sequencer_reseat(&app->seq, works[e].job->installation,
+						    works[e].items[k].user, works[e].items[k].seq);
 	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
 	gw_batch_sign(&how, works, nworks, time(NULL));
 	return GW_STORE_OK;
@@ -444,7 +447,8 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 		for (size_t i = 0; i < nd; i++) {
 			ok[map[i]] = results[i] == GW_STORE_OK;
 			if (ok[map[i]])
-				gw_trace_stored(&app->trace, works[map[i]].job->intake_no, done[i].notes, done[i].count);
+				gw_trace_stored(&app->trace, works[map[i]].job->intake_no, done[i].notes,
+						done[i].count);
 		}
 	} else if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
 		for (size_t e = 0; e < nworks; e++) {
@@ -461,11 +465,13 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 			if (r1 == GW_STORE_OK && n1) {
 				ok[e] = results[0] == GW_STORE_OK;
 				if (ok[e])
-					gw_trace_stored(&app->trace, works[e].job->intake_no, done[0].notes, done[0].count);
+					gw_trace_stored(&app->trace, works[e].job->intake_no, done[0].notes,
+							done[0].count);
 			} else if (r1)
 				failed++;
 			if (r1 == GW_STORE_OK && n1 && results[0] != GW_STORE_OK)
-				gw_log(GW_LOG_WARN, "store: event trace=%s was already done: its notifications are not sent again",
+				gw_log(GW_LOG_WARN,
+				       "store: event trace=%s was already done: its notifications are not sent again",
 				       works[e].job->trace_id);
 		}
 		rc = failed ? GW_STORE_ERR_SEQ : GW_STORE_OK;
@@ -476,13 +482,15 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 out:
 	if (failed) {
 		gw_stat_add(GW_STAT_store_record_failed, failed);
-		gw_log(GW_LOG_ERR, "store: cannot record %zu events' notifications (%s): not delivered, left pending %s",
+		gw_log(GW_LOG_ERR,
+		       "store: cannot record %zu events' notifications (%s): not delivered, left pending %s",
 		       failed, gw_store_strerror(rc),
 		       clustered(app) ? "(claimed again after cluster.claim_after)" : "for the next start");
 	}
 	for (size_t i = 0; rc == GW_STORE_OK && i < nd; i++)
 		if (results[i] != GW_STORE_OK)
-			gw_log(GW_LOG_WARN, "store: event trace=%s was already done: its notifications are not sent again",
+			gw_log(GW_LOG_WARN,
+			       "store: event trace=%s was already done: its notifications are not sent again",
 			       works[map[i]].job->trace_id);
 	free(map);
 	free(results);
@@ -532,7 +540,8 @@ void gw_batch_finish(struct gw_app *app, struct gw_event_work *works, size_t nwo
 		}
 		if (w->job->leave_pending) {
 			gw_stat_inc(GW_STAT_cluster_events_left_pending);
-			gw_log(GW_LOG_WARN, "event trace=%s left pending: a recipient's seq could not be read from the store; claimed again after cluster.claim_after",
+			gw_log(GW_LOG_WARN,
+			       "event trace=%s left pending: a recipient's seq could not be read from the store; claimed again after cluster.claim_after",
 			       w->job->trace_id);
 		} else {
 			gw_stat_inc(GW_STAT_events_processed);

@@ -31,9 +31,10 @@ struct gw_signer;
 /* One event of a pass, between its rules (and seqs) and the pass's signature. */
 struct gw_event_work {
 	struct gw_job *job;
-	json_t *notes;             /* rule results, owned */
+	json_t *notes; /* rule results, owned */
 	size_t nnotes;
-	struct gw_delivery *items; /* one per (note, recipient) in note order; user NULL: no seq, no delivery */
+	struct gw_delivery
+		*items; /* one per (note, recipient) in note order; user NULL: no seq, no delivery */
 	size_t nitems;
 	struct gw_outbox_item *batch; /* never NULL (gw_outbox_batch_new) */
 };
@@ -41,8 +42,8 @@ struct gw_event_work {
 /* What signing needs from the configuration. */
 struct gw_batch_signing {
 	const struct gw_signer *signer;
-	const char *issuer;     /* iss of claims and batch */
-	long long default_ttl;  /* seconds, when a note has no positive ttl */
+	const char *issuer; /* iss of claims and batch */
+	long long default_ttl; /* seconds, when a note has no positive ttl */
 };
 
 /* Builds every recipient's claims (key order of docs/protocol.md), one

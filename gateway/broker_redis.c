@@ -54,9 +54,9 @@ struct bshard {
 	size_t idx;
 	struct gw_redis_url url;
 	redisAsyncContext *sub, *pub;
-	int sub_up;              /* AUTH answered, probe channel subscribed */
-	int64_t connected_ms;    /* when sub was made (monotonic) */
-	int64_t retry_at_ms;     /* 0: no reconnect pending */
+	int sub_up; /* AUTH answered, probe channel subscribed */
+	int64_t connected_ms; /* when sub was made (monotonic) */
+	int64_t retry_at_ms; /* 0: no reconnect pending */
 	int64_t backoff_ms;
 	char probe_channel[200];
 	_Atomic int64_t last_probe_ms; /* written by the broker thread, read by ready() */
@@ -66,14 +66,14 @@ struct bshard {
 struct rbroker {
 	struct gw_broker base;
 	struct gw_broker *inner; /* service thread */
-	struct gw_strmap users;  /* service thread: "inst\0user" -> count of subscriptions */
+	struct gw_strmap users; /* service thread: "inst\0user" -> count of subscriptions */
 	size_t nshards;
 	struct bshard *sh;
 	int64_t timeout_ms, probe_ms;
 	char node_id[128];
-	struct gw_outbox inbox;  /* broker thread -> service thread */
+	struct gw_outbox inbox; /* broker thread -> service thread */
 	_Atomic size_t inbox_bytes;
-	pthread_mutex_t lock;    /* requests, stopping */
+	pthread_mutex_t lock; /* requests, stopping */
 	struct request *req_head, *req_tail;
 	int stopping;
 	_Atomic uint64_t generation;
@@ -285,7 +285,8 @@ static void node_seen(struct rbroker *b, const char *msg)
 	snprintf(own, sizeof(own), "%s", b->version);
 	pthread_mutex_unlock(&b->lock);
 	if (warn)
-		gw_log(GW_LOG_WARN, "cluster: node %s runs rules version %s, this node %s: the nodes' rule files differ",
+		gw_log(GW_LOG_WARN,
+		       "cluster: node %s runs rules version %s, this node %s: the nodes' rule files differ",
 		       node, version, own);
 }
 
@@ -640,8 +641,8 @@ void gw_broker_redis_publish_marked(struct gw_broker *gb, const char *inst, cons
 		json_array_append_new(ja, json_string(ids[i]));
 		json_array_append_new(jc, json_string(ctxs[i]));
 	}
-	json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "node", b->node_id, "i", inst, "u", user, "r", read,
-			      "ids", ja, "ctxs", jc);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "node", b->node_id, "i", inst, "u", user, "r",
+			      read, "ids", ja, "ctxs", jc);
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	size_t tl = text ? strlen(text) : 0;
@@ -716,12 +717,12 @@ json_t *gw_broker_redis_nodes_json(struct gw_broker *gb)
 		if (now - b->nodes[i].seen_ms > fresh)
 			continue; /* gone (or partitioned away) */
 		differ |= strcmp(b->nodes[i].version, b->version) != 0;
-		json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "node", b->nodes[i].node, "rulesVersion",
-						      b->nodes[i].version, "seenMsAgo",
+		json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "node", b->nodes[i].node,
+						      "rulesVersion", b->nodes[i].version, "seenMsAgo",
 						      (json_int_t)(now - b->nodes[i].seen_ms)));
 	}
-	json_t *j = json_pack("{s:s, s:s, s:o, s:b}", "node", b->node_id, "rulesVersion", b->version, "nodes", list,
-			      "rulesVersionsDiffer", differ);
+	json_t *j = json_pack("{s:s, s:s, s:o, s:b}", "node", b->node_id, "rulesVersion", b->version, "nodes",
+			      list, "rulesVersionsDiffer", differ);
 	pthread_mutex_unlock(&b->lock);
 	return j;
 }

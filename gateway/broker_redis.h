@@ -47,12 +47,12 @@
 #include "broker.h"
 
 struct gw_broker_redis_options {
-	const char *const *redis;   /* the store's URLs, in the same order (shards) */
+	const char *const *redis; /* the store's URLs, in the same order (shards) */
 	size_t nredis;
-	int64_t timeout_ms;         /* cluster.timeout (0: 2000) */
-	int64_t probe_interval_ms;  /* 0: 1000 */
+	int64_t timeout_ms; /* cluster.timeout (0: 2000) */
+	int64_t probe_interval_ms; /* 0: 1000 */
 	const char *node_id;
-	void (*wake)(void *ud);     /* called on the broker thread: deliveries wait */
+	void (*wake)(void *ud); /* called on the broker thread: deliveries wait */
 	void *wake_ud;
 	/* Service thread, from drain: another node changed the read state of
 	 * these ids (ctxs[i]: the context of ids[i]) of (inst, user). */

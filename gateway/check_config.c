@@ -173,7 +173,8 @@ int gw_check_config(int argc, char **argv, const char *embedded, size_t embedded
 	if (cfg.subscriber_key) {
 		problems += check_key(out, err, "subscriber.key", cfg.subscriber_key, 0, load_subkey);
 	} else if (cfg.subscriber_secret) {
-		problems += check_key(out, err, "subscriber.hs256_secret", cfg.subscriber_secret, 0, load_secret);
+		problems +=
+			check_key(out, err, "subscriber.hs256_secret", cfg.subscriber_secret, 0, load_secret);
 	} else {
 		char *p = join(cfg.state_dir, "dev-subscriber-secret");
 		if (p)
@@ -184,7 +185,8 @@ int gw_check_config(int argc, char **argv, const char *embedded, size_t embedded
 	probe.cfg = cfg;
 	char amsg[512];
 	if (gw_admin_prepare(&probe, amsg, sizeof(amsg))) {
-		fprintf(err, "%s: error: %s\n", cfg.admin_token_file ? cfg.admin_token_file : "admin.listen", amsg);
+		fprintf(err, "%s: error: %s\n", cfg.admin_token_file ? cfg.admin_token_file : "admin.listen",
+			amsg);
 		problems++;
 	} else if (gw_admin_enabled(&probe)) {
 		fprintf(out, "  admin: %s, token from %s\n", cfg.admin_listen, cfg.admin_token_file);

@@ -53,7 +53,8 @@ static void *claimer_main(void *arg)
 			size_t max = cap - depth < GW_CLAIM_BATCH ? cap - depth : GW_CLAIM_BATCH;
 			rc = c->claim(app, max, &got);
 			if (rc && !failing)
-				gw_log(GW_LOG_ERR, "cluster: cannot claim events from the journal: %s (retrying)",
+				gw_log(GW_LOG_ERR,
+				       "cluster: cannot claim events from the journal: %s (retrying)",
 				       gw_store_strerror(rc));
 			else if (!rc && failing)
 				gw_log(GW_LOG_NOTICE, "cluster: claiming events again");

@@ -22,8 +22,8 @@
 
 #include <stddef.h>
 
-#define GW_CLAIM_BATCH 64     /* events per claim call */
-#define GW_CLAIM_POLL_MS 20   /* idle poll: how soon another node's new events are seen */
+#define GW_CLAIM_BATCH 64 /* events per claim call */
+#define GW_CLAIM_POLL_MS 20 /* idle poll: how soon another node's new events are seen */
 
 struct gw_app;
 struct gw_claimer;

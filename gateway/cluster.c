@@ -50,7 +50,8 @@ static void warn_persistence(const char *url, int64_t timeout_ms, FILE *err)
 		redisReply *r = gw_redis_conn_cmd(&c, 3, argv, NULL);
 		const char *aof = NULL, *fsync = NULL;
 		for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-			if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i + 1]->type != REDIS_REPLY_STRING)
+			if (r->element[i]->type != REDIS_REPLY_STRING ||
+			    r->element[i + 1]->type != REDIS_REPLY_STRING)
 				continue;
 			if (!strcmp(r->element[i]->str, "appendonly"))
 				aof = r->element[i + 1]->str;
@@ -60,12 +61,16 @@ static void warn_persistence(const char *url, int64_t timeout_ms, FILE *err)
 		char name[300];
 		gw_redis_url_name(&u, name, sizeof(name));
 		if (aof && !strcmp(aof, "no"))
-			fprintf(err, "notify-gateway: warning: %s has appendonly no: events answered 202 since its last "
-				     "snapshot are lost when it restarts (appendonly yes, appendfsync always or "
-				     "everysec; docs/cluster.md)\n", name);
+			fprintf(err,
+				"notify-gateway: warning: %s has appendonly no: events answered 202 since its last "
+				"snapshot are lost when it restarts (appendonly yes, appendfsync always or "
+				"everysec; docs/cluster.md)\n",
+				name);
 		else if (aof && fsync && !strcmp(fsync, "no"))
-			fprintf(err, "notify-gateway: warning: %s has appendfsync no: a machine crash loses up to "
-				     "~30 s of accepted events (docs/cluster.md)\n", name);
+			fprintf(err,
+				"notify-gateway: warning: %s has appendfsync no: a machine crash loses up to "
+				"~30 s of accepted events (docs/cluster.md)\n",
+				name);
 		if (r)
 			freeReplyObject(r);
 	}

@@ -21,8 +21,19 @@
 #include "version.h"
 #include "webroot.h"
 
-enum opt_type { OPT_STR, OPT_PATH, OPT_INT, OPT_LISTEN, OPT_LOGLEVEL, OPT_EVLOOP, OPT_STORE, OPT_DURABILITY, OPT_LIST,
-		OPT_LOGFORMAT, OPT_REDIS /* redis:// URLs: a YAML sequence, the flag repeatable (appends) */ };
+enum opt_type {
+	OPT_STR,
+	OPT_PATH,
+	OPT_INT,
+	OPT_LISTEN,
+	OPT_LOGLEVEL,
+	OPT_EVLOOP,
+	OPT_STORE,
+	OPT_DURABILITY,
+	OPT_LIST,
+	OPT_LOGFORMAT,
+	OPT_REDIS /* redis:// URLs: a YAML sequence, the flag repeatable (appends) */
+};
 
 struct opt {
 	const char *name; /* YAML path, dotted */
@@ -40,8 +51,10 @@ static const struct opt options[] = {
 	 "HOST:PORT to listen on (port 0: the kernel picks; the line 'listening on http://HOST:PORT' is printed)"},
 	{"state_dir", OPT_PATH, OFF(state_dir), ".notify-gateway", 0, 0,
 	 "directory for generated keys and state"},
-	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0, "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
-	{"web_root", OPT_PATH, OFF(web_root), NULL, 0, 0, "files served at / [the installed web demo, else the source tree's web-demo/]"},
+	{"rules", OPT_PATH, OFF(rules), NULL, 0, 0,
+	 "rule file, or directory of *.yml rule files (default: the embedded example rules)"},
+	{"web_root", OPT_PATH, OFF(web_root), NULL, 0, 0,
+	 "files served at / [the installed web demo, else the source tree's web-demo/]"},
 	{"log_level", OPT_LOGLEVEL, OFF(log_level), "notice", 0, 0, "error|warn|notice|info|debug"},
 	{"tls.cert", OPT_PATH, OFF(tls_cert), NULL, 0, 0,
 	 "PEM certificate (chain) for HTTPS/WSS on the public listener; with tls.key; reloaded on SIGHUP"},
@@ -91,15 +104,16 @@ static const struct opt options[] = {
 	 "largest event body in bytes; larger: 413"},
 	{"limits.ws_max_frame", OPT_INT, OFF(ws_max_frame), "16384", 256, 1048576,
 	 "largest client frame in bytes; larger: error frame and close"},
-	{"limits.ws_max_pending_bytes", OPT_INT, OFF(ws_max_pending_bytes), "1048576", 4096,
-	 268435456, "bytes queued to one connection (every frame counts); replies over half: reading stops; over all: closed as a slow consumer"},
+	{"limits.ws_max_pending_bytes", OPT_INT, OFF(ws_max_pending_bytes), "1048576", 4096, 268435456,
+	 "bytes queued to one connection (every frame counts); replies over half: reading stops; over all: closed as a slow consumer"},
 	{"limits.ws_max_subscriptions", OPT_INT, OFF(ws_max_subscriptions), "64", 1, 100000,
 	 "contexts one connection may subscribe to"},
 	{"limits.ws_max_per_user", OPT_INT, OFF(ws_max_per_user), "64", 0, 1000000,
 	 "websockets one user (installation, sub) may have connected at once (tabs); more: error too_many_connections, close 1008 (0: no cap)"},
 	{"limits.ws_max_per_address", OPT_INT, OFF(ws_max_per_address), "0", 0, 4194304,
 	 "websockets open at once from one client address, authenticated or not (0: no cap: many users may share one NAT address); more: error too_many_connections, close 1008"},
-	{"limits.ws_max_unauthenticated_per_address", OPT_INT, OFF(ws_max_unauth_per_address), "1024", 0, 4194304,
+	{"limits.ws_max_unauthenticated_per_address", OPT_INT, OFF(ws_max_unauth_per_address), "1024", 0,
+	 4194304,
 	 "websockets from one client address not yet authenticated; more: error too_many_connections, close 1008 (0: no cap)"},
 	{"forge.dedup_ttl", OPT_INT, OFF(dedup_ttl), "900", 600, 86400,
 	 "seconds an accepted event is remembered so that Forge's redeliveries of it are ignored"},
@@ -110,13 +124,15 @@ static const struct opt options[] = {
 	{"forge.subscription_path", OPT_STR, OFF(subscription_path), "/forge/subscription", 0, 0,
 	 "path of the endpoint that mints subscription tokens for Forge UI invocations (FIT with principal)"},
 	{"subscriber.contexts", OPT_LIST, OFF(subscriber_contexts),
-	 "jira:issue:{{ context.extension.issue.key }},confluence:page:{{ context.extension.content.id }}", 0, 0,
+	 "jira:issue:{{ context.extension.issue.key }},confluence:page:{{ context.extension.content.id }}", 0,
+	 0,
 	 "templates of the contexts a minted subscription token covers, from the FIT ('*': any context); a list, comma-separated as a flag"},
 	{"subscriber.token_ttl", OPT_INT, OFF(subscriber_token_ttl), "900", 30, 86400,
 	 "lifetime in seconds of subscription tokens minted by /forge/subscription"},
 	{"subscriber.websocket_url", OPT_STR, OFF(subscriber_websocket_url), NULL, 0, 0,
 	 "the websocket URL /forge/subscription answers (default: ws[s]://<Host of the request>/realtime)"},
-	{"cors.allowed_origins", OPT_LIST, OFF(cors_allowed_origins), "https://*.cdn.prod.atlassian-dev.net", 0, 0,
+	{"cors.allowed_origins", OPT_LIST, OFF(cors_allowed_origins), "https://*.cdn.prod.atlassian-dev.net",
+	 0, 0,
 	 "origins (exact, or https://*.domain) allowed to call the token endpoint and open websockets; a list, comma-separated as a flag"},
 	{"limits.dedup_per_installation", OPT_INT, OFF(dedup_per_installation), "50000", 1, 50000000,
 	 "accepted events remembered per installation (its own oldest goes first; capped at limits.dedup_entries)"},
@@ -208,8 +224,8 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 			return -1;
 		}
 		if (n < o->min || n > o->max) {
-			snprintf(msg, msglen, "'%s' must be between %ld and %ld, got %ld", o->name,
-				 o->min, o->max, n);
+			snprintf(msg, msglen, "'%s' must be between %ld and %ld, got %ld", o->name, o->min,
+				 o->max, n);
 			return -1;
 		}
 		*field_int(cfg, o) = (int)n;
@@ -222,8 +238,8 @@ static int set_option(struct gw_config *cfg, const struct opt *o, const char *v,
 	case OPT_LOGLEVEL:
 		if (!strcmp(v, "warning"))
 			v = "warn";
-		if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "notice") &&
-		    strcmp(v, "info") && strcmp(v, "debug")) {
+		if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "notice") && strcmp(v, "info") &&
+		    strcmp(v, "debug")) {
 			snprintf(msg, msglen, "'%s' must be error, warn, notice, info or debug, got '%s'",
 				 o->name, v);
 			return -1;
@@ -471,14 +487,14 @@ static void walk_mapping(struct yaml_ctx *y, yaml_node_t *map, const char *prefi
 				free(y->cfg->redis[i]);
 			y->cfg->nredis = 0;
 			if (v->type == YAML_SEQUENCE_NODE) {
-				for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
-				     it++) {
+				for (yaml_node_item_t *it = v->data.sequence.items.start;
+				     it < v->data.sequence.items.top; it++) {
 					yaml_node_t *e = yaml_document_get_node(y->doc, *it);
 					char msg[400];
 					if (!e || e->type != YAML_SCALAR_NODE)
 						yerr(y, v, "'%s' expects a list of redis:// URLs", name);
-					else if (set_option(y->cfg, o, (const char *)e->data.scalar.value, NULL, msg,
-							    sizeof(msg)))
+					else if (set_option(y->cfg, o, (const char *)e->data.scalar.value,
+							    NULL, msg, sizeof(msg)))
 						yerr(y, e, "%s", msg);
 				}
 				continue;
@@ -487,16 +503,22 @@ static void walk_mapping(struct yaml_ctx *y, yaml_node_t *map, const char *prefi
 		if (o->type == OPT_LIST && v->type == YAML_SEQUENCE_NODE) {
 			/* A YAML list: its scalars, one per line (an entry may not hold a newline). */
 			size_t cap = 1;
-			for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+			for (yaml_node_item_t *it = v->data.sequence.items.start;
+			     it < v->data.sequence.items.top; it++) {
 				yaml_node_t *e = yaml_document_get_node(y->doc, *it);
-				cap += e && e->type == YAML_SCALAR_NODE ? strlen((const char *)e->data.scalar.value) + 1 : 0;
+				cap += e && e->type == YAML_SCALAR_NODE
+					       ? strlen((const char *)e->data.scalar.value) + 1
+					       : 0;
 			}
 			char *joined = calloc(1, cap);
 			int bad = !joined;
-			for (yaml_node_item_t *it = v->data.sequence.items.start; !bad && it < v->data.sequence.items.top; it++) {
+			for (yaml_node_item_t *it = v->data.sequence.items.start;
+			     !bad && it < v->data.sequence.items.top; it++) {
 				yaml_node_t *e = yaml_document_get_node(y->doc, *it);
-				if (!e || e->type != YAML_SCALAR_NODE || strpbrk((const char *)e->data.scalar.value, ",\n")) {
-					yerr(y, e ? e : v, "'%s' entries must be single-line strings without commas", name);
+				if (!e || e->type != YAML_SCALAR_NODE ||
+				    strpbrk((const char *)e->data.scalar.value, ",\n")) {
+					yerr(y, e ? e : v,
+					     "'%s' entries must be single-line strings without commas", name);
 					bad = 1;
 					break;
 				}
@@ -562,15 +584,14 @@ int gw_config_load_file(struct gw_config *cfg, const char *path, FILE *err)
 
 void gw_config_print_help(FILE *out)
 {
-	fprintf(out,
-		"Usage: notify-gateway [--config FILE] [OPTIONS]\n"
-		"       notify-gateway --check-config [--config FILE] [OPTIONS]\n"
-		"       notify-gateway --version | --help\n\n"
-		"Takes Forge remote invocations (POST /forge/events), evaluates the rule file and\n"
-		"pushes signed per-user notifications over websockets (/realtime).\n"
-		"Without options it runs on the embedded default configuration.\n\n"
-		"Options (each also settable in the YAML config file under the name shown):\n"
-		"  --config FILE                 read options from a YAML file; flags override it\n");
+	fprintf(out, "Usage: notify-gateway [--config FILE] [OPTIONS]\n"
+		     "       notify-gateway --check-config [--config FILE] [OPTIONS]\n"
+		     "       notify-gateway --version | --help\n\n"
+		     "Takes Forge remote invocations (POST /forge/events), evaluates the rule file and\n"
+		     "pushes signed per-user notifications over websockets (/realtime).\n"
+		     "Without options it runs on the embedded default configuration.\n\n"
+		     "Options (each also settable in the YAML config file under the name shown):\n"
+		     "  --config FILE                 read options from a YAML file; flags override it\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		char flag[96];
 		snprintf(flag, sizeof(flag), "%s", options[i].name);
@@ -579,8 +600,11 @@ void gw_config_print_help(FILE *out)
 				*p = '-';
 		char left[128];
 		snprintf(left, sizeof(left), "--%s %s", flag,
-			 options[i].type == OPT_INT ? "N" : options[i].type == OPT_PATH ? "FILE"
-			 : options[i].type == OPT_LIST ? "A,B" : options[i].type == OPT_REDIS ? "URL" : "VALUE");
+			 options[i].type == OPT_INT	? "N"
+			 : options[i].type == OPT_PATH	? "FILE"
+			 : options[i].type == OPT_LIST	? "A,B"
+			 : options[i].type == OPT_REDIS ? "URL"
+							: "VALUE");
 		fprintf(out, "  %-29s %s", left, options[i].help);
 		if (options[i].def && strcmp(options[i].name, "web_root"))
 			fprintf(out, " [%s]", options[i].def);
@@ -630,7 +654,8 @@ int gw_config_from_args(struct gw_config *cfg, int argc, char **argv, FILE *out,
 		if (strcmp(name, "config") && !find_flag(name)) {
 			const char *near = suggest(name, 1);
 			if (near)
-				fprintf(err, "notify-gateway: unknown option '--%s'; did you mean '--%s'?\n", name, near);
+				fprintf(err, "notify-gateway: unknown option '--%s'; did you mean '--%s'?\n",
+					name, near);
 			else
 				fprintf(err, "notify-gateway: unknown option '--%s' (see --help)\n", name);
 			return 2;
@@ -709,10 +734,12 @@ int gw_config_validate(struct gw_config *cfg, FILE *err)
 	int dev_forge = !cfg->forge_jwks, dev_sub = !cfg->subscriber_key;
 	int loopback = cfg->listen_host && gw_host_is_loopback(cfg->listen_host, strlen(cfg->listen_host));
 	if (dev_forge != dev_sub && !loopback && strcmp(dev_mode, "true")) {
-		fprintf(err, "notify-gateway: %s is set but %s is not: the %s would be checked with a "
-			     "generated development key on %s. Set %s too, or dev_mode: true to run half in "
-			     "development mode on purpose\n",
-			dev_forge ? "subscriber.key" : "forge.jwks", dev_forge ? "forge.jwks" : "subscriber.key",
+		fprintf(err,
+			"notify-gateway: %s is set but %s is not: the %s would be checked with a "
+			"generated development key on %s. Set %s too, or dev_mode: true to run half in "
+			"development mode on purpose\n",
+			dev_forge ? "subscriber.key" : "forge.jwks",
+			dev_forge ? "forge.jwks" : "subscriber.key",
 			dev_forge ? "Forge Invocation Tokens" : "subscription tokens", cfg->listen,
 			dev_forge ? "forge.jwks and forge.app_id" : "subscriber.key");
 		return -1;
@@ -729,19 +756,25 @@ int gw_config_validate(struct gw_config *cfg, FILE *err)
 			     "against the app ARI (--forge-app-id ari:cloud:ecosystem::app/<uuid>)\n");
 		return -1;
 	}
-	if (cfg->subscription_path && (cfg->subscription_path[0] != '/' || strlen(cfg->subscription_path) > 100 ||
-				       strpbrk(cfg->subscription_path, "?# "))) {
-		fprintf(err, "notify-gateway: forge.subscription_path must be a path such as /forge/subscription "
-			     "(at most 100 characters, no query), got '%s'\n", cfg->subscription_path);
+	if (cfg->subscription_path &&
+	    (cfg->subscription_path[0] != '/' || strlen(cfg->subscription_path) > 100 ||
+	     strpbrk(cfg->subscription_path, "?# "))) {
+		fprintf(err,
+			"notify-gateway: forge.subscription_path must be a path such as /forge/subscription "
+			"(at most 100 characters, no query), got '%s'\n",
+			cfg->subscription_path);
 		return -1;
 	}
 	if (cfg->cors_allowed_origins) {
 		for (const char *p = cfg->cors_allowed_origins; *p;) {
 			size_t n = strcspn(p, "\n");
 			size_t skip = !strncmp(p, "https://", 8) ? 8 : !strncmp(p, "http://", 7) ? 7 : 0;
-			if (!skip || n <= skip || memchr(p + skip, '/', n - skip) || memchr(p + skip, '?', n - skip)) {
-				fprintf(err, "notify-gateway: cors.allowed_origins: '%.*s' is not an origin "
-					     "(scheme://host[:port], or https://*.domain)\n", (int)n, p);
+			if (!skip || n <= skip || memchr(p + skip, '/', n - skip) ||
+			    memchr(p + skip, '?', n - skip)) {
+				fprintf(err,
+					"notify-gateway: cors.allowed_origins: '%.*s' is not an origin "
+					"(scheme://host[:port], or https://*.domain)\n",
+					(int)n, p);
 				return -1;
 			}
 			p += n;
@@ -755,8 +788,10 @@ int gw_config_validate(struct gw_config *cfg, FILE *err)
 		return -1;
 	}
 	if (cfg->forge_app_id && strncmp(cfg->forge_app_id, "ari:cloud:ecosystem::app/", 25) != 0) {
-		fprintf(err, "notify-gateway: forge.app_id must look like ari:cloud:ecosystem::app/<uuid>, "
-			     "got '%s'\n", cfg->forge_app_id);
+		fprintf(err,
+			"notify-gateway: forge.app_id must look like ari:cloud:ecosystem::app/<uuid>, "
+			"got '%s'\n",
+			cfg->forge_app_id);
 		return -1;
 	}
 	return 0;

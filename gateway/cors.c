@@ -31,8 +31,8 @@ static int entry_matches(const char *e, size_t n, const char *origin)
 	/* the labels before the suffix: letters, digits, '-' and '.', no port */
 	for (size_t i = 0; i < hl - sl; i++) {
 		char c = host[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		      c == '.'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.'))
 			return 0;
 	}
 	return host[0] != '.' && host[hl - sl - 1] != '.';
@@ -65,7 +65,9 @@ int gw_cors_loopback(const char *origin)
 {
 	if (!origin)
 		return 0;
-	const char *h = !strncmp(origin, "http://", 7) ? origin + 7 : !strncmp(origin, "https://", 8) ? origin + 8 : NULL;
+	const char *h = !strncmp(origin, "http://", 7)	  ? origin + 7
+			: !strncmp(origin, "https://", 8) ? origin + 8
+							  : NULL;
 	if (!h)
 		return 0;
 	size_t hl = strcspn(h, ":");
@@ -119,7 +121,8 @@ int gw_cors_ws_origin_allowed(const struct gw_app *app, struct lws *wsi)
 	char host[256] = "";
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HOST) < (int)sizeof(host))
 		lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST);
-	int ok = gw_cors_same_origin(origin, host) || gw_cors_origin_listed(app->cfg.cors_allowed_origins, origin) ||
+	int ok = gw_cors_same_origin(origin, host) ||
+		 gw_cors_origin_listed(app->cfg.cors_allowed_origins, origin) ||
 		 (app->dev_subscriber_key && gw_cors_loopback(origin));
 	free(origin);
 	return ok;
@@ -148,8 +151,8 @@ int gw_cors_add_headers(struct lws *wsi, const char *origin, int preflight, unsi
 	    lws_hdr_custom_copy(wsi, req, sizeof(req), "access-control-request-headers:", 31) == n) {
 		for (int i = 0; i < n; i++) {
 			char c = req[i];
-			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-			      c == '_' || c == ',' || c == ' '))
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			      c == '-' || c == '_' || c == ',' || c == ' '))
 				snprintf(req, sizeof(req), "authorization, content-type");
 		}
 	}

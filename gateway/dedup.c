@@ -25,7 +25,8 @@ int gw_dedup_init(struct gw_dedup *d, size_t capacity, size_t per_installation, 
 {
 	memset(d, 0, sizeof(*d));
 	d->capacity = capacity ? capacity : 1;
-	d->per_installation = per_installation && per_installation < d->capacity ? per_installation : d->capacity;
+	d->per_installation =
+		per_installation && per_installation < d->capacity ? per_installation : d->capacity;
 	d->ttl = ttl;
 	d->oldest = d->newest = NONE;
 	d->slots = calloc(d->capacity, sizeof(*d->slots));

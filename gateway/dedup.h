@@ -45,8 +45,8 @@ struct gw_dedup_slot {
 	unsigned char key[GW_DEDUP_KEY_LEN];
 	time_t expires;
 	struct gw_dedup_inst *inst; /* NULL: the slot is free */
-	size_t prev, next;          /* all keys, oldest first (free slots: next only) */
-	size_t iprev, inext;        /* the installation's keys, oldest first */
+	size_t prev, next; /* all keys, oldest first (free slots: next only) */
+	size_t iprev, inext; /* the installation's keys, oldest first */
 };
 
 struct gw_dedup {
@@ -58,8 +58,8 @@ struct gw_dedup {
 	size_t oldest, newest, free_head; /* slot numbers; GW_DEDUP_NONE: none */
 	size_t count;
 	long ttl;
-	uint64_t evicted_early;      /* evicted while still within the ttl (any reason) */
-	uint64_t evicted_own_share;  /* ... because their installation was at per_installation */
+	uint64_t evicted_early; /* evicted while still within the ttl (any reason) */
+	uint64_t evicted_own_share; /* ... because their installation was at per_installation */
 	uint64_t evicted_fair_share; /* ... because the table was full (largest installation) */
 };
 

@@ -32,7 +32,6 @@
 #include "stats.h"
 #include "util.h"
 
-
 static int query_values(struct lws *wsi, const char *name, char vals[][256], int max)
 {
 	int count = 0;
@@ -94,7 +93,8 @@ int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *st
 		char subs[1][256], ctxs[16][256], ttls[1][256];
 		if (query_values(wsi, "sub", subs, 1) != 1 || !subs[0][0]) {
 			*status = 400;
-			j = json_pack("{s:s, s:s}", "error", "bad_request", "message", "give ?sub=USER&ctx=CONTEXT");
+			j = json_pack("{s:s, s:s}", "error", "bad_request", "message",
+				      "give ?sub=USER&ctx=CONTEXT");
 			goto out;
 		}
 		int nctx = query_values(wsi, "ctx", ctxs, 16);
@@ -107,8 +107,9 @@ int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *st
 		for (int i = 0; i < nctx; i++)
 			json_array_append_new(ctx, json_string(ctxs[i]));
 		time_t now = time(NULL);
-		json_t *claims = json_pack("{s:s, s:s, s:o, s:I, s:I}", "installation", GW_DEV_INSTALLATION, "sub",
-					   subs[0], "ctx", ctx, "iat", (json_int_t)now, "exp", (json_int_t)(now + ttl));
+		json_t *claims = json_pack("{s:s, s:s, s:o, s:I, s:I}", "installation", GW_DEV_INSTALLATION,
+					   "sub", subs[0], "ctx", ctx, "iat", (json_int_t)now, "exp",
+					   (json_int_t)(now + ttl));
 		char *text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
 		json_decref(claims);
 		char *token = text ? gw_subtoken_sign_dev(app->subkey, text, msg, sizeof(msg)) : NULL;
@@ -130,15 +131,17 @@ int gw_dev_answer(struct gw_app *app, struct lws *wsi, const char *path, int *st
 		char jti[33];
 		gw_random_hex(jti, 16);
 		json_t *claims = json_pack(
-			"{s:{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}}, s:s, s:s, s:I, s:I, s:I, s:s}", "app",
-			"id", app->forge_app_id, "installationId", GW_DEV_INSTALLATION, "appVersion", "1.0.0",
-			"environment", "type", "DEVELOPMENT", "id", "ari:cloud:ecosystem::environment/dev",
-			"module", "type", "core:endpoint", "key", "notify-gateway-demo", "iss",
-			"forge/invocation-token", "aud", app->forge_app_id, "iat", (json_int_t)now, "nbf",
-			(json_int_t)now, "exp", (json_int_t)(now + 25), "jti", jti);
+			"{s:{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}}, s:s, s:s, s:I, s:I, s:I, s:s}",
+			"app", "id", app->forge_app_id, "installationId", GW_DEV_INSTALLATION, "appVersion",
+			"1.0.0", "environment", "type", "DEVELOPMENT", "id",
+			"ari:cloud:ecosystem::environment/dev", "module", "type", "core:endpoint", "key",
+			"notify-gateway-demo", "iss", "forge/invocation-token", "aud", app->forge_app_id,
+			"iat", (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)(now + 25), "jti",
+			jti);
 		char *text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
 		json_decref(claims);
-		char *fit = text ? gw_fit_sign_dev(app->dev_forge_key_path, GW_DEV_FORGE_KID, text, msg, sizeof(msg))
+		char *fit = text ? gw_fit_sign_dev(app->dev_forge_key_path, GW_DEV_FORGE_KID, text, msg,
+						   sizeof(msg))
 				 : NULL;
 		free(text);
 		if (!fit) {

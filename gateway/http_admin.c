@@ -47,7 +47,8 @@ int gw_http_admin_load(struct gw_http_state *h, const char *path, char *err, siz
 	while (n > a && isspace((unsigned char)buf[n - 1]))
 		n--;
 	if (n - a < 16 || n >= sizeof(buf) - 1) {
-		snprintf(err, errlen, "admin.token_file %s must hold one token of 16 to 1000 characters", path);
+		snprintf(err, errlen, "admin.token_file %s must hold one token of 16 to 1000 characters",
+			 path);
 		OPENSSL_cleanse(buf, sizeof(buf));
 		return -1;
 	}
@@ -101,16 +102,16 @@ static char *health_json(struct gw_app *app)
 				  rb->last_error ? json_string(rb->last_error) : json_null(), "reloads", "ok",
 				  (json_int_t)rb->reloads_ok, "failed", (json_int_t)rb->reloads_failed);
 	pthread_mutex_unlock(&rb->lock);
-	json_t *j = json_pack(
-		"{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:i, s:o}", "status",
-		app->stopping ? "stopping" : "ok", "version", GW_VERSION, "uptimeSeconds",
-		(json_int_t)(time(NULL) - app->started_at), "rules", rules, "queue", "depth",
-		(json_int_t)gw_workq_event_depth(&app->workq), "capacity", (json_int_t)app->cfg.queue_capacity,
-		"verifying", (json_int_t)gw_workq_verify_depth(&app->workq), "verifyCapacity",
-		(json_int_t)app->cfg.verify_backlog, "connections", "websocket",
-		(json_int_t)app->ws_connections, "subscriptions",
-		(json_int_t)app->broker->ops->subscription_count(app->broker), "workers", app->nworkers,
-		"counters", counters);
+	json_t *j = json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:i, s:o}",
+			      "status", app->stopping ? "stopping" : "ok", "version", GW_VERSION,
+			      "uptimeSeconds", (json_int_t)(time(NULL) - app->started_at), "rules", rules,
+			      "queue", "depth", (json_int_t)gw_workq_event_depth(&app->workq), "capacity",
+			      (json_int_t)app->cfg.queue_capacity, "verifying",
+			      (json_int_t)gw_workq_verify_depth(&app->workq), "verifyCapacity",
+			      (json_int_t)app->cfg.verify_backlog, "connections", "websocket",
+			      (json_int_t)app->ws_connections, "subscriptions",
+			      (json_int_t)app->broker->ops->subscription_count(app->broker), "workers",
+			      app->nworkers, "counters", counters);
 	if (j) {
 		json_object_set_new(j, "intake", json_string(app->intake_paused ? "paused" : "open"));
 		if (app->redis_broker) /* cluster mode: every node's rule version */
@@ -119,17 +120,20 @@ static char *health_json(struct gw_app *app)
 		pthread_mutex_lock(&app->dedup.lock);
 		json_object_set_new(j, "redelivery",
 				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "remembered",
-					      (json_int_t)app->dedup.count, "capacity", (json_int_t)app->dedup.capacity,
-					      "perInstallation", (json_int_t)app->dedup.per_installation,
-					      "installations", (json_int_t)app->dedup.insts.count, "ttlSeconds",
-					      (json_int_t)app->dedup.ttl, "evictedEarly", (json_int_t)app->dedup.evicted_early,
-					      "evictedOwnShare", (json_int_t)app->dedup.evicted_own_share,
-					      "evictedFairShare", (json_int_t)app->dedup.evicted_fair_share));
+					      (json_int_t)app->dedup.count, "capacity",
+					      (json_int_t)app->dedup.capacity, "perInstallation",
+					      (json_int_t)app->dedup.per_installation, "installations",
+					      (json_int_t)app->dedup.insts.count, "ttlSeconds",
+					      (json_int_t)app->dedup.ttl, "evictedEarly",
+					      (json_int_t)app->dedup.evicted_early, "evictedOwnShare",
+					      (json_int_t)app->dedup.evicted_own_share, "evictedFairShare",
+					      (json_int_t)app->dedup.evicted_fair_share));
 		pthread_mutex_unlock(&app->dedup.lock);
 		pthread_mutex_lock(&app->seq.lock); /* the activity tracker lives under it */
 		json_object_set_new(j, "digests",
-				    json_pack("{s:I, s:I, s:I, s:I}", "tracked", (json_int_t)app->activity.users.count,
-					      "bytes", (json_int_t)app->activity.bytes, "maxBytes",
+				    json_pack("{s:I, s:I, s:I, s:I}", "tracked",
+					      (json_int_t)app->activity.users.count, "bytes",
+					      (json_int_t)app->activity.bytes, "maxBytes",
 					      (json_int_t)app->activity.max_bytes, "untracked",
 					      (json_int_t)app->activity.dropped));
 		pthread_mutex_unlock(&app->seq.lock);

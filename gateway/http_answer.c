@@ -116,8 +116,9 @@ void gw_http_refuse(struct http_pss *pss, enum gw_stat stat, enum gw_log_level l
 		    const char *reason, const char *code, const char *message)
 {
 	gw_http_respond(pss, status,
-		gw_intake_refusal(stat, level, pss->trace_id, status, reason, gw_intake_error_body(code, message)),
-		0);
+			gw_intake_refusal(stat, level, pss->trace_id, status, reason,
+					  gw_intake_error_body(code, message)),
+			0);
 }
 
 /* Headers and body in one write: one syscall per answer, and no second
@@ -140,8 +141,9 @@ int gw_http_write_answer(struct lws *wsi, struct http_pss *pss)
 	int rc = -1;
 	gw_http_unwritten_remove(pss);
 	pss->state = HTTP_DONE;
-	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype ? pss->ctype : "application/json",
-					pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
+	if (lws_add_http_common_headers(
+		    wsi, (unsigned int)pss->status, pss->ctype ? pss->ctype : "application/json",
+		    pss->head_only ? LWS_ILLEGAL_HTTP_CONTENT_LEN : pss->resp_len, &p, end))
 		goto out;
 	const char *cc = pss->cache_control ? pss->cache_control : "no-store";
 	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
@@ -156,9 +158,9 @@ int gw_http_write_answer(struct lws *wsi, struct http_pss *pss)
 						(const unsigned char *)ra, n, &p, end))
 			goto out;
 	}
-	if (pss->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-						      (const unsigned char *)pss->allow,
-						      (int)strlen(pss->allow), &p, end))
+	if (pss->allow && lws_add_http_header_by_name(
+				  wsi, (const unsigned char *)"allow:", (const unsigned char *)pss->allow,
+				  (int)strlen(pss->allow), &p, end))
 		goto out;
 	if (pss->close_after && lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
 							    (const unsigned char *)"close", 5, &p, end))

@@ -228,14 +228,17 @@ static void await_verdict(struct gw_app *app, struct lws *wsi, struct http_pss *
 	size_t n = strlen(pss->peer);
 	uintptr_t waiting = (uintptr_t)gw_strmap_get(&app->http.unverified, pss->peer, n);
 	if (app->cfg.unverified_per_address > 0 && waiting >= (uintptr_t)app->cfg.unverified_per_address &&
-	    gw_strmap_get(&app->http.suspect, pss->peer, n) && !gw_strmap_get(&app->http.verified, pss->peer, n)) {
+	    gw_strmap_get(&app->http.suspect, pss->peer, n) &&
+	    !gw_strmap_get(&app->http.verified, pss->peer, n)) {
 		char reason[160]; /* peer (<=64) + the text: never truncated */
 		snprintf(reason, sizeof(reason), "%zu requests from %s already await their FIT verdict",
 			 (size_t)waiting, pss->peer);
 		pss->close_after = 1;
 		pss->retry_after = 1;
-		gw_http_refuse(pss, GW_STAT_events_rejected_unverified_cap, GW_LOG_NOTICE, 429, reason, "too_many_unverified",
-		       "too many requests from this address are waiting for token verification; retry later");
+		gw_http_refuse(
+			pss, GW_STAT_events_rejected_unverified_cap, GW_LOG_NOTICE, 429, reason,
+			"too_many_unverified",
+			"too many requests from this address are waiting for token verification; retry later");
 		return;
 	}
 	struct gw_strmap_entry *u = gw_strmap_upsert(&app->http.unverified, pss->peer, n, NULL);
@@ -288,13 +291,14 @@ static void push_fit_check(struct gw_app *app, struct http_pss *pss)
 		pss->close_after = 1;
 		pss->retry_after = 5;
 		if (rc == -2) {
-			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
-			       "the gateway is shutting down; retry later");
+			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL,
+				       "stopping", "the gateway is shutting down; retry later");
 		} else {
 			char reason[64];
-			snprintf(reason, sizeof(reason), "verification backlog full (%d)", app->cfg.verify_backlog);
+			snprintf(reason, sizeof(reason), "verification backlog full (%d)",
+				 app->cfg.verify_backlog);
 			gw_http_refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
-			       "too many requests waiting for verification; retry later");
+				       "too many requests waiting for verification; retry later");
 		}
 		return;
 	}
@@ -317,14 +321,14 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 		pss->retry_after = 5;
 		pss->close_after = 1;
 		gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
-		       "the gateway is shutting down; retry later");
+			       "the gateway is shutting down; retry later");
 		return;
 	}
 	if (app->intake_paused) {
 		pss->retry_after = 30;
 		pss->close_after = 1;
-		gw_http_refuse(pss, GW_STAT_events_rejected_paused, GW_LOG_NOTICE, 503, "intake paused", "paused",
-		       "intake is paused for maintenance; retry later");
+		gw_http_refuse(pss, GW_STAT_events_rejected_paused, GW_LOG_NOTICE, 503, "intake paused",
+			       "paused", "intake is paused for maintenance; retry later");
 		return;
 	}
 	int ctlen = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE);
@@ -332,16 +336,19 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 		char reason[300];
 		snprintf(reason, sizeof(reason), "content-type %s", GW_Q(ctlen > 0 ? buf : ""));
 		pss->close_after = 1;
-		gw_http_refuse(pss, GW_STAT_events_rejected_media_type, GW_LOG_NOTICE, 415, reason, "unsupported_media_type",
-		       "the body must be JSON: send Content-Type: application/json");
+		gw_http_refuse(pss, GW_STAT_events_rejected_media_type, GW_LOG_NOTICE, 415, reason,
+			       "unsupported_media_type",
+			       "the body must be JSON: send Content-Type: application/json");
 		return;
 	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
 		/* libwebsockets 4.1.6 does not decode chunked request bodies on
 		 * HTTP/1.1: without a length the body could never be read. */
 		pss->close_after = 1;
-		gw_http_refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 411, "no Content-Length", "length_required",
-		       "send the body with a Content-Length header (chunked bodies are not accepted)");
+		gw_http_refuse(
+			pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 411, "no Content-Length",
+			"length_required",
+			"send the body with a Content-Length header (chunked bodies are not accepted)");
 		return;
 	}
 	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
@@ -353,12 +360,13 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 			snprintf(reason, sizeof(reason), "content-length %llu", cl);
 			pss->close_after = 1;
 			snprintf(buf, sizeof(buf), "the body is larger than %d bytes", app->cfg.max_body);
-			gw_http_refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason, "payload_too_large", buf);
+			gw_http_refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason,
+				       "payload_too_large", buf);
 			return;
 		}
 		if (cl == 0 && !pss->scheduled) {
-			gw_http_refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
-			       "the request has no body");
+			gw_http_refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL,
+				       "malformed_json", "the request has no body");
 			return;
 		}
 	}
@@ -371,8 +379,8 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
 		free(auth);
 		pss->close_after = 1;
-		gw_http_refuse(pss, GW_STAT_events_rejected_token, GW_LOG_NOTICE, 401, "reason=token_missing", "token_missing",
-		       "missing Authorization: Bearer <Forge Invocation Token>");
+		gw_http_refuse(pss, GW_STAT_events_rejected_token, GW_LOG_NOTICE, 401, "reason=token_missing",
+			       "token_missing", "missing Authorization: Bearer <Forge Invocation Token>");
 		return;
 	}
 	size_t skip = 7;
@@ -384,8 +392,8 @@ static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *p
 		int slen = lws_hdr_custom_length(wsi, "x-forge-oauth-system:", 21);
 		if (slen > 0 && slen < 16384) {
 			pss->system_token = malloc((size_t)slen + 1);
-			if (pss->system_token &&
-			    lws_hdr_custom_copy(wsi, pss->system_token, slen + 1, "x-forge-oauth-system:", 21) < 0) {
+			if (pss->system_token && lws_hdr_custom_copy(wsi, pss->system_token, slen + 1,
+								     "x-forge-oauth-system:", 21) < 0) {
 				free(pss->system_token);
 				pss->system_token = NULL;
 			}
@@ -405,7 +413,8 @@ static void intake_body(struct gw_app *app, struct http_pss *pss, const void *in
 		snprintf(reason, sizeof(reason), "body over %d bytes", app->cfg.max_body);
 		snprintf(msg, sizeof(msg), "the body is larger than %d bytes", app->cfg.max_body);
 		pss->close_after = 1;
-		gw_http_refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason, "payload_too_large", msg);
+		gw_http_refuse(pss, GW_STAT_events_rejected_too_large, GW_LOG_NOTICE, 413, reason,
+			       "payload_too_large", msg);
 		return;
 	}
 	if (pss->body_len + len + 1 > pss->body_cap) {
@@ -434,7 +443,7 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 		return;
 	if (!pss->body_len && !pss->scheduled && !pss->subscription) {
 		gw_http_refuse(pss, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, NULL, "malformed_json",
-		       "the request has no body");
+			       "the request has no body");
 		return;
 	}
 	if (!pss->body) {
@@ -476,13 +485,14 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 		gw_job_free(job);
 		pss->retry_after = 5;
 		if (rc == -2) {
-			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL, "stopping",
-			       "the gateway is shutting down; retry later");
+			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL,
+				       "stopping", "the gateway is shutting down; retry later");
 		} else {
 			char reason[64];
-			snprintf(reason, sizeof(reason), "verification backlog full (%d)", app->cfg.verify_backlog);
+			snprintf(reason, sizeof(reason), "verification backlog full (%d)",
+				 app->cfg.verify_backlog);
 			gw_http_refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
-			       "too many requests waiting for verification; retry later");
+				       "too many requests waiting for verification; retry later");
 		}
 		return;
 	}
@@ -508,13 +518,14 @@ static void fit_with_body(struct gw_app *app, struct http_pss *pss)
 	size_t want = (size_t)pss->content_length;
 	if (app->http.body_bytes + want > (size_t)app->cfg.body_budget) {
 		char reason[96];
-		snprintf(reason, sizeof(reason), "bodies in flight %zu + %zu bytes over limits.body_budget %d",
-			 app->http.body_bytes, want, app->cfg.body_budget);
+		snprintf(reason, sizeof(reason),
+			 "bodies in flight %zu + %zu bytes over limits.body_budget %d", app->http.body_bytes,
+			 want, app->cfg.body_budget);
 		unverified_uncount(app, pss);
 		pss->close_after = 1;
 		pss->retry_after = 5;
 		gw_http_refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
-		       "too many event bodies in flight; retry later");
+			       "too many event bodies in flight; retry later");
 		return;
 	}
 	app->http.body_bytes += want;
@@ -534,16 +545,16 @@ void gw_http_sweep(struct gw_app *app, int64_t now)
 		if (p->state != HTTP_READING_BODY || now - p->body_started_ns < limit)
 			continue;
 		char reason[96];
-		snprintf(reason, sizeof(reason), "%zu of %llu body bytes after %d s", p->body_len, p->content_length,
-			 app->cfg.body_timeout);
+		snprintf(reason, sizeof(reason), "%zu of %llu body bytes after %d s", p->body_len,
+			 p->content_length, app->cfg.body_timeout);
 		reading_remove(app, p);
 		budget_release(app, p);
 		free(p->body);
 		p->body = NULL;
 		p->body_len = p->body_cap = 0;
 		p->close_after = 1;
-		gw_http_refuse(p, GW_STAT_events_rejected_body_timeout, GW_LOG_NOTICE, 408, reason, "body_timeout",
-		       "the request body did not arrive in time");
+		gw_http_refuse(p, GW_STAT_events_rejected_body_timeout, GW_LOG_NOTICE, 408, reason,
+			       "body_timeout", "the request body did not arrive in time");
 	}
 	for (struct http_pss *p = app->http.unwritten; p; p = next) {
 		next = p->unwritten_next;
@@ -554,8 +565,10 @@ void gw_http_sweep(struct gw_app *app, int64_t now)
 		 * and lws 4.1.6 calls WRITEABLE only for complete headers. Write
 		 * the answer directly and end the connection. */
 		gw_stat_inc(GW_STAT_http_answers_rearmed);
-		gw_log(GW_LOG_NOTICE, "http: answer %d for request %llu pending for %lld ms (client sent more before it): written, connection closed",
-		       p->status, (unsigned long long)p->req_id, (long long)((now - p->answer_queued_ns) / 1000000));
+		gw_log(GW_LOG_NOTICE,
+		       "http: answer %d for request %llu pending for %lld ms (client sent more before it): written, connection closed",
+		       p->status, (unsigned long long)p->req_id,
+		       (long long)((now - p->answer_queued_ns) / 1000000));
 		p->close_after = 1;
 		struct lws *wsi = p->wsi;
 		gw_http_write_answer(wsi, p);
@@ -585,12 +598,13 @@ static void verdict(struct gw_app *app, struct http_pss *pss, struct gw_outbox_i
 	size_t want = (size_t)pss->content_length;
 	if (app->http.body_bytes + want > (size_t)app->cfg.body_budget) {
 		char reason[96];
-		snprintf(reason, sizeof(reason), "bodies in flight %zu + %zu bytes over limits.body_budget %d",
-			 app->http.body_bytes, want, app->cfg.body_budget);
+		snprintf(reason, sizeof(reason),
+			 "bodies in flight %zu + %zu bytes over limits.body_budget %d", app->http.body_bytes,
+			 want, app->cfg.body_budget);
 		pss->close_after = 1;
 		pss->retry_after = 5;
 		gw_http_refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
-		       "too many event bodies in flight; retry later");
+			       "too many event bodies in flight; retry later");
 		return;
 	}
 	app->http.body_bytes += want;
@@ -725,8 +739,10 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		pss->head_only = method == LWSHUMETH_HEAD;
 		if (!strcmp(path, "/healthz")) {
 			/* Public liveness only: details are for operators (/admin/status). */
-			gw_http_respond(pss, 200,
-				strdup(app->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}"), 0);
+			gw_http_respond(
+				pss, 200,
+				strdup(app->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}"),
+				0);
 			return 0;
 		}
 		/* The admin surface: bearer admin.token_file. With admin.listen the
@@ -735,10 +751,12 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (!strcmp(path, "/admin/status") && !app->cfg.admin_listen) {
 			if (!app->http.admin_enabled) {
 				gw_stat_inc(GW_STAT_http_admin_refused);
-				gw_http_respond_error(pss, 403, "admin_disabled", "set admin.token_file to enable the admin routes");
+				gw_http_respond_error(pss, 403, "admin_disabled",
+						      "set admin.token_file to enable the admin routes");
 			} else if (!gw_http_admin_authorized(app, wsi)) {
 				gw_stat_inc(GW_STAT_http_admin_refused);
-				gw_http_respond_error(pss, 401, "unauthorized", "send Authorization: Bearer <admin.token_file>");
+				gw_http_respond_error(pss, 401, "unauthorized",
+						      "send Authorization: Bearer <admin.token_file>");
 			} else {
 				gw_http_respond(pss, 200, gw_http_status_json(app), 0);
 			}
@@ -811,8 +829,7 @@ int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t l
 		if (pss && pss->app)
 			pss_release(pss->app, pss);
 		return 0;
-	default:
-		break;
+	default: break;
 	}
 	return lws_callback_http_dummy(wsi, (enum lws_callback_reasons)reason, user, in, len);
 }

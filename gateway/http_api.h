@@ -16,16 +16,16 @@ struct http_pss;
 
 /* HTTP's own state in the app. Service thread only. */
 struct gw_http_state {
-	struct gw_strmap pending;    /* req id (gw_id_key) -> struct http_pss* waiting for a worker */
-	struct http_pss *unwritten;  /* answers queued, not yet written (the sweep re-arms them) */
+	struct gw_strmap pending; /* req id (gw_id_key) -> struct http_pss* waiting for a worker */
+	struct http_pss *unwritten; /* answers queued, not yet written (the sweep re-arms them) */
 	/* intake limits (issue 10 item 2) */
-	struct gw_strmap unverified;  /* client address -> requests awaiting their FIT verdict (uintptr_t) */
-	struct gw_strmap verified;    /* client address -> 1: sent a valid FIT (exempt from that cap) */
-	struct gw_strmap suspect;     /* client address -> 1: sent an invalid FIT and no valid one (capped) */
-	size_t body_bytes;            /* Content-Length reserved by bodies being read or verified */
-	struct http_pss *reading;     /* bodies being read (the whole-body deadline) */
+	struct gw_strmap unverified; /* client address -> requests awaiting their FIT verdict (uintptr_t) */
+	struct gw_strmap verified; /* client address -> 1: sent a valid FIT (exempt from that cap) */
+	struct gw_strmap suspect; /* client address -> 1: sent an invalid FIT and no valid one (capped) */
+	size_t body_bytes; /* Content-Length reserved by bodies being read or verified */
+	struct http_pss *reading; /* bodies being read (the whole-body deadline) */
 	unsigned char admin_hash[32]; /* SHA-256 of the admin.token_file bearer */
-	int admin_enabled;            /* admin.token_file configured */
+	int admin_enabled; /* admin.token_file configured */
 };
 
 int gw_http_state_init(struct gw_http_state *h);

@@ -52,35 +52,35 @@ struct http_pss {
 	int64_t received_ns;
 	int head_only;
 	size_t discarded; /* body bytes dropped after an early answer */
-	int scheduled;        /* POST /forge/scheduled[/<interval>] */
+	int scheduled; /* POST /forge/scheduled[/<interval>] */
 	char interval[16];
-	char *system_token;   /* x-forge-oauth-system; never logged */
+	char *system_token; /* x-forge-oauth-system; never logged */
 	/* the answer */
 	int status;
 	int retry_after;
 	int close_after; /* body not read to the end: close once answered */
-	char *resp;      /* owned unless resp_borrowed */
+	char *resp; /* owned unless resp_borrowed */
 	size_t resp_len;
 	int resp_borrowed;
 	const char *allow; /* Allow header for 405 */
 	const char *ctype; /* NULL: application/json */
 	int64_t intake_started_ns; /* intake: headers seen (intake_answer histogram) */
-	int rx_held;       /* reading stopped until the answer is ready (rx_hold) */
-	int body_done;     /* HTTP_BODY_COMPLETION seen for this request */
+	int rx_held; /* reading stopped until the answer is ready (rx_hold) */
+	int body_done; /* HTTP_BODY_COMPLETION seen for this request */
 	/* intake limits (issue 10 item 2) */
 	unsigned long long content_length;
-	json_t *fit_claims;       /* verified from the header (fitcheck.c), owned */
-	char peer[64];            /* client address */
-	int unverified_counted;   /* counted in app->http.unverified */
-	size_t budget_reserved;   /* bytes of app->http.body_bytes held */
-	int64_t body_started_ns;  /* when reading the body began (verdict) */
-	int in_reading;           /* on app->http.reading */
+	json_t *fit_claims; /* verified from the header (fitcheck.c), owned */
+	char peer[64]; /* client address */
+	int unverified_counted; /* counted in app->http.unverified */
+	size_t budget_reserved; /* bytes of app->http.body_bytes held */
+	int64_t body_started_ns; /* when reading the body began (verdict) */
+	int in_reading; /* on app->http.reading */
 	struct http_pss *reading_prev, *reading_next;
 	/* forge.subscription_path and CORS (subscription_http.c, cors.c) */
 	int subscription;
 	int preflight;
-	char *cors_origin;  /* Access-Control-Allow-Origin, owned */
-	char *ws_url;       /* owned until the job takes it */
+	char *cors_origin; /* Access-Control-Allow-Origin, owned */
+	char *ws_url; /* owned until the job takes it */
 	const char *cache_control; /* NULL: no-store */
 };
 

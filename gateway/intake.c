@@ -28,7 +28,8 @@ static void answer_text(struct gw_app *app, uint64_t req_id, int status, int ret
 		/* The service thread times the request out; nothing else we can do. */
 		free(it);
 		free(text);
-		gw_log(GW_LOG_ERR, "intake: out of memory answering request %llu", (unsigned long long)req_id);
+		gw_log(GW_LOG_ERR, "intake: out of memory answering request %llu",
+		       (unsigned long long)req_id);
 		return;
 	}
 	it->kind = GW_OUT_ANSWER;
@@ -123,7 +124,8 @@ static void count_retry(json_t *event, const char *trace_id)
 	else
 		gw_stat_inc(GW_STAT_forge_retries_other);
 	gw_log(GW_LOG_INFO, "event redelivery trace=%s retryCount=%lld retryReason=%s", trace_id,
-	       (long long)json_integer_value(json_object_get(rc, "retryCount")), reason[0] ? GW_Q(reason) : "-");
+	       (long long)json_integer_value(json_object_get(rc, "retryCount")),
+	       reason[0] ? GW_Q(reason) : "-");
 }
 
 /* The idempotency key: SHA-256 over the installation and the event with
@@ -185,7 +187,7 @@ static void canon_value(struct canon *c, json_t *v, int depth, const char *skip_
 		}
 		const char *key;
 		json_t *val;
-		json_object_foreach(v, key, val)
+		json_object_foreach (v, key, val)
 			if (!skip_key || strcmp(key, skip_key))
 				keys[k++] = key;
 		qsort(keys, k, sizeof(*keys), key_cmp);
@@ -205,9 +207,7 @@ static void canon_value(struct canon *c, json_t *v, int depth, const char *skip_
 			canon_value(c, json_array_get(v, i), depth + 1, NULL);
 		break;
 	}
-	case JSON_STRING:
-		canon_tagged(c, 's', json_string_value(v), json_string_length(v));
-		break;
+	case JSON_STRING: canon_tagged(c, 's', json_string_value(v), json_string_length(v)); break;
 	case JSON_INTEGER: {
 		json_int_t i = json_integer_value(v);
 		canon_tagged(c, 'i', &i, sizeof(i));
@@ -218,15 +218,9 @@ static void canon_value(struct canon *c, json_t *v, int depth, const char *skip_
 		canon_tagged(c, 'r', &d, sizeof(d));
 		break;
 	}
-	case JSON_TRUE:
-		canon_put(c, "t", 1);
-		break;
-	case JSON_FALSE:
-		canon_put(c, "f", 1);
-		break;
-	case JSON_NULL:
-		canon_put(c, "n", 1);
-		break;
+	case JSON_TRUE: canon_put(c, "t", 1); break;
+	case JSON_FALSE: canon_put(c, "f", 1); break;
+	case JSON_NULL: canon_put(c, "n", 1); break;
 	}
 }
 
@@ -241,8 +235,8 @@ int gw_intake_event_key(const char *inst, json_t *event, unsigned char key[GW_DE
 	canon_tagged(c, 'I', inst, strlen(inst));
 	canon_value(c, event, 0, "retryContext");
 	unsigned int len = 0;
-	int ok = !c->failed && EVP_DigestUpdate(c->md, c->buf, c->len) && EVP_DigestFinal_ex(c->md, key, &len) &&
-		 len == GW_DEDUP_KEY_LEN;
+	int ok = !c->failed && EVP_DigestUpdate(c->md, c->buf, c->len) &&
+		 EVP_DigestFinal_ex(c->md, key, &len) && len == GW_DEDUP_KEY_LEN;
 	EVP_MD_CTX_free(c->md);
 	free(c);
 	return ok ? 0 : -1;
@@ -284,8 +278,8 @@ const char *gw_intake_extract(json_t *body, int scheduled, char interval[16], co
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(out->type_buf, sizeof(out->type_buf), "scheduled:%s", interval);
 		out->type = out->type_buf;
-		out->event = json_pack("{s:s, s:s, s:s, s:s}", "eventType", out->type_buf, "interval", interval,
-				       "installationId", inst, "time", when);
+		out->event = json_pack("{s:s, s:s, s:s, s:s}", "eventType", out->type_buf, "interval",
+				       interval, "installationId", inst, "time", when);
 		return NULL;
 	}
 	json_t *payload = json_object_get(body, "payload");
@@ -302,8 +296,8 @@ const char *gw_intake_extract(json_t *body, int scheduled, char interval[16], co
 /* What the pipeline needs to process an event again after a restart. */
 static char *event_payload(const struct gw_job *ev, size_t *len)
 {
-	json_t *p = json_pack("{s:s, s:O, s:O?, s:b}", "type", ev->event_type, "event", ev->event, "fit", ev->fit,
-			      "scheduled", ev->scheduled);
+	json_t *p = json_pack("{s:s, s:O, s:O?, s:b}", "type", ev->event_type, "event", ev->event, "fit",
+			      ev->fit, "scheduled", ev->scheduled);
 	char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
 	json_decref(p);
 	*len = text ? strlen(text) : 0;
@@ -318,20 +312,24 @@ void gw_intake_journaled(struct gw_app *app, struct gw_job *ev, int rc)
 		if (ev->keyed)
 			gw_dedup_commit(&app->dedup, ev->key);
 		gw_stat_inc(GW_STAT_events_duplicate);
-		gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted (stored key), not processed again",
+		gw_log(GW_LOG_NOTICE,
+		       "event duplicate trace=%s type=%s: already accepted (stored key), not processed again",
 		       ev->trace_id, GW_Q(ev->event_type));
-		answer(app, ev->req_id, 202, 0, json_pack("{s:s, s:s}", "status", "duplicate", "traceId", ev->trace_id));
+		answer(app, ev->req_id, 202, 0,
+		       json_pack("{s:s, s:s}", "status", "duplicate", "traceId", ev->trace_id));
 		gw_job_free(ev);
 		return;
 	}
 	if (rc != GW_STORE_OK) {
 		if (ev->keyed)
 			gw_dedup_release(&app->dedup, ev->key);
-		snprintf(reason, sizeof(reason), "the store cannot journal the event: %s", gw_store_strerror(rc));
+		snprintf(reason, sizeof(reason), "the store cannot journal the event: %s",
+			 gw_store_strerror(rc));
 		answer_text(app, ev->req_id, 503, RETRY_AFTER_SECONDS,
-			    gw_intake_refusal(GW_STAT_events_rejected_store, GW_LOG_ERR, ev->trace_id, 503, reason,
-					      gw_intake_error_body("store_unavailable",
-								   "the event could not be stored; retry later")));
+			    gw_intake_refusal(
+				    GW_STAT_events_rejected_store, GW_LOG_ERR, ev->trace_id, 503, reason,
+				    gw_intake_error_body("store_unavailable",
+							 "the event could not be stored; retry later")));
 		gw_job_free(ev);
 		return;
 	}
@@ -350,8 +348,8 @@ void gw_intake_journaled(struct gw_app *app, struct gw_job *ev, int rc)
 		gw_registry_record(&app->registry, ev->installation, ev->event_type, ev->event, ev->fit, now);
 	}
 	gw_stat_inc(GW_STAT_events_accepted);
-	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", ev->trace_id, GW_Q(ev->event_type),
-	       GW_Q(ev->installation));
+	gw_log(GW_LOG_INFO, "event accepted trace=%s type=%s installation=%s", ev->trace_id,
+	       GW_Q(ev->event_type), GW_Q(ev->installation));
 	free(ev->body); /* the journal has it */
 	ev->body = NULL;
 	if (ev->system_token) {
@@ -409,7 +407,8 @@ int gw_intake_replay_pending(struct gw_app *app, size_t *count)
 	*count = rc.count;
 	gw_stat_add(GW_STAT_events_replayed, rc.count);
 	if (rc.failed)
-		gw_log(GW_LOG_ERR, "start: %zu journaled events could not be read back (out of memory or unreadable payload)",
+		gw_log(GW_LOG_ERR,
+		       "start: %zu journaled events could not be read back (out of memory or unreadable payload)",
 		       rc.failed);
 	return r;
 }
@@ -420,7 +419,8 @@ int gw_intake_claim(struct gw_app *app, size_t max, size_t *count)
 	int r = app->store->ops->claim(app->store, max, replay_one, &rc);
 	*count = rc.count;
 	if (rc.failed)
-		gw_log(GW_LOG_ERR, "cluster: %zu claimed events could not be read (out of memory or unreadable payload)",
+		gw_log(GW_LOG_ERR,
+		       "cluster: %zu claimed events could not be read (out of memory or unreadable payload)",
 		       rc.failed);
 	return r;
 }
@@ -463,8 +463,8 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 		body = json_loadb(job->body, job->body_len, JSON_DECODE_ANY, &jerr);
 	if (!body) {
 		json_decref(claims);
-		snprintf(reason, sizeof(reason), "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
-			 GW_Q(jerr.text));
+		snprintf(reason, sizeof(reason), "malformed JSON at line %d column %d: %s", jerr.line,
+			 jerr.column, GW_Q(jerr.text));
 		refuse(app, job, GW_STAT_events_rejected_json, GW_LOG_NOTICE, 400, 0, reason,
 		       json_pack("{s:s, s:s, s:i, s:i, s:i}", "error", "malformed_json", "message", jerr.text,
 				 "line", jerr.line, "column", jerr.column, "position", jerr.position));
@@ -493,17 +493,21 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 			enum gw_dedup_result dr = gw_dedup_reserve(&app->dedup, key, inst, now);
 			if (dr == GW_DEDUP_DUPLICATE) {
 				gw_stat_inc(GW_STAT_events_duplicate);
-				gw_log(GW_LOG_NOTICE, "event duplicate trace=%s type=%s: already accepted, not processed again",
+				gw_log(GW_LOG_NOTICE,
+				       "event duplicate trace=%s type=%s: already accepted, not processed again",
 				       job->trace_id, GW_Q(type));
 				answer(app, job->req_id, 202, 0,
-				       json_pack("{s:s, s:s}", "status", "duplicate", "traceId", job->trace_id));
+				       json_pack("{s:s, s:s}", "status", "duplicate", "traceId",
+						 job->trace_id));
 				goto done;
 			}
 			if (dr == GW_DEDUP_IN_FLIGHT) {
-				refuse(app, job, GW_STAT_events_retry_in_flight, GW_LOG_INFO, 503, RETRY_AFTER_SECONDS,
+				refuse(app, job, GW_STAT_events_retry_in_flight, GW_LOG_INFO, 503,
+				       RETRY_AFTER_SECONDS,
 				       "the same event is being accepted by another request",
-				       gw_intake_error_body("in_flight",
-							    "the same event is being accepted right now; retry later"));
+				       gw_intake_error_body(
+					       "in_flight",
+					       "the same event is being accepted right now; retry later"));
 				goto done;
 			}
 			keyed = 1;
@@ -516,7 +520,8 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 		if (keyed)
 			gw_dedup_release(&app->dedup, key);
 		gw_log(GW_LOG_ERR, "event refused trace=%s status=503 out of memory", job->trace_id);
-		answer(app, job->req_id, 503, RETRY_AFTER_SECONDS, gw_intake_error_body("out_of_memory", "try again"));
+		answer(app, job->req_id, 503, RETRY_AFTER_SECONDS,
+		       gw_intake_error_body("out_of_memory", "try again"));
 		goto done;
 	}
 	ev->event = json_incref(event);
@@ -539,15 +544,16 @@ void gw_intake_run(struct gw_app *app, struct gw_job *job)
 		if (keyed)
 			gw_dedup_release(&app->dedup, key);
 		snprintf(reason, sizeof(reason), "intake queue full (%d)", app->cfg.queue_capacity);
-		refuse(app, job, GW_STAT_events_rejected_queue_full, GW_LOG_WARN, 503, RETRY_AFTER_SECONDS, reason,
-		       gw_intake_error_body("queue_full", "the intake queue is full; retry later"));
+		refuse(app, job, GW_STAT_events_rejected_queue_full, GW_LOG_WARN, 503, RETRY_AFTER_SECONDS,
+		       reason, gw_intake_error_body("queue_full", "the intake queue is full; retry later"));
 		goto done;
 	}
 	if (!(ev->body = event_payload(ev, &ev->body_len))) {
 		gw_job_free(ev);
 		if (keyed)
 			gw_dedup_release(&app->dedup, key);
-		answer(app, job->req_id, 503, RETRY_AFTER_SECONDS, gw_intake_error_body("out_of_memory", "try again"));
+		answer(app, job->req_id, 503, RETRY_AFTER_SECONDS,
+		       gw_intake_error_body("out_of_memory", "try again"));
 		goto done;
 	}
 	/* 202 only once the event is durably journaled: the journal thread

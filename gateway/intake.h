@@ -68,8 +68,8 @@ json_t *gw_intake_error_body(const char *code, const char *message);
 /* ---- pure steps, reachable from unit tests ------------------------------- */
 
 struct gw_intake_event {
-	json_t *event;     /* new reference (also on refusal, may be NULL) */
-	const char *type;  /* effective event type: borrowed from event or type_buf */
+	json_t *event; /* new reference (also on refusal, may be NULL) */
+	const char *type; /* effective event type: borrowed from event or type_buf */
 	char type_buf[64]; /* "scheduled:<interval>" */
 };
 

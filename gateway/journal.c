@@ -57,8 +57,9 @@ static void commit(struct gw_journal *j, struct gw_job **evs, size_t n)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	for (size_t i = 0; i < n; i++)
-		se[i] = (struct gw_store_event){evs[i]->installation, evs[i]->trace_id, ms,
-						evs[i]->keyed ? evs[i]->key : NULL, evs[i]->body, evs[i]->body_len};
+		se[i] = (struct gw_store_event){
+			evs[i]->installation, evs[i]->trace_id, ms, evs[i]->keyed ? evs[i]->key : NULL,
+			evs[i]->body,	      evs[i]->body_len};
 	memset(out, 0, n * sizeof(out[0]));
 	/* the engine times its commit (store_commit_seconds, metrics.h); the
 	 * memory engine has no transaction and observes nothing */

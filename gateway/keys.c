@@ -26,7 +26,6 @@
 #include "keys.h"
 #include "log.h"
 
-
 static int mkdir_p(const char *path)
 {
 	char buf[4096];
@@ -100,13 +99,16 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 			goto out;
 		}
 		app->forge_app_id = strdup(cfg->forge_app_id);
-		gw_log(GW_LOG_NOTICE, "FITs: RS256, %zu key(s) from %s", gw_jwks_count(app->jwks), cfg->forge_jwks);
+		gw_log(GW_LOG_NOTICE, "FITs: RS256, %zu key(s) from %s", gw_jwks_count(app->jwks),
+		       cfg->forge_jwks);
 	} else {
 		fkey = join(cfg->state_dir, "dev-forge-key.pem");
 		fjwks = join(cfg->state_dir, "dev-forge-jwks.json");
 		if (!exists(fkey) || !exists(fjwks)) {
 			if (gw_keygen_rsa_jwks(fkey, fjwks, GW_DEV_FORGE_KID, msg, sizeof(msg))) {
-				fprintf(err, "notify-gateway: cannot generate the development Forge key: %s\n", msg);
+				fprintf(err,
+					"notify-gateway: cannot generate the development Forge key: %s\n",
+					msg);
 				goto out;
 			}
 		}
@@ -120,8 +122,10 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 		app->dev_forge_key_path = fkey;
 		fkey = NULL;
 		gw_log(GW_LOG_NOTICE, "FITs: RS256, %zu key(s) from %s", gw_jwks_count(app->jwks), fjwks);
-		gw_log(GW_LOG_WARN, "development mode: FITs are checked against the generated key %s "
-				    "(set forge.jwks and forge.app_id for real Forge traffic)", fjwks);
+		gw_log(GW_LOG_WARN,
+		       "development mode: FITs are checked against the generated key %s "
+		       "(set forge.jwks and forge.app_id for real Forge traffic)",
+		       fjwks);
 	}
 
 	if (cfg->subscriber_key || cfg->subscriber_secret) {
@@ -130,11 +134,12 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 						  : gw_subkey_load_secret_file(path, msg, sizeof(msg));
 		if (!app->subkey) {
 			fprintf(err, "notify-gateway: %s %s: %s\n",
-				cfg->subscriber_key ? "subscriber.key" : "subscriber.hs256_secret", path, msg);
+				cfg->subscriber_key ? "subscriber.key" : "subscriber.hs256_secret", path,
+				msg);
 			goto out;
 		}
-		gw_log(GW_LOG_NOTICE, "subscription tokens: %s, key %s (%s)", gw_subkey_alg(app->subkey), path,
-		       cfg->subscriber_key ? "subscriber.key" : "subscriber.hs256_secret");
+		gw_log(GW_LOG_NOTICE, "subscription tokens: %s, key %s (%s)", gw_subkey_alg(app->subkey),
+		       path, cfg->subscriber_key ? "subscriber.key" : "subscriber.hs256_secret");
 	} else {
 		secret = join(cfg->state_dir, "dev-subscriber-secret");
 		if (!exists(secret) && gw_keygen_secret(secret, msg, sizeof(msg))) {
@@ -147,8 +152,10 @@ int gw_keys_load(struct gw_app *app, FILE *err)
 			goto out;
 		}
 		app->dev_subscriber_key = 1;
-		gw_log(GW_LOG_WARN, "development mode: subscription tokens are HS256 with the generated secret %s "
-				    "(set subscriber.key or subscriber.hs256_secret in production)", secret);
+		gw_log(GW_LOG_WARN,
+		       "development mode: subscription tokens are HS256 with the generated secret %s "
+		       "(set subscriber.key or subscriber.hs256_secret in production)",
+		       secret);
 	}
 	rc = 0;
 out:

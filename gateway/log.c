@@ -75,7 +75,8 @@ static size_t utf8_ok(const unsigned char *s, size_t n)
 			return 0;
 		cp = (cp << 6) | (s[i] & 0x3f);
 	}
-	if ((need == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (need == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+	if ((need == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (need == 4 && (cp < 0x10000 || cp > 0x10ffff)))
 		return 0; /* overlong or surrogate */
 	if (cp >= 0x80 && cp <= 0x9f)
 		return 0;
@@ -227,7 +228,8 @@ static void jfields(struct jbuf *b, const char *msg, size_t len)
 		size_t vn = 0, v = k + 1;
 		if (v < len && msg[v] == '"') {
 			for (v++; v < len && msg[v] != '"' && vn < sizeof(val); v++) {
-				if (msg[v] == '\\' && v + 1 < len && (msg[v + 1] == '"' || msg[v + 1] == '\\'))
+				if (msg[v] == '\\' && v + 1 < len &&
+				    (msg[v + 1] == '"' || msg[v + 1] == '\\'))
 					v++;
 				val[vn++] = msg[v];
 			}
@@ -305,9 +307,9 @@ static void emit_line(enum gw_log_level level, const char *prefix, const char *f
 		emit_json(level, prefix, line, len, m >= (int)sizeof(line), &ts, &tm);
 		return;
 	}
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], prefix);
+	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+			 level_names[level], prefix);
 	if (n < 0)
 		return;
 	size_t used = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
@@ -349,7 +351,7 @@ static struct {
 void gw_log_lws_emit(int lws_level, const char *line)
 {
 	/* LLL_ERR=1, LLL_WARN=2, LLL_NOTICE=4, LLL_INFO=8, LLL_DEBUG=16 */
-	enum gw_log_level level = lws_level & 1 ? GW_LOG_ERR
+	enum gw_log_level level = lws_level & 1	  ? GW_LOG_ERR
 				  : lws_level & 2 ? GW_LOG_WARN
 				  : lws_level & 4 ? GW_LOG_NOTICE
 				  : lws_level & 8 ? GW_LOG_INFO

@@ -34,14 +34,13 @@ void gw_log_set_json(int on);
 /* Parses "error|warn|notice|info|debug"; returns -1 if unknown. */
 int gw_log_level_parse(const char *name);
 
-void gw_log_emit(enum gw_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void gw_log_emit(enum gw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The level is checked before the arguments are evaluated. */
-#define gw_log(level, ...)                                                   \
-	do {                                                                 \
-		if ((int)(level) <= gw_log_max_level)                        \
-			gw_log_emit((level), __VA_ARGS__);                   \
+#define gw_log(level, ...)                                                                                   \
+	do {                                                                                                 \
+		if ((int)(level) <= gw_log_max_level)                                                        \
+			gw_log_emit((level), __VA_ARGS__);                                                   \
 	} while (0)
 
 /* Quoting of client-chosen values (see the top of this file). */

@@ -26,7 +26,6 @@
 #include "rules_cli.h"
 #include "server.h"
 
-
 extern const char gw_embedded_rules[];
 extern const size_t gw_embedded_rules_len;
 
@@ -50,8 +49,9 @@ static void wake_for_broker(void *ud)
 static struct rules_set *load_rules(const struct gw_config *cfg)
 {
 	size_t errors = 0;
-	struct rules_set *set = gw_rulebox_load(cfg->rules, "(embedded default rules)", gw_embedded_rules,
-						gw_embedded_rules_len, diag_to_stderr, NULL, NULL, 0, &errors);
+	struct rules_set *set =
+		gw_rulebox_load(cfg->rules, "(embedded default rules)", gw_embedded_rules,
+				gw_embedded_rules_len, diag_to_stderr, NULL, NULL, 0, &errors);
 	if (!set)
 		fprintf(stderr, "notify-gateway: %s: %zu error(s); not starting\n",
 			cfg->rules ? cfg->rules : "embedded rules", errors);
@@ -78,7 +78,8 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "rules"))
 		return gw_rules_cli(argc - 2, argv + 2, stdout, stderr);
 	if (gw_check_config_requested(argc - 1, argv + 1))
-		return gw_check_config(argc - 1, argv + 1, gw_embedded_rules, gw_embedded_rules_len, stdout, stderr);
+		return gw_check_config(argc - 1, argv + 1, gw_embedded_rules, gw_embedded_rules_len, stdout,
+				       stderr);
 	gw_config_defaults(&app.cfg);
 	int rc = gw_config_from_args(&app.cfg, argc - 1, argv + 1, stdout, stderr);
 	if (rc) {
@@ -120,9 +121,10 @@ int main(int argc, char **argv)
 	    gw_outbox_init(&app.outbox, NULL, NULL) || gw_rulebox_init(&app.rulebox) ||
 	    gw_sequencer_init(&app.seq, (size_t)app.cfg.seq_bytes) || gw_http_state_init(&app.http) ||
 	    gw_realtime_state_init(&app.rt) || !(app.broker = gw_broker_local_new()) ||
-	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity,
-			  (size_t)app.cfg.dedup_per_installation, app.cfg.dedup_ttl) ||
-	    gw_activity_init(&app.activity, (size_t)app.cfg.digest_bytes, (size_t)app.cfg.digest_title_bytes)) {
+	    gw_dedup_init(&app.dedup, (size_t)app.cfg.dedup_capacity, (size_t)app.cfg.dedup_per_installation,
+			  app.cfg.dedup_ttl) ||
+	    gw_activity_init(&app.activity, (size_t)app.cfg.digest_bytes,
+			     (size_t)app.cfg.digest_title_bytes)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}
@@ -153,9 +155,14 @@ int main(int argc, char **argv)
 	if (clustered) {
 		/* Every node delivers from the users' channels, its own notes included. */
 		struct gw_broker_redis_options bo = {
-			.redis = cl.redis, .nredis = cl.nredis, .timeout_ms = cl.timeout_ms,
-			.node_id = cl.node_id, .wake = wake_for_broker, .wake_ud = &app,
-			.marked = gw_realtime_remote_marked, .marked_ud = &app,
+			.redis = cl.redis,
+			.nredis = cl.nredis,
+			.timeout_ms = cl.timeout_ms,
+			.node_id = cl.node_id,
+			.wake = wake_for_broker,
+			.wake_ud = &app,
+			.marked = gw_realtime_remote_marked,
+			.marked_ud = &app,
 		};
 		char bmsg[400] = "";
 		struct gw_broker *rb = gw_broker_redis_new(&bo, bmsg, sizeof(bmsg));
@@ -171,18 +178,20 @@ int main(int argc, char **argv)
 	/* Cluster mode: the claim thread takes them instead (claimer.h); every
 	 * node replaying every pending event would process each on all nodes. */
 	if (!clustered && (src = gw_intake_replay_pending(&app, &replayed))) {
-		fprintf(stderr, "notify-gateway: store %s: cannot read the journal: %s; not starting\n", app.cfg.store,
-			gw_store_strerror(src));
+		fprintf(stderr, "notify-gateway: store %s: cannot read the journal: %s; not starting\n",
+			app.cfg.store, gw_store_strerror(src));
 		return GW_STORE_EXIT_CODE;
 	}
 	if (clustered)
-		gw_log(GW_LOG_NOTICE, "cluster: node %s on %d Redis server(s), timeout %d ms, claim after %d ms", cl.node_id,
+		gw_log(GW_LOG_NOTICE,
+		       "cluster: node %s on %d Redis server(s), timeout %d ms, claim after %d ms", cl.node_id,
 		       app.cfg.nredis, app.cfg.cluster_timeout, app.cfg.cluster_claim_after);
 	gw_log(GW_LOG_NOTICE, "store: %s (%s durability), epoch %s, %zu journaled events to finish first",
 	       kind, app.cfg.durability, app.store->ops->epoch(app.store), replayed);
 	/* the trace ring runs the rules twice: only when the admin API can read it */
 	if (gw_admin_enabled(&app) && app.cfg.admin_trace_events > 0 &&
-	    gw_trace_init(&app.trace, (size_t)app.cfg.admin_trace_events, (size_t)app.cfg.admin_trace_bytes)) {
+	    gw_trace_init(&app.trace, (size_t)app.cfg.admin_trace_events,
+			  (size_t)app.cfg.admin_trace_bytes)) {
 		fprintf(stderr, "notify-gateway: out of memory at start\n");
 		return 1;
 	}

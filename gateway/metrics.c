@@ -16,8 +16,8 @@
  * The gateway's own steps take tens of microseconds; an fsync'd commit or a
  * backed-up queue takes milliseconds to seconds. */
 static const int64_t bounds_ns[] = {
-	100000,    250000,    500000,     1000000,    2500000,    5000000,     10000000,   25000000,
-	50000000,  100000000, 250000000,  500000000,  1000000000, 2500000000LL, 5000000000LL, 10000000000LL,
+	100000,	  250000,    500000,	1000000,   2500000,    5000000,	     10000000,	   25000000,
+	50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000LL, 5000000000LL, 10000000000LL,
 };
 #define NBOUNDS (sizeof(bounds_ns) / sizeof(bounds_ns[0]))
 
@@ -79,8 +79,10 @@ uint64_t gw_hist_count(enum gw_hist h)
 static const struct family {
 	const char *prefix, *name, *label, *help;
 } families[] = {
-	{"events_rejected_", "events_rejected", "reason", "events refused, by reason (token 401, json 400, too_large 413, media_type 415, queue_full/busy/stopping/paused 503)"},
-	{"forge_retries_", "forge_retries", "reason", "deliveries Forge marked as retries, by the retry reason it gave"},
+	{"events_rejected_", "events_rejected", "reason",
+	 "events refused, by reason (token 401, json 400, too_large 413, media_type 415, queue_full/busy/stopping/paused 503)"},
+	{"forge_retries_", "forge_retries", "reason",
+	 "deliveries Forge marked as retries, by the retry reason it gave"},
 };
 #define NFAMILIES (sizeof(families) / sizeof(families[0]))
 
@@ -154,10 +156,11 @@ static void histograms(FILE *f)
 		for (size_t i = 0; i <= NBOUNDS; i++) {
 			cum += atomic_load_explicit(&hists[h].bucket[i], memory_order_relaxed);
 			if (i < NBOUNDS)
-				fprintf(f, "notify_gateway_%s_bucket{le=\"%g\"} %llu\n", full, (double)bounds_ns[i] / 1e9,
-					(unsigned long long)cum);
+				fprintf(f, "notify_gateway_%s_bucket{le=\"%g\"} %llu\n", full,
+					(double)bounds_ns[i] / 1e9, (unsigned long long)cum);
 			else
-				fprintf(f, "notify_gateway_%s_bucket{le=\"+Inf\"} %llu\n", full, (unsigned long long)cum);
+				fprintf(f, "notify_gateway_%s_bucket{le=\"+Inf\"} %llu\n", full,
+					(unsigned long long)cum);
 		}
 		fprintf(f, "notify_gateway_%s_sum %.9f\n", full,
 			(double)atomic_load_explicit(&hists[h].sum_ns, memory_order_relaxed) / 1e9);
@@ -181,13 +184,15 @@ char *gw_metrics_render(struct gw_app *app)
 	gauge(f, "websocket_connections", "open websocket connections", (double)app->ws_connections);
 	gauge(f, "subscriptions", "(connection, context) subscriptions",
 	      (double)app->broker->ops->subscription_count(app->broker));
-	gauge(f, "intake_queue_depth", "accepted events waiting for the rules", (double)gw_workq_event_depth(&app->workq));
+	gauge(f, "intake_queue_depth", "accepted events waiting for the rules",
+	      (double)gw_workq_event_depth(&app->workq));
 	gauge(f, "intake_queue_capacity", "limits.queue", (double)app->cfg.queue_capacity);
 	gauge(f, "verify_backlog_depth", "requests waiting for token verification",
 	      (double)gw_workq_verify_depth(&app->workq));
 	gauge(f, "verify_backlog_capacity", "limits.verify_backlog", (double)app->cfg.verify_backlog);
 	gauge(f, "workers", "worker threads", (double)app->nworkers);
-	gauge(f, "intake_paused", "1 while intake is paused (SIGUSR1 or the admin API)", app->intake_paused ? 1 : 0);
+	gauge(f, "intake_paused", "1 while intake is paused (SIGUSR1 or the admin API)",
+	      app->intake_paused ? 1 : 0);
 	gauge(f, "stopping", "1 once a stop was requested", app->stopping ? 1 : 0);
 	if (app->store_probe) {
 		struct gw_store_probe_state st;
@@ -215,7 +220,8 @@ char *gw_metrics_render(struct gw_app *app)
 	pthread_mutex_unlock(&app->dedup.lock);
 	gauge(f, "redelivery_keys", "accepted events remembered for redelivery detection", remembered);
 	gauge(f, "redelivery_keys_capacity", "limits.dedup_entries", dcap);
-	counter(f, "redelivery_evicted_early_total", "keys forgotten before forge.dedup_ttl (any reason)", evicted);
+	counter(f, "redelivery_evicted_early_total", "keys forgotten before forge.dedup_ttl (any reason)",
+		evicted);
 
 	pthread_mutex_lock(&app->seq.lock); /* the activity tracker lives under it */
 	double tracked = (double)app->activity.users.count, abytes = (double)app->activity.bytes,

@@ -17,17 +17,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_HISTOGRAMS(X)                                                                                \
-	X(event_to_frame, "seconds from an event's request completing to its frames being queued to connections") \
-	X(intake_answer, "seconds from an intake request's headers to its answer being written")     \
-	X(rule_evaluation, "seconds one event's rule evaluation took (all rules of the set)")       \
+#define GW_HISTOGRAMS(X)                                                                                     \
+	X(event_to_frame,                                                                                    \
+	  "seconds from an event's request completing to its frames being queued to connections")            \
+	X(intake_answer, "seconds from an intake request's headers to its answer being written")             \
+	X(rule_evaluation, "seconds one event's rule evaluation took (all rules of the set)")                \
 	X(store_commit, "seconds one store transaction took to commit")
 
 enum gw_hist {
 #define GW_HIST_ENUM(name, help) GW_HIST_##name,
 	GW_HISTOGRAMS(GW_HIST_ENUM)
 #undef GW_HIST_ENUM
-	GW_HIST__COUNT
+		GW_HIST__COUNT
 };
 
 /* Records one observation of ns nanoseconds (negative: counted as 0). Any thread. */

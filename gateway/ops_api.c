@@ -56,8 +56,9 @@ static const char *check_queue(struct gw_app *app, char *buf, size_t len)
 	(void)len;
 	/* A full intake queue answers every event 503: take this instance out
 	 * of rotation until it drains rather than let the balancer feed it. */
-	return gw_workq_event_depth(&app->workq) >= (size_t)app->cfg.queue_capacity ? "the intake queue is full"
-										      : NULL;
+	return gw_workq_event_depth(&app->workq) >= (size_t)app->cfg.queue_capacity
+		       ? "the intake queue is full"
+		       : NULL;
 }
 
 static const char *check_cluster(struct gw_app *app, char *buf, size_t len)
@@ -85,19 +86,16 @@ static const char *check_store(struct gw_app *app, char *buf, size_t len)
 	}
 	if (since_ok > (int64_t)GW_STORE_PROBE_STALE_MS * 1000000) {
 		/* one is under way and has not come back */
-		snprintf(buf, len, "no store round trip has succeeded for %lld s", (long long)(since_ok / 1000000000));
+		snprintf(buf, len, "no store round trip has succeeded for %lld s",
+			 (long long)(since_ok / 1000000000));
 		return buf;
 	}
 	return NULL;
 }
 
 static const struct ready_check checks[] = {
-	{"stopping", check_stopping},
-	{"intake", check_intake},
-	{"rules", check_rules},
-	{"queue", check_queue},
-	{"cluster", check_cluster},
-	{"store", check_store},
+	{"stopping", check_stopping}, {"intake", check_intake},	  {"rules", check_rules},
+	{"queue", check_queue},	      {"cluster", check_cluster}, {"store", check_store},
 };
 
 /* The store probe's last result and its age, in every answer: an admin sees
@@ -123,8 +121,8 @@ char *gw_ops_readiness(struct gw_app *app, int *ready)
 		const char *why = checks[i].fn(app, buf, sizeof(buf));
 		if (why) {
 			*ready = 0;
-			j = json_pack("{s:s, s:s, s:s, s:o}", "status", "not_ready", "check", checks[i].name, "reason", why,
-				      "store", store_json(app));
+			j = json_pack("{s:s, s:s, s:s, s:o}", "status", "not_ready", "check", checks[i].name,
+				      "reason", why, "store", store_json(app));
 			break;
 		}
 	}

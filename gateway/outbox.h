@@ -26,14 +26,14 @@ struct gw_store_req;
 
 struct gw_delivery {
 	char *installation; /* owned */
-	char *user;         /* owned */
-	char *ctx;          /* owned */
+	char *user; /* owned */
+	char *ctx; /* owned */
 	uint64_t seq;
 	struct gw_msg *msg; /* one reference */
 	/* Filled by batch.c for the store's record, freed once recorded. */
-	char *claims;       /* the claims as signed (JSON text), owned */
+	char *claims; /* the claims as signed (JSON text), owned */
 	size_t claims_len;
-	char nid[33];       /* n.id */
+	char nid[33]; /* n.id */
 	int64_t iat, exp;
 };
 
@@ -48,7 +48,7 @@ struct gw_outbox_item {
 	int status;
 	json_t *claims; /* owned (GW_OUT_AUTH) */
 	int retry_after; /* seconds; 0 = no header */
-	char *body;      /* JSON text, owned */
+	char *body; /* JSON text, owned */
 	size_t body_len;
 	/* GW_OUT_BATCH: every accepted event yields exactly one batch, possibly
 	 * empty, so the service thread can release batches in intake order. */

@@ -105,7 +105,8 @@ static void too_many(struct gw_conn *c, const char *which)
 {
 	char msg[128];
 	snprintf(msg, sizeof(msg), "too many websocket connections for this %s; close another first", which);
-	rt_send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "too_many_connections", "message", msg));
+	rt_send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "too_many_connections", "message",
+				  msg));
 	rt_close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too_many_connections");
 }
 
@@ -170,8 +171,8 @@ static const char *since_invalid(json_t *since, const char **epoch, uint64_t *se
 		return "\"since.epoch\" must be a string of 1-64 characters [A-Za-z0-9_-]";
 	const char *es = json_string_value(e);
 	for (const char *p = es; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-		      *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '-'))
 			return "\"since.epoch\" must be a string of 1-64 characters [A-Za-z0-9_-]";
 	/* jansson reads integers beyond int64 as reals: refused here too */
 	if (!json_is_integer(q) || json_integer_value(q) < 0)
@@ -203,18 +204,22 @@ static void op_subscribe(struct gw_conn *c, const char *ctx, json_t *frame, int 
 		}
 	}
 	if (!ctx_allowed(c, ctx)) {
-		gw_stat_inc(GW_STAT_ws_frames_refused); /* names the ctx: a client tells its subscriptions apart */
-		rt_send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "op", "error", "code", "ctx_forbidden", "message",
-				       "the subscription token does not cover this context", "ctx", ctx));
+		gw_stat_inc(
+			GW_STAT_ws_frames_refused); /* names the ctx: a client tells its subscriptions apart */
+		rt_send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "op", "error", "code", "ctx_forbidden",
+					  "message", "the subscription token does not cover this context",
+					  "ctx", ctx));
 		return;
 	}
 	if (at >= 0 && c->subs[at].replaying) {
-		rt_send_error(c, "busy", "a resume of this subscription is under way; subscribe again after it", 0);
+		rt_send_error(c, "busy",
+			      "a resume of this subscription is under way; subscribe again after it", 0);
 		return;
 	}
 	if (at < 0) {
 		if (c->nsubs >= (size_t)c->app->cfg.ws_max_subscriptions) {
-			rt_send_error(c, "too_many_subscriptions", "this connection has reached its subscription limit", 0);
+			rt_send_error(c, "too_many_subscriptions",
+				      "this connection has reached its subscription limit", 0);
 			return;
 		}
 		struct sub *n = realloc(c->subs, (c->nsubs + 1) * sizeof(*n));
@@ -251,7 +256,8 @@ static void op_subscribe(struct gw_conn *c, const char *ctx, json_t *frame, int 
 	if (rt_request_page(c, (size_t)at)) {
 		c->subs[at].replaying = 0;
 		c->replaying--;
-		rt_send_error(c, "busy", "the gateway cannot read the history right now; subscribe again later", 0);
+		rt_send_error(c, "busy",
+			      "the gateway cannot read the history right now; subscribe again later", 0);
 		rt_send_subscribed(c, ctx, 1, 0);
 		if (!c->replaying)
 			rt_flush_held(c);
@@ -274,12 +280,16 @@ static void op_connect(struct gw_conn *c, const char *token)
 			gw_stat_inc(GW_STAT_ws_auth_busy);
 		if (c->state == RT_READY) {
 			/* A refresh: the current token still holds; the client retries. */
-			rt_send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", rc == -2 ? "stopping" : "busy",
-					       "message", "the gateway cannot verify tokens right now; refresh again later"));
+			rt_send_json(
+				c,
+				json_pack("{s:s, s:s, s:s}", "op", "error", "code",
+					  rc == -2 ? "stopping" : "busy", "message",
+					  "the gateway cannot verify tokens right now; refresh again later"));
 			return;
 		}
-		rt_send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", rc == -2 ? "stopping" : "busy",
-				       "message", "the gateway cannot verify tokens right now; reconnect later"));
+		rt_send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code",
+					  rc == -2 ? "stopping" : "busy", "message",
+					  "the gateway cannot verify tokens right now; reconnect later"));
 		rt_close_after_flush(c, (enum lws_close_status)1013 /* try again later */, "busy");
 		return;
 	}
@@ -301,25 +311,13 @@ static void process_frame(struct gw_conn *c, const char *data, size_t len)
 			gw_stat_inc(GW_STAT_ws_auth_failed);
 		rt_send_error(c, op.code, op.message, op.close);
 		break;
-	case GW_WS_OP_CONNECT:
-		op_connect(c, op.token);
-		break;
+	case GW_WS_OP_CONNECT: op_connect(c, op.token); break;
 	case GW_WS_OP_SUBSCRIBE:
-	case GW_WS_OP_UNSUBSCRIBE:
-		op_subscribe(c, op.ctx, op.frame, op.kind == GW_WS_OP_SUBSCRIBE);
-		break;
-	case GW_WS_OP_PING:
-		rt_send_json(c, gw_ws_pong(&op));
-		break;
-	case GW_WS_OP_INBOX:
-		rt_op_inbox(c, op.frame);
-		break;
-	case GW_WS_OP_MARK:
-		rt_op_mark(c, op.frame, 0);
-		break;
-	case GW_WS_OP_MARK_ALL:
-		rt_op_mark(c, op.frame, 1);
-		break;
+	case GW_WS_OP_UNSUBSCRIBE: op_subscribe(c, op.ctx, op.frame, op.kind == GW_WS_OP_SUBSCRIBE); break;
+	case GW_WS_OP_PING: rt_send_json(c, gw_ws_pong(&op)); break;
+	case GW_WS_OP_INBOX: rt_op_inbox(c, op.frame); break;
+	case GW_WS_OP_MARK: rt_op_mark(c, op.frame, 0); break;
+	case GW_WS_OP_MARK_ALL: rt_op_mark(c, op.frame, 1); break;
 	}
 	gw_ws_op_clear(&op);
 }
@@ -344,7 +342,8 @@ static void handle_frame(struct gw_conn *c, const char *data, size_t len)
 		return;
 	if (c->state == RT_AUTHENTICATING || c->refreshing) {
 		if (c->in_count >= MAX_QUEUED_INBOUND) {
-			rt_send_error(c, "too_many_frames", "too many frames sent before the token was verified", 1);
+			rt_send_error(c, "too_many_frames",
+				      "too many frames sent before the token was verified", 1);
 			return;
 		}
 		struct inbound *f = malloc(sizeof(*f) + len);
@@ -378,7 +377,8 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 		gw_stat_inc(GW_STAT_ws_auth_failed);
 		gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: %s: %s", (unsigned long long)c->id,
 		       gw_token_code((enum gw_token_err)item->status), GW_Q(item->body ? item->body : ""));
-		rt_send_error(c, gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "", 1);
+		rt_send_error(c, gw_token_code((enum gw_token_err)item->status), item->body ? item->body : "",
+			      1);
 		gw_outbox_item_free(item);
 		return;
 	}
@@ -388,12 +388,14 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 	if (!inst || !*inst) {
 		gw_stat_inc(GW_STAT_ws_auth_failed);
 		rt_send_error(c, "token_bad_claims",
-			   "the subscription token must name the Forge installation in \"installation\"", 1);
+			      "the subscription token must name the Forge installation in \"installation\"",
+			      1);
 		gw_outbox_item_free(item);
 		return;
 	}
 	if (c->user && (strcmp(c->user, sub) != 0 || strcmp(c->installation, inst) != 0)) {
-		rt_send_error(c, "sub_mismatch", "a refreshed token must name the same user and installation", 1);
+		rt_send_error(c, "sub_mismatch", "a refreshed token must name the same user and installation",
+			      1);
 		gw_outbox_item_free(item);
 		return;
 	}
@@ -431,7 +433,8 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 			free(allowed);
 			if (rc == -1) {
 				gw_stat_inc(GW_STAT_ws_refused_user_cap);
-				gw_log(GW_LOG_INFO, "realtime: conn=%llu refused: user has limits.ws_max_per_user connections",
+				gw_log(GW_LOG_INFO,
+				       "realtime: conn=%llu refused: user has limits.ws_max_per_user connections",
 				       (unsigned long long)c->id);
 				too_many(c, "user");
 			} else {
@@ -457,8 +460,8 @@ void gw_realtime_auth_done(struct gw_app *app, struct gw_outbox_item *item)
 		c->exp = 0;
 	c->state = RT_READY; /* the sweep closes it at exp */
 	rt_send_json(c, json_pack("{s:s, s:s, s:s, s:O, s:I, s:s}", "op", "connected", "installation",
-			       c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp, "epoch",
-			       app->store->ops->epoch(app->store)));
+				  c->installation, "sub", c->user, "ctx", ctx, "exp", (json_int_t)c->exp,
+				  "epoch", app->store->ops->epoch(app->store)));
 	gw_outbox_item_free(item);
 	drain_inbound(c);
 	rt_rx_throttle(c);
@@ -507,7 +510,8 @@ void gw_realtime_sweep(struct gw_app *app, time_t now)
 				/* (A refresh in flight gets its verdict first.) */
 				gw_stat_inc(GW_STAT_ws_token_expired_closed);
 				rt_send_error(c, "token_expired",
-					   "the subscription token expired; reconnect with a fresh one", 1);
+					      "the subscription token expired; reconnect with a fresh one",
+					      1);
 			} else if (ping && now - c->last_rx > 2 * ping) {
 				/* Silent through a whole ping interval after our ping: the
 				 * peer or the path is gone. */
@@ -586,7 +590,8 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		c->auth_deadline = c->last_rx + app->cfg.ws_auth_timeout;
 		if (!gw_cors_ws_origin_allowed(app, wsi)) { /* defence in depth: tokens stay the guard */
 			gw_stat_inc(GW_STAT_ws_origin_refused);
-			rt_send_error(c, "origin_not_allowed", "this page's origin is not in cors.allowed_origins", 1);
+			rt_send_error(c, "origin_not_allowed",
+				      "this page's origin is not in cors.allowed_origins", 1);
 			return 0; /* closing: not counted under its address */
 		}
 		char addr[sizeof(c->addr)];
@@ -635,21 +640,17 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		size_t dlen = 0;
 		switch (gw_ws_rx_feed(&c->rx, in, len, lws_frame_is_binary(wsi), last,
 				      (size_t)app->cfg.ws_max_frame, &data, &dlen)) {
-		case GW_WS_RX_MORE:
-			break;
+		case GW_WS_RX_MORE: break;
 		case GW_WS_RX_FRAME:
 			handle_frame(c, data, dlen);
 			gw_ws_rx_release(&c->rx);
 			rt_rx_throttle(c);
 			break;
-		case GW_WS_RX_BINARY:
-			rt_send_error(c, "bad_frame", "frames must be JSON text", 1);
-			break;
+		case GW_WS_RX_BINARY: rt_send_error(c, "bad_frame", "frames must be JSON text", 1); break;
 		case GW_WS_RX_TOO_LARGE:
 			rt_send_error(c, "frame_too_large", "a frame exceeded limits.ws_max_frame", 1);
 			break;
-		case GW_WS_RX_NOMEM:
-			return -1;
+		case GW_WS_RX_NOMEM: return -1;
 		}
 		return 0;
 	}
@@ -730,8 +731,7 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 		c->app = NULL;
 		return 0;
 	}
-	default:
-		break;
+	default: break;
 	}
 	return 0;
 }

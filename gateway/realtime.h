@@ -15,7 +15,7 @@ struct lws;
 /* Realtime's own state in the app. Service thread only. */
 struct gw_realtime_state {
 	struct gw_strmap conns_by_id; /* conn id (gw_id_key) -> struct gw_conn* */
-	struct gw_strmap ws_per_user;   /* (installation, user) -> authenticated connections (uintptr_t) */
+	struct gw_strmap ws_per_user; /* (installation, user) -> authenticated connections (uintptr_t) */
 	struct gw_strmap ws_per_address; /* client address -> websocket connections (uintptr_t) */
 	struct gw_strmap ws_unauth_per_address; /* client address -> connections not yet authenticated */
 };

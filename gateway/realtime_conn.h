@@ -49,13 +49,13 @@ struct outbound {
 /* One subscription: a context or a pattern the token covers. */
 struct sub {
 	char *ctx;
-	uint64_t skip;    /* live frames of it with seq <= skip were sent by its resume */
-	uint64_t after;   /* resume under way: the next page starts after this seq */
-	int replaying;    /* a resume page is being read or waits for the queue to drain */
-	int next_due;     /* the next page is asked for once the queue is down to a quarter */
-	uint64_t gen;     /* which resume a page answer belongs to (a re-subscribe starts another) */
-	int silent;       /* re-reading live frames given up while held (defer_held): no subscribed frame */
-	uint64_t drops;   /* c->drops when its last page was asked for */
+	uint64_t skip; /* live frames of it with seq <= skip were sent by its resume */
+	uint64_t after; /* resume under way: the next page starts after this seq */
+	int replaying; /* a resume page is being read or waits for the queue to drain */
+	int next_due; /* the next page is asked for once the queue is down to a quarter */
+	uint64_t gen; /* which resume a page answer belongs to (a re-subscribe starts another) */
+	int silent; /* re-reading live frames given up while held (defer_held): no subscribed frame */
+	uint64_t drops; /* c->drops when its last page was asked for */
 };
 
 struct held {
@@ -76,29 +76,31 @@ struct gw_conn {
 	time_t exp;
 	struct sub *subs;
 	size_t nsubs;
-	int replaying;        /* subscriptions whose resume is under way: live frames are held */
+	int replaying; /* subscriptions whose resume is under way: live frames are held */
 	struct held *held_head, *held_tail;
 	size_t held_bytes;
-	uint64_t last_live_seq; /* the user's last live seq queued here (a frame reached by two subscriptions goes once) */
+	uint64_t
+		last_live_seq; /* the user's last live seq queued here (a frame reached by two subscriptions goes once) */
 	uint64_t dropped_max; /* highest seq of held live frames given up during this resume (0: none) */
-	uint64_t drops;       /* times held live frames were given up (a page asked before the last one may miss some) */
-	uint64_t next_gen;    /* resume generations */
+	uint64_t
+		drops; /* times held live frames were given up (a page asked before the last one may miss some) */
+	uint64_t next_gen; /* resume generations */
 	struct inbound *in_head, *in_tail;
 	size_t in_count;
 	time_t auth_deadline; /* until connected: close with auth_timeout after */
-	time_t last_rx;       /* last frame or pong from the peer */
-	int ping_due;         /* 1: write a ping next; 2: ping sent, awaiting any answer */
-	struct gw_ws_rx rx;  /* fragments of the message being received */
+	time_t last_rx; /* last frame or pong from the peer */
+	int ping_due; /* 1: write a ping next; 2: ping sent, awaiting any answer */
+	struct gw_ws_rx rx; /* fragments of the message being received */
 	struct outbound *out_head, *out_tail;
-	size_t out_bytes;    /* charged for every queued frame (frame_cost) */
-	int rx_paused;       /* reading stopped until the queue drains (replies over half the budget) */
-	int refreshing;      /* RT_READY with a new token being verified: still delivers */
-	char *ukey;          /* counted in app->rt.ws_per_user under this key (owned); NULL: not counted */
+	size_t out_bytes; /* charged for every queued frame (frame_cost) */
+	int rx_paused; /* reading stopped until the queue drains (replies over half the budget) */
+	int refreshing; /* RT_READY with a new token being verified: still delivers */
+	char *ukey; /* counted in app->rt.ws_per_user under this key (owned); NULL: not counted */
 	size_t ukey_len;
-	char addr[48];       /* client address ("": unknown, not counted) */
-	int addr_counted;    /* counted in app->rt.ws_per_address */
-	int unauth_counted;  /* counted in app->rt.ws_unauth_per_address (until connected) */
-	int close_pending;   /* 1: close once the queue is flushed; 2: close frame sent */
+	char addr[48]; /* client address ("": unknown, not counted) */
+	int addr_counted; /* counted in app->rt.ws_per_address */
+	int unauth_counted; /* counted in app->rt.ws_unauth_per_address (until connected) */
+	int close_pending; /* 1: close once the queue is flushed; 2: close frame sent */
 	enum lws_close_status close_status;
 	char close_reason[64];
 };

@@ -20,7 +20,6 @@
 #include "realtime_conn.h"
 #include "stats.h"
 
-
 /* What one queued frame costs this connection: its bytes plus our list node,
  * the frame's header and headroom (charged to every connection it is queued
  * to, which overstates a frame shared by tabs: the bound stays a bound). */
@@ -125,7 +124,7 @@ void rt_slow_consumer(struct gw_conn *c)
 	rt_drop_outbound(c);
 	rt_close_after_flush(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow_consumer");
 	rt_send_json(c, json_pack("{s:s, s:s, s:s}", "op", "error", "code", "slow_consumer", "message",
-			       "this connection fell too far behind and is closed"));
+				  "this connection fell too far behind and is closed"));
 }
 
 void rt_send_error(struct gw_conn *c, const char *code, const char *message, int close)

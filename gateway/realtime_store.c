@@ -68,7 +68,8 @@ void rt_next_pages(struct gw_conn *c)
 			c->subs[i].replaying = 0;
 			c->subs[i].skip = 0;
 			c->replaying--;
-			rt_send_error(c, "busy", "the gateway cannot read the history right now; read the inbox", 0);
+			rt_send_error(c, "busy",
+				      "the gateway cannot read the history right now; read the inbox", 0);
 			rt_send_subscribed(c, c->subs[i].ctx, 1, 0);
 		}
 	}
@@ -139,7 +140,8 @@ static void since_done(struct gw_conn *c, struct gw_store_req *r)
 		return;
 	}
 	if (r->rc)
-		rt_send_error(c, "store_unavailable", "the history cannot be read right now; read the inbox later", 0);
+		rt_send_error(c, "store_unavailable",
+			      "the history cannot be read right now; read the inbox later", 0);
 	rt_send_subscribed(c, sb->ctx, 1, ok);
 	if (!c->replaying)
 		rt_flush_held(c);
@@ -165,8 +167,8 @@ static json_t *inbox_item(const struct gw_store_item *it)
 static void inbox_done(struct gw_conn *c, struct gw_store_req *r)
 {
 	if (r->rc) {
-		json_t *e = json_pack("{s:s, s:s, s:s}", "op", "error", "code", "store_unavailable", "message",
-				      "the inbox cannot be read right now; try again later");
+		json_t *e = json_pack("{s:s, s:s, s:s}", "op", "error", "code", "store_unavailable",
+				      "message", "the inbox cannot be read right now; try again later");
 		if (e && r->id)
 			json_object_set(e, "id", r->id);
 		rt_send_json(c, e);
@@ -202,13 +204,14 @@ static int same_patterns(const struct gw_conn *a, const struct gw_conn *b)
 static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_req *r)
 {
 	if (r->rc) {
-		rt_send_error(c, "store_unavailable", "the read state cannot be changed right now; try again later", 0);
+		rt_send_error(c, "store_unavailable",
+			      "the read state cannot be changed right now; try again later", 0);
 		return;
 	}
 	int read = r->op == GW_SOP_MARK_ALL ? 1 : r->read;
 	if (!r->marked.count) {
-		rt_send_json(c, json_pack("{s:s, s:[], s:b, s:I}", "op", "marked", "ids", "read", read, "unread",
-				       (json_int_t)r->marked.unread));
+		rt_send_json(c, json_pack("{s:s, s:[], s:b, s:I}", "op", "marked", "ids", "read", read,
+					  "unread", (json_int_t)r->marked.unread));
 		return;
 	}
 	struct gw_strmap *m = &app->rt.conns_by_id;
@@ -222,8 +225,9 @@ static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_r
 				json_t *ids = json_array();
 				for (size_t i = 0; ids && i < r->marked.count; i++)
 					json_array_append_new(ids, json_string(r->marked.ids[i]));
-				rt_send_json(o, json_pack("{s:s, s:o, s:b, s:I}", "op", "marked", "ids", ids, "read", read,
-						       "unread", (json_int_t)r->marked.unread));
+				rt_send_json(o,
+					     json_pack("{s:s, s:o, s:b, s:I}", "op", "marked", "ids", ids,
+						       "read", read, "unread", (json_int_t)r->marked.unread));
 				continue;
 			}
 			/* Another token: its own ids and its own count, read on a worker. */
@@ -231,8 +235,10 @@ static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_r
 			int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
 				 !copy_allowed(o, q) && (q->ids = calloc(r->marked.count, sizeof(char *)));
 			for (size_t i = 0; ok && i < r->marked.count; i++)
-				if (r->marked.ctxs && /* an engine without contexts: that tab reads its inbox */
-				    gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, r->marked.ctxs[i]) &&
+				if (r->marked
+					    .ctxs && /* an engine without contexts: that tab reads its inbox */
+				    gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL,
+						     r->marked.ctxs[i]) &&
 				    !(q->ids[q->nids++] = strdup(r->marked.ids[i])))
 					ok = 0;
 			if (ok && q->nids) {
@@ -244,8 +250,8 @@ static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_r
 		}
 	/* Cluster mode: the user's tabs on the other nodes (gw_realtime_remote_marked there). */
 	if (app->redis_broker)
-		gw_broker_redis_publish_marked(app->redis_broker, c->installation, c->user, read, r->marked.ids,
-					       r->marked.ctxs, r->marked.count);
+		gw_broker_redis_publish_marked(app->redis_broker, c->installation, c->user, read,
+					       r->marked.ids, r->marked.ctxs, r->marked.count);
 }
 
 void gw_realtime_remote_marked(void *ud, const char *inst, const char *user, int read, const char *const *ids,
@@ -256,14 +262,16 @@ void gw_realtime_remote_marked(void *ud, const char *inst, const char *user, int
 	for (size_t b = 0; b < m->nbuckets; b++)
 		for (struct gw_strmap_entry *e = m->buckets[b]; e; e = e->next) {
 			struct gw_conn *o = e->value;
-			if (o->state != RT_READY || !o->user || strcmp(o->user, user) || strcmp(o->installation, inst))
+			if (o->state != RT_READY || !o->user || strcmp(o->user, user) ||
+			    strcmp(o->installation, inst))
 				continue;
 			/* its own ids and its own unread count, read on a worker */
 			struct gw_store_req *q = gw_store_req_new(GW_SOP_UNREAD);
 			int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
 				 !copy_allowed(o, q) && (q->ids = calloc(n, sizeof(char *)));
 			for (size_t i = 0; ok && i < n; i++)
-				if (gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, ctxs[i]) &&
+				if (gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL,
+						     ctxs[i]) &&
 				    !(q->ids[q->nids++] = strdup(ids[i])))
 					ok = 0;
 			if (ok && q->nids) {
@@ -282,8 +290,8 @@ static void unread_done(struct gw_conn *c, struct gw_store_req *r)
 	json_t *ids = json_array();
 	for (size_t i = 0; ids && i < r->nids; i++)
 		json_array_append_new(ids, json_string(r->ids[i]));
-	rt_send_json(c, json_pack("{s:s, s:o, s:b, s:I}", "op", "marked", "ids", ids, "read", r->read, "unread",
-			       (json_int_t)r->unread));
+	rt_send_json(c, json_pack("{s:s, s:o, s:b, s:I}", "op", "marked", "ids", ids, "read", r->read,
+				  "unread", (json_int_t)r->unread));
 }
 
 void gw_realtime_store_done(struct gw_app *app, struct gw_outbox_item *item)
@@ -302,21 +310,12 @@ void gw_realtime_store_done(struct gw_app *app, struct gw_outbox_item *item)
 		}
 	} else if (c && r && c->state == RT_READY) {
 		switch (r->op) {
-		case GW_SOP_SINCE:
-			since_done(c, r);
-			break;
-		case GW_SOP_INBOX:
-			inbox_done(c, r);
-			break;
-		case GW_SOP_UNREAD:
-			unread_done(c, r);
-			break;
+		case GW_SOP_SINCE: since_done(c, r); break;
+		case GW_SOP_INBOX: inbox_done(c, r); break;
+		case GW_SOP_UNREAD: unread_done(c, r); break;
 		case GW_SOP_MARK:
-		case GW_SOP_MARK_ALL:
-			marked_done(app, c, r);
-			break;
-		default:
-			break;
+		case GW_SOP_MARK_ALL: marked_done(app, c, r); break;
+		default: break;
 		}
 		rt_rx_throttle(c);
 	}
@@ -384,7 +383,8 @@ static int opt_ctx(struct gw_conn *c, json_t *frame, const char **ctx)
 	if (!j)
 		return 0;
 	if (!json_is_string(j) || !json_string_length(j)) {
-		rt_send_error(c, "bad_frame", "\"ctx\" must be a non-empty string (a context or a pattern)", 0);
+		rt_send_error(c, "bad_frame", "\"ctx\" must be a non-empty string (a context or a pattern)",
+			      0);
 		return -1;
 	}
 	*ctx = json_string_value(j);
@@ -393,8 +393,8 @@ static int opt_ctx(struct gw_conn *c, json_t *frame, const char **ctx)
 
 static void store_request(struct gw_conn *c, struct gw_store_req *r, const char *ctx)
 {
-	if (!r || !(r->inst = strdup(c->installation)) || !(r->user = strdup(c->user)) || copy_allowed(c, r) ||
-	    (ctx && !(r->ctx = strdup(ctx)))) {
+	if (!r || !(r->inst = strdup(c->installation)) || !(r->user = strdup(c->user)) ||
+	    copy_allowed(c, r) || (ctx && !(r->ctx = strdup(ctx)))) {
 		gw_store_req_free(r);
 		rt_send_error(c, "internal_error", "out of memory", 0);
 		return;
@@ -413,8 +413,11 @@ void rt_op_inbox(struct gw_conn *c, json_t *frame)
 		rt_send_error(c, "id_too_large", "an inbox \"id\" must be at most 128 bytes of JSON", 0);
 		return;
 	}
-	if ((lim && !json_is_integer(lim)) || (before && (!json_is_integer(before) || json_integer_value(before) < 0))) {
-		rt_send_error(c, "bad_frame", "\"limit\" must be an integer (clamped to 1-200), \"before\" an integer >= 0", 0);
+	if ((lim && !json_is_integer(lim)) ||
+	    (before && (!json_is_integer(before) || json_integer_value(before) < 0))) {
+		rt_send_error(c, "bad_frame",
+			      "\"limit\" must be an integer (clamped to 1-200), \"before\" an integer >= 0",
+			      0);
 		return;
 	}
 	if (opt_ctx(c, frame, &ctx))
@@ -440,7 +443,8 @@ void rt_op_mark(struct gw_conn *c, json_t *frame, int all)
 	}
 	json_t *ids = json_object_get(frame, "ids"), *read = json_object_get(frame, "read");
 	if (!json_is_array(ids) || (read && !json_is_boolean(read))) {
-		rt_send_error(c, "bad_frame", "\"ids\" must be an array of notification ids, \"read\" a boolean", 0);
+		rt_send_error(c, "bad_frame",
+			      "\"ids\" must be an array of notification ids, \"read\" a boolean", 0);
 		return;
 	}
 	if (json_array_size(ids) > GW_STORE_MARK_MAX_IDS) {

@@ -59,9 +59,10 @@ int gw_redis_url_parse(const char *url, struct gw_redis_url *out, char *msg, siz
 	memset(out, 0, sizeof(*out));
 	out->port = 6379;
 	if (!strncmp(url, "rediss://", 9)) {
-		snprintf(msg, msglen,
-			 "rediss:// (TLS) is not supported: Debian 12's hiredis 0.14.1 has no TLS; "
-			 "reach Redis over a private network or a TLS tunnel (stunnel, spiped) and use redis://");
+		snprintf(
+			msg, msglen,
+			"rediss:// (TLS) is not supported: Debian 12's hiredis 0.14.1 has no TLS; "
+			"reach Redis over a private network or a TLS tunnel (stunnel, spiped) and use redis://");
 		return -1;
 	}
 	if (strncmp(url, "redis://", 8)) {
@@ -142,8 +143,9 @@ void gw_redis_user_key(const char *inst, const char *user, char out[38])
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned dl = 0;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, inst, strlen(inst) + 1) &&
-		 EVP_DigestUpdate(c, user, strlen(user)) && EVP_DigestFinal_ex(c, d, &dl);
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+		 EVP_DigestUpdate(c, inst, strlen(inst) + 1) && EVP_DigestUpdate(c, user, strlen(user)) &&
+		 EVP_DigestFinal_ex(c, d, &dl);
 	EVP_MD_CTX_free(c);
 	if (!ok) {
 		out[0] = '\0';
@@ -169,8 +171,8 @@ void gw_redis_user_channel(const char *inst, const char *user, int db, char out[
 	snprintf(out, 64, "gw:ch:%d:%s", db, k + 5);
 }
 
-int gw_redis_note_header(uint64_t seq, const char *inst, const char *user, const char *ctx,
-			 size_t claims_len, char *out, size_t outlen)
+int gw_redis_note_header(uint64_t seq, const char *inst, const char *user, const char *ctx, size_t claims_len,
+			 char *out, size_t outlen)
 {
 	int n = snprintf(out, outlen, "%" PRIu64 " %zu %zu %zu %zu\n%s%s%s", seq, strlen(inst), strlen(user),
 			 strlen(ctx), claims_len, inst, user, ctx);
@@ -271,7 +273,8 @@ static int io_fail(struct gw_redis_conn *rc, char *msg, size_t msglen)
 		return handshake_fail(rc, GW_REDIS_NOT_REDIS, msg, msglen,
 				      "the server does not speak the Redis protocol (is it Redis?)", detail);
 	if (rc->c->err == REDIS_ERR_IO && !strcmp(detail, "Resource temporarily unavailable")) {
-		snprintf(detail, sizeof(detail), "no answer within %lld ms (frozen, overloaded, or not Redis)",
+		snprintf(detail, sizeof(detail),
+			 "no answer within %lld ms (frozen, overloaded, or not Redis)",
 			 (long long)rc->timeout_ms);
 		return handshake_fail(rc, GW_REDIS_UNREACHABLE, msg, msglen, "unreachable", detail);
 	}
@@ -310,7 +313,8 @@ int gw_redis_conn_ensure(struct gw_redis_conn *rc, int *fresh, char *msg, size_t
 			char detail[200];
 			snprintf(detail, sizeof(detail), "%.180s", r->str);
 			freeReplyObject(r);
-			return handshake_fail(rc, GW_REDIS_AUTH, msg, msglen, "authentication refused", detail);
+			return handshake_fail(rc, GW_REDIS_AUTH, msg, msglen, "authentication refused",
+					      detail);
 		}
 		freeReplyObject(r);
 	}
@@ -335,8 +339,8 @@ int gw_redis_conn_ensure(struct gw_redis_conn *rc, int *fresh, char *msg, size_t
 		snprintf(detail, sizeof(detail), "%.180s", r->type == REDIS_REPLY_ERROR ? r->str : "");
 		freeReplyObject(r);
 		if (!ok)
-			return handshake_fail(rc, GW_REDIS_NOT_REDIS, msg, msglen, "cannot select the database",
-					      detail);
+			return handshake_fail(rc, GW_REDIS_NOT_REDIS, msg, msglen,
+					      "cannot select the database", detail);
 	}
 	rc->backoff_ms = BACKOFF_MIN_MS;
 	rc->connects++;

@@ -30,7 +30,7 @@ struct gw_redis_url {
 	char host[256];
 	int port;
 	int db;
-	char user[128];     /* empty: no ACL user (AUTH password only) */
+	char user[128]; /* empty: no ACL user (AUTH password only) */
 	char password[256]; /* empty: no AUTH */
 };
 
@@ -53,23 +53,23 @@ void gw_redis_user_key(const char *inst, const char *user, char out[38]);
 void gw_redis_user_channel(const char *inst, const char *user, int db, char out[64]);
 /* The message the record script publishes: "<seq> <len inst> <len user>
  * <len ctx> <len claims>\n" inst user ctx, then claims and proof follow. */
-int gw_redis_note_header(uint64_t seq, const char *inst, const char *user, const char *ctx,
-			 size_t claims_len, char *out, size_t outlen);
+int gw_redis_note_header(uint64_t seq, const char *inst, const char *user, const char *ctx, size_t claims_len,
+			 char *out, size_t outlen);
 
 enum gw_redis_fail {
 	GW_REDIS_OK = 0,
 	GW_REDIS_UNREACHABLE = -1, /* refused, reset, timed out, backing off */
-	GW_REDIS_AUTH = -2,        /* the server refused the password */
-	GW_REDIS_NOT_REDIS = -3,   /* the peer does not speak RESP */
+	GW_REDIS_AUTH = -2, /* the server refused the password */
+	GW_REDIS_NOT_REDIS = -3, /* the peer does not speak RESP */
 };
 
 struct gw_redis_conn {
 	struct gw_redis_url url;
 	int64_t timeout_ms;
 	struct redisContext *c;
-	int64_t next_try_ms;  /* monotonic; no connect before it */
+	int64_t next_try_ms; /* monotonic; no connect before it */
 	int64_t backoff_ms;
-	uint64_t connects;    /* successful connects (the first included) */
+	uint64_t connects; /* successful connects (the first included) */
 };
 
 void gw_redis_conn_init(struct gw_redis_conn *rc, const struct gw_redis_url *u, int64_t timeout_ms);

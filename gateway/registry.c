@@ -42,8 +42,10 @@ int gw_registry_open(struct gw_registry *r, const char *state_dir, FILE *err)
 	json_t *doc = json_load_file(r->path, 0, &jerr);
 	json_t *inst = doc ? json_object_get(doc, "installations") : NULL;
 	if (!json_is_object(inst)) {
-		fprintf(err, "notify-gateway: %s:%d:%d: %s (move the file aside to start with an empty registry)\n",
-			r->path, jerr.line, jerr.column, doc ? "expected {\"installations\": {...}}" : jerr.text);
+		fprintf(err,
+			"notify-gateway: %s:%d:%d: %s (move the file aside to start with an empty registry)\n",
+			r->path, jerr.line, jerr.column,
+			doc ? "expected {\"installations\": {...}}" : jerr.text);
 		json_decref(doc);
 		return -1;
 	}
@@ -73,8 +75,8 @@ static void copy_string(json_t *dst, const char *key, const json_t *v)
 		json_object_set_new(dst, key, json_string(json_string_value(v)));
 }
 
-int gw_registry_record(struct gw_registry *r, const char *id, const char *event_type,
-		       const json_t *event, const json_t *fit, time_t now)
+int gw_registry_record(struct gw_registry *r, const char *id, const char *event_type, const json_t *event,
+		       const json_t *fit, time_t now)
 {
 	char when[32];
 	iso_time(now, when);
@@ -135,21 +137,22 @@ json_t *gw_registry_health(struct gw_registry *r, time_t now)
 	json_t *seen = json_object();
 	const char *id;
 	json_t *rec;
-	json_object_foreach(r->installations, id, rec) json_object_set_new(seen, id, json_deep_copy(rec));
+	json_object_foreach (r->installations, id, rec)
+		json_object_set_new(seen, id, json_deep_copy(rec));
 	for (size_t i = 0; i < r->tokens.nbuckets; i++)
 		for (struct gw_strmap_entry *e = r->tokens.buckets[i]; e; e = e->next)
 			if (!json_object_get(seen, e->key))
 				json_object_set_new(seen, e->key, json_object());
-	json_object_foreach(seen, id, rec) {
+	json_object_foreach (seen, id, rec) {
 		json_t *item = json_deep_copy(rec);
 		json_object_set_new(item, "id", json_string(id));
 		struct gw_system_token *t = gw_strmap_get(&r->tokens, id, strlen(id));
 		if (!t) {
 			json_object_set_new(item, "systemToken", json_string("none"));
 		} else {
-			const char *state = t->exp <= now ? "expired"
+			const char *state = t->exp <= now			     ? "expired"
 					    : t->exp - now <= TOKEN_EXPIRING_SECONDS ? "expiring"
-										      : "valid";
+										     : "valid";
 			char when[32];
 			iso_time(t->exp, when);
 			json_object_set_new(item, "systemToken", json_string(state));

@@ -35,8 +35,8 @@ void gw_registry_close(struct gw_registry *r);
 
 /* Records a lifecycle event for installation `id`; fit is the verified FIT
  * claims (for apiBaseUrl, appVersion, environment). Persists. 0 or -1. */
-int gw_registry_record(struct gw_registry *r, const char *id, const char *event_type,
-		       const json_t *event, const json_t *fit, time_t now);
+int gw_registry_record(struct gw_registry *r, const char *id, const char *event_type, const json_t *event,
+		       const json_t *fit, time_t now);
 
 /* Keeps the system token (copied) and its expiry for installation id. */
 void gw_registry_set_token(struct gw_registry *r, const char *id, const char *token, time_t exp);

@@ -33,7 +33,7 @@ void gw_rulebox_install_take(struct gw_rulebox *box, struct rules_set *set, cons
 	if (old)
 		box->reloads_ok++;
 	pthread_mutex_unlock(&box->lock); /* } rulebox lock ---- */
-	rules_set_unref(old);             /* outside the lock: may free a whole set */
+	rules_set_unref(old); /* outside the lock: may free a whole set */
 }
 
 void gw_rulebox_record_failure(struct gw_rulebox *box, const char *message)
@@ -65,11 +65,13 @@ struct rules_set *gw_rulebox_load(const char *path, const char *text_name, const
 				     : rules_load_string(text_name, text, text_len, &diags);
 	for (size_t i = 0; i < diags.count; i++) {
 		char *formatted = rules_diag_format(&diags.items[i]);
-		emit(ud, diags.items[i].severity == RULES_SEV_ERROR, formatted ? formatted : diags.items[i].message);
+		emit(ud, diags.items[i].severity == RULES_SEV_ERROR,
+		     formatted ? formatted : diags.items[i].message);
 		free(formatted);
 	}
 	if (first_error_len)
-		snprintf(first_error, first_error_len, "%s", diags.count ? diags.items[0].message : "cannot load rules");
+		snprintf(first_error, first_error_len, "%s",
+			 diags.count ? diags.items[0].message : "cannot load rules");
 	if (errors)
 		*errors = diags.errors;
 	rules_diags_free(&diags);

@@ -18,9 +18,9 @@
 struct gw_rulebox {
 	pthread_mutex_t lock;
 	struct rules_set *set;
-	char *source;      /* file path or "(embedded)" */
+	char *source; /* file path or "(embedded)" */
 	time_t loaded_at;
-	char *last_error;  /* last failed reload, or NULL */
+	char *last_error; /* last failed reload, or NULL */
 	unsigned long reloads_ok, reloads_failed;
 };
 

@@ -32,7 +32,7 @@ enum cli_format { CLI_TEXT, CLI_JSON };
 struct cli_opts {
 	enum cli_format format;
 	const char *event_type;
-	bool forge;           /* check --forge */
+	bool forge; /* check --forge */
 	const char *fit_path; /* test --fit: FIT claims for appIsLicensed */
 	const char **paths; /* positional arguments (borrowed from argv) */
 	int npaths;
@@ -56,8 +56,8 @@ static int parse_opts(int argc, char **argv, bool allow_type, struct cli_opts *o
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i], *val = NULL;
 		bool is_format = !strncmp(a, "--format", 8) && (a[8] == '\0' || a[8] == '=');
-		bool is_type = allow_type && !strncmp(a, "--event-type", 12) &&
-			       (a[12] == '\0' || a[12] == '=');
+		bool is_type =
+			allow_type && !strncmp(a, "--event-type", 12) && (a[12] == '\0' || a[12] == '=');
 		bool is_fit = allow_type && !strncmp(a, "--fit", 5) && (a[5] == '\0' || a[5] == '=');
 		if (is_format || is_type || is_fit) {
 			const char *eq = strchr(a, '=');
@@ -97,10 +97,10 @@ static json_t *diags_json(const struct rules_diags *d)
 
 	for (size_t i = 0; list && i < d->count; i++) {
 		const struct rules_diag *x = &d->items[i];
-		json_t *o = json_pack("{s:s, s:i, s:i, s:s, s:s}", "file", x->file, "line", x->line,
-				      "column", x->col, "severity",
-				      x->severity == RULES_SEV_ERROR ? "error" : "warning", "message",
-				      x->message);
+		json_t *o =
+			json_pack("{s:s, s:i, s:i, s:s, s:s}", "file", x->file, "line", x->line, "column",
+				  x->col, "severity", x->severity == RULES_SEV_ERROR ? "error" : "warning",
+				  "message", x->message);
 		if (o && x->source_line)
 			json_object_set_new(o, "source", json_string(x->source_line));
 		json_array_append_new(list, o);
@@ -129,9 +129,9 @@ static int cmd_check(const struct cli_opts *o, FILE *out, FILE *err)
 	size_t forge = o->forge ? rules_forge_check(set, &diags) : 0;
 	if (o->format == CLI_JSON) {
 		json_t *j = json_pack("{s:b, s:i, s:s, s:i, s:i, s:o}", "ok", set != NULL, "rules",
-				      (int)rules_set_count(set), "version", rules_set_version(set),
-				      "errors", (int)diags.errors, "warnings", (int)diags.warnings,
-				      "diagnostics", diags_json(&diags));
+				      (int)rules_set_count(set), "version", rules_set_version(set), "errors",
+				      (int)diags.errors, "warnings", (int)diags.warnings, "diagnostics",
+				      diags_json(&diags));
 		print_json(j, out);
 		json_decref(j);
 	} else {
@@ -140,8 +140,9 @@ static int cmd_check(const struct cli_opts *o, FILE *out, FILE *err)
 			fprintf(out, "%s%s: %zu rule%s, ok (version %s)%s\n", o->paths[0],
 				o->npaths > 1 ? " ..." : "", rules_set_count(set),
 				rules_set_count(set) == 1 ? "" : "s", rules_set_version(set),
-				forge ? ", Forge would refuse some filters" :
-				diags.warnings ? ", with warnings" : "");
+				forge		 ? ", Forge would refuse some filters"
+				: diags.warnings ? ", with warnings"
+						 : "");
 		else
 			fprintf(err, "%s%s: %zu error%s\n", o->paths[0], o->npaths > 1 ? " ..." : "",
 				diags.errors, diags.errors == 1 ? "" : "s");
@@ -158,7 +159,7 @@ static void print_notification_text(const json_t *n, FILE *out)
 	json_t *x;
 
 	fprintf(out, "  notification from %s\n    to:", json_string_value(json_object_get(n, "rule")));
-	json_array_foreach(json_object_get(n, "to"), i, x)
+	json_array_foreach (json_object_get(n, "to"), i, x)
 		fprintf(out, " %s", json_string_value(x));
 	fprintf(out, "\n    context: %s\n    type: %s\n    title: %s\n",
 		json_string_value(json_object_get(n, "context")),
@@ -167,12 +168,11 @@ static void print_notification_text(const json_t *n, FILE *out)
 	const char *desc = json_string_value(json_object_get(n, "description"));
 	if (desc && *desc)
 		fprintf(out, "    description: %s\n", desc);
-	json_array_foreach(json_object_get(n, "actions"), i, x)
+	json_array_foreach (json_object_get(n, "actions"), i, x)
 		fprintf(out, "    action: %s -> %s\n", json_string_value(json_object_get(x, "text")),
 			json_string_value(json_object_get(x, "href")));
 	if (json_object_get(n, "ttl"))
-		fprintf(out, "    ttl: %lld\n",
-			(long long)json_integer_value(json_object_get(n, "ttl")));
+		fprintf(out, "    ttl: %lld\n", (long long)json_integer_value(json_object_get(n, "ttl")));
 }
 
 /* Text report for one event: matched and filtered-out rules first, then a
@@ -183,7 +183,7 @@ static void print_report_text(const char *where, const json_t *report, FILE *out
 	json_t *r;
 
 	fprintf(out, "== %s (%s)\n", where, json_string_value(json_object_get(report, "eventType")));
-	json_array_foreach(json_object_get(report, "rules"), i, r) {
+	json_array_foreach (json_object_get(report, "rules"), i, r) {
 		const char *stage = json_string_value(json_object_get(r, "stage"));
 		if (!strcmp(stage, "events")) {
 			other++;
@@ -203,7 +203,7 @@ static void print_report_text(const char *where, const json_t *report, FILE *out
 	json_t *notes = json_object_get(report, "notifications");
 	if (json_array_size(notes) == 0)
 		fprintf(out, "no notifications\n");
-	json_array_foreach(notes, i, r)
+	json_array_foreach (notes, i, r)
 		print_notification_text(r, out);
 }
 
@@ -222,8 +222,7 @@ static int cmd_test(const struct cli_opts *o, FILE *out, FILE *err)
 	if (o->fit_path) {
 		json_error_t jerr;
 		if (!(fit = json_load_file(o->fit_path, 0, &jerr))) {
-			fprintf(err, "%s:%d:%d: error: %s\n", o->fit_path, jerr.line, jerr.column,
-				jerr.text);
+			fprintf(err, "%s:%d:%d: error: %s\n", o->fit_path, jerr.line, jerr.column, jerr.text);
 			return 1;
 		}
 	}
@@ -252,8 +251,8 @@ static int cmd_test(const struct cli_opts *o, FILE *out, FILE *err)
 				fprintf(err, "%s: expected a JSON object (or an array of them)\n",
 					o->paths[i]);
 			else
-				fprintf(err, "%s:%d:%d: error: %s\n", o->paths[i], jerr.line,
-					jerr.column, jerr.text);
+				fprintf(err, "%s:%d:%d: error: %s\n", o->paths[i], jerr.line, jerr.column,
+					jerr.text);
 			json_decref(doc);
 			rc = 1;
 			continue;

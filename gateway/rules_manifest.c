@@ -42,10 +42,11 @@
 extern const char *const rules__forge_events[];
 extern const size_t rules__forge_event_count;
 
-static const char *const GATEWAY_FUNCTIONS[] = {"changed", "changedTo", "changedFrom", "mentions", "now", NULL};
-static const char *const FORGE_METHODS[] = {"includes", "startsWith", "endsWith", "toLowerCase", "toUpperCase",
-					    "trim",	"split",      "slice",	  "indexOf",	 "some",
-					    "every",	"filter",     "map",	  "length",	 NULL};
+static const char *const GATEWAY_FUNCTIONS[] = {"changed",  "changedTo", "changedFrom",
+						"mentions", "now",	 NULL};
+static const char *const FORGE_METHODS[] = {
+	"includes", "startsWith", "endsWith", "toLowerCase", "toUpperCase", "trim",   "split", "slice",
+	"indexOf",  "some",	  "every",    "filter",	     "map",	    "length", NULL};
 
 static bool in_list(const char *const *list, const char *s, size_t n)
 {
@@ -87,19 +88,26 @@ static const char *forge_unsupported(const char *src, char *buf, size_t buflen)
 				after++;
 			bool member = prev == '.';
 			if (!member && n == 7 && !strncmp(s, "matches", 7)) {
-				snprintf(buf, buflen, "uses `matches` (a PCRE2 regex), which Forge's expressions do not have");
+				snprintf(
+					buf, buflen,
+					"uses `matches` (a PCRE2 regex), which Forge's expressions do not have");
 				return buf;
 			}
 			if (!member && n == 2 && !strncmp(s, "in", 2)) {
-				snprintf(buf, buflen, "uses the `in` operator, not in Forge's documented expression subset");
+				snprintf(
+					buf, buflen,
+					"uses the `in` operator, not in Forge's documented expression subset");
 				return buf;
 			}
 			if (!member && *after == '(' && in_list(GATEWAY_FUNCTIONS, s, n)) {
-				snprintf(buf, buflen, "uses %.*s(), a gateway helper Forge does not have", (int)n, s);
+				snprintf(buf, buflen, "uses %.*s(), a gateway helper Forge does not have",
+					 (int)n, s);
 				return buf;
 			}
 			if (member && *after == '(' && !in_list(FORGE_METHODS, s, n)) {
-				snprintf(buf, buflen, "uses .%.*s(), not in Forge's documented expression subset", (int)n, s);
+				snprintf(buf, buflen,
+					 "uses .%.*s(), not in Forge's documented expression subset", (int)n,
+					 s);
 				return buf;
 			}
 			prev = 'a';
@@ -110,7 +118,8 @@ static const char *forge_unsupported(const char *src, char *buf, size_t buflen)
 			return buf;
 		}
 		if (*p == '{') {
-			snprintf(buf, buflen, "uses a map literal, not in Forge's documented expression subset");
+			snprintf(buf, buflen,
+				 "uses a map literal, not in Forge's documented expression subset");
 			return buf;
 		}
 		if (p[0] == '?' && p[1] == '.') {
@@ -171,7 +180,8 @@ static int read_file(const char *path, struct mrule **rules, size_t *n, FILE *er
 	if (rc == 0) {
 		yaml_node_t *list = get(&doc, yaml_document_get_root_node(&doc), "rules");
 		if (list && list->type == YAML_SEQUENCE_NODE) {
-			for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top; it++) {
+			for (yaml_node_item_t *it = list->data.sequence.items.start;
+			     it < list->data.sequence.items.top; it++) {
 				yaml_node_t *r = yaml_document_get_node(&doc, *it);
 				struct mrule *grown = realloc(*rules, (*n + 1) * sizeof(**rules));
 				if (!grown) {
@@ -195,10 +205,13 @@ static int read_file(const char *path, struct mrule **rules, size_t *n, FILE *er
 				m->on_error = dup_or_null(scalar(&doc, get(&doc, filter, "onError")));
 				yaml_node_t *ev = get(&doc, r, "events");
 				if (ev && ev->type == YAML_SEQUENCE_NODE) {
-					size_t cap = (size_t)(ev->data.sequence.items.top - ev->data.sequence.items.start);
+					size_t cap = (size_t)(ev->data.sequence.items.top -
+							      ev->data.sequence.items.start);
 					m->events = calloc(cap + 1, sizeof(char *));
-					for (yaml_node_item_t *e = ev->data.sequence.items.start; m->events && e < ev->data.sequence.items.top; e++)
-						m->events[m->nevents++] = dup_or_null(scalar(&doc, yaml_document_get_node(&doc, *e)));
+					for (yaml_node_item_t *e = ev->data.sequence.items.start;
+					     m->events && e < ev->data.sequence.items.top; e++)
+						m->events[m->nevents++] = dup_or_null(
+							scalar(&doc, yaml_document_get_node(&doc, *e)));
 				}
 			}
 		}
@@ -299,8 +312,10 @@ int gw_rules_manifest(int argc, char **argv, FILE *out, FILE *err)
 		} else if (!strncmp(argv[i], "--endpoint=", 11)) {
 			endpoint = argv[i] + 11;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(err, "notify-gateway rules manifest: unknown option %s\n"
-				     "usage: notify-gateway rules manifest [--endpoint KEY] FILE|DIR...\n", argv[i]);
+			fprintf(err,
+				"notify-gateway rules manifest: unknown option %s\n"
+				"usage: notify-gateway rules manifest [--endpoint KEY] FILE|DIR...\n",
+				argv[i]);
 			free(paths);
 			return 2;
 		} else {
@@ -369,7 +384,8 @@ int gw_rules_manifest(int argc, char **argv, FILE *out, FILE *err)
 				if ((glob && !glob_match(r->events[e], name)) || json_object_get(seen, name))
 					continue;
 				json_object_set_new(seen, name, json_true());
-				json_array_append_new(x->events, json_pack("[s,s?]", name, glob ? r->events[e] : NULL));
+				json_array_append_new(x->events,
+						      json_pack("[s,s?]", name, glob ? r->events[e] : NULL));
 			}
 		}
 		json_decref(seen);
@@ -383,11 +399,12 @@ int gw_rules_manifest(int argc, char **argv, FILE *out, FILE *err)
 	 * left out of the others: one invocation fewer per such event. */
 #define COVERS(i, j) (!(i)->expr && (!(i)->ignore_self || (j)->ignore_self))
 	size_t forge_filtered = 0, gateway_only = 0, printed = 0;
-	fprintf(out, "# Trigger modules for manifest.yml, from notify-gateway rules manifest (%zu rule%s).\n"
-		     "# Each delivers to the endpoint '%s' (route /forge/events); Forge filters first where it can.\n"
-		     "# The gateway still evaluates every rule on what it receives; an event passing several\n"
-		     "# triggers arrives once per trigger, and the redelivery guard answers the extra ones 'duplicate'.\n"
-		     "modules:\n  trigger:\n",
+	fprintf(out,
+		"# Trigger modules for manifest.yml, from notify-gateway rules manifest (%zu rule%s).\n"
+		"# Each delivers to the endpoint '%s' (route /forge/events); Forge filters first where it can.\n"
+		"# The gateway still evaluates every rule on what it receives; an event passing several\n"
+		"# triggers arrives once per trigger, and the redelivery guard answers the extra ones 'duplicate'.\n"
+		"modules:\n  trigger:\n",
 		n, n == 1 ? "" : "s", endpoint);
 	for (size_t j = 0; j < nt; j++) {
 		struct trig *x = &t[j];
@@ -414,15 +431,16 @@ int gw_rules_manifest(int argc, char **argv, FILE *out, FILE *err)
 				json_array_append(keep, ev);
 		}
 		if (!json_array_size(keep)) {
-			fprintf(out, "    # rule %s: no trigger of its own, trigger %s already delivers its events\n", x->r->key,
-				covered_by);
+			fprintf(out,
+				"    # rule %s: no trigger of its own, trigger %s already delivers its events\n",
+				x->r->key, covered_by);
 			json_decref(keep);
 			json_decref(covered);
 			continue;
 		}
 		printed++;
-		fprintf(out, "    - key: %s  # rule %s (%s:%d)\n      endpoint: %s\n      events:\n", x->key, x->r->key,
-			x->r->file, x->r->line, endpoint);
+		fprintf(out, "    - key: %s  # rule %s (%s:%d)\n      endpoint: %s\n      events:\n", x->key,
+			x->r->key, x->r->file, x->r->line, endpoint);
 		json_array_foreach (keep, idx, ev) {
 			const char *from = json_string_value(json_array_get(ev, 1));
 			fprintf(out, "        - %s", json_string_value(json_array_get(ev, 0)));
@@ -432,7 +450,8 @@ int gw_rules_manifest(int argc, char **argv, FILE *out, FILE *err)
 		}
 		json_decref(keep);
 		json_array_foreach (covered, idx, ev)
-			fprintf(out, "        # %s: already delivered by %s\n", json_string_value(json_array_get(ev, 0)),
+			fprintf(out, "        # %s: already delivered by %s\n",
+				json_string_value(json_array_get(ev, 0)),
 				json_string_value(json_array_get(ev, 1)));
 		json_decref(covered);
 		if (x->ignore_self || x->expr) {
@@ -442,7 +461,8 @@ int gw_rules_manifest(int argc, char **argv, FILE *out, FILE *err)
 			if (x->expr) {
 				fprintf(out, "        expression: ");
 				yaml_string(out, x->r->expression);
-				fprintf(out, "\n        onError: %s\n", x->r->on_error ? x->r->on_error : "IGNORE_AND_LOG");
+				fprintf(out, "\n        onError: %s\n",
+					x->r->on_error ? x->r->on_error : "IGNORE_AND_LOG");
 			}
 		}
 		if (x->expr)
@@ -453,15 +473,17 @@ int gw_rules_manifest(int argc, char **argv, FILE *out, FILE *err)
 		}
 	}
 #undef COVERS
-	fprintf(out, "# %zu trigger%s; %zu rule%s filtered by Forge; %zu expression%s kept gateway-side only.\n", printed,
-		printed == 1 ? "" : "s", forge_filtered, forge_filtered == 1 ? "" : "s", gateway_only,
-		gateway_only == 1 ? "" : "s");
+	fprintf(out,
+		"# %zu trigger%s; %zu rule%s filtered by Forge; %zu expression%s kept gateway-side only.\n",
+		printed, printed == 1 ? "" : "s", forge_filtered, forge_filtered == 1 ? "" : "s",
+		gateway_only, gateway_only == 1 ? "" : "s");
 	for (size_t i = 0; i < n; i++) {
 		if (!rules[i].enabled)
 			fprintf(out, "# rule %s: disabled, no trigger\n", rules[i].key);
 		else if (rules[i].schedule)
-			fprintf(out, "# rule %s: scheduled (%s): a scheduledTrigger with interval %s routed to "
-				     "/forge/scheduled/%s, not a product-event trigger\n",
+			fprintf(out,
+				"# rule %s: scheduled (%s): a scheduledTrigger with interval %s routed to "
+				"/forge/scheduled/%s, not a product-event trigger\n",
 				rules[i].key, rules[i].schedule, rules[i].schedule, rules[i].schedule);
 	}
 	for (size_t j = 0; j < nt; j++)

@@ -16,8 +16,7 @@ struct gw_seq_node {
 size_t gw_seqmap_entry_bytes(size_t key_len)
 {
 	/* the map entry with its key copy, the node, and a bucket pointer */
-	return sizeof(struct gw_strmap_entry) + key_len + 1 + sizeof(struct gw_seq_node) +
-	       sizeof(void *);
+	return sizeof(struct gw_strmap_entry) + key_len + 1 + sizeof(struct gw_seq_node) + sizeof(void *);
 }
 
 int gw_seqmap_init(struct gw_seqmap *m, size_t max_bytes)

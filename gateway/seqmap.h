@@ -24,10 +24,10 @@
 struct gw_seq_node;
 
 struct gw_seqmap {
-	struct gw_strmap map;              /* key -> struct gw_seq_node* */
+	struct gw_strmap map; /* key -> struct gw_seq_node* */
 	struct gw_seq_node *oldest, *newest; /* least / most recently used */
 	size_t bytes, max_bytes;
-	uint64_t floor;   /* highest seq of any evicted entry */
+	uint64_t floor; /* highest seq of any evicted entry */
 	uint64_t evicted; /* entries evicted so far */
 };
 

@@ -50,7 +50,8 @@ uint64_t gw_sequencer_next_seq_locked(struct gw_sequencer *s, const char *inst, 
 	if (s->store && !gw_seqmap_has(&s->user_seq, skey, (size_t)sk)) {
 		int rc = s->store->ops->max_seq(s->store, inst, user, &base);
 		if (rc) {
-			gw_log(GW_LOG_ERR, "sequencer: the store cannot read a user's seq: %s", gw_store_strerror(rc));
+			gw_log(GW_LOG_ERR, "sequencer: the store cannot read a user's seq: %s",
+			       gw_store_strerror(rc));
 			s->store_failures++;
 			return 0;
 		}

@@ -33,8 +33,10 @@ struct gw_sequencer {
 	pthread_cond_t turn;
 	uint64_t next_intake_no; /* the event whose recipients get seqs next */
 	struct gw_seqmap user_seq; /* "<len(inst)>:<inst><user>" -> last seq, within seq_bytes */
-	struct gw_store *store;    /* NULL: counters start at 1; else a miss continues from the store's max seq */
-	uint64_t store_failures;   /* max_seq reads that failed (under the lock): cluster mode leaves that event pending */
+	struct gw_store
+		*store; /* NULL: counters start at 1; else a miss continues from the store's max seq */
+	uint64_t
+		store_failures; /* max_seq reads that failed (under the lock): cluster mode leaves that event pending */
 };
 
 /* The first turn is intake number 1 (workq's first). The seq counters are

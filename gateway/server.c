@@ -126,18 +126,10 @@ static void drain_outbox(struct gw_app *app)
 		struct gw_outbox_item *next = it->next;
 		it->next = NULL;
 		switch (it->kind) {
-		case GW_OUT_ANSWER:
-			gw_http_answer_ready(app, it);
-			break;
-		case GW_OUT_AUTH:
-			gw_realtime_auth_done(app, it);
-			break;
-		case GW_OUT_BATCH:
-			hold_batch(app, it);
-			break;
-		case GW_OUT_STORE:
-			gw_realtime_store_done(app, it);
-			break;
+		case GW_OUT_ANSWER: gw_http_answer_ready(app, it); break;
+		case GW_OUT_AUTH: gw_realtime_auth_done(app, it); break;
+		case GW_OUT_BATCH: hold_batch(app, it); break;
+		case GW_OUT_STORE: gw_realtime_store_done(app, it); break;
 		}
 		it = next;
 	}
@@ -162,7 +154,8 @@ static struct {
 
 static void schedule_purge(struct gw_app *app, time_t now)
 {
-	if (app->purge_running || app->stopping || (!app->purge_more && now - app->purge_last < PURGE_INTERVAL))
+	if (app->purge_running || app->stopping ||
+	    (!app->purge_more && now - app->purge_last < PURGE_INTERVAL))
 		return;
 	struct gw_store_req *r = gw_store_req_new(GW_SOP_PURGE);
 	struct gw_job *job = r ? gw_job_new(GW_JOB_STORE) : NULL;
@@ -194,8 +187,9 @@ static void cluster_service(struct gw_app *app)
 	if (gen == app->redis_ready_gen)
 		return;
 	if (app->redis_ready_gen) {
-		gw_log(GW_LOG_WARN, "cluster: the broker's Redis feed is back; notifications published meanwhile did "
-				    "not reach this node: its websockets are closed with 1012 to resume with since");
+		gw_log(GW_LOG_WARN,
+		       "cluster: the broker's Redis feed is back; notifications published meanwhile did "
+		       "not reach this node: its websockets are closed with 1012 to resume with since");
 		gw_realtime_resume_all(app);
 	}
 	app->redis_ready_gen = gen;
@@ -287,8 +281,8 @@ static void wake_service(void *ud)
  * of its own: the rulebox lock is the only one it takes. A SIGHUP that
  * arrives while a reload runs is served once that one has finished. */
 static pthread_t reload_tid;
-static int reload_running;            /* service thread only */
-static atomic_int reload_finished;    /* set by the reload thread as it ends */
+static int reload_running; /* service thread only */
+static atomic_int reload_finished; /* set by the reload thread as it ends */
 
 static void diag_to_log(void *ud, int is_error, const char *text)
 {
@@ -302,7 +296,8 @@ static void *reload_thread(void *arg)
 {
 	struct gw_app *app = arg;
 	char msg[512];
-	struct rules_set *set = gw_rulebox_load(app->cfg.rules, NULL, NULL, 0, diag_to_log, NULL, msg, sizeof(msg), NULL);
+	struct rules_set *set =
+		gw_rulebox_load(app->cfg.rules, NULL, NULL, 0, diag_to_log, NULL, msg, sizeof(msg), NULL);
 	if (set) {
 		gw_log(GW_LOG_NOTICE, "reload: %zu rules from %s (version %s)", rules_set_count(set),
 		       app->cfg.rules, rules_set_version(set));
@@ -313,7 +308,8 @@ static void *reload_thread(void *arg)
 		gw_rulebox_record_failure(&app->rulebox, msg);
 		gw_log(GW_LOG_ERR, "reload: %s has errors; the running rules stay in force", app->cfg.rules);
 	}
-	gw_sd_ready(set ? "serving; rules reloaded" : "serving; the last reload failed (the running rules stay)");
+	gw_sd_ready(set ? "serving; rules reloaded"
+			: "serving; the last reload failed (the running rules stay)");
 	atomic_store(&reload_finished, 1);
 	return NULL;
 }
@@ -360,9 +356,9 @@ static void start_reload(struct gw_app *app)
 static int work_idle(struct gw_app *app)
 {
 	return gw_workq_event_depth(&app->workq) == 0 && gw_workq_verify_depth(&app->workq) == 0 &&
-	       gw_journal_depth(app->journal) == 0 &&
-	       app->http.pending.count == 0 && app->release.next == gw_workq_next_intake_no(&app->workq) &&
-	       app->release.held == NULL && gw_outbox_is_empty(&app->outbox);
+	       gw_journal_depth(app->journal) == 0 && app->http.pending.count == 0 &&
+	       app->release.next == gw_workq_next_intake_no(&app->workq) && app->release.held == NULL &&
+	       gw_outbox_is_empty(&app->outbox);
 }
 
 /* The soft open-file limit decides two things in lws 4.1.6: how many
@@ -413,11 +409,12 @@ int gw_server_run(struct gw_app *app)
 	static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
 	static struct lws_protocol_vhost_options pvo_realtime = {NULL, &pvo_default, "notify-gateway", ""};
 	static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
-	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown, m_dev, m_metrics, m_livez, m_readyz;
+	static struct lws_http_mount m_root, m_forge, m_health, m_wellknown, m_dev, m_metrics, m_livez,
+		m_readyz;
 
 	protocols[0] = (struct lws_protocols){"http-api", http_protocol_cb, gw_http_pss_size, 0, 0, app, 0};
-	protocols[1] = (struct lws_protocols){"notify-gateway", realtime_protocol_cb, gw_conn_size, 4096, 0,
-					      app, 0};
+	protocols[1] =
+		(struct lws_protocols){"notify-gateway", realtime_protocol_cb, gw_conn_size, 4096, 0, app, 0};
 	protocols[2] = (struct lws_protocols){NULL, NULL, 0, 0, 0, NULL, 0};
 
 	m_root = (struct lws_http_mount){0};
@@ -432,10 +429,11 @@ int gw_server_run(struct gw_app *app)
 	m_root.protocol = "http-api";
 	static struct lws_http_mount m_admin;
 	static struct lws_http_mount m_subscription; /* forge.subscription_path outside /forge/ */
-	struct lws_http_mount *cb_mounts[] = {&m_forge, &m_health, &m_wellknown, &m_dev, &m_admin, &m_metrics, &m_livez,
-					      &m_readyz, &m_subscription};
-	const char *cb_points[] = {"/forge", "/healthz", "/.well-known", "/dev", "/admin", "/metrics", "/livez", "/readyz",
-				   app->cfg.subscription_path};
+	struct lws_http_mount *cb_mounts[] = {&m_forge,	  &m_health, &m_wellknown, &m_dev,	   &m_admin,
+					      &m_metrics, &m_livez,  &m_readyz,	   &m_subscription};
+	const char *cb_points[] = {"/forge", "/healthz", "/.well-known",
+				   "/dev",   "/admin",	 "/metrics",
+				   "/livez", "/readyz",	 app->cfg.subscription_path};
 	int ncb = strncmp(app->cfg.subscription_path, "/forge/", 7) ? 9 : 8;
 	struct lws_http_mount *prev = &m_root;
 	for (int i = 0; i < ncb; i++) {
@@ -519,14 +517,18 @@ int gw_server_run(struct gw_app *app)
 	if (app->dev_forge_key || app->dev_subscriber_key) {
 		int lo = gw_host_is_loopback(app->cfg.listen_host, strlen(app->cfg.listen_host));
 		if (!strcmp(app->cfg.dev_mode, "true"))
-			gw_log(GW_LOG_WARN, "dev_mode: true: /dev/token and /dev/fit mint tokens for anyone who reaches %s",
+			gw_log(GW_LOG_WARN,
+			       "dev_mode: true: /dev/token and /dev/fit mint tokens for anyone who reaches %s",
 			       app->cfg.listen);
 		else if (!lo)
-			gw_log(GW_LOG_WARN, "development keys in use but %s is not a loopback listener: /dev/token "
-			       "and /dev/fit are off (dev_mode: true turns them on)", app->cfg.listen);
+			gw_log(GW_LOG_WARN,
+			       "development keys in use but %s is not a loopback listener: /dev/token "
+			       "and /dev/fit are off (dev_mode: true turns them on)",
+			       app->cfg.listen);
 	}
 	if (gw_static_guard_install(app->lws, app->cfg.web_root))
-		gw_log(GW_LOG_WARN, "web_root %s has no real path: static files are not served", app->cfg.web_root);
+		gw_log(GW_LOG_WARN, "web_root %s has no real path: static files are not served",
+		       app->cfg.web_root);
 	if (uv_in_use) {
 		static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 		for (int i = 0; i < 4; i++) {
@@ -592,8 +594,8 @@ int gw_server_run(struct gw_app *app)
 	}
 	const char *host = app->cfg.listen_host;
 	int v6 = strchr(host, ':') != NULL;
-	printf("listening on http%s://%s%s%s:%d\n", app->cfg.tls_cert ? "s" : "", v6 ? "[" : "", host, v6 ? "]" : "",
-	       app->listen_port);
+	printf("listening on http%s://%s%s%s:%d\n", app->cfg.tls_cert ? "s" : "", v6 ? "[" : "", host,
+	       v6 ? "]" : "", app->listen_port);
 	fflush(stdout);
 	gw_log(GW_LOG_NOTICE, "notify-gateway listening on %s:%d with %d workers", host, app->listen_port,
 	       app->nworkers);
@@ -611,7 +613,8 @@ int gw_server_run(struct gw_app *app)
 			app->intake_paused = !app->intake_paused;
 			gw_log(GW_LOG_NOTICE, "intake %s (SIGUSR1): events are answered %s",
 			       app->intake_paused ? "paused" : "resumed",
-			       app->intake_paused ? "503 + Retry-After until the next SIGUSR1" : "normally again");
+			       app->intake_paused ? "503 + Retry-After until the next SIGUSR1"
+						  : "normally again");
 		}
 	}
 

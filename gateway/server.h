@@ -12,8 +12,8 @@ struct gw_outbox_item;
 /* The server's own state in the app: batches go to the broker strictly in
  * intake order. Service thread only. */
 struct gw_release {
-	uint64_t next;                /* next intake number to hand to the broker (first: 1) */
-	struct gw_outbox_item *held;  /* batches that arrived before their turn, sorted */
+	uint64_t next; /* next intake number to hand to the broker (first: 1) */
+	struct gw_outbox_item *held; /* batches that arrived before their turn, sorted */
 };
 
 /* Listens, starts the workers, serves until SIGTERM/SIGINT, then stops in

@@ -24,7 +24,7 @@
 static char *root_real;
 static size_t root_len;
 static lws_fop_fd_t (*platform_open)(const struct lws_plat_file_ops *fops, const char *filename,
-				      const char *vpath, lws_fop_flags_t *flags);
+				     const char *vpath, lws_fop_flags_t *flags);
 
 static int inside_root(const char *path)
 {

@@ -50,8 +50,9 @@ int gw_store_visible(const char *const *pats, size_t npats, const char *filter, 
 
 size_t gw_store_clamp_limit(size_t limit)
 {
-	return limit < GW_STORE_PAGE_MIN ? GW_STORE_PAGE_MIN
-					 : limit > GW_STORE_PAGE_MAX ? GW_STORE_PAGE_MAX : limit;
+	return limit < GW_STORE_PAGE_MIN   ? GW_STORE_PAGE_MIN
+	       : limit > GW_STORE_PAGE_MAX ? GW_STORE_PAGE_MAX
+					   : limit;
 }
 
 int gw_store_new_epoch(char out[33])

@@ -48,27 +48,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_STORE_KEY_LEN 32          /* redelivery key: SHA-256 digest */
-#define GW_STORE_EPOCH_MAX 64        /* epoch: 1-64 characters [A-Za-z0-9_-] */
-#define GW_STORE_MARK_MAX_IDS 500    /* ids per mark; the caller refuses more (too_many_ids) */
-#define GW_STORE_PAGE_MIN 1          /* inbox limit is clamped to [MIN, MAX] */
+#define GW_STORE_KEY_LEN 32 /* redelivery key: SHA-256 digest */
+#define GW_STORE_EPOCH_MAX 64 /* epoch: 1-64 characters [A-Za-z0-9_-] */
+#define GW_STORE_MARK_MAX_IDS 500 /* ids per mark; the caller refuses more (too_many_ids) */
+#define GW_STORE_PAGE_MIN 1 /* inbox limit is clamped to [MIN, MAX] */
 #define GW_STORE_PAGE_MAX 200
-#define GW_STORE_EXIT_CODE 3         /* the gateway's exit code when the store cannot open */
+#define GW_STORE_EXIT_CODE 3 /* the gateway's exit code when the store cannot open */
 
 /* Return codes. Engines log nothing: a failing open fills the caller's
  * message buffer with the path and the reason. */
 enum gw_store_rc {
 	GW_STORE_OK = 0,
-	GW_STORE_DUPLICATE = 1,     /* journal: redelivery key known (not journaled) */
-	GW_STORE_NOT_PENDING = 2,   /* record: the journal id is done or unknown (nothing written) */
-	GW_STORE_ERR_IO = -1,       /* read/write failed (disk full, I/O error, network) */
-	GW_STORE_ERR_CORRUPT = -2,  /* the database is not one of ours or is damaged */
-	GW_STORE_ERR_ACCESS = -3,   /* the file or directory cannot be written */
-	GW_STORE_ERR_VERSION = -4,  /* written by a newer schema than this binary knows */
-	GW_STORE_ERR_LOCKED = -5,   /* another process has the store open */
+	GW_STORE_DUPLICATE = 1, /* journal: redelivery key known (not journaled) */
+	GW_STORE_NOT_PENDING = 2, /* record: the journal id is done or unknown (nothing written) */
+	GW_STORE_ERR_IO = -1, /* read/write failed (disk full, I/O error, network) */
+	GW_STORE_ERR_CORRUPT = -2, /* the database is not one of ours or is damaged */
+	GW_STORE_ERR_ACCESS = -3, /* the file or directory cannot be written */
+	GW_STORE_ERR_VERSION = -4, /* written by a newer schema than this binary knows */
+	GW_STORE_ERR_LOCKED = -5, /* another process has the store open */
 	GW_STORE_ERR_NOMEM = -6,
-	GW_STORE_ERR_INVAL = -7,    /* bad argument (e.g. a seq that was already recorded) */
-	GW_STORE_ERR_SEQ = -8,      /* record, shared engines: a note's seq is not above the user's
+	GW_STORE_ERR_INVAL = -7, /* bad argument (e.g. a seq that was already recorded) */
+	GW_STORE_ERR_SEQ = -8, /* record, shared engines: a note's seq is not above the user's
 				     * stored seq (another node recorded that user meanwhile):
 				     * nothing written; re-read max_seq, sign again, record again */
 };
@@ -76,25 +76,25 @@ const char *gw_store_strerror(int rc);
 
 enum gw_store_durability {
 	GW_STORE_FSYNC, /* committed = on stable storage before the call returns */
-	GW_STORE_OS,    /* committed = handed to the OS: survives a process crash, not a power loss */
+	GW_STORE_OS, /* committed = handed to the OS: survives a process crash, not a power loss */
 };
 
 struct gw_store_options {
 	enum gw_store_durability durability;
 	int64_t retention; /* seconds a notification stays in the inbox at least (history.retention) */
-	int64_t per_user;  /* notifications kept per (installation, user) (history.per_user) */
+	int64_t per_user; /* notifications kept per (installation, user) (history.per_user) */
 };
 
 /* Cluster mode: what the redis engine needs besides the options. */
 struct gw_store_cluster {
 	const char *const *redis; /* redis://[user:password@]host:port/db, one per shard */
 	size_t nredis;
-	int64_t timeout_ms;       /* every Redis call returns within about this (0: 2000) */
-	int64_t claim_after_ms;   /* claim: events idle this long in another node's hands (0: 10000) */
-	const char *node_id;      /* this node's consumer name in the journal's group */
-	int publish;              /* record PUBLISHes each note to its user's channel
+	int64_t timeout_ms; /* every Redis call returns within about this (0: 2000) */
+	int64_t claim_after_ms; /* claim: events idle this long in another node's hands (0: 10000) */
+	const char *node_id; /* this node's consumer name in the journal's group */
+	int publish; /* record PUBLISHes each note to its user's channel
 				   * (broker_redis.c receives them on every node) */
-	int contiguous;           /* record refuses (GW_STORE_ERR_SEQ) a seq that does not follow
+	int contiguous; /* record refuses (GW_STORE_ERR_SEQ) a seq that does not follow
 				   * the user's stored one, not only one at or below it: the
 				   * gateway renumbers, so a seq a failed pass took leaves no gap */
 };
@@ -104,8 +104,8 @@ struct gw_store_cluster {
 struct gw_store_event {
 	const char *installation;
 	const char *trace_id;
-	int64_t received_ms;          /* unix time, milliseconds */
-	const unsigned char *key;     /* GW_STORE_KEY_LEN bytes, or NULL: no redelivery guard */
+	int64_t received_ms; /* unix time, milliseconds */
+	const unsigned char *key; /* GW_STORE_KEY_LEN bytes, or NULL: no redelivery guard */
 	const void *payload;
 	size_t payload_len;
 };
@@ -113,15 +113,15 @@ struct gw_store_event {
 /* One notification of an event: the claims exactly as signed (JSON text) and
  * the proof (JSON object text), so a replay is verified like a live frame. */
 struct gw_store_note {
-	const char *user;             /* the installation is the event's */
+	const char *user; /* the installation is the event's */
 	const char *ctx;
-	const char *id;               /* n.id */
-	uint64_t seq;                 /* > 0, assigned by the caller's sequencer */
+	const char *id; /* n.id */
+	uint64_t seq; /* > 0, assigned by the caller's sequencer */
 	const char *claims;
 	size_t claims_len;
 	const char *proof;
 	size_t proof_len;
-	int64_t created, exp;         /* unix seconds: iat, exp */
+	int64_t created, exp; /* unix seconds: iat, exp */
 };
 
 /* An event's outcome: its notifications and its done mark, atomically. */
@@ -145,30 +145,30 @@ struct gw_store_item {
 struct gw_store_page {
 	struct gw_store_item *items;
 	size_t count;
-	int more;           /* more items beyond this page */
-	uint64_t unread;    /* inbox: unread in the token's patterns (and the filter) */
-	uint64_t max_seq;   /* since: the user's current seq (0: none yet) */
-	uint64_t oldest;    /* since: oldest retained seq of the user, max_seq + 1 if none */
-	int recovered;      /* since: 1 = items hold everything after `after` (all-or-nothing) */
+	int more; /* more items beyond this page */
+	uint64_t unread; /* inbox: unread in the token's patterns (and the filter) */
+	uint64_t max_seq; /* since: the user's current seq (0: none yet) */
+	uint64_t oldest; /* since: oldest retained seq of the user, max_seq + 1 if none */
+	int recovered; /* since: 1 = items hold everything after `after` (all-or-nothing) */
 };
 
 struct gw_store_marked {
-	char **ids;         /* the ids whose state changed */
-	char **ctxs;        /* ctxs[i]: the context of ids[i] (a tab whose token covers less sees only its own) */
+	char **ids; /* the ids whose state changed */
+	char **ctxs; /* ctxs[i]: the context of ids[i] (a tab whose token covers less sees only its own) */
 	size_t count;
-	uint64_t unread;    /* unread in the caller's patterns after the change */
+	uint64_t unread; /* unread in the caller's patterns after the change */
 };
 
 struct gw_store_purged {
-	uint64_t expired;   /* notifications past max(exp, created + retention) */
-	uint64_t over_cap;  /* notifications beyond per_user (oldest first) */
-	uint64_t keys;      /* redelivery keys past their ttl */
-	int more;           /* the bound was hit: call again */
+	uint64_t expired; /* notifications past max(exp, created + retention) */
+	uint64_t over_cap; /* notifications beyond per_user (oldest first) */
+	uint64_t keys; /* redelivery keys past their ttl */
+	int more; /* the bound was hit: call again */
 };
 
 struct gw_store_journaled {
-	uint64_t id;        /* journal id (0 when duplicate) */
-	int rc;             /* GW_STORE_OK or GW_STORE_DUPLICATE */
+	uint64_t id; /* journal id (0 when duplicate) */
+	int rc; /* GW_STORE_OK or GW_STORE_DUPLICATE */
 };
 
 struct gw_store;
@@ -191,8 +191,8 @@ struct gw_store_ops {
 	 * pointers are valid during the call; cb returning non-zero stops. cb
 	 * must not call the store (the engine holds a lock meanwhile): copy
 	 * what it needs and queue it. */
-	int (*pending)(struct gw_store *s,
-		       int (*cb)(void *ud, uint64_t id, const struct gw_store_event *ev), void *ud);
+	int (*pending)(struct gw_store *s, int (*cb)(void *ud, uint64_t id, const struct gw_store_event *ev),
+		       void *ud);
 	/* Records n events' notifications with their done marks in one
 	 * transaction. results[i]: GW_STORE_OK, or GW_STORE_NOT_PENDING when that
 	 * event is already done or unknown (its notes are not written). */
@@ -265,10 +265,9 @@ int gw_store_open(const char *kind, const char *state_dir, const struct gw_store
 /* The same with the cluster settings ("redis" needs them; NULL otherwise). */
 int gw_store_open_ex(const char *kind, const char *state_dir, const struct gw_store_options *opt,
 		     const struct gw_store_cluster *cluster, struct gw_store **out, char *msg, size_t msglen);
-int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *opt,
-			 struct gw_store **out, char *msg, size_t msglen);
-int gw_store_memory_open(const struct gw_store_options *opt, struct gw_store **out, char *msg,
-			 size_t msglen);
+int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *opt, struct gw_store **out,
+			 char *msg, size_t msglen);
+int gw_store_memory_open(const struct gw_store_options *opt, struct gw_store **out, char *msg, size_t msglen);
 /* cluster->redis names the servers. Refusals (msg names the URL, never the
  * password): GW_STORE_ERR_INVAL an unparsable URL or rediss:// (this hiredis
  * has no TLS), GW_STORE_ERR_ACCESS a refused password, GW_STORE_ERR_CORRUPT

@@ -26,11 +26,12 @@ void gw_store_job_run(struct gw_app *app, struct gw_job *job)
 		r->rc = s->ops->since(s, r->inst, r->user, pats, r->npats, r->after, r->limit, &r->page);
 		break;
 	case GW_SOP_INBOX:
-		r->rc = s->ops->inbox(s, r->inst, r->user, pats, r->npats, r->ctx, r->before, r->limit, &r->page);
+		r->rc = s->ops->inbox(s, r->inst, r->user, pats, r->npats, r->ctx, r->before, r->limit,
+				      &r->page);
 		break;
 	case GW_SOP_MARK:
-		r->rc = s->ops->mark(s, r->inst, r->user, pats, r->npats, (const char *const *)r->ids, r->nids, r->read,
-				     &r->marked);
+		r->rc = s->ops->mark(s, r->inst, r->user, pats, r->npats, (const char *const *)r->ids,
+				     r->nids, r->read, &r->marked);
 		break;
 	case GW_SOP_MARK_ALL:
 		r->rc = s->ops->mark_all(s, r->inst, r->user, pats, r->npats, r->ctx, &r->marked);
@@ -38,9 +39,7 @@ void gw_store_job_run(struct gw_app *app, struct gw_job *job)
 	case GW_SOP_UNREAD:
 		r->rc = s->ops->unread(s, r->inst, r->user, pats, r->npats, NULL, &r->unread);
 		break;
-	case GW_SOP_PURGE:
-		r->rc = s->ops->purge(s, (int64_t)time(NULL), PURGE_BATCH_ROWS, &r->purged);
-		break;
+	case GW_SOP_PURGE: r->rc = s->ops->purge(s, (int64_t)time(NULL), PURGE_BATCH_ROWS, &r->purged); break;
 	}
 	if (r->rc && r->op != GW_SOP_PURGE)
 		gw_stat_inc(GW_STAT_store_requests_failed);

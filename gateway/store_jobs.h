@@ -24,7 +24,6 @@
 struct gw_app;
 struct gw_job;
 
-
 /* Worker: runs job->store_req, pushes it back through the outbox (the job
  * keeps nothing). */
 void gw_store_job_run(struct gw_app *app, struct gw_job *job);

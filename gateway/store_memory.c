@@ -50,11 +50,11 @@ struct mstore {
 	struct gw_store_options opt;
 	char epoch[33];
 	uint64_t next_id;
-	struct mjob *head, *tail;    /* pending, journal order */
-	struct gw_strmap jobs;       /* id (8 bytes) -> struct mjob */
-	struct gw_strmap keys;       /* key -> expiry (int64 in the pointer) */
-	struct gw_strmap users;      /* user key -> struct muser */
-	struct muser **user_list;    /* for purge, in creation order */
+	struct mjob *head, *tail; /* pending, journal order */
+	struct gw_strmap jobs; /* id (8 bytes) -> struct mjob */
+	struct gw_strmap keys; /* key -> expiry (int64 in the pointer) */
+	struct gw_strmap users; /* user key -> struct muser */
+	struct muser **user_list; /* for purge, in creation order */
 	size_t nusers, users_cap, purge_cursor;
 };
 
@@ -168,18 +168,21 @@ static int m_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 			out[i].rc = GW_STORE_DUPLICATE;
 			continue;
 		}
-		struct gw_strmap_entry *e =
-			jobs[i]->keyed ? gw_strmap_upsert(&m->keys, (const char *)jobs[i]->key, GW_STORE_KEY_LEN, NULL)
-				       : NULL;
+		struct gw_strmap_entry *e = jobs[i]->keyed
+						    ? gw_strmap_upsert(&m->keys, (const char *)jobs[i]->key,
+								       GW_STORE_KEY_LEN, NULL)
+						    : NULL;
 		uint64_t id = m->next_id + 1;
 		struct gw_strmap_entry *je = gw_strmap_upsert(&m->jobs, (const char *)&id, sizeof(id), NULL);
 		if ((jobs[i]->keyed && !e) || !je) {
 			/* Undo this call's entries: the call fails as a whole. */
 			for (size_t k = 0; k < i; k++)
 				if (out[k].rc == GW_STORE_OK) {
-					gw_strmap_remove(&m->jobs, (const char *)&out[k].id, sizeof(out[k].id));
+					gw_strmap_remove(&m->jobs, (const char *)&out[k].id,
+							 sizeof(out[k].id));
 					if (jobs[k]->keyed)
-						gw_strmap_remove(&m->keys, (const char *)jobs[k]->key, GW_STORE_KEY_LEN);
+						gw_strmap_remove(&m->keys, (const char *)jobs[k]->key,
+								 GW_STORE_KEY_LEN);
 				}
 			if (e && !e->value)
 				gw_strmap_remove(&m->keys, (const char *)jobs[i]->key, GW_STORE_KEY_LEN);
@@ -233,8 +236,8 @@ static int m_pending(struct gw_store *s, int (*cb)(void *ud, uint64_t id, const 
 	struct mstore *m = M(s);
 	pthread_mutex_lock(&m->lock);
 	for (struct mjob *j = m->head; j; j = j->next) {
-		struct gw_store_event ev = {j->installation, j->trace_id, j->received_ms,
-					    j->keyed ? j->key : NULL, j->payload, j->payload_len};
+		struct gw_store_event ev = {j->installation,	      j->trace_id, j->received_ms,
+					    j->keyed ? j->key : NULL, j->payload,  j->payload_len};
 		if (cb(ud, j->id, &ev))
 			break;
 	}
@@ -356,7 +359,8 @@ static int m_record(struct gw_store *s, const struct gw_store_done *d, size_t n,
 			size_t pos;
 			struct mnote *nt = find_seq(a->u, a->seq, &pos);
 			free_note(nt);
-			memmove(&a->u->notes[pos], &a->u->notes[pos + 1], (a->u->count - pos - 1) * sizeof(*nt));
+			memmove(&a->u->notes[pos], &a->u->notes[pos + 1],
+				(a->u->count - pos - 1) * sizeof(*nt));
 			a->u->count--;
 			a->u->max_seq = a->old_max;
 		}
@@ -364,7 +368,8 @@ static int m_record(struct gw_store *s, const struct gw_store_done *d, size_t n,
 		for (size_t i = 0; i < n; i++) {
 			if (results[i] != GW_STORE_OK)
 				continue;
-			struct mjob *jb = gw_strmap_remove(&m->jobs, (const char *)&d[i].journal_id, sizeof(uint64_t));
+			struct mjob *jb =
+				gw_strmap_remove(&m->jobs, (const char *)&d[i].journal_id, sizeof(uint64_t));
 			if (jb->prev)
 				jb->prev->next = jb->next;
 			else
@@ -468,7 +473,8 @@ static uint64_t count_unread(struct muser *u, const char *const *pats, size_t np
 }
 
 static int m_inbox(struct gw_store *s, const char *inst, const char *user, const char *const *pats,
-		   size_t npats, const char *filter, uint64_t before, size_t limit, struct gw_store_page *page)
+		   size_t npats, const char *filter, uint64_t before, size_t limit,
+		   struct gw_store_page *page)
 {
 	struct mstore *m = M(s);
 	memset(page, 0, sizeof(*page));

@@ -20,15 +20,15 @@
 #include <stdint.h>
 
 #define GW_STORE_PROBE_INTERVAL_MS 1000 /* between the end of one round trip and the next */
-#define GW_STORE_PROBE_STALE_MS 5000    /* no success for this long: not ready */
+#define GW_STORE_PROBE_STALE_MS 5000 /* no success for this long: not ready */
 
 struct gw_store;
 struct gw_store_probe;
 
 struct gw_store_probe_state {
-	int rc;              /* the last round trip's result: GW_STORE_OK or a negative gw_store_rc */
-	int64_t checked_ns;  /* monotonic time the last round trip ended */
-	int64_t ok_ns;       /* monotonic time the last successful one ended; 0: never */
+	int rc; /* the last round trip's result: GW_STORE_OK or a negative gw_store_rc */
+	int64_t checked_ns; /* monotonic time the last round trip ended */
+	int64_t ok_ns; /* monotonic time the last successful one ended; 0: never */
 };
 
 /* Makes a first round trip on the calling thread (so readiness has an

@@ -64,7 +64,7 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 			return GW_STORE_ERR_INVAL;
 		}
 	struct args a = {0};
-	char (*hex)[GW_STORE_KEY_LEN * 2 + 1] = calloc(n ? n : 1, sizeof(*hex));
+	char(*hex)[GW_STORE_KEY_LEN * 2 + 1] = calloc(n ? n : 1, sizeof(*hex));
 	if (!hex)
 		return GW_STORE_ERR_NOMEM;
 	rs_arg_fmt(&a, "%" PRId64, now);
@@ -130,8 +130,8 @@ static int deliver_entries(const redisReply *arr, int (*cb)(void *, uint64_t, co
 {
 	for (size_t i = 0; i < arr->elements; i++) {
 		const redisReply *e = arr->element[i];
-		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-		    e->element[1]->type != REDIS_REPLY_ARRAY)
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
 			continue; /* a deleted entry (XAUTOCLAIM's nil) */
 		const char *dash = strchr(e->element[0]->str, '-');
 		uint64_t id = dash ? strtoull(dash + 1, NULL, 10) : 0;
@@ -209,7 +209,8 @@ static int r_claim(struct gw_store *s, size_t max,
 		return rc;
 	size_t taken = 0;
 	int stop = 0;
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 && rep->element[1]->type == REDIS_REPLY_ARRAY) {
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+	    rep->element[1]->type == REDIS_REPLY_ARRAY) {
 		taken = rep->element[1]->elements;
 		if (taken)
 			gw_stat_add(GW_STAT_redis_claimed, taken);
@@ -219,12 +220,13 @@ static int r_claim(struct gw_store *s, size_t max,
 	if (stop || taken >= max)
 		return GW_STORE_OK;
 	snprintf(count, sizeof(count), "%zu", max - taken);
-	const char *rg[] = {"XREADGROUP", "GROUP", "gw", r->node_id, "COUNT", count, "STREAMS", "gw:journal", ">"};
+	const char *rg[] = {"XREADGROUP", "GROUP",   "gw",	   r->node_id, "COUNT",
+			    count,	  "STREAMS", "gw:journal", ">"};
 	if ((rc = rs_command(r, &r->sh[0], 9, rg, &rep)))
 		return rc;
 	/* [[stream, [entries]]] or nil when nothing is new */
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
-	    rep->element[0]->elements == 2)
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+	    rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2)
 		deliver_entries(rep->element[0]->element[1], cb, ud);
 	freeReplyObject(rep);
 	return GW_STORE_OK;
@@ -255,8 +257,8 @@ static void add_notes(struct args *a, const struct gw_store_done *d, size_t shar
 			char chan[64], *hdr = NULL;
 			size_t hl = strlen(d->installation) + strlen(n->user) + strlen(n->ctx) + 96;
 			gw_redis_user_channel(d->installation, n->user, r->sh[shard].conn.url.db, chan);
-			if (!(hdr = malloc(hl)) ||
-			    gw_redis_note_header(n->seq, d->installation, n->user, n->ctx, n->claims_len, hdr, hl) < 0) {
+			if (!(hdr = malloc(hl)) || gw_redis_note_header(n->seq, d->installation, n->user,
+									n->ctx, n->claims_len, hdr, hl) < 0) {
 				free(hdr);
 				a->oom = 1;
 				return;
@@ -271,8 +273,8 @@ static void add_notes(struct args *a, const struct gw_store_done *d, size_t shar
 }
 
 /* One record script on one shard for the events in `which` (NULL: all). */
-static int record_on(struct rstore *r, size_t shard, const struct gw_store_done *d, size_t n, const int *which,
-		     int chk, int done, int *results)
+static int record_on(struct rstore *r, size_t shard, const struct gw_store_done *d, size_t n,
+		     const int *which, int chk, int done, int *results)
 {
 	struct args a = {0};
 	rs_arg_fmt(&a, "%" PRId64, r->opt.retention);
@@ -329,7 +331,8 @@ static int record_sharded(struct rstore *r, const struct gw_store_done *d, size_
 		int any = 0;
 		for (size_t i = 0; i < n && !any; i++)
 			for (size_t k = 0; pend[i] && k < d[i].count && !any; k++)
-				any = gw_redis_shard_of(d[i].installation, d[i].notes[k].user, r->nshards) == sh;
+				any = gw_redis_shard_of(d[i].installation, d[i].notes[k].user, r->nshards) ==
+				      sh;
 		if (any)
 			rc = record_on(r, sh, d, n, pend, 0, 0, NULL);
 	}
@@ -344,12 +347,13 @@ static int r_record(struct gw_store *s, const struct gw_store_done *d, size_t n,
 	struct rstore *r = R(s);
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < d[i].count; k++)
-			if (!d[i].installation || !d[i].notes[k].user || !d[i].notes[k].ctx || !d[i].notes[k].id ||
-			    !d[i].notes[k].seq)
+			if (!d[i].installation || !d[i].notes[k].user || !d[i].notes[k].ctx ||
+			    !d[i].notes[k].id || !d[i].notes[k].seq)
 				return GW_STORE_ERR_INVAL;
 	gw_stat_inc(GW_STAT_store_commit_requests);
 	int64_t began_ns = gw_monotonic_ns();
-	int rc = r->nshards == 1 ? record_on(r, 0, d, n, NULL, 1, 1, results) : record_sharded(r, d, n, results);
+	int rc = r->nshards == 1 ? record_on(r, 0, d, n, NULL, 1, 1, results)
+				 : record_sharded(r, d, n, results);
 	if (rc == GW_STORE_ERR_SEQ)
 		gw_stat_inc(GW_STAT_redis_seq_conflicts);
 	if (rc) {
@@ -472,7 +476,8 @@ static void arg_filter(struct args *a, const char *filter)
 }
 
 static int r_inbox(struct gw_store *s, const char *inst, const char *user, const char *const *pats,
-		   size_t npats, const char *filter, uint64_t before, size_t limit, struct gw_store_page *page)
+		   size_t npats, const char *filter, uint64_t before, size_t limit,
+		   struct gw_store_page *page)
 {
 	struct rstore *r = R(s);
 	memset(page, 0, sizeof(*page));

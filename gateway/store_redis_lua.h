@@ -7,14 +7,14 @@
 #ifndef GW_STORE_REDIS_LUA_H
 #define GW_STORE_REDIS_LUA_H
 
-#define LUA_EPOCH_CHECK \
+#define LUA_EPOCH_CHECK                                                                                      \
 	"if redis.call('GET','gw:epoch') ~= ARGV[1] then return redis.error_reply('EPOCH') end\n"
 
-#define LUA_MATCH \
-	"local function m1(p,c) if p=='*' then return true end\n" \
+#define LUA_MATCH                                                                                            \
+	"local function m1(p,c) if p=='*' then return true end\n"                                            \
 	" if string.sub(p,-1)=='*' then local pre=string.sub(p,1,-2) return string.sub(c,1,#pre)==pre end\n" \
-	" return p==c end\n" \
-	"local function vis(pats,f,c) if f and not m1(f,c) then return false end\n" \
+	" return p==c end\n"                                                                                 \
+	"local function vis(pats,f,c) if f and not m1(f,c) then return false end\n"                          \
 	" for _,p in ipairs(pats) do if m1(p,c) then return true end end return false end\n"
 
 /* ARGV: epoch, now, ttl, n, then n x (keyhex|'', inst, trace, received_ms, payload).
@@ -41,9 +41,9 @@ static const char lua_journal[] = LUA_EPOCH_CHECK
 	"return out\n";
 
 /* ARGV: epoch, now. 1 when the key is known and not expired. */
-static const char lua_key_seen[] = LUA_EPOCH_CHECK
-	"local v=redis.call('GET','gw:k:'..ARGV[3])\n"
-	"if v and tonumber(v)>tonumber(ARGV[2]) then return 1 end return 0\n";
+static const char lua_key_seen[] =
+	LUA_EPOCH_CHECK "local v=redis.call('GET','gw:k:'..ARGV[3])\n"
+			"if v and tonumber(v)>tonumber(ARGV[2]) then return 1 end return 0\n";
 
 /* ARGV: epoch, retention, per_user, check_pending, do_done, marker_ttl, n,
  * then per event: jid, nnotes, nnotes x (ubase, seq, ctx, nid, created,
@@ -92,15 +92,15 @@ static const char lua_record[] = LUA_EPOCH_CHECK
 	"return res\n";
 
 /* ARGV: epoch, n, jids. Per jid 1 when still in the journal. */
-static const char lua_is_pending[] = LUA_EPOCH_CHECK
-	"local res={}\n"
-	"for e=1,tonumber(ARGV[2]) do local j=ARGV[2+e]\n"
-	" res[e]=(#redis.call('XRANGE','gw:journal','0-'..j,'0-'..j)>0) and 1 or 0 end\n"
-	"return res\n";
+static const char lua_is_pending[] =
+	LUA_EPOCH_CHECK "local res={}\n"
+			"for e=1,tonumber(ARGV[2]) do local j=ARGV[2+e]\n"
+			" res[e]=(#redis.call('XRANGE','gw:journal','0-'..j,'0-'..j)>0) and 1 or 0 end\n"
+			"return res\n";
 
 /* An item as returned: {seq, ctx, id, body, read}. */
-#define LUA_ITEM \
-	"local function item(u,s) return {s,redis.call('HGET',u..':c',s),redis.call('HGET',u..':i',s)," \
+#define LUA_ITEM                                                                                             \
+	"local function item(u,s) return {s,redis.call('HGET',u..':c',s),redis.call('HGET',u..':i',s),"      \
 	"redis.call('HGET',u..':b',s),redis.call('SISMEMBER',u..':r',s)} end\n"
 
 /* ARGV: epoch, ubase, after, limit, npats, pats.

@@ -19,8 +19,9 @@
 #include "store_redis_lua.h"
 #include "util.h"
 
-static const char *const scripts[NSCRIPTS] = {lua_journal, lua_key_seen, lua_record, lua_is_pending,
-					      lua_since,   lua_inbox,    lua_unread, lua_mark, lua_purge};
+static const char *const scripts[NSCRIPTS] = {lua_journal,    lua_key_seen, lua_record,
+					      lua_is_pending, lua_since,    lua_inbox,
+					      lua_unread,     lua_mark,	    lua_purge};
 
 static void set_epoch(struct rstore *r)
 {
@@ -196,7 +197,8 @@ static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const 
 			break;
 		}
 		int epoch_err = rep->type == REDIS_REPLY_ERROR && is_script_error(rep->str, "EPOCH");
-		if (rep->type == REDIS_REPLY_ERROR && (!strncmp(rep->str, "NOSCRIPT", 8) || epoch_err) && attempt < 2) {
+		if (rep->type == REDIS_REPLY_ERROR && (!strncmp(rep->str, "NOSCRIPT", 8) || epoch_err) &&
+		    attempt < 2) {
 			/* a restarted (NOSCRIPT) or wiped (EPOCH) server: set up again */
 			if (epoch_err)
 				gw_stat_inc(GW_STAT_redis_epoch_changes);

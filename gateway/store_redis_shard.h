@@ -39,7 +39,7 @@ struct rstore {
 	int64_t timeout_ms, claim_after_ms;
 	char node_id[128];
 	int publish;
-	int contiguous;          /* record: seqs must follow the stored one (store.h gw_store_cluster) */
+	int contiguous; /* record: seqs must follow the stored one (store.h gw_store_cluster) */
 	size_t nshards;
 	struct shard *sh;
 	pthread_mutex_t epoch_lock;

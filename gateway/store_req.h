@@ -23,22 +23,22 @@ enum gw_store_op { GW_SOP_SINCE, GW_SOP_INBOX, GW_SOP_MARK, GW_SOP_MARK_ALL, GW_
 
 struct gw_store_req {
 	enum gw_store_op op;
-	uint64_t conn_id;     /* the asking connection (0: the sweep's purge) */
-	char *inst, *user;    /* owned */
-	char **pats;          /* the token's ctx patterns (since: the subscription's one), owned */
+	uint64_t conn_id; /* the asking connection (0: the sweep's purge) */
+	char *inst, *user; /* owned */
+	char **pats; /* the token's ctx patterns (since: the subscription's one), owned */
 	size_t npats;
-	char *ctx;            /* since: the subscription; inbox/mark_all: the filter or NULL; owned */
-	uint64_t after;       /* since: seq > after */
-	uint64_t before;      /* inbox: seq < before (0: newest) */
-	size_t limit;         /* since, inbox: page size */
-	char **ids;           /* mark: owned */
+	char *ctx; /* since: the subscription; inbox/mark_all: the filter or NULL; owned */
+	uint64_t after; /* since: seq > after */
+	uint64_t before; /* inbox: seq < before (0: newest) */
+	size_t limit; /* since, inbox: page size */
+	char **ids; /* mark: owned */
 	size_t nids;
-	int read;             /* mark: 1 read, 0 unread */
-	json_t *id;           /* inbox: the client's id, echoed (owned reference) */
-	uint64_t unread;      /* unread: the result */
-	uint64_t gen;         /* since: the asking subscription's resume generation (realtime.c) */
+	int read; /* mark: 1 read, 0 unread */
+	json_t *id; /* inbox: the client's id, echoed (owned reference) */
+	uint64_t unread; /* unread: the result */
+	uint64_t gen; /* since: the asking subscription's resume generation (realtime.c) */
 	/* results */
-	int rc;               /* GW_STORE_OK or a negative gw_store_rc */
+	int rc; /* GW_STORE_OK or a negative gw_store_rc */
 	struct gw_store_page page;
 	struct gw_store_marked marked;
 	struct gw_store_purged purged;

@@ -103,10 +103,10 @@ static void forget_batch(struct sstore *s)
 	s->last_batch = 0;
 }
 
-
 /* Runs fn(arg) in a write transaction shared with concurrent callers and
  * returns once it is committed (or failed). quiet: see wreq. */
-static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct wreq *), void *arg, int quiet)
+static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct wreq *), void *arg,
+		     int quiet)
 {
 	struct wreq req = {.fn = fn, .undo = undo, .arg = arg, .quiet = quiet};
 	pthread_mutex_lock(&s->qlock);
@@ -310,7 +310,8 @@ static int s_pending(struct gw_store *s, int (*cb)(void *ud, uint64_t id, const 
 			.installation = (const char *)sqlite3_column_text(st, 1),
 			.trace_id = (const char *)sqlite3_column_text(st, 2),
 			.received_ms = sqlite3_column_int64(st, 3),
-			.key = sqlite3_column_bytes(st, 4) == GW_STORE_KEY_LEN ? sqlite3_column_blob(st, 4) : NULL,
+			.key = sqlite3_column_bytes(st, 4) == GW_STORE_KEY_LEN ? sqlite3_column_blob(st, 4)
+									       : NULL,
 			.payload = sqlite3_column_blob(st, 5),
 			.payload_len = (size_t)sqlite3_column_bytes(st, 5),
 		};
@@ -419,7 +420,8 @@ static int do_record(struct sstore *s, struct wreq *r)
 			sqlite3_bind_text(st, 7, n->claims, (int)n->claims_len, SQLITE_STATIC);
 			if (batch) {
 				sqlite3_bind_int64(st, 8, batch);
-				sqlite3_bind_text(st, 9, tail, (int)(n->proof + n->proof_len - tail), SQLITE_STATIC);
+				sqlite3_bind_text(st, 9, tail, (int)(n->proof + n->proof_len - tail),
+						  SQLITE_STATIC);
 			} else {
 				sqlite3_bind_null(st, 8);
 				sqlite3_bind_text(st, 9, n->proof, (int)n->proof_len, SQLITE_STATIC);
@@ -569,7 +571,8 @@ static int reader_unread(struct sstore *s, sqlite3_int64 uid, struct vis *v, uin
 }
 
 static int s_inbox(struct gw_store *s, const char *inst, const char *user, const char *const *pats,
-		   size_t npats, const char *filter, uint64_t before, size_t limit, struct gw_store_page *page)
+		   size_t npats, const char *filter, uint64_t before, size_t limit,
+		   struct gw_store_page *page)
 {
 	struct sstore *ss = S(s);
 	struct vis v = {pats, npats, filter};
@@ -877,4 +880,3 @@ const struct gw_store_ops sq_ops = {
 	.close = sq_close,
 	.ping = s_ping,
 };
-

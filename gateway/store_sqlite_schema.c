@@ -68,9 +68,10 @@ static const char *const WSQL[W__COUNT] = {
 	[W_JOURNAL_ADD] = "INSERT INTO journal(installation, trace_id, received_ms, key, payload)"
 			  " VALUES(?1, ?2, ?3, ?4, ?5)",
 	[W_JOURNAL_DONE] = "DELETE FROM journal WHERE id = ?1",
-	[W_USER_UPSERT] = "INSERT INTO users(installation, user, max_seq) VALUES(?1, ?2, ?3)"
-			  " ON CONFLICT(installation, user) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
-			  " RETURNING uid",
+	[W_USER_UPSERT] =
+		"INSERT INTO users(installation, user, max_seq) VALUES(?1, ?2, ?3)"
+		" ON CONFLICT(installation, user) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
+		" RETURNING uid",
 	[W_NOTE_ADD] = "INSERT INTO notes(uid, seq, ctx, nid, created, exp, claims, batch, proof)"
 		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[W_BATCH_ADD] = "INSERT INTO batches(jws) VALUES(?1)",
@@ -85,7 +86,8 @@ static const char *const WSQL[W__COUNT] = {
 	[W_UNREAD] = "SELECT count(*) FROM notes WHERE uid = ?1 AND read = 0 AND gw_visible(ctx, ?2)",
 	[W_PURGE_AGE] = "DELETE FROM notes WHERE id IN (SELECT id FROM notes"
 			" WHERE created < ?1 AND exp < ?2 LIMIT ?3)",
-	[W_PURGE_USERS] = "SELECT uid, stored FROM users WHERE uid > ?1 AND stored > ?2 ORDER BY uid LIMIT ?3",
+	[W_PURGE_USERS] =
+		"SELECT uid, stored FROM users WHERE uid > ?1 AND stored > ?2 ORDER BY uid LIMIT ?3",
 	[W_PURGE_OLDEST] = "DELETE FROM notes WHERE id IN (SELECT id FROM notes WHERE uid = ?1"
 			   " ORDER BY seq LIMIT ?2)",
 	[W_PURGE_KEYS] = "DELETE FROM redelivery WHERE id IN (SELECT id FROM redelivery"
@@ -95,7 +97,8 @@ static const char *const WSQL[W__COUNT] = {
 /* A proof {"batch":"<JWS>",...} is stored as a batches row (one per signed
  * pass, shared by its notes) and the rest of the text; this puts it back
  * together byte for byte. Other proofs are stored whole (batch NULL). */
-#define PROOF_SQL " CASE WHEN n.batch IS NULL THEN n.proof ELSE '{\"batch\":\"' || b.jws || '\"' || n.proof END"
+#define PROOF_SQL                                                                                            \
+	" CASE WHEN n.batch IS NULL THEN n.proof ELSE '{\"batch\":\"' || b.jws || '\"' || n.proof END"
 
 /* Reader statements (reader mutex), by enum rst. */
 static const char *const RSQL[R__COUNT] = {
@@ -136,13 +139,15 @@ static int open_conn(const char *path, sqlite3 **db, char *msg, size_t msglen)
 		return fail(*db, src, path, "cannot open", msg, msglen);
 	sqlite3_extended_result_codes(*db, 0);
 	if (sqlite3_db_readonly(*db, "main") == 1) {
-		snprintf(msg, msglen, "store %s: opened read-only (the gateway needs write access to the file "
-				      "and its directory)", path);
+		snprintf(msg, msglen,
+			 "store %s: opened read-only (the gateway needs write access to the file "
+			 "and its directory)",
+			 path);
 		return GW_STORE_ERR_ACCESS;
 	}
 	sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS);
-	src = sqlite3_create_function_v2(*db, "gw_visible", 2, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL, sq_vis_func,
-					 NULL, NULL, NULL);
+	src = sqlite3_create_function_v2(*db, "gw_visible", 2, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL,
+					 sq_vis_func, NULL, NULL, NULL);
 	if (src != SQLITE_OK)
 		return fail(*db, src, path, "cannot register functions", msg, msglen);
 	return GW_STORE_OK;
@@ -173,18 +178,22 @@ static int migrate(struct sstore *s, char *msg, size_t msglen)
 	sqlite3_int64 version = 0, tables = 0;
 	int src = query_int(s->w, "PRAGMA user_version", &version);
 	if (src == SQLITE_OK)
-		src = query_int(s->w, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", &tables);
+		src = query_int(s->w, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+				&tables);
 	if (src != SQLITE_OK)
 		return fail(s->w, src, s->path, "cannot read the schema", msg, msglen);
 	if (version > SCHEMA_VERSION) {
-		snprintf(msg, msglen, "store %s: schema version %lld is newer than this gateway's (%d): run a "
-				      "newer notify-gateway or move the file away", s->path, (long long)version,
-			 SCHEMA_VERSION);
+		snprintf(msg, msglen,
+			 "store %s: schema version %lld is newer than this gateway's (%d): run a "
+			 "newer notify-gateway or move the file away",
+			 s->path, (long long)version, SCHEMA_VERSION);
 		return GW_STORE_ERR_VERSION;
 	}
 	if (version == 0 && tables > 0) {
-		snprintf(msg, msglen, "store %s: the file is an SQLite database but not a notify-gateway store "
-				      "(it has tables and no schema version): move it away", s->path);
+		snprintf(msg, msglen,
+			 "store %s: the file is an SQLite database but not a notify-gateway store "
+			 "(it has tables and no schema version): move it away",
+			 s->path);
 		return GW_STORE_ERR_CORRUPT;
 	}
 	if (version < SCHEMA_VERSION) {
@@ -199,7 +208,8 @@ static int migrate(struct sstore *s, char *msg, size_t msglen)
 			} else {
 				snprintf(sql, sizeof(sql),
 					 "INSERT INTO meta(name, value) VALUES('epoch', '%s'),"
-					 " ('created', strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', 'now'))", epoch);
+					 " ('created', strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', 'now'))",
+					 epoch);
 				rc = exec(s->w, sql, s->path, "cannot write the epoch", msg, msglen);
 			}
 		}
@@ -227,8 +237,10 @@ static int migrate(struct sstore *s, char *msg, size_t msglen)
 		memcpy(s->epoch, e, elen + 1);
 	sqlite3_finalize(st);
 	if (!ok) {
-		snprintf(msg, msglen, "store %s: the epoch is missing or malformed (table meta): the file is "
-				      "damaged; move it away", s->path);
+		snprintf(msg, msglen,
+			 "store %s: the epoch is missing or malformed (table meta): the file is "
+			 "damaged; move it away",
+			 s->path);
 		return GW_STORE_ERR_CORRUPT;
 	}
 	return GW_STORE_OK;
@@ -254,7 +266,8 @@ static int load_keys(struct sstore *s, char *msg, size_t msglen)
 		e->value = (void *)(intptr_t)sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
-	return src == SQLITE_DONE ? GW_STORE_OK : fail(s->r, src, s->path, "cannot read the redelivery keys", msg, msglen);
+	return src == SQLITE_DONE ? GW_STORE_OK
+				  : fail(s->r, src, s->path, "cannot read the redelivery keys", msg, msglen);
 }
 
 int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *opt, struct gw_store **out,
@@ -286,21 +299,27 @@ int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *o
 	int rc;
 
 	if (mkdir(state_dir, 0700) && errno != EEXIST) {
-		snprintf(msg, msglen, "store %s: cannot create the state directory: %s (the gateway needs write access "
-				      "to it)", s->path, strerror(errno));
+		snprintf(msg, msglen,
+			 "store %s: cannot create the state directory: %s (the gateway needs write access "
+			 "to it)",
+			 s->path, strerror(errno));
 		rc = errno == ENOSPC || errno == EIO ? GW_STORE_ERR_IO : GW_STORE_ERR_ACCESS;
 		goto fail;
 	}
 	s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->lock_fd < 0) {
-		snprintf(msg, msglen, "store %s: cannot open: %s (the gateway needs write access to the file and "
-				      "its directory)", s->path, strerror(errno));
+		snprintf(msg, msglen,
+			 "store %s: cannot open: %s (the gateway needs write access to the file and "
+			 "its directory)",
+			 s->path, strerror(errno));
 		rc = errno == ENOSPC || errno == EIO ? GW_STORE_ERR_IO : GW_STORE_ERR_ACCESS;
 		goto fail;
 	}
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
-		snprintf(msg, msglen, "store %s: in use by another notify-gateway process (one process per "
-				      "state directory)", s->path);
+		snprintf(msg, msglen,
+			 "store %s: in use by another notify-gateway process (one process per "
+			 "state directory)",
+			 s->path);
 		rc = GW_STORE_ERR_LOCKED;
 		goto fail;
 	}
@@ -316,8 +335,10 @@ int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *o
 		int wal = mode && !strcmp(mode, "wal");
 		sqlite3_finalize(st);
 		if (src == SQLITE_ROW && !wal) {
-			snprintf(msg, msglen, "store %s: cannot switch to WAL mode (the directory must be writable for "
-					      "notify.db-wal and notify.db-shm)", s->path);
+			snprintf(msg, msglen,
+				 "store %s: cannot switch to WAL mode (the directory must be writable for "
+				 "notify.db-wal and notify.db-shm)",
+				 s->path);
 			rc = GW_STORE_ERR_ACCESS;
 			goto fail;
 		}
@@ -335,12 +356,14 @@ int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *o
 	    (rc = migrate(s, msg, msglen)) || (rc = open_conn(s->path, &s->r, msg, msglen)))
 		goto fail;
 	for (int i = 0; i < W__COUNT; i++)
-		if ((src = sqlite3_prepare_v3(s->w, WSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->ws[i], NULL))) {
+		if ((src = sqlite3_prepare_v3(s->w, WSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->ws[i],
+					      NULL))) {
 			rc = fail(s->w, src, s->path, "cannot prepare statements", msg, msglen);
 			goto fail;
 		}
 	for (int i = 0; i < R__COUNT; i++)
-		if ((src = sqlite3_prepare_v3(s->r, RSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->rs[i], NULL))) {
+		if ((src = sqlite3_prepare_v3(s->r, RSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->rs[i],
+					      NULL))) {
 			rc = fail(s->r, src, s->path, "cannot prepare statements", msg, msglen);
 			goto fail;
 		}

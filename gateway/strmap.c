@@ -48,8 +48,7 @@ void gw_strmap_free(struct gw_strmap *m, void (*free_value)(void *))
 	m->nbuckets = m->count = 0;
 }
 
-static struct gw_strmap_entry **find_slot(const struct gw_strmap *m, const char *key, size_t len,
-					  uint64_t h)
+static struct gw_strmap_entry **find_slot(const struct gw_strmap *m, const char *key, size_t len, uint64_t h)
 {
 	struct gw_strmap_entry **pp = &m->buckets[h & (m->nbuckets - 1)];
 	while (*pp) {
@@ -88,8 +87,7 @@ static void grow(struct gw_strmap *m)
 	m->nbuckets = n;
 }
 
-struct gw_strmap_entry *gw_strmap_upsert(struct gw_strmap *m, const char *key, size_t len,
-					 int *created)
+struct gw_strmap_entry *gw_strmap_upsert(struct gw_strmap *m, const char *key, size_t len, int *created)
 {
 	uint64_t h = gw_hash_bytes(key, len);
 	struct gw_strmap_entry **pp = find_slot(m, key, len, h);

@@ -30,8 +30,7 @@ void gw_strmap_free(struct gw_strmap *m, void (*free_value)(void *));
 void *gw_strmap_get(const struct gw_strmap *m, const char *key, size_t len);
 /* Returns the entry for key, creating it with value NULL when absent.
  * NULL only when out of memory. *created says which happened. */
-struct gw_strmap_entry *gw_strmap_upsert(struct gw_strmap *m, const char *key, size_t len,
-					 int *created);
+struct gw_strmap_entry *gw_strmap_upsert(struct gw_strmap *m, const char *key, size_t len, int *created);
 /* Removes key; returns its value (or NULL). */
 void *gw_strmap_remove(struct gw_strmap *m, const char *key, size_t len);
 

@@ -28,7 +28,8 @@ static void answer_json(struct gw_app *app, uint64_t req_id, int status, json_t 
 	if (!it || !text) {
 		free(it);
 		free(text);
-		gw_log(GW_LOG_ERR, "subscription: out of memory answering request %llu", (unsigned long long)req_id);
+		gw_log(GW_LOG_ERR, "subscription: out of memory answering request %llu",
+		       (unsigned long long)req_id);
 		return;
 	}
 	it->kind = GW_OUT_ANSWER;
@@ -42,8 +43,8 @@ static void answer_json(struct gw_app *app, uint64_t req_id, int status, json_t 
 static void refuse(struct gw_app *app, struct gw_job *job, int status, const char *code, const char *message)
 {
 	gw_stat_inc(GW_STAT_subscription_refused);
-	gw_log(GW_LOG_NOTICE, "subscription refused trace=%s status=%d reason=%s: %s", job->trace_id, status, code,
-	       message);
+	gw_log(GW_LOG_NOTICE, "subscription refused trace=%s status=%d reason=%s: %s", job->trace_id, status,
+	       code, message);
 	answer_json(app, job->req_id, status, json_pack("{s:s, s:s}", "error", code, "message", message));
 }
 
@@ -168,13 +169,15 @@ void gw_subscription_mint(struct gw_app *app, struct gw_job *job)
 		refuse(app, job, 401, gw_token_code(te), detail);
 		goto done;
 	}
-	const char *inst = json_string_value(json_object_get(json_object_get(claims, "app"), "installationId"));
+	const char *inst =
+		json_string_value(json_object_get(json_object_get(claims, "app"), "installationId"));
 	if (!inst || !*inst) {
 		refuse(app, job, 401, "token_bad_claims", "the FIT has no app.installationId");
 		goto done;
 	}
 	json_t *principal = json_object_get(claims, "principal");
-	if (!json_is_string(principal) || !json_string_length(principal) || json_string_length(principal) > 128) {
+	if (!json_is_string(principal) || !json_string_length(principal) ||
+	    json_string_length(principal) > 128) {
 		refuse(app, job, 403, "principal_missing",
 		       "the FIT names no user (principal): only UI invocations (invokeRemote/requestRemote from "
 		       "the app's frontend) get subscription tokens");
@@ -207,9 +210,9 @@ void gw_subscription_mint(struct gw_app *app, struct gw_job *job)
 	for (int i = 0; i < 16; i++)
 		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
 	json_int_t exp = (json_int_t)now + app->cfg.subscriber_token_ttl;
-	tok = json_pack("{s:s, s:s, s:s, s:O, s:I, s:I, s:s}", "iss", app->cfg.signing_issuer, "installation", inst,
-			"sub", json_string_value(principal), "ctx", ctx, "iat", (json_int_t)now, "exp", exp, "jti",
-			jti);
+	tok = json_pack("{s:s, s:s, s:s, s:O, s:I, s:I, s:s}", "iss", app->cfg.signing_issuer, "installation",
+			inst, "sub", json_string_value(principal), "ctx", ctx, "iat", (json_int_t)now, "exp",
+			exp, "jti", jti);
 	if (tok && app->cfg.subscriber_audience)
 		json_object_set_new(tok, "aud", json_string(app->cfg.subscriber_audience));
 	text = tok ? json_dumps(tok, JSON_COMPACT) : NULL;
@@ -222,11 +225,12 @@ void gw_subscription_mint(struct gw_app *app, struct gw_job *job)
 	}
 	jws[n] = '\0';
 	gw_stat_inc(GW_STAT_subscription_tokens_issued);
-	gw_log(GW_LOG_INFO, "subscription token trace=%s installation=%s user=%s contexts=%zu ttl=%d", job->trace_id,
-	       inst, json_string_value(principal), json_array_size(ctx), app->cfg.subscriber_token_ttl);
+	gw_log(GW_LOG_INFO, "subscription token trace=%s installation=%s user=%s contexts=%zu ttl=%d",
+	       job->trace_id, inst, json_string_value(principal), json_array_size(ctx),
+	       app->cfg.subscriber_token_ttl);
 	answer_json(app, job->req_id, 200,
-		    json_pack("{s:s, s:I, s:s, s:O}", "token", jws, "exp", exp, "url", job->ws_url ? job->ws_url : "",
-			      "contexts", ctx));
+		    json_pack("{s:s, s:I, s:s, s:O}", "token", jws, "exp", exp, "url",
+			      job->ws_url ? job->ws_url : "", "contexts", ctx));
 done:
 	json_decref(claims);
 	json_decref(ctx);

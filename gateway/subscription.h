@@ -42,15 +42,15 @@ json_t *gw_subscription_contexts(const char *templates, json_t *claims, const ch
 struct lws;
 
 struct gw_sub_http {
-	int status;          /* answer now with this status (0: read the body) */
-	const char *code;    /* error code of that answer (NULL: no body, a preflight) */
+	int status; /* answer now with this status (0: read the body) */
+	const char *code; /* error code of that answer (NULL: no body, a preflight) */
 	const char *message;
-	const char *allow;   /* Allow header for 405 */
-	char *cors_origin;   /* Access-Control-Allow-Origin to send, owned by the caller after */
-	int preflight;       /* OPTIONS answered: CORS preflight headers */
-	char *token;         /* the FIT (Authorization: Bearer), owned by the caller after */
-	char *ws_url;        /* the websocket URL to answer, owned by the caller after */
-	long body_len;       /* Content-Length (0: none) */
+	const char *allow; /* Allow header for 405 */
+	char *cors_origin; /* Access-Control-Allow-Origin to send, owned by the caller after */
+	int preflight; /* OPTIONS answered: CORS preflight headers */
+	char *token; /* the FIT (Authorization: Bearer), owned by the caller after */
+	char *ws_url; /* the websocket URL to answer, owned by the caller after */
+	long body_len; /* Content-Length (0: none) */
 };
 
 /* Checks a request to forge.subscription_path: OPTIONS (CORS preflight for

@@ -73,7 +73,8 @@ void gw_subscription_begin(struct gw_app *app, struct lws *wsi, int method, stru
 	}
 	if (method == LWSHUMETH_OPTIONS) {
 		if (!out->cors_origin) {
-			fail(out, 403, "origin_not_allowed", "a CORS preflight needs an Origin from cors.allowed_origins");
+			fail(out, 403, "origin_not_allowed",
+			     "a CORS preflight needs an Origin from cors.allowed_origins");
 			return;
 		}
 		gw_stat_inc(GW_STAT_cors_preflights);

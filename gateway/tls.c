@@ -27,7 +27,8 @@ int gw_tls_check(const char *cert, const char *key, char *msg, size_t msglen)
 	if (!cert && !key)
 		return 0;
 	if (!cert || !key) {
-		snprintf(msg, msglen, "tls.cert and tls.key go together (only %s is set)", cert ? "tls.cert" : "tls.key");
+		snprintf(msg, msglen, "tls.cert and tls.key go together (only %s is set)",
+			 cert ? "tls.cert" : "tls.key");
 		return -1;
 	}
 	int rc = -1;
@@ -87,6 +88,7 @@ void gw_tls_reload(struct gw_app *app)
 		return;
 	}
 	lws_tls_cert_updated(app->lws, app->cfg.tls_cert, app->cfg.tls_key, NULL, 0, NULL, 0);
-	gw_log(GW_LOG_NOTICE, "tls: certificate reloaded from %s (new handshakes use it; open connections keep theirs)",
+	gw_log(GW_LOG_NOTICE,
+	       "tls: certificate reloaded from %s (new handshakes use it; open connections keep theirs)",
 	       app->cfg.tls_cert);
 }

@@ -16,7 +16,7 @@ struct note {
 	char *user;
 	uint64_t seq;
 	long connections; /* -1: not written yet (or nobody subscribed: 0) */
-	int stored;       /* recorded with the event's done mark */
+	int stored; /* recorded with the event's done mark */
 };
 
 struct gw_trace_entry {
@@ -81,7 +81,7 @@ static void collect_ids(const json_t *v, int depth, json_t *ids)
 	if (json_is_object(v)) {
 		const char *k;
 		json_t *x;
-		json_object_foreach((json_t *)v, k, x) {
+		json_object_foreach ((json_t *)v, k, x) {
 			if ((!strcmp(k, "accountId") || !strcmp(k, "atlassianId")) && json_is_string(x))
 				json_array_append(ids, x);
 			else
@@ -90,7 +90,7 @@ static void collect_ids(const json_t *v, int depth, json_t *ids)
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *x;
-		json_array_foreach(v, i, x)
+		json_array_foreach (v, i, x)
 			collect_ids(x, depth + 1, ids);
 	}
 }
@@ -111,15 +111,15 @@ static void add_user(struct gw_trace_entry *e, const char *u)
 
 /* The evaluation's explanation: the candidate rules (those whose events
  * name the event type) as `rules test` explains them. */
-static json_t *candidates(const struct rules_set *set, struct rules_scratch *scratch, const struct gw_trace_event *ev,
-			  size_t *others)
+static json_t *candidates(const struct rules_set *set, struct rules_scratch *scratch,
+			  const struct gw_trace_event *ev, size_t *others)
 {
 	json_t *out = json_array();
 	*others = 0;
 	json_t *ex = set ? rules_explain_for(set, ev->event_type, ev->event, ev->inv, scratch) : NULL;
 	size_t i;
 	json_t *r;
-	json_array_foreach(json_object_get(ex, "rules"), i, r) {
+	json_array_foreach (json_object_get(ex, "rules"), i, r) {
 		const char *stage = json_string_value(json_object_get(r, "stage"));
 		if (stage && !strcmp(stage, "events"))
 			(*others)++;
@@ -169,7 +169,8 @@ void gw_trace_record(struct gw_trace *t, const struct rules_set *set, struct rul
 	json_t *jnotes = json_array();
 	for (size_t i = 0; i < nnotes; i++) {
 		json_t *n = json_pack("{s:s, s:s, s:s}", "rule", notes[i].rule ? notes[i].rule : "", "user",
-				      notes[i].user ? notes[i].user : "", "context", notes[i].ctx ? notes[i].ctx : "");
+				      notes[i].user ? notes[i].user : "", "context",
+				      notes[i].ctx ? notes[i].ctx : "");
 		if (notes[i].seq)
 			json_object_set_new(n, "seq", json_integer((json_int_t)notes[i].seq));
 		json_array_append_new(jnotes, n);
@@ -189,7 +190,7 @@ void gw_trace_record(struct gw_trace *t, const struct rules_set *set, struct rul
 	collect_ids(ev->event, 0, ids);
 	size_t i;
 	json_t *x;
-	json_array_foreach(ids, i, x)
+	json_array_foreach (ids, i, x)
 		add_user(e, json_string_value(x));
 	json_decref(ids);
 
@@ -202,9 +203,9 @@ void gw_trace_record(struct gw_trace *t, const struct rules_set *set, struct rul
 	json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o, s:I, s:o, s:o}", "traceId", ev->trace_id,
 			      "acceptedAt", when, "intakeNo", (json_int_t)ev->intake_no, "eventType",
 			      ev->event_type ? ev->event_type : "", "installation",
-			      ev->installation ? ev->installation : "", "rulesVersion", set ? rules_set_version(set) : "",
-			      "rules", rules, "otherRules", (json_int_t)others, "recipients", recipients,
-			      "notifications", jnotes);
+			      ev->installation ? ev->installation : "", "rulesVersion",
+			      set ? rules_set_version(set) : "", "rules", rules, "otherRules",
+			      (json_int_t)others, "recipients", recipients, "notifications", jnotes);
 	e->text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	if (e->text && strlen(e->text) > GW_TRACE_ENTRY_MAX) {
 		/* keep the facts, leave the long explanation out */
@@ -257,7 +258,8 @@ void gw_trace_stored(struct gw_trace *t, uint64_t intake_no, const struct gw_sto
 	pthread_mutex_unlock(&t->lock);
 }
 
-void gw_trace_delivered(struct gw_trace *t, uint64_t intake_no, const char *user, uint64_t seq, size_t connections)
+void gw_trace_delivered(struct gw_trace *t, uint64_t intake_no, const char *user, uint64_t seq,
+			size_t connections)
 {
 	if (!t->ring)
 		return;
@@ -282,9 +284,10 @@ static json_t *entry_json(const struct gw_trace_entry *e)
 	for (size_t i = 0; i < e->nnotes && i < json_array_size(notes); i++) {
 		json_t *n = json_array_get(notes, i);
 		json_object_set_new(n, "stored", json_boolean(e->notes[i].stored));
-		json_object_set_new(n, "connections", e->notes[i].connections < 0
-								 ? json_null()
-								 : json_integer((json_int_t)e->notes[i].connections));
+		json_object_set_new(n, "connections",
+				    e->notes[i].connections < 0
+					    ? json_null()
+					    : json_integer((json_int_t)e->notes[i].connections));
 	}
 	return j;
 }

@@ -34,7 +34,7 @@
 #include "strmap.h"
 
 #define GW_TRACE_ENTRY_MAX (64 * 1024) /* bytes of one entry's explanation */
-#define GW_TRACE_USER_LIMIT_MAX 100     /* ?limit= is clamped to this */
+#define GW_TRACE_USER_LIMIT_MAX 100 /* ?limit= is clamped to this */
 
 struct gw_trace_entry;
 struct gw_store_note;
@@ -78,7 +78,8 @@ void gw_trace_stored(struct gw_trace *t, uint64_t intake_no, const struct gw_sto
 
 /* Service thread: the notification (user, seq) of event intake_no was
  * written to `connections` connections. */
-void gw_trace_delivered(struct gw_trace *t, uint64_t intake_no, const char *user, uint64_t seq, size_t connections);
+void gw_trace_delivered(struct gw_trace *t, uint64_t intake_no, const char *user, uint64_t seq,
+			size_t connections);
 
 /* The entries with this trace id, newest first: {"traceId", "events": [...]}
  * as JSON text (malloc'd), or NULL when none (or out of memory: *oom set). */

@@ -27,9 +27,9 @@ static void do_auth(struct gw_app *app, struct gw_job *job)
 	/* Tokens minted by /forge/subscription (typ GW_SUBTOKEN_TYP) verify with our own key. */
 	const struct gw_subkey *key =
 		gw_subtoken_is_own(job->token, strlen(job->token)) ? app->own_subkey : app->subkey;
-	enum gw_token_err te = gw_subtoken_verify(key, job->token, strlen(job->token),
-						  app->cfg.subscriber_audience, 0, time(NULL), &claims,
-						  detail, sizeof(detail));
+	enum gw_token_err te =
+		gw_subtoken_verify(key, job->token, strlen(job->token), app->cfg.subscriber_audience, 0,
+				   time(NULL), &claims, detail, sizeof(detail));
 	struct gw_outbox_item *it = calloc(1, sizeof(*it));
 	if (!it) {
 		json_decref(claims);
@@ -65,7 +65,8 @@ static void rule_log(void *ud, const char *rule_key, const char *message)
 
 /* The admin trace (trace.h): the decision, the notifications and their seqs. */
 static void trace_event(struct gw_app *app, const struct rules_set *set, struct rules_scratch *scratch,
-			const struct gw_job *job, json_t *notes, size_t nnotes, const struct gw_delivery *items)
+			const struct gw_job *job, json_t *notes, size_t nnotes,
+			const struct gw_delivery *items)
 {
 	size_t total = 0;
 	for (size_t i = 0; i < nnotes; i++)
@@ -87,8 +88,13 @@ static void trace_event(struct gw_app *app, const struct rules_set *set, struct 
 	clock_gettime(CLOCK_REALTIME, &now);
 	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	const struct rules_invocation inv = {job->fit};
-	struct gw_trace_event ev = {job->trace_id, job->event_type, job->installation, job->intake_no,
-				    now_ms - (gw_monotonic_ns() - job->received_ns) / 1000000, job->event, &inv};
+	struct gw_trace_event ev = {job->trace_id,
+				    job->event_type,
+				    job->installation,
+				    job->intake_no,
+				    now_ms - (gw_monotonic_ns() - job->received_ns) / 1000000,
+				    job->event,
+				    &inv};
 	gw_trace_record(&app->trace, set, scratch, &ev, tn, k);
 	if (tn != &one)
 		free(tn);
@@ -126,7 +132,8 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 		json_object_set_new(job->event, "eventType", json_string(per_user_type));
 		for (size_t i = 0; notes && i < json_array_size(active); i++) {
 			json_object_set(job->event, "user", json_array_get(active, i));
-			json_t *part = rules_evaluate_for(set, per_user_type, job->event, &inv, scratch, rule_log, &lc);
+			json_t *part = rules_evaluate_for(set, per_user_type, job->event, &inv, scratch,
+							  rule_log, &lc);
 			json_array_extend(notes, part);
 			json_decref(part);
 		}
@@ -154,8 +161,8 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 		/* Keep the ticket moving and the release order intact even now:
 		 * the batch goes out empty. */
 		gw_stat_inc(GW_STAT_events_batch_emptied_oom);
-		gw_log(GW_LOG_ERR, "workers: out of memory; %zu notifications of event trace=%s dropped", total,
-		       job->trace_id);
+		gw_log(GW_LOG_ERR, "workers: out of memory; %zu notifications of event trace=%s dropped",
+		       total, job->trace_id);
 		total = 0;
 	}
 
@@ -243,7 +250,8 @@ static void *worker_main(void *arg)
 	size_t share = app->nworkers > 0 ? (size_t)app->nworkers : 1;
 	while ((job = gw_workq_pop_some(&app->workq, batch_events, share))) {
 		if (job->kind == GW_JOB_EVENT) {
-			do_events(app, job, scratch); /* the jobs go on with their batches (gw_batch_deliver) */
+			do_events(app, job,
+				  scratch); /* the jobs go on with their batches (gw_batch_deliver) */
 			continue;
 		}
 		switch (job->kind) {
@@ -253,17 +261,10 @@ static void *worker_main(void *arg)
 			else
 				gw_intake_run(app, job);
 			break;
-		case GW_JOB_AUTH:
-			do_auth(app, job);
-			break;
-		case GW_JOB_STORE:
-			gw_store_job_run(app, job);
-			break;
-		case GW_JOB_SUBSCRIPTION:
-			gw_subscription_mint(app, job);
-			break;
-		case GW_JOB_EVENT:
-			break;
+		case GW_JOB_AUTH: do_auth(app, job); break;
+		case GW_JOB_STORE: gw_store_job_run(app, job); break;
+		case GW_JOB_SUBSCRIPTION: gw_subscription_mint(app, job); break;
+		case GW_JOB_EVENT: break;
 		}
 		gw_job_free(job);
 	}

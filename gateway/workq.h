@@ -41,27 +41,27 @@ enum gw_job_kind { GW_JOB_INTAKE, GW_JOB_AUTH, GW_JOB_EVENT, GW_JOB_SUBSCRIPTION
 struct gw_job {
 	struct gw_job *next;
 	enum gw_job_kind kind;
-	uint64_t req_id;       /* INTAKE: the HTTP request; AUTH: the connection */
-	char *body;            /* INTAKE: request body (NUL-terminated), owned */
+	uint64_t req_id; /* INTAKE: the HTTP request; AUTH: the connection */
+	char *body; /* INTAKE: request body (NUL-terminated), owned */
 	size_t body_len;
-	char *token;           /* INTAKE, AUTH: the token, owned */
-	uint64_t intake_no;    /* EVENT: set by gw_workq_push_event */
-	json_t *event;         /* EVENT: the event payload, owned reference */
-	json_t *fit;           /* EVENT, INTAKE: verified FIT claims, owned reference */
-	int64_t received_ns;   /* CLOCK_MONOTONIC when the request completed */
-	char trace_id[64];     /* x-b3-traceid, or a generated id */
-	char *installation;    /* EVENT: app.installationId of the FIT, owned */
-	char *event_type;      /* EVENT: the effective event type, owned */
-	int scheduled;         /* INTAKE/EVENT: a scheduled trigger */
-	char interval[16];     /* scheduled: fiveMinute|hour|day|week or "" */
-	char *system_token;    /* INTAKE: x-forge-oauth-system, owned, never logged */
-	uint64_t journal_id;   /* EVENT: its row in the store's journal (store.h) */
-	int leave_pending;     /* EVENT, cluster mode: a recipient's seq could not be read: not recorded, claimed again later */
+	char *token; /* INTAKE, AUTH: the token, owned */
+	uint64_t intake_no; /* EVENT: set by gw_workq_push_event */
+	json_t *event; /* EVENT: the event payload, owned reference */
+	json_t *fit; /* EVENT, INTAKE: verified FIT claims, owned reference */
+	int64_t received_ns; /* CLOCK_MONOTONIC when the request completed */
+	char trace_id[64]; /* x-b3-traceid, or a generated id */
+	char *installation; /* EVENT: app.installationId of the FIT, owned */
+	char *event_type; /* EVENT: the effective event type, owned */
+	int scheduled; /* INTAKE/EVENT: a scheduled trigger */
+	char interval[16]; /* scheduled: fiveMinute|hour|day|week or "" */
+	char *system_token; /* INTAKE: x-forge-oauth-system, owned, never logged */
+	uint64_t journal_id; /* EVENT: its row in the store's journal (store.h) */
+	int leave_pending; /* EVENT, cluster mode: a recipient's seq could not be read: not recorded, claimed again later */
 	unsigned char key[32]; /* EVENT before it is journaled: the redelivery key (when keyed) */
 	int keyed;
 	struct gw_store_req *store_req; /* STORE: the request, owned (store_req.h) */
-	int fit_only;          /* INTAKE: check the FIT only, before the body (fitcheck.h) */
-	char *ws_url;          /* SUBSCRIPTION: the websocket URL to answer, owned */
+	int fit_only; /* INTAKE: check the FIT only, before the body (fitcheck.h) */
+	char *ws_url; /* SUBSCRIPTION: the websocket URL to answer, owned */
 };
 
 struct gw_job *gw_job_new(enum gw_job_kind kind);
@@ -77,10 +77,10 @@ struct gw_workq {
 	size_t event_count, event_cap;
 	size_t auth_count, auth_cap;
 	size_t verify_streak; /* verifications served in a row while events waited */
-	int last_auth;        /* the last verification served was a login */
+	int last_auth; /* the last verification served was a login */
 	uint64_t next_intake_no;
 	int closed;
-	int refusing;         /* verify pushes refused; workers stay (gw_workq_refuse) */
+	int refusing; /* verify pushes refused; workers stay (gw_workq_refuse) */
 	/* gw_workq_set_handback */
 	void (*hold)(void *ud);
 	void (*flush)(void *ud);

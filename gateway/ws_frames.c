@@ -7,8 +7,8 @@
 
 #include "ws_frames.h"
 
-enum gw_ws_rx_result gw_ws_rx_feed(struct gw_ws_rx *rx, const void *in, size_t len, int binary,
-				   int last, size_t max, const char **data, size_t *dlen)
+enum gw_ws_rx_result gw_ws_rx_feed(struct gw_ws_rx *rx, const void *in, size_t len, int binary, int last,
+				   size_t max, const char **data, size_t *dlen)
 {
 	if (binary)
 		return GW_WS_RX_BINARY;
@@ -61,8 +61,8 @@ void gw_ws_frame_parse(const char *data, size_t len, int connected, struct gw_ws
 	if (!frame || !json_is_object(frame) || !op_name) {
 		op_error(op, "bad_frame", !connected, 0, "a frame must be an object with a string \"op\"");
 		if (!frame)
-			snprintf(op->message, sizeof(op->message), "invalid JSON at column %d: %s", jerr.column,
-				 jerr.text);
+			snprintf(op->message, sizeof(op->message), "invalid JSON at column %d: %s",
+				 jerr.column, jerr.text);
 		return;
 	}
 	if (!strcmp(op_name, "connect")) {
@@ -74,7 +74,8 @@ void gw_ws_frame_parse(const char *data, size_t len, int connected, struct gw_ws
 		op->kind = GW_WS_OP_CONNECT;
 		op->token = json_string_value(tok);
 	} else if (!connected) {
-		op_error(op, "not_connected", 1, 1, "the first frame must be {\"op\":\"connect\",\"token\":...}");
+		op_error(op, "not_connected", 1, 1,
+			 "the first frame must be {\"op\":\"connect\",\"token\":...}");
 	} else if (!strcmp(op_name, "subscribe") || !strcmp(op_name, "unsubscribe")) {
 		json_t *jctx = json_object_get(frame, "ctx");
 		if (!json_is_string(jctx) || !json_string_length(jctx)) {
@@ -86,7 +87,8 @@ void gw_ws_frame_parse(const char *data, size_t len, int connected, struct gw_ws
 	} else if (!strcmp(op_name, "ping")) {
 		json_t *id = json_object_get(frame, "id");
 		if (id && json_dumpb(id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > GW_WS_MAX_PING_ID_BYTES) {
-			op_error(op, "id_too_large", 0, 0, "a ping's \"id\" must be at most 128 bytes of JSON");
+			op_error(op, "id_too_large", 0, 0,
+				 "a ping's \"id\" must be at most 128 bytes of JSON");
 			return;
 		}
 		op->kind = GW_WS_OP_PING;

@@ -32,9 +32,9 @@ enum rules_severity { RULES_SEV_ERROR, RULES_SEV_WARNING };
 
 struct rules_diag {
 	enum rules_severity severity;
-	char *file;        /* the file name as given to the loader */
-	int line, col;     /* 1-based; 0 when unknown */
-	char *message;     /* one line, no trailing newline */
+	char *file; /* the file name as given to the loader */
+	int line, col; /* 1-based; 0 when unknown */
+	char *message; /* one line, no trailing newline */
 	char *source_line; /* the offending source line without newline, or NULL */
 };
 
@@ -74,8 +74,7 @@ struct rules_set *rules_load_file(const char *path, struct rules_diags *diags);
  * unique across the whole set; rules keep the order of the files. A path
  * that is neither a readable file nor a directory with rule files is an
  * error. rules_load_file(p) is rules_load_paths(&p, 1). */
-struct rules_set *rules_load_paths(const char *const *paths, size_t n,
-				   struct rules_diags *diags);
+struct rules_set *rules_load_paths(const char *const *paths, size_t n, struct rules_diags *diags);
 
 /* Same from memory; name is used in diagnostics. */
 struct rules_set *rules_load_string(const char *name, const char *yaml, size_t len,
@@ -123,7 +122,7 @@ void rules_scratch_set_max_bytes(struct rules_scratch *s, size_t max_bytes);
 /* How the last evaluation on a scratch ended. */
 enum rules_eval_status {
 	RULES_EVAL_OK,
-	RULES_EVAL_ERROR,      /* a type error, a missing property, ... */
+	RULES_EVAL_ERROR, /* a type error, a missing property, ... */
 	RULES_EVAL_STEP_LIMIT, /* more than max_steps steps */
 	RULES_EVAL_BYTE_LIMIT, /* more than max_bytes bytes built */
 };
@@ -159,8 +158,8 @@ typedef void (*rules_log_fn)(void *ud, const char *rule_key, const char *message
  * flattened); with notify.excludeActor the event's atlassianId is removed
  * from it. "ttl" / "excludeActor" are present only when the rule sets them.
  * The order of objects is the order of the rules in the files. */
-json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
-		       struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
+json_t *rules_evaluate(const struct rules_set *set, const json_t *event, struct rules_scratch *scratch,
+		       rules_log_fn log, void *log_ud);
 
 /* What Forge said about the invocation that delivered the event, beyond the
  * event itself. */
@@ -172,25 +171,23 @@ struct rules_invocation {
 /* rules_evaluate_as with the invocation: filter.appIsLicensed: true skips a
  * rule unless inv->fit has app.license.active == true (an absent license is
  * no license, as for Forge's free apps). inv NULL: no license. */
-json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type,
-			   const json_t *event, const struct rules_invocation *inv,
-			   struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
+json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type, const json_t *event,
+			   const struct rules_invocation *inv, struct rules_scratch *scratch,
+			   rules_log_fn log, void *log_ud);
 
 /* Same as rules_evaluate with the event type given by the caller instead of
  * read from event.eventType (Forge lifecycle payloads such as
  * avi:forge:installed:app carry no eventType field). */
-json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
-			  const json_t *event, struct rules_scratch *scratch, rules_log_fn log,
-			  void *log_ud);
+json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type, const json_t *event,
+			  struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
 
 /* Scheduled rules (`schedule: fiveMinute|hour|day|week`). They are indexed
  * under the event type "scheduled:<interval>", the event the gateway builds
  * for POST /forge/scheduled/<interval> (docs/protocol.md), so this is
  * rules_evaluate_as(set, "scheduled:" interval, ...). An unknown interval
  * yields an empty array. */
-json_t *rules_evaluate_schedule(const struct rules_set *set, const char *interval,
-				const json_t *event, struct rules_scratch *scratch,
-				rules_log_fn log, void *log_ud);
+json_t *rules_evaluate_schedule(const struct rules_set *set, const char *interval, const json_t *event,
+				struct rules_scratch *scratch, rules_log_fn log, void *log_ud);
 
 /* Tooling (`notify-gateway rules test`): evaluates the event against every
  * rule of the set and says what happened to each. event_type NULL reads
@@ -207,9 +204,8 @@ json_t *rules_explain(const struct rules_set *set, const char *event_type, const
 		      struct rules_scratch *scratch);
 /* rules_explain with the invocation (stage "appIsLicensed" when that skipped
  * a rule). */
-json_t *rules_explain_for(const struct rules_set *set, const char *event_type,
-			  const json_t *event, const struct rules_invocation *inv,
-			  struct rules_scratch *scratch);
+json_t *rules_explain_for(const struct rules_set *set, const char *event_type, const json_t *event,
+			  const struct rules_invocation *inv, struct rules_scratch *scratch);
 
 /* ---- single expressions (for tests, tools and the rule loader) --------- */
 
@@ -218,15 +214,15 @@ struct rules_expr;
 /* Compiles one expression. On error returns NULL and records diagnostics
  * positioned relative to the expression text, with `name` as the file name,
  * line and col counting from line_base/col_base (1,1 for a bare string). */
-struct rules_expr *rules_expr_compile(const char *name, const char *src, size_t len,
-				      int line_base, int col_base, struct rules_diags *diags);
+struct rules_expr *rules_expr_compile(const char *name, const char *src, size_t len, int line_base,
+				      int col_base, struct rules_diags *diags);
 void rules_expr_free(struct rules_expr *e);
 
 /* Evaluates against `event` (bound to the name `event`). On success returns 0
  * and stores a new reference in *result. On an evaluation error returns -1
  * and stores a malloc'd message in *error (caller frees). */
-int rules_expr_eval(const struct rules_expr *e, const json_t *event,
-		    struct rules_scratch *scratch, json_t **result, char **error);
+int rules_expr_eval(const struct rules_expr *e, const json_t *event, struct rules_scratch *scratch,
+		    json_t **result, char **error);
 
 /* Limits that every evaluation honours (Forge's numbers). */
 #define RULES_MAX_EXPR_CHARS 10000

@@ -66,8 +66,7 @@ bool arena__extend(struct rules_arena *a, void *p, size_t n, size_t m)
 	size_t new_need = (m + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 
 	if (!b || m < n || new_need < m || (unsigned char *)p < b->data ||
-	    (unsigned char *)p + old_need != b->data + b->used ||
-	    new_need - old_need > b->cap - b->used)
+	    (unsigned char *)p + old_need != b->data + b->used || new_need - old_need > b->cap - b->used)
 		return false;
 	b->used += new_need - old_need;
 	return true;

@@ -24,7 +24,7 @@ static int want_string_arg(struct rules_ctx *c, const struct rules_node *n, cons
 {
 	if (arg->kind != RULES_V_STR)
 		return value__fail(c, n, "%s() expects a String argument, got %s", n->u.m.name,
-			    eval__type_name(arg));
+				   eval__type_name(arg));
 	return EV_OK;
 }
 
@@ -53,8 +53,8 @@ static int bi_includes(struct rules_ctx *c, const struct rules_node *n, const st
 	} else if (recv->kind == RULES_V_STR) {
 		if (want_string_arg(c, n, &args[0]) < 0)
 			return EV_ERR;
-		found = memmem(recv->u.str.s, recv->u.str.len, args[0].u.str.s, args[0].u.str.len) !=
-			NULL || args[0].u.str.len == 0;
+		found = memmem(recv->u.str.s, recv->u.str.len, args[0].u.str.s, args[0].u.str.len) != NULL ||
+			args[0].u.str.len == 0;
 	} else {
 		return value__fail(c, n, "includes() is not a method of %s", eval__type_name(recv));
 	}
@@ -250,8 +250,8 @@ static int slice_bounds(struct rules_ctx *c, const struct rules_node *n, const s
 	for (size_t i = 0; i < n->u.m.nargs && i < 2; i++) {
 		if (args[i].kind != RULES_V_NUM || args[i].u.num != floor(args[i].u.num))
 			return value__fail(c, n, "slice() expects whole Numbers, got %s",
-				    args[i].kind == RULES_V_NUM ? "a fraction"
-								: eval__type_name(&args[i]));
+					   args[i].kind == RULES_V_NUM ? "a fraction"
+								       : eval__type_name(&args[i]));
 		b[i] = args[i].u.num < 0 ? (double)len + args[i].u.num : args[i].u.num;
 		b[i] = b[i] < 0 ? 0 : b[i] > (double)len ? (double)len : b[i];
 	}
@@ -377,10 +377,10 @@ static int bi_index_of(struct rules_ctx *c, const struct rules_node *n, const st
 	if (recv->kind == RULES_V_STR) {
 		if (want_string_arg(c, n, &args[0]) < 0)
 			return EV_ERR;
-		const char *p = memmem(recv->u.str.s, recv->u.str.len, args[0].u.str.s,
-				       args[0].u.str.len);
-		value__set_num(out, p ? (double)value__utf16_length(recv->u.str.s, (size_t)(p - recv->u.str.s))
-			       : -1);
+		const char *p = memmem(recv->u.str.s, recv->u.str.len, args[0].u.str.s, args[0].u.str.len);
+		value__set_num(out,
+			       p ? (double)value__utf16_length(recv->u.str.s, (size_t)(p - recv->u.str.s))
+				 : -1);
 		return EV_OK;
 	}
 	if (want_list_recv(c, n, recv) < 0)
@@ -400,7 +400,8 @@ static int bi_index_of(struct rules_ctx *c, const struct rules_node *n, const st
 	return EV_OK;
 }
 
-const struct rules_builtin rules__builtins[] = { /* ORDER RULES_BI: docs/rules.md §4.4 lists them */
+const struct rules_builtin rules__builtins[] = {
+	/* ORDER RULES_BI: docs/rules.md §4.4 lists them */
 	{"includes", 1, 1, LOOP_NONE, bi_includes},
 	{"startsWith", 1, 1, LOOP_NONE, bi_starts_with},
 	{"endsWith", 1, 1, LOOP_NONE, bi_ends_with},
@@ -477,7 +478,7 @@ static int changelog_test(struct rules_ctx *c, const struct rules_node *n, const
 	for (size_t k = 0; k < n->u.m.nargs; k++)
 		if (want_string_arg(c, n, &args[k]) < 0)
 			return EV_ERR;
-	json_array_foreach(items, i, it) {
+	json_array_foreach (items, i, it) {
 		if (value__step(c, n) < 0)
 			return EV_ERR;
 		if (!json_str_eq(json_object_get(it, "field"), &args[0]) &&
@@ -507,9 +508,8 @@ static int fn_changed_to(struct rules_ctx *c, const struct rules_node *n, const 
 	return changelog_test(c, n, args, "toString", "to", out);
 }
 
-static int fn_changed_from(struct rules_ctx *c, const struct rules_node *n,
-			   const struct rules_value *recv, const struct rules_value *args,
-			   struct rules_value *out)
+static int fn_changed_from(struct rules_ctx *c, const struct rules_node *n, const struct rules_value *recv,
+			   const struct rules_value *args, struct rules_value *out)
 {
 	(void)recv;
 	return changelog_test(c, n, args, "fromString", "from", out);
@@ -538,7 +538,7 @@ static int adf_mentions(struct rules_ctx *c, const struct rules_node *n, const j
 	if (json_is_array(node)) {
 		size_t i;
 		const json_t *x;
-		json_array_foreach(node, i, x)
+		json_array_foreach (node, i, x)
 			if (adf_mentions(c, n, x, items, k, depth + 1) < 0)
 				return EV_ERR;
 		return EV_OK;
@@ -547,8 +547,7 @@ static int adf_mentions(struct rules_ctx *c, const struct rules_node *n, const j
 		return EV_OK;
 	const json_t *type = json_object_get(node, "type");
 	const json_t *id = json_object_get(json_object_get(node, "attrs"), "id");
-	if (json_is_string(type) && !strcmp(json_string_value(type), "mention") &&
-	    json_is_string(id)) {
+	if (json_is_string(type) && !strcmp(json_string_value(type), "mention") && json_is_string(id)) {
 		if (items)
 			eval__from_json(id, &items[*k]);
 		++*k;
@@ -596,7 +595,7 @@ static int fn_mentions(struct rules_ctx *c, const struct rules_node *n, const st
 	}
 	if (v->kind != RULES_V_MAP && v->kind != RULES_V_ARR)
 		return value__fail(c, n, "mentions() expects a String or an ADF document, got %s",
-			    eval__type_name(v));
+				   eval__type_name(v));
 	if (adf_mentions(c, n, v->json, NULL, &count, 0) < 0)
 		return EV_ERR;
 	if (!(items = value__alloc_items(c, count)))
@@ -608,13 +607,11 @@ static int fn_mentions(struct rules_ctx *c, const struct rules_node *n, const st
 	return EV_OK;
 }
 
-const struct rules_builtin rules__funcs[] = { /* ORDER RULES_FN: docs/rules.md §4.5 lists them */
-	{"changed", 1, 1, LOOP_NONE, fn_changed},
-	{"changedTo", 2, 2, LOOP_NONE, fn_changed_to},
-	{"changedFrom", 2, 2, LOOP_NONE, fn_changed_from},
-	{"now", 0, 0, LOOP_NONE, fn_now},
-	{"mentions", 1, 1, LOOP_NONE, fn_mentions},
-	{NULL, 0, 0, LOOP_NONE, NULL},
+const struct rules_builtin rules__funcs[] = {
+	/* ORDER RULES_FN: docs/rules.md §4.5 lists them */
+	{"changed", 1, 1, LOOP_NONE, fn_changed},	   {"changedTo", 2, 2, LOOP_NONE, fn_changed_to},
+	{"changedFrom", 2, 2, LOOP_NONE, fn_changed_from}, {"now", 0, 0, LOOP_NONE, fn_now},
+	{"mentions", 1, 1, LOOP_NONE, fn_mentions},	   {NULL, 0, 0, LOOP_NONE, NULL},
 };
 
 #define N_FUNCS (sizeof(rules__funcs) / sizeof(rules__funcs[0]) - 1)

@@ -75,8 +75,8 @@ static void check_regex(struct checker *p, struct rules_node *n)
 		check_error(p, pat->start, "%s", msg);
 		goto done;
 	}
-	n->u.match.re = regex__compile(p->arena, pat->u.str.s, pat->u.str.len, &err_off, pcre_msg,
-				       sizeof(pcre_msg));
+	n->u.match.re =
+		regex__compile(p->arena, pat->u.str.s, pat->u.str.len, &err_off, pcre_msg, sizeof(pcre_msg));
 	if (!n->u.match.re) {
 		/* map the offset in the pattern back to the expression source */
 		size_t at = err_off < (size_t)len ? pat->start + offsets[err_off] : pat->end - 1;
@@ -89,8 +89,8 @@ done:
 
 /* Closest name to `word` among names[] (NULL-terminated) and extra[0..n),
  * within an edit distance that suits its length; NULL if none. */
-static const char *suggest(const char *word, const char *(*names)(size_t),
-			   const char *const *extra, int n_extra)
+static const char *suggest(const char *word, const char *(*names)(size_t), const char *const *extra,
+			   int n_extra)
 {
 	size_t wl = strlen(word);
 	int limit = wl >= 6 ? 2 : wl >= 3 ? 1 : 0, best_d = limit + 1;
@@ -116,9 +116,9 @@ static const char *suggest(const char *word, const char *(*names)(size_t),
 
 static bool reserved_name(const char *name)
 {
-	static const char *const words[] = {"event", "true", "false", "null", "let", "in",
-					    "matches", "if", "else", "try", "catch", "throw",
-					    "return", "typeof", NULL};
+	static const char *const words[] = {"event", "true",	"false",  "null",   "let",
+					    "in",    "matches", "if",	  "else",   "try",
+					    "catch", "throw",	"return", "typeof", NULL};
 	for (const char *const *w = words; *w; w++)
 		if (!strcmp(*w, name))
 			return true;
@@ -128,8 +128,7 @@ static bool reserved_name(const char *name)
 static int check_node(struct checker *p, struct rules_node *n, int height);
 
 /* Checks `body` with `name` bound to a new slot (stored in n->u.bind.slot). */
-static int check_scoped(struct checker *p, struct rules_node *n, struct rules_node *body,
-			int height)
+static int check_scoped(struct checker *p, struct rules_node *n, struct rules_node *body, int height)
 {
 	if (reserved_name(n->u.bind.name)) {
 		check_error(p, n->start, "'%s' cannot be used as a variable name", n->u.bind.name);
@@ -146,19 +145,18 @@ static int check_scoped(struct checker *p, struct rules_node *n, struct rules_no
 	return rc;
 }
 
-static void check_arity(struct checker *p, struct rules_node *n, const char *what, int min,
-			int max)
+static void check_arity(struct checker *p, struct rules_node *n, const char *what, int min, int max)
 {
 	size_t got = n->u.m.nargs;
 
 	if (got >= (size_t)min && got <= (size_t)max)
 		return;
 	if (min == max)
-		check_error(p, n->start, "%s '%s' takes %d argument%s, got %zu", what, n->u.m.name,
-			    min, min == 1 ? "" : "s", got);
+		check_error(p, n->start, "%s '%s' takes %d argument%s, got %zu", what, n->u.m.name, min,
+			    min == 1 ? "" : "s", got);
 	else
-		check_error(p, n->start, "%s '%s' takes %d to %d arguments, got %zu", what,
-			    n->u.m.name, min, max, got);
+		check_error(p, n->start, "%s '%s' takes %d to %d arguments, got %zu", what, n->u.m.name, min,
+			    max, got);
 }
 
 static int check_call(struct checker *p, struct rules_node *n, int height)
@@ -211,8 +209,7 @@ static int check_call(struct checker *p, struct rules_node *n, int height)
 		struct rules_node *fn = n->u.m.args[0];
 		first = 1;
 		if (fn->kind != RULES_N_ARROW)
-			check_error(p, fn->start,
-				    "%s() expects an arrow function such as 'x => x.name'",
+			check_error(p, fn->start, "%s() expects an arrow function such as 'x => x.name'",
 				    n->u.m.name);
 		else if (check_scoped(p, fn, fn->u.bind.body, height + 1) < 0)
 			return -1;
@@ -236,8 +233,7 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 	case RULES_N_BOOL:
 	case RULES_N_NUM:
 	case RULES_N_STR:
-	case RULES_N_VAR:
-		return 0;
+	case RULES_N_VAR: return 0;
 	case RULES_N_LIST:
 		for (size_t i = 0; i < n->u.list.n; i++)
 			if (check_node(p, n->u.list.items[i], height + 1) < 0)
@@ -269,13 +265,11 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 		if (!hint && diag__edit_distance(name, "event") <= 2)
 			hint = "event";
 		if (hint)
-			check_error(p, n->start, "unknown identifier '%s'; did you mean '%s'?", name,
-				    hint);
+			check_error(p, n->start, "unknown identifier '%s'; did you mean '%s'?", name, hint);
 		else if (p->nscope)
 			check_error(p, n->start, "unknown identifier '%s'", name);
 		else
-			check_error(p, n->start, "unknown identifier '%s' (only 'event' is defined)",
-				    name);
+			check_error(p, n->start, "unknown identifier '%s' (only 'event' is defined)", name);
 		return 0;
 	}
 	case RULES_N_MEMBER:
@@ -291,11 +285,9 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 		n->lenient = n->u.m.obj->runtime || n->u.m.obj->lenient;
 		return check_node(p, n->u.m.index, height + 1);
 	case RULES_N_CALL:
-	case RULES_N_FUNC:
-		return check_call(p, n, height);
+	case RULES_N_FUNC: return check_call(p, n, height);
 	case RULES_N_UNARY:
-	case RULES_N_TYPEOF:
-		return check_node(p, n->u.ops.a, height + 1);
+	case RULES_N_TYPEOF: return check_node(p, n->u.ops.a, height + 1);
 	case RULES_N_THROW: {
 		const struct rules_node *a = n->u.ops.a;
 		if (a->kind == RULES_N_NUM || a->kind == RULES_N_BOOL || a->kind == RULES_N_NULL ||
@@ -328,8 +320,7 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 		/* fall through */
 	case RULES_N_IF:
 	case RULES_N_COND:
-		if (check_node(p, n->u.ops.a, height + 1) < 0 ||
-		    check_node(p, n->u.ops.b, height + 1) < 0)
+		if (check_node(p, n->u.ops.a, height + 1) < 0 || check_node(p, n->u.ops.b, height + 1) < 0)
 			return -1;
 		return check_node(p, n->u.ops.c, height + 1);
 	case RULES_N_MATCHES:
@@ -347,8 +338,7 @@ static int check_node(struct checker *p, struct rules_node *n, int height)
 			    "an arrow function can only be passed to a list method such as "
 			    "filter() or map()");
 		return 0;
-	case RULES_N__COUNT:
-		break;
+	case RULES_N__COUNT: break;
 	}
 	return 0;
 }
@@ -378,8 +368,8 @@ static void set_origin(struct rules_arena *a, struct rules_expr *e, const struct
 }
 
 static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d, bool check,
-				 struct rules_diags *notes)
+				  const struct rules_srcmap *map, struct rules_diags *d, bool check,
+				  struct rules_diags *notes)
 {
 	struct checker p;
 	size_t chars = 0;
@@ -392,9 +382,8 @@ static struct rules_expr *compile(struct rules_arena *a, const char *src, size_t
 			chars += ch >= 0xF0 ? 2 : 1;
 	}
 	if (chars > RULES_MAX_EXPR_CHARS) {
-		srcmap__diag(map, d, RULES_SEV_ERROR, 0,
-			     "expression is longer than %d characters (%zu)", RULES_MAX_EXPR_CHARS,
-			     chars);
+		srcmap__diag(map, d, RULES_SEV_ERROR, 0, "expression is longer than %d characters (%zu)",
+			     RULES_MAX_EXPR_CHARS, chars);
 		return NULL;
 	}
 	memset(&p, 0, sizeof(p));
@@ -450,4 +439,3 @@ struct rules_expr *expr__parse(struct rules_arena *a, const char *src, size_t le
 {
 	return compile(a, src, len, map, d, false, NULL);
 }
-

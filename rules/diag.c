@@ -29,8 +29,8 @@ void rules_diags_free(struct rules_diags *d)
 	memset(d, 0, sizeof(*d));
 }
 
-int diag__vadd(struct rules_diags *d, enum rules_severity sev, const char *file, int line,
-	       int col, const char *source_line, const char *fmt, va_list ap)
+int diag__vadd(struct rules_diags *d, enum rules_severity sev, const char *file, int line, int col,
+	       const char *source_line, const char *fmt, va_list ap)
 {
 	struct rules_diag *it;
 
@@ -67,8 +67,8 @@ int diag__vadd(struct rules_diags *d, enum rules_severity sev, const char *file,
 	return 0;
 }
 
-int diag__add(struct rules_diags *d, enum rules_severity sev, const char *file, int line,
-	      int col, const char *source_line, const char *fmt, ...)
+int diag__add(struct rules_diags *d, enum rules_severity sev, const char *file, int line, int col,
+	      const char *source_line, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -208,8 +208,8 @@ void srcmap__locate(const struct rules_srcmap *m, size_t off, int *line, int *co
 	*line += m->line_base - 1;
 }
 
-void srcmap__diag(const struct rules_srcmap *m, struct rules_diags *d, enum rules_severity sev,
-		  size_t off, const char *fmt, ...)
+void srcmap__diag(const struct rules_srcmap *m, struct rules_diags *d, enum rules_severity sev, size_t off,
+		  const char *fmt, ...)
 {
 	int line, col, lm_line, lm_col;
 	va_list ap;

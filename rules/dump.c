@@ -86,7 +86,10 @@ static void dump_node(const struct rules_node *n, struct rules_strbuf *b)
 	case RULES_N_OR:
 	case RULES_N_COALESCE: {
 		/* a flat chain prints as the left-nested pairs it means */
-		const char *op = n->kind == RULES_N_AND ? "&&" : n->kind == RULES_N_OR ? "||" : "?" "?";
+		const char *op = n->kind == RULES_N_AND	 ? "&&"
+				 : n->kind == RULES_N_OR ? "||"
+							 : "?"
+							   "?";
 		for (size_t i = 1; i < n->u.list.n; i++)
 			strbuf__printf(b, "(%s ", op);
 		for (size_t i = 0; i < n->u.list.n; i++) {

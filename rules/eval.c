@@ -47,7 +47,7 @@ static int apply_bool(struct rules_ctx *c, const struct rules_node *n, const str
 		return EV_ERR;
 	if (v.kind != RULES_V_BOOL)
 		return value__fail(c, n, "the function passed to %s() must return a Boolean, got %s",
-			    n->u.m.name, eval__type_name(&v));
+				   n->u.m.name, eval__type_name(&v));
 	*b = v.u.b;
 	return EV_OK;
 }
@@ -63,8 +63,7 @@ static int list_loop(struct rules_ctx *c, const struct rules_node *n, const stru
 	bool b = false;
 
 	if (!value__is_list(recv))
-		return value__fail(c, n, "%s() is not a method of %s", n->u.m.name,
-				   eval__type_name(recv));
+		return value__fail(c, n, "%s() is not a method of %s", n->u.m.name, eval__type_name(recv));
 	len = value__list_len(recv);
 	if ((mode == LOOP_FILTER || mode == LOOP_MAP) && !(items = value__alloc_items(c, len)))
 		return value__oom(c, n);
@@ -179,9 +178,9 @@ static int ev_index(struct rules_ctx *c, const struct rules_node *n, struct rule
 		return short_circuit(n, out);
 	if ((r = ev(c, n->u.m.index, &ix)) != EV_OK)
 		return r;
-	if (n->lenient && (obj.kind == RULES_V_NULL ||
-			   (value__is_map(&obj) && ix.kind == RULES_V_STR &&
-			    !value__map_get(&obj, ix.u.str.s, ix.u.str.len, out)))) {
+	if (n->lenient &&
+	    (obj.kind == RULES_V_NULL || (value__is_map(&obj) && ix.kind == RULES_V_STR &&
+					  !value__map_get(&obj, ix.u.str.s, ix.u.str.len, out)))) {
 		value__set_null(out);
 		return EV_OK;
 	}
@@ -189,7 +188,8 @@ static int ev_index(struct rules_ctx *c, const struct rules_node *n, struct rule
 		return value__fail(c, n, "cannot index null");
 	if (value__is_map(&obj)) {
 		if (ix.kind != RULES_V_STR)
-			return value__fail(c, n, "a Map is indexed by a String, got %s", eval__type_name(&ix));
+			return value__fail(c, n, "a Map is indexed by a String, got %s",
+					   eval__type_name(&ix));
 		if (value__map_get(&obj, ix.u.str.s, ix.u.str.len, out))
 			return EV_OK;
 		if (n->optional) {
@@ -200,7 +200,8 @@ static int ev_index(struct rules_ctx *c, const struct rules_node *n, struct rule
 	}
 	if (value__is_list(&obj)) {
 		if (ix.kind != RULES_V_NUM)
-			return value__fail(c, n, "a List is indexed by a Number, got %s", eval__type_name(&ix));
+			return value__fail(c, n, "a List is indexed by a Number, got %s",
+					   eval__type_name(&ix));
 		if (ix.u.num != floor(ix.u.num))
 			return value__fail(c, n, "list index must be an integer, got %g", ix.u.num);
 		if (ix.u.num < 0)
@@ -211,7 +212,8 @@ static int ev_index(struct rules_ctx *c, const struct rules_node *n, struct rule
 				value__set_null(out);
 				return EV_OK;
 			}
-			return value__fail(c, n, "list index %.0f is out of range (length %zu)", ix.u.num, len);
+			return value__fail(c, n, "list index %.0f is out of range (length %zu)", ix.u.num,
+					   len);
 		}
 		value__list_at(&obj, (size_t)ix.u.num, out);
 		return EV_OK;
@@ -292,14 +294,12 @@ static void decided_by(struct rules_ctx *c, const struct rules_node *child)
 	case RULES_N_LET:
 	case RULES_N_COALESCE:
 	case RULES_N_IF:
-	case RULES_N_TRY:
-		return;
+	case RULES_N_TRY: return;
 	case RULES_N_UNARY:
 		if (child->op == RULES_T_NOT)
 			return;
 		break;
-	default:
-		break;
+	default: break;
 	}
 	ex->node = child;
 	ex->has_operands = ex->bin == child;
@@ -329,7 +329,7 @@ static int arith(struct rules_ctx *c, const struct rules_node *n, const struct r
 
 	if (a->kind != RULES_V_NUM || b->kind != RULES_V_NUM)
 		return value__fail(c, n, "cannot apply %s to %s and %s", op_text(n), eval__type_name(a),
-			    eval__type_name(b));
+				   eval__type_name(b));
 	x = a->u.num;
 	y = b->u.num;
 	switch (n->op) {
@@ -407,7 +407,7 @@ static int compare(struct rules_ctx *c, const struct rules_node *n, const struct
 			cmp = a->u.str.len < b->u.str.len ? -1 : a->u.str.len > b->u.str.len ? 1 : 0;
 	} else {
 		return value__fail(c, n, "cannot compare %s with %s using %s", eval__type_name(a),
-			    eval__type_name(b), op_text(n));
+				   eval__type_name(b), op_text(n));
 	}
 	switch (n->op) {
 	case RULES_T_LT: value__set_bool(out, cmp < 0); break;
@@ -435,13 +435,11 @@ static int ev_binary(struct rules_ctx *c, const struct rules_node *n, struct rul
 	case RULES_T_MINUS:
 	case RULES_T_STAR:
 	case RULES_T_SLASH:
-	case RULES_T_PERCENT:
-		return arith(c, n, &a, &b, out);
+	case RULES_T_PERCENT: return arith(c, n, &a, &b, out);
 	case RULES_T_LT:
 	case RULES_T_LE:
 	case RULES_T_GT:
-	case RULES_T_GE:
-		return compare(c, n, &a, &b, out);
+	case RULES_T_GE: return compare(c, n, &a, &b, out);
 	case RULES_T_EQ:
 	case RULES_T_NE:
 		if (value__equal(c, n, &a, &b, &eq) < 0)
@@ -459,12 +457,12 @@ static int ev_binary(struct rules_ctx *c, const struct rules_node *n, struct rul
 			struct rules_value ignored;
 			if (a.kind != RULES_V_STR)
 				return value__fail(c, n, "'in' on a Map needs a String key, got %s",
-					    eval__type_name(&a));
+						   eval__type_name(&a));
 			value__set_bool(out, value__map_get(&b, a.u.str.s, a.u.str.len, &ignored));
 			return EV_OK;
 		}
 		return value__fail(c, n, "the right side of 'in' must be a List or a Map, got %s",
-			    eval__type_name(&b));
+				   eval__type_name(&b));
 	}
 	return value__fail(c, n, "unknown operator");
 }
@@ -557,11 +555,11 @@ static int ev_matches(struct rules_ctx *c, const struct rules_node *n, struct ru
 	}
 	if (subject.kind != RULES_V_STR)
 		return value__fail(c, n, "'matches' expects a String on its left, got %s",
-			    eval__type_name(&subject));
+				   eval__type_name(&subject));
 	if (!re)
 		return value__fail(c, n, "regular expression was not compiled");
-	r = pcre2_match(re->code, (PCRE2_SPTR)subject.u.str.s, subject.u.str.len, 0, 0,
-			c->s->match_data, re->mctx);
+	r = pcre2_match(re->code, (PCRE2_SPTR)subject.u.str.s, subject.u.str.len, 0, 0, c->s->match_data,
+			re->mctx);
 	if (r >= 0) {
 		value__set_bool(out, true);
 		return EV_OK;
@@ -570,8 +568,8 @@ static int ev_matches(struct rules_ctx *c, const struct rules_node *n, struct ru
 		value__set_bool(out, false);
 		return EV_OK;
 	}
-	if (r == PCRE2_ERROR_MATCHLIMIT || r == PCRE2_ERROR_DEPTHLIMIT ||
-	    r == PCRE2_ERROR_HEAPLIMIT || r == PCRE2_ERROR_JIT_STACKLIMIT)
+	if (r == PCRE2_ERROR_MATCHLIMIT || r == PCRE2_ERROR_DEPTHLIMIT || r == PCRE2_ERROR_HEAPLIMIT ||
+	    r == PCRE2_ERROR_JIT_STACKLIMIT)
 		return value__fail(c, n, "regex match limit exceeded");
 	PCRE2_UCHAR msg[160];
 	if (pcre2_get_error_message(r, msg, sizeof(msg)) < 0)
@@ -626,12 +624,14 @@ static int ev(struct rules_ctx *c, const struct rules_node *n, struct rules_valu
 			return r;
 		if (n->op == RULES_T_NOT) {
 			if (a.kind != RULES_V_BOOL)
-				return value__fail(c, n, "'!' expects a Boolean, got %s", eval__type_name(&a));
+				return value__fail(c, n, "'!' expects a Boolean, got %s",
+						   eval__type_name(&a));
 			decided_by(c, n->u.ops.a);
 			value__set_bool(out, !a.u.b);
 		} else {
 			if (a.kind != RULES_V_NUM)
-				return value__fail(c, n, "unary '-' expects a Number, got %s", eval__type_name(&a));
+				return value__fail(c, n, "unary '-' expects a Number, got %s",
+						   eval__type_name(&a));
 			value__set_num(out, -a.u.num);
 		}
 		return EV_OK;
@@ -650,7 +650,7 @@ static int ev(struct rules_ctx *c, const struct rules_node *n, struct rules_valu
 				return r;
 			bool last = i + 1 == n->u.list.n;
 			bool stop = n->kind == RULES_N_COALESCE ? out->kind != RULES_V_NULL
-				    : n->kind == RULES_N_OR     ? truthy(out)
+				    : n->kind == RULES_N_OR	? truthy(out)
 								: !truthy(out);
 			if (stop || last) {
 				decided_by(c, x);
@@ -672,8 +672,7 @@ static int ev(struct rules_ctx *c, const struct rules_node *n, struct rules_valu
 		const struct rules_node *branch = n;
 		/* else-if chains are walked here, not by recursion */
 		while (branch->kind == RULES_N_IF) {
-			if (value__step(c, branch) < 0 ||
-			    (r = ev(c, branch->u.ops.a, &cond)) != EV_OK)
+			if (value__step(c, branch) < 0 || (r = ev(c, branch->u.ops.a, &cond)) != EV_OK)
 				return r < 0 ? EV_ERR : r;
 			if (cond.kind != RULES_V_BOOL)
 				return value__fail(c, branch->u.ops.a,
@@ -694,8 +693,7 @@ static int ev(struct rules_ctx *c, const struct rules_node *n, struct rules_valu
 			return r;
 		if (a.kind != RULES_V_STR)
 			return value__fail(c, n, "'throw' needs a String, got %s", eval__type_name(&a));
-		return value__fail(c, n, "%.*s", (int)(a.u.str.len > 250 ? 250 : a.u.str.len),
-				   a.u.str.s);
+		return value__fail(c, n, "%.*s", (int)(a.u.str.len > 250 ? 250 : a.u.str.len), a.u.str.s);
 	}
 	case RULES_N_COND: {
 		struct rules_value cond;
@@ -703,7 +701,7 @@ static int ev(struct rules_ctx *c, const struct rules_node *n, struct rules_valu
 			return r;
 		if (cond.kind != RULES_V_BOOL)
 			return value__fail(c, n, "the condition of '?:' must be a Boolean, got %s",
-				    eval__type_name(&cond));
+					   eval__type_name(&cond));
 		r = ev(c, cond.u.b ? n->u.ops.b : n->u.ops.c, out);
 		decided_by(c, cond.u.b ? n->u.ops.b : n->u.ops.c);
 		return r;
@@ -749,8 +747,7 @@ int eval__run(const struct rules_expr *e, const json_t *event, struct rules_scra
 	return r < 0 ? -1 : 0;
 }
 
-void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s,
-		       struct rules_strbuf *b)
+void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s, struct rules_strbuf *b)
 {
 	size_t line = 0, start = 0;
 
@@ -766,8 +763,7 @@ void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s
 	int col = e->loc[2 * line + 1];
 	for (size_t i = start; i < s->err_at; i++)
 		col += ((unsigned char)e->src[i] & 0xC0) != 0x80;
-	strbuf__printf(b, "%s:%d:%d: %s", e->file, e->loc[2 * line], col,
-		       s->error + s->err_msg_at);
+	strbuf__printf(b, "%s:%d:%d: %s", e->file, e->loc[2 * line], col, s->error + s->err_msg_at);
 }
 
 /* The source range of a subtree: node ranges point at operators and names,
@@ -822,8 +818,7 @@ static void node_extent(const struct rules_node *n, uint32_t *lo, uint32_t *hi)
 		node_extent(n->u.bind.value, lo, hi);
 		node_extent(n->u.bind.body, lo, hi);
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -838,8 +833,7 @@ static void render_json(const struct rules_value *v, struct rules_strbuf *b)
 	json_decref(j);
 }
 
-void eval__explain(const struct rules_expr *e, const struct rules_scratch *s,
-		   struct rules_strbuf *b)
+void eval__explain(const struct rules_expr *e, const struct rules_scratch *s, struct rules_strbuf *b)
 {
 	const struct rules_node *n = s->ex.node;
 	uint32_t lo = UINT32_MAX, hi = 0;

@@ -32,8 +32,7 @@ struct rules_ctx {
 
 /* Formats "at column N: message" (or "at line L, column N: ") into
  * c->s->error for node n; returns EV_ERR. */
-int value__fail(struct rules_ctx *c, const struct rules_node *n, const char *fmt, ...)
-	RULES_FMT(3, 4);
+int value__fail(struct rules_ctx *c, const struct rules_node *n, const char *fmt, ...) RULES_FMT(3, 4);
 /* The error for a refused allocation: the byte limit when that was the
  * cause (status RULES_EVAL_BYTE_LIMIT), else "out of memory". */
 int value__oom(struct rules_ctx *c, const struct rules_node *n);
@@ -41,8 +40,8 @@ int value__oom(struct rules_ctx *c, const struct rules_node *n);
  * Counts a step per element. */
 int value__equal(struct rules_ctx *c, const struct rules_node *n, const struct rules_value *a,
 		 const struct rules_value *b, bool *eq);
-int value__list_contains(struct rules_ctx *c, const struct rules_node *n,
-			 const struct rules_value *list, const struct rules_value *x, bool *found);
+int value__list_contains(struct rules_ctx *c, const struct rules_node *n, const struct rules_value *list,
+			 const struct rules_value *x, bool *found);
 /* Appends v as templates and '+' show it; null as null_text. */
 void value__render(const struct rules_value *v, struct rules_strbuf *b, const char *null_text);
 /* Copies b into the scratch arena as the String out and frees b; an
@@ -86,8 +85,7 @@ static inline size_t value__bytes_left(const struct rules_ctx *c)
 
 static inline struct rules_value *value__alloc_items(struct rules_ctx *c, size_t n)
 {
-	return (struct rules_value *)value__scratch_alloc(c, (n ? n : 1) *
-								sizeof(struct rules_value));
+	return (struct rules_value *)value__scratch_alloc(c, (n ? n : 1) * sizeof(struct rules_value));
 }
 
 static inline bool value__is_list(const struct rules_value *v)
@@ -165,8 +163,7 @@ static inline void value__set_str(struct rules_value *out, const char *s, size_t
 	out->u.str.len = len;
 }
 
-static inline void value__set_list(struct rules_value *out, const struct rules_value *items,
-				   size_t n)
+static inline void value__set_list(struct rules_value *out, const struct rules_value *items, size_t n)
 {
 	memset(out, 0, sizeof(*out));
 	out->kind = RULES_V_LIST;
@@ -182,18 +179,17 @@ static inline void value__set_list(struct rules_value *out, const struct rules_v
  * back into it); for them fn is NULL and loop says which loop. */
 enum { LOOP_NONE, LOOP_SOME, LOOP_EVERY, LOOP_FILTER, LOOP_MAP };
 
-typedef int (*builtin_fn)(struct rules_ctx *c, const struct rules_node *n,
-			  const struct rules_value *recv, const struct rules_value *args,
-			  struct rules_value *out);
+typedef int (*builtin_fn)(struct rules_ctx *c, const struct rules_node *n, const struct rules_value *recv,
+			  const struct rules_value *args, struct rules_value *out);
 
 struct rules_builtin {
 	const char *name;
 	int min_args, max_args;
-	int loop;     /* LOOP_*: args[0] is an arrow function, not evaluated up front */
+	int loop; /* LOOP_*: args[0] is an arrow function, not evaluated up front */
 	builtin_fn fn;
 };
 
 extern const struct rules_builtin rules__builtins[]; /* methods, ORDER RULES_BI */
-extern const struct rules_builtin rules__funcs[];    /* functions, ORDER RULES_FN */
+extern const struct rules_builtin rules__funcs[]; /* functions, ORDER RULES_FN */
 
 #endif

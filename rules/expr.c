@@ -61,8 +61,8 @@ void rules_scratch_take_counts(struct rules_scratch *s, struct rules_limit_count
 	memset(&s->counts, 0, sizeof(s->counts));
 }
 
-struct rules_expr *rules_expr_compile(const char *name, const char *src, size_t len,
-				      int line_base, int col_base, struct rules_diags *diags)
+struct rules_expr *rules_expr_compile(const char *name, const char *src, size_t len, int line_base,
+				      int col_base, struct rules_diags *diags)
 {
 	struct rules_arena *a = malloc(sizeof(*a));
 	struct rules_linemap lm;
@@ -76,7 +76,10 @@ struct rules_expr *rules_expr_compile(const char *name, const char *src, size_t 
 		return NULL;
 	}
 	struct rules_srcmap map = {
-		.file = name, .lm = &lm, .line_base = line_base, .col_base = col_base,
+		.file = name,
+		.lm = &lm,
+		.line_base = line_base,
+		.col_base = col_base,
 	};
 	e = expr__compile(a, src, len, &map, diags);
 	linemap__free(&lm);
@@ -114,8 +117,7 @@ int rules_expr_eval(const struct rules_expr *e, const json_t *event, struct rule
 	if (!eval__fits(&v, scratch->max_bytes)) {
 		scratch->status = RULES_EVAL_BYTE_LIMIT;
 		eval__count(scratch);
-		if (error && asprintf(error, "the result needs more than %zu bytes",
-				      scratch->max_bytes) < 0)
+		if (error && asprintf(error, "the result needs more than %zu bytes", scratch->max_bytes) < 0)
 			*error = NULL;
 		return -1;
 	}

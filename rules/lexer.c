@@ -13,11 +13,44 @@
 
 #include "rules_internal.h"
 
-static const char *const token_names[RULES_T__COUNT] = { /* ORDER RULES_TOK */
-	"end of expression", "number", "string", "identifier", "'.'", "'?.'", "'['", "']'",
-	"'('", "')'", "','", "'!'", "'-'", "'+'", "'*'", "'/'", "'%'", "'<'", "'<='", "'>'",
-	"'>='", "'=='", "'!='", "'&&'", "'||'", "'?" "?'", "'?'", "':'", "'{'", "'}'", "'=>'",
-	"'='", "';'", "template literal", "invalid token",
+static const char *const token_names[RULES_T__COUNT] = {
+	/* ORDER RULES_TOK */
+	"end of expression",
+	"number",
+	"string",
+	"identifier",
+	"'.'",
+	"'?.'",
+	"'['",
+	"']'",
+	"'('",
+	"')'",
+	"','",
+	"'!'",
+	"'-'",
+	"'+'",
+	"'*'",
+	"'/'",
+	"'%'",
+	"'<'",
+	"'<='",
+	"'>'",
+	"'>='",
+	"'=='",
+	"'!='",
+	"'&&'",
+	"'||'",
+	"'?"
+	"?'",
+	"'?'",
+	"':'",
+	"'{'",
+	"'}'",
+	"'=>'",
+	"'='",
+	"';'",
+	"template literal",
+	"invalid token",
 };
 
 const char *lexer__token_name(enum rules_tok kind)
@@ -312,8 +345,9 @@ struct rules_token lexer__next(struct rules_lexer *lx)
 	}
 	/* `===` / `!==` are common JavaScript habits: say so */
 	if ((k == RULES_T_EQ || k == RULES_T_NE) && i + 2 < lx->len && s[i + 2] == '=')
-		return lex_error(lx, i, k == RULES_T_EQ ? "'===' is not supported; use '=='"
-							: "'!==' is not supported; use '!='");
+		return lex_error(lx, i,
+				 k == RULES_T_EQ ? "'===' is not supported; use '=='"
+						 : "'!==' is not supported; use '!='");
 	struct rules_token t = {k, (uint32_t)i, (uint32_t)(i + w), 0};
 	lx->pos = i + w;
 	return t;

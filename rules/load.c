@@ -81,8 +81,8 @@ static const char *load_event_name(struct rules_loader *L, struct rules_rule *r,
 	} else if (name && !known_event(name)) {
 		const char *hint = closest_event(name);
 		if (hint)
-			yaml__diag(L, e, RULES_SEV_WARNING, "unknown event '%s'; did you mean '%s'?",
-				   name, hint);
+			yaml__diag(L, e, RULES_SEV_WARNING, "unknown event '%s'; did you mean '%s'?", name,
+				   hint);
 		else
 			yaml__diag(L, e, RULES_SEV_WARNING, "unknown event '%s'", name);
 	}
@@ -98,7 +98,7 @@ static void load_events(struct rules_loader *L, struct rules_rule *r, yaml_node_
 
 	if (ev->type != YAML_SEQUENCE_NODE) {
 		yaml__diag(L, ev, RULES_SEV_ERROR, "'events' must be a list of event names, got %s",
-			  yaml__kind(ev));
+			   yaml__kind(ev));
 		return;
 	}
 	size_t n = (size_t)(ev->data.sequence.items.top - ev->data.sequence.items.start);
@@ -111,17 +111,16 @@ static void load_events(struct rules_loader *L, struct rules_rule *r, yaml_node_
 	if (!r->events || !r->event_filters)
 		return;
 	size_t names = 0, objects = 0;
-	for (yaml_node_item_t *it = ev->data.sequence.items.start; it < ev->data.sequence.items.top;
-	     it++)
+	for (yaml_node_item_t *it = ev->data.sequence.items.start; it < ev->data.sequence.items.top; it++)
 		if (yaml__at(L, *it)->type == YAML_MAPPING_NODE)
 			objects++;
 		else
 			names++;
 	if (names && objects)
-		yaml__forge_note(L, ev, "Forge would refuse these events: its manifest takes either "
-					"event names or {eventType, filter} objects, not both");
-	for (yaml_node_item_t *it = ev->data.sequence.items.start; it < ev->data.sequence.items.top;
-	     it++) {
+		yaml__forge_note(L, ev,
+				 "Forge would refuse these events: its manifest takes either "
+				 "event names or {eventType, filter} objects, not both");
+	for (yaml_node_item_t *it = ev->data.sequence.items.start; it < ev->data.sequence.items.top; it++) {
 		yaml_node_t *e = yaml__at(L, *it);
 		if (e->type != YAML_MAPPING_NODE) {
 			const char *name = load_event_name(L, r, e);
@@ -161,10 +160,10 @@ static void load_schedule(struct rules_loader *L, struct rules_rule *r, yaml_nod
 	if (v < 0) {
 		if (hint)
 			yaml__diag(L, sc, RULES_SEV_ERROR, "invalid schedule '%s'; did you mean '%s'?",
-				  yaml__scalar(sc), hint);
+				   yaml__scalar(sc), hint);
 		else
 			yaml__diag(L, sc, RULES_SEV_ERROR,
-				  "invalid schedule; expected fiveMinute, hour, day or week");
+				   "invalid schedule; expected fiveMinute, hour, day or week");
 		return;
 	}
 	r->events = arena__alloc(&L->set->arena, sizeof(*r->events));
@@ -180,8 +179,7 @@ static void load_schedule(struct rules_loader *L, struct rules_rule *r, yaml_nod
 static void load_filter(struct rules_loader *L, struct rules_filter *out, yaml_node_t *f,
 			const char *const *events, size_t n_events)
 {
-	static const char *const keys[] = {"appIsLicensed", "ignoreSelf", "expression", "onError",
-					   NULL};
+	static const char *const keys[] = {"appIsLicensed", "ignoreSelf", "expression", "onError", NULL};
 	yaml_node_t *k_ignore = NULL, *k_on_error = NULL;
 
 	out->on_error = ON_ERROR_IGNORE_AND_LOG;
@@ -204,23 +202,24 @@ static void load_filter(struct rules_loader *L, struct rules_filter *out, yaml_n
 			out->expr = yaml__compile_expr(L, ex, true);
 		else
 			yaml__diag(L, ex, RULES_SEV_ERROR, "'expression' must be a string, got %s",
-				  yaml__kind(ex));
+				   yaml__kind(ex));
 	}
 	if (oe) {
 		int v = yaml__is_string(oe) ? set__name_index(yaml__scalar(oe), set__on_error_names) : -1;
-		const char *hint = yaml__is_string(oe) ? yaml__closest(yaml__scalar(oe), set__on_error_names) : NULL;
+		const char *hint =
+			yaml__is_string(oe) ? yaml__closest(yaml__scalar(oe), set__on_error_names) : NULL;
 		if (v >= 0)
 			out->on_error = (enum on_error)v;
 		else if (hint)
 			yaml__diag(L, oe, RULES_SEV_ERROR, "invalid onError '%s'; did you mean '%s'?",
-				  yaml__scalar(oe), hint);
+				   yaml__scalar(oe), hint);
 		else
 			yaml__diag(L, oe, RULES_SEV_ERROR,
-				  "invalid onError value; expected IGNORE, IGNORE_AND_LOG, RECEIVE or "
-				  "RECEIVE_AND_LOG");
+				   "invalid onError value; expected IGNORE, IGNORE_AND_LOG, RECEIVE or "
+				   "RECEIVE_AND_LOG");
 		if (!ex)
 			yaml__diag(L, k_on_error, RULES_SEV_WARNING,
-				  "'onError' has no effect without 'expression'");
+				   "'onError' has no effect without 'expression'");
 	}
 	/* @forge/manifest ProductEventsFilter: anyOf appIsLicensed, ignoreSelf, expression */
 	if (!lic && !ig && !ex)
@@ -231,7 +230,7 @@ static void load_filter(struct rules_loader *L, struct rules_filter *out, yaml_n
 		for (size_t i = 0; i < n_events; i++) {
 			if (events[i] && !strstr(events[i], "jira")) {
 				yaml__diag(L, k_ignore, RULES_SEV_ERROR,
-					  "ignoreSelf works only with Jira events (Forge refuses it too)");
+					   "ignoreSelf works only with Jira events (Forge refuses it too)");
 				break;
 			}
 		}
@@ -264,8 +263,7 @@ static void load_payload(struct rules_loader *L, struct rules_rule *r, yaml_node
 	static const char *const inc_keys[] = {"propertyPaths", "fields", NULL};
 
 	if (pl->type != YAML_MAPPING_NODE) {
-		yaml__diag(L, pl, RULES_SEV_ERROR, "'payload' must be a mapping, got %s",
-			   yaml__kind(pl));
+		yaml__diag(L, pl, RULES_SEV_ERROR, "'payload' must be a mapping, got %s", yaml__kind(pl));
 		return;
 	}
 	yaml__check_keys(L, pl, keys, "payload");
@@ -275,16 +273,14 @@ static void load_payload(struct rules_loader *L, struct rules_rule *r, yaml_node
 		return;
 	}
 	if (inc->type != YAML_MAPPING_NODE) {
-		yaml__diag(L, inc, RULES_SEV_ERROR, "'include' must be a mapping, got %s",
-			   yaml__kind(inc));
+		yaml__diag(L, inc, RULES_SEV_ERROR, "'include' must be a mapping, got %s", yaml__kind(inc));
 		return;
 	}
 	yaml__check_keys(L, inc, inc_keys, "payload.include");
 	yaml_node_t *paths = yaml__get(L, inc, "propertyPaths", NULL);
 	yaml_node_t *fields = yaml__get(L, inc, "fields", NULL);
 	if (!paths && !fields)
-		yaml__diag(L, inc, RULES_SEV_ERROR,
-			   "'include' needs 'propertyPaths' or 'fields'");
+		yaml__diag(L, inc, RULES_SEV_ERROR, "'include' needs 'propertyPaths' or 'fields'");
 	for (int k = 0; k < 2; k++) {
 		yaml_node_t *list = k ? fields : paths;
 		const char *what = k ? "fields" : "propertyPaths";
@@ -297,9 +293,8 @@ static void load_payload(struct rules_loader *L, struct rules_rule *r, yaml_node
 			continue;
 		}
 		size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
-		const char **all = k ? NULL
-				     : arena__alloc(&L->set->arena,
-						    (r->n_property_paths + n) * sizeof(*all));
+		const char **all =
+			k ? NULL : arena__alloc(&L->set->arena, (r->n_property_paths + n) * sizeof(*all));
 		if (!k && !all)
 			return;
 		if (!k && r->n_property_paths)
@@ -323,8 +318,9 @@ static void load_payload(struct rules_loader *L, struct rules_rule *r, yaml_node
 			else if (!k)
 				all[r->n_property_paths++] = yaml__dup(L, e);
 			if (!k && distinct_paths(L, r) == 6)
-				yaml__forge_note(L, e, "Forge would refuse this path: a manifest may "
-						       "name at most 5 distinct property paths");
+				yaml__forge_note(L, e,
+						 "Forge would refuse this path: a manifest may "
+						 "name at most 5 distinct property paths");
 		}
 		if (!k)
 			r->property_paths = all;
@@ -349,7 +345,7 @@ static void load_to(struct rules_loader *L, struct rules_rule *r, yaml_node_t *t
 		top = start + 1;
 	} else {
 		yaml__diag(L, to, RULES_SEV_ERROR,
-			  "'to' must be an expression or a list of expressions, got %s", yaml__kind(to));
+			   "'to' must be an expression or a list of expressions, got %s", yaml__kind(to));
 		return;
 	}
 	r->to = arena__alloc(&L->set->arena, (size_t)(top - start) * sizeof(*r->to));
@@ -379,11 +375,12 @@ static void load_actions(struct rules_loader *L, struct rules_rule *r, yaml_node
 	r->actions = arena__alloc(&L->set->arena, (n ? n : 1) * sizeof(*r->actions));
 	if (!r->actions)
 		return;
-	for (yaml_node_item_t *it = acts->data.sequence.items.start;
-	     it < acts->data.sequence.items.top; it++) {
+	for (yaml_node_item_t *it = acts->data.sequence.items.start; it < acts->data.sequence.items.top;
+	     it++) {
 		yaml_node_t *a = yaml__at(L, *it);
 		if (a->type != YAML_MAPPING_NODE) {
-			yaml__diag(L, a, RULES_SEV_ERROR, "each action must be a mapping with 'text' and 'href'");
+			yaml__diag(L, a, RULES_SEV_ERROR,
+				   "each action must be a mapping with 'text' and 'href'");
 			continue;
 		}
 		yaml__check_keys(L, a, keys, "action");
@@ -404,8 +401,8 @@ static void load_actions(struct rules_loader *L, struct rules_rule *r, yaml_node
 
 static void load_notify(struct rules_loader *L, struct rules_rule *r, yaml_node_t *nt)
 {
-	static const char *const keys[] = {"to",      "context", "type", "title",
-					   "description", "actions", "ttl", "excludeActor", NULL};
+	static const char *const keys[] = {"to",      "context", "type",	 "title", "description",
+					   "actions", "ttl",	 "excludeActor", NULL};
 
 	if (nt->type != YAML_MAPPING_NODE) {
 		yaml__diag(L, nt, RULES_SEV_ERROR, "'notify' must be a mapping, got %s", yaml__kind(nt));
@@ -422,7 +419,7 @@ static void load_notify(struct rules_loader *L, struct rules_rule *r, yaml_node_
 	for (size_t i = 0; i < 3; i++)
 		if (!req_nodes[i])
 			yaml__diag(L, nt, RULES_SEV_ERROR, "'notify' is missing required key '%s'",
-				  required[i]);
+				   required[i]);
 	if (to)
 		load_to(L, r, to);
 	if (context)
@@ -434,15 +431,16 @@ static void load_notify(struct rules_loader *L, struct rules_rule *r, yaml_node_
 	r->type = "info";
 	if (type) {
 		int v = yaml__is_string(type) ? set__name_index(yaml__scalar(type), set__notify_types) : -1;
-		const char *hint = yaml__is_string(type) ? yaml__closest(yaml__scalar(type), set__notify_types) : NULL;
+		const char *hint =
+			yaml__is_string(type) ? yaml__closest(yaml__scalar(type), set__notify_types) : NULL;
 		if (v >= 0)
 			r->type = set__notify_types[v];
 		else if (hint)
 			yaml__diag(L, type, RULES_SEV_ERROR, "invalid type '%s'; did you mean '%s'?",
-				  yaml__scalar(type), hint);
+				   yaml__scalar(type), hint);
 		else
 			yaml__diag(L, type, RULES_SEV_ERROR,
-				  "invalid type; expected info, success, warning or error");
+				   "invalid type; expected info, success, warning or error");
 	}
 	if (acts)
 		load_actions(L, r, acts);
@@ -451,8 +449,8 @@ static void load_notify(struct rules_loader *L, struct rules_rule *r, yaml_node_
 	if (ttl) {
 		char *end = NULL;
 		long v = -1;
-		if (ttl->type == YAML_SCALAR_NODE &&
-		    ttl->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && *yaml__scalar(ttl)) {
+		if (ttl->type == YAML_SCALAR_NODE && ttl->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		    *yaml__scalar(ttl)) {
 			errno = 0;
 			v = strtol(yaml__scalar(ttl), &end, 10);
 			if (errno || *end)
@@ -460,8 +458,7 @@ static void load_notify(struct rules_loader *L, struct rules_rule *r, yaml_node_
 		}
 		if (v < 1 || v > RULES_MAX_TTL)
 			yaml__diag(L, ttl, RULES_SEV_ERROR,
-				  "'ttl' must be a whole number of seconds from 1 to %d",
-				  RULES_MAX_TTL);
+				   "'ttl' must be a whole number of seconds from 1 to %d", RULES_MAX_TTL);
 		else
 			r->ttl = v;
 	}
@@ -472,16 +469,16 @@ static bool valid_rule_key(const char *s)
 	if (!*s)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '.' || *s == '-'))
 			return false;
 	return true;
 }
 
 static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 {
-	static const char *const keys[] = {"key", "enabled", "events", "schedule", "filter",
-					   "payload", "notify", NULL};
+	static const char *const keys[] = {"key",    "enabled", "events", "schedule",
+					   "filter", "payload", "notify", NULL};
 	struct rules_rule *r = &L->set->rules[index];
 
 	r->enabled = true;
@@ -502,7 +499,7 @@ static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 		yaml__diag(L, rn, RULES_SEV_ERROR, "rule is missing required key 'key'");
 	} else if (!yaml__is_string(key) || !valid_rule_key(yaml__scalar(key))) {
 		yaml__diag(L, key, RULES_SEV_ERROR,
-			  "rule key must be made of letters, digits, '_', '.' and '-'");
+			   "rule key must be made of letters, digits, '_', '.' and '-'");
 	} else {
 		r->key = yaml__dup(L, key);
 		for (size_t i = 0; i < index; i++) {
@@ -511,12 +508,12 @@ static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 				continue;
 			if (o->file == r->file)
 				yaml__diag(L, key, RULES_SEV_ERROR,
-					  "duplicate rule key '%s' (first used at line %d)", r->key,
-					  o->line);
+					   "duplicate rule key '%s' (first used at line %d)", r->key,
+					   o->line);
 			else
 				yaml__diag(L, key, RULES_SEV_ERROR,
-					  "duplicate rule key '%s' (first used at %s:%d)", r->key,
-					  o->file, o->line);
+					   "duplicate rule key '%s' (first used at %s:%d)", r->key, o->file,
+					   o->line);
 			break;
 		}
 	}
@@ -524,7 +521,7 @@ static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 		yaml__get_bool(L, enabled, "enabled", &r->enabled);
 	if (events && schedule)
 		yaml__diag(L, k_schedule, RULES_SEV_ERROR,
-			  "a rule has either 'events' or 'schedule', not both");
+			   "a rule has either 'events' or 'schedule', not both");
 	else if (schedule)
 		load_schedule(L, r, schedule);
 	else if (!events)
@@ -535,8 +532,9 @@ static void load_rule(struct rules_loader *L, yaml_node_t *rn, size_t index)
 	if (filter)
 		load_filter(L, &r->filter, filter, r->events, r->n_events);
 	if (filter && r->schedule && (r->filter.ignore_self || r->filter.expr))
-		yaml__forge_note(L, filter, "Forge would refuse this filter: a scheduled trigger's "
-					    "filter takes only appIsLicensed");
+		yaml__forge_note(L, filter,
+				 "Forge would refuse this filter: a scheduled trigger's "
+				 "filter takes only appIsLicensed");
 	if (payload)
 		load_payload(L, r, payload);
 	if (!notify)
@@ -551,13 +549,12 @@ static void load_document(struct rules_loader *L, yaml_node_t *root)
 
 	if (!root) {
 		yaml__diag(L, NULL, RULES_SEV_ERROR,
-			  "the rule file is empty; expected a mapping with a 'rules' list");
+			   "the rule file is empty; expected a mapping with a 'rules' list");
 		return;
 	}
 	if (root->type != YAML_MAPPING_NODE) {
 		yaml__diag(L, root, RULES_SEV_ERROR,
-			  "the top level must be a mapping with a 'rules' list, got %s",
-			  yaml__kind(root));
+			   "the top level must be a mapping with a 'rules' list, got %s", yaml__kind(root));
 		return;
 	}
 	yaml__check_keys(L, root, top_keys, "the top level");
@@ -567,8 +564,7 @@ static void load_document(struct rules_loader *L, yaml_node_t *root)
 		return;
 	}
 	if (rules->type != YAML_SEQUENCE_NODE) {
-		yaml__diag(L, rules, RULES_SEV_ERROR, "'rules' must be a list, got %s",
-			  yaml__kind(rules));
+		yaml__diag(L, rules, RULES_SEV_ERROR, "'rules' must be a list, got %s", yaml__kind(rules));
 		return;
 	}
 	struct rules_set *set = L->set;
@@ -612,8 +608,7 @@ static void yaml_error(struct rules_loader *L, yaml_parser_t *p)
 			  "YAML syntax error: %s (%s at line %d)", problem, p->context,
 			  (int)p->context_mark.line + 1);
 	else
-		diag__add(L->d, RULES_SEV_ERROR, L->file, line, col, src, "YAML syntax error: %s",
-			  problem);
+		diag__add(L->d, RULES_SEV_ERROR, L->file, line, col, src, "YAML syntax error: %s", problem);
 	L->errors++;
 	free(src);
 }
@@ -658,7 +653,7 @@ static size_t load_source(struct rules_set *set, const char *name, const char *y
 		yaml_node_t *r2 = yaml_document_get_root_node(&extra);
 		if (r2)
 			yaml__diag(&L, r2, RULES_SEV_ERROR,
-				  "the rule file must contain a single YAML document");
+				   "the rule file must contain a single YAML document");
 		yaml_document_delete(&extra);
 	}
 done:
@@ -687,8 +682,7 @@ static struct rules_set *finish(struct rules_set *set, size_t errors, const char
 	return set;
 }
 
-struct rules_set *rules_load_string(const char *name, const char *yaml, size_t len,
-				    struct rules_diags *diags)
+struct rules_set *rules_load_string(const char *name, const char *yaml, size_t len, struct rules_diags *diags)
 {
 	struct rules_diags local;
 	struct rules_set *set;
@@ -793,8 +787,8 @@ static size_t load_dir_into(struct rules_set *set, const char *dir, struct rules
 	for (int i = 0; i < n; i++) {
 		size_t dl = strlen(dir);
 		char *path = NULL;
-		if (asprintf(&path, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/",
-			     names[i]->d_name) < 0) {
+		if (asprintf(&path, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", names[i]->d_name) <
+		    0) {
 			diag__add(diags, RULES_SEV_ERROR, dir, 0, 0, NULL, "out of memory");
 			errors++;
 		} else {
@@ -819,8 +813,7 @@ struct rules_set *rules_load_paths(const char *const *paths, size_t n, struct ru
 	}
 	set = set__new();
 	if (!set) {
-		diag__add(diags, RULES_SEV_ERROR, n ? paths[0] : "<rules>", 0, 0, NULL,
-			  "out of memory");
+		diag__add(diags, RULES_SEV_ERROR, n ? paths[0] : "<rules>", 0, 0, NULL, "out of memory");
 		goto done;
 	}
 	if (n == 0) {

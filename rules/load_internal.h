@@ -24,8 +24,8 @@ struct rules_loader {
 };
 
 /* Records a diagnostic at node n (NULL: no position); errors are counted. */
-void yaml__diag(struct rules_loader *L, const yaml_node_t *n, enum rules_severity sev,
-		const char *fmt, ...) RULES_FMT(4, 5);
+void yaml__diag(struct rules_loader *L, const yaml_node_t *n, enum rules_severity sev, const char *fmt, ...)
+	RULES_FMT(4, 5);
 yaml_node_t *yaml__at(struct rules_loader *L, int id);
 const char *yaml__scalar(const yaml_node_t *n);
 /* A plain scalar spelling null (empty, ~, null, Null, NULL). */
@@ -43,17 +43,14 @@ void yaml__check_keys(struct rules_loader *L, const yaml_node_t *m, const char *
 		      const char *where);
 /* Value of key `name` in mapping m (the first one), NULL if absent; *key_out
  * gets the key node when not NULL. */
-yaml_node_t *yaml__get(struct rules_loader *L, const yaml_node_t *m, const char *name,
-		       yaml_node_t **key_out);
+yaml_node_t *yaml__get(struct rules_loader *L, const yaml_node_t *m, const char *name, yaml_node_t **key_out);
 /* Compiles the scalar as an expression / a template, with diagnostics at
  * their exact place in the file. NULL on error (reported). */
 struct rules_expr *yaml__compile_expr(struct rules_loader *L, const yaml_node_t *n, bool filter);
 /* Adds a note for `rules check --forge` at node n: something Forge would
  * refuse or run differently. */
-void yaml__forge_note(struct rules_loader *L, const yaml_node_t *n, const char *fmt, ...)
-	RULES_FMT(3, 4);
-struct rules_template *yaml__compile_template(struct rules_loader *L, const yaml_node_t *n,
-					      const char *what);
+void yaml__forge_note(struct rules_loader *L, const yaml_node_t *n, const char *fmt, ...) RULES_FMT(3, 4);
+struct rules_template *yaml__compile_template(struct rules_loader *L, const yaml_node_t *n, const char *what);
 /* The scalar copied into the set's arena. */
 const char *yaml__dup(struct rules_loader *L, const yaml_node_t *n);
 

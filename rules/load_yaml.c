@@ -12,8 +12,7 @@
 
 #include "load_internal.h"
 
-void yaml__diag(struct rules_loader *L, const yaml_node_t *n, enum rules_severity sev,
-		      const char *fmt, ...)
+void yaml__diag(struct rules_loader *L, const yaml_node_t *n, enum rules_severity sev, const char *fmt, ...)
 {
 	va_list ap;
 	int line = n ? (int)n->start_mark.line + 1 : 0;
@@ -55,8 +54,7 @@ bool yaml__is_null(const yaml_node_t *n)
 	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return false;
 	const char *s = yaml__scalar(n);
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-	       !strcmp(s, "NULL");
+	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 bool yaml__is_string(const yaml_node_t *n)
@@ -111,7 +109,7 @@ const char *yaml__closest(const char *word, const char *const *names)
 /* Checks the keys of mapping `m` against `allowed`: reports non-scalar,
  * duplicate and unknown keys. */
 void yaml__check_keys(struct rules_loader *L, const yaml_node_t *m, const char *const *allowed,
-		       const char *where)
+		      const char *where)
 {
 	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = yaml__at(L, p->key);
@@ -123,7 +121,7 @@ void yaml__check_keys(struct rules_loader *L, const yaml_node_t *m, const char *
 			yaml_node_t *k2 = yaml__at(L, q->key);
 			if (k2->type == YAML_SCALAR_NODE && !strcmp(yaml__scalar(k2), yaml__scalar(k))) {
 				yaml__diag(L, k, RULES_SEV_ERROR, "duplicate key '%s' in %s", yaml__scalar(k),
-					  where);
+					   where);
 				break;
 			}
 		}
@@ -136,7 +134,7 @@ void yaml__check_keys(struct rules_loader *L, const yaml_node_t *m, const char *
 		const char *hint = yaml__closest(yaml__scalar(k), allowed);
 		if (hint)
 			yaml__diag(L, k, RULES_SEV_ERROR, "unknown key '%s' in %s; did you mean '%s'?",
-				  yaml__scalar(k), where, hint);
+				   yaml__scalar(k), where, hint);
 		else
 			yaml__diag(L, k, RULES_SEV_ERROR, "unknown key '%s' in %s", yaml__scalar(k), where);
 	}
@@ -144,8 +142,7 @@ void yaml__check_keys(struct rules_loader *L, const yaml_node_t *m, const char *
 
 /* Value of key `name` in mapping m (the first one), NULL if absent; *key_out
  * gets the key node when not NULL. */
-yaml_node_t *yaml__get(struct rules_loader *L, const yaml_node_t *m, const char *name,
-			yaml_node_t **key_out)
+yaml_node_t *yaml__get(struct rules_loader *L, const yaml_node_t *m, const char *name, yaml_node_t **key_out)
 {
 	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = yaml__at(L, p->key);
@@ -165,8 +162,7 @@ static size_t mark_offset(struct rules_loader *L, yaml_mark_t m)
 
 static bool offsets_match(const char *decoded, size_t dlen, const yaml_node_t *n)
 {
-	return dlen >= n->data.scalar.length &&
-	       memcmp(decoded, yaml__scalar(n), n->data.scalar.length) == 0;
+	return dlen >= n->data.scalar.length && memcmp(decoded, yaml__scalar(n), n->data.scalar.length) == 0;
 }
 
 /* Builds, for each byte of the scalar's value, the offset in the file it
@@ -215,7 +211,8 @@ static size_t *scalar_offsets(struct rules_loader *L, const yaml_node_t *n)
 			char c = 0;
 			switch (i < len ? t[i] : 0) {
 			case 'n': c = '\n'; break;
-			case 't': case '\t': c = '\t'; break;
+			case 't':
+			case '\t': c = '\t'; break;
 			case 'r': c = '\r'; break;
 			case '\\': c = '\\'; break;
 			case '"': c = '"'; break;
@@ -274,8 +271,7 @@ static size_t *scalar_offsets(struct rules_loader *L, const yaml_node_t *n)
 		}
 		break;
 	}
-	default:
-		goto fail;
+	default: goto fail;
 	}
 	if (o != vlen || !offsets_match(dec, o, n))
 		goto fail;
@@ -314,9 +310,8 @@ struct rules_expr *yaml__compile_expr(struct rules_loader *L, const yaml_node_t 
 	size_t before = L->d->errors;
 
 	scalar_srcmap(L, n, &m, &offsets);
-	struct rules_expr *e = expr__compile_filter(&L->set->arena, yaml__scalar(n),
-						    n->data.scalar.length, &m, L->d,
-						    filter ? &L->set->forge_notes : NULL);
+	struct rules_expr *e = expr__compile_filter(&L->set->arena, yaml__scalar(n), n->data.scalar.length,
+						    &m, L->d, filter ? &L->set->forge_notes : NULL);
 	free(offsets);
 	if (!e && L->d->errors == before) /* make sure a failure always counts */
 		yaml__diag(L, n, RULES_SEV_ERROR, "cannot compile expression");
@@ -325,8 +320,7 @@ struct rules_expr *yaml__compile_expr(struct rules_loader *L, const yaml_node_t 
 	return e;
 }
 
-struct rules_template *yaml__compile_template(struct rules_loader *L, const yaml_node_t *n,
-					       const char *what)
+struct rules_template *yaml__compile_template(struct rules_loader *L, const yaml_node_t *n, const char *what)
 {
 	struct rules_srcmap m;
 	size_t *offsets;
@@ -337,8 +331,8 @@ struct rules_template *yaml__compile_template(struct rules_loader *L, const yaml
 		return NULL;
 	}
 	scalar_srcmap(L, n, &m, &offsets);
-	struct rules_template *t = template__compile(&L->set->arena, yaml__scalar(n),
-						     n->data.scalar.length, &m, L->d);
+	struct rules_template *t =
+		template__compile(&L->set->arena, yaml__scalar(n), n->data.scalar.length, &m, L->d);
 	free(offsets);
 	if (!t && L->d->errors == before)
 		yaml__diag(L, n, RULES_SEV_ERROR, "cannot compile template");

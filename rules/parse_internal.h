@@ -9,7 +9,7 @@
 
 #include "rules_internal.h"
 
-#define PARSE_MAX_DEPTH 64  /* nested parens / brackets / blocks / unary operators */
+#define PARSE_MAX_DEPTH 64 /* nested parens / brackets / blocks / unary operators */
 
 struct parser {
 	struct rules_lexer lx;
@@ -36,8 +36,7 @@ bool parse__expect(struct parser *p, enum rules_tok kind, const char *context);
 void parse__unexpected(struct parser *p, const char *after);
 /* True if the tokens after the current one are kinds[0..n). */
 bool parse__peek_is(struct parser *p, const enum rules_tok *kinds, size_t n);
-struct rules_node *parse__new_node(struct parser *p, enum rules_node_kind kind, size_t start,
-				   size_t end);
+struct rules_node *parse__new_node(struct parser *p, enum rules_node_kind kind, size_t start, size_t end);
 /* One more nesting level; false (reported) past PARSE_MAX_DEPTH. */
 bool parse__enter(struct parser *p);
 /* Appends item to a node's u.list (arena-grown). */

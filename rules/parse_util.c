@@ -63,7 +63,8 @@ bool parse__expect(struct parser *p, enum rules_tok kind, const char *context)
 			parse__syntax_error(p, p->tok.start, "unexpected '=' (use '==' to compare)");
 		else
 			parse__syntax_error(p, p->tok.start, "expected %s %s, found %s",
-				     lexer__token_name(kind), context, parse__tok_desc(p, buf, sizeof(buf)));
+					    lexer__token_name(kind), context,
+					    parse__tok_desc(p, buf, sizeof(buf)));
 		return false;
 	}
 	parse__advance(p);
@@ -78,7 +79,8 @@ void parse__unexpected(struct parser *p, const char *after)
 	if (p->tok.kind == RULES_T_ASSIGN)
 		parse__syntax_error(p, p->tok.start, "unexpected '=' (use '==' to compare)");
 	else
-		parse__syntax_error(p, p->tok.start, "unexpected %s%s", parse__tok_desc(p, buf, sizeof(buf)), after);
+		parse__syntax_error(p, p->tok.start, "unexpected %s%s", parse__tok_desc(p, buf, sizeof(buf)),
+				    after);
 }
 
 /* True if the tokens after the current one are kinds[0..n). */
@@ -92,8 +94,7 @@ bool parse__peek_is(struct parser *p, const enum rules_tok *kinds, size_t n)
 	return true;
 }
 
-struct rules_node *parse__new_node(struct parser *p, enum rules_node_kind kind, size_t start,
-				   size_t end)
+struct rules_node *parse__new_node(struct parser *p, enum rules_node_kind kind, size_t start, size_t end)
 {
 	struct rules_node *n = arena__alloc(p->arena, sizeof(*n));
 

@@ -150,8 +150,8 @@ static struct rules_node *parse_map(struct parser *p)
 			char *out = arena__alloc(p->arena, k.end - k.start + 1);
 			size_t err_at;
 			const char *msg;
-			long len = out ? lexer__decode_string(p->lx.src + k.start, k.end - k.start, out,
-							    NULL, &err_at, &msg)
+			long len = out ? lexer__decode_string(p->lx.src + k.start, k.end - k.start, out, NULL,
+							      &err_at, &msg)
 				       : -1;
 			if (len < 0) {
 				parse__syntax_error(p, k.start, "out of memory");
@@ -161,7 +161,7 @@ static struct rules_node *parse_map(struct parser *p)
 			klen = (size_t)len;
 		} else {
 			parse__syntax_error(p, k.start, "expected a map key (a name or a string), found %s",
-				     parse__tok_desc(p, buf, sizeof(buf)));
+					    parse__tok_desc(p, buf, sizeof(buf)));
 			return NULL;
 		}
 		parse__advance(p);
@@ -308,8 +308,8 @@ static struct rules_node *parse_primary(struct parser *p)
 		char *out = arena__alloc(p->arena, t.end - t.start + 1);
 		size_t err_at;
 		const char *msg;
-		long len = out ? lexer__decode_string(p->lx.src + t.start, t.end - t.start, out,
-							NULL, &err_at, &msg)
+		long len = out ? lexer__decode_string(p->lx.src + t.start, t.end - t.start, out, NULL,
+						      &err_at, &msg)
 			       : -1;
 		if (len < 0) { /* the lexer validated escapes; only OOM gets here */
 			parse__syntax_error(p, t.start, "out of memory");
@@ -328,14 +328,17 @@ static struct rules_node *parse_primary(struct parser *p)
 		} else if (parse__tok_is_name(p, "null")) {
 			n = parse__new_node(p, RULES_N_NULL, t.start, t.end);
 		} else if (parse__tok_is_name(p, "in") || parse__tok_is_name(p, "matches") ||
-			   parse__tok_is_name(p, "let") || parse__tok_is_name(p, "else") || parse__tok_is_name(p, "catch")) {
-			parse__syntax_error(p, t.start, "unexpected %s", parse__tok_desc(p, buf, sizeof(buf)));
+			   parse__tok_is_name(p, "let") || parse__tok_is_name(p, "else") ||
+			   parse__tok_is_name(p, "catch")) {
+			parse__syntax_error(p, t.start, "unexpected %s",
+					    parse__tok_desc(p, buf, sizeof(buf)));
 			return NULL;
-		} else if (parse__tok_is_name(p, "return") || parse__tok_is_name(p, "if") || parse__tok_is_name(p, "try")) {
+		} else if (parse__tok_is_name(p, "return") || parse__tok_is_name(p, "if") ||
+			   parse__tok_is_name(p, "try")) {
 			parse__syntax_error(p, t.start,
-				     "'%.*s' starts a statement: it can only come first in the "
-				     "expression or in a { } block (after the declarations)",
-				     (int)(t.end - t.start), p->lx.src + t.start);
+					    "'%.*s' starts a statement: it can only come first in the "
+					    "expression or in a { } block (after the declarations)",
+					    (int)(t.end - t.start), p->lx.src + t.start);
 			return NULL;
 		} else {
 			n = parse__new_node(p, RULES_N_IDENT, t.start, t.end);
@@ -360,21 +363,15 @@ static struct rules_node *parse_primary(struct parser *p)
 		if (!n || !parse__enter(p))
 			return NULL;
 		parse__advance(p);
-		if (!parse_list(p, RULES_T_RBRACKET, "to close the list", &n->u.list.items,
-				&n->u.list.n))
+		if (!parse_list(p, RULES_T_RBRACKET, "to close the list", &n->u.list.items, &n->u.list.n))
 			return NULL;
 		p->depth--;
 		n->end = p->prev_end;
 		break;
-	case RULES_T_LBRACE:
-		return parse_map(p);
-	case RULES_T_TEMPLATE:
-		return parse_template(p);
-	case RULES_T_ERROR:
-		return NULL;
-	default:
-		parse__unexpected(p, "");
-		return NULL;
+	case RULES_T_LBRACE: return parse_map(p);
+	case RULES_T_TEMPLATE: return parse_template(p);
+	case RULES_T_ERROR: return NULL;
+	default: parse__unexpected(p, ""); return NULL;
 	}
 	return p->failed ? NULL : n;
 }
@@ -396,8 +393,9 @@ static struct rules_node *parse_postfix(struct parser *p)
 			if (t.kind == RULES_T_QDOT && p->tok.kind == RULES_T_LBRACKET)
 				goto index; /* a?.[expr] */
 			if (p->tok.kind != RULES_T_IDENT) {
-				parse__syntax_error(p, p->tok.start, "expected a property name after %s, found %s",
-					     lexer__token_name(t.kind), parse__tok_desc(p, buf, sizeof(buf)));
+				parse__syntax_error(
+					p, p->tok.start, "expected a property name after %s, found %s",
+					lexer__token_name(t.kind), parse__tok_desc(p, buf, sizeof(buf)));
 				return NULL;
 			}
 			n = parse__new_node(p, RULES_N_MEMBER, obj->start, p->tok.end);
@@ -405,8 +403,8 @@ static struct rules_node *parse_postfix(struct parser *p)
 				return NULL;
 			n->optional = t.kind == RULES_T_QDOT;
 			n->u.m.obj = obj;
-			n->u.m.name = arena__strndup(p->arena, p->lx.src + p->tok.start,
-						     p->tok.end - p->tok.start);
+			n->u.m.name =
+				arena__strndup(p->arena, p->lx.src + p->tok.start, p->tok.end - p->tok.start);
 			n->u.m.name_len = p->tok.end - p->tok.start;
 			/* errors about the property point at its name */
 			n->start = p->tok.start;
@@ -519,7 +517,7 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 		if (!operand)
 			return NULL;
 		left = parse__new_node(p, t.kind == RULES_T_IDENT ? RULES_N_TYPEOF : RULES_N_UNARY, t.start,
-				operand->end);
+				       operand->end);
 		if (!left)
 			return NULL;
 		left->op = (unsigned char)t.kind;
@@ -561,7 +559,7 @@ static struct rules_node *parse_subexpr(struct parser *p, int limit)
 		if (kind == RULES_N_MATCHES) {
 			if (right->kind != RULES_N_STR) {
 				parse__syntax_error(p, right->start,
-					     "the pattern of 'matches' must be a string literal");
+						    "the pattern of 'matches' must be a string literal");
 				return NULL;
 			}
 			n->u.match.subject = left;
@@ -592,7 +590,7 @@ static struct rules_node *parse_binding(struct parser *p, int statement, bool in
 	struct rules_token name = p->tok;
 	if (name.kind != RULES_T_IDENT) {
 		parse__syntax_error(p, name.start, "expected a variable name after 'let', found %s",
-			     parse__tok_desc(p, buf, sizeof(buf)));
+				    parse__tok_desc(p, buf, sizeof(buf)));
 		return NULL;
 	}
 	parse__advance(p);
@@ -600,8 +598,8 @@ static struct rules_node *parse_binding(struct parser *p, int statement, bool in
 		return NULL;
 	if (p->tok.kind != RULES_T_ASSIGN) {
 		parse__syntax_error(p, p->tok.start, "expected '=' after 'let %.*s', found %s",
-			     (int)(name.end - name.start), p->lx.src + name.start,
-			     parse__tok_desc(p, buf, sizeof(buf)));
+				    (int)(name.end - name.start), p->lx.src + name.start,
+				    parse__tok_desc(p, buf, sizeof(buf)));
 		return NULL;
 	}
 	size_t assign_at = p->tok.start;
@@ -690,7 +688,7 @@ static struct rules_node *parse_block(struct parser *p, const char *what)
 		return NULL;
 	if (p->tok.kind != RULES_T_LBRACE) {
 		parse__syntax_error(p, p->tok.start, "expected '{' to open the block %s, found %s", what,
-			     parse__tok_desc(p, buf, sizeof(buf)));
+				    parse__tok_desc(p, buf, sizeof(buf)));
 		return NULL;
 	}
 	if (!parse__enter(p))
@@ -720,7 +718,7 @@ static struct rules_node *parse_if(struct parser *p)
 		return NULL;
 	if (!parse__tok_is_name(p, "else")) {
 		parse__syntax_error(p, p->tok.start,
-			     "'if' needs an 'else' block (every Jira expression has a value)");
+				    "'if' needs an 'else' block (every Jira expression has a value)");
 		return NULL;
 	}
 	parse__advance(p);
@@ -756,7 +754,7 @@ static struct rules_node *parse_try(struct parser *p)
 		return NULL;
 	if (!parse__tok_is_name(p, "catch")) {
 		parse__syntax_error(p, p->tok.start, "expected 'catch' after the 'try' block, found %s",
-			     parse__tok_desc(p, buf, sizeof(buf)));
+				    parse__tok_desc(p, buf, sizeof(buf)));
 		return NULL;
 	}
 	parse__advance(p);
@@ -771,13 +769,12 @@ static struct rules_node *parse_try(struct parser *p)
 	struct rules_node *handler = parse_block(p, "after 'catch (...)'");
 	if (!handler)
 		return NULL;
-	struct rules_node *n = parse__new_node(p, RULES_N_TRY, name.end ? name.start : t.start,
-					name.end ? name.end : t.end);
+	struct rules_node *n =
+		parse__new_node(p, RULES_N_TRY, name.end ? name.start : t.start, name.end ? name.end : t.end);
 	if (!n)
 		return NULL;
 	if (name.end) {
-		n->u.bind.name = arena__strndup(p->arena, p->lx.src + name.start,
-						name.end - name.start);
+		n->u.bind.name = arena__strndup(p->arena, p->lx.src + name.start, name.end - name.start);
 		n->u.bind.name_len = name.end - name.start;
 		if (!n->u.bind.name)
 			return NULL;
@@ -813,7 +810,7 @@ static struct rules_node *parse_letin(struct parser *p, bool in_block)
 		if (p->tok.kind == RULES_T_EOF || p->tok.kind == RULES_T_RBRACE ||
 		    p->tok.kind == RULES_T_SEMI) {
 			parse__syntax_error(p, p->tok.start, "expected a value after 'return', found %s",
-				     parse__tok_desc(p, buf, sizeof(buf)));
+					    parse__tok_desc(p, buf, sizeof(buf)));
 			return NULL;
 		}
 	}
@@ -832,7 +829,7 @@ static struct rules_node *parse_letin(struct parser *p, bool in_block)
 		return NULL;
 	if (in_block ? p->tok.kind != RULES_T_RBRACE : p->tok.kind != RULES_T_EOF) {
 		parse__unexpected(p, in_block ? " (expected '}': the value of a block comes last)"
-				       : " after the end of the expression");
+					      : " after the end of the expression");
 		return NULL;
 	}
 	return body;
@@ -841,8 +838,7 @@ static struct rules_node *parse_letin(struct parser *p, bool in_block)
 /* ---- entry point (check.c) ---- */
 
 struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d,
-				 size_t *js_comment)
+				 const struct rules_srcmap *map, struct rules_diags *d, size_t *js_comment)
 {
 	struct parser p;
 

@@ -44,8 +44,7 @@ const struct rules_regex *regex__compile(struct rules_arena *a, const char *patt
 	re = arena__alloc(a, sizeof(*re));
 	if (!re)
 		goto oom;
-	re->code = pcre2_compile((PCRE2_SPTR)pattern, n, PCRE2_UTF | PCRE2_UCP, &errcode, &erroff,
-				 NULL);
+	re->code = pcre2_compile((PCRE2_SPTR)pattern, n, PCRE2_UTF | PCRE2_UCP, &errcode, &erroff, NULL);
 	if (!re->code) {
 		PCRE2_UCHAR buf[200];
 		if (pcre2_get_error_message(errcode, buf, sizeof(buf)) < 0)

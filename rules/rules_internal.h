@@ -36,7 +36,7 @@ struct rules_regex;
 struct rules_arena {
 	struct rules_arena_block *head;
 	struct rules_regex *regexes; /* compiled patterns freed with the arena */
-	pcre2_match_context *mctx;   /* limits shared by this arena's patterns */
+	pcre2_match_context *mctx; /* limits shared by this arena's patterns */
 	/* Set by regex.c when it registers a pattern: frees what the arena's
 	 * blocks only point at (the arena does not call regex.c by name). */
 	void (*release)(struct rules_arena *a);
@@ -59,7 +59,7 @@ struct rules_strbuf {
 	size_t len, cap;
 	bool oom;
 	size_t limit; /* most bytes it may hold; 0: no limit */
-	bool over;    /* an append went over limit (oom is set too) */
+	bool over; /* an append went over limit (oom is set too) */
 };
 void strbuf__append(struct rules_strbuf *b, const char *s, size_t n);
 void strbuf__printf(struct rules_strbuf *b, const char *fmt, ...) RULES_FMT(2, 3);
@@ -89,10 +89,10 @@ size_t linemap__offset(const struct rules_linemap *lm, int line, int col);
 char *linemap__line_dup(const struct rules_linemap *lm, int line);
 
 /* Adds one diagnostic; source_line is copied (may be NULL). -1 on OOM. */
-int diag__add(struct rules_diags *d, enum rules_severity sev, const char *file, int line,
-	      int col, const char *source_line, const char *fmt, ...) RULES_FMT(7, 8);
-int diag__vadd(struct rules_diags *d, enum rules_severity sev, const char *file, int line,
-	       int col, const char *source_line, const char *fmt, va_list ap) RULES_FMT(7, 0);
+int diag__add(struct rules_diags *d, enum rules_severity sev, const char *file, int line, int col,
+	      const char *source_line, const char *fmt, ...) RULES_FMT(7, 8);
+int diag__vadd(struct rules_diags *d, enum rules_severity sev, const char *file, int line, int col,
+	       const char *source_line, const char *fmt, va_list ap) RULES_FMT(7, 0);
 
 /* Where the bytes of an expression (or template) come from: maps a byte
  * offset inside the decoded text to an offset in lm->text. With offsets ==
@@ -109,8 +109,8 @@ struct rules_srcmap {
 };
 
 void srcmap__locate(const struct rules_srcmap *m, size_t off, int *line, int *col);
-void srcmap__diag(const struct rules_srcmap *m, struct rules_diags *d, enum rules_severity sev,
-		  size_t off, const char *fmt, ...) RULES_FMT(5, 6);
+void srcmap__diag(const struct rules_srcmap *m, struct rules_diags *d, enum rules_severity sev, size_t off,
+		  const char *fmt, ...) RULES_FMT(5, 6);
 
 /* Levenshtein distance of two short ASCII words (capped at 99). */
 int diag__edit_distance(const char *a, const char *b);
@@ -120,48 +120,48 @@ int diag__edit_distance(const char *a, const char *b);
  * ============================================================ */
 
 enum rules_tok { /* ORDER RULES_TOK (lexer.c token_names[]) */
-	RULES_T_EOF,
-	RULES_T_NUMBER,
-	RULES_T_STRING,
-	RULES_T_IDENT,
-	RULES_T_DOT,      /* . */
-	RULES_T_QDOT,     /* ?. */
-	RULES_T_LBRACKET, /* [ */
-	RULES_T_RBRACKET, /* ] */
-	RULES_T_LPAREN,   /* ( */
-	RULES_T_RPAREN,   /* ) */
-	RULES_T_COMMA,    /* , */
-	RULES_T_NOT,      /* ! */
-	RULES_T_MINUS,    /* - */
-	RULES_T_PLUS,     /* + */
-	RULES_T_STAR,     /* * */
-	RULES_T_SLASH,    /* / */
-	RULES_T_PERCENT,  /* % */
-	RULES_T_LT,       /* < */
-	RULES_T_LE,       /* <= */
-	RULES_T_GT,       /* > */
-	RULES_T_GE,       /* >= */
-	RULES_T_EQ,       /* == */
-	RULES_T_NE,       /* != */
-	RULES_T_AND,      /* && */
-	RULES_T_OR,       /* || */
-	RULES_T_COALESCE, /* ?? */
-	RULES_T_QUESTION, /* ? */
-	RULES_T_COLON,    /* : */
-	RULES_T_LBRACE,   /* { */
-	RULES_T_RBRACE,   /* } */
-	RULES_T_ARROW,    /* => */
-	RULES_T_ASSIGN,   /* = (only in let) */
-	RULES_T_SEMI,     /* ; */
-	RULES_T_TEMPLATE, /* `text ${expr} text`, with its substitutions */
-	RULES_T_ERROR,    /* lexical error; message in the lexer */
-	RULES_T__COUNT
+		 RULES_T_EOF,
+		 RULES_T_NUMBER,
+		 RULES_T_STRING,
+		 RULES_T_IDENT,
+		 RULES_T_DOT, /* . */
+		 RULES_T_QDOT, /* ?. */
+		 RULES_T_LBRACKET, /* [ */
+		 RULES_T_RBRACKET, /* ] */
+		 RULES_T_LPAREN, /* ( */
+		 RULES_T_RPAREN, /* ) */
+		 RULES_T_COMMA, /* , */
+		 RULES_T_NOT, /* ! */
+		 RULES_T_MINUS, /* - */
+		 RULES_T_PLUS, /* + */
+		 RULES_T_STAR, /* * */
+		 RULES_T_SLASH, /* / */
+		 RULES_T_PERCENT, /* % */
+		 RULES_T_LT, /* < */
+		 RULES_T_LE, /* <= */
+		 RULES_T_GT, /* > */
+		 RULES_T_GE, /* >= */
+		 RULES_T_EQ, /* == */
+		 RULES_T_NE, /* != */
+		 RULES_T_AND, /* && */
+		 RULES_T_OR, /* || */
+		 RULES_T_COALESCE, /* ?? */
+		 RULES_T_QUESTION, /* ? */
+		 RULES_T_COLON, /* : */
+		 RULES_T_LBRACE, /* { */
+		 RULES_T_RBRACE, /* } */
+		 RULES_T_ARROW, /* => */
+		 RULES_T_ASSIGN, /* = (only in let) */
+		 RULES_T_SEMI, /* ; */
+		 RULES_T_TEMPLATE, /* `text ${expr} text`, with its substitutions */
+		 RULES_T_ERROR, /* lexical error; message in the lexer */
+		 RULES_T__COUNT
 };
 
 struct rules_token {
 	enum rules_tok kind;
 	uint32_t start, end; /* byte range in the source */
-	double num;          /* RULES_T_NUMBER */
+	double num; /* RULES_T_NUMBER */
 };
 
 struct rules_lexer {
@@ -191,33 +191,33 @@ long lexer__decode_string(const char *raw, size_t n, char *out, size_t *offsets,
  * ============================================================ */
 
 enum rules_node_kind { /* ORDER RULES_NODE (eval.c dispatch) */
-	RULES_N_NULL,
-	RULES_N_BOOL,
-	RULES_N_NUM,
-	RULES_N_STR,
-	RULES_N_LIST,     /* [a, b] */
-	RULES_N_IDENT,    /* a name; the check turns variables into RULES_N_VAR */
-	RULES_N_MEMBER,   /* obj.name, obj?.name */
-	RULES_N_INDEX,    /* obj[expr], obj?.[expr] */
-	RULES_N_CALL,     /* obj.name(args): a builtin method */
-	RULES_N_FUNC,     /* name(args): a builtin function (changed, now, ...) */
-	RULES_N_UNARY,    /* ! -  (op holds the token) */
-	RULES_N_BINARY,   /* arithmetic, comparison, in (op holds the token) */
-	RULES_N_AND,      /* a && b && ...: u.list (a flat chain is one node) */
-	RULES_N_OR,       /* a || b || ...: u.list */
-	RULES_N_COALESCE, /* a ?? b ?? ...: u.list */
-	RULES_N_COND,     /* c ? a : b */
-	RULES_N_MATCHES,  /* s matches 'pattern' */
-	RULES_N_MAP,      /* {a: 1, 'b': x} */
-	RULES_N_LET,      /* let name = value; body */
-	RULES_N_ARROW,    /* name => body (only as a method argument) */
-	RULES_N_VAR,      /* a let or arrow variable, resolved to a slot */
-	RULES_N_TEMPLATE, /* `a${x}b`: u.list of STR nodes and expressions */
-	RULES_N_TYPEOF,   /* typeof x: ops.a */
-	RULES_N_IF,       /* if (a) {b} else {c}: ops.a, ops.b, ops.c (c may be an IF) */
-	RULES_N_TRY,      /* try {value} catch (name) {body}: bind; name NULL for catch () */
-	RULES_N_THROW,    /* throw x: ops.a */
-	RULES_N__COUNT
+		       RULES_N_NULL,
+		       RULES_N_BOOL,
+		       RULES_N_NUM,
+		       RULES_N_STR,
+		       RULES_N_LIST, /* [a, b] */
+		       RULES_N_IDENT, /* a name; the check turns variables into RULES_N_VAR */
+		       RULES_N_MEMBER, /* obj.name, obj?.name */
+		       RULES_N_INDEX, /* obj[expr], obj?.[expr] */
+		       RULES_N_CALL, /* obj.name(args): a builtin method */
+		       RULES_N_FUNC, /* name(args): a builtin function (changed, now, ...) */
+		       RULES_N_UNARY, /* ! -  (op holds the token) */
+		       RULES_N_BINARY, /* arithmetic, comparison, in (op holds the token) */
+		       RULES_N_AND, /* a && b && ...: u.list (a flat chain is one node) */
+		       RULES_N_OR, /* a || b || ...: u.list */
+		       RULES_N_COALESCE, /* a ?? b ?? ...: u.list */
+		       RULES_N_COND, /* c ? a : b */
+		       RULES_N_MATCHES, /* s matches 'pattern' */
+		       RULES_N_MAP, /* {a: 1, 'b': x} */
+		       RULES_N_LET, /* let name = value; body */
+		       RULES_N_ARROW, /* name => body (only as a method argument) */
+		       RULES_N_VAR, /* a let or arrow variable, resolved to a slot */
+		       RULES_N_TEMPLATE, /* `a${x}b`: u.list of STR nodes and expressions */
+		       RULES_N_TYPEOF, /* typeof x: ops.a */
+		       RULES_N_IF, /* if (a) {b} else {c}: ops.a, ops.b, ops.c (c may be an IF) */
+		       RULES_N_TRY, /* try {value} catch (name) {body}: bind; name NULL for catch () */
+		       RULES_N_THROW, /* throw x: ops.a */
+		       RULES_N__COUNT
 };
 
 struct rules_regex {
@@ -228,31 +228,31 @@ struct rules_regex {
 
 struct rules_node {
 	unsigned char kind;
-	unsigned char op;       /* enum rules_tok for UNARY/BINARY, "in" is RULES_T_IDENT */
-	bool optional;          /* ?. or ?.[ */
-	bool chain_end;         /* outermost node of a ?. chain: short-circuit stops here */
-	bool runtime;           /* MEMBER: this is event.runtime */
-	bool lenient;           /* MEMBER/INDEX below event.runtime: what is missing is null */
-	uint32_t start, end;    /* byte range in the expression source */
+	unsigned char op; /* enum rules_tok for UNARY/BINARY, "in" is RULES_T_IDENT */
+	bool optional; /* ?. or ?.[ */
+	bool chain_end; /* outermost node of a ?. chain: short-circuit stops here */
+	bool runtime; /* MEMBER: this is event.runtime */
+	bool lenient; /* MEMBER/INDEX below event.runtime: what is missing is null */
+	uint32_t start, end; /* byte range in the expression source */
 	union {
 		bool b;
 		double num;
 		struct {
 			const char *s;
 			size_t len;
-		} str;                   /* STR, IDENT */
+		} str; /* STR, IDENT */
 		struct {
 			struct rules_node **items;
 			size_t n;
-		} list;                  /* LIST */
+		} list; /* LIST */
 		struct {
 			struct rules_node *obj; /* NULL for FUNC */
 			const char *name;
 			size_t name_len;
-			struct rules_node *index;  /* INDEX */
-			struct rules_node **args;  /* CALL, FUNC */
+			struct rules_node *index; /* INDEX */
+			struct rules_node **args; /* CALL, FUNC */
 			size_t nargs;
-			int builtin;               /* CALL: index in the builtin table */
+			int builtin; /* CALL: index in the builtin table */
 		} m;
 		struct {
 			struct rules_node *a, *b, *c;
@@ -271,10 +271,10 @@ struct rules_node {
 		struct {
 			const char *name; /* NUL-terminated copy */
 			size_t name_len;
-			int slot;                 /* index in the evaluation's variable stack */
+			int slot; /* index in the evaluation's variable stack */
 			struct rules_node *value; /* LET */
-			struct rules_node *body;  /* LET, ARROW */
-		} bind;                           /* LET, ARROW, VAR */
+			struct rules_node *body; /* LET, ARROW */
+		} bind; /* LET, ARROW, VAR */
 	} u;
 };
 
@@ -287,8 +287,8 @@ struct rules_expr {
 	const char *src; /* copy of the source, for runtime error positions */
 	size_t len;
 	struct rules_arena *owned; /* set when compiled alone (rules_expr_compile) */
-	const char *file;          /* where it was compiled from (diagnostics' file) */
-	const int *loc;            /* per line of src: file line, column of its start */
+	const char *file; /* where it was compiled from (diagnostics' file) */
+	const int *loc; /* per line of src: file line, column of its start */
 	size_t nlines;
 };
 
@@ -300,8 +300,7 @@ struct rules_expr *expr__compile(struct rules_arena *a, const char *src, size_t 
 /* parser.c: parses src[0..len) (borrowed for the AST's lifetime) into
  * nodes in arena a; NULL after reporting the first syntax error. */
 struct rules_node *parser__parse(struct rules_arena *a, const char *src, size_t len,
-				 const struct rules_srcmap *map, struct rules_diags *d,
-				 size_t *js_comment);
+				 const struct rules_srcmap *map, struct rules_diags *d, size_t *js_comment);
 
 /* expr__compile for a Forge trigger filter: also adds to notes (warnings)
  * every construct Forge would refuse (rules check --forge). */
@@ -328,14 +327,12 @@ const char *func__name(size_t i);
 
 /* Appends the last evaluation error of e on s as "FILE:LINE:COL: message"
  * (the position in the rule file), or as s->error when e has no file. */
-void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s,
-		       struct rules_strbuf *b);
+void eval__error_where(const struct rules_expr *e, const struct rules_scratch *s, struct rules_strbuf *b);
 
 /* Describes what decided the last evaluation on s (needs s->explain):
  * "`SUBEXPR` (column N) was false: left side \"x\", right side \"y\"".
  * Appends to b. */
-void eval__explain(const struct rules_expr *e, const struct rules_scratch *s,
-		   struct rules_strbuf *b);
+void eval__explain(const struct rules_expr *e, const struct rules_scratch *s, struct rules_strbuf *b);
 
 /* ============================================================
  * Regex (PCRE2)
@@ -356,9 +353,9 @@ enum rules_vkind {
 	RULES_V_NUM,
 	RULES_V_STR,
 	RULES_V_LIST, /* built by a list literal; items in the scratch arena */
-	RULES_V_ARR,  /* a JSON array from the event (json) */
-	RULES_V_MAP,  /* a JSON object from the event (json) */
-	RULES_V_OBJ   /* built by a map literal; entries in the scratch arena */
+	RULES_V_ARR, /* a JSON array from the event (json) */
+	RULES_V_MAP, /* a JSON object from the event (json) */
+	RULES_V_OBJ /* built by a map literal; entries in the scratch arena */
 };
 
 struct rules_kv;
@@ -394,7 +391,7 @@ struct rules_kv {
  * scratch->explain is set, so the normal path pays one branch per && || ?:. */
 struct rules_explain {
 	const struct rules_node *node; /* the deciding sub-expression, or NULL */
-	const struct rules_node *bin;  /* last comparison evaluated and its operands */
+	const struct rules_node *bin; /* last comparison evaluated and its operands */
 	struct rules_value a, b;
 	bool has_operands;
 	unsigned long steps;
@@ -404,16 +401,16 @@ struct rules_scratch {
 	pcre2_match_data *match_data;
 	struct rules_arena strings; /* runtime strings and list items */
 	size_t max_bytes, used_bytes; /* byte limit of one evaluation, and use so far */
-	json_t *runtime;              /* event.runtime of the last evaluation, if built */
-	const char *top_str;          /* the last string '+' built, if nothing came after */
+	json_t *runtime; /* event.runtime of the last evaluation, if built */
+	const char *top_str; /* the last string '+' built, if nothing came after */
 	size_t top_len;
-	bool over_bytes;              /* an allocation was refused for the byte limit */
+	bool over_bytes; /* an allocation was refused for the byte limit */
 	enum rules_eval_status status;
 	struct rules_limit_counts counts;
 	unsigned long max_steps;
-	size_t err_msg_at;      /* error + err_msg_at: the message without its position */
-	size_t err_at;          /* byte offset in the expression of the node that failed */
-	int err_line, err_col;  /* where the last error was raised */
+	size_t err_msg_at; /* error + err_msg_at: the message without its position */
+	size_t err_at; /* byte offset in the expression of the node that failed */
+	int err_line, err_col; /* where the last error was raised */
 	bool explain;
 	struct rules_explain ex;
 	char error[320];
@@ -456,8 +453,8 @@ struct rules_template {
 struct rules_template *template__compile(struct rules_arena *a, const char *src, size_t len,
 					 const struct rules_srcmap *map, struct rules_diags *d);
 /* Renders into a malloc'd string. Returns 0, or -1 with *error malloc'd. */
-int template__render(const struct rules_template *t, const json_t *event,
-		     struct rules_scratch *s, char **text, size_t *text_len, char **error);
+int template__render(const struct rules_template *t, const json_t *event, struct rules_scratch *s,
+		     char **text, size_t *text_len, char **error);
 
 /* ============================================================
  * Known Forge events (forge_events.c, generated by gen-forge-events.sh)

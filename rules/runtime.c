@@ -16,7 +16,7 @@
 
 #include "rules_internal.h"
 
-#define RUNTIME_MAX_PATHS 64    /* Forge allows 5 per manifest */
+#define RUNTIME_MAX_PATHS 64 /* Forge allows 5 per manifest */
 #define RUNTIME_MAX_SEGMENTS 32
 #define RUNTIME_MAX_SEGMENT 256
 
@@ -128,7 +128,7 @@ json_t *runtime__build(const json_t *event)
 
 	if (!root || !json_is_object(props))
 		return root;
-	json_object_foreach((json_t *)props, path, value) {
+	json_object_foreach ((json_t *)props, path, value) {
 		if (++n > RUNTIME_MAX_PATHS)
 			break;
 		put_path(root, path, value);

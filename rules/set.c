@@ -12,15 +12,16 @@
 
 #include "set_internal.h"
 
-const char *const set__on_error_names[] = { /* ORDER ON_ERROR */
+const char *const set__on_error_names[] = {
+	/* ORDER ON_ERROR */
 	"IGNORE", "IGNORE_AND_LOG", "RECEIVE", "RECEIVE_AND_LOG", NULL,
 };
 
 const char *const set__notify_types[] = {"info", "success", "warning", "error", NULL};
 
 const char *const set__schedule_names[] = {"fiveMinute", "hour", "day", "week", NULL};
-const char *const set__schedule_events[] = {"scheduled:fiveMinute", "scheduled:hour",
-					    "scheduled:day", "scheduled:week", NULL};
+const char *const set__schedule_events[] = {"scheduled:fiveMinute", "scheduled:hour", "scheduled:day",
+					    "scheduled:week", NULL};
 
 #define FNV_BASIS 0xcbf29ce484222325ULL
 
@@ -156,8 +157,7 @@ size_t rules_forge_check(const struct rules_set *set, struct rules_diags *diags)
 {
 	for (size_t i = 0; set && i < set->forge_notes.count; i++) {
 		const struct rules_diag *n = &set->forge_notes.items[i];
-		diag__add(diags, n->severity, n->file, n->line, n->col, n->source_line, "%s",
-			  n->message);
+		diag__add(diags, n->severity, n->file, n->line, n->col, n->source_line, "%s", n->message);
 	}
 	return set ? set->forge_notes.count : 0;
 }
@@ -217,7 +217,7 @@ bool set__rule_wants(const struct rules_rule *r, const char *event_type)
 {
 	for (size_t k = 0; k < r->n_events; k++)
 		if (strchr(r->events[k], '*') ? glob__match(r->events[k], event_type)
-					       : !strcmp(r->events[k], event_type))
+					      : !strcmp(r->events[k], event_type))
 			return true;
 	return false;
 }

@@ -40,8 +40,8 @@ static void log_msg(const struct rules_sink *k, const struct rules_rule *r, cons
  * broadcast to 1,000 watchers made the scan 500,000 string compares per
  * event: 17 % of the gateway's CPU). Owned by recipients(), freed there. */
 struct recip_seen {
-	size_t cap;      /* slots, a power of two; 0 while the list is short */
-	size_t *slot;    /* index into `to` + 1; 0 = empty */
+	size_t cap; /* slots, a power of two; 0 while the list is short */
+	size_t *slot; /* index into `to` + 1; 0 = empty */
 };
 
 #define RECIP_SCAN_MAX 16
@@ -61,8 +61,7 @@ static int recip_same(json_t *x, const char *s, size_t n)
 
 /* Index of s in `to` through the set, or -1; with insert_at >= 0, stores it
  * in the empty slot found instead. */
-static long recip_probe(const struct recip_seen *seen, json_t *to, const char *s, size_t n,
-			long insert_at)
+static long recip_probe(const struct recip_seen *seen, json_t *to, const char *s, size_t n, long insert_at)
 {
 	size_t mask = seen->cap - 1;
 	for (size_t i = (size_t)recip_hash(s, n) & mask;; i = (i + 1) & mask) {
@@ -107,7 +106,7 @@ static int add_recipient(json_t *to, struct recip_seen *seen, const struct rules
 	if (!seen->cap) {
 		size_t i;
 		json_t *x;
-		json_array_foreach(to, i, x)
+		json_array_foreach (to, i, x)
 			if (recip_same(x, v->u.str.s, v->u.str.len))
 				return 0;
 	} else if (recip_probe(seen, to, v->u.str.s, v->u.str.len, -1) >= 0) {
@@ -164,8 +163,8 @@ static int add_recipients(json_t *to, struct recip_seen *seen, const struct rule
 }
 
 /* Evaluates the `to` expressions; NULL (after logging) on error. */
-static json_t *recipients(const struct rules_rule *r, const json_t *event,
-			  struct rules_scratch *s, const struct rules_sink *k)
+static json_t *recipients(const struct rules_rule *r, const json_t *event, struct rules_scratch *s,
+			  const struct rules_sink *k)
 {
 	json_t *to = json_array();
 	struct rules_value v;
@@ -202,7 +201,7 @@ static json_t *recipients(const struct rules_rule *r, const json_t *event,
 		const char *actor = json_string_value(json_object_get(event, "atlassianId"));
 		size_t i;
 		json_t *x;
-		json_array_foreach(to, i, x) {
+		json_array_foreach (to, i, x) {
 			if (actor && !strcmp(json_string_value(x), actor)) {
 				json_array_remove(to, i);
 				break; /* entries are distinct */
@@ -217,9 +216,8 @@ fail:
 	return NULL;
 }
 
-static json_t *render_field(const struct rules_rule *r, const struct rules_template *t,
-			    const char *what, const json_t *event, struct rules_scratch *s,
-			    const struct rules_sink *k)
+static json_t *render_field(const struct rules_rule *r, const struct rules_template *t, const char *what,
+			    const json_t *event, struct rules_scratch *s, const struct rules_sink *k)
 {
 	char *text, *err;
 	size_t len;
@@ -227,8 +225,7 @@ static json_t *render_field(const struct rules_rule *r, const struct rules_templ
 	if (!t)
 		return json_string("");
 	if (template__render(t, event, s, &text, &len, &err) < 0) {
-		log_msg(k, r, "rule '%s': %s template failed: %s", r->key, what,
-			err ? err : "out of memory");
+		log_msg(k, r, "rule '%s': %s template failed: %s", r->key, what, err ? err : "out of memory");
 		free(err);
 		return NULL;
 	}
@@ -256,9 +253,8 @@ const struct rules_filter *set_eval__filter_for(const struct rules_rule *r, cons
 	return glob ? glob : &r->filter;
 }
 
-bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_filter *f,
-			      const json_t *event, struct rules_scratch *s,
-			      const struct rules_sink *k, const char **stage)
+bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_filter *f, const json_t *event,
+			      struct rules_scratch *s, const struct rules_sink *k, const char **stage)
 {
 	struct rules_value v;
 	char reason[400];
@@ -310,8 +306,7 @@ bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_fil
 	} else {
 		struct rules_strbuf m = {0};
 		eval__error_where(f->expr, s, &m);
-		snprintf(reason, sizeof(reason), "filter expression failed: %s",
-			 m.data ? m.data : s->error);
+		snprintf(reason, sizeof(reason), "filter expression failed: %s", m.data ? m.data : s->error);
 		strbuf__free(&m);
 	}
 	if (logs)
@@ -319,13 +314,13 @@ bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_fil
 			"rule '%s': %s (onError %s: event %s)", r->key, reason,
 			set__on_error_names[f->on_error], receive ? "received" : "ignored");
 	if (k->why)
-		strbuf__printf(k->why, "%s (onError %s: event %s)", reason,
-			       set__on_error_names[f->on_error], receive ? "received" : "ignored");
+		strbuf__printf(k->why, "%s (onError %s: event %s)", reason, set__on_error_names[f->on_error],
+			       receive ? "received" : "ignored");
 	return receive;
 }
 
-json_t *set_eval__notification(const struct rules_rule *r, const char *event_type,
-			    const json_t *event, struct rules_scratch *s, const struct rules_sink *k)
+json_t *set_eval__notification(const struct rules_rule *r, const char *event_type, const json_t *event,
+			       struct rules_scratch *s, const struct rules_sink *k)
 {
 	json_t *to = recipients(r, event, s, k);
 	json_t *n = NULL, *actions = NULL;
@@ -346,8 +341,7 @@ json_t *set_eval__notification(const struct rules_rule *r, const char *event_typ
 	}
 	for (size_t i = 0; i < r->n_actions; i++) {
 		json_t *text = render_field(r, r->actions[i].text, "action text", event, s, k);
-		json_t *href = text ? render_field(r, r->actions[i].href, "action href", event, s, k)
-				    : NULL;
+		json_t *href = text ? render_field(r, r->actions[i].href, "action href", event, s, k) : NULL;
 		if (!href) {
 			json_decref(text);
 			json_decref(context);
@@ -372,8 +366,10 @@ json_t *set_eval__notification(const struct rules_rule *r, const char *event_typ
 	return n;
 fail:
 	if (to && json_array_size(to) == 0 && k->why && k->why->len == 0)
-		strbuf__printf(k->why, "no recipients: every 'to' expression yielded null or "
-				       "nothing%s", r->exclude_actor ? " (after excludeActor)" : "");
+		strbuf__printf(k->why,
+			       "no recipients: every 'to' expression yielded null or "
+			       "nothing%s",
+			       r->exclude_actor ? " (after excludeActor)" : "");
 	json_decref(to);
 	json_decref(n);
 	json_decref(actions);
@@ -386,9 +382,9 @@ bool set_eval__licensed(const struct rules_invocation *inv)
 			      json_object_get(json_object_get(inv->fit, "app"), "license"), "active"));
 }
 
-json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type,
-			   const json_t *event, const struct rules_invocation *inv,
-			   struct rules_scratch *scratch, rules_log_fn log, void *log_ud)
+json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type, const json_t *event,
+			   const struct rules_invocation *inv, struct rules_scratch *scratch,
+			   rules_log_fn log, void *log_ud)
 {
 	json_t *out = json_array();
 	const struct rules_bucket *b;
@@ -429,15 +425,14 @@ json_t *rules_evaluate_for(const struct rules_set *set, const char *event_type,
 	return out;
 }
 
-json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type,
-			  const json_t *event, struct rules_scratch *scratch, rules_log_fn log,
-			  void *log_ud)
+json_t *rules_evaluate_as(const struct rules_set *set, const char *event_type, const json_t *event,
+			  struct rules_scratch *scratch, rules_log_fn log, void *log_ud)
 {
 	return rules_evaluate_for(set, event_type, event, NULL, scratch, log, log_ud);
 }
 
-json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
-		       struct rules_scratch *scratch, rules_log_fn log, void *log_ud)
+json_t *rules_evaluate(const struct rules_set *set, const json_t *event, struct rules_scratch *scratch,
+		       rules_log_fn log, void *log_ud)
 {
 	const char *type = json_string_value(json_object_get(event, "eventType"));
 
@@ -448,9 +443,8 @@ json_t *rules_evaluate(const struct rules_set *set, const json_t *event,
 	return rules_evaluate_as(set, type, event, scratch, log, log_ud);
 }
 
-json_t *rules_evaluate_schedule(const struct rules_set *set, const char *interval,
-				const json_t *event, struct rules_scratch *scratch,
-				rules_log_fn log, void *log_ud)
+json_t *rules_evaluate_schedule(const struct rules_set *set, const char *interval, const json_t *event,
+				struct rules_scratch *scratch, rules_log_fn log, void *log_ud)
 {
 	int v = interval ? set__name_index(interval, set__schedule_names) : -1;
 

@@ -28,8 +28,7 @@ static json_t *explain_rule(const struct rules_rule *r, const char *event_type, 
 				       event_type);
 		else
 			strbuf__printf(&why, "%s is not in its events", event_type);
-	} else if (!set_eval__filter_matches(r, set_eval__filter_for(r, event_type), event, s, &k,
-					     &stage)) {
+	} else if (!set_eval__filter_matches(r, set_eval__filter_for(r, event_type), event, s, &k, &stage)) {
 		/* stage says which part of the filter skipped it */
 	} else {
 		/* why holds the filter's reason; the notification's own failure
@@ -48,8 +47,8 @@ static json_t *explain_rule(const struct rules_rule *r, const char *event_type, 
 	}
 	char *text = strbuf__take(&why);
 	out = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "rule", r->key ? r->key : "", "file",
-			r->file ? r->file : "", "line", r->line, "outcome", outcome, "stage", stage,
-			"reason", text ? text : "out of memory");
+			r->file ? r->file : "", "line", r->line, "outcome", outcome, "stage", stage, "reason",
+			text ? text : "out of memory");
 	free(text);
 	return out;
 }
@@ -60,9 +59,8 @@ json_t *rules_explain(const struct rules_set *set, const char *event_type, const
 	return rules_explain_for(set, event_type, event, NULL, scratch);
 }
 
-json_t *rules_explain_for(const struct rules_set *set, const char *event_type,
-			  const json_t *event, const struct rules_invocation *inv,
-			  struct rules_scratch *scratch)
+json_t *rules_explain_for(const struct rules_set *set, const char *event_type, const json_t *event,
+			  const struct rules_invocation *inv, struct rules_scratch *scratch)
 {
 	json_t *rules = json_array(), *notes = json_array();
 	bool licensed = set_eval__licensed(inv);
@@ -72,8 +70,7 @@ json_t *rules_explain_for(const struct rules_set *set, const char *event_type,
 	if (!event_type)
 		event_type = "";
 	for (size_t i = 0; set && rules && notes && i < set->n_rules; i++)
-		json_array_append_new(rules, explain_rule(&set->rules[i], event_type, event,
-							  licensed, scratch, notes));
-	return json_pack("{s:s, s:o, s:o}", "eventType", event_type, "rules", rules,
-			 "notifications", notes);
+		json_array_append_new(
+			rules, explain_rule(&set->rules[i], event_type, event, licensed, scratch, notes));
+	return json_pack("{s:s, s:o, s:o}", "eventType", event_type, "rules", rules, "notifications", notes);
 }

@@ -17,10 +17,10 @@
 #define RULES_MAX_TTL 2592000
 
 enum on_error { /* ORDER ON_ERROR (set__on_error_names[]) */
-	ON_ERROR_IGNORE,
-	ON_ERROR_IGNORE_AND_LOG,
-	ON_ERROR_RECEIVE,
-	ON_ERROR_RECEIVE_AND_LOG,
+		ON_ERROR_IGNORE,
+		ON_ERROR_IGNORE_AND_LOG,
+		ON_ERROR_RECEIVE,
+		ON_ERROR_RECEIVE_AND_LOG,
 };
 
 extern const char *const set__on_error_names[]; /* ORDER ON_ERROR, NULL-terminated */
@@ -30,7 +30,7 @@ extern const char *const set__notify_types[]; /* NULL-terminated */
 /* Forge scheduled trigger intervals; a `schedule: X` rule is indexed under
  * the event type "scheduled:X" (the event the gateway builds for
  * POST /forge/scheduled/X, docs/protocol.md). */
-extern const char *const set__schedule_names[];  /* NULL-terminated */
+extern const char *const set__schedule_names[]; /* NULL-terminated */
 extern const char *const set__schedule_events[]; /* ORDER set__schedule_names */
 
 struct rules_action {
@@ -44,7 +44,7 @@ struct rules_filter {
 	bool app_licensed; /* appIsLicensed: true */
 	struct rules_expr *expr; /* NULL: no expression */
 	enum on_error on_error;
-	int line;          /* of the filter in its file (diagnostics, rules check --forge) */
+	int line; /* of the filter in its file (diagnostics, rules check --forge) */
 };
 
 struct rules_rule {
@@ -57,9 +57,9 @@ struct rules_rule {
 	const char **events;
 	size_t n_events;
 	bool has_glob;
-	struct rules_filter filter;          /* for the events given by name */
+	struct rules_filter filter; /* for the events given by name */
 	struct rules_filter **event_filters; /* per events[i] given as {eventType, filter}, else NULL */
-	const char **property_paths;         /* payload.include.propertyPaths (all forms) */
+	const char **property_paths; /* payload.include.propertyPaths (all forms) */
 	size_t n_property_paths;
 	struct rules_expr **to;
 	size_t n_to;
@@ -72,7 +72,7 @@ struct rules_rule {
 
 struct rules_bucket {
 	const char *name; /* NULL: empty slot */
-	size_t *rules;    /* rule indices, ascending */
+	size_t *rules; /* rule indices, ascending */
 	size_t n;
 };
 
@@ -90,7 +90,6 @@ struct rules_set {
 	char version[17];
 	struct rules_diags forge_notes; /* rules check --forge (warnings) */
 };
-
 
 /* ---- set.c ---- */
 
@@ -115,7 +114,7 @@ struct rules_sink {
 	rules_log_fn log;
 	void *ud;
 	struct rules_strbuf *why; /* NULL outside rules_explain */
-	bool licensed;            /* the FIT says app.license.active: true */
+	bool licensed; /* the FIT says app.license.active: true */
 };
 
 /* Does the invocation's FIT say app.license.active: true? */
@@ -125,13 +124,11 @@ const struct rules_filter *set_eval__filter_for(const struct rules_rule *r, cons
 /* Applies appIsLicensed, ignoreSelf and the filter expression; true if the
  * rule matches. With k->why set (rules_explain) the reason is written there,
  * and *stage (if not NULL) names the step that decided. */
-bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_filter *f,
-			      const json_t *event, struct rules_scratch *s,
-			      const struct rules_sink *k, const char **stage);
+bool set_eval__filter_matches(const struct rules_rule *r, const struct rules_filter *f, const json_t *event,
+			      struct rules_scratch *s, const struct rules_sink *k, const char **stage);
 /* The rule's notification for the event, or NULL (no recipients, a template
  * error: said through k). */
-json_t *set_eval__notification(const struct rules_rule *r, const char *event_type,
-			       const json_t *event, struct rules_scratch *s,
-			       const struct rules_sink *k);
+json_t *set_eval__notification(const struct rules_rule *r, const char *event_type, const json_t *event,
+			       struct rules_scratch *s, const struct rules_sink *k);
 
 #endif

@@ -84,8 +84,8 @@ struct rules_template *template__compile(struct rules_arena *a, const char *src,
 	return failed ? NULL : t;
 }
 
-int template__render(const struct rules_template *t, const json_t *event,
-		     struct rules_scratch *s, char **text, size_t *text_len, char **error)
+int template__render(const struct rules_template *t, const json_t *event, struct rules_scratch *s,
+		     char **text, size_t *text_len, char **error)
 {
 	struct rules_strbuf b = {.limit = s->max_bytes};
 	struct rules_value v;

@@ -18,7 +18,8 @@
 
 /* ---- values ---- */
 
-static const char *const type_names[] = { /* ORDER enum rules_vkind */
+static const char *const type_names[] = {
+	/* ORDER enum rules_vkind */
 	"null", "Boolean", "Number", "String", "List", "List", "Map", "Map",
 };
 
@@ -168,11 +169,11 @@ static bool json_fits(const json_t *j, size_t *left, int depth)
 		return false;
 	*left -= need;
 	if (json_is_array(j)) {
-		json_array_foreach(j, i, x)
+		json_array_foreach (j, i, x)
 			if (!json_fits(x, left, depth + 1))
 				return false;
 	} else if (json_is_object(j)) {
-		json_object_foreach((json_t *)j, key, x) {
+		json_object_foreach ((json_t *)j, key, x) {
 			size_t kl = strlen(key) + 3;
 			if (kl > *left || !json_fits(x, left, depth + 1))
 				return false;
@@ -269,8 +270,7 @@ int value__oom(struct rules_ctx *c, const struct rules_node *n)
 {
 	if (!c->s->over_bytes)
 		return value__fail(c, n, "out of memory");
-	value__fail(c, n, "expression needs more than %zu bytes of scratch memory",
-		    c->s->max_bytes);
+	value__fail(c, n, "expression needs more than %zu bytes of scratch memory", c->s->max_bytes);
 	c->s->status = RULES_EVAL_BYTE_LIMIT;
 	return EV_ERR;
 }
@@ -317,7 +317,7 @@ int value__equal(struct rules_ctx *c, const struct rules_node *n, const struct r
 		}
 		const char *key;
 		json_t *val;
-		json_object_foreach((json_t *)a->json, key, val) {
+		json_object_foreach ((json_t *)a->json, key, val) {
 			struct rules_value x, y;
 			if (!value__map_get(b, key, strlen(key), &y))
 				return EV_OK;
@@ -337,8 +337,7 @@ int value__equal(struct rules_ctx *c, const struct rules_node *n, const struct r
 	case RULES_V_BOOL: *eq = a->u.b == b->u.b; break;
 	case RULES_V_NUM: *eq = a->u.num == b->u.num; break;
 	case RULES_V_STR:
-		*eq = a->u.str.len == b->u.str.len &&
-		      memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
+		*eq = a->u.str.len == b->u.str.len && memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
 		break;
 	default: break;
 	}

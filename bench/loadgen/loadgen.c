@@ -106,7 +106,8 @@ static double proc_cpu(int pid)
 		char *rp = strrchr(buf, ')');
 		unsigned long ut = 0, st = 0;
 		/* fields after ")": state(3) ... utime(14) stime(15) */
-		if (rp && sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+		if (rp &&
+		    sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
 			total += (double)(ut + st) / (double)hz;
 	}
 	return total;
@@ -152,7 +153,8 @@ static int proc_threads(int pid, int *tids, double *secs, int max)
 			buf[m] = '\0';
 			char *rp = strrchr(buf, ')');
 			unsigned long ut = 0, st = 0;
-			if (rp && sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
+			if (rp && sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+					 &st) == 2) {
 				tids[k] = atoi(e->d_name);
 				secs[k++] = (double)(ut + st) / (double)hz;
 			}
@@ -258,14 +260,17 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"target", 1, 0, 't'},   {"host", 1, 0, 'H'},        {"port", 1, 0, 'p'},
-		{"state-dir", 1, 0, 's'}, {"server-pid", 1, 0, 'P'}, {"users", 1, 0, 'u'},
-		{"duration", 1, 0, 'd'}, {"warmup", 1, 0, 'w'},      {"rate", 1, 0, 'r'},
-		{"window", 1, 0, 'W'},   {"events", 1, 0, 'e'},      {"http-conns", 1, 0, 'c'},
-		{"concurrency", 1, 0, 'k'}, {"src-addrs", 1, 0, 'a'}, {"settle", 1, 0, 'S'},
-		{"msg-size", 1, 0, 'm'}, {"run-id", 1, 0, 'i'},      {"expect-exact", 0, 0, 'x'},
-		{"drain", 1, 0, 'D'},    {"verbose", 0, 0, 'v'},     {"event-loop", 1, 0, 'L'},
-		{0, 0, 0, 0},
+		{"target", 1, 0, 't'},	    {"host", 1, 0, 'H'},
+		{"port", 1, 0, 'p'},	    {"state-dir", 1, 0, 's'},
+		{"server-pid", 1, 0, 'P'},  {"users", 1, 0, 'u'},
+		{"duration", 1, 0, 'd'},    {"warmup", 1, 0, 'w'},
+		{"rate", 1, 0, 'r'},	    {"window", 1, 0, 'W'},
+		{"events", 1, 0, 'e'},	    {"http-conns", 1, 0, 'c'},
+		{"concurrency", 1, 0, 'k'}, {"src-addrs", 1, 0, 'a'},
+		{"settle", 1, 0, 'S'},	    {"msg-size", 1, 0, 'm'},
+		{"run-id", 1, 0, 'i'},	    {"expect-exact", 0, 0, 'x'},
+		{"drain", 1, 0, 'D'},	    {"verbose", 0, 0, 'v'},
+		{"event-loop", 1, 0, 'L'},  {0, 0, 0, 0},
 	};
 	if (argc < 2)
 		usage();
@@ -400,13 +405,14 @@ int main(int argc, char **argv)
 		long pss1 = proc_mem_kib(O.server_pid, "Pss:"), rss1 = proc_mem_kib(O.server_pid, "Rss:");
 		double per = g_ready ? (double)(pss1 - pss0) * 1024.0 / (double)g_ready : 0;
 		double cps = ramp_s > 0 ? (double)g_authed / ramp_s : 0;
-		fprintf(stderr, "conns: %.0f authenticated connects/s; PSS %ld -> %ld KiB = %.0f bytes/conn\n", cps,
+		fprintf(stderr,
+			"conns: %.0f authenticated connects/s; PSS %ld -> %ld KiB = %.0f bytes/conn\n", cps,
 			pss0, pss1, per);
 		printf("RESULT scenario=conns target=%s users=%d ready=%ld failed=%ld connects_per_s=%.0f "
 		       "connect_p50_ms=%.2f connect_p99_ms=%.2f pss0_kib=%ld pss1_kib=%ld rss0_kib=%ld rss1_kib=%ld "
 		       "bytes_per_conn=%.0f server_cpu_s=%.2f\n",
-		       tgname, O.users, g_ready, g_failed, cps, pct(cl, ncl, 50) / 1000, pct(cl, ncl, 99) / 1000,
-		       pss0, pss1, rss0, rss1, per, cpu_ramp1 - cpu_ramp0);
+		       tgname, O.users, g_ready, g_failed, cps, pct(cl, ncl, 50) / 1000,
+		       pct(cl, ncl, 99) / 1000, pss0, pss1, rss0, rss1, per, cpu_ramp1 - cpu_ramp0);
 		lws_context_destroy(g_ctx);
 		return O.expect_exact && g_failed ? 1 : 0;
 	}
@@ -446,8 +452,11 @@ int main(int argc, char **argv)
 	long frames = atomic_load(&g_frames), fwin = atomic_load(&g_frames_in_win);
 	long awin = atomic_load(&g_accepted_in_win);
 	double cpu = cpu1 - cpu0;
-	double lg_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-			(double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+	double lg_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+				 ru0.ru_stime.tv_sec) +
+			(double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+				 ru0.ru_stime.tv_usec) /
+				1e6;
 	/* exactly-once check over every event sent */
 	long bad = 0, missing = 0;
 	for (long s = 0; s < g_ev_cap; s++) {
@@ -476,18 +485,18 @@ int main(int argc, char **argv)
 	       "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f samples=%zu server_cpu_s=%.2f "
 	       "cpu_ms_per_1k=%.1f cpu_us_per_accepted=%.1f loadgen_cpu_s=%.2f dups=%ld missing=%ld bad_events=%ld "
 	       "misdelivered=%ld unmatched=%ld ws_errors=%ld avg_frame_bytes=%ld threads=%s loadgen_threads=%s machine_busy_s=%.2f other_cpu_s=%.2f\n",
-	       scnames[O.sc], tgname, O.users, O.rate, O.window, win, sent, acc, rej, atomic_load(&g_http_err),
-	       acc_rate, frames, deliv_rate, pct(g_lat, g_nlat, 50) / 1000, pct(g_lat, g_nlat, 99) / 1000,
-	       pct(g_lat, g_nlat, 99.9) / 1000, g_nlat ? (double)g_lat[g_nlat - 1] / 1e6 : 0, g_nlat, cpu,
-	       cpu_per_1k, awin ? cpu / (double)awin * 1e6 : 0, lg_cpu, atomic_load(&g_dups), missing, bad,
+	       scnames[O.sc], tgname, O.users, O.rate, O.window, win, sent, acc, rej,
+	       atomic_load(&g_http_err), acc_rate, frames, deliv_rate, pct(g_lat, g_nlat, 50) / 1000,
+	       pct(g_lat, g_nlat, 99) / 1000, pct(g_lat, g_nlat, 99.9) / 1000,
+	       g_nlat ? (double)g_lat[g_nlat - 1] / 1e6 : 0, g_nlat, cpu, cpu_per_1k,
+	       awin ? cpu / (double)awin * 1e6 : 0, lg_cpu, atomic_load(&g_dups), missing, bad,
 	       atomic_load(&g_misdelivered), atomic_load(&g_unmatched), atomic_load(&g_ws_errors),
 	       frames ? g_frame_bytes / frames : 0, threads, lgthreads, busy1 - busy0,
 	       busy1 - busy0 - cpu - lg_cpu);
 	fflush(stdout);
 	lws_context_destroy(g_ctx);
-	if (O.expect_exact &&
-	    (bad || rej || atomic_load(&g_http_err) || atomic_load(&g_misdelivered) || atomic_load(&g_unmatched) ||
-	     atomic_load(&g_dups) || sent == 0))
+	if (O.expect_exact && (bad || rej || atomic_load(&g_http_err) || atomic_load(&g_misdelivered) ||
+			       atomic_load(&g_unmatched) || atomic_load(&g_dups) || sent == 0))
 		return 1;
 	return 0;
 }

@@ -35,22 +35,25 @@ static int build_request(char *buf, size_t cap, long seq)
 	if (O.tg == TG_GATEWAY) {
 		switch (O.sc) {
 		case SC_INTAKE:
-			bl = snprintf(body, sizeof(body),
-				      "{\"payload\":{\"eventType\":\"avi:jira:deleted:issue\",\"issue\":{\"key\":\"B-%ld\","
-				      "\"fields\":{\"summary\":\"bench\",\"assignee\":{\"accountId\":\"u%d\"}}}}}",
-				      seq, user);
+			bl = snprintf(
+				body, sizeof(body),
+				"{\"payload\":{\"eventType\":\"avi:jira:deleted:issue\",\"issue\":{\"key\":\"B-%ld\","
+				"\"fields\":{\"summary\":\"bench\",\"assignee\":{\"accountId\":\"u%d\"}}}}}",
+				seq, user);
 			break;
 		case SC_TARGETED:
-			bl = snprintf(body, sizeof(body),
-				      "{\"payload\":{\"eventType\":\"avi:jira:created:issue\",\"issue\":{\"key\":\"B-%ld\","
-				      "\"fields\":{\"summary\":\"bench\",\"assignee\":{\"accountId\":\"u%d\"}}}}}",
-				      seq, user);
+			bl = snprintf(
+				body, sizeof(body),
+				"{\"payload\":{\"eventType\":\"avi:jira:created:issue\",\"issue\":{\"key\":\"B-%ld\","
+				"\"fields\":{\"summary\":\"bench\",\"assignee\":{\"accountId\":\"u%d\"}}}}}",
+				seq, user);
 			break;
 		default:
-			bl = snprintf(body, sizeof(body),
-				      "{\"payload\":{\"eventType\":\"avi:jira:updated:issue\",\"issue\":{\"key\":\"B-%ld\","
-				      "\"fields\":{\"summary\":\"bench\"}},\"ctx\":\"bcast\",\"watchers\":%s}}",
-				      seq, g_watchers);
+			bl = snprintf(
+				body, sizeof(body),
+				"{\"payload\":{\"eventType\":\"avi:jira:updated:issue\",\"issue\":{\"key\":\"B-%ld\","
+				"\"fields\":{\"summary\":\"bench\"}},\"ctx\":\"bcast\",\"watchers\":%s}}",
+				seq, g_watchers);
 			break;
 		}
 		if (bl < 0 || (size_t)bl >= sizeof(body))
@@ -258,7 +261,8 @@ void *publisher(void *arg)
 							atomic_fetch_add(&g_accepted_in_win, 1);
 					} else {
 						if (atomic_fetch_add(&g_rejected, 1) < 5)
-							fprintf(stderr, "publisher: HTTP %d for event %ld\n", st, c->seq);
+							fprintf(stderr, "publisher: HTTP %d for event %ld\n",
+								st, c->seq);
 						/* never delivered: count as complete so the window moves */
 						atomic_fetch_add(&g_completed, 1);
 					}

@@ -11,7 +11,7 @@
 #define LOADGEN_PUBLISHER_H
 
 extern char *g_watchers; /* gateway broadcast: ["u0",...] */
-extern char *g_pad;      /* nchan: the message padding */
+extern char *g_pad; /* nchan: the message padding */
 
 /* The thread's body (pthread_create); sets g_pub_done when it ends. */
 void *publisher(void *arg);

@@ -11,9 +11,21 @@
 #include "shared.h"
 
 struct opts O = {
-	.host = "127.0.0.1", .port = 8080, .users = 1000, .duration = 15, .warmup = 3, .drain = 10,
-	.settle = 3, .rate = 0, .window = 0, .http_conns = 32, .concurrency = 128, .src_addrs = 1,
-	.msg_size = 700, .run_id = "bench", .max_events = 0,
+	.host = "127.0.0.1",
+	.port = 8080,
+	.users = 1000,
+	.duration = 15,
+	.warmup = 3,
+	.drain = 10,
+	.settle = 3,
+	.rate = 0,
+	.window = 0,
+	.http_conns = 32,
+	.concurrency = 128,
+	.src_addrs = 1,
+	.msg_size = 700,
+	.run_id = "bench",
+	.max_events = 0,
 };
 
 uint64_t now_ns(void)
@@ -31,13 +43,13 @@ void die(const char *what)
 
 struct ev *g_ev;
 long g_ev_cap;
-_Atomic long g_sent;      /* events written (request fully sent) */
-_Atomic long g_accepted;  /* 2xx answers */
-_Atomic long g_rejected;  /* non-2xx answers */
-_Atomic long g_http_err;  /* connection failures / resets with a request outstanding */
+_Atomic long g_sent; /* events written (request fully sent) */
+_Atomic long g_accepted; /* 2xx answers */
+_Atomic long g_rejected; /* non-2xx answers */
+_Atomic long g_http_err; /* connection failures / resets with a request outstanding */
 _Atomic long g_completed; /* events whose every expected frame arrived */
-_Atomic long g_frames;    /* matched frames */
-_Atomic long g_dups;      /* frames beyond the expected count */
+_Atomic long g_frames; /* matched frames */
+_Atomic long g_dups; /* frames beyond the expected count */
 _Atomic long g_misdelivered;
 _Atomic long g_unmatched; /* frames we could not parse */
 _Atomic long g_ws_errors; /* error frames, connection errors */
@@ -47,7 +59,7 @@ _Atomic uint64_t g_win_start, g_win_end; /* measurement window, ns */
 _Atomic long g_frames_in_win;
 _Atomic long g_accepted_in_win;
 int g_fanout = 1;
-long g_frame_bytes;  /* ws thread only */
+long g_frame_bytes; /* ws thread only */
 
 /* latency samples (ws thread only) */
 uint64_t *g_lat;

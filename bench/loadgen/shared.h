@@ -43,20 +43,19 @@ extern struct opts O;
 
 struct ev {
 	_Atomic uint64_t t_send; /* ns; 0 = not sent */
-	_Atomic uint32_t got;    /* frames received for it */
+	_Atomic uint32_t got; /* frames received for it */
 	_Atomic uint8_t measured;
 };
 
-
 extern struct ev *g_ev;
 extern long g_ev_cap;
-extern _Atomic long g_sent;      /* events written (request fully sent) */
-extern _Atomic long g_accepted;  /* 2xx answers */
-extern _Atomic long g_rejected;  /* non-2xx answers */
-extern _Atomic long g_http_err;  /* connection failures / resets with a request outstanding */
+extern _Atomic long g_sent; /* events written (request fully sent) */
+extern _Atomic long g_accepted; /* 2xx answers */
+extern _Atomic long g_rejected; /* non-2xx answers */
+extern _Atomic long g_http_err; /* connection failures / resets with a request outstanding */
 extern _Atomic long g_completed; /* events whose every expected frame arrived */
-extern _Atomic long g_frames;    /* matched frames */
-extern _Atomic long g_dups;      /* frames beyond the expected count */
+extern _Atomic long g_frames; /* matched frames */
+extern _Atomic long g_dups; /* frames beyond the expected count */
 extern _Atomic long g_misdelivered;
 extern _Atomic long g_unmatched; /* frames we could not parse */
 extern _Atomic long g_ws_errors; /* error frames, connection errors */
@@ -66,7 +65,7 @@ extern _Atomic uint64_t g_win_start, g_win_end; /* measurement window, ns */
 extern _Atomic long g_frames_in_win;
 extern _Atomic long g_accepted_in_win;
 extern int g_fanout;
-extern long g_frame_bytes;  /* ws thread only */
+extern long g_frame_bytes; /* ws thread only */
 
 /* latency samples (ws thread only) */
 extern uint64_t *g_lat;

@@ -217,8 +217,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 			c->wsi = NULL;
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 	return 0;
 }

@@ -31,7 +31,6 @@ struct wconn {
 	char sub_expect[24]; /* "sub":"u<i>" */
 };
 
-
 extern struct wconn *g_conns;
 extern int g_nconns;
 extern long g_ready, g_authed, g_failed;

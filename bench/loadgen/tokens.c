@@ -167,7 +167,8 @@ char *mint_sub(int i, long ttl)
 	unsigned char mac[32];
 	unsigned int maclen = sizeof(mac);
 	snprintf(claims, sizeof(claims),
-		 "{\"installation\":\"" DEV_INSTALLATION "\",\"sub\":\"u%d\",\"ctx\":[\"user:u%d\",\"bcast\"],"
+		 "{\"installation\":\"" DEV_INSTALLATION
+		 "\",\"sub\":\"u%d\",\"ctx\":[\"user:u%d\",\"bcast\"],"
 		 "\"exp\":%ld}",
 		 i, i, (long)time(NULL) + ttl);
 	size_t o = b64url_enc((const unsigned char *)hdr, strlen(hdr), in);
@@ -183,7 +184,6 @@ char *mint_sub(int i, long ttl)
 	snprintf(tok, n, "%.*s.%s", (int)o, in, sigb);
 	return tok;
 }
-
 
 char *g_fits[NFITS];
 

@@ -12,24 +12,21 @@
 
 #include "gw/b64url.h"
 
-static const char enc_tab[64] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char enc_tab[64] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* Decoding table: 1 + the 6-bit value for alphabet characters, 0 for every
  * other byte (designated initialisers, C99). A lookup instead of range
  * branches: the FIT payload (~1.5 KB) is decoded once per event. */
 #define D(c, v) [(unsigned char)(c)] = (v) + 1
 static const unsigned char dec_tab[256] = {
-	D('A', 0),  D('B', 1),  D('C', 2),  D('D', 3),  D('E', 4),  D('F', 5),  D('G', 6),
-	D('H', 7),  D('I', 8),  D('J', 9),  D('K', 10), D('L', 11), D('M', 12), D('N', 13),
-	D('O', 14), D('P', 15), D('Q', 16), D('R', 17), D('S', 18), D('T', 19), D('U', 20),
-	D('V', 21), D('W', 22), D('X', 23), D('Y', 24), D('Z', 25), D('a', 26), D('b', 27),
-	D('c', 28), D('d', 29), D('e', 30), D('f', 31), D('g', 32), D('h', 33), D('i', 34),
-	D('j', 35), D('k', 36), D('l', 37), D('m', 38), D('n', 39), D('o', 40), D('p', 41),
-	D('q', 42), D('r', 43), D('s', 44), D('t', 45), D('u', 46), D('v', 47), D('w', 48),
-	D('x', 49), D('y', 50), D('z', 51), D('0', 52), D('1', 53), D('2', 54), D('3', 55),
-	D('4', 56), D('5', 57), D('6', 58), D('7', 59), D('8', 60), D('9', 61), D('-', 62),
-	D('_', 63),
+	D('A', 0),  D('B', 1),	D('C', 2),  D('D', 3),	D('E', 4),  D('F', 5),	D('G', 6),  D('H', 7),
+	D('I', 8),  D('J', 9),	D('K', 10), D('L', 11), D('M', 12), D('N', 13), D('O', 14), D('P', 15),
+	D('Q', 16), D('R', 17), D('S', 18), D('T', 19), D('U', 20), D('V', 21), D('W', 22), D('X', 23),
+	D('Y', 24), D('Z', 25), D('a', 26), D('b', 27), D('c', 28), D('d', 29), D('e', 30), D('f', 31),
+	D('g', 32), D('h', 33), D('i', 34), D('j', 35), D('k', 36), D('l', 37), D('m', 38), D('n', 39),
+	D('o', 40), D('p', 41), D('q', 42), D('r', 43), D('s', 44), D('t', 45), D('u', 46), D('v', 47),
+	D('w', 48), D('x', 49), D('y', 50), D('z', 51), D('0', 52), D('1', 53), D('2', 54), D('3', 55),
+	D('4', 56), D('5', 57), D('6', 58), D('7', 59), D('8', 60), D('9', 61), D('-', 62), D('_', 63),
 };
 #undef D
 
@@ -83,8 +80,7 @@ int gw_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *ou
 	if (!buf)
 		return -1;
 	for (; i + 4 <= len; i += 4) {
-		unsigned a = dec(s[i]), b = dec(s[i + 1]), c = dec(s[i + 2]),
-			 d = dec(s[i + 3]);
+		unsigned a = dec(s[i]), b = dec(s[i + 1]), c = dec(s[i + 2]), d = dec(s[i + 3]);
 		if ((a | b | c | d) & 0xc0)
 			goto fail;
 		uint32_t v = a << 18 | b << 12 | c << 6 | d;

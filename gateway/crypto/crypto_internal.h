@@ -38,8 +38,8 @@ const char *crypto__alg_name(enum crypto__alg alg);
 /* The key one verification uses. Exactly one of pkey / secret is set. */
 struct crypto__key {
 	enum crypto__alg alg;
-	EVP_PKEY *pkey;        /* RS256 / ES256, borrowed */
-	const EVP_MD *sha256;  /* pre-fetched SHA-256, borrowed */
+	EVP_PKEY *pkey; /* RS256 / ES256, borrowed */
+	const EVP_MD *sha256; /* pre-fetched SHA-256, borrowed */
 	/* RS256 / ES256: a verify context set up once (padding, digest), owned
 	 * by the loader through crypto__key_prepare / crypto__key_release and
 	 * duplicated per verification (EVP_PKEY_CTX_dup takes it const), which
@@ -58,28 +58,25 @@ void crypto__key_release(struct crypto__key *key);
 /* Called by crypto__jws_verify once the header has been decoded and its
  * `alg` matched the pinned one; picks the key (FIT: by kid). On failure
  * returns the error and writes detail. */
-typedef enum gw_token_err (*crypto__key_fn)(void *arg, json_t *header,
-					    const struct crypto__key **key, char *detail,
-					    size_t detail_len);
+typedef enum gw_token_err (*crypto__key_fn)(void *arg, json_t *header, const struct crypto__key **key,
+					    char *detail, size_t detail_len);
 
 /* The shared JWS verifier: bounded size, three base64url parts, header a JSON
  * object whose `alg` equals `pinned` (never trusted otherwise), no `crit`,
  * signature checked with the key chosen by key_fn, then the claims decoded
  * (must be a JSON object). On GW_TOKEN_OK *claims is a new reference. */
 enum gw_token_err crypto__jws_verify(const char *token, size_t len, enum crypto__alg pinned,
-				     crypto__key_fn key_fn, void *key_arg, json_t **claims,
-				     char *detail, size_t detail_len);
+				     crypto__key_fn key_fn, void *key_arg, json_t **claims, char *detail,
+				     size_t detail_len);
 
 /* Claim helpers for the two token kinds. Return GW_TOKEN_OK or an error with
  * detail written. leeway < 0 is treated as 0. */
 enum gw_token_err crypto__check_times(json_t *claims, long leeway, time_t now, char *detail,
 				      size_t detail_len);
-enum gw_token_err crypto__check_aud(json_t *claims, const char *audience, char *detail,
-				    size_t detail_len);
+enum gw_token_err crypto__check_aud(json_t *claims, const char *audience, char *detail, size_t detail_len);
 
 /* snprintf into err when err != NULL && errlen > 0. */
-void crypto__errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void crypto__errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Copies at most max bytes of s into out (size outlen), replacing anything
  * that is not printable ASCII with '?', so header values such as `kid` can be
@@ -88,8 +85,7 @@ void crypto__printable(const char *s, size_t max, char *out, size_t outlen);
 
 /* Reads a whole regular file of at most max bytes (NUL appended). Returns 0
  * or -1 with err filled (errno text only, never file content). */
-int crypto__read_file(const char *path, size_t max, char **out, size_t *out_len, char *err,
-		      size_t errlen);
+int crypto__read_file(const char *path, size_t max, char **out, size_t *out_len, char *err, size_t errlen);
 
 /* The same for a key file, after checking who may change or read it, the
  * way OpenSSH checks its key files (on the open descriptor, so the checked
@@ -123,8 +119,8 @@ int crypto__pem_is_encrypted(const char *pem, size_t len);
 
 /* Atomic file write (tmp file in the same directory, fchmod(mode), write,
  * fsync, rename, fsync directory). Returns 0 or -1 with err filled. */
-int crypto__write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-			 char *err, size_t errlen);
+int crypto__write_atomic(const char *path, const void *data, size_t len, unsigned mode, char *err,
+			 size_t errlen);
 
 /* The signer's key pair (borrowed), for its public half as a verification key. */
 struct gw_signer;

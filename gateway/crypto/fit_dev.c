@@ -23,8 +23,8 @@ static char *b64_dup(const void *data, size_t len)
 	return out;
 }
 
-char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char *claims_json,
-		      char *err, size_t errlen)
+char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char *claims_json, char *err,
+		      size_t errlen)
 {
 	char *pem = NULL, *hdr_json = NULL, *hdr = NULL, *pay = NULL, *sigb = NULL, *out = NULL;
 	size_t pem_len = 0, sig_len = 0, hl, pl, sl, in_len;
@@ -53,8 +53,7 @@ char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char
 	bio = BIO_new_mem_buf(pem, (int)pem_len);
 	pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, crypto__no_passphrase, NULL) : NULL;
 	if (!pkey || !EVP_PKEY_is_a(pkey, "RSA")) {
-		crypto__errf(err, errlen, "%s: not an unencrypted RSA private key (PEM)",
-			     rsa_priv_pem_path);
+		crypto__errf(err, errlen, "%s: not an unencrypted RSA private key (PEM)", rsa_priv_pem_path);
 		goto done;
 	}
 	hj = json_pack("{s:s, s:s, s:s}", "alg", "RS256", "typ", "JWT", "kid", kid);
@@ -79,8 +78,7 @@ char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char
 	input[hl] = '.';
 	memcpy(input + hl + 1, pay, pl);
 	if (EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, pkey, NULL) != 1 ||
-	    EVP_DigestSign(md, sig, &sig_len, input, in_len) != 1 ||
-	    !(sigb = b64_dup(sig, sig_len))) {
+	    EVP_DigestSign(md, sig, &sig_len, input, in_len) != 1 || !(sigb = b64_dup(sig, sig_len))) {
 		crypto__errf(err, errlen, "RS256 signing failed");
 		goto done;
 	}

@@ -59,8 +59,7 @@ static EVP_PKEY *rsa_from_jwk(json_t *jwk, size_t idx, char *err, size_t errlen)
 	n = b64_to_bn(json_object_get(jwk, "n"));
 	e = b64_to_bn(json_object_get(jwk, "e"));
 	if (!n || !e) {
-		crypto__errf(err, errlen, "key #%zu: n and e must be non-empty base64url strings",
-			     idx);
+		crypto__errf(err, errlen, "key #%zu: n and e must be non-empty base64url strings", idx);
 		goto done;
 	}
 	if (!BN_is_odd(e) || BN_is_one(e) || BN_num_bits(e) > 64) {
@@ -146,8 +145,7 @@ struct gw_jwks *gw_jwks_load_json(const char *json, size_t len, char *err, size_
 		EVP_PKEY *pkey;
 
 		if (!json_is_object(jwk) || !kty || strcmp(kty, "RSA") != 0 ||
-		    (use && strcmp(use, "sig") != 0) || (alg && strcmp(alg, "RS256") != 0) ||
-		    !kid || !*kid) {
+		    (use && strcmp(use, "sig") != 0) || (alg && strcmp(alg, "RS256") != 0) || !kid || !*kid) {
 			skipped++;
 			continue;
 		}
@@ -201,8 +199,8 @@ struct gw_jwks *gw_jwks_load_file(const char *path, char *err, size_t errlen)
 	char *buf = NULL, sub[192];
 	size_t len = 0;
 
-	if (crypto__read_key_file(path, CRYPTO__MAX_KEY_FILE, CRYPTO__KEY_PUBLIC, &buf, &len, err,
-				  errlen) != 0)
+	if (crypto__read_key_file(path, CRYPTO__MAX_KEY_FILE, CRYPTO__KEY_PUBLIC, &buf, &len, err, errlen) !=
+	    0)
 		return NULL;
 	jwks = gw_jwks_load_json(buf, len, sub, sizeof(sub));
 	if (!jwks)
@@ -211,8 +209,8 @@ struct gw_jwks *gw_jwks_load_file(const char *path, char *err, size_t errlen)
 	return jwks;
 }
 
-static enum gw_token_err fit_key(void *arg, json_t *header, const struct crypto__key **key,
-				 char *detail, size_t detail_len)
+static enum gw_token_err fit_key(void *arg, json_t *header, const struct crypto__key **key, char *detail,
+				 size_t detail_len)
 {
 	const struct gw_jwks *jwks = arg;
 	json_t *kidv = json_object_get(header, "kid");
@@ -236,8 +234,8 @@ static enum gw_token_err fit_key(void *arg, json_t *header, const struct crypto_
 }
 
 enum gw_token_err gw_fit_verify(const struct gw_jwks *jwks, const char *token, size_t len,
-				const char *audience, long leeway, time_t now, json_t **claims,
-				char *detail, size_t detail_len)
+				const char *audience, long leeway, time_t now, json_t **claims, char *detail,
+				size_t detail_len)
 {
 	json_t *c = NULL;
 	const char *iss;
@@ -251,8 +249,7 @@ enum gw_token_err gw_fit_verify(const struct gw_jwks *jwks, const char *token, s
 		crypto__errf(detail, detail_len, "no JWKS loaded");
 		return GW_TOKEN_UNKNOWN_KID;
 	}
-	rc = crypto__jws_verify(token, len, CRYPTO__RS256, fit_key, (void *)jwks, &c, detail,
-				detail_len);
+	rc = crypto__jws_verify(token, len, CRYPTO__RS256, fit_key, (void *)jwks, &c, detail, detail_len);
 	if (rc != GW_TOKEN_OK)
 		return rc;
 	iss = json_string_value(json_object_get(c, "iss"));

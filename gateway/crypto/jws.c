@@ -24,28 +24,17 @@
 const char *gw_token_code(enum gw_token_err err)
 {
 	switch (err) {
-	case GW_TOKEN_OK:
-		return "token_ok";
-	case GW_TOKEN_MISSING:
-		return "token_missing";
-	case GW_TOKEN_MALFORMED:
-		return "token_malformed";
-	case GW_TOKEN_BAD_ALG:
-		return "token_bad_alg";
-	case GW_TOKEN_UNKNOWN_KID:
-		return "token_unknown_kid";
-	case GW_TOKEN_BAD_SIGNATURE:
-		return "token_bad_signature";
-	case GW_TOKEN_EXPIRED:
-		return "token_expired";
-	case GW_TOKEN_NOT_YET_VALID:
-		return "token_not_yet_valid";
-	case GW_TOKEN_BAD_ISSUER:
-		return "token_bad_issuer";
-	case GW_TOKEN_BAD_AUDIENCE:
-		return "token_bad_audience";
-	case GW_TOKEN_BAD_CLAIMS:
-		return "token_bad_claims";
+	case GW_TOKEN_OK: return "token_ok";
+	case GW_TOKEN_MISSING: return "token_missing";
+	case GW_TOKEN_MALFORMED: return "token_malformed";
+	case GW_TOKEN_BAD_ALG: return "token_bad_alg";
+	case GW_TOKEN_UNKNOWN_KID: return "token_unknown_kid";
+	case GW_TOKEN_BAD_SIGNATURE: return "token_bad_signature";
+	case GW_TOKEN_EXPIRED: return "token_expired";
+	case GW_TOKEN_NOT_YET_VALID: return "token_not_yet_valid";
+	case GW_TOKEN_BAD_ISSUER: return "token_bad_issuer";
+	case GW_TOKEN_BAD_AUDIENCE: return "token_bad_audience";
+	case GW_TOKEN_BAD_CLAIMS: return "token_bad_claims";
 	}
 	return "token_invalid";
 }
@@ -107,8 +96,7 @@ static int check_sig(const struct crypto__key *key, const unsigned char *input, 
 	if (key->alg == CRYPTO__HS256) {
 		if (sig_len != 32)
 			return 0;
-		if (!HMAC(key->sha256, key->secret, (int)key->secret_len, input, input_len, mac,
-			  &mac_len) ||
+		if (!HMAC(key->sha256, key->secret, (int)key->secret_len, input, input_len, mac, &mac_len) ||
 		    mac_len != 32)
 			return 0;
 		ok = CRYPTO_memcmp(mac, sig, 32) == 0;
@@ -158,8 +146,8 @@ done:
 }
 
 enum gw_token_err crypto__jws_verify(const char *token, size_t len, enum crypto__alg pinned,
-				     crypto__key_fn key_fn, void *key_arg, json_t **claims,
-				     char *detail, size_t detail_len)
+				     crypto__key_fn key_fn, void *key_arg, json_t **claims, char *detail,
+				     size_t detail_len)
 {
 	const struct crypto__key *key = NULL;
 	const char *dot1, *dot2;
@@ -176,8 +164,7 @@ enum gw_token_err crypto__jws_verify(const char *token, size_t len, enum crypto_
 		return GW_TOKEN_MISSING;
 	}
 	if (len > CRYPTO__MAX_TOKEN_LEN) {
-		crypto__errf(detail, detail_len, "token longer than %d bytes",
-			     CRYPTO__MAX_TOKEN_LEN);
+		crypto__errf(detail, detail_len, "token longer than %d bytes", CRYPTO__MAX_TOKEN_LEN);
 		return GW_TOKEN_MALFORMED;
 	}
 	dot1 = memchr(token, '.', len);
@@ -225,8 +212,7 @@ enum gw_token_err crypto__jws_verify(const char *token, size_t len, enum crypto_
 		goto fail;
 	}
 	if (!check_sig(key, (const unsigned char *)token, (size_t)(dot2 - token), sig, sig_len)) {
-		crypto__errf(detail, detail_len, "%s signature does not verify",
-			     crypto__alg_name(pinned));
+		crypto__errf(detail, detail_len, "%s signature does not verify", crypto__alg_name(pinned));
 		rc = GW_TOKEN_BAD_SIGNATURE;
 		goto fail;
 	}
@@ -300,8 +286,8 @@ enum gw_token_err crypto__check_times(json_t *claims, long leeway, time_t now, c
 	}
 	/* Clamped values and a bounded leeway: no overflow below. */
 	if (texp + lw <= now) {
-		crypto__errf(detail, detail_len, "expired %lld s ago (leeway %ld s)",
-			     (long long)(now - texp), lw);
+		crypto__errf(detail, detail_len, "expired %lld s ago (leeway %ld s)", (long long)(now - texp),
+			     lw);
 		return GW_TOKEN_EXPIRED;
 	}
 	if (nbf && tnbf - lw > now) {
@@ -312,8 +298,7 @@ enum gw_token_err crypto__check_times(json_t *claims, long leeway, time_t now, c
 	return GW_TOKEN_OK;
 }
 
-enum gw_token_err crypto__check_aud(json_t *claims, const char *audience, char *detail,
-				    size_t detail_len)
+enum gw_token_err crypto__check_aud(json_t *claims, const char *audience, char *detail, size_t detail_len)
 {
 	json_t *aud = json_object_get(claims, "aud"), *v;
 	size_t i;

@@ -98,8 +98,8 @@ int gw_keygen_rsa_jwks(const char *priv_path, const char *jwks_path, const char 
 		crypto__errf(err, errlen, "RSA-2048 key generation failed");
 		goto done;
 	}
-	root = json_pack("{s:[{s:s, s:s, s:s, s:s, s:s, s:s}]}", "keys", "kty", "RSA", "kid",
-			 kid, "alg", "RS256", "use", "sig", "n", nb, "e", eb);
+	root = json_pack("{s:[{s:s, s:s, s:s, s:s, s:s, s:s}]}", "keys", "kty", "RSA", "kid", kid, "alg",
+			 "RS256", "use", "sig", "n", nb, "e", eb);
 	text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
 	if (!text) {
 		crypto__errf(err, errlen, "cannot build the JWKS (kid must be UTF-8)");

@@ -110,8 +110,7 @@ size_t gw_merkle_path(const struct gw_merkle *t, size_t index,
 }
 
 int gw_merkle_verify(const unsigned char leaf[GW_MERKLE_HASH_LEN], size_t index, size_t size,
-		     const unsigned char *path, size_t path_len,
-		     const unsigned char root[GW_MERKLE_HASH_LEN])
+		     const unsigned char *path, size_t path_len, const unsigned char root[GW_MERKLE_HASH_LEN])
 {
 	if (index >= size)
 		return 0;

@@ -32,7 +32,7 @@ struct gw_signer {
 	char kid[B64_32 + 1];
 	char x[B64_32 + 1];
 	char y[B64_32 + 1];
-	char *hdr;      /* base64url of the JOSE header, followed by '.' */
+	char *hdr; /* base64url of the JOSE header, followed by '.' */
 	size_t hdr_len; /* including the '.' */
 };
 
@@ -69,8 +69,7 @@ static int signer_derive(struct gw_signer *sg)
 	    !EVP_Digest(canon, (size_t)n, dgst, &dlen, sg->sha256, NULL) || dlen != 32)
 		goto done;
 	gw_b64url_encode(dgst, 32, sg->kid);
-	n = snprintf(header, sizeof(header), "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
-		     sg->kid);
+	n = snprintf(header, sizeof(header), "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", sg->kid);
 	if (n <= 0 || (size_t)n >= sizeof(header))
 		goto done;
 	sg->hdr = malloc(gw_b64url_encoded_len((size_t)n) + 2);
@@ -127,8 +126,8 @@ struct gw_signer *gw_signer_load_file(const char *path, char *err, size_t errlen
 		goto fail;
 	}
 	if (!EVP_PKEY_is_a(sg->pkey, "EC")) {
-		crypto__errf(err, errlen, "%s: %s key given; the signer needs an EC P-256 key",
-			     path, EVP_PKEY_get0_type_name(sg->pkey));
+		crypto__errf(err, errlen, "%s: %s key given; the signer needs an EC P-256 key", path,
+			     EVP_PKEY_get0_type_name(sg->pkey));
 		goto fail;
 	}
 	if (!crypto__is_p256(sg->pkey)) {
@@ -161,9 +160,8 @@ char *gw_signer_jwks_json(const struct gw_signer *signer)
 
 	if (!signer)
 		return NULL;
-	root = json_pack("{s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s}]}", "keys", "kty", "EC", "crv",
-			 "P-256", "x", signer->x, "y", signer->y, "kid", signer->kid, "alg",
-			 "ES256", "use", "sig");
+	root = json_pack("{s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s}]}", "keys", "kty", "EC", "crv", "P-256",
+			 "x", signer->x, "y", signer->y, "kid", signer->kid, "alg", "ES256", "use", "sig");
 	if (!root)
 		return NULL;
 	out = json_dumps(root, JSON_COMPACT);
@@ -178,8 +176,8 @@ size_t gw_signer_max_jws_len(const struct gw_signer *signer, size_t claims_len)
 	return signer->hdr_len + gw_b64url_encoded_len(claims_len) + 1 + ES256_SIG_B64;
 }
 
-size_t gw_signer_sign(const struct gw_signer *signer, const char *claims, size_t claims_len,
-		      char *out, size_t out_cap)
+size_t gw_signer_sign(const struct gw_signer *signer, const char *claims, size_t claims_len, char *out,
+		      size_t out_cap)
 {
 	unsigned char der[80], rs[64];
 	const unsigned char *derp = der;
@@ -248,8 +246,8 @@ size_t gw_signer_sign_typ(const struct gw_signer *signer, const char *typ, const
 			  signer->kid);
 	if (hl <= 0 || (size_t)hl >= sizeof(header) || strpbrk(typ, "\"\\"))
 		return 0;
-	if (out_cap < gw_b64url_encoded_len((size_t)hl) + 1 + gw_b64url_encoded_len(claims_len) + 1 +
-			      ES256_SIG_B64 + 1)
+	if (out_cap <
+	    gw_b64url_encoded_len((size_t)hl) + 1 + gw_b64url_encoded_len(claims_len) + 1 + ES256_SIG_B64 + 1)
 		return 0;
 	n = gw_b64url_encode((const unsigned char *)header, (size_t)hl, out);
 	out[n++] = '.';

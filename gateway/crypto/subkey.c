@@ -63,8 +63,7 @@ static struct gw_subkey *subkey_new(char *err, size_t errlen)
 	return key;
 }
 
-struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len, char *err,
-					size_t errlen)
+struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len, char *err, size_t errlen)
 {
 	struct gw_subkey *key;
 
@@ -74,8 +73,7 @@ struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len,
 		return NULL;
 	}
 	if (len > 4096) {
-		crypto__errf(err, errlen, "HS256 secret is %zu bytes; at most 4096 are accepted",
-			     len);
+		crypto__errf(err, errlen, "HS256 secret is %zu bytes; at most 4096 are accepted", len);
 		return NULL;
 	}
 	key = subkey_new(err, errlen);
@@ -96,8 +94,8 @@ struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len,
 }
 
 /* PEM public key (SPKI "PUBLIC KEY" or PKCS#1 "RSA PUBLIC KEY"). */
-static struct gw_subkey *subkey_from_pem(const char *path, const char *pem, size_t len,
-					 char *err, size_t errlen)
+static struct gw_subkey *subkey_from_pem(const char *path, const char *pem, size_t len, char *err,
+					 size_t errlen)
 {
 	OSSL_DECODER_CTX *dctx = NULL;
 	const unsigned char *p = (const unsigned char *)pem;
@@ -113,8 +111,7 @@ static struct gw_subkey *subkey_from_pem(const char *path, const char *pem, size
 			     path);
 		return NULL;
 	}
-	dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, NULL, EVP_PKEY_PUBLIC_KEY, NULL,
-					     NULL);
+	dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, NULL, EVP_PKEY_PUBLIC_KEY, NULL, NULL);
 	if (!dctx || !OSSL_DECODER_CTX_set_pem_password_cb(dctx, crypto__no_passphrase, NULL) ||
 	    !OSSL_DECODER_from_data(dctx, &p, &plen) || !pkey) {
 		crypto__errf(err, errlen, "%s: not a readable PEM public key", path);
@@ -122,8 +119,7 @@ static struct gw_subkey *subkey_from_pem(const char *path, const char *pem, size
 	}
 	if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_PRIV_KEY, &priv) ||
 	    EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_D, &priv)) {
-		crypto__errf(err, errlen, "%s: holds a private key; give the public key only",
-			     path);
+		crypto__errf(err, errlen, "%s: holds a private key; give the public key only", path);
 		goto fail;
 	}
 	key = subkey_new(err, errlen);
@@ -131,22 +127,22 @@ static struct gw_subkey *subkey_from_pem(const char *path, const char *pem, size
 		goto fail;
 	if (EVP_PKEY_is_a(pkey, "EC")) {
 		if (!crypto__is_p256(pkey)) {
-			crypto__errf(err, errlen,
-				     "%s: EC key is not on P-256; only ES256 is supported", path);
+			crypto__errf(err, errlen, "%s: EC key is not on P-256; only ES256 is supported",
+				     path);
 			goto fail;
 		}
 		key->key.alg = CRYPTO__ES256;
 	} else if (EVP_PKEY_is_a(pkey, "RSA")) {
 		if (EVP_PKEY_get_bits(pkey) < SUBKEY_MIN_RSA_BITS) {
-			crypto__errf(err, errlen, "%s: RSA key has %d bits; at least %d required",
-				     path, EVP_PKEY_get_bits(pkey), SUBKEY_MIN_RSA_BITS);
+			crypto__errf(err, errlen, "%s: RSA key has %d bits; at least %d required", path,
+				     EVP_PKEY_get_bits(pkey), SUBKEY_MIN_RSA_BITS);
 			goto fail;
 		}
 		key->key.alg = CRYPTO__RS256;
 	} else {
 		crypto__errf(err, errlen,
-			     "%s: unsupported key type %s (need EC P-256, RSA, or an HS256 secret)",
-			     path, EVP_PKEY_get0_type_name(pkey));
+			     "%s: unsupported key type %s (need EC P-256, RSA, or an HS256 secret)", path,
+			     EVP_PKEY_get0_type_name(pkey));
 		goto fail;
 	}
 	key->key.pkey = pkey;
@@ -226,8 +222,8 @@ done:
 	return key;
 }
 
-static enum gw_token_err sub_key(void *arg, json_t *header, const struct crypto__key **key,
-				 char *detail, size_t detail_len)
+static enum gw_token_err sub_key(void *arg, json_t *header, const struct crypto__key **key, char *detail,
+				 size_t detail_len)
 {
 	const struct gw_subkey *k = arg;
 	if (k->own) {
@@ -284,8 +280,8 @@ int gw_subtoken_is_own(const char *token, size_t len)
 }
 
 enum gw_token_err gw_subtoken_verify(const struct gw_subkey *key, const char *token, size_t len,
-				     const char *audience, long leeway, time_t now,
-				     json_t **claims, char *detail, size_t detail_len)
+				     const char *audience, long leeway, time_t now, json_t **claims,
+				     char *detail, size_t detail_len)
 {
 	json_t *c = NULL, *sub, *ctx, *v;
 	enum gw_token_err rc;
@@ -299,8 +295,7 @@ enum gw_token_err gw_subtoken_verify(const struct gw_subkey *key, const char *to
 		crypto__errf(detail, detail_len, "no subscriber key loaded");
 		return GW_TOKEN_BAD_SIGNATURE;
 	}
-	rc = crypto__jws_verify(token, len, key->key.alg, sub_key, (void *)key, &c, detail,
-				detail_len);
+	rc = crypto__jws_verify(token, len, key->key.alg, sub_key, (void *)key, &c, detail, detail_len);
 	if (rc != GW_TOKEN_OK)
 		return rc;
 	rc = GW_TOKEN_BAD_CLAIMS;
@@ -338,8 +333,7 @@ fail:
 	return rc;
 }
 
-char *gw_subtoken_sign_dev(const struct gw_subkey *key, const char *claims_json, char *err,
-			   size_t errlen)
+char *gw_subtoken_sign_dev(const struct gw_subkey *key, const char *claims_json, char *err, size_t errlen)
 {
 	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	if (!key || !key->secret || !claims_json) {

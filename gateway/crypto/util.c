@@ -24,12 +24,9 @@
 const char *crypto__alg_name(enum crypto__alg alg)
 {
 	switch (alg) {
-	case CRYPTO__RS256:
-		return "RS256";
-	case CRYPTO__ES256:
-		return "ES256";
-	case CRYPTO__HS256:
-		return "HS256";
+	case CRYPTO__RS256: return "RS256";
+	case CRYPTO__ES256: return "ES256";
+	case CRYPTO__HS256: return "HS256";
 	}
 	return "?";
 }
@@ -72,11 +69,10 @@ int crypto__no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-static int read_file_checked(const char *path, size_t max, int check, enum crypto__key_file kind,
-			     char **out, size_t *out_len, char *err, size_t errlen);
+static int read_file_checked(const char *path, size_t max, int check, enum crypto__key_file kind, char **out,
+			     size_t *out_len, char *err, size_t errlen);
 
-int crypto__read_file(const char *path, size_t max, char **out, size_t *out_len, char *err,
-		      size_t errlen)
+int crypto__read_file(const char *path, size_t max, char **out, size_t *out_len, char *err, size_t errlen)
 {
 	return read_file_checked(path, max, 0, CRYPTO__KEY_PUBLIC, out, out_len, err, errlen);
 }
@@ -88,8 +84,8 @@ int crypto__read_key_file(const char *path, size_t max, enum crypto__key_file ki
 }
 
 /* OpenSSH's rule (sshkey_perm_ok, secure_permissions), see crypto_internal.h. */
-static int key_file_perm_ok(const char *path, const struct stat *st, enum crypto__key_file kind,
-			    char *err, size_t errlen)
+static int key_file_perm_ok(const char *path, const struct stat *st, enum crypto__key_file kind, char *err,
+			    size_t errlen)
 {
 	unsigned mode = (unsigned)(st->st_mode & 07777);
 	if (st->st_uid != geteuid() && st->st_uid != 0) {
@@ -116,8 +112,8 @@ static int key_file_perm_ok(const char *path, const struct stat *st, enum crypto
 	return 1;
 }
 
-static int read_file_checked(const char *path, size_t max, int check, enum crypto__key_file kind,
-			     char **out, size_t *out_len, char *err, size_t errlen)
+static int read_file_checked(const char *path, size_t max, int check, enum crypto__key_file kind, char **out,
+			     size_t *out_len, char *err, size_t errlen)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -220,11 +216,11 @@ const char *crypto__sniff_key_format(const char *buf, size_t len)
 	const char *p = buf + i;
 	size_t n = len - i;
 #define STARTS(s) (n >= sizeof(s) - 1 && memcmp(p, s, sizeof(s) - 1) == 0)
-	if (STARTS("-----BEGIN OPENSSH PRIVATE KEY-----") || STARTS("-----BEGIN SSH2 ENCRYPTED PRIVATE KEY-----"))
+	if (STARTS("-----BEGIN OPENSSH PRIVATE KEY-----") ||
+	    STARTS("-----BEGIN SSH2 ENCRYPTED PRIVATE KEY-----"))
 		return "OpenSSH private key";
-	if (STARTS("ssh-rsa ") || STARTS("ssh-ed25519 ") || STARTS("ssh-dss ") ||
-	    STARTS("ecdsa-sha2-") || STARTS("sk-ssh-") || STARTS("sk-ecdsa-") ||
-	    STARTS("---- BEGIN SSH2 PUBLIC KEY ----"))
+	if (STARTS("ssh-rsa ") || STARTS("ssh-ed25519 ") || STARTS("ssh-dss ") || STARTS("ecdsa-sha2-") ||
+	    STARTS("sk-ssh-") || STARTS("sk-ecdsa-") || STARTS("---- BEGIN SSH2 PUBLIC KEY ----"))
 		return "OpenSSH public key";
 	if (STARTS("PuTTY-User-Key-File-"))
 		return "PuTTY key";
@@ -258,14 +254,13 @@ int crypto__is_p256(EVP_PKEY *pkey)
 
 	if (!EVP_PKEY_is_a(pkey, "EC"))
 		return 0;
-	if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-					    sizeof(group), &glen))
+	if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen))
 		return 0;
 	return strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0;
 }
 
-int crypto__write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-			 char *err, size_t errlen)
+int crypto__write_atomic(const char *path, const void *data, size_t len, unsigned mode, char *err,
+			 size_t errlen)
 {
 	char *tmp = NULL, *dircopy = NULL;
 	const char *p = data;
@@ -289,8 +284,7 @@ int crypto__write_atomic(const char *path, const void *data, size_t len, unsigne
 	 * never readable by others, not even between open and fchmod. */
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		crypto__errf(err, errlen, "%s: cannot create temporary file: %s", path,
-			     strerror(errno));
+		crypto__errf(err, errlen, "%s: cannot create temporary file: %s", path, strerror(errno));
 		tmp[0] = '\0';
 		goto fail;
 	}

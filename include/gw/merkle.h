@@ -24,9 +24,9 @@
 #define GW_MERKLE_MAX_PATH 64
 
 struct gw_merkle {
-	size_t size;                        /* leaves */
-	size_t levels;                      /* 1 + the path length of the deepest leaf */
-	unsigned char *nodes;               /* every level, leaves first, 32 bytes each */
+	size_t size; /* leaves */
+	size_t levels; /* 1 + the path length of the deepest leaf */
+	unsigned char *nodes; /* every level, leaves first, 32 bytes each */
 	size_t level_off[GW_MERKLE_MAX_PATH + 1]; /* first node of each level */
 	size_t level_len[GW_MERKLE_MAX_PATH + 1]; /* nodes in each level */
 };

@@ -36,8 +36,8 @@ size_t gw_signer_max_jws_len(const struct gw_signer *signer, size_t claims_len);
  * text as given, ES256 signature as raw R||S (64 bytes). Writes the compact
  * JWS (no NUL) into out, which must hold gw_signer_max_jws_len() bytes.
  * Returns the length written, or 0 on failure. Thread-safe. */
-size_t gw_signer_sign(const struct gw_signer *signer, const char *claims, size_t claims_len,
-		      char *out, size_t out_cap);
+size_t gw_signer_sign(const struct gw_signer *signer, const char *claims, size_t claims_len, char *out,
+		      size_t out_cap);
 
 /* Signs claims with header {"alg":"ES256","typ":"<typ>","kid":"<kid>"}: the
  * subscription tokens the gateway mints for Forge users (typ

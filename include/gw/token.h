@@ -23,16 +23,16 @@
 
 enum gw_token_err {
 	GW_TOKEN_OK = 0,
-	GW_TOKEN_MISSING,       /* no token at all */
-	GW_TOKEN_MALFORMED,     /* not three base64url parts / bad JSON */
-	GW_TOKEN_BAD_ALG,       /* header alg differs from the pinned one (incl. none) */
-	GW_TOKEN_UNKNOWN_KID,   /* FIT: no JWKS key with that kid (or kid missing) */
+	GW_TOKEN_MISSING, /* no token at all */
+	GW_TOKEN_MALFORMED, /* not three base64url parts / bad JSON */
+	GW_TOKEN_BAD_ALG, /* header alg differs from the pinned one (incl. none) */
+	GW_TOKEN_UNKNOWN_KID, /* FIT: no JWKS key with that kid (or kid missing) */
 	GW_TOKEN_BAD_SIGNATURE,
-	GW_TOKEN_EXPIRED,       /* exp + leeway <= now */
+	GW_TOKEN_EXPIRED, /* exp + leeway <= now */
 	GW_TOKEN_NOT_YET_VALID, /* nbf - leeway > now */
 	GW_TOKEN_BAD_ISSUER,
 	GW_TOKEN_BAD_AUDIENCE,
-	GW_TOKEN_BAD_CLAIMS,    /* a required claim is missing or has the wrong type */
+	GW_TOKEN_BAD_CLAIMS, /* a required claim is missing or has the wrong type */
 };
 
 /* A numeric time claim (exp, nbf, iat) as seconds since the epoch, clamped
@@ -66,16 +66,16 @@ void gw_jwks_free(struct gw_jwks *jwks);
  * most 60). On GW_TOKEN_OK stores the claims in *claims (new reference). On
  * failure writes a human-readable reason into detail (may be NULL). */
 enum gw_token_err gw_fit_verify(const struct gw_jwks *jwks, const char *token, size_t len,
-				const char *audience, long leeway, time_t now,
-				json_t **claims, char *detail, size_t detail_len);
+				const char *audience, long leeway, time_t now, json_t **claims, char *detail,
+				size_t detail_len);
 
 /* DEVELOPMENT / DEMO TOOLING ONLY: mints an RS256 FIT-shaped compact JWS,
  * header {"alg":"RS256","typ":"JWT","kid":kid}, payload = claims_json as
  * given (must be a JSON object). Parses the PEM (unencrypted RSA private key)
  * on every call, so it is slow by design. Returns malloc'd text (caller
  * frees) or NULL with err filled. Thread-safe. */
-char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char *claims_json,
-		      char *err, size_t errlen);
+char *gw_fit_sign_dev(const char *rsa_priv_pem_path, const char *kid, const char *claims_json, char *err,
+		      size_t errlen);
 
 /* ---- subscription tokens ---------------------------------------------- */
 
@@ -92,8 +92,7 @@ struct gw_subkey *gw_subkey_load_file(const char *path, char *err, size_t errlen
  * accessible by group or others (mode 0600 or stricter). */
 struct gw_subkey *gw_subkey_load_secret_file(const char *path, char *err, size_t errlen);
 /* HS256 from bytes in memory (for generated development secrets). */
-struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len, char *err,
-					size_t errlen);
+struct gw_subkey *gw_subkey_from_secret(const unsigned char *secret, size_t len, char *err, size_t errlen);
 const char *gw_subkey_alg(const struct gw_subkey *key); /* "ES256" | "RS256" | "HS256" */
 
 /* The JOSE typ of the subscription tokens the gateway mints itself
@@ -115,14 +114,13 @@ void gw_subkey_free(struct gw_subkey *key);
  * present, `ctx` an array of strings, and `aud` == audience when audience is
  * non-NULL (string or array containing it). */
 enum gw_token_err gw_subtoken_verify(const struct gw_subkey *key, const char *token, size_t len,
-				     const char *audience, long leeway, time_t now,
-				     json_t **claims, char *detail, size_t detail_len);
+				     const char *audience, long leeway, time_t now, json_t **claims,
+				     char *detail, size_t detail_len);
 
 /* DEVELOPMENT / DEMO TOOLING ONLY: an HS256 subscription token for claims_json
  * (a JSON object), signed with the key's secret. Only for HS256 keys (the
  * generated development secret); other keys answer NULL with err filled.
  * Returns malloc'd text. Thread-safe. */
-char *gw_subtoken_sign_dev(const struct gw_subkey *key, const char *claims_json, char *err,
-			   size_t errlen);
+char *gw_subtoken_sign_dev(const struct gw_subkey *key, const char *claims_json, char *err, size_t errlen);
 
 #endif

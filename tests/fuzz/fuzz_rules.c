@@ -20,15 +20,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rules_diags d;
 
 	if (!scratch) {
-		events[0] = json_loads("{\"eventType\":\"avi:jira:created:issue\",\"atlassianId\":\"u1\","
-				       "\"issue\":{\"key\":\"SP-1\",\"fields\":{\"summary\":\"s\","
-				       "\"issuetype\":{\"name\":\"Bug\"},\"assignee\":{\"accountId\":\"a1\"}}},"
-				       "\"payloadIncludeProperties\":{\"issue.properties['f'].x\":1}}",
-				       0, NULL);
+		events[0] =
+			json_loads("{\"eventType\":\"avi:jira:created:issue\",\"atlassianId\":\"u1\","
+				   "\"issue\":{\"key\":\"SP-1\",\"fields\":{\"summary\":\"s\","
+				   "\"issuetype\":{\"name\":\"Bug\"},\"assignee\":{\"accountId\":\"a1\"}}},"
+				   "\"payloadIncludeProperties\":{\"issue.properties['f'].x\":1}}",
+				   0, NULL);
 		fit = json_loads("{\"app\":{\"license\":{\"active\":true}}}", 0, NULL);
-		events[1] = json_loads("{\"eventType\":\"avi:jira:updated:issue\",\"selfGenerated\":true,"
-				       "\"changelog\":{\"items\":[{\"field\":\"status\",\"toString\":\"Done\"}]}}",
-				       0, NULL);
+		events[1] = json_loads(
+			"{\"eventType\":\"avi:jira:updated:issue\",\"selfGenerated\":true,"
+			"\"changelog\":{\"items\":[{\"field\":\"status\",\"toString\":\"Done\"}]}}",
+			0, NULL);
 		events[2] = json_loads("{\"eventType\":\"scheduled:hour\",\"interval\":\"hour\"}", 0, NULL);
 		scratch = rules_scratch_new();
 		rules_scratch_set_max_steps(scratch, 5000);

@@ -68,7 +68,8 @@ static void init(void)
 	if (!(hs_key = gw_subkey_from_secret(secret, sizeof(secret) - 1, err, sizeof(err))))
 		die("hs256", err);
 	snprintf(path, sizeof(path), "%s/ec.pem", dir);
-	if (gw_keygen_ec_p256(path, err, sizeof(err)) || !(es_signer = gw_signer_load_file(path, err, sizeof(err))))
+	if (gw_keygen_ec_p256(path, err, sizeof(err)) ||
+	    !(es_signer = gw_signer_load_file(path, err, sizeof(err))))
 		die("ec key", err);
 	/* the subscriber key is the public half, as an operator configures it */
 	FILE *f = fopen(path, "r");
@@ -100,7 +101,8 @@ static void verify_all(const char *tok, size_t len)
 	json_t *claims = NULL;
 	check(gw_fit_verify(jwks, tok, len, AUDIENCE, 60, NOW, &claims, detail, sizeof(detail)), claims);
 	claims = NULL;
-	check(gw_subtoken_verify(hs_key, tok, len, AUDIENCE, 60, NOW, &claims, detail, sizeof(detail)), claims);
+	check(gw_subtoken_verify(hs_key, tok, len, AUDIENCE, 60, NOW, &claims, detail, sizeof(detail)),
+	      claims);
 	claims = NULL;
 	check(gw_subtoken_verify(es_key, tok, len, NULL, 60, NOW, &claims, detail, sizeof(detail)), claims);
 }
@@ -139,18 +141,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *tok = NULL;
 
 	switch (mode) {
-	case 0:
-		verify_all(r, n);
-		break;
+	case 0: verify_all(r, n); break;
 	case 1:
 		if ((tok = gw_fit_sign_dev(rsa_priv, "fuzz-kid", text, err, sizeof(err))))
-			verify_signed(gw_fit_verify(jwks, tok, strlen(tok), AUDIENCE, 60, NOW, &claims, detail,
-						    sizeof(detail)), claims);
+			verify_signed(gw_fit_verify(jwks, tok, strlen(tok), AUDIENCE, 60, NOW, &claims,
+						    detail, sizeof(detail)),
+				      claims);
 		break;
 	case 2:
 		if ((tok = gw_subtoken_sign_dev(hs_key, text, err, sizeof(err))))
 			verify_signed(gw_subtoken_verify(hs_key, tok, strlen(tok), AUDIENCE, 60, NOW, &claims,
-							 detail, sizeof(detail)), claims);
+							 detail, sizeof(detail)),
+				      claims);
 		break;
 	case 3: {
 		if (strlen(text) != n)
@@ -160,7 +162,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t tl = tok ? gw_signer_sign(es_signer, text, n, tok, cap + 1) : 0;
 		if (tl)
 			verify_signed(gw_subtoken_verify(es_key, tok, tl, NULL, 60, NOW, &claims, detail,
-							 sizeof(detail)), claims);
+							 sizeof(detail)),
+				      claims);
 		break;
 	}
 	case 4: {

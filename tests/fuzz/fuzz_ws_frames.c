@@ -68,7 +68,8 @@ static int dispatch(const char *data, size_t len, int *connected)
 		json_t *pong = gw_ws_pong(&op);
 		char *text = pong ? json_dumps(pong, JSON_COMPACT) : NULL;
 		json_t *back = text ? json_loads(text, 0, NULL) : NULL;
-		if (op.id && json_dumpb(op.id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > GW_WS_MAX_PING_ID_BYTES)
+		if (op.id &&
+		    json_dumpb(op.id, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > GW_WS_MAX_PING_ID_BYTES)
 			fail("a pong echoing an id over the cap");
 		const char *back_op = json_string_value(json_object_get(back, "op"));
 		if (pong && (!back_op || strcmp(back_op, "pong")))
@@ -110,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const char *frag_end = cut ? cut : msg_end;
 			const char *msg = NULL;
 			size_t mlen = 0;
-			r = gw_ws_rx_feed(&rx, p, (size_t)(frag_end - p), binary, !cut, MAX_FRAME, &msg, &mlen);
+			r = gw_ws_rx_feed(&rx, p, (size_t)(frag_end - p), binary, !cut, MAX_FRAME, &msg,
+					  &mlen);
 			p = cut ? cut + 1 : msg_end;
 			if (r == GW_WS_RX_FRAME) {
 				if (mlen > MAX_FRAME)

@@ -22,9 +22,9 @@ static void set_retry_context(json_t *body, int retry_count, const char *reason)
 	json_t *target = json_object_get(body, "payload");
 	if (!json_is_object(target))
 		target = body;
-	json_object_set_new(target, "retryContext",
-			    json_pack("{s:i, s:s, s:n}", "retryCount", retry_count, "retryReason", reason,
-				      "retryData"));
+	json_object_set_new(
+		target, "retryContext",
+		json_pack("{s:i, s:s, s:n}", "retryCount", retry_count, "retryReason", reason, "retryData"));
 }
 
 static void print_answer_body(const struct answer *a)
@@ -113,7 +113,8 @@ void attempt(const struct opts *o, struct delivery *d)
 			d->due = mono_ms() + o->retry_delay_ms;
 	}
 	if (d->state == D_DELIVERED)
-		printf("%s delivered after %d attempt%s\n", d->label, d->attempts, d->attempts == 1 ? "" : "s");
+		printf("%s delivered after %d attempt%s\n", d->label, d->attempts,
+		       d->attempts == 1 ? "" : "s");
 	else if (d->state == D_FAILED)
 		printf("%s failed after %d attempt%s (last: %s)\n", d->label, d->attempts,
 		       d->attempts == 1 ? "" : "s", d->last);

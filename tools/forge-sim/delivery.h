@@ -20,15 +20,15 @@
 enum dstate { D_PENDING, D_DELIVERED, D_FAILED, D_ABANDONED };
 
 struct delivery {
-	char *label;	/* "event=FILE" or "trigger=hour#3" */
-	json_t *body;	/* the body of the first attempt */
+	char *label; /* "event=FILE" or "trigger=hour#3" */
+	json_t *body; /* the body of the first attempt */
 	char *path;
 	char *trace_id;
 	int attempts;
 	int64_t due;
 	enum dstate state;
-	const char *retry_reason;	/* reason of the last failure */
-	char last[48];	/* last status, for the final line */
+	const char *retry_reason; /* reason of the last failure */
+	char last[48]; /* last status, for the final line */
 };
 
 struct run {

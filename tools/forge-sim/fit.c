@@ -70,8 +70,8 @@ char *system_token(const char *installation, int64_t ttl_ms)
 	char *input = xasprintf("%s.%s", h64, c64);
 	unsigned char mac[32];
 	unsigned int mac_len = sizeof(mac);
-	if (!HMAC(EVP_sha256(), g_system_key, sizeof(g_system_key), (const unsigned char *)input, strlen(input),
-		  mac, &mac_len))
+	if (!HMAC(EVP_sha256(), g_system_key, sizeof(g_system_key), (const unsigned char *)input,
+		  strlen(input), mac, &mac_len))
 		fatal("HMAC failed");
 	char *s64 = b64url(mac, mac_len);
 	char *out = xasprintf("%s.%s", input, s64);
@@ -95,7 +95,8 @@ static json_t *ui_context(const struct opts *o, const char *cloud)
 		json_t *c = o->context[0] == '@' ? json_load_file(o->context + 1, 0, &jerr)
 						 : json_loads(o->context, 0, &jerr);
 		if (!json_is_object(c))
-			usage_error("--context: expected a JSON object (or @FILE): %s", c ? "not an object" : jerr.text);
+			usage_error("--context: expected a JSON object (or @FILE): %s",
+				    c ? "not an object" : jerr.text);
 		return c;
 	}
 	if (!o->issue && !o->content && !o->principal)
@@ -106,17 +107,19 @@ static json_t *ui_context(const struct opts *o, const char *cloud)
 		const char *dash = strchr(o->issue, '-');
 		char project[64];
 		snprintf(project, sizeof(project), "%.*s", dash ? (int)(dash - o->issue) : 0, o->issue);
-		ext = json_pack("{s:s, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}", "type", "jira:issueViewBackgroundScript",
-				"issue", "key", o->issue, "id", "10073", "type", "Story", "project", "key", project, "id",
-				"10000", "type", "software");
+		ext = json_pack("{s:s, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}", "type",
+				"jira:issueViewBackgroundScript", "issue", "key", o->issue, "id", "10073",
+				"type", "Story", "project", "key", project, "id", "10000", "type",
+				"software");
 	} else if (o->content) {
-		ext = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}}", "type", "confluence:backgroundScript", "content",
-				"id", o->content, "type", "page", "space", "key", "SP");
+		ext = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}}", "type", "confluence:backgroundScript",
+				"content", "id", o->content, "type", "page", "space", "key", "SP");
 	} else {
 		ext = json_pack("{s:s}", "type", "jira:globalBackgroundScript");
 	}
-	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:o}", "cloudId", cloud, "siteUrl", "https://forge-sim.atlassian.net",
-			      "moduleKey", o->module_key, "localId", local, "extension", ext);
+	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:o}", "cloudId", cloud, "siteUrl",
+			      "https://forge-sim.atlassian.net", "moduleKey", o->module_key, "localId", local,
+			      "extension", ext);
 	free(local);
 	return c;
 }
@@ -135,12 +138,13 @@ char *make_fit(const struct opts *o)
 		json_object_set_new(ctx0, "cloudId", json_string(cloud));
 	json_t *app = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:[o]}, s:{s:s, s:s}, s:{s:s, s:s}}", "id",
 				o->app_id, "installationId", o->installation, "apiBaseUrl", o->api_base_url,
-				"appVersion", o->app_version, "installation", "id", o->installation, "contexts",
-				ctx0, "environment", "type", o->env_type, "id", env_ari, "module", "type",
-				o->module_type, "key", o->module_key);
-	json_t *claims = json_pack("{s:o, s:s, s:s, s:I, s:I, s:I, s:s}", "app", app, "iss",
-				   "forge/invocation-token", "aud", o->app_id, "iat", (json_int_t)now, "nbf",
-				   (json_int_t)now, "exp", (json_int_t)(now + o->fit_ttl_ms / 1000), "jti", jti);
+				"appVersion", o->app_version, "installation", "id", o->installation,
+				"contexts", ctx0, "environment", "type", o->env_type, "id", env_ari, "module",
+				"type", o->module_type, "key", o->module_key);
+	json_t *claims =
+		json_pack("{s:o, s:s, s:s, s:I, s:I, s:I, s:s}", "app", app, "iss", "forge/invocation-token",
+			  "aud", o->app_id, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
+			  (json_int_t)(now + o->fit_ttl_ms / 1000), "jti", jti);
 	if (!claims)
 		fatal("cannot build the FIT claims");
 	if (o->principal && *o->principal)

@@ -88,7 +88,8 @@ void http_post(const struct opts *o, const char *path, const char *extra_headers
 			getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
 			if (w > 0 && soerr == 0)
 				break;
-			snprintf(ans->error, sizeof(ans->error), "connect: %s", strerror(soerr ? soerr : errno));
+			snprintf(ans->error, sizeof(ans->error), "connect: %s",
+				 strerror(soerr ? soerr : errno));
 		} else {
 			snprintf(ans->error, sizeof(ans->error), "connect: %s", strerror(errno));
 		}
@@ -178,7 +179,8 @@ void http_post(const struct opts *o, const char *path, const char *extra_headers
 		}
 		if (n == 0) {
 			if (!head_end)
-				snprintf(ans->error, sizeof(ans->error), "connection closed without an answer");
+				snprintf(ans->error, sizeof(ans->error),
+					 "connection closed without an answer");
 			break;
 		}
 		len += (size_t)n;

@@ -13,9 +13,9 @@
 #include "opts.h"
 
 struct answer {
-	int status;	/* HTTP status; 0 = no answer */
+	int status; /* HTTP status; 0 = no answer */
 	int timed_out;
-	char error[160];	/* network error text when status == 0 && !timed_out */
+	char error[160]; /* network error text when status == 0 && !timed_out */
 	char body[MAX_ANSWER + 1];
 	size_t body_len;
 };

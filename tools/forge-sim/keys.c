@@ -99,7 +99,8 @@ int cmd_keys(int argc, char **argv)
 	if (!force && access(key_path, F_OK) == 0) {
 		pkey = load_rsa_key(key_path);
 		if (!pkey)
-			fatal("%s exists but is not an RSA private key (use --force to replace it)", key_path);
+			fatal("%s exists but is not an RSA private key (use --force to replace it)",
+			      key_path);
 	} else {
 		pkey = EVP_RSA_gen(2048);
 		if (!pkey)
@@ -118,8 +119,8 @@ int cmd_keys(int argc, char **argv)
 	char *e = bn_param_b64(pkey, OSSL_PKEY_PARAM_RSA_E);
 	char *thumb = rsa_thumbprint(n, e);
 	char *kid_final = kid ? xstrdup(kid) : xasprintf("forge-sim-%.16s", thumb);
-	json_t *jwk = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "n", n, "e", e, "kid", kid_final,
-				"alg", "RS256", "use", "sig");
+	json_t *jwk = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "n", n, "e", e, "kid",
+				kid_final, "alg", "RS256", "use", "sig");
 	json_t *doc = json_pack("{s:[o]}", "keys", jwk);
 	char *text = json_dumps(doc, JSON_INDENT(2));
 	if (!text)

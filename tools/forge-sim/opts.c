@@ -34,11 +34,35 @@ static int64_t parse_dur_opt(const char *opt, const char *v, int allow_negative)
 }
 
 /* Options that take a value. */
-static const char *const VALUE_OPTS[] = {
-	"--url", "--path", "--keys", "--key", "--kid", "--app-id", "--installation", "--api-base-url",
-	"--app-version", "--environment", "--environment-id", "--module-key", "--trace-id", "--interval",
-	"--body", "--timeout", "--retry-delay", "--fit-ttl", "--system-token-ttl", "--every", "--retries",
-	"--count", "--header", "--principal", "--context", "--issue", "--content", "--module-type", NULL};
+static const char *const VALUE_OPTS[] = {"--url",
+					 "--path",
+					 "--keys",
+					 "--key",
+					 "--kid",
+					 "--app-id",
+					 "--installation",
+					 "--api-base-url",
+					 "--app-version",
+					 "--environment",
+					 "--environment-id",
+					 "--module-key",
+					 "--trace-id",
+					 "--interval",
+					 "--body",
+					 "--timeout",
+					 "--retry-delay",
+					 "--fit-ttl",
+					 "--system-token-ttl",
+					 "--every",
+					 "--retries",
+					 "--count",
+					 "--header",
+					 "--principal",
+					 "--context",
+					 "--issue",
+					 "--content",
+					 "--module-type",
+					 NULL};
 static const char *const FLAG_OPTS[] = {"--bare", "--no-fit", NULL};
 
 void parse_common(struct opts *o, int argc, char **argv, int accept_files)
@@ -167,7 +191,8 @@ static void parse_url(struct opts *o)
 	const char *u = o->url;
 	if (strncmp(u, "http://", 7)) {
 		if (!strncmp(u, "https://", 8))
-			usage_error("--url: https is not supported (forge-sim talks plain HTTP to a local remote)");
+			usage_error(
+				"--url: https is not supported (forge-sim talks plain HTTP to a local remote)");
 		usage_error("--url: expected http://HOST[:PORT][/PATH], got '%s'", u);
 	}
 	u += 7;
@@ -262,16 +287,17 @@ void finish_opts(struct opts *o, int need_url)
 		o->env_type = "DEVELOPMENT";
 	if (strcmp(o->env_type, "DEVELOPMENT") && strcmp(o->env_type, "STAGING") &&
 	    strcmp(o->env_type, "PRODUCTION"))
-		usage_error("--environment must be DEVELOPMENT, STAGING or PRODUCTION, got '%s'", o->env_type);
+		usage_error("--environment must be DEVELOPMENT, STAGING or PRODUCTION, got '%s'",
+			    o->env_type);
 	if (!o->env_id)
 		o->env_id = DEF_ENV_ID;
 	if (!o->module_key)
 		o->module_key = "forge-sim-endpoint";
 	if (!o->module_type)
-		o->module_type = o->issue ? "jira:issueViewBackgroundScript"
-				 : o->content	 ? "confluence:backgroundScript"
-				 : o->principal	 ? "jira:globalBackgroundScript"
-						 : "core:endpoint";
+		o->module_type = o->issue	? "jira:issueViewBackgroundScript"
+				 : o->content	? "confluence:backgroundScript"
+				 : o->principal ? "jira:globalBackgroundScript"
+						: "core:endpoint";
 	if ((o->issue != NULL) + (o->content != NULL) + (o->context != NULL) > 1)
 		usage_error("give one of --issue, --content and --context");
 	if (!o->api_base_url)

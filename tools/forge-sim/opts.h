@@ -18,7 +18,7 @@
 
 struct opts {
 	const char *url;
-	const char *path;	/* route; NULL = the command's default */
+	const char *path; /* route; NULL = the command's default */
 	const char *keys_dir;
 	const char *key_file;
 	const char *kid;
@@ -30,10 +30,10 @@ struct opts {
 	const char *env_id;
 	const char *module_key;
 	const char *module_type; /* app.module.type (core:endpoint) */
-	const char *principal;   /* UI invocation: the user's accountId */
-	const char *context;     /* UI invocation: the context claim, JSON or @FILE */
-	const char *issue;       /* UI invocation: context.extension.issue.key */
-	const char *content;     /* UI invocation: context.extension.content.id */
+	const char *principal; /* UI invocation: the user's accountId */
+	const char *context; /* UI invocation: the context claim, JSON or @FILE */
+	const char *issue; /* UI invocation: context.extension.issue.key */
+	const char *content; /* UI invocation: context.extension.content.id */
 	const char *trace_id;
 	const char *interval;
 	const char *body_file;

@@ -52,16 +52,15 @@ static inline char *slurp(const char *path, size_t *len)
 
 /* libjwt: header {"alg":..,"typ":"JWT"[,"kid":kid]}, grants from claims.
  * key is PEM text (RS/ES) or the HMAC secret (HS); NULL for alg none. */
-static inline char *mint_raw(jwt_alg_t alg, const unsigned char *key, size_t key_len,
-			     const char *kid, const char *claims)
+static inline char *mint_raw(jwt_alg_t alg, const unsigned char *key, size_t key_len, const char *kid,
+			     const char *claims)
 {
 	jwt_t *jwt = NULL;
 	char *tok = NULL;
 
 	if (jwt_new(&jwt) != 0)
 		return NULL;
-	if (jwt_add_grants_json(jwt, claims) != 0 ||
-	    (kid && jwt_add_header(jwt, "kid", kid) != 0) ||
+	if (jwt_add_grants_json(jwt, claims) != 0 || (kid && jwt_add_header(jwt, "kid", kid) != 0) ||
 	    jwt_set_alg(jwt, alg, key, (int)key_len) != 0)
 		goto done;
 	tok = jwt_encode_str(jwt);

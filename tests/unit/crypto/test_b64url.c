@@ -66,7 +66,7 @@ int main(void)
 	CHECK(rejects("Zm/v"));
 	CHECK(rejects("Zm9 "));
 	CHECK(rejects("Zm9\n"));
-	CHECK(rejects("Zh"));  /* non-canonical: low bits of last char set */
+	CHECK(rejects("Zh")); /* non-canonical: low bits of last char set */
 	CHECK(rejects("Zm9")); /* '9' has its low 2 bits set */
 	CHECK(!rejects("Zm8"));
 	{

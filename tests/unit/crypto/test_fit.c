@@ -135,13 +135,11 @@ static void test_valid_and_times(void)
 
 	CHECK(tok != NULL);
 	detail[0] = 'x';
-	CHECK_INT_EQ(gw_fit_verify(jwks, tok, strlen(tok), APP, 30, T0, &claims, detail,
-				   sizeof(detail)),
+	CHECK_INT_EQ(gw_fit_verify(jwks, tok, strlen(tok), APP, 30, T0, &claims, detail, sizeof(detail)),
 		     GW_TOKEN_OK);
 	CHECK_STR_EQ(detail, "");
 	CHECK_STR_EQ(json_string_value(json_object_get(claims, "iss")), "forge/invocation-token");
-	CHECK_STR_EQ(json_string_value(json_object_get(json_object_get(claims, "app"),
-							"installationId")),
+	CHECK_STR_EQ(json_string_value(json_object_get(json_object_get(claims, "app"), "installationId")),
 		     "ari:cloud:ecosystem::installation/42");
 	json_decref(claims);
 
@@ -174,8 +172,7 @@ static void test_valid_and_times(void)
 	CHECK_INT_EQ(fit(tok, T0, 0, detail, sizeof(detail)), GW_TOKEN_BAD_CLAIMS);
 	CHECK(strstr(detail, "exp") != NULL);
 	free(tok);
-	tok = rs("{\"iss\":\"forge/invocation-token\",\"aud\":\"" APP "\",\"exp\":\"1700000025\"}",
-		 "k1");
+	tok = rs("{\"iss\":\"forge/invocation-token\",\"aud\":\"" APP "\",\"exp\":\"1700000025\"}", "k1");
 	CHECK_INT_EQ(fit_simple(tok, T0, 0), GW_TOKEN_BAD_CLAIMS);
 	free(tok);
 	tok = rs("{\"iss\":\"forge/invocation-token\",\"aud\":\"" APP "\",\"exp\":1700000025,"
@@ -200,28 +197,25 @@ static void test_iss_aud(void)
 	CHECK_INT_EQ(fit_simple(tok, T0, 0), GW_TOKEN_BAD_ISSUER);
 	free(tok);
 
-	c = claims_with("forge/invocation-token", "\"ari:cloud:ecosystem::app/other\"", T0,
-			T0 + 25);
+	c = claims_with("forge/invocation-token", "\"ari:cloud:ecosystem::app/other\"", T0, T0 + 25);
 	tok = rs(c, "k1");
 	CHECK_INT_EQ(fit(tok, T0, 0, detail, sizeof(detail)), GW_TOKEN_BAD_AUDIENCE);
 	CHECK(strstr(detail, "aud") != NULL);
 	/* No audience configured is refused, never "anything goes". */
 	CHECK_INT_EQ(gw_fit_verify(jwks, tok, strlen(tok), NULL, 0, T0, NULL, NULL, 0),
 		     GW_TOKEN_BAD_AUDIENCE);
-	CHECK_INT_EQ(gw_fit_verify(jwks, tok, strlen(tok), "", 0, T0, NULL, NULL, 0),
-		     GW_TOKEN_BAD_AUDIENCE);
+	CHECK_INT_EQ(gw_fit_verify(jwks, tok, strlen(tok), "", 0, T0, NULL, NULL, 0), GW_TOKEN_BAD_AUDIENCE);
 	free(tok);
 	free(c);
 
-	c = claims_with("forge/invocation-token", "[\"ari:cloud:ecosystem::app/other\",\"" APP "\"]",
-			T0, T0 + 25);
+	c = claims_with("forge/invocation-token", "[\"ari:cloud:ecosystem::app/other\",\"" APP "\"]", T0,
+			T0 + 25);
 	tok = rs(c, "k1");
 	CHECK_INT_EQ(fit_simple(tok, T0, 0), GW_TOKEN_OK);
 	free(tok);
 	free(c);
 
-	c = claims_with("forge/invocation-token", "[\"ari:cloud:ecosystem::app/other\",7]", T0,
-			T0 + 25);
+	c = claims_with("forge/invocation-token", "[\"ari:cloud:ecosystem::app/other\",7]", T0, T0 + 25);
 	tok = rs(c, "k1");
 	CHECK_INT_EQ(fit_simple(tok, T0, 0), GW_TOKEN_BAD_AUDIENCE);
 	free(tok);
@@ -427,11 +421,9 @@ static void test_garbage(void)
 
 	/* Detail buffer of size 1 and 0 are honoured. */
 	detail[0] = 'x';
-	CHECK_INT_EQ(gw_fit_verify(jwks, "garbage", 7, APP, 0, T0, NULL, detail, 1),
-		     GW_TOKEN_MALFORMED);
+	CHECK_INT_EQ(gw_fit_verify(jwks, "garbage", 7, APP, 0, T0, NULL, detail, 1), GW_TOKEN_MALFORMED);
 	CHECK_INT_EQ(detail[0], '\0');
-	CHECK_INT_EQ(gw_fit_verify(NULL, tok, strlen(tok), APP, 0, T0, NULL, NULL, 0),
-		     GW_TOKEN_UNKNOWN_KID);
+	CHECK_INT_EQ(gw_fit_verify(NULL, tok, strlen(tok), APP, 0, T0, NULL, NULL, 0), GW_TOKEN_UNKNOWN_KID);
 	free(tok);
 	free(c);
 }

@@ -96,8 +96,7 @@ int main(void)
 	CHECK_INT_EQ(count_entries(), 1);
 
 	/* RSA + JWKS, used with gw_fit_sign_dev */
-	CHECK_INT_EQ(gw_keygen_rsa_jwks(p("fit.pem"), p("jwks.json"), "dev-1", err, sizeof(err)),
-		     0);
+	CHECK_INT_EQ(gw_keygen_rsa_jwks(p("fit.pem"), p("jwks.json"), "dev-1", err, sizeof(err)), 0);
 	CHECK_INT_EQ(mode_of(p("fit.pem")), 0600);
 	CHECK_INT_EQ(mode_of(p("jwks.json")), 0644);
 	jwks = gw_jwks_load_file(p("jwks.json"), err, sizeof(err));

@@ -14,14 +14,14 @@
 #include "gw/merkle.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                \
-			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
+#define CHECK(cond, ...)                                                                                     \
+	do {                                                                                                 \
+		if (!(cond)) {                                                                               \
+			failures++;                                                                          \
+			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                      \
+			fprintf(stderr, __VA_ARGS__);                                                        \
+			fputc('\n', stderr);                                                                 \
+		}                                                                                            \
 	} while (0)
 
 #define H GW_MERKLE_HASH_LEN
@@ -78,17 +78,22 @@ static void hex(const unsigned char *b, size_t n, char *out)
 static void test_vectors(void)
 {
 	/* The CT reference test data (RFC 6962 leaves, roots of the first 1..8). */
-	static const char *inputs[] = {"", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+	static const char *inputs[] = {"",
+				       "00",
+				       "10",
+				       "2021",
+				       "3031",
+				       "40414243",
+				       "5051525354555657",
 				       "606162636465666768696a6b6c6d6e6f"};
-	static const char *roots[] = {
-		"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-		"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-		"aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-		"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-		"4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-		"76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-		"ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-		"5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"};
+	static const char *roots[] = {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+				      "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+				      "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+				      "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+				      "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+				      "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+				      "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+				      "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"};
 	unsigned char leaves[8][H];
 	for (size_t i = 0; i < 8; i++) {
 		unsigned char raw[16];
@@ -134,10 +139,12 @@ static void test_against_rfc(void)
 			if (len != wlen)
 				continue;
 			for (size_t i = 0; i < len; i++) {
-				CHECK(!memcmp(sib[i], want[i], H), "path element %zu differs n=%zu m=%zu", i, n, m);
+				CHECK(!memcmp(sib[i], want[i], H), "path element %zu differs n=%zu m=%zu", i,
+				      n, m);
 				memcpy(flat + i * H, sib[i], H);
 			}
-			CHECK(gw_merkle_verify(leaves[m], m, n, flat, len, want_root), "proof n=%zu m=%zu", n, m);
+			CHECK(gw_merkle_verify(leaves[m], m, n, flat, len, want_root), "proof n=%zu m=%zu", n,
+			      m);
 			/* Altered proofs must fail. */
 			if (n > 1) {
 				CHECK(!gw_merkle_verify(leaves[m], (m + 1) % n, n, flat, len, want_root),

@@ -38,8 +38,7 @@ static int openssl_verify(const char *jws, size_t len)
 	md = EVP_MD_CTX_new();
 	if (dl <= 0 || !md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) != 1)
 		goto done;
-	ok = EVP_DigestVerify(md, der, (size_t)dl, (const unsigned char *)jws,
-			      (size_t)(dot - jws)) == 1;
+	ok = EVP_DigestVerify(md, der, (size_t)dl, (const unsigned char *)jws, (size_t)(dot - jws)) == 1;
 done:
 	EVP_MD_CTX_free(md);
 	ECDSA_SIG_free(es);
@@ -166,9 +165,7 @@ static void test_sign(void)
 	CHECK(len > 0 && openssl_verify(jws, len));
 	free(jws);
 	CHECK_INT_EQ(gw_signer_sign(signer, "{}", 2, small, sizeof(small)), 0);
-	CHECK_INT_EQ(gw_signer_sign(signer, "{}", 2, small,
-				    gw_signer_max_jws_len(signer, 2) - 1),
-		     0);
+	CHECK_INT_EQ(gw_signer_sign(signer, "{}", 2, small, gw_signer_max_jws_len(signer, 2) - 1), 0);
 	CHECK_INT_EQ(gw_signer_sign(NULL, "{}", 2, small, sizeof(small)), 0);
 	CHECK_INT_EQ(gw_signer_max_jws_len(NULL, 2), 0);
 

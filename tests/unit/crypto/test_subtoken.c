@@ -28,8 +28,8 @@ static struct gw_subkey *load_secret(const char *name, char *err, size_t errlen)
 	return gw_subkey_load_secret_file(key_path(name), err, errlen);
 }
 
-static enum gw_token_err sv(const struct gw_subkey *key, const char *tok, const char *aud,
-			    time_t now, char *detail, size_t dl)
+static enum gw_token_err sv(const struct gw_subkey *key, const char *tok, const char *aud, time_t now,
+			    char *detail, size_t dl)
 {
 	json_t *claims = NULL;
 	enum gw_token_err rc;
@@ -55,8 +55,7 @@ static char *mint_for(const char *alg, const char *claims)
 		return mint(JWT_ALG_ES256, "ec.pem", NULL, claims);
 	if (strcmp(alg, "RS256") == 0)
 		return mint(JWT_ALG_RS256, "rsa.pem", NULL, claims);
-	return mint_raw(JWT_ALG_HS256, (const unsigned char *)SECRET, strlen(SECRET), NULL,
-			claims);
+	return mint_raw(JWT_ALG_HS256, (const unsigned char *)SECRET, strlen(SECRET), NULL, claims);
 }
 
 /* The claim checks, run once per key type. */
@@ -237,8 +236,8 @@ static void test_hs256(void)
 	CHECK_INT_EQ(sv1(key, tok, NULL), GW_TOKEN_BAD_ALG);
 	free(tok);
 	/* The untrimmed file content is not the secret. */
-	tok = mint_raw(JWT_ALG_HS256, (const unsigned char *)"  " SECRET " \n",
-		       strlen(SECRET) + 4, NULL, GOOD);
+	tok = mint_raw(JWT_ALG_HS256, (const unsigned char *)"  " SECRET " \n", strlen(SECRET) + 4, NULL,
+		       GOOD);
 	CHECK_INT_EQ(sv1(key, tok, NULL), GW_TOKEN_BAD_SIGNATURE);
 	free(tok);
 	tok = mint(JWT_ALG_HS512, NULL, NULL, GOOD); /* no key: libjwt refuses */
@@ -361,11 +360,13 @@ static void test_key_formats(void)
 {
 	static const char ssh_pub[] =
 		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host\n";
-	static const char ssh_priv[] = "-----BEGIN OPENSSH PRIVATE KEY-----\n"
-				       "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
-				       "-----END OPENSSH PRIVATE KEY-----\n";
-	static const char jwk[] = "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
-				  "\"y\":\"x_FEzRu9m36HLN_tvf5BQM6h8P5zCL5-4JmZ5FP5QsU\"}";
+	static const char ssh_priv[] =
+		"-----BEGIN OPENSSH PRIVATE KEY-----\n"
+		"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+		"-----END OPENSSH PRIVATE KEY-----\n";
+	static const char jwk[] =
+		"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+		"\"y\":\"x_FEzRu9m36HLN_tvf5BQM6h8P5zCL5-4JmZ5FP5QsU\"}";
 	static const char putty[] = "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: x\n";
 
 	put_copy("t_der", "ec_pub.der", 0600);
@@ -459,7 +460,8 @@ static void test_permissions(void)
 		CHECK(k != NULL);
 		gw_subkey_free(k);
 	} else {
-		fprintf(stderr, "note: not root; the foreign-owner refusal is checked in the black-box suite only when root\n");
+		fprintf(stderr,
+			"note: not root; the foreign-owner refusal is checked in the black-box suite only when root\n");
 	}
 }
 

@@ -34,7 +34,8 @@ static int fixture_free_port(void)
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t len = sizeof(a);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &len)) {
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len)) {
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -93,9 +94,21 @@ static int fixture_spawn(struct redis_fixture *f)
 			dup2(devnull, 1);
 			dup2(devnull, 2);
 		}
-		const char *argv[24] = {GW_REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--dir", f->dir,
-					"--save", "", "--appendonly", f->aof ? "yes" : "no", "--appendfsync",
-					"always", "--daemonize", "no"};
+		const char *argv[24] = {GW_REDIS_SERVER,
+					"--port",
+					port,
+					"--bind",
+					"127.0.0.1",
+					"--dir",
+					f->dir,
+					"--save",
+					"",
+					"--appendonly",
+					f->aof ? "yes" : "no",
+					"--appendfsync",
+					"always",
+					"--daemonize",
+					"no"};
 		int n = 15;
 		if (f->password) {
 			argv[n++] = "--requirepass";
@@ -118,7 +131,8 @@ static int fixture_start(struct redis_fixture *f, int aof, const char *password)
 	memset(f, 0, sizeof(*f));
 	f->aof = aof;
 	f->password = password;
-	snprintf(f->dir, sizeof(f->dir), "%s/redis-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
+	snprintf(f->dir, sizeof(f->dir), "%s/redis-XXXXXX",
+		 getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
 	if (!mkdtemp(f->dir) || (f->port = fixture_free_port()) < 0)
 		return -1;
 	if (password)

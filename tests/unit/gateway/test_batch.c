@@ -55,7 +55,8 @@ static json_t *verify_jws(EVP_PKEY *pub, const char *jws, size_t len)
 		int der_len = i2d_ECDSA_SIG(es, &der);
 		EVP_MD_CTX *md = EVP_MD_CTX_new();
 		ok = der_len > 0 && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
-		     EVP_DigestVerify(md, der, (size_t)der_len, (const unsigned char *)jws, (size_t)(d2 - jws)) == 1;
+		     EVP_DigestVerify(md, der, (size_t)der_len, (const unsigned char *)jws,
+				      (size_t)(d2 - jws)) == 1;
 		EVP_MD_CTX_free(md);
 		OPENSSL_free(der);
 		ECDSA_SIG_free(es);
@@ -119,9 +120,10 @@ static int rfc9162_verify(const unsigned char *claims, size_t claims_len, size_t
 
 static json_t *note(const char *title, const char *ctx, json_t *to, int ttl)
 {
-	json_t *n = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:s, s:s, s:s, s:o}", "type", "info", "title", title,
-			      "description", "d", "actions", "text", "Open", "href", "https://example.net/x", "rule",
-			      "r", "eventType", "avi:jira:created:issue", "context", ctx, "to", to);
+	json_t *n = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:s, s:s, s:s, s:o}", "type", "info", "title",
+			      title, "description", "d", "actions", "text", "Open", "href",
+			      "https://example.net/x", "rule", "r", "eventType", "avi:jira:created:issue",
+			      "context", ctx, "to", to);
 	if (ttl)
 		json_object_set_new(n, "ttl", json_integer(ttl));
 	return n;
@@ -145,8 +147,12 @@ static void item(struct gw_delivery *d, const char *user, uint64_t seq)
 
 static void test_escaping(void)
 {
-	const char *samples[] = {"plain", "quote \" backslash \\ slash /", "\b\f\n\r\t", "\x01\x1f\x7f",
-				 "caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x94\x94", ""};
+	const char *samples[] = {"plain",
+				 "quote \" backslash \\ slash /",
+				 "\b\f\n\r\t",
+				 "\x01\x1f\x7f",
+				 "caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x94\x94",
+				 ""};
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
 		struct gw_sbuf b = {0};
 		gw_sbuf_json_str(&b, samples[i]);
@@ -188,8 +194,9 @@ int main(void)
 	struct gw_event_work w[3];
 	memset(w, 0, sizeof(w));
 	w[0].job = job(1, "inst-1");
-	w[0].notes = json_pack("[o, o]", note("A \"new\"\n", "ctx-a", json_pack("[s, s]", "alice", "bob"), 60),
-			       note("B", "ctx-b", json_pack("[s]", "carol"), 0));
+	w[0].notes =
+		json_pack("[o, o]", note("A \"new\"\n", "ctx-a", json_pack("[s, s]", "alice", "bob"), 60),
+			  note("B", "ctx-b", json_pack("[s]", "carol"), 0));
 	w[0].nnotes = 2;
 	w[0].nitems = 3;
 	w[0].items = calloc(3, sizeof(struct gw_delivery));
@@ -287,7 +294,7 @@ int main(void)
 		const char *k;
 		json_t *v;
 		size_t ki = 0;
-		json_object_foreach(c, k, v)
+		json_object_foreach (c, k, v)
 			CHECK(ki < 9 && !strcmp(k, order[ki++]));
 		CHECK_INT_EQ(ki, 9);
 		CHECK_STR_EQ(json_string_value(json_object_get(c, "installation")), expect[i].inst);
@@ -298,7 +305,8 @@ int main(void)
 		CHECK_INT_EQ(json_integer_value(json_object_get(c, "seq")), d->seq);
 		json_t *n = json_object_get(c, "n");
 		CHECK_STR_EQ(json_string_value(json_object_get(n, "rule")), "r");
-		CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(n, "actions"), 0), "href")),
+		CHECK_STR_EQ(json_string_value(json_object_get(
+				     json_array_get(json_object_get(n, "actions"), 0), "href")),
 			     "https://example.net/x");
 		snprintf(note_ids[i], sizeof(note_ids[i]), "%s", json_string_value(json_object_get(n, "id")));
 		snprintf(jtis[i], sizeof(jtis[i]), "%s", json_string_value(json_object_get(c, "jti")));

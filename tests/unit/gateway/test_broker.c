@@ -63,7 +63,8 @@ int main(void)
 	CHECK_INT_EQ(gw_broker_subscribe(b, "I1", "alice", "*", &pall), 0);
 	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "jira:issue:SP-9", m), 2);
 	CHECK_INT_EQ(gw_broker_publish(b, "I1", "alice", "confluence:page:1", m), 1);
-	CHECK_INT_EQ(gw_broker_publish(b, "I1", "bob", "jira:issue:SP-9", m), 0); /* alice's patterns are not bob's */
+	CHECK_INT_EQ(gw_broker_publish(b, "I1", "bob", "jira:issue:SP-9", m),
+		     0); /* alice's patterns are not bob's */
 	CHECK_INT_EQ(pj.received, 1);
 	CHECK_INT_EQ(pall.received, 2);
 	gw_broker_unsubscribe(b, "I1", "alice", "*", &pall);

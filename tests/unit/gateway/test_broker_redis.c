@@ -120,7 +120,8 @@ static int notify(struct gw_store *s, const char *user)
 		snprintf(id, sizeof(id), "%s-%llu", user, (unsigned long long)seq);
 		snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"ctx\":\"c\",\"seq\":%llu}", user,
 			 (unsigned long long)seq);
-		struct gw_store_note n = {user, "c", id, seq, claims, strlen(claims), "{\"index\":0}", 11, 1000, 5000};
+		struct gw_store_note n = {user, "c",  id,  seq, claims, strlen(claims), "{\"index\":0}",
+					  11,	1000, 5000};
 		struct gw_store_done d = {j.id, INST, &n, 1};
 		int res;
 		int rc = s->ops->record(s, &d, 1, &res);

@@ -103,7 +103,9 @@ int main(void)
 	CHECK_STR_EQ(cfg.durability, "fsync");
 	CHECK_INT_EQ(cfg.history_retention, 30 * 86400);
 	CHECK_INT_EQ(cfg.history_per_user, 1000);
-	char *s1[] = {"--store", "memory", "--durability=os", "--history-retention", "3600", "--history-per-user", "5"};
+	char *s1[] = {
+		"--store", "memory", "--durability=os", "--history-retention", "3600", "--history-per-user",
+		"5"};
 	CHECK_INT_EQ(run(&cfg, 7, s1), 0);
 	CHECK_STR_EQ(cfg.store, "memory");
 	CHECK_STR_EQ(cfg.durability, "os");
@@ -118,7 +120,8 @@ int main(void)
 	char *s4[] = {"--history-per-user", "0"};
 	CHECK_INT_EQ(run(&cfg, 2, s4), 2);
 	gw_config_free(&cfg);
-	const char *hist = write_file("hist.yml", "store: memory\nhistory:\n  retention: 86400\n  per_user: 50\n");
+	const char *hist =
+		write_file("hist.yml", "store: memory\nhistory:\n  retention: 86400\n  per_user: 50\n");
 	gw_config_defaults(&cfg);
 	char *s5[] = {"--config", (char *)hist};
 	CHECK_INT_EQ(run(&cfg, 2, s5), 0);
@@ -150,9 +153,10 @@ int main(void)
 					      "confluence:page:{{ context.extension.content.id }}");
 	CHECK_STR_EQ(cfg.subscription_path, "/forge/subscription");
 	gw_config_free(&cfg);
-	const char *lists = write_file("lists.yml", "cors:\n  allowed_origins:\n    - https://app.example.com\n"
-						     "    - 'http://127.0.0.1:5173'\n"
-						     "subscriber:\n  contexts: ['*', 'user:{{ principal }}']\n  token_ttl: 120\n");
+	const char *lists = write_file(
+		"lists.yml", "cors:\n  allowed_origins:\n    - https://app.example.com\n"
+			     "    - 'http://127.0.0.1:5173'\n"
+			     "subscriber:\n  contexts: ['*', 'user:{{ principal }}']\n  token_ttl: 120\n");
 	gw_config_defaults(&cfg);
 	char *l1[] = {"--config", (char *)lists};
 	CHECK_INT_EQ(run(&cfg, 2, l1), 0);
@@ -170,12 +174,14 @@ int main(void)
 	CHECK_INT_EQ(run(&cfg, 2, l3), 2);
 	CHECK(strstr(errbuf, "'a.example' is not an origin") != NULL);
 	gw_config_free(&cfg);
-	const char *badlist = write_file("badlist.yml", "cors:\n  allowed_origins: [https://a.example, [1]]\n");
+	const char *badlist =
+		write_file("badlist.yml", "cors:\n  allowed_origins: [https://a.example, [1]]\n");
 	gw_config_defaults(&cfg);
 	err = mem();
 	CHECK_INT_EQ(gw_config_load_file(&cfg, badlist, err), -1);
 	fclose(err);
-	CHECK(strstr(errbuf, "'cors.allowed_origins' entries must be single-line strings without commas") != NULL);
+	CHECK(strstr(errbuf, "'cors.allowed_origins' entries must be single-line strings without commas") !=
+	      NULL);
 	gw_config_free(&cfg);
 
 	const char *broken = write_file("broken.yml", "listen: [\n");
@@ -192,8 +198,13 @@ int main(void)
 	CHECK_INT_EQ(cfg.nredis, 0);
 	CHECK_INT_EQ(cfg.cluster_timeout, 2000);
 	CHECK_INT_EQ(cfg.cluster_claim_after, 10000);
-	char *r1[] = {"--redis", "redis://127.0.0.1:7001/0", "--cluster-redis=redis://:pw@10.0.0.2:7002",
-		      "--node-id", "n-1", "--cluster-timeout", "500"};
+	char *r1[] = {"--redis",
+		      "redis://127.0.0.1:7001/0",
+		      "--cluster-redis=redis://:pw@10.0.0.2:7002",
+		      "--node-id",
+		      "n-1",
+		      "--cluster-timeout",
+		      "500"};
 	CHECK_INT_EQ(run(&cfg, 7, r1), 0);
 	CHECK_INT_EQ(cfg.nredis, 2);
 	CHECK(cfg.nredis == 2 && !strcmp(cfg.redis[1], "redis://:pw@10.0.0.2:7002"));

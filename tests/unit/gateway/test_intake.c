@@ -170,7 +170,8 @@ static void test_redelivery_key(void)
 
 	/* a redelivery: the same event with payload.retryContext set */
 	json_t *retried = json_deep_copy(jira);
-	json_object_set(retried, "retryContext", json_object_get(json_object_get(envelope, "payload"), "retryContext"));
+	json_object_set(retried, "retryContext",
+			json_object_get(json_object_get(envelope, "payload"), "retryContext"));
 	CHECK(json_object_get(retried, "retryContext") != NULL);
 	CHECK_INT_EQ(same_key("inst-1", jira, "inst-1", retried), 1);
 
@@ -180,7 +181,7 @@ static void test_redelivery_key(void)
 	size_t n = 0;
 	const char *k;
 	json_t *v;
-	json_object_foreach(retried, k, v)
+	json_object_foreach (retried, k, v)
 		if (n < 64)
 			keys[n++] = k;
 	for (size_t i = n; i-- > 0;)

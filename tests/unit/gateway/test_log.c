@@ -29,9 +29,9 @@ static void test_quote(void)
 	quote_is("x\ny\rz\t\x1b[2J\x7f", (size_t)-1, "\"x\\x0ay\\x0dz\\x09\\x1b[2J\\x7f\"");
 	quote_is("nul\0after", 9, "\"nul\\x00after\"");
 	quote_is("caf\xc3\xa9 \xe2\x82\xac", (size_t)-1, "\"caf\xc3\xa9 \xe2\x82\xac\""); /* UTF-8 kept */
-	quote_is("c1 \xc2\x85 x", (size_t)-1, "\"c1 \\xc2\\x85 x\"");             /* NEL (C1) escaped */
-	quote_is("bad \xff\xc3 x", (size_t)-1, "\"bad \\xff\\xc3 x\"");            /* invalid UTF-8 */
-	quote_is("over \xc0\xaf", (size_t)-1, "\"over \\xc0\\xaf\"");              /* overlong */
+	quote_is("c1 \xc2\x85 x", (size_t)-1, "\"c1 \\xc2\\x85 x\""); /* NEL (C1) escaped */
+	quote_is("bad \xff\xc3 x", (size_t)-1, "\"bad \\xff\\xc3 x\""); /* invalid UTF-8 */
+	quote_is("over \xc0\xaf", (size_t)-1, "\"over \\xc0\\xaf\""); /* overlong */
 	/* A literal backslash-x typed by a client stays distinguishable. */
 	quote_is("\\x0a", (size_t)-1, "\"\\\\x0a\"");
 
@@ -56,7 +56,9 @@ static void test_quote(void)
 static void test_escape_controls(void)
 {
 	char out[64];
-	size_t n = gw_log_escape_controls("a\nb\x01" "c\x7f", 6, out, sizeof(out));
+	size_t n = gw_log_escape_controls("a\nb\x01"
+					  "c\x7f",
+					  6, out, sizeof(out));
 	CHECK_STR_EQ(out, "a\\x0ab\\x01c\\x7f");
 	CHECK_INT_EQ(n, strlen(out));
 	/* Cut to the buffer, never mid-escape. */

@@ -20,7 +20,8 @@ static int saved_stderr = -1;
 
 static void capture(void)
 {
-	snprintf(path, sizeof(path), "%s/logjson-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
+	snprintf(path, sizeof(path), "%s/logjson-XXXXXX",
+		 getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
 	int fd = mkstemp(path);
 	CHECK(fd >= 0);
 	saved_stderr = dup(STDERR_FILENO);
@@ -62,11 +63,13 @@ int main(void)
 	gw_log_set_level(GW_LOG_DEBUG);
 	gw_log_set_json(1);
 	capture();
-	gw_log(GW_LOG_NOTICE, "event accepted trace=%s type=%s installation=%s", "abc123", GW_Q("avi:jira:created:issue"),
-	       GW_Q("ari:cloud:ecosystem::installation/1"));
-	gw_log(GW_LOG_WARN, "event refused trace=%s status=%d reason=%s detail=%s", "t2", 401, "token_expired",
+	gw_log(GW_LOG_NOTICE, "event accepted trace=%s type=%s installation=%s", "abc123",
+	       GW_Q("avi:jira:created:issue"), GW_Q("ari:cloud:ecosystem::installation/1"));
+	gw_log(GW_LOG_WARN, "event refused trace=%s status=%d reason=%s detail=%s", "t2", 401,
+	       "token_expired",
 	       GW_Q("quote \" backslash \\ newline \n tab \t esc \x1b bad \xff utf8 caf\xc3\xa9"));
-	gw_log(GW_LOG_ERR, "raw control \x01 and \"quotes\" in the message ts=forged level=forged msg=forged");
+	gw_log(GW_LOG_ERR,
+	       "raw control \x01 and \"quotes\" in the message ts=forged level=forged msg=forged");
 	gw_log(GW_LOG_INFO, "rule trace=t3 rule=bug-created: a note, with punctuation;");
 	char big[6000];
 	memset(big, 'x', sizeof(big) - 1);
@@ -100,7 +103,8 @@ int main(void)
 
 	json_t *c = json_array_get(r, 2);
 	CHECK_STR_EQ(str(c, "level"), "error");
-	CHECK(strstr(str(c, "msg"), "raw control \x01 and \"quotes\"") != NULL); /* escaped in JSON, intact in the value */
+	CHECK(strstr(str(c, "msg"), "raw control \x01 and \"quotes\"") !=
+	      NULL); /* escaped in JSON, intact in the value */
 	CHECK(strcmp(str(c, "ts"), "forged") != 0);
 	CHECK_STR_EQ(str(c, "level"), "error");
 	CHECK(strncmp(str(c, "msg"), "raw control", 11) == 0);
@@ -120,7 +124,8 @@ int main(void)
 	json_t *g = json_array_get(r, 6);
 	CHECK(json_is_true(json_object_get(g, "truncated")));
 	CHECK_STR_EQ(str(g, "level"), "warn");
-	CHECK(str(g, "msg") && strncmp(str(g, "msg"), "controls \x01\x01", 11) == 0 && strlen(str(g, "msg")) <= 600);
+	CHECK(str(g, "msg") && strncmp(str(g, "msg"), "controls \x01\x01", 11) == 0 &&
+	      strlen(str(g, "msg")) <= 600);
 	json_decref(r);
 	return CHECK_DONE();
 }

@@ -19,10 +19,10 @@ static void test_buckets(void)
 {
 	enum gw_hist h = GW_HIST_rule_evaluation;
 	CHECK_INT_EQ(gw_hist_count(h), 0);
-	gw_hist_observe_ns(h, -5);            /* clock oddity: counted as 0 */
-	gw_hist_observe_ns(h, 100000);        /* exactly the first bound: le="0.0001" */
-	gw_hist_observe_ns(h, 100001);        /* just over: le="0.00025" */
-	gw_hist_observe_ns(h, 3000000);       /* 3 ms: le="0.005" (index 5) */
+	gw_hist_observe_ns(h, -5); /* clock oddity: counted as 0 */
+	gw_hist_observe_ns(h, 100000); /* exactly the first bound: le="0.0001" */
+	gw_hist_observe_ns(h, 100001); /* just over: le="0.00025" */
+	gw_hist_observe_ns(h, 3000000); /* 3 ms: le="0.005" (index 5) */
 	gw_hist_observe_ns(h, 20000000000LL); /* 20 s: only +Inf */
 	CHECK_INT_EQ(gw_hist_count(h), 5);
 	CHECK_INT_EQ(gw_hist_cumulative(h, 0), 2);
@@ -37,7 +37,8 @@ static void test_buckets(void)
 static void test_store_commit(void)
 {
 	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/metrics-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/metrics-XXXXXX",
+		 getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
 	CHECK(mkdtemp(dir) != NULL);
 	struct gw_store_options opt = {GW_STORE_OS, 3600, 100};
 	struct gw_store *s = NULL;
@@ -52,8 +53,8 @@ static void test_store_commit(void)
 	for (int i = 0; i < 3; i++) {
 		char payload[16];
 		snprintf(payload, sizeof(payload), "event-%d", i);
-		struct gw_store_event ev = {"ari:cloud:ecosystem::installation/1", "trace", 1000, NULL, payload,
-					    strlen(payload)};
+		struct gw_store_event ev = {
+			"ari:cloud:ecosystem::installation/1", "trace", 1000, NULL, payload, strlen(payload)};
 		struct gw_store_journaled out;
 		CHECK_INT_EQ(s->ops->journal(s, &ev, 1, 1, 900, &out), GW_STORE_OK);
 	}

@@ -35,7 +35,8 @@ static const char *find_state(json_t *list, const char *id)
 int main(void)
 {
 	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/registry-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/registry-XXXXXX",
+		 getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
 	CHECK(mkdtemp(dir) != NULL);
 	FILE *devnull = fopen("/dev/null", "w");
 
@@ -43,7 +44,8 @@ int main(void)
 	CHECK_INT_EQ(gw_registry_open(&r, dir, devnull), 0);
 	json_t *event = json_pack("{s:s, s:s, s:{s:s}}", "id", "ev-1", "installerAccountId", "acc-1", "app",
 				  "version", "9.0.0");
-	json_t *fit = json_pack("{s:{s:s, s:s}}", "app", "appVersion", "9.1.0", "apiBaseUrl", "https://api.example");
+	json_t *fit = json_pack("{s:{s:s, s:s}}", "app", "appVersion", "9.1.0", "apiBaseUrl",
+				"https://api.example");
 	CHECK_INT_EQ(gw_registry_record(&r, "inst-A", "avi:forge:installed:app", event, fit, 1000), 0);
 	gw_registry_set_token(&r, "inst-A", "SECRET-TOKEN-VALUE", 1000 + 3 * 3600);
 	gw_registry_set_token(&r, "inst-B", "OTHER-SECRET", 1000 + 3600);
@@ -71,7 +73,8 @@ int main(void)
 	h = gw_registry_health(&r, 2000);
 	CHECK_INT_EQ(json_array_size(h), 1);
 	CHECK_STR_EQ(find_state(h, "inst-A"), "none");
-	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(h, 0), "installedAt")), "1970-01-01T00:16:40Z");
+	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(h, 0), "installedAt")),
+		     "1970-01-01T00:16:40Z");
 	json_decref(h);
 	json_t *up = json_pack("{s:s, s:{s:s}}", "upgraderAccountId", "acc-2", "app", "version", "10.0.0");
 	json_t *nofit = json_object();

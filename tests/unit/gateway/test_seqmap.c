@@ -42,7 +42,7 @@ int main(void)
 	CHECK_INT_EQ(next(&m, "user5"), 13);
 	CHECK_INT_EQ(m.floor, 12);
 	CHECK_INT_EQ(next(&m, "user1"), 13); /* back: 13 > 12, it never repeats a seq */
-	CHECK_INT_EQ(m.floor, 12);             /* (user2, seq 3, made room) */
+	CHECK_INT_EQ(m.floor, 12); /* (user2, seq 3, made room) */
 	/* a key that alone exceeds the budget gets no seq */
 	char huge[4096];
 	memset(huge, 'k', sizeof(huge));

@@ -36,9 +36,11 @@ struct engine {
 	int durable; /* survives close + open */
 };
 
-static const struct engine engines[] = {{"sqlite", 1}, {"memory", 0},
+static const struct engine engines[] = {
+	{"sqlite", 1},
+	{"memory", 0},
 #ifdef GW_REDIS_SERVER
-					{"redis", 1},
+	{"redis", 1},
 #endif
 };
 
@@ -69,7 +71,8 @@ static void t_open(struct t *t)
 	const char *urls[] = {redis.url};
 	cl = (struct gw_store_cluster){urls, 1, 2000, 10000, "test-node", 0, 0};
 #endif
-	int rc = gw_store_open_ex(t->e->name, t->dir, &t->opt, is_redis(t->e) ? &cl : NULL, &t->s, msg, sizeof(msg));
+	int rc = gw_store_open_ex(t->e->name, t->dir, &t->opt, is_redis(t->e) ? &cl : NULL, &t->s, msg,
+				  sizeof(msg));
 	if (rc)
 		fprintf(stderr, "open %s: %s\n", t->e->name, msg);
 	CHECK_INT_EQ(rc, GW_STORE_OK);
@@ -79,7 +82,8 @@ static void t_start(struct t *t, const struct engine *e, int64_t per_user)
 {
 	memset(t, 0, sizeof(*t));
 	t->e = e;
-	snprintf(t->dir, sizeof(t->dir), "%s/store-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
+	snprintf(t->dir, sizeof(t->dir), "%s/store-XXXXXX",
+		 getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
 	CHECK(mkdtemp(t->dir) != NULL);
 	t->opt = (struct gw_store_options){GW_STORE_OS, 30 * 86400, per_user};
 #ifdef GW_REDIS_SERVER
@@ -137,18 +141,21 @@ static struct gw_store_note make_note(struct note_buf *b, const char *user, cons
 				      int64_t created, int64_t exp)
 {
 	snprintf(b->id, sizeof(b->id), "%08llx%024llx", (unsigned long long)seq, (unsigned long long)created);
-	snprintf(b->claims, sizeof(b->claims),
-		 "{\"iss\":\"notify-gateway\",\"installation\":\"%s\",\"sub\":\"%s\",\"ctx\":\"%s\",\"iat\":%lld,"
-		 "\"exp\":%lld,\"jti\":\"00\",\"seq\":%llu,\"n\":{\"id\":\"%s\",\"title\":\"t\"}}",
-		 INST, user, ctx, (long long)created, (long long)exp, (unsigned long long)seq, b->id);
+	snprintf(
+		b->claims, sizeof(b->claims),
+		"{\"iss\":\"notify-gateway\",\"installation\":\"%s\",\"sub\":\"%s\",\"ctx\":\"%s\",\"iat\":%lld,"
+		"\"exp\":%lld,\"jti\":\"00\",\"seq\":%llu,\"n\":{\"id\":\"%s\",\"title\":\"t\"}}",
+		INST, user, ctx, (long long)created, (long long)exp, (unsigned long long)seq, b->id);
 	snprintf(b->proof, sizeof(b->proof), "{\"batch\":\"h.p.s\",\"index\":%llu,\"path\":[]}",
 		 (unsigned long long)seq);
-	return (struct gw_store_note){user, ctx, b->id, seq, b->claims, strlen(b->claims), b->proof,
-				      strlen(b->proof), created, exp};
+	return (struct gw_store_note){
+		user,	 ctx, b->id, seq, b->claims, strlen(b->claims), b->proof, strlen(b->proof),
+		created, exp};
 }
 
 /* Journals an event and records one note for user in ctx with seq. */
-static int add_note(struct t *t, const char *user, const char *ctx, uint64_t seq, int64_t created, int64_t exp)
+static int add_note(struct t *t, const char *user, const char *ctx, uint64_t seq, int64_t created,
+		    int64_t exp)
 {
 	static int n = 100000;
 	uint64_t id = journal_one(t, n++, 0, created);
@@ -493,7 +500,8 @@ static void case_mark(const struct engine *e)
 		many[i] = ids[0];
 	CHECK_INT_EQ(t.s->ops->mark(t.s, INST, "u1", all, 1, many, GW_STORE_MARK_MAX_IDS + 1, 1, &m),
 		     GW_STORE_ERR_INVAL);
-	CHECK_INT_EQ(t.s->ops->mark(t.s, INST, "u1", all, 1, many, GW_STORE_MARK_MAX_IDS, 1, &m), GW_STORE_OK);
+	CHECK_INT_EQ(t.s->ops->mark(t.s, INST, "u1", all, 1, many, GW_STORE_MARK_MAX_IDS, 1, &m),
+		     GW_STORE_OK);
 	CHECK_INT_EQ(m.count, 1);
 	gw_store_marked_free(&m);
 	/* mark_all within a filter, then everything */
@@ -520,8 +528,8 @@ static void case_purge(const struct engine *e)
 	int64_t day = 86400, now = 100 * day;
 	/* retention is 30 days: kept until max(exp, created + 30 d) */
 	CHECK_INT_EQ(add_note(&t, "u1", "c", 1, now - 40 * day, now - 39 * day), GW_STORE_OK); /* gone */
-	CHECK_INT_EQ(add_note(&t, "u1", "c", 2, now - 40 * day, now + day), GW_STORE_OK);      /* exp later */
-	CHECK_INT_EQ(add_note(&t, "u1", "c", 3, now - 10 * day, now - 9 * day), GW_STORE_OK);  /* retention */
+	CHECK_INT_EQ(add_note(&t, "u1", "c", 2, now - 40 * day, now + day), GW_STORE_OK); /* exp later */
+	CHECK_INT_EQ(add_note(&t, "u1", "c", 3, now - 10 * day, now - 9 * day), GW_STORE_OK); /* retention */
 	for (uint64_t s = 1; s <= 6; s++) /* u2: 6 recent, cap 3 */
 		CHECK_INT_EQ(add_note(&t, "u2", "c", s, now, now + 60), GW_STORE_OK);
 	/* bounded: 2 rows per call */
@@ -602,11 +610,10 @@ static void case_proofs(const struct engine *e)
 {
 	struct t t;
 	t_start(&t, e, 1000);
-	const char *proofs[] = {"{\"batch\":\"aa.bb.cc\",\"index\":0,\"path\":[\"x1\"]}",
-				"{\"batch\":\"aa.bb.cc\",\"index\":1,\"path\":[\"x0\"]}",
-				"{\"index\":2,\"path\":[]}",
-				"{\"batch\":\"dd.ee.ff\",\"index\":0,\"path\":[]}",
-				"{\"batch\":\"a\\\"b\",\"index\":0}"};
+	const char *proofs[] = {
+		"{\"batch\":\"aa.bb.cc\",\"index\":0,\"path\":[\"x1\"]}",
+		"{\"batch\":\"aa.bb.cc\",\"index\":1,\"path\":[\"x0\"]}", "{\"index\":2,\"path\":[]}",
+		"{\"batch\":\"dd.ee.ff\",\"index\":0,\"path\":[]}", "{\"batch\":\"a\\\"b\",\"index\":0}"};
 	struct gw_store_note notes[5];
 	struct note_buf b[5];
 	for (int i = 0; i < 5; i++) {
@@ -677,7 +684,8 @@ static void case_concurrent(const struct engine *e)
 	t_start(&t, e, 1000);
 	pthread_t th[4];
 	struct writer_arg args[4];
-	uint64_t commits = gw_stat_get(GW_STAT_store_commits), reqs = gw_stat_get(GW_STAT_store_commit_requests);
+	uint64_t commits = gw_stat_get(GW_STAT_store_commits),
+		 reqs = gw_stat_get(GW_STAT_store_commit_requests);
 	for (int i = 0; i < 4; i++) {
 		args[i] = (struct writer_arg){t.s, i, 0};
 		pthread_create(&th[i], NULL, writer, &args[i]);
@@ -712,7 +720,8 @@ static void case_ping(const struct engine *e)
 	struct t t;
 	t_start(&t, e, 1000);
 	CHECK(t.s->ops->ping != NULL);
-	uint64_t commits = gw_stat_get(GW_STAT_store_commits), reqs = gw_stat_get(GW_STAT_store_commit_requests),
+	uint64_t commits = gw_stat_get(GW_STAT_store_commits),
+		 reqs = gw_stat_get(GW_STAT_store_commit_requests),
 		 hist = gw_hist_count(GW_HIST_store_commit);
 	for (int i = 0; i < 3; i++)
 		CHECK_INT_EQ(t.s->ops->ping(t.s), GW_STORE_OK);
@@ -772,7 +781,8 @@ static void case_sqlite_refusals(void)
 {
 	char dir[512], msg[512];
 	struct gw_store *s = NULL;
-	snprintf(dir, sizeof(dir), "%s/store-bad-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/store-bad-XXXXXX",
+		 getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
 	CHECK(mkdtemp(dir) != NULL);
 
 	/* garbage */
@@ -789,14 +799,15 @@ static void case_sqlite_refusals(void)
 
 	/* an SQLite file that is someone else's */
 	char cmd[2048];
-	snprintf(cmd, sizeof(cmd), "rm -f '%s/notify.db' && sqlite3 '%s/notify.db' 'CREATE TABLE t(x)'", dir, dir);
+	snprintf(cmd, sizeof(cmd), "rm -f '%s/notify.db' && sqlite3 '%s/notify.db' 'CREATE TABLE t(x)'", dir,
+		 dir);
 	CHECK_INT_EQ(system(cmd), 0);
 	CHECK_INT_EQ(open_sqlite(dir, msg, sizeof(msg), &s), GW_STORE_ERR_CORRUPT);
 	CHECK(strstr(msg, "not a notify-gateway store") != NULL);
 
 	/* a newer schema */
-	snprintf(cmd, sizeof(cmd), "rm -f '%s/notify.db' && sqlite3 '%s/notify.db' 'PRAGMA user_version = 99'", dir,
-		 dir);
+	snprintf(cmd, sizeof(cmd),
+		 "rm -f '%s/notify.db' && sqlite3 '%s/notify.db' 'PRAGMA user_version = 99'", dir, dir);
 	CHECK_INT_EQ(system(cmd), 0);
 	CHECK_INT_EQ(open_sqlite(dir, msg, sizeof(msg), &s), GW_STORE_ERR_VERSION);
 	CHECK(strstr(msg, "newer") != NULL);

@@ -126,7 +126,8 @@ static void case_killed_and_aof(void)
 	CHECK_INT_EQ(journal(s, "while-down"), 0);
 	int r2 = 0;
 	CHECK_INT_EQ(record(s, ids[2], "u1", 3, &r2), GW_STORE_ERR_IO);
-	fprintf(stderr, "  (killed: three calls failed in %.3f s, timeout %d ms)\n", now_s() - t0, TIMEOUT_MS);
+	fprintf(stderr, "  (killed: three calls failed in %.3f s, timeout %d ms)\n", now_s() - t0,
+		TIMEOUT_MS);
 	CHECK(gw_stat_get(GW_STAT_redis_errors) > errs);
 
 	/* back on the same port and directory: the same handle works again */
@@ -194,8 +195,8 @@ static void case_refusals(void)
 {
 	char msg[400];
 	int rc;
-	const char *bad[] = {"http://127.0.0.1:6379", "redis://", "redis://host:99999", "redis://h:1/x",
-			     "redis://a b:1", "redis://:p%zz@h:1"};
+	const char *bad[] = {"http://127.0.0.1:6379", "redis://",      "redis://host:99999",
+			     "redis://h:1/x",	      "redis://a b:1", "redis://:p%zz@h:1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		msg[0] = '\0';
 		CHECK(open_on(&bad[i], 1, "n", 0, &rc, msg, sizeof(msg)) == NULL);
@@ -303,7 +304,8 @@ static void case_two_nodes(void)
 	const char *all[] = {"*"};
 	struct gw_store_page p;
 	CHECK_INT_EQ(b->ops->since(b, INST, "u1", all, 1, 0, 10, &p), GW_STORE_OK);
-	CHECK(p.recovered && p.count == 3 && p.items[0].seq == 1 && p.items[1].seq == 2 && p.items[2].seq == 3);
+	CHECK(p.recovered && p.count == 3 && p.items[0].seq == 1 && p.items[1].seq == 2 &&
+	      p.items[2].seq == 3);
 	gw_store_page_free(&p);
 	struct claimed none = {{0}, 0};
 	CHECK_INT_EQ(a->ops->pending(a, take, &none), GW_STORE_OK);
@@ -327,7 +329,8 @@ static void case_contiguous(void)
 	int res;
 	uint64_t j1 = journal(s, "c1"), j2 = journal(s, "c2"), j3 = journal(s, "c3");
 	CHECK_INT_EQ(record(s, j1, "uc", 1, &res), GW_STORE_OK);
-	CHECK_INT_EQ(record(s, j2, "uc", 3, &res), GW_STORE_ERR_SEQ); /* 2 was taken by a pass never recorded */
+	CHECK_INT_EQ(record(s, j2, "uc", 3, &res),
+		     GW_STORE_ERR_SEQ); /* 2 was taken by a pass never recorded */
 	uint64_t seq = 0;
 	CHECK_INT_EQ(s->ops->max_seq(s, INST, "uc", &seq), GW_STORE_OK);
 	CHECK_INT_EQ(seq, 1);
@@ -412,8 +415,9 @@ static void case_two_shards(void)
 			on1 = users[i];
 	}
 	uint64_t jc = journal(s, "conflict");
-	struct gw_store_note two[2] = {{on1, "c", "x1", 2, "{\"v\":1}", 7, "{}", 2, 1000, 2000},
-				       {on0, "c", "x0", 1, "{}", 2, "{}", 2, 1000, 2000}}; /* on0 already has 1 */
+	struct gw_store_note two[2] = {
+		{on1, "c", "x1", 2, "{\"v\":1}", 7, "{}", 2, 1000, 2000},
+		{on0, "c", "x0", 1, "{}", 2, "{}", 2, 1000, 2000}}; /* on0 already has 1 */
 	struct gw_store_done dc = {jc, INST, two, 2};
 	CHECK_INT_EQ(s->ops->record(s, &dc, 1, &res), GW_STORE_ERR_SEQ);
 	two[0].claims = "{\"v\":2}";

@@ -10,7 +10,8 @@
 #include "cors.h"
 #include "subscription.h"
 
-static const char *LIST = "https://app.example.com\nhttps://*.cdn.prod.atlassian-dev.net\nhttp://127.0.0.1:5173";
+static const char *LIST =
+	"https://app.example.com\nhttps://*.cdn.prod.atlassian-dev.net\nhttp://127.0.0.1:5173";
 
 static void origins(void)
 {
@@ -51,7 +52,8 @@ static void contexts(void)
 {
 	const char *why = NULL;
 	json_t *issue = json_loads("{\"principal\":\"alice\",\"context\":{\"cloudId\":\"c1\",\"extension\":"
-				   "{\"issue\":{\"key\":\"SP-10\",\"id\":10073}}}}", 0, NULL);
+				   "{\"issue\":{\"key\":\"SP-10\",\"id\":10073}}}}",
+				   0, NULL);
 	const char *defaults = "jira:issue:{{ context.extension.issue.key }}\n"
 			       "confluence:page:{{ context.extension.content.id }}";
 	json_t *c = gw_subscription_contexts(defaults, issue, &why);
@@ -60,7 +62,8 @@ static void contexts(void)
 	json_decref(c);
 
 	/* integers, several placeholders, "*", duplicates dropped, literal only */
-	c = gw_subscription_contexts("*\nissue:{{context.extension.issue.id}}/{{ principal }}\n*\nforge:app", issue, &why);
+	c = gw_subscription_contexts("*\nissue:{{context.extension.issue.id}}/{{ principal }}\n*\nforge:app",
+				     issue, &why);
 	CHECK(c && json_array_size(c) == 3);
 	CHECK_STR_EQ(json_string_value(json_array_get(c, 0)), "*");
 	CHECK_STR_EQ(json_string_value(json_array_get(c, 1)), "issue:10073/alice");
@@ -68,8 +71,9 @@ static void contexts(void)
 	json_decref(c);
 
 	/* a missing value, a non-scalar value, an empty string, an unclosed brace: nothing */
-	c = gw_subscription_contexts("a:{{ context.nope }}\nb:{{ context.extension }}\nc:{{ context.extension.issue.key", issue,
-				     &why);
+	c = gw_subscription_contexts(
+		"a:{{ context.nope }}\nb:{{ context.extension }}\nc:{{ context.extension.issue.key", issue,
+		&why);
 	CHECK(c && json_array_size(c) == 0);
 	json_decref(c);
 

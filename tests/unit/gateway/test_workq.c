@@ -119,7 +119,7 @@ int main(void)
 	CHECK_INT_EQ(gw_workq_push_event(&q, e[1]), 0);
 	CHECK_INT_EQ(gw_workq_push_event(&q, e[2]), 0);
 	CHECK_INT_EQ(gw_workq_push_event(&q, e[3]), -1); /* events lane bound */
-	CHECK_INT_EQ(e[3]->intake_no, 0);                /* a refused event gets no number */
+	CHECK_INT_EQ(e[3]->intake_no, 0); /* a refused event gets no number */
 	gw_job_free(e[3]);
 	CHECK_INT_EQ(e[0]->intake_no, 1);
 	CHECK_INT_EQ(e[2]->intake_no, 3);
@@ -162,7 +162,8 @@ int main(void)
 	struct gw_job *full = gw_job_new(GW_JOB_INTAKE);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, full), -1);
 	gw_job_free(full);
-	struct gw_job *a1 = gw_job_new(GW_JOB_AUTH), *a2 = gw_job_new(GW_JOB_AUTH), *a3 = gw_job_new(GW_JOB_AUTH);
+	struct gw_job *a1 = gw_job_new(GW_JOB_AUTH), *a2 = gw_job_new(GW_JOB_AUTH),
+		      *a3 = gw_job_new(GW_JOB_AUTH);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, a1), 0);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, a2), 0);
 	CHECK_INT_EQ(gw_workq_push_verify(&q, a3), -1); /* auth lane bound */
@@ -178,7 +179,7 @@ int main(void)
 		seen_event += j->kind == GW_JOB_EVENT;
 		gw_job_free(j);
 	}
-	CHECK_INT_EQ(seen_auth, 2);  /* within the first six pops, not after 1,000 */
+	CHECK_INT_EQ(seen_auth, 2); /* within the first six pops, not after 1,000 */
 	CHECK_INT_EQ(seen_event, 1);
 	gw_workq_close(&q);
 	while ((j = gw_workq_pop(&q)))

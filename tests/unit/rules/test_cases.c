@@ -34,8 +34,8 @@ static void chomp(char *s)
 		s[--n] = '\0';
 }
 
-static void run_case(const char *where, const char *expr, const char *event_text,
-		     const char *expected, struct rules_scratch *scratch)
+static void run_case(const char *where, const char *expr, const char *event_text, const char *expected,
+		     struct rules_scratch *scratch)
 {
 	struct rules_diags d;
 	json_error_t jerr;

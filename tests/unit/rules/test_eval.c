@@ -101,8 +101,9 @@ static void test_regex_limits(struct rules_scratch *s)
 	json_decref(ev);
 	/* UTF-8: '.' is one character, \w and case folding know Unicode */
 	ev = json_pack("{s:s}", "s", "Ærøskøbing ΣΊΣΥΦΟΣ");
-	err = eval(s, "event.s matches '^\\\\w+ \\\\w+$' && event.s matches '(?i)σίσυφος' && "
-		      "'é' matches '^.$'",
+	err = eval(s,
+		   "event.s matches '^\\\\w+ \\\\w+$' && event.s matches '(?i)σίσυφος' && "
+		   "'é' matches '^.$'",
 		   ev, &r);
 	CHECK(err == NULL && json_is_true(r));
 	free(err);
@@ -157,8 +158,7 @@ static void test_byte_limit(struct rules_scratch *s)
 	char src[600];
 	size_t n = (size_t)snprintf(src, sizeof(src), "let s0 = event.big; ");
 	for (int i = 1; i <= 12; i++)
-		n += (size_t)snprintf(src + n, sizeof(src) - n, "let s%d = s%d + s%d; ", i, i - 1,
-				      i - 1);
+		n += (size_t)snprintf(src + n, sizeof(src) - n, "let s%d = s%d + s%d; ", i, i - 1, i - 1);
 	snprintf(src + n, sizeof(src) - n, "s12.length");
 	char *err = eval(s, src, ev, NULL);
 	CHECK_STR_EQ(err, "at column 69: expression needs more than 1048576 bytes of scratch "
@@ -181,20 +181,23 @@ static void test_byte_limit(struct rules_scratch *s)
 	}
 
 	/* join() builds in a temporary buffer: refused at the limit too */
-	err = eval(s, "[event.big, event.big, event.big, event.big, event.big, event.big, "
-		      "event.big, event.big, event.big, event.big, event.big].join('-')",
+	err = eval(s,
+		   "[event.big, event.big, event.big, event.big, event.big, event.big, "
+		   "event.big, event.big, event.big, event.big, event.big].join('-')",
 		   ev, NULL);
 	CHECK(err && strstr(err, "needs more than 1048576 bytes"));
 	free(err);
 	/* '+' with a List renders it as JSON: the same */
-	err = eval(s, "'x' + [event.big, event.big, event.big, event.big, event.big, event.big, "
-		      "event.big, event.big, event.big, event.big, event.big]",
+	err = eval(s,
+		   "'x' + [event.big, event.big, event.big, event.big, event.big, event.big, "
+		   "event.big, event.big, event.big, event.big, event.big]",
 		   ev, NULL);
 	CHECK(err && strstr(err, "needs more than 1048576 bytes"));
 	free(err);
 	/* a result that holds one big string many times is not copied out */
-	err = eval(s, "[event.big, event.big, event.big, event.big, event.big, event.big, "
-		      "event.big, event.big, event.big, event.big, event.big]",
+	err = eval(s,
+		   "[event.big, event.big, event.big, event.big, event.big, event.big, "
+		   "event.big, event.big, event.big, event.big, event.big]",
 		   ev, NULL);
 	CHECK_STR_EQ(err, "the result needs more than 1048576 bytes");
 	free(err);
@@ -207,14 +210,12 @@ static void test_byte_limit(struct rules_scratch *s)
 	CHECK(err && strstr(err, "needs more than 150000 bytes"));
 	free(err);
 	rules_scratch_set_max_bytes(s, 16u << 20);
-	err = eval(s, "let a = event.big + event.big; let b = a + a; let c = b + b; c.length", ev,
-		   &r);
+	err = eval(s, "let a = event.big + event.big; let b = a + a; let c = b + b; c.length", ev, &r);
 	CHECK(err == NULL && json_integer_value(r) == 800000);
 	free(err);
 	json_decref(r);
 	rules_scratch_set_max_bytes(s, 0); /* back to the default */
-	err = eval(s, "let a = event.big + event.big; let b = a + a; let c = b + b; c.length", ev,
-		   NULL);
+	err = eval(s, "let a = event.big + event.big; let b = a + a; let c = b + b; c.length", ev, NULL);
 	CHECK(err && strstr(err, "needs more than 1048576 bytes"));
 	free(err);
 

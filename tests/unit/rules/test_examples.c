@@ -16,31 +16,27 @@
 
 static const struct {
 	const char *rules, *event, *event_type, *expected;
-} examples[] = {
-	{"bug-created.yml", "DOCS:events/jira-created-bug.json", NULL,
-	 "[{\"rule\":\"bugs.created\",\"eventType\":\"avi:jira:created:issue\",\"to\":[\"acc-lead\"],\"context\":\"jira:issue:SP-11\",\"type\":\"warning\",\"title\":\"New bug SP-11: Login button does nothing\",\"description\":\"Priority High\",\"actions\":[{\"text\":\"Open\",\"href\":\"/browse/SP-11\"}],\"ttl\":86400}]"},
-	{"bug-created.yml", "TEST:fixtures/jira-created-issue.PARTIAL.json", NULL,
-	 "[]"},
-	{"assigned-to-me.yml", "DOCS:events/jira-assigned.json", NULL,
-	 "[{\"rule\":\"assign.to-me\",\"eventType\":\"avi:jira:updated:issue\",\"to\":[\"acc-dev\"],\"context\":\"jira:issue:SP-11\",\"type\":\"info\",\"title\":\"SP-11 was assigned to you\",\"description\":\"Login button does nothing\",\"actions\":[{\"text\":\"Open\",\"href\":\"/browse/SP-11\"}],\"excludeActor\":true}]"},
-	{"assigned-to-me.yml", "DOCS:events/jira-status-done.json", NULL,
-	 "[]"},
-	{"status-done.yml", "DOCS:events/jira-status-done.json", NULL,
-	 "[{\"rule\":\"status.done\",\"eventType\":\"avi:jira:updated:issue\",\"to\":[\"acc-reporter\",\"acc-watcher\"],\"context\":\"jira:issue:SP-11\",\"type\":\"success\",\"title\":\"SP-11 is done\",\"description\":\"Login button does nothing (was In Progress)\",\"actions\":[{\"text\":\"Open\",\"href\":\"/browse/SP-11\"}],\"excludeActor\":true}]"},
-	{"status-done.yml", "TEST:fixtures/jira-updated-issue.CONSTRUCTED.json", NULL,
-	 "[]"},
-	{"mentioned-in-comment.yml", "DOCS:events/jira-comment-mention.json", NULL,
-	 "[{\"rule\":\"comment.mentioned\",\"eventType\":\"avi:jira:commented:issue\",\"to\":[\"acc-lead\"],\"context\":\"jira:issue:SP-11\",\"type\":\"info\",\"title\":\"You were mentioned on SP-11\",\"description\":\"Login button does nothing\",\"actions\":[{\"text\":\"Show the comment\",\"href\":\"/browse/SP-11?focusedCommentId=10200\"}],\"excludeActor\":true}]"},
-	{"mentioned-in-comment.yml", "TEST:fixtures/jira-commented-issue.CONSTRUCTED.json", NULL,
-	 "[]"},
-	{"confluence-page-in-my-space.yml", "DOCS:events/confluence-page-personal-space.json", NULL,
-	 "[{\"rule\":\"confluence.page-in-my-space\",\"eventType\":\"avi:confluence:created:page\",\"to\":[\"acc-owner\"],\"context\":\"confluence:page:98310\",\"type\":\"info\",\"title\":\"New page in your space: Notes for your review\",\"description\":\"By Colin Colleague\",\"actions\":[{\"text\":\"Open\",\"href\":\"/spaces/~acc-owner/pages/98310\"}],\"excludeActor\":true}]"},
-	{"confluence-page-in-my-space.yml", "TEST:fixtures/confluence-created-page.json", NULL,
-	 "[]"},
-	{"app-installed.yml", "TEST:fixtures/forge-installed-app.json", "avi:forge:installed:app",
-	 "[{\"rule\":\"app.installed\",\"eventType\":\"avi:forge:installed:app\",\"to\":[\"4ad9aa0c52dc1b420a791d12\",\"3bc8aa0c52dc1b310a791d34\"],\"context\":\"forge:app:406d303d-0393-4ec4-ad7c-1435be94583a\",\"type\":\"success\",\"title\":\"My App Name installed (version 9.0.0)\",\"description\":\"\",\"actions\":[]}]"},
-	{"app-installed.yml", "TEST:fixtures/forge-upgraded-app.json", "avi:forge:upgraded:app",
-	 "[{\"rule\":\"app.installed\",\"eventType\":\"avi:forge:upgraded:app\",\"to\":[\"4ad9aa0c52dc1b420a791d12\",\"3bc8aa0c52dc1b310a791d34\"],\"context\":\"forge:app:406d303d-0393-4ec4-ad7c-1435be94583a\",\"type\":\"success\",\"title\":\"My App Name upgraded (version 9.0.0)\",\"description\":\"\",\"actions\":[]}]"},
+} examples[] =
+	{
+		{"bug-created.yml", "DOCS:events/jira-created-bug.json", NULL,
+		 "[{\"rule\":\"bugs.created\",\"eventType\":\"avi:jira:created:issue\",\"to\":[\"acc-lead\"],\"context\":\"jira:issue:SP-11\",\"type\":\"warning\",\"title\":\"New bug SP-11: Login button does nothing\",\"description\":\"Priority High\",\"actions\":[{\"text\":\"Open\",\"href\":\"/browse/SP-11\"}],\"ttl\":86400}]"},
+		{"bug-created.yml", "TEST:fixtures/jira-created-issue.PARTIAL.json", NULL, "[]"},
+		{"assigned-to-me.yml", "DOCS:events/jira-assigned.json", NULL,
+		 "[{\"rule\":\"assign.to-me\",\"eventType\":\"avi:jira:updated:issue\",\"to\":[\"acc-dev\"],\"context\":\"jira:issue:SP-11\",\"type\":\"info\",\"title\":\"SP-11 was assigned to you\",\"description\":\"Login button does nothing\",\"actions\":[{\"text\":\"Open\",\"href\":\"/browse/SP-11\"}],\"excludeActor\":true}]"},
+		{"assigned-to-me.yml", "DOCS:events/jira-status-done.json", NULL, "[]"},
+		{"status-done.yml", "DOCS:events/jira-status-done.json", NULL,
+		 "[{\"rule\":\"status.done\",\"eventType\":\"avi:jira:updated:issue\",\"to\":[\"acc-reporter\",\"acc-watcher\"],\"context\":\"jira:issue:SP-11\",\"type\":\"success\",\"title\":\"SP-11 is done\",\"description\":\"Login button does nothing (was In Progress)\",\"actions\":[{\"text\":\"Open\",\"href\":\"/browse/SP-11\"}],\"excludeActor\":true}]"},
+		{"status-done.yml", "TEST:fixtures/jira-updated-issue.CONSTRUCTED.json", NULL, "[]"},
+		{"mentioned-in-comment.yml", "DOCS:events/jira-comment-mention.json", NULL,
+		 "[{\"rule\":\"comment.mentioned\",\"eventType\":\"avi:jira:commented:issue\",\"to\":[\"acc-lead\"],\"context\":\"jira:issue:SP-11\",\"type\":\"info\",\"title\":\"You were mentioned on SP-11\",\"description\":\"Login button does nothing\",\"actions\":[{\"text\":\"Show the comment\",\"href\":\"/browse/SP-11?focusedCommentId=10200\"}],\"excludeActor\":true}]"},
+		{"mentioned-in-comment.yml", "TEST:fixtures/jira-commented-issue.CONSTRUCTED.json", NULL,
+		 "[]"},
+		{"confluence-page-in-my-space.yml", "DOCS:events/confluence-page-personal-space.json", NULL,
+		 "[{\"rule\":\"confluence.page-in-my-space\",\"eventType\":\"avi:confluence:created:page\",\"to\":[\"acc-owner\"],\"context\":\"confluence:page:98310\",\"type\":\"info\",\"title\":\"New page in your space: Notes for your review\",\"description\":\"By Colin Colleague\",\"actions\":[{\"text\":\"Open\",\"href\":\"/spaces/~acc-owner/pages/98310\"}],\"excludeActor\":true}]"},
+		{"confluence-page-in-my-space.yml", "TEST:fixtures/confluence-created-page.json", NULL, "[]"},
+		{"app-installed.yml", "TEST:fixtures/forge-installed-app.json", "avi:forge:installed:app", "[{\"rule\":\"app.installed\",\"eventType\":\"avi:forge:installed:app\",\"to\":[\"4ad9aa0c52dc1b420a791d12\",\"3bc8aa0c52dc1b310a791d34\"],\"context\":\"forge:app:406d303d-0393-4ec4-ad7c-1435be94583a\",\"type\":\"success\",\"title\":\"My App Name installed (version 9.0.0)\",\"description\":\"\",\"actions\":[]}]"},
+		{"app-installed.yml", "TEST:fixtures/forge-upgraded-app.json", "avi:forge:upgraded:app",
+		 "[{\"rule\":\"app.installed\",\"eventType\":\"avi:forge:upgraded:app\",\"to\":[\"4ad9aa0c52dc1b420a791d12\",\"3bc8aa0c52dc1b310a791d34\"],\"context\":\"forge:app:406d303d-0393-4ec4-ad7c-1435be94583a\",\"type\":\"success\",\"title\":\"My App Name upgraded (version 9.0.0)\",\"description\":\"\",\"actions\":[]}]"},
 };
 
 /* "DOCS:x" -> docs/examples/x, "TEST:x" -> tests/unit/rules/x */
@@ -160,7 +156,8 @@ static void test_multi_file(struct rules_scratch *s)
 	if (d.count) {
 		char *f = rules_diag_format(&d.items[0]);
 		char want[512];
-		snprintf(want, sizeof(want), "%s: error: the directory holds no rule files (*.yml, *.yaml)\n", dir);
+		snprintf(want, sizeof(want), "%s: error: the directory holds no rule files (*.yml, *.yaml)\n",
+			 dir);
 		CHECK_STR_EQ(f, want);
 		free(f);
 	}
@@ -169,8 +166,9 @@ static void test_multi_file(struct rules_scratch *s)
 	char *pa = write_temp(dir, "10-a.yml", rule_a);
 	char *pn = write_temp(dir, "README.txt", "not a rule file");
 	/* two files, one set, in name order */
-	char *pb2 = write_temp(dir, "20-b.yaml", "rules:\n  - key: b\n    events: [avi:jira:created:issue]\n"
-						 "    notify: {to: \"'u2'\", context: c, title: B}\n");
+	char *pb2 = write_temp(dir, "20-b.yaml",
+			       "rules:\n  - key: b\n    events: [avi:jira:created:issue]\n"
+			       "    notify: {to: \"'u2'\", context: c, title: B}\n");
 	rules_diags_init(&d);
 	struct rules_set *set = rules_load_paths(p0, 1, &d);
 	print_diags(&d);
@@ -197,7 +195,8 @@ static void test_multi_file(struct rules_scratch *s)
 		snprintf(want, sizeof(want),
 			 "%s:5:10: error: duplicate rule key 'a' (first used at %s:2)\n"
 			 "    - key: a\n"
-			 "           ^\n", pb, pa);
+			 "           ^\n",
+			 pb, pa);
 		CHECK_STR_EQ(f, want);
 		free(f);
 	}
@@ -234,24 +233,25 @@ static struct rules_set *load(const char *yaml)
 
 static void test_schedule_and_actor(struct rules_scratch *s)
 {
-	struct rules_set *set = load("rules:\n"
-				     "  - key: digest\n"
-				     "    schedule: hour\n"
-				     "    notify: {to: \"['u1', 'u2']\", context: c, title: \"at {{ event.time }}\"}\n"
-				     "  - key: weekly\n"
-				     "    schedule: week\n"
-				     "    notify: {to: \"'u3'\", context: c, title: w}\n"
-				     "  - key: nested\n"
-				     "    events: [avi:jira:updated:issue]\n"
-				     "    notify:\n"
-				     "      to: \"[['u1', ['actor']], null, [], 'u2', 'u1']\"\n"
-				     "      excludeActor: true\n"
-				     "      context: c\n"
-				     "      title: t\n");
+	struct rules_set *set =
+		load("rules:\n"
+		     "  - key: digest\n"
+		     "    schedule: hour\n"
+		     "    notify: {to: \"['u1', 'u2']\", context: c, title: \"at {{ event.time }}\"}\n"
+		     "  - key: weekly\n"
+		     "    schedule: week\n"
+		     "    notify: {to: \"'u3'\", context: c, title: w}\n"
+		     "  - key: nested\n"
+		     "    events: [avi:jira:updated:issue]\n"
+		     "    notify:\n"
+		     "      to: \"[['u1', ['actor']], null, [], 'u2', 'u1']\"\n"
+		     "      excludeActor: true\n"
+		     "      context: c\n"
+		     "      title: t\n");
 	if (!set)
 		return;
-	json_t *ev = json_pack("{s:s,s:s,s:s}", "eventType", "scheduled:hour", "interval", "hour",
-			       "time", "2024-01-01T10:00:00Z");
+	json_t *ev = json_pack("{s:s,s:s,s:s}", "eventType", "scheduled:hour", "interval", "hour", "time",
+			       "2024-01-01T10:00:00Z");
 	json_t *res = rules_evaluate_schedule(set, "hour", ev, s, NULL, NULL);
 	char *got = json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	CHECK_STR_EQ(got, "[{\"rule\":\"digest\",\"eventType\":\"scheduled:hour\",\"to\":[\"u1\",\"u2\"],"
@@ -271,9 +271,10 @@ static void test_schedule_and_actor(struct rules_scratch *s)
 	ev = json_pack("{s:s,s:s}", "eventType", "avi:jira:updated:issue", "atlassianId", "actor");
 	res = rules_evaluate(set, ev, s, NULL, NULL);
 	got = json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	CHECK_STR_EQ(got, "[{\"rule\":\"nested\",\"eventType\":\"avi:jira:updated:issue\",\"to\":[\"u1\",\"u2\"],"
-			  "\"context\":\"c\",\"type\":\"info\",\"title\":\"t\",\"description\":\"\","
-			  "\"actions\":[],\"excludeActor\":true}]");
+	CHECK_STR_EQ(got,
+		     "[{\"rule\":\"nested\",\"eventType\":\"avi:jira:updated:issue\",\"to\":[\"u1\",\"u2\"],"
+		     "\"context\":\"c\",\"type\":\"info\",\"title\":\"t\",\"description\":\"\","
+		     "\"actions\":[],\"excludeActor\":true}]");
 	free(got);
 	json_decref(res);
 	json_decref(ev);
@@ -282,42 +283,44 @@ static void test_schedule_and_actor(struct rules_scratch *s)
 
 static const char *reason_of(json_t *report, size_t i)
 {
-	return json_string_value(json_object_get(json_array_get(json_object_get(report, "rules"), i), "reason"));
+	return json_string_value(
+		json_object_get(json_array_get(json_object_get(report, "rules"), i), "reason"));
 }
 
 static const char *stage_of(json_t *report, size_t i)
 {
-	return json_string_value(json_object_get(json_array_get(json_object_get(report, "rules"), i), "stage"));
+	return json_string_value(
+		json_object_get(json_array_get(json_object_get(report, "rules"), i), "stage"));
 }
 
 static void test_explain(struct rules_scratch *s)
 {
-	struct rules_set *set = load(
-		"rules:\n"
-		"  - key: bug\n"
-		"    events: [avi:jira:created:issue]\n"
-		"    filter:\n"
-		"      ignoreSelf: true\n"
-		"      expression: \"event.kind == 'x' && (event.issue.type == 'Bug' || event.n > 5)\"\n"
-		"    notify: {to: \"'u'\", context: c, title: t}\n"
-		"  - key: err\n"
-		"    events: [avi:jira:*:issue]\n"
-		"    filter: {expression: \"event.missing.x\", onError: RECEIVE}\n"
-		"    notify: {to: \"event?.nobody\", context: c, title: t}\n"
-		"  - key: other\n"
-		"    events: [avi:confluence:created:page]\n"
-		"    notify: {to: \"'u'\", context: c, title: t}\n"
-		"  - key: off\n"
-		"    enabled: false\n"
-		"    events: [avi:jira:created:issue]\n"
-		"    notify: {to: \"'u'\", context: c, title: t}\n"
-		"  - key: tpl\n"
-		"    events: [avi:jira:created:issue]\n"
-		"    notify: {to: \"'u'\", context: c, title: \"{{ event.issue.nope }}\"}\n");
+	struct rules_set *set =
+		load("rules:\n"
+		     "  - key: bug\n"
+		     "    events: [avi:jira:created:issue]\n"
+		     "    filter:\n"
+		     "      ignoreSelf: true\n"
+		     "      expression: \"event.kind == 'x' && (event.issue.type == 'Bug' || event.n > 5)\"\n"
+		     "    notify: {to: \"'u'\", context: c, title: t}\n"
+		     "  - key: err\n"
+		     "    events: [avi:jira:*:issue]\n"
+		     "    filter: {expression: \"event.missing.x\", onError: RECEIVE}\n"
+		     "    notify: {to: \"event?.nobody\", context: c, title: t}\n"
+		     "  - key: other\n"
+		     "    events: [avi:confluence:created:page]\n"
+		     "    notify: {to: \"'u'\", context: c, title: t}\n"
+		     "  - key: off\n"
+		     "    enabled: false\n"
+		     "    events: [avi:jira:created:issue]\n"
+		     "    notify: {to: \"'u'\", context: c, title: t}\n"
+		     "  - key: tpl\n"
+		     "    events: [avi:jira:created:issue]\n"
+		     "    notify: {to: \"'u'\", context: c, title: \"{{ event.issue.nope }}\"}\n");
 	if (!set)
 		return;
-	json_t *ev = json_pack("{s:s,s:s,s:{s:s},s:i}", "eventType", "avi:jira:created:issue", "kind",
-			       "x", "issue", "type", "Story", "n", 3);
+	json_t *ev = json_pack("{s:s,s:s,s:{s:s},s:i}", "eventType", "avi:jira:created:issue", "kind", "x",
+			       "issue", "type", "Story", "n", 3);
 	json_t *rep = rules_explain(set, NULL, ev, s);
 	CHECK_STR_EQ(stage_of(rep, 0), "filter");
 	CHECK_STR_EQ(reason_of(rep, 0),
@@ -344,7 +347,8 @@ static void test_explain(struct rules_scratch *s)
 	json_object_set_new(ev, "selfGenerated", json_false());
 	json_decref(rep);
 	rep = rules_explain(set, NULL, ev, s);
-	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(rep, "rules"), 0), "outcome")),
+	CHECK_STR_EQ(json_string_value(
+			     json_object_get(json_array_get(json_object_get(rep, "rules"), 0), "outcome")),
 		     "matched");
 	CHECK_STR_EQ(reason_of(rep, 0),
 		     "expression was true, decided by `event.issue.type == 'Bug'` (column 23): "

@@ -31,11 +31,11 @@ static char *dump(const char *src)
 	return s;
 }
 
-#define CHECK_TREE(src, want)                \
-	do {                                 \
-		char *got_ = dump(src);      \
-		CHECK_STR_EQ(got_, want);    \
-		free(got_);                  \
+#define CHECK_TREE(src, want)                                                                                \
+	do {                                                                                                 \
+		char *got_ = dump(src);                                                                      \
+		CHECK_STR_EQ(got_, want);                                                                    \
+		free(got_);                                                                                  \
 	} while (0)
 
 /* Compiles src expecting failure; returns the first diagnostic formatted. */
@@ -53,20 +53,20 @@ static char *first_error(const char *src)
 	return s;
 }
 
-#define CHECK_ERR(src, want)                 \
-	do {                                 \
-		char *got_ = first_error(src); \
-		CHECK_STR_EQ(got_, want);    \
-		free(got_);                  \
+#define CHECK_ERR(src, want)                                                                                 \
+	do {                                                                                                 \
+		char *got_ = first_error(src);                                                               \
+		CHECK_STR_EQ(got_, want);                                                                    \
+		free(got_);                                                                                  \
 	} while (0)
 
 static void test_tokens(void)
 {
 	struct rules_lexer lx;
 	const char *src = "a?.b ?? 'x\\'y' >= 1.5e2 c?.5:1";
-	enum rules_tok want[] = {RULES_T_IDENT, RULES_T_QDOT, RULES_T_IDENT, RULES_T_COALESCE,
-				 RULES_T_STRING, RULES_T_GE, RULES_T_NUMBER, RULES_T_IDENT,
-				 RULES_T_QUESTION, RULES_T_NUMBER, RULES_T_COLON, RULES_T_NUMBER,
+	enum rules_tok want[] = {RULES_T_IDENT,	   RULES_T_QDOT,   RULES_T_IDENT,  RULES_T_COALESCE,
+				 RULES_T_STRING,   RULES_T_GE,	   RULES_T_NUMBER, RULES_T_IDENT,
+				 RULES_T_QUESTION, RULES_T_NUMBER, RULES_T_COLON,  RULES_T_NUMBER,
 				 RULES_T_EOF};
 	uint32_t starts[] = {0, 1, 3, 5, 8, 15, 18, 24, 25, 26, 28, 29, 30};
 	lexer__init(&lx, src, strlen(src));

@@ -62,11 +62,11 @@ static char *dump(json_t *result)
 	return s;
 }
 
-#define CHECK_RESULT(result, want)               \
-	do {                                     \
-		char *got_ = dump(result);       \
-		CHECK_STR_EQ(got_, want);        \
-		free(got_);                      \
+#define CHECK_RESULT(result, want)                                                                           \
+	do {                                                                                                 \
+		char *got_ = dump(result);                                                                   \
+		CHECK_STR_EQ(got_, want);                                                                    \
+		free(got_);                                                                                  \
 	} while (0)
 
 static void test_default_rules(struct rules_scratch *s)
@@ -171,24 +171,23 @@ static void test_default_rules(struct rules_scratch *s)
 
 static void test_on_error(struct rules_scratch *s)
 {
-	struct rules_set *set = load(
-		"rules:\n"
-		"  - key: ignore\n    events: [avi:jira:created:issue]\n"
-		"    filter: {expression: event.issue.fields.name == 'x', onError: IGNORE}\n" NOTIFY
-		"  - key: ignore-log\n    events: [avi:jira:created:issue]\n"
-		"    filter: {expression: event.issue.fields.name == 'x'}\n" NOTIFY
-		"  - key: receive\n    events: [avi:jira:created:issue]\n"
-		"    filter: {expression: event.issue.fields.name == 'x', onError: RECEIVE}\n" NOTIFY
-		"  - key: receive-log\n    events: [avi:jira:created:issue]\n"
-		"    filter: {expression: \"event.issue.key\", onError: RECEIVE_AND_LOG}\n" NOTIFY);
+	struct rules_set *set =
+		load("rules:\n"
+		     "  - key: ignore\n    events: [avi:jira:created:issue]\n"
+		     "    filter: {expression: event.issue.fields.name == 'x', onError: IGNORE}\n" NOTIFY
+		     "  - key: ignore-log\n    events: [avi:jira:created:issue]\n"
+		     "    filter: {expression: event.issue.fields.name == 'x'}\n" NOTIFY
+		     "  - key: receive\n    events: [avi:jira:created:issue]\n"
+		     "    filter: {expression: event.issue.fields.name == 'x', onError: RECEIVE}\n" NOTIFY
+		     "  - key: receive-log\n    events: [avi:jira:created:issue]\n"
+		     "    filter: {expression: \"event.issue.key\", onError: RECEIVE_AND_LOG}\n" NOTIFY);
 	struct log_capture log = {{0}, 0};
-	json_t *ev = json_pack("{s:s,s:{s:s,s:{}}}", "eventType", "avi:jira:created:issue", "issue",
-			       "key", "K-1", "fields");
+	json_t *ev = json_pack("{s:s,s:{s:s,s:{}}}", "eventType", "avi:jira:created:issue", "issue", "key",
+			       "K-1", "fields");
 	json_t *r = rules_evaluate(set, ev, s, capture, &log);
 	CHECK_INT_EQ(json_array_size(r), 2);
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 0), "rule")), "receive");
-	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 1), "rule")),
-		     "receive-log");
+	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 1), "rule")), "receive-log");
 	CHECK_STR_EQ(log.text,
 		     "[ignore-log] rule 'ignore-log': filter expression failed: t.yml:8:45: "
 		     "property 'name' is not defined (onError IGNORE_AND_LOG: event ignored)\n"
@@ -220,9 +219,8 @@ static void test_recipients_templates_globs(struct rules_scratch *s)
 		"    notify: {to: \"'u1'\", context: c, title: \"x {{ event.obj.missing }}\"}\n"
 		"  - key: exact-and-glob\n    events: [avi:jira:created:issue, 'avi:*:created:*']\n" NOTIFY);
 	struct log_capture log = {{0}, 0};
-	json_t *ev = json_pack("{s:s,s:s,s:[s,s,n],s:i,s:{s:i},s:n}", "eventType",
-			       "avi:jira:created:issue", "a", "u1", "list", "u2", "u1", "n", 41,
-			       "obj", "k", 1, "none");
+	json_t *ev = json_pack("{s:s,s:s,s:[s,s,n],s:i,s:{s:i},s:n}", "eventType", "avi:jira:created:issue",
+			       "a", "u1", "list", "u2", "u1", "n", 41, "obj", "k", 1, "none");
 	CHECK_RESULT(rules_evaluate(set, ev, s, capture, &log),
 		     "[{\"rule\":\"people\",\"eventType\":\"avi:jira:created:issue\",\"to\":"
 		     "[\"u1\",\"u2\",\"u3\"],\"context\":\"ctx:41:{\\\"k\\\":1}::true\",\"type\":"
@@ -231,11 +229,10 @@ static void test_recipients_templates_globs(struct rules_scratch *s)
 		     "{\"rule\":\"exact-and-glob\",\"eventType\":\"avi:jira:created:issue\",\"to\":"
 		     "[\"u1\"],\"context\":\"c\",\"type\":\"info\",\"title\":"
 		     "\"avi:jira:created:issue\",\"description\":\"\",\"actions\":[]}]");
-	CHECK_STR_EQ(log.text,
-		     "[bad-recipient] rule 'bad-recipient': recipient expression 'event.n' yielded "
-		     "a Number; expected a String, a List of Strings or null\n"
-		     "[bad-template] rule 'bad-template': title template failed: in {{ "
-		     "event.obj.missing }}: t.yml:23:61: property 'missing' is not defined\n");
+	CHECK_STR_EQ(log.text, "[bad-recipient] rule 'bad-recipient': recipient expression 'event.n' yielded "
+			       "a Number; expected a String, a List of Strings or null\n"
+			       "[bad-template] rule 'bad-template': title template failed: in {{ "
+			       "event.obj.missing }}: t.yml:23:61: property 'missing' is not defined\n");
 	/* only the glob rule matches another issue event */
 	json_object_set_new(ev, "eventType", json_string("avi:jira:updated:issue"));
 	json_t *r = rules_evaluate(set, ev, s, NULL, NULL);
@@ -329,19 +326,19 @@ static void test_threads(void)
  * a template over it drops the notification; both are logged and counted. */
 static void test_byte_limit(struct rules_scratch *s)
 {
-	struct rules_set *set = load(
-		"rules:\n"
-		"  - key: doubling\n    events: [avi:jira:created:issue]\n"
-		"    filter: {expression: \"let a = event.big + event.big; let b = a + a; "
-		"let c = b + b; c.length > 0\", onError: RECEIVE_AND_LOG}\n"
-		"    notify: {to: \"'u1'\", context: c, title: ok}\n"
-		"  - key: long-title\n    events: [avi:jira:created:issue]\n"
-		"    notify: {to: \"'u2'\", context: c,\n"
-		"             title: '{{event.big}}{{event.big}}{{event.big}}{{event.big}}"
-		"{{event.big}}{{event.big}}{{event.big}}{{event.big}}{{event.big}}{{event.big}}"
-		"{{event.big}}'}\n"
-		"  - key: short-title\n    events: [avi:jira:created:issue]\n"
-		"    notify: {to: \"'u3'\", context: c, title: '{{event.big.length}}'}\n");
+	struct rules_set *set =
+		load("rules:\n"
+		     "  - key: doubling\n    events: [avi:jira:created:issue]\n"
+		     "    filter: {expression: \"let a = event.big + event.big; let b = a + a; "
+		     "let c = b + b; c.length > 0\", onError: RECEIVE_AND_LOG}\n"
+		     "    notify: {to: \"'u1'\", context: c, title: ok}\n"
+		     "  - key: long-title\n    events: [avi:jira:created:issue]\n"
+		     "    notify: {to: \"'u2'\", context: c,\n"
+		     "             title: '{{event.big}}{{event.big}}{{event.big}}{{event.big}}"
+		     "{{event.big}}{{event.big}}{{event.big}}{{event.big}}{{event.big}}{{event.big}}"
+		     "{{event.big}}'}\n"
+		     "  - key: short-title\n    events: [avi:jira:created:issue]\n"
+		     "    notify: {to: \"'u3'\", context: c, title: '{{event.big.length}}'}\n");
 	char *big = malloc(100001);
 	memset(big, 'x', 100000);
 	big[100000] = '\0';
@@ -353,8 +350,7 @@ static void test_byte_limit(struct rules_scratch *s)
 	json_t *r = rules_evaluate(set, ev, s, capture, &log);
 	CHECK_INT_EQ(json_array_size(r), 2);
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 0), "rule")), "doubling");
-	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 1), "rule")),
-		     "short-title");
+	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(r, 1), "rule")), "short-title");
 	CHECK(strstr(log.text, "[doubling] rule 'doubling': filter expression failed: t.yml:4:83: "
 			       "expression needs more than 1048576 bytes of scratch memory "
 			       "(onError RECEIVE_AND_LOG: event received)") != NULL);
@@ -373,7 +369,7 @@ static void rule_keys(json_t *r, char *out, size_t n)
 	size_t i, used = 0;
 	json_t *x;
 	out[0] = '\0';
-	json_array_foreach(r, i, x)
+	json_array_foreach (r, i, x)
 		used += (size_t)snprintf(out + used, n - used, "%s%s", i ? "," : "",
 					 json_string_value(json_object_get(x, "rule")));
 	json_decref(r);
@@ -383,28 +379,26 @@ static void rule_keys(json_t *r, char *out, size_t n)
  * manifest, event.runtime from payload.include.propertyPaths. */
 static void test_forge_filters(struct rules_scratch *s)
 {
-	struct rules_set *set = load(
-		"rules:\n"
-		"  - key: licensed\n    events: [avi:jira:created:issue]\n"
-		"    filter: {appIsLicensed: true}\n" NOTIFY
-		"  - key: any-license\n    events: [avi:jira:created:issue]\n"
-		"    filter: {appIsLicensed: false}\n" NOTIFY
-		"  - key: per-event\n"
-		"    events:\n"
-		"      - eventType: avi:jira:created:issue\n"
-		"        filter: {expression: \"event.issue.key == 'K-1'\"}\n"
-		"      - {eventType: avi:jira:updated:issue, filter: {ignoreSelf: true}}\n"
-		NOTIFY
-		"  - key: runtime\n    events: [avi:jira:created:issue]\n"
-		"    payload: {include: {propertyPaths: [\"issue.properties['flags'].level\"]}}\n"
-		"    filter:\n"
-		"      expression: \"event.runtime.issue.properties['flags'].level == 3 && "
-		"event.runtime.project.properties['x'].y == null\"\n" NOTIFY);
+	struct rules_set *set =
+		load("rules:\n"
+		     "  - key: licensed\n    events: [avi:jira:created:issue]\n"
+		     "    filter: {appIsLicensed: true}\n" NOTIFY
+		     "  - key: any-license\n    events: [avi:jira:created:issue]\n"
+		     "    filter: {appIsLicensed: false}\n" NOTIFY "  - key: per-event\n"
+		     "    events:\n"
+		     "      - eventType: avi:jira:created:issue\n"
+		     "        filter: {expression: \"event.issue.key == 'K-1'\"}\n"
+		     "      - {eventType: avi:jira:updated:issue, filter: {ignoreSelf: true}}\n" NOTIFY
+		     "  - key: runtime\n    events: [avi:jira:created:issue]\n"
+		     "    payload: {include: {propertyPaths: [\"issue.properties['flags'].level\"]}}\n"
+		     "    filter:\n"
+		     "      expression: \"event.runtime.issue.properties['flags'].level == 3 && "
+		     "event.runtime.project.properties['x'].y == null\"\n" NOTIFY);
 	json_t *fit_lic = json_pack("{s:{s:{s:b}}}", "app", "license", "active", 1);
 	json_t *fit_inactive = json_pack("{s:{s:{s:b}}}", "app", "license", "active", 0);
 	json_t *fit_free = json_pack("{s:{s:s}}", "app", "id", "ari:x");
-	json_t *ev = json_pack("{s:s,s:{s:s},s:b,s:{s:i}}", "eventType", "avi:jira:created:issue",
-			       "issue", "key", "K-1", "selfGenerated", 1, "payloadIncludeProperties",
+	json_t *ev = json_pack("{s:s,s:{s:s},s:b,s:{s:i}}", "eventType", "avi:jira:created:issue", "issue",
+			       "key", "K-1", "selfGenerated", 1, "payloadIncludeProperties",
 			       "issue.properties['flags'].level", 3);
 	char keys[256];
 	struct rules_invocation inv = {fit_lic};
@@ -422,21 +416,17 @@ static void test_forge_filters(struct rules_scratch *s)
 	rule_keys(rules_evaluate(set, ev, s, NULL, NULL), keys, sizeof(keys));
 	CHECK_STR_EQ(keys, "any-license,per-event,runtime");
 	/* the updated event's own filter (ignoreSelf) applies, not the created one's */
-	rule_keys(rules_evaluate_as(set, "avi:jira:updated:issue", ev, s, NULL, NULL), keys,
-		  sizeof(keys));
+	rule_keys(rules_evaluate_as(set, "avi:jira:updated:issue", ev, s, NULL, NULL), keys, sizeof(keys));
 	CHECK_STR_EQ(keys, "");
 	json_object_set_new(ev, "selfGenerated", json_false());
 	json_object_set_new(json_object_get(ev, "issue"), "key", json_string("K-2"));
-	rule_keys(rules_evaluate_as(set, "avi:jira:updated:issue", ev, s, NULL, NULL), keys,
-		  sizeof(keys));
+	rule_keys(rules_evaluate_as(set, "avi:jira:updated:issue", ev, s, NULL, NULL), keys, sizeof(keys));
 	CHECK_STR_EQ(keys, "per-event");
-	rule_keys(rules_evaluate_as(set, "avi:jira:created:issue", ev, s, NULL, NULL), keys,
-		  sizeof(keys));
+	rule_keys(rules_evaluate_as(set, "avi:jira:created:issue", ev, s, NULL, NULL), keys, sizeof(keys));
 	CHECK_STR_EQ(keys, "any-license,runtime");
 	/* runtime: what the event lacks is null, not an error */
 	json_object_del(ev, "payloadIncludeProperties");
-	rule_keys(rules_evaluate_as(set, "avi:jira:created:issue", ev, s, NULL, NULL), keys,
-		  sizeof(keys));
+	rule_keys(rules_evaluate_as(set, "avi:jira:created:issue", ev, s, NULL, NULL), keys, sizeof(keys));
 	CHECK_STR_EQ(keys, "any-license");
 	/* rules test names the step */
 	inv.fit = fit_free;
@@ -481,13 +471,13 @@ static void test_forge_filters(struct rules_scratch *s)
 static void test_bad_runtime(struct rules_scratch *s)
 {
 	char yaml[4096];
-	size_t n = (size_t)snprintf(yaml, sizeof(yaml),
-				    "rules:\n"
-				    "  - key: throw-number\n    events: [avi:jira:created:issue]\n"
-				    "    filter: {expression: \"throw event.n\", onError: IGNORE_AND_LOG}\n"
-				    NOTIFY
-				    "  - key: ten-mb-literal\n    events: [avi:jira:created:issue]\n"
-				    "    filter: {expression: \"`");
+	size_t n = (size_t)snprintf(
+		yaml, sizeof(yaml),
+		"rules:\n"
+		"  - key: throw-number\n    events: [avi:jira:created:issue]\n"
+		"    filter: {expression: \"throw event.n\", onError: IGNORE_AND_LOG}\n" NOTIFY
+		"  - key: ten-mb-literal\n    events: [avi:jira:created:issue]\n"
+		"    filter: {expression: \"`");
 	for (int i = 0; i < 100; i++)
 		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "${event.big}");
 	n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
@@ -501,8 +491,7 @@ static void test_bad_runtime(struct rules_scratch *s)
 	char *big = malloc(100001);
 	memset(big, 'x', 100000);
 	big[100000] = '\0';
-	json_t *ev = json_pack("{s:s,s:s,s:i}", "eventType", "avi:jira:created:issue", "big", big,
-			       "n", 42);
+	json_t *ev = json_pack("{s:s,s:s,s:i}", "eventType", "avi:jira:created:issue", "big", big, "n", 42);
 	free(big);
 	struct log_capture log = {{0}, 0};
 	json_t *r = rules_evaluate(set, ev, s, capture, &log);
