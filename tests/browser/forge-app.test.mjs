@@ -123,3 +123,12 @@ test('a view without an issue (global script on a dashboard): nothing to subscri
   assert.deepEqual(page.logs.filter((l) => /^error|pageerror/.test(l) && !/status of 403/.test(l)), []);
   await page.close();
 });
+
+// The example ships its own copy of the client (a Forge app's static folder
+// must stand alone); it must never drift from web-demo/lib's.
+test("the example's notify-client.js is the same file as web-demo/lib/notify-client.js", () => {
+  const ours = readFileSync(path.join(SOURCE_DIR, 'web-demo/lib/notify-client.js'), 'utf8');
+  const copy = readFileSync(path.join(EXAMPLE_DIR, 'static/notifications/src/notify-client.js'), 'utf8');
+  assert.ok(ours.length > 1000);
+  assert.equal(copy, ours, 'copy web-demo/lib/notify-client.js to examples/forge-app/static/notifications/src/');
+});
