@@ -219,6 +219,43 @@ static int is_json_media_type(const char *ct)
 }
 
 static void fit_sul_cb(lws_sorted_usec_list_t *sul);
+/* Hands job (a FIT check, or the FIT and its event) to the verify lane and
+ * files the request as waiting for its answer by request id. A full lane or
+ * a stop refuses with 503 (closing the connection when close_on_refusal: its
+ * body is still unread). 0 when pushed; -1 when refused (job freed). */
+static int push_verify_job(struct gw_app *app, struct http_pss *pss, struct gw_job *job, int close_on_refusal)
+{
+	job->req_id = ++app->next_id;
+	uint64_t req_id = job->req_id; /* once pushed, the job belongs to a worker */
+	int rc = gw_workq_push_verify(&app->workq, job);
+	if (rc) {
+		gw_job_free(job);
+		if (close_on_refusal)
+			pss->close_after = 1;
+		pss->retry_after = 5;
+		if (rc == -2) {
+			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL,
+				       "stopping", "the gateway is shutting down; retry later");
+		} else {
+			char reason[64];
+			snprintf(reason, sizeof(reason), "verification backlog full (%d)",
+				 app->cfg.verify_backlog);
+			gw_http_refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
+				       "too many requests waiting for verification; retry later");
+		}
+		return -1;
+	}
+	pss->req_id = req_id;
+	char key[17];
+	gw_id_key(req_id, key);
+	struct gw_strmap_entry *e = gw_strmap_upsert(&app->http.pending, key, 16, NULL);
+	if (e) {
+		e->value = pss;
+		pss->in_pending_map = 1;
+	}
+	return 0;
+}
+
 static void push_fit_check(struct gw_app *app, struct http_pss *pss);
 
 /* The header is acceptable: the FIT goes to a worker; the body waits. */
@@ -283,33 +320,7 @@ static void push_fit_check(struct gw_app *app, struct http_pss *pss)
 	job->token = tok;
 	memcpy(job->trace_id, pss->trace_id, sizeof(job->trace_id));
 	job->received_ns = gw_monotonic_ns();
-	job->req_id = ++app->next_id;
-	uint64_t req_id = job->req_id; /* once pushed, the job belongs to a worker */
-	int rc = gw_workq_push_verify(&app->workq, job);
-	if (rc) {
-		gw_job_free(job);
-		pss->close_after = 1;
-		pss->retry_after = 5;
-		if (rc == -2) {
-			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL,
-				       "stopping", "the gateway is shutting down; retry later");
-		} else {
-			char reason[64];
-			snprintf(reason, sizeof(reason), "verification backlog full (%d)",
-				 app->cfg.verify_backlog);
-			gw_http_refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
-				       "too many requests waiting for verification; retry later");
-		}
-		return;
-	}
-	pss->req_id = req_id;
-	char key[17];
-	gw_id_key(req_id, key);
-	struct gw_strmap_entry *e = gw_strmap_upsert(&app->http.pending, key, 16, NULL);
-	if (e) {
-		e->value = pss;
-		pss->in_pending_map = 1;
-	}
+	push_verify_job(app, pss, job, 1);
 }
 
 static void begin_intake(struct gw_app *app, struct lws *wsi, struct http_pss *pss)
@@ -478,33 +489,8 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 	pss->body_len = pss->body_cap = 0;
 	job->received_ns = gw_monotonic_ns();
 	memcpy(job->trace_id, pss->trace_id, sizeof(job->trace_id));
-	job->req_id = ++app->next_id;
-	uint64_t req_id = job->req_id; /* once pushed, the job belongs to a worker */
-	int rc = gw_workq_push_verify(&app->workq, job);
-	if (rc) {
-		gw_job_free(job);
-		pss->retry_after = 5;
-		if (rc == -2) {
-			gw_http_refuse(pss, GW_STAT_events_rejected_stopping, GW_LOG_NOTICE, 503, NULL,
-				       "stopping", "the gateway is shutting down; retry later");
-		} else {
-			char reason[64];
-			snprintf(reason, sizeof(reason), "verification backlog full (%d)",
-				 app->cfg.verify_backlog);
-			gw_http_refuse(pss, GW_STAT_events_rejected_busy, GW_LOG_WARN, 503, reason, "busy",
-				       "too many requests waiting for verification; retry later");
-		}
-		return;
-	}
-	pss->req_id = req_id;
-	char key[17];
-	gw_id_key(pss->req_id, key);
-	struct gw_strmap_entry *e = gw_strmap_upsert(&app->http.pending, key, 16, NULL);
-	if (e) {
-		e->value = pss;
-		pss->in_pending_map = 1;
-	}
-	pss->state = HTTP_WAITING_WORKER;
+	if (!push_verify_job(app, pss, job, 0))
+		pss->state = HTTP_WAITING_WORKER;
 }
 
 /* The whole body came in the headers' read, before the FIT went to a worker

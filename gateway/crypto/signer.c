@@ -176,27 +176,17 @@ size_t gw_signer_max_jws_len(const struct gw_signer *signer, size_t claims_len)
 	return signer->hdr_len + gw_b64url_encoded_len(claims_len) + 1 + ES256_SIG_B64;
 }
 
-size_t gw_signer_sign(const struct gw_signer *signer, const char *claims, size_t claims_len, char *out,
-		      size_t out_cap)
+/* Signs the signing input out[0..n) with ES256 and appends '.' and the
+ * 86-character signature (no NUL: the caller's capacity covers the text
+ * only). Returns the new length, 0 on failure. */
+static size_t append_es256_signature(const struct gw_signer *signer, char *out, size_t n)
 {
 	unsigned char der[80], rs[64];
 	const unsigned char *derp = der;
-	size_t der_len = sizeof(der), n, need;
-	EVP_MD_CTX *md = NULL;
+	size_t der_len = sizeof(der);
 	ECDSA_SIG *es = NULL;
 	const BIGNUM *r, *s;
-
-	if (!signer || !out || (!claims && claims_len))
-		return 0;
-	need = gw_signer_max_jws_len(signer, claims_len);
-	if (!need || out_cap < need)
-		return 0;
-	/* The signing input is written straight into out. gw_b64url_encode
-	 * writes a NUL after the text, which the '.' then overwrites. */
-	memcpy(out, signer->hdr, signer->hdr_len);
-	n = signer->hdr_len;
-	n += gw_b64url_encode((const unsigned char *)claims, claims_len, out + n);
-	md = EVP_MD_CTX_new();
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (!md || EVP_DigestSignInit(md, NULL, signer->sha256, NULL, signer->pkey) != 1 ||
 	    EVP_DigestSign(md, der, &der_len, (const unsigned char *)out, n) != 1)
 		goto fail;
@@ -207,14 +197,12 @@ size_t gw_signer_sign(const struct gw_signer *signer, const char *claims, size_t
 	if (BN_bn2binpad(r, rs, 32) != 32 || BN_bn2binpad(s, rs + 32, 32) != 32)
 		goto fail;
 	out[n++] = '.';
-	/* 64 bytes -> exactly 86 characters + NUL; out_cap >= need covers the
-	 * text, the NUL goes into a local buffer to honour "no NUL". */
-	{
-		char sigtxt[ES256_SIG_B64 + 1];
-		gw_b64url_encode(rs, sizeof(rs), sigtxt);
-		memcpy(out + n, sigtxt, ES256_SIG_B64);
-		n += ES256_SIG_B64;
-	}
+	/* 64 bytes -> exactly 86 characters + NUL; the NUL goes into a local
+	 * buffer to honour "no NUL". */
+	char sigtxt[ES256_SIG_B64 + 1];
+	gw_b64url_encode(rs, sizeof(rs), sigtxt);
+	memcpy(out + n, sigtxt, ES256_SIG_B64);
+	n += ES256_SIG_B64;
 	ECDSA_SIG_free(es);
 	EVP_MD_CTX_free(md);
 	return n;
@@ -222,6 +210,22 @@ fail:
 	ECDSA_SIG_free(es);
 	EVP_MD_CTX_free(md);
 	return 0;
+}
+
+size_t gw_signer_sign(const struct gw_signer *signer, const char *claims, size_t claims_len, char *out,
+		      size_t out_cap)
+{
+	if (!signer || !out || (!claims && claims_len))
+		return 0;
+	size_t need = gw_signer_max_jws_len(signer, claims_len);
+	if (!need || out_cap < need)
+		return 0;
+	/* The signing input is written straight into out. gw_b64url_encode
+	 * writes a NUL after the text, which the '.' then overwrites. */
+	memcpy(out, signer->hdr, signer->hdr_len);
+	size_t n = signer->hdr_len;
+	n += gw_b64url_encode((const unsigned char *)claims, claims_len, out + n);
+	return append_es256_signature(signer, out, n);
 }
 
 EVP_PKEY *crypto__signer_pkey(const struct gw_signer *signer)
@@ -233,13 +237,6 @@ size_t gw_signer_sign_typ(const struct gw_signer *signer, const char *typ, const
 			  size_t claims_len, char *out, size_t out_cap)
 {
 	char header[160];
-	unsigned char der[80], rs[64];
-	const unsigned char *derp = der;
-	size_t der_len = sizeof(der), n;
-	EVP_MD_CTX *md = NULL;
-	ECDSA_SIG *es = NULL;
-	const BIGNUM *r, *s;
-
 	if (!signer || !typ || !claims)
 		return 0;
 	int hl = snprintf(header, sizeof(header), "{\"alg\":\"ES256\",\"typ\":\"%s\",\"kid\":\"%s\"}", typ,
@@ -249,26 +246,11 @@ size_t gw_signer_sign_typ(const struct gw_signer *signer, const char *typ, const
 	if (out_cap <
 	    gw_b64url_encoded_len((size_t)hl) + 1 + gw_b64url_encoded_len(claims_len) + 1 + ES256_SIG_B64 + 1)
 		return 0;
-	n = gw_b64url_encode((const unsigned char *)header, (size_t)hl, out);
+	size_t n = gw_b64url_encode((const unsigned char *)header, (size_t)hl, out);
 	out[n++] = '.';
 	n += gw_b64url_encode((const unsigned char *)claims, claims_len, out + n);
-	md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestSignInit(md, NULL, signer->sha256, NULL, signer->pkey) != 1 ||
-	    EVP_DigestSign(md, der, &der_len, (const unsigned char *)out, n) != 1)
-		goto fail;
-	es = d2i_ECDSA_SIG(NULL, &derp, (long)der_len);
-	if (!es)
-		goto fail;
-	ECDSA_SIG_get0(es, &r, &s);
-	if (BN_bn2binpad(r, rs, 32) != 32 || BN_bn2binpad(s, rs + 32, 32) != 32)
-		goto fail;
-	out[n++] = '.';
-	n += gw_b64url_encode(rs, sizeof(rs), out + n);
-	ECDSA_SIG_free(es);
-	EVP_MD_CTX_free(md);
+	n = append_es256_signature(signer, out, n);
+	if (n)
+		out[n] = '\0'; /* this one's capacity includes the NUL, as before */
 	return n;
-fail:
-	ECDSA_SIG_free(es);
-	EVP_MD_CTX_free(md);
-	return 0;
 }
