@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -296,6 +297,11 @@ int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *o
 	pthread_mutex_init(&s->klock, NULL);
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->lcond, &ca);
+	pthread_condattr_destroy(&ca);
 	int rc;
 
 	if (mkdir(state_dir, 0700) && errno != EEXIST) {
