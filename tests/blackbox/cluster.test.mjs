@@ -176,7 +176,10 @@ describe('read state across nodes', () => {
       await a.c.waitNotifications(2);
       await b.c.waitNotifications(2);
       await cc.waitNotifications(1);
-      const [n1, n2] = a.c.notificationClaims();
+      // by context, not arrival: two nodes may process the two events, and
+      // the one recorded first takes seq 1
+      const byCtx = (k) => a.c.notificationClaims().find((cl) => cl.ctx === `jira:issue:${k}`);
+      const n1 = byCtx('MK-1'), n2 = byCtx('MK-2');
       const fromB = b.c.frames.length, fromC = cc.frames.length;
       a.c.send({ op: 'mark', ids: [n1.n.id, n2.n.id], read: true });
       const mine = await a.c.waitOp('marked');
