@@ -150,6 +150,11 @@ cl_configs() { # "redis:N" for each N, "sqlite:D" for each embedded durability
 	for n in $CLUSTER; do echo "redis:$n"; done
 }
 
+cl_want() { # cl_want SCENARIO: in --cluster-scenarios
+	case " $CL_SCENARIOS " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
 cl_all() {
 	local cfg kind arg n tag rc=0
 	for cfg in $(cl_configs); do
@@ -169,12 +174,13 @@ cl_all() {
 			continue
 		fi
 		local common=(--warmup "$WARM" --duration "$DUR" --drain 20)
-		run_cluster "$tag-intake" "$n" intake "${common[@]}" --http-conns 64 || true
-		run_cluster "$tag-targeted-max" "$n" targeted --users "$USERS_S" "${common[@]}" --http-conns 64 \
-			--window 1024 || true
-		run_cluster "$tag-targeted-$CL_RATE" "$n" targeted --users "$USERS_S" "${common[@]}" \
-			--rate "$CL_RATE" --http-conns 16 || true
-		run_cluster "$tag-broadcast" "$n" broadcast --users "$BCAST" "${common[@]}" --window 16 || true
+		cl_want intake && run_cluster "$tag-intake" "$n" intake "${common[@]}" --http-conns 64 || true
+		cl_want targeted-max && run_cluster "$tag-targeted-max" "$n" targeted --users "$USERS_S" \
+			"${common[@]}" --http-conns 64 --window 1024 || true
+		cl_want targeted-rate && run_cluster "$tag-targeted-$CL_RATE" "$n" targeted --users "$USERS_S" \
+			"${common[@]}" --rate "$CL_RATE" --http-conns 16 || true
+		cl_want broadcast && run_cluster "$tag-broadcast" "$n" broadcast --users "$BCAST" "${common[@]}" \
+			--window 16 || true
 	done
 	GW_EXTRA=()
 	return $rc
@@ -217,10 +223,10 @@ cl_table() {
 	local cfg tag
 	for cfg in $(cl_configs); do
 		tag="${cfg%%:*}-${cfg#*:}"
-		cl_row "$tag-intake" intake
-		cl_row "$tag-targeted-max" "targeted max"
-		cl_row "$tag-targeted-$CL_RATE" "targeted $CL_RATE/s"
-		cl_row "$tag-broadcast" "broadcast $BCAST"
+		cl_want intake && cl_row "$tag-intake" intake
+		cl_want targeted-max && cl_row "$tag-targeted-max" "targeted max"
+		cl_want targeted-rate && cl_row "$tag-targeted-$CL_RATE" "targeted $CL_RATE/s"
+		cl_want broadcast && cl_row "$tag-broadcast" "broadcast $BCAST"
 	done
 	echo "delivery check (events not delivered exactly once, all runs): $(total gateway bad_events) bad, $(total gateway dups) duplicate frames, $(total gateway misdelivered) misdelivered; http errors $(total gateway http_errors)"
 }

@@ -30,6 +30,7 @@
 #       Redis apart, Redis round trips per event; exit 1 unless every event was
 #       delivered exactly once. With --smoke: a few seconds, exactly-once only.
 #   --cluster-rate N (1000) --cluster-embedded "fsync os" ("" = no sqlite rows)
+#   --cluster-scenarios "intake targeted-max targeted-rate broadcast" (all four)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +38,7 @@ SMOKE=0 ONLY="" USERS_S=1000 USERS_L=10000 DUR=10 WARM=3 CONNS=10000 BCAST=1000
 RATES="1000 3000" RATE_ONLY=0 STORES="sqlite memory" GW_STORE=""
 GW_BIN="" LG_BIN="" BUILD_DIR="$ROOT/build-bench" WORKERS=$(nproc) KEEP=0 PERF=0 EVENT_LOOP=""
 CLUSTER="" CL_RATE=1000 CL_EMBEDDED="fsync os" REDIS_PID="" NODE_PIDS=()
+CL_SCENARIOS="intake targeted-max targeted-rate broadcast"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--smoke) SMOKE=1 ;;
@@ -60,7 +62,8 @@ while [ $# -gt 0 ]; do
 	--cluster) CLUSTER=${2//,/ }; shift ;;
 	--cluster-rate) CL_RATE=$2; shift ;;
 	--cluster-embedded) CL_EMBEDDED=${2//,/ }; shift ;;
-	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+	--cluster-scenarios) CL_SCENARIOS=${2//,/ }; shift ;;
+	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
