@@ -26,7 +26,7 @@
 #include "store_sqlite.h"
 #include "strmap.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
 
 /* Migrations: SCHEMA[v] takes user_version v to v + 1. Never edit a step
@@ -67,6 +67,13 @@ static const char *const SCHEMA[SCHEMA_VERSION] = {
 	"DROP TABLE redelivery;"
 	"ALTER TABLE redelivery_v2 RENAME TO redelivery;"
 	"DROP TRIGGER notes_count_ins;",
+	/* 2 -> 3: one index for the read state instead of two: (uid, nid, read,
+	 * ctx) answers mark (uid, nid), and covers the unread counts and
+	 * mark_all (uid; read and ctx from the index), where notes_user_nid and
+	 * the partial notes_unread took an insert each per note. */
+	"CREATE INDEX notes_user_state ON notes(uid, nid, read, ctx);"
+	"DROP INDEX notes_user_nid;"
+	"DROP INDEX notes_unread;",
 };
 
 /* Writer statements (leader only), by enum wst. */
