@@ -374,9 +374,15 @@ int gw_store_sqlite_open(const char *state_dir, const struct gw_store_options *o
 		rc = fail(s->w, src, s->path, "cannot open the database", msg, msglen);
 		goto fail;
 	}
-	char pragmas[160];
+	/* temp_store = MEMORY keeps the savepoints' sub-journal (each request of
+	 * a group commit runs in one, store_sqlite.c) in memory: by default it
+	 * spills past 64 KiB to a file in /var/tmp, one pwrite per page a
+	 * request touches (measured: 3 of the 7 writes per event). It holds at
+	 * most the pages of one request (a few MB for 256 events). */
+	char pragmas[200];
 	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF; PRAGMA journal_size_limit = 67108864",
+		 "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF; PRAGMA journal_size_limit = 67108864;"
+		 " PRAGMA temp_store = MEMORY",
 		 opt->durability == GW_STORE_OS ? "NORMAL" : "FULL");
 	if ((rc = exec(s->w, pragmas, s->path, "cannot configure", msg, msglen)) ||
 	    (rc = migrate(s, msg, msglen)) || (rc = open_conn(s->path, &s->r, msg, msglen)))
