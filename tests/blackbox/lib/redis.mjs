@@ -92,3 +92,50 @@ export async function startRedis({ password, aof = false, appendfsync } = {}) {
   };
   return r;
 }
+
+/**
+ * A TCP proxy in front of a Redis that can hold back what a gateway's pub/sub
+ * subscriber sends (its connection is the one whose commands include
+ * SUBSCRIBE): hold() keeps that connection's client-to-server bytes (a node's
+ * SUBSCRIBE of a user's channel then does not reach Redis), release() sends
+ * them on in order. Every other connection, and every reply, flows freely.
+ * Resolves {port, url, hold(), release(), stop()}.
+ */
+export async function startGateProxy(redisPort) {
+  const conns = new Set();
+  let holding = false;
+  const server = net.createServer((client) => {
+    const up = net.connect(redisPort, '127.0.0.1');
+    const c = { client, up, sub: false, held: [] };
+    conns.add(c);
+    client.on('data', (d) => {
+      if (!c.sub && d.includes('\r\nSUBSCRIBE\r\n')) c.sub = true;
+      if (c.sub && (holding || c.held.length)) c.held.push(d);
+      else up.write(d);
+    });
+    up.on('data', (d) => client.write(d));
+    const end = () => { conns.delete(c); client.destroy(); up.destroy(); };
+    client.on('error', end); up.on('error', end);
+    client.on('close', end); up.on('close', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    /** How many subscriber connections hold bytes back now. */
+    holding: () => [...conns].filter((c) => c.held.length).length,
+    hold() { holding = true; },
+    release() {
+      holding = false;
+      for (const c of conns) {
+        for (const d of c.held) c.up.write(d);
+        c.held = [];
+      }
+    },
+    async stop() {
+      for (const c of conns) { c.client.destroy(); c.up.destroy(); }
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
