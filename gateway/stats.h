@@ -62,6 +62,8 @@
 	X(batch_alloc_fallbacks,                                                                                                             \
 	  "batch containers taken from the worker's spare or retried after an allocation failure (nothing lost)")                            \
 	X(signatures, "ES256 batch signatures (one per worker pass, covering its notifications)")                                            \
+	X(signing_windows, "worker passes that waited for more events to share their signature (signing.window_us)")                       \
+	X(signing_window_joined, "events that joined a waiting pass (signing.window_us)")                                                   \
 	X(notifications_delivered, "notification frames queued to connections")                                                              \
 	X(notifications_undelivered, "signed notifications with no subscribed connection")                                                   \
 	X(notifications_dropped,                                                                                                             \
