@@ -29,6 +29,10 @@ struct gw_conn; /* a websocket connection (realtime.c) */
  * ctx is the notification's context (the connection's subscriptions may be
  * patterns: it filters and holds by it). */
 void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg, const char *ctx);
+/* Implemented by the transport: a subscription that subscribe() answered 1
+ * (pending) is live now: every notification published from here on reaches
+ * conn. Not called for a subscription unsubscribed before. */
+void gw_conn_subscribed(struct gw_conn *conn, const char *ctx);
 
 struct gw_broker;
 
@@ -36,7 +40,10 @@ struct gw_broker_ops {
 	/* Returns the number of connections the message was queued to here. */
 	size_t (*publish)(struct gw_broker *b, const char *inst, const char *user, const char *ctx,
 			  struct gw_msg *msg);
-	/* 0, or -1 when out of memory. Subscribing twice is a no-op. */
+	/* 0: subscribed, every notification published from now on reaches
+	 * conn; 1: subscribed, but live only once gw_conn_subscribed(conn, ctx)
+	 * is called (a broker whose feed is set up elsewhere, broker_redis.h);
+	 * -1 when out of memory. Subscribing twice is a no-op (0). */
 	int (*subscribe)(struct gw_broker *b, const char *inst, const char *user, const char *ctx,
 			 struct gw_conn *conn);
 	void (*unsubscribe)(struct gw_broker *b, const char *inst, const char *user, const char *ctx,

@@ -43,8 +43,35 @@ struct request {
 	struct request *next;
 	int subscribe; /* 1 SUBSCRIBE, 0 UNSUBSCRIBE, 2 PUBLISH payload */
 	char *payload; /* PUBLISH: owned */
+	uint64_t sub_id; /* SUBSCRIBE: what its confirmation names */
 	size_t shard;
 	char channel[64];
+};
+
+/* Broker thread: a user channel it was asked for, and where its
+ * subscription stands on the shard's current subscriber connection. One
+ * SUBSCRIBE or UNSUBSCRIBE of a channel is in flight at a time: hiredis
+ * 0.14 forgets a channel's callback on an UNSUBSCRIBE reply, so a
+ * SUBSCRIBE sent before that reply came back would never see its messages. */
+struct chan {
+	size_t shard;
+	uint64_t sub_id; /* the service thread's SUBSCRIBE in force (0: not wanted) */
+	int sent; /* SUBSCRIBE sent on the current subscriber, no UNSUBSCRIBE since */
+	int confirmed; /* and Redis answered it */
+	int unsub_pending; /* UNSUBSCRIBE sent, its reply not in yet */
+};
+
+/* Service thread: a user this node has subscriptions for (by channel). */
+struct waiter {
+	struct waiter *next;
+	struct gw_conn *conn;
+	char ctx[];
+};
+struct uent {
+	size_t count; /* subscriptions (connection, ctx) of the user here */
+	uint64_t sub_id; /* the SUBSCRIBE asked for when count went from 0 to 1 */
+	int confirmed; /* Redis answered it: the user's feed is live */
+	struct waiter *waiters; /* subscriptions answered "pending" (broker.h) */
 };
 
 struct rbroker;
@@ -66,7 +93,8 @@ struct bshard {
 struct rbroker {
 	struct gw_broker base;
 	struct gw_broker *inner; /* service thread */
-	struct gw_strmap users; /* service thread: "inst\0user" -> count of subscriptions */
+	struct gw_strmap users; /* service thread: user channel -> struct uent */
+	uint64_t next_sub_id; /* service thread */
 	size_t nshards;
 	struct bshard *sh;
 	int64_t timeout_ms, probe_ms;
@@ -94,7 +122,7 @@ struct rbroker {
 	uv_loop_t loop;
 	uv_async_t async;
 	uv_timer_t tick;
-	struct gw_strmap wanted; /* channel -> shard + 1 */
+	struct gw_strmap chans; /* broker thread: user channel -> struct chan */
 };
 
 static int64_t now_ms(void)
@@ -115,11 +143,32 @@ static void schedule_retry(struct bshard *s)
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
+/* The shard's subscriber is gone: nothing is sent on it any more; channels
+ * no longer wanted are forgotten, the others are sent again on the next one. */
+static void reset_chans(struct bshard *s)
+{
+	struct gw_strmap *m = &s->b->chans;
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		struct gw_strmap_entry *e = m->buckets[i];
+		while (e) {
+			struct gw_strmap_entry *next = e->next;
+			struct chan *ch = e->value;
+			if (ch->shard == s->idx) {
+				ch->sent = ch->confirmed = ch->unsub_pending = 0;
+				if (!ch->sub_id)
+					free(gw_strmap_remove(m, e->key, e->key_len));
+			}
+			e = next;
+		}
+	}
+}
+
 /* Drops both connections (their disconnect callbacks clear the pointers). */
 static void drop_shard(struct bshard *s)
 {
 	atomic_store(&s->up, 0);
 	s->sub_up = 0;
+	reset_chans(s);
 	redisAsyncContext *sub = s->sub, *pub = s->pub;
 	s->sub = s->pub = NULL;
 	/* detached first: their disconnect callbacks then ignore them */
@@ -290,6 +339,56 @@ static void node_seen(struct rbroker *b, const char *msg)
 		       node, version, own);
 }
 
+static void send_channels(struct bshard *s, int subscribe, const char **chans, size_t n);
+
+/* Tells the service thread that Redis has the subscription to channel asked
+ * for as sub_id: queued behind every message received before, and before
+ * any of that channel's. */
+static void confirm(struct rbroker *b, const char *channel, uint64_t sub_id)
+{
+	struct gw_outbox_item *it = calloc(1, sizeof(*it));
+	char *body = it ? strdup(channel) : NULL;
+	if (!body) {
+		/* the subscription is answered busy after its deadline (realtime.c) */
+		free(it);
+		gw_stat_inc(GW_STAT_redis_broker_dropped);
+		return;
+	}
+	it->kind = GW_OUT_ANSWER;
+	it->status = 1; /* a confirmation; 0: a read-state change */
+	it->req_id = sub_id;
+	it->body = body;
+	it->body_len = strlen(body);
+	gw_outbox_push_take(&b->inbox, it);
+}
+
+/* A SUBSCRIBE or UNSUBSCRIBE reply for one channel on s's subscriber. */
+static void sub_state(struct bshard *s, int subscribed, const char *channel)
+{
+	struct rbroker *b = s->b;
+	struct chan *ch = gw_strmap_get(&b->chans, channel, strlen(channel));
+	if (!ch || ch->shard != s->idx)
+		return; /* the probe and nodes channels */
+	if (subscribed) {
+		if (ch->sent && ch->sub_id && !ch->unsub_pending && !ch->confirmed) {
+			ch->confirmed = 1;
+			confirm(b, channel, ch->sub_id);
+		}
+		return;
+	}
+	if (!ch->unsub_pending)
+		return;
+	ch->unsub_pending = 0;
+	if (!ch->sub_id) {
+		free(gw_strmap_remove(&b->chans, channel, strlen(channel)));
+		return;
+	}
+	/* wanted again meanwhile: its SUBSCRIBE waited for this reply */
+	const char *one[1] = {channel};
+	ch->sent = 1;
+	send_channels(s, 1, one, 1);
+}
+
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)priv;
@@ -299,6 +398,11 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 	    r->element[0]->type != REDIS_REPLY_STRING)
 		return;
 	const char *kind = r->element[0]->str;
+	if (ac == s->sub && r->element[1]->type == REDIS_REPLY_STRING &&
+	    (!strcmp(kind, "subscribe") || !strcmp(kind, "unsubscribe"))) {
+		sub_state(s, kind[0] == 's', r->element[1]->str);
+		return;
+	}
 	if (!strcmp(kind, "message") && r->element[1]->type == REDIS_REPLY_STRING &&
 	    r->element[2]->type == REDIS_REPLY_STRING) {
 		if (!strcmp(r->element[1]->str, s->probe_channel)) {
@@ -390,11 +494,13 @@ static void connect_shard(struct bshard *s)
 	batch[n++] = s->probe_channel;
 	if (s->idx == 0)
 		batch[n++] = s->b->nodes_channel;
-	struct gw_strmap *w = &s->b->wanted;
+	struct gw_strmap *w = &s->b->chans;
 	for (size_t i = 0; i < w->nbuckets; i++)
 		for (struct gw_strmap_entry *e = w->buckets[i]; e; e = e->next) {
-			if ((size_t)(uintptr_t)e->value - 1 != s->idx)
+			struct chan *ch = e->value;
+			if (ch->shard != s->idx || !ch->sub_id)
 				continue;
+			ch->sent = 1;
 			batch[n++] = e->key;
 			if (n == SUBSCRIBE_BATCH) {
 				send_channels(s, 1, batch, n);
@@ -475,17 +581,37 @@ static void on_async(uv_async_t *a)
 			}
 			free(r->payload);
 		} else if (r->subscribe) {
-			struct gw_strmap_entry *e = gw_strmap_upsert(&b->wanted, r->channel, len, NULL);
-			if (e)
-				e->value = (void *)(uintptr_t)(r->shard + 1);
-			else
+			struct gw_strmap_entry *e = gw_strmap_upsert(&b->chans, r->channel, len, NULL);
+			if (e && !e->value && !(e->value = calloc(1, sizeof(struct chan)))) {
+				gw_strmap_remove(&b->chans, r->channel, len);
+				e = NULL;
+			}
+			if (!e) {
+				/* the subscription is answered busy after its deadline (realtime.c) */
 				gw_stat_inc(GW_STAT_redis_broker_dropped);
-			if (e && s->sub)
-				send_channels(s, 1, chan, 1);
+			} else {
+				struct chan *ch = e->value;
+				ch->shard = r->shard;
+				ch->sub_id = r->sub_id;
+				if (ch->confirmed) {
+					confirm(b, r->channel, ch->sub_id); /* live all along */
+				} else if (s->sub && !ch->sent && !ch->unsub_pending) {
+					ch->sent = 1;
+					send_channels(s, 1, chan, 1);
+				}
+			}
 		} else {
-			gw_strmap_remove(&b->wanted, r->channel, len);
-			if (s->sub)
-				send_channels(s, 0, chan, 1);
+			struct chan *ch = gw_strmap_get(&b->chans, r->channel, len);
+			if (ch) {
+				ch->sub_id = 0;
+				if (ch->sent && s->sub) {
+					ch->sent = ch->confirmed = 0;
+					ch->unsub_pending = 1;
+					send_channels(s, 0, chan, 1);
+				} else if (!ch->unsub_pending) {
+					free(gw_strmap_remove(&b->chans, r->channel, len));
+				}
+			}
 		}
 		free(r);
 		r = next;
@@ -510,7 +636,8 @@ static void *broker_thread(void *p)
 
 /* ---- the service thread -------------------------------------------------- */
 
-static int queue_request(struct rbroker *b, int subscribe, const char *inst, const char *user, char *payload)
+static int queue_request(struct rbroker *b, int subscribe, const char *inst, const char *user, char *payload,
+			 uint64_t sub_id)
 {
 	struct request *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -519,6 +646,7 @@ static int queue_request(struct rbroker *b, int subscribe, const char *inst, con
 	}
 	r->subscribe = subscribe;
 	r->payload = payload;
+	r->sub_id = sub_id;
 	r->shard = gw_redis_shard_of(inst, user, b->nshards);
 	gw_redis_user_channel(inst, user, b->sh[r->shard].url.db, r->channel);
 	pthread_mutex_lock(&b->lock);
@@ -532,16 +660,20 @@ static int queue_request(struct rbroker *b, int subscribe, const char *inst, con
 	return 0;
 }
 
-static char *user_key(const char *inst, const char *user, size_t *len)
+static void user_channel(struct rbroker *b, const char *inst, const char *user, char out[64])
 {
-	size_t il = strlen(inst), ul = strlen(user);
-	char *k = malloc(il + ul + 2);
-	if (!k)
-		return NULL;
-	memcpy(k, inst, il + 1);
-	memcpy(k + il + 1, user, ul + 1);
-	*len = il + 1 + ul;
-	return k;
+	gw_redis_user_channel(inst, user, b->sh[gw_redis_shard_of(inst, user, b->nshards)].url.db, out);
+}
+
+static void uent_free(void *p)
+{
+	struct uent *u = p;
+	while (u && u->waiters) {
+		struct waiter *w = u->waiters;
+		u->waiters = w->next;
+		free(w);
+	}
+	free(u);
 }
 
 static size_t r_publish(struct gw_broker *gb, const char *inst, const char *user, const char *ctx,
@@ -556,6 +688,10 @@ static size_t r_publish(struct gw_broker *gb, const char *inst, const char *user
 	return 0;
 }
 
+/* Pending (1) until Redis has this node's SUBSCRIBE of the user's channel
+ * (drain then calls gw_conn_subscribed): only then is every notification
+ * recorded from then on sure to come here, so only then may a resume read
+ * the store or the client be told "subscribed" (docs/cluster.md). */
 static int r_subscribe(struct gw_broker *gb, const char *inst, const char *user, const char *ctx,
 		       struct gw_conn *conn)
 {
@@ -565,16 +701,30 @@ static int r_subscribe(struct gw_broker *gb, const char *inst, const char *user,
 		return -1;
 	if (b->inner->ops->subscription_count(b->inner) == before)
 		return 0; /* already subscribed */
-	size_t len;
-	char *k = user_key(inst, user, &len);
-	struct gw_strmap_entry *e = k ? gw_strmap_upsert(&b->users, k, len, NULL) : NULL;
-	free(k);
-	if (!e || (!e->value && queue_request(b, 1, inst, user, NULL))) {
+	char ch[64];
+	user_channel(b, inst, user, ch);
+	size_t len = strlen(ch), cl = strlen(ctx);
+	struct gw_strmap_entry *e = gw_strmap_upsert(&b->users, ch, len, NULL);
+	struct uent *u = e ? e->value : NULL;
+	if (e && !u && !(u = e->value = calloc(1, sizeof(*u))))
+		gw_strmap_remove(&b->users, ch, len);
+	struct waiter *w = u && !u->confirmed ? malloc(sizeof(*w) + cl + 1) : NULL;
+	if (!u || (!u->confirmed && !w) ||
+	    (!u->count && queue_request(b, 1, inst, user, NULL, u->sub_id = ++b->next_sub_id))) {
+		free(w);
+		if (u && !u->count)
+			uent_free(gw_strmap_remove(&b->users, ch, len));
 		b->inner->ops->unsubscribe(b->inner, inst, user, ctx, conn);
 		return -1;
 	}
-	e->value = (void *)((uintptr_t)e->value + 1);
-	return 0;
+	u->count++;
+	if (u->confirmed)
+		return 0;
+	w->conn = conn;
+	memcpy(w->ctx, ctx, cl + 1);
+	w->next = u->waiters;
+	u->waiters = w;
+	return 1;
 }
 
 static void r_unsubscribe(struct gw_broker *gb, const char *inst, const char *user, const char *ctx,
@@ -585,19 +735,26 @@ static void r_unsubscribe(struct gw_broker *gb, const char *inst, const char *us
 	b->inner->ops->unsubscribe(b->inner, inst, user, ctx, conn);
 	if (b->inner->ops->subscription_count(b->inner) == before)
 		return;
-	size_t len;
-	char *k = user_key(inst, user, &len);
-	if (!k)
+	char ch[64];
+	user_channel(b, inst, user, ch);
+	size_t len = strlen(ch);
+	struct uent *u = gw_strmap_get(&b->users, ch, len);
+	if (!u)
 		return;
-	struct gw_strmap_entry *e = gw_strmap_upsert(&b->users, k, len, NULL);
-	if (e && (uintptr_t)e->value <= 1) {
-		gw_strmap_remove(&b->users, k, len);
+	for (struct waiter **pw = &u->waiters; *pw; pw = &(*pw)->next)
+		if ((*pw)->conn == conn && !strcmp((*pw)->ctx, ctx)) {
+			struct waiter *w = *pw;
+			*pw = w->next;
+			free(w);
+			break;
+		}
+	if (u->count <= 1) {
+		uent_free(gw_strmap_remove(&b->users, ch, len));
 		/* out of memory here only leaves a subscription Redis keeps sending */
-		queue_request(b, 0, inst, user, NULL);
-	} else if (e) {
-		e->value = (void *)((uintptr_t)e->value - 1);
+		queue_request(b, 0, inst, user, NULL, 0);
+	} else {
+		u->count--;
 	}
-	free(k);
 }
 
 static size_t r_count(struct gw_broker *gb)
@@ -652,8 +809,34 @@ void gw_broker_redis_publish_marked(struct gw_broker *gb, const char *inst, cons
 		memcpy(payload + 1, text, tl + 1);
 	}
 	free(text);
-	if (!payload || queue_request(b, 2, inst, user, payload))
+	if (!payload || queue_request(b, 2, inst, user, payload, 0))
 		gw_stat_inc(GW_STAT_redis_broker_dropped);
+}
+
+/* Redis has the SUBSCRIBE asked for as sub_id: the user's pending
+ * subscriptions are live (an older SUBSCRIBE's answer is not this one's). */
+static void confirmed(struct rbroker *b, const char *channel, uint64_t sub_id)
+{
+	struct uent *u = gw_strmap_get(&b->users, channel, strlen(channel));
+	if (!u || u->sub_id != sub_id || u->confirmed)
+		return;
+	u->confirmed = 1;
+	struct waiter *w = u->waiters;
+	u->waiters = NULL;
+	/* Detached first: a callback may unsubscribe (and free u). Oldest first. */
+	struct waiter *rev = NULL;
+	while (w) {
+		struct waiter *next = w->next;
+		w->next = rev;
+		rev = w;
+		w = next;
+	}
+	while (rev) {
+		struct waiter *next = rev->next;
+		gw_conn_subscribed(rev->conn, rev->ctx);
+		free(rev);
+		rev = next;
+	}
 }
 
 size_t gw_broker_redis_drain(struct gw_broker *gb)
@@ -663,7 +846,9 @@ size_t gw_broker_redis_drain(struct gw_broker *gb)
 	struct gw_outbox_item *it = gw_outbox_take_all(&b->inbox);
 	while (it) {
 		struct gw_outbox_item *next = it->next;
-		if (it->kind == GW_OUT_ANSWER) {
+		if (it->kind == GW_OUT_ANSWER && it->status == 1) {
+			confirmed(b, it->body, it->req_id);
+		} else if (it->kind == GW_OUT_ANSWER) {
 			atomic_fetch_sub(&b->inbox_bytes, it->body_len);
 			remote_marked(b, it->body, it->body_len);
 		}
@@ -749,8 +934,8 @@ static void r_destroy(struct gw_broker *gb)
 		r = next;
 	}
 	gw_outbox_destroy(&b->inbox);
-	gw_strmap_free(&b->wanted, NULL);
-	gw_strmap_free(&b->users, NULL);
+	gw_strmap_free(&b->chans, free);
+	gw_strmap_free(&b->users, uent_free);
 	b->inner->ops->destroy(b->inner);
 	pthread_mutex_destroy(&b->lock);
 	free(b->sh);
@@ -802,7 +987,7 @@ struct gw_broker *gw_broker_redis_new(const struct gw_broker_redis_options *o, c
 	}
 	int inited = 0;
 	if (!(b->inner = gw_broker_local_new()) || gw_strmap_init(&b->users, 1024) ||
-	    gw_strmap_init(&b->wanted, 1024) || gw_outbox_init(&b->inbox, o->wake, o->wake_ud) ||
+	    gw_strmap_init(&b->chans, 1024) || gw_outbox_init(&b->inbox, o->wake, o->wake_ud) ||
 	    pthread_mutex_init(&b->lock, NULL) || uv_loop_init(&b->loop) || (inited = 1, 0) ||
 	    uv_async_init(&b->loop, &b->async, on_async) || uv_timer_init(&b->loop, &b->tick)) {
 		snprintf(msg, msglen, "out of memory or no event loop for the redis broker");

@@ -9,7 +9,10 @@
  * channels; the measured reason is in docs/cluster.md) and delivers what
  * arrives to its local connections, its own notifications included: one
  * path for all, so no race between a local shortcut and the channel.
- * publish() therefore delivers nothing itself (returns 0).
+ * publish() therefore delivers nothing itself (returns 0). subscribe()
+ * answers 1 (pending) until Redis has confirmed this node's SUBSCRIBE of the
+ * user's channel; drain then calls gw_conn_subscribed for each waiting
+ * subscription (broker.h; docs/cluster.md "The live seam after a subscribe").
  *
  * Threads: subscribe, unsubscribe, drain, ready and destroy run on the
  * service thread and never wait for Redis. A dedicated broker thread runs a

@@ -155,6 +155,8 @@ static void remove_sub(struct gw_conn *c, size_t at)
 {
 	if (c->subs[at].replaying)
 		c->replaying--; /* its answer finds no subscription and is dropped */
+	if (c->subs[at].confirming)
+		c->confirming--;
 	free(c->subs[at].ctx);
 	c->subs[at] = c->subs[--c->nsubs];
 	if (!c->replaying)
@@ -180,6 +182,55 @@ static const char *since_invalid(json_t *since, const char **epoch, uint64_t *se
 	*epoch = es;
 	*seq = (uint64_t)json_integer_value(q);
 	return NULL;
+}
+
+/* The subscription at is live (broker.h): acknowledge it, or start its
+ * resume. Not replaying when called. */
+static void start_sub(struct gw_conn *c, ssize_t at, int has_since, const char *epoch, uint64_t after)
+{
+	const char *ctx = c->subs[at].ctx;
+	if (!has_since) {
+		rt_send_subscribed(c, ctx, 0, 0);
+		return;
+	}
+	/* Resume. Another epoch: nothing of that store is here to replay. */
+	if (strcmp(epoch, c->app->store->ops->epoch(c->app->store)) != 0) {
+		c->subs[at].skip = 0;
+		rt_send_subscribed(c, ctx, 1, 0);
+		return;
+	}
+	/* Subscribed to the broker first, then the store is read: what is
+	 * recorded after the read comes live, and live frames wait (held) until
+	 * the replay is out; those the replay already carried are skipped. */
+	c->subs[at].after = after;
+	c->subs[at].replaying = 1;
+	c->subs[at].gen = ++c->next_gen;
+	c->replaying++;
+	if (rt_request_page(c, (size_t)at)) {
+		c->subs[at].replaying = 0;
+		c->replaying--;
+		rt_send_error(c, "busy",
+			      "the gateway cannot read the history right now; subscribe again later", 0);
+		rt_send_subscribed(c, ctx, 1, 0);
+		if (!c->replaying)
+			rt_flush_held(c);
+	}
+}
+
+void gw_conn_subscribed(struct gw_conn *c, const char *ctx)
+{
+	ssize_t at = rt_find_sub(c, ctx);
+	if (at < 0 || !c->subs[at].confirming)
+		return;
+	struct sub *sb = &c->subs[at];
+	sb->confirming = 0;
+	c->confirming--;
+	sb->replaying = 0;
+	c->replaying--;
+	if (c->state == RT_READY)
+		start_sub(c, at, sb->want_since, sb->since_epoch, sb->after);
+	if (!c->replaying)
+		rt_flush_held(c);
 }
 
 static void op_subscribe(struct gw_conn *c, const char *ctx, json_t *frame, int subscribe)
@@ -212,8 +263,10 @@ static void op_subscribe(struct gw_conn *c, const char *ctx, json_t *frame, int 
 		return;
 	}
 	if (at >= 0 && c->subs[at].replaying) {
-		rt_send_error(c, "busy",
-			      "a resume of this subscription is under way; subscribe again after it", 0);
+		rt_send_error(
+			c, "busy",
+			"a subscribe or resume of this subscription is under way; subscribe again after it",
+			0);
 		return;
 	}
 	if (at < 0) {
@@ -224,7 +277,9 @@ static void op_subscribe(struct gw_conn *c, const char *ctx, json_t *frame, int 
 		}
 		struct sub *n = realloc(c->subs, (c->nsubs + 1) * sizeof(*n));
 		char *copy = strdup(ctx);
-		if (!n || !copy || gw_broker_subscribe(c->app->broker, c->installation, c->user, ctx, c)) {
+		int rc = n && copy ? gw_broker_subscribe(c->app->broker, c->installation, c->user, ctx, c)
+				   : -1;
+		if (rc < 0) {
 			if (n)
 				c->subs = n;
 			free(copy);
@@ -235,32 +290,49 @@ static void op_subscribe(struct gw_conn *c, const char *ctx, json_t *frame, int 
 		memset(&c->subs[c->nsubs], 0, sizeof(c->subs[0]));
 		c->subs[c->nsubs].ctx = copy;
 		at = (ssize_t)c->nsubs++;
+		if (rc == 1) {
+			/* Cluster mode: the node's feed of this user is not live yet.
+			 * Neither the answer nor the resume's read may come before it
+			 * is, or a notification recorded in between would be missed
+			 * (docs/cluster.md, "The live seam"). Live frames are held. */
+			struct sub *sb = &c->subs[at];
+			sb->confirming = 1;
+			sb->replaying = 1;
+			sb->want_since = since != NULL;
+			sb->after = after;
+			snprintf(sb->since_epoch, sizeof(sb->since_epoch), "%s", epoch ? epoch : "");
+			int64_t wait =
+				2 * (int64_t)(c->app->cfg.cluster_timeout > 0 ? c->app->cfg.cluster_timeout
+									      : 2000);
+			sb->confirm_by_ms = gw_monotonic_ns() / 1000000 + wait;
+			c->replaying++;
+			c->confirming++;
+			gw_stat_inc(GW_STAT_cluster_subscribe_waits);
+			return;
+		}
 	}
-	if (!since) {
-		rt_send_subscribed(c, ctx, 0, 0);
-		return;
-	}
-	/* Resume. Another epoch: nothing of that store is here to replay. */
-	if (strcmp(epoch, c->app->store->ops->epoch(c->app->store)) != 0) {
-		c->subs[at].skip = 0;
-		rt_send_subscribed(c, ctx, 1, 0);
-		return;
-	}
-	/* Subscribed to the broker first, then the store is read: what is
-	 * recorded after the read comes live, and live frames wait (held) until
-	 * the replay is out; those the replay already carried are skipped. */
-	c->subs[at].after = after;
-	c->subs[at].replaying = 1;
-	c->subs[at].gen = ++c->next_gen;
-	c->replaying++;
-	if (rt_request_page(c, (size_t)at)) {
-		c->subs[at].replaying = 0;
-		c->replaying--;
-		rt_send_error(c, "busy",
-			      "the gateway cannot read the history right now; subscribe again later", 0);
-		rt_send_subscribed(c, ctx, 1, 0);
-		if (!c->replaying)
-			rt_flush_held(c);
+	start_sub(c, at, since != NULL, epoch, after);
+}
+
+/* Subscribes the broker did not confirm in time (Redis unreachable or
+ * frozen): answered busy and dropped; the client subscribes again. */
+static void confirm_deadlines(struct gw_conn *c)
+{
+	int64_t now = gw_monotonic_ns() / 1000000;
+	for (size_t i = 0; i < c->nsubs;) {
+		struct sub *sb = &c->subs[i];
+		if (!sb->confirming || now < sb->confirm_by_ms) {
+			i++;
+			continue;
+		}
+		gw_stat_inc(GW_STAT_cluster_subscribe_timeouts);
+		gw_stat_inc(GW_STAT_ws_frames_refused);
+		rt_send_json(
+			c, json_pack("{s:s, s:s, s:s, s:s}", "op", "error", "code", "busy", "message",
+				     "the cluster did not confirm this subscription in time; subscribe again",
+				     "ctx", sb->ctx));
+		gw_broker_unsubscribe(c->app->broker, c->installation, c->user, sb->ctx, c);
+		remove_sub(c, i);
 	}
 }
 
@@ -503,6 +575,8 @@ void gw_realtime_sweep(struct gw_app *app, time_t now)
 			struct gw_conn *c = e->value;
 			if (c->state == RT_CLOSING)
 				continue;
+			if (c->confirming && c->state == RT_READY)
+				confirm_deadlines(c);
 			if (c->state != RT_READY && now >= c->auth_deadline) {
 				gw_stat_inc(GW_STAT_ws_auth_failed);
 				rt_send_error(c, "auth_timeout", "no valid connect frame in time", 1);

@@ -56,6 +56,13 @@ struct sub {
 	uint64_t gen; /* which resume a page answer belongs to (a re-subscribe starts another) */
 	int silent; /* re-reading live frames given up while held (defer_held): no subscribed frame */
 	uint64_t drops; /* c->drops when its last page was asked for */
+	/* Cluster mode: the broker answered "pending" (broker.h): nothing is
+	 * read or acknowledged until gw_conn_subscribed; counted in replaying
+	 * meanwhile (live frames held), answered busy after confirm_by_ms. */
+	int confirming;
+	int want_since; /* the waiting subscribe is a resume from since_epoch / after */
+	int64_t confirm_by_ms;
+	char since_epoch[GW_STORE_EPOCH_MAX + 1];
 };
 
 struct held {
@@ -77,6 +84,7 @@ struct gw_conn {
 	struct sub *subs;
 	size_t nsubs;
 	int replaying; /* subscriptions whose resume is under way: live frames are held */
+	int confirming; /* subscriptions waiting for the broker's confirmation (sub.confirming) */
 	struct held *held_head, *held_tail;
 	size_t held_bytes;
 	uint64_t

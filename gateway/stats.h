@@ -107,6 +107,10 @@
 	  "events not recorded because a recipient's seq could not be read from the shared store (claimed again after cluster.claim_after)") \
 	X(cluster_resigned_passes,                                                                                                           \
 	  "worker passes numbered and signed again after a seq conflict with another node")                                                  \
+	X(cluster_subscribe_waits,                                                                                                           \
+	  "subscribes held until Redis confirmed this node's SUBSCRIBE of the user's channel")                                               \
+	X(cluster_subscribe_timeouts,                                                                                                        \
+	  "subscribes answered busy: Redis did not confirm this node's SUBSCRIBE within 2 x cluster.timeout")                                \
 	X(redis_broker_received, "notifications received from Redis by this node's broker")                                                  \
 	X(redis_broker_dropped,                                                                                                              \
 	  "notifications from Redis dropped: no memory, or 64 MiB of them waiting for the service thread (the clients resume with since)")   \

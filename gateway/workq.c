@@ -119,26 +119,32 @@ int gw_workq_push_verify(struct gw_workq *q, struct gw_job *job)
 			*head = job;
 		*tail = job;
 		(*count)++;
-		pthread_cond_signal(&q->not_empty);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+	if (rc == 0) /* after the unlock: see wake_for_event */
+		pthread_cond_signal(&q->not_empty);
 	return rc;
 }
 
 /* A worker that verified this event takes it on its next pop when nothing
  * else waits: waking a second worker for it costs two context switches and
  * gains nothing (issue 15). With other work queued, or from a thread that
- * never pops (the journal's), a worker is woken as before. Lock held. */
-static void wake_for_event(struct gw_workq *q, struct gw_job *job)
+ * never pops (the journal's), a worker is woken as before. Lock held; returns
+ * 1 when the caller must signal not_empty, which it does after the unlock: a
+ * worker woken under the lock runs (it often preempts the waker on this
+ * 2-CPU machine) only to block on the lock at once and wake the waker again
+ * when it gets it, four context switches where two do (issue 15). */
+static int wake_for_event(struct gw_workq *q, struct gw_job *job)
 {
-	if (!tl_consumer || q->event_count > 1 || q->verify_head || q->auth_head) {
-		pthread_cond_signal(&q->not_empty);
-	} else if (q->hold && !tl_holding) {
+	if (!tl_consumer || q->event_count > 1 || q->verify_head || q->auth_head)
+		return 1;
+	if (q->hold && !tl_holding) {
 		tl_holding = q;
 		tl_self_event = 1;
 		tl_self_no = job->intake_no;
 		q->hold(q->handback_ud);
 	}
+	return 0;
 }
 
 void gw_workq_push_event_force(struct gw_workq *q, struct gw_job *job)
@@ -152,8 +158,10 @@ void gw_workq_push_event_force(struct gw_workq *q, struct gw_job *job)
 		q->event_head = job;
 	q->event_tail = job;
 	q->event_count++;
-	wake_for_event(q, job);
+	int wake = wake_for_event(q, job);
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+	if (wake)
+		pthread_cond_signal(&q->not_empty);
 }
 
 int gw_workq_events_full(struct gw_workq *q)
@@ -166,7 +174,7 @@ int gw_workq_events_full(struct gw_workq *q)
 
 int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
 {
-	int rc = 0;
+	int rc = 0, wake = 0;
 	job->next = NULL;
 	pthread_mutex_lock(&q->lock); /* ---- workq lock { */
 	if (q->event_count >= q->event_cap)
@@ -179,9 +187,11 @@ int gw_workq_push_event(struct gw_workq *q, struct gw_job *job)
 			q->event_head = job;
 		q->event_tail = job;
 		q->event_count++;
-		wake_for_event(q, job);
+		wake = wake_for_event(q, job);
 	}
 	pthread_mutex_unlock(&q->lock); /* } workq lock ---- */
+	if (wake)
+		pthread_cond_signal(&q->not_empty);
 	return rc;
 }
 

@@ -26,16 +26,18 @@ uint64_t g_t_ramp_last_auth;
 static void start_more(void)
 {
 	char hostport[80], path[128];
-	snprintf(hostport, sizeof(hostport), "%s:%d", O.host, O.port);
 	static const lws_retry_bo_t no_validity_timers = {0};
 	while (g_next_conn < g_nconns && g_pending < O.concurrency) {
 		struct wconn *c = &g_conns[g_next_conn++];
 		struct lws_client_connect_info i;
 		char iface[32];
+		/* user i's websocket on server i mod nports (a cluster: users connect anywhere) */
+		int port = port_of(c->idx);
+		snprintf(hostport, sizeof(hostport), "%s:%d", O.host, port);
 		memset(&i, 0, sizeof(i));
 		i.context = g_ctx;
 		i.address = O.host;
-		i.port = O.port;
+		i.port = port;
 		if (O.tg == TG_GATEWAY)
 			snprintf(path, sizeof(path), "/realtime");
 		else if (O.sc == SC_BROADCAST)

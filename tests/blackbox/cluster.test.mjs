@@ -20,7 +20,7 @@ import { adminStatus, postEvent, getJson } from './lib/http.mjs';
 import { WsClient } from './lib/ws.mjs';
 import { claimsOf, verifyNotification } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser } from './lib/events.mjs';
-import { startRedis } from './lib/redis.mjs';
+import { startGateProxy, startRedis } from './lib/redis.mjs';
 
 let keys, redis, keyDir, signingKey;
 const CLAIM_AFTER = 1500; // ms: a dead node's events are taken over after this
@@ -40,10 +40,10 @@ after(async () => {
   rmSync(keyDir, { recursive: true, force: true });
 });
 
-function startNode(name, extra = []) {
+function startNode(name, extra = [], url = redis.url) {
   return startGateway({
     keys,
-    args: ['--redis', redis.url, '--node-id', name, '--signing-key', signingKey,
+    args: ['--redis', url, '--node-id', name, '--signing-key', signingKey,
       '--cluster-timeout', String(TIMEOUT), '--cluster-claim-after', String(CLAIM_AFTER), ...extra],
   });
 }
@@ -54,25 +54,23 @@ async function startNodes(n) {
   return nodes;
 }
 
-/** The Redis channel of a user (docs/cluster.md): its subscriber count tells
- * when every node holding a tab has subscribed. */
+/** The hash in a user's Redis keys and channel (docs/cluster.md). */
+function userHash(user, installation = INSTALLATION) {
+  return createHash('sha256').update(installation).update(Buffer.from([0])).update(user).digest('hex').slice(0, 32);
+}
 function channelOf(user, installation = INSTALLATION) {
-  const h = createHash('sha256').update(installation).update(Buffer.from([0])).update(user).digest('hex').slice(0, 32);
-  return `gw:ch:0:${h}`;
+  return `gw:ch:0:${userHash(user, installation)}`;
 }
 
 function redisCli(...args) {
   return execFileSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).trim();
 }
 
-async function waitSubscribers(user, n) {
-  const ch = channelOf(user);
-  for (let i = 0; i < 200; i++) {
-    const out = redisCli('PUBSUB', 'NUMSUB', ch).split('\n');
-    if (Number(out[1]) >= n) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`channel ${ch} never had ${n} subscribers`);
+/** "subscribed" promises that the node's subscription to the user's channel
+ * is in Redis (docs/cluster.md, "The live seam"): checked at once, no waiting. */
+function assertSubscribers(user, n) {
+  const out = redisCli('PUBSUB', 'NUMSUB', channelOf(user)).split('\n');
+  assert.equal(Number(out[1]), n, `PUBSUB NUMSUB ${channelOf(user)} right after every tab was subscribed`);
 }
 
 async function tab(gw, user, name, since) {
@@ -109,7 +107,7 @@ describe('three nodes, one Redis', () => {
       const user = uniqueUser('cl');
       const tabs = [];
       for (let i = 0; i < 6; i++) tabs.push(await tab(nodes[i % 3], user, `tab${i}`));
-      await waitSubscribers(user, 3);
+      assertSubscribers(user, 3);
       const accepted = [];
       const N = 60;
       await Promise.all([0, 1, 2].map(async (w) => {
@@ -142,9 +140,9 @@ describe('three nodes, one Redis', () => {
         const from = c.frames.length;
         c.send({ op: 'inbox', id: 'ib', limit: 200 });
         const ib = await c.waitFor((f) => f.op === 'inbox', { from });
-        inboxes.push(ib.items.map((it) => it.seq));
+        inboxes.push(ib.items.map((it) => claimsOf(it).seq)); // (the items carry the signed claims)
       }
-      assert.equal(inboxes[0].length, N);
+      assert.deepEqual(inboxes[0], Array.from({ length: N }, (_, i) => N - i), 'the inbox: every seq, newest first');
       assert.deepEqual(inboxes[1], inboxes[0]);
       assert.deepEqual(inboxes[2], inboxes[0]);
       process.stdout.write(`# cluster: ${N} events over 3 nodes, 6 tabs each got ${N} once; processed per node ${processed.join('/')}\n`);
@@ -168,7 +166,6 @@ describe('read state across nodes', () => {
       await cc.waitOp('connected');
       cc.send({ op: 'subscribe', ctx: 'jira:issue:MK-2' });
       await cc.waitOp('subscribed');
-      await waitSubscribers(user, 3);
       for (const k of ['MK-1', 'MK-2']) {
         const res = await postEvent(nodes[2].port, await mintFit(keys), envelope(bugEvent({ key: k, assignee: user, summary: k })));
         assert.equal(res.status, 202);
@@ -176,7 +173,10 @@ describe('read state across nodes', () => {
       await a.c.waitNotifications(2);
       await b.c.waitNotifications(2);
       await cc.waitNotifications(1);
-      const [n1, n2] = a.c.notificationClaims();
+      // by context, not arrival: two nodes may process the two events, and
+      // the one recorded first takes seq 1
+      const byCtx = (k) => a.c.notificationClaims().find((cl) => cl.ctx === `jira:issue:${k}`);
+      const n1 = byCtx('MK-1'), n2 = byCtx('MK-2');
       const fromB = b.c.frames.length, fromC = cc.frames.length;
       a.c.send({ op: 'mark', ids: [n1.n.id, n2.n.id], read: true });
       const mine = await a.c.waitOp('marked');
@@ -274,7 +274,6 @@ describe('failures', () => {
       const user = uniqueUser('kl');
       const tabs = [];
       for (let i = 0; i < 3; i++) tabs.push(await tab(nodes[i], user, `tab${i}`));
-      await waitSubscribers(user, 3);
       const s = stream(nodes, user, 'k');
       await new Promise((r) => setTimeout(r, 500));
       // a burst to the victim right before the kill, so that it likely dies
@@ -329,7 +328,6 @@ describe('failures', () => {
     try {
       const user = uniqueUser('fz');
       const tabs = [await tab(nodes[0], user, 'a'), await tab(nodes[1], user, 'b')];
-      await waitSubscribers(user, 2);
       const res0 = await postEvent(nodes[0].port, await mintFit(keys), envelope(bugEvent({ key: 'FZ-1', assignee: user, summary: 'before' })));
       assert.equal(res0.status, 202);
       for (const { c } of tabs) await c.waitNotifications(1);
@@ -405,6 +403,120 @@ describe('failures', () => {
     } finally {
       if (frozen) redis.child.kill('SIGCONT');
       await stopAll(nodes);
+    }
+  });
+});
+
+/** Polls the user's stored seq (gw:u:<hash>:m max, docs/cluster.md) until it reaches n (bounded). */
+async function waitRecorded(user, n) {
+  for (let i = 0; i < 200; i++) {
+    if (Number(redisCli('HGET', `gw:u:${userHash(user)}:m`, 'max') || 0) >= n) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${user}: seq ${n} never recorded`);
+}
+
+describe('the live seam after a subscribe', () => {
+  test('a node\'s SUBSCRIBE held back on its way to Redis: a resume replays what was recorded meanwhile, a plain subscribe is acknowledged only once the feed is live; nothing missed, nothing twice', async () => {
+    // node A reaches Redis through a proxy that can hold back its
+    // subscriber's commands; node B is direct and records the events
+    const proxy = await startGateProxy(redis.port);
+    const a = await startNode(`seamA-${process.pid}`, [], proxy.url);
+    const b = await startNode(`seamB-${process.pid}`);
+    const tabs = [];
+    try {
+      await waitReadyz(a, 200);
+      const post = async (user, summary) => {
+        const res = await postEvent(b.port, await mintFit(keys), envelope(bugEvent({ key: 'SM-1', assignee: user, summary })));
+        assert.equal(res.status, 202, `${res.text}\n${b.diag()}`);
+      };
+      const ur = uniqueUser('seamr'), up = uniqueUser('seamp');
+      await post(ur, 'r1');
+      await waitRecorded(ur, 1);
+
+      proxy.hold();
+      // a resume from seq 1 and a plain subscribe, on node A, while its
+      // SUBSCRIBEs of the two users' channels cannot reach Redis
+      const open = async (user, name) => {
+        const c = await WsClient.open(a.wsUrl, { name, diag: () => a.diag() });
+        tabs.push(c);
+        c.send({ op: 'connect', token: await mintSub(keys, { sub: user, ctx: ['*'] }) });
+        return { c, connected: await c.waitOp('connected') };
+      };
+      const r = await open(ur, 'resume');
+      const p = await open(up, 'plain');
+      r.c.send({ op: 'subscribe', ctx: '*', since: { epoch: r.connected.epoch, seq: 1 } });
+      p.c.send({ op: 'subscribe', ctx: '*' });
+      // whatever node A answers while the SUBSCRIBEs are held (nothing, if
+      // it keeps its promise), then events recorded in that window
+      await Promise.all([r.c, p.c].map((c) => c.waitOp('subscribed', { timeout: 600 }).catch(() => null)));
+      for (let i = 0; i < 20 && proxy.holding() === 0; i++) await new Promise((res) => setTimeout(res, 25));
+      assert.ok(proxy.holding() > 0, 'the proxy holds node A\'s SUBSCRIBE');
+      const earlyR = r.c.ops('subscribed').length, earlyP = p.c.ops('subscribed').length;
+      const plainPromised = []; // events recorded after the plain tab was told "subscribed"
+      await post(ur, 'r2');
+      await post(up, 'p1');
+      if (earlyP) plainPromised.push('p1');
+      await waitRecorded(ur, 2);
+      await waitRecorded(up, 1);
+      proxy.release();
+
+      // the resume: r2 (recorded while the SUBSCRIBE was held) then r3 (live)
+      const sr = await r.c.waitOp('subscribed', { timeout: 5000 });
+      assert.equal(sr.recovered, true, JSON.stringify(sr));
+      await p.c.waitOp('subscribed', { timeout: 5000 });
+      await post(ur, 'r3');
+      await post(up, 'p2');
+      plainPromised.push('p2');
+      await r.c.waitFor(() => descsOf(r.c).includes('r3'), { timeout: 5000, what: 'r3' });
+      await p.c.waitFor(() => descsOf(p.c).includes('p2'), { timeout: 5000, what: 'p2' });
+      await r.c.roundTrip();
+      await p.c.roundTrip();
+      assert.deepEqual(descsOf(r.c), ['r2', 'r3'], `resume from seq 1: ${r.c.dump()}`);
+      assert.deepEqual(seqsOf(r.c), [2, 3]);
+      for (const d of plainPromised)
+        assert.equal(descsOf(p.c).filter((x) => x === d).length, 1, `plain tab: ${d} (recorded after "subscribed"): ${p.c.dump()}`);
+      assertContiguous(seqsOf(p.c), 'plain tab');
+      // "subscribed" is the promise that the node's feed of the user is live:
+      // not sent while Redis had not got the SUBSCRIBE
+      assert.equal(earlyR + earlyP, 0, '"subscribed" sent while the node\'s SUBSCRIBE had not reached Redis');
+    } finally {
+      proxy.release();
+      for (const c of tabs) c.close();
+      await stopAll([a, b]);
+      await proxy.stop();
+    }
+  });
+
+  test('a SUBSCRIBE Redis does not confirm within 2 x cluster.timeout: the subscribe is answered busy with its ctx and dropped; subscribing again works', async () => {
+    const proxy = await startGateProxy(redis.port);
+    const a = await startNode(`seamT-${process.pid}`, [], proxy.url);
+    let c;
+    try {
+      await waitReadyz(a, 200);
+      const user = uniqueUser('seamt');
+      c = await WsClient.open(a.wsUrl, { name: 'timeout', diag: () => a.diag() });
+      c.send({ op: 'connect', token: await mintSub(keys, { sub: user, ctx: ['*'] }) });
+      await c.waitOp('connected');
+      proxy.hold();
+      c.send({ op: 'subscribe', ctx: '*' });
+      const err = await c.waitOp('error', { timeout: 2 * TIMEOUT + 4000 });
+      assert.equal(err.code, 'busy', JSON.stringify(err));
+      assert.equal(err.ctx, '*');
+      assert.equal(c.ops('subscribed').length, 0);
+      proxy.release();
+      c.send({ op: 'subscribe', ctx: '*' });
+      await c.waitOp('subscribed', { timeout: 5000 });
+      const res = await postEvent(a.port, await mintFit(keys), envelope(bugEvent({ key: 'SM-2', assignee: user, summary: 't1' })));
+      assert.equal(res.status, 202);
+      await c.waitFor(() => descsOf(c).includes('t1'), { timeout: 5000, what: 't1' });
+      const m = (await getJson(a.port, '/metrics')).text;
+      assert.match(m, /cluster_subscribe_timeouts_total 1\b/);
+    } finally {
+      proxy.release();
+      c?.close();
+      await stopAll([a]);
+      await proxy.stop();
     }
   });
 });

@@ -5,8 +5,11 @@
  * and no other user's connections; an unsubscribed tab receives nothing
  * more; readiness falls when Redis freezes (SIGSTOP) and comes back with
  * it; subscriber connections killed by Redis are made again (generation
- * changes) and notifications flow again. This test plays the service
- * thread: it calls drain. alarm() turns a hang into a failure. */
+ * changes) and notifications flow again. A subscribe is pending until
+ * Redis confirmed the node's SUBSCRIBE (gw_conn_subscribed), also when the
+ * user's channel is unsubscribed and subscribed again at once. This test
+ * plays the service thread: it calls drain. alarm() turns a hang into a
+ * failure. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@ struct gw_conn {
 	uint64_t seqs[128];
 	size_t n;
 	int out_of_order, foreign;
+	int confirmed; /* gw_conn_subscribed calls */
 	const char *user; /* the only user it may receive */
 };
 
@@ -69,6 +73,12 @@ void gw_conn_deliver(struct gw_conn *conn, struct gw_msg *msg, const char *ctx)
 {
 	(void)ctx;
 	seq_of(conn, msg);
+}
+
+void gw_conn_subscribed(struct gw_conn *conn, const char *ctx)
+{
+	(void)ctx;
+	conn->confirmed++;
 }
 
 static atomic_int wakes;
@@ -154,6 +164,21 @@ static void drain_until(struct gw_broker **b, size_t nb, struct gw_conn **c, con
 	drain_all(b, nb);
 }
 
+/* Drains until every connection's subscribe was confirmed (or ~10 s). */
+static int wait_confirmed(struct gw_broker **b, size_t nb, struct gw_conn **c, size_t nc)
+{
+	for (int i = 0; i < 200; i++) {
+		drain_all(b, nb);
+		int done = 1;
+		for (size_t k = 0; k < nc; k++)
+			done &= c[k]->confirmed == 1;
+		if (done)
+			return 1;
+		fixture_sleep_ms(50);
+	}
+	return 0;
+}
+
 static int wait_ready(struct gw_broker **b, size_t n, int want)
 {
 	for (int i = 0; i < 300; i++) {
@@ -180,11 +205,15 @@ int main(void)
 	struct gw_store *sa = store("node-a"), *sb = store("node-b");
 	struct gw_conn a1 = {.name = "a1", .user = "u1"}, b1 = {.name = "b1", .user = "u1"},
 		       b2 = {.name = "b2", .user = "u1"}, c1 = {.name = "c1", .user = "u2"};
-	CHECK_INT_EQ(gw_broker_subscribe(nodes[0], INST, "u1", "c", &a1), 0);
-	CHECK_INT_EQ(gw_broker_subscribe(nodes[1], INST, "u1", "c", &b1), 0);
-	CHECK_INT_EQ(gw_broker_subscribe(nodes[1], INST, "u1", "c", &b2), 0);
-	CHECK_INT_EQ(gw_broker_subscribe(nodes[2], INST, "u2", "c", &c1), 0);
+	/* pending until Redis has each node's SUBSCRIBE (b2 waits with b1) */
+	CHECK_INT_EQ(gw_broker_subscribe(nodes[0], INST, "u1", "c", &a1), 1);
+	CHECK_INT_EQ(gw_broker_subscribe(nodes[1], INST, "u1", "c", &b1), 1);
+	CHECK_INT_EQ(gw_broker_subscribe(nodes[1], INST, "u1", "c", &b2), 1);
+	CHECK_INT_EQ(gw_broker_subscribe(nodes[2], INST, "u2", "c", &c1), 1);
+	CHECK_INT_EQ(gw_broker_subscribe(nodes[2], INST, "u2", "c", &c1), 0); /* twice: a no-op */
 	CHECK_INT_EQ(nodes[1]->ops->subscription_count(nodes[1]), 2);
+	struct gw_conn *subs[] = {&a1, &b1, &b2, &c1};
+	CHECK(wait_confirmed(nodes, 3, subs, 4));
 	CHECK(wait_ready(nodes, 3, 1));
 
 	/* 20 for u1 and 5 for u2, recorded alternately by two nodes */
@@ -215,6 +244,31 @@ int main(void)
 	CHECK_INT_EQ(b1.n, 21);
 	CHECK_INT_EQ(b2.n, 20);
 	CHECK_INT_EQ(a1.n, 21);
+
+	/* A user's channel unsubscribed and subscribed again at once (a tab
+	 * switching its only subscription): the new subscribe is confirmed and
+	 * receives. (hiredis 0.14 drops a channel's callback on an UNSUBSCRIBE
+	 * reply: a SUBSCRIBE sent before that reply would never see a message.) */
+	{
+		struct gw_conn t1 = {.name = "t1", .user = "u3"}, t2 = {.name = "t2", .user = "u3"};
+		struct gw_conn *pt1[] = {&t1}, *pt2[] = {&t2};
+		CHECK_INT_EQ(gw_broker_subscribe(nodes[2], INST, "u3", "c", &t1), 1);
+		CHECK(wait_confirmed(&nodes[2], 1, pt1, 1));
+		for (int round = 0; round < 3; round++) {
+			struct gw_conn *from = round % 2 ? &t2 : &t1, *to = round % 2 ? &t1 : &t2;
+			gw_broker_unsubscribe(nodes[2], INST, "u3", "c", from);
+			to->confirmed = 0;
+			CHECK_INT_EQ(gw_broker_subscribe(nodes[2], INST, "u3", "c", to), 1);
+			CHECK(wait_confirmed(&nodes[2], 1, round % 2 ? pt1 : pt2, 1));
+		}
+		/* t2 holds the subscription now */
+		CHECK_INT_EQ(notify(sa, "u3"), GW_STORE_OK);
+		size_t w1[] = {1};
+		drain_until(&nodes[2], 1, pt2, w1, 1);
+		CHECK_INT_EQ(t2.n, 1);
+		CHECK_INT_EQ(t1.n, 0);
+		gw_broker_unsubscribe(nodes[2], INST, "u3", "c", &t2);
+	}
 
 	/* a frozen Redis: not ready; thawed: ready again */
 	fixture_freeze(&srv, 1);
@@ -274,10 +328,11 @@ int main(void)
 			tp[i] = &tabs[i];
 			want1[i] = 1;
 			on[gw_redis_shard_of(INST, names[i], 2)]++;
-			CHECK_INT_EQ(gw_broker_subscribe(two, INST, names[i], "c", &tabs[i]), 0);
+			CHECK_INT_EQ(gw_broker_subscribe(two, INST, names[i], "c", &tabs[i]), 1);
 		}
 		CHECK(on[0] && on[1]);
 		if (two && st) {
+			CHECK(wait_confirmed(&two, 1, tp, 10));
 			CHECK(wait_ready(&two, 1, 1));
 			for (int i = 0; i < 10; i++)
 				CHECK_INT_EQ(notify(st, names[i]), GW_STORE_OK);
