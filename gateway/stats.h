@@ -15,6 +15,8 @@
 	  "HTTP answers still unwritten a second after they were queued (written by the sweep, connection closed)")                          \
 	X(http_pipelined_closed,                                                                                                             \
 	  "connections closed after answering because the client pipelined (sent a request before the previous answer)")                     \
+	X(http_answers_direct,                                                                                                               \
+	  "HTTP answers from a worker written at once from the outbox drain, without waiting for a writeable callback")                      \
 	X(http_static_refused,                                                                                                               \
 	  "static file requests refused: the file's real path is outside web_root (symlink)")                                                \
 	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name")                                         \
