@@ -354,6 +354,10 @@ struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, int64_t dead
 	tl_collecting = 1;
 	q->collect_room = room;
 	while (room) {
+		/* Checked first: a stream of verifications must not keep the
+		 * window (and the signature of what it holds) open. */
+		if (gw_monotonic_ns() >= deadline_ns)
+			break;
 		if (q->event_head) {
 			job = take_events(q, room);
 			break;
@@ -366,9 +370,8 @@ struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, int64_t dead
 		}
 		if (q->closed)
 			break;
-		if (gw_monotonic_ns() >= deadline_ns)
-			break;
-		struct timespec ts = {(time_t)(deadline_ns / 1000000000LL), (long)(deadline_ns % 1000000000LL)};
+		struct timespec ts = {(time_t)(deadline_ns / 1000000000LL),
+				      (long)(deadline_ns % 1000000000LL)};
 		pthread_cond_timedwait(&q->window, &q->lock, &ts); /* CLOCK_MONOTONIC (init) */
 	}
 	if (!job)
