@@ -186,7 +186,10 @@ static void cluster_service(struct gw_app *app)
 	uint64_t gen = gw_broker_redis_generation(app->redis_broker);
 	if (gen == app->redis_ready_gen)
 		return;
-	if (app->redis_ready_gen) {
+	/* gen > nredis at the first readiness: a subscriber was made again
+	 * before it, so subscriptions confirmed on the first one may have
+	 * missed notifications too. */
+	if (app->redis_ready_gen || gen > (uint64_t)app->cfg.nredis) {
 		gw_log(GW_LOG_WARN,
 		       "cluster: the broker's Redis feed is back; notifications published meanwhile did "
 		       "not reach this node: its websockets are closed with 1012 to resume with since");
