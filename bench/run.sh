@@ -16,16 +16,29 @@
 #   loadgen too - see docs/performance.md) --keep (keep the temp dir)
 #   --perf (perf record -g the gateway during targeted max, 1000 users)
 #   --event-loop poll|epoll (the gateway's event_loop; default: its default)
-#   --rate "N ..." (1000 3000) fixed-rate rows: targeted, --users-small users,
+#   --rate "N ..." (1000 3000) fixed-rate rows: targeted, --users-small and --users-large users,
 #   16 keep-alive connections, open loop at N events/s, both servers; the
 #   gateway once per --stores entry ("sqlite memory"; "" = its default store)
 #   --rate-only (only the fixed-rate rows) --stores "KIND ..."
+#
+#   bench/run.sh --cluster "1 2 3"   cluster mode (issue 13): a real redis-server
+#       (AOF everysec, temp dir, free port) and N gateway nodes on this machine
+#       for each N, plus the embedded store (sqlite, durability fsync and os),
+#       all in one table: intake, targeted max, targeted at --cluster-rate,
+#       broadcast to --broadcast watchers; HTTP posts and websocket users spread
+#       over every node; CPU per notification for the gateways (summed) and
+#       Redis apart, Redis round trips per event; exit 1 unless every event was
+#       delivered exactly once. With --smoke: a few seconds, exactly-once only.
+#   --cluster-rate N (1000) --cluster-embedded "fsync os" ("" = no sqlite rows)
+#   --cluster-scenarios "intake targeted-max targeted-rate broadcast" (all four)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SMOKE=0 ONLY="" USERS_S=1000 USERS_L=10000 DUR=10 WARM=3 CONNS=10000 BCAST=1000
 RATES="1000 3000" RATE_ONLY=0 STORES="sqlite memory" GW_STORE=""
 GW_BIN="" LG_BIN="" BUILD_DIR="$ROOT/build-bench" WORKERS=$(nproc) KEEP=0 PERF=0 EVENT_LOOP=""
+CLUSTER="" CL_RATE=1000 CL_EMBEDDED="fsync os" REDIS_PID="" NODE_PIDS=()
+CL_SCENARIOS="intake targeted-max targeted-rate broadcast"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--smoke) SMOKE=1 ;;
@@ -46,7 +59,11 @@ while [ $# -gt 0 ]; do
 	--rate) RATES=${2//,/ }; shift ;;
 	--rate-only) RATE_ONLY=1 ;;
 	--stores) STORES=${2//,/ }; shift ;;
-	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+	--cluster) CLUSTER=${2//,/ }; shift ;;
+	--cluster-rate) CL_RATE=$2; shift ;;
+	--cluster-embedded) CL_EMBEDDED=${2//,/ }; shift ;;
+	--cluster-scenarios) CL_SCENARIOS=${2//,/ }; shift ;;
+	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -69,6 +86,11 @@ cleanup() {
 		kill -TERM "$SERVER_PID" 2>/dev/null || true
 		wait "$SERVER_PID" 2>/dev/null || true
 	fi
+	local p
+	for p in ${NODE_PIDS[@]+"${NODE_PIDS[@]}"} $REDIS_PID; do
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	[ "$KEEP" = 1 ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -117,9 +139,9 @@ start_gateway() {
 	echo "gateway did not start:" >&2; cat "$TMP/gw.err" >&2; exit 1
 }
 
-free_port() {
+free_port() { # free_port [FIRST]: a port nobody listens on, FIRST..FIRST+100 (18090)
 	local p
-	for p in $(seq 18090 18190); do
+	for p in $(seq "${1:-18090}" $((${1:-18090} + 100))); do
 		if ! ss -Htln "sport = :$p" | grep -q .; then echo "$p"; return; fi
 	done
 	echo "no free port" >&2; exit 1
@@ -190,6 +212,11 @@ total() { # total TARGET KEY: the sum of KEY over every run of TARGET
 	{ grep " target=$1 " "$RESULTS" || true; } | tr ' ' '\n' | sed -n "s/^$2=//p" | awk '{s+=$1} END {print s+0}'
 }
 
+if [ -n "$CLUSTER" ]; then # cluster mode (bench/cluster.sh): its own runs and table, then exit
+	. "$ROOT/bench/cluster.sh"
+	cl_main
+fi
+
 if [ "$SMOKE" = 1 ]; then
 	rc=0
 	run gateway smoke-targeted targeted --users 50 --events 500 --rate 1000 --warmup 0.1 \
@@ -208,21 +235,24 @@ for tg in $TARGETS; do
 	common=(--warmup "$WARM" --duration "$DUR")
 	extra=()
 	[ "$tg" = nchan ] && extra=(--msg-size "$FRAME_BYTES")
-	# fixed rate: the light, steady load real installations run (issue 15)
+	# fixed rate: the light, steady load real installations run (issue 15), at both user counts
+	for n in "$USERS_S" "$USERS_L"; do
+	u=""; [ "$n" = "$USERS_S" ] || u="-u$n" # label suffix: rate-R-STORE for --users-small
 	for r in $RATES; do
 		if [ "$tg" = gateway ]; then
 			for st in ${STORES:-default}; do
 				GW_STORE=$st; [ "$st" = default ] && GW_STORE=""
-				run gateway "rate-$r-$st" targeted --users "$USERS_S" "${common[@]}" --rate "$r" \
+				run gateway "rate-$r-$st$u" targeted --users "$n" "${common[@]}" --rate "$r" \
 					--http-conns 16 || true
 				GW_STORE=""
-				fb=$(field "rate-$r-$st" gateway avg_frame_bytes)
+				fb=$(field "rate-$r-$st$u" gateway avg_frame_bytes)
 				[ -n "$fb" ] && [ "$fb" -gt 0 ] && FRAME_BYTES=$((fb - 30))
 			done
 		else
-			run "$tg" "rate-$r" targeted --users "$USERS_S" "${common[@]}" --rate "$r" --http-conns 16 \
+			run "$tg" "rate-$r$u" targeted --users "$n" "${common[@]}" --rate "$r" --http-conns 16 \
 				"${extra[@]}" || true
 		fi
+	done
 	done
 	[ "$RATE_ONLY" = 1 ] && continue
 	run "$tg" intake intake "${common[@]}" --http-conns 64 "${extra[@]}" || true
@@ -286,14 +316,17 @@ thread_split() { # thread_split LABEL: the gateway's CPU per delivered notificat
 	echo "gateway $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') $GW_BIN; $(nginx -v 2>&1); nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
 	echo "workers=$WORKERS event_loop=${EVENT_LOOP:-default} duration=${DUR}s warmup=${WARM}s; nchan messages padded to the gateway's frame size (${FRAME_BYTES} B body)"
 	printf '%-52s %12s %12s %8s\n' "metric" "gateway" "nchan" "gw/nchan"
+	for n in "$USERS_S" "$USERS_L"; do
+	u=""; [ "$n" = "$USERS_S" ] || u="-u$n"
 	for r in $RATES; do
 		for st in ${STORES:-default}; do
-			row "(r) fixed $r ev/s, $USERS_S users, store $st: delivered/s" "rate-$r-$st" delivered_per_s "rate-$r"
-			row "    CPU us per delivered (server)" "rate-$r-$st" cpu_ms_per_1k "rate-$r"
-			row "    latency p50 ms" "rate-$r-$st" p50_ms "rate-$r"
-			row "    latency p99 ms" "rate-$r-$st" p99_ms "rate-$r"
-			echo "    gateway CPU us per delivered by thread: $(thread_split "rate-$r-$st")"
+			row "(r) fixed $r ev/s, $n users, store $st: delivered/s" "rate-$r-$st$u" delivered_per_s "rate-$r$u"
+			row "    CPU us per delivered (server)" "rate-$r-$st$u" cpu_ms_per_1k "rate-$r$u"
+			row "    latency p50 ms" "rate-$r-$st$u" p50_ms "rate-$r$u"
+			row "    latency p99 ms" "rate-$r-$st$u" p99_ms "rate-$r$u"
+			echo "    gateway CPU us per delivered by thread: $(thread_split "rate-$r-$st$u")"
 		done
+	done
 	done
 	[ "$RATE_ONLY" = 1 ] || {
 	row "(a) intake: accepted events/s (gw: FIT RS256 on)" intake accepted_per_s

@@ -420,7 +420,10 @@ static int record_range(struct gw_app *app, struct gw_event_work *works, size_t 
  * Cluster mode: a shared store refusing the seqs (GW_STORE_ERR_SEQ) gets the
  * pass numbered and signed again; refused again, the events go one at a
  * time (an event another node already did is not pending and takes no seq,
- * which only a call of its own tells). */
+ * which only a call of its own tells). With several shards, a pass that
+ * failed otherwise (a shard down or frozen) also goes one event at a time:
+ * events whose users all live on healthy shards are recorded and delivered,
+ * only those touching the failed shard are left pending. */
 static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks, int *ok)
 {
 	size_t nnotes = 0;
@@ -449,7 +452,8 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 				gw_trace_stored(&app->trace, works[map[i]].job->intake_no, done[i].notes,
 						done[i].count);
 		}
-	} else if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
+	} else if (clustered(app) && (rc == GW_STORE_ERR_SEQ || (app->cfg.nredis > 1 && nd > 1))) {
+		int why = rc; /* the last event's failure, for the log */
 		for (size_t e = 0; e < nworks; e++) {
 			int r1;
 			size_t n1 = 0;
@@ -458,7 +462,9 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 				if (r1 != GW_STORE_ERR_SEQ || attempt >= GW_RESEQ_MAX)
 					break;
 				gw_stat_inc(GW_STAT_cluster_resigned_passes);
-				if (reseq_pass(app, works + e, nworks - e))
+				/* this event only: renumbering the rest would read the seq
+				 * of users on a shard that may be the one failing */
+				if (reseq_pass(app, works + e, 1))
 					break;
 			}
 			if (r1 == GW_STORE_OK && n1) {
@@ -466,14 +472,16 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 				if (ok[e])
 					gw_trace_stored(&app->trace, works[e].job->intake_no, done[0].notes,
 							done[0].count);
-			} else if (r1)
+			} else if (r1) {
 				failed++;
+				why = r1;
+			}
 			if (r1 == GW_STORE_OK && n1 && results[0] != GW_STORE_OK)
 				gw_log(GW_LOG_WARN,
 				       "store: event trace=%s was already done: its notifications are not sent again",
 				       works[e].job->trace_id);
 		}
-		rc = failed ? GW_STORE_ERR_SEQ : GW_STORE_OK;
+		rc = failed ? why : GW_STORE_OK;
 		nd = 0; /* logged per event above */
 	} else {
 		failed = nd;

@@ -44,13 +44,13 @@ static void *claimer_main(void *arg)
 	struct gw_app *app = c->app;
 	int failing = 0;
 	for (;;) {
-		size_t got = 0;
+		size_t got = 0, max = 0;
 		int rc = GW_STORE_OK;
 		/* Room on the lane: take at most what fits, never more than a batch. */
 		size_t depth = gw_workq_event_depth(&app->workq);
 		size_t cap = (size_t)app->cfg.queue_capacity;
 		if (depth < cap) {
-			size_t max = cap - depth < GW_CLAIM_BATCH ? cap - depth : GW_CLAIM_BATCH;
+			max = cap - depth < GW_CLAIM_BATCH ? cap - depth : GW_CLAIM_BATCH;
 			rc = c->claim(app, max, &got);
 			if (rc && !failing)
 				gw_log(GW_LOG_ERR,
@@ -62,7 +62,12 @@ static void *claimer_main(void *arg)
 			atomic_store(&c->failing, failing);
 		}
 		pthread_mutex_lock(&c->lock);
-		if (!got || rc) {
+		/* Fewer than asked for: the journal had nothing more just now, so
+		 * claiming again at once would be two round trips for nothing (it
+		 * was, for every event at light load: docs/cluster.md "Round trips
+		 * and CPU"). This node's next journaling kicks; other nodes' new
+		 * events are seen at the poll, as when idle. */
+		if (got < max || !max || rc) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += GW_CLAIM_POLL_MS * 1000000L;

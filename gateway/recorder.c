@@ -24,6 +24,7 @@ struct gw_recorder {
 	pthread_cond_t work, room;
 	struct pass *head, *tail;
 	size_t events; /* waiting */
+	int busy; /* the thread is recording (lock released) */
 	int stop;
 };
 
@@ -38,14 +39,18 @@ int gw_recorder_submit(struct gw_recorder *r, struct gw_event_work *works, size_
 	pthread_mutex_lock(&r->lock);
 	while (r->events >= GW_RECORDER_MAX_EVENTS && !r->stop)
 		pthread_cond_wait(&r->room, &r->lock);
+	/* Only a waiting thread needs the signal (journal.c's reasoning), and
+	 * it is sent after the unlock. */
+	int wake = !r->head && !r->busy;
 	if (r->tail)
 		r->tail->next = p;
 	else
 		r->head = p;
 	r->tail = p;
 	r->events += n;
-	pthread_cond_signal(&r->work);
 	pthread_mutex_unlock(&r->lock);
+	if (wake)
+		pthread_cond_signal(&r->work);
 	return 0;
 }
 
@@ -62,10 +67,13 @@ static void *recorder_main(void *arg)
 			break;
 		struct pass *list = r->head;
 		size_t n = r->events;
+		int was_full = n >= GW_RECORDER_MAX_EVENTS;
 		r->head = r->tail = NULL;
 		r->events = 0;
-		pthread_cond_broadcast(&r->room);
+		r->busy = 1;
 		pthread_mutex_unlock(&r->lock);
+		if (was_full) /* submitters wait for room only then */
+			pthread_cond_broadcast(&r->room);
 		/* Every waiting pass in one transaction. */
 		if (n > cap) {
 			struct gw_event_work *grown = realloc(all, n * sizeof(*all));
@@ -91,6 +99,7 @@ static void *recorder_main(void *arg)
 			r->done(r->app, all, k);
 		}
 		pthread_mutex_lock(&r->lock);
+		r->busy = 0;
 	}
 	pthread_mutex_unlock(&r->lock);
 	free(all);

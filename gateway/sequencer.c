@@ -73,6 +73,7 @@ void gw_sequencer_reseat(struct gw_sequencer *s, const char *inst, const char *u
 void gw_sequencer_pass_turn(struct gw_sequencer *s)
 {
 	s->next_intake_no++;
-	pthread_cond_broadcast(&s->turn);
 	pthread_mutex_unlock(&s->lock);
+	/* after the unlock: a waiter woken under it would block on the lock at once */
+	pthread_cond_broadcast(&s->turn);
 }

@@ -27,7 +27,7 @@
 char *g_watchers; /* gateway broadcast: ["u0",...] */
 char *g_pad;
 
-static int build_request(char *buf, size_t cap, long seq)
+static int build_request(char *buf, size_t cap, long seq, int port)
 {
 	char body[16384], path[128];
 	int bl = 0;
@@ -61,7 +61,7 @@ static int build_request(char *buf, size_t cap, long seq)
 		return snprintf(buf, cap,
 				"POST /forge/events HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
 				"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-				O.host, O.port, g_fits[seq % NFITS], bl, body);
+				O.host, port, g_fits[seq % NFITS], bl, body);
 	}
 	if (O.sc == SC_BROADCAST)
 		snprintf(path, sizeof(path), "/pub?id=%s-bcast", O.run_id);
@@ -73,13 +73,14 @@ static int build_request(char *buf, size_t cap, long seq)
 	return snprintf(buf, cap,
 			"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
 			"Accept: text/plain\r\nContent-Length: %d\r\n\r\n%s",
-			path, O.host, O.port, bl, body);
+			path, O.host, port, bl, body);
 }
 
 /* ---- publisher ------------------------------------------------------------ */
 
 struct hconn {
 	int fd;
+	int port; /* its server: connections are spread over --port's list */
 	int busy;
 	char *out;
 	size_t out_len, out_off;
@@ -88,10 +89,10 @@ struct hconn {
 	long seq;
 };
 
-static int tcp_connect(void)
+static int tcp_connect(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	int one = 1;
 	inet_pton(AF_INET, O.host, &sa.sin_addr);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -154,7 +155,7 @@ static void hconn_reset(struct hconn *c)
 		atomic_fetch_add(&g_http_err, 1);
 	c->busy = 0;
 	c->in_len = 0;
-	c->fd = tcp_connect();
+	c->fd = tcp_connect(c->port);
 }
 
 void *publisher(void *arg)
@@ -165,7 +166,8 @@ void *publisher(void *arg)
 	struct pollfd *pf = calloc((size_t)nc, sizeof(*pf));
 	size_t cap = 65536;
 	for (int i = 0; i < nc; i++) {
-		cs[i].fd = tcp_connect();
+		cs[i].port = port_of(i);
+		cs[i].fd = tcp_connect(cs[i].port);
 		cs[i].out = malloc(cap);
 	}
 	uint64_t t0 = now_ns();
@@ -173,12 +175,17 @@ void *publisher(void *arg)
 	long scheduled = 0; /* open loop: events due so far */
 	int closed_loop = O.rate <= 0;
 	int window = O.window > 0 ? O.window : (O.sc == SC_INTAKE ? 1 << 30 : 256);
+	/* With several servers the scan for an idle connection starts after the
+	 * last one used, so that events spread over all of them (from 0 each
+	 * time, a light load would go to connection 0's server only). */
+	int rr = 0;
 
 	while (!atomic_load(&g_stop_pub)) {
 		uint64_t now = now_ns();
 		long due = closed_loop ? 0 : (long)((double)(now - t0) / interval) + 1;
 		/* start requests on idle connections */
-		for (int i = 0; i < nc; i++) {
+		for (int k = 0; k < nc; k++) {
+			int i = O.nports > 1 ? (rr + k) % nc : k;
 			struct hconn *c = &cs[i];
 			if (c->busy || c->fd < 0)
 				continue;
@@ -195,7 +202,8 @@ void *publisher(void *arg)
 				break;
 			}
 			c->seq = seq;
-			c->out_len = (size_t)build_request(c->out, cap, seq);
+			rr = i + 1;
+			c->out_len = (size_t)build_request(c->out, cap, seq, c->port);
 			c->out_off = 0;
 			c->busy = 1;
 			scheduled++;
@@ -260,6 +268,7 @@ void *publisher(void *arg)
 						if (in_window(now_ns()))
 							atomic_fetch_add(&g_accepted_in_win, 1);
 					} else {
+						atomic_store(&g_ev[c->seq].rejected, 1);
 						if (atomic_fetch_add(&g_rejected, 1) < 5)
 							fprintf(stderr, "publisher: HTTP %d for event %ld\n",
 								st, c->seq);
@@ -304,6 +313,7 @@ void *publisher(void *arg)
 				if (st >= 200 && st < 300)
 					atomic_fetch_add(&g_accepted, 1);
 				else {
+					atomic_store(&g_ev[c->seq].rejected, 1);
 					atomic_fetch_add(&g_rejected, 1);
 					atomic_fetch_add(&g_completed, 1);
 				}

@@ -90,6 +90,25 @@ double pct(const uint64_t *v, size_t n, double p)
 	return (double)v[i] / 1000.0; /* us */
 }
 
+int port_of(int i)
+{
+	return O.nports > 1 ? O.ports[i % O.nports] : O.port;
+}
+
+int parse_int_list(const char *s, int *out)
+{
+	int n = 0;
+	while (*s) {
+		char *end;
+		long v = strtol(s, &end, 10);
+		if (end == s || v <= 0 || v > 0x7fffffff || n == GW_MAX_NODES || (*end && *end != ','))
+			return 0;
+		out[n++] = (int)v;
+		s = *end ? end + 1 : end;
+	}
+	return n;
+}
+
 int in_window(uint64_t t)
 {
 	uint64_t a = atomic_load(&g_win_start), b = atomic_load(&g_win_end);

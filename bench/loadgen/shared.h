@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Cluster nodes a run may spread its load over (--port, --server-pid lists). */
+#define GW_MAX_NODES 16
+
 enum scenario { SC_INTAKE, SC_TARGETED, SC_BROADCAST, SC_CONNS };
 enum target { TG_GATEWAY, TG_NCHAN };
 
@@ -22,9 +25,14 @@ struct opts {
 	enum scenario sc;
 	enum target tg;
 	const char *host;
-	int port;
+	int port; /* ports[0] */
+	int ports[GW_MAX_NODES]; /* --port P1,P2,...: one server per port (cluster nodes) */
+	int nports;
 	const char *state_dir;
-	int server_pid;
+	int server_pid; /* server_pids[0] */
+	int server_pids[GW_MAX_NODES]; /* --server-pid A,B,...: CPU and memory summed */
+	int nserver_pids;
+	int redis_pid; /* --redis-pid: CPU reported apart (redis_cpu_s) */
 	int users;
 	double duration, warmup, drain, settle;
 	double rate;
@@ -45,6 +53,7 @@ struct ev {
 	_Atomic uint64_t t_send; /* ns; 0 = not sent */
 	_Atomic uint32_t got; /* frames received for it */
 	_Atomic uint8_t measured;
+	_Atomic uint8_t rejected; /* answered non-2xx: delivered 0 times or fully, never partly or twice */
 };
 
 extern struct ev *g_ev;
@@ -79,6 +88,10 @@ void lat_add(uint64_t v);
 int cmp_u64(const void *a, const void *b);
 /* The p-th percentile of the sorted ns samples v, in us. */
 double pct(const uint64_t *v, size_t n, double p);
+/* The server port for connection i: round robin over --port's list. */
+int port_of(int i);
+/* Parses "A,B,C" into out (at most GW_MAX_NODES positive ints); returns the count, 0 if malformed. */
+int parse_int_list(const char *s, int *out);
 /* Whether t falls in the measurement window. */
 int in_window(uint64_t t);
 

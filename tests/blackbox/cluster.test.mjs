@@ -140,9 +140,9 @@ describe('three nodes, one Redis', () => {
         const from = c.frames.length;
         c.send({ op: 'inbox', id: 'ib', limit: 200 });
         const ib = await c.waitFor((f) => f.op === 'inbox', { from });
-        inboxes.push(ib.items.map((it) => it.seq));
+        inboxes.push(ib.items.map((it) => claimsOf(it).seq)); // (the items carry the signed claims)
       }
-      assert.equal(inboxes[0].length, N);
+      assert.deepEqual(inboxes[0], Array.from({ length: N }, (_, i) => N - i), 'the inbox: every seq, newest first');
       assert.deepEqual(inboxes[1], inboxes[0]);
       assert.deepEqual(inboxes[2], inboxes[0]);
       process.stdout.write(`# cluster: ${N} events over 3 nodes, 6 tabs each got ${N} once; processed per node ${processed.join('/')}\n`);
@@ -173,7 +173,10 @@ describe('read state across nodes', () => {
       await a.c.waitNotifications(2);
       await b.c.waitNotifications(2);
       await cc.waitNotifications(1);
-      const [n1, n2] = a.c.notificationClaims();
+      // by context, not arrival: two nodes may process the two events, and
+      // the one recorded first takes seq 1
+      const byCtx = (k) => a.c.notificationClaims().find((cl) => cl.ctx === `jira:issue:${k}`);
+      const n1 = byCtx('MK-1'), n2 = byCtx('MK-2');
       const fromB = b.c.frames.length, fromC = cc.frames.length;
       a.c.send({ op: 'mark', ids: [n1.n.id, n2.n.id], read: true });
       const mine = await a.c.waitOp('marked');

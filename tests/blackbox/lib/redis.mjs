@@ -45,27 +45,52 @@ function ping(port, password) {
   });
 }
 
-/** Starts redis-server; resolves {port, url, stop()}. */
-export async function startRedis({ password, aof = false } = {}) {
+/**
+ * Starts redis-server; resolves {port, url, dir, child, stop(), kill(),
+ * restart()}. appendfsync: always | everysec | no (with aof). kill() is a
+ * SIGKILL that keeps the directory; restart() starts it again on the same
+ * port and directory (the AOF is read back) and resolves once it answers.
+ */
+export async function startRedis({ password, aof = false, appendfsync } = {}) {
   const bin = redisServerPath();
   if (!bin) throw new Error('redis-server not installed (scripts/setup.sh installs it)');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ngw-redis-'));
   const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     '--appendonly', aof ? 'yes' : 'no', '--daemonize', 'no'];
+  if (appendfsync) args.push('--appendfsync', appendfsync);
   if (password) args.push('--requirepass', password);
-  const child = spawn(bin, args, { stdio: 'ignore' });
-  live.add(child);
-  for (let i = 0; i < 100 && !(await ping(port, password)); i++) await new Promise((r) => setTimeout(r, 50));
+  const spawnServer = async () => {
+    const child = spawn(bin, args, { stdio: 'ignore' });
+    live.add(child);
+    let up = false;
+    for (let i = 0; i < 100 && !(up = await ping(port, password)); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!up) throw new Error(`redis-server on port ${port} (dir ${dir}) not answering PING`);
+    return child;
+  };
   const url = password ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}/0` : `redis://127.0.0.1:${port}/0`;
-  return {
-    port, url, child,
+  const r = {
+    port, url, dir, child: await spawnServer(),
+    /** SIGKILL, keeping the directory; resolves once the process is gone. */
+    async kill() {
+      const c = r.child;
+      live.delete(c);
+      if (c.exitCode === null && c.signalCode === null) {
+        const gone = new Promise((res) => c.once('exit', res));
+        c.kill('SIGKILL');
+        await gone;
+      }
+    },
+    async restart() {
+      r.child = await spawnServer();
+    },
     async stop() {
-      live.delete(child);
-      child.kill('SIGKILL');
+      live.delete(r.child);
+      r.child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return r;
 }
 
 /**
