@@ -44,20 +44,6 @@ export function redisCli(port, ...args) {
   return execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 10000 }).trim();
 }
 
-/** Waits (bounded) until the user's channel on its server has n subscribers:
- * every node holding a tab of the user has subscribed (docs/cluster.md, "Not
- * done yet": the live seam after a subscribe). */
-export async function waitSubscribers(port, user, n) {
-  const ch = channelOf(user);
-  let out = [];
-  for (let i = 0; i < 200; i++) {
-    out = redisCli(port, 'PUBSUB', 'NUMSUB', ch).split('\n');
-    if (Number(out[1]) >= n) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`channel ${ch} on port ${port} never had ${n} subscribers (last: ${out.join(' ')})`);
-}
-
 /** A tab of user on gw: connect, subscribe to every context (resuming after
  * `since` when given). Resolves {c, connected, subscribed}. */
 export async function tab(gw, keys, user, name, since) {
