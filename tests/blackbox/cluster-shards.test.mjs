@@ -16,15 +16,14 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { startGateway, tempDir } from './lib/gateway.mjs';
-import { makeKeys, gatewayJwks } from './lib/keys.mjs';
+import { makeKeys, gatewayJwks, mintFit } from './lib/keys.mjs';
 import { getJson, postEvent } from './lib/http.mjs';
-import { mintFit } from './lib/keys.mjs';
 import { claimsOf, verifyNotification } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, updatedEvent } from './lib/events.mjs';
 import { startRedis } from './lib/redis.mjs';
 import {
-  assertContiguous, assertExactlyOnce, descsOf, lastSeq, metric, redisCli, seqsOf, shardOf, tab,
-  userHash, waitReadyz, waitSubscribers,
+  assertContiguous, assertExactlyOnce, assertSubscribers, descsOf, lastSeq, metric, redisCli, seqsOf, shardOf, tab,
+  userHash, waitReadyz,
 } from './lib/cluster.mjs';
 
 let keys, shards, keyDir, signingKey;
@@ -69,13 +68,13 @@ function usersOn(s, n, tag) {
 
 const stopAll = (nodes) => Promise.all(nodes.map((g) => g.stop()));
 
-/** Opens a tab of every user on every node and waits until each user's
- * channel on its shard has every node subscribed. */
+/** Opens a tab of every user on every node; each user's channel on its
+ * shard then has every node subscribed. */
 async function tabsEverywhere(nodes, users) {
   const tabs = new Map(users.map((u) => [u, []]));
   for (const u of users) {
     for (let i = 0; i < nodes.length; i++) tabs.get(u).push({ ...(await tab(nodes[i], keys, u, `${u.slice(0, 6)}@n${i}`)), node: i });
-    await waitSubscribers(shards[shardOf(u, 2)].port, u, nodes.length);
+    assertSubscribers(shards[shardOf(u, 2)].port, u, nodes.length);
   }
   return tabs;
 }
