@@ -189,10 +189,10 @@ describe('two Redis shards', () => {
     }
   });
 
-  test('shard 1 frozen (SIGSTOP): intake still 202 (the journal is on shard 0), shard 0\'s users\' events still recorded, /readyz 503; SIGCONT: shard 1\'s users get theirs once, seq contiguous', async () => {
+  test('shard 1 frozen (SIGSTOP): intake still 202 (the journal is on shard 0), shard 0\'s users\' events still recorded, /readyz 503; SIGCONT: shard 1\'s users get theirs once, seq contiguous; shard 0 frozen: intake 503', async () => {
     const nodes = await startNodes(2, 'fz');
     const frozen = shards[1];
-    let stopped = false;
+    let stopped = false, stopped0 = false;
     try {
       const [u0] = usersOn(0, 1, 'f0');
       const [u1] = usersOn(1, 1, 'f1');
@@ -302,11 +302,21 @@ describe('two Redis shards', () => {
         }
       }
       const closed = (await Promise.all(nodes.map((g) => metric(g, 'cluster_resume_closes')))).reduce((x, y) => x + y, 0);
+      // The other way round: shard 0 holds the journal, so with shard 0
+      // frozen even shard 1's user's event is refused (503 + Retry-After).
+      shards[0].child.kill('SIGSTOP');
+      stopped0 = true;
+      const r0 = await postEvent(nodes[0].port, await mintFit(keys), envelope(bugEvent({ key: 'FZ-3', assignee: u1, summary: 'shard0-frozen' })), { timeout: 10000 });
+      assert.equal(r0.status, 503, r0.text);
+      assert.ok(r0.headers['retry-after'], 'Retry-After on the 503');
+      shards[0].child.kill('SIGCONT');
+      stopped0 = false;
       const left = (await Promise.all(nodes.map((g) => metric(g, 'store_record_failed')))).reduce((x, y) => x + y, 0);
       process.stdout.write(`# shard 1 frozen: ${accepted.get(u0).length + accepted.get(u1).length - 1} events answered 202 (all of them), shard 0's user's ${frozenPhase.length} recorded during the freeze (${liveDuringFreeze} of them live on every tab); ${delivered} deliveries to 4 tabs each once, ${closed} tab(s) closed with 1012, ${resumes} of them resumed with since (not everything yet), ${left} event recordings failed (left pending, claimed again)\n`);
       for (const list of tabs.values()) for (const { c } of list) c.close();
     } finally {
       if (stopped) frozen.child.kill('SIGCONT');
+      if (stopped0) shards[0].child.kill('SIGCONT');
       await stopAll(nodes);
     }
   });
