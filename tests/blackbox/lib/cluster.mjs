@@ -44,6 +44,15 @@ export function redisCli(port, ...args) {
   return execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 10000 }).trim();
 }
 
+/** Asserts, at once, that the user's channel on its server has n
+ * subscribers: every node holding a tab of the user has subscribed. A tab's
+ * `subscribed` comes only once Redis confirmed its node's SUBSCRIBE
+ * (docs/cluster.md, "The live seam after a subscribe"), so no waiting. */
+export function assertSubscribers(port, user, n) {
+  const out = redisCli(port, 'PUBSUB', 'NUMSUB', channelOf(user)).split('\n');
+  assert.equal(Number(out[1]), n, `PUBSUB NUMSUB ${channelOf(user)} on port ${port} right after every tab was subscribed`);
+}
+
 /** A tab of user on gw: connect, subscribe to every context (resuming after
  * `since` when given). Resolves {c, connected, subscribed}. */
 export async function tab(gw, keys, user, name, since) {
