@@ -221,7 +221,9 @@ static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_r
 			if (o->state != RT_READY || !o->user || strcmp(o->user, c->user) ||
 			    strcmp(o->installation, c->installation))
 				continue;
-			if (o == c || same_patterns(o, c)) {
+			/* The sender's count is another tab's only when no ctx filter narrowed it
+			 * (mark_all with ctx counts within the filter, for the sender alone). */
+			if (o == c || (!r->ctx && same_patterns(o, c))) {
 				json_t *ids = json_array();
 				for (size_t i = 0; ids && i < r->marked.count; i++)
 					json_array_append_new(ids, json_string(r->marked.ids[i]));

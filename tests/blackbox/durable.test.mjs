@@ -476,6 +476,29 @@ describe('inbox and read state', () => {
     }
   });
 
+  test('mark_all with ctx: the sender counts within its filter; a tab with the same token hears its own whole count', async () => {
+    const gw = await startGateway({ keys, stateDir: stateDir() });
+    try {
+      const user = uniqueUser('f');
+      const w = await watched(gw, user);
+      for (let i = 0; i < 2; i++) await post(gw, bugEvent({ key: 'FA-1', assignee: user, summary: `fa${i}` }));
+      for (let i = 0; i < 3; i++) await post(gw, bugEvent({ key: 'FB-1', assignee: user, summary: `fb${i}` }));
+      await w.c.waitNotifications(5);
+      const a = await connect(gw, user, ['*'], 'a');
+      const b = await connect(gw, user, ['*'], 'b'); // the same patterns as the sender
+      const ma = await ask(a.c, { op: 'mark_all', ctx: 'jira:issue:FA-1' }, 'marked');
+      assert.equal(ma.ids.length, 2);
+      assert.equal(ma.unread, 0, 'the sender counts within its filter');
+      const mb = await b.c.waitFor((f) => f.op === 'marked' && f.ids.length > 0);
+      assert.deepEqual([...mb.ids].sort(), [...ma.ids].sort());
+      assert.equal(mb.unread, 3, 'the other tab counts over its whole token (FB-1 is still unread)');
+      assert.equal((await ask(b.c, { op: 'inbox' }, 'inbox')).unread, 3);
+      for (const x of [w, a, b]) x.c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('retention: history.per_user purged in the background; a resume from before the purge is recovered:false, after it true', async () => {
     const dir = stateDir();
     const user = uniqueUser('h');
