@@ -18,6 +18,7 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,10 @@ struct rstore {
 	struct gw_store base;
 	struct gw_store_options opt;
 	int64_t timeout_ms, claim_after_ms;
+	/* claim: XAUTOCLAIM not before this (ms, gw_redis_now_ms); it scans up
+	 * to 10 x COUNT entries of the group's PEL, so it runs every
+	 * claim_after / 4, not on every claim (store_redis.c r_claim) */
+	_Atomic int64_t autoclaim_due_ms;
 	char node_id[128];
 	int publish;
 	int contiguous; /* record: seqs must follow the stored one (store.h gw_store_cluster) */
