@@ -45,7 +45,9 @@ void gw_sbuf_put(struct gw_sbuf *b, const char *s, size_t n)
 	if (b->failed)
 		return;
 	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
+		/* small first: most buffers of a pass (issuer, payload) stay under
+		 * 1 KiB, and a larger malloc makes glibc consolidate its fast bins */
+		size_t cap = b->cap ? b->cap : 512;
 		while (b->len + n + 1 > cap)
 			cap *= 2;
 		char *p = realloc(b->p, cap);

@@ -226,9 +226,10 @@ static void canon_value(struct canon *c, json_t *v, int depth, const char *skip_
 
 int gw_intake_event_key(const char *inst, json_t *event, unsigned char key[GW_DEDUP_KEY_LEN])
 {
-	struct canon *c = malloc(sizeof(*c));
-	if (!c)
-		return -1;
+	/* On the stack: a 4 KiB malloc per event made glibc consolidate its
+	 * fast bins each time (malloc_consolidate, ~2 % of the workers' CPU
+	 * at 1,000 events/s; issue 15). */
+	struct canon canon_buf, *c = &canon_buf;
 	c->md = EVP_MD_CTX_new();
 	c->len = 0;
 	c->failed = !gw_sha256() || !c->md || !EVP_DigestInit_ex2(c->md, gw_sha256(), NULL);
@@ -238,7 +239,6 @@ int gw_intake_event_key(const char *inst, json_t *event, unsigned char key[GW_DE
 	int ok = !c->failed && EVP_DigestUpdate(c->md, c->buf, c->len) &&
 		 EVP_DigestFinal_ex(c->md, key, &len) && len == GW_DEDUP_KEY_LEN;
 	EVP_MD_CTX_free(c->md);
-	free(c);
 	return ok ? 0 : -1;
 }
 
