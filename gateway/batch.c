@@ -15,8 +15,6 @@
 #include "store.h"
 #include "util.h"
 
-static void sbuf_json_value(struct gw_sbuf *b, json_t *v, int depth);
-
 /* The claim `n` and the lifetime are the same for every recipient of one
  * notification: serialised once per note, spliced into every recipient's
  * claims. Written directly, as the claims are (json_pack + json_dumps was
@@ -46,7 +44,7 @@ static char *note_claim_text(json_t *note, const char *note_id)
 	}
 	gw_sbuf_puts(&b, ",\"actions\":");
 	if (actions)
-		sbuf_json_value(&b, actions, 0);
+		gw_sbuf_json_value(&b, actions);
 	else
 		gw_sbuf_puts(&b, "[]");
 	gw_sbuf_puts(&b, ",\"rule\":");
@@ -129,13 +127,10 @@ void gw_sbuf_json_str(struct gw_sbuf *b, const char *s)
 	gw_sbuf_put(b, "\"", 1);
 }
 
-/* Appends any JSON value as jansson's compact encoder writes it (key order
- * as inserted, jansson's escapes); reals, rare in a notification, through
- * jansson itself. */
 static void sbuf_json_value(struct gw_sbuf *b, json_t *v, int depth)
 {
 	char num[32];
-	if (depth > 64) { /* deeper than any rule writes; as jansson, refuse */
+	if (!v || depth > 2048) { /* jansson's own parsing depth limit */
 		b->failed = 1;
 		return;
 	}
@@ -183,6 +178,11 @@ static void sbuf_json_value(struct gw_sbuf *b, json_t *v, int depth)
 		break;
 	}
 	}
+}
+
+void gw_sbuf_json_value(struct gw_sbuf *b, json_t *v)
+{
+	sbuf_json_value(b, v, 0);
 }
 
 /* A notification of the pass: its claims are bytes [off, off+len) of the

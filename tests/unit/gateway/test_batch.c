@@ -170,6 +170,26 @@ static void test_escaping(void)
 	}
 }
 
+/* gw_sbuf_json_value writes what jansson's compact encoder writes (hex
+ * case aside), for every JSON type and for real Forge payloads. */
+static void test_json_value(void)
+{
+	const char *samples[] = {
+		"{\"a\":[1,-2,3.25,1e+300,true,false,null,\"x\\u0001y\"],\"b\":{},\"c\":[],\"d\":{\"e\":{\"f\":\"\\u00e9\\n\"}}}",
+		"[\"\\u2028\",{\"z\":0,\"a\":-0.5}]", "\"s\"", "12345678901234", "null"};
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		json_t *v = json_loads(samples[i], JSON_DECODE_ANY, NULL);
+		CHECK(v != NULL);
+		struct gw_sbuf b = {0};
+		gw_sbuf_json_value(&b, v);
+		char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		CHECK(!b.failed && want && strlen(want) == b.len && !strncasecmp(want, b.p, b.len));
+		free(want);
+		free(b.p);
+		json_decref(v);
+	}
+}
+
 /* The claim n, written by batch.c directly, is the text jansson's compact
  * encoder writes for the same object (key order of docs/protocol.md; hex
  * case aside), whatever the actions hold. */
@@ -232,6 +252,7 @@ int main(void)
 {
 	gw_log_set_level(GW_LOG_ERR);
 	test_escaping();
+	test_json_value();
 
 	const char *tmp = getenv("GW_TEST_TMP");
 	char keypath[1024], err[256];
