@@ -230,9 +230,9 @@ static size_t pass_leaves(const struct gw_event_work *works, size_t n)
 /* The signing window (issue 15): at light load a pass holds one event and
  * pays a whole ES256 signature (~25 us) for it. A pass holding some but
  * fewer than signing.window_notifications notifications waits up to
- * signing.window_us for more events, evaluating each as it comes (its
- * rules and seqs at once: only the signature waits), then signs them all
- * at once. Verifications that no idle worker takes are run meanwhile
+ * signing.window_us for more events (woken early only once as many events
+ * wait as would fill it: one wake-up per window, not per event), evaluates
+ * them, then signs them all at once. Verifications that no idle worker takes are run meanwhile
  * (gw_workq_window_pop), so the wait never holds other work back. A pass
  * with no notification signs nothing and does not wait. Returns the number
  * of works now filled (count or more, at most cap). */
@@ -246,7 +246,7 @@ static size_t signing_window(struct gw_app *app, struct gw_event_work *works, si
 	int64_t deadline = gw_monotonic_ns() + (int64_t)app->cfg.sign_window_us * 1000;
 	struct gw_job *more;
 	while (count < cap && leaves < want &&
-	       (more = gw_workq_window_pop(&app->workq, cap - count, deadline))) {
+	       (more = gw_workq_window_pop(&app->workq, cap - count, want - leaves, deadline))) {
 		if (more->kind != GW_JOB_EVENT) {
 			run_job(app, more);
 			continue;
