@@ -22,11 +22,18 @@ struct gw_journal {
 	struct gw_job *head, *tail;
 	size_t waiting, committing;
 	int stop;
+	int inline_commit; /* gw_journal_start_inline: no thread */
 };
+
+static void commit(struct gw_journal *j, struct gw_job **evs, size_t n);
 
 void gw_journal_submit(struct gw_journal *j, struct gw_job *ev)
 {
 	ev->next = NULL;
+	if (j->inline_commit) {
+		commit(j, &ev, 1);
+		return;
+	}
 	pthread_mutex_lock(&j->lock);
 	/* Only a thread that waits needs the signal: with events already
 	 * waiting, or a commit under way, it looks at the list again anyway. */
@@ -47,7 +54,7 @@ void gw_journal_submit(struct gw_journal *j, struct gw_job *ev)
 
 size_t gw_journal_depth(struct gw_journal *j)
 {
-	if (!j)
+	if (!j || j->inline_commit)
 		return 0;
 	pthread_mutex_lock(&j->lock);
 	size_t n = j->waiting + j->committing;
@@ -135,10 +142,25 @@ struct gw_journal *gw_journal_start(struct gw_app *app, gw_journal_done_fn done)
 	return j;
 }
 
+struct gw_journal *gw_journal_start_inline(struct gw_app *app, gw_journal_done_fn done)
+{
+	struct gw_journal *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->app = app;
+	j->done = done;
+	j->inline_commit = 1;
+	return j;
+}
+
 void gw_journal_stop(struct gw_journal *j)
 {
 	if (!j)
 		return;
+	if (j->inline_commit) {
+		free(j);
+		return;
+	}
 	pthread_mutex_lock(&j->lock);
 	j->stop = 1;
 	pthread_cond_signal(&j->cond);

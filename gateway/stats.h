@@ -64,6 +64,8 @@
 	X(batch_alloc_fallbacks,                                                                                                             \
 	  "batch containers taken from the worker's spare or retried after an allocation failure (nothing lost)")                            \
 	X(signatures, "ES256 batch signatures (one per worker pass, covering its notifications)")                                            \
+	X(signing_windows, "worker passes that waited for more events to share their signature (signing.window_us)")                       \
+	X(signing_window_joined, "events that joined a waiting pass (signing.window_us)")                                                   \
 	X(notifications_delivered, "notification frames queued to connections")                                                              \
 	X(notifications_undelivered, "signed notifications with no subscribed connection")                                                   \
 	X(notifications_dropped,                                                                                                             \
@@ -71,6 +73,9 @@
 	X(store_commits,                                                                                                                     \
 	  "store write transactions committed (group commit: one for all writes queued meanwhile)")                                          \
 	X(store_commit_requests, "store write calls (journal, record, mark, purge) those commits carried")                                   \
+	X(store_commits_shared, "store commits that carried both a journal batch and a record of processed events (one fsync for both)") \
+	X(store_lingers,                                                                                                                     \
+	  "record commits that waited (at most 1 ms) for the journal's next batch to share their commit")                                  \
 	X(store_write_errors, "store write calls that failed (nothing of them written)")                                                     \
 	X(store_probe_failures,                                                                                                              \
 	  "store round trips of the readiness probe that failed (/readyz answers 503 meanwhile)")                                            \

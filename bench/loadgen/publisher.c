@@ -268,6 +268,7 @@ void *publisher(void *arg)
 						if (in_window(now_ns()))
 							atomic_fetch_add(&g_accepted_in_win, 1);
 					} else {
+						atomic_store(&g_ev[c->seq].rejected, 1);
 						if (atomic_fetch_add(&g_rejected, 1) < 5)
 							fprintf(stderr, "publisher: HTTP %d for event %ld\n",
 								st, c->seq);
@@ -312,6 +313,7 @@ void *publisher(void *arg)
 				if (st >= 200 && st < 300)
 					atomic_fetch_add(&g_accepted, 1);
 				else {
+					atomic_store(&g_ev[c->seq].rejected, 1);
 					atomic_fetch_add(&g_rejected, 1);
 					atomic_fetch_add(&g_completed, 1);
 				}

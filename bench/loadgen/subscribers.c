@@ -130,7 +130,7 @@ static void on_message(struct wconn *c, const char *m, size_t n)
 	atomic_fetch_add(&g_frames, 1);
 	if (in_window(t))
 		atomic_fetch_add(&g_frames_in_win, 1);
-	if (got == (uint32_t)g_fanout)
+	if (got == (uint32_t)g_fanout && !atomic_load(&e->rejected)) /* a 503 counted it complete */
 		atomic_fetch_add(&g_completed, 1);
 	else if (got > (uint32_t)g_fanout)
 		atomic_fetch_add(&g_dups, 1);

@@ -520,3 +520,45 @@ describe('the live seam after a subscribe', () => {
     }
   });
 });
+
+/** A counter of a node's /metrics (0 when absent). */
+async function counter(gw, name) {
+  const m = (await getJson(gw.port, '/metrics')).text;
+  return Number(new RegExp(`^notify_gateway_${name}_total (\\d+)`, 'm').exec(m)?.[1] ?? 0);
+}
+
+describe('counters in cluster mode', () => {
+  test('a pass re-signed after a seq conflict counts its rule matches once', async () => {
+    // node A caches the user's seq, node B records the user meanwhile (A
+    // frozen, so B takes the event), then A's next event conflicts and is
+    // numbered and signed again
+    const a = await startNode(`cntA-${process.pid}`);
+    let b, frozen = false;
+    try {
+      const user = uniqueUser('cnt');
+      const post = async (gw, summary) => {
+        const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'CN-1', assignee: user, summary })));
+        assert.equal(res.status, 202, `${res.text}\n${gw.diag()}`);
+      };
+      await post(a, 'c1');
+      await waitRecorded(user, 1);
+      a.signal('SIGSTOP');
+      frozen = true;
+      b = await startNode(`cntB-${process.pid}`);
+      await post(b, 'c2');
+      await waitRecorded(user, 2);
+      await b.stop();
+      a.signal('SIGCONT');
+      frozen = false;
+      const before = await counter(a, 'rule_matches');
+      await post(a, 'c3');
+      await waitRecorded(user, 3);
+      assert.ok(await counter(a, 'cluster_resigned_passes') >= 1, 'node A re-signed its pass');
+      assert.equal(await counter(a, 'rule_matches') - before, 1, 'one event, one rule match');
+      assert.equal(await counter(a, 'rule_matches'), 2, 'node A evaluated c1 and c3');
+    } finally {
+      if (frozen) a.signal('SIGCONT');
+      await stopAll([a, ...(b ? [b] : [])]);
+    }
+  });
+});

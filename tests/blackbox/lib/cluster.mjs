@@ -59,14 +59,14 @@ export async function waitSubscribers(port, user, n) {
 }
 
 /** A tab of user on gw: connect, subscribe to every context (resuming after
- * `since` when given). Resolves {c, connected}. */
+ * `since` when given). Resolves {c, connected, subscribed}. */
 export async function tab(gw, keys, user, name, since) {
   const c = await WsClient.open(gw.wsUrl, { name, diag: () => gw.diag() });
   c.send({ op: 'connect', token: await mintSub(keys, { sub: user, ctx: ['*'] }) });
   const connected = await c.waitOp('connected');
   c.send({ op: 'subscribe', ctx: '*', ...(since !== undefined ? { since: { epoch: connected.epoch, seq: since } } : {}) });
-  await c.waitOp('subscribed', { timeout: 10000 });
-  return { c, connected };
+  const subscribed = await c.waitOp('subscribed', { timeout: 10000 });
+  return { c, connected, subscribed };
 }
 
 export const seqsOf = (c) => c.notifications().map((f) => claimsOf(f).seq);
@@ -126,10 +126,12 @@ export async function waitReadyz(gw, status, { tries = 150 } = {}) {
   return r;
 }
 
-/** A counter from a node's /metrics (0 when absent). */
-export async function metric(gw, name) {
+/** A counter from a node's /metrics (0 when absent); label: e.g.
+ * 'reason="store"' for a family (events_rejected). */
+export async function metric(gw, name, label) {
   const m = (await getJson(gw.port, '/metrics')).text;
-  return Number(new RegExp(`^notify_gateway_${name}_total (\\d+)`, 'm').exec(m)?.[1] ?? 0);
+  const l = label ? `\\{${label}\\}` : '';
+  return Number(new RegExp(`^notify_gateway_${name}_total${l} (\\d+)`, 'm').exec(m)?.[1] ?? 0);
 }
 
 export { INSTALLATION };
