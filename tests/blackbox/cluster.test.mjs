@@ -660,7 +660,11 @@ describe('failover', () => {
       const r = await failover(f, { lostTail: false });
       assert.equal(r.connected.epoch, r.epoch);
       assert.equal(r.sub.recovered, true, JSON.stringify(r.sub));
-      assert.deepEqual(descsOf(r.c), ['f2']);
+      // exactly what the tab had been sent after seq 1, byte for byte
+      const want = f.t.c.notifications().filter((n) => claimsOf(n).seq > 1).map((n) => n.claims);
+      assert.deepEqual(r.c.notifications().map((n) => n.claims), want,
+        `replayed: ${r.c.dump()}\nthe tab had: ${f.t.c.dump()}\nreplica: ${cli(f.replica.port, 'HGETALL', `gw:u:${userHash(f.user)}:i`)}\n${f.gw.diag()}`);
+      assert.equal(want.length, 1);
       assert.equal(await counter(f.gw, 'redis_failover_epochs'), 0);
       r.c.close();
     } finally {
