@@ -645,13 +645,10 @@ static void r_close(struct gw_store *s)
 static int r_ping(struct gw_store *s)
 {
 	struct rstore *r = R(s);
-	static const char *argv[] = {"PING"};
 	for (size_t i = 0; i < r->nshards; i++) {
-		redisReply *rep;
-		int rc = rs_command(r, &r->sh[i], 1, argv, &rep);
+		int rc = rs_ping(r, &r->sh[i]);
 		if (rc)
 			return rc;
-		freeReplyObject(rep);
 	}
 	return GW_STORE_OK;
 }
