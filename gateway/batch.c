@@ -284,7 +284,6 @@ size_t gw_batch_sign(const struct gw_batch_signing *how, struct gw_event_work *w
 			char *n = note_claim_text(note, note_id);
 			const char *ctx = json_string_value(json_object_get(note, "context"));
 			json_int_t ttl = note_ttl(how, note);
-			gw_stat_inc(GW_STAT_rule_matches);
 			for (size_t j = 0; j < nto; j++, k++) {
 				if (!w->items[k].user)
 					continue;
@@ -661,6 +660,10 @@ void gw_batch_finish(struct gw_app *app, struct gw_event_work *works, size_t nwo
 void gw_batch_deliver(struct gw_app *app, struct gw_event_work *works, size_t nworks)
 {
 	struct gw_batch_signing how = {app->signer, app->cfg.signing_issuer, app->cfg.notification_ttl};
+	/* Counted here, once per note the rules made: a pass re-signed after a
+	 * seq conflict (reseq_pass) goes through gw_batch_sign again. */
+	for (size_t e = 0; e < nworks; e++)
+		gw_stat_add(GW_STAT_rule_matches, json_array_size(works[e].notes));
 	gw_batch_sign(&how, works, nworks, time(NULL));
 	for (size_t e = 0; e < nworks && !clustered(app); e++) {
 		json_decref(works[e].notes); /* signed: the claims hold what is needed */

@@ -15,6 +15,8 @@
 	  "HTTP answers still unwritten a second after they were queued (written by the sweep, connection closed)")                          \
 	X(http_pipelined_closed,                                                                                                             \
 	  "connections closed after answering because the client pipelined (sent a request before the previous answer)")                     \
+	X(http_answers_direct,                                                                                                               \
+	  "HTTP answers from a worker written at once from the outbox drain, without waiting for a writeable callback")                      \
 	X(http_static_refused,                                                                                                               \
 	  "static file requests refused: the file's real path is outside web_root (symlink)")                                                \
 	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name")                                         \
@@ -71,6 +73,9 @@
 	X(store_commits,                                                                                                                     \
 	  "store write transactions committed (group commit: one for all writes queued meanwhile)")                                          \
 	X(store_commit_requests, "store write calls (journal, record, mark, purge) those commits carried")                                   \
+	X(store_commits_shared, "store commits that carried both a journal batch and a record of processed events (one fsync for both)") \
+	X(store_lingers,                                                                                                                     \
+	  "record commits that waited (at most 1 ms) for the journal's next batch to share their commit")                                  \
 	X(store_write_errors, "store write calls that failed (nothing of them written)")                                                     \
 	X(store_probe_failures,                                                                                                              \
 	  "store round trips of the readiness probe that failed (/readyz answers 503 meanwhile)")                                            \
@@ -107,6 +112,8 @@
 	  "events not recorded because a recipient's seq could not be read from the shared store (claimed again after cluster.claim_after)") \
 	X(cluster_resigned_passes,                                                                                                           \
 	  "worker passes numbered and signed again after a seq conflict with another node")                                                  \
+	X(redis_failover_epochs,                                                                                                             \
+	  "shard epochs changed: a reconnect found a server that may lack writes this node had acknowledged (failover, restart)")            \
 	X(cluster_subscribe_waits,                                                                                                           \
 	  "subscribes held until Redis confirmed this node's SUBSCRIBE of the user's channel")                                               \
 	X(cluster_subscribe_timeouts,                                                                                                        \

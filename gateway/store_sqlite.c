@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "metrics.h"
@@ -103,15 +104,65 @@ static void forget_batch(struct sstore *s)
 	s->last_batch = 0;
 }
 
-/* Runs fn(arg) in a write transaction shared with concurrent callers and
- * returns once it is committed (or failed). quiet: see wreq. */
-static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct wreq *), void *arg,
-		     int quiet)
+/* The linger: the gateway journals new events on one thread (journal.c)
+ * and records processed ones on another (recorder.c). Left alone, at a
+ * steady rate each gets a commit (an fsync) of its own: the record of event
+ * N commits just before event N+1's journal call arrives. So a leader whose
+ * queue holds only record requests, while journal requests come at most
+ * SQ_LINGER_GAP_NS apart (smoothed), waits up to SQ_LINGER_NS for the next
+ * one and commits both in one transaction: one commit per event instead of
+ * two. A journal request never waits (202 waits for its commit), and a
+ * record request waits only for a journal request from another thread. */
+#define SQ_LINGER_NS 1000000 /* 1 ms: the most a record (delivery) waits */
+#define SQ_LINGER_GAP_NS 2000000 /* linger only when journal calls come this often */
+
+/* qlock held, leader_active set by the caller. */
+static void linger(struct sstore *s)
 {
-	struct wreq req = {.fn = fn, .undo = undo, .arg = arg, .quiet = quiet};
+	if (s->j_seen < 2 || s->j_gap_ns > SQ_LINGER_GAP_NS || pthread_equal(s->j_thread, pthread_self()))
+		return;
+	for (struct wreq *q = s->queue; q; q = q->next)
+		if (q->kind != WK_RECORD)
+			return;
+	int64_t now = gw_monotonic_ns(), until = s->j_last_ns + 2 * s->j_gap_ns;
+	if (until > now + SQ_LINGER_NS)
+		until = now + SQ_LINGER_NS;
+	if (until <= now)
+		return;
+	gw_stat_inc(GW_STAT_store_lingers);
+	struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+	s->lingering = 1;
+	for (;;) {
+		for (struct wreq *q = s->queue; q; q = q->next)
+			if (q->kind == WK_JOURNAL)
+				goto out;
+		if (pthread_cond_timedwait(&s->lcond, &s->qlock, &ts))
+			break; /* ETIMEDOUT (gw_monotonic_ns is CLOCK_MONOTONIC, as lcond) */
+	}
+out:
+	s->lingering = 0;
+}
+
+/* Runs fn(arg) in a write transaction shared with concurrent callers and
+ * returns once it is committed (or failed). quiet: see wreq; kind: for the
+ * linger. */
+static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct wreq *), void *arg,
+		     int quiet, enum wkind kind)
+{
+	struct wreq req = {.fn = fn, .undo = undo, .arg = arg, .quiet = quiet, .kind = kind};
 	pthread_mutex_lock(&s->qlock);
 	*s->queue_tail = &req;
 	s->queue_tail = &req.next;
+	if (kind == WK_JOURNAL) {
+		int64_t t = gw_monotonic_ns();
+		if (s->j_seen)
+			s->j_gap_ns = s->j_seen == 1 ? t - s->j_last_ns : (3 * s->j_gap_ns + (t - s->j_last_ns)) / 4;
+		s->j_last_ns = t;
+		s->j_thread = pthread_self();
+		s->j_seen = s->j_seen < 2 ? s->j_seen + 1 : 2;
+		if (s->lingering)
+			pthread_cond_signal(&s->lcond);
+	}
 	while (!req.done) {
 		if (s->leader_active) {
 			pthread_cond_wait(&s->qcond, &s->qlock);
@@ -119,6 +170,7 @@ static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, str
 		}
 		/* Lead: take the whole queue and commit it in one transaction. */
 		s->leader_active = 1;
+		linger(s);
 		struct wreq *batch = s->queue;
 		s->queue = NULL;
 		s->queue_tail = &s->queue;
@@ -157,10 +209,14 @@ static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, str
 		}
 
 		size_t nreq = 0, nfailed = 0;
+		int kinds = 0;
 		for (struct wreq *q = batch; q; q = q->next) {
 			nreq += !q->quiet;
 			nfailed += !q->quiet && q->rc < 0;
+			kinds |= 1 << q->kind;
 		}
+		if (!trc && kinds == ((1 << WK_JOURNAL) | (1 << WK_RECORD)))
+			gw_stat_inc(GW_STAT_store_commits_shared);
 		/* A commit that carried only pings wrote nothing: it is not one
 		 * the metrics should show (an idle gateway would count one a second). */
 		if (!trc && nreq) {
@@ -183,7 +239,7 @@ static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, str
 
 static int submit(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct wreq *), void *arg)
 {
-	return submit_ex(s, fn, undo, arg, 0);
+	return submit_ex(s, fn, undo, arg, 0, WK_OTHER);
 }
 
 static int do_nothing(struct sstore *s, struct wreq *r)
@@ -197,7 +253,7 @@ static int do_nothing(struct sstore *s, struct wreq *r)
  * another process holding it), COMMIT of nothing writes nothing. */
 static int s_ping(struct gw_store *s)
 {
-	return submit_ex(S(s), do_nothing, NULL, NULL, 1);
+	return submit_ex(S(s), do_nothing, NULL, NULL, 1, WK_OTHER);
 }
 
 /* ---- journal --------------------------------------------------------------- */
@@ -281,7 +337,7 @@ static int s_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 	struct journal_args a = {ev, n, now, key_ttl, out, 0, calloc(n ? n : 1, sizeof(unsigned char *))};
 	if (!a.added)
 		return GW_STORE_ERR_NOMEM;
-	int rc = submit(S(s), do_journal, undo_journal, &a);
+	int rc = submit_ex(S(s), do_journal, undo_journal, &a, 0, WK_JOURNAL);
 	free(a.added);
 	if (rc < 0)
 		for (size_t i = 0; i < n; i++)
@@ -436,7 +492,7 @@ static int do_record(struct sstore *s, struct wreq *r)
 static int s_record(struct gw_store *s, const struct gw_store_done *d, size_t n, int *results)
 {
 	struct record_args a = {d, n, results};
-	int rc = submit(S(s), do_record, NULL, &a);
+	int rc = submit_ex(S(s), do_record, NULL, &a, 0, WK_RECORD);
 	return rc < 0 ? rc : GW_STORE_OK;
 }
 
@@ -858,6 +914,7 @@ void sq_close(struct gw_store *s)
 	pthread_mutex_destroy(&ss->rlock);
 	pthread_mutex_destroy(&ss->qlock);
 	pthread_cond_destroy(&ss->qcond);
+	pthread_cond_destroy(&ss->lcond);
 	free(ss->last_jws);
 	free(ss->path);
 	free(ss);

@@ -61,6 +61,9 @@ struct sstore;
 struct wreq;
 typedef int (*wfn)(struct sstore *s, struct wreq *r);
 
+/* What a request is, for the group commit's linger (store_sqlite.c). */
+enum wkind { WK_OTHER, WK_JOURNAL, WK_RECORD };
+
 struct wreq {
 	struct wreq *next;
 	wfn fn;
@@ -69,6 +72,7 @@ struct wreq {
 	int rc;
 	int done;
 	int quiet; /* a readiness ping (store.h): not counted as a write */
+	enum wkind kind;
 };
 
 struct sstore {
@@ -85,6 +89,15 @@ struct sstore {
 	pthread_cond_t qcond;
 	struct wreq *queue, **queue_tail;
 	int leader_active;
+	/* the linger (store_sqlite.c, submit_ex): a leader holding only record
+	 * requests waits on lcond, at most SQ_LINGER_NS, for the journal's next
+	 * request when journal requests come often; j_*: when the last one
+	 * came, the smoothed gap between them, and from which thread */
+	pthread_cond_t lcond; /* CLOCK_MONOTONIC */
+	int lingering;
+	int64_t j_last_ns, j_gap_ns;
+	pthread_t j_thread;
+	int j_seen; /* journal requests seen: 0, 1, 2 = two or more (j_gap_ns valid) */
 	int64_t purge_cursor; /* writer only: the next uid the per-user cap looks at */
 	/* The redelivery guard's lookups are served from memory: keys are
 	 * SHA-256 digests, so an on-disk index of them would take a random

@@ -362,15 +362,18 @@ struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, size_t wake_
 			job = take_events(q, room);
 			break;
 		}
+		/* Checked before a verification is taken: a stream of them must not
+		 * keep the window (and the signature of what it holds) open. */
+		if (due)
+			break;
 		/* Verifications no idle worker waits for: run here rather than
 		 * keep them waiting while this worker only waits. */
 		if ((q->verify_head || q->auth_head) && !q->idle) {
 			job = take_verification(q);
 			break;
 		}
-		if (due)
-			break;
-		struct timespec ts = {(time_t)(deadline_ns / 1000000000LL), (long)(deadline_ns % 1000000000LL)};
+		struct timespec ts = {(time_t)(deadline_ns / 1000000000LL),
+				      (long)(deadline_ns % 1000000000LL)};
 		pthread_cond_timedwait(&q->window, &q->lock, &ts); /* CLOCK_MONOTONIC (init) */
 	}
 	if (!job)

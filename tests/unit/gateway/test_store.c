@@ -4,7 +4,8 @@
  * and limits, read state, retention purge, the redelivery guard, concurrent
  * writers (group commit), the readiness ping (answers, is not counted as a
  * commit, and for SQLite reports a write lock another process holds); and, for SQLite only, a corrupt file, a foreign
- * database, a newer schema, an unwritable directory and a second process.
+ * database, a newer schema, an unwritable directory, a second process, and
+ * a schema version 1 store migrated in place with everything in it kept.
  * Real SQLite in temporary directories; the redis engine against a real
  * redis-server this test starts on a free port (GW_REDIS_SERVER), each case
  * on an emptied server, "restart" = close and open a new handle. */
@@ -859,6 +860,143 @@ static void case_sqlite_refusals(void)
 	rm_rf(dir);
 }
 
+/* Schema version 1 exactly as gateways before version 2 created it, and
+ * rows such a gateway wrote. */
+static const char V1_SCHEMA[] =
+	"CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE journal(id INTEGER PRIMARY KEY AUTOINCREMENT, installation TEXT NOT NULL,"
+	" trace_id TEXT NOT NULL, received_ms INTEGER NOT NULL, key BLOB, payload BLOB NOT NULL);"
+	"CREATE TABLE redelivery(id INTEGER PRIMARY KEY, key BLOB NOT NULL, expires INTEGER NOT NULL);"
+	"CREATE INDEX redelivery_expires ON redelivery(expires);"
+	"CREATE TABLE users(uid INTEGER PRIMARY KEY, installation TEXT NOT NULL, user TEXT NOT NULL,"
+	" max_seq INTEGER NOT NULL DEFAULT 0, stored INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(installation, user));"
+	"CREATE TABLE batches(id INTEGER PRIMARY KEY, jws TEXT NOT NULL);"
+	"CREATE TABLE notes(id INTEGER PRIMARY KEY, uid INTEGER NOT NULL REFERENCES users(uid),"
+	" seq INTEGER NOT NULL, ctx TEXT NOT NULL, nid TEXT NOT NULL, created INTEGER NOT NULL,"
+	" exp INTEGER NOT NULL, read INTEGER NOT NULL DEFAULT 0, claims TEXT NOT NULL,"
+	" batch INTEGER REFERENCES batches(id), proof TEXT NOT NULL);"
+	"CREATE INDEX notes_batch ON notes(batch) WHERE batch IS NOT NULL;"
+	"CREATE UNIQUE INDEX notes_user_seq ON notes(uid, seq);"
+	"CREATE INDEX notes_user_nid ON notes(uid, nid);"
+	"CREATE INDEX notes_unread ON notes(uid, ctx) WHERE read = 0;"
+	"CREATE INDEX notes_age ON notes(created, exp);"
+	"CREATE TRIGGER notes_count_ins AFTER INSERT ON notes BEGIN"
+	" UPDATE users SET stored = stored + 1 WHERE uid = new.uid; END;"
+	"CREATE TRIGGER notes_count_del AFTER DELETE ON notes BEGIN"
+	" UPDATE users SET stored = stored - 1 WHERE uid = old.uid; END;"
+	"INSERT INTO meta VALUES('epoch', '0123456789abcdef0123456789abcdef'), ('created', '2026-11-01T00:00:00Z');"
+	"INSERT INTO journal VALUES(41, 'ari:cloud:ecosystem::installation/1', 'trace-v1', 1000000,"
+	" x'070000000000000000000000000000000000000000000000000000000000005a', 'event-v1');"
+	"INSERT INTO redelivery VALUES(1, x'080000000000000000000000000000000000000000000000000000000000005a', 500);"
+	"INSERT INTO redelivery VALUES(2, x'070000000000000000000000000000000000000000000000000000000000005a', 1900);"
+	"INSERT INTO redelivery VALUES(3, x'080000000000000000000000000000000000000000000000000000000000005a', 2000);"
+	"INSERT INTO users(uid, installation, user, max_seq) VALUES(1, 'ari:cloud:ecosystem::installation/1', 'u1', 2);"
+	"INSERT INTO batches VALUES(1, 'h.p.s');"
+	"INSERT INTO notes VALUES(1, 1, 1, 'c', 'n1', 1000, 5000, 1, '{\"seq\":1}', 1, ',\"index\":0}');"
+	"INSERT INTO notes VALUES(2, 1, 2, 'c', 'n2', 1000, 5000, 0, '{\"seq\":2}', 1, ',\"index\":1}');"
+	"PRAGMA user_version = 1;";
+
+static long long sql_int(const char *db, const char *sql)
+{
+	sqlite3 *c = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+	if (sqlite3_open(db, &c) == SQLITE_OK && sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(c);
+	return v;
+}
+
+/* A store written by schema version 1 opens, is migrated to the current
+ * version in place (every step since) and keeps everything: epoch, pending
+ * events, redelivery keys (the later expiry of a key stored twice),
+ * notifications with their proofs, seq, read state, per-user counts. */
+static void case_sqlite_migrate_v1(void)
+{
+	char dir[512], db[600], msg[512] = "";
+	snprintf(dir, sizeof(dir), "%s/store-v1-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(db, sizeof(db), "%s/notify.db", dir);
+	sqlite3 *c = NULL;
+	CHECK_INT_EQ(sqlite3_open(db, &c), SQLITE_OK);
+	CHECK_INT_EQ(sqlite3_exec(c, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT_EQ(sqlite3_exec(c, V1_SCHEMA, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(c);
+
+	struct gw_store *s = NULL;
+	CHECK_INT_EQ(open_sqlite(dir, msg, sizeof(msg), &s), GW_STORE_OK);
+	if (!s) {
+		fprintf(stderr, "  (v1: %s)\n", msg);
+		rm_rf(dir);
+		return;
+	}
+	CHECK_STR_EQ(s->ops->epoch(s), "0123456789abcdef0123456789abcdef");
+	struct t t = {.s = s};
+	struct pending_list l = pending(&t);
+	CHECK_INT_EQ(l.n, 1);
+	CHECK(l.n == 1 && l.ids[0] == 41 && !strcmp(l.payloads[0], "event-v1") && l.keyed[0]);
+	unsigned char k7[GW_STORE_KEY_LEN], k8[GW_STORE_KEY_LEN];
+	key_of(7, k7);
+	key_of(8, k8);
+	CHECK_INT_EQ(s->ops->key_seen(s, k7, 1000), 1);
+	CHECK_INT_EQ(s->ops->key_seen(s, k8, 1500), 1); /* 2000, not 500 */
+	uint64_t seq = 0;
+	CHECK_INT_EQ(s->ops->max_seq(s, INST, "u1", &seq), GW_STORE_OK);
+	CHECK_INT_EQ(seq, 2);
+	const char *all[] = {"*"};
+	struct gw_store_page p;
+	CHECK_INT_EQ(s->ops->since(s, INST, "u1", all, 1, 0, 10, &p), GW_STORE_OK);
+	CHECK(p.recovered && p.count == 2);
+	if (p.count == 2) {
+		CHECK_STR_EQ(p.items[1].proof, "{\"batch\":\"h.p.s\",\"index\":1}");
+		CHECK_STR_EQ(p.items[1].claims, "{\"seq\":2}");
+		CHECK(p.items[0].read == 1 && p.items[1].read == 0);
+	}
+	gw_store_page_free(&p);
+	uint64_t unread = 0;
+	CHECK_INT_EQ(s->ops->unread(s, INST, "u1", all, 1, NULL, &unread), GW_STORE_OK);
+	CHECK_INT_EQ(unread, 1);
+	/* read state through the new index: n2 read, n1 unread again */
+	const char *ids[] = {"n2", "n1"};
+	struct gw_store_marked m;
+	CHECK_INT_EQ(s->ops->mark(s, INST, "u1", all, 1, ids, 1, 1, &m), GW_STORE_OK);
+	CHECK(m.count == 1 && !strcmp(m.ids[0], "n2") && m.unread == 0);
+	gw_store_marked_free(&m);
+	CHECK_INT_EQ(s->ops->mark(s, INST, "u1", all, 1, ids + 1, 1, 0, &m), GW_STORE_OK);
+	CHECK(m.count == 1 && !strcmp(m.ids[0], "n1") && m.unread == 1);
+	gw_store_marked_free(&m);
+	/* the pending event is recorded (done) with a third note; a new event
+	 * gets a journal id after the old ones */
+	struct note_buf b;
+	struct gw_store_note n3 = make_note(&b, "u1", "c", 3, 1000, 5000);
+	struct gw_store_done d = {41, INST, &n3, 1};
+	int res = -99;
+	CHECK_INT_EQ(s->ops->record(s, &d, 1, &res), GW_STORE_OK);
+	CHECK_INT_EQ(res, GW_STORE_OK);
+	CHECK(journal_one(&t, 9, 1, 1200) > 41); /* its key expires at 2100 */
+	struct gw_store_purged pr;
+	CHECK_INT_EQ(s->ops->purge(s, 1950, 100, &pr), GW_STORE_OK);
+	CHECK_INT_EQ(pr.keys, 2); /* 500 and 1900 */
+	CHECK_INT_EQ(s->ops->key_seen(s, k7, 1950), 0);
+	CHECK_INT_EQ(s->ops->key_seen(s, k8, 1950), 1);
+	s->ops->close(s);
+	CHECK_INT_EQ(sql_int(db, "PRAGMA user_version"), 3);
+	CHECK_INT_EQ(sql_int(db, "SELECT stored FROM users WHERE user = 'u1'"), 3);
+	CHECK_INT_EQ(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('notes_count_ins',"
+				 " 'redelivery_expires', 'redelivery_v2', 'notes_user_nid', 'notes_unread')"),
+		     0);
+	CHECK_INT_EQ(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'notes_user_state'"), 1);
+	CHECK_INT_EQ(sql_int(db, "SELECT count(*) FROM redelivery"), 2); /* k8 at 2000, k9 */
+	/* and it opens again as it is */
+	CHECK_INT_EQ(open_sqlite(dir, msg, sizeof(msg), &s), GW_STORE_OK);
+	if (s)
+		s->ops->close(s);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 #ifdef GW_REDIS_SERVER
@@ -885,6 +1023,7 @@ int main(void)
 	}
 	case_sqlite_refusals();
 	case_sqlite_ping_locked();
+	case_sqlite_migrate_v1();
 #ifdef GW_REDIS_SERVER
 	fixture_stop(&redis);
 #endif

@@ -218,6 +218,25 @@ static void window_cases(void)
 	pthread_join(w, NULL);
 	CHECK(call.got == NULL);
 	gw_workq_destroy(&q);
+
+	/* Past the deadline the window ends even while verifications wait: a
+	 * stream of them (a flood of bad FITs with one worker) must not keep
+	 * the window, and the signature of the events it holds, open. The
+	 * verification stays queued for the worker's next pop. */
+	CHECK_INT_EQ(gw_workq_init(&q, 10, 10), 0);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	call = (struct window_call){4, 1, -1, NULL, 0};
+	window_thread(&call);
+	CHECK(call.got == NULL);
+	free_run(call.got);
+	lane_state(&collecting, &idle);
+	CHECK_INT_EQ(collecting, 0);
+	pthread_mutex_lock(&q.lock);
+	size_t waiting = q.verify_count;
+	pthread_mutex_unlock(&q.lock);
+	CHECK_INT_EQ(waiting, 1);
+	gw_workq_close(&q);
+	gw_workq_destroy(&q);
 }
 
 static void *producer(void *arg)
