@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "outbox.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
@@ -79,6 +80,11 @@ static void commit(struct gw_journal *j, struct gw_job **evs, size_t n)
 	 * memory engine has no transaction and observes nothing */
 	int rc = app->store->ops->journal(app->store, se, n, (int64_t)ts.tv_sec, app->cfg.dedup_ttl, out);
 	gw_stat_inc(GW_STAT_journal_batches);
+	/* The transaction's answers reach the service thread in one hand-off
+	 * (one wake-up), not one per event. Not inline: a worker may hold its
+	 * results already (workq.h), and commits one event anyway. */
+	if (!j->inline_commit)
+		gw_outbox_hold(&app->outbox);
 	for (size_t i = 0; i < n; i++) {
 		int r = rc;
 		if (rc == GW_STORE_OK) {
@@ -87,6 +93,8 @@ static void commit(struct gw_journal *j, struct gw_job **evs, size_t n)
 		}
 		j->done(app, evs[i], r);
 	}
+	if (!j->inline_commit)
+		gw_outbox_flush(&app->outbox);
 }
 
 static void *journal_main(void *arg)

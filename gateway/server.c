@@ -190,7 +190,11 @@ static void cluster_service(struct gw_app *app)
 		return;
 	uint64_t gen = gw_broker_redis_generation(app->redis_broker);
 	int ready = gw_broker_redis_ready(app->redis_broker, NULL);
-	if (app->redis_ready_gen && gen != app->redis_ready_gen) {
+	/* Before the first readiness, gen > nredis means a subscriber was
+	 * made again already: subscriptions confirmed on the first one
+	 * (broker.h) may have missed notifications too. */
+	int lost = app->redis_ready_gen ? gen != app->redis_ready_gen : gen > (uint64_t)app->cfg.nredis;
+	if (lost) {
 		if (!ready)
 			return; /* held: the frames of a feed that had a gap */
 		gw_log(GW_LOG_WARN,

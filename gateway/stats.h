@@ -112,6 +112,8 @@
 	  "events not recorded because a recipient's seq could not be read from the shared store (claimed again after cluster.claim_after)") \
 	X(cluster_resigned_passes,                                                                                                           \
 	  "worker passes numbered and signed again after a seq conflict with another node")                                                  \
+	X(redis_failover_epochs,                                                                                                             \
+	  "shard epochs changed: a reconnect found a server that may lack writes this node had acknowledged (failover, restart)")            \
 	X(cluster_subscribe_waits,                                                                                                           \
 	  "subscribes held until Redis confirmed this node's SUBSCRIBE of the user's channel")                                               \
 	X(cluster_subscribe_timeouts,                                                                                                        \

@@ -54,6 +54,9 @@ struct rule_log_ctx {
 
 /* This worker's spare batch item, for when an allocation fails (outbox.h). */
 static _Thread_local struct gw_outbox_item *batch_spare;
+/* This worker's pass array (do_events), freed when the worker ends. */
+static _Thread_local struct gw_event_work *works_buf;
+static _Thread_local size_t works_cap;
 
 static void rule_log(void *ud, const char *rule_key, const char *message)
 {
@@ -227,9 +230,9 @@ static size_t pass_leaves(const struct gw_event_work *works, size_t n)
 /* The signing window (issue 15): at light load a pass holds one event and
  * pays a whole ES256 signature (~25 us) for it. A pass holding some but
  * fewer than signing.window_notifications notifications waits up to
- * signing.window_us for more events, evaluating each as it comes (its
- * rules and seqs at once: only the signature waits), then signs them all
- * at once. Verifications that no idle worker takes are run meanwhile
+ * signing.window_us for more events (woken early only once as many events
+ * wait as would fill it: one wake-up per window, not per event), evaluates
+ * them, then signs them all at once. Verifications that no idle worker takes are run meanwhile
  * (gw_workq_window_pop), so the wait never holds other work back. A pass
  * with no notification signs nothing and does not wait. Returns the number
  * of works now filled (count or more, at most cap). */
@@ -243,7 +246,7 @@ static size_t signing_window(struct gw_app *app, struct gw_event_work *works, si
 	int64_t deadline = gw_monotonic_ns() + (int64_t)app->cfg.sign_window_us * 1000;
 	struct gw_job *more;
 	while (count < cap && leaves < want &&
-	       (more = gw_workq_window_pop(&app->workq, cap - count, deadline))) {
+	       (more = gw_workq_window_pop(&app->workq, cap - count, want - leaves, deadline))) {
 		if (more->kind != GW_JOB_EVENT) {
 			run_job(app, more);
 			continue;
@@ -272,10 +275,23 @@ static void do_events(struct gw_app *app, struct gw_job *chain, struct rules_scr
 	size_t cap = n;
 	if (app->cfg.sign_window_us > 0 && cap < max_events)
 		cap = max_events; /* room for what the signing window gathers */
-	struct gw_event_work one, *works = cap > 1 ? calloc(cap, sizeof(*works)) : &one;
-	if (!works) { /* sign each event alone rather than lose the run */
-		works = &one;
-		cap = n = 1;
+	/* The worker's own array, kept from pass to pass: a fresh 3 KiB calloc
+	 * per pass made glibc consolidate its fast bins each time. */
+	if (cap > works_cap) {
+		struct gw_event_work *grown = realloc(works_buf, cap * sizeof(*grown));
+		if (grown) {
+			works_buf = grown;
+			works_cap = cap;
+		}
+	}
+	struct gw_event_work one, *works = works_buf;
+	if (cap > works_cap) {
+		if (works_cap >= n) {
+			cap = works_cap; /* what it has: the window gathers less */
+		} else { /* sign each event alone rather than lose the run */
+			works = &one;
+			cap = n = 1;
+		}
 	}
 	memset(works, 0, cap * sizeof(*works));
 	struct gw_job *j = chain;
@@ -288,8 +304,6 @@ static void do_events(struct gw_app *app, struct gw_job *chain, struct rules_scr
 		gw_batch_deliver(app, works, count);
 		memset(works, 0, cap * sizeof(*works));
 	}
-	if (works != &one)
-		free(works);
 }
 
 /* ---- threads ------------------------------------------------------------ */
@@ -332,6 +346,9 @@ static void *worker_main(void *arg)
 	rules_scratch_free(scratch);
 	free(batch_spare);
 	batch_spare = NULL;
+	free(works_buf);
+	works_buf = NULL;
+	works_cap = 0;
 	return NULL;
 }
 

@@ -169,9 +169,10 @@ static int wake_for_event(struct gw_workq *q, struct gw_job *job)
 {
 	if (q->collecting) {
 		/* The event is for the worker in its signing window (or, from
-		 * that worker itself, taken on its next call); another worker only
-		 * for what the window has no room for. */
-		int who = tl_collecting ? 0 : WAKE_COLLECTOR;
+		 * that worker itself, taken on its next call), which sleeps until
+		 * its deadline unless enough events wait to fill its pass; another
+		 * worker only for what the window has no room for. */
+		int who = !tl_collecting && q->event_count >= q->collect_wake_at ? WAKE_COLLECTOR : 0;
 		if (q->event_count > q->collect_room)
 			who |= WAKE_WORKER;
 		return who;
@@ -332,13 +333,14 @@ static void window_end_locked(struct gw_workq *q)
 	tl_collecting = 0;
 	q->collecting = 0;
 	q->collect_room = 0;
+	q->collect_wake_at = 0;
 	/* Events pushed for the window that it did not take: for any worker
 	 * now (this one too, on its next pop). */
 	if (q->event_head)
 		pthread_cond_signal(&q->not_empty);
 }
 
-struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, int64_t deadline_ns)
+struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, size_t wake_at, int64_t deadline_ns)
 {
 	struct gw_job *job = NULL;
 	tl_self_event = 0;
@@ -353,22 +355,25 @@ struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, int64_t dead
 	q->collecting = 1;
 	tl_collecting = 1;
 	q->collect_room = room;
+	q->collect_wake_at = wake_at < 1 ? 1 : wake_at > room ? room : wake_at;
 	while (room) {
-		if (q->event_head) {
+		int due = q->closed || gw_monotonic_ns() >= deadline_ns;
+		if (q->event_head && (due || q->event_count >= q->collect_wake_at)) {
 			job = take_events(q, room);
 			break;
 		}
+		/* Checked before a verification is taken: a stream of them must not
+		 * keep the window (and the signature of what it holds) open. */
+		if (due)
+			break;
 		/* Verifications no idle worker waits for: run here rather than
 		 * keep them waiting while this worker only waits. */
 		if ((q->verify_head || q->auth_head) && !q->idle) {
 			job = take_verification(q);
 			break;
 		}
-		if (q->closed)
-			break;
-		if (gw_monotonic_ns() >= deadline_ns)
-			break;
-		struct timespec ts = {(time_t)(deadline_ns / 1000000000LL), (long)(deadline_ns % 1000000000LL)};
+		struct timespec ts = {(time_t)(deadline_ns / 1000000000LL),
+				      (long)(deadline_ns % 1000000000LL)};
 		pthread_cond_timedwait(&q->window, &q->lock, &ts); /* CLOCK_MONOTONIC (init) */
 	}
 	if (!job)

@@ -84,6 +84,7 @@ struct gw_workq {
 	pthread_cond_t window;
 	int collecting; /* a worker is in its window */
 	size_t collect_room; /* events it can still take */
+	size_t collect_wake_at; /* queued events that wake it before its deadline */
 	size_t idle; /* workers waiting in gw_workq_pop_some */
 	int closed;
 	int refusing; /* verify pushes refused; workers stay (gw_workq_refuse) */
@@ -136,7 +137,9 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
 /* The signing window (issue 15). A worker whose pass is small (its events'
  * rules done, its sequencer turns passed) calls this to wait, until
  * deadline_ns (gw_monotonic_ns), for more events to join the pass so that one
- * signature covers them. Returns
+ * signature covers them. It sleeps until the deadline, or until `wake_at`
+ * events wait (enough to fill the pass: woken once, not once per event).
+ * Returns
  *  - a run of at most `room` consecutive events (linked through ->next),
  *    which the caller evaluates and adds to its pass;
  *  - or one verification job (verify or auth lane) when no idle worker is
@@ -147,7 +150,7 @@ struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t s
  * While a worker is in its window, events pushed are left for it (it is
  * woken, not another worker), unless more wait than it has room for. A
  * caller that stops asking before NULL calls gw_workq_window_end. */
-struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, int64_t deadline_ns);
+struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, size_t wake_at, int64_t deadline_ns);
 void gw_workq_window_end(struct gw_workq *q);
 
 /* Refuses further verify pushes (-2) but keeps the workers: at a stop,

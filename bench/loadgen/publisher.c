@@ -151,8 +151,13 @@ static void hconn_reset(struct hconn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
-	if (c->busy)
+	if (c->busy) {
+		/* never answered: like a 503 for the delivery check (Forge would
+		 * retry), and complete so that the window moves on */
 		atomic_fetch_add(&g_http_err, 1);
+		atomic_store(&g_ev[c->seq].rejected, 1);
+		atomic_fetch_add(&g_completed, 1);
+	}
 	c->busy = 0;
 	c->in_len = 0;
 	c->fd = tcp_connect(c->port);

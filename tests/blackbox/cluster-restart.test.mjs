@@ -18,8 +18,8 @@ import { postEvent } from './lib/http.mjs';
 import { bugEvent, envelope, uniqueUser } from './lib/events.mjs';
 import { startRedis } from './lib/redis.mjs';
 import {
-  assertContiguous, assertExactlyOnce, descsOf, metric, postRetrying, redisCli, seqsOf, tab,
-  userHash, waitReadyz, waitSubscribers,
+  assertContiguous, assertExactlyOnce, assertSubscribers, descsOf, metric, postRetrying, redisCli, seqsOf, tab,
+  userHash, waitReadyz,
 } from './lib/cluster.mjs';
 
 let keys, redis, keyDir, signingKey;
@@ -75,7 +75,7 @@ describe('Redis restarted mid-stream (AOF, appendfsync always)', () => {
       // two tabs per node
       const tabs = [];
       for (let i = 0; i < 6; i++) tabs.push({ ...(await tab(nodes[i % 3], keys, user, `tab${i}`)), node: i % 3 });
-      await waitSubscribers(redis.port, user, 3);
+      assertSubscribers(redis.port, user, 3);
       for (const g of nodes) await waitReadyz(g, 200);
 
       const s = stream(nodes, user, 'r');

@@ -16,15 +16,14 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { startGateway, tempDir } from './lib/gateway.mjs';
-import { makeKeys, gatewayJwks } from './lib/keys.mjs';
+import { makeKeys, gatewayJwks, mintFit } from './lib/keys.mjs';
 import { getJson, postEvent } from './lib/http.mjs';
-import { mintFit } from './lib/keys.mjs';
 import { claimsOf, verifyNotification } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser, updatedEvent } from './lib/events.mjs';
 import { startRedis } from './lib/redis.mjs';
 import {
-  assertContiguous, assertExactlyOnce, descsOf, lastSeq, metric, redisCli, seqsOf, shardOf, tab,
-  userHash, waitReadyz, waitSubscribers,
+  assertContiguous, assertExactlyOnce, assertSubscribers, descsOf, lastSeq, metric, redisCli, seqsOf, shardOf, tab,
+  userHash, waitReadyz,
 } from './lib/cluster.mjs';
 
 let keys, shards, keyDir, signingKey;
@@ -69,13 +68,13 @@ function usersOn(s, n, tag) {
 
 const stopAll = (nodes) => Promise.all(nodes.map((g) => g.stop()));
 
-/** Opens a tab of every user on every node and waits until each user's
- * channel on its shard has every node subscribed. */
+/** Opens a tab of every user on every node; each user's channel on its
+ * shard then has every node subscribed. */
 async function tabsEverywhere(nodes, users) {
   const tabs = new Map(users.map((u) => [u, []]));
   for (const u of users) {
     for (let i = 0; i < nodes.length; i++) tabs.get(u).push({ ...(await tab(nodes[i], keys, u, `${u.slice(0, 6)}@n${i}`)), node: i });
-    await waitSubscribers(shards[shardOf(u, 2)].port, u, nodes.length);
+    assertSubscribers(shards[shardOf(u, 2)].port, u, nodes.length);
   }
   return tabs;
 }
@@ -190,10 +189,10 @@ describe('two Redis shards', () => {
     }
   });
 
-  test('shard 1 frozen (SIGSTOP): intake still 202 (the journal is on shard 0), shard 0\'s users\' events still recorded, /readyz 503; SIGCONT: shard 1\'s users get theirs once, seq contiguous', async () => {
+  test('shard 1 frozen (SIGSTOP): intake still 202 (the journal is on shard 0), shard 0\'s users\' events still recorded, /readyz 503; SIGCONT: shard 1\'s users get theirs once, seq contiguous; shard 0 frozen: intake 503', async () => {
     const nodes = await startNodes(2, 'fz');
     const frozen = shards[1];
-    let stopped = false;
+    let stopped = false, stopped0 = false;
     try {
       const [u0] = usersOn(0, 1, 'f0');
       const [u1] = usersOn(1, 1, 'f1');
@@ -244,7 +243,8 @@ describe('two Redis shards', () => {
           `${c.name}: u0's ${duringFreeze.length} events recorded while shard 1 is frozen; the inbox has ${have.join(',')}`);
         assert.ok(!have.includes('both'), `${c.name}: the event for both users is recorded as a whole, after the thaw`);
       }
-      const liveDuringFreeze = Math.min(...tabs.get(u0).map(({ c }) => duringFreeze.filter((x) => descsOf(c).includes(x)).length));
+      const frozenPhase = duringFreeze.filter((x) => x.startsWith('frozen'));
+      const liveDuringFreeze = Math.min(...tabs.get(u0).map(({ c }) => frozenPhase.filter((x) => descsOf(c).includes(x)).length));
       // shard 1's user: nothing of the frozen phase yet, its tabs open
       for (const { c } of tabs.get(u1)) {
         assert.ok(!descsOf(c).some((d) => d.startsWith('frozen') || d === 'both'), `${c.name}: nothing can be recorded on a frozen shard`);
@@ -302,11 +302,21 @@ describe('two Redis shards', () => {
         }
       }
       const closed = (await Promise.all(nodes.map((g) => metric(g, 'cluster_resume_closes')))).reduce((x, y) => x + y, 0);
+      // The other way round: shard 0 holds the journal, so with shard 0
+      // frozen even shard 1's user's event is refused (503 + Retry-After).
+      shards[0].child.kill('SIGSTOP');
+      stopped0 = true;
+      const r0 = await postEvent(nodes[0].port, await mintFit(keys), envelope(bugEvent({ key: 'FZ-3', assignee: u1, summary: 'shard0-frozen' })), { timeout: 10000 });
+      assert.equal(r0.status, 503, r0.text);
+      assert.ok(r0.headers['retry-after'], 'Retry-After on the 503');
+      shards[0].child.kill('SIGCONT');
+      stopped0 = false;
       const left = (await Promise.all(nodes.map((g) => metric(g, 'store_record_failed')))).reduce((x, y) => x + y, 0);
-      process.stdout.write(`# shard 1 frozen: ${accepted.get(u0).length + accepted.get(u1).length - 1} events answered 202 (all of them), shard 0's user's ${duringFreeze.length} recorded during the freeze (${liveDuringFreeze} of them live on every tab); ${delivered} deliveries to 4 tabs each once, ${closed} tab(s) closed with 1012, ${resumes} of them resumed with since (not everything yet), ${left} event recordings failed (left pending, claimed again)\n`);
+      process.stdout.write(`# shard 1 frozen: ${accepted.get(u0).length + accepted.get(u1).length - 1} events answered 202 (all of them), shard 0's user's ${frozenPhase.length} recorded during the freeze (${liveDuringFreeze} of them live on every tab); ${delivered} deliveries to 4 tabs each once, ${closed} tab(s) closed with 1012, ${resumes} of them resumed with since (not everything yet), ${left} event recordings failed (left pending, claimed again)\n`);
       for (const list of tabs.values()) for (const { c } of list) c.close();
     } finally {
       if (stopped) frozen.child.kill('SIGCONT');
+      if (stopped0) shards[0].child.kill('SIGCONT');
       await stopAll(nodes);
     }
   });

@@ -44,18 +44,13 @@ export function redisCli(port, ...args) {
   return execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 10000 }).trim();
 }
 
-/** Waits (bounded) until the user's channel on its server has n subscribers:
- * every node holding a tab of the user has subscribed (docs/cluster.md, "Not
- * done yet": the live seam after a subscribe). */
-export async function waitSubscribers(port, user, n) {
-  const ch = channelOf(user);
-  let out = [];
-  for (let i = 0; i < 200; i++) {
-    out = redisCli(port, 'PUBSUB', 'NUMSUB', ch).split('\n');
-    if (Number(out[1]) >= n) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`channel ${ch} on port ${port} never had ${n} subscribers (last: ${out.join(' ')})`);
+/** Asserts, at once, that the user's channel on its server has n
+ * subscribers: every node holding a tab of the user has subscribed. A tab's
+ * `subscribed` comes only once Redis confirmed its node's SUBSCRIBE
+ * (docs/cluster.md, "The live seam after a subscribe"), so no waiting. */
+export function assertSubscribers(port, user, n) {
+  const out = redisCli(port, 'PUBSUB', 'NUMSUB', channelOf(user)).split('\n');
+  assert.equal(Number(out[1]), n, `PUBSUB NUMSUB ${channelOf(user)} on port ${port} right after every tab was subscribed`);
 }
 
 /** A tab of user on gw: connect, subscribe to every context (resuming after

@@ -911,9 +911,9 @@ static long long sql_int(const char *db, const char *sql)
 }
 
 /* A store written by schema version 1 opens, is migrated to the current
- * version in place and keeps everything: epoch, pending events, redelivery
- * keys (the later expiry of a key stored twice), notifications with their
- * proofs, seq, read state, per-user counts. */
+ * version in place (every step since) and keeps everything: epoch, pending
+ * events, redelivery keys (the later expiry of a key stored twice),
+ * notifications with their proofs, seq, read state, per-user counts. */
 static void case_sqlite_migrate_v1(void)
 {
 	char dir[512], db[600], msg[512] = "";
@@ -959,6 +959,15 @@ static void case_sqlite_migrate_v1(void)
 	uint64_t unread = 0;
 	CHECK_INT_EQ(s->ops->unread(s, INST, "u1", all, 1, NULL, &unread), GW_STORE_OK);
 	CHECK_INT_EQ(unread, 1);
+	/* read state through the new index: n2 read, n1 unread again */
+	const char *ids[] = {"n2", "n1"};
+	struct gw_store_marked m;
+	CHECK_INT_EQ(s->ops->mark(s, INST, "u1", all, 1, ids, 1, 1, &m), GW_STORE_OK);
+	CHECK(m.count == 1 && !strcmp(m.ids[0], "n2") && m.unread == 0);
+	gw_store_marked_free(&m);
+	CHECK_INT_EQ(s->ops->mark(s, INST, "u1", all, 1, ids + 1, 1, 0, &m), GW_STORE_OK);
+	CHECK(m.count == 1 && !strcmp(m.ids[0], "n1") && m.unread == 1);
+	gw_store_marked_free(&m);
 	/* the pending event is recorded (done) with a third note; a new event
 	 * gets a journal id after the old ones */
 	struct note_buf b;
@@ -974,11 +983,12 @@ static void case_sqlite_migrate_v1(void)
 	CHECK_INT_EQ(s->ops->key_seen(s, k7, 1950), 0);
 	CHECK_INT_EQ(s->ops->key_seen(s, k8, 1950), 1);
 	s->ops->close(s);
-	CHECK_INT_EQ(sql_int(db, "PRAGMA user_version"), 2);
+	CHECK_INT_EQ(sql_int(db, "PRAGMA user_version"), 3);
 	CHECK_INT_EQ(sql_int(db, "SELECT stored FROM users WHERE user = 'u1'"), 3);
 	CHECK_INT_EQ(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('notes_count_ins',"
-				 " 'redelivery_expires', 'redelivery_v2')"),
+				 " 'redelivery_expires', 'redelivery_v2', 'notes_user_nid', 'notes_unread')"),
 		     0);
+	CHECK_INT_EQ(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'notes_user_state'"), 1);
 	CHECK_INT_EQ(sql_int(db, "SELECT count(*) FROM redelivery"), 2); /* k8 at 2000, k9 */
 	/* and it opens again as it is */
 	CHECK_INT_EQ(open_sqlite(dir, msg, sizeof(msg), &s), GW_STORE_OK);
