@@ -53,6 +53,7 @@ start_nodes() {
 		sd="$TMP/node$i" out="$TMP/node$i.out"
 		mkdir -p "$sd"
 		: >"$out"
+		: >"$TMP/node$i.err"
 		rm -f "$sd/notify.db" "$sd/notify.db-wal" "$sd/notify.db-shm"
 		# one cluster: every node signs with node 0's key and trusts its dev keys
 		[ "$i" -gt 0 ] && cp -p "$TMP/node0/signing-key.pem" "$TMP/node0/dev-forge-key.pem" \
@@ -82,7 +83,7 @@ stop_nodes() {
 }
 
 # node_counters: "name=value ..." of the counters below, summed over the nodes
-CL_COUNTERS="redis_round_trips events_processed events_accepted redis_seq_conflicts cluster_resigned_passes redis_claimed redis_errors redis_broker_received redis_broker_dropped cluster_resume_closes"
+CL_COUNTERS="redis_round_trips events_processed events_accepted redis_seq_conflicts cluster_resigned_passes redis_claimed redis_errors redis_broker_received redis_broker_dropped cluster_resume_closes redis_busy_timeouts events_rejected_store events_rejected_queue_full events_rejected_busy events_rejected_body_budget events_rejected_unverified_cap events_rejected_body_timeout"
 node_counters() {
 	local p
 	for p in "${NODE_PORTS[@]}"; do curl -s -m 5 "http://127.0.0.1:$p/metrics" || true; done |
@@ -90,6 +91,9 @@ node_counters() {
 			BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) s[w[i]] = 0 }
 			/^notify_gateway_[a-z_]*_total / { k = $1; sub(/^notify_gateway_/, "", k); sub(/_total$/, "", k)
 				if (k in s) s[k] += $2 }
+			# a family (metrics.c): events_rejected_total{reason="store"} is stats.h events_rejected_store
+			/^notify_gateway_[a-z_]*_total\{[a-z]*="[a-z_]*"\} / { k = $1; sub(/^notify_gateway_/, "", k)
+				sub(/_total\{[a-z]*="/, "_", k); sub(/"\}$/, "", k); if (k in s) s[k] += $2 }
 			END { for (i = 1; i <= n; i++) printf "%s=%d ", w[i], s[w[i]] }'
 }
 
@@ -137,9 +141,12 @@ run_cluster() {
 			printf "cs_%s=%s/%s ", c, $3, $5 }' "$TMP/cmdstats-$label.txt")"
 		extra="$extra redis_used_memory=$(redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | sed -n 's/^used_memory://p')"
 	fi
-	awk -v x="label=$label $extra" 'sub(/^RESULT /, "") { print "RESULT " x " " $0 }' "$TMP/out" >>"$RESULTS"
 	stop_nodes
 	stop_redis
+	# the nodes' log lines (--log-level warn) beyond the development-mode notices, kept with the results
+	grep -hv 'development mode' "$TMP"/node*.err >"$TMP/nodelog-$label.txt" 2>/dev/null || true
+	extra="$extra gw_log_lines=$(wc -l <"$TMP/nodelog-$label.txt")"
+	awk -v x="label=$label $extra" 'sub(/^RESULT /, "") { print "RESULT " x " " $0 }' "$TMP/out" >>"$RESULTS"
 	return $rc
 }
 
@@ -207,8 +214,9 @@ cl_row() { # cl_row LABEL SCENARIO-TITLE
 			if (v["store"] != "redis") rt = "-"
 			cf = ev > 0 && v["store"] == "redis" ? sprintf("%.3f", v["d_redis_seq_conflicts"] / ev) : "-"
 			ok = v["bad_events"] + v["dups"] + v["misdelivered"] + v["unmatched"]
-			printf "%-14s %-17s %9.0f %8.1f %8.1f %11s %8s %8.2f %8.2f %7.2f %6s\n", cfg, title, rate, gw,
-				rd, rt, cf, v["p50_ms"], v["p99_ms"], v["other_cpu_s"], ok == 0 ? "yes" : "NO " ok
+			printf "%-14s %-17s %9.0f %8.1f %8.1f %11s %8s %8.2f %8.2f %7.2f %6s %5d %5d\n", cfg, title, rate, gw,
+				rd, rt, cf, v["p50_ms"], v["p99_ms"], v["other_cpu_s"], ok == 0 ? "yes" : "NO " ok, v["rejected"],
+				v["d_cluster_resume_closes"]
 		}'
 }
 
@@ -218,8 +226,10 @@ cl_table() {
 	echo "workers=$WORKERS per node, duration=${DUR}s warmup=${WARM}s; users $USERS_S (targeted), $BCAST watchers (broadcast); HTTP and websockets round robin over the nodes"
 	echo "rate: delivered/s (intake: accepted/s); gw/redis us: CPU per delivered notification (intake: per accepted event), gateways summed"
 	echo "rt/ev: gateway->Redis round trips per processed event, all / minus the idle claim polling; conflicts: seq conflicts per event"
-	printf '%-14s %-17s %9s %8s %8s %11s %8s %8s %8s %7s %6s\n' config scenario rate "gw us" "redis us" "rt/ev" \
-		conflicts "p50 ms" "p99 ms" "other_s" "exact"
+	echo "exact: every event answered 202 delivered exactly once (and each 503'd one fully or not at all); other_s: CPU-s of other processes in the window"
+	echo "1012: websockets a node closed with 1012 'resume with since' (its Redis subscriber was made again: docs/cluster.md); notify-loadgen does not resume, so their later notifications count as missing"
+	printf '%-14s %-17s %9s %8s %8s %11s %8s %8s %8s %7s %6s %5s %5s\n' config scenario rate "gw us" "redis us" "rt/ev" \
+		conflicts "p50 ms" "p99 ms" "other_s" "exact" "503" "1012"
 	local cfg tag
 	for cfg in $(cl_configs); do
 		tag="${cfg%%:*}-${cfg#*:}"
@@ -228,7 +238,8 @@ cl_table() {
 		cl_want targeted-rate && cl_row "$tag-targeted-$CL_RATE" "targeted $CL_RATE/s"
 		cl_want broadcast && cl_row "$tag-broadcast" "broadcast $BCAST"
 	done
-	echo "delivery check (events not delivered exactly once, all runs): $(total gateway bad_events) bad, $(total gateway dups) duplicate frames, $(total gateway misdelivered) misdelivered; http errors $(total gateway http_errors)"
+	echo "delivery check (events answered 202 not delivered exactly once, all runs): $(total gateway bad_events) bad, $(total gateway dups) duplicate frames, $(total gateway misdelivered) misdelivered; http errors $(total gateway http_errors)"
+	echo "answered 503 (not lost: Forge retries; each delivered fully or not at all): $(total gateway rejected) ($(total gateway d_events_rejected_store) store: journal not answered within cluster.timeout; $(total gateway d_redis_busy_timeouts) calls gave up waiting for a shard's connection)"
 }
 
 cl_main() {
@@ -247,7 +258,9 @@ cl_main() {
 	local out
 	out="$ROOT/bench/results/cluster-$(date -u +%Y%m%d-%H%M%S).txt"
 	{ cat "$TMP/table.txt"; echo; echo "# raw"; cat "$RESULTS"; echo; echo "# INFO commandstats per run"
-		for f in "$TMP"/cmdstats-*.txt; do [ -f "$f" ] && { echo "## ${f##*/cmdstats-}"; cat "$f"; }; done; } >"$out"
+		for f in "$TMP"/cmdstats-*.txt; do [ -f "$f" ] && { echo "## ${f##*/cmdstats-}"; cat "$f"; }; done
+		echo; echo "# the nodes' log lines per run (first 20)"
+		for f in "$TMP"/nodelog-*.txt; do [ -s "$f" ] && { echo "## ${f##*/nodelog-}"; head -20 "$f"; }; done; } >"$out"
 	cat "$TMP/table.txt"
 	echo "raw results: $out"
 	[ "$(total gateway bad_events)" = 0 ] && [ "$(total gateway dups)" = 0 ] &&

@@ -16,7 +16,7 @@
 #   loadgen too - see docs/performance.md) --keep (keep the temp dir)
 #   --perf (perf record -g the gateway during targeted max, 1000 users)
 #   --event-loop poll|epoll (the gateway's event_loop; default: its default)
-#   --rate "N ..." (1000 3000) fixed-rate rows: targeted, --users-small users,
+#   --rate "N ..." (1000 3000) fixed-rate rows: targeted, --users-small and --users-large users,
 #   16 keep-alive connections, open loop at N events/s, both servers; the
 #   gateway once per --stores entry ("sqlite memory"; "" = its default store)
 #   --rate-only (only the fixed-rate rows) --stores "KIND ..."
@@ -63,7 +63,7 @@ while [ $# -gt 0 ]; do
 	--cluster-rate) CL_RATE=$2; shift ;;
 	--cluster-embedded) CL_EMBEDDED=${2//,/ }; shift ;;
 	--cluster-scenarios) CL_SCENARIOS=${2//,/ }; shift ;;
-	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -235,21 +235,24 @@ for tg in $TARGETS; do
 	common=(--warmup "$WARM" --duration "$DUR")
 	extra=()
 	[ "$tg" = nchan ] && extra=(--msg-size "$FRAME_BYTES")
-	# fixed rate: the light, steady load real installations run (issue 15)
+	# fixed rate: the light, steady load real installations run (issue 15), at both user counts
+	for n in "$USERS_S" "$USERS_L"; do
+	u=""; [ "$n" = "$USERS_S" ] || u="-u$n" # label suffix: rate-R-STORE for --users-small
 	for r in $RATES; do
 		if [ "$tg" = gateway ]; then
 			for st in ${STORES:-default}; do
 				GW_STORE=$st; [ "$st" = default ] && GW_STORE=""
-				run gateway "rate-$r-$st" targeted --users "$USERS_S" "${common[@]}" --rate "$r" \
+				run gateway "rate-$r-$st$u" targeted --users "$n" "${common[@]}" --rate "$r" \
 					--http-conns 16 || true
 				GW_STORE=""
-				fb=$(field "rate-$r-$st" gateway avg_frame_bytes)
+				fb=$(field "rate-$r-$st$u" gateway avg_frame_bytes)
 				[ -n "$fb" ] && [ "$fb" -gt 0 ] && FRAME_BYTES=$((fb - 30))
 			done
 		else
-			run "$tg" "rate-$r" targeted --users "$USERS_S" "${common[@]}" --rate "$r" --http-conns 16 \
+			run "$tg" "rate-$r$u" targeted --users "$n" "${common[@]}" --rate "$r" --http-conns 16 \
 				"${extra[@]}" || true
 		fi
+	done
 	done
 	[ "$RATE_ONLY" = 1 ] && continue
 	run "$tg" intake intake "${common[@]}" --http-conns 64 "${extra[@]}" || true
@@ -313,14 +316,17 @@ thread_split() { # thread_split LABEL: the gateway's CPU per delivered notificat
 	echo "gateway $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') $GW_BIN; $(nginx -v 2>&1); nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
 	echo "workers=$WORKERS event_loop=${EVENT_LOOP:-default} duration=${DUR}s warmup=${WARM}s; nchan messages padded to the gateway's frame size (${FRAME_BYTES} B body)"
 	printf '%-52s %12s %12s %8s\n' "metric" "gateway" "nchan" "gw/nchan"
+	for n in "$USERS_S" "$USERS_L"; do
+	u=""; [ "$n" = "$USERS_S" ] || u="-u$n"
 	for r in $RATES; do
 		for st in ${STORES:-default}; do
-			row "(r) fixed $r ev/s, $USERS_S users, store $st: delivered/s" "rate-$r-$st" delivered_per_s "rate-$r"
-			row "    CPU us per delivered (server)" "rate-$r-$st" cpu_ms_per_1k "rate-$r"
-			row "    latency p50 ms" "rate-$r-$st" p50_ms "rate-$r"
-			row "    latency p99 ms" "rate-$r-$st" p99_ms "rate-$r"
-			echo "    gateway CPU us per delivered by thread: $(thread_split "rate-$r-$st")"
+			row "(r) fixed $r ev/s, $n users, store $st: delivered/s" "rate-$r-$st$u" delivered_per_s "rate-$r$u"
+			row "    CPU us per delivered (server)" "rate-$r-$st$u" cpu_ms_per_1k "rate-$r$u"
+			row "    latency p50 ms" "rate-$r-$st$u" p50_ms "rate-$r$u"
+			row "    latency p99 ms" "rate-$r-$st$u" p99_ms "rate-$r$u"
+			echo "    gateway CPU us per delivered by thread: $(thread_split "rate-$r-$st$u")"
 		done
+	done
 	done
 	[ "$RATE_ONLY" = 1 ] || {
 	row "(a) intake: accepted events/s (gw: FIT RS256 on)" intake accepted_per_s

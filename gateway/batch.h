@@ -85,5 +85,10 @@ void gw_sbuf_puts(struct gw_sbuf *b, const char *s);
  * Both decode to the same string, and nothing compares claims text with
  * jansson's output (the signature covers these bytes as written). */
 void gw_sbuf_json_str(struct gw_sbuf *b, const char *s);
+/* Appends any JSON value as jansson's compact encoder writes it (keys in
+ * insertion order, gw_sbuf_json_str's escapes; reals through jansson
+ * itself), without building a copy: what the claim n and the journal's
+ * payload are written with (issue 15). */
+void gw_sbuf_json_value(struct gw_sbuf *b, json_t *v);
 
 #endif

@@ -28,6 +28,8 @@ struct gw_config {
 	char *signing_issuer;
 	int notification_ttl;
 	int sign_batch_events; /* events per worker pass, one signature */
+	int sign_window_us; /* a small pass waits this long for more events (0: never) */
+	int sign_window_notifications; /* ... while it holds fewer notifications than this */
 	int workers; /* 0: one per CPU */
 	int queue_capacity;
 	int verify_backlog;

@@ -1,6 +1,7 @@
 /* http_answer.c - the answers of the HTTP callback (http_pss.h): queued on
  * the session (respond, respond_error, refuse), written as headers and body
- * in one write at the next WRITEABLE (write_answer), tracked on
+ * in one write at the next WRITEABLE (write_answer) or, for a worker's
+ * answer to a request read whole, at once (respond_now), tracked on
  * app->http.unwritten until written (the sweep re-arms what waits), reading
  * held while an answer is pending (rx_hold: pipelining in lws 4.1.6, below),
  * a pipelined request answered and closed, an early answer's half-close.
@@ -81,8 +82,7 @@ void gw_http_rx_hold(struct http_pss *pss)
 	lws_rx_flow_control(pss->wsi, 0);
 }
 
-/* Queues an answer; the body is taken (malloc'd) or borrowed. */
-void gw_http_respond(struct http_pss *pss, int status, char *body, int borrowed)
+static void queue_answer(struct http_pss *pss, int status, char *body, int borrowed)
 {
 	pss->status = status;
 	if (!pss->resp_borrowed)
@@ -100,7 +100,43 @@ void gw_http_respond(struct http_pss *pss, int status, char *body, int borrowed)
 		pss->rx_held = 0;
 		lws_rx_flow_control(pss->wsi, 1);
 	}
+}
+
+/* Queues an answer; the body is taken (malloc'd) or borrowed. */
+void gw_http_respond(struct http_pss *pss, int status, char *body, int borrowed)
+{
+	queue_answer(pss, status, body, borrowed);
 	lws_callback_on_writable(pss->wsi);
+}
+
+/* A worker's answer (from the outbox drain, so outside this connection's
+ * callbacks), written at once when that is safe, instead of waiting for a
+ * WRITEABLE round (under libuv each round costs two or three epoll_ctl and a
+ * loop turn: issue 15). Safe means: the whole request was read (its body
+ * completed, reading held since, so lws read nothing after it from the
+ * socket), the connection stays open, and lws holds no bytes it read after
+ * the body (pipelining, see above): lws_service_adjust_timeout() returns 0
+ * when any connection that may read has buffered input, so once reading
+ * resumed here, a non-zero answer means this one has none (a zero answer,
+ * perhaps for another connection, only sends this answer the usual way).
+ * Then lws_http_transaction_completed() runs as the WRITEABLE callback would
+ * run it: the connection goes back to waiting for the next request (lws
+ * first waits for POLLOUT itself), a partial write is finished by lws before
+ * that, and the session data (pss) is freed. */
+void gw_http_respond_now(struct http_pss *pss, int status, char *body)
+{
+	int quiet = pss->state == HTTP_WAITING_WORKER && pss->body_done && pss->rx_held &&
+		    !pss->close_after && !pss->head_only;
+	struct lws *wsi = pss->wsi;
+	queue_answer(pss, status, body, 0);
+	if (!quiet || !lws_service_adjust_timeout(lws_get_context(wsi), 1, 0)) {
+		lws_callback_on_writable(wsi);
+		return;
+	}
+	gw_stat_inc(GW_STAT_http_answers_direct);
+	/* lws_http_transaction_completed frees pss: nothing touches it after */
+	if (gw_http_write_answer(wsi, pss) || lws_http_transaction_completed(wsi))
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 void gw_http_respond_error(struct http_pss *pss, int status, const char *code, const char *message)

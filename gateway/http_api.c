@@ -20,6 +20,7 @@
  */
 #include <ctype.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
@@ -201,10 +202,17 @@ static void take_trace_id(struct lws *wsi, struct http_pss *pss)
 		pss->trace_id[n] = '\0';
 		return;
 	}
-	/* No (usable) trace id: make one so every log line of this event has one. */
-	unsigned char rnd[8];
-	lws_get_random(lws_get_context(wsi), rnd, sizeof(rnd));
-	gw_hex_encode(rnd, sizeof(rnd), pss->trace_id);
+	/* No (usable) trace id: make one so every log line of this event has one.
+	 * It only has to be unique, not secret (a client may send its own): a
+	 * splitmix64 sequence from a random start, with no system call per
+	 * request (lws_get_random reads /dev/urandom, RAND_bytes calls getpid). */
+	static uint64_t next_trace;
+	if (!next_trace && RAND_bytes((unsigned char *)&next_trace, sizeof(next_trace)) != 1)
+		next_trace = (uint64_t)gw_monotonic_ns();
+	uint64_t z = (next_trace += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	gw_id_key(z ^ (z >> 31), pss->trace_id);
 }
 
 static int is_json_media_type(const char *ct)
@@ -631,9 +639,11 @@ void gw_http_answer_ready(struct gw_app *app, struct gw_outbox_item *item)
 	}
 	budget_release(app, pss); /* the worker has the body now, and answered */
 	pss->retry_after = item->retry_after;
-	gw_http_respond(pss, item->status, item->body, 0);
+	int status = item->status;
+	char *body = item->body;
 	item->body = NULL;
 	gw_outbox_item_free(item);
+	gw_http_respond_now(pss, status, body); /* may free pss */
 }
 
 int gw_http_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)

@@ -99,6 +99,10 @@ void gw_http_unwritten_remove(struct http_pss *pss);
 void gw_http_rx_hold(struct http_pss *pss);
 /* Queues an answer; the body is taken (malloc'd) or borrowed. */
 void gw_http_respond(struct http_pss *pss, int status, char *body, int borrowed);
+/* A worker's answer from the outbox drain: written at once when the request
+ * was read whole and nothing follows it (then pss is freed), else queued as
+ * gw_http_respond does. The body is taken. */
+void gw_http_respond_now(struct http_pss *pss, int status, char *body);
 /* Queues {"error": code, "message": message}. */
 void gw_http_respond_error(struct http_pss *pss, int status, const char *code, const char *message);
 /* An intake refusal before the worker: counted, logged (reason NULL: not

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "outbox.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
@@ -22,11 +23,18 @@ struct gw_journal {
 	struct gw_job *head, *tail;
 	size_t waiting, committing;
 	int stop;
+	int inline_commit; /* gw_journal_start_inline: no thread */
 };
+
+static void commit(struct gw_journal *j, struct gw_job **evs, size_t n);
 
 void gw_journal_submit(struct gw_journal *j, struct gw_job *ev)
 {
 	ev->next = NULL;
+	if (j->inline_commit) {
+		commit(j, &ev, 1);
+		return;
+	}
 	pthread_mutex_lock(&j->lock);
 	/* Only a thread that waits needs the signal: with events already
 	 * waiting, or a commit under way, it looks at the list again anyway. */
@@ -47,7 +55,7 @@ void gw_journal_submit(struct gw_journal *j, struct gw_job *ev)
 
 size_t gw_journal_depth(struct gw_journal *j)
 {
-	if (!j)
+	if (!j || j->inline_commit)
 		return 0;
 	pthread_mutex_lock(&j->lock);
 	size_t n = j->waiting + j->committing;
@@ -72,6 +80,11 @@ static void commit(struct gw_journal *j, struct gw_job **evs, size_t n)
 	 * memory engine has no transaction and observes nothing */
 	int rc = app->store->ops->journal(app->store, se, n, (int64_t)ts.tv_sec, app->cfg.dedup_ttl, out);
 	gw_stat_inc(GW_STAT_journal_batches);
+	/* The transaction's answers reach the service thread in one hand-off
+	 * (one wake-up), not one per event. Not inline: a worker may hold its
+	 * results already (workq.h), and commits one event anyway. */
+	if (!j->inline_commit)
+		gw_outbox_hold(&app->outbox);
 	for (size_t i = 0; i < n; i++) {
 		int r = rc;
 		if (rc == GW_STORE_OK) {
@@ -80,6 +93,8 @@ static void commit(struct gw_journal *j, struct gw_job **evs, size_t n)
 		}
 		j->done(app, evs[i], r);
 	}
+	if (!j->inline_commit)
+		gw_outbox_flush(&app->outbox);
 }
 
 static void *journal_main(void *arg)
@@ -135,10 +150,25 @@ struct gw_journal *gw_journal_start(struct gw_app *app, gw_journal_done_fn done)
 	return j;
 }
 
+struct gw_journal *gw_journal_start_inline(struct gw_app *app, gw_journal_done_fn done)
+{
+	struct gw_journal *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->app = app;
+	j->done = done;
+	j->inline_commit = 1;
+	return j;
+}
+
 void gw_journal_stop(struct gw_journal *j)
 {
 	if (!j)
 		return;
+	if (j->inline_commit) {
+		free(j);
+		return;
+	}
 	pthread_mutex_lock(&j->lock);
 	j->stop = 1;
 	pthread_cond_signal(&j->cond);

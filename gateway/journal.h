@@ -10,8 +10,9 @@
  * durable; neither the lws service thread nor the workers wait on the disk.
  *
  * Ownership: a submitted job belongs to the journal until it is handed to
- * gw_intake_journaled. Threads: submit from workers; one journal thread;
- * depth from any thread (one mutex, a leaf).
+ * gw_intake_journaled. Threads: submit from workers; one journal thread
+ * (none when started inline: the submitting worker commits); depth from any
+ * thread (one mutex, a leaf).
  */
 #ifndef GW_JOURNAL_H
 #define GW_JOURNAL_H
@@ -32,6 +33,11 @@ typedef void (*gw_journal_done_fn)(struct gw_app *app, struct gw_job *ev, int rc
 
 /* Starts the thread. NULL on failure. */
 struct gw_journal *gw_journal_start(struct gw_app *app, gw_journal_done_fn done);
+/* No thread: gw_journal_submit commits on the caller's thread (a worker)
+ * and calls done there. For a store whose writes never wait on I/O (the
+ * memory store): a hand-off to a thread of its own and back would cost more
+ * than the write (issue 15). NULL on failure. */
+struct gw_journal *gw_journal_start_inline(struct gw_app *app, gw_journal_done_fn done);
 /* Takes ev (an EVENT job with body = its payload, req_id = the request). */
 void gw_journal_submit(struct gw_journal *j, struct gw_job *ev);
 /* Events waiting or being committed. */

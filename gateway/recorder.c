@@ -8,6 +8,7 @@
 
 #include "app.h"
 #include "batch.h"
+#include "outbox.h"
 #include "stats.h"
 
 struct pass {
@@ -96,7 +97,12 @@ static void *recorder_main(void *arg)
 		}
 		if (k) {
 			gw_stat_inc(GW_STAT_record_batches);
+			/* Held: every pass's batches reach the service thread in
+			 * one hand-off. done records first (it may block on the
+			 * disk) and only then pushes, so nothing held waits on it. */
+			gw_outbox_hold(&r->app->outbox);
 			r->done(r->app, all, k);
+			gw_outbox_flush(&r->app->outbox);
 		}
 		pthread_mutex_lock(&r->lock);
 		r->busy = 0;

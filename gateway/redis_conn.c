@@ -253,6 +253,33 @@ struct redisReply *gw_redis_conn_cmd(struct gw_redis_conn *rc, int argc, const c
 	return r;
 }
 
+struct redisReply *gw_redis_conn_cmd_offset(struct gw_redis_conn *rc, int argc, const char **argv,
+					    const size_t *lens, int64_t *offset)
+{
+	*offset = -1;
+	if (!rc->c)
+		return NULL;
+	gw_stat_inc(GW_STAT_redis_round_trips);
+	void *r = NULL, *role = NULL;
+	if (redisAppendCommandArgv(rc->c, argc, argv, lens) != REDIS_OK ||
+	    redisAppendCommand(rc->c, "ROLE") != REDIS_OK || redisGetReply(rc->c, &r) != REDIS_OK ||
+	    redisGetReply(rc->c, &role) != REDIS_OK || rc->c->err) {
+		if (r)
+			freeReplyObject(r);
+		if (role)
+			freeReplyObject(role);
+		gw_redis_conn_fail(rc);
+		return NULL;
+	}
+	redisReply *ro = role;
+	if (ro->type == REDIS_REPLY_ARRAY && ro->elements >= 2 &&
+	    ro->element[0]->type == REDIS_REPLY_STRING && !strcmp(ro->element[0]->str, "master") &&
+	    ro->element[1]->type == REDIS_REPLY_INTEGER)
+		*offset = ro->element[1]->integer;
+	freeReplyObject(role);
+	return r;
+}
+
 static int handshake_fail(struct gw_redis_conn *rc, int code, char *msg, size_t msglen, const char *what,
 			  const char *detail)
 {

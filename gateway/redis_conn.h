@@ -81,6 +81,11 @@ int gw_redis_conn_ensure(struct gw_redis_conn *rc, int *fresh, char *msg, size_t
  * starts). A reply of type error is returned as is. */
 struct redisReply *gw_redis_conn_cmd(struct gw_redis_conn *rc, int argc, const char **argv,
 				     const size_t *lens);
+/* The same, with ROLE pipelined behind it (one round trip): *offset is the
+ * server's master_repl_offset once the command has run (its effects
+ * included), or -1 when the server is not a master or ROLE is refused. */
+struct redisReply *gw_redis_conn_cmd_offset(struct gw_redis_conn *rc, int argc, const char **argv,
+					    const size_t *lens, int64_t *offset);
 /* Drops the connection and starts the backoff. */
 void gw_redis_conn_fail(struct gw_redis_conn *rc);
 void gw_redis_conn_close(struct gw_redis_conn *rc);

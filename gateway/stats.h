@@ -15,6 +15,8 @@
 	  "HTTP answers still unwritten a second after they were queued (written by the sweep, connection closed)")                          \
 	X(http_pipelined_closed,                                                                                                             \
 	  "connections closed after answering because the client pipelined (sent a request before the previous answer)")                     \
+	X(http_answers_direct,                                                                                                               \
+	  "HTTP answers from a worker written at once from the outbox drain, without waiting for a writeable callback")                      \
 	X(http_static_refused,                                                                                                               \
 	  "static file requests refused: the file's real path is outside web_root (symlink)")                                                \
 	X(http_dev_refused, "development endpoint requests refused (403): Host not a loopback name")                                         \
@@ -62,6 +64,8 @@
 	X(batch_alloc_fallbacks,                                                                                                             \
 	  "batch containers taken from the worker's spare or retried after an allocation failure (nothing lost)")                            \
 	X(signatures, "ES256 batch signatures (one per worker pass, covering its notifications)")                                            \
+	X(signing_windows, "worker passes that waited for more events to share their signature (signing.window_us)")                       \
+	X(signing_window_joined, "events that joined a waiting pass (signing.window_us)")                                                   \
 	X(notifications_delivered, "notification frames queued to connections")                                                              \
 	X(notifications_undelivered, "signed notifications with no subscribed connection")                                                   \
 	X(notifications_dropped,                                                                                                             \
@@ -108,6 +112,8 @@
 	  "events not recorded because a recipient's seq could not be read from the shared store (claimed again after cluster.claim_after)") \
 	X(cluster_resigned_passes,                                                                                                           \
 	  "worker passes numbered and signed again after a seq conflict with another node")                                                  \
+	X(redis_failover_epochs,                                                                                                             \
+	  "shard epochs changed: a reconnect found a server that may lack writes this node had acknowledged (failover, restart)")            \
 	X(cluster_subscribe_waits,                                                                                                           \
 	  "subscribes held until Redis confirmed this node's SUBSCRIBE of the user's channel")                                               \
 	X(cluster_subscribe_timeouts,                                                                                                        \

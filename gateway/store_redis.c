@@ -32,6 +32,7 @@
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,22 +202,32 @@ static int r_claim(struct gw_store *s, size_t max,
 	char count[24], idle[24];
 	snprintf(count, sizeof(count), "%zu", max ? max : 1);
 	snprintf(idle, sizeof(idle), "%" PRId64, r->claim_after_ms);
-	/* A dead node's entries first: they are the oldest. */
-	const char *ac[] = {"XAUTOCLAIM", "gw:journal", "gw", r->node_id, idle, "0-0", "COUNT", count};
+	/* A dead node's entries first: they are the oldest. XAUTOCLAIM scans up
+	 * to 10 x COUNT entries of the group's PEL (every node's unfinished
+	 * events) from 0-0 whatever it finds: under load at 3 nodes that was
+	 * ~40 % of Redis' CPU (bench/run.sh --cluster, docs/cluster.md "Round
+	 * trips and CPU"). An entry must idle claim_after before it may be taken,
+	 * so looking every claim_after / 4 takes a dead node's events over at
+	 * most a quarter later; again at once while a look fills the batch. */
 	redisReply *rep;
-	int rc = rs_command(r, &r->sh[0], 8, ac, &rep);
-	if (rc)
-		return rc;
+	int rc;
 	size_t taken = 0;
 	int stop = 0;
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
-	    rep->element[1]->type == REDIS_REPLY_ARRAY) {
-		taken = rep->element[1]->elements;
-		if (taken)
-			gw_stat_add(GW_STAT_redis_claimed, taken);
-		stop = deliver_entries(rep->element[1], cb, ud);
+	int64_t now = gw_redis_now_ms();
+	if (now >= atomic_load(&r->autoclaim_due_ms)) {
+		const char *ac[] = {"XAUTOCLAIM", "gw:journal", "gw", r->node_id, idle, "0-0", "COUNT", count};
+		if ((rc = rs_command(r, &r->sh[0], 8, ac, &rep)))
+			return rc;
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+		    rep->element[1]->type == REDIS_REPLY_ARRAY) {
+			taken = rep->element[1]->elements;
+			if (taken)
+				gw_stat_add(GW_STAT_redis_claimed, taken);
+			stop = deliver_entries(rep->element[1], cb, ud);
+		}
+		freeReplyObject(rep);
+		atomic_store(&r->autoclaim_due_ms, taken >= max ? now : now + r->claim_after_ms / 4);
 	}
-	freeReplyObject(rep);
 	if (stop || taken >= max)
 		return GW_STORE_OK;
 	snprintf(count, sizeof(count), "%zu", max - taken);
@@ -634,13 +645,10 @@ static void r_close(struct gw_store *s)
 static int r_ping(struct gw_store *s)
 {
 	struct rstore *r = R(s);
-	static const char *argv[] = {"PING"};
 	for (size_t i = 0; i < r->nshards; i++) {
-		redisReply *rep;
-		int rc = rs_command(r, &r->sh[i], 1, argv, &rep);
+		int rc = rs_ping(r, &r->sh[i]);
 		if (rc)
 			return rc;
-		freeReplyObject(rep);
 	}
 	return GW_STORE_OK;
 }

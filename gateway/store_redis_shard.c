@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "stats.h"
 #include "store_redis_lua.h"
 #include "util.h"
@@ -46,9 +47,129 @@ static void set_epoch(struct rstore *r)
 	pthread_mutex_unlock(&r->epoch_lock);
 }
 
+/* A field of an INFO reply ("name:value\r\n"), copied into out ("" when absent). */
+static void info_field(const char *info, const char *name, char *out, size_t outlen)
+{
+	size_t nl = strlen(name);
+	out[0] = '\0';
+	for (const char *p = info; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, name, nl) || p[nl] != ':')
+			continue;
+		p += nl + 1;
+		size_t n = strcspn(p, "\r\n");
+		snprintf(out, outlen, "%.*s", (int)(n < outlen ? n : outlen - 1), p);
+		return;
+	}
+}
+
+/* A string reply's text (NULL otherwise); the reply is kept in *keep. */
+static const char *cmd_text(struct shard *sh, int argc, const char **argv, redisReply **keep)
+{
+	*keep = gw_redis_conn_cmd(&sh->conn, argc, argv, NULL);
+	if (*keep && ((*keep)->type == REDIS_REPLY_STRING))
+		return (*keep)->str;
+	return NULL;
+}
+
+/* Does the server this connection reached hold every write this node had
+ * acknowledged on the shard? Decided after each (re)connect from INFO
+ * (docs/cluster.md, "Durability", rules 1-5): 1 when it may not (a
+ * failover to a replica that had not received the tail, a restart that may
+ * have lost it): the shard's epoch must change. ident: "<run_id>:<replid>"
+ * of the new server, which names that change (several nodes bump once). */
+static int tail_lost(struct shard *sh, const char *name, char *ident, size_t identlen)
+{
+	const char *isrv[] = {"INFO", "server"}, *irep[] = {"INFO", "replication"};
+	redisReply *a, *b;
+	const char *srv = cmd_text(sh, 2, isrv, &a);
+	const char *rep = srv ? cmd_text(sh, 2, irep, &b) : (b = NULL, NULL);
+	char run_id[48], replid[48], replid2[48], role[16], off[24], off2[24];
+	if (srv)
+		info_field(srv, "run_id", run_id, sizeof(run_id));
+	if (rep) {
+		info_field(rep, "role", role, sizeof(role));
+		info_field(rep, "master_replid", replid, sizeof(replid));
+		info_field(rep, "master_replid2", replid2, sizeof(replid2));
+		info_field(rep, "master_repl_offset", off, sizeof(off));
+		info_field(rep, "second_repl_offset", off2, sizeof(off2));
+	}
+	int ok = srv && rep && run_id[0] && replid[0] && off[0];
+	if (a)
+		freeReplyObject(a);
+	if (b)
+		freeReplyObject(b);
+	if (!ok) {
+		/* INFO renamed away (some managed services): nothing to compare */
+		if (sh->known)
+			gw_log(GW_LOG_WARN,
+			       "store: %s: INFO server/replication unavailable: a failover "
+			       "cannot be detected (docs/cluster.md)",
+			       name);
+		sh->known = 0;
+		return 0;
+	}
+	int64_t offset = strtoll(off, NULL, 10), second = off2[0] ? strtoll(off2, NULL, 10) : -1;
+	int lost = 0;
+	const char *why = NULL;
+	snprintf(ident, identlen, "%s:%s", run_id, replid);
+	if (!sh->known || !strcmp(run_id, sh->run_id)) {
+		lost = 0; /* 1, 2: first sight, or the same process: its memory is intact */
+	} else if (sh->hw > 0 && !strcmp(replid, sh->replid)) {
+		/* 3: another process continuing the same history (a restart from a
+		 * snapshot that kept the replication id): as far as it reaches */
+		lost = offset < sh->hw;
+		why = "a restarted server whose history stops before this node's last acknowledged write";
+	} else if (sh->hw > 0 && !strcmp(replid2, sh->replid) && second > 0) {
+		/* 4: a promoted replica: it has the old history up to second - 1 */
+		lost = second - 1 < sh->hw;
+		why = "a promoted replica that had not received this node's last acknowledged write";
+	} else if (sh->wrote) {
+		/* 5: no common history (a restart that kept no replication id,
+		 * another server, or offsets never tracked): only an AOF fsynced
+		 * before every reply keeps what was acknowledged */
+		const char *ipers[] = {"INFO", "persistence"}, *cfg[] = {"CONFIG", "GET", "appendfsync"};
+		redisReply *p, *c = NULL;
+		const char *pers = cmd_text(sh, 2, ipers, &p);
+		char aof[8] = "";
+		if (pers)
+			info_field(pers, "aof_enabled", aof, sizeof(aof));
+		if (p)
+			freeReplyObject(p);
+		int always = 0;
+		if (!strcmp(aof, "1") && (c = gw_redis_conn_cmd(&sh->conn, 3, cfg, NULL)) &&
+		    c->type == REDIS_REPLY_ARRAY && c->elements == 2 &&
+		    c->element[1]->type == REDIS_REPLY_STRING)
+			always = !strcmp(c->element[1]->str, "always");
+		if (c)
+			freeReplyObject(c);
+		lost = !always;
+		why = "another server or a restart without appendfsync always (acknowledged writes may be lost)";
+	}
+	if (lost)
+		gw_log(GW_LOG_WARN,
+		       "store: %s: %s: the shard's epoch is changed (resume answers recovered:false)", name,
+		       why);
+	if (!strcmp(role, "master") || !role[0]) {
+		sh->known = 1;
+		snprintf(sh->run_id, sizeof(sh->run_id), "%s", run_id);
+		snprintf(sh->replid, sizeof(sh->replid), "%s", replid);
+		if (lost || !sh->hw)
+			sh->hw = offset; /* what was lost is not waited for again */
+	}
+	return lost;
+}
+
+/* A new epoch for the shard, once per new server (ident): every node that
+ * finds the same loss bumps it once between them. */
+static const char lua_bump[] = "if redis.call('GET', 'gw:epoch_src') == ARGV[1] then return 0 end\n"
+			       "redis.call('SET', 'gw:epoch', ARGV[2])\n"
+			       "redis.call('SET', 'gw:epoch_src', ARGV[1])\n"
+			       "return 1\n";
+
 /* After every (re)connect: the scripts (a restarted Redis forgot them), the
- * shard's epoch (created when absent: a new or wiped server) and, on shard
- * 0, the journal's consumer group. */
+ * shard's epoch (created when absent: a new or wiped server; changed when
+ * the server may lack acknowledged writes: tail_lost) and, on shard 0, the
+ * journal's consumer group. */
 static int shard_setup(struct rstore *r, struct shard *sh, int is_journal, char *msg, size_t msglen)
 {
 	char name[300];
@@ -71,6 +192,22 @@ static int shard_setup(struct rstore *r, struct shard *sh, int is_journal, char 
 	if (gw_store_new_epoch(fresh)) {
 		snprintf(msg, msglen, "%s: no randomness for a new epoch", name);
 		return GW_STORE_ERR_IO;
+	}
+	char ident[100];
+	if (tail_lost(sh, name, ident, sizeof(ident))) {
+		const char *bump[] = {"EVAL", lua_bump, "0", ident, fresh};
+		redisReply *br = gw_redis_conn_cmd(&sh->conn, 5, bump, NULL);
+		int bumped = br && br->type == REDIS_REPLY_INTEGER;
+		if (bumped && br->integer == 1)
+			gw_stat_inc(GW_STAT_redis_failover_epochs);
+		if (br)
+			freeReplyObject(br);
+		if (!bumped) {
+			snprintf(msg, msglen, "%s: cannot change gw:epoch after a failover", name);
+			sh->known = 0; /* decided again on the next connect */
+			gw_redis_conn_fail(&sh->conn);
+			return GW_STORE_ERR_IO;
+		}
 	}
 	const char *setnx[] = {"SET", "gw:epoch", fresh, "NX"};
 	const char *get[] = {"GET", "gw:epoch"};
@@ -190,7 +327,17 @@ static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const 
 			argv[4 + i] = args[i];
 			alen[4 + i] = lens ? lens[i] : strlen(args[i]);
 		}
-		redisReply *rep = gw_redis_conn_cmd(&sh->conn, (int)argc, argv, alen);
+		/* Writes whose loss a failover must reveal: ROLE behind them tells
+		 * how far they reached in the replication stream (tail_lost). */
+		int64_t offset = -1;
+		int write = which == S_JOURNAL || which == S_RECORD || which == S_MARK;
+		redisReply *rep = write ? gw_redis_conn_cmd_offset(&sh->conn, (int)argc, argv, alen, &offset)
+					: gw_redis_conn_cmd(&sh->conn, (int)argc, argv, alen);
+		if (write && rep && rep->type != REDIS_REPLY_ERROR) {
+			sh->wrote = 1;
+			if (offset > sh->hw)
+				sh->hw = offset;
+		}
 		if (!rep) {
 			gw_stat_inc(GW_STAT_redis_errors);
 			rc = GW_STORE_ERR_IO;
@@ -222,6 +369,40 @@ static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const 
 	free(alen);
 	pthread_mutex_unlock(&sh->lock);
 	return rc;
+}
+
+int rs_ping(struct rstore *r, struct shard *sh)
+{
+	char msg[400];
+	int rc = rs_shard_take(r, sh, msg, sizeof(msg));
+	if (rc)
+		return rc;
+	const char *argv[] = {"INFO", "replication"};
+	redisReply *rep = NULL;
+	const char *info = cmd_text(sh, 2, argv, &rep);
+	if (rep && rep->type == REDIS_REPLY_ERROR) {
+		/* INFO renamed away: the round trip is still the probe's */
+		static const char *ping[] = {"PING"};
+		freeReplyObject(rep);
+		rep = gw_redis_conn_cmd(&sh->conn, 1, ping, NULL);
+	}
+	if (info && sh->known) {
+		/* the same connection as the setup that recorded run_id: same server */
+		char role[16], replid[48];
+		info_field(info, "role", role, sizeof(role));
+		info_field(info, "master_replid", replid, sizeof(replid));
+		if (!strcmp(role, "master") && replid[0])
+			snprintf(sh->replid, sizeof(sh->replid), "%s", replid);
+	}
+	pthread_mutex_unlock(&sh->lock);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		gw_stat_inc(GW_STAT_redis_errors);
+		if (rep)
+			freeReplyObject(rep);
+		return GW_STORE_ERR_IO;
+	}
+	freeReplyObject(rep);
+	return GW_STORE_OK;
 }
 
 /* A plain command on a shard (stream reads). */

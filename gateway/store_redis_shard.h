@@ -18,6 +18,7 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,12 +32,23 @@ struct shard {
 	struct gw_redis_conn conn;
 	char sha[NSCRIPTS][41];
 	char epoch[GW_STORE_EPOCH_MAX + 1];
+	/* Failover detection (docs/cluster.md, "Durability"): the server the
+	 * shard was last set up on, and how far this node's acknowledged writes
+	 * reached in its replication stream. Under lock. */
+	int known; /* run_id and replid recorded */
+	int wrote; /* this node has had a write acknowledged on this shard */
+	char run_id[48], replid[48];
+	int64_t hw; /* master_repl_offset after this node's last acknowledged write (0: untracked) */
 };
 
 struct rstore {
 	struct gw_store base;
 	struct gw_store_options opt;
 	int64_t timeout_ms, claim_after_ms;
+	/* claim: XAUTOCLAIM not before this (ms, gw_redis_now_ms); it scans up
+	 * to 10 x COUNT entries of the group's PEL, so it runs every
+	 * claim_after / 4, not on every claim (store_redis.c r_claim) */
+	_Atomic int64_t autoclaim_due_ms;
 	char node_id[128];
 	int publish;
 	int contiguous; /* record: seqs must follow the stored one (store.h gw_store_cluster) */
@@ -51,6 +63,10 @@ struct rstore {
 /* Takes the shard with a deadline and makes sure it is connected (the
  * scripts loaded, the epoch read). On success the caller holds sh->lock. */
 int rs_shard_take(struct rstore *r, struct shard *sh, char *msg, size_t msglen);
+/* The store probe's round trip (INFO replication): also keeps the shard's
+ * replication id current (a master changes it when its first replica
+ * attaches), so that a promoted replica is recognised (tail_lost). */
+int rs_ping(struct rstore *r, struct shard *sh);
 /* A plain command on a shard (stream reads). */
 int rs_command(struct rstore *r, struct shard *sh, int argc, const char **argv, redisReply **out);
 /* gw:u:<32 hex>, the prefix of a user's keys. */

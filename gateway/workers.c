@@ -54,6 +54,9 @@ struct rule_log_ctx {
 
 /* This worker's spare batch item, for when an allocation fails (outbox.h). */
 static _Thread_local struct gw_outbox_item *batch_spare;
+/* This worker's pass array (do_events), freed when the worker ends. */
+static _Thread_local struct gw_event_work *works_buf;
+static _Thread_local size_t works_cap;
 
 static void rule_log(void *ud, const char *rule_key, const char *message)
 {
@@ -212,32 +215,116 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	w->batch = batch;
 }
 
+static void run_job(struct gw_app *app, struct gw_job *job);
+
+/* Notifications of works[0, n) that will be signed (they have a seq). */
+static size_t pass_leaves(const struct gw_event_work *works, size_t n)
+{
+	size_t leaves = 0;
+	for (size_t e = 0; e < n; e++)
+		for (size_t k = 0; k < works[e].nitems; k++)
+			leaves += works[e].items[k].user != NULL;
+	return leaves;
+}
+
+/* The signing window (issue 15): at light load a pass holds one event and
+ * pays a whole ES256 signature (~25 us) for it. A pass holding some but
+ * fewer than signing.window_notifications notifications waits up to
+ * signing.window_us for more events (woken early only once as many events
+ * wait as would fill it: one wake-up per window, not per event), evaluates
+ * them, then signs them all at once. Verifications that no idle worker takes are run meanwhile
+ * (gw_workq_window_pop), so the wait never holds other work back. A pass
+ * with no notification signs nothing and does not wait. Returns the number
+ * of works now filled (count or more, at most cap). */
+static size_t signing_window(struct gw_app *app, struct gw_event_work *works, size_t count, size_t cap,
+			     struct rules_scratch *scratch)
+{
+	size_t leaves = pass_leaves(works, count);
+	size_t want = (size_t)app->cfg.sign_window_notifications;
+	if (app->cfg.sign_window_us <= 0 || !leaves || leaves >= want || count >= cap)
+		return count;
+	int64_t deadline = gw_monotonic_ns() + (int64_t)app->cfg.sign_window_us * 1000;
+	struct gw_job *more;
+	while (count < cap && leaves < want &&
+	       (more = gw_workq_window_pop(&app->workq, cap - count, want - leaves, deadline))) {
+		if (more->kind != GW_JOB_EVENT) {
+			run_job(app, more);
+			continue;
+		}
+		while (more) {
+			struct gw_job *next = more->next;
+			more->next = NULL;
+			evaluate_event(app, more, scratch, &works[count]);
+			leaves += pass_leaves(&works[count], 1);
+			count++;
+			gw_stat_inc(GW_STAT_signing_window_joined);
+			more = next;
+		}
+	}
+	gw_workq_window_end(&app->workq); /* when it stopped on count or leaves */
+	return count;
+}
+
 /* A run of consecutive events: rules and seqs one event after another (each
  * takes its own turn in the sequencer), then one signature for all of them. */
-static void do_events(struct gw_app *app, struct gw_job *chain, struct rules_scratch *scratch)
+static void do_events(struct gw_app *app, struct gw_job *chain, struct rules_scratch *scratch, size_t max_events)
 {
 	size_t n = 0;
 	for (struct gw_job *j = chain; j; j = j->next)
 		n++;
-	struct gw_event_work one, *works = n > 1 ? calloc(n, sizeof(*works)) : &one;
-	if (!works) { /* sign each event alone rather than lose the run */
-		works = &one;
-		n = 1;
+	size_t cap = n;
+	if (app->cfg.sign_window_us > 0 && cap < max_events)
+		cap = max_events; /* room for what the signing window gathers */
+	/* The worker's own array, kept from pass to pass: a fresh 3 KiB calloc
+	 * per pass made glibc consolidate its fast bins each time. */
+	if (cap > works_cap) {
+		struct gw_event_work *grown = realloc(works_buf, cap * sizeof(*grown));
+		if (grown) {
+			works_buf = grown;
+			works_cap = cap;
+		}
 	}
-	memset(works, 0, n * sizeof(*works));
+	struct gw_event_work one, *works = works_buf;
+	if (cap > works_cap) {
+		if (works_cap >= n) {
+			cap = works_cap; /* what it has: the window gathers less */
+		} else { /* sign each event alone rather than lose the run */
+			works = &one;
+			cap = n = 1;
+		}
+	}
+	memset(works, 0, cap * sizeof(*works));
 	struct gw_job *j = chain;
 	while (j) {
 		size_t count = 0;
 		for (; j && count < n; j = j->next)
 			evaluate_event(app, j, scratch, &works[count++]);
+		if (!j)
+			count = signing_window(app, works, count, cap, scratch);
 		gw_batch_deliver(app, works, count);
-		memset(works, 0, n * sizeof(*works));
+		memset(works, 0, cap * sizeof(*works));
 	}
-	if (works != &one)
-		free(works);
 }
 
 /* ---- threads ------------------------------------------------------------ */
+
+/* Any job but EVENT; frees it. */
+static void run_job(struct gw_app *app, struct gw_job *job)
+{
+	switch (job->kind) {
+	case GW_JOB_INTAKE:
+		if (job->fit_only)
+			gw_fitcheck_run(app, job);
+		else
+			gw_intake_run(app, job);
+		break;
+	case GW_JOB_AUTH: do_auth(app, job); break;
+	case GW_JOB_STORE: gw_store_job_run(app, job); break;
+	case GW_JOB_SUBSCRIPTION: gw_subscription_mint(app, job); break;
+	case GW_JOB_EVENT: break;
+	}
+	gw_job_free(job);
+}
 
 static void *worker_main(void *arg)
 {
@@ -250,27 +337,18 @@ static void *worker_main(void *arg)
 	size_t share = app->nworkers > 0 ? (size_t)app->nworkers : 1;
 	while ((job = gw_workq_pop_some(&app->workq, batch_events, share))) {
 		if (job->kind == GW_JOB_EVENT) {
-			do_events(app, job,
-				  scratch); /* the jobs go on with their batches (gw_batch_deliver) */
+			/* the jobs go on with their batches (gw_batch_deliver) */
+			do_events(app, job, scratch, batch_events);
 			continue;
 		}
-		switch (job->kind) {
-		case GW_JOB_INTAKE:
-			if (job->fit_only)
-				gw_fitcheck_run(app, job);
-			else
-				gw_intake_run(app, job);
-			break;
-		case GW_JOB_AUTH: do_auth(app, job); break;
-		case GW_JOB_STORE: gw_store_job_run(app, job); break;
-		case GW_JOB_SUBSCRIPTION: gw_subscription_mint(app, job); break;
-		case GW_JOB_EVENT: break;
-		}
-		gw_job_free(job);
+		run_job(app, job);
 	}
 	rules_scratch_free(scratch);
 	free(batch_spare);
 	batch_spare = NULL;
+	free(works_buf);
+	works_buf = NULL;
+	works_cap = 0;
 	return NULL;
 }
 

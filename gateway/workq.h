@@ -79,6 +79,13 @@ struct gw_workq {
 	size_t verify_streak; /* verifications served in a row while events waited */
 	int last_auth; /* the last verification served was a login */
 	uint64_t next_intake_no;
+	/* The signing window (gw_workq_window_pop): at most one worker at a
+	 * time waits on `window` for more events to share its signature. */
+	pthread_cond_t window;
+	int collecting; /* a worker is in its window */
+	size_t collect_room; /* events it can still take */
+	size_t collect_wake_at; /* queued events that wake it before its deadline */
+	size_t idle; /* workers waiting in gw_workq_pop_some */
 	int closed;
 	int refusing; /* verify pushes refused; workers stay (gw_workq_refuse) */
 	/* gw_workq_set_handback */
@@ -126,6 +133,25 @@ struct gw_job *gw_workq_pop(struct gw_workq *q);
  * than a 1/share part of the queued events (rounded up), so that `share`
  * waking workers split a backlog instead of one taking it all. */
 struct gw_job *gw_workq_pop_some(struct gw_workq *q, size_t max_events, size_t share);
+
+/* The signing window (issue 15). A worker whose pass is small (its events'
+ * rules done, its sequencer turns passed) calls this to wait, until
+ * deadline_ns (gw_monotonic_ns), for more events to join the pass so that one
+ * signature covers them. It sleeps until the deadline, or until `wake_at`
+ * events wait (enough to fill the pass: woken once, not once per event).
+ * Returns
+ *  - a run of at most `room` consecutive events (linked through ->next),
+ *    which the caller evaluates and adds to its pass;
+ *  - or one verification job (verify or auth lane) when no idle worker is
+ *    there to take it: the caller runs it and calls again, so the window
+ *    never keeps work waiting;
+ *  - or NULL: the deadline passed, the queue is closed, or another worker
+ *    is in its window already (one at a time). The window is then over.
+ * While a worker is in its window, events pushed are left for it (it is
+ * woken, not another worker), unless more wait than it has room for. A
+ * caller that stops asking before NULL calls gw_workq_window_end. */
+struct gw_job *gw_workq_window_pop(struct gw_workq *q, size_t room, size_t wake_at, int64_t deadline_ns);
+void gw_workq_window_end(struct gw_workq *q);
 
 /* Refuses further verify pushes (-2) but keeps the workers: at a stop,
  * events still on their way to the events lane (the journal thread) must

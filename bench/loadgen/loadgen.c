@@ -530,6 +530,11 @@ int main(int argc, char **argv)
 		uint32_t got = atomic_load(&g_ev[s].got);
 		if (O.sc == SC_INTAKE)
 			continue;
+		/* An event answered 503 is not lost (Forge retries it), but the
+		 * gateway may have journaled it before the answer (docs/cluster.md):
+		 * then it is delivered, and must be delivered fully and once. */
+		if (atomic_load(&g_ev[s].rejected) && (got == 0 || got == (uint32_t)g_fanout))
+			continue;
 		if (got != (uint32_t)g_fanout) {
 			bad++;
 			if (got < (uint32_t)g_fanout)

@@ -151,8 +151,13 @@ static void hconn_reset(struct hconn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
-	if (c->busy)
+	if (c->busy) {
+		/* never answered: like a 503 for the delivery check (Forge would
+		 * retry), and complete so that the window moves on */
 		atomic_fetch_add(&g_http_err, 1);
+		atomic_store(&g_ev[c->seq].rejected, 1);
+		atomic_fetch_add(&g_completed, 1);
+	}
 	c->busy = 0;
 	c->in_len = 0;
 	c->fd = tcp_connect(c->port);
@@ -268,6 +273,7 @@ void *publisher(void *arg)
 						if (in_window(now_ns()))
 							atomic_fetch_add(&g_accepted_in_win, 1);
 					} else {
+						atomic_store(&g_ev[c->seq].rejected, 1);
 						if (atomic_fetch_add(&g_rejected, 1) < 5)
 							fprintf(stderr, "publisher: HTTP %d for event %ld\n",
 								st, c->seq);
@@ -312,6 +318,7 @@ void *publisher(void *arg)
 				if (st >= 200 && st < 300)
 					atomic_fetch_add(&g_accepted, 1);
 				else {
+					atomic_store(&g_ev[c->seq].rejected, 1);
 					atomic_fetch_add(&g_rejected, 1);
 					atomic_fetch_add(&g_completed, 1);
 				}

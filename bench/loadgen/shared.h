@@ -53,6 +53,7 @@ struct ev {
 	_Atomic uint64_t t_send; /* ns; 0 = not sent */
 	_Atomic uint32_t got; /* frames received for it */
 	_Atomic uint8_t measured;
+	_Atomic uint8_t rejected; /* answered non-2xx or never answered: delivered 0 times or fully, never partly or twice */
 };
 
 extern struct ev *g_ev;

@@ -520,3 +520,155 @@ describe('the live seam after a subscribe', () => {
     }
   });
 });
+
+/** A counter of a node's /metrics (0 when absent). */
+async function counter(gw, name) {
+  const m = (await getJson(gw.port, '/metrics')).text;
+  return Number(new RegExp(`^notify_gateway_${name}_total (\\d+)`, 'm').exec(m)?.[1] ?? 0);
+}
+
+describe('counters in cluster mode', () => {
+  test('a pass re-signed after a seq conflict counts its rule matches once', async () => {
+    // node A caches the user's seq, node B records the user meanwhile (A
+    // frozen, so B takes the event), then A's next event conflicts and is
+    // numbered and signed again
+    const a = await startNode(`cntA-${process.pid}`);
+    let b, frozen = false;
+    try {
+      const user = uniqueUser('cnt');
+      const post = async (gw, summary) => {
+        const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'CN-1', assignee: user, summary })));
+        assert.equal(res.status, 202, `${res.text}\n${gw.diag()}`);
+      };
+      await post(a, 'c1');
+      await waitRecorded(user, 1);
+      a.signal('SIGSTOP');
+      frozen = true;
+      b = await startNode(`cntB-${process.pid}`);
+      await post(b, 'c2');
+      await waitRecorded(user, 2);
+      await b.stop();
+      a.signal('SIGCONT');
+      frozen = false;
+      const before = await counter(a, 'rule_matches');
+      await post(a, 'c3');
+      await waitRecorded(user, 3);
+      assert.ok(await counter(a, 'cluster_resigned_passes') >= 1, 'node A re-signed its pass');
+      assert.equal(await counter(a, 'rule_matches') - before, 1, 'one event, one rule match');
+      assert.equal(await counter(a, 'rule_matches'), 2, 'node A evaluated c1 and c3');
+    } finally {
+      if (frozen) a.signal('SIGCONT');
+      await stopAll([a, ...(b ? [b] : [])]);
+    }
+  });
+});
+
+function cli(port, ...args) {
+  return execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
+}
+const infoField = (port, section, name) => new RegExp(`^${name}:(.*)$`, 'm').exec(cli(port, 'INFO', section))?.[1]?.trim();
+
+/** Polls until f() is truthy (bounded). */
+async function until(f, what, tries = 200) {
+  for (let i = 0; i < tries; i++) {
+    if (await f()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`never: ${what}`);
+}
+
+describe('failover', () => {
+  /** A primary with AOF (everysec, the common setting) and its replica; a
+   * node reaching the primary through a proxy that a failover points at the
+   * replica; one user's tab. */
+  async function setup(tag) {
+    const primary = await startRedis({ aof: true });
+    const replica = await startRedis({ aof: true });
+    cli(replica.port, 'REPLICAOF', '127.0.0.1', String(primary.port));
+    await until(() => infoField(replica.port, 'replication', 'master_link_status') === 'up', 'the replica in sync');
+    const proxy = await startGateProxy(primary.port);
+    const gw = await startGateway({
+      keys,
+      args: ['--redis', proxy.url, '--node-id', `${tag}-${process.pid}`, '--signing-key', signingKey,
+        '--cluster-timeout', String(TIMEOUT), '--cluster-claim-after', String(CLAIM_AFTER)],
+    });
+    await waitReadyz(gw, 200);
+    const user = uniqueUser(tag);
+    const t = await tab(gw, user, `${tag}-tab`);
+    const post = async (summary) => {
+      const res = await postEvent(gw.port, await mintFit(keys), envelope(bugEvent({ key: 'FO-1', assignee: user, summary })));
+      assert.equal(res.status, 202, `${res.text}\n${gw.diag()}`);
+    };
+    const stop = async () => {
+      t.c.close();
+      await gw.stop();
+      await proxy.stop();
+      await primary.stop();
+      await replica.stop();
+    };
+    return { primary, replica, proxy, gw, user, t, post, stop };
+  }
+
+  /** The failover: the replica promoted (before or after `lostTail` is
+   * written to the primary), the node pointed at it; resolves a new tab's
+   * resume from since = {the old epoch, seq 2} after the node reconnected. */
+  async function failover(f, { lostTail }) {
+    const epoch = f.t.connected.epoch;
+    await f.post('f1');
+    await f.post('f2');
+    await f.t.c.waitNotifications(2);
+    // the replica has everything up to here
+    const at = Number(infoField(f.primary.port, 'replication', 'master_repl_offset'));
+    await until(() => Number(infoField(f.replica.port, 'replication', 'slave_repl_offset')) >= at, 'the replica caught up');
+    cli(f.replica.port, 'REPLICAOF', 'NO', 'ONE');
+    if (lostTail) {
+      // acknowledged and delivered, on the primary only
+      await f.post('f3');
+      await f.t.c.waitNotifications(3);
+    }
+    f.proxy.target(f.replica.port);
+    await f.t.c.waitClose(10000); // the node's broker feed was cut: 1012, resume
+    await waitReadyz(f.gw, 200);
+    const c = await WsClient.open(f.gw.wsUrl, { name: 'resumed', diag: () => f.gw.diag() });
+    c.send({ op: 'connect', token: await mintSub(keys, { sub: f.user, ctx: ['*'] }) });
+    const connected = await c.waitOp('connected');
+    c.send({ op: 'subscribe', ctx: '*', since: { epoch, seq: 1 } });
+    const sub = await c.waitOp('subscribed', { timeout: 10000 });
+    await c.roundTrip();
+    return { epoch, connected, sub, c };
+  }
+
+  test('a promoted replica that had not received an acknowledged tail: the epoch changes, resume answers recovered:false', async () => {
+    const f = await setup('fol');
+    try {
+      const r = await failover(f, { lostTail: true });
+      // f3 (seq 3) was answered 202 and delivered, and the new primary never had it
+      assert.equal(cli(f.replica.port, 'HGET', `gw:u:${userHash(f.user)}:m`, 'max'), '2');
+      assert.equal(r.sub.recovered, false, `a resume over a lost tail: ${JSON.stringify(r.sub)}`);
+      assert.notEqual(r.connected.epoch, r.epoch, 'a new epoch after the failover');
+      assert.equal(r.c.notifications().length, 0);
+      assert.equal(await counter(f.gw, 'redis_failover_epochs'), 1);
+      r.c.close();
+    } finally {
+      await f.stop();
+    }
+  });
+
+  test('a promoted replica that had everything: the epoch stays, resume replays and answers recovered:true', async () => {
+    const f = await setup('foc');
+    try {
+      const r = await failover(f, { lostTail: false });
+      assert.equal(r.connected.epoch, r.epoch);
+      assert.equal(r.sub.recovered, true, JSON.stringify(r.sub));
+      // exactly what the tab had been sent after seq 1, byte for byte
+      const want = f.t.c.notifications().filter((n) => claimsOf(n).seq > 1).map((n) => n.claims);
+      assert.deepEqual(r.c.notifications().map((n) => n.claims), want,
+        `replayed: ${r.c.dump()}\nthe tab had: ${f.t.c.dump()}\nreplica: ${cli(f.replica.port, 'HGETALL', `gw:u:${userHash(f.user)}:i`)}\n${f.gw.diag()}`);
+      assert.equal(want.length, 1);
+      assert.equal(await counter(f.gw, 'redis_failover_epochs'), 0);
+      r.c.close();
+    } finally {
+      await f.stop();
+    }
+  });
+});

@@ -286,6 +286,47 @@ describe('item 1: pipelined requests on one keep-alive connection', () => {
     assert.equal(c.closed, false);
     c.destroy();
   });
+
+  // A worker's answer is written straight from the outbox drain (no writeable
+  // round, issue 15) only when lws holds no bytes read after the body; these
+  // two check both sides of that guard (without it, the second one's
+  // pipelined request is parsed out of lws's buffer: http_answers_direct).
+  test('answers that come from a worker are written at once and the connection is kept for the next request', async () => {
+    const before = await counter('http_answers_direct');
+    const c = await RawConn.open(gw.port);
+    for (let i = 1; i <= 4; i++) {
+      const body = JSON.stringify(envelope(bugEvent({ key: `DA-${i}`, assignee: uniqueUser('da') })));
+      await c.write(postHead('/forge/events', { length: Buffer.byteLength(body), token: await mintFit(keys) }) + body);
+      const rs = await c.waitResponses(i, 5000);
+      assert.equal(rs.length, i, `request ${i} got no answer\n${gw.diag()}`);
+      assert.equal(rs[i - 1].status, 202, rs[i - 1].body);
+      assert.equal(rs[i - 1].headers['content-length'], String(Buffer.byteLength(rs[i - 1].body)));
+    }
+    assert.equal(c.closed, false, 'the keep-alive connection was closed after direct answers');
+    c.destroy();
+    assert.ok((await counter('http_answers_direct')) >= before + 4,
+      `the 202s were not written directly (http_answers_direct ${before} -> ${await counter('http_answers_direct')})`);
+  });
+
+  test('a request pipelined after a valid event (its answer from a worker): 202 first, then answered or closed, no spin', async () => {
+    for (const next of ['GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 'post']) {
+      const direct = await counter('http_answers_direct');
+      const c = await RawConn.open(gw.port);
+      const first = JSON.stringify(envelope(bugEvent({ key: `DP-${next.length}`, assignee: uniqueUser('dp') })));
+      const second = JSON.stringify(envelope(bugEvent({ key: `DQ-${next.length}`, assignee: uniqueUser('dq') })));
+      const tail = next === 'post'
+        ? postHead('/forge/events', { length: Buffer.byteLength(second), token: await mintFit(keys) }) + second
+        : next;
+      await c.write(postHead('/forge/events', { length: Buffer.byteLength(first), token: await mintFit(keys) }) + first + tail);
+      await assertServedOrClosed(c, [202, next === 'post' ? 202 : 200], `valid POST then ${next === 'post' ? 'POST' : 'GET'}`);
+      // lws had read the next request with the body: the 202 must not take the
+      // direct way, which would leave lws to parse it out of its buffer
+      assert.equal(await counter('http_answers_direct'), direct, 'an answer was written directly while lws held pipelined bytes');
+      const ticks = await cpuTicksOver(gw.pid, 1500);
+      assert.ok(ticks < 75, `the gateway used ${ticks} CPU ticks in 1.5 s of idle after the attack (spinning)`);
+    }
+    await assertStillServing(gw, keys, 'valid-pipelined');
+  });
 });
 
 describe('item 10: static files stay under the real path of web_root', () => {

@@ -44,29 +44,24 @@ export function redisCli(port, ...args) {
   return execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 10000 }).trim();
 }
 
-/** Waits (bounded) until the user's channel on its server has n subscribers:
- * every node holding a tab of the user has subscribed (docs/cluster.md, "Not
- * done yet": the live seam after a subscribe). */
-export async function waitSubscribers(port, user, n) {
-  const ch = channelOf(user);
-  let out = [];
-  for (let i = 0; i < 200; i++) {
-    out = redisCli(port, 'PUBSUB', 'NUMSUB', ch).split('\n');
-    if (Number(out[1]) >= n) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`channel ${ch} on port ${port} never had ${n} subscribers (last: ${out.join(' ')})`);
+/** Asserts, at once, that the user's channel on its server has n
+ * subscribers: every node holding a tab of the user has subscribed. A tab's
+ * `subscribed` comes only once Redis confirmed its node's SUBSCRIBE
+ * (docs/cluster.md, "The live seam after a subscribe"), so no waiting. */
+export function assertSubscribers(port, user, n) {
+  const out = redisCli(port, 'PUBSUB', 'NUMSUB', channelOf(user)).split('\n');
+  assert.equal(Number(out[1]), n, `PUBSUB NUMSUB ${channelOf(user)} on port ${port} right after every tab was subscribed`);
 }
 
 /** A tab of user on gw: connect, subscribe to every context (resuming after
- * `since` when given). Resolves {c, connected}. */
+ * `since` when given). Resolves {c, connected, subscribed}. */
 export async function tab(gw, keys, user, name, since) {
   const c = await WsClient.open(gw.wsUrl, { name, diag: () => gw.diag() });
   c.send({ op: 'connect', token: await mintSub(keys, { sub: user, ctx: ['*'] }) });
   const connected = await c.waitOp('connected');
   c.send({ op: 'subscribe', ctx: '*', ...(since !== undefined ? { since: { epoch: connected.epoch, seq: since } } : {}) });
-  await c.waitOp('subscribed', { timeout: 10000 });
-  return { c, connected };
+  const subscribed = await c.waitOp('subscribed', { timeout: 10000 });
+  return { c, connected, subscribed };
 }
 
 export const seqsOf = (c) => c.notifications().map((f) => claimsOf(f).seq);
@@ -126,10 +121,12 @@ export async function waitReadyz(gw, status, { tries = 150 } = {}) {
   return r;
 }
 
-/** A counter from a node's /metrics (0 when absent). */
-export async function metric(gw, name) {
+/** A counter from a node's /metrics (0 when absent); label: e.g.
+ * 'reason="store"' for a family (events_rejected). */
+export async function metric(gw, name, label) {
   const m = (await getJson(gw.port, '/metrics')).text;
-  return Number(new RegExp(`^notify_gateway_${name}_total (\\d+)`, 'm').exec(m)?.[1] ?? 0);
+  const l = label ? `\\{${label}\\}` : '';
+  return Number(new RegExp(`^notify_gateway_${name}_total${l} (\\d+)`, 'm').exec(m)?.[1] ?? 0);
 }
 
 export { INSTALLATION };

@@ -99,7 +99,8 @@ export async function startRedis({ password, aof = false, appendfsync } = {}) {
  * SUBSCRIBE): hold() keeps that connection's client-to-server bytes (a node's
  * SUBSCRIBE of a user's channel then does not reach Redis), release() sends
  * them on in order. Every other connection, and every reply, flows freely.
- * Resolves {port, url, hold(), release(), stop()}.
+ * target(port) sends new connections to another server and cuts the open ones.
+ * Resolves {port, url, hold(), release(), target(), stop()}.
  */
 export async function startGateProxy(redisPort) {
   const conns = new Set();
@@ -126,6 +127,13 @@ export async function startGateProxy(redisPort) {
     /** How many subscriber connections hold bytes back now. */
     holding: () => [...conns].filter((c) => c.held.length).length,
     hold() { holding = true; },
+    /** A failover as a load balancer or a moved address does it: new
+     * connections go to `port`, the open ones are cut. */
+    target(port) {
+      redisPort = port;
+      for (const c of conns) { c.client.destroy(); c.up.destroy(); }
+      conns.clear();
+    },
     release() {
       holding = false;
       for (const c of conns) {

@@ -170,10 +170,89 @@ static void test_escaping(void)
 	}
 }
 
+/* gw_sbuf_json_value writes what jansson's compact encoder writes (hex
+ * case aside), for every JSON type and for real Forge payloads. */
+static void test_json_value(void)
+{
+	const char *samples[] = {
+		"{\"a\":[1,-2,3.25,1e+300,true,false,null,\"x\\u0001y\"],\"b\":{},\"c\":[],\"d\":{\"e\":{\"f\":\"\\u00e9\\n\"}}}",
+		"[\"\\u2028\",{\"z\":0,\"a\":-0.5}]", "\"s\"", "12345678901234", "null"};
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		json_t *v = json_loads(samples[i], JSON_DECODE_ANY, NULL);
+		CHECK(v != NULL);
+		struct gw_sbuf b = {0};
+		gw_sbuf_json_value(&b, v);
+		char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		CHECK(!b.failed && want && strlen(want) == b.len && !strncasecmp(want, b.p, b.len));
+		free(want);
+		free(b.p);
+		json_decref(v);
+	}
+}
+
+/* The claim n, written by batch.c directly, is the text jansson's compact
+ * encoder writes for the same object (key order of docs/protocol.md; hex
+ * case aside), whatever the actions hold. */
+static void test_note_claim(const struct gw_signer *signer)
+{
+	json_t *actions = json_pack("[{s:s, s:s}, {s:i, s:b, s:n, s:f, s:[s, {s:s}]}]", "text", "caf\xc3\xa9 \"x\"\n",
+				    "href", "/a?b=c&d=\x01", "count", -42, "flag", 1, "none", "ratio", 0.5,
+				    "nested", "\xf0\x9f\x94\x94", "k", "v\\");
+	json_t *n = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:s, s:[s]}", "type", "warning", "title", "T\t1",
+			      "description", "line\u2028end", "actions", actions, "rule", "r/1", "eventType",
+			      "avi:jira:created:issue", "context", "c", "to", "u");
+	struct gw_event_work w;
+	memset(&w, 0, sizeof(w));
+	w.job = job(1, "inst");
+	w.notes = json_pack("[O]", n);
+	w.nnotes = 1;
+	w.nitems = 1;
+	w.items = calloc(1, sizeof(*w.items));
+	item(&w.items[0], "u", 1);
+	const struct gw_batch_signing how = {signer, "iss", 3600};
+	CHECK_INT_EQ(gw_batch_sign(&how, &w, 1, 1700000000), 1);
+	const char *claims = w.items[0].claims;
+	const char *at = claims ? strstr(claims, ",\"n\":") : NULL;
+	CHECK(at != NULL);
+	if (at) {
+		at += 5;
+		size_t len = strlen(at) - 1; /* the claims' closing brace */
+		json_t *parsed = json_loadb(at, len, 0, NULL);
+		json_t *id = json_object_get(parsed, "id");
+		json_t *want = json_pack("{s:O, s:s, s:s, s:s, s:O, s:s, s:s}", "id", id, "type", "warning",
+					 "title", "T\t1", "description", "line\u2028end", "actions", actions, "rule",
+					 "r/1", "eventType", "avi:jira:created:issue");
+		char *text = json_dumps(want, JSON_COMPACT);
+		CHECK(text && strlen(text) == len && !strncasecmp(text, at, len));
+		free(text);
+		json_decref(want);
+		json_decref(parsed);
+	}
+	/* a note without a title cannot be serialised: not signed */
+	json_object_del(n, "title");
+	free(w.items[0].claims);
+	w.items[0].claims = NULL;
+	free(w.items[0].ctx);
+	w.items[0].ctx = NULL;
+	gw_msg_unref(w.items[0].msg);
+	w.items[0].msg = NULL;
+	CHECK_INT_EQ(gw_batch_sign(&how, &w, 1, 1700000000), 0);
+	free(w.items[0].user);
+	free(w.items[0].claims);
+	free(w.items[0].ctx);
+	gw_msg_unref(w.items[0].msg);
+	free(w.items);
+	json_decref(w.notes);
+	gw_job_free(w.job);
+	json_decref(n);
+	json_decref(actions);
+}
+
 int main(void)
 {
 	gw_log_set_level(GW_LOG_ERR);
 	test_escaping();
+	test_json_value();
 
 	const char *tmp = getenv("GW_TEST_TMP");
 	char keypath[1024], err[256];
@@ -188,6 +267,7 @@ int main(void)
 	CHECK(pub != NULL);
 	if (!signer || !pub)
 		return CHECK_DONE();
+	test_note_claim(signer);
 
 	/* event 1: note A to alice and bob (ttl 60), note B to carol, whose
 	 * seq could not be taken (user NULL: no delivery) */

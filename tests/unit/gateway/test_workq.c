@@ -83,6 +83,162 @@ static void *handback(void *arg)
 	return NULL;
 }
 
+/* ---- the signing window (gw_workq_window_pop) ---- */
+
+#include "util.h"
+
+static int lane_state(int *collecting, size_t *idle)
+{
+	pthread_mutex_lock(&q.lock);
+	*collecting = q.collecting;
+	*idle = q.idle;
+	pthread_mutex_unlock(&q.lock);
+	return 0;
+}
+
+/* Waits (polling) until `want_collecting` and `want_idle` hold. */
+static void await_state(int want_collecting, size_t want_idle)
+{
+	int c;
+	size_t i;
+	for (;;) {
+		lane_state(&c, &i);
+		if (c == want_collecting && i == want_idle)
+			return;
+		sched_yield();
+	}
+}
+
+struct window_call {
+	size_t room, wake_at;
+	int64_t wait_ns;
+	struct gw_job *got; /* what the call returned */
+	int events; /* the run's length, when it returned events */
+};
+
+static void *window_thread(void *arg)
+{
+	struct window_call *w = arg;
+	w->got = gw_workq_window_pop(&q, w->room, w->wake_at, gw_monotonic_ns() + w->wait_ns);
+	for (struct gw_job *j = w->got; j && j->kind == GW_JOB_EVENT; j = j->next)
+		w->events++;
+	gw_workq_window_end(&q); /* as workers.c does when its pass stops asking */
+	return NULL;
+}
+
+static void free_run(struct gw_job *j)
+{
+	while (j) {
+		struct gw_job *next = j->next;
+		gw_job_free(j);
+		j = next;
+	}
+}
+
+static void window_cases(void)
+{
+	const int64_t long_wait = 30LL * 1000000000LL; /* never reached: each call ends sooner */
+	pthread_t w, c;
+	long idle_count = 0;
+
+	/* Nothing arrives: NULL at the deadline, and the window is over. */
+	CHECK_INT_EQ(gw_workq_init(&q, 10, 10), 0);
+	struct window_call short_call = {4, 1, 2000000, NULL, 0};
+	window_thread(&short_call);
+	CHECK(short_call.got == NULL);
+	int collecting;
+	size_t idle;
+	lane_state(&collecting, &idle);
+	CHECK_INT_EQ(collecting, 0);
+
+	/* An event pushed while a worker is in its window goes to it, not to
+	 * the idle worker; a verification goes to the idle worker. */
+	pthread_create(&c, NULL, consumer, &idle_count);
+	await_state(0, 1);
+	struct window_call call = {4, 1, long_wait, NULL, 0};
+	pthread_create(&w, NULL, window_thread, &call);
+	await_state(1, 1);
+	/* another worker's pass does not open a second window */
+	struct window_call second = {4, 1, long_wait, NULL, 0};
+	window_thread(&second);
+	CHECK(second.got == NULL);
+	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	pthread_join(w, NULL);
+	CHECK(call.got != NULL);
+	CHECK_INT_EQ(call.events, 1);
+	free_run(call.got);
+	/* Fewer events than wake_at: the window sleeps on to its deadline
+	 * (one wake-up per window), then takes them; the idle worker does not. */
+	call = (struct window_call){4, 2, 50000000, NULL, 0};
+	pthread_create(&w, NULL, window_thread, &call);
+	await_state(1, 1);
+	CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	pthread_join(w, NULL);
+	CHECK(call.got != NULL);
+	CHECK_INT_EQ(call.events, 1);
+	free_run(call.got);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	call = (struct window_call){4, 1, long_wait, NULL, 0};
+	pthread_create(&w, NULL, window_thread, &call);
+	/* the idle worker took the verification and waits again; the window waits on */
+	for (;;) {
+		pthread_mutex_lock(&q.lock);
+		int done = q.verify_count == 0 && q.idle == 1 && q.collecting;
+		pthread_mutex_unlock(&q.lock);
+		if (done)
+			break;
+		sched_yield();
+	}
+	/* more events than the window has room for: the rest to another worker */
+	for (int i = 0; i < 6; i++)
+		CHECK_INT_EQ(gw_workq_push_event(&q, gw_job_new(GW_JOB_EVENT)), 0);
+	pthread_join(w, NULL);
+	CHECK(call.got != NULL);
+	CHECK(call.events >= 1 && call.events <= 4);
+	free_run(call.got);
+	gw_workq_close(&q);
+	pthread_join(c, NULL);
+	CHECK_INT_EQ(idle_count + call.events, 1 + 6); /* the verification and every event, once */
+	gw_workq_destroy(&q);
+
+	/* No idle worker: a verification is handed to the worker in its window
+	 * (it never keeps work waiting), and closing ends the window. */
+	CHECK_INT_EQ(gw_workq_init(&q, 10, 10), 0);
+	call = (struct window_call){4, 1, long_wait, NULL, 0};
+	pthread_create(&w, NULL, window_thread, &call);
+	await_state(1, 0);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	pthread_join(w, NULL);
+	CHECK(call.got != NULL && call.got->kind == GW_JOB_INTAKE);
+	gw_job_free(call.got);
+	call = (struct window_call){4, 1, long_wait, NULL, 0};
+	pthread_create(&w, NULL, window_thread, &call);
+	await_state(1, 0);
+	gw_workq_close(&q);
+	pthread_join(w, NULL);
+	CHECK(call.got == NULL);
+	gw_workq_destroy(&q);
+
+	/* Past the deadline the window ends even while verifications wait: a
+	 * stream of them (a flood of bad FITs with one worker) must not keep
+	 * the window, and the signature of the events it holds, open. The
+	 * verification stays queued for the worker's next pop. */
+	CHECK_INT_EQ(gw_workq_init(&q, 10, 10), 0);
+	CHECK_INT_EQ(gw_workq_push_verify(&q, gw_job_new(GW_JOB_INTAKE)), 0);
+	call = (struct window_call){4, 1, -1, NULL, 0};
+	window_thread(&call);
+	CHECK(call.got == NULL);
+	free_run(call.got);
+	lane_state(&collecting, &idle);
+	CHECK_INT_EQ(collecting, 0);
+	pthread_mutex_lock(&q.lock);
+	size_t waiting = q.verify_count;
+	pthread_mutex_unlock(&q.lock);
+	CHECK_INT_EQ(waiting, 1);
+	gw_workq_close(&q);
+	gw_workq_destroy(&q);
+}
+
 static void *producer(void *arg)
 {
 	(void)arg;
@@ -103,6 +259,7 @@ int main(void)
 	if (!hb_rc)
 		pthread_join(hb, NULL);
 	CHECK_INT_EQ(hb_rc, 0);
+	window_cases();
 
 	CHECK_INT_EQ(gw_workq_init(&q, 2, 3), 0);
 	struct gw_job *v1 = gw_job_new(GW_JOB_INTAKE), *v2 = gw_job_new(GW_JOB_INTAKE),
