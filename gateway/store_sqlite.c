@@ -105,26 +105,35 @@ static void forget_batch(struct sstore *s)
 }
 
 /* The linger: the gateway journals new events on one thread (journal.c)
- * and records processed ones on another (recorder.c). Left alone, at a
- * steady rate each gets a commit (an fsync) of its own: the record of event
- * N commits just before event N+1's journal call arrives. So a leader whose
- * queue holds only record requests, while journal requests come at most
- * SQ_LINGER_GAP_NS apart (smoothed), waits up to SQ_LINGER_NS for the next
- * one and commits both in one transaction: one commit per event instead of
- * two. A journal request never waits (202 waits for its commit), and a
- * record request waits only for a journal request from another thread. */
+ * and records processed ones on another (recorder.c). Left alone they
+ * commit alternately: at a steady light rate the record of event N commits
+ * just before event N+1's journal call arrives (two fsyncs per event), and
+ * under load a record that queued during a journal commit leads the next
+ * commit alone while the journal thread is still answering its 202s, so
+ * the next journal call (and its 202s) waits behind it. So a leader whose
+ * queue holds only record requests waits, at most SQ_LINGER_NS, for a
+ * journal request and commits both in one transaction, when one is due:
+ * journal requests come at most SQ_LINGER_GAP_NS apart (smoothed), or the
+ * last one carried several events (events wait: the journal thread comes
+ * back at once) and committed less than SQ_LINGER_NS ago. A journal request
+ * never waits, and a record request waits only for a journal request from
+ * another thread. */
 #define SQ_LINGER_NS 1000000 /* 1 ms: the most a record (delivery) waits */
 #define SQ_LINGER_GAP_NS 2000000 /* linger only when journal calls come this often */
 
 /* qlock held, leader_active set by the caller. */
 static void linger(struct sstore *s)
 {
-	if (s->j_seen < 2 || s->j_gap_ns > SQ_LINGER_GAP_NS || pthread_equal(s->j_thread, pthread_self()))
+	if (!s->j_seen || pthread_equal(s->j_thread, pthread_self()))
 		return;
 	for (struct wreq *q = s->queue; q; q = q->next)
 		if (q->kind != WK_RECORD)
 			return;
-	int64_t now = gw_monotonic_ns(), until = s->j_last_ns + 2 * s->j_gap_ns;
+	int64_t now = gw_monotonic_ns(), until = 0;
+	if (s->j_seen == 2 && s->j_gap_ns <= SQ_LINGER_GAP_NS)
+		until = s->j_last_ns + 2 * s->j_gap_ns;
+	if (s->j_last_n > 1 && now - s->j_done_ns < SQ_LINGER_NS)
+		until = now + SQ_LINGER_NS;
 	if (until > now + SQ_LINGER_NS)
 		until = now + SQ_LINGER_NS;
 	if (until <= now)
@@ -147,7 +156,7 @@ out:
  * returns once it is committed (or failed). quiet: see wreq; kind: for the
  * linger. */
 static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct wreq *), void *arg,
-		     int quiet, enum wkind kind)
+		     int quiet, enum wkind kind, size_t nevents)
 {
 	struct wreq req = {.fn = fn, .undo = undo, .arg = arg, .quiet = quiet, .kind = kind};
 	pthread_mutex_lock(&s->qlock);
@@ -161,6 +170,7 @@ static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, str
 		s->j_last_ns = t;
 		s->j_thread = pthread_self();
 		s->j_seen = s->j_seen < 2 ? s->j_seen + 1 : 2;
+		s->j_last_n = nevents;
 		if (s->lingering)
 			pthread_cond_signal(&s->lcond);
 	}
@@ -227,6 +237,8 @@ static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, str
 		gw_stat_add(GW_STAT_store_commit_requests, nreq);
 		gw_stat_add(GW_STAT_store_write_errors, nfailed);
 		pthread_mutex_lock(&s->qlock);
+		if (kinds & (1 << WK_JOURNAL))
+			s->j_done_ns = gw_monotonic_ns();
 		for (struct wreq *q = batch, *next; q; q = next) {
 			next = q->next;
 			q->done = 1;
@@ -240,7 +252,7 @@ static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, str
 
 static int submit(struct sstore *s, wfn fn, void (*undo)(struct sstore *, struct wreq *), void *arg)
 {
-	return submit_ex(s, fn, undo, arg, 0, WK_OTHER);
+	return submit_ex(s, fn, undo, arg, 0, WK_OTHER, 0);
 }
 
 static int do_nothing(struct sstore *s, struct wreq *r)
@@ -254,7 +266,7 @@ static int do_nothing(struct sstore *s, struct wreq *r)
  * another process holding it), COMMIT of nothing writes nothing. */
 static int s_ping(struct gw_store *s)
 {
-	return submit_ex(S(s), do_nothing, NULL, NULL, 1, WK_OTHER);
+	return submit_ex(S(s), do_nothing, NULL, NULL, 1, WK_OTHER, 0);
 }
 
 /* ---- journal --------------------------------------------------------------- */
@@ -338,7 +350,7 @@ static int s_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 	struct journal_args a = {ev, n, now, key_ttl, out, 0, calloc(n ? n : 1, sizeof(unsigned char *))};
 	if (!a.added)
 		return GW_STORE_ERR_NOMEM;
-	int rc = submit_ex(S(s), do_journal, undo_journal, &a, 0, WK_JOURNAL);
+	int rc = submit_ex(S(s), do_journal, undo_journal, &a, 0, WK_JOURNAL, n);
 	free(a.added);
 	if (rc < 0)
 		for (size_t i = 0; i < n; i++)
@@ -493,7 +505,7 @@ static int do_record(struct sstore *s, struct wreq *r)
 static int s_record(struct gw_store *s, const struct gw_store_done *d, size_t n, int *results)
 {
 	struct record_args a = {d, n, results};
-	int rc = submit_ex(S(s), do_record, NULL, &a, 0, WK_RECORD);
+	int rc = submit_ex(S(s), do_record, NULL, &a, 0, WK_RECORD, n);
 	return rc < 0 ? rc : GW_STORE_OK;
 }
 

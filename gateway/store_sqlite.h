@@ -91,11 +91,13 @@ struct sstore {
 	int leader_active;
 	/* the linger (store_sqlite.c, submit_ex): a leader holding only record
 	 * requests waits on lcond, at most SQ_LINGER_NS, for the journal's next
-	 * request when journal requests come often; j_*: when the last one
-	 * came, the smoothed gap between them, and from which thread */
+	 * request when one is due; j_*: when the last one came, the smoothed
+	 * gap between them, from which thread, its events, its commit's end */
 	pthread_cond_t lcond; /* CLOCK_MONOTONIC */
 	int lingering;
 	int64_t j_last_ns, j_gap_ns;
+	size_t j_last_n; /* events in the last journal request */
+	int64_t j_done_ns; /* when the last commit carrying a journal request ended */
 	pthread_t j_thread;
 	int j_seen; /* journal requests seen: 0, 1, 2 = two or more (j_gap_ns valid) */
 	int64_t purge_cursor; /* writer only: the next uid the per-user cap looks at */
