@@ -272,8 +272,13 @@ static size_t signing_window(struct gw_app *app, struct gw_event_work *works, si
 			gw_stat_inc(GW_STAT_signing_window_joined);
 			more = next;
 		}
+		/* What waited at the deadline joined; what arrived while it was
+		 * evaluated goes to the next pass, or a steady backlog could hold
+		 * this one past its deadline. */
+		if (gw_monotonic_ns() >= deadline)
+			break;
 	}
-	gw_workq_window_end(&app->workq); /* when it stopped on count or leaves */
+	gw_workq_window_end(&app->workq); /* when it stopped on count, leaves or the deadline */
 	return count;
 }
 
