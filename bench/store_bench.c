@@ -313,8 +313,9 @@ static void *pipe_journal(void *p)
 			memset(keys[n], 0, GW_STORE_KEY_LEN);
 			memcpy(keys[n], &e, sizeof(e));
 			memcpy(keys[n] + 16, &pp->s, sizeof(pp->s));
-			ev[n] = (struct gw_store_event){INST, "0af7651916cd43dd8448eb211c80319c", now * 1000, keys[n],
-							payload, sizeof(payload) - 1};
+			ev[n] = (struct gw_store_event){INST,	    "0af7651916cd43dd8448eb211c80319c",
+							now * 1000, keys[n],
+							payload,    sizeof(payload) - 1};
 			n++;
 		}
 		double called = now_s();

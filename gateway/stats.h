@@ -73,9 +73,10 @@
 	X(store_commits,                                                                                                                     \
 	  "store write transactions committed (group commit: one for all writes queued meanwhile)")                                          \
 	X(store_commit_requests, "store write calls (journal, record, mark, purge) those commits carried")                                   \
-	X(store_commits_shared, "store commits that carried both a journal batch and a record of processed events (one fsync for both)") \
+	X(store_commits_shared,                                                                                                              \
+	  "store commits that carried both a journal batch and a record of processed events (one fsync for both)")                           \
 	X(store_lingers,                                                                                                                     \
-	  "record commits that waited (at most 1 ms) for the journal's next batch to share their commit")                                  \
+	  "record commits that waited (at most 1 ms) for the journal's next batch to share their commit")                                    \
 	X(store_write_errors, "store write calls that failed (nothing of them written)")                                                     \
 	X(store_probe_failures,                                                                                                              \
 	  "store round trips of the readiness probe that failed (/readyz answers 503 meanwhile)")                                            \

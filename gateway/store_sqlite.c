@@ -156,7 +156,8 @@ static int submit_ex(struct sstore *s, wfn fn, void (*undo)(struct sstore *, str
 	if (kind == WK_JOURNAL) {
 		int64_t t = gw_monotonic_ns();
 		if (s->j_seen)
-			s->j_gap_ns = s->j_seen == 1 ? t - s->j_last_ns : (3 * s->j_gap_ns + (t - s->j_last_ns)) / 4;
+			s->j_gap_ns = s->j_seen == 1 ? t - s->j_last_ns
+						     : (3 * s->j_gap_ns + (t - s->j_last_ns)) / 4;
 		s->j_last_ns = t;
 		s->j_thread = pthread_self();
 		s->j_seen = s->j_seen < 2 ? s->j_seen + 1 : 2;

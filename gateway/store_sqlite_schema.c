@@ -271,7 +271,8 @@ static int load_keys(struct sstore *s, char *msg, size_t msglen)
 {
 	sqlite3_stmt *st;
 	/* a key stored twice (journaled again after it expired): the later expiry wins */
-	int src = sqlite3_prepare_v2(s->r, "SELECT key, expires FROM redelivery ORDER BY expires", -1, &st, NULL);
+	int src = sqlite3_prepare_v2(s->r, "SELECT key, expires FROM redelivery ORDER BY expires", -1, &st,
+				     NULL);
 	if (src != SQLITE_OK)
 		return fail(s->r, src, s->path, "cannot read the redelivery keys", msg, msglen);
 	while ((src = sqlite3_step(st)) == SQLITE_ROW) {

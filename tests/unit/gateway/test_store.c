@@ -917,7 +917,8 @@ static long long sql_int(const char *db, const char *sql)
 static void case_sqlite_migrate_v1(void)
 {
 	char dir[512], db[600], msg[512] = "";
-	snprintf(dir, sizeof(dir), "%s/store-v1-XXXXXX", getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/store-v1-XXXXXX",
+		 getenv("GW_TEST_TMP") ? getenv("GW_TEST_TMP") : "/tmp");
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(db, sizeof(db), "%s/notify.db", dir);
 	sqlite3 *c = NULL;
