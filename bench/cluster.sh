@@ -91,6 +91,9 @@ node_counters() {
 			BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) s[w[i]] = 0 }
 			/^notify_gateway_[a-z_]*_total / { k = $1; sub(/^notify_gateway_/, "", k); sub(/_total$/, "", k)
 				if (k in s) s[k] += $2 }
+			# a family (metrics.c): events_rejected_total{reason="store"} is stats.h events_rejected_store
+			/^notify_gateway_[a-z_]*_total\{[a-z]*="[a-z_]*"\} / { k = $1; sub(/^notify_gateway_/, "", k)
+				sub(/_total\{[a-z]*="/, "_", k); sub(/"\}$/, "", k); if (k in s) s[k] += $2 }
 			END { for (i = 1; i <= n; i++) printf "%s=%d ", w[i], s[w[i]] }'
 }
 

@@ -63,7 +63,7 @@ while [ $# -gt 0 ]; do
 	--cluster-rate) CL_RATE=$2; shift ;;
 	--cluster-embedded) CL_EMBEDDED=${2//,/ }; shift ;;
 	--cluster-scenarios) CL_SCENARIOS=${2//,/ }; shift ;;
-	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
