@@ -85,7 +85,6 @@ struct gw_app {
 	struct lws_vhost *vhost;
 	struct gw_broker *broker;
 	struct gw_broker *redis_broker; /* cluster mode: the same broker as broker_redis.h; NULL otherwise */
-	uint64_t redis_ready_gen; /* cluster mode: the broker generation last seen ready (server.c) */
 	uint64_t next_id; /* request and connection ids (http_api.c, realtime.c) */
 	size_t ws_connections; /* open websockets: counted by realtime.c, read by /healthz and the stop */
 	int listen_port;

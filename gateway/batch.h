@@ -37,6 +37,7 @@ struct gw_event_work {
 		*items; /* one per (note, recipient) in note order; user NULL: no seq, no delivery */
 	size_t nitems;
 	struct gw_outbox_item *batch; /* never NULL (gw_outbox_batch_new) */
+	int numbered; /* took seqs and was told to the recorder (gw_recorder_numbered) */
 };
 
 /* What signing needs from the configuration. */

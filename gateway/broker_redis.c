@@ -88,6 +88,15 @@ struct bshard {
 	char probe_channel[200];
 	_Atomic int64_t last_probe_ms; /* written by the broker thread, read by ready() */
 	_Atomic int up;
+	/* Bumped each time the subscriber is made (broker thread); every item
+	 * the shard queues carries the generation it came from (tag). */
+	_Atomic uint64_t gen;
+	/* Service thread: the generation whose items drain delivers (0: none
+	 * accepted yet, then generation 1's go); items of a newer one wait in
+	 * held, in order, until gw_broker_redis_accept_shard; older ones are
+	 * dropped (their connections were closed before the newer was accepted). */
+	uint64_t accepted;
+	struct gw_outbox_item *held_head, *held_tail;
 };
 
 struct rbroker {
@@ -128,6 +137,15 @@ struct rbroker {
 static int64_t now_ms(void)
 {
 	return gw_redis_now_ms();
+}
+
+/* The broker's inbox items reuse two fields their kinds leave unused:
+ * intake_no carries the shard's subscriber generation, retry_after the
+ * shard index (drain holds or drops by them). */
+static void tag(struct bshard *s, struct gw_outbox_item *it)
+{
+	it->intake_no = atomic_load(&s->gen);
+	it->retry_after = (int)s->idx;
 }
 
 /* ---- the broker thread --------------------------------------------------- */
@@ -215,8 +233,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
 }
 
 /* Parses a published note and queues its frame for the service thread. */
-static void deliver(struct rbroker *b, const char *p, size_t len)
+static void deliver(struct bshard *s, const char *p, size_t len)
 {
+	struct rbroker *b = s->b;
 	unsigned long long seq;
 	size_t il, ul, cl, claims_len;
 	int used = 0;
@@ -269,13 +288,15 @@ static void deliver(struct rbroker *b, const char *p, size_t len)
 	it->items = d;
 	gw_stat_inc(GW_STAT_redis_broker_received);
 	atomic_fetch_add(&b->inbox_bytes, m->len);
+	tag(s, it);
 	gw_outbox_push_take(&b->inbox, it);
 }
 
 /* A read-state change another node published: queued as a GW_OUT_ANSWER
  * item whose body is the JSON (this node's own are ignored). */
-static void deliver_marked(struct rbroker *b, const char *p, size_t len)
+static void deliver_marked(struct bshard *s, const char *p, size_t len)
 {
+	struct rbroker *b = s->b;
 	json_t *j = json_loadb(p, len, 0, NULL);
 	const char *node = json_string_value(json_object_get(j, "node"));
 	if (!j || !node) {
@@ -301,6 +322,7 @@ static void deliver_marked(struct rbroker *b, const char *p, size_t len)
 	it->body = body;
 	it->body_len = len;
 	atomic_fetch_add(&b->inbox_bytes, len);
+	tag(s, it);
 	gw_outbox_push_take(&b->inbox, it);
 }
 
@@ -344,8 +366,9 @@ static void send_channels(struct bshard *s, int subscribe, const char **chans, s
 /* Tells the service thread that Redis has the subscription to channel asked
  * for as sub_id: queued behind every message received before, and before
  * any of that channel's. */
-static void confirm(struct rbroker *b, const char *channel, uint64_t sub_id)
+static void confirm(struct bshard *s, const char *channel, uint64_t sub_id)
 {
+	struct rbroker *b = s->b;
 	struct gw_outbox_item *it = calloc(1, sizeof(*it));
 	char *body = it ? strdup(channel) : NULL;
 	if (!body) {
@@ -359,6 +382,7 @@ static void confirm(struct rbroker *b, const char *channel, uint64_t sub_id)
 	it->req_id = sub_id;
 	it->body = body;
 	it->body_len = strlen(body);
+	tag(s, it);
 	gw_outbox_push_take(&b->inbox, it);
 }
 
@@ -372,7 +396,7 @@ static void sub_state(struct bshard *s, int subscribed, const char *channel)
 	if (subscribed) {
 		if (ch->sent && ch->sub_id && !ch->unsub_pending && !ch->confirmed) {
 			ch->confirmed = 1;
-			confirm(b, channel, ch->sub_id);
+			confirm(s, channel, ch->sub_id);
 		}
 		return;
 	}
@@ -419,9 +443,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 			return;
 		}
 		if (r->element[2]->str[0] == 'M')
-			deliver_marked(s->b, r->element[2]->str + 1, r->element[2]->len - 1);
+			deliver_marked(s, r->element[2]->str + 1, r->element[2]->len - 1);
 		else
-			deliver(s->b, r->element[2]->str, r->element[2]->len);
+			deliver(s, r->element[2]->str, r->element[2]->len);
 	}
 }
 
@@ -487,6 +511,7 @@ static void connect_shard(struct bshard *s)
 	s->connected_ms = now_ms();
 	if (atomic_load(&s->last_probe_ms))
 		gw_stat_inc(GW_STAT_redis_broker_reconnects);
+	atomic_fetch_add(&s->gen, 1);
 	atomic_fetch_add(&s->b->generation, 1);
 	/* the probe channel, then every channel wanted on this shard */
 	const char *batch[SUBSCRIBE_BATCH];
@@ -594,7 +619,7 @@ static void on_async(uv_async_t *a)
 				ch->shard = r->shard;
 				ch->sub_id = r->sub_id;
 				if (ch->confirmed) {
-					confirm(b, r->channel, ch->sub_id); /* live all along */
+					confirm(s, r->channel, ch->sub_id); /* live all along */
 				} else if (s->sub && !ch->sent && !ch->unsub_pending) {
 					ch->sent = 1;
 					send_channels(s, 1, chan, 1);
@@ -839,28 +864,111 @@ static void confirmed(struct rbroker *b, const char *channel, uint64_t sub_id)
 	}
 }
 
+/* Bytes of the inbox budget an item holds. */
+static size_t item_bytes(const struct gw_outbox_item *it)
+{
+	size_t n = it->kind == GW_OUT_ANSWER && it->status != 1 ? it->body_len : 0;
+	for (size_t i = 0; i < it->count; i++)
+		n += it->items[i].msg->len;
+	return n;
+}
+
+/* One inbox item of an accepted generation to its connections. */
+static size_t deliver_item(struct rbroker *b, struct gw_outbox_item *it)
+{
+	size_t n = 0;
+	if (it->kind == GW_OUT_ANSWER && it->status == 1)
+		confirmed(b, it->body, it->req_id);
+	else if (it->kind == GW_OUT_ANSWER)
+		remote_marked(b, it->body, it->body_len);
+	for (size_t i = 0; i < it->count; i++) {
+		struct gw_delivery *d = &it->items[i];
+		n += b->inner->ops->publish(b->inner, d->installation, d->user, d->ctx, d->msg);
+	}
+	return n;
+}
+
+/* An item of shard s: delivered if its generation is the accepted one,
+ * held (appended, so in order) if newer, dropped if older. */
+static size_t route_item(struct rbroker *b, struct bshard *s, struct gw_outbox_item *it)
+{
+	uint64_t accepted = s->accepted ? s->accepted : 1;
+	it->next = NULL;
+	if (it->intake_no > accepted) {
+		if (s->held_tail)
+			s->held_tail->next = it;
+		else
+			s->held_head = it;
+		s->held_tail = it;
+		return 0;
+	}
+	size_t n = it->intake_no == accepted ? deliver_item(b, it) : 0;
+	atomic_fetch_sub(&b->inbox_bytes, item_bytes(it));
+	gw_outbox_item_free(it);
+	return n;
+}
+
 size_t gw_broker_redis_drain(struct gw_broker *gb)
 {
 	struct rbroker *b = (struct rbroker *)gb;
 	size_t n = 0;
+	/* what was held first: a shard accepted since may release it */
+	for (size_t i = 0; i < b->nshards; i++) {
+		struct bshard *s = &b->sh[i];
+		uint64_t accepted = s->accepted ? s->accepted : 1;
+		if (!s->held_head || s->held_head->intake_no > accepted)
+			continue;
+		struct gw_outbox_item *it = s->held_head;
+		s->held_head = s->held_tail = NULL;
+		while (it) {
+			struct gw_outbox_item *next = it->next;
+			n += route_item(b, s, it);
+			it = next;
+		}
+	}
 	struct gw_outbox_item *it = gw_outbox_take_all(&b->inbox);
 	while (it) {
 		struct gw_outbox_item *next = it->next;
-		if (it->kind == GW_OUT_ANSWER && it->status == 1) {
-			confirmed(b, it->body, it->req_id);
-		} else if (it->kind == GW_OUT_ANSWER) {
-			atomic_fetch_sub(&b->inbox_bytes, it->body_len);
-			remote_marked(b, it->body, it->body_len);
-		}
-		for (size_t i = 0; i < it->count; i++) {
-			struct gw_delivery *d = &it->items[i];
-			n += b->inner->ops->publish(b->inner, d->installation, d->user, d->ctx, d->msg);
-			atomic_fetch_sub(&b->inbox_bytes, d->msg->len);
-		}
-		gw_outbox_item_free(it);
+		size_t si = (size_t)it->retry_after;
+		n += route_item(b, &b->sh[si < b->nshards ? si : 0], it);
 		it = next;
 	}
 	return n;
+}
+
+size_t gw_broker_redis_nshards(struct gw_broker *gb)
+{
+	return ((struct rbroker *)gb)->nshards;
+}
+
+uint64_t gw_broker_redis_shard_generation(struct gw_broker *gb, size_t shard)
+{
+	return atomic_load(&((struct rbroker *)gb)->sh[shard].gen);
+}
+
+uint64_t gw_broker_redis_shard_accepted(struct gw_broker *gb, size_t shard)
+{
+	return ((struct rbroker *)gb)->sh[shard].accepted;
+}
+
+void gw_broker_redis_accept_shard(struct gw_broker *gb, size_t shard, uint64_t gen)
+{
+	((struct rbroker *)gb)->sh[shard].accepted = gen;
+}
+
+/* One shard's subscriber is up and its probe came back in time. */
+static int shard_ready(struct rbroker *b, size_t i, int64_t now, int64_t *age_out)
+{
+	int64_t last = atomic_load(&b->sh[i].last_probe_ms);
+	int64_t age = last ? now - last : INT64_MAX;
+	if (age_out)
+		*age_out = age;
+	return atomic_load(&b->sh[i].up) && age <= 2 * b->probe_ms + b->timeout_ms;
+}
+
+int gw_broker_redis_shard_ready(struct gw_broker *gb, size_t shard)
+{
+	return shard_ready((struct rbroker *)gb, shard, now_ms(), NULL);
 }
 
 int gw_broker_redis_ready(struct gw_broker *gb, int64_t *oldest_ms)
@@ -869,12 +977,11 @@ int gw_broker_redis_ready(struct gw_broker *gb, int64_t *oldest_ms)
 	int64_t now = now_ms(), oldest = 0;
 	int ready = 1;
 	for (size_t i = 0; i < b->nshards; i++) {
-		int64_t last = atomic_load(&b->sh[i].last_probe_ms);
-		int64_t age = last ? now - last : INT64_MAX;
+		int64_t age;
+		if (!shard_ready(b, i, now, &age))
+			ready = 0;
 		if (age > oldest)
 			oldest = age;
-		if (!atomic_load(&b->sh[i].up) || age > 2 * b->probe_ms + b->timeout_ms)
-			ready = 0;
 	}
 	if (oldest_ms)
 		*oldest_ms = oldest;
@@ -934,6 +1041,12 @@ static void r_destroy(struct gw_broker *gb)
 		r = next;
 	}
 	gw_outbox_destroy(&b->inbox);
+	for (size_t i = 0; i < b->nshards; i++)
+		while (b->sh[i].held_head) {
+			struct gw_outbox_item *it = b->sh[i].held_head;
+			b->sh[i].held_head = it->next;
+			gw_outbox_item_free(it);
+		}
 	gw_strmap_free(&b->chans, free);
 	gw_strmap_free(&b->users, uent_free);
 	b->inner->ops->destroy(b->inner);

@@ -32,9 +32,16 @@
  * still holds the TCP connection) is dropped and made again with backoff
  * and jitter. gw_broker_redis_ready is true only while every shard's probe
  * came back recently: a node that silently stopped receiving is not ready.
- * After a subscriber is made again, notifications published meanwhile were
- * not received: gw_broker_redis_generation changes, and the connections of
- * that node must resume with since (the store has everything).
+ * After a shard's subscriber is made again, notifications published
+ * meanwhile on that shard were not received: the shard's generation
+ * changes, and the connections of that node whose user lives on that shard
+ * must resume with since (the store has everything). Every item the broker
+ * thread queues carries its shard and that shard's generation; drain
+ * delivers only the accepted generation's, holds newer ones (in order) until
+ * the service thread accepts their generation (after closing the shard's
+ * connections), and drops older ones. So the other shards' users keep their
+ * live feed, and no frame of a new subscriber reaches a connection opened
+ * before it was accepted, whenever drain runs.
  *
  * Ownership: the broker owns its inner local broker, its threads and its
  * connections; destroy stops the thread and frees everything.
@@ -88,7 +95,17 @@ void gw_broker_redis_set_rules_version(struct gw_broker *b, const char *version)
  * "rulesVersionsDiffer"}: the nodes heard from within 3 probe intervals +
  * the timeout (this one included once its own message came back). */
 json_t *gw_broker_redis_nodes_json(struct gw_broker *b);
-/* Changes every time a subscriber connection is made again. */
+/* Changes every time a subscriber connection is made again (any shard). */
 uint64_t gw_broker_redis_generation(struct gw_broker *b);
+/* Per shard (shard < nshards). generation: bumped each time the shard's
+ * subscriber is made (1 after the first); any thread. shard_ready: its
+ * subscriber is up and its probe came back within two intervals plus the
+ * timeout. accepted / accept_shard: service thread; the generation whose
+ * items drain delivers (0 at start: generation 1's are delivered). */
+size_t gw_broker_redis_nshards(struct gw_broker *b);
+uint64_t gw_broker_redis_shard_generation(struct gw_broker *b, size_t shard);
+int gw_broker_redis_shard_ready(struct gw_broker *b, size_t shard);
+uint64_t gw_broker_redis_shard_accepted(struct gw_broker *b, size_t shard);
+void gw_broker_redis_accept_shard(struct gw_broker *b, size_t shard, uint64_t gen);
 
 #endif

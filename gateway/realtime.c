@@ -35,6 +35,7 @@
 #include "broker_redis.h"
 #include "realtime.h"
 #include "realtime_conn.h"
+#include "redis_conn.h"
 #include "log.h"
 #include "stats.h"
 #include "cors.h"
@@ -810,16 +811,19 @@ int gw_realtime_callback(struct lws *wsi, int reason, void *user, void *in, size
 	return 0;
 }
 
-/* Cluster mode: this node's broker feed came back after a loss, so its tabs
- * may have missed notifications: each is closed with 1012 and a spread delay,
- * and resumes with since (docs/protocol.md). */
-void gw_realtime_resume_all(struct gw_app *app)
+/* Cluster mode: this node's broker feed of one shard came back after a
+ * loss, so the tabs of that shard's users may have missed notifications:
+ * each is closed with 1012 and a spread delay, and resumes with since
+ * (docs/protocol.md). A connection with no user yet has no subscription:
+ * it subscribes on the feed that is live by then. */
+void gw_realtime_resume_shard(struct gw_app *app, size_t shard, size_t nshards)
 {
 	struct gw_strmap *m = &app->rt.conns_by_id;
 	for (size_t i = 0; i < m->nbuckets; i++)
 		for (struct gw_strmap_entry *e = m->buckets[i]; e; e = e->next) {
 			struct gw_conn *c = e->value;
-			if (c->close_pending == 2)
+			if (c->close_pending == 2 || !c->installation || !c->user ||
+			    gw_redis_shard_of(c->installation, c->user, nshards) != shard)
 				continue;
 			c->close_pending = 0;
 			uint32_t spread = (uint32_t)app->cfg.shutdown_reconnect_spread * 1000u;

@@ -41,11 +41,13 @@ int gw_ctx_covers(const char *entry, const char *ctx);
 
 /* Stop: flush and close every websocket with 1001. */
 void gw_realtime_close_all(struct gw_app *app);
-/* Cluster mode: the node's broker feed was lost and is back (notifications
- * published meanwhile never reached it): every connection is closed with
- * 1012 and "resume with since", so each client reconnects (to any node) and
- * its resume fetches what it missed from the store. */
-void gw_realtime_resume_all(struct gw_app *app);
+/* Cluster mode: the node's broker feed of Redis shard `shard` (of nshards)
+ * was lost and is back (notifications published meanwhile on it never
+ * reached this node): every connection whose user lives on that shard is
+ * closed with 1012 and "resume with since", so each client reconnects (to
+ * any node) and its resume fetches what it missed from the store. The
+ * other shards' users' connections keep their live feed. */
+void gw_realtime_resume_shard(struct gw_app *app, size_t shard, size_t nshards);
 /* Cluster mode (broker_redis.h marked callback, ud = the app): another node
  * changed the read state of these ids of (inst, user); each local tab of the
  * user gets "marked" with the ids its token covers and its own unread. */

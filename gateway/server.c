@@ -174,38 +174,44 @@ static void schedule_purge(struct gw_app *app, time_t now)
 }
 
 /* Cluster mode: frames the Redis broker received go to their connections;
- * when its feed is back after a loss (a new generation seen ready), the
- * connections resume through their clients (realtime.h resume_all).
- * Once the generation changed, nothing the new subscriber brings may reach
- * a connection opened before: notifications published while the feed was
+ * when a shard's feed is back after a loss (a new generation of its
+ * subscriber, seen ready), the connections whose user lives on that shard
+ * resume through their clients (realtime.h resume_shard). Once a shard's
+ * generation changed, nothing its new subscriber brings may reach a
+ * connection opened before: notifications published while the feed was
  * down never reached this node, and a later one would leave a gap that a
  * client resuming after the highest seq it holds never fills (found by the
- * Redis-restart black-box test). So the broker's frames wait in its inbox
- * (bounded, INBOX_MAX_BYTES) until the feed is ready, the connections are
- * closed with 1012 first (a closing connection takes no frame), and only
- * then is the inbox drained. */
+ * Redis-restart black-box test). So the broker holds that shard's frames
+ * (they carry their generation; bounded by its inbox, INBOX_MAX_BYTES)
+ * until the feed is ready, the shard's connections are closed with 1012
+ * first (a closing connection takes no frame), and only then is the new
+ * generation accepted. The other shards' users keep their live feed. */
 static void cluster_service(struct gw_app *app)
 {
-	if (!app->redis_broker)
+	struct gw_broker *b = app->redis_broker;
+	if (!b)
 		return;
-	uint64_t gen = gw_broker_redis_generation(app->redis_broker);
-	int ready = gw_broker_redis_ready(app->redis_broker, NULL);
-	/* Before the first readiness, gen > nredis means a subscriber was
-	 * made again already: subscriptions confirmed on the first one
-	 * (broker.h) may have missed notifications too. */
-	int lost = app->redis_ready_gen ? gen != app->redis_ready_gen : gen > (uint64_t)app->cfg.nredis;
-	if (lost) {
-		if (!ready)
-			return; /* held: the frames of a feed that had a gap */
-		gw_log(GW_LOG_WARN,
-		       "cluster: the broker's Redis feed is back; notifications published meanwhile did "
-		       "not reach this node: its websockets are closed with 1012 to resume with since");
-		gw_realtime_resume_all(app);
-		app->redis_ready_gen = gen;
+	size_t n = gw_broker_redis_nshards(b);
+	for (size_t i = 0; i < n; i++) {
+		/* generation before readiness: a subscriber made again in
+		 * between only has its frames held (newer than accepted) */
+		uint64_t gen = gw_broker_redis_shard_generation(b, i), acc = gw_broker_redis_shard_accepted(b, i);
+		if (gen == acc || !gw_broker_redis_shard_ready(b, i))
+			continue; /* live, or held: the frames of a feed that had a gap */
+		/* Before the first readiness, gen > 1 means the subscriber was
+		 * made again already: subscriptions confirmed on the first one
+		 * (broker.h) may have missed notifications too. */
+		if (acc || gen > 1) {
+			gw_log(GW_LOG_WARN,
+			       "cluster: the broker's feed of Redis shard %zu is back; notifications published "
+			       "meanwhile did not reach this node: its websockets of that shard's users are "
+			       "closed with 1012 to resume with since",
+			       i + 1);
+			gw_realtime_resume_shard(app, i, n);
+		}
+		gw_broker_redis_accept_shard(b, i, gen);
 	}
-	gw_broker_redis_drain(app->redis_broker);
-	if (ready && !app->redis_ready_gen)
-		app->redis_ready_gen = gen;
+	gw_broker_redis_drain(b);
 }
 
 static void sweep_cb(lws_sorted_usec_list_t *sul)

@@ -87,6 +87,10 @@
 	X(journal_batches, "journal transactions (events_accepted / this = events per fsync)")                                               \
 	X(record_batches,                                                                                                                    \
 	  "record transactions of the recorder thread (events_processed / this = events per fsync)")                                         \
+	X(record_order_waits,                                                                                                                \
+	  "times the recorder held signed passes for an earlier-numbered pass still being signed (seqs committed in order)")                \
+	X(record_order_expired,                                                                                                              \
+	  "times held passes were committed after GW_RECORDER_ORDER_WAIT_MS without the earlier pass (a seq gap is possible after a crash)") \
 	X(events_replayed, "journaled events not done at start, processed again before new intake")                                          \
 	X(store_record_failed,                                                                                                               \
 	  "events whose notifications the store could not record (left pending, not delivered; processed again at the next start)")          \

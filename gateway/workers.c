@@ -12,6 +12,7 @@
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
+#include "recorder.h"
 #include "trace.h"
 #include "sequencer.h"
 #include "stats.h"
@@ -202,6 +203,17 @@ static void evaluate_event(struct gw_app *app, struct gw_job *job, struct rules_
 	 * it, so it stays pending and is claimed again after claim_after. */
 	if (sq->store_failures != seq_failures && app->store && app->store->ops->claim)
 		job->leave_pending = 1;
+	int took_seqs = 0;
+	for (size_t i = 0; i < k && !took_seqs; i++)
+		took_seqs = items[i].seq != 0;
+	if (took_seqs && app->recorder) {
+		/* The recorder must hear of it in intake order (recorder.h,
+		 * "Order"): still in the turn, but not under the sequencer lock
+		 * (no two locks are ever held at once). */
+		gw_sequencer_unlock(sq); /* } sequencer lock ---- (the turn stays ours) */
+		w->numbered = !gw_recorder_numbered(app->recorder, job->intake_no);
+		gw_sequencer_wait_turn(sq, job->intake_no); /* ---- sequencer lock { (ours already) */
+	}
 	gw_sequencer_pass_turn(sq); /* } sequencer lock ---- */
 	if (app->trace.ring)
 		trace_event(app, set, scratch, job, notes, nnotes, items);
@@ -260,14 +272,20 @@ static size_t signing_window(struct gw_app *app, struct gw_event_work *works, si
 			gw_stat_inc(GW_STAT_signing_window_joined);
 			more = next;
 		}
+		/* What waited at the deadline joined; what arrived while it was
+		 * evaluated goes to the next pass, or a steady backlog could hold
+		 * this one past its deadline. */
+		if (gw_monotonic_ns() >= deadline)
+			break;
 	}
-	gw_workq_window_end(&app->workq); /* when it stopped on count or leaves */
+	gw_workq_window_end(&app->workq); /* when it stopped on count, leaves or the deadline */
 	return count;
 }
 
 /* A run of consecutive events: rules and seqs one event after another (each
  * takes its own turn in the sequencer), then one signature for all of them. */
-static void do_events(struct gw_app *app, struct gw_job *chain, struct rules_scratch *scratch, size_t max_events)
+static void do_events(struct gw_app *app, struct gw_job *chain, struct rules_scratch *scratch,
+		      size_t max_events)
 {
 	size_t n = 0;
 	for (struct gw_job *j = chain; j; j = j->next)

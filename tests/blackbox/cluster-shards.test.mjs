@@ -189,7 +189,7 @@ describe('two Redis shards', () => {
     }
   });
 
-  test('shard 1 frozen (SIGSTOP): intake still 202 (the journal is on shard 0), shard 0\'s users\' events still recorded, /readyz 503; SIGCONT: shard 1\'s users get theirs once, seq contiguous; shard 0 frozen: intake 503', async () => {
+  test('shard 1 frozen (SIGSTOP): intake still 202 (the journal is on shard 0), shard 0\'s user stays live on every node after the brokers gave shard 1 up, /readyz 503; SIGCONT: only shard 1\'s user\'s tabs closed with 1012, they resume with since: every tab its notifications once, seq contiguous; shard 0 frozen: intake 503', async () => {
     const nodes = await startNodes(2, 'fz');
     const frozen = shards[1];
     let stopped = false, stopped0 = false;
@@ -243,8 +243,6 @@ describe('two Redis shards', () => {
           `${c.name}: u0's ${duringFreeze.length} events recorded while shard 1 is frozen; the inbox has ${have.join(',')}`);
         assert.ok(!have.includes('both'), `${c.name}: the event for both users is recorded as a whole, after the thaw`);
       }
-      const frozenPhase = duringFreeze.filter((x) => x.startsWith('frozen'));
-      const liveDuringFreeze = Math.min(...tabs.get(u0).map(({ c }) => frozenPhase.filter((x) => descsOf(c).includes(x)).length));
       // shard 1's user: nothing of the frozen phase yet, its tabs open
       for (const { c } of tabs.get(u1)) {
         assert.ok(!descsOf(c).some((d) => d.startsWith('frozen') || d === 'both'), `${c.name}: nothing can be recorded on a frozen shard`);
@@ -254,9 +252,8 @@ describe('two Redis shards', () => {
       // broker's probe on shard 1, whichever is checked first
       const ready = await waitReadyz(nodes[0], 503);
       assert.match(ready.text, /"check":"(store|cluster)"/);
-      // held until each node's broker gave shard 1's subscriber up: its
-      // feed comes back under a new generation, so every tab of the node
-      // (shard 0's user's too) is told to resume with since
+      // each node's broker gives shard 1's subscriber up (its probe does not
+      // come back): shard 1's feed comes back later under a new generation
       for (const g of nodes) {
         let t = '';
         for (let i = 0; i < 100 && !/probe/.test(t); i++) {
@@ -264,44 +261,65 @@ describe('two Redis shards', () => {
           if (!/probe/.test(t)) await new Promise((r) => setTimeout(r, 100));
         }
         assert.match(t, /probe did not come back/);
+        // given up (redis_broker_probe_failures), then made again on a
+        // later tick (redis_broker_reconnects): a new generation of shard 1
+        let given = 0, again = 0;
+        for (let i = 0; i < 150 && !(given && again); i++) {
+          if (i) await new Promise((r) => setTimeout(r, 100));
+          given = await metric(g, 'redis_broker_probe_failures');
+          again = await metric(g, 'redis_broker_reconnects');
+        }
+        assert.ok(given >= 1 && again >= 1, `${g.port}: the broker gave shard 1's subscriber up (redis_broker_probe_failures ${given}) and made it again (redis_broker_reconnects ${again})`);
       }
-      await new Promise((r) => setTimeout(r, 1500)); // (the broker's next tick drops the subscriber)
+      // Shard 0's user keeps its live feed on every node meanwhile: events
+      // posted now (after the give-up) reach its open tabs while shard 1 is
+      // still frozen, and so did everything before (only the event for both
+      // users waits for shard 1). Before the per-shard generation, each
+      // node held its whole feed here until shard 1 was back.
+      for (let i = 0; i < 4; i++) assert.equal((await post(nodes[i % 2], u0, 'given-up')).status, 202);
+      const liveU0 = accepted.get(u0).filter((x) => x !== 'both');
+      for (const { c } of tabs.get(u0)) {
+        await c.waitFor(() => liveU0.every((x) => descsOf(c).includes(x)),
+          { timeout: 20000, what: `shard 0's user's ${liveU0.length} events live while shard 1 is given up` });
+        assert.ok(!c.closeInfo, `${c.name} closed: ${JSON.stringify(c.closeInfo)}`);
+      }
+      const liveDuringFreeze = liveU0.filter((x) => !x.startsWith('before')).length;
 
       frozen.child.kill('SIGCONT');
       stopped = false;
       for (const g of nodes) await waitReadyz(g, 200);
-      // Every tab either kept its feed or was closed with 1012 and resumes
-      // with since on its node: each user's notifications once, contiguous.
+      // Shard 1's user's tabs: their node's feed of shard 1 had a gap, so
+      // each is closed with 1012 and resumes with since, losing nothing.
       let resumes = 0, delivered = 0;
-      for (const u of [u0, u1]) {
-        const want = accepted.get(u);
-        for (const { c, node } of tabs.get(u)) {
-          const has = () => want.every((s) => descsOf(c).includes(s));
-          await c.waitFor(has, { timeout: 15000, what: 'every accepted event' }).catch(() => {});
-          let descs = descsOf(c), seqs = seqsOf(c);
-          if (!has()) {
-            const closed = await c.waitClose(10000);
-            assert.equal(closed.code, 1012, JSON.stringify(closed));
-            const again = await tab(nodes[node], keys, u, `${c.name}-again`, lastSeq(c));
-            await again.c.waitFor(() => want.every((s) => [...descs, ...descsOf(again.c)].includes(s)),
-              { timeout: 20000, what: `every accepted event after the resume (${want.length})` });
-            await again.c.roundTrip();
-            descs = [...descs, ...descsOf(again.c)];
-            seqs = [...seqs, ...seqsOf(again.c)];
-            again.c.close();
-            resumes++;
-          } else {
-            // (a 1012 may still come: then nothing more arrives either)
-            await c.roundTrip().catch((e) => assert.equal(c.closeInfo?.code, 1012, e.message));
-            descs = descsOf(c);
-            seqs = seqsOf(c);
-          }
-          assertExactlyOnce(descs, want, c.name);
-          assertContiguous(seqs, c.name, 1);
-          delivered += descs.length;
-        }
+      const want1 = accepted.get(u1);
+      for (const { c, node } of tabs.get(u1)) {
+        const closed = await c.waitClose(15000);
+        assert.equal(closed.code, 1012, JSON.stringify(closed));
+        const descs0 = descsOf(c), seqs0 = seqsOf(c);
+        const again = await tab(nodes[node], keys, u1, `${c.name}-again`, lastSeq(c));
+        await again.c.waitFor(() => want1.every((s) => [...descs0, ...descsOf(again.c)].includes(s)),
+          { timeout: 20000, what: `every accepted event after the resume (${want1.length})` });
+        await again.c.roundTrip();
+        const descs = [...descs0, ...descsOf(again.c)];
+        assertExactlyOnce(descs, want1, c.name);
+        assertContiguous([...seqs0, ...seqsOf(again.c)], c.name, 1);
+        again.c.close();
+        resumes++;
+        delivered += descs.length;
+      }
+      // Shard 0's user's tabs, on the same nodes (whose shard-1 closes
+      // happened above): never closed, the event for both users live too.
+      const want0 = accepted.get(u0);
+      for (const { c } of tabs.get(u0)) {
+        await c.waitFor(() => want0.every((s) => descsOf(c).includes(s)), { timeout: 15000, what: 'every accepted event, live' });
+        await c.roundTrip(); // a 1012 sent with the shard-1 closes would come before the pong
+        assert.ok(!c.closeInfo, `${c.name} (shard 0) closed: ${JSON.stringify(c.closeInfo)}`);
+        assertExactlyOnce(descsOf(c), want0, c.name);
+        assertContiguous(seqsOf(c), c.name, 1);
+        delivered += descsOf(c).length;
       }
       const closed = (await Promise.all(nodes.map((g) => metric(g, 'cluster_resume_closes')))).reduce((x, y) => x + y, 0);
+      assert.ok(closed >= 2, `shard 1's user's 2 tabs closed with 1012 (cluster_resume_closes ${closed})`);
       // The other way round: shard 0 holds the journal, so with shard 0
       // frozen even shard 1's user's event is refused (503 + Retry-After).
       shards[0].child.kill('SIGSTOP');
@@ -312,7 +330,7 @@ describe('two Redis shards', () => {
       shards[0].child.kill('SIGCONT');
       stopped0 = false;
       const left = (await Promise.all(nodes.map((g) => metric(g, 'store_record_failed')))).reduce((x, y) => x + y, 0);
-      process.stdout.write(`# shard 1 frozen: ${accepted.get(u0).length + accepted.get(u1).length - 1} events answered 202 (all of them), shard 0's user's ${frozenPhase.length} recorded during the freeze (${liveDuringFreeze} of them live on every tab); ${delivered} deliveries to 4 tabs each once, ${closed} tab(s) closed with 1012, ${resumes} of them resumed with since (not everything yet), ${left} event recordings failed (left pending, claimed again)\n`);
+      process.stdout.write(`# shard 1 frozen: ${accepted.get(u0).length + accepted.get(u1).length - 1} events answered 202 (all of them), shard 0's user's ${liveDuringFreeze} live on every tab during the freeze (4 after both brokers gave shard 1 up), none of its tabs closed; ${delivered} deliveries to 4 tabs each once, ${closed} tab(s) closed with 1012, ${resumes} of shard 1's user resumed with since, ${left} event recordings failed (left pending, claimed again)\n`);
       for (const list of tabs.values()) for (const { c } of list) c.close();
     } finally {
       if (stopped) frozen.child.kill('SIGCONT');

@@ -7,8 +7,10 @@
  * it; subscriber connections killed by Redis are made again (generation
  * changes) and notifications flow again. A subscribe is pending until
  * Redis confirmed the node's SUBSCRIBE (gw_conn_subscribed), also when the
- * user's channel is unsubscribed and subscribed again at once. This test
- * plays the service thread: it calls drain. alarm() turns a hang into a
+ * user's channel is unsubscribed and subscribed again at once. With two
+ * shards, one shard's subscriber made again holds only that shard's frames
+ * until its new generation is accepted. This test plays the service
+ * thread: it calls drain. alarm() turns a hang into a
  * failure. */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -142,10 +144,19 @@ static int notify(struct gw_store *s, const char *user)
 	return -1;
 }
 
+/* Plays server.c's cluster_service: a ready shard's new generation is
+ * accepted (the gateway closes that shard's connections first; these test
+ * connections stay), then the frames are drained. */
 static void drain_all(struct gw_broker **b, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		for (size_t s = 0; s < gw_broker_redis_nshards(b[i]); s++) {
+			uint64_t gen = gw_broker_redis_shard_generation(b[i], s);
+			if (gw_broker_redis_shard_ready(b[i], s))
+				gw_broker_redis_accept_shard(b[i], s, gen);
+		}
 		gw_broker_redis_drain(b[i]);
+	}
 }
 
 /* Drains until every connection holds want[i] notifications (or ~10 s). */
@@ -340,6 +351,41 @@ int main(void)
 			for (int i = 0; i < 10; i++) {
 				CHECK_INT_EQ(tabs[i].n, 1);
 				CHECK_INT_EQ(tabs[i].foreign, 0);
+			}
+			/* Shard 1's subscriber is killed and made again: its
+			 * generation changes, shard 0's does not. While the new
+			 * generation is not accepted, shard 1's frames are held
+			 * (drain alone), shard 0's users keep receiving; accepted,
+			 * the held ones come, in order, once. */
+			uint64_t g0 = gw_broker_redis_shard_generation(two, 0);
+			uint64_t g1 = gw_broker_redis_shard_generation(two, 1);
+			CHECK_INT_EQ(fixture_cmd(&second, "CLIENT KILL TYPE pubsub"), 0);
+			for (int i = 0; i < 200 && (gw_broker_redis_shard_generation(two, 1) == g1 ||
+						    !gw_broker_redis_shard_ready(two, 1));
+			     i++)
+				fixture_sleep_ms(50);
+			CHECK(gw_broker_redis_shard_generation(two, 1) != g1);
+			CHECK(gw_broker_redis_shard_generation(two, 0) == g0);
+			CHECK(gw_broker_redis_shard_ready(two, 1));
+			for (int i = 0; i < 10; i++)
+				CHECK_INT_EQ(notify(st, names[i]), GW_STORE_OK);
+			size_t got0 = 0;
+			for (int round = 0; round < 200 && got0 < on[0]; round++) {
+				gw_broker_redis_drain(two); /* no accept */
+				got0 = 0;
+				for (int i = 0; i < 10; i++)
+					got0 += gw_redis_shard_of(INST, names[i], 2) == 0 && tabs[i].n == 2;
+				fixture_sleep_ms(50);
+			}
+			fixture_sleep_ms(300); /* shard 1's frames have arrived by now: held */
+			gw_broker_redis_drain(two);
+			for (int i = 0; i < 10; i++)
+				CHECK_INT_EQ(tabs[i].n, gw_redis_shard_of(INST, names[i], 2) == 0 ? 2u : 1u);
+			size_t wantb[10] = {2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+			drain_until(&two, 1, tp, wantb, 10); /* accepts shard 1's generation */
+			for (int i = 0; i < 10; i++) {
+				CHECK_INT_EQ(tabs[i].n, 2);
+				CHECK_INT_EQ(tabs[i].out_of_order, 0);
 				gw_broker_unsubscribe(two, INST, names[i], "c", &tabs[i]);
 			}
 		}
