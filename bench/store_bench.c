@@ -159,7 +159,7 @@ static struct gw_store *open_store(const char *kind, enum gw_store_durability d,
 	struct gw_store *s = NULL;
 	char msg[512];
 	const char *url = getenv("GW_BENCH_REDIS");
-	struct gw_store_cluster cl = {&url, 1, 2000, 10000, "bench", 1, 0};
+	struct gw_store_cluster cl = {&url, 1, 2000, 10000, "bench", 1, 0, 0};
 	if (!strcmp(kind, "redis")) {
 		redisReply *r = redis_cmd("FLUSHALL");
 		if (r)

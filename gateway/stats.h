@@ -109,6 +109,7 @@
 	X(redis_busy_timeouts, "store calls that gave up waiting cluster.timeout for a shard's connection")                                  \
 	X(redis_epoch_changes, "Redis shards found wiped while running (a new epoch adopted)")                                               \
 	X(redis_claimed, "journal entries taken over from another node after cluster.claim_after")                                           \
+	X(redis_journal_owned, "journal entries this node took for itself in the journal call (no claim call)")                              \
 	X(redis_seq_conflicts,                                                                                                               \
 	  "record calls refused because another node recorded the user meanwhile (re-signed)")                                               \
 	X(cluster_resume_closes,                                                                                                             \

@@ -97,6 +97,9 @@ struct gw_store_cluster {
 	int contiguous; /* record refuses (GW_STORE_ERR_SEQ) a seq that does not follow
 				   * the user's stored one, not only one at or below it: the
 				   * gateway renumbers, so a seq a failed pass took leaves no gap */
+	int take_own; /* journal hands this node its new entries in the same
+		       * round trip (gw_store_journaled.owned): no claim call for
+		       * them (docs/cluster.md "Round trips and CPU") */
 };
 
 /* An accepted event as journaled. payload is opaque to the store: whatever
@@ -169,6 +172,9 @@ struct gw_store_purged {
 struct gw_store_journaled {
 	uint64_t id; /* journal id (0 when duplicate) */
 	int rc; /* GW_STORE_OK or GW_STORE_DUPLICATE */
+	int owned; /* shared engines with gw_store_cluster.take_own: the entry is
+		    * this node's already (as if claimed): process it now; claim
+		    * does not hand it out unless it idles claim_after */
 };
 
 struct gw_store;

@@ -71,6 +71,7 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 	rs_arg_fmt(&a, "%" PRId64, now);
 	rs_arg_fmt(&a, "%" PRId64, key_ttl);
 	rs_arg_fmt(&a, "%zu", n);
+	rs_arg_str(&a, r->take_own ? r->node_id : "");
 	for (size_t i = 0; i < n; i++) {
 		if (ev[i].key)
 			gw_hex_encode(ev[i].key, GW_STORE_KEY_LEN, hex[i]);
@@ -91,13 +92,17 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 	}
 	gw_stat_inc(GW_STAT_store_commits);
 	gw_hist_observe_ns(GW_HIST_store_commit, gw_monotonic_ns() - began_ns);
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n + 1) {
 		freeReplyObject(rep);
 		return GW_STORE_ERR_IO;
 	}
+	int owned = rs_int_of(rep->element[n]) == 1;
 	for (size_t i = 0; i < n; i++) {
 		out[i].id = rs_int_of(rep->element[i]);
 		out[i].rc = out[i].id ? GW_STORE_OK : GW_STORE_DUPLICATE;
+		out[i].owned = owned && out[i].id;
+		if (out[i].owned)
+			gw_stat_inc(GW_STAT_redis_journal_owned);
 	}
 	freeReplyObject(rep);
 	return GW_STORE_OK;
@@ -692,6 +697,7 @@ int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_stor
 	r->claim_after_ms = cl->claim_after_ms > 0 ? cl->claim_after_ms : 10000;
 	r->publish = cl->publish;
 	r->contiguous = cl->contiguous;
+	r->take_own = cl->take_own;
 	snprintf(r->node_id, sizeof(r->node_id), "%s", cl->node_id && cl->node_id[0] ? cl->node_id : "node");
 	pthread_mutex_init(&r->epoch_lock, NULL);
 	int rc = GW_STORE_OK;

@@ -17,11 +17,26 @@
 	"local function vis(pats,f,c) if f and not m1(f,c) then return false end\n"                          \
 	" for _,p in ipairs(pats) do if m1(p,c) then return true end end return false end\n"
 
-/* ARGV: epoch, now, ttl, n, then n x (keyhex|'', inst, trace, received_ms, payload).
- * Returns n journal ids, 0 for a known key. */
+/* ARGV: epoch, now, ttl, n, consumer ('' none), then n x (keyhex|'', inst,
+ * trace, received_ms, payload). Returns n journal ids (0 for a known key),
+ * then 1 when the new entries were given to `consumer` in the same step:
+ * put in its pending list (XCLAIM FORCE) and the group's last-delivered id
+ * moved past them, so no XREADGROUP hands them to anyone; a dead node's
+ * are taken over by XAUTOCLAIM after claim_after like any claimed entry.
+ * Only when the group had delivered everything before them (XREADGROUP
+ * ">" reads in id order: skipping an older undelivered entry would lose
+ * it), else 0 and the entries wait for a claim as before. */
 static const char lua_journal[] = LUA_EPOCH_CHECK
-	"local now,ttl,n=tonumber(ARGV[2]),tonumber(ARGV[3]),tonumber(ARGV[4])\n"
-	"local out,seen,i={}, {}, 5\n"
+	"local now,ttl,n,who=tonumber(ARGV[2]),tonumber(ARGV[3]),tonumber(ARGV[4]),ARGV[5]\n"
+	"local out,seen,new,i={}, {}, {}, 6\n"
+	"local own=false\n"
+	"if who~='' then\n"
+	" local gs=redis.pcall('XINFO','GROUPS','gw:journal')\n"
+	" if type(gs)=='table' then for _,g in ipairs(gs) do local nm,ld\n"
+	"  for k=1,#g,2 do if g[k]=='name' then nm=g[k+1] elseif g[k]=='last-delivered-id' then ld=g[k+1] end end\n"
+	"  if nm=='gw' and ld then local top=tonumber(redis.call('GET','gw:jid') or '0')\n"
+	"   own=tonumber(string.match(ld,'%-(%d+)$') or '-1')>=top end end end\n"
+	"end\n"
 	"for e=1,n do\n"
 	" local key=ARGV[i] local dup=false\n"
 	" if key~='' then\n"
@@ -35,9 +50,15 @@ static const char lua_journal[] = LUA_EPOCH_CHECK
 	" if dup then out[e]=0 else\n"
 	"  local id=redis.call('INCR','gw:jid')\n"
 	"  redis.call('XADD','gw:journal','0-'..id,'i',ARGV[i+1],'t',ARGV[i+2],'r',ARGV[i+3],'k',key,'p',ARGV[i+4])\n"
-	"  out[e]=id end\n"
+	"  new[#new+1]='0-'..id out[e]=id end\n"
 	" i=i+5\n"
 	"end\n"
+	"if own and #new>0 then\n"
+	" local c={'XCLAIM','gw:journal','gw',who,'0'}\n"
+	" for _,id in ipairs(new) do c[#c+1]=id end\n"
+	" c[#c+1]='FORCE' c[#c+1]='JUSTID' redis.call(unpack(c))\n"
+	" redis.call('XGROUP','SETID','gw:journal','gw',new[#new]) end\n"
+	"out[n+1]=(own and #new>0) and 1 or 0\n"
 	"return out\n";
 
 /* ARGV: epoch, now. 1 when the key is known and not expired. */

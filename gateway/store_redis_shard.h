@@ -51,6 +51,7 @@ struct rstore {
 	_Atomic int64_t autoclaim_due_ms;
 	char node_id[128];
 	int publish;
+	int take_own; /* journal: new entries go to this node's consumer at once (store.h) */
 	int contiguous; /* record: seqs must follow the stored one (store.h gw_store_cluster) */
 	size_t nshards;
 	struct shard *sh;

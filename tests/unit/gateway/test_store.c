@@ -70,7 +70,7 @@ static void t_open(struct t *t)
 	struct gw_store_cluster cl = {0};
 #ifdef GW_REDIS_SERVER
 	const char *urls[] = {redis.url};
-	cl = (struct gw_store_cluster){urls, 1, 2000, 10000, "test-node", 0, 0};
+	cl = (struct gw_store_cluster){urls, 1, 2000, 10000, "test-node", 0, 0, 0};
 #endif
 	int rc = gw_store_open_ex(t->e->name, t->dir, &t->opt, is_redis(t->e) ? &cl : NULL, &t->s, msg,
 				  sizeof(msg));
