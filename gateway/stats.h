@@ -118,6 +118,8 @@
 	  "events not recorded because a recipient's seq could not be read from the shared store (claimed again after cluster.claim_after)") \
 	X(cluster_resigned_passes,                                                                                                           \
 	  "worker passes numbered and signed again after a seq conflict with another node")                                                  \
+	X(cluster_reseq_reads,                                                                                                               \
+	  "users whose seq was read again after a seq conflict (0 when the refusal carried it: one shard)")                                  \
 	X(redis_failover_epochs,                                                                                                             \
 	  "shard epochs changed: a reconnect found a server that may lack writes this node had acknowledged (failover, restart)")            \
 	X(cluster_subscribe_waits,                                                                                                           \

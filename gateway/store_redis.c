@@ -308,6 +308,24 @@ static int record_on(struct rstore *r, size_t shard, const struct gw_store_done 
 			add_notes(&a, &d[i], shard, r);
 	redisReply *rep;
 	int rc = rs_run(r, &r->sh[shard], S_RECORD, &a, &rep);
+	if (rc == GW_STORE_ERR_SEQ && rep) {
+		/* "SEQ" then each note's user's stored seq, in argument order */
+		const char *p = rep->str + 3;
+		if (!strncmp(rep->str, "ERR ", 4))
+			p += 4;
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; (!which || which[i]) && k < d[i].count; k++) {
+				if (gw_redis_shard_of(d[i].installation, d[i].notes[k].user, r->nshards) !=
+				    shard)
+					continue;
+				char *end;
+				unsigned long long v = strtoull(p, &end, 10);
+				if (d[i].stored)
+					d[i].stored[k] = end != p ? (uint64_t)v : GW_STORE_SEQ_UNKNOWN;
+				p = end;
+			}
+		freeReplyObject(rep);
+	}
 	if (rc)
 		return rc;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
@@ -395,6 +413,47 @@ static int r_max_seq(struct gw_store *s, const char *inst, const char *user, uin
 	*seq = rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
 	freeReplyObject(rep);
 	return GW_STORE_OK;
+}
+
+/* One script per shard holding any of the users. */
+static int r_max_seqs(struct gw_store *s, const char *const *insts, const char *const *users, size_t n,
+		      uint64_t *seqs)
+{
+	struct rstore *r = R(s);
+	size_t *shard = calloc(n ? n : 1, sizeof(*shard));
+	if (!shard)
+		return GW_STORE_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		shard[i] = gw_redis_shard_of(insts[i], users[i], r->nshards);
+	int rc = GW_STORE_OK;
+	for (size_t sh = 0; sh < r->nshards && !rc; sh++) {
+		struct args a = {0};
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++)
+			m += shard[i] == sh;
+		if (!m)
+			continue;
+		rs_arg_fmt(&a, "%zu", m);
+		for (size_t i = 0; i < n; i++)
+			if (shard[i] == sh) {
+				char base[38];
+				rs_user_base(insts[i], users[i], base);
+				rs_arg_fmt(&a, "%s", base);
+			}
+		redisReply *rep;
+		if ((rc = rs_run(r, &r->sh[sh], S_MAX_SEQS, &a, &rep)))
+			break;
+		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+			rc = GW_STORE_ERR_IO;
+		} else {
+			for (size_t i = 0, j = 0; i < n; i++)
+				if (shard[i] == sh)
+					seqs[i] = rs_int_of(rep->element[j++]);
+		}
+		freeReplyObject(rep);
+	}
+	free(shard);
+	return rc;
 }
 
 static char *dupn(const char *p, size_t n)
@@ -675,6 +734,7 @@ static const struct gw_store_ops redis_ops = {
 	.close = r_close,
 	.claim = r_claim,
 	.ping = r_ping,
+	.max_seqs = r_max_seqs,
 };
 
 int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_store_cluster *cl,

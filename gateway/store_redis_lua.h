@@ -76,7 +76,10 @@ static const char lua_key_seen[] =
  * user's is "SEQ" for the whole call, and with ARGV[8] = 1 (contiguous, the
  * gateway's cluster mode) so is one that does not follow it (stored + 1,
  * then + 1 per note of the call): seqs stay contiguous across nodes (a seq
- * taken by a pass that was not recorded is caught here and numbered again). Returns per event 0 or 2. */
+ * taken by a pass that was not recorded is caught here and numbered again).
+ * The refusal is "SEQ" then, per note of the call in order, its user's
+ * stored seq: the caller renumbers without reading them again. Returns per
+ * event 0 or 2. */
 static const char lua_record[] = LUA_EPOCH_CHECK
 	"local ret,cap,chk,done,mttl,n=tonumber(ARGV[2]),tonumber(ARGV[3]),ARGV[4]=='1',ARGV[5]=='1',tonumber(ARGV[6]),tonumber(ARGV[7])\n"
 	"local strict,evs,i=ARGV[8]=='1',{},9\n"
@@ -86,11 +89,15 @@ static const char lua_record[] = LUA_EPOCH_CHECK
 	" if ok==1 and mttl>0 and redis.call('EXISTS','gw:ap:'..jid)==1 then ok=3 end\n"
 	" evs[e]={jid=jid,first=i+2,nn=nn,ok=ok} i=i+2+nn*10\n"
 	"end\n"
-	"local maxs={}\n"
-	"for e=1,n do local ev=evs[e] if ev.ok==1 then\n"
+	"local maxs,stored,bad={},{},false\n"
+	"local function st(u) local v=stored[u] if v==nil then v=tonumber(redis.call('HGET',u..':m','max') or '0') stored[u]=v end return v end\n"
+	"for e=1,n do local ev=evs[e] if ev.ok==1 and not bad then\n"
 	" for k=0,ev.nn-1 do local b=ev.first+k*10 local u,s=ARGV[b],tonumber(ARGV[b+1])\n"
-	"  local m=maxs[u] if m==nil then m=tonumber(redis.call('HGET',u..':m','max') or '0') end\n"
-	"  if s<=m or (strict and s~=m+1) then return redis.error_reply('SEQ') end maxs[u]=s end end end\n"
+	"  local m=maxs[u] or st(u)\n"
+	"  if s<=m or (strict and s~=m+1) then bad=true break end maxs[u]=s end end end\n"
+	"if bad then local t={'SEQ'}\n"
+	" for e=1,n do local ev=evs[e] for k=0,ev.nn-1 do t[#t+1]=st(ARGV[ev.first+k*10]) end end\n"
+	" return redis.error_reply(table.concat(t,' ')) end\n"
 	"local res={}\n"
 	"for e=1,n do local ev=evs[e]\n"
 	" if ev.ok==1 then\n"
@@ -117,6 +124,12 @@ static const char lua_is_pending[] =
 	LUA_EPOCH_CHECK "local res={}\n"
 			"for e=1,tonumber(ARGV[2]) do local j=ARGV[2+e]\n"
 			" res[e]=(#redis.call('XRANGE','gw:journal','0-'..j,'0-'..j)>0) and 1 or 0 end\n"
+			"return res\n";
+
+/* ARGV: epoch, n, n user bases. Per user its max seq (0: none). */
+static const char lua_max_seqs[] =
+	LUA_EPOCH_CHECK "local res={}\n"
+			"for e=1,tonumber(ARGV[2]) do res[e]=tonumber(redis.call('HGET',ARGV[2+e]..':m','max') or '0') end\n"
 			"return res\n";
 
 /* An item as returned: {seq, ctx, id, body, read}. */

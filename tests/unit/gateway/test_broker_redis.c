@@ -134,7 +134,7 @@ static int notify(struct gw_store *s, const char *user)
 			 (unsigned long long)seq);
 		struct gw_store_note n = {user, "c",  id,  seq, claims, strlen(claims), "{\"index\":0}",
 					  11,	1000, 5000};
-		struct gw_store_done d = {j.id, INST, &n, 1};
+		struct gw_store_done d = {j.id, INST, &n, 1, NULL};
 		int res;
 		int rc = s->ops->record(s, &d, 1, &res);
 		if (rc == GW_STORE_ERR_SEQ)

@@ -57,14 +57,20 @@ static uint64_t journal(struct gw_store *s, const char *payload)
 	return rc ? 0 : j.id;
 }
 
-static int record(struct gw_store *s, uint64_t jid, const char *user, uint64_t seq, int *res)
+static int record_seen(struct gw_store *s, uint64_t jid, const char *user, uint64_t seq, int *res,
+		       uint64_t *seen)
 {
 	char id[32], claims[128];
 	snprintf(id, sizeof(id), "n-%s-%llu", user, (unsigned long long)seq);
 	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"seq\":%llu}", user, (unsigned long long)seq);
 	struct gw_store_note n = {user, "c", id, seq, claims, strlen(claims), "{}", 2, 1000, 2000};
-	struct gw_store_done d = {jid, INST, &n, 1};
+	struct gw_store_done d = {jid, INST, &n, 1, seen};
 	return s->ops->record(s, &d, 1, res);
+}
+
+static int record(struct gw_store *s, uint64_t jid, const char *user, uint64_t seq, int *res)
+{
+	return record_seen(s, jid, user, seq, res, NULL);
 }
 
 static double now_s(void)
@@ -434,8 +440,10 @@ static void case_contiguous(void)
 	int res;
 	uint64_t j1 = journal(s, "c1"), j2 = journal(s, "c2"), j3 = journal(s, "c3");
 	CHECK_INT_EQ(record(s, j1, "uc", 1, &res), GW_STORE_OK);
-	CHECK_INT_EQ(record(s, j2, "uc", 3, &res),
+	uint64_t seen = GW_STORE_SEQ_UNKNOWN;
+	CHECK_INT_EQ(record_seen(s, j2, "uc", 3, &res, &seen),
 		     GW_STORE_ERR_SEQ); /* 2 was taken by a pass never recorded */
+	CHECK_INT_EQ(seen, 1); /* the refusal carries the stored seq: no read needed */
 	uint64_t seq = 0;
 	CHECK_INT_EQ(s->ops->max_seq(s, INST, "uc", &seq), GW_STORE_OK);
 	CHECK_INT_EQ(seq, 1);
@@ -495,7 +503,7 @@ static void case_two_shards(void)
 	CHECK(on[0] > 0 && on[1] > 0);
 	fprintf(stderr, "  (20 users: %zu on shard 0, %zu on shard 1)\n", on[0], on[1]);
 	uint64_t j = journal(s, "fan");
-	struct gw_store_done d = {j, INST, notes, 20};
+	struct gw_store_done d = {j, INST, notes, 20, NULL};
 	int res = -1;
 	CHECK_INT_EQ(s->ops->record(s, &d, 1, &res), GW_STORE_OK);
 	CHECK_INT_EQ(res, GW_STORE_OK);
@@ -523,8 +531,11 @@ static void case_two_shards(void)
 	struct gw_store_note two[2] = {
 		{on1, "c", "x1", 2, "{\"v\":1}", 7, "{}", 2, 1000, 2000},
 		{on0, "c", "x0", 1, "{}", 2, "{}", 2, 1000, 2000}}; /* on0 already has 1 */
-	struct gw_store_done dc = {jc, INST, two, 2};
+	uint64_t seen[2] = {GW_STORE_SEQ_UNKNOWN, GW_STORE_SEQ_UNKNOWN};
+	struct gw_store_done dc = {jc, INST, two, 2, seen};
 	CHECK_INT_EQ(s->ops->record(s, &dc, 1, &res), GW_STORE_ERR_SEQ);
+	/* the refusal (shard 0) tells on0's stored seq; shard 1 took its note */
+	CHECK(seen[1] == 1 && seen[0] == GW_STORE_SEQ_UNKNOWN);
 	two[0].claims = "{\"v\":2}";
 	two[1].seq = 2;
 	CHECK_INT_EQ(s->ops->record(s, &dc, 1, &res), GW_STORE_OK);
@@ -536,6 +547,12 @@ static void case_two_shards(void)
 	CHECK_INT_EQ(s->ops->since(s, INST, on0, all, 1, 1, 10, &p1), GW_STORE_OK);
 	CHECK(p1.count == 1 && p1.max_seq == 2);
 	gw_store_page_free(&p1);
+	/* the re-read after a conflict: every user's seq, one round trip per shard */
+	const char *ins[3] = {INST, INST, INST}, *us[3] = {on1, "nobody", on0};
+	uint64_t got[3] = {9, 9, 9}, rt = gw_stat_get(GW_STAT_redis_round_trips);
+	CHECK_INT_EQ(s->ops->max_seqs(s, ins, us, 3, got), GW_STORE_OK);
+	CHECK(got[0] == 2 && got[1] == 0 && got[2] == 2);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_redis_round_trips) - rt, 2);
 	struct claimed left = {{0}, 0};
 	CHECK_INT_EQ(s->ops->pending(s, take, &left), GW_STORE_OK);
 	CHECK_INT_EQ(left.n, 0);
