@@ -4,9 +4,10 @@
  *
  *  - The journal is the Stream gw:journal on the first server (shard 0)
  *    with entry ids 0-<n> (n from INCR gw:jid, so journal ids stay the
- *    uint64 of the contract) and the consumer group "gw": claim reads new
- *    entries with XREADGROUP and takes over a dead node's with XAUTOCLAIM
- *    after claim_after. Done entries are acknowledged and deleted, so the
+ *    uint64 of the contract) and the consumer group "gw": with take_own the
+ *    journal script gives the call's new entries to this node's consumer
+ *    (no claim round trip); claim reads entries nobody took with XREADGROUP
+ *    and takes over a dead node's with XAUTOCLAIM after claim_after. Done entries are acknowledged and deleted, so the
  *    stream holds exactly the pending events.
  *  - A user lives on shard gw_redis_shard_of(inst, user) under
  *    gw:u:<32 hex>: seq, history, inbox and read state (several keys).
