@@ -510,8 +510,8 @@ static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nw
  * in one call. *nd: events in the call (map[i]: which work; results[i]:
  * its outcome when the call succeeded). Unjournaled works get ok = 1. */
 static int record_range(struct gw_app *app, struct gw_event_work *works, size_t from, size_t to,
-			struct gw_store_done *done, struct gw_store_note *notes, uint64_t *stored, int *results,
-			size_t *map, size_t *nd_out, int *ok)
+			struct gw_store_done *done, struct gw_store_note *notes, uint64_t *stored,
+			int *results, size_t *map, size_t *nd_out, int *ok)
 {
 	size_t nd = 0, ni = 0;
 	for (size_t e = from; e < to; e++) {
@@ -589,7 +589,8 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 	if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
 		gw_stat_inc(GW_STAT_cluster_resigned_passes);
 		int r2 = reseq_pass(app, works, nworks, done, nd);
-		rc = r2 ? r2 : record_range(app, works, 0, nworks, done, notes, stored, results, map, &nd, ok);
+		rc = r2 ? r2
+			: record_range(app, works, 0, nworks, done, notes, stored, results, map, &nd, ok);
 	}
 	if (rc == GW_STORE_OK) {
 		for (size_t i = 0; i < nd; i++) {
@@ -604,7 +605,8 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 			int r1;
 			size_t n1 = 0;
 			for (int attempt = 0;; attempt++) {
-				r1 = record_range(app, works, e, e + 1, done, notes, stored, results, map, &n1, ok);
+				r1 = record_range(app, works, e, e + 1, done, notes, stored, results, map,
+						  &n1, ok);
 				if (r1 != GW_STORE_ERR_SEQ || attempt >= GW_RESEQ_MAX)
 					break;
 				gw_stat_inc(GW_STAT_cluster_resigned_passes);

@@ -20,10 +20,9 @@
 #include "store_redis_lua.h"
 #include "util.h"
 
-static const char *const scripts[NSCRIPTS] = {lua_journal,    lua_key_seen, lua_record,
-					      lua_is_pending, lua_since,    lua_inbox,
-					      lua_unread,     lua_mark,	    lua_purge,
-					      lua_max_seqs};
+static const char *const scripts[NSCRIPTS] = {lua_journal, lua_key_seen, lua_record, lua_is_pending,
+					      lua_since,   lua_inbox,	 lua_unread, lua_mark,
+					      lua_purge,   lua_max_seqs};
 
 static void set_epoch(struct rstore *r)
 {

@@ -25,7 +25,19 @@
 #include "redis_conn.h"
 #include "store.h"
 
-enum { S_JOURNAL, S_KEY_SEEN, S_RECORD, S_IS_PENDING, S_SINCE, S_INBOX, S_UNREAD, S_MARK, S_PURGE, S_MAX_SEQS, NSCRIPTS };
+enum {
+	S_JOURNAL,
+	S_KEY_SEEN,
+	S_RECORD,
+	S_IS_PENDING,
+	S_SINCE,
+	S_INBOX,
+	S_UNREAD,
+	S_MARK,
+	S_PURGE,
+	S_MAX_SEQS,
+	NSCRIPTS
+};
 
 struct shard {
 	pthread_mutex_t lock;
