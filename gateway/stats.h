@@ -132,6 +132,8 @@
 	  "broker subscriber connections made again (messages meanwhile are missed: resume)")                                                \
 	X(redis_broker_probe_failures,                                                                                                       \
 	  "broker connections dropped because their probe did not come back in time")                                                        \
+	X(redis_broker_late_ticks,                                                                                                           \
+	  "broker probe ticks that ran late (the thread was stalled): liveness judged on the next tick")                                      \
 	X(ws_connections_opened, "websocket connections opened")                                                                             \
 	X(ws_auth_failed, "websocket connections refused at connect")                                                                        \
 	X(ws_frames_refused, "client frames answered with an error frame")                                                                   \
