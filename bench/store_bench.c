@@ -159,7 +159,7 @@ static struct gw_store *open_store(const char *kind, enum gw_store_durability d,
 	struct gw_store *s = NULL;
 	char msg[512];
 	const char *url = getenv("GW_BENCH_REDIS");
-	struct gw_store_cluster cl = {&url, 1, 2000, 10000, "bench", 1, 0};
+	struct gw_store_cluster cl = {&url, 1, 2000, 10000, "bench", 1, 0, 0};
 	if (!strcmp(kind, "redis")) {
 		redisReply *r = redis_cmd("FLUSHALL");
 		if (r)
@@ -212,7 +212,7 @@ static void *run_events(void *p)
 			/* one signature per call, as one per worker pass */
 			notes[k] = make_note(&nt[k], w->thread, ++w->seq, now,
 					     (unsigned)(w->thread * 1000000 + i));
-			done[k] = (struct gw_store_done){out[k].id, INST, &notes[k], 1};
+			done[k] = (struct gw_store_done){out[k].id, INST, &notes[k], 1, NULL};
 		}
 		if (w->s->ops->record(w->s, done, (size_t)n, results))
 			w->failures++;
@@ -368,7 +368,7 @@ static void *pipe_record(void *p)
 			int u = (int)(((long)(from + k) * 7919) % 1000);
 			notes[k] = make_note(&nt[k], u, ++seq, now, pass);
 			notes[k].seq = (uint64_t)(from + k) / 1000 + 1;
-			done[k] = (struct gw_store_done){pp->ids[from + k], INST, &notes[k], 1};
+			done[k] = (struct gw_store_done){pp->ids[from + k], INST, &notes[k], 1, NULL};
 		}
 		if (pp->s->ops->record(pp->s, done, (size_t)(to - from), results))
 			pp->failures++;

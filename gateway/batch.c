@@ -405,9 +405,62 @@ static int clustered(const struct gw_app *app)
  * after it (in pass order, so a user's notes stay in intake order), tells
  * the sequencer, and signs the pass again (seq is inside the signed claims).
  * 0, or a gw_store_rc (the pass is then left pending: claimed again later). */
-static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks)
+static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nworks,
+		      const struct gw_store_done *done, size_t nd)
 {
-	for (size_t e = 0; e < nworks; e++) {
+	/* The pass's distinct (installation, user) pairs, read in one round trip
+	 * per shard where the engine can (max_seqs): one read per user, one after
+	 * the other, was most of a conflict's cost (docs/cluster.md). */
+	size_t nitems = 0, nu = 0;
+	for (size_t e = 0; e < nworks; e++)
+		nitems += works[e].nitems;
+	const char **insts = calloc(nitems ? nitems : 1, sizeof(*insts));
+	const char **users = calloc(nitems ? nitems : 1, sizeof(*users));
+	uint64_t *bases = calloc(nitems ? nitems : 1, sizeof(*bases));
+	int rc = insts && users && bases ? GW_STORE_OK : GW_STORE_ERR_NOMEM;
+	for (size_t e = 0; !rc && e < nworks; e++)
+		for (size_t k = 0; k < works[e].nitems; k++) {
+			const char *u = works[e].items[k].user, *in = works[e].job->installation;
+			size_t x = 0;
+			while (u && x < nu && (strcmp(users[x], u) || strcmp(insts[x], in)))
+				x++;
+			if (u && x == nu) {
+				insts[nu] = in;
+				users[nu++] = u;
+			}
+		}
+	/* What the refusing call saw (done[].stored) needs no read at all. */
+	size_t nr = 0;
+	for (size_t x = 0; !rc && x < nu; x++) {
+		uint64_t v = GW_STORE_SEQ_UNKNOWN;
+		for (size_t i = 0; i < nd && v == GW_STORE_SEQ_UNKNOWN; i++)
+			for (size_t k = 0; done[i].stored && k < done[i].count; k++)
+				if (!strcmp(done[i].notes[k].user, users[x]) &&
+				    !strcmp(done[i].installation, insts[x])) {
+					v = done[i].stored[k];
+					break;
+				}
+		if (v != GW_STORE_SEQ_UNKNOWN) {
+			bases[x] = v;
+			continue;
+		}
+		/* unknown ones to the front (the pairs' order does not matter) */
+		const char *ti = insts[nr], *tu = users[nr];
+		uint64_t tb = bases[nr];
+		insts[nr] = insts[x];
+		users[nr] = users[x];
+		bases[nr] = bases[x];
+		insts[x] = ti;
+		users[x] = tu;
+		bases[x] = tb;
+		nr++;
+	}
+	gw_stat_add(GW_STAT_cluster_reseq_reads, nr);
+	if (!rc && nr && app->store->ops->max_seqs)
+		rc = app->store->ops->max_seqs(app->store, insts, users, nr, bases);
+	for (size_t x = 0; !rc && !app->store->ops->max_seqs && x < nr; x++)
+		rc = app->store->ops->max_seq(app->store, insts[x], users[x], &bases[x]);
+	for (size_t e = 0; !rc && e < nworks; e++) {
 		struct gw_event_work *w = &works[e];
 		for (size_t k = 0; k < w->nitems; k++) {
 			struct gw_delivery *d = &w->items[k];
@@ -425,12 +478,9 @@ static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nw
 						break;
 					}
 			}
-			if (!prev) {
-				int rc = app->store->ops->max_seq(app->store, w->job->installation, d->user,
-								  &prev);
-				if (rc)
-					return rc;
-			}
+			for (size_t x = 0; !prev && x < nu; x++)
+				if (!strcmp(users[x], d->user) && !strcmp(insts[x], w->job->installation))
+					prev = bases[x];
 			d->seq = prev + 1;
 			gw_msg_unref(d->msg);
 			d->msg = NULL;
@@ -440,6 +490,11 @@ static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nw
 			d->ctx = NULL;
 		}
 	}
+	free(insts);
+	free(users);
+	free(bases);
+	if (rc)
+		return rc;
 	/* the last seq of each user: later passes continue from it */
 	for (size_t e = 0; e < nworks; e++)
 		for (size_t k = 0; k < works[e].nitems; k++)
@@ -455,8 +510,8 @@ static int reseq_pass(struct gw_app *app, struct gw_event_work *works, size_t nw
  * in one call. *nd: events in the call (map[i]: which work; results[i]:
  * its outcome when the call succeeded). Unjournaled works get ok = 1. */
 static int record_range(struct gw_app *app, struct gw_event_work *works, size_t from, size_t to,
-			struct gw_store_done *done, struct gw_store_note *notes, int *results, size_t *map,
-			size_t *nd_out, int *ok)
+			struct gw_store_done *done, struct gw_store_note *notes, uint64_t *stored,
+			int *results, size_t *map, size_t *nd_out, int *ok)
 {
 	size_t nd = 0, ni = 0;
 	for (size_t e = from; e < to; e++) {
@@ -472,6 +527,7 @@ static int record_range(struct gw_app *app, struct gw_event_work *works, size_t 
 		done[nd].journal_id = w->job->journal_id;
 		done[nd].installation = w->job->installation;
 		done[nd].notes = notes + ni;
+		done[nd].stored = stored ? stored + ni : NULL;
 		done[nd].count = 0;
 		for (size_t k = 0; k < w->nitems; k++) {
 			struct gw_delivery *d = &w->items[k];
@@ -479,6 +535,8 @@ static int record_range(struct gw_app *app, struct gw_event_work *works, size_t 
 			const char *proof = d->msg && d->claims ? frame_proof(d->msg, &plen) : NULL;
 			if (!d->user || !proof || !d->ctx)
 				continue;
+			if (stored)
+				stored[ni] = GW_STORE_SEQ_UNKNOWN;
 			struct gw_store_note *n = &notes[ni++];
 			n->user = d->user;
 			n->ctx = d->ctx;
@@ -517,19 +575,22 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 		nnotes += works[e].nitems;
 	struct gw_store_done *done = calloc(nworks, sizeof(*done));
 	struct gw_store_note *notes = nnotes ? calloc(nnotes, sizeof(*notes)) : NULL;
+	/* cluster mode: what a refusal saw of the users' seqs (reseq_pass) */
+	uint64_t *stored = nnotes && clustered(app) ? calloc(nnotes, sizeof(*stored)) : NULL;
 	int *results = calloc(nworks, sizeof(*results));
 	size_t nd = 0, failed = 0;
 	size_t *map = calloc(nworks, sizeof(*map));
 	int rc = GW_STORE_ERR_NOMEM;
-	if (!done || (nnotes && !notes) || !results || !map) {
+	if (!done || (nnotes && !notes) || (nnotes && clustered(app) && !stored) || !results || !map) {
 		failed = nworks;
 		goto out;
 	}
-	rc = record_range(app, works, 0, nworks, done, notes, results, map, &nd, ok);
+	rc = record_range(app, works, 0, nworks, done, notes, stored, results, map, &nd, ok);
 	if (rc == GW_STORE_ERR_SEQ && clustered(app)) {
 		gw_stat_inc(GW_STAT_cluster_resigned_passes);
-		int r2 = reseq_pass(app, works, nworks);
-		rc = r2 ? r2 : record_range(app, works, 0, nworks, done, notes, results, map, &nd, ok);
+		int r2 = reseq_pass(app, works, nworks, done, nd);
+		rc = r2 ? r2
+			: record_range(app, works, 0, nworks, done, notes, stored, results, map, &nd, ok);
 	}
 	if (rc == GW_STORE_OK) {
 		for (size_t i = 0; i < nd; i++) {
@@ -544,13 +605,14 @@ static void record_pass(struct gw_app *app, struct gw_event_work *works, size_t 
 			int r1;
 			size_t n1 = 0;
 			for (int attempt = 0;; attempt++) {
-				r1 = record_range(app, works, e, e + 1, done, notes, results, map, &n1, ok);
+				r1 = record_range(app, works, e, e + 1, done, notes, stored, results, map,
+						  &n1, ok);
 				if (r1 != GW_STORE_ERR_SEQ || attempt >= GW_RESEQ_MAX)
 					break;
 				gw_stat_inc(GW_STAT_cluster_resigned_passes);
 				/* this event only: renumbering the rest would read the seq
 				 * of users on a shard that may be the one failing */
-				if (reseq_pass(app, works + e, 1))
+				if (reseq_pass(app, works + e, 1, done, n1))
 					break;
 			}
 			if (r1 == GW_STORE_OK && n1) {
@@ -588,6 +650,7 @@ out:
 	free(map);
 	free(results);
 	free(notes);
+	free(stored);
 	free(done);
 }
 

@@ -65,8 +65,8 @@ static void *claimer_main(void *arg)
 		/* Fewer than asked for: the journal had nothing more just now, so
 		 * claiming again at once would be two round trips for nothing (it
 		 * was, for every event at light load: docs/cluster.md "Round trips
-		 * and CPU"). This node's next journaling kicks; other nodes' new
-		 * events are seen at the poll, as when idle. */
+		 * and CPU"). This node's next journaling of an entry it did not
+		 * take kicks; other nodes' untaken events are seen at the poll. */
 		if (got < max || !max || rc) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);

@@ -1,17 +1,18 @@
 /* claimer.h - cluster mode's feed of work: the claim thread.
  *
- * With a shared store (store.h ops->claim, the Redis engine) an accepted
- * event is not queued by the node that journaled it: every node's claim
- * thread takes events from the journal's consumer group (new ones, and after
- * cluster.claim_after those a dead node left half done) and queues them on
- * its own events lane. So whichever node is alive finishes every event
+ * With a shared store (store.h ops->claim, the Redis engine) the node that
+ * journaled an event queues it itself only when the journal call made the
+ * entry its own (gw_store_journaled.owned, the common case: no claim round
+ * trip); every node's claim thread takes the rest from the journal's
+ * consumer group (new entries no node took, and after cluster.claim_after
+ * those a dead node left half done) and queues them on its own events lane. So whichever node is alive finishes every event
  * answered 202, and no event is processed by two live nodes at once (the
  * store's record answers NOT_PENDING to the slower one if it happens).
  *
  * The thread claims while the events lane has room (at most
  * GW_CLAIM_BATCH per call), polls every GW_CLAIM_POLL_MS when there is
- * nothing new, and is woken at once after this node journaled something
- * (gw_claimer_kick). A failing claim (Redis down or frozen) is logged once
+ * nothing new, and is woken at once after this node journaled something it
+ * did not take (gw_claimer_kick). A failing claim (Redis down or frozen) is logged once
  * per outage and retried at the poll interval.
  *
  * Threads: one claim thread; kick from any thread. Ownership: the claimer

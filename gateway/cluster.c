@@ -19,6 +19,7 @@ int gw_cluster_settings(const struct gw_config *cfg, struct gw_store_cluster *cl
 	cl->claim_after_ms = cfg->cluster_claim_after;
 	cl->publish = 1; /* cluster mode fans out through broker_redis.c */
 	cl->contiguous = 1; /* batch.c renumbers on GW_STORE_ERR_SEQ */
+	cl->take_own = 1; /* intake.c queues what the journal call made this node's */
 	if (cfg->node_id) {
 		cl->node_id = cfg->node_id;
 	} else {

@@ -373,9 +373,12 @@ void gw_intake_journaled(struct gw_app *app, struct gw_job *ev, int rc)
 		free(ev->system_token);
 		ev->system_token = NULL;
 	}
-	if (app->claimer) {
-		/* Cluster mode: whichever node claims it processes it (claimer.h);
-		 * queueing it here too would process it twice. */
+	if (app->claimer && !ev->journal_owned) {
+		/* Cluster mode, the journal call did not make the entry this
+		 * node's (the group had older undelivered entries): whichever node
+		 * claims it processes it (claimer.h); queueing it here too would
+		 * process it twice. Owned (the common case), it is queued here
+		 * like the embedded engines' events: no claim round trip. */
 		gw_job_free(ev);
 		gw_claimer_kick(app->claimer);
 	} else {

@@ -90,6 +90,7 @@ static void commit(struct gw_journal *j, struct gw_job **evs, size_t n)
 		if (rc == GW_STORE_OK) {
 			r = out[i].rc;
 			evs[i]->journal_id = out[i].id;
+			evs[i]->journal_owned = out[i].owned;
 		}
 		j->done(app, evs[i], r);
 	}

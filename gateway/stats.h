@@ -109,6 +109,7 @@
 	X(redis_busy_timeouts, "store calls that gave up waiting cluster.timeout for a shard's connection")                                  \
 	X(redis_epoch_changes, "Redis shards found wiped while running (a new epoch adopted)")                                               \
 	X(redis_claimed, "journal entries taken over from another node after cluster.claim_after")                                           \
+	X(redis_journal_owned, "journal entries this node took for itself in the journal call (no claim call)")                              \
 	X(redis_seq_conflicts,                                                                                                               \
 	  "record calls refused because another node recorded the user meanwhile (re-signed)")                                               \
 	X(cluster_resume_closes,                                                                                                             \
@@ -117,6 +118,8 @@
 	  "events not recorded because a recipient's seq could not be read from the shared store (claimed again after cluster.claim_after)") \
 	X(cluster_resigned_passes,                                                                                                           \
 	  "worker passes numbered and signed again after a seq conflict with another node")                                                  \
+	X(cluster_reseq_reads,                                                                                                               \
+	  "users whose seq was read again after a seq conflict (0 when the refusal carried it: one shard)")                                  \
 	X(redis_failover_epochs,                                                                                                             \
 	  "shard epochs changed: a reconnect found a server that may lack writes this node had acknowledged (failover, restart)")            \
 	X(cluster_subscribe_waits,                                                                                                           \

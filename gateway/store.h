@@ -97,6 +97,9 @@ struct gw_store_cluster {
 	int contiguous; /* record refuses (GW_STORE_ERR_SEQ) a seq that does not follow
 				   * the user's stored one, not only one at or below it: the
 				   * gateway renumbers, so a seq a failed pass took leaves no gap */
+	int take_own; /* journal hands this node its new entries in the same
+		       * round trip (gw_store_journaled.owned): no claim call for
+		       * them (docs/cluster.md "Round trips and CPU") */
 };
 
 /* An accepted event as journaled. payload is opaque to the store: whatever
@@ -125,11 +128,18 @@ struct gw_store_note {
 };
 
 /* An event's outcome: its notifications and its done mark, atomically. */
+#define GW_STORE_SEQ_UNKNOWN UINT64_MAX
+
 struct gw_store_done {
 	uint64_t journal_id;
 	const char *installation;
 	const struct gw_store_note *notes;
 	size_t count;
+	/* NULL, or count entries the engine may fill when record returns
+	 * GW_STORE_ERR_SEQ: stored[k] = the stored seq of notes[k]'s user as the
+	 * refusing call saw it, GW_STORE_SEQ_UNKNOWN where it did not look (read
+	 * max_seq): the caller renumbers without a read (redis). */
+	uint64_t *stored;
 };
 
 /* A stored notification as read back. Strings are NUL-terminated copies. */
@@ -169,6 +179,9 @@ struct gw_store_purged {
 struct gw_store_journaled {
 	uint64_t id; /* journal id (0 when duplicate) */
 	int rc; /* GW_STORE_OK or GW_STORE_DUPLICATE */
+	int owned; /* shared engines with gw_store_cluster.take_own: the entry is
+		    * this node's already (as if claimed): process it now; claim
+		    * does not hand it out unless it idles claim_after */
 };
 
 struct gw_store;
@@ -250,6 +263,12 @@ struct gw_store_ops {
 	 * store_commits nor the store_commit histogram) unless it shared one
 	 * with real writes. */
 	int (*ping)(struct gw_store *s);
+	/* Shared engines (NULL in the embedded ones): max_seq of n (installation,
+	 * user) pairs in one round trip per shard holding any of them, into
+	 * seqs[i] (the re-read after GW_STORE_ERR_SEQ; was one round trip per
+	 * user, one after the other). */
+	int (*max_seqs)(struct gw_store *s, const char *const *insts, const char *const *users, size_t n,
+			uint64_t *seqs);
 };
 
 struct gw_store {

@@ -4,9 +4,10 @@
  *
  *  - The journal is the Stream gw:journal on the first server (shard 0)
  *    with entry ids 0-<n> (n from INCR gw:jid, so journal ids stay the
- *    uint64 of the contract) and the consumer group "gw": claim reads new
- *    entries with XREADGROUP and takes over a dead node's with XAUTOCLAIM
- *    after claim_after. Done entries are acknowledged and deleted, so the
+ *    uint64 of the contract) and the consumer group "gw": with take_own the
+ *    journal script gives the call's new entries to this node's consumer
+ *    (no claim round trip); claim reads entries nobody took with XREADGROUP
+ *    and takes over a dead node's with XAUTOCLAIM after claim_after. Done entries are acknowledged and deleted, so the
  *    stream holds exactly the pending events.
  *  - A user lives on shard gw_redis_shard_of(inst, user) under
  *    gw:u:<32 hex>: seq, history, inbox and read state (several keys).
@@ -71,6 +72,7 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 	rs_arg_fmt(&a, "%" PRId64, now);
 	rs_arg_fmt(&a, "%" PRId64, key_ttl);
 	rs_arg_fmt(&a, "%zu", n);
+	rs_arg_str(&a, r->take_own ? r->node_id : "");
 	for (size_t i = 0; i < n; i++) {
 		if (ev[i].key)
 			gw_hex_encode(ev[i].key, GW_STORE_KEY_LEN, hex[i]);
@@ -91,13 +93,17 @@ static int r_journal(struct gw_store *s, const struct gw_store_event *ev, size_t
 	}
 	gw_stat_inc(GW_STAT_store_commits);
 	gw_hist_observe_ns(GW_HIST_store_commit, gw_monotonic_ns() - began_ns);
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n + 1) {
 		freeReplyObject(rep);
 		return GW_STORE_ERR_IO;
 	}
+	int owned = rs_int_of(rep->element[n]) == 1;
 	for (size_t i = 0; i < n; i++) {
 		out[i].id = rs_int_of(rep->element[i]);
 		out[i].rc = out[i].id ? GW_STORE_OK : GW_STORE_DUPLICATE;
+		out[i].owned = owned && out[i].id;
+		if (out[i].owned)
+			gw_stat_inc(GW_STAT_redis_journal_owned);
 	}
 	freeReplyObject(rep);
 	return GW_STORE_OK;
@@ -303,6 +309,24 @@ static int record_on(struct rstore *r, size_t shard, const struct gw_store_done 
 			add_notes(&a, &d[i], shard, r);
 	redisReply *rep;
 	int rc = rs_run(r, &r->sh[shard], S_RECORD, &a, &rep);
+	if (rc == GW_STORE_ERR_SEQ && rep) {
+		/* "SEQ" then each note's user's stored seq, in argument order */
+		const char *p = rep->str + 3;
+		if (!strncmp(rep->str, "ERR ", 4))
+			p += 4;
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; (!which || which[i]) && k < d[i].count; k++) {
+				if (gw_redis_shard_of(d[i].installation, d[i].notes[k].user, r->nshards) !=
+				    shard)
+					continue;
+				char *end;
+				unsigned long long v = strtoull(p, &end, 10);
+				if (d[i].stored)
+					d[i].stored[k] = end != p ? (uint64_t)v : GW_STORE_SEQ_UNKNOWN;
+				p = end;
+			}
+		freeReplyObject(rep);
+	}
 	if (rc)
 		return rc;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
@@ -390,6 +414,47 @@ static int r_max_seq(struct gw_store *s, const char *inst, const char *user, uin
 	*seq = rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
 	freeReplyObject(rep);
 	return GW_STORE_OK;
+}
+
+/* One script per shard holding any of the users. */
+static int r_max_seqs(struct gw_store *s, const char *const *insts, const char *const *users, size_t n,
+		      uint64_t *seqs)
+{
+	struct rstore *r = R(s);
+	size_t *shard = calloc(n ? n : 1, sizeof(*shard));
+	if (!shard)
+		return GW_STORE_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		shard[i] = gw_redis_shard_of(insts[i], users[i], r->nshards);
+	int rc = GW_STORE_OK;
+	for (size_t sh = 0; sh < r->nshards && !rc; sh++) {
+		struct args a = {0};
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++)
+			m += shard[i] == sh;
+		if (!m)
+			continue;
+		rs_arg_fmt(&a, "%zu", m);
+		for (size_t i = 0; i < n; i++)
+			if (shard[i] == sh) {
+				char base[38];
+				rs_user_base(insts[i], users[i], base);
+				rs_arg_fmt(&a, "%s", base);
+			}
+		redisReply *rep;
+		if ((rc = rs_run(r, &r->sh[sh], S_MAX_SEQS, &a, &rep)))
+			break;
+		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+			rc = GW_STORE_ERR_IO;
+		} else {
+			for (size_t i = 0, j = 0; i < n; i++)
+				if (shard[i] == sh)
+					seqs[i] = rs_int_of(rep->element[j++]);
+		}
+		freeReplyObject(rep);
+	}
+	free(shard);
+	return rc;
 }
 
 static char *dupn(const char *p, size_t n)
@@ -670,6 +735,7 @@ static const struct gw_store_ops redis_ops = {
 	.close = r_close,
 	.claim = r_claim,
 	.ping = r_ping,
+	.max_seqs = r_max_seqs,
 };
 
 int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_store_cluster *cl,
@@ -692,6 +758,7 @@ int gw_store_redis_open(const struct gw_store_options *opt, const struct gw_stor
 	r->claim_after_ms = cl->claim_after_ms > 0 ? cl->claim_after_ms : 10000;
 	r->publish = cl->publish;
 	r->contiguous = cl->contiguous;
+	r->take_own = cl->take_own;
 	snprintf(r->node_id, sizeof(r->node_id), "%s", cl->node_id && cl->node_id[0] ? cl->node_id : "node");
 	pthread_mutex_init(&r->epoch_lock, NULL);
 	int rc = GW_STORE_OK;

@@ -17,11 +17,26 @@
 	"local function vis(pats,f,c) if f and not m1(f,c) then return false end\n"                          \
 	" for _,p in ipairs(pats) do if m1(p,c) then return true end end return false end\n"
 
-/* ARGV: epoch, now, ttl, n, then n x (keyhex|'', inst, trace, received_ms, payload).
- * Returns n journal ids, 0 for a known key. */
+/* ARGV: epoch, now, ttl, n, consumer ('' none), then n x (keyhex|'', inst,
+ * trace, received_ms, payload). Returns n journal ids (0 for a known key),
+ * then 1 when the new entries were given to `consumer` in the same step:
+ * put in its pending list (XCLAIM FORCE) and the group's last-delivered id
+ * moved past them, so no XREADGROUP hands them to anyone; a dead node's
+ * are taken over by XAUTOCLAIM after claim_after like any claimed entry.
+ * Only when the group had delivered everything before them (XREADGROUP
+ * ">" reads in id order: skipping an older undelivered entry would lose
+ * it), else 0 and the entries wait for a claim as before. */
 static const char lua_journal[] = LUA_EPOCH_CHECK
-	"local now,ttl,n=tonumber(ARGV[2]),tonumber(ARGV[3]),tonumber(ARGV[4])\n"
-	"local out,seen,i={}, {}, 5\n"
+	"local now,ttl,n,who=tonumber(ARGV[2]),tonumber(ARGV[3]),tonumber(ARGV[4]),ARGV[5]\n"
+	"local out,seen,new,i={}, {}, {}, 6\n"
+	"local own=false\n"
+	"if who~='' then\n"
+	" local gs=redis.pcall('XINFO','GROUPS','gw:journal')\n"
+	" if type(gs)=='table' then for _,g in ipairs(gs) do local nm,ld\n"
+	"  for k=1,#g,2 do if g[k]=='name' then nm=g[k+1] elseif g[k]=='last-delivered-id' then ld=g[k+1] end end\n"
+	"  if nm=='gw' and ld then local top=tonumber(redis.call('GET','gw:jid') or '0')\n"
+	"   own=tonumber(string.match(ld,'%-(%d+)$') or '-1')>=top end end end\n"
+	"end\n"
 	"for e=1,n do\n"
 	" local key=ARGV[i] local dup=false\n"
 	" if key~='' then\n"
@@ -35,9 +50,15 @@ static const char lua_journal[] = LUA_EPOCH_CHECK
 	" if dup then out[e]=0 else\n"
 	"  local id=redis.call('INCR','gw:jid')\n"
 	"  redis.call('XADD','gw:journal','0-'..id,'i',ARGV[i+1],'t',ARGV[i+2],'r',ARGV[i+3],'k',key,'p',ARGV[i+4])\n"
-	"  out[e]=id end\n"
+	"  new[#new+1]='0-'..id out[e]=id end\n"
 	" i=i+5\n"
 	"end\n"
+	"if own and #new>0 then\n"
+	" local c={'XCLAIM','gw:journal','gw',who,'0'}\n"
+	" for _,id in ipairs(new) do c[#c+1]=id end\n"
+	" c[#c+1]='FORCE' c[#c+1]='JUSTID' redis.call(unpack(c))\n"
+	" redis.call('XGROUP','SETID','gw:journal','gw',new[#new]) end\n"
+	"out[n+1]=(own and #new>0) and 1 or 0\n"
 	"return out\n";
 
 /* ARGV: epoch, now. 1 when the key is known and not expired. */
@@ -55,7 +76,10 @@ static const char lua_key_seen[] =
  * user's is "SEQ" for the whole call, and with ARGV[8] = 1 (contiguous, the
  * gateway's cluster mode) so is one that does not follow it (stored + 1,
  * then + 1 per note of the call): seqs stay contiguous across nodes (a seq
- * taken by a pass that was not recorded is caught here and numbered again). Returns per event 0 or 2. */
+ * taken by a pass that was not recorded is caught here and numbered again).
+ * The refusal is "SEQ" then, per note of the call in order, its user's
+ * stored seq: the caller renumbers without reading them again. Returns per
+ * event 0 or 2. */
 static const char lua_record[] = LUA_EPOCH_CHECK
 	"local ret,cap,chk,done,mttl,n=tonumber(ARGV[2]),tonumber(ARGV[3]),ARGV[4]=='1',ARGV[5]=='1',tonumber(ARGV[6]),tonumber(ARGV[7])\n"
 	"local strict,evs,i=ARGV[8]=='1',{},9\n"
@@ -65,11 +89,15 @@ static const char lua_record[] = LUA_EPOCH_CHECK
 	" if ok==1 and mttl>0 and redis.call('EXISTS','gw:ap:'..jid)==1 then ok=3 end\n"
 	" evs[e]={jid=jid,first=i+2,nn=nn,ok=ok} i=i+2+nn*10\n"
 	"end\n"
-	"local maxs={}\n"
-	"for e=1,n do local ev=evs[e] if ev.ok==1 then\n"
+	"local maxs,stored,bad={},{},false\n"
+	"local function st(u) local v=stored[u] if v==nil then v=tonumber(redis.call('HGET',u..':m','max') or '0') stored[u]=v end return v end\n"
+	"for e=1,n do local ev=evs[e] if ev.ok==1 and not bad then\n"
 	" for k=0,ev.nn-1 do local b=ev.first+k*10 local u,s=ARGV[b],tonumber(ARGV[b+1])\n"
-	"  local m=maxs[u] if m==nil then m=tonumber(redis.call('HGET',u..':m','max') or '0') end\n"
-	"  if s<=m or (strict and s~=m+1) then return redis.error_reply('SEQ') end maxs[u]=s end end end\n"
+	"  local m=maxs[u] or st(u)\n"
+	"  if s<=m or (strict and s~=m+1) then bad=true break end maxs[u]=s end end end\n"
+	"if bad then local t={'SEQ'}\n"
+	" for e=1,n do local ev=evs[e] for k=0,ev.nn-1 do t[#t+1]=st(ARGV[ev.first+k*10]) end end\n"
+	" return redis.error_reply(table.concat(t,' ')) end\n"
 	"local res={}\n"
 	"for e=1,n do local ev=evs[e]\n"
 	" if ev.ok==1 then\n"
@@ -96,6 +124,12 @@ static const char lua_is_pending[] =
 	LUA_EPOCH_CHECK "local res={}\n"
 			"for e=1,tonumber(ARGV[2]) do local j=ARGV[2+e]\n"
 			" res[e]=(#redis.call('XRANGE','gw:journal','0-'..j,'0-'..j)>0) and 1 or 0 end\n"
+			"return res\n";
+
+/* ARGV: epoch, n, n user bases. Per user its max seq (0: none). */
+static const char lua_max_seqs[] =
+	LUA_EPOCH_CHECK "local res={}\n"
+			"for e=1,tonumber(ARGV[2]) do res[e]=tonumber(redis.call('HGET',ARGV[2+e]..':m','max') or '0') end\n"
 			"return res\n";
 
 /* An item as returned: {seq, ctx, id, body, read}. */

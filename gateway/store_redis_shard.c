@@ -20,9 +20,9 @@
 #include "store_redis_lua.h"
 #include "util.h"
 
-static const char *const scripts[NSCRIPTS] = {lua_journal,    lua_key_seen, lua_record,
-					      lua_is_pending, lua_since,    lua_inbox,
-					      lua_unread,     lua_mark,	    lua_purge};
+static const char *const scripts[NSCRIPTS] = {lua_journal, lua_key_seen, lua_record, lua_is_pending,
+					      lua_since,   lua_inbox,	 lua_unread, lua_mark,
+					      lua_purge,   lua_max_seqs};
 
 static void set_epoch(struct rstore *r)
 {
@@ -355,10 +355,14 @@ static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const 
 			continue;
 		}
 		if (rep->type == REDIS_REPLY_ERROR) {
-			rc = is_script_error(rep->str, "SEQ") ? GW_STORE_ERR_SEQ : GW_STORE_ERR_IO;
-			if (rc == GW_STORE_ERR_IO)
+			const char *t = strncmp(rep->str, "ERR ", 4) ? rep->str : rep->str + 4;
+			rc = !strncmp(t, "SEQ", 3) && (!t[3] || t[3] == ' ') ? GW_STORE_ERR_SEQ : GW_STORE_ERR_IO;
+			if (rc == GW_STORE_ERR_IO) {
 				gw_stat_inc(GW_STAT_redis_errors);
-			freeReplyObject(rep);
+				freeReplyObject(rep);
+			} else {
+				*out = rep; /* the stored seqs that follow "SEQ" (record_on) */
+			}
 			break;
 		}
 		*out = rep;

@@ -25,7 +25,19 @@
 #include "redis_conn.h"
 #include "store.h"
 
-enum { S_JOURNAL, S_KEY_SEEN, S_RECORD, S_IS_PENDING, S_SINCE, S_INBOX, S_UNREAD, S_MARK, S_PURGE, NSCRIPTS };
+enum {
+	S_JOURNAL,
+	S_KEY_SEEN,
+	S_RECORD,
+	S_IS_PENDING,
+	S_SINCE,
+	S_INBOX,
+	S_UNREAD,
+	S_MARK,
+	S_PURGE,
+	S_MAX_SEQS,
+	NSCRIPTS
+};
 
 struct shard {
 	pthread_mutex_t lock;
@@ -51,6 +63,7 @@ struct rstore {
 	_Atomic int64_t autoclaim_due_ms;
 	char node_id[128];
 	int publish;
+	int take_own; /* journal: new entries go to this node's consumer at once (store.h) */
 	int contiguous; /* record: seqs must follow the stored one (store.h gw_store_cluster) */
 	size_t nshards;
 	struct shard *sh;
@@ -91,7 +104,9 @@ void rs_arg_fmt(struct args *a, const char *fmt, ...) __attribute__((format(prin
 void rs_arg_own(struct args *a, char *str);
 /* The count, then each pattern. */
 void rs_arg_pats(struct args *a, const char *const *pats, size_t npats);
-/* Runs script `which` (S_*) with a on sh and frees a. */
+/* Runs script `which` (S_*) with a on sh and frees a. On GW_STORE_ERR_SEQ
+ * *out is the error reply (its text: "SEQ" and the stored seqs), the
+ * caller's to free; on other errors NULL. */
 int rs_run(struct rstore *r, struct shard *sh, int which, struct args *a, redisReply **out);
 /* An integer reply, or a string one holding digits; 0 otherwise. */
 uint64_t rs_int_of(const redisReply *e);

@@ -56,6 +56,7 @@ struct gw_job {
 	char interval[16]; /* scheduled: fiveMinute|hour|day|week or "" */
 	char *system_token; /* INTAKE: x-forge-oauth-system, owned, never logged */
 	uint64_t journal_id; /* EVENT: its row in the store's journal (store.h) */
+	int journal_owned; /* EVENT, cluster mode: the journal call made it this node's (no claim) */
 	int leave_pending; /* EVENT, cluster mode: a recipient's seq could not be read: not recorded, claimed again later */
 	unsigned char key[32]; /* EVENT before it is journaled: the redelivery key (when keyed) */
 	int keyed;

@@ -108,7 +108,7 @@ static struct gw_store *store(const char *id)
 {
 	const char *urls[] = {srv.url};
 	struct gw_store_options o = {GW_STORE_OS, 86400, 1000};
-	struct gw_store_cluster cl = {urls, 1, 500, 10000, id, 1, 0};
+	struct gw_store_cluster cl = {urls, 1, 500, 10000, id, 1, 0, 0};
 	struct gw_store *s = NULL;
 	char msg[300];
 	CHECK_INT_EQ(gw_store_open_ex("redis", NULL, &o, &cl, &s, msg, sizeof(msg)), GW_STORE_OK);
@@ -134,7 +134,7 @@ static int notify(struct gw_store *s, const char *user)
 			 (unsigned long long)seq);
 		struct gw_store_note n = {user, "c",  id,  seq, claims, strlen(claims), "{\"index\":0}",
 					  11,	1000, 5000};
-		struct gw_store_done d = {j.id, INST, &n, 1};
+		struct gw_store_done d = {j.id, INST, &n, 1, NULL};
 		int res;
 		int rc = s->ops->record(s, &d, 1, &res);
 		if (rc == GW_STORE_ERR_SEQ)
@@ -326,7 +326,7 @@ int main(void)
 		char msg[300] = "";
 		struct gw_broker *two = gw_broker_redis_new(&o, msg, sizeof(msg));
 		struct gw_store_options so = {GW_STORE_OS, 86400, 1000};
-		struct gw_store_cluster cl = {urls, 2, 500, 10000, "node-s", 1, 0};
+		struct gw_store_cluster cl = {urls, 2, 500, 10000, "node-s", 1, 0, 0};
 		struct gw_store *st = NULL;
 		CHECK_INT_EQ(gw_store_open_ex("redis", NULL, &so, &cl, &st, msg, sizeof(msg)), GW_STORE_OK);
 		static char names[10][8];

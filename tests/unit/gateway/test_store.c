@@ -70,7 +70,7 @@ static void t_open(struct t *t)
 	struct gw_store_cluster cl = {0};
 #ifdef GW_REDIS_SERVER
 	const char *urls[] = {redis.url};
-	cl = (struct gw_store_cluster){urls, 1, 2000, 10000, "test-node", 0, 0};
+	cl = (struct gw_store_cluster){urls, 1, 2000, 10000, "test-node", 0, 0, 0};
 #endif
 	int rc = gw_store_open_ex(t->e->name, t->dir, &t->opt, is_redis(t->e) ? &cl : NULL, &t->s, msg,
 				  sizeof(msg));
@@ -162,7 +162,7 @@ static int add_note(struct t *t, const char *user, const char *ctx, uint64_t seq
 	uint64_t id = journal_one(t, n++, 0, created);
 	struct note_buf b;
 	struct gw_store_note note = make_note(&b, user, ctx, seq, created, exp);
-	struct gw_store_done d = {id, INST, &note, 1};
+	struct gw_store_done d = {id, INST, &note, 1, NULL};
 	int res = -99;
 	int rc = t->s->ops->record(t->s, &d, 1, &res);
 	return rc ? rc : res;
@@ -214,7 +214,7 @@ static void case_journal_recovery(const struct engine *e)
 	/* events 2 and 4 done, with and without notifications */
 	struct note_buf b;
 	struct gw_store_note note = make_note(&b, "u1", "issue-1", 1, 1000, 5000);
-	struct gw_store_done d[2] = {{out[1].id, INST, &note, 1}, {id4, INST, NULL, 0}};
+	struct gw_store_done d[2] = {{out[1].id, INST, &note, 1, NULL}, {id4, INST, NULL, 0, NULL}};
 	int res[2];
 	CHECK_INT_EQ(t.s->ops->record(t.s, d, 2, res), GW_STORE_OK);
 	CHECK_INT_EQ(res[0], GW_STORE_OK);
@@ -258,7 +258,7 @@ static void case_done_atomic(const struct engine *e)
 	struct note_buf b1, b2;
 	struct gw_store_note n1 = make_note(&b1, "u1", "c", 1, 1000, 5000);
 	struct gw_store_note n2 = make_note(&b2, "u1", "c", 1, 1000, 5000);
-	struct gw_store_done d[2] = {{id, INST, &n1, 1}, {id2, INST, &n2, 1}};
+	struct gw_store_done d[2] = {{id, INST, &n1, 1, NULL}, {id2, INST, &n2, 1, NULL}};
 	int res[2];
 	CHECK(t.s->ops->record(t.s, d, 2, res) < 0);
 	l = pending(&t);
@@ -623,7 +623,7 @@ static void case_proofs(const struct engine *e)
 		notes[i].proof_len = strlen(proofs[i]);
 	}
 	uint64_t id = journal_one(&t, 1, 0, 1000);
-	struct gw_store_done d = {id, INST, notes, 5};
+	struct gw_store_done d = {id, INST, notes, 5, NULL};
 	int res;
 	CHECK_INT_EQ(t.s->ops->record(t.s, &d, 1, &res), GW_STORE_OK);
 	t_reopen(&t);
@@ -672,7 +672,7 @@ static void *writer(void *p)
 		int res = -1;
 		if (a->s->ops->journal(a->s, &ev, 1, 1000, 900, &j) || !j.id)
 			a->failures++;
-		struct gw_store_done d = {j.id, INST, &n, 1};
+		struct gw_store_done d = {j.id, INST, &n, 1, NULL};
 		if (a->s->ops->record(a->s, &d, 1, &res) || res != GW_STORE_OK)
 			a->failures++;
 	}
@@ -973,7 +973,7 @@ static void case_sqlite_migrate_v1(void)
 	 * gets a journal id after the old ones */
 	struct note_buf b;
 	struct gw_store_note n3 = make_note(&b, "u1", "c", 3, 1000, 5000);
-	struct gw_store_done d = {41, INST, &n3, 1};
+	struct gw_store_done d = {41, INST, &n3, 1, NULL};
 	int res = -99;
 	CHECK_INT_EQ(s->ops->record(s, &d, 1, &res), GW_STORE_OK);
 	CHECK_INT_EQ(res, GW_STORE_OK);

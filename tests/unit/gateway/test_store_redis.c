@@ -29,7 +29,7 @@ static struct gw_store *open_on(const char *const *urls, size_t n, const char *n
 				int *rc_out, char *msg, size_t msglen)
 {
 	struct gw_store_options o = {GW_STORE_OS, 30 * 86400, 1000};
-	struct gw_store_cluster cl = {urls, n, TIMEOUT_MS, claim_after, node, 1, 0};
+	struct gw_store_cluster cl = {urls, n, TIMEOUT_MS, claim_after, node, 1, 0, 0};
 	struct gw_store *s = NULL;
 	int rc = gw_store_open_ex("redis", NULL, &o, &cl, &s, msg, msglen);
 	if (rc_out)
@@ -57,14 +57,20 @@ static uint64_t journal(struct gw_store *s, const char *payload)
 	return rc ? 0 : j.id;
 }
 
-static int record(struct gw_store *s, uint64_t jid, const char *user, uint64_t seq, int *res)
+static int record_seen(struct gw_store *s, uint64_t jid, const char *user, uint64_t seq, int *res,
+		       uint64_t *seen)
 {
 	char id[32], claims[128];
 	snprintf(id, sizeof(id), "n-%s-%llu", user, (unsigned long long)seq);
 	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"seq\":%llu}", user, (unsigned long long)seq);
 	struct gw_store_note n = {user, "c", id, seq, claims, strlen(claims), "{}", 2, 1000, 2000};
-	struct gw_store_done d = {jid, INST, &n, 1};
+	struct gw_store_done d = {jid, INST, &n, 1, seen};
 	return s->ops->record(s, &d, 1, res);
+}
+
+static int record(struct gw_store *s, uint64_t jid, const char *user, uint64_t seq, int *res)
+{
+	return record_seen(s, jid, user, seq, res, NULL);
 }
 
 static double now_s(void)
@@ -314,13 +320,118 @@ static void case_two_nodes(void)
 	b->ops->close(b);
 }
 
+static struct gw_store *open_own(const char *node, int64_t claim_after, int take_own)
+{
+	const char *urls[] = {srv.url};
+	struct gw_store_options o = {GW_STORE_OS, 30 * 86400, 1000};
+	struct gw_store_cluster cl = {urls, 1, TIMEOUT_MS, claim_after, node, 1, 1, take_own};
+	struct gw_store *s = NULL;
+	char msg[400] = "";
+	CHECK_INT_EQ(gw_store_open_ex("redis", NULL, &o, &cl, &s, msg, sizeof(msg)), GW_STORE_OK);
+	return s;
+}
+
+static uint64_t journal_owned(struct gw_store *s, const char *payload, int *owned)
+{
+	struct gw_store_event ev = {INST, "t", 1, NULL, payload, strlen(payload)};
+	struct gw_store_journaled j = {0};
+	int rc = s->ops->journal(s, &ev, 1, 1000, 900, &j);
+	*owned = j.owned;
+	return rc ? 0 : j.id;
+}
+
+/* The owner of journal entry jid in the group's pending list ("" if none). */
+static void pel_owner(uint64_t jid, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	redisContext *c = fixture_connect(&srv);
+	char id[32];
+	snprintf(id, sizeof(id), "0-%llu", (unsigned long long)jid);
+	redisReply *r = c ? redisCommand(c, "XPENDING gw:journal gw %s %s 1", id, id) : NULL;
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->elements >= 2)
+		snprintf(out, outlen, "%s", r->element[0]->element[1]->str);
+	if (r)
+		freeReplyObject(r);
+	if (c)
+		redisFree(c);
+}
+
+/* take_own: the journaling node gets its new entry in the journal call and
+ * records it with no claim call (2 round trips in all); nobody's claim hands
+ * it out while the node lives; after claim_after without it, another node
+ * takes it over. An entry journaled while the group has an older
+ * undelivered one is not taken (skipping that one would lose it). */
+static void case_take_own(void)
+{
+	CHECK_INT_EQ(fixture_cmd(&srv, "FLUSHALL"), 0);
+	struct gw_store *a = open_own("own-a", 300, 1), *b = open_own("own-b", 300, 1);
+	if (!a || !b)
+		return;
+	int owned = 0, res = -1;
+	uint64_t trips = gw_stat_get(GW_STAT_redis_round_trips);
+	uint64_t taken = gw_stat_get(GW_STAT_redis_journal_owned);
+	uint64_t j1 = journal_owned(a, "mine", &owned);
+	uint64_t a_trips = gw_stat_get(GW_STAT_redis_round_trips) - trips;
+	CHECK(j1 && owned);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_redis_journal_owned) - taken, 1);
+	char who[64];
+	pel_owner(j1, who, sizeof(who));
+	CHECK_STR_EQ(who, "own-a");
+	struct claimed cb = {{0}, 0};
+	CHECK_INT_EQ(b->ops->claim(b, 10, take, &cb), GW_STORE_OK);
+	CHECK_INT_EQ(cb.n, 0);
+	trips = gw_stat_get(GW_STAT_redis_round_trips);
+	CHECK_INT_EQ(record(a, j1, "uo", 1, &res), GW_STORE_OK);
+	CHECK_INT_EQ(res, GW_STORE_OK);
+	/* a's round trips for j1: the journal call and the record call */
+	a_trips += gw_stat_get(GW_STAT_redis_round_trips) - trips;
+	CHECK_INT_EQ(a_trips, 2);
+	/* a takes j2 and stops before recording it: b takes it over */
+	uint64_t j2 = journal_owned(a, "orphan", &owned);
+	CHECK(j2 && owned);
+	a->ops->close(a);
+	cb.n = 0;
+	uint64_t claimed = gw_stat_get(GW_STAT_redis_claimed);
+	for (int i = 0; i < 40 && cb.n < 1; i++) {
+		fixture_sleep_ms(100);
+		CHECK_INT_EQ(b->ops->claim(b, 10, take, &cb), GW_STORE_OK);
+	}
+	CHECK(cb.n == 1 && cb.ids[0] == j2);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_redis_claimed) - claimed, 1);
+	CHECK_INT_EQ(record(b, j2, "uo", 2, &res), GW_STORE_OK);
+	CHECK_INT_EQ(res, GW_STORE_OK);
+	/* a node that does not take its own leaves j3 undelivered: b's j4 is
+	 * then not b's either, and a claim hands out both, in order */
+	struct gw_store *n = open_own("own-n", 300, 0);
+	if (!n)
+		return;
+	uint64_t j3 = journal_owned(n, "nobody's", &owned);
+	CHECK(j3 && !owned);
+	uint64_t j4 = journal_owned(b, "behind", &owned);
+	CHECK(j4 > j3 && !owned);
+	cb.n = 0;
+	CHECK_INT_EQ(b->ops->claim(b, 10, take, &cb), GW_STORE_OK);
+	CHECK(cb.n == 2 && cb.ids[0] == j3 && cb.ids[1] == j4);
+	/* caught up again: the next one is b's at once */
+	uint64_t j5 = journal_owned(b, "caught up", &owned);
+	CHECK(j5 > j4 && owned);
+	CHECK_INT_EQ(record(b, j3, "uo", 3, &res), GW_STORE_OK);
+	CHECK_INT_EQ(record(b, j4, "uo", 4, &res), GW_STORE_OK);
+	CHECK_INT_EQ(record(b, j5, "uo", 5, &res), GW_STORE_OK);
+	struct claimed left = {{0}, 0};
+	CHECK_INT_EQ(b->ops->pending(b, take, &left), GW_STORE_OK);
+	CHECK_INT_EQ(left.n, 0);
+	n->ops->close(n);
+	b->ops->close(b);
+}
+
 /* Cluster mode's contiguous check: a seq that skips one is refused (nothing
  * written), the next one is taken; the plain check takes any seq above. */
 static void case_contiguous(void)
 {
 	const char *urls[] = {srv.url};
 	struct gw_store_options o = {GW_STORE_OS, 30 * 86400, 1000};
-	struct gw_store_cluster cl = {urls, 1, TIMEOUT_MS, 10000, "nc", 1, 1};
+	struct gw_store_cluster cl = {urls, 1, TIMEOUT_MS, 10000, "nc", 1, 1, 0};
 	struct gw_store *s = NULL;
 	char msg[400] = "";
 	CHECK_INT_EQ(gw_store_open_ex("redis", NULL, &o, &cl, &s, msg, sizeof(msg)), GW_STORE_OK);
@@ -329,8 +440,10 @@ static void case_contiguous(void)
 	int res;
 	uint64_t j1 = journal(s, "c1"), j2 = journal(s, "c2"), j3 = journal(s, "c3");
 	CHECK_INT_EQ(record(s, j1, "uc", 1, &res), GW_STORE_OK);
-	CHECK_INT_EQ(record(s, j2, "uc", 3, &res),
+	uint64_t seen = GW_STORE_SEQ_UNKNOWN;
+	CHECK_INT_EQ(record_seen(s, j2, "uc", 3, &res, &seen),
 		     GW_STORE_ERR_SEQ); /* 2 was taken by a pass never recorded */
+	CHECK_INT_EQ(seen, 1); /* the refusal carries the stored seq: no read needed */
 	uint64_t seq = 0;
 	CHECK_INT_EQ(s->ops->max_seq(s, INST, "uc", &seq), GW_STORE_OK);
 	CHECK_INT_EQ(seq, 1);
@@ -390,7 +503,7 @@ static void case_two_shards(void)
 	CHECK(on[0] > 0 && on[1] > 0);
 	fprintf(stderr, "  (20 users: %zu on shard 0, %zu on shard 1)\n", on[0], on[1]);
 	uint64_t j = journal(s, "fan");
-	struct gw_store_done d = {j, INST, notes, 20};
+	struct gw_store_done d = {j, INST, notes, 20, NULL};
 	int res = -1;
 	CHECK_INT_EQ(s->ops->record(s, &d, 1, &res), GW_STORE_OK);
 	CHECK_INT_EQ(res, GW_STORE_OK);
@@ -418,8 +531,11 @@ static void case_two_shards(void)
 	struct gw_store_note two[2] = {
 		{on1, "c", "x1", 2, "{\"v\":1}", 7, "{}", 2, 1000, 2000},
 		{on0, "c", "x0", 1, "{}", 2, "{}", 2, 1000, 2000}}; /* on0 already has 1 */
-	struct gw_store_done dc = {jc, INST, two, 2};
+	uint64_t seen[2] = {GW_STORE_SEQ_UNKNOWN, GW_STORE_SEQ_UNKNOWN};
+	struct gw_store_done dc = {jc, INST, two, 2, seen};
 	CHECK_INT_EQ(s->ops->record(s, &dc, 1, &res), GW_STORE_ERR_SEQ);
+	/* the refusal (shard 0) tells on0's stored seq; shard 1 took its note */
+	CHECK(seen[1] == 1 && seen[0] == GW_STORE_SEQ_UNKNOWN);
 	two[0].claims = "{\"v\":2}";
 	two[1].seq = 2;
 	CHECK_INT_EQ(s->ops->record(s, &dc, 1, &res), GW_STORE_OK);
@@ -431,6 +547,12 @@ static void case_two_shards(void)
 	CHECK_INT_EQ(s->ops->since(s, INST, on0, all, 1, 1, 10, &p1), GW_STORE_OK);
 	CHECK(p1.count == 1 && p1.max_seq == 2);
 	gw_store_page_free(&p1);
+	/* the re-read after a conflict: every user's seq, one round trip per shard */
+	const char *ins[3] = {INST, INST, INST}, *us[3] = {on1, "nobody", on0};
+	uint64_t got[3] = {9, 9, 9}, rt = gw_stat_get(GW_STAT_redis_round_trips);
+	CHECK_INT_EQ(s->ops->max_seqs(s, ins, us, 3, got), GW_STORE_OK);
+	CHECK(got[0] == 2 && got[1] == 0 && got[2] == 2);
+	CHECK_INT_EQ(gw_stat_get(GW_STAT_redis_round_trips) - rt, 2);
 	struct claimed left = {{0}, 0};
 	CHECK_INT_EQ(s->ops->pending(s, take, &left), GW_STORE_OK);
 	CHECK_INT_EQ(left.n, 0);
@@ -458,6 +580,7 @@ int main(void)
 	case_killed_and_aof();
 	case_frozen();
 	case_two_nodes();
+	case_take_own();
 	case_contiguous();
 	case_wiped_epoch();
 	case_two_shards();
