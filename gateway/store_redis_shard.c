@@ -356,7 +356,8 @@ static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const 
 		}
 		if (rep->type == REDIS_REPLY_ERROR) {
 			const char *t = strncmp(rep->str, "ERR ", 4) ? rep->str : rep->str + 4;
-			rc = !strncmp(t, "SEQ", 3) && (!t[3] || t[3] == ' ') ? GW_STORE_ERR_SEQ : GW_STORE_ERR_IO;
+			rc = !strncmp(t, "SEQ", 3) && (!t[3] || t[3] == ' ') ? GW_STORE_ERR_SEQ
+									     : GW_STORE_ERR_IO;
 			if (rc == GW_STORE_ERR_IO) {
 				gw_stat_inc(GW_STAT_redis_errors);
 				freeReplyObject(rep);
@@ -373,6 +374,17 @@ static int eval(struct rstore *r, struct shard *sh, int which, int nargs, const 
 	free(alen);
 	pthread_mutex_unlock(&sh->lock);
 	return rc;
+}
+
+/* A reply that is missing or an error: counted and freed (1); else 0. */
+static int reply_failed(redisReply *rep)
+{
+	if (rep && rep->type != REDIS_REPLY_ERROR)
+		return 0;
+	gw_stat_inc(GW_STAT_redis_errors);
+	if (rep)
+		freeReplyObject(rep);
+	return 1;
 }
 
 int rs_ping(struct rstore *r, struct shard *sh)
@@ -399,12 +411,8 @@ int rs_ping(struct rstore *r, struct shard *sh)
 			snprintf(sh->replid, sizeof(sh->replid), "%s", replid);
 	}
 	pthread_mutex_unlock(&sh->lock);
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		gw_stat_inc(GW_STAT_redis_errors);
-		if (rep)
-			freeReplyObject(rep);
+	if (reply_failed(rep))
 		return GW_STORE_ERR_IO;
-	}
 	freeReplyObject(rep);
 	return GW_STORE_OK;
 }
@@ -419,12 +427,8 @@ int rs_command(struct rstore *r, struct shard *sh, int argc, const char **argv, 
 		return rc;
 	redisReply *rep = gw_redis_conn_cmd(&sh->conn, argc, argv, NULL);
 	pthread_mutex_unlock(&sh->lock);
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		gw_stat_inc(GW_STAT_redis_errors);
-		if (rep)
-			freeReplyObject(rep);
+	if (reply_failed(rep))
 		return GW_STORE_ERR_IO;
-	}
 	*out = rep;
 	return GW_STORE_OK;
 }

@@ -8,18 +8,16 @@
 // Forge does and delivered once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 
-import { startGateway, tempDir } from './lib/gateway.mjs';
+import { startGateway } from './lib/gateway.mjs';
 import { makeKeys, mintFit } from './lib/keys.mjs';
 import { postEvent } from './lib/http.mjs';
 import { bugEvent, envelope, uniqueUser } from './lib/events.mjs';
 import { startRedis } from './lib/redis.mjs';
 import {
   assertContiguous, assertExactlyOnce, assertSubscribers, descsOf, metric, postRetrying, redisCli, seqsOf, tab,
-  userHash, waitReadyz,
+  sharedSigningKey, userHash, waitReadyz,
 } from './lib/cluster.mjs';
 
 let keys, redis, keyDir, signingKey;
@@ -29,10 +27,7 @@ const CLAIM_AFTER = 1500;  // ms: cluster.claim_after
 before(async () => {
   keys = await makeKeys({ subscriber: 'es256' });
   redis = await startRedis({ aof: true, appendfsync: 'always' });
-  keyDir = tempDir('ngw-restart-key-');
-  signingKey = path.join(keyDir, 'signing-key.pem');
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(signingKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  ({ keyDir, signingKey } = sharedSigningKey('ngw-restart-key-'));
 });
 after(async () => {
   await redis?.stop();

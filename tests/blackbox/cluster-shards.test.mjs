@@ -11,11 +11,9 @@
 // notifications once the shard thaws, exactly once, seq contiguous.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 
-import { startGateway, tempDir } from './lib/gateway.mjs';
+import { startGateway } from './lib/gateway.mjs';
 import { makeKeys, gatewayJwks, mintFit } from './lib/keys.mjs';
 import { getJson, postEvent } from './lib/http.mjs';
 import { claimsOf, verifyNotification } from './lib/notification.mjs';
@@ -23,7 +21,7 @@ import { bugEvent, envelope, uniqueUser, updatedEvent } from './lib/events.mjs';
 import { startRedis } from './lib/redis.mjs';
 import {
   assertContiguous, assertExactlyOnce, assertSubscribers, descsOf, lastSeq, metric, redisCli, seqsOf, shardOf, tab,
-  userHash, waitReadyz,
+  sharedSigningKey, userHash, waitReadyz,
 } from './lib/cluster.mjs';
 
 let keys, shards, keyDir, signingKey;
@@ -33,10 +31,7 @@ const CLAIM_AFTER = 1500;  // ms: cluster.claim_after
 before(async () => {
   keys = await makeKeys({ subscriber: 'es256' });
   shards = [await startRedis({ aof: true }), await startRedis({ aof: true })];
-  keyDir = tempDir('ngw-shards-key-');
-  signingKey = path.join(keyDir, 'signing-key.pem');
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(signingKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  ({ keyDir, signingKey } = sharedSigningKey('ngw-shards-key-'));
 });
 after(async () => {
   for (const r of shards || []) await r?.stop();

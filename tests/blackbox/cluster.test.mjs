@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -21,6 +21,7 @@ import { WsClient } from './lib/ws.mjs';
 import { claimsOf, verifyNotification } from './lib/notification.mjs';
 import { bugEvent, envelope, uniqueUser } from './lib/events.mjs';
 import { startGateProxy, startRedis } from './lib/redis.mjs';
+import { sharedSigningKey } from './lib/cluster.mjs';
 
 let keys, redis, keyDir, signingKey;
 const CLAIM_AFTER = 1500; // ms: a dead node's events are taken over after this
@@ -29,11 +30,7 @@ const TIMEOUT = 800;      // ms: cluster.timeout
 before(async () => {
   keys = await makeKeys({ subscriber: 'es256' });
   redis = await startRedis({ aof: true });
-  // every node signs with the same key (one JWKS for the whole cluster)
-  keyDir = tempDir('ngw-cluster-key-');
-  signingKey = path.join(keyDir, 'signing-key.pem');
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(signingKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  ({ keyDir, signingKey } = sharedSigningKey('ngw-cluster-key-'));
 });
 after(async () => {
   await redis?.stop();

@@ -2,13 +2,17 @@
 // a user's shard and channel as the gateway computes them (docs/cluster.md,
 // "Keys"), redis-cli on a shard, tabs that subscribe (and resume with since),
 // posting with Forge's retry of a 503, and the exactly-once / contiguous
-// assertions. Every wait is bounded.
+// assertions, and the one signing key every node of a cluster shares. Every
+// wait is bounded.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 import { INSTALLATION, mintFit, mintSub } from './keys.mjs';
 import { getJson, postEvent } from './http.mjs';
+import { tempDir } from './gateway.mjs';
 import { WsClient } from './ws.mjs';
 import { claimsOf } from './notification.mjs';
 
@@ -130,3 +134,13 @@ export async function metric(gw, name, label) {
 }
 
 export { INSTALLATION };
+
+/** One ES256 signing key for every node of a test's cluster (one JWKS for
+ * the whole cluster), in a new temp dir: {keyDir, signingKey}. */
+export function sharedSigningKey(prefix) {
+  const keyDir = tempDir(prefix);
+  const signingKey = path.join(keyDir, 'signing-key.pem');
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(signingKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  return { keyDir, signingKey };
+}
