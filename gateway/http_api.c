@@ -501,6 +501,31 @@ static void intake_complete(struct gw_app *app, struct http_pss *pss)
 		pss->state = HTTP_WAITING_WORKER;
 }
 
+/* A verified request's body: its Content-Length is reserved against
+ * limits.body_budget and the body is read from now, within
+ * limits.body_timeout. 0; or 1 after answering 503 busy (and closing) when
+ * the bodies in flight would exceed the budget. */
+static int start_body(struct gw_app *app, struct http_pss *pss)
+{
+	size_t want = (size_t)pss->content_length;
+	if (app->http.body_bytes + want > (size_t)app->cfg.body_budget) {
+		char reason[96];
+		snprintf(reason, sizeof(reason),
+			 "bodies in flight %zu + %zu bytes over limits.body_budget %d", app->http.body_bytes,
+			 want, app->cfg.body_budget);
+		pss->close_after = 1;
+		pss->retry_after = 5;
+		gw_http_refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
+			       "too many event bodies in flight; retry later");
+		return 1;
+	}
+	app->http.body_bytes += want;
+	pss->budget_reserved = want;
+	pss->state = HTTP_READING_BODY;
+	pss->body_started_ns = gw_monotonic_ns();
+	return 0;
+}
+
 /* The whole body came in the headers' read, before the FIT went to a worker
  * (await_verdict): one job verifies the FIT and takes the event (intake.c
  * verifies when job->fit is NULL). The answer settles the address's standing
@@ -509,23 +534,10 @@ static void fit_with_body(struct gw_app *app, struct http_pss *pss)
 {
 	lws_sul_cancel(&pss->fit_sul);
 	pss->fit_deferred = 0;
-	size_t want = (size_t)pss->content_length;
-	if (app->http.body_bytes + want > (size_t)app->cfg.body_budget) {
-		char reason[96];
-		snprintf(reason, sizeof(reason),
-			 "bodies in flight %zu + %zu bytes over limits.body_budget %d", app->http.body_bytes,
-			 want, app->cfg.body_budget);
+	if (start_body(app, pss)) {
 		unverified_uncount(app, pss);
-		pss->close_after = 1;
-		pss->retry_after = 5;
-		gw_http_refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
-			       "too many event bodies in flight; retry later");
 		return;
 	}
-	app->http.body_bytes += want;
-	pss->budget_reserved = want;
-	pss->state = HTTP_READING_BODY;
-	pss->body_started_ns = gw_monotonic_ns();
 	gw_stat_inc(GW_STAT_events_fit_checked_with_body);
 	intake_complete(app, pss);
 }
@@ -589,22 +601,8 @@ static void verdict(struct gw_app *app, struct http_pss *pss, struct gw_outbox_i
 	pss->fit_claims = item->claims;
 	item->claims = NULL;
 	gw_outbox_item_free(item);
-	size_t want = (size_t)pss->content_length;
-	if (app->http.body_bytes + want > (size_t)app->cfg.body_budget) {
-		char reason[96];
-		snprintf(reason, sizeof(reason),
-			 "bodies in flight %zu + %zu bytes over limits.body_budget %d", app->http.body_bytes,
-			 want, app->cfg.body_budget);
-		pss->close_after = 1;
-		pss->retry_after = 5;
-		gw_http_refuse(pss, GW_STAT_events_rejected_body_budget, GW_LOG_WARN, 503, reason, "busy",
-			       "too many event bodies in flight; retry later");
+	if (start_body(app, pss))
 		return;
-	}
-	app->http.body_bytes += want;
-	pss->budget_reserved = want;
-	pss->state = HTTP_READING_BODY;
-	pss->body_started_ns = gw_monotonic_ns();
 	if (pss->body_done) { /* the whole body came with the headers */
 		intake_complete(app, pss);
 		return;

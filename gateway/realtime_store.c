@@ -198,6 +198,28 @@ static int same_patterns(const struct gw_conn *a, const struct gw_conn *b)
 	return 1;
 }
 
+/* Tab o hears that ids[0, n) (in contexts ctxs) changed to `read`: only the
+ * ids its own token covers, with its own unread count, read on a worker
+ * (unread_done); nothing when it covers none. ctxs NULL (an engine without
+ * contexts): nothing, that tab reads its inbox. */
+static void tell_tab_marked(struct gw_conn *o, int read, const char *const *ids, const char *const *ctxs,
+			    size_t n)
+{
+	struct gw_store_req *q = gw_store_req_new(GW_SOP_UNREAD);
+	int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
+		 !copy_allowed(o, q) && (q->ids = calloc(n ? n : 1, sizeof(char *)));
+	for (size_t i = 0; ok && i < n; i++)
+		if (ctxs && gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL, ctxs[i]) &&
+		    !(q->ids[q->nids++] = strdup(ids[i])))
+			ok = 0;
+	if (ok && q->nids) {
+		q->read = read;
+		push_store_req(o, q);
+	} else {
+		gw_store_req_free(q);
+	}
+}
+
 /* Read state changed: every open connection of the user hears of it (each
  * only of the ids in contexts its own token covers, with its own unread
  * count); when nothing changed only the sender does, with ids []. */
@@ -232,23 +254,9 @@ static void marked_done(struct gw_app *app, struct gw_conn *c, struct gw_store_r
 						       "read", read, "unread", (json_int_t)r->marked.unread));
 				continue;
 			}
-			/* Another token: its own ids and its own count, read on a worker. */
-			struct gw_store_req *q = gw_store_req_new(GW_SOP_UNREAD);
-			int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
-				 !copy_allowed(o, q) && (q->ids = calloc(r->marked.count, sizeof(char *)));
-			for (size_t i = 0; ok && i < r->marked.count; i++)
-				if (r->marked
-					    .ctxs && /* an engine without contexts: that tab reads its inbox */
-				    gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL,
-						     r->marked.ctxs[i]) &&
-				    !(q->ids[q->nids++] = strdup(r->marked.ids[i])))
-					ok = 0;
-			if (ok && q->nids) {
-				q->read = read;
-				push_store_req(o, q);
-			} else {
-				gw_store_req_free(q);
-			}
+			/* Another token: its own ids and its own count. */
+			tell_tab_marked(o, read, (const char *const *)r->marked.ids,
+					(const char *const *)r->marked.ctxs, r->marked.count);
 		}
 	/* Cluster mode: the user's tabs on the other nodes (gw_realtime_remote_marked there). */
 	if (app->redis_broker)
@@ -267,21 +275,7 @@ void gw_realtime_remote_marked(void *ud, const char *inst, const char *user, int
 			if (o->state != RT_READY || !o->user || strcmp(o->user, user) ||
 			    strcmp(o->installation, inst))
 				continue;
-			/* its own ids and its own unread count, read on a worker */
-			struct gw_store_req *q = gw_store_req_new(GW_SOP_UNREAD);
-			int ok = q && (q->inst = strdup(o->installation)) && (q->user = strdup(o->user)) &&
-				 !copy_allowed(o, q) && (q->ids = calloc(n, sizeof(char *)));
-			for (size_t i = 0; ok && i < n; i++)
-				if (gw_store_visible((const char *const *)o->allowed, o->nallowed, NULL,
-						     ctxs[i]) &&
-				    !(q->ids[q->nids++] = strdup(ids[i])))
-					ok = 0;
-			if (ok && q->nids) {
-				q->read = read;
-				push_store_req(o, q);
-			} else {
-				gw_store_req_free(q);
-			}
+			tell_tab_marked(o, read, ids, ctxs, n);
 		}
 }
 

@@ -195,7 +195,8 @@ static void cluster_service(struct gw_app *app)
 	for (size_t i = 0; i < n; i++) {
 		/* generation before readiness: a subscriber made again in
 		 * between only has its frames held (newer than accepted) */
-		uint64_t gen = gw_broker_redis_shard_generation(b, i), acc = gw_broker_redis_shard_accepted(b, i);
+		uint64_t gen = gw_broker_redis_shard_generation(b, i),
+			 acc = gw_broker_redis_shard_accepted(b, i);
 		if (gen == acc || !gw_broker_redis_shard_ready(b, i))
 			continue; /* live, or held: the frames of a feed that had a gap */
 		/* Before the first readiness, gen > 1 means the subscriber was
@@ -421,6 +422,25 @@ static void set_fd_limit(struct gw_app *app, int after_context)
 		       (unsigned long long)was);
 }
 
+/* A start that failed once the store's threads began: stops every one of
+ * them that was started (each stop takes NULL; the claim thread before the
+ * journal it feeds), then the lws context. Returns 1. */
+static int start_failed(struct gw_app *app, const char *what)
+{
+	gw_log(GW_LOG_ERR, "cannot start %s", what);
+	gw_claimer_stop(app->claimer);
+	gw_journal_stop(app->journal);
+	gw_claimer_free(app->claimer);
+	app->claimer = NULL;
+	app->journal = NULL;
+	gw_recorder_stop(app->recorder);
+	app->recorder = NULL;
+	gw_store_probe_stop(app->store_probe);
+	app->store_probe = NULL;
+	lws_context_destroy(app->lws);
+	return 1;
+}
+
 int gw_server_run(struct gw_app *app)
 {
 	set_fd_limit(app, 0);
@@ -575,48 +595,18 @@ int gw_server_run(struct gw_app *app)
 		app->journal = gw_journal_start_inline(app, gw_intake_journaled);
 	else
 		app->journal = gw_journal_start(app, gw_intake_journaled);
-	if (!app->journal || (!inline_store && !(app->recorder = gw_recorder_start(app, gw_batch_finish)))) {
-		gw_log(GW_LOG_ERR, "cannot start the journal and recorder threads");
-		gw_journal_stop(app->journal);
-		app->journal = NULL;
-		gw_recorder_stop(app->recorder);
-		app->recorder = NULL;
-		lws_context_destroy(app->lws);
-		return 1;
-	}
+	if (!app->journal || (!inline_store && !(app->recorder = gw_recorder_start(app, gw_batch_finish))))
+		return start_failed(app, "the journal and recorder threads");
 	int claim_failed = 0;
 	app->claimer = gw_claimer_start(app, gw_intake_claim, &claim_failed);
-	if (claim_failed) {
-		gw_log(GW_LOG_ERR, "cannot start the claim thread");
-		gw_journal_stop(app->journal);
-		app->journal = NULL;
-		gw_recorder_stop(app->recorder);
-		app->recorder = NULL;
-		lws_context_destroy(app->lws);
-		return 1;
-	}
-	if (!(app->store_probe = gw_store_probe_start(app->store))) {
-		gw_log(GW_LOG_ERR, "cannot start the store probe thread");
-		gw_claimer_stop(app->claimer);
-		gw_journal_stop(app->journal);
-		gw_claimer_free(app->claimer);
-		app->claimer = NULL;
-		app->journal = NULL;
-		gw_recorder_stop(app->recorder);
-		app->recorder = NULL;
-		lws_context_destroy(app->lws);
-		return 1;
-	}
+	if (claim_failed)
+		return start_failed(app, "the claim thread");
+	if (!(app->store_probe = gw_store_probe_start(app->store)))
+		return start_failed(app, "the store probe thread");
 	if (gw_workers_start(app)) {
-		gw_log(GW_LOG_ERR, "cannot start worker threads");
 		gw_workq_close(&app->workq);
 		gw_workers_join(app);
-		gw_journal_stop(app->journal);
-		app->journal = NULL;
-		gw_store_probe_stop(app->store_probe);
-		app->store_probe = NULL;
-		lws_context_destroy(app->lws);
-		return 1;
+		return start_failed(app, "worker threads");
 	}
 	const char *host = app->cfg.listen_host;
 	int v6 = strchr(host, ':') != NULL;

@@ -18,7 +18,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 
-import { runCli, startGateway, tempDir } from './lib/gateway.mjs';
+import { runCli, startGateway, tempDir, waitFor } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
 import { postEvent, request } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
@@ -104,16 +104,6 @@ function admin(gw, reqPath, { method = 'GET', token = TOKEN, socketPath } = {}) 
     req.on('error', reject);
     req.end();
   });
-}
-
-async function waitFor(pred, what, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('admin listener', () => {

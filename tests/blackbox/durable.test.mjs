@@ -548,6 +548,27 @@ async function counter(gw, name) {
   return Number(m[1]);
 }
 
+/** Waits (bounded) until the gateway has processed n events, and asserts it. */
+async function allProcessed(gw, n) {
+  for (let i = 0; i < 300 && (await counter(gw, 'events_processed')) < n; i++) await new Promise((res) => setTimeout(res, 50));
+  assert.equal(await counter(gw, 'events_processed'), n);
+}
+
+/** Asserts that a replay of n notifications to a paused reader stalls: the
+ * replayed count stops growing (sampled every 100 ms) short of n, and the
+ * resume is not over. */
+async function replayStalls(gw, n) {
+  let replayed = -1;
+  for (let i = 0; i < 100; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    const now = await counter(gw, 'store_replayed');
+    if (now === replayed) break;
+    replayed = now;
+  }
+  assert.ok(replayed > 0 && replayed < n, `the replay did not stall: ${replayed} of ${n} replayed`);
+  assert.equal(await counter(gw, 'store_resumes'), 0, 'the resume is not under way');
+}
+
 describe('stop, memory store, slow consumer', () => {
   test('SIGTERM: everything accepted is stored, then 1001 with a reconnect delay within shutdown.reconnect_spread; the restart resumes', async () => {
     const dir = stateDir();
@@ -630,8 +651,7 @@ describe('stop, memory store, slow consumer', () => {
       // (which never makes a reading client a slow consumer): a burst of live
       // 8 kB frames after the replay could exceed this test's 64 KiB budget
       // on a loaded machine; live frames during a replay have their own test below.
-      for (let i = 0; i < 300 && (await counter(gw, 'events_processed')) < n; i++) await new Promise((res) => setTimeout(res, 50));
-      assert.equal(await counter(gw, 'events_processed'), n);
+      await allProcessed(gw, n);
       const r = await connect(gw, user, ['*'], 'resume');
       r.c.send({ op: 'subscribe', ctx: '*', since: { epoch: r.connected.epoch, seq: first.length } });
       assert.equal((await r.c.waitOp('subscribed', { timeout: 15000 })).recovered, true);
@@ -655,23 +675,14 @@ describe('stop, memory store, slow consumer', () => {
       // take (here ~2 MB; the sender's grow to tcp_wmem max, 4 MiB by
       // default), all recorded before the resume.
       for (let i = 0; i < 80; i++) await round();
-      for (let i = 0; i < 300 && (await counter(gw, 'events_processed')) < n; i++) await new Promise((res) => setTimeout(res, 50));
-      assert.equal(await counter(gw, 'events_processed'), n);
+      await allProcessed(gw, n);
       // The resume stalls (its reader is paused) while more events arrive
       // live: they are held, and soon more than the budget.
       const r = await connect(gw, user, ['*'], 'resume');
       r.c.send({ op: 'subscribe', ctx: '*', since: { epoch: r.connected.epoch, seq: 0 } });
       r.c.ws._socket.pause();
       // The replay stalls: the reader's kernel buffers and half the budget full.
-      let replayed = -1;
-      for (let i = 0; i < 100; i++) {
-        await new Promise((res) => setTimeout(res, 100));
-        const now = await counter(gw, 'store_replayed');
-        if (now === replayed) break;
-        replayed = now;
-      }
-      assert.ok(replayed > 0 && replayed < n, `the replay did not stall: ${replayed} of ${n} replayed`);
-      assert.equal(await counter(gw, 'store_resumes'), 0, 'the resume is not under way');
+      await replayStalls(gw, n);
       const closedBefore = await counter(gw, 'ws_slow_consumer_closed');
       for (let i = 0; i < 20 && (await counter(gw, 'store_live_deferred')) < 1 && (await counter(gw, 'ws_slow_consumer_closed')) === closedBefore; i++) await round();
       await round(); // and more after the held frames were given up
@@ -702,22 +713,13 @@ describe('stop, memory store, slow consumer', () => {
         return post(gw, bugEvent({ key, assignee: user, summary: `${big}${n++}` }));
       };
       for (let i = 0; i < 80; i++) await Promise.all(Array.from({ length: 10 }, () => one('SB-1')));
-      for (let i = 0; i < 300 && (await counter(gw, 'events_processed')) < n; i++) await new Promise((res) => setTimeout(res, 50));
-      assert.equal(await counter(gw, 'events_processed'), n);
+      await allProcessed(gw, n);
       const r = await connect(gw, user, ['jira:issue:SA-1', 'jira:issue:SB-1'], 'two');
       r.c.send({ op: 'subscribe', ctx: 'jira:issue:SA-1' });
       await r.c.waitOp('subscribed');
       r.c.send({ op: 'subscribe', ctx: 'jira:issue:SB-1', since: { epoch: r.connected.epoch, seq: 0 } });
       r.c.ws._socket.pause();
-      let replayed = -1;
-      for (let i = 0; i < 100; i++) {
-        await new Promise((res) => setTimeout(res, 100));
-        const now = await counter(gw, 'store_replayed');
-        if (now === replayed) break;
-        replayed = now;
-      }
-      assert.ok(replayed > 0 && replayed < n, `the replay did not stall: ${replayed} of ${n} replayed`);
-      assert.equal(await counter(gw, 'store_resumes'), 0, 'the resume is not under way');
+      await replayStalls(gw, n);
       const mixed = () => Promise.all(Array.from({ length: 10 }, (_, k) => one(k % 2 ? 'SA-1' : 'SB-1')));
       for (let i = 0; i < 20 && (await counter(gw, 'store_live_deferred')) < 1; i++) await mixed();
       await mixed();

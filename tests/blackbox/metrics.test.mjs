@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 
-import { startGateway } from './lib/gateway.mjs';
+import { startGateway, waitFor } from './lib/gateway.mjs';
 import { makeKeys, mintFit, mintSub } from './lib/keys.mjs';
 import { adminStatus, postEvent, request } from './lib/http.mjs';
 import { subscriber } from './lib/ws.mjs';
@@ -76,16 +76,6 @@ function seriesOf(counter) {
   for (const [prefix, fam] of [['events_rejected_', 'events_rejected'], ['forge_retries_', 'forge_retries']])
     if (counter.startsWith(prefix)) return `notify_gateway_${fam}_total{reason="${counter.slice(prefix.length)}"}`;
   return `notify_gateway_${counter}_total`;
-}
-
-async function waitFor(pred, what, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('/metrics', () => {

@@ -226,3 +226,15 @@ export function writeTemp(dir, name, text) {
   writeFileSync(p, text, { mode: 0o600 });
   return p;
 }
+
+/** Polls pred every 25 ms until it returns something truthy (returned), or
+ * throws `timed out waiting for <what>` after timeout ms. */
+export async function waitFor(pred, what, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
